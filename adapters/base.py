@@ -1,0 +1,64 @@
+"""The adapter interface: a ``Source`` fetches bytes and knows the codec that reads them.
+
+Adapters are the only place (with ``exchange/``) that touches the network or the disk. Each
+validates its own settings with a pydantic model, so a bad key is named at config load.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from feeds.waze import WazeSnapshot
+
+__all__ = ["Fetched", "Source", "Watermark"]
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """What the last committed poll of a source saw, for conditional requests."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One fetch: the body, or ``None`` when the upstream said nothing changed (HTTP 304)."""
+
+    body: bytes | None
+    location: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class Source(ABC):
+    """A source of events. Subclasses set ``kind`` and ``settings_model``."""
+
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+        self.name = name
+        self.settings: Any = self.settings_model.model_validate(settings)
+
+    @property
+    @abstractmethod
+    def namespace(self) -> str:
+        """The id namespace of this source's events (shared by overlapping sources of one family)."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the source reads from, safe to log (secrets redacted)."""
+
+    @abstractmethod
+    def fetch(self, watermark: Watermark) -> Fetched:
+        """Read the current payload. Raises ``FetchError`` subclasses, never foreign exceptions."""
+
+    @abstractmethod
+    def read(self, body: bytes) -> WazeSnapshot:
+        """Read a payload into a snapshot. Raises ``FeedError`` when the payload is unusable."""

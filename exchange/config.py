@@ -1,0 +1,210 @@
+"""Configuration: one TOML file validated by pydantic, then ``EXCHANGE_*`` environment overrides.
+
+The file is read only from ``--config`` or ``$EXCHANGE_CONFIG``; it is never searched for in the
+working directory, so what runs is always what was named. Secrets (partner tokens) are never in
+the file: a source names the environment variable that holds its token (``token_env``).
+
+Environment overrides: ``EXCHANGE_DATABASE_URL``, ``EXCHANGE_DATA_DIR``, ``EXCHANGE_TIMEZONE``,
+``EXCHANGE_LOG_LEVEL``, and any nested key as ``EXCHANGE_<SECTION>__<KEY>``
+(e.g. ``EXCHANGE_LIFECYCLE__END_AFTER_MISSED_POLLS=5``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from exchange.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DatabaseConfig",
+    "LifecycleConfig",
+    "SourceConfig",
+    "default_config",
+    "load_config",
+]
+
+DEFAULT_DATA_DIR = Path("~/.local/share/traffic-exchange")
+
+
+class DatabaseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite file exchange.db in the data directory. "
+        "postgresql://user@host/db selects PostgreSQL (psycopg 3).",
+    )
+
+
+class LifecycleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    end_after_missed_polls: int = Field(
+        default=3, ge=1, le=1000,
+        description="A crowd event missing from this many consecutive good polls is ended.",
+    )
+    suspect_ratio: float = Field(
+        default=0.2, gt=0, le=1,
+        description="A poll whose item count for a kind is below this share of the recent median is "
+        "suspect: it ends nothing of that kind.",
+    )
+    suspect_window: int = Field(default=5, ge=1, le=100, description="How many recent polls form the median.")
+
+
+class SourceConfig(BaseModel):
+    """One ``[[sources]]`` entry. ``kind`` picks the adapter; the remaining keys are the adapter's own."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$", description="Unique name, used on the CLI.")
+    kind: str = Field(default="waze-feed", description="Adapter name (see `exchange sources kinds`) or dotted path.")
+    enabled: bool = True
+    interval_s: int = Field(default=120, ge=5, description="Seconds between polls in `exchange run`.")
+    jitter_s: int = Field(default=10, ge=0, description="Random delay added to each poll, seconds.")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The keys that belong to the adapter."""
+        return dict(self.model_extra or {})
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timezone: str = Field(default="UTC", description="IANA time zone of the city, e.g. America/New_York.")
+    data_dir: Path | None = Field(default=None, description="Where the SQLite store and caches live.")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    path: Path | None = Field(default=None, exclude=True, description="The file this was read from.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> Config:
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.name in seen:
+                raise ValueError(f"source name {source.name!r} is used twice")
+            seen.add(source.name)
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        env = os.environ.get("EXCHANGE_DATA_DIR")
+        chosen = Path(env) if env else self.data_dir or DEFAULT_DATA_DIR
+        return chosen.expanduser()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.resolved_data_dir / 'exchange.db'}"
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        from exchange.errors import NotFound
+
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise NotFound(f"unknown source {name!r} (known: {known})")
+
+
+def default_config() -> Config:
+    """What runs without a file: the embedded SQLite store and one Waze source named ``waze``."""
+    return _validate(_environment_overrides({"sources": [{"name": "waze", "kind": "waze-feed", "url": ""}]}), None)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read ``path`` (or ``$EXCHANGE_CONFIG``), apply environment overrides, validate."""
+    if path is None and os.environ.get("EXCHANGE_CONFIG"):
+        path = Path(os.environ["EXCHANGE_CONFIG"])
+    if path is None:
+        return default_config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    _resolve_relative_paths(raw, path.parent)
+    return _validate(_environment_overrides(raw), path)
+
+
+def _validate(raw: dict[str, Any], path: Path | None) -> Config:
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _location(raw, first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        origin = f"{path}: " if path else "configuration: "
+        raise ConfigError(f"{origin}{where}: {message}") from exc
+    config.path = path
+    from adapters import validate_source_settings
+
+    for source in config.sources:
+        validate_source_settings(source)
+    return config
+
+
+def _location(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int) and parts:
+            parts[-1] = f"{parts[-1]}[{part}]"
+        else:
+            parts.append(str(part))
+    return ".".join(parts) or "(top level)"
+
+
+def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
+    """Local feed paths and the data dir in a config file are relative to that file, not the cwd."""
+    if isinstance(raw.get("data_dir"), str) and not Path(raw["data_dir"]).expanduser().is_absolute():
+        raw["data_dir"] = str((base / raw["data_dir"]).resolve())
+    for source in raw.get("sources") or []:
+        url = source.get("url") if isinstance(source, dict) else None
+        if isinstance(url, str) and url and "://" not in url and not Path(url).is_absolute():
+            source["url"] = str((base / url).resolve())
+
+
+def _environment_overrides(raw: dict[str, Any]) -> dict[str, Any]:
+    flat = {
+        "EXCHANGE_DATABASE_URL": ("database", "url"),
+        "EXCHANGE_TIMEZONE": ("timezone",),
+        "EXCHANGE_LOG_LEVEL": ("log_level",),
+    }
+    for name, value in os.environ.items():
+        if not name.startswith("EXCHANGE_"):
+            continue
+        if name in flat:
+            keys: tuple[str, ...] = flat[name]
+        elif "__" in name:
+            keys = tuple(part.lower() for part in name.removeprefix("EXCHANGE_").split("__"))
+        else:
+            continue
+        target = raw
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{name}: {key} is not a section")
+        target[keys[-1]] = value
+    return raw

@@ -1,0 +1,158 @@
+"""Opening the store: engine, schema version check, migrations.
+
+SQLite (the embedded default) creates or upgrades its schema by itself on open. On PostgreSQL,
+shared by several instances, schema changes are an explicit step: a schema behind the code is
+an error that names ``exchange db upgrade``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from exchange.errors import SchemaOutdated, StoreError
+from exchange.schema import SCHEMA_REVISION
+
+__all__ = ["current_revision", "normalize_url", "open_store", "redact_url", "upgrade", "writing"]
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean the psycopg 3 driver.
+
+    >>> normalize_url("postgresql://postgres@127.0.0.1/test")
+    'postgresql+psycopg://postgres@127.0.0.1/test'
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def redact_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def _json_dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, default=str)
+
+
+def open_store(url: str, *, auto_upgrade: bool | None = None) -> Engine:
+    """Connect, then make sure the schema is current.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL; ``postgresql://`` is read as ``postgresql+psycopg://``.
+    auto_upgrade
+        Create or upgrade the schema when behind. Defaults to True for SQLite, False otherwise.
+    """
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"invalid database URL {url!r}") from exc
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from exc
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    revision = current_revision(engine)
+    if revision != SCHEMA_REVISION:
+        if auto_upgrade if auto_upgrade is not None else is_sqlite:
+            upgrade(engine)
+        elif revision is None:
+            raise SchemaOutdated(
+                f"database {redact_url(url)} has no traffic-exchange schema; run `exchange db upgrade`"
+            )
+        else:
+            raise SchemaOutdated(
+                f"database schema is at revision {revision}, the code needs {SCHEMA_REVISION}; "
+                "run `exchange db upgrade`"
+            )
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own implicit BEGIN is switched off so that _sqlite_begin decides (SQLAlchemy recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writer takes the write lock up front: two deferred transactions that both read and then
+    # write would otherwise fail with "database is locked" instead of waiting their turn.
+    immediate = conn.get_execution_options().get("immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def writing(engine: Engine, lock: str | None = None) -> Iterator[Connection]:
+    """A write transaction; with ``lock``, writers of the same name take turns (also across processes).
+
+    On PostgreSQL the lock is a transaction-level advisory lock, so several daemons sharing one
+    store reconcile a given source one at a time; on SQLite the write lock is taken at BEGIN.
+    """
+    with engine.execution_options(immediate=True).begin() as conn:
+        if lock is not None and conn.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.blake2b(lock.encode(), digest_size=8).digest(), "big", signed=True)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield conn
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, read directly (cheap; no Alembic import)."""
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open database {redact_url(str(engine.url))}: {_reason(exc)}") from exc
+
+
+def upgrade(engine: Engine) -> str:
+    """Run every pending migration; returns the new revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"migration failed: {_reason(exc)}") from exc
+    return SCHEMA_REVISION
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's own first line, without SQLAlchemy's SQL echo and background link."""
+    original = getattr(exc, "orig", None)
+    message = str(original if original is not None else exc)
+    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__

@@ -1,0 +1,170 @@
+"""The domain model: one ``Event`` for every crowd report and city closure.
+
+This module imports nothing else of the project, so ``feeds/`` and ``adapters/`` may build on it.
+Coordinates inside the program are WGS84 ``[lon, lat]`` (GeoJSON order); times are UTC-aware.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Category",
+    "Event",
+    "ItemError",
+    "Kind",
+    "LineString",
+    "Origin",
+    "Point",
+    "Status",
+    "event_id",
+    "from_millis",
+    "to_millis",
+]
+
+
+class Kind(StrEnum):
+    """What an event is in its source's terms; part of the id because jam and irregularity ids collide."""
+
+    ALERT = "alert"
+    JAM = "jam"
+    IRREGULARITY = "irregularity"
+    CITY = "city"
+
+
+class Origin(StrEnum):
+    CROWD = "crowd"
+    CITY = "city"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+class Category(StrEnum):
+    ACCIDENT = "ACCIDENT"
+    JAM = "JAM"
+    HAZARD = "HAZARD"
+    ROAD_CLOSED = "ROAD_CLOSED"
+    CONSTRUCTION = "CONSTRUCTION"
+    POLICE = "POLICE"
+    MISC = "MISC"
+    IRREGULARITY = "IRREGULARITY"
+
+
+Position = tuple[float, float]
+
+
+def _check_position(pos: Position) -> Position:
+    lon, lat = pos
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise ValueError("coordinate is not a finite number")
+    if not -180.0 <= lon <= 180.0:
+        raise ValueError(f"longitude {lon} out of range [-180, 180]")
+    if not -90.0 <= lat <= 90.0:
+        raise ValueError(f"latitude {lat} out of range [-90, 90]")
+    return pos
+
+
+class Point(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: Literal["Point"] = "Point"
+    coordinates: Position
+
+    @field_validator("coordinates")
+    @classmethod
+    def _valid(cls, value: Position) -> Position:
+        return _check_position(value)
+
+
+class LineString(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: Literal["LineString"] = "LineString"
+    coordinates: list[Position] = Field(min_length=2)
+
+    @field_validator("coordinates")
+    @classmethod
+    def _valid(cls, value: list[Position]) -> list[Position]:
+        for pos in value:
+            _check_position(pos)
+        return value
+
+
+def event_id(namespace: str, kind: Kind | str, source_id: str) -> str:
+    """The stable id of an event: ``namespace:kind:source_id``.
+
+    The namespace is shared by sources that report the same upstream ids (several Waze managed
+    areas all use ``waze``), so one Waze uuid seen by two overlapping sources is one event.
+
+    >>> event_id("waze", Kind.JAM, "411005085")
+    'waze:jam:411005085'
+    """
+    return f"{namespace}:{Kind(kind).value}:{source_id}"
+
+
+def from_millis(ms: int | float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+
+
+def to_millis(when: datetime) -> int:
+    return round(when.timestamp() * 1000)
+
+
+class Event(BaseModel):
+    """One traffic event, crowd-reported or city-reported.
+
+    ``attributes`` keeps every field of the source record that has no typed home (and the typed ones
+    as the source spelled them), so nothing a feed sent is lost.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    id: str
+    source: str = Field(description="namespace of the source family, e.g. 'waze'")
+    kind: Kind
+    source_id: str = Field(description="the id in the source: Waze uuid or jam/irregularity id, as text")
+    origin: Origin
+    category: Category
+    type: str = Field(description="the source's own type, e.g. WEATHERHAZARD or NONE")
+    subtype: str | None = None
+    geometry: Point | LineString = Field(discriminator="type")
+    street: str | None = None
+    city: str | None = None
+    country: str | None = None
+    direction: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    status: Status = Status.ACTIVE
+
+    reliability: int | None = None
+    confidence: int | None = None
+    thumbs_up: int | None = None
+    report_rating: int | None = None
+    magvar: int | None = Field(default=None, description="reporter heading, degrees from north")
+    road_type: int | None = None
+    speed_kmh: float | None = None
+    delay_s: int | None = Field(default=None, description="seconds of delay; -1 means blocked")
+    level: int | None = Field(default=None, description="jam level 0 (free flow) to 5 (blocked)")
+    length_m: int | None = None
+    blocking_alert_uuid: str | None = None
+
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    digest: str = Field(default="", description="content hash of the source record")
+
+
+class ItemError(BaseModel):
+    """Why one item of a batch was not stored. Kept on the sync run; never aborts the batch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str | None = None
+    source_id: str | None = None
+    step: str = Field(description="pipeline step that refused it: parse, convert, store")
+    reason: str

@@ -1,0 +1,167 @@
+"""Formatting for the CLI: tables for people, json / jsonl / geojson / csv for scripts.
+
+Machine formats stream one record at a time, so ``inspect events --format jsonl`` on a large store
+starts printing at once and holds little in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+__all__ = ["Format", "event_record", "iso", "run_record", "source_record", "write_records"]
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    geojson = "geojson"
+    csv = "csv"
+
+
+def iso(ms: int | None, zone: ZoneInfo | None = None) -> str | None:
+    """Epoch milliseconds as ISO 8601: UTC with ``Z`` for machines, or in the city's zone for people."""
+    if ms is None:
+        return None
+    when = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    if zone is not None:
+        return when.astimezone(zone).isoformat(timespec="seconds")
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_EVENT_NUMBERS = (
+    "reliability", "confidence", "thumbs_up", "report_rating", "magvar", "road_type",
+    "speed_kmh", "delay_s", "level", "length_m", "blocking_alert_uuid",
+)
+
+
+def event_record(row: Any) -> dict[str, Any]:
+    """One stored event as the documented JSON object."""
+    m = row._mapping if hasattr(row, "_mapping") else row
+    record: dict[str, Any] = {
+        "id": m["id"],
+        "source": m["source"],
+        "kind": m["kind"],
+        "source_id": m["source_id"],
+        "origin": m["origin"],
+        "category": m["category"],
+        "type": m["type"],
+        "subtype": m["subtype"],
+        "status": m["status"],
+        "street": m["street"],
+        "city": m["city"],
+        "country": m["country"],
+        "direction": m["direction"],
+        "start_time": iso(m["start_ms"]),
+        "end_time": iso(m["end_ms"]),
+        "first_seen": iso(m["first_seen_ms"]),
+        "updated": iso(m["updated_ms"]),
+    }
+    for name in _EVENT_NUMBERS:
+        record[name] = m[name]
+    record["geometry"] = m["geometry"]
+    record["attributes"] = m["attributes"]
+    return record
+
+
+def run_record(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "id": m["id"],
+        "source": m["source"],
+        "status": m["status"],
+        "started": iso(m["started_ms"]),
+        "finished": iso(m["finished_ms"]),
+        "snapshot": iso(m["snapshot_ms"]),
+        **{key: m[key] for key in ("fetched", "new", "updated", "unchanged", "ended", "rejected")},
+        "message": m["message"],
+        "item_errors": m["item_errors"] or [],
+    }
+
+
+def source_record(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "name": m["name"],
+        "kind": m["kind"],
+        "namespace": m["namespace"],
+        "location": m["location"],
+        "active_events": m["active_events"],
+        "newest_snapshot": iso(m["newest_snapshot_ms"]),
+        "last_success": iso(m["last_success_ms"]),
+        "etag": m["etag"],
+    }
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def write_records(
+    records: Iterable[dict[str, Any]],
+    fmt: Format,
+    *,
+    columns: Sequence[str],
+    title: str = "",
+    out: IO[str] | None = None,
+    truncated_note: str | None = None,
+) -> int:
+    """Write records in ``fmt``; returns how many were written."""
+    out = out or sys.stdout
+    count = 0
+    if fmt is Format.table:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title or None, show_lines=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for record in records:
+            table.add_row(*("" if record.get(c) is None else str(record.get(c)) for c in columns))
+            count += 1
+        Console(file=out, width=200 if not out.isatty() else None).print(table)
+        if truncated_note:
+            print(truncated_note, file=sys.stderr)
+        return count
+    if fmt is Format.csv:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow(_csv_value(record.get(c)) for c in columns)
+            count += 1
+        return count
+    if fmt is Format.jsonl:
+        for record in records:
+            out.write(_dumps(record).decode() + "\n")
+            count += 1
+        return count
+    if fmt is Format.geojson:
+        out.write('{"type":"FeatureCollection","features":[')
+        for record in records:
+            properties = {k: v for k, v in record.items() if k != "geometry"}
+            feature = {"type": "Feature", "id": record.get("id"), "geometry": record.get("geometry"),
+                       "properties": properties}
+            out.write(("," if count else "") + "\n" + _dumps(feature).decode())
+            count += 1
+        out.write("\n]}\n")
+        return count
+    out.write("[")
+    for record in records:
+        out.write(("," if count else "") + "\n" + _dumps(record).decode())
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return _dumps(value).decode()
+    return value

@@ -1,0 +1,127 @@
+"""The store's tables (SQLAlchemy Core). Migrations in ``exchange/migrations`` create exactly these.
+
+Times are UTC epoch milliseconds in BIGINT columns: portable between SQLite and PostgreSQL,
+cheap to compare, and free of driver time-zone surprises.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: bump together with a new migration file; checked at every start without loading Alembic
+SCHEMA_REVISION = "0001"
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("kind", String(100), nullable=False),
+    Column("namespace", String(100), nullable=False),
+    Column("location", Text, nullable=False, doc="the feed URL with secrets redacted"),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("newest_snapshot_ms", BigInteger, doc="the newest snapshot time reconciled"),
+    Column("last_success_ms", BigInteger),
+    Column("recent_counts", JSON, doc="per kind, item counts of the last polls (suspect-feed guard)"),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(300), primary_key=True),
+    Column("source", String(100), nullable=False, doc="namespace, e.g. 'waze'"),
+    Column("kind", String(20), nullable=False),
+    Column("source_id", String(200), nullable=False),
+    Column("origin", String(10), nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("subtype", String(100)),
+    Column("street", Text),
+    Column("city", Text),
+    Column("country", String(20)),
+    Column("direction", String(30)),
+    Column("status", String(12), nullable=False),
+    Column("geometry", JSON, nullable=False),
+    Column("min_lon", Float, nullable=False),
+    Column("min_lat", Float, nullable=False),
+    Column("max_lon", Float, nullable=False),
+    Column("max_lat", Float, nullable=False),
+    Column("start_ms", BigInteger),
+    Column("end_ms", BigInteger),
+    Column("first_seen_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("reliability", Integer),
+    Column("confidence", Integer),
+    Column("thumbs_up", Integer),
+    Column("report_rating", Integer),
+    Column("magvar", Integer),
+    Column("road_type", Integer),
+    Column("speed_kmh", Float),
+    Column("delay_s", Integer),
+    Column("level", Integer),
+    Column("length_m", Integer),
+    Column("blocking_alert_uuid", String(200)),
+    Column("attributes", JSON, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Index("ix_events_source_kind", "source", "kind"),
+    Index("ix_events_status_category", "status", "category"),
+    Index("ix_events_start", "start_ms"),
+)
+
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("event_id", String(300), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("source_name", String(100), ForeignKey("sources.name", ondelete="CASCADE"), primary_key=True),
+    Column("missed", Integer, nullable=False, doc="consecutive good polls of this source without the event"),
+    Column("missing_since_ms", BigInteger, doc="snapshot time it was last seen, once missing"),
+    Index("ix_sightings_source", "source_name"),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(300), ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", Integer, ForeignKey("sync_runs.id", ondelete="SET NULL")),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("action", String(20), nullable=False, doc="created, updated, ended, reopened, history"),
+    Column("changes", JSON, doc="field -> [old, new]"),
+    Column("operator", String(100)),
+    Index("ix_revisions_event", "event_id"),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False, doc="ok, not-modified, duplicate, history, failed"),
+    Column("snapshot_ms", BigInteger),
+    Column("fetched", Integer, nullable=False, default=0),
+    Column("new", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("ended", Integer, nullable=False, default=0),
+    Column("rejected", Integer, nullable=False, default=0),
+    Column("item_errors", JSON),
+    Column("message", Text),
+    Index("ix_sync_runs_source", "source", "id"),
+)

@@ -1,0 +1,188 @@
+"""Rows <-> events, and the read queries behind ``exchange inspect``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, func, or_, select
+
+from exchange.errors import NotFound
+from exchange.model import Event, from_millis, to_millis
+from exchange.schema import events, revisions, sightings, sources, sync_runs
+
+__all__ = [
+    "EventFilter",
+    "count_events",
+    "event_to_row",
+    "get_event",
+    "iter_events",
+    "list_runs",
+    "list_sources",
+    "revisions_of",
+    "row_to_event",
+]
+
+_TYPED_FIELDS = (
+    "reliability", "confidence", "thumbs_up", "report_rating", "magvar", "road_type",
+    "speed_kmh", "delay_s", "level", "length_m", "blocking_alert_uuid",
+)
+
+
+def _bounds(coordinates: Any) -> tuple[float, float, float, float]:
+    if coordinates and isinstance(coordinates[0], (list, tuple)):
+        lons = [c[0] for c in coordinates]
+        lats = [c[1] for c in coordinates]
+        return min(lons), min(lats), max(lons), max(lats)
+    lon, lat = coordinates
+    return lon, lat, lon, lat
+
+
+def event_to_row(event: Event, *, now_ms: int) -> dict[str, Any]:
+    """The columns of ``events`` for an event (``first_seen_ms`` set to now; callers keep the old one)."""
+    geometry = event.geometry.model_dump(mode="json")
+    min_lon, min_lat, max_lon, max_lat = _bounds(geometry["coordinates"])
+    row: dict[str, Any] = {
+        "id": event.id,
+        "source": event.source,
+        "kind": event.kind.value,
+        "source_id": event.source_id,
+        "origin": event.origin.value,
+        "category": event.category.value,
+        "type": event.type,
+        "subtype": event.subtype,
+        "street": event.street,
+        "city": event.city,
+        "country": event.country,
+        "direction": event.direction,
+        "status": event.status.value,
+        "geometry": geometry,
+        "min_lon": min_lon,
+        "min_lat": min_lat,
+        "max_lon": max_lon,
+        "max_lat": max_lat,
+        "start_ms": to_millis(event.start_time) if event.start_time else None,
+        "end_ms": to_millis(event.end_time) if event.end_time else None,
+        "first_seen_ms": now_ms,
+        "updated_ms": now_ms,
+        "attributes": event.attributes,
+        "digest": event.digest,
+    }
+    for name in _TYPED_FIELDS:
+        row[name] = getattr(event, name)
+    return row
+
+
+def row_to_event(row: Any) -> Event:
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    return Event(
+        id=mapping["id"],
+        source=mapping["source"],
+        kind=mapping["kind"],
+        source_id=mapping["source_id"],
+        origin=mapping["origin"],
+        category=mapping["category"],
+        type=mapping["type"],
+        subtype=mapping["subtype"],
+        geometry=mapping["geometry"],
+        street=mapping["street"],
+        city=mapping["city"],
+        country=mapping["country"],
+        direction=mapping["direction"],
+        start_time=from_millis(mapping["start_ms"]) if mapping["start_ms"] is not None else None,
+        end_time=from_millis(mapping["end_ms"]) if mapping["end_ms"] is not None else None,
+        status=mapping["status"],
+        attributes=mapping["attributes"],
+        digest=mapping["digest"],
+        **{name: mapping[name] for name in _TYPED_FIELDS},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """What ``inspect events`` may filter on; ``None`` means any."""
+
+    source: str | None = None
+    kind: str | None = None
+    category: str | None = None
+    status: str | None = None
+    street: str | None = None
+    bbox: tuple[float, float, float, float] | None = None  # min_lon, min_lat, max_lon, max_lat
+    since: datetime | None = None
+    ids: Sequence[str] | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        conditions = []
+        if self.source:
+            conditions.append(events.c.source == self.source)
+        if self.kind:
+            conditions.append(events.c.kind == self.kind)
+        if self.category:
+            conditions.append(events.c.category == self.category.upper())
+        if self.status:
+            conditions.append(events.c.status == self.status)
+        if self.street:
+            conditions.append(func.lower(events.c.street).contains(self.street.lower(), autoescape=True))
+        if self.bbox:
+            min_lon, min_lat, max_lon, max_lat = self.bbox
+            conditions.append(
+                and_(events.c.max_lon >= min_lon, events.c.min_lon <= max_lon,
+                     events.c.max_lat >= min_lat, events.c.min_lat <= max_lat)
+            )
+        if self.since:
+            since_ms = to_millis(self.since)
+            conditions.append(or_(events.c.updated_ms >= since_ms, events.c.start_ms >= since_ms))
+        if self.ids is not None:
+            conditions.append(events.c.id.in_(list(self.ids)))
+        return query.where(*conditions) if conditions else query
+
+
+def iter_events(conn: Connection, where: EventFilter, *, limit: int | None = None) -> Iterator[Any]:
+    query = where.apply(select(events)).order_by(events.c.start_ms.desc().nulls_last(), events.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    yield from conn.execute(query)
+
+
+def count_events(conn: Connection, where: EventFilter) -> int:
+    return int(conn.execute(where.apply(select(func.count()).select_from(events))).scalar_one())
+
+
+def get_event(conn: Connection, event_id: str) -> Any:
+    row = conn.execute(select(events).where(events.c.id == event_id)).first()
+    if row is None:
+        raise NotFound(f"no event with id {event_id!r}")
+    return row
+
+
+def revisions_of(conn: Connection, event_id: str) -> list[Any]:
+    return list(conn.execute(select(revisions).where(revisions.c.event_id == event_id).order_by(revisions.c.id)))
+
+
+def seen_by(conn: Connection, event_id: str) -> list[Any]:
+    return list(conn.execute(select(sightings).where(sightings.c.event_id == event_id)))
+
+
+def list_runs(conn: Connection, *, source: str | None = None, limit: int | None = None) -> list[Any]:
+    query = select(sync_runs).order_by(sync_runs.c.id.desc())
+    if source:
+        query = query.where(sync_runs.c.source == source)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query))
+
+
+def list_sources(conn: Connection) -> list[Any]:
+    counts = (
+        select(sightings.c.source_name, func.count().label("active_events"))
+        .group_by(sightings.c.source_name)
+        .subquery()
+    )
+    query = (
+        select(sources, func.coalesce(counts.c.active_events, 0).label("active_events"))
+        .outerjoin(counts, counts.c.source_name == sources.c.name)
+        .order_by(sources.c.name)
+    )
+    return list(conn.execute(query))

@@ -1,0 +1,506 @@
+"""The sync pipeline: fetch -> read -> reconcile in one transaction -> record the run.
+
+``sync_source`` (``exchange sync``, the daemon) and ``ingest_payload`` (``exchange replay``) share
+everything after the fetch. A fetch or read failure, or any error while reconciling, leaves the
+store exactly as it was and records a failed run; a killed process leaves it as it was too,
+since nothing is committed before the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapters.base import Source, Watermark
+from exchange.config import LifecycleConfig
+from exchange.db import writing
+from exchange.errors import ExchangeError, FeedError, FetchError, ItemRejected, StoreError
+from exchange.model import Event, ItemError, Kind, event_id
+from exchange.schema import events, revisions, sightings, sources, sync_runs
+from exchange.store import event_to_row
+from feeds.waze import FeedItem, WazeSnapshot, to_event
+
+__all__ = ["InjectedFault", "SyncResult", "ingest_payload", "now_ms", "sync_source"]
+
+log = logging.getLogger("exchange.sync")
+
+_IN_CHUNK = 5000
+
+
+class InjectedFault(ExchangeError):
+    """Raised at a named point when ``EXCHANGE_INJECT_FAULT`` names it (tests of atomicity)."""
+
+
+def fault_point(name: str) -> None:
+    """``EXCHANGE_INJECT_FAULT=<point>`` raises here; ``<point>:hang`` blocks (to test a killed process)."""
+    wanted = os.environ.get("EXCHANGE_INJECT_FAULT")
+    if not wanted:
+        return
+    point, _, action = wanted.partition(":")
+    if point != name:
+        return
+    if action == "hang":
+        print(f"fault point {name}: hanging", flush=True)  # noqa: T201 - the test waits for this line
+        while True:
+            time.sleep(3600)
+    raise InjectedFault(f"injected fault at {name}")
+
+
+def now_ms() -> int:
+    """Now in epoch milliseconds; ``EXCHANGE_NOW`` (ISO 8601 or millis) pins it for tests and demos."""
+    pinned = os.environ.get("EXCHANGE_NOW")
+    if pinned:
+        if pinned.isdigit():
+            return int(pinned)
+        from datetime import datetime
+
+        return round(datetime.fromisoformat(pinned).timestamp() * 1000)
+    return round(time.time() * 1000)
+
+
+@dataclass
+class SyncResult:
+    source: str
+    status: str
+    run_id: int | None = None
+    snapshot_ms: int | None = None
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    ended: int = 0
+    rejected: int = 0
+    item_errors: list[ItemError] = field(default_factory=list)
+    message: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "fetched": self.fetched, "new": self.new, "updated": self.updated,
+            "unchanged": self.unchanged, "ended": self.ended, "rejected": self.rejected,
+        }
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{value} {name}" for name, value in self.counts().items())
+        note = f" ({self.message})" if self.message else ""
+        return f"{self.source}: {self.status}: {parts}{note}"
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def sync_source(engine: Engine, source: Source, lifecycle: LifecycleConfig) -> SyncResult:
+    """Poll one source and reconcile what it returned."""
+    started = now_ms()
+    watermark = _load_watermark(engine, source.name)
+    try:
+        fetched = source.fetch(watermark)
+    except FetchError as exc:
+        _record_failure(engine, source, started, str(exc.message))
+        raise
+    if fetched.body is None:
+        result = SyncResult(source=source.name, status="not-modified")
+        with writing(engine) as conn:
+            _ensure_source(conn, source, started)
+            result.run_id = _insert_run(conn, source.name, started, result)
+        return result
+    return ingest_payload(
+        engine, source, fetched.body, lifecycle, started_ms=started,
+        watermark=Watermark(fetched.etag, fetched.last_modified),
+    )
+
+
+def ingest_payload(
+    engine: Engine,
+    source: Source,
+    body: bytes,
+    lifecycle: LifecycleConfig,
+    *,
+    started_ms: int | None = None,
+    watermark: Watermark | None = None,
+) -> SyncResult:
+    """Read ``body`` with the source's codec and reconcile it in one transaction."""
+    started = started_ms if started_ms is not None else now_ms()
+    try:
+        fault_point("after-fetch")
+        snapshot = source.read(body)
+    except FeedError as exc:
+        _record_failure(engine, source, started, exc.message)
+        raise
+    try:
+        with writing(engine, lock=f"source:{source.name}") as conn:
+            _ensure_source(conn, source, started)
+            result = Reconciler(conn, source, lifecycle, started).run(snapshot)
+            fault_point("before-commit")
+            if watermark is not None and result.status != "history":
+                conn.execute(
+                    update(sources).where(sources.c.name == source.name)
+                    .values(etag=watermark.etag, last_modified=watermark.last_modified)
+                )
+    except (SQLAlchemyError, ExchangeError) as exc:
+        reason = exc.message if isinstance(exc, ExchangeError) else _db_reason(exc)
+        _record_failure(engine, source, started, reason)
+        if isinstance(exc, ExchangeError):
+            raise
+        raise StoreError(f"sync of {source.name} failed, nothing was changed: {reason}") from exc
+    return result
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+@dataclass(slots=True)
+class _Known:
+    digest: str
+    status: str
+
+
+class Reconciler:
+    """Reconciles one snapshot with the store, inside the caller's transaction."""
+
+    def __init__(self, conn: Connection, source: Source, lifecycle: LifecycleConfig, started_ms: int) -> None:
+        self.conn = conn
+        self.source = source
+        self.lifecycle = lifecycle
+        self.now = started_ms
+        self.result = SyncResult(source=source.name, status="ok")
+
+    def run(self, snapshot: WazeSnapshot) -> SyncResult:
+        result = self.result
+        result.snapshot_ms = snapshot.taken_ms
+        result.fetched = len(snapshot.items) + len(snapshot.errors)
+        result.item_errors.extend(snapshot.errors)
+        state = self.conn.execute(
+            select(sources.c.newest_snapshot_ms, sources.c.recent_counts).where(sources.c.name == self.source.name)
+        ).one()
+        newest = state.newest_snapshot_ms
+        taken = snapshot.taken_ms
+        if taken is not None and newest is not None and taken == newest:
+            result.status, result.unchanged = "duplicate", len(snapshot.items)
+            result.message = "this snapshot was already reconciled; nothing changed"
+            result.run_id = _insert_run(self.conn, self.source.name, self.now, result)
+            return result
+        history = taken is not None and newest is not None and taken < newest
+        if history:
+            result.status = "history"
+            result.message = "older than the newest snapshot: stored as history only"
+        result.run_id = _insert_run(self.conn, self.source.name, self.now, result)
+
+        items = {event_id(self.source.namespace, item.kind, item.source_id): item for item in snapshot.items}
+        known = self._known(list(items))
+        mine = {} if history else self._my_sightings()
+        self._apply_items(items, known, mine, history=history, taken=taken)
+        fault_point("mid-reconcile")
+        if not history:
+            counts = {kind.value: snapshot.count(kind) for kind in snapshot.kinds_present}
+            suspect = self._suspect_kinds(counts, state.recent_counts or {})
+            self._age_missing(items, mine, snapshot.kinds_present - suspect, newest)
+            self._update_source(counts, state.recent_counts or {}, taken)
+        result.rejected = len(result.item_errors)
+        self.conn.execute(
+            update(sync_runs).where(sync_runs.c.id == result.run_id).values(**_run_values(result, self.now))
+        )
+        return result
+
+    # -- reading state
+
+    def _known(self, ids: list[str]) -> dict[str, _Known]:
+        known: dict[str, _Known] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            query = select(events.c.id, events.c.digest, events.c.status).where(events.c.id.in_(chunk))
+            for row in self.conn.execute(query):
+                known[row.id] = _Known(row.digest, row.status)
+        return known
+
+    def _my_sightings(self) -> dict[str, int]:
+        query = select(sightings.c.event_id, sightings.c.missed).where(sightings.c.source_name == self.source.name)
+        return {row.event_id: row.missed for row in self.conn.execute(query)}
+
+    # -- items present in the snapshot
+
+    def _convert(self, item: FeedItem) -> Event | None:
+        try:
+            return to_event(item, self.source.namespace)
+        except ItemRejected as exc:
+            self.result.item_errors.append(
+                ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=exc.message)
+            )
+            return None
+
+    def _apply_items(
+        self,
+        items: dict[str, FeedItem],
+        known: dict[str, _Known],
+        mine: dict[str, int],
+        *,
+        history: bool,
+        taken: int | None,
+    ) -> None:
+        result = self.result
+        inserts: list[dict[str, Any]] = []
+        changed: dict[str, Event] = {}
+        reopened: list[str] = []
+        new_sightings: list[str] = []
+        reset_sightings: list[str] = []
+        for eid, item in items.items():
+            previous = known.get(eid)
+            if previous is None:
+                event = self._convert(item)
+                if event is None:
+                    continue
+                row = event_to_row(event, now_ms=self.now)
+                if history:
+                    row["status"] = "ended"
+                    row["end_ms"] = taken
+                inserts.append(row)
+                result.new += 1
+            elif history:
+                result.unchanged += 1
+                continue
+            elif previous.digest != item.digest:
+                event = self._convert(item)
+                if event is not None:  # a rejected new version still shows the event is alive
+                    changed[eid] = event
+            elif previous.status == "ended":
+                reopened.append(eid)
+            else:
+                result.unchanged += 1
+            if history:
+                continue
+            missed = mine.get(eid)
+            if missed is None:
+                new_sightings.append(eid)
+            elif missed:
+                reset_sightings.append(eid)
+
+        if inserts:
+            self.conn.execute(insert(events), inserts)
+            self._revisions([row["id"] for row in inserts], "history" if history else "created")
+        if changed:
+            self._update_changed(changed)
+        if reopened:
+            self.conn.execute(
+                update(events).where(events.c.id == bindparam("eid")),
+                [{"eid": eid, "status": "active", "end_ms": None, "updated_ms": self.now} for eid in reopened],
+            )
+            self._revisions(reopened, "reopened", [{"status": ["ended", "active"]}] * len(reopened))
+            result.updated += len(reopened)
+        if new_sightings:
+            self.conn.execute(
+                insert(sightings),
+                [{"event_id": eid, "source_name": self.source.name, "missed": 0, "missing_since_ms": None}
+                 for eid in new_sightings],
+            )
+        if reset_sightings:
+            self.conn.execute(
+                update(sightings)
+                .where(sightings.c.event_id == bindparam("eid"), sightings.c.source_name == self.source.name)
+                .values(missed=0, missing_since_ms=None),
+                [{"eid": eid} for eid in reset_sightings],
+            )
+
+    def _update_changed(self, changed: dict[str, Event]) -> None:
+        ids = list(changed)
+        old_rows: dict[str, Any] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            for row in self.conn.execute(select(events).where(events.c.id.in_(chunk))):
+                old_rows[row.id] = row._mapping
+        updates: list[dict[str, Any]] = []
+        diffs: list[dict[str, Any]] = []
+        for eid, event in changed.items():
+            new_row = event_to_row(event, now_ms=self.now)
+            old = old_rows[eid]
+            new_row.pop("first_seen_ms")
+            new_row.pop("id")
+            diffs.append(_diff(old, new_row))
+            new_row["eid"] = eid
+            updates.append(new_row)
+        self.conn.execute(update(events).where(events.c.id == bindparam("eid")), updates)
+        self._revisions(ids, "updated", diffs)
+        self.result.updated += len(ids)
+
+    def _revisions(self, ids: list[str], action: str, changes: list[Any] | None = None) -> None:
+        rows = [
+            {"event_id": eid, "run_id": self.result.run_id, "at_ms": self.now, "action": action,
+             "changes": changes[i] if changes else None, "operator": None}
+            for i, eid in enumerate(ids)
+        ]
+        self.conn.execute(insert(revisions), rows)
+
+    # -- items missing from the snapshot
+
+    def _suspect_kinds(self, counts: dict[str, int], recent: dict[str, list[int]]) -> set[Kind]:
+        suspect: set[Kind] = set()
+        notes: list[str] = []
+        for kind, count in counts.items():
+            history = recent.get(kind) or []
+            if not history:
+                continue
+            median = statistics.median(history)
+            if median > 0 and (count == 0 or count < self.lifecycle.suspect_ratio * median):
+                suspect.add(Kind(kind))
+                notes.append(f"{kind}: {count} vs recent median {median:g}")
+        if notes:
+            message = "suspect feed, nothing of that kind ended (" + "; ".join(notes) + ")"
+            self.result.message = message
+            log.warning("%s: %s", self.source.name, message)
+        return suspect
+
+    def _age_missing(
+        self, items: dict[str, FeedItem], mine: dict[str, int], kinds: frozenset[Kind] | set[Kind],
+        previous_snapshot_ms: int | None,
+    ) -> None:
+        """Count one more missed poll for this source's events absent from the snapshot; end the lapsed."""
+        wanted = {kind.value for kind in kinds}
+        limit = self.lifecycle.end_after_missed_polls
+        bumps: list[dict[str, Any]] = []
+        lapsed: list[str] = []
+        for eid, missed in mine.items():
+            if eid in items or eid.split(":", 2)[1] not in wanted:
+                continue
+            bumps.append({"eid": eid, "missed": missed + 1})
+            if missed + 1 >= limit:
+                lapsed.append(eid)
+        if not bumps:
+            return
+        since = previous_snapshot_ms if previous_snapshot_ms is not None else self.now
+        self.conn.execute(
+            update(sightings)
+            .where(sightings.c.event_id == bindparam("eid"), sightings.c.source_name == self.source.name)
+            .values(missed=bindparam("missed")),
+            bumps,
+        )
+        first_misses = [b["eid"] for b in bumps if b["missed"] == 1]
+        if first_misses:
+            self.conn.execute(
+                update(sightings)
+                .where(sightings.c.event_id == bindparam("eid"), sightings.c.source_name == self.source.name)
+                .values(missing_since_ms=since),
+                [{"eid": eid} for eid in first_misses],
+            )
+        if lapsed:
+            self._end(lapsed, limit)
+
+    def _end(self, lapsed: list[str], limit: int) -> None:
+        """End events that every source that saw them has missed ``limit`` times."""
+        still_seen: set[str] = set()
+        missing_since: dict[str, int] = {}
+        for start in range(0, len(lapsed), _IN_CHUNK):
+            chunk = lapsed[start : start + _IN_CHUNK]
+            for row in self.conn.execute(select(sightings).where(sightings.c.event_id.in_(chunk))):
+                if row.missed < limit:
+                    still_seen.add(row.event_id)
+                elif row.missing_since_ms is not None:
+                    missing_since[row.event_id] = max(missing_since.get(row.event_id, 0), row.missing_since_ms)
+        ending = [eid for eid in lapsed if eid not in still_seen]
+        if not ending:
+            return
+        self.conn.execute(
+            update(events).where(events.c.id == bindparam("eid")),
+            [{"eid": eid, "status": "ended", "end_ms": missing_since.get(eid, self.now), "updated_ms": self.now}
+             for eid in ending],
+        )
+        self.conn.execute(delete(sightings).where(sightings.c.event_id.in_(ending)))
+        self._revisions(ending, "ended", [{"status": ["active", "ended"]}] * len(ending))
+        self.result.ended += len(ending)
+
+    def _update_source(self, counts: dict[str, int], recent: dict[str, list[int]], taken: int | None) -> None:
+        window = self.lifecycle.suspect_window
+        merged = dict(recent)
+        for kind, count in counts.items():
+            merged[kind] = ([*merged.get(kind, []), count])[-window:]
+        values: dict[str, Any] = {"recent_counts": merged, "last_success_ms": self.now}
+        if taken is not None:
+            values["newest_snapshot_ms"] = taken
+        self.conn.execute(update(sources).where(sources.c.name == self.source.name).values(**values))
+
+
+def _diff(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """field -> [old, new] for what changed; attributes are compared key by key."""
+    changes: dict[str, Any] = {}
+    for key, value in new.items():
+        if key in ("updated_ms", "digest", "eid"):
+            continue
+        before = old[key]
+        if key == "attributes":
+            before = before or {}
+            for name in sorted(set(before) | set(value)):
+                if before.get(name) != value.get(name):
+                    changes[f"attributes.{name}"] = [before.get(name), value.get(name)]
+        elif before != value:
+            changes[key] = [before, value]
+    return changes
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+def _ensure_source(conn: Connection, source: Source, at_ms: int) -> None:
+    exists = conn.execute(select(sources.c.name).where(sources.c.name == source.name)).first()
+    if exists is None:
+        conn.execute(
+            insert(sources).values(
+                name=source.name, kind=source.kind, namespace=source.namespace,
+                location=source.location, created_ms=at_ms, recent_counts={},
+            )
+        )
+    else:
+        conn.execute(
+            update(sources).where(sources.c.name == source.name)
+            .values(kind=source.kind, namespace=source.namespace, location=source.location)
+        )
+
+
+def _load_watermark(engine: Engine, name: str) -> Watermark:
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(sources.c.etag, sources.c.last_modified).where(sources.c.name == name)
+            ).first()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the store: {_db_reason(exc)}") from exc
+    return Watermark(row.etag, row.last_modified) if row else Watermark()
+
+
+def _run_values(result: SyncResult, started_ms: int) -> dict[str, Any]:
+    return {
+        "source": result.source,
+        "started_ms": started_ms,
+        "finished_ms": now_ms(),
+        "status": result.status,
+        "snapshot_ms": result.snapshot_ms,
+        **result.counts(),
+        "item_errors": [error.model_dump() for error in result.item_errors] or None,
+        "message": result.message,
+    }
+
+
+def _insert_run(conn: Connection, source: str, started_ms: int, result: SyncResult) -> int:
+    values = _run_values(result, started_ms)
+    return int(conn.execute(insert(sync_runs).values(**values).returning(sync_runs.c.id)).scalar_one())
+
+
+def _record_failure(engine: Engine, source: Source, started_ms: int, reason: str) -> None:
+    """A failed run is recorded in a transaction of its own; if even that fails, the log has it."""
+    result = SyncResult(source=source.name, status="failed", message=reason)
+    try:
+        with writing(engine) as conn:
+            _ensure_source(conn, source, started_ms)
+            _insert_run(conn, source.name, started_ms, result)
+    except SQLAlchemyError as exc:
+        log.error("%s: could not record the failed run: %s", source.name, _db_reason(exc))
+
+
+def _db_reason(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+

@@ -1,0 +1,473 @@
+"""The Waze partner data feed: JSON (``format=1``) and GeoRSS XML (``format=2``) into events.
+
+Reading happens in two steps so that a poll that mostly repeats the last one costs little:
+
+1. :func:`read_waze_snapshot` checks the envelope and gives every item its kind, its source id and
+   a digest of its content. A payload that cannot be read at all raises ``MalformedPayload``.
+2. :func:`to_event` turns one item into an :class:`~exchange.model.Event`, or raises
+   ``ItemRejected`` with the reason. The sync pipeline calls it only for items whose digest is new.
+
+:func:`parse_waze_feed` does both for every item (tests, ``exchange match``, one-off reads).
+Real payloads are loose (formats.md §5): numbers arrive as strings, booleans as ``"false"``,
+subtypes as ``""``; all of that is accepted. What cannot be stored faithfully (NaN, NUL
+characters, wrong types, out-of-range coordinates) rejects only its own item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from exchange.errors import ItemRejected, MalformedPayload
+from exchange.model import (
+    Category,
+    Event,
+    ItemError,
+    Kind,
+    LineString,
+    Origin,
+    Point,
+    event_id,
+    from_millis,
+)
+
+__all__ = [
+    "FeedItem",
+    "WazeSnapshot",
+    "category_of_alert",
+    "parse_waze_feed",
+    "read_waze_snapshot",
+    "to_event",
+]
+
+#: envelope key -> kind of the items it holds
+ARRAYS: dict[str, Kind] = {"alerts": Kind.ALERT, "jams": Kind.JAM, "irregularities": Kind.IRREGULARITY}
+
+_CATEGORY_OF_TYPE: dict[str, Category] = {
+    "ACCIDENT": Category.ACCIDENT,
+    "JAM": Category.JAM,
+    "WEATHERHAZARD": Category.HAZARD,
+    "HAZARD": Category.HAZARD,
+    "ROAD_CLOSED": Category.ROAD_CLOSED,
+    "CONSTRUCTION": Category.CONSTRUCTION,
+    "POLICE": Category.POLICE,
+    "POLICEMAN": Category.POLICE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One record of a feed, identified but not yet converted."""
+
+    kind: Kind
+    source_id: str
+    digest: str
+    record: dict[str, Any]
+
+
+@dataclass(slots=True)
+class WazeSnapshot:
+    """The envelope of one poll and its identified items."""
+
+    start_ms: int | None
+    end_ms: int | None
+    kinds_present: frozenset[Kind]
+    items: list[FeedItem] = field(default_factory=list)
+    errors: list[ItemError] = field(default_factory=list)
+
+    @property
+    def taken_ms(self) -> int | None:
+        """When the snapshot was taken: the end of its window, else its start."""
+        return self.end_ms if self.end_ms is not None else self.start_ms
+
+    def count(self, kind: Kind) -> int:
+        return sum(1 for item in self.items if item.kind is kind)
+
+
+def category_of_alert(waze_type: str) -> Category:
+    """Map a Waze alert type onto the broker's categories (both hazard spellings, police legacy).
+
+    >>> category_of_alert("WEATHERHAZARD")
+    <Category.HAZARD: 'HAZARD'>
+    """
+    return _CATEGORY_OF_TYPE.get(waze_type.upper(), Category.MISC)
+
+
+# --------------------------------------------------------------------------- reading the envelope
+
+
+def read_waze_snapshot(data: bytes) -> WazeSnapshot:
+    """Check the envelope of a Waze feed payload (JSON or GeoRSS XML) and identify its items.
+
+    Raises
+    ------
+    MalformedPayload
+        The payload is not a Waze feed: broken JSON or XML, refused XML constructs, a wrong envelope.
+    """
+    head = data.lstrip()[:1]
+    if head in (b"{", b"["):
+        document = _load_json(data)
+    elif head == b"<":
+        from feeds.georss import georss_to_document
+
+        document = georss_to_document(data)
+    elif not head:
+        raise MalformedPayload("the payload is empty")
+    else:
+        raise MalformedPayload("the payload is neither JSON nor XML")
+    return _snapshot_from_document(document)
+
+
+def _load_json(data: bytes) -> dict[str, Any]:
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # orjson refuses NaN/Infinity tokens and raw control characters, which the standard
+        # library accepts; those are then rejected per item instead of failing the whole poll.
+        try:
+            document = json.loads(data, strict=False)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise MalformedPayload(f"malformed JSON{where}: {detail}") from exc
+        except RecursionError as exc:
+            raise MalformedPayload("malformed JSON: nested too deeply") from exc
+    if not isinstance(document, dict):
+        raise MalformedPayload(f"a Waze feed is a JSON object, got {type(document).__name__}")
+    return document
+
+
+def _snapshot_from_document(document: Mapping[str, Any]) -> WazeSnapshot:
+    present = [key for key in ARRAYS if key in document]
+    if not present:
+        raise MalformedPayload("not a Waze feed: none of 'alerts', 'jams', 'irregularities' is present")
+    snapshot = WazeSnapshot(
+        start_ms=_envelope_millis(document, "startTimeMillis"),
+        end_ms=_envelope_millis(document, "endTimeMillis"),
+        kinds_present=frozenset(ARRAYS[key] for key in present),
+    )
+    for key in present:
+        records = document[key]
+        if records is None:
+            continue
+        if not isinstance(records, list):
+            raise MalformedPayload(f"'{key}' should be a list, got {type(records).__name__}")
+        kind = ARRAYS[key]
+        for position, record in enumerate(records):
+            if not isinstance(record, dict):
+                snapshot.errors.append(
+                    ItemError(kind=kind.value, step="parse", reason=f"{key}[{position}] is not an object")
+                )
+                continue
+            snapshot.items.append(FeedItem(kind, _source_id(kind, record), _digest(record), record))
+    return snapshot
+
+
+def _envelope_millis(document: Mapping[str, Any], key: str) -> int | None:
+    value = document.get(key)
+    try:
+        millis = _as_int(value, key)
+    except ItemRejected as exc:
+        raise MalformedPayload(f"envelope {exc.message}") from exc
+    return millis
+
+
+def _digest(record: Mapping[str, Any]) -> str:
+    try:
+        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        canonical = json.dumps(record, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def _source_id(kind: Kind, record: Mapping[str, Any]) -> str:
+    """The upstream id as text, or a stable derived one for records that carry none.
+
+    An alert without ``uuid`` is identified by a hash of its type, subtype, publication time and
+    location to 6 decimals, so the same report in the next poll gets the same id.
+    """
+    keys = ("uuid",) if kind is Kind.ALERT else ("uuid", "id") if kind is Kind.JAM else ("id", "uuid")
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, bool) or value is None or value == "":
+            continue
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, str) and "\x00" not in value:
+            return value.strip()
+    return "h-" + _derived_key(kind, record)
+
+
+def _derived_key(kind: Kind, record: Mapping[str, Any]) -> str:
+    def rounded(value: Any) -> str:
+        return f"{value:.6f}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+
+    if kind is Kind.ALERT:
+        location = record.get("location")
+        where = (
+            f"{rounded(location.get('x'))},{rounded(location.get('y'))}" if isinstance(location, dict) else ""
+        )
+    else:
+        line = record.get("line")
+        points = line if isinstance(line, list) else []
+        where = ";".join(
+            f"{rounded(p.get('x'))},{rounded(p.get('y'))}" for p in points if isinstance(p, dict)
+        )
+    parts = [str(record.get("type", "")), str(record.get("subtype", "")), str(record.get("pubMillis", "")), where]
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+
+
+# --------------------------------------------------------------------------- converting one item
+
+
+def to_event(item: FeedItem, namespace: str = "waze") -> Event:
+    """Convert one identified feed item into an :class:`Event`.
+
+    Raises
+    ------
+    ItemRejected
+        With the reason: no geometry, a coordinate out of range, NaN, a NUL character, a wrong type.
+    """
+    try:
+        _check_values(item.record)
+        if item.kind is Kind.ALERT:
+            fields = _alert_fields(item.record)
+        elif item.kind is Kind.JAM:
+            fields = _jam_fields(item.record)
+        else:
+            fields = _irregularity_fields(item.record)
+        return Event(
+            id=event_id(namespace, item.kind, item.source_id),
+            source=namespace,
+            kind=item.kind,
+            source_id=item.source_id,
+            origin=Origin.CROWD,
+            street=_as_text(item.record.get("street"), "street") or None,
+            city=_as_text(item.record.get("city"), "city") or None,
+            country=_as_text(item.record.get("country"), "country") or None,
+            road_type=_as_int(item.record.get("roadType"), "roadType"),
+            thumbs_up=_as_int(item.record.get("nThumbsUp"), "nThumbsUp"),
+            attributes=_attributes(item.record),
+            digest=item.digest,
+            **fields,
+        )
+    except ItemRejected as exc:
+        exc.source_id, exc.kind = item.source_id, item.kind.value
+        raise
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ItemRejected(_first_error(exc), source_id=item.source_id, kind=item.kind.value) from exc
+
+
+def _alert_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    waze_type = (_as_text(record.get("type"), "type") or "NONE").strip().upper()
+    return {
+        "category": category_of_alert(waze_type),
+        "type": waze_type,
+        "subtype": (_as_text(record.get("subtype"), "subtype") or "").strip() or None,
+        "geometry": Point(coordinates=_position(record.get("location"), "location")),
+        "start_time": _as_time(record.get("pubMillis"), "pubMillis"),
+        "reliability": _as_int(record.get("reliability"), "reliability"),
+        "confidence": _as_int(record.get("confidence"), "confidence"),
+        "report_rating": _as_int(record.get("reportRating"), "reportRating"),
+        "magvar": _as_int(record.get("magvar"), "magvar"),
+    }
+
+
+def _jam_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    speed_kmh = _as_float(record.get("speedKMH"), "speedKMH")
+    if speed_kmh is None:
+        speed_ms = _as_float(record.get("speed"), "speed")
+        speed_kmh = None if speed_ms is None else round(speed_ms * 3.6, 3)
+    return {
+        "category": Category.JAM,
+        "type": (_as_text(record.get("type"), "type") or "NONE").strip(),
+        "geometry": LineString(coordinates=_line(record.get("line"))),
+        "start_time": _as_time(record.get("pubMillis"), "pubMillis"),
+        "speed_kmh": speed_kmh,
+        "delay_s": _as_int(record.get("delay"), "delay"),
+        "level": _as_int(record.get("level"), "level"),
+        "length_m": _as_int(record.get("length"), "length"),
+        "blocking_alert_uuid": _as_text(record.get("blockingAlertUuid"), "blockingAlertUuid") or None,
+    }
+
+
+def _irregularity_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "category": Category.IRREGULARITY,
+        "type": (_as_text(record.get("type"), "type") or "NONE").strip(),
+        "subtype": (_as_text(record.get("causeType"), "causeType") or "").strip() or None,
+        "geometry": LineString(coordinates=_line(record.get("line"))),
+        "start_time": _as_time(record.get("detectionDateMillis"), "detectionDateMillis"),
+        "speed_kmh": _as_float(record.get("speed"), "speed"),
+        "delay_s": _as_int(record.get("delaySeconds"), "delaySeconds"),
+        "level": _as_int(record.get("jamLevel"), "jamLevel"),
+        "length_m": _as_int(record.get("length"), "length"),
+    }
+
+
+_GEOMETRY_KEYS = frozenset({"location", "line"})
+_BOOLEAN_KEYS = frozenset({"reportByMunicipalityUser", "highway"})
+
+
+def _attributes(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record minus its geometry (stored as GeoJSON), with string booleans coerced."""
+    attributes = {key: value for key, value in record.items() if key not in _GEOMETRY_KEYS}
+    for key in _BOOLEAN_KEYS & attributes.keys():
+        attributes[key] = _as_bool(attributes[key], key)
+    return attributes
+
+
+# --------------------------------------------------------------------------- tolerant value coercion
+
+
+def _check_values(value: Any, path: str = "") -> None:
+    """Refuse what no store can keep faithfully: non-finite numbers and NUL characters, at any depth."""
+    for key, inner in _children(value, path):
+        if isinstance(inner, float) and not math.isfinite(inner):
+            raise ItemRejected(f"field '{key}' is not a finite number ({inner})")
+        if isinstance(inner, str) and "\x00" in inner:
+            raise ItemRejected(f"field '{key}' contains a NUL character")
+        if isinstance(inner, dict | list):
+            _check_values(inner, key)
+
+
+def _children(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                raise ItemRejected(f"a key under '{path or 'item'}' contains a NUL character")
+            yield (f"{path}.{key}" if path else str(key)), inner
+    elif isinstance(value, list):
+        for position, inner in enumerate(value):
+            yield f"{path}[{position}]", inner
+
+
+def _as_text(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ItemRejected(f"field '{name}' should be text, got {type(value).__name__}")
+
+
+def _as_float(value: Any, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ItemRejected(f"field '{name}' should be a number, got a boolean")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ItemRejected(f"field '{name}' should be a number, got {value[:40]!r}") from None
+    else:
+        raise ItemRejected(f"field '{name}' should be a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise ItemRejected(f"field '{name}' is not a finite number ({value})")
+    return number
+
+
+def _as_int(value: Any, name: str) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = _as_float(value, name)
+    if number is None:
+        return None
+    if not number.is_integer():
+        return round(number)
+    return int(number)
+
+
+def _as_time(value: Any, name: str) -> Any:
+    millis = _as_int(value, name)
+    if millis is None:
+        return None
+    # Waze publishes milliseconds since 1970; anything outside 1990..2200 is a unit or type mistake.
+    if not 631_152_000_000 <= millis <= 7_258_118_400_000:
+        raise ItemRejected(f"field '{name}' is not a plausible time in milliseconds ({millis})")
+    return from_millis(millis)
+
+
+def _as_bool(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no", ""}:
+        return value.strip().lower() in {"true", "1", "yes"}
+    if isinstance(value, int):
+        return bool(value)
+    raise ItemRejected(f"field '{name}' should be a boolean, got {value!r:.40}")
+
+
+def _position(value: Any, name: str) -> tuple[float, float]:
+    if value is None:
+        raise ItemRejected(f"no geometry: '{name}' is missing")
+    if not isinstance(value, dict):
+        raise ItemRejected(f"field '{name}' should be an object with x and y, got {type(value).__name__}")
+    lon = _as_float(value.get("x"), f"{name}.x")
+    lat = _as_float(value.get("y"), f"{name}.y")
+    if lon is None or lat is None:
+        raise ItemRejected(f"no geometry: '{name}' lacks x or y")
+    if not -180.0 <= lon <= 180.0:
+        raise ItemRejected(f"longitude {lon} out of range [-180, 180] in '{name}'")
+    if not -90.0 <= lat <= 90.0:
+        raise ItemRejected(f"latitude {lat} out of range [-90, 90] in '{name}'")
+    return (lon, lat)
+
+
+def _line(value: Any) -> list[tuple[float, float]]:
+    if value is None:
+        raise ItemRejected("no geometry: 'line' is missing")
+    if not isinstance(value, list):
+        raise ItemRejected(f"field 'line' should be a list of points, got {type(value).__name__}")
+    points = [_position(point, f"line[{position}]") for position, point in enumerate(value)]
+    if len(points) < 2:
+        raise ItemRejected(f"field 'line' has {len(points)} point(s); a line needs at least 2")
+    return points
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
+    return str(exc)
+
+
+# --------------------------------------------------------------------------- both steps at once
+
+
+@dataclass(slots=True)
+class ParsedFeed:
+    snapshot: WazeSnapshot
+    events: list[Event]
+    errors: list[ItemError]
+
+
+def parse_waze_feed(data: bytes, namespace: str = "waze") -> ParsedFeed:
+    """Read a whole payload: every item converted, every rejection with its reason.
+
+    >>> feed = parse_waze_feed(b'{"alerts": [{"uuid": "a1", "type": "ACCIDENT", '
+    ...                        b'"location": {"x": -73.9, "y": 40.7}}]}')
+    >>> feed.events[0].id, feed.errors
+    ('waze:alert:a1', [])
+    """
+    snapshot = read_waze_snapshot(data)
+    events: list[Event] = []
+    errors = list(snapshot.errors)
+    for item in snapshot.items:
+        try:
+            events.append(to_event(item, namespace))
+        except ItemRejected as exc:
+            errors.append(ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=exc.message))
+    return ParsedFeed(snapshot, events, errors)

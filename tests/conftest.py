@@ -1,0 +1,83 @@
+"""Shared test fixtures: the real test data, and stores on SQLite and on the PostgreSQL server.
+
+With CI=true a missing ../shared/testdata or an unreachable PostgreSQL fails the run instead of
+skipping, so a green CI always means both stores and the real payloads were exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTDATA = ROOT.parent / "shared" / "testdata"
+FIXTURES = ROOT / "fixtures"
+PG_ADMIN_URL = os.environ.get("EXCHANGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    if not TESTDATA.is_dir():
+        _unavailable(f"{TESTDATA} is missing")
+    return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh database exchange_test_<random> on the PostgreSQL server, dropped at the end."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except Exception as exc:  # any connection failure means "no server here"
+        _unavailable(f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {exc}")
+        raise
+    name = f"exchange_test_{secrets.token_hex(4)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty store on each backend; PostgreSQL tests get a schema of their own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'exchange.db'}"
+        return
+    server = request.getfixturevalue("pg_server_url")
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(4)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{server}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own EXCHANGE_DATA_DIR, and no stray EXCHANGE_* from the caller's shell."""
+    for name in list(os.environ):
+        if name.startswith("EXCHANGE_"):
+            monkeypatch.delenv(name)
+    target = tmp_path / "data"
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(target))
+    return target
