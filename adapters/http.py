@@ -59,7 +59,10 @@ def redact_location(location: str, secrets: Iterable[str] = ()) -> str:
         if segment and (previous in _SECRET_SEGMENT_AFTER or _TOKENISH.match(unquote(segment))):
             segments[position] = "***"
     query = urlencode(
-        [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        [
+            (key, "***" if key.lower() in _SECRET_QUERY_KEYS else value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
         safe="*,",
     )
     netloc = parts.hostname or ""
@@ -101,15 +104,15 @@ def fetch_url(
 def _read_file(path: Path, shown: str, policy: HttpPolicy) -> Fetched:
     try:
         size = path.stat().st_size
-        if size > policy.max_bytes:
-            raise PayloadTooLarge(f"{shown} is {size} bytes, over the {policy.max_bytes}-byte cap")
-        body = path.read_bytes()
+        body = path.read_bytes() if size <= policy.max_bytes else b""
     except FileNotFoundError:
         raise UpstreamUnavailable(f"cannot read {shown}: no such file") from None
     except IsADirectoryError:
         raise UpstreamUnavailable(f"cannot read {shown}: it is a directory") from None
     except OSError as exc:
         raise UpstreamUnavailable(f"cannot read {shown}: {exc.strerror or exc}") from exc
+    if size > policy.max_bytes:
+        raise PayloadTooLarge(f"{shown} is {size} bytes, over the {policy.max_bytes}-byte cap")
     return Fetched(body=body, location=shown)
 
 
@@ -184,7 +187,7 @@ def _attempt(
 
 def _backoff(attempt: int, policy: HttpPolicy) -> float:
     """Exponential backoff with full jitter between half and all of the step."""
-    step = min(policy.max_backoff_s, policy.backoff_s * (2**attempt))
+    step = min(policy.max_backoff_s, policy.backoff_s * 2.0**attempt)
     return step * random.uniform(0.5, 1.0)
 
 

@@ -301,7 +301,9 @@ def inspect_events(
                 {**event_record(row), "start_time": iso(row.start_ms, zone), "updated": iso(row.updated_ms, zone)}
                 for row in iter_events(conn, where, limit=shown)
             )
-            note = f"showing {shown} of {total} events; use --limit N or --format json for all" if total > shown else None
+            note = None
+            if total > shown:
+                note = f"showing {shown} of {total} events; use --limit N or --format json for all"
             write_records(rows, fmt, columns=EVENT_COLUMNS, title=f"{min(total, shown)} of {total} events",
                           truncated_note=note)
         else:
@@ -397,9 +399,10 @@ def db_upgrade() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Print the schema revision of the store and the one the code needs."""
+    from sqlalchemy import create_engine
+
     from exchange.db import current_revision, normalize_url, redact_url
     from exchange.schema import SCHEMA_REVISION
-    from sqlalchemy import create_engine
 
     url = normalize_url(state.config.database_url)
     revision = current_revision(create_engine(url))

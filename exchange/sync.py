@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.base import Source, Watermark
 from exchange.config import LifecycleConfig
 from exchange.db import writing
-from exchange.errors import ExchangeError, FeedError, FetchError, ItemRejected, StoreError
+from exchange.errors import ExchangeError, FetchError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, event_id
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 from exchange.store import event_to_row
@@ -47,7 +47,7 @@ def fault_point(name: str) -> None:
     if point != name:
         return
     if action == "hang":
-        print(f"fault point {name}: hanging", flush=True)  # noqa: T201 - the test waits for this line
+        print(f"fault point {name}: hanging", flush=True)
         while True:
             time.sleep(3600)
     raise InjectedFault(f"injected fault at {name}")
@@ -130,7 +130,7 @@ def ingest_payload(
     try:
         fault_point("after-fetch")
         snapshot = source.read(body)
-    except FeedError as exc:
+    except ExchangeError as exc:
         _record_failure(engine, source, started, exc.message)
         raise
     try:

@@ -74,9 +74,7 @@ def georss_to_document(data: bytes) -> dict[str, Any]:
 
 def _record(item: etree._Element) -> dict[str, Any]:
     record: dict[str, Any] = {}
-    for child in item:
-        if not isinstance(child.tag, str):
-            continue  # comments and processing instructions
+    for child in item.iterchildren(etree.Element):  # elements only: no comments or PIs
         qname = etree.QName(child)
         text = (child.text or "").strip()
         if qname.namespace == GEORSS:
@@ -84,7 +82,7 @@ def _record(item: etree._Element) -> dict[str, Any]:
                 record["location"] = _point(text)
             elif qname.localname == "line":
                 record["line"] = _points(text)
-        elif qname.namespace == LINQMAP or (qname.namespace is None and qname.localname not in _RSS_ELEMENTS):
+        elif qname.namespace == LINQMAP or (not qname.namespace and qname.localname not in _RSS_ELEMENTS):
             record[qname.localname] = _scalar(text)
     if "pubMillis" not in record:
         published = item.findtext("pubDate")

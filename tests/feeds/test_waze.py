@@ -37,7 +37,8 @@ def test_nyc_feed_keeps_the_fields_of_each_kind(testdata: Path) -> None:
     event = by_id[f"waze:alert:{first_alert['uuid']}"]
     assert event.category is Category.HAZARD and event.type == "WEATHERHAZARD"
     assert event.geometry.coordinates == (first_alert["location"]["x"], first_alert["location"]["y"])
-    assert (event.reliability, event.confidence, event.thumbs_up, event.report_rating, event.magvar, event.road_type) == (
+    typed = (event.reliability, event.confidence, event.thumbs_up, event.report_rating, event.magvar, event.road_type)
+    assert typed == (
         first_alert["reliability"], first_alert["confidence"], first_alert["nThumbsUp"],
         first_alert["reportRating"], first_alert["magvar"], first_alert["roadType"],
     )

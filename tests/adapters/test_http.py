@@ -1,0 +1,175 @@
+"""Fetching against a real HTTP server on localhost: retries, Retry-After, ETag, size cap, redaction."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from adapters.base import Watermark
+from adapters.http import HttpPolicy, fetch_url, redact_location
+from adapters.waze import WazeFeedAdapter
+from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
+
+BODY = b'{"alerts": [], "startTimeMillis": 1772463600000}'
+
+
+@dataclass
+class Script:
+    """What the server answers, in order; the last answer repeats."""
+
+    answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    requests: list[dict[str, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    script: Script
+
+    def do_GET(self) -> None:
+        self.script.requests.append(dict(self.headers))
+        self.script.paths.append(self.path)
+        index = min(len(self.script.requests) - 1, len(self.script.answers) - 1)
+        status, headers, body = self.script.answers[index]
+        if status == 200 and headers.get("ETag") and self.headers.get("If-None-Match") == headers["ETag"]:
+            status, body = 304, b""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Script]]:
+    script = Script()
+    handler = type("Handler", (_Handler,), {"script": script})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}", script
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+FAST = HttpPolicy(retries=3, backoff_s=0.01, max_backoff_s=0.05, connect_timeout_s=2, read_timeout_s=2)
+
+
+def test_plain_fetch(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"ETag": '"v1"', "Last-Modified": "Mon, 02 Mar 2026 15:00:00 GMT"}, BODY)]
+    fetched = fetch_url(f"{url}/feed?format=1", Watermark(), FAST)
+    assert fetched.body == BODY and fetched.etag == '"v1"'
+    assert fetched.last_modified == "Mon, 02 Mar 2026 15:00:00 GMT"
+
+
+def test_gzip_bodies_are_decoded(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"Content-Encoding": "gzip"}, gzip.compress(BODY))]
+    assert fetch_url(url, Watermark(), FAST).body == BODY
+
+
+def test_conditional_get_returns_not_modified(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"ETag": '"v1"'}, BODY)]
+    first = fetch_url(url, Watermark(), FAST)
+    second = fetch_url(url, Watermark(etag=first.etag, last_modified="Mon, 02 Mar 2026 15:00:00 GMT"), FAST)
+    assert second.body is None
+    assert script.requests[1]["If-None-Match"] == '"v1"'
+    assert script.requests[1]["If-Modified-Since"] == "Mon, 02 Mar 2026 15:00:00 GMT"
+
+
+def test_5xx_is_retried_with_backoff(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(503, {}, b"busy"), (502, {}, b"busy"), (200, {}, BODY)]
+    waits: list[float] = []
+    fetched = fetch_url(url, Watermark(), FAST, sleep=waits.append)
+    assert fetched.body == BODY and len(script.requests) == 3
+    assert len(waits) == 2 and all(0 < wait <= FAST.max_backoff_s for wait in waits)
+
+
+def test_429_honours_retry_after(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(429, {"Retry-After": "7"}, b""), (200, {}, BODY)]
+    waits: list[float] = []
+    policy = HttpPolicy(retries=2, backoff_s=0.01, max_backoff_s=30)
+    assert fetch_url(url, Watermark(), policy, sleep=waits.append).body == BODY
+    assert waits == [7.0]
+
+
+def test_retries_run_out(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(500, {}, b"down")]
+    with pytest.raises(UpstreamUnavailable, match=r"HTTP 500 \(after 4 attempts\)"):
+        fetch_url(url, Watermark(), FAST, sleep=lambda _s: None)
+    assert len(script.requests) == 4
+
+
+def test_client_errors_are_not_retried(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(403, {}, b"forbidden")]
+    with pytest.raises(UpstreamRefused, match="HTTP 403"):
+        fetch_url(url, Watermark(), FAST)
+    assert len(script.requests) == 1
+
+
+def test_size_cap(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {}, b"x" * 5000)]
+    with pytest.raises(PayloadTooLarge, match="4096-byte cap"):
+        fetch_url(url, Watermark(), HttpPolicy(max_bytes=4096))
+
+
+def test_unreachable_upstream_is_retried_then_reported() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    waits: list[float] = []
+    with pytest.raises(UpstreamUnavailable, match="ConnectError"):
+        fetch_url(f"http://127.0.0.1:{port}/feed", Watermark(), FAST, sleep=waits.append)
+    assert len(waits) == FAST.retries
+
+
+def test_the_partner_token_never_shows(server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, script = server
+    token = "s3cr3t-T0KEN-value-42"
+    monkeypatch.setenv("WAZE_TOKEN", token)
+    script.answers = [(401, {}, b"bad token")]
+    source = WazeFeedAdapter("waze", {
+        "url": f"{url}/partnerhub-api/partners/11/waze-feeds/{{token}}?format=1", "token_env": "WAZE_TOKEN",
+        "retries": 0,
+    })
+    with pytest.raises(UpstreamRefused) as caught:
+        source.fetch(Watermark())
+    assert token in script.paths[0], "the real token was sent"
+    assert token not in str(caught.value) and "***" in str(caught.value)
+    assert token not in source.location
+
+
+def test_redaction_of_legacy_and_query_tokens() -> None:
+    assert "ccp_partner" not in redact_location("https://na-georss.waze.com/rtserver/web/TGeoRSS?tk=ccp_partner&format=JSON")
+    assert redact_location("https://x.org/f?token=abc&format=1") == "https://x.org/f?token=***&format=1"
+    assert redact_location("https://user:pw@x.org/feed") == "https://x.org/feed"
+
+
+def test_local_files_and_file_urls(tmp_path: Path) -> None:
+    path = tmp_path / "poll.json"
+    path.write_bytes(BODY)
+    assert fetch_url(str(path), Watermark(), FAST).body == BODY
+    assert fetch_url(path.as_uri(), Watermark(), FAST).body == BODY
+    with pytest.raises(UpstreamUnavailable, match="no such file"):
+        fetch_url(str(tmp_path / "missing.json"), Watermark(), FAST)
+    with pytest.raises(PayloadTooLarge):
+        fetch_url(str(path), Watermark(), HttpPolicy(max_bytes=10))

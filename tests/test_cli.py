@@ -1,0 +1,229 @@
+"""The command line end to end, in-process: exit codes, stdout/stderr split, formats, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exchange.cli import main
+from tests.conftest import FIXTURES, ROOT
+from tests.helpers import alert, feed, jam
+
+DEMO = ROOT / "config" / "demo.toml"
+POLLS = sorted((FIXTURES / "waze").glob("poll-*.json"))
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"Run(code={self.code}, out={self.out[:400]!r}, err={self.err[:400]!r})"
+
+
+@pytest.fixture
+def cli(data_dir: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    def run(*args: str) -> Run:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def test_demo_replay_and_inspect(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("--config", str(DEMO), "replay", *map(str, POLLS))
+    assert result.code == 0, result
+    assert f"replayed {len(POLLS)} of {len(POLLS)} file(s)" in result.err and "0 rejected" in result.err
+    assert result.out == ""
+
+    listing = cli("--config", str(DEMO), "inspect", "events", "--format", "json")
+    assert listing.code == 0, listing
+    records = json.loads(listing.out)
+    for key in ("id", "source", "kind", "source_id", "category", "subtype", "status", "geometry"):
+        assert all(key in record for record in records), key
+    assert {r["status"] for r in records} == {"active", "ended"}, "every status unless --status is given"
+    jam_record = next(r for r in records if r["kind"] == "jam")
+    assert jam_record["source_id"].isdigit() and jam_record["geometry"]["type"] == "LineString"
+
+    table = cli("--config", str(DEMO), "inspect", "events", "--limit", "3")
+    assert table.code == 0 and "showing 3 of" in table.err
+
+    sync = cli("--config", str(DEMO), "sync")
+    assert sync.code == 0 and "duplicate" in sync.err, sync
+
+
+def test_machine_formats_agree(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    snapshot = tmp_path / "one.json"
+    snapshot.write_bytes(feed(0, alerts=[alert("a1", street="O'Brien & <Sons> \"Rd\", Zürich")], jams=[jam(5)]))
+    assert cli("replay", str(snapshot)).code == 0
+    as_json = json.loads(cli("inspect", "events", "--format", "json").out)
+    lines = cli("inspect", "events", "--format", "jsonl").out.splitlines()
+    assert [json.loads(line) for line in lines] == as_json
+    geojson = json.loads(cli("inspect", "events", "--format", "geojson").out)
+    assert geojson["type"] == "FeatureCollection" and len(geojson["features"]) == 2
+    rows = list(csv.DictReader(io.StringIO(cli("inspect", "events", "--format", "csv").out)))
+    assert {row["id"] for row in rows} == {"waze:alert:a1", "waze:jam:5"}
+    assert next(r for r in as_json if r["id"] == "waze:alert:a1")["street"] == "O'Brien & <Sons> \"Rd\", Zürich"
+
+
+def test_filters(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    snapshot = tmp_path / "one.json"
+    snapshot.write_bytes(feed(0, alerts=[
+        alert("crash", street="Market Street", location={"x": -122.30, "y": 37.80}),
+        alert("closed", type="ROAD_CLOSED", subtype="ROAD_CLOSED_EVENT", street="Broadway",
+              location={"x": -122.27, "y": 37.81}),
+    ], jams=[jam(9)]))
+    cli("replay", str(snapshot))
+
+    def ids(*args: str) -> set[str]:
+        result = cli("inspect", "events", "--format", "json", *args)
+        assert result.code == 0, result
+        return {record["id"] for record in json.loads(result.out)}
+
+    assert ids("--kind", "alert") == {"waze:alert:crash", "waze:alert:closed"}
+    assert ids("--category", "road_closed") == {"waze:alert:closed"}
+    assert ids("--street", "market") == {"waze:alert:crash"}
+    assert ids("--bbox", "-122.31,37.79,-122.29,37.805") == {"waze:alert:crash"}
+    assert ids("--status", "ended") == set()
+    assert ids("--source", "waze", "--limit", "1").__len__() == 1
+    assert ids("--since", "1h") == {"waze:alert:crash", "waze:alert:closed", "waze:jam:9"}
+    assert ids("--since", "2100-01-01T00:00:00") == set()
+
+
+def test_inspect_event_shows_revisions(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for poll, thumbs in ((0, 0), (1, 2)):
+        path = tmp_path / f"p{poll}.json"
+        path.write_bytes(feed(poll, alerts=[alert("a1", nThumbsUp=thumbs)]))
+        assert cli("replay", str(path)).code == 0
+    result = cli("inspect", "event", "waze:alert:a1", "--format", "json")
+    assert result.code == 0, result
+    record = json.loads(result.out)[0]
+    assert [r["action"] for r in record["revisions"]] == ["created", "updated"]
+    assert record["revisions"][1]["changes"]["thumbs_up"] == [0, 2]
+    assert record["seen_by"] == [{"source": "waze", "missed_polls": 0}]
+    table = cli("inspect", "event", "waze:alert:a1")
+    assert table.code == 0 and "thumbs_up: 0 -> 2" in table.out
+
+
+def test_runs_and_sources(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "p.json"
+    path.write_bytes(feed(0, alerts=[alert("a1")]))
+    cli("replay", str(path))
+    runs = json.loads(cli("inspect", "runs", "--format", "json").out)
+    assert runs[0]["status"] == "ok" and runs[0]["new"] == 1
+    sources = json.loads(cli("inspect", "sources", "--format", "json").out)
+    assert sources[0]["name"] == "waze" and sources[0]["active_events"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("inspect", "event", "waze:alert:nope"), 3, "no event with id"),
+        (("inspect", "events", "--bbox", "1,2,3"), 2, "--bbox"),
+        (("inspect", "events", "--status", "open"), 2, "--status"),
+        (("inspect", "events", "--since", "yesterday"), 2, "--since"),
+        (("inspect", "events", "--format", "xml"), 2, "xml"),
+        (("inspect", "events", "--limit", "0"), 2, "--limit"),
+        (("replay", "/nonexistent/poll.json"), 3, "does not exist"),
+        (("sync", "nosuchsource"), 3, "unknown source 'nosuchsource'"),
+        (("frobnicate",), 2, "No such command"),
+    ],
+)
+def test_errors_are_one_line_with_their_exit_code(cli, args: tuple[str, ...], code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli(*args)
+    assert result.code == code, result
+    assert message in result.err and "Traceback" not in result.err
+
+
+def test_unreadable_feeds_fail_and_change_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "a-good.json"
+    good.write_bytes(feed(0, alerts=[alert("a1")]))
+    assert cli("replay", str(good)).code == 0
+    before = cli("inspect", "events", "--format", "json").out
+    bad = {
+        "b-malformed.json": b'{"alerts": [{"uuid": "x"',
+        "c-bomb.xml": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><rss>&b;</rss>',
+        "d-xxe.xml": b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><rss><channel/></rss>',
+        "e-truncated.xml": b'<rss version="2.0"><channel><item><title>alert</title>',
+    }
+    for name, payload in bad.items():
+        (tmp_path / name).write_bytes(payload)
+        result = cli("replay", str(tmp_path / name))
+        assert result.code == 1, (name, result)
+        assert len(result.err.strip().splitlines()) == 2 and "Traceback" not in result.err  # error + summary
+    # a directory with good and bad files: every file processed, exit 1
+    (tmp_path / "z-next.json").write_bytes(feed(1, alerts=[alert("a1"), alert("a2")]))
+    result = cli("replay", str(tmp_path))
+    assert result.code == 1 and "replayed 2 of 6 file(s)" in result.err, result
+    after = json.loads(cli("inspect", "events", "--format", "json").out)
+    assert {r["id"] for r in after} == {"waze:alert:a1", "waze:alert:a2"}
+    assert json.loads(before)[0]["id"] == "waze:alert:a1"
+    runs = json.loads(cli("inspect", "runs", "--format", "json", "--limit", "50").out)
+    assert sum(run["status"] == "failed" for run in runs) == 8
+
+
+def test_unreachable_upstream(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "c.toml"
+    config.write_text('[[sources]]\nname = "dead"\nurl = "http://127.0.0.1:9/feed"\nretries = 0\n')
+    result = cli("--config", str(config), "sync")
+    assert result.code == 1 and "cannot reach http://127.0.0.1:9/feed" in result.err, result
+    runs = json.loads(cli("--config", str(config), "inspect", "runs", "--format", "json").out)
+    assert runs[0]["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('timezone = "Mars/Olympus"', "timezone: unknown IANA time zone"),
+        ('colour = "blue"', "colour: unknown key"),
+        ("[lifecycle]\nend_after_missed_polls = 0", "lifecycle.end_after_missed_polls"),
+        ('[[sources]]\nname = "w"\nurll = "x"', "source 'w': urll: unknown key"),
+        ('[[sources]]\nname = "w"\nkind = "carrier-pigeon"', "unknown source kind 'carrier-pigeon'"),
+        ('[[sources]]\nname = "w"\n[[sources]]\nname = "w"', "used twice"),
+        ("this is = not toml [", "invalid TOML"),
+    ],
+)
+def test_config_errors_name_the_key(cli, tmp_path: Path, content: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    result = cli("--config", str(config), "inspect", "sources")
+    assert result.code == 2, result
+    assert message in result.err and result.err.count("\n") == 1
+
+
+def test_environment_overrides(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("EXCHANGE_LIFECYCLE__END_AFTER_MISSED_POLLS", "1")
+    for poll, alerts in enumerate(([alert("a1"), alert("a2")], [alert("a1")])):
+        path = tmp_path / f"p{poll}.json"
+        path.write_bytes(feed(poll, alerts=alerts))
+        cli("replay", str(path))
+    ended = json.loads(cli("inspect", "events", "--status", "ended", "--format", "json").out)
+    assert [r["id"] for r in ended] == ["waze:alert:a2"]
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
+    assert json.loads(cli("inspect", "events", "--format", "json").out) == []
+
+
+def test_help_everywhere(cli) -> None:  # type: ignore[no-untyped-def]
+    for args in ((), ("inspect",), ("db",), ("sync",), ("replay",), ("inspect", "events"), ("run",)):
+        result = cli(*args, "--help")
+        assert result.code == 0 and "Usage" in result.out, args
+
+
+def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "exchange", "inspect", "event", "nope"],
+        env={"EXCHANGE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )
+    assert result.returncode == 3 and result.stderr == "error: no event with id 'nope'\n"
