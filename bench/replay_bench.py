@@ -11,8 +11,9 @@ subprocess of its own (start-up included):
   (``exchange db upgrade`` first, not timed; the database is dropped at the end);
 
 and each a second time, "again": the same files replayed into the store the first pass filled.
-Peak RSS and CPU time come from ``os.wait4`` on that one child, so they are the child's alone
-(the PostgreSQL server's own memory and CPU are not in them). Results: a markdown table on stdout,
+Peak RSS and CPU time are those of that one child, read by GNU time (``/usr/bin/time``) or a small
+wrapper, never by this process (see ``run_child``); the PostgreSQL server's own memory and CPU are
+not in them. Results: a markdown table on stdout,
 everything in ``bench/out/replay.json``. See ``bench/README.md``.
 """
 
@@ -71,17 +72,39 @@ class Child:
     stderr: str
 
 
+GNU_TIME = Path("/usr/bin/time")
+#: fallback without GNU time: a fresh, small interpreter that runs the command and reports its rusage
+WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.call(sys.argv[2:])\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "open(sys.argv[1], 'w').write(f'{u.ru_maxrss} {u.ru_utime} {u.ru_stime}\\n')\n"
+    "sys.exit(rc if rc >= 0 else 128 - rc)\n"
+)
+
+
 def run_child(cmd: list[str], env: dict[str, str]) -> Child:
-    """Run one command; wall time from spawn to reap, rusage of that child alone (``wait4``)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run one command; wall time from spawn to exit, peak RSS and CPU of that command alone.
+
+    The rusage is read by a small intermediate process (GNU time, else a fresh Python), never by
+    this one: a child forked from this (large) process inherits its resident pages until exec,
+    so ``wait4`` here would report at least this process's own RSS.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".rusage") as usage_file:
+        if GNU_TIME.exists():
+            wrapped = [str(GNU_TIME), "-f", "%M %U %S", "-o", usage_file.name, *cmd]
+        else:
+            wrapped = [sys.executable, "-S", "-c", WRAPPER, usage_file.name, *cmd]
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=REPO_DIR)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(wrapped, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=REPO_DIR,
+                              check=False)
         wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        lines = Path(usage_file.name).read_text().split("\n")
+        rss_kb, user_s, sys_s = [line for line in lines if line.strip()][-1].split()
         out.seek(0)
         err.seek(0)
-        return Child(wall, usage.ru_maxrss, usage.ru_utime, usage.ru_stime, proc.returncode,
+        return Child(wall, int(rss_kb), float(user_s), float(sys_s), proc.returncode,
                      out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 

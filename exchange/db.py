@@ -76,9 +76,18 @@ def open_store(url: str, *, auto_upgrade: bool | None = None) -> Engine:
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+    try:
+        _check_schema(engine, url, auto_upgrade if auto_upgrade is not None else is_sqlite)
+    except StoreError:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _check_schema(engine: Engine, url: str, auto_upgrade: bool) -> None:
     revision = current_revision(engine)
     if revision != SCHEMA_REVISION:
-        if auto_upgrade if auto_upgrade is not None else is_sqlite:
+        if auto_upgrade:
             upgrade(engine)
         elif revision is None:
             raise SchemaOutdated(
@@ -89,7 +98,6 @@ def open_store(url: str, *, auto_upgrade: bool | None = None) -> Engine:
                 f"database schema is at revision {revision}, the code needs {SCHEMA_REVISION}; "
                 "run `exchange db upgrade`"
             )
-    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

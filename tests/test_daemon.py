@@ -1,0 +1,43 @@
+"""`exchange run`: polls on schedule, records runs, stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers import alert, feed
+
+
+def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:
+    snapshot = tmp_path / "feed.json"
+    snapshot.write_bytes(feed(0, alerts=[alert("a1")]))
+    config = tmp_path / "exchange.toml"
+    config.write_text(
+        f'[[sources]]\nname = "area"\nurl = "{snapshot}"\ninterval_s = 5\njitter_s = 0\n'
+        f'[[sources]]\nname = "dead"\nurl = "{tmp_path / "missing.json"}"\ninterval_s = 5\njitter_s = 0\n'
+    )
+    env = {**os.environ, "EXCHANGE_DATA_DIR": str(tmp_path / "data"), "EXCHANGE_CONFIG": str(config)}
+    command = [sys.executable, "-m", "exchange"]
+    with subprocess.Popen([*command, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as daemon:
+        try:
+            runs: list[dict[str, object]] = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                listing = subprocess.run([*command, "inspect", "runs", "--format", "json"], env=env,
+                                         capture_output=True, text=True, check=False)
+                runs = json.loads(listing.stdout) if listing.returncode == 0 and listing.stdout else []
+                if {run["source"] for run in runs} == {"area", "dead"}:
+                    break
+            assert {run["source"]: run["status"] for run in runs} == {"area": "ok", "dead": "failed"}, runs
+            assert daemon.poll() is None, "a failing source must not kill the daemon"
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _, err = daemon.communicate(timeout=20)
+    assert daemon.returncode == 0, err
+    assert b"Traceback" not in err
