@@ -53,23 +53,27 @@ def pg_server_url() -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A new, empty store on each backend; PostgreSQL tests get a schema of their own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'exchange.db'}"
-        return
-    server = request.getfixturevalue("pg_server_url")
+@pytest.fixture
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """An empty PostgreSQL store: a schema of its own in the session's test database."""
     import psycopg
 
     schema = f"t_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as conn:
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        yield f"{server}?options=-csearch_path%3D{schema}"
+        yield f"{pg_server_url}?options=-csearch_path%3D{schema}"
     finally:
-        with psycopg.connect(server, autocommit=True) as conn:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty store on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'exchange.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

@@ -49,5 +49,5 @@ def test_missing_file_is_named(data_dir: Path, tmp_path: Path) -> None:
 
 def test_nested_environment_override_is_validated(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXCHANGE_LIFECYCLE__SUSPECT_RATIO", "lots")
-    with pytest.raises(ConfigError, match="lifecycle.suspect_ratio"):
+    with pytest.raises(ConfigError, match=r"lifecycle\.suspect_ratio"):
         load_config(None)

@@ -20,9 +20,8 @@ def test_sqlite_creates_its_schema(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_postgresql_without_schema_names_db_upgrade(store_url: str) -> None:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
+def test_postgresql_without_schema_names_db_upgrade(pg_url: str) -> None:
+    store_url = pg_url
     with pytest.raises(SchemaOutdated, match="run `exchange db upgrade`"):
         open_store(store_url)
     engine = open_store(store_url, auto_upgrade=True)
