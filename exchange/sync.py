@@ -8,17 +8,21 @@ since nothing is committed before the end.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import statistics
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Source, Watermark
+from exchange.bulk import Bulk, dumps, loads
 from exchange.config import LifecycleConfig
 from exchange.db import writing
 from exchange.errors import ExchangeError, FetchError, ItemRejected, StoreError
@@ -30,9 +34,6 @@ from feeds.waze import FeedItem, WazeSnapshot, to_event
 __all__ = ["InjectedFault", "SyncResult", "ingest_payload", "now_ms", "sync_source"]
 
 log = logging.getLogger("exchange.sync")
-
-_IN_CHUNK = 5000
-
 
 class InjectedFault(ExchangeError):
     """Raised at a named point when ``EXCHANGE_INJECT_FAULT`` names it (tests of atomicity)."""
@@ -126,6 +127,35 @@ def ingest_payload(
     watermark: Watermark | None = None,
 ) -> SyncResult:
     """Read ``body`` with the source's codec and reconcile it in one transaction."""
+    with _collector_paused():
+        return _ingest(engine, source, body, lifecycle, started_ms, watermark)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a payload is in memory.
+
+    A parsed feed is a tree of thousands of small dicts and lists without reference cycles;
+    building it triggers full collections that cost more than parsing it (about a quarter of a
+    replay). Reference counting frees the tree all the same; the collector runs again afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _ingest(
+    engine: Engine,
+    source: Source,
+    body: bytes,
+    lifecycle: LifecycleConfig,
+    started_ms: int | None,
+    watermark: Watermark | None,
+) -> SyncResult:
     started = started_ms if started_ms is not None else now_ms()
     try:
         fault_point("after-fetch")
@@ -154,28 +184,36 @@ def ingest_payload(
 
 # --------------------------------------------------------------------------- reconciliation
 
-
-@dataclass(slots=True)
-class _Known:
-    digest: str
-    status: str
+# plain str: SQLAlchemy's quoted_name subclass is not a dict key orjson accepts
+EVENT_COLUMNS = tuple(str.__str__(column.name) for column in events.columns)
+_UPDATE_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms"))
+_JSON_COLUMNS = frozenset({"geometry", "attributes"})
+_REVISION_COLUMNS = ("event_id", "run_id", "at_ms", "action", "changes", "operator")
+_NOT_DIFFED = frozenset({"updated_ms", "digest"})
 
 
 class Reconciler:
-    """Reconciles one snapshot with the store, inside the caller's transaction."""
+    """Reconciles one snapshot with the store, inside the caller's transaction.
+
+    Reads and writes go through :class:`~exchange.bulk.Bulk`: one query for the state of the
+    events this source sees, one ``executemany`` per kind of write.
+    """
 
     def __init__(self, conn: Connection, source: Source, lifecycle: LifecycleConfig, started_ms: int) -> None:
         self.conn = conn
+        self.db = Bulk(conn)
         self.source = source
         self.lifecycle = lifecycle
         self.now = started_ms
         self.result = SyncResult(source=source.name, status="ok")
+        self.values_checked = False
 
     def run(self, snapshot: WazeSnapshot) -> SyncResult:
         result = self.result
         result.snapshot_ms = snapshot.taken_ms
         result.fetched = len(snapshot.items) + len(snapshot.errors)
         result.item_errors.extend(snapshot.errors)
+        self.values_checked = snapshot.values_checked
         state = self.conn.execute(
             select(sources.c.newest_snapshot_ms, sources.c.recent_counts).where(sources.c.name == self.source.name)
         ).one()
@@ -193,9 +231,8 @@ class Reconciler:
         result.run_id = _insert_run(self.conn, self.source.name, self.now, result)
 
         items = {event_id(self.source.namespace, item.kind, item.source_id): item for item in snapshot.items}
-        known = self._known(list(items))
-        mine = {} if history else self._my_sightings()
-        self._apply_items(items, known, mine, history=history, taken=taken)
+        known, mine = self._state(items)
+        self._apply_items(items, known, {} if history else mine, history=history, taken=taken)
         fault_point("mid-reconcile")
         if not history:
             counts = {kind.value: snapshot.count(kind) for kind in snapshot.kinds_present}
@@ -210,24 +247,32 @@ class Reconciler:
 
     # -- reading state
 
-    def _known(self, ids: list[str]) -> dict[str, _Known]:
-        known: dict[str, _Known] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-            query = select(events.c.id, events.c.digest, events.c.status).where(events.c.id.in_(chunk))
-            for row in self.conn.execute(query):
-                known[row.id] = _Known(row.digest, row.status)
-        return known
+    def _state(self, items: dict[str, FeedItem]) -> tuple[dict[str, tuple[str, str]], dict[str, int]]:
+        """(digest, status) of the stored events among ``items``, and this source's sightings.
 
-    def _my_sightings(self) -> dict[str, int]:
-        query = select(sightings.c.event_id, sightings.c.missed).where(sightings.c.source_name == self.source.name)
-        return {row.event_id: row.missed for row in self.conn.execute(query)}
+        The events this source already sees come with its sightings in one query; only the rest
+        (new items, ended events coming back) are looked up by id.
+        """
+        known: dict[str, tuple[str, str]] = {}
+        mine: dict[str, int] = {}
+        rows = self.db.fetch(
+            "SELECT s.event_id, s.missed, e.digest, e.status FROM sightings s "
+            "JOIN events e ON e.id = s.event_id WHERE s.source_name = ?",
+            (self.source.name,),
+        )
+        for eid, missed, digest, status in rows:
+            mine[eid] = missed
+            known[eid] = (digest, status)
+        rest = [eid for eid in items if eid not in known]
+        for eid, digest, status in self.db.where_in("SELECT id, digest, status FROM events WHERE", "id", rest):
+            known[eid] = (digest, status)
+        return known, mine
 
     # -- items present in the snapshot
 
     def _convert(self, item: FeedItem) -> Event | None:
         try:
-            return to_event(item, self.source.namespace)
+            return to_event(item, self.source.namespace, values_checked=self.values_checked)
         except ItemRejected as exc:
             self.result.item_errors.append(
                 ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=exc.message)
@@ -237,7 +282,7 @@ class Reconciler:
     def _apply_items(
         self,
         items: dict[str, FeedItem],
-        known: dict[str, _Known],
+        known: dict[str, tuple[str, str]],
         mine: dict[str, int],
         *,
         history: bool,
@@ -264,11 +309,11 @@ class Reconciler:
             elif history:
                 result.unchanged += 1
                 continue
-            elif previous.digest != item.digest:
+            elif previous[0] != item.digest:
                 event = self._convert(item)
                 if event is not None:  # a rejected new version still shows the event is alive
                     changed[eid] = event
-            elif previous.status == "ended":
+            elif previous[1] == "ended":
                 reopened.append(eid)
             else:
                 result.unchanged += 1
@@ -281,59 +326,41 @@ class Reconciler:
                 reset_sightings.append(eid)
 
         if inserts:
-            self.conn.execute(insert(events), inserts)
+            self.db.insert(events, EVENT_COLUMNS, (_event_values(row, EVENT_COLUMNS) for row in inserts))
             self._revisions([row["id"] for row in inserts], "history" if history else "created")
         if changed:
             self._update_changed(changed)
         if reopened:
-            self.conn.execute(
-                update(events).where(events.c.id == bindparam("eid")),
-                [{"eid": eid, "status": "active", "end_ms": None, "updated_ms": self.now} for eid in reopened],
-            )
+            self.db.update(events, ("status", "end_ms", "updated_ms"), "id",
+                           [("active", None, self.now, eid) for eid in reopened])
             self._revisions(reopened, "reopened", [{"status": ["ended", "active"]}] * len(reopened))
             result.updated += len(reopened)
-        if new_sightings:
-            self.conn.execute(
-                insert(sightings),
-                [{"event_id": eid, "source_name": self.source.name, "missed": 0, "missing_since_ms": None}
-                 for eid in new_sightings],
-            )
-        if reset_sightings:
-            self.conn.execute(
-                update(sightings)
-                .where(sightings.c.event_id == bindparam("eid"), sightings.c.source_name == self.source.name)
-                .values(missed=0, missing_since_ms=None),
-                [{"eid": eid} for eid in reset_sightings],
-            )
+        name = self.source.name
+        self.db.insert(sightings, ("event_id", "source_name", "missed", "missing_since_ms"),
+                       [(eid, name, 0, None) for eid in new_sightings])
+        self.db.many("UPDATE sightings SET missed=0, missing_since_ms=NULL WHERE event_id=? AND source_name=?",
+                     [(eid, name) for eid in reset_sightings])
 
     def _update_changed(self, changed: dict[str, Event]) -> None:
-        ids = list(changed)
-        old_rows: dict[str, Any] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-            for row in self.conn.execute(select(events).where(events.c.id.in_(chunk))):
-                old_rows[row.id] = row._mapping
-        updates: list[dict[str, Any]] = []
+        old_rows = {
+            row[0]: row
+            for row in self.db.where_in(f"SELECT {','.join(EVENT_COLUMNS)} FROM events WHERE", "id", list(changed))
+        }
+        updates: list[tuple[Any, ...]] = []
         diffs: list[dict[str, Any]] = []
         for eid, event in changed.items():
             new_row = event_to_row(event, now_ms=self.now)
-            old = old_rows[eid]
-            new_row.pop("first_seen_ms")
-            new_row.pop("id")
-            diffs.append(_diff(old, new_row))
-            new_row["eid"] = eid
-            updates.append(new_row)
-        self.conn.execute(update(events).where(events.c.id == bindparam("eid")), updates)
-        self._revisions(ids, "updated", diffs)
-        self.result.updated += len(ids)
+            diffs.append(_diff(old_rows[eid], new_row))
+            updates.append((*_event_values(new_row, _UPDATE_COLUMNS), eid))
+        self.db.update(events, _UPDATE_COLUMNS, "id", updates)
+        self._revisions(list(changed), "updated", diffs)
+        self.result.updated += len(changed)
 
     def _revisions(self, ids: list[str], action: str, changes: list[Any] | None = None) -> None:
-        rows = [
-            {"event_id": eid, "run_id": self.result.run_id, "at_ms": self.now, "action": action,
-             "changes": changes[i] if changes else None, "operator": None}
-            for i, eid in enumerate(ids)
-        ]
-        self.conn.execute(insert(revisions), rows)
+        run_id, at = self.result.run_id, self.now
+        self.db.insert(revisions, _REVISION_COLUMNS, [
+            (eid, run_id, at, action, dumps(changes[i]) if changes else None, None) for i, eid in enumerate(ids)
+        ])
 
     # -- items missing from the snapshot
 
@@ -361,31 +388,19 @@ class Reconciler:
         """Count one more missed poll for this source's events absent from the snapshot; end the lapsed."""
         wanted = {kind.value for kind in kinds}
         limit = self.lifecycle.end_after_missed_polls
-        bumps: list[dict[str, Any]] = []
+        since = previous_snapshot_ms if previous_snapshot_ms is not None else self.now
+        missing: list[str] = []
         lapsed: list[str] = []
         for eid, missed in mine.items():
             if eid in items or eid.split(":", 2)[1] not in wanted:
                 continue
-            bumps.append({"eid": eid, "missed": missed + 1})
+            missing.append(eid)
             if missed + 1 >= limit:
                 lapsed.append(eid)
-        if not bumps:
-            return
-        since = previous_snapshot_ms if previous_snapshot_ms is not None else self.now
-        self.conn.execute(
-            update(sightings)
-            .where(sightings.c.event_id == bindparam("eid"), sightings.c.source_name == self.source.name)
-            .values(missed=bindparam("missed")),
-            bumps,
+        self.db.where_in(
+            "UPDATE sightings SET missed = missed + 1, missing_since_ms = COALESCE(missing_since_ms, ?) "
+            "WHERE source_name = ? AND", "event_id", missing, (since, self.source.name), rows=False,
         )
-        first_misses = [b["eid"] for b in bumps if b["missed"] == 1]
-        if first_misses:
-            self.conn.execute(
-                update(sightings)
-                .where(sightings.c.event_id == bindparam("eid"), sightings.c.source_name == self.source.name)
-                .values(missing_since_ms=since),
-                [{"eid": eid} for eid in first_misses],
-            )
         if lapsed:
             self._end(lapsed, limit)
 
@@ -393,22 +408,18 @@ class Reconciler:
         """End events that every source that saw them has missed ``limit`` times."""
         still_seen: set[str] = set()
         missing_since: dict[str, int] = {}
-        for start in range(0, len(lapsed), _IN_CHUNK):
-            chunk = lapsed[start : start + _IN_CHUNK]
-            for row in self.conn.execute(select(sightings).where(sightings.c.event_id.in_(chunk))):
-                if row.missed < limit:
-                    still_seen.add(row.event_id)
-                elif row.missing_since_ms is not None:
-                    missing_since[row.event_id] = max(missing_since.get(row.event_id, 0), row.missing_since_ms)
+        rows = self.db.where_in("SELECT event_id, missed, missing_since_ms FROM sightings WHERE", "event_id", lapsed)
+        for eid, missed, since in rows:
+            if missed < limit:
+                still_seen.add(eid)
+            elif since is not None:
+                missing_since[eid] = max(missing_since.get(eid, 0), since)
         ending = [eid for eid in lapsed if eid not in still_seen]
         if not ending:
             return
-        self.conn.execute(
-            update(events).where(events.c.id == bindparam("eid")),
-            [{"eid": eid, "status": "ended", "end_ms": missing_since.get(eid, self.now), "updated_ms": self.now}
-             for eid in ending],
-        )
-        self.conn.execute(delete(sightings).where(sightings.c.event_id.in_(ending)))
+        self.db.update(events, ("status", "end_ms", "updated_ms"), "id",
+                       [("ended", missing_since.get(eid, self.now), self.now, eid) for eid in ending])
+        self.db.many("DELETE FROM sightings WHERE event_id=?", [(eid,) for eid in ending])
         self._revisions(ending, "ended", [{"status": ["active", "ended"]}] * len(ending))
         self.result.ended += len(ending)
 
@@ -423,13 +434,19 @@ class Reconciler:
         self.conn.execute(update(sources).where(sources.c.name == self.source.name).values(**values))
 
 
-def _diff(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+def _event_values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(dumps(row[name]) if name in _JSON_COLUMNS else row[name] for name in columns)
+
+
+def _diff(old: Sequence[Any], new: dict[str, Any]) -> dict[str, Any]:
     """field -> [old, new] for what changed; attributes are compared key by key."""
     changes: dict[str, Any] = {}
-    for key, value in new.items():
-        if key in ("updated_ms", "digest", "eid"):
+    for position, key in enumerate(EVENT_COLUMNS):
+        if key in _NOT_DIFFED or key == "first_seen_ms":
             continue
-        before = old[key]
+        before, value = old[position], new[key]
+        if key in _JSON_COLUMNS:
+            before = loads(before)
         if key == "attributes":
             before = before or {}
             for name in sorted(set(before) | set(value)):

@@ -80,6 +80,9 @@ class WazeSnapshot:
     kinds_present: frozenset[Kind]
     items: list[FeedItem] = field(default_factory=list)
     errors: list[ItemError] = field(default_factory=list)
+    #: True when the reader already guarantees no NaN/Infinity and no NUL in any value, so
+    #: :func:`to_event` may skip its deep scan (orjson refuses those; only ``\u0000`` could pass)
+    values_checked: bool = False
 
     @property
     def taken_ms(self) -> int | None:
@@ -111,8 +114,9 @@ def read_waze_snapshot(data: bytes) -> WazeSnapshot:
         The payload is not a Waze feed: broken JSON or XML, refused XML constructs, a wrong envelope.
     """
     head = data.lstrip()[:1]
+    checked = False
     if head in (b"{", b"["):
-        document = _load_json(data)
+        document, checked = _load_json(data)
     elif head == b"<":
         from feeds.georss import georss_to_document
 
@@ -121,12 +125,17 @@ def read_waze_snapshot(data: bytes) -> WazeSnapshot:
         raise MalformedPayload("the payload is empty")
     else:
         raise MalformedPayload("the payload is neither JSON nor XML")
-    return _snapshot_from_document(document)
+    snapshot = _snapshot_from_document(document)
+    snapshot.values_checked = checked
+    return snapshot
 
 
-def _load_json(data: bytes) -> dict[str, Any]:
+def _load_json(data: bytes) -> tuple[dict[str, Any], bool]:
+    """The document, and whether its values are known to be free of NaN, Infinity and NUL."""
+    checked = False
     try:
         document = orjson.loads(data)
+        checked = b"\\u0000" not in data
     except orjson.JSONDecodeError:
         # orjson refuses NaN/Infinity tokens and raw control characters, which the standard
         # library accepts; those are then rejected per item instead of failing the whole poll.
@@ -140,7 +149,7 @@ def _load_json(data: bytes) -> dict[str, Any]:
             raise MalformedPayload("malformed JSON: nested too deeply") from exc
     if not isinstance(document, dict):
         raise MalformedPayload(f"a Waze feed is a JSON object, got {type(document).__name__}")
-    return document
+    return document, checked
 
 
 def _snapshot_from_document(document: Mapping[str, Any]) -> WazeSnapshot:
@@ -228,8 +237,11 @@ def _derived_key(kind: Kind, record: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- converting one item
 
 
-def to_event(item: FeedItem, namespace: str = "waze") -> Event:
+def to_event(item: FeedItem, namespace: str = "waze", *, values_checked: bool = False) -> Event:
     """Convert one identified feed item into an :class:`Event`.
+
+    ``values_checked`` skips the deep scan for NaN and NUL when the reader already ruled them out
+    (:attr:`WazeSnapshot.values_checked`).
 
     Raises
     ------
@@ -237,7 +249,8 @@ def to_event(item: FeedItem, namespace: str = "waze") -> Event:
         With the reason: no geometry, a coordinate out of range, NaN, a NUL character, a wrong type.
     """
     try:
-        _check_values(item.record)
+        if not values_checked:
+            _check_values(item.record)
         if item.kind is Kind.ALERT:
             fields = _alert_fields(item.record)
         elif item.kind is Kind.JAM:
@@ -272,7 +285,7 @@ def _alert_fields(record: Mapping[str, Any]) -> dict[str, Any]:
         "category": category_of_alert(waze_type),
         "type": waze_type,
         "subtype": (_as_text(record.get("subtype"), "subtype") or "").strip() or None,
-        "geometry": Point(coordinates=_position(record.get("location"), "location")),
+        "geometry": Point.model_construct(coordinates=_position(record.get("location"), "location")),
         "start_time": _as_time(record.get("pubMillis"), "pubMillis"),
         "reliability": _as_int(record.get("reliability"), "reliability"),
         "confidence": _as_int(record.get("confidence"), "confidence"),
@@ -289,7 +302,7 @@ def _jam_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "category": Category.JAM,
         "type": (_as_text(record.get("type"), "type") or "NONE").strip(),
-        "geometry": LineString(coordinates=_line(record.get("line"))),
+        "geometry": LineString.model_construct(coordinates=_line(record.get("line"))),
         "start_time": _as_time(record.get("pubMillis"), "pubMillis"),
         "speed_kmh": speed_kmh,
         "delay_s": _as_int(record.get("delay"), "delay"),
@@ -304,7 +317,7 @@ def _irregularity_fields(record: Mapping[str, Any]) -> dict[str, Any]:
         "category": Category.IRREGULARITY,
         "type": (_as_text(record.get("type"), "type") or "NONE").strip(),
         "subtype": (_as_text(record.get("causeType"), "causeType") or "").strip() or None,
-        "geometry": LineString(coordinates=_line(record.get("line"))),
+        "geometry": LineString.model_construct(coordinates=_line(record.get("line"))),
         "start_time": _as_time(record.get("detectionDateMillis"), "detectionDateMillis"),
         "speed_kmh": _as_float(record.get("speed"), "speed"),
         "delay_s": _as_int(record.get("delaySeconds"), "delaySeconds"),
@@ -425,14 +438,38 @@ def _position(value: Any, name: str) -> tuple[float, float]:
 
 
 def _line(value: Any) -> list[tuple[float, float]]:
+    """A validated line; the geometry models are then built without validating it a second time."""
     if value is None:
         raise ItemRejected("no geometry: 'line' is missing")
     if not isinstance(value, list):
         raise ItemRejected(f"field 'line' should be a list of points, got {type(value).__name__}")
-    points = [_position(point, f"line[{position}]") for position, point in enumerate(value)]
+    points = _plain_line(value)
+    if points is None:  # something is off: find it point by point, for a precise reason
+        points = [_position(point, f"line[{position}]") for position, point in enumerate(value)]
     if len(points) < 2:
         raise ItemRejected(f"field 'line' has {len(points)} point(s); a line needs at least 2")
     return points
+
+
+_NUMBER_TYPES = frozenset({float, int})
+
+
+def _plain_line(value: list[Any]) -> list[tuple[float, float]] | None:
+    """The fast path for the common case: every point an {x, y} of plain numbers in range."""
+    try:
+        xs = [point["x"] for point in value]
+        ys = [point["y"] for point in value]
+    except (TypeError, KeyError):
+        return None
+    if not set(map(type, xs)) | set(map(type, ys)) <= _NUMBER_TYPES:
+        return None
+    if not (all(map(math.isfinite, xs)) and all(map(math.isfinite, ys))):
+        return None
+    if not (min(xs, default=0) >= -180.0 and max(xs, default=0) <= 180.0):
+        return None
+    if not (min(ys, default=0) >= -90.0 and max(ys, default=0) <= 90.0):
+        return None
+    return [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)]
 
 
 def _first_error(exc: ValueError) -> str:
@@ -467,7 +504,7 @@ def parse_waze_feed(data: bytes, namespace: str = "waze") -> ParsedFeed:
     errors = list(snapshot.errors)
     for item in snapshot.items:
         try:
-            events.append(to_event(item, namespace))
+            events.append(to_event(item, namespace, values_checked=snapshot.values_checked))
         except ItemRejected as exc:
             errors.append(ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=exc.message))
     return ParsedFeed(snapshot, events, errors)

@@ -1,0 +1,294 @@
+"""Line matching: a jam or a closure line to a connected path of directed edges (HMM / Viterbi).
+
+In the manner of Newson & Krumm (2009): the hidden states of each line point are the directed
+edges within reach; emission scores distance (Gaussian) and heading against the line's own
+direction; transitions score ``|route distance - straight distance|`` (exponential). Route
+distances come from a bounded Dijkstra over the directed graph, so one-way streets and the
+opposite carriageway are respected. Where no candidate of a point can be reached from the
+previous point (a gap, a stretch off the network, a disconnected part), the line is split and
+matching starts again; each part is reported.
+
+Candidates for all points of all lines come from one bulk spatial query (``point_candidates``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from geo.match import point_candidates
+from geo.network import RoadNetwork, bearing_deg, heading_difference
+
+__all__ = ["LineMatch", "match_lines"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class LineMatch:
+    """The matched path of one line.
+
+    ``edges`` are directed edge numbers in travel order (all parts concatenated); ``parts`` has
+    one edge list per connected part; ``covered_fraction`` is the share of the input line's
+    length explained by the matched parts; ``reason`` says why nothing (or not all) matched.
+    """
+
+    edges: list[int] = field(default_factory=list)
+    parts: list[list[int]] = field(default_factory=list)
+    covered_fraction: float = 0.0
+    confidence: float = 0.0
+    distance_m: float = math.nan
+    start_offset_m: float = 0.0
+    end_offset_m: float = 0.0
+    reason: str | None = None
+
+    @property
+    def matched(self) -> bool:
+        return bool(self.edges)
+
+
+@dataclass(slots=True)
+class _State:
+    edge: int
+    offset: float
+    emission: float
+    distance: float
+
+
+class _Router:
+    """Bounded shortest paths over the directed graph, cached per start junction and bound."""
+
+    def __init__(self, network: RoadNetwork) -> None:
+        ptr, out = network.adjacency()
+        self.ptr = ptr.tolist()
+        self.out = out.tolist()
+        self.v = network.edge_v.tolist()
+        self.length = network.link_len[network.edge_link].tolist()
+        self.cache: dict[int, tuple[float, dict[int, float], dict[int, int]]] = {}
+
+    def search(self, start: int, bound: float) -> tuple[dict[int, float], dict[int, int]]:
+        cached = self.cache.get(start)
+        if cached is not None and cached[0] >= bound:
+            return cached[1], cached[2]
+        dist: dict[int, float] = {start: 0.0}
+        via: dict[int, int] = {}
+        heap = [(0.0, start)]
+        ptr, out, v, length = self.ptr, self.out, self.v, self.length
+        while heap:
+            d, node = heapq.heappop(heap)
+            if d > dist.get(node, math.inf) or d > bound:
+                continue
+            for k in range(ptr[node], ptr[node + 1]):
+                edge = out[k]
+                nd = d + length[edge]
+                target = v[edge]
+                if nd < dist.get(target, math.inf) and nd <= bound:
+                    dist[target] = nd
+                    via[target] = edge
+                    heapq.heappush(heap, (nd, target))
+        self.cache[start] = (bound, dist, via)
+        return dist, via
+
+    def path(self, start: int, goal: int, via: dict[int, int], u: list[int]) -> list[int]:
+        edges: list[int] = []
+        node = goal
+        while node != start:
+            edge = via[node]
+            edges.append(edge)
+            node = u[edge]
+        edges.reverse()
+        return edges
+
+
+def match_lines(
+    network: RoadNetwork,
+    lines: Sequence[FloatArray],
+    *,
+    radius_m: float = 35.0,
+    sigma_m: float = 8.0,
+    beta_m: float = 12.0,
+    kappa: float = 2.0,
+    max_candidates: int = 6,
+) -> list[LineMatch]:
+    """Match lines given as (n, 2) arrays of WGS84 (lon, lat) to edge paths.
+
+    Parameters
+    ----------
+    radius_m
+        Candidate edges per point lie within this distance.
+    sigma_m
+        GPS noise of the line's points (emission).
+    beta_m
+        Scale of the transition term: how much longer than the straight line a route may be.
+    kappa
+        Weight of the heading term (line direction vs edge bearing).
+    max_candidates
+        Best candidates kept per point.
+    """
+    counts = [len(line) for line in lines]
+    results = [LineMatch() for _ in lines]
+    if not lines or sum(counts) == 0:
+        for result in results:
+            result.reason = "empty line"
+        return results
+    lonlat = np.concatenate([np.asarray(line, dtype=np.float64).reshape(-1, 2) for line in lines])
+    valid = np.isfinite(lonlat).all(axis=1) & (np.abs(lonlat[:, 0]) <= 180) & (np.abs(lonlat[:, 1]) <= 90)
+    x, y = network.frame.to_metric(np.where(valid, lonlat[:, 0], 0.0), np.where(valid, lonlat[:, 1], 0.0))
+    x[~valid], y[~valid] = np.nan, np.nan
+    starts = np.concatenate(([0], np.cumsum(counts)))
+
+    # the line's own direction at each point (central difference inside each line)
+    heading = np.full(len(x), np.nan)
+    for i, n in enumerate(counts):
+        if n >= 2:
+            span = slice(starts[i], starts[i + 1])
+            xs, ys = x[span], y[span]
+            dx = np.gradient(xs) if n > 2 else np.repeat(xs[1] - xs[0], n)
+            dy = np.gradient(ys) if n > 2 else np.repeat(ys[1] - ys[0], n)
+            heading[span] = bearing_deg(dx, dy)
+
+    candidates = point_candidates(network, x, y, radius_m)
+    emission = -0.5 * (candidates.distance / sigma_m) ** 2
+    delta = heading_difference(heading[candidates.point], candidates.bearing)
+    emission += kappa * (np.cos(np.radians(delta)) - 1.0)
+    order = np.lexsort((-emission, candidates.point))
+    per_point: list[list[_State]] = [[] for _ in range(len(x))]
+    for k in order.tolist():
+        states = per_point[int(candidates.point[k])]
+        if len(states) < max_candidates:
+            states.append(_State(int(candidates.edge[k]), float(candidates.offset[k]), float(emission[k]),
+                                 float(candidates.distance[k])))
+
+    transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m)
+    for i, result in enumerate(results):
+        s, e = int(starts[i]), int(starts[i + 1])
+        if e - s < 2:
+            result.reason = "a line needs at least 2 points"
+            continue
+        _viterbi(transitions, x[s:e], y[s:e], per_point[s:e], result)
+    return results
+
+
+@dataclass(slots=True)
+class _Layer:
+    """The Viterbi column of one line point: its states, their scores, and how each was reached."""
+
+    point: int
+    states: list[_State]
+    scores: list[float]
+    back: list[int] | None = None
+    links: list[list[int]] | None = None
+
+
+class _Transitions:
+    """Route distance between two states: along one edge, or edge end -> Dijkstra -> edge start."""
+
+    def __init__(self, network: RoadNetwork, router: _Router, u_list: list[int], beta: float) -> None:
+        self.edge_v = network.edge_v.tolist()
+        self.edge_len = network.link_len[network.edge_link].tolist()
+        self.router = router
+        self.u_list = u_list
+        self.beta = beta
+
+    def route(self, a: _State, b: _State, straight: float) -> tuple[float, list[int]] | None:
+        if a.edge == b.edge and b.offset >= a.offset - 2.0:
+            return max(b.offset - a.offset, 0.0), []
+        rest = self.edge_len[a.edge] - a.offset
+        bound = straight * 2.0 + 4.0 * self.beta + 50.0
+        if rest + b.offset > bound:
+            return None
+        start, goal = self.edge_v[a.edge], self.u_list[b.edge]
+        if start == goal:
+            return rest + b.offset, [b.edge]
+        dist, via = self.router.search(start, bound - rest - b.offset)
+        if goal not in dist:
+            return None
+        return rest + dist[goal] + b.offset, [*self.router.path(start, goal, via, self.u_list), b.edge]
+
+    def step(self, previous: _Layer, point: int, states: list[_State], straight: float) -> _Layer | None:
+        """The next column, or None when no state of ``point`` is reachable from ``previous``."""
+        scores: list[float] = []
+        back: list[int] = []
+        links: list[list[int]] = []
+        for b in states:
+            best, best_from, best_link = -math.inf, -1, []
+            for index, a in enumerate(previous.states):
+                if previous.scores[index] == -math.inf:
+                    continue
+                moved = self.route(a, b, straight)
+                if moved is None:
+                    continue
+                score = previous.scores[index] - abs(moved[0] - straight) / self.beta + b.emission
+                if score > best:
+                    best, best_from, best_link = score, index, moved[1]
+            scores.append(best)
+            back.append(best_from)
+            links.append(best_link)
+        if max(scores) == -math.inf:
+            return None
+        return _Layer(point, states, scores, back, links)
+
+
+def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
+             result: LineMatch) -> None:
+    usable = [t for t, column in enumerate(states) if column]
+    if not usable:
+        result.reason = "no road near the line"
+        return
+    step = np.hypot(np.diff(x), np.diff(y))
+    total = float(np.nansum(step))
+
+    def start(t: int) -> _Layer:
+        return _Layer(t, states[t], [s.emission for s in states[t]])
+
+    parts: list[list[_Layer]] = [[start(usable[0])]]
+    position = 1
+    while position < len(usable):
+        t = usable[position]
+        layers = parts[-1]
+        previous = layers[-1]
+        straight = float(math.hypot(x[t] - x[previous.point], y[t] - y[previous.point]))
+        layer = transitions.step(previous, t, states[t], straight)
+        if layer is None and position + 1 < len(usable):
+            # one outlier point must not split the line: try to step over it
+            skip = usable[position + 1]
+            straight = float(math.hypot(x[skip] - x[previous.point], y[skip] - y[previous.point]))
+            layer = transitions.step(previous, skip, states[skip], straight)
+            if layer is not None:
+                position += 1
+        if layer is None:
+            parts.append([start(t)])
+        else:
+            layers.append(layer)
+        position += 1
+
+    kept = [layers for layers in parts if len(layers) >= 2] or parts[:1]
+    distances: list[float] = []
+    covered = 0.0
+    for number, layers in enumerate(kept):
+        choice = int(np.argmax(layers[-1].scores))
+        path: list[int] = []
+        chain: list[_State] = []
+        for layer in reversed(layers):
+            chain.append(layer.states[choice])
+            if layer.back is not None and layer.links is not None:
+                path[:0] = layer.links[choice]
+                choice = layer.back[choice]
+        path.insert(0, chain[-1].edge)
+        result.parts.append([edge for k, edge in enumerate(path) if k == 0 or edge != path[k - 1]])
+        distances.extend(state.distance for state in chain)
+        covered += float(np.nansum(step[layers[0].point : layers[-1].point]))
+        if number == 0:
+            result.start_offset_m = chain[-1].offset
+        result.end_offset_m = chain[0].offset
+    result.edges = [edge for part in result.parts for edge in part]
+    result.covered_fraction = min(1.0, covered / total) if total > 0 else 0.0
+    result.distance_m = float(np.mean(distances))
+    result.confidence = float(math.exp(-0.5 * (result.distance_m / 8.0) ** 2)) * result.covered_fraction
+    if len(result.parts) > 1:
+        result.reason = f"split into {len(result.parts)} parts (gap, detour or disconnected network)"

@@ -1,0 +1,400 @@
+"""The road network: directed edges from junction to junction, a spatial index and a graph.
+
+``build_network`` takes plain nodes and ways (``geo.types``), splits every way at junctions (a
+node shared by two or more ways, used twice by one way, or a way's end) into *links*, and gives
+each link one directed edge per allowed direction. Everything is stored in numpy arrays, so the
+network pickles compactly for the on-disk cache and the hot paths stay vectorized.
+
+A directed edge is known to the outside as ``(way_id, from_node, to_node)`` with OSM ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely import STRtree
+
+from geo.crs import MetricFrame, clean_line
+from geo.names import normalize_street
+from geo.types import WayInput
+
+__all__ = ["EdgeKey", "RoadNetwork", "bearing_deg", "build_network", "heading_difference", "oneway_of"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+EdgeKey = tuple[int, int, int]
+
+_FORWARD_WORDS = frozenset({"yes", "true", "1"})
+_BACKWARD_WORDS = frozenset({"-1", "reverse"})
+_NAME_TAGS = ("name", "alt_name", "official_name", "old_name", "short_name", "loc_name", "ref")
+_IMPLIED_ONEWAY = frozenset({"motorway"})
+
+
+def oneway_of(tags: Mapping[str, str]) -> int:
+    """1 travel only along the way's node order, -1 only against it, 0 both ways.
+
+    >>> oneway_of({"oneway": "yes"}), oneway_of({"oneway": "-1"}), oneway_of({"junction": "roundabout"})
+    (1, -1, 1)
+    >>> oneway_of({"highway": "motorway"}), oneway_of({"highway": "motorway", "oneway": "no"})
+    (1, 0)
+    """
+    value = tags.get("oneway", "").strip().lower()
+    if value in _FORWARD_WORDS:
+        return 1
+    if value in _BACKWARD_WORDS:
+        return -1
+    if value == "no":
+        return 0
+    if tags.get("junction") in ("roundabout", "circular") or tags.get("highway") in _IMPLIED_ONEWAY:
+        return 1
+    return 0
+
+
+def _names(tags: Mapping[str, str]) -> tuple[str, ...]:
+    names: list[str] = []
+    for key in _NAME_TAGS:
+        for part in tags.get(key, "").split(";"):
+            part = part.strip()
+            if part and part not in names:
+                names.append(part)
+    return tuple(names)
+
+
+@dataclass
+class RoadNetwork:
+    """Links (undirected pieces between junctions) and the directed edges over them.
+
+    Arrays indexed by link: ``link_way``, ``link_a``/``link_b`` (OSM node ids at the link's
+    start and end in way order), ``link_len`` (metres), ``link_oneway`` (1, -1, 0),
+    ``link_class``, ``link_names`` (all names, primary first), ``link_coord_ptr`` into
+    ``coords`` (metric x, y). Arrays indexed by directed edge: ``edge_link``, ``edge_forward``.
+    """
+
+    crs: str
+    coords: FloatArray
+    link_coord_ptr: IntArray
+    link_way: IntArray
+    link_a: IntArray
+    link_b: IntArray
+    link_len: FloatArray
+    link_oneway: npt.NDArray[np.int8]
+    link_class: list[str]
+    link_names: list[tuple[str, ...]]
+    edge_link: IntArray
+    edge_forward: npt.NDArray[np.bool_]
+    junction_ids: IntArray
+    edge_u: IntArray
+    edge_v: IntArray
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # -- sizes and identities
+
+    @property
+    def link_count(self) -> int:
+        return len(self.link_way)
+
+    @property
+    def edge_count(self) -> int:
+        return len(self.edge_link)
+
+    @property
+    def frame(self) -> MetricFrame:
+        if "frame" not in self._cache:
+            self._cache["frame"] = MetricFrame(self.crs)
+        frame: MetricFrame = self._cache["frame"]
+        return frame
+
+    def edge_key(self, edge: int) -> EdgeKey:
+        link = int(self.edge_link[edge])
+        a, b = int(self.link_a[link]), int(self.link_b[link])
+        return (int(self.link_way[link]), a, b) if self.edge_forward[edge] else (int(self.link_way[link]), b, a)
+
+    def edge_keys(self, edges: Iterable[int]) -> list[EdgeKey]:
+        return [self.edge_key(int(edge)) for edge in edges]
+
+    def edge_index(self) -> dict[EdgeKey, int]:
+        """``(way_id, from_node, to_node)`` -> directed edge number."""
+        if "edge_index" not in self._cache:
+            self._cache["edge_index"] = {self.edge_key(edge): edge for edge in range(self.edge_count)}
+        index: dict[EdgeKey, int] = self._cache["edge_index"]
+        return index
+
+    def edge_name(self, edge: int) -> str:
+        names = self.link_names[int(self.edge_link[edge])]
+        return names[0] if names else ""
+
+    def edge_length(self, edge: int) -> float:
+        return float(self.link_len[int(self.edge_link[edge])])
+
+    def edge_oneway(self, edge: int) -> bool:
+        return bool(self.link_oneway[int(self.edge_link[edge])] != 0)
+
+    def link_coords(self, link: int) -> FloatArray:
+        start, end = self.link_coord_ptr[link], self.link_coord_ptr[link + 1]
+        return self.coords[start:end]
+
+    def edge_coords(self, edge: int) -> FloatArray:
+        """Metric coordinates of a directed edge in travel order."""
+        coords = self.link_coords(int(self.edge_link[edge]))
+        return coords if self.edge_forward[edge] else coords[::-1]
+
+    def edge_lonlat(self, edge: int) -> FloatArray:
+        xy = self.edge_coords(edge)
+        lon, lat = self.frame.to_lonlat(xy[:, 0], xy[:, 1])
+        return np.column_stack((lon, lat))
+
+    def twin(self, edge: int) -> int:
+        """The directed edge over the same link the other way, or -1 on a one-way link."""
+        twins = self._twins()
+        return int(twins[edge])
+
+    def _twins(self) -> IntArray:
+        if "twins" not in self._cache:
+            twins = np.full(self.edge_count, -1, dtype=np.int64)
+            first = np.full(self.link_count, -1, dtype=np.int64)
+            for edge, link in enumerate(self.edge_link):
+                if first[link] < 0:
+                    first[link] = edge
+                else:
+                    twins[edge], twins[first[link]] = first[link], edge
+            self._cache["twins"] = twins
+        result: IntArray = self._cache["twins"]
+        return result
+
+    # -- normalized names, for matching
+
+    def name_ids(self) -> tuple[dict[str, int], list[frozenset[int]]]:
+        """A number per distinct normalized name, and the set of name numbers of each link."""
+        if "name_ids" not in self._cache:
+            numbers: dict[str, int] = {}
+            per_link: list[frozenset[int]] = []
+            for names in self.link_names:
+                ids = []
+                for name in names:
+                    normalized = normalize_street(name)
+                    ids.append(numbers.setdefault(normalized, len(numbers)))
+                per_link.append(frozenset(ids))
+            self._cache["name_ids"] = (numbers, per_link)
+        result: tuple[dict[str, int], list[frozenset[int]]] = self._cache["name_ids"]
+        return result
+
+    # -- segments and the spatial index (built once per network, on first use)
+
+    def segments(self) -> dict[str, Any]:
+        """Every straight piece of every link, with its link, offset along the link and length."""
+        if "segments" not in self._cache:
+            counts = np.diff(self.link_coord_ptr) - 1
+            starts = np.repeat(self.link_coord_ptr[:-1], counts) + _ranges(counts)
+            p0 = self.coords[starts]
+            p1 = self.coords[starts + 1]
+            seg_len = np.hypot(*(p1 - p0).T)
+            seg_link = np.repeat(np.arange(self.link_count, dtype=np.int64), counts)
+            cumulative = np.cumsum(seg_len)
+            link_first_segment = np.concatenate(([0], np.cumsum(counts)[:-1]))
+            before = np.where(link_first_segment > 0, cumulative[link_first_segment - 1], 0.0)
+            seg_offset = cumulative - seg_len - np.repeat(before, counts)
+            self._cache["segments"] = {"link": seg_link, "p0": p0, "p1": p1, "len": seg_len, "offset": seg_offset}
+        segments: dict[str, Any] = self._cache["segments"]
+        return segments
+
+    def segment_tree(self) -> STRtree:
+        if "tree" not in self._cache:
+            segments = self.segments()
+            lines = shapely.linestrings(
+                np.stack((segments["p0"], segments["p1"]), axis=1).reshape(-1, 2),
+                indices=np.repeat(np.arange(len(segments["len"])), 2),
+            )
+            self._cache["tree"] = STRtree(lines)
+        tree: STRtree = self._cache["tree"]
+        return tree
+
+    def link_edges(self) -> npt.NDArray[np.int64]:
+        """(links, 2): the forward and backward directed edge of each link, -1 where not allowed."""
+        if "link_edges" not in self._cache:
+            table = np.full((self.link_count, 2), -1, dtype=np.int64)
+            table[self.edge_link, np.where(self.edge_forward, 0, 1)] = np.arange(self.edge_count)
+            self._cache["link_edges"] = table
+        result: npt.NDArray[np.int64] = self._cache["link_edges"]
+        return result
+
+    # -- graph
+
+    def adjacency(self) -> tuple[IntArray, IntArray]:
+        """CSR of the directed graph: edges leaving junction ``j`` are ``out[ptr[j]:ptr[j+1]]``."""
+        if "adjacency" not in self._cache:
+            order = np.argsort(self.edge_u, kind="stable")
+            ptr = np.zeros(len(self.junction_ids) + 1, dtype=np.int64)
+            np.add.at(ptr, self.edge_u + 1, 1)
+            self._cache["adjacency"] = (np.cumsum(ptr), order.astype(np.int64))
+        result: tuple[IntArray, IntArray] = self._cache["adjacency"]
+        return result
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
+
+    def summary(self) -> dict[str, Any]:
+        classes: dict[str, int] = {}
+        for name in self.link_class:
+            classes[name] = classes.get(name, 0) + 1
+        return {
+            "crs": self.crs,
+            "junctions": len(self.junction_ids),
+            "links": self.link_count,
+            "directed_edges": self.edge_count,
+            "oneway_links": int(np.count_nonzero(self.link_oneway)),
+            "named_links": sum(1 for names in self.link_names if names),
+            "length_km": round(float(self.link_len.sum()) / 1000.0, 3),
+            "classes": dict(sorted(classes.items(), key=lambda item: -item[1])),
+        }
+
+
+def _ranges(counts: IntArray) -> IntArray:
+    """Concatenated ``arange(c)`` for each count, vectorized."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    starts = np.repeat(ends - counts, counts)
+    return np.arange(total, dtype=np.int64) - starts
+
+
+def build_network(
+    nodes: Mapping[int, tuple[float, float]], ways: Iterable[WayInput], *, crs: str | None = None
+) -> RoadNetwork:
+    """Build the directed road network.
+
+    Parameters
+    ----------
+    nodes
+        Node id -> (lon, lat), WGS84.
+    ways
+        Roads with their node ids in order and OSM tags; references to unknown nodes are dropped.
+    crs
+        Metric CRS for distances; default: the UTM zone of the nodes' mean position.
+
+    >>> from geo.types import WayInput
+    >>> nodes = {1: (-122.28, 37.80), 2: (-122.279, 37.80), 3: (-122.278, 37.80), 4: (-122.279, 37.801)}
+    >>> net = build_network(nodes, [WayInput(10, [1, 2, 3], {"name": "A St"}),
+    ...                             WayInput(11, [2, 4], {"name": "B St", "oneway": "yes"})])
+    >>> net.link_count, net.edge_count
+    (3, 5)
+    >>> sorted(net.edge_keys(range(net.edge_count)))[:3]
+    [(10, 1, 2), (10, 2, 1), (10, 2, 3)]
+    """
+    way_list = [way for way in ways if len(way.nodes) >= 2]
+    usage: dict[int, int] = {}
+    for way in way_list:
+        for node in way.nodes:
+            usage[node] = usage.get(node, 0) + 1
+        usage[way.nodes[0]] = usage.get(way.nodes[0], 0) + 1  # a way's ends are always junctions
+        usage[way.nodes[-1]] = usage.get(way.nodes[-1], 0) + 1
+
+    if crs is None:
+        known = [nodes[node] for node in usage if node in nodes]
+        if not known:
+            raise ValueError("no way has known nodes: the network would be empty")
+        lons, lats = zip(*known, strict=True)
+        crs = MetricFrame.around(float(np.mean(lons)), float(np.mean(lats))).crs
+    frame = MetricFrame(crs)
+    node_order = [node for node in usage if node in nodes]
+    lon = np.fromiter((nodes[n][0] for n in node_order), dtype=np.float64, count=len(node_order))
+    lat = np.fromiter((nodes[n][1] for n in node_order), dtype=np.float64, count=len(node_order))
+    x, y = frame.to_metric(lon, lat)
+    position = {node: i for i, node in enumerate(node_order)}
+
+    coords: list[FloatArray] = []
+    link_way: list[int] = []
+    link_a: list[int] = []
+    link_b: list[int] = []
+    link_len: list[float] = []
+    link_oneway: list[int] = []
+    link_class: list[str] = []
+    link_names: list[tuple[str, ...]] = []
+    for way in way_list:
+        refs = [node for node in way.nodes if node in position]
+        refs = [node for i, node in enumerate(refs) if i == 0 or node != refs[i - 1]]
+        if len(refs) < 2:
+            continue
+        direction = oneway_of(way.tags)
+        names = _names(way.tags)
+        road_class = way.tags.get("highway", "road")
+        start = 0
+        for i in range(1, len(refs)):
+            if usage.get(refs[i], 0) < 2 and i != len(refs) - 1:
+                continue
+            piece = refs[start : i + 1]
+            start = i
+            index = [position[node] for node in piece]
+            xy = np.column_stack((x[index], y[index]))
+            cleaned = clean_line(xy, spike_deg=179.0)
+            if len(cleaned) < 2:
+                continue
+            length = float(np.hypot(*np.diff(cleaned, axis=0).T).sum())
+            if length <= 0.0:
+                continue
+            coords.append(cleaned)
+            link_way.append(way.id)
+            link_a.append(piece[0])
+            link_b.append(piece[-1])
+            link_len.append(length)
+            link_oneway.append(direction)
+            link_class.append(road_class)
+            link_names.append(names)
+
+    if not coords:
+        raise ValueError("no way yields a road segment: the network would be empty")
+    sizes = np.fromiter((len(c) for c in coords), dtype=np.int64, count=len(coords))
+    link_oneway_array = np.asarray(link_oneway, dtype=np.int8)
+    forward_links = np.flatnonzero(link_oneway_array >= 0)
+    backward_links = np.flatnonzero(link_oneway_array <= 0)
+    edge_link = np.concatenate((forward_links, backward_links)).astype(np.int64)
+    edge_forward = np.concatenate((np.ones(len(forward_links), bool), np.zeros(len(backward_links), bool)))
+    order = np.lexsort((~edge_forward, edge_link))
+    edge_link, edge_forward = edge_link[order], edge_forward[order]
+
+    link_a_array = np.asarray(link_a, dtype=np.int64)
+    link_b_array = np.asarray(link_b, dtype=np.int64)
+    junction_ids, inverse = np.unique(np.concatenate((link_a_array, link_b_array)), return_inverse=True)
+    a_index, b_index = inverse[: len(link_a)], inverse[len(link_a) :]
+    edge_u = np.where(edge_forward, a_index[edge_link], b_index[edge_link]).astype(np.int64)
+    edge_v = np.where(edge_forward, b_index[edge_link], a_index[edge_link]).astype(np.int64)
+
+    return RoadNetwork(
+        crs=crs,
+        coords=np.concatenate(coords),
+        link_coord_ptr=np.concatenate(([0], np.cumsum(sizes))).astype(np.int64),
+        link_way=np.asarray(link_way, dtype=np.int64),
+        link_a=link_a_array,
+        link_b=link_b_array,
+        link_len=np.asarray(link_len, dtype=np.float64),
+        link_oneway=link_oneway_array,
+        link_class=link_class,
+        link_names=link_names,
+        edge_link=edge_link,
+        edge_forward=edge_forward,
+        junction_ids=junction_ids.astype(np.int64),
+        edge_u=edge_u,
+        edge_v=edge_v,
+    )
+
+
+def bearing_deg(dx: FloatArray, dy: FloatArray) -> FloatArray:
+    """Compass bearing (degrees clockwise from north) of metric direction vectors."""
+    return np.degrees(np.arctan2(dx, dy)) % 360.0
+
+
+def heading_difference(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Smallest absolute angle between two bearings, 0..180 degrees.
+
+    >>> heading_difference(np.array([350.0, 10.0]), np.array([10.0, 190.0])).tolist()
+    [20.0, 180.0]
+    """
+    diff = np.abs((np.asarray(a) - np.asarray(b)) % 360.0)
+    return np.minimum(diff, 360.0 - diff)
