@@ -25,6 +25,7 @@ __all__ = [
     "Config",
     "DatabaseConfig",
     "LifecycleConfig",
+    "NetworkConfig",
     "SourceConfig",
     "default_config",
     "load_config",
@@ -56,6 +57,23 @@ class LifecycleConfig(BaseModel):
     suspect_window: int = Field(default=5, ge=1, le=100, description="How many recent polls form the median.")
 
 
+class NetworkConfig(BaseModel):
+    """The road network events are matched to. Without this section nothing is matched or clustered."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: Path = Field(description="OSM XML (.osm, .osm.bz2), OSM PBF, a GeoJSON centerline, or a built cache.")
+    centerline: dict[str, Any] | None = Field(
+        default=None, description="For a GeoJSON centerline: which properties hold id, name, road_class, oneway, ..."
+    )
+    classes: list[str] | None = Field(default=None, description="OSM highway classes to keep (default: drivable).")
+    point_radius_m: float = Field(default=30.0, gt=0, le=500, description="Alerts match edges within this distance.")
+    line_radius_m: float = Field(default=35.0, gt=0, le=500, description="Jam points look this far for edges.")
+    cluster_radius_m: float = Field(default=25.0, gt=0, le=500, description="Reports of one incident lie this close.")
+    cluster_window_min: float = Field(
+        default=30.0, gt=0, le=1440, description="Reports of one incident are at most this many minutes apart."
+    )
+
+
 class SourceConfig(BaseModel):
     """One ``[[sources]]`` entry. ``kind`` picks the adapter; the remaining keys are the adapter's own."""
 
@@ -79,6 +97,7 @@ class Config(BaseModel):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    network: NetworkConfig | None = None
     sources: list[SourceConfig] = Field(default_factory=list)
     path: Path | None = Field(default=None, exclude=True, description="The file this was read from.")
 
@@ -180,6 +199,10 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
     """Local feed paths and the data dir in a config file are relative to that file, not the cwd."""
     if isinstance(raw.get("data_dir"), str) and not Path(raw["data_dir"]).expanduser().is_absolute():
         raw["data_dir"] = str((base / raw["data_dir"]).resolve())
+    network = raw.get("network")
+    path = network.get("path") if isinstance(network, dict) else None
+    if isinstance(network, dict) and isinstance(path, str) and not Path(path).expanduser().is_absolute():
+        network["path"] = str((base / path).resolve())
     for source in raw.get("sources") or []:
         url = source.get("url") if isinstance(source, dict) else None
         if isinstance(url, str) and url and "://" not in url and not Path(url).is_absolute():

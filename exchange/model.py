@@ -21,6 +21,7 @@ __all__ = [
     "LineString",
     "Origin",
     "Point",
+    "RoadMatch",
     "Status",
     "event_id",
     "from_millis",
@@ -117,6 +118,19 @@ def to_millis(when: datetime) -> int:
     return round(when.timestamp() * 1000)
 
 
+class RoadMatch(BaseModel):
+    """An event's place on the road network: directed edges ``(way_id, from_node, to_node)`` in travel order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    edges: list[tuple[int, int, int]] = Field(default_factory=list)
+    distance_m: float | None = None
+    confidence: float = 0.0
+    offset_m: float | None = Field(default=None, description="along the first edge, for a point")
+    covered_fraction: float | None = Field(default=None, description="for a line: share of it on the path")
+    reason: str | None = Field(default=None, description="why it is unmatched, or only partly matched")
+
+
 class Event(BaseModel):
     """One traffic event, crowd-reported or city-reported.
 
@@ -154,6 +168,9 @@ class Event(BaseModel):
     level: int | None = Field(default=None, description="jam level 0 (free flow) to 5 (blocked)")
     length_m: int | None = None
     blocking_alert_uuid: str | None = None
+
+    road_match: RoadMatch | None = Field(default=None, description="where the event lies on the road network")
+    cluster_id: str | None = Field(default=None, description="the incident this report belongs to")
 
     attributes: dict[str, Any] = Field(default_factory=dict)
     digest: str = Field(default="", description="content hash of the source record")

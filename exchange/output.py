@@ -67,6 +67,8 @@ def event_record(row: Any) -> dict[str, Any]:
     }
     for name in _EVENT_NUMBERS:
         record[name] = m[name]
+    record["road_match"] = m["road_match"]
+    record["cluster_id"] = m["cluster_id"]
     record["geometry"] = m["geometry"]
     record["attributes"] = m["attributes"]
     return record

@@ -23,7 +23,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 sources = Table(
     "sources",
@@ -78,7 +78,10 @@ events = Table(
     Column("blocking_alert_uuid", String(200)),
     Column("attributes", JSON, nullable=False),
     Column("digest", String(64), nullable=False),
+    Column("road_match", JSON, doc="RoadMatch: edges, distance, confidence, reason"),
+    Column("cluster_id", String(40)),
     Index("ix_events_source_kind", "source", "kind"),
+    Index("ix_events_cluster", "cluster_id"),
     Index("ix_events_status_category", "status", "category"),
     Index("ix_events_start", "start_ms"),
 )

@@ -69,6 +69,8 @@ def event_to_row(event: Event, *, now_ms: int) -> dict[str, Any]:
         "updated_ms": now_ms,
         "attributes": event.attributes,
         "digest": event.digest,
+        "road_match": event.road_match.model_dump(mode="json") if event.road_match else None,
+        "cluster_id": event.cluster_id,
     }
     for name in _TYPED_FIELDS:
         row[name] = getattr(event, name)
@@ -96,6 +98,8 @@ def row_to_event(row: Any) -> Event:
         status=mapping["status"],
         attributes=mapping["attributes"],
         digest=mapping["digest"],
+        road_match=mapping["road_match"],
+        cluster_id=mapping["cluster_id"],
         **{name: mapping[name] for name in _TYPED_FIELDS},
     )
 

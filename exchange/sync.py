@@ -26,7 +26,8 @@ from exchange.bulk import Bulk, dumps, loads
 from exchange.config import LifecycleConfig
 from exchange.db import writing
 from exchange.errors import ExchangeError, FetchError, ItemRejected, StoreError
-from exchange.model import Event, ItemError, Kind, event_id
+from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis
+from exchange.placement import AlertRow, Placement
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 from exchange.store import event_to_row
 from feeds.waze import FeedItem, WazeSnapshot, to_event
@@ -96,7 +97,9 @@ class SyncResult:
 # --------------------------------------------------------------------------- entry points
 
 
-def sync_source(engine: Engine, source: Source, lifecycle: LifecycleConfig) -> SyncResult:
+def sync_source(
+    engine: Engine, source: Source, lifecycle: LifecycleConfig, placement: Placement | None = None
+) -> SyncResult:
     """Poll one source and reconcile what it returned."""
     started = now_ms()
     watermark = _load_watermark(engine, source.name)
@@ -113,7 +116,7 @@ def sync_source(engine: Engine, source: Source, lifecycle: LifecycleConfig) -> S
         return result
     return ingest_payload(
         engine, source, fetched.body, lifecycle, started_ms=started,
-        watermark=Watermark(fetched.etag, fetched.last_modified),
+        watermark=Watermark(fetched.etag, fetched.last_modified), placement=placement,
     )
 
 
@@ -125,10 +128,11 @@ def ingest_payload(
     *,
     started_ms: int | None = None,
     watermark: Watermark | None = None,
+    placement: Placement | None = None,
 ) -> SyncResult:
     """Read ``body`` with the source's codec and reconcile it in one transaction."""
     with _collector_paused():
-        return _ingest(engine, source, body, lifecycle, started_ms, watermark)
+        return _ingest(engine, source, body, lifecycle, started_ms, watermark, placement)
 
 
 @contextmanager
@@ -155,6 +159,7 @@ def _ingest(
     lifecycle: LifecycleConfig,
     started_ms: int | None,
     watermark: Watermark | None,
+    placement: Placement | None,
 ) -> SyncResult:
     started = started_ms if started_ms is not None else now_ms()
     try:
@@ -166,7 +171,7 @@ def _ingest(
     try:
         with writing(engine, lock=f"source:{source.name}") as conn:
             _ensure_source(conn, source, started)
-            result = Reconciler(conn, source, lifecycle, started).run(snapshot)
+            result = Reconciler(conn, source, lifecycle, started, placement).run(snapshot)
             fault_point("before-commit")
             if watermark is not None and result.status != "history":
                 conn.execute(
@@ -186,10 +191,11 @@ def _ingest(
 
 # plain str: SQLAlchemy's quoted_name subclass is not a dict key orjson accepts
 EVENT_COLUMNS = tuple(str.__str__(column.name) for column in events.columns)
-_UPDATE_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms"))
-_JSON_COLUMNS = frozenset({"geometry", "attributes"})
+# the cluster is recomputed over all alerts after each poll, not carried by one event's update
+_UPDATE_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", "cluster_id"))
+_JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match"})
 _REVISION_COLUMNS = ("event_id", "run_id", "at_ms", "action", "changes", "operator")
-_NOT_DIFFED = frozenset({"updated_ms", "digest"})
+_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", "cluster_id"})
 
 
 class Reconciler:
@@ -199,8 +205,16 @@ class Reconciler:
     events this source sees, one ``executemany`` per kind of write.
     """
 
-    def __init__(self, conn: Connection, source: Source, lifecycle: LifecycleConfig, started_ms: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        source: Source,
+        lifecycle: LifecycleConfig,
+        started_ms: int,
+        placement: Placement | None = None,
+    ) -> None:
         self.conn = conn
+        self.placement = placement
         self.db = Bulk(conn)
         self.source = source
         self.lifecycle = lifecycle
@@ -239,6 +253,8 @@ class Reconciler:
             suspect = self._suspect_kinds(counts, state.recent_counts or {})
             self._age_missing(items, mine, snapshot.kinds_present - suspect, newest)
             self._update_source(counts, state.recent_counts or {}, taken)
+            if self.placement is not None:
+                self._cluster()
         result.rejected = len(result.item_errors)
         self.conn.execute(
             update(sync_runs).where(sync_runs.c.id == result.run_id).values(**_run_values(result, self.now))
@@ -289,7 +305,7 @@ class Reconciler:
         taken: int | None,
     ) -> None:
         result = self.result
-        inserts: list[dict[str, Any]] = []
+        inserts: list[Event] = []
         changed: dict[str, Event] = {}
         reopened: list[str] = []
         new_sightings: list[str] = []
@@ -300,11 +316,10 @@ class Reconciler:
                 event = self._convert(item)
                 if event is None:
                     continue
-                row = event_to_row(event, now_ms=self.now)
                 if history:
-                    row["status"] = "ended"
-                    row["end_ms"] = taken
-                inserts.append(row)
+                    event.status = Status.ENDED
+                    event.end_time = from_millis(taken) if taken is not None else None
+                inserts.append(event)
                 result.new += 1
             elif history:
                 result.unchanged += 1
@@ -325,9 +340,12 @@ class Reconciler:
             elif missed:
                 reset_sightings.append(eid)
 
+        if self.placement is not None:
+            self.placement.match([*inserts, *changed.values()])
         if inserts:
-            self.db.insert(events, EVENT_COLUMNS, (_event_values(row, EVENT_COLUMNS) for row in inserts))
-            self._revisions([row["id"] for row in inserts], "history" if history else "created")
+            rows = [event_to_row(event, now_ms=self.now) for event in inserts]
+            self.db.insert(events, EVENT_COLUMNS, (_event_values(row, EVENT_COLUMNS) for row in rows))
+            self._revisions([event.id for event in inserts], "history" if history else "created")
         if changed:
             self._update_changed(changed)
         if reopened:
@@ -423,6 +441,23 @@ class Reconciler:
         self._revisions(ending, "ended", [{"status": ["active", "ended"]}] * len(ending))
         self.result.ended += len(ending)
 
+    def _cluster(self) -> None:
+        """Re-cluster the active alerts of this namespace; write only the cluster ids that changed."""
+        assert self.placement is not None
+        rows = self.db.fetch(
+            "SELECT id, geometry, start_ms, updated_ms, category, magvar, road_match, cluster_id FROM events "
+            "WHERE source = ? AND kind = 'alert' AND status = 'active'",
+            (self.source.namespace,),
+        )
+        alerts = []
+        for eid, geometry, start, updated, category, magvar, road_match, cluster_id in rows:
+            lon, lat = loads(geometry)["coordinates"]
+            alerts.append(AlertRow(eid, lon, lat, start if start is not None else updated, category, magvar,
+                                   loads(road_match), cluster_id))
+        assigned = self.placement.cluster(alerts)
+        self.db.update(events, ("cluster_id",), "id",
+                       [(assigned[a.id], a.id) for a in alerts if assigned[a.id] != a.cluster_id])
+
     def _update_source(self, counts: dict[str, int], recent: dict[str, list[int]], taken: int | None) -> None:
         window = self.lifecycle.suspect_window
         merged = dict(recent)
@@ -442,7 +477,7 @@ def _diff(old: Sequence[Any], new: dict[str, Any]) -> dict[str, Any]:
     """field -> [old, new] for what changed; attributes are compared key by key."""
     changes: dict[str, Any] = {}
     for position, key in enumerate(EVENT_COLUMNS):
-        if key in _NOT_DIFFED or key == "first_seen_ms":
+        if key in _NOT_DIFFED:
             continue
         before, value = old[position], new[key]
         if key in _JSON_COLUMNS:

@@ -8,13 +8,14 @@ Two reports are linked when all of these hold:
   ``radius_m`` — never on the two directions of one street; reports without a match fall back
   to straight-line distance with compatible headings.
 
-Linked reports are joined with union-find; candidates come from one STRtree query over all
-reports, so the whole step is O(n log n).
+Candidates come from one STRtree query over all reports and are joined with union-find,
+closest pairs first, so the whole step is O(n log n).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ def cluster_reports(
     radius_m: float = 25.0,
     window_s: float = 1800.0,
     max_heading_deg: float = 60.0,
+    max_extent_m: float = 40.0,
 ) -> IntArray:
     """Cluster labels (0..k-1, in order of each cluster's first report) for the reports.
 
@@ -100,16 +102,28 @@ def cluster_reports(
     network
         The network the edges refer to; without it only same-edge and straight-line links count.
     radius_m
-        How far apart along the road two reports of one incident may be.
+        How far apart along the road two linked reports may be.
     window_s
         How far apart in time two linked reports may be (30 minutes by default).
     max_heading_deg
-        Unmatched reports with known headings further apart than this are not linked.
+        Reports whose known headings differ more than this are not linked.
+    max_extent_m
+        A cluster never grows wider than this (bounding-box diagonal), so a chain of reports
+        cannot creep along a road and fuse two incidents a few dozen metres apart.
+
+    Notes
+    -----
+    Reports whose direction of travel is certain (matched, with a known heading or on a one-way
+    street) are joined first, closest pairs first (Kruskal with the extent cap). A report whose
+    direction is unknown (Waze heading 0 on a two-way street) then joins the cluster of its
+    nearest compatible neighbour but never bridges two clusters: it could belong to either
+    direction of the street.
     """
     n = len(reports)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     points = shapely.points(reports.x, reports.y)
+    points[~(np.isfinite(reports.x) & np.isfinite(reports.y))] = None  # no position, no neighbours
     i, j = shapely.STRtree(points).query(points, predicate="dwithin", distance=radius_m)
     keep = i < j
     i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
@@ -117,34 +131,91 @@ def cluster_reports(
     keep = (family[i] == family[j]) & (np.abs(reports.time_s[i] - reports.time_s[j]) <= window_s)
     i, j = i[keep], j[keep]
 
-    matched = (reports.edge[i] >= 0) & (reports.edge[j] >= 0)
+    heading = reports.heading
+    known = np.isfinite(heading) & (heading != 0)
+    matched = reports.edge >= 0
+    oneway = np.zeros(n, dtype=bool)
+    link = np.full(n, -1, dtype=np.int64)
+    if network is not None:
+        link[matched] = network.edge_link[reports.edge[matched]]
+        oneway[matched] = network.link_oneway[link[matched]] != 0
+    certain = matched & (known | oneway)
+
+    both_known = known[i] & known[j]
+    heading_ok = ~both_known | (heading_difference(heading[i], heading[j]) <= max_heading_deg)
+    distance = np.hypot(reports.x[i] - reports.x[j], reports.y[i] - reports.y[j])
     gap = _along_gap(network, reports.edge[i], reports.offset[i], reports.edge[j], reports.offset[j])
-    on_road = matched & (gap <= radius_m)
-    hi, hj = reports.heading[i], reports.heading[j]
-    known = np.isfinite(hi) & np.isfinite(hj) & (hi != 0) & (hj != 0)
-    heading_ok = ~known | (heading_difference(hi, hj) <= max_heading_deg)
-    off_road = ~matched & heading_ok
-    i, j = i[on_road | off_road], j[on_road | off_road]
-    return _components(n, i, j)
+
+    strong = certain[i] & certain[j] & (gap <= radius_m) & heading_ok
+    parent = np.arange(n, dtype=np.int64)
+    box = np.column_stack((reports.x, reports.y, reports.x, reports.y))
+    _join(parent, box, i[strong], j[strong], gap[strong], max_extent_m)
+
+    # reports of unknown direction: compatible when on the same or touching links, or unmatched nearby
+    if network is not None:
+        ends = np.column_stack((network.link_a, network.link_b))
+        li, lj = link[i], link[j]
+        touching = (li >= 0) & (lj >= 0) & (
+            (li == lj) | (ends[np.maximum(li, 0)][:, :, None] == ends[np.maximum(lj, 0)][:, None, :]).any(axis=(1, 2))
+        )
+    else:
+        touching = (reports.edge[i] >= 0) & (reports.edge[i] == reports.edge[j])
+    loose = (~certain[i] | ~certain[j]) & heading_ok & (touching | ~matched[i] | ~matched[j])
+    li, lj, ld = i[loose], j[loose], distance[loose]
+    # attach to the cluster of its certain neighbours, only when they all agree on one
+    options: dict[int, set[int]] = {}
+    for a, b in zip(li.tolist(), lj.tolist(), strict=True):
+        for weak, other in ((a, b), (b, a)):
+            if not certain[weak] and certain[other]:
+                options.setdefault(weak, set()).add(_find(parent, other))
+    attached = np.zeros(n, dtype=bool)
+    for weak, roots in options.items():
+        if len(roots) == 1:
+            (root,) = roots
+            if _extent(box[root], box[weak]) <= max_extent_m:
+                parent[weak] = root
+                _grow(box, root, weak)
+                attached[weak] = True
+    # what is left of unknown direction clusters among itself
+    rest = ~certain[li] & ~certain[lj] & ~attached[li] & ~attached[lj]
+    _join(parent, box, li[rest], lj[rest], ld[rest], max_extent_m)
+
+    roots = np.array([_find(parent, k) for k in range(n)], dtype=np.int64)
+    _, first = np.unique(roots, return_index=True)
+    order = {int(roots[k]): label for label, k in enumerate(sorted(first.tolist()))}
+    return np.array([order[int(root)] for root in roots], dtype=np.int64)
 
 
-def _components(n: int, i: IntArray, j: IntArray) -> IntArray:
-    """Connected components by vectorized union-find (min-label propagation with pointer jumping)."""
-    labels = np.arange(n, dtype=np.int64)
-    while len(i):
-        low = np.minimum(labels[i], labels[j])
-        before = labels.copy()
-        np.minimum.at(labels, i, low)
-        np.minimum.at(labels, j, low)
-        while True:
-            jumped = labels[labels]
-            if np.array_equal(jumped, labels):
-                break
-            labels = jumped
-        if np.array_equal(labels, before):
-            break
-    _, dense = np.unique(labels, return_inverse=True)
-    return dense.astype(np.int64)
+def _find(parent: IntArray, k: int) -> int:
+    root = k
+    while parent[root] != root:
+        root = int(parent[root])
+    while parent[k] != root:  # path compression
+        parent[k], k = root, int(parent[k])
+    return root
+
+
+def _extent(a: FloatArray, b: FloatArray) -> float:
+    return float(math.hypot(max(a[2], b[2]) - min(a[0], b[0]), max(a[3], b[3]) - min(a[1], b[1])))
+
+
+def _grow(box: FloatArray, root: int, other: int) -> None:
+    box[root, 0] = min(box[root, 0], box[other, 0])
+    box[root, 1] = min(box[root, 1], box[other, 1])
+    box[root, 2] = max(box[root, 2], box[other, 2])
+    box[root, 3] = max(box[root, 3], box[other, 3])
+
+
+def _join(parent: IntArray, box: FloatArray, i: IntArray, j: IntArray, cost: FloatArray, max_extent: float) -> None:
+    """Union-find over pairs, cheapest first, refusing merges that would exceed ``max_extent``."""
+    for k in np.argsort(cost, kind="stable").tolist():
+        a, b = _find(parent, int(i[k])), _find(parent, int(j[k]))
+        if a == b or _extent(box[a], box[b]) > max_extent:
+            continue
+        if b < a:
+            a, b = b, a
+        parent[b] = a
+        _grow(box, a, b)
 
 
 def assign_cluster_ids(
@@ -188,7 +259,12 @@ def assign_cluster_ids(
         cluster_id = chosen.get(label)
         if cluster_id is None:
             seed = min(members[k] for k in indexes)
-            cluster_id = "c-" + hashlib.blake2b(seed.encode(), digest_size=6).hexdigest()
+            attempt = 0
+            while cluster_id is None or cluster_id in taken:  # a split-off part must not reuse an id
+                text = seed if attempt == 0 else f"{seed}#{attempt}"
+                cluster_id = "c-" + hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+                attempt += 1
+            taken.add(cluster_id)
         for k in indexes:
             result[k] = cluster_id
     return result

@@ -234,6 +234,11 @@ class _Transitions:
         return _Layer(point, states, scores, back, links)
 
 
+def _sliver(edge_length: float) -> float:
+    """How little of an edge at a path's end counts as noise rather than coverage (metres)."""
+    return min(15.0, 0.5 * edge_length)
+
+
 def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
              result: LineMatch) -> None:
     usable = [t for t, column in enumerate(states) if column]
@@ -280,12 +285,21 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
                 path[:0] = layer.links[choice]
                 choice = layer.back[choice]
         path.insert(0, chain[-1].edge)
-        result.parts.append([edge for k, edge in enumerate(path) if k == 0 or edge != path[k - 1]])
+        edges = [edge for k, edge in enumerate(path) if k == 0 or edge != path[k - 1]]
+        first, last = chain[-1], chain[0]
+        start_offset, end_offset = first.offset, last.offset
+        # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
+        if len(edges) > 1 and transitions.edge_len[edges[0]] - first.offset < _sliver(transitions.edge_len[edges[0]]):
+            edges, start_offset = edges[1:], 0.0
+        if len(edges) > 1 and last.offset < _sliver(transitions.edge_len[edges[-1]]):
+            edges = edges[:-1]
+            end_offset = transitions.edge_len[edges[-1]]
+        result.parts.append(edges)
         distances.extend(state.distance for state in chain)
         covered += float(np.nansum(step[layers[0].point : layers[-1].point]))
         if number == 0:
-            result.start_offset_m = chain[-1].offset
-        result.end_offset_m = chain[0].offset
+            result.start_offset_m = start_offset
+        result.end_offset_m = end_offset
     result.edges = [edge for part in result.parts for edge in part]
     result.covered_fraction = min(1.0, covered / total) if total > 0 else 0.0
     result.distance_m = float(np.mean(distances))

@@ -74,6 +74,7 @@ def point_candidates(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_
     """Every directed edge within ``radius_m`` of each metric point, projected, nearest segment per link."""
     segments = network.segments()
     points = shapely.points(x, y)
+    points[~(np.isfinite(x) & np.isfinite(y))] = None  # GEOS refuses NaN points; None finds nothing
     pairs = network.segment_tree().query(points, predicate="dwithin", distance=radius_m)
     point, segment = pairs[0].astype(np.int64), pairs[1].astype(np.int64)
     p0, p1 = segments["p0"][segment], segments["p1"][segment]
@@ -128,10 +129,11 @@ def _name_scores(
     if not given.any():
         return score
     link_names = network.link_names
-    named = np.fromiter((bool(link_names[k]) for k in link), dtype=bool, count=len(link))
-    exact = np.fromiter(
-        (asked[i] >= 0 and asked[i] in per_link[k] for i, k in enumerate(link)), dtype=bool, count=len(link)
-    )
+    named_links, name_keys = network.name_table()
+    named = named_links[link]
+    wanted_keys = link * (len(numbers) + 1) + np.maximum(asked, 0)
+    found = np.searchsorted(name_keys, wanted_keys)
+    exact = (asked >= 0) & (found < len(name_keys)) & (name_keys[np.minimum(found, len(name_keys) - 1)] == wanted_keys)
     score[given & named & ~exact] = -weight
     score[given & ~named] = -weight / 2
     # streets spelled in a way no edge spells them: fuzzy similarity, once per (street, link)

@@ -183,6 +183,22 @@ class RoadNetwork:
         result: tuple[dict[str, int], list[frozenset[int]]] = self._cache["name_ids"]
         return result
 
+    def name_table(self) -> tuple[npt.NDArray[np.bool_], IntArray]:
+        """Per link whether it has a name, and the sorted keys ``link * (names + 1) + name id``.
+
+        With them, "does link k carry name n" is one ``searchsorted`` for a whole batch.
+        """
+        if "name_table" not in self._cache:
+            numbers, per_link = self.name_ids()
+            width = len(numbers) + 1
+            keys = np.array(
+                sorted(link * width + name for link, names in enumerate(per_link) for name in names), dtype=np.int64
+            )
+            named = np.fromiter((bool(names) for names in per_link), dtype=bool, count=len(per_link))
+            self._cache["name_table"] = (named, keys)
+        result: tuple[npt.NDArray[np.bool_], IntArray] = self._cache["name_table"]
+        return result
+
     # -- segments and the spatial index (built once per network, on first use)
 
     def segments(self) -> dict[str, Any]:

@@ -29,28 +29,16 @@ from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 
 from geo.types import WayInput
 
+SQRT2 = math.sqrt(2.0)
+
 __all__ = [
-    "BASE_MILLIS",
-    "BENCHMARK_BLOCKS",
-    "DirectedEdge",
-    "EdgeKey",
-    "SyntheticAlert",
-    "SyntheticCity",
-    "SyntheticIncident",
-    "SyntheticJam",
-    "SyntheticReport",
-    "SyntheticReports",
-    "directed_edges_of",
-    "fused_fraction",
-    "jaccard",
-    "make_alerts",
-    "make_city",
-    "make_jams",
-    "make_report_clusters",
-    "pairwise_f1",
+    "BASE_MILLIS", "BENCHMARK_BLOCKS", "DirectedEdge", "EdgeKey", "SyntheticAlert", "SyntheticCity",
+    "SyntheticIncident", "SyntheticJam", "SyntheticReport", "SyntheticReports", "directed_edges_of", "fused_fraction",
+    "jaccard", "make_alerts", "make_city", "make_jams", "make_report_clusters", "pairwise_f1", "point_accuracy",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -58,7 +46,7 @@ EdgeKey = tuple[int, int, int]
 
 #: Epoch milliseconds the synthetic observations start from (2026-03-02T15:00:00Z).
 BASE_MILLIS = 1_772_463_600_000
-#: ``make_city(blocks=BENCHMARK_BLOCKS)`` has about 123k directed edges (123,261 for seed 7).
+#: ``make_city(blocks=BENCHMARK_BLOCKS)`` has about 123k directed edges (122,960 for seed 7).
 BENCHMARK_BLOCKS = 173
 
 _NODE_ID_START = 1_000_001  # disjoint from way ids (from 1), so a mix-up of the two shows
@@ -219,8 +207,6 @@ class SyntheticCity:
 
     def distance_to_network(self, x: float, y: float) -> float:
         """Distance (m) from a metric point to the nearest road of the whole city (STRtree, built once)."""
-        import shapely
-
         if self._tree is None:
             coords = np.vstack([e.coords_m for e in self.directed_edges])
             index = np.repeat(np.arange(len(self.directed_edges)), [len(e.coords_m) for e in self.directed_edges])
@@ -265,16 +251,26 @@ class SyntheticCity:
         return None if best is None or best[0][0] > 25.0 else (best[1], best[0][1])
 
 
+def _oneway(tags: Mapping[str, str]) -> int:
+    """1: travel only in node order, -1: only against it, 0: both (roundabouts and motorways imply 1)."""
+    value = tags.get("oneway", "").strip().lower()
+    if value in ("yes", "1", "true"):
+        return 1
+    if value in ("-1", "reverse"):
+        return -1
+    if value == "no":
+        return 0
+    return int(tags.get("junction") in ("roundabout", "circular") or tags.get("highway") == "motorway")
+
+
 def directed_edges_of(nodes_m: Mapping[int, tuple[float, float]], ways: Sequence[WayInput]) -> list[DirectedEdge]:
     """Split ways at junctions (nodes used two or more times overall, and way ends) into directed edges."""
     uses = Counter(n for w in ways for n in w.nodes)
     edges: list[DirectedEdge] = []
     for w in ways:
         ns, tags = list(w.nodes), w.tags
-        ow = tags.get("oneway", "").strip().lower()
-        implied = tags.get("junction") in ("roundabout", "circular")
-        fwd = ow not in ("-1", "reverse")
-        bwd = ow not in ("yes", "1", "true") and not (implied and ow != "no")
+        oneway = _oneway(tags)
+        fwd, bwd = oneway >= 0, oneway <= 0
         coords = np.array([nodes_m[n] for n in ns], dtype=np.float64)
         coords.flags.writeable = False
         cum = _cumlen(coords)
@@ -550,7 +546,7 @@ def _observe(
 ) -> tuple[float, float, int, float]:
     """Noisy (lon, lat), magvar (0 = unknown for ~10%) and the true bearing of a point on an edge."""
     x, y, bearing = city.point_at(key, offset)
-    dx, dy = rng.normal(0.0, gps, 2)
+    dx, dy = rng.normal(0.0, gps / SQRT2, 2)
     lon, lat = city.to_lonlat(x + float(dx), y + float(dy))
     noisy = round(bearing + float(rng.normal(0.0, heading))) % 360
     return lon, lat, (0 if rng.random() < 0.1 else int(noisy)), bearing
@@ -612,7 +608,8 @@ def make_alerts(
     seed
         Seed of the generator.
     gps_noise_m
-        Standard deviation of the position noise, per axis, metres.
+        Root-mean-square horizontal position error in metres (the usual way GPS accuracy is
+        stated): each axis gets a Gaussian with sigma = gps_noise_m / sqrt(2).
     heading_noise_deg
         Standard deviation of the heading noise, degrees; ~10% of alerts get magvar 0 (unknown).
     junction_clearance_m
@@ -681,8 +678,8 @@ def make_jams(
     """Jams along random legal paths of ``min_edges``-``max_edges`` directed edges.
 
     Each edge of the path is resampled at one spacing of 20-40 m per jam (junction points kept), then
-    every point gets Gaussian noise. 5% of jams get one interior point thrown 40-80 m, to 40+ m from every road;
-    10% lose a stretch of interior points.
+    every point gets Gaussian noise. 5% of jams get one interior point thrown 40-80 m away, to a spot
+    40+ m from every road (``outlier_index``); 10% lose a stretch of interior points (``gap``).
 
     Parameters
     ----------
@@ -693,7 +690,7 @@ def make_jams(
     seed
         Seed of the generator.
     gps_noise_m
-        Standard deviation of the noise per point and axis, metres.
+        RMS position error per point in metres (sigma per axis = gps_noise_m / sqrt(2)).
     min_edges, max_edges
         Bounds of the path length in directed edges.
 
@@ -720,7 +717,7 @@ def make_jams(
             part = np.column_stack((np.interp(s, cum, e.coords_m[:, 0]), np.interp(s, cum, e.coords_m[:, 1])))
             parts.append(part if i == 0 else part[1:])
         truth = np.vstack(parts)
-        line = truth + rng.normal(0.0, gps_noise_m, truth.shape)
+        line = truth + rng.normal(0.0, gps_noise_m / SQRT2, truth.shape)
         u, outlier, gap = rng.random(), None, False
         if u < 0.05 and len(line) >= 3:
             for _ in range(30):  # a GPS glitch: an interior point thrown 40-80 m, kept if 40+ m from every road
@@ -833,7 +830,8 @@ def make_report_clusters(
     seed
         Seed of the generator.
     gps_noise_m, heading_noise_deg
-        Standard deviations of the position (per axis) and heading noise.
+        RMS horizontal position error in metres (sigma per axis = gps_noise_m / sqrt(2)) and the
+        standard deviation of the heading noise in degrees.
     close_fraction
         Chance that an incident gets a close-but-distinct partner.
 
@@ -959,3 +957,32 @@ def jaccard(a: AbstractSet[Hashable], b: AbstractSet[Hashable]) -> float:
     """Size of the intersection over size of the union; 1.0 for two empty sets."""
     union = len(a | b)
     return len(a & b) / union if union else 1.0
+
+
+def point_accuracy(
+    city: SyntheticCity, alerts: Sequence[SyntheticAlert], matched: Sequence[EdgeKey | None]
+) -> dict[str, float]:
+    """Share of alerts matched to their true directed edge: strictly, and where it is knowable.
+
+    ``strict`` counts the directed edge as placed. ``determinable`` differs in one case only: an
+    alert with unknown heading (magvar 0) on a two-way street carries no information about its
+    direction, so there the right street segment in either direction counts. ``far`` is the
+    determinable share among alerts at least 20 m from a junction.
+    """
+    strict: list[bool] = []
+    knowable: list[bool] = []
+    far: list[bool] = []
+    for alert, key in zip(alerts, matched, strict=True):
+        exact = key == alert.edge
+        reverse = key is not None and key == (alert.edge[0], alert.edge[2], alert.edge[1])
+        undirected = alert.magvar == 0 and not city.edge(alert.edge).oneway
+        ok = exact or (undirected and reverse)
+        strict.append(exact)
+        knowable.append(ok)
+        if alert.dist_to_junction_m >= 20.0:
+            far.append(ok)
+    return {
+        "strict": float(np.mean(strict)) if strict else 0.0,
+        "determinable": float(np.mean(knowable)) if knowable else 0.0,
+        "far": float(np.mean(far)) if far else 0.0,
+    }

@@ -1,0 +1,166 @@
+"""Putting events on the road network: matching (points and lines) and clustering of reports.
+
+This is the glue between the pure geometry layer (``geo/``) and the domain model: it turns events
+into coordinate arrays, calls the batch matchers once per poll, and turns the results back into
+``RoadMatch`` values. Bad geometry never raises here: it becomes an unmatched result with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exchange.config import Config, NetworkConfig
+from exchange.model import Event, LineString, RoadMatch
+from geo.crs import looks_swapped
+from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
+from geo.linematch import match_lines
+from geo.match import match_points
+from geo.network import RoadNetwork
+
+__all__ = ["AlertRow", "Placement"]
+
+log = logging.getLogger("exchange.placement")
+
+#: how far outside the network's bounding box a point may lie and still be looked up (degrees, ~1 km)
+_AREA_MARGIN_DEG = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """What clustering needs of one stored alert."""
+
+    id: str
+    lon: float
+    lat: float
+    time_ms: int
+    category: str
+    magvar: int | None
+    road_match: dict[str, Any] | None
+    cluster_id: str | None
+
+
+class Placement:
+    def __init__(self, network: RoadNetwork, settings: NetworkConfig) -> None:
+        self.network = network
+        self.settings = settings
+        self._bbox = self._area()
+
+    @classmethod
+    def from_config(cls, config: Config) -> Placement | None:
+        """The configured network (through the on-disk cache in the data directory), or None."""
+        if config.network is None:
+            return None
+        from adapters.network_cache import load_network
+        from adapters.osm import DRIVABLE, CenterlineMapping
+
+        settings = config.network
+        mapping = CenterlineMapping.model_validate(settings.centerline) if settings.centerline else None
+        classes = frozenset(settings.classes) if settings.classes else (DRIVABLE if mapping is None else None)
+        loaded = load_network(
+            Path(settings.path), cache_dir=config.resolved_data_dir / "networks", mapping=mapping,
+            classes=classes if Path(settings.path).suffix != ".geojson" else None,
+        )
+        log.debug("network %s (%s)", settings.path, "from cache" if loaded.from_cache else "built")
+        return cls(loaded.network, settings)
+
+    def _area(self) -> tuple[float, float, float, float]:
+        lon, lat = self.network.frame.to_lonlat(self.network.coords[:, 0], self.network.coords[:, 1])
+        return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+
+    def _outside(self, lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        min_lon, min_lat, max_lon, max_lat = self._bbox
+        m = _AREA_MARGIN_DEG
+        return (lon < min_lon - m) | (lon > max_lon + m) | (lat < min_lat - m) | (lat > max_lat + m)
+
+    # -- matching
+
+    def match(self, events: Sequence[Event]) -> None:
+        """Set ``road_match`` on every event (in place), points and lines each in one batch."""
+        points = [event for event in events if event.geometry.type == "Point"]
+        lines = [event for event in events if isinstance(event.geometry, LineString)]
+        if points:
+            self._match_points(points)
+        if lines:
+            self._match_lines(lines)
+
+    def _match_points(self, events: list[Event]) -> None:
+        lon = np.array([e.geometry.coordinates[0] for e in events], dtype=np.float64)
+        lat = np.array([e.geometry.coordinates[1] for e in events], dtype=np.float64)
+        heading = np.array([e.magvar if e.magvar is not None else np.nan for e in events], dtype=np.float64)
+        road_type = np.array([e.road_type if e.road_type is not None else 0 for e in events], dtype=np.int64)
+        result = match_points(
+            self.network, lon, lat, heading=heading, streets=[e.street for e in events],
+            road_type=road_type, radius_m=self.settings.point_radius_m,
+        )
+        swapped = looks_swapped(lon, lat, self._bbox)
+        outside = self._outside(lon, lat)
+        for i, event in enumerate(events):
+            edge = int(result.edge[i])
+            if edge >= 0:
+                event.road_match = RoadMatch(
+                    edges=[self.network.edge_key(edge)], distance_m=round(float(result.distance_m[i]), 2),
+                    confidence=round(float(result.confidence[i]), 4), offset_m=round(float(result.offset_m[i]), 2),
+                )
+            else:
+                event.road_match = RoadMatch(reason=_why(bool(swapped[i]), bool(outside[i]), result.reason[i]))
+
+    def _match_lines(self, events: list[Event]) -> None:
+        lines = [np.asarray(e.geometry.coordinates, dtype=np.float64) for e in events]
+        results = match_lines(self.network, lines, radius_m=self.settings.line_radius_m)
+        for event, line, result in zip(events, lines, results, strict=True):
+            if result.matched:
+                event.road_match = RoadMatch(
+                    edges=self.network.edge_keys(result.edges), distance_m=round(result.distance_m, 2),
+                    confidence=round(result.confidence, 4), offset_m=round(result.start_offset_m, 2),
+                    covered_fraction=round(result.covered_fraction, 4), reason=result.reason,
+                )
+            else:
+                swapped = bool(looks_swapped(line[:, 0], line[:, 1], self._bbox).all())
+                outside = bool(self._outside(line[:, 0], line[:, 1]).all())
+                event.road_match = RoadMatch(reason=_why(swapped, outside, result.reason))
+
+    # -- clustering
+
+    def cluster(self, alerts: Sequence[AlertRow]) -> dict[str, str]:
+        """Cluster ids for the alerts, stable against each alert's previous cluster id."""
+        if not alerts:
+            return {}
+        lon = np.array([a.lon for a in alerts], dtype=np.float64)
+        lat = np.array([a.lat for a in alerts], dtype=np.float64)
+        x, y = self.network.frame.to_metric(lon, lat)
+        index = self.network.edge_index()
+        edges = np.full(len(alerts), -1, dtype=np.int64)
+        offsets = np.full(len(alerts), np.nan)
+        for i, alert in enumerate(alerts):
+            match = alert.road_match or {}
+            if match.get("edges"):
+                edges[i] = index.get(tuple(match["edges"][0]), -1)
+                offsets[i] = match.get("offset_m") or 0.0
+        reports = Reports(
+            x=x, y=y,
+            time_s=np.array([a.time_ms / 1000.0 for a in alerts], dtype=np.float64),
+            family=[CATEGORY_FAMILY.get(a.category, a.category) for a in alerts],
+            edge=edges, offset=offsets,
+            heading=np.array([a.magvar if a.magvar is not None else np.nan for a in alerts], dtype=np.float64),
+        )
+        labels = cluster_reports(
+            reports, self.network, radius_m=self.settings.cluster_radius_m,
+            window_s=self.settings.cluster_window_min * 60.0,
+        )
+        previous = {a.id: a.cluster_id for a in alerts if a.cluster_id}
+        ids = assign_cluster_ids([a.id for a in alerts], labels, previous)
+        return dict(zip((a.id for a in alerts), ids, strict=True))
+
+
+def _why(swapped: bool, outside: bool, reason: str | None) -> str:
+    if swapped:
+        return "coordinates look swapped (lat/lon): they fall in the network's area only when exchanged"
+    if outside:
+        return "outside the road network's area"
+    return reason or "no match"

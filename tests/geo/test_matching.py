@@ -1,0 +1,158 @@
+"""Synthetic ground truth for the geometry layer: a seeded city with one-way streets, dual
+carriageways, curves and roundabouts; alerts, jams and report clusters placed on known edges
+with 8 m GPS noise and 15 degree heading noise. The thresholds are the issue's gates."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+
+from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
+from geo.linematch import match_lines
+from geo.match import match_points
+from geo.network import RoadNetwork, build_network
+from geo.synthetic import (
+    SyntheticCity,
+    fused_fraction,
+    jaccard,
+    make_alerts,
+    make_city,
+    make_jams,
+    make_report_clusters,
+    pairwise_f1,
+    point_accuracy,
+)
+
+
+@cache
+def city_and_network() -> tuple[SyntheticCity, RoadNetwork]:
+    city = make_city(seed=7, blocks=30)
+    return city, build_network(city.nodes, city.ways)
+
+
+def test_the_network_has_exactly_the_ground_truth_edges() -> None:
+    city, network = city_and_network()
+    assert set(network.edge_index()) == {edge.key for edge in city.directed_edges}
+    for edge in city.directed_edges[:200]:
+        built = network.edge_index()[edge.key]
+        assert network.edge_length(built) == pytest.approx(edge.length_m, rel=2e-3)
+        assert network.edge_oneway(built) == edge.oneway
+
+
+def test_alerts_match_their_directed_edge() -> None:
+    city, network = city_and_network()
+    alerts = make_alerts(city, 4000, seed=11)
+    result = match_points(
+        network,
+        np.array([a.lon for a in alerts]),
+        np.array([a.lat for a in alerts]),
+        heading=np.array([a.magvar for a in alerts], dtype=float),
+        streets=[a.street for a in alerts],
+    )
+    keys = [network.edge_key(int(e)) if e >= 0 else None for e in result.edge]
+    accuracy = point_accuracy(city, alerts, keys)
+    assert accuracy["far"] >= 0.97, accuracy
+    assert accuracy["determinable"] >= 0.95, accuracy
+    assert (result.edge >= 0).all()
+    assert ((result.confidence > 0) & (result.confidence <= 1)).all()
+
+
+def test_jams_match_their_paths() -> None:
+    city, network = city_and_network()
+    jams = make_jams(city, 600, seed=12)
+    results = match_lines(network, [np.array(jam.line) for jam in jams])
+    scores = [jaccard(set(network.edge_keys(r.edges)), set(jam.edges)) for r, jam in zip(results, jams, strict=True)]
+    assert float(np.mean(scores)) >= 0.98, np.mean(scores)
+    for result in results:  # every matched part is a connected path
+        for part in result.parts:
+            assert all(network.edge_v[a] == network.edge_u[b] for a, b in zip(part, part[1:], strict=False))
+
+
+def cluster(city: SyntheticCity, network: RoadNetwork, reports: list, previous: dict | None = None):  # type: ignore[no-untyped-def,type-arg]
+    lon = np.array([r.lon for r in reports])
+    lat = np.array([r.lat for r in reports])
+    heading = np.array([r.magvar for r in reports], dtype=float)
+    matched = match_points(network, lon, lat, heading=heading)
+    x, y = network.frame.to_metric(lon, lat)
+    labels = cluster_reports(Reports(
+        x=x, y=y, time_s=np.array([r.pub_millis / 1000 for r in reports]),
+        family=[CATEGORY_FAMILY[r.category] for r in reports], edge=matched.edge, offset=matched.offset_m,
+        heading=heading,
+    ), network)
+    return labels, assign_cluster_ids([r.uuid for r in reports], labels, previous or {})
+
+
+def test_clusters_find_incidents_without_fusing_close_ones() -> None:
+    city, network = city_and_network()
+    reports = make_report_clusters(city, 1500, seed=13)
+    labels, _ = cluster(city, network, list(reports))
+    _precision, _recall, f1 = pairwise_f1(reports.true_labels, labels)
+    assert f1 >= 0.95
+    assert fused_fraction(reports.close_pairs, reports.true_labels, labels) <= 0.10
+    assert {kind for _a, _b, kind in reports.close_pairs} == {"opposite", "along", "later"}
+
+
+def test_cluster_ids_survive_ten_polls_of_changing_members() -> None:
+    city, network = city_and_network()
+    reports = make_report_clusters(city, 300, seed=14)
+    incident_of = {r.uuid: label for r, label in zip(reports, reports.true_labels, strict=True)}
+    rng = np.random.default_rng(5)
+    previous: dict[str, str] = {}
+    last_ids: dict[int, str] = {}
+    last_members: dict[int, set[str]] = {}
+    survivors = 0
+    for _poll in range(10):
+        shown = [r for r in reports if rng.random() < 0.8]  # each poll loses and regains members
+        labels, ids = cluster(city, network, shown, previous)
+        assert len(set(ids)) == len(set(labels.tolist())), "one id per cluster, never shared"
+        ids_of_incident: dict[int, set[str]] = {}
+        members: dict[int, set[str]] = {}
+        previous = {}  # what the store holds: the cluster ids of the last poll
+        for report, cluster_id in zip(shown, ids, strict=True):
+            ids_of_incident.setdefault(incident_of[report.uuid], set()).add(cluster_id)
+            members.setdefault(incident_of[report.uuid], set()).add(report.uuid)
+            previous[report.uuid] = cluster_id
+        # an incident found as exactly one cluster of its own in two consecutive polls, sharing
+        # reports between them, keeps its cluster id
+        incidents_of_id: dict[str, set[int]] = {}
+        for report, cluster_id in zip(shown, ids, strict=True):
+            incidents_of_id.setdefault(cluster_id, set()).add(incident_of[report.uuid])
+        now = {
+            incident: next(iter(found)) for incident, found in ids_of_incident.items()
+            if len(found) == 1 and len(incidents_of_id[next(iter(found))]) == 1
+        }
+        for incident, cluster_id in now.items():
+            if incident in last_ids and members[incident] & last_members[incident]:
+                survivors += 1
+                assert cluster_id == last_ids[incident], f"incident {incident} changed cluster id"
+        last_ids, last_members = now, members
+    assert survivors > 1500
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "reason"),
+    [(np.nan, 37.8, "invalid coordinates"), (-122.30, 95.0, "invalid coordinates"), (0.0, 0.0, "no road within")],
+)
+def test_bad_points_are_reported_not_raised(lon: float, lat: float, reason: str) -> None:
+    _city, network = city_and_network()
+    result = match_points(network, np.array([lon]), np.array([lat]))
+    assert result.edge[0] == -1 and reason in (result.reason[0] or "")
+
+
+def test_empty_and_degenerate_lines() -> None:
+    _city, network = city_and_network()
+    results = match_lines(network, [np.zeros((0, 2)), np.array([[-122.3, 37.8]]), np.array([[0.0, 0.0], [0.001, 0.0]]),
+                                    np.array([[np.nan, np.nan], [np.nan, np.nan]])])
+    assert [r.matched for r in results] == [False, False, False, False]
+    assert all(r.reason for r in results)
+
+
+def test_batch_contract_empty_in_empty_out() -> None:
+    _city, network = city_and_network()
+    assert len(match_points(network, np.array([]), np.array([]))) == 0
+    assert match_lines(network, []) == []
+    empty = Reports(x=np.array([]), y=np.array([]), time_s=np.array([]), family=[], edge=np.array([], dtype=np.int64),
+                    offset=np.array([]), heading=np.array([]))
+    assert len(cluster_reports(empty, network)) == 0
