@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from adapters import build_source
 from exchange.config import Config, SourceConfig
 from exchange.errors import ExchangeError, UsageError
+from exchange.placement import Placement
 from exchange.sync import sync_source
 
 __all__ = ["run_daemon"]
@@ -20,17 +21,17 @@ __all__ = ["run_daemon"]
 log = logging.getLogger("exchange.daemon")
 
 
-def _poll(engine: Engine, config: Config, source_config: SourceConfig) -> None:
+def _poll(engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None) -> None:
     """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
     try:
-        result = sync_source(engine, build_source(source_config), config.lifecycle)
+        result = sync_source(engine, build_source(source_config), config.lifecycle, placement)
     except ExchangeError as exc:
         log.error("%s: %s", source_config.name, exc.message)
         return
     log.info("%s", result.summary())
 
 
-def run_daemon(config: Config, engine: Engine) -> None:
+def run_daemon(config: Config, engine: Engine, placement: Placement | None = None) -> None:
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -42,7 +43,7 @@ def run_daemon(config: Config, engine: Engine) -> None:
         scheduler.add_job(
             _poll,
             IntervalTrigger(seconds=source_config.interval_s, jitter=source_config.jitter_s or None),
-            args=(engine, config, source_config),
+            args=(engine, config, source_config, placement),
             id=source_config.name,
             name=f"sync {source_config.name}",
             max_instances=1,

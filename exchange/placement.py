@@ -70,13 +70,14 @@ class Placement:
         return cls(loaded.network, settings)
 
     def _area(self) -> tuple[float, float, float, float]:
+        """The network's bounding box widened by the margin: what counts as inside its area."""
         lon, lat = self.network.frame.to_lonlat(self.network.coords[:, 0], self.network.coords[:, 1])
-        return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+        m = _AREA_MARGIN_DEG
+        return float(lon.min()) - m, float(lat.min()) - m, float(lon.max()) + m, float(lat.max()) + m
 
     def _outside(self, lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         min_lon, min_lat, max_lon, max_lat = self._bbox
-        m = _AREA_MARGIN_DEG
-        return (lon < min_lon - m) | (lon > max_lon + m) | (lat < min_lat - m) | (lat > max_lat + m)
+        return (lon < min_lon) | (lon > max_lon) | (lat < min_lat) | (lat > max_lat)
 
     # -- matching
 

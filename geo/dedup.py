@@ -180,10 +180,8 @@ def cluster_reports(
     rest = ~certain[li] & ~certain[lj] & ~attached[li] & ~attached[lj]
     _join(parent, box, li[rest], lj[rest], ld[rest], max_extent_m)
 
-    roots = np.array([_find(parent, k) for k in range(n)], dtype=np.int64)
-    _, first = np.unique(roots, return_index=True)
-    order = {int(roots[k]): label for label, k in enumerate(sorted(first.tolist()))}
-    return np.array([order[int(root)] for root in roots], dtype=np.int64)
+    order: dict[int, int] = {}
+    return np.array([order.setdefault(_find(parent, k), len(order)) for k in range(n)], dtype=np.int64)
 
 
 def _find(parent: IntArray, k: int) -> int:

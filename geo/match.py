@@ -112,7 +112,7 @@ def point_candidates(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_
 def _name_scores(
     network: RoadNetwork, candidates: Candidates, streets: Sequence[str | None], weight: float
 ) -> FloatArray:
-    numbers, per_link = network.name_ids()
+    numbers, _per_link = network.name_ids()
     score = np.zeros(len(candidates.edge))
     if weight == 0.0:
         return score

@@ -4,6 +4,7 @@ with 8 m GPS noise and 15 degree heading noise. The thresholds are the issue's g
 
 from __future__ import annotations
 
+import itertools
 from functools import cache
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_jams_match_their_paths() -> None:
     assert float(np.mean(scores)) >= 0.98, np.mean(scores)
     for result in results:  # every matched part is a connected path
         for part in result.parts:
-            assert all(network.edge_v[a] == network.edge_u[b] for a, b in zip(part, part[1:], strict=False))
+            assert all(network.edge_v[a] == network.edge_u[b] for a, b in itertools.pairwise(part))
 
 
 def cluster(city: SyntheticCity, network: RoadNetwork, reports: list, previous: dict | None = None):  # type: ignore[no-untyped-def,type-arg]
