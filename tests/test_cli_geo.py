@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES
 from tests.helpers import alert, feed, jam
 from tests.test_cli import DEMO, POLLS, cli  # noqa: F401 - the fixture
 
@@ -40,7 +40,8 @@ def test_match_prints_one_object_per_item(cli, fmt: str) -> None:  # type: ignor
     for r in records:
         assert ("edges" in r and r["distance_m"] is not None and 0 < r["confidence"] <= 1) or "unmatched" in r
     alerts = [r for r in records if r["kind"] == "alert"]
-    assert all(r["cluster_id"] for r in alerts) and all(r["cluster_id"] is None for r in records if r["kind"] != "alert")
+    assert all(r["cluster_id"] for r in alerts)
+    assert all(r["cluster_id"] is None for r in records if r["kind"] != "alert")
     assert "matched" in result.err
 
 
@@ -92,6 +93,7 @@ def test_sync_stores_matches_and_clusters(cli, tmp_path: Path) -> None:  # type:
     extra = tmp_path / "poll-004.json"
     extra.write_text(json.dumps(original))
     assert cli("--config", str(DEMO), "replay", str(extra)).code == 0
-    stored = json.loads(cli("--config", str(DEMO), "inspect", "event", "waze:alert:twin-report", "--format", "json").out)
+    twin_id = "waze:alert:twin-report"
+    stored = json.loads(cli("--config", str(DEMO), "inspect", "event", twin_id, "--format", "json").out)
     assert stored[0]["cluster_id"] == json.loads(
         cli("--config", str(DEMO), "inspect", "event", first["id"], "--format", "json").out)[0]["cluster_id"]
