@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from feeds.waze import WazeSnapshot
+from exchange.model import Event
+from feeds.items import FeedItem, Snapshot
 
 __all__ = ["Fetched", "Source", "Watermark"]
 
@@ -60,5 +61,9 @@ class Source(ABC):
         """Read the current payload. Raises ``FetchError`` subclasses, never foreign exceptions."""
 
     @abstractmethod
-    def read(self, body: bytes) -> WazeSnapshot:
+    def read(self, body: bytes) -> Snapshot:
         """Read a payload into a snapshot. Raises ``FeedError`` when the payload is unusable."""
+
+    @abstractmethod
+    def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
+        """Turn one item of a snapshot into an event. Raises ``ItemRejected`` with the reason."""

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.base import Fetched, Source, Watermark
 from adapters.http import HttpPolicy, fetch_url, redact_location
 from exchange.errors import ConfigError
-from feeds.waze import WazeSnapshot, read_waze_snapshot
+from exchange.model import Event
+from feeds.items import FeedItem, Snapshot
+from feeds.waze import read_waze_snapshot, to_event
 
 __all__ = ["WazeFeedAdapter", "WazeFeedSettings"]
 
@@ -78,5 +80,8 @@ class WazeFeedAdapter(Source):
         )
         return fetch_url(self._url(), watermark, policy, secrets=[token] if token else [])
 
-    def read(self, body: bytes) -> WazeSnapshot:
+    def read(self, body: bytes) -> Snapshot:
         return read_waze_snapshot(body)
+
+    def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
+        return to_event(item, self.namespace, values_checked=values_checked)

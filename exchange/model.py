@@ -14,14 +14,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "CIFS_SUBTYPES",
+    "SCHEDULE_DAYS",
     "Category",
+    "CityDetails",
     "Event",
     "ItemError",
     "Kind",
+    "Lane",
+    "LaneImpact",
     "LineString",
     "Origin",
     "Point",
     "RoadMatch",
+    "SourceRef",
     "Status",
     "event_id",
     "from_millis",
@@ -131,6 +137,66 @@ class RoadMatch(BaseModel):
     reason: str | None = Field(default=None, description="why it is unmatched, or only partly matched")
 
 
+#: CIFS schedule days in the XSD's sequence order
+SCHEDULE_DAYS = ("everyday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+#: CIFS ``type`` -> the subtypes that belong to it (cifsv2.xsd enumeration, formats.md §2.4)
+CIFS_SUBTYPES: dict[str, frozenset[str]] = {
+    "ACCIDENT": frozenset({"ACCIDENT_MAJOR", "ACCIDENT_MINOR"}),
+    "HAZARD": frozenset({
+        "HAZARD_ON_ROAD", "HAZARD_ON_ROAD_CAR_STOPPED", "HAZARD_ON_ROAD_CONSTRUCTION", "HAZARD_ON_ROAD_ICE",
+        "HAZARD_ON_ROAD_LANE_CLOSED", "HAZARD_ON_ROAD_OBJECT", "HAZARD_ON_ROAD_OIL", "HAZARD_ON_ROAD_POT_HOLE",
+        "HAZARD_ON_ROAD_ROAD_KILL", "HAZARD_ON_ROAD_TRAFFIC_LIGHT_FAULT", "HAZARD_ON_SHOULDER",
+        "HAZARD_ON_SHOULDER_ANIMALS", "HAZARD_ON_SHOULDER_CAR_STOPPED", "HAZARD_ON_SHOULDER_MISSING_SIGN",
+        "HAZARD_WEATHER", "HAZARD_WEATHER_FLOOD", "HAZARD_WEATHER_FOG", "HAZARD_WEATHER_FREEZING_RAIN",
+        "HAZARD_WEATHER_HAIL", "HAZARD_WEATHER_HEAT_WAVE", "HAZARD_WEATHER_HEAVY_RAIN", "HAZARD_WEATHER_HEAVY_SNOW",
+        "HAZARD_WEATHER_HURRICANE", "HAZARD_WEATHER_MONSOON", "HAZARD_WEATHER_TORNADO",
+    }),
+    "JAM": frozenset({"JAM_HEAVY_TRAFFIC", "JAM_LIGHT_TRAFFIC", "JAM_MODERATE_TRAFFIC", "JAM_STAND_STILL_TRAFFIC"}),
+    "ROAD_CLOSED": frozenset({"ROAD_CLOSED_CONSTRUCTION", "ROAD_CLOSED_EVENT", "ROAD_CLOSED_HAZARD"}),
+    "POLICE": frozenset({"POLICE_VISIBLE", "POLICE_HIDING"}),
+    "CONSTRUCTION": frozenset(),
+    "CHIT_CHAT": frozenset(),
+}
+
+
+class Lane(BaseModel):
+    """One lane of a CIFS ``<lanes>`` list: order from the left (0-99), type, status."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    order: int = Field(ge=0, le=99)
+    type: str = "LANE"
+    status: Literal["OPEN_LANE", "OPEN", "OPENED", "CLOSED_LANE", "CLOSE", "CLOSED"]
+
+
+class LaneImpact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    total_closed_lanes: int = Field(ge=0, le=99)
+    roadside: Literal["LEFT", "MIDDLE", "RIGHT"]
+
+
+class SourceRef(BaseModel):
+    """The originating organisation, CIFS ``<source>``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    reference: str = Field(min_length=1)
+    name: str | None = None
+    url: str | None = None
+
+
+class CityDetails(BaseModel):
+    """What a city event carries beyond the common fields: what CIFS and WZDx publish."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = None
+    schedule: dict[str, str] | None = Field(default=None, description="day (or everyday) -> 'HH:MM-HH:MM[,...]'")
+    lanes: list[Lane] | None = None
+    lane_impact: LaneImpact | None = None
+    parent_event: str | None = Field(default=None, min_length=3)
+    reference: SourceRef | None = None
+    operator: str | None = Field(default=None, description="who entered or last changed it")
+    end_date_verified: bool = True
+
+
 class Event(BaseModel):
     """One traffic event, crowd-reported or city-reported.
 
@@ -170,6 +236,7 @@ class Event(BaseModel):
     blocking_alert_uuid: str | None = None
 
     road_match: RoadMatch | None = Field(default=None, description="where the event lies on the road network")
+    details: CityDetails | None = Field(default=None, description="city events: description, schedule, lanes")
     cluster_id: str | None = Field(default=None, description="the incident this report belongs to")
 
     attributes: dict[str, Any] = Field(default_factory=dict)

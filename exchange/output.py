@@ -69,6 +69,9 @@ def event_record(row: Any) -> dict[str, Any]:
         record[name] = m[name]
     record["road_match"] = m["road_match"]
     record["cluster_id"] = m["cluster_id"]
+    if m["origin"] == "city":
+        record["details"] = m["details"]
+        record["visible_in_waze_since"] = iso(m["visible_in_waze_since_ms"])
     record["geometry"] = m["geometry"]
     record["attributes"] = m["attributes"]
     return record

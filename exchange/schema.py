@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 sources = Table(
     "sources",
@@ -80,6 +81,8 @@ events = Table(
     Column("digest", String(64), nullable=False),
     Column("road_match", JSON, doc="RoadMatch: edges, distance, confidence, reason"),
     Column("cluster_id", String(40)),
+    Column("details", JSON, doc="city events: CityDetails (description, schedule, lanes, source)"),
+    Column("visible_in_waze_since_ms", BigInteger, doc="city closures: first Waze confirmation"),
     Index("ix_events_source_kind", "source", "kind"),
     Index("ix_events_cluster", "cluster_id"),
     Index("ix_events_status_category", "status", "category"),
@@ -127,4 +130,54 @@ sync_runs = Table(
     Column("item_errors", JSON),
     Column("message", Text),
     Index("ix_sync_runs_source", "source", "id"),
+)
+
+confirmations = Table(
+    "confirmations",
+    metadata,
+    Column("city_event_id", String(300), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("crowd_event_id", String(300), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("linked_ms", BigInteger, nullable=False),
+    Column("how", String(40), nullable=False, doc="road-closed-alert or blocked-jam"),
+)
+
+publications = Table(
+    "publications",
+    metadata,
+    Column("feed", String(40), primary_key=True, doc="cifs.xml, cifs.json, wzdx.geojson"),
+    Column("published_ms", BigInteger, nullable=False),
+    Column("etag", String(80), nullable=False),
+    Column("content_type", String(80), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("body_gzip", LargeBinary, nullable=False),
+    Column("events", Integer, nullable=False),
+)
+
+publish_runs = Table(
+    "publish_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False, doc="published, unchanged, invalid"),
+    Column("events", Integer, nullable=False),
+    Column("held_back", Integer, nullable=False),
+    Column("problems", JSON),
+)
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("token_hash", String(128), nullable=False, doc="sha256 of the token; the token itself is never stored"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
+)
+
+downloads = Table(
+    "downloads",
+    metadata,
+    Column("partner", String(100), primary_key=True, doc="partner name, or '-' for anonymous"),
+    Column("feed", String(40), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
 )

@@ -71,6 +71,8 @@ def event_to_row(event: Event, *, now_ms: int) -> dict[str, Any]:
         "digest": event.digest,
         "road_match": event.road_match.model_dump(mode="json") if event.road_match else None,
         "cluster_id": event.cluster_id,
+        "details": event.details.model_dump(mode="json", exclude_none=True) if event.details else None,
+        "visible_in_waze_since_ms": None,
     }
     for name in _TYPED_FIELDS:
         row[name] = getattr(event, name)
@@ -100,6 +102,7 @@ def row_to_event(row: Any) -> Event:
         digest=mapping["digest"],
         road_match=mapping["road_match"],
         cluster_id=mapping["cluster_id"],
+        details=mapping["details"],
         **{name: mapping[name] for name in _TYPED_FIELDS},
     )
 

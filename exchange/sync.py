@@ -30,7 +30,7 @@ from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis
 from exchange.placement import AlertRow, Placement
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 from exchange.store import event_to_row
-from feeds.waze import FeedItem, WazeSnapshot, to_event
+from feeds.items import FeedItem, Snapshot
 
 __all__ = ["InjectedFault", "SyncResult", "ingest_payload", "now_ms", "sync_source"]
 
@@ -192,10 +192,12 @@ def _ingest(
 # plain str: SQLAlchemy's quoted_name subclass is not a dict key orjson accepts
 EVENT_COLUMNS = tuple(str.__str__(column.name) for column in events.columns)
 # the cluster is recomputed over all alerts after each poll, not carried by one event's update
-_UPDATE_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", "cluster_id"))
-_JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match"})
+_UPDATE_COLUMNS = tuple(
+    name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms")
+)
+_JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match", "details"})
 _REVISION_COLUMNS = ("event_id", "run_id", "at_ms", "action", "changes", "operator")
-_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", "cluster_id"})
+_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms"})
 
 
 class Reconciler:
@@ -222,7 +224,7 @@ class Reconciler:
         self.result = SyncResult(source=source.name, status="ok")
         self.values_checked = False
 
-    def run(self, snapshot: WazeSnapshot) -> SyncResult:
+    def run(self, snapshot: Snapshot) -> SyncResult:
         result = self.result
         result.snapshot_ms = snapshot.taken_ms
         result.fetched = len(snapshot.items) + len(snapshot.errors)
@@ -288,7 +290,7 @@ class Reconciler:
 
     def _convert(self, item: FeedItem) -> Event | None:
         try:
-            return to_event(item, self.source.namespace, values_checked=self.values_checked)
+            return self.source.convert(item, values_checked=self.values_checked)
         except ItemRejected as exc:
             self.result.item_errors.append(
                 ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=exc.message)

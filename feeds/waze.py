@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,6 +36,7 @@ from exchange.model import (
     event_id,
     from_millis,
 )
+from feeds.items import FeedItem, Snapshot, digest
 
 __all__ = [
     "FeedItem",
@@ -45,6 +46,9 @@ __all__ = [
     "read_waze_snapshot",
     "to_event",
 ]
+
+#: A Waze poll is a :class:`~feeds.items.Snapshot`; the name stays for readers of this module.
+WazeSnapshot = Snapshot
 
 #: envelope key -> kind of the items it holds
 ARRAYS: dict[str, Kind] = {"alerts": Kind.ALERT, "jams": Kind.JAM, "irregularities": Kind.IRREGULARITY}
@@ -59,38 +63,6 @@ _CATEGORY_OF_TYPE: dict[str, Category] = {
     "POLICE": Category.POLICE,
     "POLICEMAN": Category.POLICE,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class FeedItem:
-    """One record of a feed, identified but not yet converted."""
-
-    kind: Kind
-    source_id: str
-    digest: str
-    record: dict[str, Any]
-
-
-@dataclass(slots=True)
-class WazeSnapshot:
-    """The envelope of one poll and its identified items."""
-
-    start_ms: int | None
-    end_ms: int | None
-    kinds_present: frozenset[Kind]
-    items: list[FeedItem] = field(default_factory=list)
-    errors: list[ItemError] = field(default_factory=list)
-    #: True when the reader already guarantees no NaN/Infinity and no NUL in any value, so
-    #: :func:`to_event` may skip its deep scan (orjson refuses those; only ``\u0000`` could pass)
-    values_checked: bool = False
-
-    @property
-    def taken_ms(self) -> int | None:
-        """When the snapshot was taken: the end of its window, else its start."""
-        return self.end_ms if self.end_ms is not None else self.start_ms
-
-    def count(self, kind: Kind) -> int:
-        return sum(1 for item in self.items if item.kind is kind)
 
 
 def category_of_alert(waze_type: str) -> Category:
@@ -156,7 +128,7 @@ def _snapshot_from_document(document: Mapping[str, Any]) -> WazeSnapshot:
     present = [key for key in ARRAYS if key in document]
     if not present:
         raise MalformedPayload("not a Waze feed: none of 'alerts', 'jams', 'irregularities' is present")
-    snapshot = WazeSnapshot(
+    snapshot = Snapshot(
         start_ms=_envelope_millis(document, "startTimeMillis"),
         end_ms=_envelope_millis(document, "endTimeMillis"),
         kinds_present=frozenset(ARRAYS[key] for key in present),
@@ -174,7 +146,7 @@ def _snapshot_from_document(document: Mapping[str, Any]) -> WazeSnapshot:
                     ItemError(kind=kind.value, step="parse", reason=f"{key}[{position}] is not an object")
                 )
                 continue
-            snapshot.items.append(FeedItem(kind, _source_id(kind, record), _digest(record), record))
+            snapshot.items.append(FeedItem(kind, _source_id(kind, record), digest(record), record))
     return snapshot
 
 
@@ -185,14 +157,6 @@ def _envelope_millis(document: Mapping[str, Any], key: str) -> int | None:
     except ItemRejected as exc:
         raise MalformedPayload(f"envelope {exc.message}") from exc
     return millis
-
-
-def _digest(record: Mapping[str, Any]) -> str:
-    try:
-        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        canonical = json.dumps(record, sort_keys=True, default=str).encode()
-    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
 
 def _source_id(kind: Kind, record: Mapping[str, Any]) -> str:
