@@ -22,6 +22,11 @@ __all__ = ["ADAPTERS", "adapter_class", "build_source", "validate_source_setting
 
 ADAPTERS: dict[str, str] = {
     "waze-feed": "adapters.waze.WazeFeedAdapter",
+    "csv": "adapters.csv_.CsvAdapter",
+    "geojson": "adapters.geojson.GeoJsonAdapter",
+    "arcgis": "adapters.arcgis.ArcGisAdapter",
+    "wzdx": "adapters.wzdx.WzdxAdapter",
+    "cifs": "adapters.cifs.CifsAdapter",
 }
 
 
