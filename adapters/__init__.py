@@ -8,6 +8,7 @@ own ``Source`` subclass without forking the project.
 from __future__ import annotations
 
 import importlib
+from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -59,5 +60,5 @@ def validate_source_settings(source: SourceConfig) -> None:
         raise ConfigError(f"source {source.name!r}: {key}: {message}") from exc
 
 
-def build_source(source: SourceConfig) -> Source:
-    return adapter_class(source.kind)(source.name, source.settings)
+def build_source(source: SourceConfig, *, zone: tzinfo = UTC) -> Source:
+    return adapter_class(source.kind)(source.name, source.settings, zone=zone)

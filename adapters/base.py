@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -42,8 +43,9 @@ class Source(ABC):
     kind: ClassVar[str]
     settings_model: ClassVar[type[BaseModel]]
 
-    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+    def __init__(self, name: str, settings: dict[str, Any], *, zone: tzinfo = UTC) -> None:
         self.name = name
+        self.zone = zone  # the city's time zone: times without an offset are local times
         self.settings: Any = self.settings_model.model_validate(settings)
 
     @property

@@ -120,7 +120,7 @@ def sync(
     results, failed = [], 0
     for source_config in chosen:
         try:
-            result = sync_source(engine, build_source(source_config), config.lifecycle, placement)
+            result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
         except ExchangeError as exc:
             if exc.exit_code == 2:
                 raise
@@ -171,7 +171,7 @@ def replay(
         if not waze:
             raise UsageError("no Waze source in the config; pass --source NAME")
         source_config = waze[0]
-    source = build_source(source_config)
+    source = build_source(source_config, zone=config.zone)
     engine = _engine()
     placement = _placement()
     failures = 0

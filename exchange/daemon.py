@@ -24,7 +24,7 @@ log = logging.getLogger("exchange.daemon")
 def _poll(engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None) -> None:
     """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
     try:
-        result = sync_source(engine, build_source(source_config), config.lifecycle, placement)
+        result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
     except ExchangeError as exc:
         log.error("%s: %s", source_config.name, exc.message)
         return
