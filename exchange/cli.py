@@ -7,6 +7,7 @@ Exit codes: 0 done (per-item rejections allowed, summarised on stderr), 1 the op
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import sys
@@ -292,8 +293,13 @@ def inspect_events(
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people; json, jsonl, geojson, csv.")]
     = Format.table,
+    unconfirmed_closures: Annotated[
+        bool,
+        typer.Option("--unconfirmed-closures", help="Only Waze ROAD_CLOSED reports that match no city event."),
+    ] = False,
 ) -> None:
     """List stored events, newest first. Machine formats print every match unless --limit is given."""
+    from exchange.confirm import unconfirmed_closure_ids
     from exchange.store import EventFilter, count_events, iter_events
 
     if kind and kind not in {"alert", "jam", "irregularity", "city"}:
@@ -306,6 +312,8 @@ def inspect_events(
     )
     engine = _engine()
     with engine.connect() as conn:
+        if unconfirmed_closures:
+            where = dataclasses.replace(where, ids=unconfirmed_closure_ids(conn))
         if fmt is Format.table:
             shown = limit or TABLE_LIMIT
             total = count_events(conn, where)
@@ -337,6 +345,13 @@ def inspect_event(
         record = event_record(get_event(conn, event_id))
         history = revisions_of(conn, event_id)
         record["seen_by"] = [{"source": s.source_name, "missed_polls": s.missed} for s in seen_by(conn, event_id)]
+        if record["origin"] == "city":
+            from exchange.confirm import confirmations_of
+
+            record["confirmations"] = [
+                {"crowd_event_id": c.crowd_event_id, "how": c.how, "linked": iso(c.linked_ms)}
+                for c in confirmations_of(conn, event_id)
+            ]
     if fmt is not Format.table:
         record["revisions"] = [
             {"at": iso(r.at_ms), "action": r.action, "run_id": r.run_id, "operator": r.operator, "changes": r.changes}
@@ -574,6 +589,13 @@ def run() -> None:
 
 
 # --------------------------------------------------------------------------- entry point
+
+
+from exchange.cli_closure import register as _register_closure  # noqa: E402 - needs app defined
+from exchange.cli_publish import register as _register_publish  # noqa: E402
+
+_register_closure(app)
+_register_publish(app, inspect_app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,6 +26,7 @@ __all__ = [
     "DatabaseConfig",
     "LifecycleConfig",
     "NetworkConfig",
+    "PublishConfig",
     "SourceConfig",
     "default_config",
     "load_config",
@@ -74,6 +75,39 @@ class NetworkConfig(BaseModel):
     )
 
 
+CC0_URL = "https://creativecommons.org/publicdomain/zero/1.0/"
+
+
+class PublishConfig(BaseModel):
+    """What goes out: the CIFS and WZDx feeds partners poll."""
+
+    model_config = ConfigDict(extra="forbid")
+    keep_ended_h: float = Field(default=24.0, ge=0, description="Ended events stay in CIFS this many hours.")
+    on_change: bool = Field(default=True, description="Publish at once after every closure add/update/end.")
+    hold_back_failing: bool = Field(
+        default=False, description="Leave out events the Waze acceptance lint says Waze would reject."
+    )
+    out_dir: Path | None = Field(default=None, description="Also write the feeds to this directory (file sink).")
+    cifs_json_shape: Literal["wrapped", "flat"] = Field(
+        default="wrapped", description="wrapped: Google's example {incidents: [{incident: {...}}]}; flat: no wrapper."
+    )
+    publisher: str = Field(default="City", description="WZDx feed_info.publisher and CIFS source name.")
+    data_source_id: str = Field(default="city", min_length=1, description="WZDx data source id.")
+    reference: str = Field(default="city", min_length=1, description="CIFS <source><reference>.")
+    source_url: str | None = Field(default=None, description="CIFS <source><url> and WZDx data source URL.")
+    contact_name: str | None = None
+    contact_email: str | None = None
+    license: str | None = Field(default=None, description=f"WZDx feed licence; only {CC0_URL} is allowed.")
+    update_frequency_s: int | None = Field(default=None, ge=1, description="WZDx feed_info.update_frequency.")
+
+    @field_validator("license")
+    @classmethod
+    def _cc0_only(cls, value: str | None) -> str | None:
+        if value is not None and value.rstrip("/") != CC0_URL.rstrip("/"):
+            raise ValueError(f"WZDx allows only the CC0 licence ({CC0_URL})")
+        return value
+
+
 class SourceConfig(BaseModel):
     """One ``[[sources]]`` entry. ``kind`` picks the adapter; the remaining keys are the adapter's own."""
 
@@ -98,6 +132,7 @@ class Config(BaseModel):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     network: NetworkConfig | None = None
+    publish: PublishConfig = Field(default_factory=PublishConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     path: Path | None = Field(default=None, exclude=True, description="The file this was read from.")
 

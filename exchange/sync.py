@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.base import Source, Watermark
 from exchange.bulk import Bulk, dumps, loads
 from exchange.config import LifecycleConfig
+from exchange.confirm import link_confirmations
 from exchange.db import writing
 from exchange.errors import ExchangeError, FetchError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis
@@ -32,7 +33,10 @@ from exchange.schema import events, revisions, sightings, sources, sync_runs
 from exchange.store import event_to_row
 from feeds.items import FeedItem, Snapshot
 
-__all__ = ["InjectedFault", "SyncResult", "ingest_payload", "now_ms", "sync_source"]
+__all__ = [
+    "EVENT_COLUMNS", "UPDATE_COLUMNS", "InjectedFault", "SyncResult", "diff_rows", "event_values", "ingest_payload",
+    "now_ms", "sync_source",
+]
 
 log = logging.getLogger("exchange.sync")
 
@@ -192,7 +196,7 @@ def _ingest(
 # plain str: SQLAlchemy's quoted_name subclass is not a dict key orjson accepts
 EVENT_COLUMNS = tuple(str.__str__(column.name) for column in events.columns)
 # the cluster is recomputed over all alerts after each poll, not carried by one event's update
-_UPDATE_COLUMNS = tuple(
+UPDATE_COLUMNS = tuple(
     name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms")
 )
 _JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match", "details"})
@@ -257,6 +261,7 @@ class Reconciler:
             self._update_source(counts, state.recent_counts or {}, taken)
             if self.placement is not None:
                 self._cluster()
+                link_confirmations(self.conn, self.now)
         result.rejected = len(result.item_errors)
         self.conn.execute(
             update(sync_runs).where(sync_runs.c.id == result.run_id).values(**_run_values(result, self.now))
@@ -346,7 +351,7 @@ class Reconciler:
             self.placement.match([*inserts, *changed.values()])
         if inserts:
             rows = [event_to_row(event, now_ms=self.now) for event in inserts]
-            self.db.insert(events, EVENT_COLUMNS, (_event_values(row, EVENT_COLUMNS) for row in rows))
+            self.db.insert(events, EVENT_COLUMNS, (event_values(row, EVENT_COLUMNS) for row in rows))
             self._revisions([event.id for event in inserts], "history" if history else "created")
         if changed:
             self._update_changed(changed)
@@ -370,9 +375,9 @@ class Reconciler:
         diffs: list[dict[str, Any]] = []
         for eid, event in changed.items():
             new_row = event_to_row(event, now_ms=self.now)
-            diffs.append(_diff(old_rows[eid], new_row))
-            updates.append((*_event_values(new_row, _UPDATE_COLUMNS), eid))
-        self.db.update(events, _UPDATE_COLUMNS, "id", updates)
+            diffs.append(diff_rows(old_rows[eid], new_row))
+            updates.append((*event_values(new_row, UPDATE_COLUMNS), eid))
+        self.db.update(events, UPDATE_COLUMNS, "id", updates)
         self._revisions(list(changed), "updated", diffs)
         self.result.updated += len(changed)
 
@@ -471,11 +476,11 @@ class Reconciler:
         self.conn.execute(update(sources).where(sources.c.name == self.source.name).values(**values))
 
 
-def _event_values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+def event_values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(dumps(row[name]) if name in _JSON_COLUMNS else row[name] for name in columns)
 
 
-def _diff(old: Sequence[Any], new: dict[str, Any]) -> dict[str, Any]:
+def diff_rows(old: Sequence[Any], new: dict[str, Any]) -> dict[str, Any]:
     """field -> [old, new] for what changed; attributes are compared key by key."""
     changes: dict[str, Any] = {}
     for position, key in enumerate(EVENT_COLUMNS):

@@ -1,0 +1,221 @@
+"""``exchange closure add|update|end|list``: the city's own closures, typed by operators."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from exchange.errors import ItemRejected, UsageError
+from exchange.output import Format, event_record, iso, write_records
+
+__all__ = ["register"]
+
+closure_app = typer.Typer(help="Add, change, end and list the city's own closures.", no_args_is_help=True)
+
+STREET = typer.Option(help="Street name as Waze knows it (at least 2 characters, no house number).")
+POLYLINE = typer.Option(help='Points in travel order, CIFS style: "LAT LON LAT LON ..." (WGS84).')
+FROM = typer.Option("--from", help='Start point "LAT LON"; with --to, routed along --street when a network is set.')
+TO = typer.Option("--to", help='End point "LAT LON".')
+TYPE = typer.Option("--type", help="CIFS type: ROAD_CLOSED, CONSTRUCTION, HAZARD, ACCIDENT, ...")
+SUBTYPE = typer.Option(help="CIFS subtype consistent with the type, e.g. ROAD_CLOSED_CONSTRUCTION.")
+DIRECTION = typer.Option(help="ONE_DIRECTION (along the polyline) or BOTH_DIRECTIONS. Default: BOTH_DIRECTIONS.")
+START = typer.Option(help="ISO 8601 start; without an offset it is read in the city's time zone. Required for "
+                     "ROAD_CLOSED.")
+END = typer.Option(help="ISO 8601 end; without an offset, city time. Leave out for an open end.")
+DESCRIPTION = typer.Option(help="Short description (Waze shows about 40 characters).")
+SCHEDULE = typer.Option(help="Active hours, repeatable: DAY=HH:MM-HH:MM[,HH:MM-HH:MM] with DAY everyday or "
+                        "monday..sunday.")
+LANES = typer.Option("--lane-impact", help='Partial closure: "CLOSED_LANES:LEFT|MIDDLE|RIGHT", e.g. "1:RIGHT".')
+OPERATOR = typer.Option(help="Who makes the change, recorded with the revision. Default: $USER.")
+
+
+def _operator(value: str | None) -> str:
+    if value:
+        return value
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _point(text: str, option: str) -> tuple[float, float]:
+    from feeds.city import parse_polyline
+
+    try:
+        points = parse_polyline(text, option)
+    except ItemRejected as exc:
+        raise UsageError(exc.message) from exc
+    if len(points) != 1:
+        raise UsageError(f'{option}: expected one point "LAT LON", got {len(points)}')
+    return points[0]
+
+
+def _points(polyline: str | None, start: str | None, end: str | None) -> list[tuple[float, float]] | None:
+    from feeds.city import parse_polyline
+
+    if polyline and (start or end):
+        raise UsageError("give either --polyline or --from/--to, not both")
+    if polyline:
+        try:
+            return parse_polyline(polyline, "polyline")
+        except ItemRejected as exc:
+            raise UsageError(exc.message) from exc
+    if start or end:
+        if not (start and end):
+            raise UsageError("--from and --to go together")
+        return [_point(start, "--from"), _point(end, "--to")]
+    return None
+
+
+def _schedule(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    schedule: dict[str, str] = {}
+    for value in values:
+        day, separator, hours = value.partition("=")
+        if not separator:
+            raise UsageError(f"--schedule: {value!r} is not DAY=HH:MM-HH:MM")
+        schedule[day.strip().lower()] = hours.strip()
+    return schedule
+
+
+def _lane_impact(value: str | None) -> dict[str, Any] | None:
+    if not value:
+        return None
+    count, separator, side = value.partition(":")
+    if not separator or not count.strip().isdigit():
+        raise UsageError(f"--lane-impact: {value!r} is not CLOSED_LANES:LEFT|MIDDLE|RIGHT")
+    return {"total_closed_lanes": int(count), "roadside": side.strip().upper()}
+
+
+def _context() -> tuple[Any, Any, Any]:
+    from exchange.cli import _engine, _placement, state
+
+    return state.config, _engine(), _placement()
+
+
+def _after_change(config: Any, engine: Any) -> None:
+    """Publish at once when the config asks for it, so partners see the change on their next poll."""
+    if config.publish is not None and config.publish.on_change:
+        from exchange.publish import publish
+
+        result = publish(engine, config)
+        print(result.summary(), file=sys.stderr)
+
+
+@closure_app.command("add")
+def closure_add(
+    street: Annotated[str, STREET],
+    polyline: Annotated[str | None, POLYLINE] = None,
+    start_point: Annotated[str | None, FROM] = None,
+    end_point: Annotated[str | None, TO] = None,
+    kind: Annotated[str, TYPE] = "ROAD_CLOSED",
+    subtype: Annotated[str | None, SUBTYPE] = None,
+    direction: Annotated[str | None, DIRECTION] = None,
+    start: Annotated[str | None, START] = None,
+    end: Annotated[str | None, END] = None,
+    description: Annotated[str | None, DESCRIPTION] = None,
+    schedule: Annotated[list[str] | None, SCHEDULE] = None,
+    lane_impact: Annotated[str | None, LANES] = None,
+    operator: Annotated[str | None, OPERATOR] = None,
+) -> None:
+    """Add a closure; prints only its new id on stdout.
+
+    Example: exchange closure add --street "Main Street" --polyline "40.7 -74.0 40.701 -74.0"
+    --type ROAD_CLOSED --subtype ROAD_CLOSED_CONSTRUCTION --start 2026-12-01T08:00:00-05:00
+    """
+    from exchange.closures import ClosureInput, add_closure
+
+    points = _points(polyline, start_point, end_point)
+    if points is None:
+        raise UsageError("a closure needs --polyline or --from and --to")
+    config, engine, placement = _context()
+    spec = ClosureInput(
+        street=street, points=points, type=kind, subtype=subtype, direction=direction, start=start, end=end,
+        description=description, schedule=_schedule(schedule), lane_impact=_lane_impact(lane_impact),
+        operator=_operator(operator),
+    )
+    event = add_closure(engine, spec, zone=config.zone, placement=placement)
+    print(event.id)
+    _after_change(config, engine)
+
+
+@closure_app.command("update")
+def closure_update(
+    closure_id: Annotated[str, typer.Argument(metavar="ID", help="The closure's id, as `closure add` printed.")],
+    street: Annotated[str | None, STREET] = None,
+    polyline: Annotated[str | None, POLYLINE] = None,
+    start_point: Annotated[str | None, FROM] = None,
+    end_point: Annotated[str | None, TO] = None,
+    kind: Annotated[str | None, TYPE] = None,
+    subtype: Annotated[str | None, SUBTYPE] = None,
+    direction: Annotated[str | None, DIRECTION] = None,
+    start: Annotated[str | None, START] = None,
+    end: Annotated[str | None, END] = None,
+    description: Annotated[str | None, DESCRIPTION] = None,
+    schedule: Annotated[list[str] | None, SCHEDULE] = None,
+    operator: Annotated[str | None, OPERATOR] = None,
+) -> None:
+    """Change some fields of a closure; the others stay. The change is a revision with the operator."""
+    from exchange.closures import update_closure
+
+    changes: dict[str, Any] = {
+        key: value for key, value in {
+            "street": street, "type": kind, "subtype": subtype, "direction": direction, "start": start,
+            "end": end, "description": description, "schedule": _schedule(schedule),
+            "points": _points(polyline, start_point, end_point),
+        }.items() if value is not None
+    }
+    if not changes:
+        raise UsageError("nothing to change: give at least one option")
+    config, engine, placement = _context()
+    update_closure(engine, closure_id, changes, zone=config.zone, placement=placement, operator=_operator(operator))
+    print(closure_id)
+    _after_change(config, engine)
+
+
+@closure_app.command("end")
+def closure_end(
+    closure_id: Annotated[str, typer.Argument(metavar="ID", help="The closure's id.")],
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="Withdraw it: it leaves the feeds at once instead of ending now.")
+    ] = False,
+    operator: Annotated[str | None, OPERATOR] = None,
+) -> None:
+    """End a closure now. It stays in the CIFS feed with its end time for `publish.keep_ended_h` hours."""
+    from exchange.closures import end_closure
+
+    config, engine, _placement = _context()
+    end_closure(engine, closure_id, operator=_operator(operator), cancel=cancel)
+    print(closure_id)
+    _after_change(config, engine)
+
+
+@closure_app.command("list")
+def closure_list(
+    status: Annotated[str | None, typer.Option(help="active, ended or cancelled. Default: all.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, geojson, csv.")] = Format.table,
+) -> None:
+    """City events (closures typed here and imported ones), newest first."""
+    from exchange.store import EventFilter, iter_events
+
+    config, engine, _placement = _context()
+    where = EventFilter(kind="city", status=status)
+    with engine.connect() as conn:
+        rows = list(iter_events(conn, where))
+    records = [event_record(row) for row in rows]
+    if fmt is Format.table:
+        for record, row in zip(records, rows, strict=True):
+            record["start_time"] = iso(row.start_ms, config.zone)
+            record["end_time"] = iso(row.end_ms, config.zone)
+            record["description"] = (row.details or {}).get("description")
+    write_records(records, fmt, columns=("id", "type", "subtype", "status", "street", "direction", "start_time",
+                                         "end_time", "description"), title="city closures")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(closure_app, name="closure")
