@@ -23,6 +23,7 @@ skipped. See ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -114,6 +115,9 @@ def log(message: str) -> None:
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """Value and wall time of ``fn()``; garbage of earlier steps is collected first, so that a full
+    collection it would trigger is not charged to this step."""
+    gc.collect()
     started = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - started
@@ -285,11 +289,11 @@ def point_breakdown(city: SyntheticCity, alerts: Sequence[SyntheticAlert],
             elif reverse:
                 errors["reverse direction, same link"] += 1
             elif key[0] == truth[0]:
-                errors["same way, other link"] += 1
+                errors["same way, next link (across a junction)"] += 1
             elif _other_carriageway(city, truth[0], key[0]):
                 errors["other carriageway"] += 1
             elif {key[1], key[2]} & {truth[1], truth[2]}:
-                errors["adjacent edge (shares a junction)"] += 1
+                errors["other way sharing a junction"] += 1
             else:
                 errors["other street"] += 1
     return {
@@ -352,15 +356,31 @@ def _reverse(key: EdgeKey) -> EdgeKey:
 # --------------------------------------------------------------------------- 3. jams
 
 
-def jam_breakdown(jams: Sequence[SyntheticJam], scores: Sequence[float]) -> dict[str, Any]:
+def jam_breakdown(jams: Sequence[SyntheticJam], scores: Sequence[float],
+                  paths: Sequence[Sequence[EdgeKey]]) -> dict[str, Any]:
+    """Mean Jaccard per kind of jam, and what went wrong where a path is not exactly the truth."""
     kinds: dict[str, list[float]] = defaultdict(list)
-    for jam, score in zip(jams, scores, strict=True):
+    errors: Counter[str] = Counter()
+    for jam, score, path in zip(jams, scores, paths, strict=True):
         kinds["outlier point" if jam.outlier_index is not None else "gap" if jam.gap else "plain"].append(score)
+        truth, found = set(jam.edges), set(path)
+        if truth == found:
+            continue
+        nodes = [key[1] for key in path] + [path[-1][2]] if path else []
+        if len(nodes) != len(set(nodes)):
+            errors["loop (the path revisits a junction)"] += 1
+        if not path:
+            errors["nothing matched"] += 1
+        for key in found - truth:
+            errors["extra edge at an end" if key in (path[0], path[-1]) else "extra edge inside (detour)"] += 1
+        for key in truth - found:
+            errors["missing end edge" if key in (jam.edges[0], jam.edges[-1]) else "missing inner edge"] += 1
     return {
         "mean_jaccard_by_kind": {k: float(np.mean(v)) for k, v in sorted(kinds.items())},
         "count_by_kind": {k: len(v) for k, v in sorted(kinds.items())},
         "exact_share": float(np.mean([s == 1.0 for s in scores])) if scores else None,
         "below_0_8": int(sum(s < 0.8 for s in scores)),
+        "errors": dict(errors.most_common()),
     }
 
 
@@ -378,7 +398,7 @@ def jams_step(network: RoadNetwork, jams: Sequence[SyntheticJam], repeat: int) -
     out["ours_jaccard"] = float(np.mean(scores))
     out["ours_split"] = sum(len(r.parts) > 1 for r in results)
     out["ours_unmatched"] = sum(not r.matched for r in results)
-    out["ours_breakdown"] = jam_breakdown(jams, scores)
+    out["ours_breakdown"] = jam_breakdown(jams, scores, [network.edge_keys(r.edges) for r in results])
     worst = sorted(range(len(jams)), key=lambda i: scores[i])[:8]
     out["ours_worst"] = [{
         "jam_id": jams[i].jam_id, "jaccard": scores[i], "outlier": jams[i].outlier_index is not None,
@@ -459,15 +479,16 @@ def leuven_step(network: RoadNetwork, pieces: Sequence[Piece], xy: Mapping[int, 
 def score_paths(out: dict[str, Any], network: RoadNetwork, jams: Sequence[SyntheticJam],
                 paths: Sequence[list[EdgeKey]]) -> None:
     """Jaccard of a reference's paths as returned (``raw``) and with the end rule of ``match_lines`` applied."""
-    raw, trimmed = [], []
+    raw, trimmed, trimmed_paths = [], [], []
     for jam, path in zip(jams, paths, strict=True):
         lon, lat = np.array(jam.line).T
         x, y = network.frame.to_metric(lon, lat)
         raw.append(jaccard(set(path), set(jam.edges)))
-        trimmed.append(jaccard(set(trim_ends(network, path, x, y)), set(jam.edges)))
+        trimmed_paths.append(trim_ends(network, path, x, y))
+        trimmed.append(jaccard(set(trimmed_paths[-1]), set(jam.edges)))
     out["raw_scores"], out["scores"] = raw, trimmed
     out["raw_jaccard"], out["jaccard"] = float(np.mean(raw)), float(np.mean(trimmed))
-    out["breakdown"] = jam_breakdown(jams, trimmed)
+    out["breakdown"] = jam_breakdown(jams, trimmed, trimmed_paths)
 
 
 def mappymatch_step(network: RoadNetwork, graph: Any, back: Mapping[Any, EdgeKey],
@@ -584,6 +605,7 @@ def clustering_step(city: SyntheticCity, network: RoadNetwork, n_incidents: int,
         return result
 
     fam_labels, times = best_of(by_family, repeat)
+    out["dbscan_family_times_s"] = times
     out["dbscan_family_s"] = statistics.median(times)
     out["dbscan_family"] = clustering_scores(reports, fam_labels)
     log(f"  clustering DBSCAN: {out['dbscan_s']:.2f} s, F1 {out['dbscan']['f1']:.4f}, "
@@ -638,6 +660,12 @@ def fmt(value: float | None, spec: str = ".2f", missing: str = "–") -> str:
     return missing if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def span(times: Sequence[float]) -> str:
+    """Median seconds and the min-max of the runs."""
+    median = statistics.median(times)
+    return f"{median:.3f}" if len(times) < 2 else f"{median:.3f} ({min(times):.3f}-{max(times):.3f})"
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -666,16 +694,16 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
     lines.append("")
     p = results["points"]
     lines += [
-        "### 2. Point matching", "",
+        "### 2. Point matching", "", "Seconds: median of the runs (min-max).", "",
         "| implementation | alerts | s | alerts/s | x osmnx speed | strict | determinable | far (≥ 20 m) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| ours `match_points` | {p['alerts']:,} | {p['ours_s']:.3f} | {p['ours_rate']:,.0f} "
+        f"| ours `match_points` | {p['alerts']:,} | {span(p['ours_times_s'])} | {p['ours_rate']:,.0f} "
         f"| {fmt(ratio(p['ours_rate'], p.get('osmnx_rate')))} | {p['ours_accuracy']['strict']:.4f} "
         f"| {p['ours_accuracy']['determinable']:.4f} | {p['ours_accuracy']['far']:.4f} |",
     ]
     if "osmnx_rate" in p:
         lines.append(
-            f"| osmnx `nearest_edges` | {p['alerts']:,} | {p['osmnx_s']:.3f} | {p['osmnx_rate']:,.0f} | 1.00 "
+            f"| osmnx `nearest_edges` | {p['alerts']:,} | {span(p['osmnx_times_s'])} | {p['osmnx_rate']:,.0f} | 1.00 "
             f"| {p['osmnx_accuracy']['strict']:.4f} | {p['osmnx_accuracy']['determinable']:.4f} "
             f"| {p['osmnx_accuracy']['far']:.4f} |")
     lines += ["", f"Ours: STRtree build {p['ours_tree_build_s']:.3f} s once per network (not in the rate); first "
@@ -685,6 +713,15 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
             f"osmnx: each call rebuilds its GeoDataFrame and STRtree ({p['osmnx_one_point_s']:.2f} s for one point); "
             f"net of that {p['osmnx_rate_net_of_index']:,.0f} alerts/s. On two-way streets where it found the right "
             f"link, it picked the right direction {fmt(p['osmnx_right_direction_on_two_way'], '.1%')}.")
+    places = ("< 20 m from a junction", ">= 20 m from a junction", "heading unknown", "dual_carriageway",
+              "roundabout", "curved", "oneway")
+    for name, key in (("ours", "ours_breakdown"), ("osmnx", "osmnx_breakdown")):
+        if key in p:
+            by_place, counts = p[key]["determinable_by_place"], p[key]["count_by_place"]
+            lines.append(
+                f"{name}: determinable by place: " + ", ".join(
+                    f"{tag} {by_place[tag]:.3f} (n={counts[tag]:,})" for tag in places if tag in by_place)
+                + "; misses: " + ", ".join(f"{k} {v:,}" for k, v in p[key]["errors"].items()) + ".")
     lines.append("")
     j = results["jams"]
     lines += [
@@ -692,8 +729,9 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
         "| implementation | jams | s | jams/s | mean Jaccard | as returned (ends not trimmed) | ours on the same jams "
         "| exact share | x ours speed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| ours `match_lines` | {j['jams']:,} | {j['ours_s']:.3f} | {j['ours_rate']:,.0f} | {j['ours_jaccard']:.4f} "
-        f"| {j['ours_jaccard']:.4f} | {j['ours_jaccard']:.4f} | {j['ours_breakdown']['exact_share']:.3f} | 1.00 |",
+        f"| ours `match_lines` | {j['jams']:,} | {span(j['ours_times_s'])} | {j['ours_rate']:,.0f} "
+        f"| {j['ours_jaccard']:.4f} | {j['ours_jaccard']:.4f} | {j['ours_jaccard']:.4f} "
+        f"| {j['ours_breakdown']['exact_share']:.3f} | 1.00 |",
     ]
     for name, label in (("leuven", "leuvenmapmatching `DistanceMatcher`"), ("mappymatch", "mappymatch `LCSSMatcher`")):
         ref = results.get(name)
@@ -711,7 +749,13 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
         for name, src in (("ours", j["ours_breakdown"]),
                           *((n, results[n]["breakdown"]) for n in ("leuven", "mappymatch")
                             if results.get(n, {}).get("breakdown"))))
-        + f". Ours split {j['ours_split']} jam(s) into parts, left {j['ours_unmatched']} unmatched. The references' "
+        + f". Ours split {j['ours_split']} jam(s) into parts, left {j['ours_unmatched']} unmatched.", "",
+        "Where a path is not exactly the truth (jams; edges): " + "; ".join(
+        f"{name} " + ", ".join(f"{k} {v}" for k, v in src["errors"].items())
+        for name, src in (("ours", j["ours_breakdown"]),
+                          *((n, results[n]["breakdown"]) for n in ("leuven", "mappymatch")
+                            if results.get(n, {}).get("breakdown")))) + ".", "",
+        "The references' "
         "Jaccard has the end rule of `match_lines` applied to their paths (a first or last edge the line only grazes, "
         "within min(15 m, half the edge), is dropped); the raw column is their path as returned.", ""]
     c = results["clustering"]
@@ -721,13 +765,14 @@ def report(results: dict[str, Any]) -> tuple[str, list[str]]:
         "| later | clusters |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, label, seconds in (("ours", "ours `cluster_reports`", "ours_s"), ("dbscan", "DBSCAN eps 25 m, XY",
-                                "dbscan_s"), ("dbscan_family", "DBSCAN eps 25 m, XY, per family", "dbscan_family_s")):
+    for key, label, seconds in (("ours", "ours `cluster_reports`", "ours_times_s"), ("dbscan", "DBSCAN eps 25 m, XY",
+                                "dbscan_times_s"), ("dbscan_family", "DBSCAN eps 25 m, XY, per family",
+                                                    "dbscan_family_times_s")):
         if key in c:
             s = c[key]
             kinds = s["fused_by_kind"]
             lines.append(
-                f"| {label} | {c['reports']:,} | {c[seconds]:.3f} | {s['precision']:.4f} | {s['recall']:.4f} "
+                f"| {label} | {c['reports']:,} | {span(c[seconds])} | {s['precision']:.4f} | {s['recall']:.4f} "
                 f"| {s['f1']:.4f} | {s['fused']:.3f} | {fmt(kinds.get('opposite'), '.3f')} "
                 f"| {fmt(kinds.get('along'), '.3f')} | {fmt(kinds.get('later'), '.3f')} | {s['clusters']:,} |")
     lines += ["", f"Matching the reports first (`match_points`, heading only, as tests/geo do) takes "

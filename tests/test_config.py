@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from adapters.waze import WazeFeedSettings
-from exchange.config import Config, LifecycleConfig, NetworkConfig, SourceConfig, load_config
+from exchange.config import Config, LifecycleConfig, NetworkConfig, PublishConfig, SourceConfig, load_config
 from exchange.errors import ConfigError
 from tests.conftest import ROOT
 
@@ -20,14 +20,16 @@ def test_example_and_demo_configs_load(data_dir: Path) -> None:
     assert Path(demo.sources[0].settings["url"]).is_file(), "demo paths resolve relative to the config file"
 
 
-@pytest.mark.parametrize("model", [Config, LifecycleConfig, NetworkConfig, SourceConfig, WazeFeedSettings])
+@pytest.mark.parametrize(
+    "model", [Config, LifecycleConfig, NetworkConfig, PublishConfig, SourceConfig, WazeFeedSettings]
+)
 def test_every_setting_is_documented_in_the_example(model: type) -> None:
     text = EXAMPLE.read_text()
     for name in model.model_fields:  # type: ignore[attr-defined]
         if model is Config and name == "path":
             continue
         section = {"sources": "sources", "database": "database", "lifecycle": "lifecycle", "network": "network",
-                   "centerline": "network.centerline"}.get(name)
+                   "centerline": "network.centerline", "publish": "publish"}.get(name)
         if section:
             assert re.search(rf"^#? ?\[\[?{re.escape(section)}\]\]?$", text, re.MULTILINE), f"no [{section}]"
             continue
