@@ -597,6 +597,10 @@ from exchange.cli_publish import register as _register_publish  # noqa: E402
 _register_closure(app)
 _register_publish(app, inspect_app)
 
+from exchange.cli_serve import register as _register_serve  # noqa: E402
+
+_register_serve(app)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: an ExchangeError becomes one line on stderr and its exit code.

@@ -26,7 +26,6 @@ from exchange.model import (
     LaneImpact,
     LineString,
     Origin,
-    Point,
     SourceRef,
     event_id,
 )
@@ -149,12 +148,11 @@ def city_event(
     points = [(float(lon), float(lat)) for lon, lat in coordinates]
     for position, (lon, lat) in enumerate(points):
         _check_point(lon, lat, f"polyline point {position + 1}")
-    if not points:
-        raise ItemRejected("polyline: no coordinates")
-    if len(points) == 1 and direction is None:
-        raise ItemRejected("polyline: one point needs a direction (ONE_DIRECTION or BOTH_DIRECTIONS)")
-    if len(points) > 1 and len(set(points)) < 2:
-        raise ItemRejected("polyline: needs at least 2 distinct points")
+    if len(set(points)) < 2:
+        # CIFS tolerates one point with a direction, but Waze places closures by their extent:
+        # the broker publishes lines only (formats.md §5, item 6)
+        raise ItemRejected(f"polyline: {len(points)} point(s), {len(set(points))} distinct; at least 2 distinct "
+                           "points are needed")
     starts = parse_time(start, "start", zone)
     ends = parse_time(end, "end", zone)
     if kind_type == "ROAD_CLOSED" and starts is None:
@@ -175,7 +173,7 @@ def city_event(
         )
     except ValueError as exc:
         raise ItemRejected(_first(exc)) from exc
-    geometry = Point(coordinates=points[0]) if len(points) == 1 else LineString(coordinates=points)
+    geometry = LineString(coordinates=points)
     return Event(
         id=event_id(namespace, Kind.CITY, source_id),
         source=namespace,

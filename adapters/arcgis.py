@@ -1,0 +1,183 @@
+"""A city's closures in an ArcGIS feature layer (``kind = "arcgis"``), read with its ``query`` operation.
+
+``fetch`` pages through ``<layer>/query`` with ``f=geojson``, ``outSR=4326``, the configured
+``where`` and ``outFields``, ``orderByFields=<id field>`` (a stable order is what makes paging by
+offset correct) and ``resultOffset``/``resultRecordCount``, until a page no longer says
+``exceededTransferLimit: true``; Esri's GeoJSON puts that flag at the top level or under
+``properties``, and both are honoured. The next offset advances by the features actually received,
+since a server caps a page at its own ``maxRecordCount`` when ``page_size`` is larger. The pages'
+features are concatenated into one FeatureCollection, which :meth:`ArcGisAdapter.read` reads
+exactly as the GeoJSON source does (:func:`adapters.geojson.read_feature_collection`).
+
+* The layer must support pagination (hosted feature layers and ArcGIS Server 10.3+ do) and
+  ``f=geojson`` (hosted layers and ArcGIS Server 10.4+).
+* Conditional GET is not used: a paged query has no single ETag, so every poll reads every page
+  (the watermark is ignored and left empty). Unchanged features cost little all the same: their
+  digests match and they are not converted again.
+* An Esri error body (``{"error": {"code": 498, "message": "Invalid token."}}``, often sent with
+  HTTP 200) raises ``UpstreamRefused`` with the code, or ``UpstreamUnavailable`` for codes >= 500.
+  HTTP errors and retries are :func:`adapters.http.fetch_url`'s, page by page.
+* More than ``max_pages`` pages raises ``PayloadTooLarge`` rather than publishing a partial read,
+  which would end every closure beyond the last page; so does a total above ``max_bytes``.
+* A token (``token_env``) is sent as the ``token`` query parameter and never shown: locations and
+  messages are redacted.
+* Paging is not a consistent snapshot: an edit between two pages may shift a feature across the
+  boundary (seen twice: the repeat is an item error; or missed once: one missed poll, which ends
+  nothing under the default lifecycle).
+* Esri date fields arrive as epoch milliseconds and are read as such. Map ``id`` to a stable
+  closure id, not ``OBJECTID``, which changes when a layer is republished.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import orjson
+from pydantic import BaseModel, Field
+
+from adapters.base import Fetched, Source, Watermark
+from adapters.city_fields import CitySourceSettings
+from adapters.geojson import feature_event, read_feature_collection
+from adapters.http import fetch_url, redact_location
+from exchange.errors import ConfigError, PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
+from exchange.model import Event
+from feeds.items import FeedItem, Snapshot
+
+__all__ = ["ArcGisAdapter", "ArcGisSettings"]
+
+
+class ArcGisSettings(CitySourceSettings):
+    url: str = Field(
+        min_length=1,
+        description="The feature layer URL, e.g. https://services.arcgis.com/<org>/arcgis/rest/services/"
+        "Closures/FeatureServer/0 ('/query' is added).",
+    )
+    where: str = Field(default="1=1", min_length=1, description="SQL where clause of the query.")
+    out_fields: str = Field(
+        default="*", min_length=1, description="Comma-separated fields to return, or '*'; the id field is added."
+    )
+    page_size: int = Field(default=1000, ge=1, le=100_000, description="resultRecordCount: features per page.")
+    max_pages: int = Field(
+        default=100, ge=1, le=100_000,
+        description="Safety cap on pages per poll; a layer needing more fails the poll instead of half-reading.",
+    )
+    token_env: str | None = Field(
+        default=None, description="Environment variable holding an ArcGIS token, sent as the 'token' parameter."
+    )
+
+
+class ArcGisAdapter(Source):
+    """An ArcGIS FeatureServer (or MapServer) layer, paged through its query endpoint."""
+
+    kind: ClassVar[str] = "arcgis"
+    settings_model: ClassVar[type[BaseModel]] = ArcGisSettings
+    settings: ArcGisSettings
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    @property
+    def location(self) -> str:
+        return redact_location(self.settings.url)
+
+    def _token(self) -> str | None:
+        if not self.settings.token_env:
+            return None
+        token = os.environ.get(self.settings.token_env)
+        if not token:
+            raise ConfigError(f"source {self.name!r}: environment variable {self.settings.token_env} is not set")
+        return token
+
+    def query_url(self) -> str:
+        base = self.settings.url.rstrip("/")
+        return base if base.endswith("/query") else f"{base}/query"
+
+    def query_params(self, offset: int) -> dict[str, str]:
+        """The query parameters of the page starting at ``offset`` (without the token)."""
+        mapping_id = self.settings.mapping.id
+        out_fields = self.settings.out_fields.strip()
+        if out_fields != "*":
+            names = [name.strip() for name in out_fields.split(",") if name.strip()]
+            if mapping_id not in names:
+                names.append(mapping_id)
+            out_fields = ",".join(names)
+        return {
+            "f": "geojson",
+            "where": self.settings.where,
+            "outFields": out_fields,
+            "outSR": "4326",
+            "orderByFields": mapping_id,
+            "resultOffset": str(offset),
+            "resultRecordCount": str(self.settings.page_size),
+        }
+
+    def fetch(self, watermark: Watermark) -> Fetched:
+        """Every page of the query, as one GeoJSON FeatureCollection body (``watermark`` is not used)."""
+        token = self._token()
+        secrets = [token] if token else []
+        policy = self.settings.http_policy()
+        features: list[Any] = []
+        offset = received = 0
+        for page in range(1, self.settings.max_pages + 1):
+            params = self.query_params(offset)
+            if token:
+                params["token"] = token
+            url = f"{self.query_url()}?{urlencode(params)}"
+            shown = redact_location(url, secrets)
+            body = fetch_url(url, Watermark(), policy, secrets=secrets).body or b""
+            received += len(body)
+            if received > policy.max_bytes:
+                raise PayloadTooLarge(f"{self.location}: the pages passed the {policy.max_bytes}-byte cap")
+            batch, more = _page(body, page, shown, secrets)
+            features.extend(batch)
+            if not more:
+                document = {"type": "FeatureCollection", "features": features}
+                return Fetched(body=orjson.dumps(document), location=self.location)
+            if not batch:
+                raise UpstreamRefused(f"{shown}: page {page} says more features follow but holds none")
+            offset += len(batch)
+        raise PayloadTooLarge(
+            f"{self.location}: more than {self.settings.max_pages} pages of {self.settings.page_size} features; "
+            "raise max_pages or narrow 'where'"
+        )
+
+    def read(self, body: bytes) -> Snapshot:
+        return read_feature_collection(body, self.settings.mapping)
+
+    def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
+        return feature_event(item, self.namespace, self.settings.mapping, self.zone, values_checked=values_checked)
+
+
+def _page(body: bytes, page: int, shown: str, secrets: list[str]) -> tuple[list[Any], bool]:
+    """The features of one page and whether more follow; an Esri error body raises."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamRefused(f"{shown}: page {page} is not JSON (is the URL a feature layer?)") from None
+    if not isinstance(document, dict):
+        raise UpstreamRefused(f"{shown}: page {page} is not a JSON object")
+    error = document.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        details = error.get("details")
+        parts = [error.get("message") or "no message", *(details if isinstance(details, list) else [])]
+        text = "; ".join(str(part) for part in parts if part)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        kind = UpstreamUnavailable if isinstance(code, int) and code >= 500 else UpstreamRefused
+        raise kind(f"{shown} answered Esri error {code}: {text}")
+    features = document.get("features")
+    if document.get("type") != "FeatureCollection" or not isinstance(features, list):
+        raise UpstreamRefused(f"{shown}: page {page} is not a GeoJSON FeatureCollection")
+    properties = document.get("properties")
+    more = _flag(document.get("exceededTransferLimit")) or (
+        isinstance(properties, dict) and _flag(properties.get("exceededTransferLimit"))
+    )
+    return features, more
+
+
+def _flag(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")

@@ -1,0 +1,277 @@
+"""``exchange serve`` and ``exchange partner add|list|revoke``: the partner-facing side of the broker.
+
+Kept out of ``exchange/cli.py`` so the feed server's options evolve without touching the ingest
+commands; ``cli.py`` calls :func:`register` once. The CLI helpers (``state``, ``_engine``) are
+imported lazily because ``cli.py`` imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from exchange.errors import ExchangeError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["partner_app", "register", "serve"]
+
+#: how ``exchange serve --workers N`` hands its settings to the worker processes (spawned, not forked)
+_WORKER_SETTINGS = "EXCHANGE_SERVE_SETTINGS"
+
+partner_app = typer.Typer(
+    help="Manage the partners allowed to poll the feeds (tokens for `exchange serve --tokens`).",
+    no_args_is_help=True,
+)
+
+
+class PartnerFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``partner`` group to the main app."""
+    app.command("serve")(serve)
+    app.add_typer(partner_app, name="partner")
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Keep 127.0.0.1 behind a reverse proxy (nginx does TLS).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one (the URL is printed on stderr).")
+    ] = 8080,
+    tokens: Annotated[
+        bool,
+        typer.Option(
+            "--tokens/--no-tokens",
+            help="Require a partner token (see `exchange partner add`). --no-tokens serves the feeds openly.",
+        ),
+    ] = True,
+    refresh_s: Annotated[
+        float,
+        typer.Option(min=0.05, max=3600, help="Seconds between checks for a new publication or a revoked partner."),
+    ] = 1.0,
+    flush_s: Annotated[
+        float, typer.Option(min=0.1, max=3600, help="Seconds between writes of the download counters to the store.")
+    ] = 5.0,
+    cache_control: Annotated[
+        str | None,
+        typer.Option(
+            help="Cache-Control of the feeds. Default: 'public, max-age=60', or 'private, max-age=60' with "
+            "--tokens (a shared cache must not hand token-protected feeds to anyone).",
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request (tokens in URLs are redacted).")
+    ] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes sharing the port (each holds its own copy).")
+    ] = 1,
+) -> None:
+    """Serve the published feeds over HTTP until SIGTERM or Ctrl-C.
+
+    Paths: /feeds/cifs.xml, /feeds/cifs.json, /feeds/wzdx.geojson (what the publish step stored),
+    and /health (JSON; 503 until every feed is published). ETag / Last-Modified revalidation and
+    gzip are built in. Tokens go in `Authorization: Bearer`, `X-Partner-Token`, `?token=` or HTTP
+    Basic (the password). Download counts per partner are written to the store every --flush-s
+    and at shutdown; see `exchange partner list`.
+    """
+    from exchange.cli import _engine
+
+    engine = _engine()  # opens the store and checks its schema before anything listens
+    try:
+        _serve(engine, host, port, tokens, refresh_s, flush_s, cache_control, access_log, workers)
+    finally:
+        engine.dispose()
+
+
+def _serve(engine: Any, host: str, port: int, tokens: bool, refresh_s: float, flush_s: float,
+           cache_control: str | None, access_log: bool, workers: int) -> None:
+    sock = _listen(host, port)
+    with sock:
+        _run_uvicorn(engine, sock, tokens, refresh_s, flush_s, cache_control, access_log, workers)
+
+
+def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: float, flush_s: float,
+                 cache_control: str | None, access_log: bool, workers: int) -> None:
+    import uvicorn
+
+    from exchange.cli import state
+    from exchange.server import create_app
+
+    config = state.config
+    bound_host, bound_port = sock.getsockname()[:2]
+    url = f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
+    mode = "tokens required" if tokens else "no tokens"
+    uvicorn_options: dict[str, Any] = {
+        "log_config": None,  # keep the CLI's logging set-up (level from the config, -v)
+        "log_level": "debug" if state.verbose else config.log_level.lower(),
+        "access_log": access_log, "lifespan": "on", "server_header": False,
+    }
+    if workers == 1:
+        app = create_app(engine, require_token=tokens, refresh_s=refresh_s, flush_s=flush_s,
+                         cache_control=cache_control)
+        server = _announcing_server(uvicorn.Config(app, **uvicorn_options),
+                                    f"serving {url}/feeds/ ({mode}; refresh every {refresh_s:g}s)")
+        server.run(sockets=[sock])
+        if not server.started:
+            raise ExchangeError("the feed server did not start (see the log above)")
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    engine.dispose()  # each worker opens its own
+    os.environ[_WORKER_SETTINGS] = json.dumps({
+        "database_url": config.database_url, "require_token": tokens, "refresh_s": refresh_s,
+        "flush_s": flush_s, "cache_control": cache_control, "log_level": config.log_level,
+        "verbose": state.verbose,
+    })
+    uv_config = uvicorn.Config("exchange.cli_serve:worker_app", factory=True, workers=workers, **uvicorn_options)
+    print(f"serving {url}/feeds/ ({mode}; {workers} workers; refresh every {refresh_s:g}s)", file=sys.stderr)
+    Multiprocess(uv_config, sockets=[sock]).run()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before uvicorn does, so a busy port is a one-line error and port 0 has a known number."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ExchangeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _announcing_server(config: Any, ready_message: str) -> Any:
+    """uvicorn's server, printing ``ready_message`` once the app has started (store loaded, listening).
+
+    Built on call so that the CLI does not import uvicorn for every other command.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(ready_message, file=sys.stderr, flush=True)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn re-raises the signal after its graceful shutdown (exit status -15, or a
+            # KeyboardInterrupt traceback for Ctrl-C). Like `exchange run`, a stop on request is
+            # a clean exit here: 0.
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    return Server(config)
+
+
+def worker_app() -> Starlette:
+    """The app of one ``--workers`` process (uvicorn factory): settings come from the parent."""
+    from exchange.cli import _setup_logging
+    from exchange.db import open_store
+    from exchange.server import create_app
+
+    settings = json.loads(os.environ[_WORKER_SETTINGS])
+    _setup_logging(settings["log_level"], settings["verbose"])
+    engine = open_store(settings["database_url"])
+    return create_app(engine, require_token=settings["require_token"], refresh_s=settings["refresh_s"],
+                      flush_s=settings["flush_s"], cache_control=settings["cache_control"])
+
+
+# --------------------------------------------------------------------------- partners
+
+
+@partner_app.command("add")
+def partner_add(
+    name: Annotated[
+        str, typer.Argument(help="Partner name: letters, digits, '_', '.', '@', '-' (e.g. waze, acme-maps).")
+    ],
+) -> None:
+    """Create a partner and print its new token on stdout (once: only its hash is stored).
+
+    A revoked partner can be added again: it gets a new token, and its download history is kept.
+    """
+    from exchange.cli import _engine
+    from exchange.partners import add_partner
+
+    engine = _engine()
+    try:
+        token = add_partner(engine, name)
+    finally:
+        engine.dispose()  # no pooled connection outlives the command (matters in-process, on PostgreSQL)
+    print(token)
+    print(f"added partner {name!r}. The token above cannot be shown again: hand it over now. "
+          "Lost? `exchange partner revoke` then `add` issues a new one.", file=sys.stderr)
+
+
+@partner_app.command("list")
+def partner_list(
+    fmt: Annotated[
+        PartnerFormat, typer.Option("--format", "-f", help="table for people; json (downloads per feed) for scripts.")
+    ] = PartnerFormat.table,
+) -> None:
+    """Partners, active and revoked, with their downloads per feed (as flushed by `exchange serve`)."""
+    from exchange.cli import _engine, state
+    from exchange.output import Format, iso, write_records
+    from exchange.partners import list_partners
+    from exchange.publications import FEEDS
+
+    engine = _engine()
+    try:
+        found = list_partners(engine)
+    finally:
+        engine.dispose()
+    if fmt is PartnerFormat.json:
+        write_records(
+            ({"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms),
+              "revoked": iso(p.revoked_ms), "downloads": p.downloads, "last_download": iso(p.last_download_ms)}
+             for p in found),
+            Format.json, columns=(),
+        )
+        return
+    zone = state.config.zone
+    rows = [
+        {"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms, zone),
+         "revoked": iso(p.revoked_ms, zone), **{feed: p.downloads.get(feed, 0) for feed in FEEDS},
+         "last_download": iso(p.last_download_ms, zone)}
+        for p in found
+    ]
+    write_records(rows, Format.table, columns=("name", "status", "created", "revoked", *FEEDS, "last_download"),
+                  title="partners")
+
+
+@partner_app.command("revoke")
+def partner_revoke(
+    name: Annotated[str, typer.Argument(help="The partner to refuse from now on.")],
+) -> None:
+    """Refuse the partner's token. Running servers apply it within their --refresh-s; history is kept."""
+    from exchange.cli import _engine
+    from exchange.partners import revoke_partner
+
+    engine = _engine()
+    try:
+        revoked = revoke_partner(engine, name)
+    finally:
+        engine.dispose()
+    if revoked:
+        print(f"revoked partner {name!r}; running servers refuse its token within their refresh period",
+              file=sys.stderr)
+    else:
+        print(f"partner {name!r} was already revoked", file=sys.stderr)

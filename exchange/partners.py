@@ -1,0 +1,149 @@
+"""Partners: who may poll the published feeds, and how often they did.
+
+A partner is a name and a token. The token is shown once, when the partner is added, and only
+its SHA-256 is stored: a leaked database (or backup) does not leak working tokens. Revoking keeps
+the row (and its download history); adding a revoked name again issues a new token under the
+same name, and the old token stays dead because its hash is overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from exchange.db import writing
+from exchange.errors import NotFound, StoreError, UsageError
+from exchange.schema import downloads, partners
+
+__all__ = [
+    "ANONYMOUS",
+    "Partner",
+    "add_partner",
+    "hash_token",
+    "list_partners",
+    "revoke_partner",
+    "validate_name",
+]
+
+#: the ``downloads.partner`` of polls made without a token (when tokens are not required)
+ANONYMOUS = "-"
+
+# Starts with a letter or digit (so it can never be ANONYMOUS), no ':' (HTTP Basic splits on it),
+# no spaces or slashes (it appears in logs and shell commands).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class Partner:
+    name: str
+    created_ms: int
+    revoked_ms: int | None
+    downloads: dict[str, int] = field(default_factory=dict)
+    last_download_ms: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_ms is None
+
+
+def hash_token(token: str) -> str:
+    """How a token is stored and looked up: SHA-256, hex.
+
+    A plain hash (no salt, no slow KDF) is enough because tokens are 256 random bits, not
+    passwords: there is nothing to guess, and the server can check a poll in microseconds.
+
+    >>> hash_token("abc")[:16]
+    'ba7816bf8f01cfea'
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(
+            f"partner name {name!r} is not valid: 1-100 letters, digits, '_', '.', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def add_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> str:
+    """Create a partner (or re-activate a revoked one) and return its new token.
+
+    The token is returned once and never stored; an active partner of the same name is refused.
+    """
+    validate_name(name)
+    token = secrets.token_urlsafe(32)
+    values = {"token_hash": hash_token(token), "created_ms": now_ms or _now_ms(), "revoked_ms": None}
+    try:
+        with writing(engine, lock="partners") as conn:
+            existing = conn.execute(select(partners.c.revoked_ms).where(partners.c.name == name)).first()
+            if existing is None:
+                conn.execute(insert(partners).values(name=name, **values))
+            elif existing.revoked_ms is None:
+                raise UsageError(f"partner {name!r} already exists; revoke it first to issue a new token")
+            else:
+                conn.execute(update(partners).where(partners.c.name == name).values(**values))
+    except IntegrityError:  # the same name added concurrently by another process
+        raise UsageError(f"partner {name!r} already exists; revoke it first to issue a new token") from None
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot add partner {name!r}: {_reason(exc)}") from exc
+    return token
+
+
+def revoke_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> bool:
+    """Refuse the partner's token from now on; False when it was already revoked.
+
+    Running servers pick the revocation up at their next refresh (``--refresh-s``).
+    """
+    try:
+        with writing(engine, lock="partners") as conn:
+            row = conn.execute(select(partners.c.revoked_ms).where(partners.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"no partner named {name!r}")
+            if row.revoked_ms is not None:
+                return False
+            conn.execute(update(partners).where(partners.c.name == name).values(revoked_ms=now_ms or _now_ms()))
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot revoke partner {name!r}: {_reason(exc)}") from exc
+    return True
+
+
+def list_partners(engine: Engine) -> list[Partner]:
+    """Every partner, active or revoked, by name, with its downloads per feed."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(partners.c.name, partners.c.created_ms, partners.c.revoked_ms).order_by(partners.c.name)
+            ).all()
+            counts = conn.execute(
+                select(downloads.c.partner, downloads.c.feed, downloads.c.count, downloads.c.last_ms)
+            ).all()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot list partners: {_reason(exc)}") from exc
+    per_partner: dict[str, dict[str, int]] = {}
+    last: dict[str, int] = {}
+    for partner, feed, count, last_ms in counts:
+        per_partner.setdefault(partner, {})[feed] = count
+        last[partner] = max(last.get(partner, 0), last_ms)
+    return [
+        Partner(row.name, row.created_ms, row.revoked_ms, dict(sorted(per_partner.get(row.name, {}).items())),
+                last.get(row.name))
+        for row in rows
+    ]
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    message = str(original if original is not None else exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__

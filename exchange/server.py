@@ -1,0 +1,547 @@
+"""The feed server partners poll: ``/feeds/cifs.xml``, ``/feeds/cifs.json``, ``/feeds/wzdx.geojson``.
+
+Partners poll every minute or so, mostly to learn that nothing changed; a publication changes a
+few times an hour. So everything is prepared once per publication and a poll only picks bytes:
+
+- The ``publications`` rows (body, gzip body and strong ETag, made by
+  :func:`exchange.publications.publication_row`) are copied into memory, together with the
+  ready-made response headers of every variant (200 / 304, identity / gzip).
+- A background task asks the store ``SELECT feed, etag, published_ms FROM publications`` at most
+  every ``refresh_s`` seconds, in a worker thread so the event loop never waits on the database.
+  When anything differs it reads every row in ONE statement (one snapshot: the publish step
+  writes a publication in one transaction) and replaces the whole in-memory dict at once, so a
+  poll sees one publication or the next, never a mix.
+- The partners table is re-read on the same period: a revoked token is refused within
+  ``refresh_s``.
+- Downloads are counted in memory and written to ``downloads`` in batches (every ``flush_s``
+  seconds and at shutdown), so a poll costs no database write. Counted: every successful
+  response (200 and 304, GET and HEAD) per (partner, feed); anonymous polls count as ``-``.
+  Refused (401) and unpublished (503) polls are not counted. A hard kill loses at most
+  ``flush_s`` seconds of counts.
+
+Without ``require_token`` no token is needed; a valid one still names the partner in the counts,
+an unknown one is ignored. While the store is unreachable the last copy stays served (and the
+last partner list stays in force); ``/health`` says ``"store": "unreachable"``.
+
+Validators follow RFC 9110: ``If-None-Match`` (lists, ``*``, weak comparison) wins over
+``If-Modified-Since``. The gzip body is a different representation, so it has its own strong ETag
+(the publication's ETag with ``-gzip`` appended inside the quotes); either tag validates the
+current publication.
+
+The publish step builds its rows with :func:`publication_row` (re-exported here from
+:mod:`exchange.publications`): the server trusts the stored ETag and gzip body as they are.
+
+Feeds are bytes in memory, served through a plain ASGI endpoint (no Request object, no
+per-request header building); Starlette only routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import formatdate, parsedate_to_datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qs
+
+from sqlalchemy import Connection, Engine, case, select
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from exchange.db import writing
+from exchange.errors import ExchangeError
+from exchange.partners import ANONYMOUS, hash_token
+from exchange.publications import FEEDS, publication_row
+from exchange.schema import downloads, partners, publications
+
+__all__ = [
+    "REALM",
+    "FeedServer",
+    "accepts_gzip",
+    "create_app",
+    "default_cache_control",
+    "publication_row",
+    "redact_tokens",
+]
+
+log = logging.getLogger("exchange.server")
+
+REALM = "traffic-exchange"
+_ETAG = re.compile(r'(?:W/)?("[^"]*")')
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])token=)[^&\s]*")
+
+
+def default_cache_control(require_token: bool, max_age: int = 60) -> str:
+    """``public`` for open feeds; ``private`` when tokens are required.
+
+    With tokens, a shared cache (a CDN, nginx ``proxy_cache``) honouring ``public`` would store the
+    feed and hand it to anyone, token or not: ``private`` keeps token-protected feeds out of shared
+    caches while still letting each partner's own client cache them.
+    """
+    return f"{'private' if require_token else 'public'}, max-age={max_age}"
+
+
+@lru_cache(maxsize=512)
+def accepts_gzip(value: str) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (``gzip`` / ``x-gzip`` or ``*`` with q > 0).
+
+    >>> accepts_gzip("gzip, deflate, br"), accepts_gzip("br;q=1, gzip;q=0"), accepts_gzip("*;q=0.1")
+    (True, False, True)
+    >>> accepts_gzip("identity"), accepts_gzip("*, gzip;q=0")
+    (False, False)
+    """
+    gzip_q: float | None = None
+    star_q: float | None = None
+    for part in value.split(","):
+        coding, _, params = part.partition(";")
+        coding = coding.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            key, _, number = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(number)
+                except ValueError:
+                    q = 0.0
+        if coding in ("gzip", "x-gzip"):
+            gzip_q = q if gzip_q is None else max(gzip_q, q)
+        elif coding == "*":
+            star_q = q
+    if gzip_q is not None:
+        return gzip_q > 0
+    return star_q is not None and star_q > 0
+
+
+@lru_cache(maxsize=256)
+def _http_date_s(value: str) -> int | None:
+    """An HTTP date as epoch seconds; None when invalid (the header is then ignored, RFC 9110)."""
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp())
+
+
+def redact_tokens(text: str) -> str:
+    """Hide ``?token=`` values: uvicorn's access log prints the query string.
+
+    >>> redact_tokens("/feeds/cifs.xml?a=1&token=s3cret&b=2")
+    '/feeds/cifs.xml?a=1&token=REDACTED&b=2'
+    """
+    return _TOKEN_IN_QUERY.sub(r"\1REDACTED", text)
+
+
+class _RedactTokens(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "token=" in a for a in record.args):
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _install_log_redaction() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactTokens) for f in access.filters):
+        access.addFilter(_RedactTokens())
+
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Feed:
+    """One publication of one feed, with every response header list ready to send."""
+
+    name: str
+    etag: str
+    published_ms: int
+    events: int
+    body: bytes
+    body_gzip: bytes
+    published_s: int
+    tags: frozenset[str]
+    ok_plain: Headers
+    ok_gzip: Headers
+    not_modified_plain: Headers
+    not_modified_gzip: Headers
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], cache_control: str) -> _Feed:
+        body, body_gzip = bytes(row["body"]), bytes(row["body_gzip"])
+        etag = row["etag"]
+        etag_gzip = etag[:-1] + '-gzip"' if etag.endswith('"') else etag + "-gzip"
+        last_modified = formatdate(row["published_ms"] // 1000, usegmt=True)
+        common: Headers = [
+            (b"last-modified", last_modified.encode()),
+            (b"cache-control", cache_control.encode("latin-1")),
+            (b"vary", b"Accept-Encoding"),
+        ]
+        content = [(b"content-type", row["content_type"].encode("latin-1")), (b"x-content-type-options", b"nosniff")]
+        plain_tag = [(b"etag", etag.encode("latin-1"))]
+        gzip_tag = [(b"etag", etag_gzip.encode("latin-1"))]
+        return cls(
+            name=row["feed"],
+            etag=etag,
+            published_ms=row["published_ms"],
+            events=row["events"],
+            body=body,
+            body_gzip=body_gzip,
+            published_s=row["published_ms"] // 1000,
+            tags=frozenset({etag, etag_gzip}),
+            ok_plain=[*content, (b"content-length", str(len(body)).encode()), *plain_tag, *common],
+            ok_gzip=[*content, (b"content-encoding", b"gzip"), (b"content-length", str(len(body_gzip)).encode()),
+                     *gzip_tag, *common],
+            not_modified_plain=[*plain_tag, *common],
+            not_modified_gzip=[*gzip_tag, *common],
+        )
+
+
+class FeedServer:
+    """The in-memory state behind the app: feeds, active tokens, pending download counts."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        require_token: bool,
+        refresh_s: float = 1.0,
+        flush_s: float = 5.0,
+        cache_control: str | None = None,
+    ) -> None:
+        if refresh_s <= 0 or flush_s <= 0:
+            raise ValueError("refresh_s and flush_s must be positive")
+        self.engine = engine
+        self.require_token = require_token
+        self.refresh_s = refresh_s
+        self.flush_s = flush_s
+        self.cache_control = cache_control or default_cache_control(require_token)
+        self.feeds: dict[str, _Feed] = {}
+        self._versions: dict[str, tuple[str, int]] = {}
+        self._tokens: tuple[tuple[bytes, str], ...] = ()
+        self._counts: dict[tuple[str, str], list[int]] = {}
+        self.refreshed_ms: int | None = None
+        self.refresh_error: str | None = None
+
+    # ------------------------------------------------------------------ reading the store (worker threads)
+
+    def refresh(self) -> bool:
+        """Re-read partners, and the publications if they changed; True if the feeds were replaced.
+
+        Blocking: call it from a worker thread. On a store error the previous copy stays in use.
+        """
+        try:
+            with self.engine.connect() as conn:
+                self._load_partners(conn)
+                changed = self._load_publications(conn)
+        except (SQLAlchemyError, ExchangeError) as exc:
+            original = getattr(exc, "orig", None)
+            text = str(original if original is not None else exc).strip()
+            message = text.splitlines()[0] if text else type(exc).__name__
+            if self.refresh_error is None:  # once per outage, not once per second
+                log.error("cannot refresh from the store, serving the last copy: %s", message)
+            self.refresh_error = message
+            return False
+        if self.refresh_error is not None:
+            log.info("store reachable again")
+        self.refresh_error = None
+        self.refreshed_ms = time.time_ns() // 1_000_000
+        return changed
+
+    def _load_publications(self, conn: Connection) -> bool:
+        versions = {
+            feed: (etag, published_ms)
+            for feed, etag, published_ms in conn.execute(
+                select(publications.c.feed, publications.c.etag, publications.c.published_ms)
+            )
+        }
+        if versions == self._versions:
+            return False
+        # One statement, one snapshot: every row of one publication or of the next, never a mix.
+        rows = conn.execute(select(publications)).mappings().all()
+        feeds = {row["feed"]: _Feed.from_row(dict(row), self.cache_control) for row in rows}
+        self.feeds = feeds  # the swap: one assignment
+        self._versions = {name: (feed.etag, feed.published_ms) for name, feed in feeds.items()}
+        log.info("serving %s", ", ".join(f"{f.name} {f.etag} ({f.events} events)" for f in feeds.values()) or "nothing")
+        return True
+
+    def _load_partners(self, conn: Connection) -> None:
+        rows = conn.execute(
+            select(partners.c.token_hash, partners.c.name).where(partners.c.revoked_ms.is_(None))
+        ).all()
+        self._tokens = tuple((token_hash.encode("ascii"), name) for token_hash, name in rows)
+
+    # ------------------------------------------------------------------ tokens
+
+    def partner_for(self, candidates: Iterable[str]) -> str | None:
+        """The active partner owning one of these tokens, or None.
+
+        Every stored hash is compared, in constant time, whatever matched: the response time says
+        nothing about how close a guess was or where it sits in the table.
+        """
+        tokens = self._tokens
+        for candidate in candidates:
+            digest = hash_token(candidate).encode("ascii")
+            found: str | None = None
+            for stored, name in tokens:
+                if hmac.compare_digest(stored, digest):
+                    found = name
+            if found is not None:
+                return found
+        return None
+
+    # ------------------------------------------------------------------ download counts
+
+    def count(self, partner: str, feed: str) -> None:
+        entry = self._counts.get((partner, feed))
+        now_ms = time.time_ns() // 1_000_000
+        if entry is None:
+            self._counts[(partner, feed)] = [1, now_ms]
+        else:
+            entry[0] += 1
+            entry[1] = now_ms
+
+    def take_counts(self) -> dict[tuple[str, str], list[int]]:
+        """The pending counts, leaving none; call on the event loop thread (where counting happens)."""
+        pending, self._counts = self._counts, {}
+        return pending
+
+    def restore_counts(self, pending: Mapping[tuple[str, str], list[int]]) -> None:
+        """Put back counts a failed flush could not write, to try again next time."""
+        for key, (count, last_ms) in pending.items():
+            entry = self._counts.setdefault(key, [0, last_ms])
+            entry[0] += count
+            entry[1] = max(entry[1], last_ms)
+
+    def write_counts(self, pending: Mapping[tuple[str, str], list[int]]) -> None:
+        """Add the counts to ``downloads`` in one transaction (blocking: a worker thread)."""
+        if not pending:
+            return
+        rows = [
+            {"partner": partner, "feed": feed, "count": count, "last_ms": last_ms}
+            for (partner, feed), (count, last_ms) in sorted(pending.items())  # one lock order for all servers
+        ]
+        with writing(self.engine) as conn:
+            _add_downloads(conn, rows)
+
+    async def flush(self) -> None:
+        pending = self.take_counts()
+        try:
+            await run_in_threadpool(self.write_counts, pending)
+        except (SQLAlchemyError, ExchangeError) as exc:
+            self.restore_counts(pending)
+            log.warning("cannot write download counts (kept for the next try): %s", exc)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Refresh every ``refresh_s`` and flush every ``flush_s`` until cancelled."""
+        next_flush = time.monotonic() + self.flush_s
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await run_in_threadpool(self.refresh)
+                if time.monotonic() >= next_flush:
+                    await self.flush()
+                    next_flush = time.monotonic() + self.flush_s
+            except Exception:  # a bug must not stop the refreshing for the life of the process
+                log.exception("feed refresh failed")
+
+
+def _add_downloads(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Upsert: count += n, last_ms = the later one. Safe with several servers on one store."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the store runs on these two only
+        raise NotImplementedError(dialect)
+    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(downloads)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[downloads.c.partner, downloads.c.feed],
+        set_={
+            "count": downloads.c.count + stmt.excluded.count,
+            "last_ms": case((stmt.excluded.last_ms > downloads.c.last_ms, stmt.excluded.last_ms),
+                            else_=downloads.c.last_ms),
+        },
+    )
+    conn.execute(stmt, rows)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+_UNAUTHORIZED: Headers = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"www-authenticate", f'Basic realm="{REALM}"'.encode()),
+    (b"cache-control", b"no-store"),
+]
+_UNAUTHORIZED_BODY = b"a partner token is required: Authorization: Bearer <token>, X-Partner-Token, or ?token=\n"
+_UNPUBLISHED_BODY = b"this feed has not been published yet\n"
+
+
+def _tokens_from(authorization: str | None, header_token: str | None, query: bytes) -> list[str]:
+    """Every token the request offers: Bearer, Basic (password; user name free), header, query."""
+    found: list[str] = []
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        scheme = scheme.lower()
+        value = value.strip()
+        if scheme == "bearer" and value:
+            found.append(value)
+        elif scheme == "basic" and value:
+            try:
+                decoded = base64.b64decode(value, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            _, colon, password = decoded.partition(":")
+            if colon and password:
+                found.append(password)
+    if header_token:
+        found.append(header_token.strip())
+    if query and b"token=" in query:
+        found.extend(t for t in parse_qs(query.decode("latin-1")).get("token", []) if t)
+    return found
+
+
+class _FeedEndpoint:
+    """The ASGI app of one feed path (GET and HEAD; Starlette's route answers 405 to the rest)."""
+
+    def __init__(self, server: FeedServer, feed: str) -> None:
+        self.server = server
+        self.feed = feed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = self.server
+        authorization = header_token = if_none_match = if_modified_since = accept_encoding = None
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
+            elif name == b"if-none-match":  # several fields form one list
+                tags = value.decode("latin-1")
+                if_none_match = tags if if_none_match is None else f"{if_none_match},{tags}"
+            elif name == b"if-modified-since":
+                if_modified_since = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-partner-token":
+                header_token = value.decode("latin-1")
+
+        partner = ANONYMOUS
+        query = scope.get("query_string", b"")
+        if server.require_token or authorization or header_token or b"token=" in query:
+            found = server.partner_for(_tokens_from(authorization, header_token, query))
+            if found is not None:
+                partner = found
+            elif server.require_token:
+                await _send(send, 401, _UNAUTHORIZED, _UNAUTHORIZED_BODY)
+                return
+
+        feed = server.feeds.get(self.feed)
+        if feed is None:
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"60"),
+                       (b"cache-control", b"no-store")]
+            await _send(send, 503, headers, _UNPUBLISHED_BODY)
+            return
+
+        gzip = accept_encoding is not None and accepts_gzip(accept_encoding)
+        if if_none_match is not None:
+            not_modified = if_none_match.strip() == "*" or any(
+                tag in feed.tags for tag in _ETAG.findall(if_none_match)
+            )
+        elif if_modified_since is not None:
+            since = _http_date_s(if_modified_since)
+            not_modified = since is not None and feed.published_s <= since
+        else:
+            not_modified = False
+
+        server.count(partner, self.feed)
+        if not_modified:
+            await _send(send, 304, feed.not_modified_gzip if gzip else feed.not_modified_plain, b"")
+        elif gzip:
+            await _send(send, 200, feed.ok_gzip, b"" if scope["method"] == "HEAD" else feed.body_gzip)
+        else:
+            await _send(send, 200, feed.ok_plain, b"" if scope["method"] == "HEAD" else feed.body)
+
+
+async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _iso(ms: int | None) -> str | None:
+    from exchange.output import iso
+
+    return iso(ms)
+
+
+def create_app(
+    engine: Engine,
+    *,
+    require_token: bool,
+    refresh_s: float = 1.0,
+    flush_s: float = 5.0,
+    cache_control: str | None = None,
+) -> Starlette:
+    """The feed server as an ASGI app; run it with uvicorn (``exchange serve`` does).
+
+    The copy of the store is loaded at startup (the lifespan), refreshed in the background, and
+    the download counts are flushed at shutdown. ``app.state.feed_server`` is the :class:`FeedServer`.
+    ``cache_control`` defaults to :func:`default_cache_control`.
+    """
+    server = FeedServer(engine, require_token=require_token, refresh_s=refresh_s, flush_s=flush_s,
+                        cache_control=cache_control)
+    _install_log_redaction()
+
+    async def health(_request: Request) -> JSONResponse:
+        feeds = server.feeds
+        body = {
+            "status": "ok" if all(name in feeds for name in FEEDS) else "unpublished",
+            "tokens_required": server.require_token,
+            "refreshed": _iso(server.refreshed_ms),
+            # not the driver's message: /health is public and that names internal hosts (it is logged)
+            "store": "ok" if server.refresh_error is None else "unreachable",
+            "feeds": {
+                name: None if (feed := feeds.get(name)) is None else {
+                    "etag": feed.etag,
+                    "published": _iso(feed.published_ms),
+                    "published_ms": feed.published_ms,
+                    "events": feed.events,
+                    "bytes": len(feed.body),
+                    "gzip_bytes": len(feed.body_gzip),
+                }
+                for name in FEEDS
+            },
+        }
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503,
+                            headers={"cache-control": "no-store"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(server.refresh)
+        task = asyncio.create_task(server.run(), name="exchange-feed-refresh")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await server.flush()
+
+    routes = [Route(f"/feeds/{name}", _FeedEndpoint(server, name), methods=["GET"], name=name) for name in FEEDS]
+    routes.append(Route("/health", health, methods=["GET"]))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.feed_server = server
+    return app

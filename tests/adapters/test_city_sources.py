@@ -1,0 +1,766 @@
+"""The city's own sources: CSV, GeoJSON and ArcGIS layers into validated city events, on both stores.
+
+Adapters are built from ``[[sources]]`` entries written as TOML, the way a city configures them;
+the ArcGIS layer is a real HTTP server on 127.0.0.1 replaying responses shaped as Esri documents them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, select
+
+from adapters import build_source, validate_source_settings
+from adapters.arcgis import ArcGisAdapter
+from adapters.base import Source, Watermark
+from adapters.csv_ import CsvAdapter, parse_wkt
+from adapters.geojson import GeoJsonAdapter
+from exchange.config import LifecycleConfig, SourceConfig
+from exchange.db import open_store
+from exchange.errors import (
+    ConfigError,
+    ItemRejected,
+    MalformedPayload,
+    PayloadTooLarge,
+    UpstreamRefused,
+    UpstreamUnavailable,
+)
+from exchange.model import Kind
+from exchange.schema import events, sources, sync_runs
+from exchange.sync import SyncResult, ingest_payload, sync_source
+from tests.helpers import BASE_MS
+
+DENVER = ZoneInfo("America/Denver")
+LIFECYCLE = LifecycleConfig()
+HOUR_MS = 3_600_000
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def build(entry: str, **values: Any) -> Source:
+    """The adapter of one ``[[sources]]`` entry (TOML, ``{name}`` placeholders filled in), in Denver."""
+    raw = tomllib.loads(entry.format(**values))["sources"][0]
+    config = SourceConfig.model_validate(raw)
+    validate_source_settings(config)
+    return build_source(config, zone=DENVER)
+
+
+def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",") -> Path:
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    engine = open_store(store_url, auto_upgrade=True)
+    yield engine
+    engine.dispose()
+
+
+def ingest(engine: Engine, source: Source) -> SyncResult:
+    """Fetch the source's file and reconcile it, as ``exchange sync`` does after the fetch."""
+    body = source.fetch(Watermark()).body
+    assert body is not None
+    return ingest_payload(engine, source, body, LIFECYCLE)
+
+
+def stored(engine: Engine) -> dict[str, dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(events)).mappings().all()
+    return {row["source_id"]: dict(row) for row in rows}
+
+
+def run_errors(engine: Engine, run_id: int | None) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        value = conn.execute(select(sync_runs.c.item_errors).where(sync_runs.c.id == run_id)).scalar_one()
+    return list(value or [])
+
+
+def assert_rejected(reasons: list[str], expected: dict[int, str]) -> None:
+    """Each row number is rejected exactly once, with a reason containing the given field text."""
+    for row, text in expected.items():
+        found = [reason for reason in reasons if reason.startswith(f"row {row}:")]
+        assert len(found) == 1, (row, reasons)
+        assert text in found[0], (row, found[0])
+
+
+def millis(text: str) -> int:
+    return round(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+CSV_WKT = """
+[[sources]]
+name = "city-csv"
+kind = "csv"
+url = "{url}"
+[sources.mapping]
+id = "closure_id"
+[sources.geometry]
+type = "wkt"
+column = "wkt"
+"""
+
+HEADER = ["closure_id", "type", "subtype", "street", "direction", "start", "end", "description", "schedule", "wkt"]
+LINE = "LINESTRING (-104.9903 39.7400, -104.9850 39.7401)"
+
+
+def closure(closure_id: str, **values: str) -> list[str]:
+    row = {
+        "closure_id": closure_id, "type": "ROAD_CLOSED", "subtype": "ROAD_CLOSED_CONSTRUCTION",
+        "street": "Colfax Ave", "direction": "BOTH_DIRECTIONS", "start": "2026-03-02 08:00",
+        "end": "2026-03-09 17:00", "description": "Water main", "schedule": "", "wkt": LINE,
+    }
+    row.update(values)
+    return [row[name] for name in HEADER]
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def test_csv_with_wkt(engine: Engine, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "closures.csv", [
+        HEADER,
+        closure("C-1", schedule="monday=08:00-12:00;monday=13:00-17:00;friday=09:00-12:00",
+                end="2026-03-09T17:00:00-07:00"),
+        closure("C-2", type="HAZARD", subtype="HAZARD_ON_ROAD_POT_HOLE", street="Broadway",
+                direction="one direction", start="", end="", wkt="POINT (-104.9875 39.7300)"),
+        closure("C-3", schedule='{"everyday": "06:00-09:00"}',
+                wkt="MULTILINESTRING ((-104.99 39.75, -104.98 39.75), (-104.98 39.75, -104.98 39.76))"),
+    ])
+    source = build(CSV_WKT, url=path.as_uri())
+    assert isinstance(source, CsvAdapter)
+    result = ingest(engine, source)
+    assert (result.status, result.new, result.rejected) == ("ok", 3, 0), result.item_errors
+    rows = stored(engine)
+    one = rows["C-1"]
+    assert one["id"] == "city:city:C-1" and one["source"] == "city" and one["kind"] == "city"
+    assert (one["category"], one["type"], one["subtype"]) == ("ROAD_CLOSED", "ROAD_CLOSED", "ROAD_CLOSED_CONSTRUCTION")
+    assert one["geometry"] == {"type": "LineString", "coordinates": [[-104.9903, 39.74], [-104.985, 39.7401]]}
+    assert one["start_ms"] == BASE_MS  # 08:00 in Denver (MST) is 15:00 UTC
+    assert one["end_ms"] == millis("2026-03-10T00:00:00+00:00")
+    assert one["details"]["schedule"] == {"monday": "08:00-12:00,13:00-17:00", "friday": "09:00-12:00"}
+    assert one["details"]["description"] == "Water main"
+    assert one["attributes"]["closure_id"] == "C-1" and "wkt" not in one["attributes"]
+    two = rows["C-2"]
+    assert two["geometry"] == {"type": "Point", "coordinates": [-104.9875, 39.73]}
+    assert (two["category"], two["direction"], two["start_ms"]) == ("HAZARD", "ONE_DIRECTION", None)
+    three = rows["C-3"]
+    assert three["geometry"]["coordinates"] == [[-104.99, 39.75], [-104.98, 39.75], [-104.98, 39.76]]
+    assert three["details"]["schedule"] == {"everyday": "06:00-09:00"}
+
+
+def test_csv_with_latlon_pairs_and_own_column_names(engine: Engine, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "closures.csv", [
+        ["ID", "STREET_NAME", "BEGIN", "FINISH", "POLYLINE", "NOTES", "WARD"],
+        ["17", "Market St", "2026-03-02T08:00", "2026-03-02T18:00", "39.7400 -104.9903 39.7410 -104.9903", "", "5"],
+        ["18", "Market St", "2026-03-02 09:00", "", "39.7410,-104.9903,39.7420,-104.9903", "Parade", "5"],
+    ], delimiter=";")
+    source = build("""
+[[sources]]
+name = "closures"
+kind = "csv"
+url = "{url}"
+delimiter = ";"
+namespace = "denver"
+[sources.mapping]
+id = "ID"
+street = "STREET_NAME"
+start = "BEGIN"
+end = "FINISH"
+description = "NOTES"
+default_subtype = "ROAD_CLOSED_EVENT"
+default_direction = "BOTH_DIRECTIONS"
+[sources.geometry]
+type = "latlon_pairs"
+column = "POLYLINE"
+""", url=str(path))
+    result = ingest(engine, source)
+    assert (result.new, result.rejected) == (2, 0), result.item_errors
+    rows = stored(engine)
+    first = rows["17"]
+    assert first["id"] == "denver:city:17"
+    assert first["geometry"]["coordinates"] == [[-104.9903, 39.74], [-104.9903, 39.741]]
+    assert (first["type"], first["subtype"]) == ("ROAD_CLOSED", "ROAD_CLOSED_EVENT")
+    assert first["direction"] == "BOTH_DIRECTIONS"
+    assert (first["start_ms"], first["end_ms"]) == (BASE_MS, BASE_MS + 10 * HOUR_MS)
+    assert first["attributes"]["WARD"] == "5" and "POLYLINE" not in first["attributes"]
+    assert rows["18"]["details"]["description"] == "Parade"
+
+
+def test_csv_with_street_points(engine: Engine, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "closures.csv", [
+        ["id", "street", "start", "from_lat", "from_lon", "to_lat", "to_lon"],
+        ["A", "16th Street Mall", "2026-03-02 08:00", "39.7475", "-104.9990", "39.7440", "-104.9930"],
+        ["B", "Larimer Square", "2026-03-02 08:00", "39.7480", "-105.0000", "", ""],
+    ])
+    source = build("""
+[[sources]]
+name = "street-points"
+kind = "csv"
+url = "{url}"
+[sources.mapping]
+id = "id"
+default_direction = "BOTH_DIRECTIONS"
+[sources.geometry]
+type = "street_points"
+""", url=str(path))
+    result = ingest(engine, source)
+    assert (result.new, result.rejected) == (2, 0), result.item_errors
+    rows = stored(engine)
+    assert rows["A"]["geometry"] == {"type": "LineString", "coordinates": [[-104.999, 39.7475], [-104.993, 39.744]]}
+    assert rows["B"]["geometry"] == {"type": "Point", "coordinates": [-105.0, 39.748]}
+    assert rows["B"]["direction"] == "BOTH_DIRECTIONS"
+
+
+def test_bad_rows_are_rejected_with_their_field_while_good_rows_are_stored(engine: Engine, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "closures.csv", [
+        HEADER,
+        closure("ok-1"),                                                            # row 2
+        [*closure("cols"), "an extra value"],                                       # row 3
+        closure("wkt", wkt="LINESTRING (-104.99 abc, -104.98 39.74)"),              # row 4
+        closure("order", start="2026-03-09 08:00", end="2026-03-02 08:00"),         # row 5
+        closure("subtype", subtype="ROAD_CLOSED_PARADE"),                           # row 6
+        closure("street", street="X"),                                              # row 7
+        closure("date", start="next tuesday"),                                      # row 8
+        closure("polygon", wkt="POLYGON ((0 0, 1 0, 1 1, 0 0))"),                   # row 9
+        closure("ok-1", street="Repeated id"),                                      # row 10
+        closure("", street="No id"),                                                # row 11
+        closure("ok-2", type="HAZARD", subtype=""),                                 # row 12
+    ])
+    result = ingest(engine, build(CSV_WKT, url=str(path)))
+    assert set(stored(engine)) == {"ok-1", "ok-2"}
+    assert (result.new, result.rejected, result.fetched) == (2, 9, 11)
+    reasons = [error.reason for error in result.item_errors]
+    assert_rejected(reasons, {
+        3: "11 values where the header has 10 columns",
+        4: "wkt: '-104.99 abc' holds something that is not a number",
+        5: "end: 2026-03-02T08:00:00-07:00 is not after the start",
+        6: "subtype: 'ROAD_CLOSED_PARADE' does not belong to type ROAD_CLOSED",
+        7: "street: 'X' is too short",
+        8: "start: 'next tuesday' is not an ISO 8601 time",
+        9: "wkt: 'POLYGON",
+        10: "closure_id: 'ok-1' repeats row 2",
+        11: "closure_id: empty",
+    })
+    by_id = {error.source_id: error for error in result.item_errors}
+    assert by_id["cols"].step == "parse" and by_id["subtype"].step == "convert"
+    assert by_id["subtype"].kind == Kind.CITY.value
+    assert sorted(error["reason"] for error in run_errors(engine, result.run_id)) == sorted(reasons)
+
+
+def test_bad_polylines_and_numbers_are_rejected(engine: Engine, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "closures.csv", [
+        ["id", "street", "start", "polyline"],
+        ["one-point", "Main St", "2026-03-02 08:00", "39.74 -104.99"],                       # row 2
+        ["latitude", "Main St", "2026-03-02 08:00", "95.0 -104.99 39.74 -104.98"],           # row 3
+        ["number", "Main St", "2026-03-02 08:00", "39.74 -104.99 39.75 x"],                  # row 4
+        ["same", "Main St", "2026-03-02 08:00", "39.74 -104.99 39.74 -104.99"],              # row 5
+        ["empty", "Main St", "2026-03-02 08:00", ""],                                        # row 6
+        ["no-start", "Main St", "", "39.74 -104.99 39.75 -104.99"],                          # row 7
+        ["good", "Main St", "2026-03-02 08:00", "39.74 -104.99 39.75 -104.99"],              # row 8
+    ])
+    source = build("""
+[[sources]]
+name = "pairs"
+kind = "csv"
+url = "{url}"
+[sources.mapping]
+id = "id"
+[sources.geometry]
+type = "latlon_pairs"
+""", url=str(path))
+    result = ingest(engine, source)
+    assert set(stored(engine)) == {"good"}
+    assert_rejected([error.reason for error in result.item_errors], {
+        2: "polyline: one point needs a direction",
+        3: "polyline point 1: latitude 95.0 out of range",
+        4: "polyline: '39.74 -104.99 39.75 x' is not a list of numbers",
+        5: "polyline: needs at least 2 distinct points",
+        6: "polyline: empty",
+        7: "start: a ROAD_CLOSED event needs a start time",
+    })
+
+
+def test_errors_name_the_column_as_the_city_spells_it(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "c.csv", [
+        ["id", "name", "begin", "from_lat", "from_lon", "to_lat", "to_lon"],
+        ["1", "Main St", "soon", "39.74", "-104.99", "39.75", "-104.99"],
+        ["2", "Main St", "2026-03-02 08:00", "39.74", "west", "39.75", "-104.99"],
+    ])
+    source = build("""
+[[sources]]
+name = "named"
+kind = "csv"
+url = "{url}"
+mapping = {{ id = "id", street = "name", start = "begin" }}
+geometry = {{ type = "street_points" }}
+""", url=str(path))
+    snapshot = source.read(path.read_bytes())
+    messages = []
+    for item in snapshot.items:
+        with pytest.raises(ItemRejected) as caught:
+            source.convert(item)
+        messages.append(caught.value.message)
+    assert messages == [
+        "row 2: begin (start): 'soon' is not an ISO 8601 time (2026-12-01T08:00:00-05:00)",
+        "row 3: from_lon: 'west' is not a number",
+    ]
+
+
+def test_broken_quotes_reject_their_row_only(tmp_path: Path) -> None:
+    text = "closure_id,street,start,wkt\n" \
+           'a,"Main" St,2026-03-02 08:00,"POINT (-104.99 39.74)"\n' \
+           "b,Elm St,2026-03-02 08:00,\"LINESTRING (-104.99 39.74, -104.98 39.74)\"\n"
+    path = tmp_path / "c.csv"
+    path.write_text(text, encoding="utf-8")
+    snapshot = build(CSV_WKT, url=str(path)).read(text.encode())
+    assert [item.source_id for item in snapshot.items] == ["b"]
+    assert [error.reason for error in snapshot.errors] == ["row 2: malformed CSV: ',' expected after '\"'"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "the CSV file is empty"),
+        (b"\xef\xbb\xbf \n\n", "the CSV file is empty"),
+        (b"id,road\n1,Main St\n", "lacks the column(s) closure_id, street, wkt (it has: id, road)"),
+        (b"closure_id,street,wkt\n1,Caf\xe9,POINT (0 0)\n", "not utf-8-sig text"),
+    ],
+    ids=["empty", "blank-with-bom", "missing-columns", "latin-1"],
+)
+def test_unusable_files_are_refused_whole(tmp_path: Path, body: bytes, message: str) -> None:
+    source = build(CSV_WKT, url=str(tmp_path / "c.csv"))
+    with pytest.raises(MalformedPayload, match=message.replace("(", r"\(").replace(")", r"\)")):
+        source.read(body)
+
+
+def test_a_refused_file_changes_nothing_and_is_recorded(engine: Engine, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "c.csv", [HEADER, closure("C-1")])
+    source = build(CSV_WKT, url=str(path))
+    ingest(engine, source)
+    with pytest.raises(MalformedPayload, match="lacks the column"):
+        ingest_payload(engine, source, b"closure_id,street\nC-1,Main St\n", LIFECYCLE)
+    assert stored(engine)["C-1"]["status"] == "active"
+    with engine.connect() as conn:
+        statuses = conn.execute(select(sync_runs.c.status).order_by(sync_runs.c.id)).scalars().all()
+    assert statuses == ["ok", "failed"]
+
+
+def test_reordered_rows_are_unchanged_and_edited_rows_updated(engine: Engine, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "c.csv", [HEADER, closure("C-1"), closure("C-2", street="Elm St")])
+    source = build(CSV_WKT, url=str(path))
+    ingest(engine, source)
+    write_csv(path, [HEADER, closure("C-2", street="Elm Street"), closure("C-1")])
+    result = ingest(engine, source)
+    assert (result.new, result.updated, result.unchanged, result.rejected) == (0, 1, 1, 0)
+    assert stored(engine)["C-2"]["street"] == "Elm Street"
+
+
+def test_special_characters_are_stored_intact(engine: Engine, tmp_path: Path) -> None:
+    street = "O'Connell & \"Sons\" <Bypass> Straße"
+    description = 'Fermé: <b>café</b> & crème brûlée ]]> "quoted", it\'s <![CDATA[x]]> ñ 日本'
+    path = write_csv(tmp_path / "c.csv", [HEADER, closure("C-1", street=street, description=description)])
+    result = ingest(engine, build(CSV_WKT, url=str(path)))
+    assert result.rejected == 0, result.item_errors
+    row = stored(engine)["C-1"]
+    assert row["street"] == street
+    assert row["details"]["description"] == description
+    assert row["attributes"]["street"] == street
+
+
+def test_times_without_an_offset_are_city_time(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "c.csv", [
+        HEADER,
+        closure("winter", start="2026-03-02 08:00", end="2026-03-02T18:00:00Z"),
+        closure("summer", start="2026-07-01T08:00:00", end="2026-07-01T12:00:00-04:00"),
+    ])
+    source = build(CSV_WKT, url=str(path))
+    events_by_id = {item.source_id: source.convert(item) for item in source.read(path.read_bytes()).items}
+    winter, summer = events_by_id["winter"], events_by_id["summer"]
+    assert winter.start_time is not None and summer.start_time is not None
+    assert winter.start_time.isoformat() == "2026-03-02T08:00:00-07:00"  # MST
+    assert summer.start_time.isoformat() == "2026-07-01T08:00:00-06:00"  # MDT
+    assert winter.start_time.timestamp() * 1000 == BASE_MS
+    assert winter.end_time is not None and winter.end_time.timestamp() * 1000 == BASE_MS + 3 * HOUR_MS
+    assert summer.end_time is not None and summer.end_time.isoformat() == "2026-07-01T12:00:00-04:00"
+
+
+def test_wkt_reader() -> None:
+    assert parse_wkt("linestring(1 2,3 4)") == [(1.0, 2.0), (3.0, 4.0)]
+    assert parse_wkt("LINESTRING ZM (1 2 3 4, 3 4 5 6)") == [(1.0, 2.0), (3.0, 4.0)]
+    assert parse_wkt("MULTILINESTRING ((1 2, 3 4))") == [(1.0, 2.0), (3.0, 4.0)]
+    for text, message in [
+        ("SRID=2263;POINT (980000 200000)", "SRID=2263 is not WGS84"),
+        ("POINT EMPTY", "POINT EMPTY has no coordinates"),
+        ("POINT (1 2, 3 4)", "a POINT has one position"),
+        ("LINESTRING (1 2, 3 4", "is not WKT"),
+        ("MULTILINESTRING ((0 0, 1 0), (2 0, 3 0))", "part 2 does not start where part 1 ends"),
+        ("LINESTRING (1)", "is not a position 'lon lat'"),
+    ]:
+        with pytest.raises(ItemRejected, match=message):
+            parse_wkt(text)
+
+
+# --------------------------------------------------------------------------- GeoJSON
+
+
+def feature(geometry: dict[str, Any] | None, feature_id: Any = None, **properties: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {"type": "Feature", "geometry": geometry, "properties": properties}
+    if feature_id is not None:
+        document["id"] = feature_id
+    return document
+
+
+def line(*points: tuple[float, float]) -> dict[str, Any]:
+    return {"type": "LineString", "coordinates": [list(point) for point in points]}
+
+
+GEOJSON = """
+[[sources]]
+name = "city-geojson"
+kind = "geojson"
+url = "{url}"
+[sources.mapping]
+id = "closure_id"
+street = "STREET"
+start = "START_DATE"
+end = "END_DATE"
+lanes = "LANES"
+"""
+
+
+def test_geojson_feature_collection(engine: Engine, tmp_path: Path) -> None:
+    a, b, c = (-104.99, 39.74), (-104.98, 39.74), (-104.98, 39.75)
+    collection = {"type": "FeatureCollection", "features": [
+        feature(line(a, b), closure_id="G-1", STREET="Colfax Ave", START_DATE=BASE_MS, END_DATE=BASE_MS + HOUR_MS,
+                LANES='[{"order": 0, "status": "CLOSED"}]', subtype="ROAD_CLOSED_HAZARD"),
+        feature({"type": "Point", "coordinates": [-104.97, 39.73]}, closure_id=2, STREET="Broadway",
+                START_DATE="2026-03-02 08:00", direction="ONE_DIRECTION",
+                LANES=[{"order": 1, "status": "OPEN"}]),
+        feature({"type": "MultiLineString", "coordinates": [[list(a), list(b)], [list(b), list(c)]]},
+                closure_id="G-3", STREET="Lincoln St", START_DATE=BASE_MS),
+        feature({"type": "MultiLineString", "coordinates": [[list(a), list(b)], [[-104.9, 39.7], [-104.8, 39.7]]]},
+                closure_id="G-4", STREET="Grant St", START_DATE=BASE_MS),
+        feature(line(a, b), 55, STREET="Fallback Id Rd", START_DATE=BASE_MS),
+        feature(None, closure_id="G-6", STREET="Nowhere", START_DATE=BASE_MS),
+        feature({"type": "Polygon", "coordinates": [[list(a), list(b), list(c), list(a)]]},
+                closure_id="G-7", STREET="Area", START_DATE=BASE_MS),
+        feature(line(a, b), STREET="No Id", START_DATE=BASE_MS),
+        feature(line(a, b), closure_id="G-1", STREET="Again", START_DATE=BASE_MS),
+        feature(line(a, b), closure_id="G-10", STREET="Bad Time", START_DATE=True),
+        "not a feature",
+    ]}
+    path = tmp_path / "closures.geojson"
+    path.write_text(json.dumps(collection), encoding="utf-8")
+    source = build(GEOJSON, url=path.as_uri())
+    assert isinstance(source, GeoJsonAdapter)
+    result = ingest(engine, source)
+    rows = stored(engine)
+    assert set(rows) == {"G-1", "2", "G-3", "55"}
+    one = rows["G-1"]
+    assert (one["start_ms"], one["end_ms"], one["subtype"]) == (BASE_MS, BASE_MS + HOUR_MS, "ROAD_CLOSED_HAZARD")
+    assert one["details"]["lanes"] == [{"order": 0, "type": "LANE", "status": "CLOSED"}]
+    assert rows["2"]["geometry"] == {"type": "Point", "coordinates": [-104.97, 39.73]}
+    assert rows["2"]["start_ms"] == BASE_MS and rows["2"]["details"]["lanes"][0]["order"] == 1
+    assert rows["G-3"]["geometry"]["coordinates"] == [list(a), list(b), list(c)]
+    reasons = sorted(error.reason for error in result.item_errors)
+    assert reasons == sorted([
+        "feature 3: geometry: part 2 does not start where part 1 ends; a closure is one line "
+        "(publish one closure per part)",
+        "feature 5: geometry: missing",
+        "feature 6: geometry: 'Polygon' is not supported (LineString, MultiLineString or Point)",
+        "feature 7: closure_id: missing; every feature needs an id",
+        "feature 8: closure_id: 'G-1' repeats feature 0",
+        "feature 9: START_DATE (start): expected a time, got a boolean",
+        "feature 10: not a GeoJSON Feature",
+    ])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "the payload is empty"),
+        (b"{not json", "malformed JSON"),
+        (b'{"type": "Feature"}', "not a GeoJSON FeatureCollection"),
+        (b'{"type": "FeatureCollection"}', "without a 'features' list"),
+        (b'{"type": "FeatureCollection", "features": [], "crs": {"type": "name", "properties": '
+         b'{"name": "urn:ogc:def:crs:EPSG::2232"}}}', "EPSG::2232; a GeoJSON source must be WGS84"),
+    ],
+    ids=["empty", "broken", "one-feature", "no-features", "projected"],
+)
+def test_unusable_geojson_is_refused_whole(tmp_path: Path, body: bytes, message: str) -> None:
+    with pytest.raises(MalformedPayload, match=message):
+        build(GEOJSON, url=str(tmp_path / "x.geojson")).read(body)
+
+
+def test_geojson_nul_and_nan_reject_their_feature_only(tmp_path: Path) -> None:
+    body = (
+        b'{"type": "FeatureCollection", "features": ['
+        b'{"type": "Feature", "geometry": {"type": "Point", "coordinates": [-104.9, 39.7]},'
+        b' "properties": {"closure_id": "n", "STREET": "Main\\u0000St", "direction": "ONE_DIRECTION"}},'
+        b'{"type": "Feature", "geometry": {"type": "Point", "coordinates": [-104.9, 39.7]},'
+        b' "properties": {"closure_id": "f", "STREET": "Main St", "weight": NaN, "direction": "ONE_DIRECTION"}}]}'
+    )
+    source = build(GEOJSON, url=str(tmp_path / "x.geojson"))
+    snapshot = source.read(body)
+    assert not snapshot.values_checked
+    messages = []
+    for item in snapshot.items:
+        with pytest.raises(ItemRejected) as caught:
+            source.convert(item, values_checked=snapshot.values_checked)
+        messages.append(caught.value.message)
+    assert messages == ["feature 0: STREET: contains a NUL character", "feature 1: weight: nan is not a finite number"]
+
+
+# --------------------------------------------------------------------------- ArcGIS
+
+
+@dataclass
+class Layer:
+    """What the fake feature layer answers, in order; the last answer repeats."""
+
+    answers: list[tuple[int, bytes]] = field(default_factory=list)
+    queries: list[dict[str, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+
+
+class _LayerHandler(BaseHTTPRequestHandler):
+    layer: Layer
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        self.layer.paths.append(parts.path)
+        self.layer.queries.append({key: values[0] for key, values in parse_qs(parts.query).items()})
+        status, body = self.layer.answers[min(len(self.layer.queries), len(self.layer.answers)) - 1]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/geo+json" if status == 200 else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def layer() -> Iterator[tuple[str, Layer]]:
+    script = Layer()
+    handler = type("Handler", (_LayerHandler,), {"layer": script})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/arcgis/rest/services/Closures/FeatureServer/0", script
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+ARCGIS = """
+[[sources]]
+name = "city-arcgis"
+kind = "arcgis"
+url = "{url}"
+where = "STATUS = 'ACTIVE'"
+out_fields = "closure_id,STREET,START_DATE"
+page_size = {page_size}
+max_pages = {max_pages}
+token_env = "ARCGIS_TOKEN"
+retries = 2
+backoff_s = 0.01
+max_backoff_s = 0.02
+[sources.mapping]
+id = "closure_id"
+street = "STREET"
+start = "START_DATE"
+"""
+TOKEN = "s3cr3t-ArcGIS-token-0042"
+
+
+def esri_feature(number: int) -> dict[str, Any]:
+    """A feature as an ArcGIS layer returns it with f=geojson: numeric id, epoch-ms dates."""
+    lon = -104.99 + number * 0.001
+    return {
+        "type": "Feature",
+        "id": number,
+        "geometry": {"type": "LineString", "coordinates": [[lon, 39.74], [lon, 39.741]]},
+        "properties": {"OBJECTID": number, "closure_id": f"A-{number}", "STREET": f"Street {number}",
+                       "START_DATE": BASE_MS},
+    }
+
+
+def esri_page(numbers: range, *, more: str | None = None) -> bytes:
+    """One page; ``more`` puts exceededTransferLimit at the top level or under properties."""
+    document: dict[str, Any] = {"type": "FeatureCollection", "features": [esri_feature(n) for n in numbers]}
+    if more == "top":
+        document["exceededTransferLimit"] = True
+    elif more == "properties":
+        document["properties"] = {"exceededTransferLimit": True}
+    return json.dumps(document).encode()
+
+
+def arcgis(url: str, monkeypatch: pytest.MonkeyPatch, page_size: int = 2, max_pages: int = 100) -> Source:
+    monkeypatch.setenv("ARCGIS_TOKEN", TOKEN)
+    source = build(ARCGIS, url=url, page_size=page_size, max_pages=max_pages)
+    assert isinstance(source, ArcGisAdapter)
+    return source
+
+
+def test_arcgis_pages_until_the_transfer_limit_is_no_longer_exceeded(
+    engine: Engine, layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, script = layer
+    script.answers = [
+        (200, esri_page(range(1, 3), more="top")),
+        (200, esri_page(range(3, 5), more="properties")),
+        (200, esri_page(range(5, 6))),
+    ]
+    source = arcgis(url, monkeypatch)
+    result = sync_source(engine, source, LIFECYCLE)
+    assert (result.status, result.new, result.rejected) == ("ok", 5, 0), result.item_errors
+    assert script.paths == ["/arcgis/rest/services/Closures/FeatureServer/0/query"] * 3
+    assert [(q["resultOffset"], q["resultRecordCount"]) for q in script.queries] == [("0", "2"), ("2", "2"), ("4", "2")]
+    for query in script.queries:
+        assert query == {
+            "f": "geojson", "where": "STATUS = 'ACTIVE'", "outFields": "closure_id,STREET,START_DATE",
+            "outSR": "4326", "orderByFields": "closure_id", "resultOffset": query["resultOffset"],
+            "resultRecordCount": "2", "token": TOKEN,
+        }
+    rows = stored(engine)
+    assert sorted(rows) == [f"A-{n}" for n in range(1, 6)]
+    assert rows["A-5"]["street"] == "Street 5" and rows["A-5"]["start_ms"] == BASE_MS
+    with engine.connect() as conn:
+        location, etag = conn.execute(select(sources.c.location, sources.c.etag)).one()
+    assert TOKEN not in location and etag is None
+
+
+def test_arcgis_offset_follows_what_the_server_sent(layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, script = layer  # the server's maxRecordCount (2) is below the page size asked for (5)
+    script.answers = [(200, esri_page(range(1, 3), more="top")), (200, esri_page(range(3, 5), more="top")),
+                      (200, esri_page(range(5, 6)))]
+    fetched = arcgis(url, monkeypatch, page_size=5).fetch(Watermark(etag='"old"'))
+    assert [(q["resultOffset"], q["resultRecordCount"]) for q in script.queries] == [("0", "5"), ("2", "5"), ("4", "5")]
+    assert fetched.body is not None and fetched.etag is None
+    assert len(json.loads(fetched.body)["features"]) == 5
+
+
+def test_arcgis_error_body_is_refused_with_its_code_and_no_token(
+    layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, script = layer
+    script.answers = [(200, json.dumps({"error": {
+        "code": 498, "message": f"Invalid token: {TOKEN}", "details": [f"token {TOKEN} expired"],
+    }}).encode())]
+    source = arcgis(url, monkeypatch)
+    with pytest.raises(UpstreamRefused) as caught:
+        source.fetch(Watermark())
+    message = caught.value.message
+    assert "Esri error 498: Invalid token: ***; token *** expired" in message
+    assert TOKEN not in message and "token=***" in message
+    assert script.queries[0]["token"] == TOKEN, "the real token was sent"
+    assert len(script.queries) == 1, "an Esri error is not retried"
+
+
+def test_arcgis_server_side_error_codes_are_unavailable(
+    layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, script = layer
+    script.answers = [(200, b'{"error": {"code": 500, "message": "Error performing query operation", "details": []}}')]
+    with pytest.raises(UpstreamUnavailable, match="Esri error 500: Error performing query operation"):
+        arcgis(url, monkeypatch).fetch(Watermark())
+
+
+def test_arcgis_retries_a_500_then_succeeds(
+    engine: Engine, layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, script = layer
+    script.answers = [(500, b"busy"), (200, esri_page(range(1, 3)))]
+    result = sync_source(engine, arcgis(url, monkeypatch), LIFECYCLE)
+    assert (result.status, result.new) == ("ok", 2)
+    assert len(script.queries) == 2 and script.queries[0] == script.queries[1]
+
+
+def test_arcgis_page_cap(layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, script = layer
+    script.answers = [(200, esri_page(range(1, 3), more="top"))]  # a layer that never says it is done
+    with pytest.raises(PayloadTooLarge, match="more than 3 pages of 2 features"):
+        arcgis(url, monkeypatch, max_pages=3).fetch(Watermark())
+    assert len(script.queries) == 3
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"<html>Sign in</html>", "page 1 is not JSON"),
+        (b'{"type": "FeatureCollection", "features": [], "exceededTransferLimit": true}', "holds none"),
+        (b'{"features": "nope"}', "is not a GeoJSON FeatureCollection"),
+    ],
+    ids=["html", "more-but-empty", "not-a-collection"],
+)
+def test_arcgis_unusable_pages(
+    layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch, answer: bytes, message: str
+) -> None:
+    url, script = layer
+    script.answers = [(200, answer)]
+    with pytest.raises(UpstreamRefused, match=message) as caught:
+        arcgis(url, monkeypatch).fetch(Watermark())
+    assert TOKEN not in caught.value.message
+
+
+def test_arcgis_needs_its_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARCGIS_TOKEN", raising=False)
+    source = build(ARCGIS, url="http://127.0.0.1:9/FeatureServer/0", page_size=2, max_pages=2)
+    with pytest.raises(ConfigError, match="ARCGIS_TOKEN is not set"):
+        source.fetch(Watermark())
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('kind = "csv"\nurl = "x.csv"', "mapping: Field required"),
+        ('kind = "csv"\nurl = "x.csv"\nmapping = { closure = "id" }', "mapping.id: Field required"),
+        ('kind = "csv"\nurl = "x.csv"\nmapping = { id = "id", stret = "s" }', "mapping.stret: unknown key"),
+        ('kind = "csv"\nurl = "x.csv"\nmapping = { id = "id" }\ngeometry = { type = "geohash" }', "geometry"),
+        ('kind = "csv"\nurl = "x.csv"\nmapping = { id = "id" }\nencoding = "klingon"', "unknown text encoding"),
+        ('kind = "geojson"\nurl = "x"\nmapping = { id = "id", default_type = "PARADE" }', "'PARADE' is not one of"),
+        ('kind = "geojson"\nurl = "x"\nmapping = { id = "id", default_subtype = "HAZARD_WEATHER" }',
+         "does not belong to default_type ROAD_CLOSED"),
+        ('kind = "arcgis"\nurl = "x"\nmapping = { id = "id" }\npage_size = 0', "page_size"),
+        ('kind = "arcgis"\nmapping = { id = "id" }', "url: Field required"),
+    ],
+    ids=["no-mapping", "no-id", "unknown-key", "geometry-type", "encoding", "default-type", "default-subtype",
+         "page-size", "no-url"],
+)
+def test_bad_settings_are_named_at_config_load(entry: str, message: str) -> None:
+    config = SourceConfig.model_validate({"name": "bad", **tomllib.loads(entry)})
+    with pytest.raises(ConfigError, match=message):
+        validate_source_settings(config)
+
+
+def test_the_registry_builds_each_city_source(tmp_path: Path) -> None:
+    for kind, cls in (("csv", CsvAdapter), ("geojson", GeoJsonAdapter), ("arcgis", ArcGisAdapter)):
+        entry = f'[[sources]]\nname = "s"\nkind = "{kind}"\nurl = "https://u:p@example.org/x?token=abc"\n' \
+                'mapping = {{ id = "id" }}'
+        source = build(entry)
+        assert isinstance(source, cls) and source.namespace == "city" and source.zone is DENVER
+        assert "abc" not in source.location and "u:p" not in source.location

@@ -1,0 +1,489 @@
+"""The feed server over real HTTP: uvicorn on a free port, httpx as the partner.
+
+Publications are written the way the publish step writes them (``publication_row`` +
+``save_publications`` in one transaction); partners are managed through the CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine, create_engine, select
+from starlette.applications import Starlette
+
+from adapters.sinks import FileSink
+from exchange.cli import main
+from exchange.db import open_store, writing
+from exchange.errors import UsageError
+from exchange.publications import FEED_CONTENT_TYPES, FEEDS, etag_for, publication_row, save_publications
+from exchange.schema import downloads
+from exchange.server import accepts_gzip, create_app, redact_tokens
+from tests.conftest import ROOT
+
+PLAIN = {"Accept-Encoding": "identity"}
+GZIP = {"Accept-Encoding": "gzip"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def bodies(n: int, size: int = 50) -> dict[str, bytes]:
+    """Publication ``n``: distinct bytes per feed, sizes varying with n (a torn read would show)."""
+    return {
+        "cifs.xml": b'<?xml version="1.0"?><incidents>' + b"<incident id='%d'/>" % n * (size + n) + b"</incidents>",
+        "cifs.json": json.dumps({"publication": n, "incidents": [{"id": i} for i in range(size + n)]}).encode(),
+        "wzdx.geojson": json.dumps({"type": "FeatureCollection", "n": n, "features": [None] * (size + n)}).encode(),
+    }
+
+
+def publish(engine: Engine, feeds: dict[str, bytes], at_ms: int | None = None, events: int = 7) -> dict[str, str]:
+    """Store one publication of every feed in one transaction; returns feed -> ETag."""
+    rows = [publication_row(name, body, FEED_CONTENT_TYPES[name], events, at_ms or now_ms())
+            for name, body in feeds.items()]
+    with writing(engine) as conn:
+        save_publications(conn, rows)
+    return {row["feed"]: row["etag"] for row in rows}
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """The real server (uvicorn, lifespan on) in a thread on a free port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, what="server start")
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+        assert not thread.is_alive(), "server did not stop"
+
+
+@contextmanager
+def running(engine: Engine, **options: Any) -> Iterator[str]:
+    with serving(create_app(engine, **options)) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    engine = open_store(store_url, auto_upgrade=True)
+    yield engine
+    engine.dispose()
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"Run(code={self.code}, out={self.out[:400]!r}, err={self.err[:400]!r})"
+
+
+@pytest.fixture
+def cli(data_dir: Path, store_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """The CLI in-process, on the same store as ``engine``."""
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", store_url)
+
+    def run(*args: str) -> Run:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def stored_downloads(engine: Engine) -> dict[tuple[str, str], int]:
+    with engine.connect() as conn:
+        return {(r.partner, r.feed): r.count for r in conn.execute(select(downloads))}
+
+
+# --------------------------------------------------------------------------- publication rows
+
+
+def test_publication_row_renders_once_and_deterministically() -> None:
+    body = b"<incidents/>" * 100
+    row = publication_row("cifs.xml", body, FEED_CONTENT_TYPES["cifs.xml"], 3, 1_772_463_600_000)
+    assert row["etag"] == etag_for(body) and row["etag"].startswith('"') and len(row["etag"]) <= 80
+    assert gzip.decompress(row["body_gzip"]) == body
+    again = publication_row("cifs.xml", body, FEED_CONTENT_TYPES["cifs.xml"], 3, 1_772_463_700_000)
+    assert again["body_gzip"] == row["body_gzip"] and again["etag"] == row["etag"], "same bytes, same validators"
+    assert publication_row("cifs.xml", body + b" ", "x", 3, 0)["etag"] != row["etag"]
+    with pytest.raises(ValueError, match="unknown feed"):
+        publication_row("cifs.csv", body, "text/csv", 1, 0)
+    assert set(FEEDS) == {"cifs.xml", "cifs.json", "wzdx.geojson"}
+
+
+def test_header_helpers() -> None:
+    assert accepts_gzip("gzip") and accepts_gzip("deflate, gzip;q=0.5") and accepts_gzip("*")
+    assert not accepts_gzip("identity") and not accepts_gzip("gzip;q=0") and not accepts_gzip("br, *;q=0")
+    assert redact_tokens("/feeds/cifs.xml?token=abc") == "/feeds/cifs.xml?token=REDACTED"
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def test_feeds_validators_gzip_and_head(engine: Engine) -> None:
+    published_ms = now_ms() - 120_000
+    content = bodies(1)
+    etags = publish(engine, content, at_ms=published_ms)
+    with running(engine, require_token=False, refresh_s=0.05) as url, httpx.Client(base_url=url) as http:
+        for name in FEEDS:
+            response = http.get(f"/feeds/{name}", headers=PLAIN)
+            assert response.status_code == 200, response
+            assert response.content == content[name]
+            assert response.headers["content-type"] == FEED_CONTENT_TYPES[name]
+            assert response.headers["etag"] == etags[name]
+            assert response.headers["last-modified"] == formatdate(published_ms // 1000, usegmt=True)
+            assert response.headers["cache-control"] == "public, max-age=60"
+            assert response.headers["vary"] == "Accept-Encoding"
+            assert response.headers["content-length"] == str(len(content[name]))
+            assert "content-encoding" not in response.headers
+        assert FEED_CONTENT_TYPES == {"cifs.xml": "application/xml; charset=utf-8", "cifs.json": "application/json",
+                                      "wzdx.geojson": "application/geo+json"}
+
+        path, etag = "/feeds/cifs.xml", etags["cifs.xml"]
+        last_modified = formatdate(published_ms // 1000, usegmt=True)
+        for tags in (etag, f"W/{etag}", f'"nope", {etag}', "*", etag[:-1] + '-gzip"'):
+            response = http.get(path, headers={**PLAIN, "If-None-Match": tags})
+            assert response.status_code == 304, tags
+            assert response.content == b"" and response.headers["etag"] == etag
+            assert response.headers["last-modified"] == last_modified
+            assert response.headers["cache-control"] == "public, max-age=60"
+        assert http.get(path, headers={**PLAIN, "If-None-Match": '"other"'}).status_code == 200
+        # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2)
+        future = formatdate(time.time() + 3600, usegmt=True)
+        assert http.get(path, headers={**PLAIN, "If-None-Match": '"other"', "If-Modified-Since": future}
+                        ).status_code == 200
+
+        assert http.get(path, headers={**PLAIN, "If-Modified-Since": last_modified}).status_code == 304
+        assert http.get(path, headers={**PLAIN, "If-Modified-Since": future}).status_code == 304
+        earlier = formatdate(published_ms // 1000 - 1, usegmt=True)
+        assert http.get(path, headers={**PLAIN, "If-Modified-Since": earlier}).status_code == 200
+        assert http.get(path, headers={**PLAIN, "If-Modified-Since": "yesterday"}).status_code == 200
+
+        with http.stream("GET", path, headers=GZIP) as response:
+            raw = b"".join(response.iter_raw())
+        assert response.status_code == 200 and response.headers["content-encoding"] == "gzip"
+        assert gzip.decompress(raw) == content["cifs.xml"] and len(raw) < len(content["cifs.xml"])
+        assert response.headers["etag"] == etag[:-1] + '-gzip"' and response.headers["content-length"] == str(len(raw))
+        gz = http.get(path, headers={"Accept-Encoding": "br, gzip;q=0.5"})
+        assert gz.content == content["cifs.xml"] and gz.headers["content-encoding"] == "gzip"
+        assert "content-encoding" not in http.get(path, headers={"Accept-Encoding": "gzip;q=0"}).headers
+        not_modified = http.get(path, headers={**GZIP, "If-None-Match": etag})
+        assert not_modified.status_code == 304 and not_modified.headers["etag"] == etag[:-1] + '-gzip"'
+
+        head = http.head(path, headers=PLAIN)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(len(content["cifs.xml"])) and head.headers["etag"] == etag
+        head_gz = http.head(path, headers=GZIP)
+        assert head_gz.headers["content-encoding"] == "gzip" and head_gz.headers["content-length"] == str(len(raw))
+
+        assert http.post(path).status_code == 405
+        assert http.get("/feeds/other.xml").status_code == 404
+
+        health = http.get("/health")
+        assert health.status_code == 200 and health.headers["cache-control"] == "no-store"
+        report = health.json()
+        assert report["status"] == "ok" and report["tokens_required"] is False
+        assert report["feeds"]["cifs.xml"] == {
+            "etag": etag, "published_ms": published_ms, "published": report["feeds"]["cifs.xml"]["published"],
+            "events": 7, "bytes": len(content["cifs.xml"]), "gzip_bytes": len(raw),
+        }
+
+
+def test_unpublished_then_published(engine: Engine) -> None:
+    with running(engine, require_token=False, refresh_s=0.05) as url, \
+            httpx.Client(base_url=url, headers=PLAIN) as http:
+        health = http.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "unpublished"
+        assert health.json()["feeds"] == dict.fromkeys(FEEDS)
+        missing = http.get("/feeds/cifs.xml")
+        assert missing.status_code == 503 and missing.headers["retry-after"] == "60"
+
+        etags = publish(engine, bodies(1))
+        wait_for(lambda: http.get("/feeds/cifs.xml").status_code == 200, what="first publication")
+        assert http.get("/health").status_code == 200
+        etags2 = publish(engine, bodies(2))
+        assert etags2 != etags
+        wait_for(lambda: http.get("/feeds/wzdx.geojson").headers["etag"] == etags2["wzdx.geojson"],
+                 what="second publication")
+        assert http.get("/feeds/cifs.json").content == bodies(2)["cifs.json"]
+    assert stored_downloads(engine)[("-", "cifs.xml")] >= 1, "unpublished polls are not counted, served ones are"
+
+
+def test_tokens_revocation_and_counts(engine: Engine, cli: Callable[..., Run]) -> None:
+    publish(engine, bodies(1))
+    added = cli("partner", "add", "acme")
+    assert added.code == 0, added
+    token = added.out.strip()
+    assert len(token) >= 40 and added.out == token + "\n" and "cannot be shown again" in added.err
+    assert token not in json.dumps(cli("partner", "list", "--format", "json").out)
+
+    refresh_s = 0.1
+    with running(engine, require_token=True, refresh_s=refresh_s, flush_s=0.2) as url, \
+            httpx.Client(base_url=url, headers=PLAIN) as http:
+        path = "/feeds/cifs.xml"
+        refused = http.get(path)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == 'Basic realm="traffic-exchange"'
+        assert http.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert http.get(path, params={"token": "wrong"}).status_code == 401
+        assert http.get(path, auth=("acme", "wrong")).status_code == 401
+
+        ok = http.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and ok.content == bodies(1)["cifs.xml"]
+        assert ok.headers["cache-control"] == "private, max-age=60", "token-protected feeds stay out of shared caches"
+        assert http.get(path, headers={"X-Partner-Token": token}).status_code == 200
+        assert http.get(path, params={"token": token}).status_code == 200
+        assert http.get(path, auth=("acme", token)).status_code == 200
+        assert http.get(path, auth=("anyone", token)).status_code == 200
+        assert http.get(path, headers={"Authorization": f"Bearer {token}", "If-None-Match": ok.headers["etag"]}
+                        ).status_code == 304
+        assert http.get("/feeds/cifs.json", headers={"X-Partner-Token": token}).status_code == 200
+        assert http.get("/health").status_code == 200, "health needs no token"
+
+        wait_for(lambda: stored_downloads(engine).get(("acme", "cifs.xml")) == 6, what="flushed counts")
+        listing = json.loads(cli("partner", "list", "--format", "json").out)
+        assert listing[0]["name"] == "acme" and listing[0]["status"] == "active"
+        assert listing[0]["downloads"] == {"cifs.json": 1, "cifs.xml": 6}
+        assert ("-", "cifs.xml") not in stored_downloads(engine), "refused polls are not counted"
+
+        revoked = cli("partner", "revoke", "acme")
+        assert revoked.code == 0 and "revoked partner 'acme'" in revoked.err
+        time.sleep(refresh_s * 4)
+        assert http.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        assert "partner 'acme' was already revoked" in cli("partner", "revoke", "acme").err
+
+        again = cli("partner", "add", "acme")
+        assert again.code == 0 and again.out.strip() != token
+        new_token = again.out.strip()
+        wait_for(lambda: http.get(path, auth=("acme", new_token)).status_code == 200, what="re-added partner")
+        assert http.get(path, auth=("acme", token)).status_code == 401, "the old token stays dead"
+    table = cli("partner", "list")
+    assert table.code == 0 and "acme" in table.out and "active" in table.out
+
+
+def test_partner_cli_errors(cli: Callable[..., Run]) -> None:
+    assert cli("partner", "list", "--format", "json").out.strip() in ("[]", "[\n]")
+    assert cli("partner", "add", "acme").code == 0
+    duplicate = cli("partner", "add", "acme")
+    assert duplicate.code == 2 and duplicate.err == "error: partner 'acme' already exists; revoke it first to " \
+        "issue a new token\n" and duplicate.out == ""
+    unknown = cli("partner", "revoke", "nobody")
+    assert unknown.code == 3 and unknown.err == "error: no partner named 'nobody'\n"
+    for bad in ("-", "a:b", "has space", ""):
+        result = cli("partner", "add", bad)
+        assert result.code == 2 and "partner name" in result.err and result.out == "", bad
+    assert cli("partner", "list", "--format", "csv").code == 2
+
+
+def test_a_poll_never_sees_a_mix(engine: Engine) -> None:
+    """50 publications while 4 clients poll: every body is exactly the publication its ETag names."""
+    published: dict[str, bytes] = {}
+    first = bodies(0)
+    for name, etag in publish(engine, first).items():
+        published[etag] = first[name]
+    seen: list[tuple[str, str, str, str | None, bytes]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def poll(url: str, worker: int) -> None:
+        try:
+            with httpx.Client(base_url=url) as http:
+                i = 0
+                while not stop.is_set():
+                    name = FEEDS[(worker + i) % len(FEEDS)]
+                    headers = GZIP if (worker + i) % 2 else PLAIN
+                    response = http.get(f"/feeds/{name}", headers=headers)
+                    seen.append((name, response.headers["etag"], headers["Accept-Encoding"],
+                                 response.headers.get("content-encoding"), response.content))
+                    i += 1
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    with running(engine, require_token=False, refresh_s=0.01) as url:
+        pollers = [threading.Thread(target=poll, args=(url, n)) for n in range(4)]
+        for thread in pollers:
+            thread.start()
+        try:
+            for n in range(1, 51):
+                content = bodies(n)
+                for name, etag in publish(engine, content).items():
+                    published[etag] = content[name]
+                time.sleep(0.03)
+        finally:
+            time.sleep(0.2)
+            stop.set()
+            for thread in pollers:
+                thread.join(10)
+    assert not errors, errors
+    distinct = set()
+    for name, etag, accepted, encoding, body in seen:
+        plain_etag = etag.removesuffix('-gzip"') + '"' if etag.endswith('-gzip"') else etag
+        assert (encoding == "gzip") == (accepted == "gzip") == etag.endswith('-gzip"')
+        assert published.get(plain_etag) == body, f"{name}: body does not match its ETag {etag}"
+        assert etag_for(body) == plain_etag
+        distinct.add(plain_etag)
+    assert len(seen) > 100 and len(distinct) >= 10, (len(seen), len(distinct))
+
+
+def test_counts_are_flushed_at_shutdown(engine: Engine) -> None:
+    publish(engine, bodies(1))
+    with running(engine, require_token=False, flush_s=3600) as url, httpx.Client(base_url=url) as http:
+        etag = http.get("/feeds/cifs.xml").headers["etag"]
+        for _ in range(3):
+            assert http.get("/feeds/cifs.xml", headers={"If-None-Match": etag}).status_code == 304
+        http.head("/feeds/wzdx.geojson")
+        assert stored_downloads(engine) == {}, "no write per poll"
+    assert stored_downloads(engine) == {("-", "cifs.xml"): 4, ("-", "wzdx.geojson"): 1}
+    with running(engine, require_token=False, flush_s=3600) as url, httpx.Client(base_url=url) as http:
+        http.get("/feeds/cifs.xml")
+    assert stored_downloads(engine)[("-", "cifs.xml")] == 5, "counts add up across runs"
+
+
+def test_store_outage_keeps_the_last_copy(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'exchange.db'}")
+    publish(engine, bodies(1))
+    app = create_app(engine, require_token=False, refresh_s=0.05)
+    feed_server = app.state.feed_server
+    with serving(app) as url, httpx.Client(base_url=url, headers=PLAIN) as http:
+        assert http.get("/feeds/cifs.xml").status_code == 200
+        feed_server.engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")  # cannot be opened
+        wait_for(lambda: http.get("/health").json()["store"] == "unreachable", what="refresh error")
+        response = http.get("/feeds/cifs.xml")
+        assert response.status_code == 200 and response.content == bodies(1)["cifs.xml"]
+        feed_server.engine = engine
+        wait_for(lambda: http.get("/health").json()["store"] == "ok", what="recovery")
+
+
+# --------------------------------------------------------------------------- exchange serve
+
+
+def test_serve_command(tmp_path: Path) -> None:
+    """The console command: prints its URL, serves, flushes counts and exits 0 on SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
+    env["EXCHANGE_DATA_DIR"] = str(tmp_path / "data")
+    engine = open_store(f"sqlite:///{tmp_path / 'data' / 'exchange.db'}")
+    publish(engine, bodies(1))
+    command = [sys.executable, "-m", "exchange", "serve", "--port", "0", "--no-tokens", "--refresh-s", "0.1"]
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                          cwd=ROOT) as server:
+        try:
+            url = None
+            assert server.stderr is not None
+            for line in server.stderr:
+                if line.startswith("serving http://"):
+                    url = line.split()[1].removesuffix("/feeds/")
+                    break
+            assert url, "no URL announced"
+            response = httpx.get(f"{url}/feeds/cifs.xml?token=secret-in-url", headers=PLAIN)
+            assert response.status_code == 200 and response.content == bodies(1)["cifs.xml"]
+        finally:
+            server.send_signal(signal.SIGTERM)
+            _, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err
+    assert "secret-in-url" not in err and "token=REDACTED" in err, "tokens never reach the access log"
+    assert stored_downloads(engine) == {("-", "cifs.xml"): 1}
+
+
+def test_serve_refuses_a_busy_port(cli: Callable[..., Run]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = cli("serve", "--port", str(busy.getsockname()[1]))
+    assert result.code == 1 and result.err.startswith("error: cannot listen on 127.0.0.1:"), result
+    assert result.err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- file sink
+
+
+def test_file_sink(tmp_path: Path) -> None:
+    target = tmp_path / "www" / "feeds"
+    sink = FileSink(target, gzip=True)
+    sink.push(bodies(1), mtime_ms=1_772_463_600_000)
+    for name, body in bodies(1).items():
+        assert (target / name).read_bytes() == body
+        assert gzip.decompress((target / f"{name}.gz").read_bytes()) == body
+        assert (target / name).stat().st_mtime == 1_772_463_600
+        assert (target / name).stat().st_mode & 0o777 == 0o644
+    sink.push({"cifs.xml": b"<new/>"})
+    assert (target / "cifs.xml").read_bytes() == b"<new/>"
+    FileSink(target).push({"cifs.xml": b"<plain/>"})
+    assert not (target / "cifs.xml.gz").exists(), "a stale .gz would be served by gzip_static"
+    assert sorted(p.name for p in target.iterdir() if p.name.startswith(".")) == [], "no temp files left"
+    for bad in ("../x", ".hidden", "a/b", ""):
+        with pytest.raises(UsageError):
+            sink.push({bad: b"x"})
+
+
+def test_file_sink_readers_never_see_a_partial_file(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path)
+    versions = {hashlib.sha256(bytes([n]) * 200_000).hexdigest() for n in range(20)}
+    sink.push({"cifs.xml": bytes([0]) * 200_000})
+    stop = threading.Event()
+    bad: list[int] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            data = (tmp_path / "cifs.xml").read_bytes()
+            if hashlib.sha256(data).hexdigest() not in versions:
+                bad.append(len(data))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for n in range(1, 20):
+        sink.push({"cifs.xml": bytes([n]) * 200_000})
+    stop.set()
+    reader.join()
+    assert not bad
+
+
+def test_basic_auth_header_forms_are_parsed() -> None:
+    from exchange.server import _tokens_from
+
+    basic = "Basic " + base64.b64encode(b"acme:s3cret").decode()
+    assert _tokens_from(basic, None, b"") == ["s3cret"]
+    assert _tokens_from("bearer abc", "def", b"x=1&token=ghi") == ["abc", "def", "ghi"]
+    assert _tokens_from("Basic !!!", None, b"") == []
+    assert _tokens_from("Basic " + base64.b64encode(b"no-colon").decode(), None, b"") == []
