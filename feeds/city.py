@@ -26,6 +26,7 @@ from exchange.model import (
     LaneImpact,
     LineString,
     Origin,
+    Point,
     SourceRef,
     event_id,
 )
@@ -148,11 +149,16 @@ def city_event(
     points = [(float(lon), float(lat)) for lon, lat in coordinates]
     for position, (lon, lat) in enumerate(points):
         _check_point(lon, lat, f"polyline point {position + 1}")
-    if len(set(points)) < 2:
-        # CIFS tolerates one point with a direction, but Waze places closures by their extent:
-        # the broker publishes lines only (formats.md §5, item 6)
-        raise ItemRejected(f"polyline: {len(points)} point(s), {len(set(points))} distinct; at least 2 distinct "
-                           "points are needed")
+    distinct = len(set(points))
+    if distinct < 2:
+        # CIFS accepts one point with a direction for an incident, but Waze closes roads by their
+        # extent: a closure needs a line (formats.md §2.2 and §5, item 6)
+        if kind_type in ("ROAD_CLOSED", "CONSTRUCTION") or not points:
+            raise ItemRejected(f"polyline: {len(points)} point(s), {distinct} distinct; a {kind_type} needs at "
+                               "least 2 distinct points")
+        if direction is None:
+            raise ItemRejected("polyline: one point needs a direction (ONE_DIRECTION or BOTH_DIRECTIONS)")
+        points = points[:1]
     starts = parse_time(start, "start", zone)
     ends = parse_time(end, "end", zone)
     if kind_type == "ROAD_CLOSED" and starts is None:
@@ -173,7 +179,7 @@ def city_event(
         )
     except ValueError as exc:
         raise ItemRejected(_first(exc)) from exc
-    geometry = LineString(coordinates=points)
+    geometry = Point(coordinates=points[0]) if len(points) == 1 else LineString(coordinates=points)
     return Event(
         id=event_id(namespace, Kind.CITY, source_id),
         source=namespace,

@@ -216,6 +216,7 @@ kind = "csv"
 url = "{url}"
 [sources.mapping]
 id = "id"
+default_type = "HAZARD"  # a single point is an incident; a closure needs a line
 default_direction = "BOTH_DIRECTIONS"
 [sources.geometry]
 type = "street_points"
@@ -288,10 +289,10 @@ type = "latlon_pairs"
     result = ingest(engine, source)
     assert set(stored(engine)) == {"good"}
     assert_rejected([error.reason for error in result.item_errors], {
-        2: "polyline: one point needs a direction",
+        2: "polyline: 1 point(s), 1 distinct; a ROAD_CLOSED needs at least 2 distinct points",
         3: "polyline point 1: latitude 95.0 out of range",
         4: "polyline: '39.74 -104.99 39.75 x' is not a list of numbers",
-        5: "polyline: needs at least 2 distinct points",
+        5: "polyline: 2 point(s), 1 distinct; a ROAD_CLOSED needs at least 2 distinct points",
         6: "polyline: empty",
         7: "start: a ROAD_CLOSED event needs a start time",
     })
@@ -451,7 +452,7 @@ def test_geojson_feature_collection(engine: Engine, tmp_path: Path) -> None:
         feature(line(a, b), closure_id="G-1", STREET="Colfax Ave", START_DATE=BASE_MS, END_DATE=BASE_MS + HOUR_MS,
                 LANES='[{"order": 0, "status": "CLOSED"}]', subtype="ROAD_CLOSED_HAZARD"),
         feature({"type": "Point", "coordinates": [-104.97, 39.73]}, closure_id=2, STREET="Broadway",
-                START_DATE="2026-03-02 08:00", direction="ONE_DIRECTION",
+                START_DATE="2026-03-02 08:00", direction="ONE_DIRECTION", type="HAZARD",
                 LANES=[{"order": 1, "status": "OPEN"}]),
         feature({"type": "MultiLineString", "coordinates": [[list(a), list(b)], [list(b), list(c)]]},
                 closure_id="G-3", STREET="Lincoln St", START_DATE=BASE_MS),

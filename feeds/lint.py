@@ -1,0 +1,184 @@
+"""Waze acceptance lint: what gets a closure refused or turned into a "map problem", per event.
+
+Waze publishes a closure automatically only when it can place it: a polyline along one street,
+from junction to junction, 30 m to 20 km long (formats.md §2.5, §2.6). Closures it cannot place
+go to manual review, and a feed whose share of placeable closures drops too low is reportedly
+not published at all (about 80 %, :data:`PUBLISH_THRESHOLD`). :func:`lint_event` reports, for one
+event:
+
+* blocking (``"error"``): a polyline shorter than :data:`MIN_LENGTH_M` or longer than
+  :data:`MAX_LENGTH_M` (measured in metres in the local UTM zone), a closure of one point, no
+  street or a street with a house number; with a road network: matched edges on another street
+  than the event's (the closure spans several streets), first or last point farther than
+  :data:`JUNCTION_TOLERANCE_M` from a junction of its matched edges (Waze closes whole segments);
+* warning only: a description over :data:`MAX_DESCRIPTION` characters, an event not matched to
+  the loaded network (the network checks are then skipped).
+
+The geometry rules block for the categories published as closures and work zones
+(:data:`STRICT_CATEGORIES`); for point incidents (hazards, accidents, ...) they are warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from exchange.model import Category, Event, LineString
+from feeds.problems import Problem, Severity, has_errors
+from geo.crs import MetricFrame
+from geo.names import has_house_number, name_similarity
+from geo.network import RoadNetwork
+
+__all__ = [
+    "JUNCTION_TOLERANCE_M",
+    "MAX_DESCRIPTION",
+    "MAX_LENGTH_M",
+    "MIN_LENGTH_M",
+    "PUBLISH_THRESHOLD",
+    "STRICT_CATEGORIES",
+    "feed_success_share",
+    "lint_event",
+    "polyline_length_m",
+]
+
+MIN_LENGTH_M = 30.0
+MAX_LENGTH_M = 20_000.0
+JUNCTION_TOLERANCE_M = 10.0
+MAX_DESCRIPTION = 40
+#: below this share of events without a blocking finding, Waze reportedly publishes nothing
+PUBLISH_THRESHOLD = 0.8
+#: categories whose geometry findings block; for the others they are warnings
+STRICT_CATEGORIES = frozenset({Category.ROAD_CLOSED, Category.CONSTRUCTION})
+#: a matched edge is on the event's street when one of its names is at least this similar
+_SAME_STREET = 0.8
+
+
+def _points(event: Event) -> list[tuple[float, float]]:
+    if isinstance(event.geometry, LineString):
+        return list(event.geometry.coordinates)
+    return [event.geometry.coordinates]
+
+
+def polyline_length_m(coordinates: Sequence[tuple[float, float]]) -> float:
+    """Length in metres of a ``(lon, lat)`` line, measured in the UTM zone of its first point.
+
+    >>> round(polyline_length_m([(-84.091134, 39.414714), (-84.091072, 39.423646)]))
+    992
+    """
+    if len(coordinates) < 2:
+        return 0.0
+    lon = np.fromiter((p[0] for p in coordinates), dtype=np.float64, count=len(coordinates))
+    lat = np.fromiter((p[1] for p in coordinates), dtype=np.float64, count=len(coordinates))
+    x, y = MetricFrame.around(float(lon[0]), float(lat[0])).to_metric(lon, lat)
+    return float(np.hypot(np.diff(x), np.diff(y)).sum())
+
+
+def _network_problems(
+    event: Event, points: list[tuple[float, float]], network: RoadNetwork, where: str, severity: Severity
+) -> list[Problem]:
+    match = event.road_match
+    if match is None or not match.edges:
+        why = f" ({match.reason})" if match is not None and match.reason else ""
+        return [Problem(where, f"not matched to the road network{why}; street and junction checks skipped", "warning")]
+    index = network.edge_index()
+    edges = [index.get((int(w), int(a), int(b))) for w, a, b in match.edges]
+    known = [edge for edge in edges if edge is not None]
+    found: list[Problem] = []
+    if len(known) < len(edges):
+        missing = len(edges) - len(known)
+        found.append(Problem(where, f"{missing} matched edge(s) are not in the loaded network (was it rebuilt?)",
+                             "warning"))
+    if not known:
+        return found
+    street = (event.street or "").strip()
+    if street:
+        others: set[str] = set()
+        for edge in known:
+            names = network.link_names[int(network.edge_link[edge])]
+            if names and not any(name_similarity(street, name) >= _SAME_STREET for name in names):
+                others.add(names[0])
+        if others:
+            found.append(Problem(
+                where,
+                f"covers more than one street: {street!r} and {', '.join(repr(n) for n in sorted(others))}; "
+                "Waze wants one street per closure: split it",
+                severity,
+            ))
+    if len(points) >= 2:
+        ends = np.array([network.edge_coords(edge)[end] for edge in known for end in (0, -1)])
+        lon = np.array([points[0][0], points[-1][0]])
+        lat = np.array([points[0][1], points[-1][1]])
+        x, y = network.frame.to_metric(lon, lat)
+        for label, px, py in (("starts", x[0], y[0]), ("ends", x[1], y[1])):
+            gap = float(np.hypot(ends[:, 0] - px, ends[:, 1] - py).min())
+            if gap > JUNCTION_TOLERANCE_M:
+                found.append(Problem(
+                    where,
+                    f"{label} {gap:.0f} m from the nearest junction of its road segments (tolerance "
+                    f"{JUNCTION_TOLERANCE_M:.0f} m); Waze closes whole segments, junction to junction",
+                    severity,
+                ))
+    return found
+
+
+def lint_event(event: Event, network: RoadNetwork | None = None) -> list[Problem]:
+    """The acceptance findings for one event; an empty list means Waze should take it as it is.
+
+    Parameters
+    ----------
+    event
+        A city event (or any event about to be published).
+    network
+        The loaded road network; with it, ``event.road_match`` is checked for a single street and
+        for endpoints at junctions.
+    """
+    where = f"event {event.id}"
+    strict: Severity = "error" if event.category in STRICT_CATEGORIES else "warning"
+    found: list[Problem] = []
+    street = (event.street or "").strip()
+    if not street:
+        found.append(Problem(where, "street: missing; Waze places a closure by its street name"))
+    elif has_house_number(street):
+        found.append(Problem(where, f"street {street!r} carries a house number; give the street name only"))
+    points = _points(event)
+    if len(set(points)) < 2:
+        found.append(Problem(
+            where,
+            f"polyline of one place only; a closure needs a line along the road of at least {MIN_LENGTH_M:.0f} m",
+            strict,
+        ))
+    else:
+        length = polyline_length_m(points)
+        if length < MIN_LENGTH_M:
+            found.append(Problem(
+                where, f"polyline is {length:.1f} m long; Waze needs at least {MIN_LENGTH_M:.0f} m", strict
+            ))
+        elif length > MAX_LENGTH_M:
+            found.append(Problem(
+                where, f"polyline is {length / 1000:.1f} km long; Waze takes at most {MAX_LENGTH_M / 1000:.0f} km: "
+                "split it", strict,
+            ))
+    description = event.details.description if event.details is not None else None
+    if description and len(description) > MAX_DESCRIPTION:
+        found.append(Problem(
+            where, f"description is {len(description)} characters; keep it under {MAX_DESCRIPTION}", "warning"
+        ))
+    if network is not None:
+        found.extend(_network_problems(event, points, network, where, strict))
+    return found
+
+
+def feed_success_share(findings_per_event: Iterable[Sequence[Problem]]) -> float:
+    """The share of events without a blocking finding (1.0 for no events).
+
+    Compare with :data:`PUBLISH_THRESHOLD`: below it, Waze reportedly publishes nothing of the feed.
+
+    >>> feed_success_share([[], [Problem("e", "too short")], [Problem("e", "long text", "warning")], []])
+    0.75
+    """
+    total = blocked = 0
+    for findings in findings_per_event:
+        total += 1
+        blocked += has_errors(findings)
+    return 1.0 if total == 0 else (total - blocked) / total

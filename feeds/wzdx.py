@@ -1,0 +1,567 @@
+"""WZDx (USDOT Work Zone Data Exchange): a 4.2 WorkZoneFeed out, 4.x work zone feeds in.
+
+* :func:`render_wzdx` publishes the broker's closures and road works as a WZDx **4.2**
+  ``FeatureCollection`` (formats.md §3.2): only events of category ``CONSTRUCTION`` or
+  ``ROAD_CLOSED``; one road event per direction of travel (a ``BOTH_DIRECTIONS`` event becomes
+  two features, the second with the line reversed and the id suffix :data:`REVERSE_SUFFIX`);
+  ``[lon, lat]`` geometry, upstream first; all times UTC ``Z``.
+* :func:`parse_wzdx` reads a WZDx 4.0/4.1/4.2 work zone feed into a snapshot, and
+  :func:`wzdx_item_to_event` converts one road event through :func:`feeds.city.city_event`
+  (formats.md §3.4): ``all-lanes-closed`` is a ``ROAD_CLOSED``/``ROAD_CLOSED_CONSTRUCTION``, any
+  other impact a ``CONSTRUCTION`` with its lanes. Detour road events are skipped with a reason.
+
+Ids: a feature's id is the event id (``namespace:city:source_id``); the opposite direction of a
+``BOTH_DIRECTIONS`` event is ``{event id}:reverse``. Both are stable for the event's lifetime.
+
+What an imported WZDx road event carries beyond the common fields is kept in
+``event.attributes["wzdx"]`` (its direction, vehicle impact, location method, work zone type,
+cross streets, mileposts, all road names); :func:`render_wzdx` prefers those values on output,
+so a WZDx feed passed through the broker keeps them. Creation and update times travel as
+``attributes["_created_ms"]``/``["_updated_ms"]``, as for CIFS.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+import orjson
+
+from exchange.errors import ItemRejected, MalformedPayload, UsageError
+from exchange.model import Category, Event, ItemError, Kind, Point, from_millis, to_millis
+from feeds.city import city_event, parse_time
+from feeds.items import FeedItem, Snapshot, digest
+
+__all__ = [
+    "CC0_LICENSE",
+    "DEFAULT_DURATION",
+    "REVERSE_SUFFIX",
+    "WZDX_KEY",
+    "WZDX_VERSION",
+    "feed_version",
+    "line_direction",
+    "parse_wzdx",
+    "render_wzdx",
+    "wzdx_item_to_event",
+]
+
+WZDX_VERSION = "4.2"
+#: the only licence WZDx 4.2 allows in ``feed_info.license``
+CC0_LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"
+#: an event without an end is published as lasting this long, with ``is_end_date_verified: false``
+DEFAULT_DURATION = timedelta(days=14)
+#: id suffix of the opposite-direction feature of a ``BOTH_DIRECTIONS`` event
+REVERSE_SUFFIX = ":reverse"
+#: ``event.attributes`` key holding what a WZDx road event carried beyond the common fields
+WZDX_KEY = "wzdx"
+
+_CREATED_KEY = "_created_ms"  # the same keys as feeds.cifs.CREATED_KEY / UPDATED_KEY
+_UPDATED_KEY = "_updated_ms"
+_VERSION = re.compile(r"^4\.\d+$")
+_DIRECTIONS = frozenset({
+    "northbound", "eastbound", "southbound", "westbound", "inner-loop", "outer-loop", "undefined", "unknown",
+})
+_VEHICLE_IMPACTS = frozenset({
+    "all-lanes-closed", "some-lanes-closed", "all-lanes-open", "alternating-one-way", "some-lanes-closed-merge-left",
+    "some-lanes-closed-merge-right", "all-lanes-open-shift-left", "all-lanes-open-shift-right",
+    "some-lanes-closed-split", "flagging", "temporary-traffic-signal", "unknown",
+})
+_LOCATION_METHODS = frozenset({"channel-device-method", "sign-method", "junction-method", "other", "unknown"})
+_WORK_ZONE_TYPES = frozenset({"static", "moving", "planned-moving-area"})
+_LANE_TYPES = frozenset({
+    "general", "exit-lane", "exit-ramp", "entrance-lane", "entrance-ramp", "sidewalk", "bike-lane", "shoulder",
+    "parking", "median", "two-way-center-turn-lane", "center-left-turn-lane",
+})
+#: lanes that carry no through traffic: not counted in a CIFS lane_impact
+_NOT_TRAFFIC = frozenset({"sidewalk", "bike-lane", "shoulder", "parking", "median"})
+_CLOSED_WZDX = frozenset({"closed", "merge-left", "merge-right"})  # merge-*: "the lane is closed, merge"
+_CLOSED_CIFS = frozenset({"CLOSED_LANE", "CLOSE", "CLOSED"})
+_KEPT_STRINGS = ("beginning_cross_street", "ending_cross_street")
+_KEPT_NUMBERS = ("beginning_milepost", "ending_milepost")
+
+Position = tuple[float, float]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@lru_cache(maxsize=8192)
+def _utc(when: datetime) -> str:
+    """RFC 3339 UTC with ``Z``; a naive time is taken as UTC (``render_wzdx`` has no city zone).
+
+    >>> from datetime import timezone
+    >>> _utc(datetime(2024, 7, 12, 8, 0, 30, 999, tzinfo=timezone(timedelta(hours=-5))))
+    '2024-07-12T13:00:30Z'
+    """
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def line_direction(coordinates: Sequence[Position]) -> str:
+    """The WZDx direction of travel from a ``[lon, lat]`` line's overall bearing (first to last point).
+
+    >>> line_direction([(-84.09, 39.41), (-84.09, 39.42)]), line_direction([(-84.09, 39.41), (-84.10, 39.41)])
+    ('northbound', 'westbound')
+    >>> line_direction([(-84.09, 39.41), (-84.09, 39.41)])
+    'unknown'
+    """
+    (lon0, lat0), (lon1, lat1) = coordinates[0], coordinates[-1]
+    dx = (lon1 - lon0) * math.cos(math.radians((lat0 + lat1) / 2.0))
+    dy = lat1 - lat0
+    if dx == 0.0 and dy == 0.0:
+        return "unknown"
+    bearing = math.degrees(math.atan2(dx, dy)) % 360.0
+    return ("northbound", "eastbound", "southbound", "westbound")[int(((bearing + 45.0) % 360.0) // 90.0)]
+
+
+def _feed_info(feed_info: Mapping[str, Any], generated: datetime) -> tuple[dict[str, Any], str]:
+    publisher = str(feed_info.get("publisher") or "").strip()
+    if not publisher:
+        raise UsageError("feed_info: 'publisher' is required (the organisation publishing the feed)")
+    sources = feed_info.get("data_sources")
+    if sources is None:
+        source_id = str(feed_info.get("data_source_id") or uuid5(NAMESPACE_URL, f"traffic-exchange:{publisher}"))
+        name = str(feed_info.get("organization_name") or publisher)
+        sources = [{"data_source_id": source_id, "organization_name": name}]
+    if not (isinstance(sources, list) and sources and all(
+        isinstance(source, Mapping) and source.get("data_source_id") and source.get("organization_name")
+        for source in sources
+    )):
+        raise UsageError("feed_info: data_sources must be a non-empty list of {data_source_id, organization_name}")
+    info: dict[str, Any] = {
+        "publisher": publisher,
+        "version": WZDX_VERSION,
+        "update_date": _utc(generated),
+        "data_sources": [dict(source) for source in sources],
+    }
+    licence = feed_info.get("license")
+    if licence is not None:
+        if licence != CC0_LICENSE:
+            raise UsageError(f"feed_info: license must be {CC0_LICENSE} (the only value WZDx allows), not {licence!r}")
+        info["license"] = licence
+    for key in ("contact_name", "contact_email", "update_frequency"):
+        if feed_info.get(key) is not None:
+            info[key] = feed_info[key]
+    return info, str(sources[0]["data_source_id"])
+
+
+def _wzdx_attributes(event: Event) -> Mapping[str, Any]:
+    kept = event.attributes.get(WZDX_KEY)
+    return kept if isinstance(kept, Mapping) else {}
+
+
+def _vehicle_impact(event: Event, kept: Mapping[str, Any]) -> str:
+    if event.category is Category.ROAD_CLOSED:
+        return "all-lanes-closed"
+    original = kept.get("vehicle_impact")
+    if original in _VEHICLE_IMPACTS and original != "all-lanes-closed":
+        return str(original)
+    details = event.details
+    if details is not None and details.lanes:
+        closed = sum(1 for lane in details.lanes if lane.status in _CLOSED_CIFS)
+        return "some-lanes-closed" if closed else "all-lanes-open"
+    if details is not None and details.lane_impact is not None:
+        return "some-lanes-closed" if details.lane_impact.total_closed_lanes else "all-lanes-open"
+    return "unknown"
+
+
+def _wzdx_lanes(event: Event) -> list[dict[str, Any]] | None:
+    details = event.details
+    if event.category is Category.ROAD_CLOSED or details is None or not details.lanes:
+        return None
+    lanes = []
+    for rank, lane in enumerate(sorted(details.lanes, key=lambda lane: lane.order), start=1):
+        kind = "general" if lane.type.upper() == "LANE" else lane.type.lower().replace("_", "-")
+        lanes.append({
+            "order": rank,  # WZDx: 1 is the left-most lane, whatever base the CIFS order used
+            "type": kind if kind in _LANE_TYPES else "general",
+            "status": "closed" if lane.status in _CLOSED_CIFS else "open",
+        })
+    return lanes
+
+
+def _attribute_time(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return from_millis(value)
+    return None
+
+
+def _features(event: Event, source_id: str, generated: datetime) -> list[dict[str, Any]]:
+    if not event.street:
+        return []
+    kept = _wzdx_attributes(event)
+    if isinstance(event.geometry, Point):
+        lon, lat = event.geometry.coordinates
+        forward: list[Position] = [(round(lon, 6), round(lat, 6))]
+    else:
+        forward = [(round(lon, 6), round(lat, 6)) for lon, lat in event.geometry.coordinates]
+    created = _attribute_time(event.attributes.get(_CREATED_KEY))
+    updated = _attribute_time(event.attributes.get(_UPDATED_KEY))
+    start = event.start_time or created or generated
+    end = event.end_time
+    end_verified = bool(event.details.end_date_verified) if event.details is not None and end is not None else False
+    if end is None or end <= start:
+        end, end_verified = start + DEFAULT_DURATION, False
+    details = event.details
+    description = details.description if details is not None and details.description else None
+    location_method = kept.get("location_method")
+    lanes = _wzdx_lanes(event)
+    both = event.direction == "BOTH_DIRECTIONS" and len(forward) > 1
+
+    features = []
+    for reverse in (False, True) if both else (False,):
+        line = forward[::-1] if reverse else forward
+        direction = line_direction(line) if len(line) > 1 else "unknown"
+        if not both and kept.get("direction") in _DIRECTIONS:
+            direction = str(kept["direction"])
+        core: dict[str, Any] = {
+            "event_type": "work-zone",
+            "data_source_id": source_id,
+            "road_names": [event.street],
+            "direction": direction,
+            "description": description or event.type.replace("_", " ").capitalize(),
+        }
+        if isinstance(kept.get("name"), str) and kept["name"]:
+            core["name"] = kept["name"]
+        if created is not None:
+            core["creation_date"] = _utc(created)
+        if updated is not None:
+            core["update_date"] = _utc(updated)
+        properties: dict[str, Any] = {
+            "core_details": core,
+            "start_date": _utc(start),
+            "end_date": _utc(end),
+            "is_start_date_verified": False,
+            "is_end_date_verified": end_verified,
+            "is_start_position_verified": False,
+            "is_end_position_verified": False,
+            "location_method": location_method if location_method in _LOCATION_METHODS else "unknown",
+            "vehicle_impact": _vehicle_impact(event, kept),
+        }
+        if kept.get("work_zone_type") in _WORK_ZONE_TYPES:
+            properties["work_zone_type"] = kept["work_zone_type"]
+        if not both:
+            for key in _KEPT_STRINGS:
+                if isinstance(kept.get(key), str) and kept[key]:
+                    properties[key] = kept[key]
+            for key in _KEPT_NUMBERS:
+                value = kept.get(key)
+                if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                    properties[key] = value
+        if lanes is not None:
+            properties["lanes"] = lanes
+        if len(line) > 1:
+            geometry = {"type": "LineString", "coordinates": [list(p) for p in line]}
+        else:  # a point work zone: MultiPoint start and end at the same place
+            geometry = {"type": "MultiPoint", "coordinates": [list(line[0]), list(line[0])]}
+        features.append({
+            "id": event.id + (REVERSE_SUFFIX if reverse else ""),
+            "type": "Feature",
+            "properties": properties,
+            "geometry": geometry,
+        })
+    return features
+
+
+def render_wzdx(events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime) -> bytes:
+    """A WZDx 4.2 WorkZoneFeed (GeoJSON ``FeatureCollection``) of the closures and road works.
+
+    Parameters
+    ----------
+    events
+        Any events; only those of category ``CONSTRUCTION`` or ``ROAD_CLOSED`` with a street are published.
+    feed_info
+        ``publisher`` (required); either ``data_sources`` (a list of ``{data_source_id,
+        organization_name, ...}``) or ``data_source_id``/``organization_name`` (default: a UUID
+        derived from the publisher, and the publisher); optional ``license`` (only the CC0 URL),
+        ``contact_name``, ``contact_email``, ``update_frequency``. Every road event names the first
+        data source. Other keys are ignored (the mapping may carry settings of other feeds).
+    generated
+        The feed's ``update_date``.
+
+    Notes
+    -----
+    ``ROAD_CLOSED`` is ``all-lanes-closed``; ``CONSTRUCTION`` is ``some-lanes-closed`` when its lanes
+    or lane impact close a lane, ``all-lanes-open`` when they close none, else ``unknown`` (an
+    imported WZDx impact is kept). An event without a start starts at its creation time (else at
+    ``generated``); one without an end lasts :data:`DEFAULT_DURATION` with
+    ``is_end_date_verified: false``. ``location_method`` is ``unknown`` unless the event came from
+    a WZDx feed that said otherwise. Start dates and positions are never claimed verified.
+
+    Raises
+    ------
+    UsageError
+        A ``feed_info`` without publisher, with a licence other than CC0, or with bad ``data_sources``.
+    """
+    info, source_id = _feed_info(feed_info, generated)
+    features: list[dict[str, Any]] = []
+    for event in events:
+        if event.category in (Category.CONSTRUCTION, Category.ROAD_CLOSED):
+            features.extend(_features(event, source_id, generated))
+    return orjson.dumps({"feed_info": info, "type": "FeatureCollection", "features": features})
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _load(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise MalformedPayload(f"malformed JSON{where}: {exc}") from exc
+        except RecursionError as exc:
+            raise MalformedPayload("malformed JSON: nested too deeply") from exc
+
+
+def feed_version(document: Mapping[str, Any]) -> str | None:
+    """The ``version`` of a WZDx document's ``feed_info`` (or the older ``road_event_feed_info``)."""
+    for key in ("feed_info", "road_event_feed_info"):
+        info = document.get(key)
+        if isinstance(info, Mapping) and info.get("version") is not None:
+            return str(info["version"]).strip()
+    return None
+
+
+def _core(feature: Mapping[str, Any]) -> Mapping[str, Any]:
+    properties = feature.get("properties")
+    core = properties.get("core_details") if isinstance(properties, Mapping) else None
+    return core if isinstance(core, Mapping) else {}
+
+
+def parse_wzdx(data: bytes) -> Snapshot:
+    """Read a WZDx 4.x work zone feed into a snapshot of city items, one per road event.
+
+    The record of each item is the GeoJSON feature, plus ``"_data_source"``: the feed's
+    ``{data_source_id, organization_name}`` the road event names, when the feed lists it.
+    Detour road events, features without an id and repeated ids are item errors (``step="parse"``).
+
+    Raises
+    ------
+    MalformedPayload
+        Not JSON, not a WZDx feed, a device feed, or a version other than 4.x (named).
+    """
+    document = _load(data)
+    if not isinstance(document, dict):
+        raise MalformedPayload(f"a WZDx feed is a JSON object, got {type(document).__name__}")
+    info = document.get("feed_info", document.get("road_event_feed_info"))
+    if not isinstance(info, Mapping):
+        raise MalformedPayload("not a WZDx feed: no 'feed_info' (or 'road_event_feed_info') object")
+    version = feed_version(document)
+    if version is None or not _VERSION.match(version):
+        raise MalformedPayload(f"WZDx version {version!r} is not supported: this reader takes WZDx 4.x (4.0, 4.1, 4.2)")
+    features = document.get("features")
+    if not isinstance(features, list):
+        raise MalformedPayload("not a WZDx feed: 'features' is not a list")
+    if features and all("device_type" in _core(f) for f in features if isinstance(f, Mapping)):
+        raise MalformedPayload("a WZDx device feed (field devices), not a work zone feed")
+
+    sources: dict[str, str] = {}
+    for source in info.get("data_sources") or []:
+        if isinstance(source, Mapping) and source.get("data_source_id"):
+            sources[str(source["data_source_id"])] = str(source.get("organization_name") or "")
+    update = info.get("update_date")
+    end_ms = None
+    if isinstance(update, str):
+        try:
+            when = parse_time(update, "update_date", UTC)
+            end_ms = to_millis(when) if when is not None else None
+        except ItemRejected:
+            end_ms = None
+    snapshot = Snapshot(start_ms=None, end_ms=end_ms, kinds_present=frozenset({Kind.CITY}))
+    seen: set[str] = set()
+    city = Kind.CITY.value
+    for position, feature in enumerate(features):
+        where = f"features[{position}]"
+        if not isinstance(feature, dict):
+            snapshot.errors.append(ItemError(kind=city, step="parse", reason=f"{where} is not an object"))
+            continue
+        raw_id = feature.get("id")
+        ident = str(raw_id).strip() if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
+        if not ident or "\x00" in ident:
+            reason = f"{where}: a road event without a usable id"
+            snapshot.errors.append(ItemError(kind=city, step="parse", reason=reason))
+            continue
+        if ident in seen:
+            reason = f"{where}: duplicate road event id {ident!r}; the first is kept"
+            snapshot.errors.append(ItemError(kind=city, source_id=ident, step="parse", reason=reason))
+            continue
+        seen.add(ident)
+        core = _core(feature)
+        if core.get("event_type") == "detour":
+            reason = f"{where}: detour road event skipped (a detour is the route around a work zone, not a closure)"
+            snapshot.errors.append(ItemError(kind=city, source_id=ident, step="parse", reason=reason))
+            continue
+        if "device_type" in core:
+            reason = f"{where}: a field device, not a road event"
+            snapshot.errors.append(ItemError(kind=city, source_id=ident, step="parse", reason=reason))
+            continue
+        record = dict(feature)
+        source_id = core.get("data_source_id")
+        if isinstance(source_id, str) and source_id in sources:
+            record["_data_source"] = {"data_source_id": source_id, "organization_name": sources[source_id]}
+        snapshot.items.append(FeedItem(Kind.CITY, ident, digest(record), record))
+    return snapshot
+
+
+def _positions(geometry: Any) -> list[Position]:
+    if not isinstance(geometry, Mapping) or geometry.get("type") not in ("LineString", "MultiPoint"):
+        kind = geometry.get("type") if isinstance(geometry, Mapping) else type(geometry).__name__
+        raise ItemRejected(f"geometry: {kind!r} is not a LineString or MultiPoint")
+    coordinates = geometry.get("coordinates")
+    if not isinstance(coordinates, list) or not coordinates:
+        raise ItemRejected("geometry: no coordinates")
+    positions: list[Position] = []
+    for index, point in enumerate(coordinates):
+        if not (
+            isinstance(point, list | tuple) and len(point) >= 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in point[:2])
+        ):
+            raise ItemRejected(f"geometry.coordinates[{index}]: expected [lon, lat]")
+        positions.append((float(point[0]), float(point[1])))
+    return positions
+
+
+def _lanes(raw: Any) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """CIFS lanes (order from 0, left first) and a lane impact from WZDx lanes (order 1 = left-most)."""
+    if not isinstance(raw, list) or not raw:
+        return None, None
+    valid = [lane for lane in raw if isinstance(lane, Mapping) and isinstance(lane.get("order"), int)]
+    if len(valid) != len(raw):
+        raise ItemRejected("lanes: every lane needs an integer 'order'")
+    ordered = sorted(valid, key=lambda lane: int(lane["order"]))
+    lanes = []
+    for rank, lane in enumerate(ordered):
+        kind = str(lane.get("type") or "general")
+        lanes.append({
+            "order": min(rank, 99),
+            "type": "LANE" if kind == "general" else kind.upper().replace("-", "_"),
+            "status": "CLOSED" if lane.get("status") in _CLOSED_WZDX else "OPEN",
+        })
+    traffic = [lane for lane in ordered if str(lane.get("type") or "general") not in _NOT_TRAFFIC]
+    closed = [i for i, lane in enumerate(traffic) if lane.get("status") in _CLOSED_WZDX]
+    impact = None
+    if closed:
+        if closed == list(range(len(closed))):
+            side = "LEFT"
+        elif closed == list(range(len(traffic) - len(closed), len(traffic))):
+            side = "RIGHT"
+        else:
+            side = "MIDDLE"
+        impact = {"total_closed_lanes": min(len(closed), 99), "roadside": side}
+    return lanes, impact
+
+
+def _string(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ItemRejected(f"{field}: expected text, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ItemRejected(f"{field}: contains a NUL character")
+    return value.strip() or None
+
+
+def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
+    """Convert one WZDx road event into a city event through :func:`feeds.city.city_event`.
+
+    Mapping (formats.md §3.4): ``vehicle_impact: all-lanes-closed`` → ``ROAD_CLOSED`` /
+    ``ROAD_CLOSED_CONSTRUCTION``; any other impact → ``CONSTRUCTION`` without subtype, with CIFS
+    ``lanes`` (order from 0, left first) and a ``lane_impact`` when lanes are listed and some are
+    closed (``merge-left``/``merge-right`` lanes count as closed). The geometry's points in order
+    (LineString or MultiPoint) are the polyline, ``ONE_DIRECTION`` (a line whose points are all
+    one place, as CDOT sends for point work zones, is rejected by ``city_event``: the broker
+    publishes lines only). ``road_names[0]`` is the street, ``description`` (else ``name``) the description; the data
+    source is the reference.
+
+    Raises
+    ------
+    ItemRejected
+        A detour, no road name, a geometry that is not a LineString/MultiPoint or has fewer than
+        2 distinct points, bad times, ...
+    """
+    feature = item.record
+    try:
+        properties = feature.get("properties")
+        if not isinstance(properties, Mapping):
+            raise ItemRejected("properties: missing")
+        core = properties.get("core_details")
+        if not isinstance(core, Mapping):
+            raise ItemRejected("properties.core_details: missing")
+        if core.get("event_type") == "detour":
+            raise ItemRejected("a detour road event is not a closure")
+        names = core.get("road_names")
+        street = next((n.strip() for n in names if isinstance(n, str) and n.strip()), None) if isinstance(
+            names, list) else None
+        if street is None:
+            raise ItemRejected("core_details.road_names: no road name")
+        coordinates = _positions(feature.get("geometry"))
+        impact = properties.get("vehicle_impact")
+        closed = impact == "all-lanes-closed"
+        lanes, lane_impact = (None, None) if closed else _lanes(properties.get("lanes"))
+        verified = properties.get("is_end_date_verified")
+        if not isinstance(verified, bool):
+            verified = properties.get("end_date_accuracy") == "verified"
+
+        attributes: dict[str, Any] = {}
+        for field, key in (("creation_date", _CREATED_KEY), ("update_date", _UPDATED_KEY)):
+            when = parse_time(_string(core.get(field), f"core_details.{field}"), f"core_details.{field}", zone)
+            if when is not None:
+                attributes[key] = to_millis(when)
+        kept: dict[str, Any] = {}
+        for key in ("direction", "name", "data_source_id"):
+            if isinstance(core.get(key), str):
+                kept[key] = core[key]
+        if isinstance(names, list) and len(names) > 1:
+            kept["road_names"] = [name for name in names if isinstance(name, str)]
+        for key in ("vehicle_impact", "location_method", "work_zone_type", *_KEPT_STRINGS):
+            if isinstance(properties.get(key), str):
+                kept[key] = properties[key]
+        for key in _KEPT_NUMBERS:
+            value = properties.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                kept[key] = value
+        attributes[WZDX_KEY] = kept
+
+        source = feature.get("_data_source")
+        reference = None
+        if isinstance(source, Mapping) and source.get("data_source_id"):
+            reference = {"reference": str(source["data_source_id"])}
+            if source.get("organization_name"):
+                reference["name"] = str(source["organization_name"])
+        description = _string(core.get("description"), "core_details.description") or _string(
+            core.get("name"), "core_details.name")
+        return city_event(
+            namespace,
+            item.source_id,
+            type="ROAD_CLOSED" if closed else "CONSTRUCTION",
+            subtype="ROAD_CLOSED_CONSTRUCTION" if closed else None,
+            street=street,
+            coordinates=coordinates,
+            zone=zone,
+            direction="ONE_DIRECTION",
+            start=_string(properties.get("start_date"), "start_date"),
+            end=_string(properties.get("end_date"), "end_date"),
+            description=description,
+            lanes=lanes,
+            lane_impact=lane_impact,
+            reference=reference,
+            end_date_verified=verified,
+            attributes=attributes,
+            digest=item.digest,
+        )
+    except ItemRejected as exc:
+        exc.source_id, exc.kind = item.source_id, item.kind.value
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ItemRejected(str(exc), source_id=item.source_id, kind=item.kind.value) from exc

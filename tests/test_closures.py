@@ -1,0 +1,114 @@
+"""Operator closures end to end: validation at entry, routing, revisions, two-way confirmation."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import DEMO, POLLS, cli  # noqa: F401 - the fixture
+
+NINTH = "37.809578 -122.300788 37.810233 -122.302087"
+
+
+def _time(hours: float) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).astimezone().isoformat(timespec="seconds")
+
+
+def add(cli, *extra: str, polyline: str = NINTH, street: str = "9th Street"):  # type: ignore[no-untyped-def]  # noqa: F811
+    return cli("--config", str(DEMO), "closure", "add", "--street", street, "--polyline", polyline,
+               "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
+               "--start", _time(-1), "--end", _time(48), "--description", "Utility work", *extra)
+
+
+def test_add_prints_only_the_id_and_routes_along_the_street(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    result = add(cli, "--operator", "alice")
+    assert result.code == 0, result
+    closure_id = result.out.strip()
+    assert closure_id.startswith("city:city:") and result.out.count("\n") == 1
+    record = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
+    assert record["origin"] == "city" and record["status"] == "active"
+    assert record["road_match"]["edges"] and record["geometry"]["type"] == "LineString"
+    assert record["details"]["description"] == "Utility work" and record["details"]["operator"] == "alice"
+    assert [r["operator"] for r in record["revisions"]] == ["alice"]
+
+
+def test_confirmation_by_waze_reports(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    closure_id = add(cli).out.strip()
+    assert cli("--config", str(DEMO), "replay", str(POLLS[0])).code == 0
+    record = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
+    linked = {c["crowd_event_id"]: c["how"] for c in record["confirmations"]}
+    assert linked == {
+        "waze:alert:39292d22-e255-4ccb-9a46-6884f3f49249": "road-closed-alert",
+        "waze:jam:649565454": "blocked-jam",
+    }
+    assert record["visible_in_waze_since"] is not None
+    unconfirmed = json.loads(cli("--config", str(DEMO), "inspect", "events", "--unconfirmed-closures",
+                                 "--format", "json").out)
+    ids = {e["id"] for e in unconfirmed}
+    assert "waze:alert:39292d22-e255-4ccb-9a46-6884f3f49249" not in ids
+    assert ids and all(e["category"] == "ROAD_CLOSED" and e["origin"] == "crowd" for e in unconfirmed)
+    assert any(e["street"] == "Campbell Street" for e in unconfirmed)
+
+
+def test_update_end_and_list(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    closure_id = add(cli).out.strip()
+    changed = cli("--config", str(DEMO), "closure", "update", closure_id, "--description", "Water main",
+                  "--operator", "bob")
+    assert changed.code == 0, changed
+    ended = cli("--config", str(DEMO), "closure", "end", closure_id, "--operator", "carol")
+    assert ended.code == 0, ended
+    record = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
+    assert record["status"] == "ended" and record["end_time"] is not None
+    assert [r["action"] for r in record["revisions"]] == ["created", "updated", "ended"]
+    assert [r["operator"] for r in record["revisions"]][1:] == ["bob", "carol"]
+    assert record["revisions"][1]["changes"]["details"][1]["description"] == "Water main"
+    listing = json.loads(cli("--config", str(DEMO), "closure", "list", "--format", "json").out)
+    assert [r["id"] for r in listing] == [closure_id]
+    again = cli("--config", str(DEMO), "closure", "end", closure_id)
+    assert again.code == 2 and "already ended" in again.err
+    assert cli("--config", str(DEMO), "closure", "end", "city:city:nope").code == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--end", "2020-01-01T00:00:00Z"), "end:"),
+        (("--subtype", "ROAD_CLOSED_PARADE"), "subtype:"),
+        (("--polyline", "37.8095 -122.3007"), "polyline"),
+        (("--polyline", "97.8095 -122.3007 37.81 -122.302"), "latitude 97.8095 out of range"),
+        (("--street", "X"), "street:"),
+        (("--schedule", "funday=08:00-17:00"), "schedule"),
+        (("--lane-impact", "two:RIGHT"), "--lane-impact"),
+    ],
+)
+def test_bad_input_is_refused_with_the_field_named(cli, change: tuple[str, str], message: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    option, value = change
+    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+            "--type", "ROAD_CLOSED", "--start", _time(-1), "--end", _time(48)]
+    if option in args:
+        args[args.index(option) + 1] = value
+    else:
+        args += [option, value]
+    result = cli(*args)
+    assert result.code == 2, result
+    assert message in result.err and "Traceback" not in result.err
+    assert json.loads(cli("--config", str(DEMO), "closure", "list", "--format", "json").out) == []
+
+
+def test_road_closed_needs_a_start(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    result = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+                 "--type", "ROAD_CLOSED")
+    assert result.code == 2 and "start" in result.err
+
+
+def test_local_times_read_in_the_city_zone(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    start = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT08:00:00")
+    result = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+                 "--type", "CONSTRUCTION", "--start", start)
+    assert result.code == 0, result
+    record = json.loads(cli("--config", str(DEMO), "inspect", "event", result.out.strip(), "--format", "json").out)[0]
+    started = datetime.fromisoformat(record["start_time"].replace("Z", "+00:00"))
+    assert started.astimezone(__import__("zoneinfo").ZoneInfo("America/Los_Angeles")).hour == 8
