@@ -44,6 +44,7 @@ app.add_typer(db_app, name="db")
 class State:
     config_path: Path | None = None
     verbose: int = 0
+    engine: Any = None
     _config: Config | None = None
 
     @property
@@ -82,9 +83,12 @@ def _root(
 
 
 def _engine() -> Any:
-    from exchange.db import open_store
+    """The store of this invocation, opened once; ``main`` releases its connections at the end."""
+    if state.engine is None:
+        from exchange.db import open_store
 
-    return open_store(state.config.database_url)
+        state.engine = open_store(state.config.database_url)
+    return state.engine
 
 
 def _placement() -> Any:
@@ -614,3 +618,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    finally:
+        if state.engine is not None:  # no pooled connection outlives the command (tests run it in-process)
+            state.engine.dispose()
+            state.engine = None

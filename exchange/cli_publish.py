@@ -71,11 +71,10 @@ def inspect_feed_command(
     than one street, ends not at junctions, a house number in the street); Waze reportedly
     publishes nothing when fewer than about 80 % of a feed's incidents pass.
     """
-    from feeds.lint import feed_success_share, lint_event
-
     from exchange.cli import _engine, _placement, state
     from exchange.publish import eligible_events
     from exchange.sync import now_ms
+    from feeds.lint import feed_success_share, lint_event
 
     config = state.config
     placement = _placement()

@@ -29,6 +29,13 @@ def _poll(engine: Engine, config: Config, source_config: SourceConfig, placement
         log.error("%s: %s", source_config.name, exc.message)
         return
     log.info("%s", result.summary())
+    if source_config.kind != "waze-feed" and (result.new or result.updated or result.ended):
+        from exchange.publish import publish
+
+        try:  # the city's own events changed: partners see it on their next poll
+            log.info("%s", publish(engine, config, placement=placement).summary())
+        except ExchangeError as exc:
+            log.error("publish after %s: %s", source_config.name, exc.message)
 
 
 def run_daemon(config: Config, engine: Engine, placement: Placement | None = None) -> None:

@@ -24,7 +24,7 @@ from exchange.errors import ExchangeError
 from exchange.model import Event, Status
 from exchange.schema import events, publications, publish_runs
 from exchange.store import row_to_event
-from exchange.sync import now_ms
+from exchange.sync import collector_paused, now_ms
 
 __all__ = ["FEEDS", "PublishFailed", "PublishResult", "eligible_events", "publish", "render_feeds"]
 
@@ -98,9 +98,8 @@ def render_feeds(chosen: list[Event], config: Config, generated: datetime) -> di
 
 def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, placement: Any = None) -> PublishResult:
     """Render, validate, lint and publish the feeds; raises ``PublishFailed`` when one is invalid."""
-    from feeds.lint import feed_success_share, lint_event
-
     from exchange.validation import validate_cifs_xml, validate_wzdx
+    from feeds.lint import feed_success_share, lint_event
 
     at = now_ms()
     settings = config.publish
@@ -112,11 +111,12 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
         result.held_back = [eid for eid, found in findings.items() if any(p.severity == "error" for p in found)]
         chosen = [event for event in chosen if event.id not in result.held_back]
     result.events = len(chosen)
-    feeds = render_feeds(chosen, config, datetime.fromtimestamp(changed_ms / 1000, tz=UTC))
-    problems = [f"cifs.xml: {p.location}: {p.message}" for p in validate_cifs_xml(feeds["cifs.xml"])
-                if p.severity == "error"]
-    problems += [f"wzdx.geojson: {p.location}: {p.message}" for p in validate_wzdx(feeds["wzdx.geojson"])
-                 if p.severity == "error"]
+    with collector_paused():  # thousands of short-lived dicts and elements, no cycles
+        feeds = render_feeds(chosen, config, datetime.fromtimestamp(changed_ms / 1000, tz=UTC))
+        problems = [f"cifs.xml: {p.location}: {p.message}" for p in validate_cifs_xml(feeds["cifs.xml"])
+                    if p.severity == "error"]
+        problems += [f"wzdx.geojson: {p.location}: {p.message}" for p in validate_wzdx(feeds["wzdx.geojson"])
+                     if p.severity == "error"]
     if problems:
         result.status, result.problems = "invalid", problems
         _record(engine, at, result)

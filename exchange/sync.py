@@ -34,8 +34,16 @@ from exchange.store import event_to_row
 from feeds.items import FeedItem, Snapshot
 
 __all__ = [
-    "EVENT_COLUMNS", "UPDATE_COLUMNS", "InjectedFault", "SyncResult", "diff_rows", "event_values", "ingest_payload",
-    "now_ms", "sync_source",
+    "EVENT_COLUMNS",
+    "UPDATE_COLUMNS",
+    "InjectedFault",
+    "SyncResult",
+    "collector_paused",
+    "diff_rows",
+    "event_values",
+    "ingest_payload",
+    "now_ms",
+    "sync_source",
 ]
 
 log = logging.getLogger("exchange.sync")
@@ -135,12 +143,12 @@ def ingest_payload(
     placement: Placement | None = None,
 ) -> SyncResult:
     """Read ``body`` with the source's codec and reconcile it in one transaction."""
-    with _collector_paused():
+    with collector_paused():
         return _ingest(engine, source, body, lifecycle, started_ms, watermark, placement)
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a payload is in memory.
 
     A parsed feed is a tree of thousands of small dicts and lists without reference cycles;
