@@ -112,3 +112,20 @@ def test_local_times_read_in_the_city_zone(cli) -> None:  # type: ignore[no-unty
     record = json.loads(cli("--config", str(DEMO), "inspect", "event", result.out.strip(), "--format", "json").out)[0]
     started = datetime.fromisoformat(record["start_time"].replace("Z", "+00:00"))
     assert started.astimezone(__import__("zoneinfo").ZoneInfo("America/Los_Angeles")).hour == 8
+
+
+def test_publish_out_validate_and_inspect_feed(cli, tmp_path: Path, testdata: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    closure_id = add(cli).out.strip()
+    out = tmp_path / "feeds"
+    published = cli("--config", str(DEMO), "publish", "--out", str(out))
+    assert published.code == 0, published
+    assert sorted(p.name for p in out.iterdir()) == ["cifs.json", "cifs.xml", "wzdx.geojson"]
+    assert closure_id in (out / "cifs.json").read_text()
+    for name in ("cifs.xml", "wzdx.geojson"):
+        checked = cli("validate", str(out / name))
+        assert checked.code == 0 and "valid" in checked.err, checked
+    london = cli("validate", str(testdata / "cifs" / "london_on_traffic-incidents_20180412.xml"))
+    assert london.code == 1 and "london_on_traffic-incidents_20180412.xml:" in london.out
+    assert cli("validate", str(tmp_path / "missing.xml")).code == 3
+    lint = json.loads(cli("--config", str(DEMO), "inspect", "feed", "--format", "json").out)
+    assert [row["id"] for row in lint] == [closure_id]
