@@ -93,6 +93,8 @@ def _engine() -> Any:
 
 def _placement() -> Any:
     """The configured road network for matching and clustering, or None (nothing is matched)."""
+    if state.config.network is None:
+        return None  # and the geometry stack (numpy, shapely, pyproj) is never imported
     from exchange.placement import Placement
 
     return Placement.from_config(state.config)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,10 +28,12 @@ from exchange.confirm import link_confirmations
 from exchange.db import writing
 from exchange.errors import ExchangeError, FetchError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis
-from exchange.placement import AlertRow, Placement
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 from exchange.store import event_to_row
 from feeds.items import FeedItem, Snapshot
+
+if TYPE_CHECKING:  # the geometry stack (numpy, shapely, pyproj) loads only when a network is configured
+    from exchange.placement import Placement
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -458,6 +460,8 @@ class Reconciler:
 
     def _cluster(self) -> None:
         """Re-cluster the active alerts of this namespace; write only the cluster ids that changed."""
+        from exchange.placement import AlertRow
+
         assert self.placement is not None
         rows = self.db.fetch(
             "SELECT id, geometry, start_ms, updated_ms, category, magvar, road_match, cluster_id FROM events "
