@@ -30,18 +30,18 @@ exactly as the GeoJSON source does (:func:`adapters.geojson.read_feature_collect
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import orjson
 from pydantic import BaseModel, Field
 
-from adapters.base import Fetched, Source, Watermark
+from adapters.base import Fetched, Watermark
 from adapters.city_fields import CitySourceSettings
 from adapters.geojson import feature_event, read_feature_collection
 from adapters.http import fetch_url, redact_location
-from exchange.errors import ConfigError, PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
+from adapters.http_source import HttpSource
+from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
 from exchange.model import Event
 from feeds.items import FeedItem, Snapshot
 
@@ -63,33 +63,14 @@ class ArcGisSettings(CitySourceSettings):
         default=100, ge=1, le=100_000,
         description="Safety cap on pages per poll; a layer needing more fails the poll instead of half-reading.",
     )
-    token_env: str | None = Field(
-        default=None, description="Environment variable holding an ArcGIS token, sent as the 'token' parameter."
-    )
 
 
-class ArcGisAdapter(Source):
+class ArcGisAdapter(HttpSource):
     """An ArcGIS FeatureServer (or MapServer) layer, paged through its query endpoint."""
 
     kind: ClassVar[str] = "arcgis"
     settings_model: ClassVar[type[BaseModel]] = ArcGisSettings
     settings: ArcGisSettings
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.namespace
-
-    @property
-    def location(self) -> str:
-        return redact_location(self.settings.url)
-
-    def _token(self) -> str | None:
-        if not self.settings.token_env:
-            return None
-        token = os.environ.get(self.settings.token_env)
-        if not token:
-            raise ConfigError(f"source {self.name!r}: environment variable {self.settings.token_env} is not set")
-        return token
 
     def query_url(self) -> str:
         base = self.settings.url.rstrip("/")
@@ -116,7 +97,7 @@ class ArcGisAdapter(Source):
 
     def fetch(self, watermark: Watermark) -> Fetched:
         """Every page of the query, as one GeoJSON FeatureCollection body (``watermark`` is not used)."""
-        token = self._token()
+        token = self.token()
         secrets = [token] if token else []
         policy = self.settings.http_policy()
         features: list[Any] = []

@@ -69,3 +69,4 @@ class Source(ABC):
     @abstractmethod
     def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
         """Turn one item of a snapshot into an event. Raises ``ItemRejected`` with the reason."""
+

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from adapters.http import HttpPolicy
+from adapters.http_source import HttpSourceSettings
 from exchange.errors import ItemRejected
 from exchange.model import CIFS_SUBTYPES, Event, Kind, from_millis
 from feeds.city import city_event
@@ -134,36 +134,14 @@ class CityFieldMapping(BaseModel):
         return required
 
 
-class CitySourceSettings(BaseModel):
-    """Settings every city source shares: where to read, the id namespace, the field mapping, HTTP limits."""
-
-    model_config = ConfigDict(extra="forbid")
+class CitySourceSettings(HttpSourceSettings):
+    """Settings every city source shares: the URL and HTTP limits of any source, plus the field mapping."""
 
     url: str = Field(
         min_length=1,
         description="http(s) URL, file:// URL or local path (relative to the config file) of the city's file.",
     )
-    namespace: str = Field(
-        default="city", pattern=r"^[a-z0-9_-]{1,50}$",
-        description="Id namespace: sources that publish the same closure ids share one, so an id is one event.",
-    )
     mapping: CityFieldMapping = Field(description="Which input field holds which event field; 'id' is required.")
-    connect_timeout_s: float = Field(default=10.0, gt=0, description="Connect timeout, seconds.")
-    read_timeout_s: float = Field(default=30.0, gt=0, description="Read timeout, seconds.")
-    retries: int = Field(default=3, ge=0, le=10, description="Retries on connection errors, 5xx and 429.")
-    backoff_s: float = Field(default=1.0, ge=0, description="First backoff step; doubles per retry, jittered.")
-    max_backoff_s: float = Field(default=60.0, ge=0, description="Cap on one wait, Retry-After included.")
-    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Size cap of what is read, in bytes.")
-
-    def http_policy(self) -> HttpPolicy:
-        return HttpPolicy(
-            connect_timeout_s=self.connect_timeout_s,
-            read_timeout_s=self.read_timeout_s,
-            retries=self.retries,
-            backoff_s=self.backoff_s,
-            max_backoff_s=self.max_backoff_s,
-            max_bytes=self.max_bytes,
-        )
 
 
 # --------------------------------------------------------------------------- one record into an event

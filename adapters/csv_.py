@@ -35,9 +35,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from adapters.base import Fetched, Source, Watermark
 from adapters.city_fields import CitySourceSettings, check_values, event_from_fields, join_parts, source_id_of
-from adapters.http import fetch_url, redact_location
+from adapters.http_source import HttpSource
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Event, ItemError, Kind
 from feeds.city import parse_polyline
@@ -110,23 +109,12 @@ def geometry_columns(geometry: WktGeometry | LatLonPairsGeometry | StreetPointsG
     return (geometry.column,)
 
 
-class CsvAdapter(Source):
+class CsvAdapter(HttpSource):
     """A CSV file of closures, local or over HTTP (conditional GET when the server supports it)."""
 
     kind: ClassVar[str] = "csv"
     settings_model: ClassVar[type[BaseModel]] = CsvSettings
     settings: CsvSettings
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.namespace
-
-    @property
-    def location(self) -> str:
-        return redact_location(self.settings.url)
-
-    def fetch(self, watermark: Watermark) -> Fetched:
-        return fetch_url(self.settings.url, watermark, self.settings.http_policy())
 
     def read(self, body: bytes) -> Snapshot:
         return read_csv_snapshot(body, self.settings)

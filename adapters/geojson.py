@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel
 
-from adapters.base import Fetched, Source, Watermark
 from adapters.city_fields import (
     CityFieldMapping,
     CitySourceSettings,
@@ -36,7 +35,7 @@ from adapters.city_fields import (
     join_parts,
     source_id_of,
 )
-from adapters.http import fetch_url, redact_location
+from adapters.http_source import HttpSource
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Event, ItemError, Kind
 from feeds.items import FeedItem, Snapshot, digest
@@ -56,23 +55,12 @@ class GeoJsonSettings(CitySourceSettings):
     """A GeoJSON FeatureCollection of closures; ``mapping`` names feature properties."""
 
 
-class GeoJsonAdapter(Source):
+class GeoJsonAdapter(HttpSource):
     """A GeoJSON file of closures, local or over HTTP (conditional GET when the server supports it)."""
 
     kind: ClassVar[str] = "geojson"
     settings_model: ClassVar[type[BaseModel]] = GeoJsonSettings
     settings: GeoJsonSettings
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.namespace
-
-    @property
-    def location(self) -> str:
-        return redact_location(self.settings.url)
-
-    def fetch(self, watermark: Watermark) -> Fetched:
-        return fetch_url(self.settings.url, watermark, self.settings.http_policy())
 
     def read(self, body: bytes) -> Snapshot:
         return read_feature_collection(body, self.settings.mapping)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from adapters.base import Fetched, Source, Watermark
-from adapters.http import HttpPolicy, fetch_url, redact_location
-from exchange.errors import ConfigError
+from adapters.http_source import NAMESPACE_PATTERN, HttpSource, HttpSourceSettings
 from exchange.model import Event
 from feeds.items import FeedItem, Snapshot
 from feeds.waze import read_waze_snapshot, to_event
@@ -17,68 +14,22 @@ from feeds.waze import read_waze_snapshot, to_event
 __all__ = ["WazeFeedAdapter", "WazeFeedSettings"]
 
 
-class WazeFeedSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WazeFeedSettings(HttpSourceSettings):
     url: str = Field(
         default="",
         description="Feed URL (Partner Hub URL with ?format=1 for JSON or format=2 for GeoRSS), a file:// "
         "URL or a local path. '{token}' is replaced by the value of the variable named by token_env.",
     )
-    token_env: str | None = Field(default=None, description="Environment variable holding the partner token.")
     namespace: str = Field(
-        default="waze", pattern=r"^[a-z0-9_-]{1,50}$",
+        default="waze", pattern=NAMESPACE_PATTERN,
         description="Id namespace; overlapping Waze sources share 'waze' so one uuid is one event.",
     )
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    read_timeout_s: float = Field(default=30.0, gt=0)
-    retries: int = Field(default=3, ge=0, le=10, description="Retries on connection errors, 5xx and 429.")
-    backoff_s: float = Field(default=1.0, ge=0, description="First backoff step; doubles per retry, jittered.")
-    max_backoff_s: float = Field(default=60.0, ge=0, description="Cap on one wait, Retry-After included.")
-    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Response size cap in bytes.")
 
 
-class WazeFeedAdapter(Source):
+class WazeFeedAdapter(HttpSource):
     kind: ClassVar[str] = "waze-feed"
     settings_model: ClassVar[type[BaseModel]] = WazeFeedSettings
     settings: WazeFeedSettings
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.namespace
-
-    def _token(self) -> str | None:
-        if not self.settings.token_env:
-            return None
-        token = os.environ.get(self.settings.token_env)
-        if not token:
-            raise ConfigError(f"source {self.name!r}: environment variable {self.settings.token_env} is not set")
-        return token
-
-    def _url(self) -> str:
-        if not self.settings.url:
-            raise ConfigError(f"source {self.name!r} has no url; set it in the [[sources]] entry")
-        token = self._token()
-        if "{token}" in self.settings.url:
-            if token is None:
-                raise ConfigError(f"source {self.name!r}: the url has {{token}} but token_env is not set")
-            return self.settings.url.replace("{token}", token)
-        return self.settings.url
-
-    @property
-    def location(self) -> str:
-        return redact_location(self.settings.url.replace("{token}", "***"))
-
-    def fetch(self, watermark: Watermark) -> Fetched:
-        token = self._token()
-        policy = HttpPolicy(
-            connect_timeout_s=self.settings.connect_timeout_s,
-            read_timeout_s=self.settings.read_timeout_s,
-            retries=self.settings.retries,
-            backoff_s=self.settings.backoff_s,
-            max_backoff_s=self.settings.max_backoff_s,
-            max_bytes=self.settings.max_bytes,
-        )
-        return fetch_url(self._url(), watermark, policy, secrets=[token] if token else [])
 
     def read(self, body: bytes) -> Snapshot:
         return read_waze_snapshot(body)

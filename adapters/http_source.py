@@ -1,0 +1,83 @@
+"""The common base of sources that read one URL (the Waze feed, WZDx, CIFS, CSV, GeoJSON, ArcGIS)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.base import Fetched, Source, Watermark
+from adapters.http import HttpPolicy, fetch_url, redact_location
+from exchange.errors import ConfigError
+
+__all__ = ["NAMESPACE_PATTERN", "HttpSource", "HttpSourceSettings"]
+
+
+NAMESPACE_PATTERN = r"^[a-z0-9_-]{1,50}$"
+
+
+class HttpSourceSettings(BaseModel):
+    """What every source that reads one URL shares: where, the id namespace, the HTTP limits."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(
+        default="",
+        description="http(s) URL, file:// URL or local path (relative to the config file). '{token}' is replaced "
+        "by the value of the variable named by token_env.",
+    )
+    token_env: str | None = Field(default=None, description="Environment variable holding the feed's token or key.")
+    namespace: str = Field(
+        default="city", pattern=NAMESPACE_PATTERN,
+        description="Id namespace: sources that publish the same ids share one, so an id is one event.",
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Connect timeout, seconds.")
+    read_timeout_s: float = Field(default=30.0, gt=0, description="Read timeout, seconds.")
+    retries: int = Field(default=3, ge=0, le=10, description="Retries on connection errors, 5xx and 429.")
+    backoff_s: float = Field(default=1.0, ge=0, description="First backoff step; doubles per retry, jittered.")
+    max_backoff_s: float = Field(default=60.0, ge=0, description="Cap on one wait, Retry-After included.")
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Response size cap in bytes.")
+
+    def http_policy(self) -> HttpPolicy:
+        return HttpPolicy(
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            max_backoff_s=self.max_backoff_s,
+            max_bytes=self.max_bytes,
+        )
+
+
+class HttpSource(Source):
+    """A source that reads one URL: the token from the environment, redacted everywhere."""
+
+    settings: HttpSourceSettings
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    def token(self) -> str | None:
+        if not self.settings.token_env:
+            return None
+        token = os.environ.get(self.settings.token_env)
+        if not token:
+            raise ConfigError(f"source {self.name!r}: environment variable {self.settings.token_env} is not set")
+        return token
+
+    def url(self, token: str | None) -> str:
+        if not self.settings.url:
+            raise ConfigError(f"source {self.name!r} has no url; set it in the [[sources]] entry")
+        if "{token}" in self.settings.url:
+            if token is None:
+                raise ConfigError(f"source {self.name!r}: the url has {{token}} but token_env is not set")
+            return self.settings.url.replace("{token}", token)
+        return self.settings.url
+
+    @property
+    def location(self) -> str:
+        return redact_location(self.settings.url.replace("{token}", "***"))
+
+    def fetch(self, watermark: Watermark) -> Fetched:
+        token = self.token()
+        return fetch_url(self.url(token), watermark, self.settings.http_policy(), secrets=[token] if token else [])
