@@ -20,7 +20,6 @@ renderers write ``<creationtime>``/``<updatetime>`` from them when present.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,7 +33,7 @@ from lxml import etree
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import CIFS_SUBTYPES, SCHEDULE_DAYS, Category, Event, ItemError, Kind, Point, from_millis, to_millis
 from feeds.city import DIRECTIONS, city_event, parse_polyline, parse_time
-from feeds.items import FeedItem, Snapshot, digest
+from feeds.items import FeedItem, Snapshot, digest, load_json
 from feeds.problems import Problem
 
 __all__ = [
@@ -335,19 +334,6 @@ def _xml_records(root: etree._Element) -> list[tuple[Record, str]]:
     ]
 
 
-def _load_json(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:
-            return json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            raise MalformedPayload(f"malformed JSON{where}: {exc}") from exc
-        except RecursionError as exc:
-            raise MalformedPayload("malformed JSON: nested too deeply") from exc
-
-
 def _json_entries(document: Any) -> tuple[list[Any], Any]:
     """The incident entries and the root timestamp of a CIFS JSON document, whatever its shape."""
     timestamp = None
@@ -430,7 +416,7 @@ def parse_cifs(data: bytes, *, zone: tzinfo) -> Snapshot:
         records: list[tuple[Record | None, str]] = list(_xml_records(root))
         timestamp: Any = root.get("timestamp")
     elif head in (b"{", b"["):
-        records, timestamp = _json_records(_load_json(data))
+        records, timestamp = _json_records(load_json(data)[0])
     elif not head:
         raise MalformedPayload("the payload is empty")
     else:
@@ -740,7 +726,7 @@ def check_cifs_rules(
         try:
             if head == b"<":
                 return check_cifs_rules(_xml_root(data))
-            document = _load_json(data)
+            document = load_json(data)[0]
             records, timestamp = _json_records(document)
         except MalformedPayload as exc:
             return [Problem("document", exc.message)]

@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
+from exchange.errors import MalformedPayload
 from exchange.model import ItemError, Kind
 
-__all__ = ["FeedItem", "Snapshot", "digest"]
+__all__ = ["FeedItem", "Snapshot", "digest", "load_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +65,29 @@ def digest(record: Mapping[str, Any]) -> str:
     except (TypeError, orjson.JSONEncodeError):
         canonical = json.dumps(record, sort_keys=True, default=str).encode()
     return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def load_json(data: bytes) -> tuple[Any, bool]:
+    """A JSON payload, and whether its values are known to be free of NaN, Infinity and NUL.
+
+    orjson is tried first (fast, and it refuses NaN, Infinity and raw control characters); the
+    standard library then accepts those, so that they are rejected item by item instead of
+    failing the whole payload.
+
+    Raises
+    ------
+    MalformedPayload
+        The payload is not JSON at all, with the line and column of the first error.
+    """
+    try:
+        return orjson.loads(data), b"\\u0000" not in data
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data, strict=False), False
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise MalformedPayload(f"malformed JSON{where}: {detail}") from exc
+    except RecursionError as exc:
+        raise MalformedPayload("malformed JSON: nested too deeply") from exc

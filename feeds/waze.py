@@ -16,13 +16,10 @@ characters, wrong types, out-of-range coordinates) rejects only its own item.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import (
@@ -36,7 +33,7 @@ from exchange.model import (
     event_id,
     from_millis,
 )
-from feeds.items import FeedItem, Snapshot, digest
+from feeds.items import FeedItem, Snapshot, digest, load_json
 
 __all__ = [
     "FeedItem",
@@ -103,22 +100,7 @@ def read_waze_snapshot(data: bytes) -> WazeSnapshot:
 
 
 def _load_json(data: bytes) -> tuple[dict[str, Any], bool]:
-    """The document, and whether its values are known to be free of NaN, Infinity and NUL."""
-    checked = False
-    try:
-        document = orjson.loads(data)
-        checked = b"\\u0000" not in data
-    except orjson.JSONDecodeError:
-        # orjson refuses NaN/Infinity tokens and raw control characters, which the standard
-        # library accepts; those are then rejected per item instead of failing the whole poll.
-        try:
-            document = json.loads(data, strict=False)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            raise MalformedPayload(f"malformed JSON{where}: {detail}") from exc
-        except RecursionError as exc:
-            raise MalformedPayload("malformed JSON: nested too deeply") from exc
+    document, checked = load_json(data)
     if not isinstance(document, dict):
         raise MalformedPayload(f"a Waze feed is a JSON object, got {type(document).__name__}")
     return document, checked

@@ -22,7 +22,6 @@ so a WZDx feed passed through the broker keeps them. Creation and update times t
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,7 @@ import orjson
 from exchange.errors import ItemRejected, MalformedPayload, UsageError
 from exchange.model import Category, Event, ItemError, Kind, Point, from_millis, to_millis
 from feeds.city import city_event, parse_time
-from feeds.items import FeedItem, Snapshot, digest
+from feeds.items import FeedItem, Snapshot, digest, load_json
 
 __all__ = [
     "CC0_LICENSE",
@@ -311,19 +310,6 @@ def render_wzdx(events: Sequence[Event], *, feed_info: Mapping[str, Any], genera
 # --------------------------------------------------------------------------- reading
 
 
-def _load(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:
-            return json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            raise MalformedPayload(f"malformed JSON{where}: {exc}") from exc
-        except RecursionError as exc:
-            raise MalformedPayload("malformed JSON: nested too deeply") from exc
-
-
 def feed_version(document: Mapping[str, Any]) -> str | None:
     """The ``version`` of a WZDx document's ``feed_info`` (or the older ``road_event_feed_info``)."""
     for key in ("feed_info", "road_event_feed_info"):
@@ -351,7 +337,7 @@ def parse_wzdx(data: bytes) -> Snapshot:
     MalformedPayload
         Not JSON, not a WZDx feed, a device feed, or a version other than 4.x (named).
     """
-    document = _load(data)
+    document = load_json(data)[0]
     if not isinstance(document, dict):
         raise MalformedPayload(f"a WZDx feed is a JSON object, got {type(document).__name__}")
     info = document.get("feed_info", document.get("road_event_feed_info"))
