@@ -38,6 +38,7 @@ from lxml import etree
 
 __all__ = [
     "BASE_EPOCH_MILLIS",
+    "city_closures_csv",
     "OsmExtract",
     "Way",
     "generate",
@@ -1006,6 +1007,39 @@ def generate(osm_path: Path, *, seed: int = DEFAULT_SEED, polls: int = DEFAULT_P
     return files
 
 
+#: the city closures of the demo: (street, first junction, segments, type, subtype, direction, description)
+_DEMO_CLOSURES = (
+    ("9th Street", 0, 2, "ROAD_CLOSED", "ROAD_CLOSED_CONSTRUCTION", "BOTH_DIRECTIONS", "Utility work & paving"),
+    ("Campbell Street", 0, 1, "ROAD_CLOSED", "ROAD_CLOSED_EVENT", "BOTH_DIRECTIONS", "Street fair"),
+    ("7th Street", 1, 1, "CONSTRUCTION", "", "BOTH_DIRECTIONS", "Lane closed: sewer repair"),
+)
+
+
+def city_closures_csv(osm_path: Path) -> bytes:
+    """The demo's city closures as the CSV a city might export: WKT lines along named OSM ways,
+    junction to junction (a node of two or more ways, or a way's end), as Waze closes roads.
+
+    Open-ended (no end time) so the demo publishes them whatever day it is run; the start is the
+    demo's first poll.
+    """
+    osm = load_osm(osm_path)
+    usage: dict[int, int] = {}
+    for way in osm.ways:
+        for node in way.node_ids:
+            usage[node] = usage.get(node, 0) + 1
+    rows = ["id,type,subtype,street,direction,start,description,wkt"]
+    start = _millis_dt(BASE_EPOCH_MILLIS).isoformat().replace("+00:00", "Z")
+    for number, (street, first, count, kind, subtype, direction, description) in enumerate(_DEMO_CLOSURES, 1):
+        way = max((w for w in osm.ways if w.name == street), key=lambda w: (len(w.points), w.osm_id))
+        last = len(way.node_ids) - 1
+        junctions = [i for i, node in enumerate(way.node_ids) if i in (0, last) or usage[node] >= 2]
+        begin = min(first, len(junctions) - 2)
+        points = way.points[junctions[begin] : junctions[min(begin + count, len(junctions) - 1)] + 1]
+        wkt = "LINESTRING (" + ", ".join(f"{lon:.6f} {lat:.6f}" for lat, lon in points) + ")"
+        rows.append(f'demo-{number},{kind},{subtype},{street},{direction},{start},"{description}","{wkt}"')
+    return ("\n".join(rows) + "\n").encode()
+
+
 def write(out_dir: Path, files: dict[str, bytes]) -> None:
     """Write the files into ``out_dir``; stale ``poll-*.json`` files not in ``files`` are removed."""
     out_dir = Path(out_dir)
@@ -1035,6 +1069,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--polls must be at least 1")
     files = generate(args.osm, seed=args.seed, polls=args.polls)
     write(args.out, files)
+    closures = args.out.parent / "city" / "closures.csv"
+    closures.parent.mkdir(parents=True, exist_ok=True)
+    closures.write_bytes(city_closures_csv(args.osm))
     counts = [json.loads(data) for name, data in files.items() if name.endswith(".json")]
     alerts = [len(c["alerts"]) for c in counts]
     jams = [len(c["jams"]) for c in counts]

@@ -25,6 +25,7 @@ from exchange import fixturegen
 ROOT = Path(__file__).resolve().parents[1]
 OSM = ROOT / "fixtures" / "osm" / "west-oakland.osm.bz2"
 WAZE = ROOT / "fixtures" / "waze"
+FIXTURES_CITY = ROOT / "fixtures" / "city"
 POLLS = 12
 ENVELOPE = {"alerts", "jams", "irregularities", "startTimeMillis", "endTimeMillis", "startTime", "endTime"}
 GEORSS = "http://www.georss.org/georss"
@@ -353,3 +354,11 @@ def test_georss_sample_is_well_formed_and_lat_first() -> None:
                 assert text == value
     blocking = [i for i in items if i.find(f"{{{LINQMAP}}}blockingAlertUuid") is not None]
     assert blocking and all(i.findtext(f"{{{LINQMAP}}}speedKMH") == "0" for i in blocking)
+
+
+def test_city_closures_csv_is_reproducible_and_on_named_ways() -> None:
+    data = fixturegen.city_closures_csv(OSM)
+    assert (FIXTURES_CITY / "closures.csv").read_bytes() == data
+    lines = data.decode().splitlines()
+    assert lines[0].startswith("id,type,subtype,street") and len(lines) == 4
+    assert all("LINESTRING (" in line for line in lines[1:])
