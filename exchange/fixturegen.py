@@ -38,9 +38,9 @@ from lxml import etree
 
 __all__ = [
     "BASE_EPOCH_MILLIS",
-    "city_closures_csv",
     "OsmExtract",
     "Way",
+    "city_closures_csv",
     "generate",
     "load_osm",
     "main",
