@@ -498,6 +498,16 @@ def network_info(
     write_records([summary], Format.json, columns=tuple(summary))
 
 
+def read_input(path: Path) -> bytes:
+    """A file named on the command line: a missing one is NotFound (exit 3), an unreadable one exit 1."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist") from None
+    except OSError as exc:
+        raise ExchangeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def _reader_options(source: Path) -> tuple[Any, Any]:
     from adapters.osm import CenterlineMapping
 
@@ -537,13 +547,7 @@ def match(
     mapping, classes = _reader_options(path)
     loaded = load_network(path, mapping=mapping, classes=classes)
     placement = Placement(loaded.network, settings or NetworkConfig(path=path))
-    try:
-        data = feed.read_bytes()
-    except FileNotFoundError:
-        raise NotFound(f"{feed} does not exist") from None
-    except OSError as exc:
-        raise ExchangeError(f"cannot read {feed}: {exc.strerror or exc}") from exc
-    parsed = parse_waze_feed(data)
+    parsed = parse_waze_feed(read_input(feed))
     placement.match(parsed.events)
     alerts = [
         AlertRow(e.id, e.geometry.coordinates[0], e.geometry.coordinates[1],  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from exchange.errors import ExchangeError, NotFound
 from exchange.output import Format, write_records
 
 __all__ = ["register"]
@@ -44,15 +43,10 @@ def validate_command(
     polylines with at least two distinct points, ranges, time zones, type/subtype pairs, ids).
     WZDx: the official 4.2 JSON schemas. Exit 0 when valid, 1 when not.
     """
+    from exchange.cli import read_input
     from exchange.validation import validate_feed
 
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise NotFound(f"{path} does not exist") from None
-    except OSError as exc:
-        raise ExchangeError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    kind, problems = validate_feed(data)
+    kind, problems = validate_feed(read_input(path))
     for problem in problems:
         print(f"{path}:{problem.location}: {problem.severity}: {problem.message}")
     errors = sum(1 for problem in problems if problem.severity == "error")

@@ -30,6 +30,7 @@ from referencing import Registry, Resource
 from feeds.cifs import check_cifs_rules
 from feeds.problems import Problem
 from feeds.wzdx import WZDX_VERSION, feed_version
+from feeds.xmlsafe import safe_parser
 
 __all__ = [
     "cifs_schema",
@@ -151,10 +152,6 @@ def _feature_errors(feature: Any) -> tuple[tuple[tuple[str | int, ...], str], ..
     return cached
 
 
-def _xml_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
 def validate_cifs_xml(data: bytes) -> list[Problem]:
     """XSD errors (``"line N"``) and the CIFS rules beyond the XSD; empty when the feed is valid.
 
@@ -164,7 +161,7 @@ def validate_cifs_xml(data: bytes) -> list[Problem]:
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         return [Problem("line 1", "XML with a DOCTYPE or ENTITY declaration is refused")]
     try:
-        root = etree.fromstring(data, parser=_xml_parser())
+        root = etree.fromstring(data, parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         return [Problem(f"line {exc.lineno}", f"malformed XML: {exc.msg}")]
     schema = cifs_schema()

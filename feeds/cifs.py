@@ -35,6 +35,7 @@ from exchange.model import CIFS_SUBTYPES, SCHEDULE_DAYS, Category, Event, ItemEr
 from feeds.city import DIRECTIONS, city_event, parse_polyline, parse_time
 from feeds.items import FeedItem, Snapshot, digest, load_json
 from feeds.problems import Problem
+from feeds.xmlsafe import parse_untrusted
 
 __all__ = [
     "CREATED_KEY",
@@ -265,19 +266,8 @@ def render_cifs_json(
 # --------------------------------------------------------------------------- reading
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
-    )
-
-
 def _xml_root(data: bytes) -> etree._Element:
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise MalformedPayload("XML with a DOCTYPE or ENTITY declaration is refused (entities are never expanded)")
-    try:
-        root = etree.fromstring(data, parser=_parser())
-    except etree.XMLSyntaxError as exc:
-        raise MalformedPayload(f"malformed XML: {exc.msg} (line {exc.lineno})") from exc
+    root = parse_untrusted(data)
     if etree.QName(root).localname != "incidents":
         raise MalformedPayload(f"not a CIFS feed: the root is <{etree.QName(root).localname}>, expected <incidents>")
     return root
