@@ -27,8 +27,6 @@ import gc
 import json
 import logging
 import math
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -39,13 +37,13 @@ import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
+from machine import machine_info
 
 from adapters.network_cache import build_cache
 from adapters.osm import read_osm_xml
@@ -617,25 +615,7 @@ def clustering_step(city: SyntheticCity, network: RoadNetwork, n_incidents: int,
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=REPO_DIR, capture_output=True)
-    info: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "commit": commit.stdout.strip() or None,
-        "tracked_changes": dirty.returncode == 1,
-    }
+    info = machine_info()
     try:
         import psutil
 

@@ -27,7 +27,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -44,6 +43,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import httpx
+from machine import machine_info
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 OUT = REPO_DIR / "bench" / "out" / "http.json"
@@ -359,15 +359,6 @@ def machine(wrk: str, nginx: str) -> dict[str, Any]:
     import starlette
     import uvicorn
 
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True)
     try:
         import httptools  # type: ignore[import-not-found]  # noqa: F401
 
@@ -380,17 +371,12 @@ def machine(wrk: str, nginx: str) -> dict[str, Any]:
         loop_impl = "uvloop"
     except ImportError:
         loop_impl = "asyncio"
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "uvicorn": f"{uvicorn.__version__} ({http_impl}, {loop_impl})",
-        "starlette": starlette.__version__,
-        "nginx": version_of([nginx, "-v"]).replace("nginx version: ", ""),
-        "wrk": version_of([wrk, "-v"]).split(" Copyright")[0],
-        "commit": commit.stdout.strip() or "?",
-    }
+    return machine_info(
+        uvicorn=f"{uvicorn.__version__} ({http_impl}, {loop_impl})",
+        starlette=starlette.__version__,
+        nginx=version_of([nginx, "-v"]).replace("nginx version: ", ""),
+        wrk=version_of([wrk, "-v"]).split(" Copyright")[0],
+    )
 
 
 def table(samples: list[Sample], servers: list[str]) -> str:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import platform
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from machine import machine_info
 
 from exchange.model import Event
 from feeds.city import city_event
@@ -93,7 +94,8 @@ def main() -> None:
     warm = [run_once(events, generated) for _ in range(args.repeat)]
     median = {key: statistics.median(run[key] for run in warm) for key in warm[0]}
     print(f"\n## Publishing {args.events} events ({datetime.now(UTC).isoformat(timespec='seconds')})\n")
-    print(f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+    info = machine_info()
+    print(f"Machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}, commit {info['commit']}; "
           f"{median['wzdx_features']:.0f} WZDx features, CIFS {median['cifs_bytes'] / 1e6:.1f} MB, "
           f"WZDx {median['wzdx_bytes'] / 1e6:.1f} MB\n")
     print("| step | cold s | warm s (median) |\n|---|---:|---:|")
@@ -103,7 +105,9 @@ def main() -> None:
     print(f"\n- target < 1 s for generation + validation of both feeds: warm {median['total']:.3f} s -> {verdict}; "
           f"cold (schemas compiled on first use) {cold['total']:.3f} s")
     OUT.mkdir(exist_ok=True)
-    (OUT / "publish.json").write_text(json.dumps({"cold": cold, "warm": warm, "events": args.events}, indent=2))
+    (OUT / "publish.json").write_text(
+        json.dumps({"machine": info, "cold": cold, "warm": warm, "events": args.events}, indent=2)
+    )
 
 
 if __name__ == "__main__":

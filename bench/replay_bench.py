@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -33,10 +32,10 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from machine import machine_info
 from make_polls import DEFAULT_SEED, DEFAULT_SOURCE, generate
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -206,26 +205,7 @@ class Postgres:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=REPO_DIR, capture_output=True)
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "commit": commit.stdout.strip() or None,
-        "tracked_changes": dirty.returncode == 1,
-    }
+    return machine_info(sqlite=sqlite3.sqlite_version)
 
 
 def summarise(samples: list[Sample], total: int) -> list[dict[str, Any]]:

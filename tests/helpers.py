@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 BASE_MS = 1_772_463_600_000  # 2026-03-02T15:00:00Z
@@ -70,3 +74,40 @@ def feed(
     if irregularities is not None:
         document["irregularities"] = irregularities
     return json.dumps(document).encode()
+
+
+class Run:
+    """What one in-process CLI call did: its exit code and what it printed."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"Run(code={self.code}, out={self.out[:400]!r}, err={self.err[:400]!r})"
+
+
+def invoke(args: list[str], capsys: Any) -> Run:
+    """Run ``exchange ARGS`` in this process through the console entry point, exit code included."""
+    from exchange.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    captured = capsys.readouterr()
+    return Run(code, captured.out, captured.err)
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on a free localhost port, in a thread; yields its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

@@ -11,32 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from exchange.cli import main
 from tests.conftest import FIXTURES, ROOT
-from tests.helpers import alert, feed, jam
+from tests.helpers import Run, alert, feed, invoke, jam
 
 DEMO = ROOT / "config" / "demo.toml"
 POLLS = sorted((FIXTURES / "waze").glob("poll-*.json"))
 
 
-class Run:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def __repr__(self) -> str:
-        return f"Run(code={self.code}, out={self.out[:400]!r}, err={self.err[:400]!r})"
-
-
 @pytest.fixture
 def cli(data_dir: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     def run(*args: str) -> Run:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
+        return invoke(list(args), capsys)
 
     return run
 

@@ -30,13 +30,13 @@ from sqlalchemy import Engine, create_engine, select
 from starlette.applications import Starlette
 
 from adapters.sinks import FileSink
-from exchange.cli import main
 from exchange.db import open_store, writing
 from exchange.errors import UsageError
 from exchange.publications import FEED_CONTENT_TYPES, FEEDS, etag_for, publication_row, save_publications
 from exchange.schema import downloads
 from exchange.server import accepts_gzip, create_app, redact_tokens
 from tests.conftest import ROOT
+from tests.helpers import Run, invoke
 
 PLAIN = {"Accept-Encoding": "identity"}
 GZIP = {"Accept-Encoding": "gzip"}
@@ -107,14 +107,6 @@ def engine(store_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-class Run:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def __repr__(self) -> str:
-        return f"Run(code={self.code}, out={self.out[:400]!r}, err={self.err[:400]!r})"
-
-
 @pytest.fixture
 def cli(data_dir: Path, store_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
@@ -122,13 +114,7 @@ def cli(data_dir: Path, store_url: str, engine: Engine, monkeypatch: pytest.Monk
     monkeypatch.setenv("EXCHANGE_DATABASE_URL", store_url)
 
     def run(*args: str) -> Run:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
+        return invoke(list(args), capsys)
 
     return run
 

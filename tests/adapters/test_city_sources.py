@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,7 +40,7 @@ from exchange.errors import (
 from exchange.model import Kind
 from exchange.schema import events, sources, sync_runs
 from exchange.sync import SyncResult, ingest_payload, sync_source
-from tests.helpers import BASE_MS
+from tests.helpers import BASE_MS, http_server
 
 DENVER = ZoneInfo("America/Denver")
 LIFECYCLE = LifecycleConfig()
@@ -562,16 +561,8 @@ class _LayerHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def layer() -> Iterator[tuple[str, Layer]]:
     script = Layer()
-    handler = type("Handler", (_LayerHandler,), {"layer": script})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}/arcgis/rest/services/Closures/FeatureServer/0", script
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with http_server(type("Handler", (_LayerHandler,), {"layer": script})) as url:
+        yield f"{url}/arcgis/rest/services/Closures/FeatureServer/0", script
 
 
 ARCGIS = """

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import gzip
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from adapters.base import Watermark
 from adapters.http import HttpPolicy, fetch_url, redact_location
 from adapters.waze import WazeFeedAdapter
 from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
+from tests.helpers import http_server
 
 BODY = b'{"alerts": [], "startTimeMillis": 1772463600000}'
 
@@ -53,15 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[tuple[str, Script]]:
     script = Script()
-    handler = type("Handler", (_Handler,), {"script": script})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}", script
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with http_server(type("Handler", (_Handler,), {"script": script})) as url:
+        yield url, script
 
 
 FAST = HttpPolicy(retries=3, backoff_s=0.01, max_backoff_s=0.05, connect_timeout_s=2, read_timeout_s=2)
