@@ -215,21 +215,8 @@ def read_osm_xml(path: Path, *, classes: frozenset[str] = DRIVABLE) -> RoadData:
     coords = _NodeTable()
     kept: list[tuple[int, array[int], dict[str, str]]] = []
     with _text_stream(path) as stream:
-        context = etree.iterparse(
-            stream,
-            events=("end",),
-            tag=("node", "way", "relation", "changeset"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-        )
-        checked = False
         try:
-            for _event, element in context:
-                if not checked:
-                    _check_document(element.getroottree(), path, "osm")
-                    checked = True
+            for element in _elements(stream, ("node", "way", "relation", "changeset"), path, "osm"):
                 if element.get("action") != "delete" and element.get("visible") != "false":
                     if element.tag == "node":
                         _read_node(element, coords, path)
@@ -238,7 +225,6 @@ def read_osm_xml(path: Path, *, classes: frozenset[str] = DRIVABLE) -> RoadData:
                 _release(element)
         except etree.XMLSyntaxError as exc:
             raise _xml_error(path, exc) from exc
-        _check_document(context.root, path, "osm")
     known = coords.lookup({ref for _way_id, refs, _tags in kept for ref in refs})
     del coords  # free the table of all nodes before building the result
     return _collect(known, kept)
@@ -577,21 +563,8 @@ def read_osmnx_graphml(path: Path) -> RoadData:
     raw_nodes: dict[str, tuple[float, float]] = {}
     raw_edges: list[tuple[str, str, dict[str, str], int | None]] = []
     with _text_stream(path) as stream:
-        context = etree.iterparse(
-            stream,
-            events=("end",),
-            tag=("{*}key", "{*}node", "{*}edge"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-        )
-        checked = False
         try:
-            for _event, element in context:
-                if not checked:
-                    _check_document(element.getroottree(), path, "graphml")
-                    checked = True
+            for element in _elements(stream, ("{*}key", "{*}node", "{*}edge"), path, "graphml"):
                 local = etree.QName(element).localname
                 if local == "key":
                     keys[str(element.get("id", ""))] = str(element.get("attr.name", ""))
@@ -612,7 +585,6 @@ def read_osmnx_graphml(path: Path) -> RoadData:
                 _release(element)
         except etree.XMLSyntaxError as exc:
             raise _xml_error(path, exc) from exc
-        _check_document(context.root, path, "graphml")
     return _graphml_network(raw_nodes, raw_edges, path)
 
 
@@ -763,6 +735,22 @@ def _is_lon_lat(point: tuple[float, float]) -> bool:
 
 def _sq_dist(a: tuple[float, float], b: tuple[float, float]) -> float:
     return (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2
+
+
+def _elements(stream: IO[bytes], tags: tuple[str, ...], path: Path, root_name: str) -> Iterator[Any]:
+    """Stream the elements named ``tags``, hardened (no DTD, no entities, no network), the document's
+    root and DOCTYPE checked on the first one."""
+    context = etree.iterparse(
+        stream, events=("end",), tag=tags, resolve_entities=False, no_network=True, load_dtd=False,
+        huge_tree=False,
+    )
+    checked = False
+    for _event, element in context:
+        if not checked:
+            _check_document(element.getroottree(), path, root_name)
+            checked = True
+        yield element
+    _check_document(context.root, path, root_name)  # also when no element matched at all
 
 
 def _check_document(document: etree._ElementTree | etree._Element | None, path: Path, root_name: str) -> None:
