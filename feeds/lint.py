@@ -166,6 +166,11 @@ def lint_event(event: Event, network: RoadNetwork | None = None) -> list[Problem
         ))
     if network is not None:
         found.extend(_network_problems(event, points, network, where, strict))
+    elif event.category in STRICT_CATEGORIES:
+        found.append(Problem(
+            where, "no road network is configured: the polyline is published as given and must already follow "
+            "the road from junction to junction", "warning",
+        ))
     return found
 
 
