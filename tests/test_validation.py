@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import tomllib
 from datetime import UTC, datetime
 from importlib import resources
@@ -259,3 +260,19 @@ def test_unknown_payloads() -> None:
     assert validate_feed(b"hello")[0] == "unknown"
     assert validate_feed(b'{"alerts": []}')[0] == "unknown"
     assert validate_feed(b"{oops")[0] == "unknown"
+
+
+def test_the_fast_validator_agrees_with_jsonschema(testdata: Path) -> None:
+    """jsonschema-rs only confirms valid feeds; it must never call valid what jsonschema refuses."""
+
+
+    from exchange.validation import _fast_validator, wzdx_validator
+
+    samples = sorted((testdata / "wzdx" / "examples").glob("scenario*.geojson"))
+    samples.append(testdata / "wzdx" / "cdot_prod_wzdx_v42_20230522.json")
+    for path in samples:
+        document = json.loads(path.read_bytes())
+        assert _fast_validator().is_valid(document) == wzdx_validator().is_valid(document), path.name
+        broken = json.loads(path.read_bytes())
+        broken["features"][0]["properties"]["core_details"]["direction"] = "sideways"
+        assert not _fast_validator().is_valid(broken) and not wzdx_validator().is_valid(broken), path.name
