@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from adapters.http_source import HttpSourceSettings
 from exchange.errors import ItemRejected
-from exchange.model import CIFS_SUBTYPES, Event, Kind, from_millis
+from exchange.model import CIFS_SUBTYPES, Event, ItemError, Kind, from_millis
 from feeds.city import city_event
 
 __all__ = [
@@ -235,6 +235,25 @@ def source_id_of(value: Any, field: str) -> str | None:
             raise ItemRejected(f"{field}: contains a NUL character")
         return value.strip() or None
     raise ItemRejected(f"{field}: an id must be text or a number, got {type(value).__name__}")
+
+
+def parse_error(reason: str, source_id: str | None = None) -> ItemError:
+    """An item refused while a city file is read (before conversion)."""
+    return ItemError(kind=Kind.CITY.value, source_id=source_id, step="parse", reason=reason)
+
+
+def claim_id(raw: Any, field: str, seen: dict[str, int], position: int, *, unit: str, absent: str) -> str:
+    """The id of the item at ``position``, remembered in ``seen``; an empty or repeated id is refused.
+
+    ``unit`` names the items in messages ("row", "feature"), ``absent`` what an empty id is called.
+    """
+    source_id = source_id_of(raw, field)
+    if source_id is None:
+        raise ItemRejected(f"{field}: {absent}; every {unit} needs an id")
+    if source_id in seen:
+        raise ItemRejected(f"{field}: {source_id!r} repeats {unit} {seen[source_id]}", source_id=source_id)
+    seen[source_id] = position
+    return source_id
 
 
 def check_values(value: Any, path: str = "") -> None:

@@ -35,10 +35,10 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from adapters.city_fields import CitySourceSettings, check_values, event_from_fields, join_parts, source_id_of
+from adapters.city_fields import CitySourceSettings, check_values, claim_id, event_from_fields, join_parts, parse_error
 from adapters.http_source import HttpSource
 from exchange.errors import ItemRejected, MalformedPayload
-from exchange.model import Event, ItemError, Kind
+from exchange.model import Event, Kind
 from feeds.city import parse_polyline
 from feeds.items import FeedItem, Snapshot, digest
 
@@ -189,7 +189,7 @@ def read_csv_snapshot(body: bytes, settings: CsvSettings) -> Snapshot:
             break
         except csv.Error as exc:
             line = reader.line_num
-            snapshot.errors.append(_error(f"row {row_number}: malformed CSV: {exc}"))
+            snapshot.errors.append(parse_error(f"row {row_number}: malformed CSV: {exc}"))
             continue
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -198,32 +198,19 @@ def read_csv_snapshot(body: bytes, settings: CsvSettings) -> Snapshot:
             row = row[: len(header)]  # trailing empty cells, as spreadsheets export them
         id_cell = row[index[mapping.id]] if index[mapping.id] < len(row) else None
         if len(row) != len(header):
-            snapshot.errors.append(_error(
+            snapshot.errors.append(parse_error(
                 f"row {row_number}: {len(row)} values where the header has {len(header)} columns",
                 (id_cell or "").strip() or None,
             ))
             continue
         try:
-            source_id = source_id_of(id_cell, mapping.id)
+            source_id = claim_id(id_cell, mapping.id, seen, row_number, unit="row", absent="empty")
         except ItemRejected as exc:
-            snapshot.errors.append(_error(f"row {row_number}: {exc.message}"))
+            snapshot.errors.append(parse_error(f"row {row_number}: {exc.message}", exc.source_id))
             continue
-        if source_id is None:
-            snapshot.errors.append(_error(f"row {row_number}: {mapping.id}: empty; every row needs an id"))
-            continue
-        if source_id in seen:
-            snapshot.errors.append(_error(
-                f"row {row_number}: {mapping.id}: {source_id!r} repeats row {seen[source_id]}", source_id
-            ))
-            continue
-        seen[source_id] = row_number
         fields = {name: row[position] for name, position in index.items()}
         snapshot.items.append(FeedItem(Kind.CITY, source_id, digest(fields), {"row": row_number, "fields": fields}))
     return snapshot
-
-
-def _error(reason: str, source_id: str | None = None) -> ItemError:
-    return ItemError(kind=Kind.CITY.value, source_id=source_id, step="parse", reason=reason)
 
 
 # --------------------------------------------------------------------------- geometry of one row

@@ -19,26 +19,25 @@ functions here are shared with :mod:`adapters.arcgis`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any, ClassVar
 
-import orjson
 from pydantic import BaseModel
 
 from adapters.city_fields import (
     CityFieldMapping,
     CitySourceSettings,
     check_values,
+    claim_id,
     event_from_fields,
     join_parts,
-    source_id_of,
+    parse_error,
 )
 from adapters.http_source import HttpSource
 from exchange.errors import ItemRejected, MalformedPayload
-from exchange.model import Event, ItemError, Kind
-from feeds.items import FeedItem, Snapshot, digest
+from exchange.model import Event, Kind
+from feeds.items import FeedItem, Snapshot, digest, load_json
 
 __all__ = [
     "GeoJsonAdapter",
@@ -94,29 +93,20 @@ def read_feature_collection(body: bytes, mapping: CityFieldMapping) -> Snapshot:
     for index, feature in enumerate(features):
         where = f"feature {index}"
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
-            snapshot.errors.append(_error(f"{where}: not a GeoJSON Feature"))
+            snapshot.errors.append(parse_error(f"{where}: not a GeoJSON Feature"))
             continue
         properties = feature.get("properties") or {}
         if not isinstance(properties, dict):
-            snapshot.errors.append(_error(f"{where}: 'properties' is not an object"))
+            snapshot.errors.append(parse_error(f"{where}: 'properties' is not an object"))
             continue
         raw_id = properties.get(mapping.id)
         if raw_id is None or raw_id == "":
             raw_id = feature.get("id")
         try:
-            source_id = source_id_of(raw_id, mapping.id)
+            source_id = claim_id(raw_id, mapping.id, seen, index, unit="feature", absent="missing")
         except ItemRejected as exc:
-            snapshot.errors.append(_error(f"{where}: {exc.message}"))
+            snapshot.errors.append(parse_error(f"{where}: {exc.message}", exc.source_id))
             continue
-        if source_id is None:
-            snapshot.errors.append(_error(f"{where}: {mapping.id}: missing; every feature needs an id"))
-            continue
-        if source_id in seen:
-            snapshot.errors.append(
-                _error(f"{where}: {mapping.id}: {source_id!r} repeats feature {seen[source_id]}", source_id)
-            )
-            continue
-        seen[source_id] = index
         content = {"properties": properties, "geometry": feature.get("geometry")}
         snapshot.items.append(FeedItem(Kind.CITY, source_id, digest(content), {"index": index, **content}))
     return snapshot
@@ -126,20 +116,7 @@ def _load(body: bytes) -> tuple[Any, bool]:
     """The document, and whether it is known to hold no NaN, Infinity or NUL."""
     if not body.strip():
         raise MalformedPayload("the payload is empty")
-    try:
-        return orjson.loads(body), b"\\u0000" not in body
-    except orjson.JSONDecodeError:
-        pass
-    # the standard library also reads a BOM, NaN and raw control characters; those are then
-    # rejected per feature instead of failing the whole file
-    try:
-        return json.loads(body, strict=False), False
-    except json.JSONDecodeError as exc:
-        raise MalformedPayload(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    except UnicodeDecodeError as exc:
-        raise MalformedPayload("malformed JSON: not UTF-8 text") from exc
-    except RecursionError as exc:
-        raise MalformedPayload("malformed JSON: nested too deeply") from exc
+    return load_json(body)
 
 
 def _check_crs(crs: Any) -> None:
@@ -149,10 +126,6 @@ def _check_crs(crs: Any) -> None:
     name = str(properties.get("name", "")) if isinstance(properties, dict) else ""
     if name and "CRS84" not in name.upper() and not name.endswith(("4326", "4326/")):
         raise MalformedPayload(f"coordinates are in {name}; a GeoJSON source must be WGS84 lon/lat")
-
-
-def _error(reason: str, source_id: str | None = None) -> ItemError:
-    return ItemError(kind=Kind.CITY.value, source_id=source_id, step="parse", reason=reason)
 
 
 # --------------------------------------------------------------------------- converting one feature

@@ -18,15 +18,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select
 
-from exchange.bulk import Bulk, dumps
+from exchange.bulk import Bulk
 from exchange.confirm import link_confirmations
 from exchange.db import writing
 from exchange.errors import ItemRejected, NotFound, UsageError
 from exchange.model import Event, LineString, RoadMatch, Status, from_millis, to_millis
 from exchange.placement import Placement
-from exchange.schema import events, revisions
+from exchange.schema import events
 from exchange.store import event_to_row, row_to_event
-from exchange.sync import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_values, now_ms
+from exchange.sync import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_values, insert_revisions, now_ms
 from feeds.city import city_event
 from geo.closure import route_closure
 
@@ -91,7 +91,7 @@ def add_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: 
     with writing(engine) as conn:
         db = Bulk(conn)
         db.insert(events, EVENT_COLUMNS, [event_values(row, EVENT_COLUMNS)])
-        _revision(db, event.id, at, "created", None, spec.operator)
+        insert_revisions(db, [event.id], "created", at_ms=at, operator=spec.operator)
         link_confirmations(conn, at)
     return event
 
@@ -149,14 +149,9 @@ def _replace(engine: Engine, row: Any, event: Event, operator: str | None, actio
     with writing(engine) as conn:
         db = Bulk(conn)
         db.update(events, UPDATE_COLUMNS, "id", [(*event_values(new_row, UPDATE_COLUMNS), event.id)])
-        _revision(db, event.id, at, action, changes, operator)
+        insert_revisions(db, [event.id], action, at_ms=at, changes=[changes], operator=operator)
         link_confirmations(conn, at)
     return event
-
-
-def _revision(db: Bulk, event_id: str, at: int, action: str, changes: Any, operator: str | None) -> None:
-    db.insert(revisions, ("event_id", "run_id", "at_ms", "action", "changes", "operator"),
-              [(event_id, None, at, action, dumps(changes), operator)])
 
 
 def _points(event: Event) -> list[tuple[float, float]]:

@@ -44,6 +44,7 @@ __all__ = [
     "diff_rows",
     "event_values",
     "ingest_payload",
+    "insert_revisions",
     "now_ms",
     "sync_source",
 ]
@@ -392,10 +393,7 @@ class Reconciler:
         self.result.updated += len(changed)
 
     def _revisions(self, ids: list[str], action: str, changes: list[Any] | None = None) -> None:
-        run_id, at = self.result.run_id, self.now
-        self.db.insert(revisions, _REVISION_COLUMNS, [
-            (eid, run_id, at, action, dumps(changes[i]) if changes else None, None) for i, eid in enumerate(ids)
-        ])
+        insert_revisions(self.db, ids, action, at_ms=self.now, run_id=self.result.run_id, changes=changes)
 
     # -- items missing from the snapshot
 
@@ -486,6 +484,22 @@ class Reconciler:
         if taken is not None:
             values["newest_snapshot_ms"] = taken
         self.conn.execute(update(sources).where(sources.c.name == self.source.name).values(**values))
+
+
+def insert_revisions(
+    db: Bulk,
+    ids: Sequence[str],
+    action: str,
+    *,
+    at_ms: int,
+    run_id: int | None = None,
+    changes: Sequence[Any] | None = None,
+    operator: str | None = None,
+) -> None:
+    """One revision per event id; ``changes[i]`` (field -> [old, new]) belongs to ``ids[i]``."""
+    db.insert(revisions, _REVISION_COLUMNS, [
+        (eid, run_id, at_ms, action, dumps(changes[i]) if changes else None, operator) for i, eid in enumerate(ids)
+    ])
 
 
 def event_values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
