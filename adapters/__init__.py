@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from exchange.errors import ConfigError
+from exchange.model import first_problem
 
 if TYPE_CHECKING:
     from adapters.base import Source
@@ -54,10 +55,7 @@ def validate_source_settings(source: SourceConfig) -> None:
     try:
         cls.settings_model.model_validate(source.settings)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(f"source {source.name!r}: {key}: {message}") from exc
+        raise ConfigError(f"source {source.name!r}: {first_problem(exc)}") from exc
 
 
 def build_source(source: SourceConfig, *, zone: tzinfo = UTC) -> Source:

@@ -45,6 +45,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from exchange.errors import ConfigError, ExchangeError, MalformedPayload, NotFound, UsageError
+from exchange.model import first_problem
 from geo.types import WayInput
 
 __all__ = [
@@ -156,10 +157,7 @@ def read_road_network(path: Path, **kwargs: Any) -> RoadData:
         try:
             mapping = CenterlineMapping.model_validate(mapping)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first["loc"]) or "mapping"
-            message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-            raise ConfigError(f"centerline mapping: {key}: {message}") from exc
+            raise ConfigError(f"centerline mapping: {first_problem(exc, default_location='mapping')}") from exc
     return read_geojson_centerline(path, mapping=mapping)
 
 

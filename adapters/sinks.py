@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from exchange.errors import ExchangeError, UsageError
-from exchange.publications import gzip_body
 
 __all__ = ["FileSink"]
 
@@ -37,18 +36,26 @@ class FileSink:
         self.gzip = gzip
         self.mode = mode
 
-    def push(self, feeds: Mapping[str, bytes], *, mtime_ms: int | None = None) -> None:
-        """Write every feed atomically; ``mtime_ms`` (the publication time) becomes the files' mtime,
-        so the web server's ``Last-Modified`` is the publication time, not the write time."""
+    def push(
+        self, feeds: Mapping[str, bytes], *, gzipped: Mapping[str, bytes] | None = None, mtime_ms: int | None = None
+    ) -> None:
+        """Write every feed atomically, as the publish step rendered (and, in ``gzipped``, compressed) it.
+
+        ``mtime_ms`` (the publication time) becomes the files' mtime, so the web server's
+        ``Last-Modified`` is the publication time, not the write time. A sink with ``gzip=True``
+        needs the compressed body of every feed: it writes bytes, it does not render or compress.
+        """
         for name in feeds:
             _check_name(name)
+            if self.gzip and (gzipped is None or name not in gzipped):
+                raise UsageError(f"a gzip sink needs the compressed body of {name!r}")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ExchangeError(f"cannot create {self.directory}: {exc.strerror or exc}") from exc
         for name, body in feeds.items():
-            if self.gzip:
-                self._write(name + ".gz", gzip_body(body), mtime_ms)
+            if self.gzip and gzipped is not None:
+                self._write(name + ".gz", gzipped[name], mtime_ms)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     (self.directory / (name + ".gz")).unlink()

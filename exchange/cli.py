@@ -18,7 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
-from exchange.config import Config, load_config
+from exchange.config import Config
+from exchange.config_file import load_config
 from exchange.errors import ExchangeError, NotFound, UsageError
 from exchange.output import Format, event_record, iso, run_record, source_record, write_records
 

@@ -67,7 +67,7 @@ def inspect_feed_command(
     """
     from exchange.cli import _engine, _placement, state
     from exchange.publish import eligible_events
-    from exchange.sync import now_ms
+    from exchange.runtime import now_ms
     from feeds.lint import feed_success_share, lint_event
 
     config = state.config

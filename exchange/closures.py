@@ -24,9 +24,17 @@ from exchange.db import writing
 from exchange.errors import ItemRejected, NotFound, UsageError
 from exchange.model import Event, LineString, RoadMatch, Status, from_millis, to_millis
 from exchange.placement import Placement
+from exchange.runtime import now_ms
 from exchange.schema import events
-from exchange.store import event_to_row, row_to_event
-from exchange.sync import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_values, insert_revisions, now_ms
+from exchange.store import (
+    EVENT_COLUMNS,
+    UPDATE_COLUMNS,
+    diff_rows,
+    event_to_row,
+    event_values,
+    insert_revisions,
+    row_to_event,
+)
 from feeds.city import city_event
 from geo.closure import route_closure
 

@@ -1,8 +1,8 @@
-"""Configuration: one TOML file validated by pydantic, then ``EXCHANGE_*`` environment overrides.
+"""The configuration's types: one TOML file validated by pydantic (read by :mod:`exchange.config_file`).
 
-The file is read only from ``--config`` or ``$EXCHANGE_CONFIG``; it is never searched for in the
-working directory, so what runs is always what was named. Secrets (partner tokens) are never in
-the file: a source names the environment variable that holds its token (``token_env``).
+Adapters import these types (``SourceConfig``); this module imports nothing of ``adapters``.
+Secrets (partner tokens) are never in the file: a source names the environment variable that
+holds its token (``token_env``).
 
 Environment overrides: ``EXCHANGE_DATABASE_URL``, ``EXCHANGE_DATA_DIR``, ``EXCHANGE_TIMEZONE``,
 ``EXCHANGE_LOG_LEVEL``, and any nested key as ``EXCHANGE_<SECTION>__<KEY>``
@@ -12,14 +12,13 @@ Environment overrides: ``EXCHANGE_DATABASE_URL``, ``EXCHANGE_DATA_DIR``, ``EXCHA
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from exchange.errors import ConfigError
+from exchange.errors import NotFound
 
 __all__ = [
     "Config",
@@ -28,8 +27,6 @@ __all__ = [
     "NetworkConfig",
     "PublishConfig",
     "SourceConfig",
-    "default_config",
-    "load_config",
 ]
 
 DEFAULT_DATA_DIR = Path("~/.local/share/traffic-exchange")
@@ -113,7 +110,10 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$", description="Unique name, used on the CLI.")
-    kind: str = Field(default="waze-feed", description="Adapter name (see `exchange sources kinds`) or dotted path.")
+    kind: str = Field(
+        default="waze-feed",
+        description="Adapter name (waze-feed, csv, geojson, arcgis, wzdx, cifs) or a dotted path to a Source class.",
+    )
     enabled: bool = True
     interval_s: int = Field(default=120, ge=5, description="Seconds between polls in `exchange run`.")
     jitter_s: int = Field(default=10, ge=0, description="Random delay added to each poll, seconds.")
@@ -172,97 +172,5 @@ class Config(BaseModel):
         for source in self.sources:
             if source.name == name:
                 return source
-        from exchange.errors import NotFound
-
         known = ", ".join(s.name for s in self.sources) or "none configured"
         raise NotFound(f"unknown source {name!r} (known: {known})")
-
-
-def default_config() -> Config:
-    """What runs without a file: the embedded SQLite store and one Waze source named ``waze``."""
-    return _validate(_environment_overrides({"sources": [{"name": "waze", "kind": "waze-feed", "url": ""}]}), None)
-
-
-def load_config(path: Path | None) -> Config:
-    """Read ``path`` (or ``$EXCHANGE_CONFIG``), apply environment overrides, validate."""
-    if path is None and os.environ.get("EXCHANGE_CONFIG"):
-        path = Path(os.environ["EXCHANGE_CONFIG"])
-    if path is None:
-        return default_config()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    _resolve_relative_paths(raw, path.parent)
-    return _validate(_environment_overrides(raw), path)
-
-
-def _validate(raw: dict[str, Any], path: Path | None) -> Config:
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = _location(raw, first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        origin = f"{path}: " if path else "configuration: "
-        raise ConfigError(f"{origin}{where}: {message}") from exc
-    config.path = path
-    from adapters import validate_source_settings
-
-    for source in config.sources:
-        validate_source_settings(source)
-    return config
-
-
-def _location(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int) and parts:
-            parts[-1] = f"{parts[-1]}[{part}]"
-        else:
-            parts.append(str(part))
-    return ".".join(parts) or "(top level)"
-
-
-def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
-    """Local feed paths and the data dir in a config file are relative to that file, not the cwd."""
-    if isinstance(raw.get("data_dir"), str) and not Path(raw["data_dir"]).expanduser().is_absolute():
-        raw["data_dir"] = str((base / raw["data_dir"]).resolve())
-    network = raw.get("network")
-    path = network.get("path") if isinstance(network, dict) else None
-    if isinstance(network, dict) and isinstance(path, str) and not Path(path).expanduser().is_absolute():
-        network["path"] = str((base / path).resolve())
-    for source in raw.get("sources") or []:
-        url = source.get("url") if isinstance(source, dict) else None
-        if isinstance(url, str) and url and "://" not in url and not Path(url).is_absolute():
-            source["url"] = str((base / url).resolve())
-
-
-def _environment_overrides(raw: dict[str, Any]) -> dict[str, Any]:
-    flat = {
-        "EXCHANGE_DATABASE_URL": ("database", "url"),
-        "EXCHANGE_TIMEZONE": ("timezone",),
-        "EXCHANGE_LOG_LEVEL": ("log_level",),
-    }
-    for name, value in os.environ.items():
-        if not name.startswith("EXCHANGE_"):
-            continue
-        if name in flat:
-            keys: tuple[str, ...] = flat[name]
-        elif "__" in name:
-            keys = tuple(part.lower() for part in name.removeprefix("EXCHANGE_").split("__"))
-        else:
-            continue
-        target = raw
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"{name}: {key} is not a section")
-        target[keys[-1]] = value
-    return raw

@@ -22,7 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from exchange.errors import SchemaOutdated, StoreError
 from exchange.schema import SCHEMA_REVISION
 
-__all__ = ["current_revision", "normalize_url", "open_store", "redact_url", "upgrade", "writing"]
+__all__ = ["current_revision", "db_error_message", "normalize_url", "open_store", "redact_url", "upgrade", "writing"]
 
 
 def normalize_url(url: str) -> str:
@@ -140,7 +140,7 @@ def current_revision(engine: Engine) -> str | None:
                 return None
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot open database {redact_url(str(engine.url))}: {_reason(exc)}") from exc
+        raise StoreError(f"cannot open database {redact_url(str(engine.url))}: {db_error_message(exc)}") from exc
 
 
 def upgrade(engine: Engine) -> str:
@@ -155,11 +155,11 @@ def upgrade(engine: Engine) -> str:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
-        raise StoreError(f"migration failed: {_reason(exc)}") from exc
+        raise StoreError(f"migration failed: {db_error_message(exc)}") from exc
     return SCHEMA_REVISION
 
 
-def _reason(exc: SQLAlchemyError) -> str:
+def db_error_message(exc: BaseException) -> str:
     """The driver's own first line, without SQLAlchemy's SQL echo and background link."""
     original = getattr(exc, "orig", None)
     message = str(original if original is not None else exc)

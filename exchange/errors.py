@@ -98,3 +98,4 @@ class StoreError(ExchangeError):
 
 class SchemaOutdated(StoreError):
     pass
+

@@ -30,6 +30,7 @@ __all__ = [
     "SourceRef",
     "Status",
     "event_id",
+    "first_problem",
     "from_millis",
     "to_millis",
 ]
@@ -252,3 +253,41 @@ class ItemError(BaseModel):
     source_id: str | None = None
     step: str = Field(description="pipeline step that refused it: parse, convert, store")
     reason: str
+
+
+def first_problem(exc: ValueError, *, default_location: str = "") -> str:
+    """``location: message`` of the first problem a pydantic ``ValidationError`` reports, for a one-line error.
+
+    Locations read as written (``sources[0].url``); a key the model forbids is an "unknown key";
+    pydantic's "Value error, " prefix is dropped. Any other ``ValueError`` is its own text.
+
+    >>> from pydantic import BaseModel, ConfigDict
+    >>> class Source(BaseModel):
+    ...     model_config = ConfigDict(extra="forbid")
+    ...     interval_s: int = 1
+    >>> class Config(BaseModel):
+    ...     sources: list[Source]
+    >>> try:
+    ...     Config.model_validate({"sources": [{"interval_s": 2}, {"intervall_s": 3}]})
+    ... except ValueError as exc:
+    ...     first_problem(exc)
+    'sources[1].intervall_s: unknown key'
+    >>> first_problem(ValueError("bad"))
+    'bad'
+    """
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    first = errors()[0]
+    parts: list[str] = []
+    for part in first.get("loc", ()):
+        if isinstance(part, int) and parts:
+            parts[-1] = f"{parts[-1]}[{part}]"
+        else:
+            parts.append(str(part))
+    where = ".".join(parts) or default_location
+    if first.get("type") == "extra_forbidden":
+        message = "unknown key"
+    else:
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

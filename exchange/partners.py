@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from exchange.db import writing
+from exchange.db import db_error_message, writing
 from exchange.errors import NotFound, StoreError, UsageError
+from exchange.runtime import now_ms as current_ms
 from exchange.schema import downloads, partners
 
 __all__ = [
@@ -73,10 +73,6 @@ def validate_name(name: str) -> str:
     return name
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def add_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> str:
     """Create a partner (or re-activate a revoked one) and return its new token.
 
@@ -84,7 +80,7 @@ def add_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> str:
     """
     validate_name(name)
     token = secrets.token_urlsafe(32)
-    values = {"token_hash": hash_token(token), "created_ms": now_ms or _now_ms(), "revoked_ms": None}
+    values = {"token_hash": hash_token(token), "created_ms": now_ms or current_ms(), "revoked_ms": None}
     try:
         with writing(engine, lock="partners") as conn:
             existing = conn.execute(select(partners.c.revoked_ms).where(partners.c.name == name)).first()
@@ -97,7 +93,7 @@ def add_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> str:
     except IntegrityError:  # the same name added concurrently by another process
         raise UsageError(f"partner {name!r} already exists; revoke it first to issue a new token") from None
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot add partner {name!r}: {_reason(exc)}") from exc
+        raise StoreError(f"cannot add partner {name!r}: {db_error_message(exc)}") from exc
     return token
 
 
@@ -113,9 +109,9 @@ def revoke_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> b
                 raise NotFound(f"no partner named {name!r}")
             if row.revoked_ms is not None:
                 return False
-            conn.execute(update(partners).where(partners.c.name == name).values(revoked_ms=now_ms or _now_ms()))
+            conn.execute(update(partners).where(partners.c.name == name).values(revoked_ms=now_ms or current_ms()))
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot revoke partner {name!r}: {_reason(exc)}") from exc
+        raise StoreError(f"cannot revoke partner {name!r}: {db_error_message(exc)}") from exc
     return True
 
 
@@ -130,7 +126,7 @@ def list_partners(engine: Engine) -> list[Partner]:
                 select(downloads.c.partner, downloads.c.feed, downloads.c.count, downloads.c.last_ms)
             ).all()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot list partners: {_reason(exc)}") from exc
+        raise StoreError(f"cannot list partners: {db_error_message(exc)}") from exc
     per_partner: dict[str, dict[str, int]] = {}
     last: dict[str, int] = {}
     for partner, feed, count, last_ms in counts:
@@ -141,9 +137,3 @@ def list_partners(engine: Engine) -> list[Partner]:
                 last.get(row.name))
         for row in rows
     ]
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    original = getattr(exc, "orig", None)
-    message = str(original if original is not None else exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__

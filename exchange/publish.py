@@ -16,26 +16,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select
+from sqlalchemy import Engine, or_, select
 
 from exchange.config import Config
 from exchange.db import writing
 from exchange.errors import ExchangeError
 from exchange.model import Event, Status
+from exchange.publications import FEED_CONTENT_TYPES, publication_row, save_publications
+from exchange.runtime import collector_paused, now_ms
 from exchange.schema import events, publications, publish_runs
 from exchange.store import row_to_event
-from exchange.sync import collector_paused, now_ms
 
-__all__ = ["FEEDS", "PublishFailed", "PublishResult", "eligible_events", "publish", "render_feeds"]
+__all__ = ["PublishFailed", "PublishResult", "eligible_events", "publish", "render_feeds"]
 
 log = logging.getLogger("exchange.publish")
-
-#: feed name -> content type, as served under /feeds/<name>
-FEEDS = {
-    "cifs.xml": "application/xml; charset=utf-8",
-    "cifs.json": "application/json",
-    "wzdx.geojson": "application/geo+json",
-}
 
 
 class PublishFailed(ExchangeError):
@@ -123,26 +117,24 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
         raise PublishFailed(f"the generated feeds are invalid, nothing was published ({len(problems)} problem(s); "
                             f"first: {problems[0]}); the last good feeds stay served")
     result.feeds = feeds
-    _store(engine, at, feeds, result)
+    rows = [publication_row(name, body, FEED_CONTENT_TYPES[name], result.events, at) for name, body in feeds.items()]
+    _store(engine, at, rows, result)
     target = out_dir or settings.out_dir
     if target is not None:
         from adapters.sinks import FileSink
 
-        FileSink(Path(target)).push(feeds)
+        FileSink(Path(target)).push({row["feed"]: row["body"] for row in rows},
+                                    gzipped={row["feed"]: row["body_gzip"] for row in rows})
     return result
 
 
-def _store(engine: Engine, at: int, feeds: dict[str, bytes], result: PublishResult) -> None:
-    from exchange.server import publication_row
-
-    rows = [publication_row(name, body, FEEDS[name], result.events, at) for name, body in feeds.items()]
+def _store(engine: Engine, at: int, rows: list[dict[str, Any]], result: PublishResult) -> None:
     with writing(engine, lock="publish") as conn:
         current = {row.feed: row.etag for row in conn.execute(select(publications.c.feed, publications.c.etag))}
         if all(current.get(row["feed"]) == row["etag"] for row in rows):
             result.status = "unchanged"
         else:
-            conn.execute(delete(publications))
-            conn.execute(publications.insert(), rows)
+            save_publications(conn, rows)
         conn.execute(publish_runs.insert().values(
             at_ms=at, status=result.status, events=result.events, held_back=len(result.held_back), problems=None,
         ))

@@ -28,8 +28,8 @@ Validators follow RFC 9110: ``If-None-Match`` (lists, ``*``, weak comparison) wi
 (the publication's ETag with ``-gzip`` appended inside the quotes); either tag validates the
 current publication.
 
-The publish step builds its rows with :func:`publication_row` (re-exported here from
-:mod:`exchange.publications`): the server trusts the stored ETag and gzip body as they are.
+The publish step builds its rows with :func:`exchange.publications.publication_row`: the server
+trusts the stored ETag and gzip body as they are.
 
 Feeds are bytes in memory, served through a plain ASGI endpoint (no Request object, no
 per-request header building); Starlette only routes.
@@ -62,10 +62,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from exchange.db import writing
+from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
 from exchange.partners import ANONYMOUS, hash_token
-from exchange.publications import FEEDS, publication_row
+from exchange.publications import FEEDS
+from exchange.runtime import now_ms
 from exchange.schema import downloads, partners, publications
 
 __all__ = [
@@ -74,7 +75,6 @@ __all__ = [
     "accepts_gzip",
     "create_app",
     "default_cache_control",
-    "publication_row",
     "redact_tokens",
 ]
 
@@ -249,9 +249,7 @@ class FeedServer:
                 self._load_partners(conn)
                 changed = self._load_publications(conn)
         except (SQLAlchemyError, ExchangeError) as exc:
-            original = getattr(exc, "orig", None)
-            text = str(original if original is not None else exc).strip()
-            message = text.splitlines()[0] if text else type(exc).__name__
+            message = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
             if self.refresh_error is None:  # once per outage, not once per second
                 log.error("cannot refresh from the store, serving the last copy: %s", message)
             self.refresh_error = message
@@ -259,7 +257,7 @@ class FeedServer:
         if self.refresh_error is not None:
             log.info("store reachable again")
         self.refresh_error = None
-        self.refreshed_ms = time.time_ns() // 1_000_000
+        self.refreshed_ms = now_ms()
         return changed
 
     def _load_publications(self, conn: Connection) -> bool:
@@ -308,12 +306,12 @@ class FeedServer:
 
     def count(self, partner: str, feed: str) -> None:
         entry = self._counts.get((partner, feed))
-        now_ms = time.time_ns() // 1_000_000
+        at_ms = now_ms()
         if entry is None:
-            self._counts[(partner, feed)] = [1, now_ms]
+            self._counts[(partner, feed)] = [1, at_ms]
         else:
             entry[0] += 1
-            entry[1] = now_ms
+            entry[1] = at_ms
 
     def take_counts(self) -> dict[tuple[str, str], list[int]]:
         """The pending counts, leaving none; call on the event loop thread (where counting happens)."""

@@ -1,4 +1,5 @@
-"""Rows <-> events, and the read queries behind ``exchange inspect``."""
+"""Rows <-> events: the columns of an event row, their diffs and revisions, and the read queries
+behind ``exchange inspect``."""
 
 from __future__ import annotations
 
@@ -9,26 +10,44 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, or_, select
 
+from exchange.bulk import Bulk, dumps, loads
 from exchange.errors import NotFound
 from exchange.model import Event, from_millis, to_millis
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 
 __all__ = [
+    "EVENT_COLUMNS",
+    "UPDATE_COLUMNS",
     "EventFilter",
     "count_events",
+    "diff_rows",
     "event_to_row",
+    "event_values",
     "get_event",
+    "insert_revisions",
     "iter_events",
     "list_runs",
     "list_sources",
     "revisions_of",
     "row_to_event",
+    "seen_by",
 ]
 
 _TYPED_FIELDS = (
     "reliability", "confidence", "thumbs_up", "report_rating", "magvar", "road_type",
     "speed_kmh", "delay_s", "level", "length_m", "blocking_alert_uuid",
 )
+
+
+# plain str: SQLAlchemy's quoted_name subclass is not a dict key orjson accepts
+EVENT_COLUMNS = tuple(str.__str__(column.name) for column in events.columns)
+# the cluster is recomputed over all alerts after each poll, not carried by one event's update
+UPDATE_COLUMNS = tuple(
+    name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms")
+)
+_JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match", "details"})
+_REVISION_COLUMNS = ("event_id", "run_id", "at_ms", "action", "changes", "operator")
+_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms"})
 
 
 def _bounds(coordinates: Any) -> tuple[float, float, float, float]:
@@ -105,6 +124,45 @@ def row_to_event(row: Any) -> Event:
         details=mapping["details"],
         **{name: mapping[name] for name in _TYPED_FIELDS},
     )
+
+
+def insert_revisions(
+    db: Bulk,
+    ids: Sequence[str],
+    action: str,
+    *,
+    at_ms: int,
+    run_id: int | None = None,
+    changes: Sequence[Any] | None = None,
+    operator: str | None = None,
+) -> None:
+    """One revision per event id; ``changes[i]`` (field -> [old, new]) belongs to ``ids[i]``."""
+    db.insert(revisions, _REVISION_COLUMNS, [
+        (eid, run_id, at_ms, action, dumps(changes[i]) if changes else None, operator) for i, eid in enumerate(ids)
+    ])
+
+
+def event_values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(dumps(row[name]) if name in _JSON_COLUMNS else row[name] for name in columns)
+
+
+def diff_rows(old: Sequence[Any], new: dict[str, Any]) -> dict[str, Any]:
+    """field -> [old, new] for what changed; attributes are compared key by key."""
+    changes: dict[str, Any] = {}
+    for position, key in enumerate(EVENT_COLUMNS):
+        if key in _NOT_DIFFED:
+            continue
+        before, value = old[position], new[key]
+        if key in _JSON_COLUMNS:
+            before = loads(before)
+        if key == "attributes":
+            before = before or {}
+            for name in sorted(set(before) | set(value)):
+                if before.get(name) != value.get(name):
+                    changes[f"attributes.{name}"] = [before.get(name), value.get(name)]
+        elif before != value:
+            changes[key] = [before, value]
+    return changes
 
 
 @dataclass(frozen=True, slots=True)

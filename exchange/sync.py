@@ -8,13 +8,8 @@ since nothing is committed before the end.
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
 import statistics
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,65 +17,23 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Source, Watermark
-from exchange.bulk import Bulk, dumps, loads
+from exchange.bulk import Bulk, loads
 from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations
-from exchange.db import writing
+from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError, FetchError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis
-from exchange.schema import events, revisions, sightings, sources, sync_runs
-from exchange.store import event_to_row
+from exchange.runtime import collector_paused, fault_point, now_ms
+from exchange.schema import events, sightings, sources, sync_runs
+from exchange.store import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_to_row, event_values, insert_revisions
 from feeds.items import FeedItem, Snapshot
 
 if TYPE_CHECKING:  # the geometry stack (numpy, shapely, pyproj) loads only when a network is configured
     from exchange.placement import Placement
 
-__all__ = [
-    "EVENT_COLUMNS",
-    "UPDATE_COLUMNS",
-    "InjectedFault",
-    "SyncResult",
-    "collector_paused",
-    "diff_rows",
-    "event_values",
-    "ingest_payload",
-    "insert_revisions",
-    "now_ms",
-    "sync_source",
-]
+__all__ = ["SyncResult", "ingest_payload", "sync_source"]
 
 log = logging.getLogger("exchange.sync")
-
-class InjectedFault(ExchangeError):
-    """Raised at a named point when ``EXCHANGE_INJECT_FAULT`` names it (tests of atomicity)."""
-
-
-def fault_point(name: str) -> None:
-    """``EXCHANGE_INJECT_FAULT=<point>`` raises here; ``<point>:hang`` blocks (to test a killed process)."""
-    wanted = os.environ.get("EXCHANGE_INJECT_FAULT")
-    if not wanted:
-        return
-    point, _, action = wanted.partition(":")
-    if point != name:
-        return
-    if action == "hang":
-        print(f"fault point {name}: hanging", flush=True)
-        while True:
-            time.sleep(3600)
-    raise InjectedFault(f"injected fault at {name}")
-
-
-def now_ms() -> int:
-    """Now in epoch milliseconds; ``EXCHANGE_NOW`` (ISO 8601 or millis) pins it for tests and demos."""
-    pinned = os.environ.get("EXCHANGE_NOW")
-    if pinned:
-        if pinned.isdigit():
-            return int(pinned)
-        from datetime import datetime
-
-        return round(datetime.fromisoformat(pinned).timestamp() * 1000)
-    return round(time.time() * 1000)
-
 
 @dataclass
 class SyncResult:
@@ -150,23 +103,6 @@ def ingest_payload(
         return _ingest(engine, source, body, lifecycle, started_ms, watermark, placement)
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a payload is in memory.
-
-    A parsed feed is a tree of thousands of small dicts and lists without reference cycles;
-    building it triggers full collections that cost more than parsing it (about a quarter of a
-    replay). Reference counting frees the tree all the same; the collector runs again afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _ingest(
     engine: Engine,
     source: Source,
@@ -194,7 +130,7 @@ def _ingest(
                     .values(etag=watermark.etag, last_modified=watermark.last_modified)
                 )
     except (SQLAlchemyError, ExchangeError) as exc:
-        reason = exc.message if isinstance(exc, ExchangeError) else _db_reason(exc)
+        reason = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
         _record_failure(engine, source, started, reason)
         if isinstance(exc, ExchangeError):
             raise
@@ -203,17 +139,6 @@ def _ingest(
 
 
 # --------------------------------------------------------------------------- reconciliation
-
-# plain str: SQLAlchemy's quoted_name subclass is not a dict key orjson accepts
-EVENT_COLUMNS = tuple(str.__str__(column.name) for column in events.columns)
-# the cluster is recomputed over all alerts after each poll, not carried by one event's update
-UPDATE_COLUMNS = tuple(
-    name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms")
-)
-_JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match", "details"})
-_REVISION_COLUMNS = ("event_id", "run_id", "at_ms", "action", "changes", "operator")
-_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms"})
-
 
 class Reconciler:
     """Reconciles one snapshot with the store, inside the caller's transaction.
@@ -486,45 +411,6 @@ class Reconciler:
         self.conn.execute(update(sources).where(sources.c.name == self.source.name).values(**values))
 
 
-def insert_revisions(
-    db: Bulk,
-    ids: Sequence[str],
-    action: str,
-    *,
-    at_ms: int,
-    run_id: int | None = None,
-    changes: Sequence[Any] | None = None,
-    operator: str | None = None,
-) -> None:
-    """One revision per event id; ``changes[i]`` (field -> [old, new]) belongs to ``ids[i]``."""
-    db.insert(revisions, _REVISION_COLUMNS, [
-        (eid, run_id, at_ms, action, dumps(changes[i]) if changes else None, operator) for i, eid in enumerate(ids)
-    ])
-
-
-def event_values(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(dumps(row[name]) if name in _JSON_COLUMNS else row[name] for name in columns)
-
-
-def diff_rows(old: Sequence[Any], new: dict[str, Any]) -> dict[str, Any]:
-    """field -> [old, new] for what changed; attributes are compared key by key."""
-    changes: dict[str, Any] = {}
-    for position, key in enumerate(EVENT_COLUMNS):
-        if key in _NOT_DIFFED:
-            continue
-        before, value = old[position], new[key]
-        if key in _JSON_COLUMNS:
-            before = loads(before)
-        if key == "attributes":
-            before = before or {}
-            for name in sorted(set(before) | set(value)):
-                if before.get(name) != value.get(name):
-                    changes[f"attributes.{name}"] = [before.get(name), value.get(name)]
-        elif before != value:
-            changes[key] = [before, value]
-    return changes
-
-
 # --------------------------------------------------------------------------- bookkeeping
 
 
@@ -551,7 +437,7 @@ def _load_watermark(engine: Engine, name: str) -> Watermark:
                 select(sources.c.etag, sources.c.last_modified).where(sources.c.name == name)
             ).first()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the store: {_db_reason(exc)}") from exc
+        raise StoreError(f"cannot read the store: {db_error_message(exc)}") from exc
     return Watermark(row.etag, row.last_modified) if row else Watermark()
 
 
@@ -581,11 +467,4 @@ def _record_failure(engine: Engine, source: Source, started_ms: int, reason: str
             _ensure_source(conn, source, started_ms)
             _insert_run(conn, source.name, started_ms, result)
     except SQLAlchemyError as exc:
-        log.error("%s: could not record the failed run: %s", source.name, _db_reason(exc))
-
-
-def _db_reason(exc: SQLAlchemyError) -> str:
-    original = getattr(exc, "orig", None)
-    text = str(original if original is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
+        log.error("%s: could not record the failed run: %s", source.name, db_error_message(exc))

@@ -29,6 +29,7 @@ from exchange.model import (
     Point,
     SourceRef,
     event_id,
+    first_problem,
 )
 
 __all__ = ["DIRECTIONS", "city_event", "parse_polyline", "parse_time"]
@@ -178,7 +179,7 @@ def city_event(
             end_date_verified=end_date_verified,
         )
     except ValueError as exc:
-        raise ItemRejected(_first(exc)) from exc
+        raise ItemRejected(first_problem(exc)) from exc
     geometry = Point(coordinates=points[0]) if len(points) == 1 else LineString(coordinates=points)
     return Event(
         id=event_id(namespace, Kind.CITY, source_id),
@@ -201,10 +202,3 @@ def city_event(
     )
 
 
-def _first(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return f"{where}: {first.get('msg', 'invalid')}"
-    return str(exc)

@@ -31,6 +31,7 @@ from exchange.model import (
     Origin,
     Point,
     event_id,
+    first_problem,
     from_millis,
 )
 from feeds.items import FeedItem, Snapshot, digest, load_json
@@ -222,7 +223,7 @@ def to_event(item: FeedItem, namespace: str = "waze", *, values_checked: bool = 
         exc.source_id, exc.kind = item.source_id, item.kind.value
         raise
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ItemRejected(_first_error(exc), source_id=item.source_id, kind=item.kind.value) from exc
+        raise ItemRejected(first_problem(exc), source_id=item.source_id, kind=item.kind.value) from exc
 
 
 def _alert_fields(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -418,13 +419,6 @@ def _plain_line(value: list[Any]) -> list[tuple[float, float]] | None:
     return [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)]
 
 
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
-    return str(exc)
 
 
 # --------------------------------------------------------------------------- both steps at once

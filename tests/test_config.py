@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from adapters.waze import WazeFeedSettings
-from exchange.config import Config, LifecycleConfig, NetworkConfig, PublishConfig, SourceConfig, load_config
+from exchange.config import Config, LifecycleConfig, NetworkConfig, PublishConfig, SourceConfig
+from exchange.config_file import load_config
 from exchange.errors import ConfigError
 from tests.conftest import ROOT
 

@@ -32,7 +32,14 @@ from starlette.applications import Starlette
 from adapters.sinks import FileSink
 from exchange.db import open_store, writing
 from exchange.errors import UsageError
-from exchange.publications import FEED_CONTENT_TYPES, FEEDS, etag_for, publication_row, save_publications
+from exchange.publications import (
+    FEED_CONTENT_TYPES,
+    FEEDS,
+    etag_for,
+    gzip_body,
+    publication_row,
+    save_publications,
+)
 from exchange.schema import downloads
 from exchange.server import accepts_gzip, create_app, redact_tokens
 from tests.conftest import ROOT
@@ -427,20 +434,21 @@ def test_serve_refuses_a_busy_port(cli: Callable[..., Run]) -> None:
 def test_file_sink(tmp_path: Path) -> None:
     target = tmp_path / "www" / "feeds"
     sink = FileSink(target, gzip=True)
-    sink.push(bodies(1), mtime_ms=1_772_463_600_000)
+    sink.push(bodies(1), gzipped={name: gzip_body(body) for name, body in bodies(1).items()},
+              mtime_ms=1_772_463_600_000)
     for name, body in bodies(1).items():
         assert (target / name).read_bytes() == body
         assert gzip.decompress((target / f"{name}.gz").read_bytes()) == body
         assert (target / name).stat().st_mtime == 1_772_463_600
         assert (target / name).stat().st_mode & 0o777 == 0o644
-    sink.push({"cifs.xml": b"<new/>"})
+    sink.push({"cifs.xml": b"<new/>"}, gzipped={"cifs.xml": gzip_body(b"<new/>")})
     assert (target / "cifs.xml").read_bytes() == b"<new/>"
     FileSink(target).push({"cifs.xml": b"<plain/>"})
     assert not (target / "cifs.xml.gz").exists(), "a stale .gz would be served by gzip_static"
     assert sorted(p.name for p in target.iterdir() if p.name.startswith(".")) == [], "no temp files left"
     for bad in ("../x", ".hidden", "a/b", ""):
         with pytest.raises(UsageError):
-            sink.push({bad: b"x"})
+            sink.push({bad: b"x"}, gzipped={bad: b"x"})
 
 
 def test_file_sink_readers_never_see_a_partial_file(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ from adapters.waze import WazeFeedAdapter
 from exchange.config import LifecycleConfig
 from exchange.db import open_store
 from exchange.errors import MalformedPayload
+from exchange.runtime import InjectedFault
 from exchange.schema import events, revisions, sightings, sources, sync_runs
-from exchange.sync import InjectedFault, ingest_payload
+from exchange.sync import ingest_payload
 from tests.helpers import BASE_MS, POLL_MS, alert, feed, jam
 
 LIFECYCLE = LifecycleConfig()

@@ -1,0 +1,71 @@
+"""What every part of the application shares about the running process: the clock, the pause of
+the garbage collector while a payload is in memory, and the fault points the atomicity tests use.
+
+``sync``, ``closures``, ``publish``, ``partners`` and the feed server take the time from here, so
+``EXCHANGE_NOW`` pins it for all of them at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from exchange.errors import ExchangeError
+
+__all__ = ["InjectedFault", "collector_paused", "fault_point", "now_ms"]
+
+
+def now_ms() -> int:
+    """Now in epoch milliseconds; ``EXCHANGE_NOW`` (ISO 8601 or millis) pins it for tests and demos.
+
+    >>> import os; os.environ["EXCHANGE_NOW"] = "2026-03-02T15:00:00+00:00"; now_ms()
+    1772463600000
+    >>> del os.environ["EXCHANGE_NOW"]; now_ms() > 1772463600000
+    True
+    """
+    pinned = os.environ.get("EXCHANGE_NOW")
+    if pinned:
+        if pinned.isdigit():
+            return int(pinned)
+        return round(datetime.fromisoformat(pinned).timestamp() * 1000)
+    return time.time_ns() // 1_000_000
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a payload is in memory.
+
+    A parsed feed is a tree of thousands of small dicts and lists without reference cycles;
+    building it triggers full collections that cost more than parsing it (about a quarter of a
+    replay). Reference counting frees the tree all the same; the collector runs again afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class InjectedFault(ExchangeError):
+    """Raised at a named point when ``EXCHANGE_INJECT_FAULT`` names it (tests of atomicity)."""
+
+
+def fault_point(name: str) -> None:
+    """``EXCHANGE_INJECT_FAULT=<point>`` raises here; ``<point>:hang`` blocks (to test a killed process)."""
+    wanted = os.environ.get("EXCHANGE_INJECT_FAULT")
+    if not wanted:
+        return
+    point, _, action = wanted.partition(":")
+    if point != name:
+        return
+    if action == "hang":
+        print(f"fault point {name}: hanging", flush=True)
+        while True:
+            time.sleep(3600)
+    raise InjectedFault(f"injected fault at {name}")
