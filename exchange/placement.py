@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from exchange.config import Config, NetworkConfig
-from exchange.model import Event, LineString, RoadMatch
+from exchange.model import Event, Kind, LineString, Point, RoadMatch, to_millis
 from geo.crs import looks_swapped
 from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
 from geo.linematch import match_lines
@@ -127,6 +127,15 @@ class Placement:
                 event.road_match = RoadMatch(reason=_why(swapped, outside, result.reason))
 
     # -- clustering
+
+    def cluster_events(self, events: Sequence[Event]) -> dict[str, str]:
+        """Cluster ids for the alerts among ``events`` (matched already), none of them seen before."""
+        alerts = [
+            AlertRow(e.id, *e.geometry.coordinates, to_millis(e.start_time) if e.start_time else 0, e.category.value,
+                     e.magvar, e.road_match.model_dump() if e.road_match else None, None)
+            for e in events if e.kind is Kind.ALERT and isinstance(e.geometry, Point)
+        ]
+        return self.cluster(alerts)
 
     def cluster(self, alerts: Sequence[AlertRow]) -> dict[str, str]:
         """Cluster ids for the alerts, stable against each alert's previous cluster id."""

@@ -1,9 +1,4 @@
-"""``exchange serve`` and ``exchange partner add|list|revoke``: the partner-facing side of the broker.
-
-Kept out of ``exchange/cli.py`` so the feed server's options evolve without touching the ingest
-commands; ``cli.py`` calls :func:`register` once. The CLI helpers (``state``, ``_engine``) are
-imported lazily because ``cli.py`` imports this module.
-"""
+"""``exchange serve``: the feed server partners poll (uvicorn, one process or several workers)."""
 
 from __future__ import annotations
 
@@ -11,40 +6,20 @@ import json
 import os
 import socket
 import sys
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from exchange.cli import context
 from exchange.errors import ExchangeError
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["partner_app", "register", "serve"]
+__all__ = ["serve", "worker_app"]
 
 #: how ``exchange serve --workers N`` hands its settings to the worker processes (spawned, not forked)
 _WORKER_SETTINGS = "EXCHANGE_SERVE_SETTINGS"
-
-partner_app = typer.Typer(
-    help="Manage the partners allowed to poll the feeds (tokens for `exchange serve --tokens`).",
-    no_args_is_help=True,
-)
-
-
-class PartnerFormat(StrEnum):
-    table = "table"
-    json = "json"
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``serve`` and the ``partner`` group to the main app."""
-    app.command("serve")(serve)
-    app.add_typer(partner_app, name="partner")
-
-
-# --------------------------------------------------------------------------- serve
-
 
 def serve(
     host: Annotated[
@@ -89,9 +64,7 @@ def serve(
     Basic (the password). Download counts per partner are written to the store every --flush-s
     and at shutdown; see `exchange partner list`.
     """
-    from exchange.cli import _engine
-
-    engine = _engine()  # opens the store and checks its schema before anything listens
+    engine = context.engine()  # opens the store and checks its schema before anything listens
     try:
         _serve(engine, host, port, tokens, refresh_s, flush_s, cache_control, access_log, workers)
     finally:
@@ -109,9 +82,9 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
                  cache_control: str | None, access_log: bool, workers: int) -> None:
     import uvicorn
 
-    from exchange.cli import state
     from exchange.server import create_app
 
+    state = context.state
     config = state.config
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
@@ -138,7 +111,7 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
         "flush_s": flush_s, "cache_control": cache_control, "log_level": config.log_level,
         "verbose": state.verbose,
     })
-    uv_config = uvicorn.Config("exchange.cli_serve:worker_app", factory=True, workers=workers, **uvicorn_options)
+    uv_config = uvicorn.Config("exchange.cli.serve:worker_app", factory=True, workers=workers, **uvicorn_options)
     print(f"serving {url}/feeds/ ({mode}; {workers} workers; refresh every {refresh_s:g}s)", file=sys.stderr)
     Multiprocess(uv_config, sockets=[sock]).run()
 
@@ -184,94 +157,11 @@ def _announcing_server(config: Any, ready_message: str) -> Any:
 
 def worker_app() -> Starlette:
     """The app of one ``--workers`` process (uvicorn factory): settings come from the parent."""
-    from exchange.cli import _setup_logging
     from exchange.db import open_store
     from exchange.server import create_app
 
     settings = json.loads(os.environ[_WORKER_SETTINGS])
-    _setup_logging(settings["log_level"], settings["verbose"])
+    context.setup_logging(settings["log_level"], settings["verbose"])
     engine = open_store(settings["database_url"])
     return create_app(engine, require_token=settings["require_token"], refresh_s=settings["refresh_s"],
                       flush_s=settings["flush_s"], cache_control=settings["cache_control"])
-
-
-# --------------------------------------------------------------------------- partners
-
-
-@partner_app.command("add")
-def partner_add(
-    name: Annotated[
-        str, typer.Argument(help="Partner name: letters, digits, '_', '.', '@', '-' (e.g. waze, acme-maps).")
-    ],
-) -> None:
-    """Create a partner and print its new token on stdout (once: only its hash is stored).
-
-    A revoked partner can be added again: it gets a new token, and its download history is kept.
-    """
-    from exchange.cli import _engine
-    from exchange.partners import add_partner
-
-    engine = _engine()
-    try:
-        token = add_partner(engine, name)
-    finally:
-        engine.dispose()  # no pooled connection outlives the command (matters in-process, on PostgreSQL)
-    print(token)
-    print(f"added partner {name!r}. The token above cannot be shown again: hand it over now. "
-          "Lost? `exchange partner revoke` then `add` issues a new one.", file=sys.stderr)
-
-
-@partner_app.command("list")
-def partner_list(
-    fmt: Annotated[
-        PartnerFormat, typer.Option("--format", "-f", help="table for people; json (downloads per feed) for scripts.")
-    ] = PartnerFormat.table,
-) -> None:
-    """Partners, active and revoked, with their downloads per feed (as flushed by `exchange serve`)."""
-    from exchange.cli import _engine, state
-    from exchange.output import Format, iso, write_records
-    from exchange.partners import list_partners
-    from exchange.publications import FEEDS
-
-    engine = _engine()
-    try:
-        found = list_partners(engine)
-    finally:
-        engine.dispose()
-    if fmt is PartnerFormat.json:
-        write_records(
-            ({"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms),
-              "revoked": iso(p.revoked_ms), "downloads": p.downloads, "last_download": iso(p.last_download_ms)}
-             for p in found),
-            Format.json, columns=(),
-        )
-        return
-    zone = state.config.zone
-    rows = [
-        {"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms, zone),
-         "revoked": iso(p.revoked_ms, zone), **{feed: p.downloads.get(feed, 0) for feed in FEEDS},
-         "last_download": iso(p.last_download_ms, zone)}
-        for p in found
-    ]
-    write_records(rows, Format.table, columns=("name", "status", "created", "revoked", *FEEDS, "last_download"),
-                  title="partners")
-
-
-@partner_app.command("revoke")
-def partner_revoke(
-    name: Annotated[str, typer.Argument(help="The partner to refuse from now on.")],
-) -> None:
-    """Refuse the partner's token. Running servers apply it within their --refresh-s; history is kept."""
-    from exchange.cli import _engine
-    from exchange.partners import revoke_partner
-
-    engine = _engine()
-    try:
-        revoked = revoke_partner(engine, name)
-    finally:
-        engine.dispose()
-    if revoked:
-        print(f"revoked partner {name!r}; running servers refuse its token within their refresh period",
-              file=sys.stderr)
-    else:
-        print(f"partner {name!r} was already revoked", file=sys.stderr)

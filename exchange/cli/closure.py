@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from exchange.cli import context
 from exchange.errors import ItemRejected, UsageError
 from exchange.output import Format, event_record, iso, write_records
 
-__all__ = ["register"]
+__all__ = ["closure_app"]
 
 closure_app = typer.Typer(help="Add, change, end and list the city's own closures.", no_args_is_help=True)
 
@@ -92,12 +93,6 @@ def _lane_impact(value: str | None) -> dict[str, Any] | None:
     return {"total_closed_lanes": int(count), "roadside": side.strip().upper()}
 
 
-def _context() -> tuple[Any, Any, Any]:
-    from exchange.cli import _engine, _placement, state
-
-    return state.config, _engine(), _placement()
-
-
 def _after_change(config: Any, engine: Any) -> None:
     """Publish at once when the config asks for it, so partners see the change on their next poll."""
     if config.publish is not None and config.publish.on_change:
@@ -133,7 +128,7 @@ def closure_add(
     points = _points(polyline, start_point, end_point)
     if points is None:
         raise UsageError("a closure needs --polyline or --from and --to")
-    config, engine, placement = _context()
+    config, engine, placement = context.state.config, context.engine(), context.placement()
     spec = ClosureInput(
         street=street, points=points, type=kind, subtype=subtype, direction=direction, start=start, end=end,
         description=description, schedule=_schedule(schedule), lane_impact=_lane_impact(lane_impact),
@@ -172,7 +167,7 @@ def closure_update(
     }
     if not changes:
         raise UsageError("nothing to change: give at least one option")
-    config, engine, placement = _context()
+    config, engine, placement = context.state.config, context.engine(), context.placement()
     update_closure(engine, closure_id, changes, zone=config.zone, placement=placement, operator=_operator(operator))
     print(closure_id)
     _after_change(config, engine)
@@ -189,7 +184,7 @@ def closure_end(
     """End a closure now. It stays in the CIFS feed with its end time for `publish.keep_ended_h` hours."""
     from exchange.closures import end_closure
 
-    config, engine, _placement = _context()
+    config, engine = context.state.config, context.engine()
     end_closure(engine, closure_id, operator=_operator(operator), cancel=cancel)
     print(closure_id)
     _after_change(config, engine)
@@ -203,7 +198,7 @@ def closure_list(
     """City events (closures typed here and imported ones), newest first."""
     from exchange.store import EventFilter, iter_events
 
-    config, engine, _placement = _context()
+    config, engine = context.state.config, context.engine()
     where = EventFilter(kind="city", status=status)
     with engine.connect() as conn:
         rows = list(iter_events(conn, where))
@@ -216,6 +211,3 @@ def closure_list(
     write_records(records, fmt, columns=("id", "type", "subtype", "status", "street", "direction", "start_time",
                                          "end_time", "description"), title="city closures")
 
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(closure_app, name="closure")

@@ -1,0 +1,89 @@
+"""What every command shares: the state of one invocation (config, store, road network), reading
+a file named on the command line, and the logging set-up.
+
+Command modules import this module and nothing else of ``exchange.cli``; the root app
+(:mod:`exchange.cli.main`) imports the command modules. So there is no import cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from exchange.config import Config
+from exchange.errors import ExchangeError, NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from exchange.placement import Placement
+
+__all__ = ["State", "engine", "placement", "read_input", "setup_logging", "state"]
+
+
+class State:
+    """One invocation: the options of the root command, and what they open, each opened once."""
+
+    config_path: Path | None = None
+    verbose: int = 0
+    engine: Engine | None = None
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from exchange.config_file import load_config
+
+            self._config = load_config(self.config_path)
+            setup_logging(self._config.log_level, self.verbose)
+        return self._config
+
+    def reset(self, config_path: Path | None, verbose: int) -> None:
+        self.config_path, self.verbose, self._config = config_path, verbose, None
+
+    def close(self) -> None:
+        """Release the store's pooled connections (tests run many commands in one process)."""
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+
+
+state = State()
+
+
+def setup_logging(level: str, verbose: int) -> None:
+    chosen = logging.DEBUG if verbose > 0 else getattr(logging, level)
+    logging.basicConfig(level=chosen, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
+    # Alembic narrates every migration step at INFO; one line from `db upgrade` is enough.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+def engine() -> Engine:
+    """The store of this invocation, opened once; ``main`` releases its connections at the end."""
+    if state.engine is None:
+        from exchange.db import open_store
+
+        state.engine = open_store(state.config.database_url)
+    return state.engine
+
+
+def placement() -> Placement | None:
+    """The configured road network for matching and clustering, or None (nothing is matched)."""
+    if state.config.network is None:
+        return None  # and the geometry stack (numpy, shapely, pyproj) is never imported
+    from exchange.placement import Placement
+
+    return Placement.from_config(state.config)
+
+
+def read_input(path: Path) -> bytes:
+    """A file named on the command line: a missing one is NotFound (exit 3), an unreadable one exit 1."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist") from None
+    except OSError as exc:
+        raise ExchangeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+

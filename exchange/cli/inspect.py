@@ -1,0 +1,223 @@
+"""``exchange inspect events|event|runs|sources|feed``: what the store holds, for people and scripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from exchange.cli import context
+from exchange.errors import UsageError
+from exchange.output import Format, event_record, iso, run_record, source_record, write_records
+
+__all__ = ["inspect_app"]
+
+inspect_app = typer.Typer(help="Show stored events, sync runs, sources and the feed's lint.", no_args_is_help=True)
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _parse_since(value: str) -> datetime:
+    match = _DURATION.match(value.strip())
+    if match:
+        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since: {value!r} is neither a duration (30m, 2h, 7d) nor an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=context.state.config.zone)
+    return when
+
+
+def _parse_bbox(value: str) -> tuple[float, float, float, float]:
+    try:
+        parts = tuple(float(p) for p in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4:
+        raise UsageError(f"--bbox: expected MIN_LON,MIN_LAT,MAX_LON,MAX_LAT, got {value!r}")
+    min_lon, min_lat, max_lon, max_lat = parts
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+        raise UsageError(f"--bbox: {value!r} is not a valid lon/lat box (min before max, within range)")
+    return min_lon, min_lat, max_lon, max_lat
+
+
+TABLE_LIMIT = 50
+EVENT_COLUMNS = ("id", "kind", "category", "subtype", "status", "street", "start_time", "updated")
+
+
+@inspect_app.command("events")
+def inspect_events(
+    source: Annotated[str | None, typer.Option(help="Namespace of the events, e.g. waze.")] = None,
+    kind: Annotated[str | None, typer.Option(help="alert, jam, irregularity or city.")] = None,
+    category: Annotated[str | None, typer.Option(help="ACCIDENT, JAM, HAZARD, ROAD_CLOSED, CONSTRUCTION, ...")] = None,
+    status: Annotated[str | None, typer.Option(help="active, ended or cancelled. Default: all.")] = None,
+    street: Annotated[str | None, typer.Option(help="Case-insensitive part of the street name.")] = None,
+    bbox: Annotated[str | None, typer.Option(help="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT (WGS84).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Changed or started since: a duration (30m, 2h, 7d) or an ISO time.")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help=f"At most this many. Default: all for machine formats, {TABLE_LIMIT} for the table."),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people; json, jsonl, geojson, csv.")]
+    = Format.table,
+    unconfirmed_closures: Annotated[
+        bool,
+        typer.Option("--unconfirmed-closures", help="Only Waze ROAD_CLOSED reports that match no city event."),
+    ] = False,
+) -> None:
+    """List stored events, newest first. Machine formats print every match unless --limit is given."""
+    from exchange.confirm import unconfirmed_closure_ids
+    from exchange.store import EventFilter, count_events, iter_events
+
+    if kind and kind not in {"alert", "jam", "irregularity", "city"}:
+        raise UsageError(f"--kind: {kind!r} is not one of alert, jam, irregularity, city")
+    if status and status not in {"active", "ended", "cancelled"}:
+        raise UsageError(f"--status: {status!r} is not one of active, ended, cancelled")
+    where = EventFilter(
+        source=source, kind=kind, category=category, status=status, street=street,
+        bbox=_parse_bbox(bbox) if bbox else None, since=_parse_since(since) if since else None,
+    )
+    engine = context.engine()
+    with engine.connect() as conn:
+        if unconfirmed_closures:
+            where = dataclasses.replace(where, ids=unconfirmed_closure_ids(conn))
+        if fmt is Format.table:
+            shown = limit or TABLE_LIMIT
+            total = count_events(conn, where)
+            zone = context.state.config.zone
+            rows = (
+                {**event_record(row), "start_time": iso(row.start_ms, zone), "updated": iso(row.updated_ms, zone)}
+                for row in iter_events(conn, where, limit=shown)
+            )
+            note = None
+            if total > shown:
+                note = f"showing {shown} of {total} events; use --limit N or --format json for all"
+            write_records(rows, fmt, columns=EVENT_COLUMNS, title=f"{min(total, shown)} of {total} events",
+                          truncated_note=note)
+        else:
+            write_records((event_record(row) for row in iter_events(conn, where, limit=limit)), fmt,
+                          columns=(*EVENT_COLUMNS, "geometry"))
+
+
+@inspect_app.command("event")
+def inspect_event(
+    event_id: Annotated[str, typer.Argument(metavar="ID", help="Event id, e.g. waze:alert:<uuid>.")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+) -> None:
+    """One event in full, with its revisions (what changed, when) and the sources that see it."""
+    from exchange.store import get_event, revisions_of, seen_by
+
+    engine = context.engine()
+    with engine.connect() as conn:
+        record = event_record(get_event(conn, event_id))
+        history = revisions_of(conn, event_id)
+        record["seen_by"] = [{"source": s.source_name, "missed_polls": s.missed} for s in seen_by(conn, event_id)]
+        if record["origin"] == "city":
+            from exchange.confirm import confirmations_of
+
+            record["confirmations"] = [
+                {"crowd_event_id": c.crowd_event_id, "how": c.how, "linked": iso(c.linked_ms)}
+                for c in confirmations_of(conn, event_id)
+            ]
+    if fmt is not Format.table:
+        record["revisions"] = [
+            {"at": iso(r.at_ms), "action": r.action, "run_id": r.run_id, "operator": r.operator, "changes": r.changes}
+            for r in history
+        ]
+        write_records([record], Format.json if fmt is Format.geojson else fmt, columns=tuple(record))
+        return
+    zone = context.state.config.zone
+    fields = [{"field": key, "value": value} for key, value in record.items() if key not in ("attributes", "geometry")]
+    geometry = record["geometry"]
+    fields.append({"field": "geometry", "value": f"{geometry['type']} {str(geometry['coordinates'])[:120]}"})
+    fields.extend({"field": f"attributes.{key}", "value": str(value)[:160]}
+                  for key, value in (record["attributes"] or {}).items())
+    write_records(fields, Format.table, columns=("field", "value"), title=event_id)
+    revision_rows = [
+        {"at": iso(r.at_ms, zone), "action": r.action, "operator": r.operator,
+         "changes": "; ".join(f"{k}: {v[0]!r} -> {v[1]!r}"[:80] for k, v in (r.changes or {}).items())}
+        for r in history
+    ]
+    write_records(revision_rows, Format.table, columns=("at", "action", "operator", "changes"), title="revisions")
+
+
+@inspect_app.command("runs")
+def inspect_runs(
+    source: Annotated[str | None, typer.Option(help="Only this source's runs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Newest first, at most this many.")] = 20,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, csv.")] = Format.table,
+) -> None:
+    """Sync runs: when, outcome, counts and per-item errors."""
+    from exchange.store import list_runs
+
+    engine = context.engine()
+    with engine.connect() as conn:
+        rows = list_runs(conn, source=source, limit=limit)
+    records = [run_record(row) for row in rows]
+    if fmt is Format.table:
+        zone = context.state.config.zone
+        for record, row in zip(records, rows, strict=True):
+            record["started"] = iso(row.started_ms, zone)
+            record["snapshot"] = iso(row.snapshot_ms, zone)
+    columns = ("id", "source", "status", "started", "snapshot", "fetched", "new", "updated", "unchanged",
+               "ended", "rejected", "message")
+    write_records(records, fmt, columns=columns, title="sync runs")
+
+
+@inspect_app.command("sources")
+def inspect_sources(
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, csv.")] = Format.table,
+) -> None:
+    """Sources that have synced: where they read, their active events, their newest snapshot."""
+    from exchange.store import list_sources
+
+    engine = context.engine()
+    with engine.connect() as conn:
+        records = [source_record(row) for row in list_sources(conn)]
+    write_records(records, fmt, columns=("name", "kind", "namespace", "active_events", "newest_snapshot",
+                                         "last_success", "location"), title="sources")
+
+
+@inspect_app.command("feed")
+def inspect_feed(
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, csv.")] = Format.table,
+) -> None:
+    """The Waze acceptance lint of every event that would be published, and the feed's success share.
+
+    Blocking findings are reasons Waze would reject the event (length outside 30 m - 20 km, more
+    than one street, ends not at junctions, a house number in the street); Waze reportedly
+    publishes nothing when fewer than about 80 % of a feed's incidents pass.
+    """
+    from exchange.publish import eligible_events
+    from exchange.runtime import now_ms
+    from feeds.lint import feed_success_share, lint_event
+
+    config = context.state.config
+    placement = context.placement()
+    chosen, _changed = eligible_events(context.engine(), at_ms=now_ms(),
+                                       keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
+    network = placement.network if placement is not None else None
+    records: list[dict[str, Any]] = []
+    findings = []
+    for event in chosen:
+        found = lint_event(event, network)
+        findings.append(found)
+        records.append({
+            "id": event.id, "street": event.street, "status": event.status.value,
+            "blocking": "; ".join(p.message for p in found if p.severity == "error") or None,
+            "warnings": "; ".join(p.message for p in found if p.severity != "error") or None,
+        })
+    write_records(records, fmt, columns=("id", "street", "status", "blocking", "warnings"), title="feed lint")
+    share = feed_success_share(findings)
+    print(f"{len(chosen)} event(s); {share:.0%} have no blocking finding"
+          f"{' (below the ~80% Waze reportedly needs)' if chosen and share < 0.8 else ''}", file=sys.stderr)

@@ -1,0 +1,90 @@
+"""The ``exchange`` command line: the root command, its groups, and the entry point.
+
+Commands parse options, call ``exchange.*`` and format; no SQL or feed parsing lives here.
+Exit codes: 0 done (per-item rejections allowed, summarised on stderr), 1 the operation failed,
+2 usage or validation error, 3 not found. Machine output goes to stdout, everything else to stderr.
+
+Each command group is a module of this package; they share :mod:`exchange.cli.context`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from exchange.cli import closure, db, ingest, inspect, network, partner, publish, serve
+from exchange.cli.context import state
+from exchange.errors import ExchangeError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="exchange",
+    help="traffic-exchange: a two-way traffic data exchange broker for cities.\n\n"
+    "Pulls the Waze partner feed and the city's own sources into a store (sync, replay, run), publishes "
+    "the city's closures as Waze CIFS and WZDx feeds (closure, publish, serve), and shows what it holds "
+    "(inspect).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"traffic-exchange {version('traffic-exchange')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", envvar="EXCHANGE_CONFIG", dir_okay=False,
+            help="TOML configuration file. Default: $EXCHANGE_CONFIG; with neither, the embedded defaults "
+            "(SQLite in $EXCHANGE_DATA_DIR, one Waze source named 'waze'). Never searched for.",
+        ),
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output on stderr.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    state.reset(config, verbose)
+
+
+app.command()(ingest.sync)
+app.command()(ingest.replay)
+app.command()(ingest.run)
+app.add_typer(inspect.inspect_app, name="inspect")
+app.add_typer(db.db_app, name="db")
+app.add_typer(network.network_app, name="network")
+app.command()(network.match)
+app.add_typer(closure.closure_app, name="closure")
+app.command("publish")(publish.publish_command)
+app.command("validate")(publish.validate_command)
+app.command("serve")(serve.serve)
+app.add_typer(partner.partner_app, name="partner")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: an ExchangeError becomes one line on stderr and its exit code.
+
+    Usage errors are typer's (exit 2); any other exception is a bug and keeps its traceback.
+    """
+    try:
+        app(args=argv, prog_name="exchange")
+    except ExchangeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    finally:
+        state.close()  # no pooled connection outlives the command (tests run it in-process)

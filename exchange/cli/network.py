@@ -1,0 +1,133 @@
+"""``exchange network build|info`` and ``exchange match``: the road network and matching, from outside."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from exchange.cli import context
+from exchange.errors import UsageError
+from exchange.output import Format, write_records
+
+__all__ = ["match", "network_app"]
+
+network_app = typer.Typer(help="Build and examine the road network events are matched to.", no_args_is_help=True)
+
+
+class MatchFormat(StrEnum):
+    json = "json"
+    jsonl = "jsonl"
+
+
+@network_app.command("build")
+def network_build(
+    source: Annotated[Path, typer.Argument(help="OSM XML (.osm, .osm.bz2), OSM PBF, GeoJSON centerline or graphml.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Cache file to write. Default: beside the source, .network.")
+    ] = None,
+) -> None:
+    """Read a road network, split it into directed edges and write the cache `exchange match` and sync load.
+
+    A GeoJSON centerline is read with the [network.centerline] mapping of the config.
+    """
+    import time
+
+    from adapters.network_cache import CACHE_SUFFIX, build_cache
+
+    mapping, classes = _reader_options(source)
+    target = out or source.with_name(source.name.split(".")[0] + CACHE_SUFFIX)
+    started = time.perf_counter()
+    network = build_cache(source, target, mapping=mapping, classes=classes)
+    summary = {"source": str(source), "cache": str(target), "seconds": round(time.perf_counter() - started, 3),
+               **network.summary()}
+    write_records([summary], Format.json, columns=tuple(summary))
+    print(f"built {summary['directed_edges']} directed edges into {target}", file=sys.stderr)
+
+
+@network_app.command("info")
+def network_info(
+    source: Annotated[Path, typer.Argument(help="A network cache or a source file.")],
+) -> None:
+    """Print what a network holds: junctions, links, directed edges, one-way links, classes."""
+    import time
+
+    from adapters.network_cache import load_network
+
+    mapping, classes = _reader_options(source)
+    started = time.perf_counter()
+    loaded = load_network(source, mapping=mapping, classes=classes)
+    summary = {"source": str(source), "from_cache": loaded.from_cache,
+               "seconds": round(time.perf_counter() - started, 3), **loaded.network.summary()}
+    write_records([summary], Format.json, columns=tuple(summary))
+
+
+def _reader_options(source: Path) -> tuple[Any, Any]:
+    from adapters.osm import CenterlineMapping
+
+    settings = context.state.config.network
+    mapping = None
+    if source.suffix in (".geojson", ".json"):
+        mapping = CenterlineMapping.model_validate((settings.centerline if settings else None) or {})
+    classes = frozenset(settings.classes) if settings and settings.classes else None
+    return mapping, classes
+
+
+def match(
+    feed: Annotated[Path, typer.Argument(help="A Waze feed snapshot (JSON or GeoRSS XML).")],
+    network: Annotated[
+        Path | None,
+        typer.Option("--network", "-n", help="Network cache or source file. Default: [network] of the config."),
+    ] = None,
+    fmt: Annotated[MatchFormat, typer.Option("--format", "-f", help="json: one array; jsonl: one object per line.")]
+    = MatchFormat.json,
+) -> None:
+    """Match every item of a feed to the road network and cluster the alerts, without storing anything.
+
+    One object per feed item: uuid, kind, edges ([{way_id, from_node, to_node}] in travel order),
+    distance_m, confidence, cluster_id; or "unmatched" with the reason.
+    """
+    from adapters.network_cache import load_network
+    from exchange.config import NetworkConfig
+    from exchange.placement import Placement
+    from feeds.waze import parse_waze_feed
+
+    settings = context.state.config.network
+    if network is None and settings is None:
+        raise UsageError("no network: pass --network FILE or configure [network]")
+    path = network or Path(settings.path)  # type: ignore[union-attr]
+    mapping, classes = _reader_options(path)
+    loaded = load_network(path, mapping=mapping, classes=classes)
+    placement = Placement(loaded.network, settings or NetworkConfig(path=path))
+    parsed = parse_waze_feed(context.read_input(feed))
+    placement.match(parsed.events)
+    clusters = placement.cluster_events(parsed.events)
+
+    def records() -> Any:
+        for event in parsed.events:
+            result = event.road_match
+            record: dict[str, Any] = {"uuid": event.source_id, "kind": event.kind.value}
+            if result is None or not result.edges:
+                record["unmatched"] = result.reason if result else "not matched"
+            else:
+                record["edges"] = [{"way_id": w, "from_node": a, "to_node": b} for w, a, b in result.edges]
+                record["distance_m"] = result.distance_m
+                record["confidence"] = result.confidence
+                if result.covered_fraction is not None:
+                    record["covered_fraction"] = result.covered_fraction
+                if result.reason:
+                    record["note"] = result.reason
+            record["cluster_id"] = clusters.get(event.id)
+            yield record
+        for error in parsed.errors:
+            yield {"uuid": error.source_id, "kind": error.kind, "unmatched": f"rejected: {error.reason}",
+                   "cluster_id": None}
+
+    write_records(records(), Format(fmt.value), columns=())
+    matched = sum(1 for e in parsed.events if e.road_match and e.road_match.edges)
+    print(f"matched {matched} of {len(parsed.events) + len(parsed.errors)} item(s); "
+          f"{len(set(clusters.values()))} cluster(s) of {len(clusters)} alert(s)", file=sys.stderr)
+

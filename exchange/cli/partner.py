@@ -1,0 +1,99 @@
+"""``exchange partner add|list|revoke``: who may poll the feeds (tokens for ``exchange serve --tokens``)."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from exchange.cli import context
+from exchange.output import Format, iso, write_records
+
+__all__ = ["partner_app"]
+
+partner_app = typer.Typer(
+    help="Manage the partners allowed to poll the feeds (tokens for `exchange serve --tokens`).",
+    no_args_is_help=True,
+)
+
+
+class PartnerFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@partner_app.command("add")
+def partner_add(
+    name: Annotated[
+        str, typer.Argument(help="Partner name: letters, digits, '_', '.', '@', '-' (e.g. waze, acme-maps).")
+    ],
+) -> None:
+    """Create a partner and print its new token on stdout (once: only its hash is stored).
+
+    A revoked partner can be added again: it gets a new token, and its download history is kept.
+    """
+    from exchange.partners import add_partner
+
+    engine = context.engine()
+    try:
+        token = add_partner(engine, name)
+    finally:
+        engine.dispose()  # no pooled connection outlives the command (matters in-process, on PostgreSQL)
+    print(token)
+    print(f"added partner {name!r}. The token above cannot be shown again: hand it over now. "
+          "Lost? `exchange partner revoke` then `add` issues a new one.", file=sys.stderr)
+
+
+@partner_app.command("list")
+def partner_list(
+    fmt: Annotated[
+        PartnerFormat, typer.Option("--format", "-f", help="table for people; json (downloads per feed) for scripts.")
+    ] = PartnerFormat.table,
+) -> None:
+    """Partners, active and revoked, with their downloads per feed (as flushed by `exchange serve`)."""
+    from exchange.partners import list_partners
+    from exchange.publications import FEEDS
+
+    engine = context.engine()
+    try:
+        found = list_partners(engine)
+    finally:
+        engine.dispose()
+    if fmt is PartnerFormat.json:
+        write_records(
+            ({"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms),
+              "revoked": iso(p.revoked_ms), "downloads": p.downloads, "last_download": iso(p.last_download_ms)}
+             for p in found),
+            Format.json, columns=(),
+        )
+        return
+    zone = context.state.config.zone
+    rows = [
+        {"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms, zone),
+         "revoked": iso(p.revoked_ms, zone), **{feed: p.downloads.get(feed, 0) for feed in FEEDS},
+         "last_download": iso(p.last_download_ms, zone)}
+        for p in found
+    ]
+    write_records(rows, Format.table, columns=("name", "status", "created", "revoked", *FEEDS, "last_download"),
+                  title="partners")
+
+
+@partner_app.command("revoke")
+def partner_revoke(
+    name: Annotated[str, typer.Argument(help="The partner to refuse from now on.")],
+) -> None:
+    """Refuse the partner's token. Running servers apply it within their --refresh-s; history is kept."""
+    from exchange.partners import revoke_partner
+
+    engine = context.engine()
+    try:
+        revoked = revoke_partner(engine, name)
+    finally:
+        engine.dispose()
+    if revoked:
+        print(f"revoked partner {name!r}; running servers refuse its token within their refresh period",
+              file=sys.stderr)
+    else:
+        print(f"partner {name!r} was already revoked", file=sys.stderr)
