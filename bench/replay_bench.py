@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--polls", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the real snapshot to start from")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+                        help="the real snapshot to start from (default: %(default)s)")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
                         help="an existing database to connect to for CREATE/DROP DATABASE")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL variant")
