@@ -1,6 +1,6 @@
 """Geometry benchmark: network build, point matching, jam matching and clustering against common references.
 
-    .venv/bin/python bench/geo_bench.py [--quick] [--leuven-jams 200] [--mappymatch-jams 300]
+    .venv/bin/python -m bench.geo_bench [--quick] [--leuven-jams 200] [--mappymatch-jams 300]
 
 In one run, on one seeded synthetic city (``geo.synthetic``) and the same generated inputs:
 
@@ -43,10 +43,10 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-from machine import machine_info
 
 from adapters.network_cache import build_cache
 from adapters.osm import read_osm_xml
+from bench.machine import machine_info
 from geo.dedup import CATEGORY_FAMILY, Reports, cluster_reports
 from geo.linematch import match_lines
 from geo.match import match_points

@@ -1,6 +1,6 @@
 """Generate consecutive Waze partner-feed polls from one real snapshot (deterministic, seeded).
 
-    python bench/make_polls.py OUT_DIR [--polls 20] [--seed 20190322] [--source NYC.json]
+    python -m bench.make_polls OUT_DIR [--polls 20] [--seed 20190322] [--source NYC.json]
 
 ``poll-01.json`` is the snapshot itself; every further poll is the previous one 2 minutes later:
 

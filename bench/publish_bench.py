@@ -1,6 +1,6 @@
 """Publishing benchmark: CIFS XML + WZDx generation and validation for 10,000 city events.
 
-Run: ``.venv/bin/python bench/publish_bench.py [--events 10000] [--repeat 3]``
+Run from the checkout: ``.venv/bin/python -m bench.publish_bench [--events 10000] [--repeat 3]``
 
 The events are closures and construction zones along the streets of the generated city
 (``geo/synthetic.py``), with descriptions, schedules on some, both directions on most. One run
@@ -22,8 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from machine import machine_info
-
+from bench.machine import machine_info
 from exchange.model import Event
 from feeds.city import city_event
 from geo.synthetic import make_city

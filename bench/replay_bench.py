@@ -1,6 +1,6 @@
 """Ingest benchmark: ``exchange replay`` of consecutive NYC polls against a plain json + sqlite3 loop.
 
-    .venv/bin/python bench/replay_bench.py [--polls 20] [--repeat 3] [--no-postgres]
+    .venv/bin/python -m bench.replay_bench [--polls 20] [--repeat 3] [--no-postgres]
 
 In one run: generate the polls (``make_polls.py``) into a temp dir, then per repeat time, each as a
 subprocess of its own (start-up included):
@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from machine import machine_info
-from make_polls import DEFAULT_SEED, DEFAULT_SOURCE, generate
+from bench.machine import machine_info
+from bench.make_polls import DEFAULT_SEED, DEFAULT_SOURCE, generate
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
