@@ -3,7 +3,7 @@
 Run from the checkout: ``.venv/bin/python -m bench.publish_bench [--events 10000] [--repeat 3]``
 
 The events are closures and construction zones along the streets of the generated city
-(``geo/synthetic.py``), with descriptions, schedules on some, both directions on most. One run
+(``tests/support/synthetic.py``), with descriptions, schedules on some, both directions on most. One run
 measures, for the same events: rendering CIFS XML, validating it (cifsv2.xsd + the rules the XSD
 does not check), rendering WZDx 4.2 and validating it (official schemas), first in a fresh process
 state ("cold": schemas compiled on first use) and then again ("warm", what a daemon publishing
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from bench.machine import machine_info
 from exchange.model import Event
 from feeds.city import city_event
-from geo.synthetic import make_city
+from tests.support.synthetic import make_city
 
 OUT = Path(__file__).parent / "out"
 ZONE = ZoneInfo("America/Los_Angeles")
