@@ -1,8 +1,8 @@
 """Geometry benchmark: network build, point matching, jam matching and clustering against common references.
 
-    .venv/bin/python bench/geo_bench.py [--quick] [--leuven-jams 200] [--mappymatch-jams 300]
+    .venv/bin/python -m bench.geo_bench [--quick] [--leuven-jams 200] [--mappymatch-jams 300]
 
-In one run, on one seeded synthetic city (``geo.synthetic``) and the same generated inputs:
+In one run, on one seeded synthetic city (``tests.support.synthetic``) and the same generated inputs:
 
 1. **Network.** The city is written as OSM XML to a temp dir; timed: ``read_osm_xml``, ``build_network``,
    ``build_cache``, and a cold ``load_network`` of the cache in a fresh subprocess (``geo_child.py``),
@@ -43,15 +43,16 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-from machine import machine_info
 
 from adapters.network_cache import build_cache
 from adapters.osm import read_osm_xml
+from bench.machine import machine_info
 from geo.dedup import CATEGORY_FAMILY, Reports, cluster_reports
 from geo.linematch import match_lines
 from geo.match import match_points
 from geo.network import RoadNetwork, build_network, oneway_of
-from geo.synthetic import (
+from geo.types import WayInput
+from tests.support.synthetic import (
     BENCHMARK_BLOCKS,
     SyntheticAlert,
     SyntheticCity,
@@ -65,7 +66,6 @@ from geo.synthetic import (
     pairwise_f1,
     point_accuracy,
 )
-from geo.types import WayInput
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent

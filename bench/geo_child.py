@@ -1,6 +1,9 @@
 """Child process of ``geo_bench.py``: a cold start that loads a network cache, then (optionally) matches alerts.
 
-    python bench/geo_child.py CACHE [ALERTS.json]
+    python -m bench.geo_child CACHE [ALERTS.json]
+
+It imports nothing of ``bench`` or ``tests``, so ``geo_bench`` runs it by its path
+(``python bench/geo_child.py``).
 
 It runs as a fresh interpreter, so the timings include nothing the benchmark process had loaded,
 and its peak resident set size (``VmHWM`` of ``/proc/self/status``, the high-water mark of this

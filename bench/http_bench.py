@@ -1,6 +1,6 @@
 """Feed serving benchmark: ``exchange serve`` (uvicorn) against nginx serving the same bytes.
 
-    .venv/bin/python bench/http_bench.py [--duration 10] [--threads 2] [--connections 32] [--workers 1 2]
+    .venv/bin/python -m bench.http_bench [--duration 10] [--threads 2] [--connections 32] [--workers 1 2]
 
 In one run, on 127.0.0.1 only:
 
@@ -43,7 +43,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import httpx
-from machine import machine_info
+
+from bench.machine import machine_info
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 OUT = REPO_DIR / "bench" / "out" / "http.json"

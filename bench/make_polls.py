@@ -1,6 +1,6 @@
 """Generate consecutive Waze partner-feed polls from one real snapshot (deterministic, seeded).
 
-    python bench/make_polls.py OUT_DIR [--polls 20] [--seed 20190322] [--source NYC.json]
+    python -m bench.make_polls OUT_DIR [--polls 20] [--seed 20190322] [--source NYC.json]
 
 ``poll-01.json`` is the snapshot itself; every further poll is the previous one 2 minutes later:
 
@@ -30,7 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-DEFAULT_SOURCE = Path("/work/shared/testdata/waze_feed/nyc_full_feed_20190322.json")
+#: the real NYC snapshot in the shared test data next to the checkout (``../shared/testdata``)
+DEFAULT_SOURCE = (
+    Path(__file__).resolve().parents[2] / "shared" / "testdata" / "waze_feed" / "nyc_full_feed_20190322.json"
+)
 DEFAULT_SEED = 20190322
 POLL_INTERVAL_MS = 120_000
 KINDS = ("alerts", "jams", "irregularities")
@@ -241,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="directory for poll-NN.json (created if missing)")
     parser.add_argument("--polls", type=int, default=20)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the real snapshot to start from")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+                        help="the real snapshot to start from (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.polls < 1:
         parser.error("--polls must be at least 1")

@@ -1,6 +1,9 @@
 """The reference for the ingest benchmark: a plain ``json`` + ``sqlite3`` upsert loop.
 
-    python bench/plain_loop.py DB_PATH FILE_OR_DIR...
+    python -m bench.plain_loop DB_PATH FILE_OR_DIR...
+
+It imports only the standard library, so ``replay_bench`` runs it by its path
+(``python bench/plain_loop.py``).
 
 For each file, in order: ``json.load`` it, then upsert every alert, jam and irregularity, keyed by
 kind + id, with its JSON text and a few columns (type, street, pubMillis), in one transaction per

@@ -1,9 +1,9 @@
 """Publishing benchmark: CIFS XML + WZDx generation and validation for 10,000 city events.
 
-Run: ``.venv/bin/python bench/publish_bench.py [--events 10000] [--repeat 3]``
+Run from the checkout: ``.venv/bin/python -m bench.publish_bench [--events 10000] [--repeat 3]``
 
 The events are closures and construction zones along the streets of the generated city
-(``geo/synthetic.py``), with descriptions, schedules on some, both directions on most. One run
+(``tests/support/synthetic.py``), with descriptions, schedules on some, both directions on most. One run
 measures, for the same events: rendering CIFS XML, validating it (cifsv2.xsd + the rules the XSD
 does not check), rendering WZDx 4.2 and validating it (official schemas), first in a fresh process
 state ("cold": schemas compiled on first use) and then again ("warm", what a daemon publishing
@@ -22,11 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from machine import machine_info
-
+from bench.machine import machine_info
 from exchange.model import Event
 from feeds.city import city_event
-from geo.synthetic import make_city
+from tests.support.synthetic import make_city
 
 OUT = Path(__file__).parent / "out"
 ZONE = ZoneInfo("America/Los_Angeles")

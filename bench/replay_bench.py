@@ -1,6 +1,6 @@
 """Ingest benchmark: ``exchange replay`` of consecutive NYC polls against a plain json + sqlite3 loop.
 
-    .venv/bin/python bench/replay_bench.py [--polls 20] [--repeat 3] [--no-postgres]
+    .venv/bin/python -m bench.replay_bench [--polls 20] [--repeat 3] [--no-postgres]
 
 In one run: generate the polls (``make_polls.py``) into a temp dir, then per repeat time, each as a
 subprocess of its own (start-up included):
@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from machine import machine_info
-from make_polls import DEFAULT_SEED, DEFAULT_SOURCE, generate
+from bench.machine import machine_info
+from bench.make_polls import DEFAULT_SEED, DEFAULT_SOURCE, generate
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--polls", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the real snapshot to start from")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+                        help="the real snapshot to start from (default: %(default)s)")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
                         help="an existing database to connect to for CREATE/DROP DATABASE")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL variant")

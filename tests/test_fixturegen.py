@@ -1,4 +1,4 @@
-"""The synthetic Waze-feed fixtures in fixtures/waze/ and their generator (exchange.fixturegen).
+"""The synthetic Waze-feed fixtures in fixtures/waze/ and their generator (tests.support.fixturegen).
 
 These tests read only the project's own fixtures (the OSM extract and the generated files) and
 import nothing of the project but the generator.
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from exchange import fixturegen
+from tests.support import fixturegen
 
 ROOT = Path(__file__).resolve().parents[1]
 OSM = ROOT / "fixtures" / "osm" / "west-oakland.osm.bz2"

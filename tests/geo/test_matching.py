@@ -14,7 +14,7 @@ from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_repo
 from geo.linematch import match_lines
 from geo.match import match_points
 from geo.network import RoadNetwork, build_network
-from geo.synthetic import (
+from tests.support.synthetic import (
     SyntheticCity,
     fused_fraction,
     jaccard,

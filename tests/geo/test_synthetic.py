@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from geo.synthetic import (
+from geo.types import WayInput
+from tests.support.synthetic import (
     BENCHMARK_BLOCKS,
     SyntheticCity,
     SyntheticJam,
@@ -24,7 +25,6 @@ from geo.synthetic import (
     make_report_clusters,
     pairwise_f1,
 )
-from geo.types import WayInput
 
 SIGMA = 8.0
 

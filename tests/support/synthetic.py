@@ -1,5 +1,8 @@
 """A seeded synthetic city with ground truth, for tests and benchmarks of the network and the matchers.
 
+A test and benchmark kit (``tests.support.synthetic``): it is not part of the installed ``geo`` package,
+which never imports it.
+
 ``make_city`` lays out a ``blocks x blocks`` street grid around an origin in a local metric frame
 (x metres east, y metres north) and hands it out as OSM-like nodes (lon, lat) and ways. It holds the
 awkward cases of real data: ways that span several junctions, shape vertices, one-way streets (some
