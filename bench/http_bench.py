@@ -126,11 +126,13 @@ def publish(data_dir: Path, docroot: Path, closures: list[dict[str, Any]]) -> tu
     }
     published_ms = (int(time.time()) - 600) * 1000
     engine = open_store(f"sqlite:///{data_dir / 'exchange.db'}")
+    rows = [publication_row(name, body, FEED_CONTENT_TYPES[name], len(closures), published_ms)
+            for name, body in feeds.items()]
     with writing(engine) as conn:
-        save_publications(conn, [publication_row(name, body, FEED_CONTENT_TYPES[name], len(closures), published_ms)
-                                 for name, body in feeds.items()])
+        save_publications(conn, rows)
     engine.dispose()
-    FileSink(docroot / "feeds", gzip=True).push(feeds, mtime_ms=published_ms)
+    FileSink(docroot / "feeds", gzip=True).push(feeds, gzipped={row["feed"]: row["body_gzip"] for row in rows},
+                                                mtime_ms=published_ms)
     return feeds, published_ms
 
 

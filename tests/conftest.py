@@ -1,4 +1,5 @@
-"""Shared test fixtures: the real test data, and stores on SQLite and on the PostgreSQL server.
+"""Shared test fixtures: the real test data, stores on SQLite and on the PostgreSQL server, and the
+CLI run in-process (helpers that are not fixtures live in ``tests/support/``).
 
 With CI=true a missing ../shared/testdata or an unreachable PostgreSQL fails the run instead of
 skipping, so a green CI always means both stores and the real payloads were exercised.
@@ -8,14 +9,15 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTDATA = ROOT.parent / "shared" / "testdata"
-FIXTURES = ROOT / "fixtures"
+from tests.support.helpers import Run, invoke
+from tests.support.paths import TESTDATA
+
 PG_ADMIN_URL = os.environ.get("EXCHANGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -85,3 +87,35 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     target = tmp_path / "data"
     monkeypatch.setenv("EXCHANGE_DATA_DIR", str(target))
     return target
+
+
+@pytest.fixture
+def cli(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """``exchange ARGS`` in-process on the test's own data dir (SQLite unless the config says otherwise)."""
+
+    def run(*args: str) -> Run:
+        return invoke(list(args), capsys)
+
+    return run
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    """An open store on each backend, schema created."""
+    from exchange.db import open_store
+
+    engine = open_store(store_url, auto_upgrade=True)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store_cli(data_dir: Path, store_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+              capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """The CLI in-process, on the same store as ``engine``."""
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", store_url)
+
+    def run(*args: str) -> Run:
+        return invoke(list(args), capsys)
+
+    return run

@@ -11,22 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
-from tests.helpers import Run, alert, feed, invoke, jam
-
-DEMO = ROOT / "config" / "demo.toml"
-POLLS = sorted((FIXTURES / "waze").glob("poll-*.json"))
+from tests.support.helpers import Cli, alert, feed, jam
+from tests.support.paths import DEMO, POLLS, ROOT
 
 
-@pytest.fixture
-def cli(data_dir: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    def run(*args: str) -> Run:
-        return invoke(list(args), capsys)
-
-    return run
-
-
-def test_demo_replay_and_inspect(cli) -> None:  # type: ignore[no-untyped-def]
+def test_demo_replay_and_inspect(cli: Cli) -> None:
     result = cli("--config", str(DEMO), "replay", *map(str, POLLS))
     assert result.code == 0, result
     assert f"replayed {len(POLLS)} of {len(POLLS)} file(s)" in result.err and "0 rejected" in result.err
@@ -48,7 +37,7 @@ def test_demo_replay_and_inspect(cli) -> None:  # type: ignore[no-untyped-def]
     assert sync.code == 0 and "duplicate" in sync.err, sync
 
 
-def test_machine_formats_agree(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_machine_formats_agree(cli: Cli, tmp_path: Path) -> None:
     snapshot = tmp_path / "one.json"
     snapshot.write_bytes(feed(0, alerts=[alert("a1", street="O'Brien & <Sons> \"Rd\", Zürich")], jams=[jam(5)]))
     assert cli("replay", str(snapshot)).code == 0
@@ -62,7 +51,7 @@ def test_machine_formats_agree(cli, tmp_path: Path) -> None:  # type: ignore[no-
     assert next(r for r in as_json if r["id"] == "waze:alert:a1")["street"] == "O'Brien & <Sons> \"Rd\", Zürich"
 
 
-def test_filters(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_filters(cli: Cli, tmp_path: Path) -> None:
     snapshot = tmp_path / "one.json"
     snapshot.write_bytes(feed(0, alerts=[
         alert("crash", street="Market Street", location={"x": -122.30, "y": 37.80}),
@@ -86,7 +75,7 @@ def test_filters(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert ids("--since", "2100-01-01T00:00:00") == set()
 
 
-def test_inspect_event_shows_revisions(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_inspect_event_shows_revisions(cli: Cli, tmp_path: Path) -> None:
     for poll, thumbs in ((0, 0), (1, 2)):
         path = tmp_path / f"p{poll}.json"
         path.write_bytes(feed(poll, alerts=[alert("a1", nThumbsUp=thumbs)]))
@@ -101,7 +90,7 @@ def test_inspect_event_shows_revisions(cli, tmp_path: Path) -> None:  # type: ig
     assert table.code == 0 and "thumbs_up: 0 -> 2" in table.out
 
 
-def test_runs_and_sources(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_runs_and_sources(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "p.json"
     path.write_bytes(feed(0, alerts=[alert("a1")]))
     cli("replay", str(path))
@@ -125,13 +114,13 @@ def test_runs_and_sources(cli, tmp_path: Path) -> None:  # type: ignore[no-untyp
         (("frobnicate",), 2, "No such command"),
     ],
 )
-def test_errors_are_one_line_with_their_exit_code(cli, args: tuple[str, ...], code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_one_line_with_their_exit_code(cli: Cli, args: tuple[str, ...], code: int, message: str) -> None:
     result = cli(*args)
     assert result.code == code, result
     assert message in result.err and "Traceback" not in result.err
 
 
-def test_unreadable_feeds_fail_and_change_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_feeds_fail_and_change_nothing(cli: Cli, tmp_path: Path) -> None:
     good = tmp_path / "a-good.json"
     good.write_bytes(feed(0, alerts=[alert("a1")]))
     assert cli("replay", str(good)).code == 0
@@ -158,7 +147,7 @@ def test_unreadable_feeds_fail_and_change_nothing(cli, tmp_path: Path) -> None: 
     assert sum(run["status"] == "failed" for run in runs) == 8
 
 
-def test_unreachable_upstream(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_upstream(cli: Cli, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[[sources]]\nname = "dead"\nurl = "http://127.0.0.1:9/feed"\nretries = 0\n')
     result = cli("--config", str(config), "sync")
@@ -179,7 +168,7 @@ def test_unreachable_upstream(cli, tmp_path: Path) -> None:  # type: ignore[no-u
         ("this is = not toml [", "invalid TOML"),
     ],
 )
-def test_config_errors_name_the_key(cli, tmp_path: Path, content: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_config_errors_name_the_key(cli: Cli, tmp_path: Path, content: str, message: str) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(content)
     result = cli("--config", str(config), "inspect", "sources")
@@ -187,7 +176,7 @@ def test_config_errors_name_the_key(cli, tmp_path: Path, content: str, message: 
     assert message in result.err and result.err.count("\n") == 1
 
 
-def test_environment_overrides(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_environment_overrides(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXCHANGE_LIFECYCLE__END_AFTER_MISSED_POLLS", "1")
     for poll, alerts in enumerate(([alert("a1"), alert("a2")], [alert("a1")])):
         path = tmp_path / f"p{poll}.json"
@@ -199,7 +188,7 @@ def test_environment_overrides(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert json.loads(cli("inspect", "events", "--format", "json").out) == []
 
 
-def test_help_everywhere(cli) -> None:  # type: ignore[no-untyped-def]
+def test_help_everywhere(cli: Cli) -> None:
     for args in ((), ("inspect",), ("db",), ("sync",), ("replay",), ("inspect", "events"), ("run",)):
         result = cli(*args, "--help")
         assert result.code == 0 and "Usage" in result.out, args

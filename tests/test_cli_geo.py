@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.helpers import alert, feed, jam
-from tests.test_cli import DEMO, POLLS, cli  # noqa: F401 - the fixture
+from tests.support.helpers import Cli, alert, feed, jam
+from tests.support.paths import DEMO, FIXTURES, POLLS
 
 OSM = FIXTURES / "osm" / "west-oakland.osm.bz2"
 
 
-def test_network_build_and_info(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_network_build_and_info(cli: Cli, tmp_path: Path) -> None:
     cache = tmp_path / "oakland.network"
     built = cli("network", "build", str(OSM), "--out", str(cache))
     assert built.code == 0, built
@@ -26,7 +25,7 @@ def test_network_build_and_info(cli, tmp_path: Path) -> None:  # type: ignore[no
 
 
 @pytest.mark.parametrize("fmt", ["json", "jsonl"])
-def test_match_prints_one_object_per_item(cli, fmt: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_match_prints_one_object_per_item(cli: Cli, fmt: str) -> None:
     result = cli("match", "--network", str(OSM), str(POLLS[0]), "--format", fmt)
     assert result.code == 0, result
     records = json.loads(result.out) if fmt == "json" else [json.loads(line) for line in result.out.splitlines()]
@@ -45,7 +44,7 @@ def test_match_prints_one_object_per_item(cli, fmt: str) -> None:  # type: ignor
     assert "matched" in result.err
 
 
-def test_match_reports_bad_geometry_per_item(cli, testdata: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_match_reports_bad_geometry_per_item(cli: Cli, testdata: Path, tmp_path: Path) -> None:
     village = testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm"
     snapshot = tmp_path / "feed.json"
     snapshot.write_bytes(feed(0, alerts=[
@@ -67,7 +66,7 @@ def test_match_reports_bad_geometry_per_item(cli, testdata: Path, tmp_path: Path
     assert "at least 2" in records["2"]["unmatched"]
 
 
-def test_match_errors(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_match_errors(cli: Cli, tmp_path: Path) -> None:
     assert cli("match", str(POLLS[0])).code == 2  # no network anywhere
     missing = cli("match", "--network", str(tmp_path / "none.osm"), str(POLLS[0]))
     assert missing.code == 3 and "does not exist" in missing.err
@@ -78,7 +77,7 @@ def test_match_errors(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
     assert cli("match", "--network", str(OSM), str(tmp_path / "nofeed.json")).code == 3
 
 
-def test_sync_stores_matches_and_clusters(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_sync_stores_matches_and_clusters(cli: Cli, tmp_path: Path) -> None:
     assert cli("--config", str(DEMO), "replay", *map(str, POLLS[:3])).code == 0
     events = json.loads(cli("--config", str(DEMO), "inspect", "events", "--status", "active", "--format", "json").out)
     assert events and all(e["road_match"] and e["road_match"]["edges"] for e in events)

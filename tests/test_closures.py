@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import DEMO, POLLS, cli  # noqa: F401 - the fixture
+from tests.support.helpers import Cli, Run
+from tests.support.paths import DEMO, POLLS
 
 NINTH = "37.809578 -122.300788 37.810233 -122.302087"
 
@@ -17,13 +18,13 @@ def _time(hours: float) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).astimezone().isoformat(timespec="seconds")
 
 
-def add(cli, *extra: str, polyline: str = NINTH, street: str = "9th Street"):  # type: ignore[no-untyped-def]  # noqa: F811
+def add(cli: Cli, *extra: str, polyline: str = NINTH, street: str = "9th Street") -> Run:
     return cli("--config", str(DEMO), "closure", "add", "--street", street, "--polyline", polyline,
                "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
                "--start", _time(-1), "--end", _time(48), "--description", "Utility work", *extra)
 
 
-def test_add_prints_only_the_id_and_routes_along_the_street(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_add_prints_only_the_id_and_routes_along_the_street(cli: Cli) -> None:
     result = add(cli, "--operator", "alice")
     assert result.code == 0, result
     closure_id = result.out.strip()
@@ -35,7 +36,7 @@ def test_add_prints_only_the_id_and_routes_along_the_street(cli) -> None:  # typ
     assert [r["operator"] for r in record["revisions"]] == ["alice"]
 
 
-def test_confirmation_by_waze_reports(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_confirmation_by_waze_reports(cli: Cli, tmp_path: Path) -> None:
     closure_id = add(cli).out.strip()
     assert cli("--config", str(DEMO), "replay", str(POLLS[0])).code == 0
     record = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
@@ -53,7 +54,7 @@ def test_confirmation_by_waze_reports(cli, tmp_path: Path) -> None:  # type: ign
     assert any(e["street"] == "Campbell Street" for e in unconfirmed)
 
 
-def test_update_end_and_list(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_update_end_and_list(cli: Cli) -> None:
     closure_id = add(cli).out.strip()
     changed = cli("--config", str(DEMO), "closure", "update", closure_id, "--description", "Water main",
                   "--operator", "bob")
@@ -84,7 +85,7 @@ def test_update_end_and_list(cli) -> None:  # type: ignore[no-untyped-def]  # no
         (("--lane-impact", "two:RIGHT"), "--lane-impact"),
     ],
 )
-def test_bad_input_is_refused_with_the_field_named(cli, change: tuple[str, str], message: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_bad_input_is_refused_with_the_field_named(cli: Cli, change: tuple[str, str], message: str) -> None:
     option, value = change
     args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
             "--type", "ROAD_CLOSED", "--start", _time(-1), "--end", _time(48)]
@@ -98,13 +99,13 @@ def test_bad_input_is_refused_with_the_field_named(cli, change: tuple[str, str],
     assert json.loads(cli("--config", str(DEMO), "closure", "list", "--format", "json").out) == []
 
 
-def test_road_closed_needs_a_start(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_road_closed_needs_a_start(cli: Cli) -> None:
     result = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
                  "--type", "ROAD_CLOSED")
     assert result.code == 2 and "start" in result.err
 
 
-def test_local_times_read_in_the_city_zone(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_local_times_read_in_the_city_zone(cli: Cli) -> None:
     start = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT08:00:00")
     result = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
                  "--type", "CONSTRUCTION", "--start", start)
@@ -114,7 +115,7 @@ def test_local_times_read_in_the_city_zone(cli) -> None:  # type: ignore[no-unty
     assert started.astimezone(__import__("zoneinfo").ZoneInfo("America/Los_Angeles")).hour == 8
 
 
-def test_publish_out_validate_and_inspect_feed(cli, tmp_path: Path, testdata: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_publish_out_validate_and_inspect_feed(cli: Cli, tmp_path: Path, testdata: Path) -> None:
     closure_id = add(cli).out.strip()
     out = tmp_path / "feeds"
     published = cli("--config", str(DEMO), "publish", "--out", str(out))

@@ -9,7 +9,7 @@ from adapters.waze import WazeFeedSettings
 from exchange.config import Config, LifecycleConfig, NetworkConfig, PublishConfig, SourceConfig
 from exchange.config_file import load_config
 from exchange.errors import ConfigError
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 EXAMPLE = ROOT / "config" / "exchange.example.toml"
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import alert, feed
+from tests.support.helpers import alert, feed
 
 
 def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from lxml import etree
 from sqlalchemy import Engine
 
 from exchange.validation import validate_cifs_xml, validate_wzdx
-from tests.test_cli import DEMO
-from tests.test_server import GZIP, PLAIN, Run, cli, engine, running, wait_for  # noqa: F401 - fixtures
+from tests.support.helpers import Run
+from tests.support.paths import DEMO
+from tests.support.serving import GZIP, PLAIN, running, wait_for
 
 NINTH = "37.809578 -122.300788 37.810233 -122.302087"
 
@@ -21,9 +22,9 @@ def _time(hours: float) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).isoformat(timespec="seconds")
 
 
-def test_closure_reaches_a_partner_over_http(engine: Engine, cli: Callable[..., Run]) -> None:  # noqa: F811
-    token = cli("partner", "add", "waze").out.strip()
-    added = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+def test_closure_reaches_a_partner_over_http(engine: Engine, store_cli: Callable[..., Run]) -> None:
+    token = store_cli("partner", "add", "waze").out.strip()
+    added = store_cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
                 "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
                 "--start", _time(-1), "--end", _time(48), "--description", "Water main & <valve> \"B\" ]]>")
     assert added.code == 0, added
@@ -48,22 +49,22 @@ def test_closure_reaches_a_partner_over_http(engine: Engine, cli: Callable[..., 
         raw = client.get("/feeds/wzdx.geojson", headers=auth)
         assert raw.status_code == 200 and validate_wzdx(raw.content) == []
         assert closure_id in raw.text
-        assert cli("partner", "revoke", "waze").code == 0
+        assert store_cli("partner", "revoke", "waze").code == 0
         wait_for(lambda: client.get("/feeds/cifs.xml", headers=auth).status_code == 401, what="revocation")
     assert gzip.compress(b"") is not None
 
 
-def test_ended_closures_stay_with_their_end_time(engine: Engine, cli: Callable[..., Run]) -> None:  # noqa: F811
-    closure_id = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+def test_ended_closures_stay_with_their_end_time(engine: Engine, store_cli: Callable[..., Run]) -> None:
+    closure_id = store_cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
                      "--type", "ROAD_CLOSED", "--start", _time(-5)).out.strip()
-    assert cli("--config", str(DEMO), "closure", "end", closure_id).code == 0
+    assert store_cli("--config", str(DEMO), "closure", "end", closure_id).code == 0
     with running(engine, require_token=False, refresh_s=0.2) as url:
         body = httpx.get(f"{url}/feeds/cifs.xml", headers=PLAIN).content
     incident = etree.fromstring(body).find("incident")
     assert incident is not None and incident.get("id") == closure_id and incident.findtext("endtime")
-    cancelled = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+    cancelled = store_cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
                     "--type", "ROAD_CLOSED", "--start", _time(-5)).out.strip()
-    assert cli("--config", str(DEMO), "closure", "end", cancelled, "--cancel").code == 0
+    assert store_cli("--config", str(DEMO), "closure", "end", cancelled, "--cancel").code == 0
     with running(engine, require_token=False, refresh_s=0.2) as url:
         body = httpx.get(f"{url}/feeds/cifs.xml", headers=PLAIN).content
     assert cancelled.encode() not in body and closure_id.encode() in body

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 PACKAGES = {"adapters", "exchange", "feeds", "geo"}
 #: what the checkout holds besides the packages, and must never ship
 NOT_SHIPPED = ("tests", "bench", "fixtures", "config")

@@ -17,20 +17,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from sqlalchemy import Engine, create_engine, select
-from starlette.applications import Starlette
+from sqlalchemy import Engine, create_engine
 
 from adapters.sinks import FileSink
-from exchange.db import open_store, writing
+from exchange.db import open_store
 from exchange.errors import UsageError
 from exchange.publications import (
     FEED_CONTENT_TYPES,
@@ -38,98 +34,11 @@ from exchange.publications import (
     etag_for,
     gzip_body,
     publication_row,
-    save_publications,
 )
-from exchange.schema import downloads
 from exchange.server import accepts_gzip, create_app, redact_tokens
-from tests.conftest import ROOT
-from tests.helpers import Run, invoke
-
-PLAIN = {"Accept-Encoding": "identity"}
-GZIP = {"Accept-Encoding": "gzip"}
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def bodies(n: int, size: int = 50) -> dict[str, bytes]:
-    """Publication ``n``: distinct bytes per feed, sizes varying with n (a torn read would show)."""
-    return {
-        "cifs.xml": b'<?xml version="1.0"?><incidents>' + b"<incident id='%d'/>" % n * (size + n) + b"</incidents>",
-        "cifs.json": json.dumps({"publication": n, "incidents": [{"id": i} for i in range(size + n)]}).encode(),
-        "wzdx.geojson": json.dumps({"type": "FeatureCollection", "n": n, "features": [None] * (size + n)}).encode(),
-    }
-
-
-def publish(engine: Engine, feeds: dict[str, bytes], at_ms: int | None = None, events: int = 7) -> dict[str, str]:
-    """Store one publication of every feed in one transaction; returns feed -> ETag."""
-    rows = [publication_row(name, body, FEED_CONTENT_TYPES[name], events, at_ms or now_ms())
-            for name, body in feeds.items()]
-    with writing(engine) as conn:
-        save_publications(conn, rows)
-    return {row["feed"]: row["etag"] for row in rows}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """The real server (uvicorn, lifespan on) in a thread on a free port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, what="server start")
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
-        assert not thread.is_alive(), "server did not stop"
-
-
-@contextmanager
-def running(engine: Engine, **options: Any) -> Iterator[str]:
-    with serving(create_app(engine, **options)) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = open_store(store_url, auto_upgrade=True)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def cli(data_dir: Path, store_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
-    """The CLI in-process, on the same store as ``engine``."""
-    monkeypatch.setenv("EXCHANGE_DATABASE_URL", store_url)
-
-    def run(*args: str) -> Run:
-        return invoke(list(args), capsys)
-
-    return run
-
-
-def stored_downloads(engine: Engine) -> dict[tuple[str, str], int]:
-    with engine.connect() as conn:
-        return {(r.partner, r.feed): r.count for r in conn.execute(select(downloads))}
-
+from tests.support.helpers import Run
+from tests.support.paths import ROOT
+from tests.support.serving import GZIP, PLAIN, bodies, now_ms, publish, running, serving, stored_downloads, wait_for
 
 # --------------------------------------------------------------------------- publication rows
 
@@ -245,13 +154,13 @@ def test_unpublished_then_published(engine: Engine) -> None:
     assert stored_downloads(engine)[("-", "cifs.xml")] >= 1, "unpublished polls are not counted, served ones are"
 
 
-def test_tokens_revocation_and_counts(engine: Engine, cli: Callable[..., Run]) -> None:
+def test_tokens_revocation_and_counts(engine: Engine, store_cli: Callable[..., Run]) -> None:
     publish(engine, bodies(1))
-    added = cli("partner", "add", "acme")
+    added = store_cli("partner", "add", "acme")
     assert added.code == 0, added
     token = added.out.strip()
     assert len(token) >= 40 and added.out == token + "\n" and "cannot be shown again" in added.err
-    assert token not in json.dumps(cli("partner", "list", "--format", "json").out)
+    assert token not in json.dumps(store_cli("partner", "list", "--format", "json").out)
 
     refresh_s = 0.1
     with running(engine, require_token=True, refresh_s=refresh_s, flush_s=0.2) as url, \
@@ -276,38 +185,38 @@ def test_tokens_revocation_and_counts(engine: Engine, cli: Callable[..., Run]) -
         assert http.get("/health").status_code == 200, "health needs no token"
 
         wait_for(lambda: stored_downloads(engine).get(("acme", "cifs.xml")) == 6, what="flushed counts")
-        listing = json.loads(cli("partner", "list", "--format", "json").out)
+        listing = json.loads(store_cli("partner", "list", "--format", "json").out)
         assert listing[0]["name"] == "acme" and listing[0]["status"] == "active"
         assert listing[0]["downloads"] == {"cifs.json": 1, "cifs.xml": 6}
         assert ("-", "cifs.xml") not in stored_downloads(engine), "refused polls are not counted"
 
-        revoked = cli("partner", "revoke", "acme")
+        revoked = store_cli("partner", "revoke", "acme")
         assert revoked.code == 0 and "revoked partner 'acme'" in revoked.err
         time.sleep(refresh_s * 4)
         assert http.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 401
-        assert "partner 'acme' was already revoked" in cli("partner", "revoke", "acme").err
+        assert "partner 'acme' was already revoked" in store_cli("partner", "revoke", "acme").err
 
-        again = cli("partner", "add", "acme")
+        again = store_cli("partner", "add", "acme")
         assert again.code == 0 and again.out.strip() != token
         new_token = again.out.strip()
         wait_for(lambda: http.get(path, auth=("acme", new_token)).status_code == 200, what="re-added partner")
         assert http.get(path, auth=("acme", token)).status_code == 401, "the old token stays dead"
-    table = cli("partner", "list")
+    table = store_cli("partner", "list")
     assert table.code == 0 and "acme" in table.out and "active" in table.out
 
 
-def test_partner_cli_errors(cli: Callable[..., Run]) -> None:
-    assert cli("partner", "list", "--format", "json").out.strip() in ("[]", "[\n]")
-    assert cli("partner", "add", "acme").code == 0
-    duplicate = cli("partner", "add", "acme")
+def test_partner_cli_errors(store_cli: Callable[..., Run]) -> None:
+    assert store_cli("partner", "list", "--format", "json").out.strip() in ("[]", "[\n]")
+    assert store_cli("partner", "add", "acme").code == 0
+    duplicate = store_cli("partner", "add", "acme")
     assert duplicate.code == 2 and duplicate.err == "error: partner 'acme' already exists; revoke it first to " \
         "issue a new token\n" and duplicate.out == ""
-    unknown = cli("partner", "revoke", "nobody")
+    unknown = store_cli("partner", "revoke", "nobody")
     assert unknown.code == 3 and unknown.err == "error: no partner named 'nobody'\n"
     for bad in ("-", "a:b", "has space", ""):
-        result = cli("partner", "add", bad)
+        result = store_cli("partner", "add", bad)
         assert result.code == 2 and "partner name" in result.err and result.out == "", bad
-    assert cli("partner", "list", "--format", "csv").code == 2
+    assert store_cli("partner", "list", "--format", "csv").code == 2
 
 
 def test_a_poll_never_sees_a_mix(engine: Engine) -> None:
@@ -419,11 +328,11 @@ def test_serve_command(tmp_path: Path) -> None:
     assert stored_downloads(engine) == {("-", "cifs.xml"): 1}
 
 
-def test_serve_refuses_a_busy_port(cli: Callable[..., Run]) -> None:
+def test_serve_refuses_a_busy_port(store_cli: Callable[..., Run]) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        result = cli("serve", "--port", str(busy.getsockname()[1]))
+        result = store_cli("serve", "--port", str(busy.getsockname()[1]))
     assert result.code == 1 and result.err.startswith("error: cannot listen on 127.0.0.1:"), result
     assert result.err.count("\n") == 1
 

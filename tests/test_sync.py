@@ -20,7 +20,7 @@ from exchange.errors import MalformedPayload
 from exchange.runtime import InjectedFault
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 from exchange.sync import ingest_payload
-from tests.helpers import BASE_MS, POLL_MS, alert, feed, jam
+from tests.support.helpers import BASE_MS, POLL_MS, alert, feed, jam
 
 LIFECYCLE = LifecycleConfig()
 

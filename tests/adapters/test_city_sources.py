@@ -40,7 +40,7 @@ from exchange.errors import (
 from exchange.model import Kind
 from exchange.schema import events, sources, sync_runs
 from exchange.sync import SyncResult, ingest_payload, sync_source
-from tests.helpers import BASE_MS, http_server
+from tests.support.helpers import BASE_MS, http_server
 
 DENVER = ZoneInfo("America/Denver")
 LIFECYCLE = LifecycleConfig()

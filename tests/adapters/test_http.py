@@ -15,7 +15,7 @@ from adapters.base import Watermark
 from adapters.http import HttpPolicy, fetch_url, redact_location
 from adapters.waze import WazeFeedAdapter
 from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
-from tests.helpers import http_server
+from tests.support.helpers import http_server
 
 BODY = b'{"alerts": [], "startTimeMillis": 1772463600000}'
 

@@ -6,7 +6,7 @@ import pytest
 
 from exchange.errors import MalformedPayload
 from feeds.waze import parse_waze_feed, read_waze_snapshot
-from tests.conftest import FIXTURES
+from tests.support.paths import FIXTURES
 
 SAMPLE = FIXTURES / "waze" / "poll-georss-sample.xml"
 

@@ -8,7 +8,7 @@ import pytest
 from exchange.errors import MalformedPayload
 from exchange.model import Category, Kind
 from feeds.waze import parse_waze_feed, read_waze_snapshot
-from tests.helpers import alert, feed, jam
+from tests.support.helpers import alert, feed, jam
 
 REAL_FEEDS = {
     "nyc_full_feed_20190322.json": {"alert": 1364, "jam": 2117, "irregularity": 55},

@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 
 from geo.closure import route_closure
-from tests.geo.test_matching import city_and_network
+from tests.support.synthetic import DirectedEdge, SyntheticCity, city_and_network
 
 
-def _street_path(city, length: int = 3):  # type: ignore[no-untyped-def]
+def _street_path(city: SyntheticCity, length: int = 3) -> list[DirectedEdge]:
     """A run of consecutive directed edges of one named two-way street in the city."""
     for edge in city.directed_edges:
         if edge.oneway or not edge.name:

@@ -5,7 +5,6 @@ with 8 m GPS noise and 15 degree heading noise. The thresholds are the issue's g
 from __future__ import annotations
 
 import itertools
-from functools import cache
 
 import numpy as np
 import pytest
@@ -13,24 +12,18 @@ import pytest
 from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
 from geo.linematch import match_lines
 from geo.match import match_points
-from geo.network import RoadNetwork, build_network
+from geo.network import RoadNetwork
 from tests.support.synthetic import (
     SyntheticCity,
+    city_and_network,
     fused_fraction,
     jaccard,
     make_alerts,
-    make_city,
     make_jams,
     make_report_clusters,
     pairwise_f1,
     point_accuracy,
 )
-
-
-@cache
-def city_and_network() -> tuple[SyntheticCity, RoadNetwork]:
-    city = make_city(seed=7, blocks=30)
-    return city, build_network(city.nodes, city.ways)
 
 
 def test_the_network_has_exactly_the_ground_truth_edges() -> None:

@@ -27,14 +27,18 @@ from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import pairwise
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 
 from geo.types import WayInput
+
+if TYPE_CHECKING:
+    from geo.network import RoadNetwork
 
 SQRT2 = math.sqrt(2.0)
 
@@ -989,3 +993,12 @@ def point_accuracy(
         "determinable": float(np.mean(knowable)) if knowable else 0.0,
         "far": float(np.mean(far)) if far else 0.0,
     }
+
+
+@cache
+def city_and_network() -> tuple[SyntheticCity, RoadNetwork]:
+    """The tests' standard synthetic city (seed 7, 30 blocks) and its road network, built once."""
+    from geo.network import build_network
+
+    city = make_city(seed=7, blocks=30)
+    return city, build_network(city.nodes, city.ways)

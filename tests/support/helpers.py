@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -84,6 +84,10 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run(code={self.code}, out={self.out[:400]!r}, err={self.err[:400]!r})"
+
+
+#: the ``cli`` fixtures: ``cli("inspect", "events")`` runs ``exchange inspect events`` in-process
+Cli = Callable[..., Run]
 
 
 def invoke(args: list[str], capsys: Any) -> Run:
