@@ -1,5 +1,5 @@
-"""Road network files as an operator names them: a built cache under any name, and a one-line refusal
-for a file that is not one."""
+"""Road network files as an operator names them: a built cache under any name, an osmnx GraphML in the
+config, and a one-line refusal for a file that is neither."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 from adapters.network_cache import MAGIC
+from tests.helpers import alert, feed, jam
 from tests.test_cli import POLLS, cli  # noqa: F401 - the fixture
 from tests.test_cli_geo import OSM
+
+DENVER = Path("match") / "denver_mappymatch"
+COLFAX_WAY = 100397027  # East Colfax Avenue, primary
 
 
 def write_config(path: Path, network: Path | str, feed_file: Path, **extra: object) -> Path:
@@ -26,6 +30,17 @@ def stored_matches(cli, config: Path) -> dict[str, dict[str, object]]:  # type: 
     listing = cli("--config", str(config), "inspect", "events", "--format", "json")
     assert listing.code == 0, listing
     return {event["source_id"]: event["road_match"] for event in json.loads(listing.out)}
+
+
+def denver_feed(testdata: Path, tmp_path: Path) -> Path:
+    """An alert on East Colfax Avenue and a jam along the GPS trace that came with the graph."""
+    trace = json.loads((testdata / DENVER / "test_trace.geojson").read_text())
+    points = [feature["geometry"]["coordinates"] for feature in trace["features"]][:7]
+    path = tmp_path / "denver-feed.json"
+    path.write_bytes(feed(0, alerts=[
+        alert("colfax", location={"x": -104.98510, "y": 39.74007}, street="E Colfax Ave", city="Denver, CO", magvar=90),
+    ], jams=[jam(7, line=[{"x": x, "y": y} for x, y in points], street=None, city="Denver, CO")]))
+    return path
 
 
 # --------------------------------------------------------------------------------- a cache by any name
@@ -61,6 +76,46 @@ def test_config_path_is_a_cache_with_any_name(cli, data_dir: Path, tmp_path: Pat
     assert not (data_dir / "networks").exists(), "the cache is used as it is, not rebuilt into the data dir"
 
 
+# ------------------------------------------------------------------------------------- graphml in the config
+
+
+def test_graphml_in_config_syncs_and_matches(cli, testdata: Path, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    snapshot = denver_feed(testdata, tmp_path)
+    config = write_config(tmp_path / "exchange.toml", testdata / DENVER / "osmnx_drive_graph.graphml", snapshot)
+    synced = cli("--config", str(config), "sync")
+    assert synced.code == 0, synced
+    matches = stored_matches(cli, config)
+    assert matches["colfax"]["edges"][0][0] == COLFAX_WAY  # type: ignore[index]
+    assert matches["7"]["edges"] and matches["7"]["covered_fraction"] == 1.0
+    assert len(list((data_dir / "networks").glob("*.network"))) == 1  # built once, then loaded from there
+    assert cli("--config", str(config), "sync").code == 0
+
+
+def test_graphml_classes_filter_edges(cli, testdata: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    graph = testdata / DENVER / "osmnx_drive_graph.graphml"
+    config = write_config(tmp_path / "exchange.toml", graph, denver_feed(testdata, tmp_path), classes=["residential"])
+    info = cli("--config", str(config), "network", "info", str(graph))
+    assert info.code == 0, info
+    assert set(json.loads(info.out)[0]["classes"]) == {"residential"}
+    assert cli("--config", str(config), "sync").code == 0
+    matches = stored_matches(cli, config)
+    assert matches["colfax"]["edges"] and matches["colfax"]["edges"][0][0] != COLFAX_WAY  # type: ignore[index]
+    assert matches["7"]["edges"] == [] and matches["7"]["reason"] == "no road near the line"  # on a primary street
+
+
+def test_json_centerline_without_mapping_in_config(cli, testdata: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A `.json` centerline with no [network.centerline] gets the default mapping, not the OSM classes."""
+    roads = tmp_path / "roads.json"
+    roads.symlink_to(testdata / "match" / "cambridge_waze_osm" / "osm_elements.geojson")
+    first = json.loads(roads.read_text())["features"][0]["geometry"]["coordinates"][0]
+    snapshot = tmp_path / "cambridge.json"
+    snapshot.write_bytes(feed(0, alerts=[alert("a", location={"x": first[0], "y": first[1]}, street=None)]))
+    config = write_config(tmp_path / "exchange.toml", roads, snapshot)
+    synced = cli("--config", str(config), "sync")
+    assert synced.code == 0, synced
+    assert stored_matches(cli, config)["a"]["edges"]
+
+
 # ------------------------------------------------------------------------------------------ refusals
 
 
@@ -87,6 +142,7 @@ def stale_cache(tmp_path: Path) -> bytes:
         ("cut.bin", MAGIC + b"\x80\x05\x95", "unreadable network cache"),
         ("future.network", b"traffic-exchange road network v9\n\x80", "network cache format v9, this traffic-exchange"),
         ("old.network", None, "written by an older traffic-exchange"),
+        ("broken.graphml", b"<graphml><node id='1'", "malformed XML"),
         ("empty.network", b"", "is not a traffic-exchange network cache"),
     ],
 )
