@@ -70,7 +70,7 @@ DRIVABLE: frozenset[str] = frozenset(
 )
 
 #: Bumped when a reader's output changes for the same input, so cached networks are rebuilt.
-_READER_VERSION = "osm-readers-1"
+_READER_VERSION = "osm-readers-2"  # 2: GraphML edges filtered by class
 _CHUNK = 1 << 20
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # ids must fit the network's int64 arrays
 _ROUND = 7  # decimals of a degree (~1 cm) under which two vertices are the same node
@@ -130,7 +130,8 @@ def read_road_network(path: Path, **kwargs: Any) -> RoadData:
     :func:`read_osm_pbf`; ``.geojson``/``.json`` (optionally compressed) ->
     :func:`read_geojson_centerline` (``mapping`` is a :class:`CenterlineMapping` or a plain
     mapping of its fields, default ``CenterlineMapping()``); ``.graphml`` -> :func:`read_osmnx_graphml`.
-    ``classes`` applies to the OSM formats only.
+    ``classes`` applies to the OSM formats and GraphML (whose edges carry OSM ``highway`` tags),
+    not to a GeoJSON centerline.
 
     Raises
     ------
@@ -140,7 +141,7 @@ def read_road_network(path: Path, **kwargs: Any) -> RoadData:
         As the readers do.
     """
     kind = _kind_of(path)
-    allowed = {"xml": {"classes"}, "pbf": {"classes"}, "geojson": {"mapping"}, "graphml": set()}[kind]
+    allowed = {"xml": {"classes"}, "pbf": {"classes"}, "geojson": {"mapping"}, "graphml": {"classes"}}[kind]
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise UsageError(f"{path.name}: {', '.join(unknown)} does not apply to a {kind} road network")
@@ -149,7 +150,7 @@ def read_road_network(path: Path, **kwargs: Any) -> RoadData:
     if kind == "pbf":
         return read_osm_pbf(path, **kwargs)
     if kind == "graphml":
-        return read_osmnx_graphml(path)
+        return read_osmnx_graphml(path, **kwargs)
     mapping = kwargs.get("mapping")
     if mapping is None:
         mapping = CenterlineMapping()
@@ -541,8 +542,15 @@ def _texts(value: object) -> list[str]:
 # ----------------------------------------------------------------------------------- osmnx GraphML
 
 
-def read_osmnx_graphml(path: Path) -> RoadData:
-    """Read an osmnx GraphML graph (as saved by ``ox.save_graphml``), streaming.
+def read_osmnx_graphml(path: Path, *, classes: frozenset[str] = DRIVABLE) -> RoadData:
+    """Read the edges of ``classes`` from an osmnx GraphML graph (as saved by ``ox.save_graphml``), streaming.
+
+    An edge is kept under the rules of :func:`read_osm_xml` applied to its tags: its ``highway``
+    is in ``classes`` (an edge osmnx merged from ways of several classes, ``highway`` a list, is
+    kept when one of them is, and tagged with the first such), it is not ``area=yes`` and not
+    ``access=no`` (for a list: when every value says so). An edge without any ``highway`` is kept
+    untagged: every edge of a road graph is a road, and there is no class to judge it by (osmnx
+    always writes ``highway``, so this concerns GraphML from other tools).
 
     Nodes carry ``x`` (lon) and ``y`` (lat). Every edge u -> v becomes a way from u to v: its
     ``geometry`` (WKT LINESTRING), when present, gives intermediate vertices, which get negative
@@ -583,7 +591,7 @@ def read_osmnx_graphml(path: Path) -> RoadData:
                 _release(element)
         except etree.XMLSyntaxError as exc:
             raise _xml_error(path, exc) from exc
-    return _graphml_network(raw_nodes, raw_edges, path)
+    return _graphml_network(raw_nodes, raw_edges, path, classes)
 
 
 def _graphml_point(data: Mapping[str, str], element: etree._Element, path: Path) -> tuple[float, float]:
@@ -600,6 +608,7 @@ def _graphml_network(
     raw_nodes: Mapping[str, tuple[float, float]],
     raw_edges: Sequence[tuple[str, str, dict[str, str], int | None]],
     path: Path,
+    classes: frozenset[str],
 ) -> RoadData:
     node_synthetic = _Counter()
     node_ids: dict[str, int] = {}
@@ -612,6 +621,9 @@ def _graphml_network(
     for source, target, data, line in raw_edges:
         if source not in raw_nodes or target not in raw_nodes:
             raise MalformedPayload(f"{path.name}: line {line}: edge {source}->{target} names an unknown node")
+        road_class = _graphml_class(data, classes)
+        if road_class is None:
+            continue
         u, v = node_ids[source], node_ids[target]
         u_point, v_point = raw_nodes[source], raw_nodes[target]
         interior: list[tuple[float, float]] = []
@@ -643,7 +655,7 @@ def _graphml_network(
         nodes.setdefault(u, u_point)
         nodes.setdefault(v, v_point)
         by_sequence[sequence] = len(pending)
-        pending.append((sequence, _graphml_tags(data), data.get("osmid", "")))
+        pending.append((sequence, _graphml_tags(data, road_class), data.get("osmid", "")))
 
     used: set[int] = set()
     way_synthetic = _Counter()
@@ -661,10 +673,20 @@ def _graphml_network(
     return RoadData(nodes={k: p for k, p in nodes.items() if k in referenced}, ways=ways)
 
 
-def _graphml_tags(data: Mapping[str, str]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    if highway := _texts(data.get("highway")):
-        tags["highway"] = highway[0]
+def _graphml_class(data: Mapping[str, str], classes: frozenset[str]) -> str | None:
+    """The edge's ``highway`` class among ``classes`` ("" when it has none), or None when it is not kept."""
+    highways = _texts(data.get("highway"))
+    road_class = next((c for c in highways if c in classes), None) if highways else ""
+    if road_class is None:
+        return None
+    area, access = _texts(data.get("area")), _texts(data.get("access"))
+    if (area and all(a == "yes" for a in area)) or (access and all(a == "no" for a in access)):
+        return None
+    return road_class
+
+
+def _graphml_tags(data: Mapping[str, str], road_class: str) -> dict[str, str]:
+    tags: dict[str, str] = {"highway": road_class} if road_class else {}
     names = list(dict.fromkeys(_texts(data.get("name"))))
     if names:
         tags["name"] = names[0]

@@ -59,11 +59,16 @@ class NetworkConfig(BaseModel):
     """The road network events are matched to. Without this section nothing is matched or clustered."""
 
     model_config = ConfigDict(extra="forbid")
-    path: Path = Field(description="OSM XML (.osm, .osm.bz2), OSM PBF, a GeoJSON centerline, or a built cache.")
+    path: Path = Field(
+        description="OSM XML (.osm, .osm.bz2), OSM PBF, a GeoJSON centerline, an osmnx .graphml, or a cache built by"
+        " `exchange network build` (any name)."
+    )
     centerline: dict[str, Any] | None = Field(
         default=None, description="For a GeoJSON centerline: which properties hold id, name, road_class, oneway, ..."
     )
-    classes: list[str] | None = Field(default=None, description="OSM highway classes to keep (default: drivable).")
+    classes: list[str] | None = Field(
+        default=None, description="OSM highway classes to keep, for OSM and GraphML (default: drivable)."
+    )
     point_radius_m: float = Field(default=30.0, gt=0, le=500, description="Alerts match edges within this distance.")
     line_radius_m: float = Field(default=35.0, gt=0, le=500, description="Jam points look this far for edges.")
     cluster_radius_m: float = Field(default=25.0, gt=0, le=500, description="Reports of one incident lie this close.")

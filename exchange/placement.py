@@ -53,18 +53,22 @@ class Placement:
 
     @classmethod
     def from_config(cls, config: Config) -> Placement | None:
-        """The configured network (through the on-disk cache in the data directory), or None."""
+        """The configured network (through the on-disk cache in the data directory), or None.
+
+        Only what the config states is passed on: each reader applies its own defaults (the
+        drivable classes for OSM and GraphML, the default centerline mapping for GeoJSON), so a
+        format is never handed an option it does not take unless the config names one for it.
+        """
         if config.network is None:
             return None
         from adapters.network_cache import load_network
-        from adapters.osm import DRIVABLE, CenterlineMapping
+        from adapters.osm import CenterlineMapping
 
         settings = config.network
         mapping = CenterlineMapping.model_validate(settings.centerline) if settings.centerline else None
-        classes = frozenset(settings.classes) if settings.classes else (DRIVABLE if mapping is None else None)
+        classes = frozenset(settings.classes) if settings.classes else None
         loaded = load_network(
-            Path(settings.path), cache_dir=config.resolved_data_dir / "networks", mapping=mapping,
-            classes=classes if Path(settings.path).suffix != ".geojson" else None,
+            Path(settings.path), cache_dir=config.resolved_data_dir / "networks", mapping=mapping, classes=classes,
         )
         log.debug("network %s (%s)", settings.path, "from cache" if loaded.from_cache else "built")
         return cls(loaded.network, settings)

@@ -137,8 +137,10 @@ def test_denver_graphml(testdata: Path) -> None:
     sequences = {tuple(way.nodes) for way in data.ways}
     assert len(sequences) == len(data.ways)
     assert not any(seq[::-1] in sequences for seq in sequences)
-    # 1028 edges: 740 two-way edges (370 pairs) and 288 one-way ones
-    assert Counter(way.tags["oneway"] for way in data.ways) == {"no": 370, "yes": 288}
+    # 1028 edges: 740 two-way edges (370 pairs) and 288 one-way ones, of which 20 are a busway:
+    # not a drivable class, so left out by default as in an OSM extract
+    assert Counter(way.tags["oneway"] for way in data.ways) == {"no": 370, "yes": 268}
+    assert {way.tags["highway"] for way in data.ways} <= DRIVABLE
     assert {"East Colfax Avenue", "Sherman Street", "17th Street"} <= names(data)
     assert any(ref < 0 for ref in data.nodes)  # intermediate geometry vertices
     assert in_box(data, lon=(-105.0, -104.97), lat=(39.74, 39.77))
@@ -147,6 +149,24 @@ def test_denver_graphml(testdata: Path) -> None:
     assert colfax.tags["ref"] == "I 70 Business;US 40;US 287"
     listed = [way for way in data.ways if ";" in way.tags.get("osmid", "")]
     assert listed and all(way.id < 0 for way in listed)
+
+
+def test_denver_graphml_classes(testdata: Path) -> None:
+    path = testdata / "match" / "denver_mappymatch" / "osmnx_drive_graph.graphml"
+    everything = read_road_network(path, classes=DRIVABLE | {"busway"})
+    assert Counter(way.tags["oneway"] for way in everything.ways) == {"no": 370, "yes": 288}
+    assert Counter(way.tags["highway"] for way in everything.ways)["busway"] == 20
+    major = read_osmnx_graphml(path, classes=frozenset({"primary", "secondary"}))
+    assert_consistent(major)
+    assert {way.tags["highway"] for way in major.ways} == {"primary", "secondary"}
+    assert 0 < len(major.ways) < len(everything.ways) // 3
+    # Lincoln Street: one edge osmnx merged from primary and secondary ways, kept under either class
+    def lincoln(data: RoadData) -> list[str]:
+        return [way.tags["highway"] for way in data.ways if way.tags["osmid"].startswith("628398050;491466438;")]
+
+    assert lincoln(everything) == ["primary"]
+    assert lincoln(read_osmnx_graphml(path, classes=frozenset({"secondary"}))) == ["secondary"]
+    assert lincoln(read_osmnx_graphml(path, classes=frozenset({"tertiary"}))) == []
 
 
 # ------------------------------------------------------------------------------------ small files
@@ -337,6 +357,32 @@ def test_small_graphml(tmp_path: Path) -> None:
     assert data.nodes[-1] == (-105.001, 40.0001)
 
 
+def test_graphml_class_rules(tmp_path: Path) -> None:
+    """The OSM rules on an edge's tags: highway in classes, not area=yes, not access=no."""
+    edges = {
+        10: '<data key="h">footway</data>',
+        11: '<data key="h">residential</data><data key="a">yes</data>',
+        12: '<data key="h">residential</data><data key="c">no</data>',
+        13: '<data key="h">residential</data><data key="c">[\'no\', \'yes\']</data>',
+        14: '<data key="h">service</data><data key="c">private</data>',
+    }
+    body = "".join(
+        f'<edge source="{i}" target="{i + 100}"><data key="o">{i}</data>{data}</edge>' for i, data in edges.items()
+    )
+    nodes = "".join(
+        f'<node id="{n}"><data key="x">{-105 + n / 1000}</data><data key="y">40</data></node>'
+        for i in edges for n in (i, i + 100)
+    )
+    keys = "".join(f'<key id="{k}" for="{w}" attr.name="{name}"/>' for k, w, name in [
+        ("x", "node", "x"), ("y", "node", "y"), ("o", "edge", "osmid"), ("h", "edge", "highway"),
+        ("a", "edge", "area"), ("c", "edge", "access"),
+    ])
+    path = write(tmp_path / "rules.graphml", f'<graphml xmlns="http://graphml.graphdrawing.org/xmlns">{keys}'
+                 f'<graph edgedefault="directed">{nodes}{body}</graph></graphml>')
+    assert sorted(way.id for way in read_osmnx_graphml(path).ways) == [13, 14]
+    assert sorted(way.id for way in read_osmnx_graphml(path, classes=frozenset({"footway"})).ways) == [10]
+
+
 # ----------------------------------------------------------------------------------------- errors
 
 
@@ -418,8 +464,10 @@ def test_unknown_suffix_and_kwargs(tmp_path: Path) -> None:
     for name in ("roads.shp", "roads.osm.xz", "roads.pbf.gz", "roads"):
         with pytest.raises(UsageError, match="unknown road network format"):
             read_road_network(tmp_path / name)
-    with pytest.raises(UsageError, match="classes does not apply"):
-        read_road_network(tmp_path / "g.graphml", classes=DRIVABLE)
+    with pytest.raises(UsageError, match="classes does not apply to a geojson road network"):
+        read_road_network(tmp_path / "roads.geojson", classes=DRIVABLE)
+    with pytest.raises(UsageError, match="mapping does not apply to a graphml road network"):
+        read_road_network(tmp_path / "g.graphml", mapping=CenterlineMapping())
 
 
 @pytest.mark.parametrize("name", ["gone.osm", "gone.osm.bz2", "gone.osm.pbf", "gone.geojson", "gone.graphml"])
