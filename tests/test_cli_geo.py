@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.helpers import Cli, alert, feed, jam
-from tests.support.paths import DEMO, FIXTURES, POLLS
-
-OSM = FIXTURES / "osm" / "west-oakland.osm.bz2"
+from tests.support.paths import DEMO, OSM, POLLS
 
 
 def test_network_build_and_info(cli: Cli, tmp_path: Path) -> None:

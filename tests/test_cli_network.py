@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapters.network_cache import MAGIC
-from tests.helpers import alert, feed, jam
-from tests.test_cli import POLLS, cli  # noqa: F401 - the fixture
-from tests.test_cli_geo import OSM
+from tests.support.helpers import Cli, alert, feed, jam
+from tests.support.paths import OSM, POLLS
 
 DENVER = Path("match") / "denver_mappymatch"
 COLFAX_WAY = 100397027  # East Colfax Avenue, primary
@@ -26,7 +25,7 @@ def write_config(path: Path, network: Path | str, feed_file: Path, **extra: obje
     return path
 
 
-def stored_matches(cli, config: Path) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]  # noqa: F811
+def stored_matches(cli: Cli, config: Path) -> dict[str, dict[str, object]]:
     listing = cli("--config", str(config), "inspect", "events", "--format", "json")
     assert listing.code == 0, listing
     return {event["source_id"]: event["road_match"] for event in json.loads(listing.out)}
@@ -47,7 +46,7 @@ def denver_feed(testdata: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", ["network.cache", "roads", "nested/dir/city.osm"])
-def test_cache_under_any_name(cli, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_cache_under_any_name(cli: Cli, tmp_path: Path, name: str) -> None:
     cache = tmp_path / name
     built = cli("network", "build", str(OSM), "--out", str(cache))
     assert built.code == 0, built
@@ -66,7 +65,7 @@ def test_cache_under_any_name(cli, tmp_path: Path, name: str) -> None:  # type: 
     assert rebuilt.code == 0, rebuilt
 
 
-def test_config_path_is_a_cache_with_any_name(cli, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_config_path_is_a_cache_with_any_name(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
     assert cli("network", "build", str(OSM), "--out", str(tmp_path / "oakland.bin")).code == 0
     config = write_config(tmp_path / "exchange.toml", "oakland.bin", POLLS[0])  # relative to the config file
     synced = cli("--config", str(config), "sync")
@@ -79,7 +78,7 @@ def test_config_path_is_a_cache_with_any_name(cli, data_dir: Path, tmp_path: Pat
 # ------------------------------------------------------------------------------------- graphml in the config
 
 
-def test_graphml_in_config_syncs_and_matches(cli, testdata: Path, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_graphml_in_config_syncs_and_matches(cli: Cli, testdata: Path, data_dir: Path, tmp_path: Path) -> None:
     snapshot = denver_feed(testdata, tmp_path)
     config = write_config(tmp_path / "exchange.toml", testdata / DENVER / "osmnx_drive_graph.graphml", snapshot)
     synced = cli("--config", str(config), "sync")
@@ -91,7 +90,7 @@ def test_graphml_in_config_syncs_and_matches(cli, testdata: Path, data_dir: Path
     assert cli("--config", str(config), "sync").code == 0
 
 
-def test_graphml_classes_filter_edges(cli, testdata: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_graphml_classes_filter_edges(cli: Cli, testdata: Path, tmp_path: Path) -> None:
     graph = testdata / DENVER / "osmnx_drive_graph.graphml"
     config = write_config(tmp_path / "exchange.toml", graph, denver_feed(testdata, tmp_path), classes=["residential"])
     info = cli("--config", str(config), "network", "info", str(graph))
@@ -103,7 +102,7 @@ def test_graphml_classes_filter_edges(cli, testdata: Path, tmp_path: Path) -> No
     assert matches["7"]["edges"] == [] and matches["7"]["reason"] == "no road near the line"  # on a primary street
 
 
-def test_json_centerline_without_mapping_in_config(cli, testdata: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_json_centerline_without_mapping_in_config(cli: Cli, testdata: Path, tmp_path: Path) -> None:
     """A `.json` centerline with no [network.centerline] gets the default mapping, not the OSM classes."""
     roads = tmp_path / "roads.json"
     roads.symlink_to(testdata / "match" / "cambridge_waze_osm" / "osm_elements.geojson")
@@ -147,7 +146,7 @@ def stale_cache(tmp_path: Path) -> bytes:
     ],
 )
 def test_foreign_or_corrupt_network_file(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, name: str, content: bytes | None, message: str  # noqa: F811
+    cli, tmp_path: Path, name: str, content: bytes | None, message: str
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content if content is not None else stale_cache(tmp_path))
@@ -157,7 +156,7 @@ def test_foreign_or_corrupt_network_file(  # type: ignore[no-untyped-def]
     assert message in one_line_error(cli("--config", str(config), "sync"))
 
 
-def test_build_refuses_to_destroy_a_file(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_build_refuses_to_destroy_a_file(cli: Cli, tmp_path: Path) -> None:
     source = tmp_path / "oakland.osm.bz2"
     source.write_bytes(OSM.read_bytes())
     notes = tmp_path / "notes.txt"
