@@ -28,7 +28,16 @@ from adapters.osm import CenterlineMapping, input_digest, read_road_network
 from exchange.errors import ExchangeError, MalformedPayload, NotFound, UsageError
 from geo.network import RoadNetwork, build_network
 
-__all__ = ["CACHE_SUFFIX", "FORMAT_VERSION", "MAGIC", "LoadedNetwork", "build_cache", "is_cache_file", "load_network"]
+__all__ = [
+    "CACHE_SUFFIX",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "LoadedNetwork",
+    "build_cache",
+    "default_cache_path",
+    "is_cache_file",
+    "load_network",
+]
 
 #: Every cache, of any format version, starts with these bytes.
 SIGNATURE = b"traffic-exchange road network v"
@@ -48,6 +57,23 @@ class LoadedNetwork:
     source: Path
     from_cache: bool
     cache_path: Path | None
+
+
+#: the endings of road network sources, dropped to name their cache
+_SOURCE_SUFFIXES = frozenset({".osm", ".pbf", ".geojson", ".json", ".graphml", ".bz2", ".gz"})
+
+
+def default_cache_path(source: Path) -> Path:
+    """Where ``exchange network build`` writes by default: beside the source, its format endings
+    replaced by ``.network`` (``city.v2.osm.bz2`` -> ``city.v2.network``; other dots are kept).
+
+    >>> default_cache_path(Path("maps/planet_10.068_53.osm.pbf")).as_posix()
+    'maps/planet_10.068_53.network'
+    """
+    name = source.name
+    while Path(name).suffix.lower() in _SOURCE_SUFFIXES and Path(name).stem:
+        name = Path(name).stem
+    return source.with_name(name + CACHE_SUFFIX)
 
 
 def is_cache_file(path: Path) -> bool:

@@ -162,6 +162,14 @@ def read_road_network(path: Path, **kwargs: Any) -> RoadData:
     return read_geojson_centerline(path, mapping=mapping)
 
 
+def is_centerline(path: Path) -> bool:
+    """Whether ``path`` names a GeoJSON centerline (``.geojson``, ``.json``, compressed or not), by its name."""
+    try:
+        return _kind_of(path) == "geojson"
+    except UsageError:
+        return False
+
+
 def _kind_of(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] in _DECOMPRESSORS

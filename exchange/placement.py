@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,10 @@ from geo.linematch import match_lines
 from geo.match import match_points
 from geo.network import RoadNetwork
 
-__all__ = ["AlertRow", "Placement"]
+if TYPE_CHECKING:
+    from adapters.osm import CenterlineMapping
+
+__all__ = ["AlertRow", "Placement", "reader_options"]
 
 log = logging.getLogger("exchange.placement")
 
@@ -62,16 +65,23 @@ class Placement:
         if config.network is None:
             return None
         from adapters.network_cache import load_network
-        from adapters.osm import CenterlineMapping
 
         settings = config.network
-        mapping = CenterlineMapping.model_validate(settings.centerline) if settings.centerline else None
-        classes = frozenset(settings.classes) if settings.classes else None
+        mapping, classes = reader_options(settings, Path(settings.path))
         loaded = load_network(
             Path(settings.path), cache_dir=config.resolved_data_dir / "networks", mapping=mapping, classes=classes,
         )
         log.debug("network %s (%s)", settings.path, "from cache" if loaded.from_cache else "built")
         return cls(loaded.network, settings)
+
+    @classmethod
+    def for_file(cls, path: Path, settings: NetworkConfig | None) -> Placement:
+        """A placement on the network in ``path`` (a cache or a source file, not cached), for ``exchange match``."""
+        from adapters.network_cache import load_network
+
+        mapping, classes = reader_options(settings, path)
+        loaded = load_network(path, mapping=mapping, classes=classes)
+        return cls(loaded.network, settings or NetworkConfig(path=path))
 
     def _area(self) -> tuple[float, float, float, float]:
         """The network's bounding box widened by the margin: what counts as inside its area."""
@@ -170,6 +180,20 @@ class Placement:
         previous = {a.id: a.cluster_id for a in alerts if a.cluster_id}
         ids = assign_cluster_ids([a.id for a in alerts], labels, previous)
         return dict(zip((a.id for a in alerts), ids, strict=True))
+
+
+def reader_options(
+    settings: NetworkConfig | None, path: Path
+) -> tuple[CenterlineMapping | None, frozenset[str] | None]:
+    """What the ``[network]`` config says about reading ``path``: its centerline mapping (for a GeoJSON
+    centerline only) and its classes. Only what the config states: each reader has its own defaults."""
+    from adapters.osm import CenterlineMapping, is_centerline
+
+    mapping = None
+    if settings is not None and settings.centerline and is_centerline(path):
+        mapping = CenterlineMapping.model_validate(settings.centerline)
+    classes = frozenset(settings.classes) if settings is not None and settings.classes else None
+    return mapping, classes
 
 
 def _why(swapped: bool, outside: bool, reason: str | None) -> str:

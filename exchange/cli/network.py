@@ -27,7 +27,8 @@ class MatchFormat(StrEnum):
 def network_build(
     source: Annotated[Path, typer.Argument(help="OSM XML (.osm, .osm.bz2), OSM PBF, GeoJSON centerline or graphml.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Cache file to write. Default: beside the source, .network.")
+        Path | None,
+        typer.Option("--out", "-o", help="Cache file to write (any name). Default: beside the source, ending .network."),
     ] = None,
 ) -> None:
     """Read a road network, split it into directed edges and write the cache `exchange match` and sync load.
@@ -36,10 +37,11 @@ def network_build(
     """
     import time
 
-    from adapters.network_cache import CACHE_SUFFIX, build_cache
+    from adapters.network_cache import build_cache, default_cache_path
+    from exchange.placement import reader_options
 
-    mapping, classes = _reader_options(source)
-    target = out or source.with_name(source.name.split(".")[0] + CACHE_SUFFIX)
+    mapping, classes = reader_options(context.state.config.network, source)
+    target = out or default_cache_path(source)
     started = time.perf_counter()
     network = build_cache(source, target, mapping=mapping, classes=classes)
     summary = {"source": str(source), "cache": str(target), "seconds": round(time.perf_counter() - started, 3),
@@ -56,24 +58,14 @@ def network_info(
     import time
 
     from adapters.network_cache import load_network
+    from exchange.placement import reader_options
 
-    mapping, classes = _reader_options(source)
+    mapping, classes = reader_options(context.state.config.network, source)
     started = time.perf_counter()
     loaded = load_network(source, mapping=mapping, classes=classes)
     summary = {"source": str(source), "from_cache": loaded.from_cache,
                "seconds": round(time.perf_counter() - started, 3), **loaded.network.summary()}
     write_records([summary], Format.json, columns=tuple(summary))
-
-
-def _reader_options(source: Path) -> tuple[Any, Any]:
-    from adapters.osm import CenterlineMapping
-
-    settings = context.state.config.network
-    mapping = None
-    if source.suffix in (".geojson", ".json"):
-        mapping = CenterlineMapping.model_validate((settings.centerline if settings else None) or {})
-    classes = frozenset(settings.classes) if settings and settings.classes else None
-    return mapping, classes
 
 
 def match(
@@ -90,8 +82,6 @@ def match(
     One object per feed item: uuid, kind, edges ([{way_id, from_node, to_node}] in travel order),
     distance_m, confidence, cluster_id; or "unmatched" with the reason.
     """
-    from adapters.network_cache import load_network
-    from exchange.config import NetworkConfig
     from exchange.placement import Placement
     from feeds.waze import parse_waze_feed
 
@@ -99,9 +89,7 @@ def match(
     if network is None and settings is None:
         raise UsageError("no network: pass --network FILE or configure [network]")
     path = network or Path(settings.path)  # type: ignore[union-attr]
-    mapping, classes = _reader_options(path)
-    loaded = load_network(path, mapping=mapping, classes=classes)
-    placement = Placement(loaded.network, settings or NetworkConfig(path=path))
+    placement = Placement.for_file(path, settings)
     parsed = parse_waze_feed(context.read_input(feed))
     placement.match(parsed.events)
     clusters = placement.cluster_events(parsed.events)
