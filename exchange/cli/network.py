@@ -28,7 +28,7 @@ def network_build(
     source: Annotated[Path, typer.Argument(help="OSM XML (.osm, .osm.bz2), OSM PBF, GeoJSON centerline or graphml.")],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Cache file to write (any name). Default: beside the source, ending .network."),
+        typer.Option("--out", "-o", help="Cache file to write, any name. Default: beside the source, ending .network"),
     ] = None,
 ) -> None:
     """Read a road network, split it into directed edges and write the cache `exchange match` and sync load.
