@@ -85,7 +85,8 @@ def fetch_url(
     Raises
     ------
     UpstreamUnavailable
-        Connection errors, timeouts, 5xx and 429 once the retries are spent; a missing local file.
+        Connection errors, timeouts, 5xx and 429 once the retries are spent; a body that does not
+        decode as its ``Content-Encoding`` says; a missing local file.
     UpstreamRefused
         Any other non-success status (401, 403, 404, ...).
     PayloadTooLarge
@@ -137,6 +138,10 @@ def _fetch_http(
         while True:
             try:
                 response_or_delay = _attempt(client, url, headers, shown, policy)
+            except httpx.DecodingError:
+                raise UpstreamUnavailable(
+                    f"{shown} sent a body that cannot be decoded as its Content-Encoding says (DecodingError)"
+                ) from None
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}"
                 if attempt >= policy.retries:

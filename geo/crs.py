@@ -18,7 +18,6 @@ __all__ = [
     "MetricFrame",
     "clean_line",
     "looks_swapped",
-    "round6",
     "transformer",
     "utm_epsg",
     "valid_lonlat",
@@ -101,11 +100,6 @@ def looks_swapped(
     inside = (lon >= min_lon) & (lon <= max_lon) & (lat >= min_lat) & (lat <= max_lat)
     flipped = (lat >= min_lon) & (lat <= max_lon) & (lon >= min_lat) & (lon <= max_lat)
     return ~inside & flipped
-
-
-def round6(values: FloatArray) -> FloatArray:
-    """Round coordinates to 6 decimals (about 0.1 m), the precision every output uses."""
-    return np.asarray(np.round(np.asarray(values, dtype=np.float64), 6), dtype=np.float64)
 
 
 def clean_line(xy: FloatArray, *, spike_deg: float = 170.0, min_step_m: float = 0.01) -> FloatArray:

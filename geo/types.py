@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["NodeCoords", "WayInput"]
-
-#: node id -> (lon, lat) in WGS84
-NodeCoords = Mapping[int, tuple[float, float]]
+__all__ = ["WayInput"]
 
 
 @dataclass(frozen=True, slots=True)

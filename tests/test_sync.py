@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,6 @@ from exchange.sync import ingest_payload
 from tests.support.helpers import BASE_MS, POLL_MS, alert, feed, jam
 
 LIFECYCLE = LifecycleConfig()
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = open_store(store_url, auto_upgrade=True)
-    yield engine
-    engine.dispose()
 
 
 def waze(name: str = "waze") -> WazeFeedAdapter:
@@ -262,3 +254,33 @@ def test_a_killed_sync_leaves_the_store_as_it_was(store_url: str, tmp_path: Path
     result = ingest(engine, snapshot.read_bytes())  # and the store is usable: no lock left behind
     assert (result.new, result.updated) == (1, 1)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_large_batch_of_changes_takes_the_bulk_update_path(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """200+ changed events: on PostgreSQL one COPY into a scratch table and one UPDATE ... FROM."""
+    from exchange.bulk import Bulk
+
+    copied: list[tuple[str, int]] = []
+    original_copy = Bulk._copy
+
+    def spy(self: Bulk, table: str, columns: Any, rows: Any) -> None:
+        copied.append((table, len(rows)))
+        original_copy(self, table, columns, rows)
+
+    monkeypatch.setattr(Bulk, "_copy", spy)
+    engine = open_store(pg_url, auto_upgrade=True)
+    try:
+        n = 250
+        ingest(engine, feed(0, alerts=[alert(f"a{i}") for i in range(n)]))
+        copied.clear()
+        result = ingest(engine, feed(1, alerts=[alert(f"a{i}", street=f"Street {i}", reliability=9) for i in range(n)]))
+        assert (result.updated, result.new, result.unchanged) == (n, 0, 0)
+        assert any(table.startswith("bulk_events_") and size == n for table, size in copied), copied
+        with engine.connect() as conn:
+            stored = {row.id: (row.street, row.reliability) for row in conn.execute(select(events))}
+            changed = conn.execute(select(revisions.c.changes).where(revisions.c.action == "updated")).scalars().all()
+        assert stored == {f"waze:alert:a{i}": (f"Street {i}", 9) for i in range(n)}
+        assert len(changed) == n and all(change["street"][0] == "7th Street" for change in changed)
+    finally:
+        engine.dispose()

@@ -28,7 +28,6 @@ from adapters.base import Source, Watermark
 from adapters.csv_ import CsvAdapter, parse_wkt
 from adapters.geojson import GeoJsonAdapter
 from exchange.config import LifecycleConfig, SourceConfig
-from exchange.db import open_store
 from exchange.errors import (
     ConfigError,
     ItemRejected,
@@ -63,13 +62,6 @@ def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",") -> Path:
     csv.writer(out, delimiter=delimiter, lineterminator="\n").writerows(rows)
     path.write_text(out.getvalue(), encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = open_store(store_url, auto_upgrade=True)
-    yield engine
-    engine.dispose()
 
 
 def ingest(engine: Engine, source: Source) -> SyncResult:

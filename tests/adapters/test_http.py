@@ -166,3 +166,16 @@ def test_local_files_and_file_urls(tmp_path: Path) -> None:
         fetch_url(str(tmp_path / "missing.json"), Watermark(), FAST)
     with pytest.raises(PayloadTooLarge):
         fetch_url(str(path), Watermark(), HttpPolicy(max_bytes=10))
+
+
+def test_a_body_that_does_not_decode_is_a_failed_fetch() -> None:
+    """``httpx.DecodingError`` through the ``transport=`` seam: a body declared gzip that is not."""
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"this is not gzip")
+
+    policy = HttpPolicy(retries=2)
+    with pytest.raises(UpstreamUnavailable, match=r"^https://feed\.example/x sent a body that cannot be decoded"):
+        fetch_url("https://feed.example/x", Watermark(), policy, transport=httpx.MockTransport(handler),
+                  sleep=lambda _: pytest.fail("a body that does not decode is not retried"))
