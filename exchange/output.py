@@ -16,10 +16,24 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-__all__ = ["Format", "event_record", "iso", "run_record", "source_record", "write_records"]
+__all__ = [
+    "DocumentFormat",
+    "Format",
+    "RecordFormat",
+    "RunFormat",
+    "as_text",
+    "event_record",
+    "in_zone",
+    "iso",
+    "run_record",
+    "source_record",
+    "write_records",
+]
 
 
 class Format(StrEnum):
+    """Every output: events have a geometry, so they can be GeoJSON too."""
+
     table = "table"
     json = "json"
     jsonl = "jsonl"
@@ -27,14 +41,52 @@ class Format(StrEnum):
     csv = "csv"
 
 
+class RecordFormat(StrEnum):
+    """Lists of records without a geometry (runs, sources, closures' lint, partners)."""
+
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class DocumentFormat(StrEnum):
+    """One document (an event in full): a table for people or one JSON object."""
+
+    table = "table"
+    json = "json"
+
+
+class RunFormat(StrEnum):
+    """What ``sync`` prints: a summary on stderr, or the runs on stdout."""
+
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
 def iso(ms: int | None, zone: ZoneInfo | None = None) -> str | None:
-    """Epoch milliseconds as ISO 8601: UTC with ``Z`` for machines, or in the city's zone for people."""
+    """Epoch milliseconds as ISO 8601 UTC with ``Z`` for machines; with ``zone``, the local wall time
+    for a table whose title names the zone (:func:`in_zone`), so no cell repeats the offset.
+
+    >>> iso(1772463600000), iso(1772463600000, ZoneInfo("America/Los_Angeles"))
+    ('2026-03-02T15:00:00.000Z', '2026-03-02 07:00:00')
+    """
     if ms is None:
         return None
     when = datetime.fromtimestamp(ms / 1000, tz=UTC)
     if zone is not None:
-        return when.astimezone(zone).isoformat(timespec="seconds")
+        return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def in_zone(title: str, zone: ZoneInfo) -> str:
+    """A table title that says, once, in which time zone its times are.
+
+    >>> in_zone("sync runs", ZoneInfo("Europe/Paris"))
+    'sync runs (times in Europe/Paris)'
+    """
+    return f"{title} (times in {zone.key})"
 
 
 _EVENT_NUMBERS = (
@@ -112,7 +164,7 @@ def _dumps(value: Any) -> bytes:
 
 def write_records(
     records: Iterable[dict[str, Any]],
-    fmt: Format,
+    fmt: Format | RecordFormat | DocumentFormat | RunFormat,
     *,
     columns: Sequence[str],
     title: str = "",
@@ -121,16 +173,25 @@ def write_records(
 ) -> int:
     """Write records in ``fmt``; returns how many were written."""
     out = out or sys.stdout
+    fmt = Format(fmt.value)
     count = 0
     if fmt is Format.table:
+        from rich import box
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=title or None, show_lines=False)
+        table = Table(title=title or None, show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
         for column in columns:
-            table.add_column(column, overflow="fold")
+            # ids, names and times are copied and compared: one line, never cut. Free text folds;
+            # short values (kinds, statuses) stay on one line and are cut with an ellipsis at worst.
+            if column in _UNBROKEN:
+                table.add_column(column, no_wrap=True, overflow="ignore")
+            elif column in _TEXT:
+                table.add_column(column, overflow="fold", min_width=10)
+            else:
+                table.add_column(column, no_wrap=True, overflow="ellipsis")
         for record in records:
-            table.add_row(*("" if record.get(c) is None else str(record.get(c)) for c in columns))
+            table.add_row(*(as_text(record.get(c)) for c in columns))
             count += 1
         Console(file=out, width=200 if not out.isatty() else None).print(table)
         if truncated_note:
@@ -164,6 +225,28 @@ def write_records(
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count
+
+
+#: table columns of free text, folded over lines when the terminal is narrow
+_TEXT = frozenset({"street", "description", "message", "blocking", "warnings", "location", "value", "changes"})
+#: table columns never broken over lines
+_UNBROKEN = frozenset({
+    "id", "name", "start_time", "end_time", "updated", "started", "snapshot", "newest_snapshot",
+    "last_success", "at", "created", "revoked", "last_download", "linked",
+})
+
+
+def as_text(value: Any) -> str:
+    """A value for people: nested values as compact JSON (what ``--format json`` shows), not Python reprs.
+
+    >>> as_text({"edges": [[1, 2, 3]], "note": None}), as_text(None), as_text("7th Street")
+    ('{"edges":[[1,2,3]],"note":null}', '', '7th Street')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return _dumps(value).decode()
+    return str(value)
 
 
 def _csv_value(value: Any) -> Any:

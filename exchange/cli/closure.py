@@ -11,7 +11,7 @@ import typer
 
 from exchange.cli import context
 from exchange.errors import ItemRejected, UsageError
-from exchange.output import Format, event_record, iso, write_records
+from exchange.output import Format, event_record, in_zone, iso, write_records
 
 __all__ = ["closure_app"]
 
@@ -203,11 +203,13 @@ def closure_list(
     with engine.connect() as conn:
         rows = list(iter_events(conn, where))
     records = [event_record(row) for row in rows]
+    title = "city closures"
+    for record, row in zip(records, rows, strict=True):
+        record["description"] = (row.details or {}).get("description")
     if fmt is Format.table:
+        title = in_zone(title, config.zone)
         for record, row in zip(records, rows, strict=True):
             record["start_time"] = iso(row.start_ms, config.zone)
             record["end_time"] = iso(row.end_ms, config.zone)
-            record["description"] = (row.details or {}).get("description")
     write_records(records, fmt, columns=("id", "type", "subtype", "status", "street", "direction", "start_time",
-                                         "end_time", "description"), title="city closures")
-
+                                         "end_time", "description"), title=title)

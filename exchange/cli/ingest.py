@@ -11,7 +11,7 @@ import typer
 from exchange.cli import context
 from exchange.config import Config
 from exchange.errors import ExchangeError, NotFound, UsageError
-from exchange.output import Format, write_records
+from exchange.output import RunFormat, write_records
 
 __all__ = ["replay", "run", "sync"]
 
@@ -19,8 +19,9 @@ def sync(
     sources: Annotated[
         list[str] | None, typer.Argument(help="Source names from the config. Default: every enabled source.")
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table: summary on stderr; json/jsonl: runs on stdout.")]
-    = Format.table,
+    fmt: Annotated[
+        RunFormat, typer.Option("--format", "-f", help="table: summary on stderr; json/jsonl: runs on stdout.")
+    ] = RunFormat.table,
 ) -> None:
     """Fetch each source once, reconcile it with the store, record a sync run.
 
@@ -47,7 +48,7 @@ def sync(
             continue
         results.append(result)
         _report(result)
-    if fmt in (Format.json, Format.jsonl):
+    if fmt is not RunFormat.table:
         write_records(
             ({"run_id": r.run_id, "source": r.source, "status": r.status, **r.counts(), "message": r.message}
              for r in results),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,18 @@ import typer
 
 from exchange.cli import context
 from exchange.errors import UsageError
-from exchange.output import Format, event_record, iso, run_record, source_record, write_records
+from exchange.output import (
+    DocumentFormat,
+    Format,
+    RecordFormat,
+    as_text,
+    event_record,
+    in_zone,
+    iso,
+    run_record,
+    source_record,
+    write_records,
+)
 
 __all__ = ["inspect_app"]
 
@@ -102,8 +114,8 @@ def inspect_events(
             note = None
             if total > shown:
                 note = f"showing {shown} of {total} events; use --limit N or --format json for all"
-            write_records(rows, fmt, columns=EVENT_COLUMNS, title=f"{min(total, shown)} of {total} events",
-                          truncated_note=note)
+            title = in_zone(f"{min(total, shown)} of {total} events", zone)
+            write_records(rows, fmt, columns=EVENT_COLUMNS, title=title, truncated_note=note)
         else:
             write_records((event_record(row) for row in iter_events(conn, where, limit=limit)), fmt,
                           columns=(*EVENT_COLUMNS, "geometry"))
@@ -112,14 +124,16 @@ def inspect_events(
 @inspect_app.command("event")
 def inspect_event(
     event_id: Annotated[str, typer.Argument(metavar="ID", help="Event id, e.g. waze:alert:<uuid>.")],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    fmt: Annotated[DocumentFormat, typer.Option("--format", "-f", help="table for people; json: one object.")]
+    = DocumentFormat.table,
 ) -> None:
     """One event in full, with its revisions (what changed, when) and the sources that see it."""
     from exchange.store import get_event, revisions_of, seen_by
 
     engine = context.engine()
     with engine.connect() as conn:
-        record = event_record(get_event(conn, event_id))
+        row = get_event(conn, event_id)
+        record = event_record(row)
         history = revisions_of(conn, event_id)
         record["seen_by"] = [{"source": s.source_name, "missed_polls": s.missed} for s in seen_by(conn, event_id)]
         if record["origin"] == "city":
@@ -129,33 +143,55 @@ def inspect_event(
                 {"crowd_event_id": c.crowd_event_id, "how": c.how, "linked": iso(c.linked_ms)}
                 for c in confirmations_of(conn, event_id)
             ]
-    if fmt is not Format.table:
+    if fmt is DocumentFormat.json:
         record["revisions"] = [
             {"at": iso(r.at_ms), "action": r.action, "run_id": r.run_id, "operator": r.operator, "changes": r.changes}
             for r in history
         ]
-        write_records([record], Format.json if fmt is Format.geojson else fmt, columns=tuple(record))
+        write_records([record], fmt, columns=tuple(record))
         return
     zone = context.state.config.zone
+    for key, column in _EVENT_TIMES.items():
+        if key in record:
+            record[key] = iso(row._mapping[column], zone)
+    for confirmation in record.get("confirmations", ()):
+        confirmation["linked"] = iso(_millis(confirmation["linked"]), zone)
     fields = [{"field": key, "value": value} for key, value in record.items() if key not in ("attributes", "geometry")]
     geometry = record["geometry"]
-    fields.append({"field": "geometry", "value": f"{geometry['type']} {str(geometry['coordinates'])[:120]}"})
-    fields.extend({"field": f"attributes.{key}", "value": str(value)[:160]}
+    fields.append({"field": "geometry", "value": f"{geometry['type']} {as_text(geometry['coordinates'])[:120]}"})
+    fields.extend({"field": f"attributes.{key}", "value": as_text(value)[:160]}
                   for key, value in (record["attributes"] or {}).items())
-    write_records(fields, Format.table, columns=("field", "value"), title=event_id)
+    write_records(fields, Format.table, columns=("field", "value"), title=in_zone(event_id, zone))
     revision_rows = [
         {"at": iso(r.at_ms, zone), "action": r.action, "operator": r.operator,
-         "changes": "; ".join(f"{k}: {v[0]!r} -> {v[1]!r}"[:80] for k, v in (r.changes or {}).items())}
+         "changes": "; ".join(f"{k}: {_json(v[0])} -> {_json(v[1])}"[:80] for k, v in (r.changes or {}).items())}
         for r in history
     ]
-    write_records(revision_rows, Format.table, columns=("at", "action", "operator", "changes"), title="revisions")
+    write_records(revision_rows, Format.table, columns=("at", "action", "operator", "changes"),
+                  title=in_zone("revisions", zone))
+
+
+#: the times of an event record -> their columns
+_EVENT_TIMES = {
+    "start_time": "start_ms", "end_time": "end_ms", "first_seen": "first_seen_ms", "updated": "updated_ms",
+    "visible_in_waze_since": "visible_in_waze_since_ms",
+}
+
+
+def _millis(text: str | None) -> int | None:
+    return None if text is None else round(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 @inspect_app.command("runs")
 def inspect_runs(
     source: Annotated[str | None, typer.Option(help="Only this source's runs.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Newest first, at most this many.")] = 20,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, csv.")] = Format.table,
+    fmt: Annotated[RecordFormat, typer.Option("--format", "-f", help="table, json, jsonl, csv.")]
+    = RecordFormat.table,
 ) -> None:
     """Sync runs: when, outcome, counts and per-item errors."""
     from exchange.store import list_runs
@@ -164,33 +200,43 @@ def inspect_runs(
     with engine.connect() as conn:
         rows = list_runs(conn, source=source, limit=limit)
     records = [run_record(row) for row in rows]
-    if fmt is Format.table:
-        zone = context.state.config.zone
+    zone = context.state.config.zone
+    if fmt is RecordFormat.table:
         for record, row in zip(records, rows, strict=True):
             record["started"] = iso(row.started_ms, zone)
             record["snapshot"] = iso(row.snapshot_ms, zone)
     columns = ("id", "source", "status", "started", "snapshot", "fetched", "new", "updated", "unchanged",
                "ended", "rejected", "message")
-    write_records(records, fmt, columns=columns, title="sync runs")
+    write_records(records, fmt, columns=columns, title=in_zone("sync runs", zone))
 
 
 @inspect_app.command("sources")
 def inspect_sources(
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, csv.")] = Format.table,
+    fmt: Annotated[RecordFormat, typer.Option("--format", "-f", help="table, json, jsonl, csv.")]
+    = RecordFormat.table,
 ) -> None:
     """Sources that have synced: where they read, their active events, their newest snapshot."""
     from exchange.store import list_sources
 
     engine = context.engine()
     with engine.connect() as conn:
-        records = [source_record(row) for row in list_sources(conn)]
+        rows = list_sources(conn)
+    records = [source_record(row) for row in rows]
+    title = "sources"
+    if fmt is RecordFormat.table:
+        zone = context.state.config.zone
+        title = in_zone(title, zone)
+        for record, row in zip(records, rows, strict=True):
+            record["newest_snapshot"] = iso(row.newest_snapshot_ms, zone)
+            record["last_success"] = iso(row.last_success_ms, zone)
     write_records(records, fmt, columns=("name", "kind", "namespace", "active_events", "newest_snapshot",
-                                         "last_success", "location"), title="sources")
+                                         "last_success", "location"), title=title)
 
 
 @inspect_app.command("feed")
 def inspect_feed(
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, csv.")] = Format.table,
+    fmt: Annotated[RecordFormat, typer.Option("--format", "-f", help="table, json, jsonl, csv.")]
+    = RecordFormat.table,
 ) -> None:
     """The Waze acceptance lint of every event that would be published, and the feed's success share.
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from exchange.cli import context
-from exchange.output import Format, iso, write_records
+from exchange.output import DocumentFormat, Format, in_zone, iso, write_records
 
 __all__ = ["partner_app"]
 
@@ -17,11 +16,6 @@ partner_app = typer.Typer(
     help="Manage the partners allowed to poll the feeds (tokens for `exchange serve --tokens`).",
     no_args_is_help=True,
 )
-
-
-class PartnerFormat(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @partner_app.command("add")
@@ -49,8 +43,8 @@ def partner_add(
 @partner_app.command("list")
 def partner_list(
     fmt: Annotated[
-        PartnerFormat, typer.Option("--format", "-f", help="table for people; json (downloads per feed) for scripts.")
-    ] = PartnerFormat.table,
+        DocumentFormat, typer.Option("--format", "-f", help="table for people; json (downloads per feed) for scripts.")
+    ] = DocumentFormat.table,
 ) -> None:
     """Partners, active and revoked, with their downloads per feed (as flushed by `exchange serve`)."""
     from exchange.partners import list_partners
@@ -61,7 +55,7 @@ def partner_list(
         found = list_partners(engine)
     finally:
         engine.dispose()
-    if fmt is PartnerFormat.json:
+    if fmt is DocumentFormat.json:
         write_records(
             ({"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms),
               "revoked": iso(p.revoked_ms), "downloads": p.downloads, "last_download": iso(p.last_download_ms)}
@@ -77,7 +71,7 @@ def partner_list(
         for p in found
     ]
     write_records(rows, Format.table, columns=("name", "status", "created", "revoked", *FEEDS, "last_download"),
-                  title="partners")
+                  title=in_zone("partners", zone))
 
 
 @partner_app.command("revoke")
