@@ -37,10 +37,9 @@ import orjson
 from pydantic import BaseModel, Field
 
 from adapters.base import Fetched, Watermark
-from adapters.city_fields import CitySourceSettings
 from adapters.geojson import feature_event, read_feature_collection
 from adapters.http import fetch_url, redact_location
-from adapters.http_source import HttpSource
+from adapters.http_source import CitySourceSettings, HttpSource
 from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
 from exchange.model import Event
 from feeds.items import FeedItem, Snapshot

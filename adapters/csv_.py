@@ -1,7 +1,7 @@
 """A city's closures as a CSV file (``kind = "csv"``): one row per closure.
 
 The file is read with the standard ``csv`` module: a header row naming the columns, then one row
-per closure. :class:`~adapters.city_fields.CityFieldMapping` says which column holds what; the
+per closure. :class:`~feeds.city_fields.CityFieldMapping` says which column holds what; the
 ``geometry`` setting says where the shape is:
 
 ``wkt``
@@ -35,11 +35,11 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from adapters.city_fields import CitySourceSettings, check_values, claim_id, event_from_fields, join_parts, parse_error
-from adapters.http_source import HttpSource
+from adapters.http_source import CitySourceSettings, HttpSource
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Event, Kind
 from feeds.city import parse_polyline
+from feeds.city_fields import check_values, claim_id, event_from_fields, join_parts, parse_error
 from feeds.items import FeedItem, Snapshot, digest
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Coordinates are WGS84 lon/lat (RFC 7946); a legacy ``crs`` member naming anything else is
 refused. The feature's properties are read through the
-:class:`~adapters.city_fields.CityFieldMapping`; when the id property is absent, the feature's own
+:class:`~feeds.city_fields.CityFieldMapping`; when the id property is absent, the feature's own
 ``id`` member is used. Geometries:
 
 * ``LineString``: the closure, in travel order; ``Point``: a point event (it needs a direction);
@@ -25,18 +25,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from adapters.city_fields import (
-    CityFieldMapping,
-    CitySourceSettings,
-    check_values,
-    claim_id,
-    event_from_fields,
-    join_parts,
-    parse_error,
-)
-from adapters.http_source import HttpSource
+from adapters.http_source import CitySourceSettings, HttpSource
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Event, Kind
+from feeds.city_fields import CityFieldMapping, check_values, claim_id, event_from_fields, join_parts, parse_error
 from feeds.items import FeedItem, Snapshot, digest, load_json
 
 __all__ = [
