@@ -8,6 +8,7 @@ per closure. :class:`~feeds.city_fields.CityFieldMapping` says which column hold
     One column holding WKT in lon/lat order: ``LINESTRING (-104.99 39.74, -104.98 39.74)``,
     ``POINT (-104.99 39.74)``, a ``MULTILINESTRING`` whose parts touch end to start (joined into one
     line; parts that do not touch are refused), optionally ``SRID=4326;`` and Z/M ordinates (dropped).
+    GEOS reads it (``shapely.from_wkt``, imported only when a row is), so it must be valid WKT.
 ``latlon_pairs``
     One column holding ``"lat lon lat lon ..."`` as in a CIFS ``<polyline>`` (commas allowed).
 ``street_points``
@@ -29,10 +30,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import Mapping
 from datetime import tzinfo
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -252,56 +252,93 @@ def _number(fields: Mapping[str, str], column: str) -> float:
         raise ItemRejected(f"{column}: {text[:40]!r} is not a number") from None
 
 
-_WKT = re.compile(
-    r"^(?:SRID=(?P<srid>\d+)\s*;\s*)?(?P<kind>[A-Za-z]+?)\s*(?P<dims>ZM|Z|M)?\s*(?P<body>\(.*\)|EMPTY)$",
-    re.IGNORECASE | re.DOTALL,
-)
-_PARTS = re.compile(r"\)\s*,\s*\(")
+_WKT_KINDS = ("MULTILINESTRING", "LINESTRING", "POINT")
 
 
 def parse_wkt(text: str, field: str = "wkt") -> list[Position]:
     """WKT ``POINT``, ``LINESTRING`` or ``MULTILINESTRING`` (parts touching end to start) in lon/lat order.
+
+    GEOS reads the text (:func:`shapely.from_wkt`); an EWKT ``SRID=4326;`` prefix is allowed and Z
+    or M ordinates are dropped. What GEOS refuses is said in one line naming the column.
 
     >>> parse_wkt("LINESTRING (-104.99 39.74, -104.98 39.74)")
     [(-104.99, 39.74), (-104.98, 39.74)]
     >>> parse_wkt("SRID=4326;POINT Z (-104.99 39.74 1600)")
     [(-104.99, 39.74)]
     """
-    match = _WKT.match(text.strip())
-    kind = match.group("kind").upper() if match else ""
-    if match is None or kind not in ("POINT", "LINESTRING", "MULTILINESTRING"):
-        raise ItemRejected(f"{field}: {text[:60]!r} is not WKT POINT, LINESTRING or MULTILINESTRING (lon lat)")
-    srid = match.group("srid")
-    if srid is not None and srid != "4326":
-        raise ItemRejected(f"{field}: SRID={srid} is not WGS84 lon/lat (SRID=4326)")
-    body = match.group("body")
-    if body.upper() == "EMPTY":
+    import shapely  # the geometry stack loads only when a source reads WKT
+
+    body, srid = text.strip(), None  # type: str, str | None
+    prefix, semicolon, rest = body.partition(";")
+    if semicolon and prefix[:5].upper() == "SRID=" and prefix[5:].rstrip().isdecimal():
+        body, srid = rest.strip(), prefix[5:].rstrip()
+    if "\x00" in body:  # GEOS would stop reading there
+        raise ItemRejected(_not_wkt(text, field))
+    try:
+        geometry = shapely.from_wkt(body)
+    except shapely.errors.GEOSException as exc:
+        raise ItemRejected(_unreadable_wkt(text, body, srid, str(exc), field)) from None
+    kind = str(geometry.geom_type).upper()
+    if kind not in _WKT_KINDS:
+        raise ItemRejected(_not_wkt(text, field))
+    if srid not in (None, "4326"):
+        raise ItemRejected(_not_wgs84(srid, field))
+    if kind == "MULTILINESTRING" and any(part.is_empty for part in geometry.geoms):
+        raise ItemRejected(_not_parts(field))
+    if geometry.is_empty:
         raise ItemRejected(f"{field}: {kind} EMPTY has no coordinates")
-    inner = body[1:-1].strip()
     if kind == "MULTILINESTRING":
-        if not (inner.startswith("(") and inner.endswith(")")):
-            raise ItemRejected(f"{field}: MULTILINESTRING needs ((lon lat, ...), (lon lat, ...))")
-        parts = [_positions(part, field) for part in _PARTS.split(inner[1:-1])]
-        return join_parts(parts, field)
-    positions = _positions(inner, field)
-    if kind == "POINT" and len(positions) != 1:
-        raise ItemRejected(f"{field}: a POINT has one position, got {len(positions)}")
-    return positions
+        return join_parts([_lon_lat(shapely.get_coordinates(part)) for part in geometry.geoms], field)
+    return _lon_lat(shapely.get_coordinates(geometry))
 
 
-def _positions(text: str, field: str) -> list[Position]:
-    if "(" in text or ")" in text:
-        raise ItemRejected(f"{field}: unbalanced parentheses in {text[:60]!r}")
-    positions: list[Position] = []
-    for chunk in text.split(","):
-        numbers = chunk.split()
+def _lon_lat(coordinates: Any) -> list[Position]:
+    """The rows of shapely's (n, 2) coordinate array as (lon, lat) tuples."""
+    return [(float(lon), float(lat)) for lon, lat in coordinates.tolist()]
+
+
+def _not_wkt(text: str, field: str) -> str:
+    return f"{field}: {text[:60]!r} is not WKT POINT, LINESTRING or MULTILINESTRING (lon lat)"
+
+
+def _not_wgs84(srid: str | None, field: str) -> str:
+    return f"{field}: SRID={srid} is not WGS84 lon/lat (SRID=4326)"
+
+
+def _not_parts(field: str) -> str:
+    return f"{field}: MULTILINESTRING needs ((lon lat, ...), (lon lat, ...))"
+
+
+def _unreadable_wkt(text: str, body: str, srid: str | None, problem: str, field: str) -> str:
+    """Why GEOS could not read ``body`` (its ``problem``), as precisely as the text allows."""
+    head = body.partition("(")[0].upper()
+    kind = next((name for name in _WKT_KINDS if head.startswith(name)), None)
+    start, end = body.find("("), body.rfind(")")
+    if kind is None or not 0 <= start < end or body.count("(") != body.count(")"):
+        return _not_wkt(text, field)
+    if srid not in (None, "4326"):
+        return _not_wgs84(srid, field)
+    inner = body[start + 1 : end].strip()
+    if "single element" in problem:  # "Point coordinate list must contain a single element"
+        return f"{field}: a POINT has one position, got {inner.count(',') + 1}"
+    if kind == "MULTILINESTRING":
+        if not inner.startswith("("):
+            return _not_parts(field)
+    elif "(" in inner or ")" in inner:
+        return f"{field}: unbalanced parentheses in {inner[:60]!r}"
+    for part in inner.split(","):
+        position = part.strip().strip("()").strip()
+        numbers = position.split()
         if not 2 <= len(numbers) <= 4:
-            raise ItemRejected(f"{field}: {chunk.strip()[:40]!r} is not a position 'lon lat'")
-        try:
-            lon, lat = float(numbers[0]), float(numbers[1])
-            for extra in numbers[2:]:
-                float(extra)
-        except ValueError:
-            raise ItemRejected(f"{field}: {chunk.strip()[:40]!r} holds something that is not a number") from None
-        positions.append((lon, lat))
-    return positions
+            return f"{field}: {position[:40]!r} is not a position 'lon lat'"
+        if not all(_is_number(number) for number in numbers):
+            return f"{field}: {position[:40]!r} holds something that is not a number"
+    return _not_wkt(text, field)  # e.g. mixed or missing Z/M ordinates, a LINESTRING of one position
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
