@@ -7,7 +7,7 @@ offset correct) and ``resultOffset``/``resultRecordCount``, until a page no long
 ``properties``, and both are honoured. The next offset advances by the features actually received,
 since a server caps a page at its own ``maxRecordCount`` when ``page_size`` is larger. The pages'
 features are concatenated into one FeatureCollection, which :meth:`ArcGisAdapter.read` reads
-exactly as the GeoJSON source does (:func:`adapters.geojson.read_feature_collection`).
+exactly as the GeoJSON source does (:func:`feeds.city_geojson.read_feature_collection`).
 
 * The layer must support pagination (hosted feature layers and ArcGIS Server 10.3+ do) and
   ``f=geojson`` (hosted layers and ArcGIS Server 10.4+).
@@ -37,12 +37,11 @@ import orjson
 from pydantic import BaseModel, Field
 
 from adapters.base import Fetched, Watermark
-from adapters.city_fields import CitySourceSettings
-from adapters.geojson import feature_event, read_feature_collection
 from adapters.http import fetch_url, redact_location
-from adapters.http_source import HttpSource
+from adapters.http_source import CitySourceSettings, HttpSource
 from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
 from exchange.model import Event
+from feeds.city_geojson import feature_event, read_feature_collection
 from feeds.items import FeedItem, Snapshot
 
 __all__ = ["ArcGisAdapter", "ArcGisSettings"]

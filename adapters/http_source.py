@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.base import Fetched, Source, Watermark
 from adapters.http import HttpPolicy, fetch_url, redact_location
 from exchange.errors import ConfigError
+from feeds.city_fields import CityFormat
 
-__all__ = ["NAMESPACE_PATTERN", "HttpSource", "HttpSourceSettings"]
+__all__ = ["NAMESPACE_PATTERN", "CitySourceSettings", "HttpSource", "HttpSourceSettings"]
 
 
 NAMESPACE_PATTERN = r"^[a-z0-9_-]{1,50}$"
@@ -46,6 +47,19 @@ class HttpSourceSettings(BaseModel):
             max_backoff_s=self.max_backoff_s,
             max_bytes=self.max_bytes,
         )
+
+
+class CitySourceSettings(CityFormat, HttpSourceSettings):
+    """Settings every city source (CSV, GeoJSON, ArcGIS) shares: a URL and HTTP limits, plus the field mapping.
+
+    pydantic lists the fields of the last base first, so the HTTP keys come before ``mapping`` (the
+    order validation errors are reported in).
+    """
+
+    url: str = Field(
+        min_length=1,
+        description="http(s) URL, file:// URL or local path (relative to the config file) of the city's file.",
+    )
 
 
 class HttpSource(Source):

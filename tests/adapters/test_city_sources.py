@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 from adapters import build_source, validate_source_settings
 from adapters.arcgis import ArcGisAdapter
 from adapters.base import Source, Watermark
-from adapters.csv_ import CsvAdapter, parse_wkt
+from adapters.csv_ import CsvAdapter
 from adapters.geojson import GeoJsonAdapter
 from exchange.config import LifecycleConfig, SourceConfig
 from exchange.errors import (
@@ -391,22 +391,6 @@ def test_times_without_an_offset_are_city_time(tmp_path: Path) -> None:
     assert winter.start_time.timestamp() * 1000 == BASE_MS
     assert winter.end_time is not None and winter.end_time.timestamp() * 1000 == BASE_MS + 3 * HOUR_MS
     assert summer.end_time is not None and summer.end_time.isoformat() == "2026-07-01T12:00:00-04:00"
-
-
-def test_wkt_reader() -> None:
-    assert parse_wkt("linestring(1 2,3 4)") == [(1.0, 2.0), (3.0, 4.0)]
-    assert parse_wkt("LINESTRING ZM (1 2 3 4, 3 4 5 6)") == [(1.0, 2.0), (3.0, 4.0)]
-    assert parse_wkt("MULTILINESTRING ((1 2, 3 4))") == [(1.0, 2.0), (3.0, 4.0)]
-    for text, message in [
-        ("SRID=2263;POINT (980000 200000)", "SRID=2263 is not WGS84"),
-        ("POINT EMPTY", "POINT EMPTY has no coordinates"),
-        ("POINT (1 2, 3 4)", "a POINT has one position"),
-        ("LINESTRING (1 2, 3 4", "is not WKT"),
-        ("MULTILINESTRING ((0 0, 1 0), (2 0, 3 0))", "part 2 does not start where part 1 ends"),
-        ("LINESTRING (1)", "is not a position 'lon lat'"),
-    ]:
-        with pytest.raises(ItemRejected, match=message):
-            parse_wkt(text)
 
 
 # --------------------------------------------------------------------------- GeoJSON

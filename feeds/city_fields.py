@@ -4,7 +4,9 @@ A city names its own columns (``closure_id``, ``STREET_NAME``, ``begin``); :clas
 says which input field holds which event field, and :func:`event_from_fields` reads one record
 through it into :func:`feeds.city.city_event`, the one validated constructor of city events. An
 error names the input field as the city spells it and the event field it feeds, e.g.
-``begin (start): 'soon' is not an ISO 8601 time``.
+``begin (start): 'soon' is not an ISO 8601 time``. :class:`CityFormat` is what every city codec
+needs to read a file (the mapping; the CSV codec adds its own keys); a source's settings add where
+the file is and how to fetch it (``adapters/``). No I/O here.
 
 Values are read tolerantly, as city exports come: an empty cell is an absent value; numbers are
 accepted where text is expected; a time is ISO 8601 text (local time in the city's zone when it has
@@ -23,17 +25,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from adapters.http_source import HttpSourceSettings
 from exchange.errors import ItemRejected
 from exchange.model import CIFS_SUBTYPES, Event, ItemError, Kind, from_millis
 from feeds.city import city_event
 
 __all__ = [
     "CityFieldMapping",
-    "CitySourceSettings",
+    "CityFormat",
     "check_values",
+    "claim_id",
     "event_from_fields",
     "join_parts",
+    "parse_error",
     "parse_schedule",
     "source_id_of",
 ]
@@ -134,13 +137,14 @@ class CityFieldMapping(BaseModel):
         return required
 
 
-class CitySourceSettings(HttpSourceSettings):
-    """Settings every city source shares: the URL and HTTP limits of any source, plus the field mapping."""
+class CityFormat(BaseModel):
+    """What a city codec needs to read a file: the field mapping (the CSV codec adds its own keys).
 
-    url: str = Field(
-        min_length=1,
-        description="http(s) URL, file:// URL or local path (relative to the config file) of the city's file.",
-    )
+    A source's settings combine it with where the file is and how to fetch it (``adapters/``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
     mapping: CityFieldMapping = Field(description="Which input field holds which event field; 'id' is required.")
 
 
