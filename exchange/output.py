@@ -176,27 +176,7 @@ def write_records(
     fmt = Format(fmt.value)
     count = 0
     if fmt is Format.table:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title or None, show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in columns:
-            # ids, names and times are copied and compared: one line, never cut. Free text folds;
-            # short values (kinds, statuses) stay on one line and are cut with an ellipsis at worst.
-            if column in _UNBROKEN:
-                table.add_column(column, no_wrap=True, overflow="ignore")
-            elif column in _TEXT:
-                table.add_column(column, overflow="fold", min_width=10)
-            else:
-                table.add_column(column, no_wrap=True, overflow="ellipsis")
-        for record in records:
-            table.add_row(*(as_text(record.get(c)) for c in columns))
-            count += 1
-        Console(file=out, width=200 if not out.isatty() else None).print(table)
-        if truncated_note:
-            print(truncated_note, file=sys.stderr)
-        return count
+        return _write_table(records, columns, title, out, truncated_note)
     if fmt is Format.csv:
         writer = csv.writer(out)
         writer.writerow(columns)
@@ -225,6 +205,47 @@ def write_records(
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count
+
+
+def _write_table(
+    records: Iterable[dict[str, Any]], columns: Sequence[str], title: str, out: IO[str], note: str | None
+) -> int:
+    """A table that fits the terminal: ids, names and times whole on one line; free text folds; short
+    values are cut with an ellipsis; columns that still do not fit are left out, and stderr says so."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [[as_text(record.get(c)) for c in columns] for record in records]
+    console = Console(file=out, width=200 if not out.isatty() else None)
+    natural = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
+    least = [natural[i] if c in _UNBROKEN else min(natural[i], 10 if c in _TEXT else 5) for i, c in enumerate(columns)]
+    shown = list(range(len(columns)))
+    while len(shown) > 1 and sum(least[i] for i in shown) + 3 * (len(shown) - 1) > console.width:
+        # the rightmost column that is not an id leaves first
+        shown.remove(next((i for i in reversed(shown) if columns[i] != "id"), shown[-1]))
+    widths = {i: natural[i] for i in shown}
+    budget = console.width - 3 * (len(shown) - 1) - 1
+    while sum(widths.values()) > budget:
+        widest = max((i for i in shown if widths[i] > least[i]), key=lambda i: widths[i], default=None)
+        if widest is None:
+            break
+        widths[widest] -= 1
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for i in shown:
+        column = columns[i]
+        text = column in _TEXT
+        table.add_column(column, width=widths[i], no_wrap=not text, overflow="fold" if text else "ellipsis")
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    console.print(table)
+    hidden = [c for i, c in enumerate(columns) if i not in shown]
+    if hidden:
+        print(f"({', '.join(hidden)} left out to fit {console.width} columns; widen the terminal or use "
+              "--format json)", file=sys.stderr)
+    if note:
+        print(note, file=sys.stderr)
+    return len(rows)
 
 
 #: table columns of free text, folded over lines when the terminal is narrow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +202,27 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, cwd=ROOT,
     )
     assert result.returncode == 3 and result.stderr == "error: no event with id 'nope'\n"
+
+
+def test_tables_fit_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns an id and a time are never broken; what does not fit is left out, and stderr says so."""
+    from exchange.output import Format, write_records
+
+    uuid = "waze:alert:2e2a71c3-b36b-43e3-a3b2-62eef6bcf70e"
+    records = [{"id": uuid, "category": "POLICE", "start_time": "2026-03-02 07:20:24",
+                "street": "Martin Luther King Jr Way", "attributes": {"nested": [1, 2]}}]
+
+    def table(width: int) -> list[str]:
+        out = io.StringIO()
+        out.isatty = lambda: True  # type: ignore[method-assign]
+        monkeypatch.setenv("COLUMNS", str(width))
+        write_records(records, Format.table, title="events (times in America/Los_Angeles)", out=out,
+                      columns=("id", "category", "start_time", "street", "attributes"))
+        return re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
+
+    narrow = table(80)
+    assert max(map(len, narrow)) <= 80
+    assert any(uuid in line and "2026-03-02 07:20:24" in line for line in narrow)
+    assert "attributes left out to fit 80 columns" in capsys.readouterr().err
+    wide = table(200)
+    assert any('{"nested":[1,2]}' in line for line in wide), "nested values as JSON, not Python reprs"
