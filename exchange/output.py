@@ -41,28 +41,12 @@ class Format(StrEnum):
     csv = "csv"
 
 
-class RecordFormat(StrEnum):
-    """Lists of records without a geometry (runs, sources, closures' lint, partners)."""
-
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-
-
-class DocumentFormat(StrEnum):
-    """One document (an event in full): a table for people or one JSON object."""
-
-    table = "table"
-    json = "json"
-
-
-class RunFormat(StrEnum):
-    """What ``sync`` prints: a summary on stderr, or the runs on stdout."""
-
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
+#: lists of records without a geometry (runs, sources, the feed's lint, partners)
+RecordFormat = StrEnum("RecordFormat", ["table", "json", "jsonl", "csv"])
+#: one document (an event in full): a table for people or one JSON object
+DocumentFormat = StrEnum("DocumentFormat", ["table", "json"])
+#: what ``sync`` prints: a summary on stderr, or the runs on stdout
+RunFormat = StrEnum("RunFormat", ["table", "json", "jsonl"])
 
 
 def iso(ms: int | None, zone: ZoneInfo | None = None) -> str | None:

@@ -18,9 +18,8 @@ __all__ = ["match", "network_app"]
 network_app = typer.Typer(help="Build and examine the road network events are matched to.", no_args_is_help=True)
 
 
-class MatchFormat(StrEnum):
-    json = "json"
-    jsonl = "jsonl"
+#: what ``match`` prints: one JSON array, or one object per line
+MatchFormat = StrEnum("MatchFormat", ["json", "jsonl"])
 
 
 @network_app.command("build")
