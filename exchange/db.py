@@ -143,8 +143,8 @@ def current_revision(engine: Engine) -> str | None:
         raise StoreError(f"cannot open database {redact_url(str(engine.url))}: {db_error_message(exc)}") from exc
 
 
-def upgrade(engine: Engine) -> str:
-    """Run every pending migration; returns the new revision."""
+def upgrade(engine: Engine, target: str = "head") -> str:
+    """Run every pending migration up to ``target`` (tests build older releases' stores); returns the revision."""
     from alembic import command
     from alembic.config import Config
 
@@ -153,10 +153,10 @@ def upgrade(engine: Engine) -> str:
     try:
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, target)
     except SQLAlchemyError as exc:
         raise StoreError(f"migration failed: {db_error_message(exc)}") from exc
-    return SCHEMA_REVISION
+    return SCHEMA_REVISION if target == "head" else target
 
 
 def db_error_message(exc: BaseException) -> str:

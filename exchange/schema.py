@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 sources = Table(
     "sources",
@@ -151,6 +151,17 @@ publications = Table(
     Column("body", LargeBinary, nullable=False),
     Column("body_gzip", LargeBinary, nullable=False),
     Column("events", Integer, nullable=False),
+    Column("content_digest", String(64), doc="digest of what the feeds say, generation time left out"),
+)
+
+published_events = Table(
+    "published_events",
+    metadata,
+    Column("event_id", String(300), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", JSON, nullable=False, doc="the event as last published (Event, JSON)"),
+    Column("published_ms", BigInteger, nullable=False),
+    Column("held_back_reason", Text, doc="why its current version is not published, if it is not"),
+    Column("held_back_ms", BigInteger),
 )
 
 publish_runs = Table(
@@ -158,10 +169,11 @@ publish_runs = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at_ms", BigInteger, nullable=False),
-    Column("status", String(20), nullable=False, doc="published, unchanged, invalid"),
+    Column("status", String(20), nullable=False, doc="published, unchanged, failed"),
     Column("events", Integer, nullable=False),
     Column("held_back", Integer, nullable=False),
     Column("problems", JSON),
+    Column("message", Text),
 )
 
 partners = Table(
@@ -178,6 +190,7 @@ downloads = Table(
     metadata,
     Column("partner", String(100), primary_key=True, doc="partner name, or '-' for anonymous"),
     Column("feed", String(40), primary_key=True),
-    Column("count", Integer, nullable=False),
+    Column("count", Integer, nullable=False, doc="200 responses with a body"),
     Column("last_ms", BigInteger, nullable=False),
+    Column("polls", Integer, nullable=False, server_default="0", doc="304 revalidations and HEAD requests"),
 )

@@ -49,3 +49,41 @@ def test_unreachable_database_is_a_store_error() -> None:
 def test_postgres_urls_select_psycopg() -> None:
     assert normalize_url("postgres://u@h/d") == "postgresql+psycopg://u@h/d"
     assert create_engine(normalize_url("postgresql://u@h/d")).dialect.driver == "psycopg"
+
+
+def test_a_store_of_the_previous_release_upgrades_intact(store_url: str) -> None:
+    """A store written at 0003 (before per-event publishing) keeps its events, closures, publications and counts."""
+    from sqlalchemy import create_engine as raw_engine
+
+    from exchange.db import upgrade
+
+    engine = raw_engine(normalize_url(store_url))
+    upgrade(engine, "0003")
+    event = (
+        "INSERT INTO events (id, source, kind, source_id, origin, category, type, subtype, street, status, geometry,"
+        " min_lon, min_lat, max_lon, max_lat, start_ms, first_seen_ms, updated_ms, attributes, digest, details)"
+        " VALUES (:id, :source, :kind, :sid, :origin, :category, :type, NULL, '9th Street', 'active', :geometry,"
+        " -122.3, 37.8, -122.3, 37.8, 1772463600000, 1772463600000, 1772463600000, '{}', 'd', :details)"
+    )
+    with engine.begin() as conn:
+        conn.execute(text(event), {"id": "waze:alert:a1", "source": "waze", "kind": "alert", "sid": "a1",
+                                   "origin": "crowd", "category": "ACCIDENT", "type": "ACCIDENT",
+                                   "geometry": '{"type": "Point", "coordinates": [-122.3, 37.8]}', "details": None})
+        conn.execute(text(event), {"id": "city:city:c1", "source": "city", "kind": "city", "sid": "c1",
+                                   "origin": "city", "category": "ROAD_CLOSED", "type": "ROAD_CLOSED",
+                                   "geometry": '{"type": "LineString", "coordinates": [[-122.3, 37.8], [-122.4, 37.8]]}',
+                                   "details": '{"description": "Water main"}'})
+        conn.execute(text("INSERT INTO publications VALUES ('cifs.xml', 1, '\"e\"', 'application/xml', :b, :g, 1)"),
+                     {"b": b"<incidents/>", "g": b"gz"})
+        conn.execute(text("INSERT INTO downloads VALUES ('acme', 'cifs.xml', 7, 1772463600000)"))
+    engine.dispose()
+    upgraded = open_store(store_url, auto_upgrade=True)
+    assert current_revision(upgraded) == SCHEMA_REVISION
+    with upgraded.connect() as conn:
+        assert conn.execute(text("SELECT id, status FROM events ORDER BY id")).all() == [
+            ("city:city:c1", "active"), ("waze:alert:a1", "active")]
+        assert conn.execute(text("SELECT feed, body, events, content_digest FROM publications")).all() == [
+            ("cifs.xml", b"<incidents/>", 1, None)]
+        assert conn.execute(text("SELECT partner, count, polls FROM downloads")).all() == [("acme", 7, 0)]
+        assert conn.execute(text("SELECT count(*) FROM published_events")).scalar() == 0
+    upgraded.dispose()
