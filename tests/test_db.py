@@ -71,7 +71,7 @@ def test_a_store_of_the_previous_release_upgrades_intact(store_url: str) -> None
                                    "geometry": '{"type": "Point", "coordinates": [-122.3, 37.8]}', "details": None})
         conn.execute(text(event), {"id": "city:city:c1", "source": "city", "kind": "city", "sid": "c1",
                                    "origin": "city", "category": "ROAD_CLOSED", "type": "ROAD_CLOSED",
-                                   "geometry": '{"type": "LineString", "coordinates": [[-122.3, 37.8], [-122.4, 37.8]]}',
+                                   "geometry": '{"type": "LineString", "coordinates": [[-122.3, 37.8], [-122, 37]]}',
                                    "details": '{"description": "Water main"}'})
         conn.execute(text("INSERT INTO publications VALUES ('cifs.xml', 1, '\"e\"', 'application/xml', :b, :g, 1)"),
                      {"b": b"<incidents/>", "g": b"gz"})
