@@ -87,7 +87,20 @@ class PublishConfig(BaseModel):
     keep_ended_h: float = Field(default=24.0, ge=0, description="Ended events stay in CIFS this many hours.")
     on_change: bool = Field(default=True, description="Publish at once after every closure add/update/end.")
     hold_back_failing: bool = Field(
-        default=False, description="Leave out events the Waze acceptance lint says Waze would reject."
+        default=False, description="Hold back events the Waze acceptance lint says Waze would reject."
+    )
+    max_hold_back_share: float = Field(
+        default=0.2, ge=0, le=1,
+        description="A publication in which more than this share of the previously published events would be "
+        "held back or disappear is not made: the last good feeds stay served (a swapped network or a renderer "
+        "bug must not make Waze drop every closure).",
+    )
+    interval_s: int = Field(
+        default=300, ge=10, description="`exchange run` recomputes the feeds this often (ended closures age out)."
+    )
+    max_age_s: int = Field(
+        default=900, ge=10,
+        description="A publication older than this is renewed even when nothing changed (its timestamp moves on).",
     )
     out_dir: Path | None = Field(default=None, description="Also write the feeds to this directory (file sink).")
     cifs_json_shape: Literal["wrapped", "flat"] = Field(

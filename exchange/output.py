@@ -233,7 +233,9 @@ def _write_table(
 
 
 #: table columns of free text, folded over lines when the terminal is narrow
-_TEXT = frozenset({"street", "description", "message", "blocking", "warnings", "location", "value", "changes"})
+_TEXT = frozenset({
+    "street", "description", "message", "blocking", "warnings", "location", "value", "changes", "held_back",
+})
 #: table columns never broken over lines
 _UNBROKEN = frozenset({
     "id", "name", "start_time", "end_time", "updated", "started", "snapshot", "newest_snapshot",

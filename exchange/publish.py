@@ -2,75 +2,300 @@
 
 What goes out: every city event that is not cancelled and ends in the future or ended less than
 ``publish.keep_ended_h`` ago (future starts included; ended events keep their id and carry their
-end time). Crowd (Waze) data is never republished. Every feed is validated (the CIFS XSD plus
-the rules it does not check; the official WZDx 4.2 schemas) before anything changes: an invalid
-feed is not published, the last good publication stays served, and the failure is recorded.
-A publication replaces all feeds in one transaction, so a poll never sees half of one.
+end time). Crowd (Waze) data is never republished.
+
+One bad event never freezes the feeds. The assembled feeds are validated (the CIFS XSD plus the
+rules it does not check; the official WZDx 4.2 schemas); when they fail, each event is rendered
+and checked on its own, and the ones that fail are held back with their reason, the others go
+out. A held-back event whose earlier version is in the last publication keeps that version
+served ("newer version held back"); an end is never held back (an ended event that fails goes
+out as its last good version with the new end time). Cancelled events leave the feeds.
+
+A mass hold-back guard, the twin of ingest's suspect-poll rule: when more than
+``publish.max_hold_back_share`` of the previously published events would be held back or
+disappear, nothing is published, the last good feeds stay served, and the run is recorded as
+failed (a swapped road network or a renderer bug must not publish a valid, empty feed that makes
+Waze drop every closure).
+
+A publication replaces all feeds in one transaction, so a poll never sees half of one. Its
+timestamp (the CIFS root ``timestamp``, WZDx ``update_date``) is the time it was generated; when
+the content is unchanged no new publication is made until the last is ``publish.max_age_s`` old,
+so ETags change only when the content does, or at most every ``max_age_s``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+import orjson
+from sqlalchemy import Connection, Engine, or_, select
 
+from exchange.bulk import Bulk, dumps
 from exchange.config import Config
 from exchange.db import writing
 from exchange.errors import ExchangeError
 from exchange.model import Event, Status
 from exchange.publications import FEED_CONTENT_TYPES, publication_row, save_publications
 from exchange.runtime import collector_paused, now_ms
-from exchange.schema import events, publications, publish_runs
+from exchange.schema import events, publications, publish_runs, published_events
 from exchange.store import row_to_event
 
-__all__ = ["PublishFailed", "PublishResult", "eligible_events", "publish", "render_feeds"]
+__all__ = [
+    "HeldBack",
+    "PublishFailed",
+    "PublishResult",
+    "eligible_events",
+    "held_back_now",
+    "publish",
+    "render_feeds",
+]
 
 log = logging.getLogger("exchange.publish")
 
 
 class PublishFailed(ExchangeError):
-    """A generated feed failed validation; nothing was published."""
+    """Nothing was published (the guard tripped, or the assembled feeds failed validation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBack:
+    """Why an event's current version is not in the feeds, and what is served instead."""
+
+    reason: str
+    served: str  # "previous version" or "nothing"
+
+    def describe(self) -> str:
+        if self.served == "previous version":
+            return f"newer version held back: {self.reason}"
+        return f"held back: {self.reason}"
 
 
 @dataclass
 class PublishResult:
     status: str
     events: int = 0
-    held_back: list[str] = field(default_factory=list)
+    held_back: dict[str, str] = field(default_factory=dict)  # event id -> what an operator reads
     problems: list[str] = field(default_factory=list)
     feeds: dict[str, bytes] = field(default_factory=dict)
     success_share: float = 1.0
 
     def summary(self) -> str:
-        held = f", {len(self.held_back)} held back by the lint" if self.held_back else ""
+        held = f", {len(self.held_back)} held back" if self.held_back else ""
         return (f"publish: {self.status}: {self.events} event(s){held}; "
                 f"{self.success_share:.0%} pass the Waze acceptance lint")
 
 
-def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> tuple[list[Event], int]:
-    """City events that belong in the feeds now, and when the newest of them last changed.
-
-    The feeds carry that time as their own, not the time of publishing, so publishing the same
-    content again yields the same bytes and ETag: partners polling with If-None-Match get a 304.
-    """
+def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> list[Event]:
+    """City events that belong in the feeds now (not cancelled, not ended more than ``keep_ended_ms`` ago)."""
     query = select(events).where(
         events.c.origin == "city",
         events.c.status != Status.CANCELLED.value,
         or_(events.c.end_ms.is_(None), events.c.end_ms > at_ms - keep_ended_ms),
     ).order_by(events.c.id)
     with engine.connect() as conn:
-        rows = list(conn.execute(query))
-    return [row_to_event(row) for row in rows], max((row.updated_ms for row in rows), default=0)
+        return [row_to_event(row) for row in conn.execute(query)]
 
 
-def render_feeds(chosen: list[Event], config: Config, generated: datetime) -> dict[str, bytes]:
+def render_feeds(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
     from feeds.cifs import render_cifs_json, render_cifs_xml
     from feeds.wzdx import render_wzdx
 
+    settings = config.publish
+    return {
+        "cifs.xml": render_cifs_xml(chosen, zone=config.zone, generated=generated),
+        "cifs.json": render_cifs_json(chosen, zone=config.zone, generated=generated, shape=settings.cifs_json_shape),
+        "wzdx.geojson": render_wzdx(chosen, feed_info=_feed_info(config), generated=generated),
+    }
+
+
+def held_back_now(engine: Engine) -> dict[str, str]:
+    """Event id -> why its current version is not published, as the last publish run found it."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(publish_runs.c.problems).order_by(publish_runs.c.id.desc()).limit(1)
+        ).first()
+    found = row.problems if row is not None and isinstance(row.problems, dict) else {}
+    return {str(key): str(value) for key, value in (found.get("held_back") or {}).items()}
+
+
+def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, placement: Any = None) -> PublishResult:
+    """Check, render and publish the feeds; raises ``PublishFailed`` when nothing could be published."""
+    from feeds.lint import feed_success_share, lint_event
+
+    at = now_ms()
+    settings = config.publish
+    chosen = eligible_events(engine, at_ms=at, keep_ended_ms=round(settings.keep_ended_h * 3_600_000))
+    previous = _published_versions(engine)
+    network = placement.network if placement is not None else None
+    findings = {event.id: lint_event(event, network) for event in chosen}
+    result = PublishResult(status="published", success_share=feed_success_share(list(findings.values())))
+    held: dict[str, HeldBack] = {}
+    if settings.hold_back_failing:
+        for event in chosen:
+            blocking = [p.message for p in findings[event.id] if p.severity == "error"]
+            if blocking and event.status is not Status.ENDED:  # an end is never held back
+                held[event.id] = _hold(event.id, "; ".join(blocking), previous)
+    with collector_paused():  # thousands of short-lived dicts and elements, no cycles
+        served = _isolate(chosen, held, previous, config)
+        result.held_back = {eid: item.describe() for eid, item in held.items()}
+        result.events = len(served)
+        _guard(engine, at, chosen, served, held, previous, settings.max_hold_back_share, result)
+        digest = _content_digest(served, config)
+        current = _current_publication(engine, digest, at, settings.max_age_s)
+        if current:
+            result.status, rows = "unchanged", current
+            _record(engine, at, result)
+        else:
+            feeds = render_feeds(served, config, datetime.fromtimestamp(at / 1000, tz=UTC))
+            problems = _feed_problems(feeds)
+            if problems:  # every event passed alone, yet the whole does not: the last guard
+                result.status, result.problems = "failed", problems
+                _record(engine, at, result)
+                raise PublishFailed(f"the assembled feeds are invalid, nothing was published ({len(problems)} "
+                                    f"problem(s); first: {problems[0]}); the last good feeds stay served")
+            rows = [publication_row(name, body, FEED_CONTENT_TYPES[name], result.events, at)
+                    for name, body in feeds.items()]
+            for row in rows:
+                row["content_digest"] = digest
+            _store(engine, at, rows, served, chosen, held, result)
+    result.feeds = {row["feed"]: row["body"] for row in rows}
+    target = out_dir or settings.out_dir
+    if target is not None:
+        from adapters.sinks import FileSink
+
+        FileSink(Path(target)).push({row["feed"]: row["body"] for row in rows},
+                                    gzipped={row["feed"]: row["body_gzip"] for row in rows})
+    return result
+
+
+# --------------------------------------------------------------------------- per-event isolation
+
+
+def _isolate(
+    chosen: list[Event], held: dict[str, HeldBack], previous: Mapping[str, Event], config: Config
+) -> list[Event]:
+    """The versions to publish: the current one where it passes, else the last good one, else nothing.
+
+    The assembled feeds are validated first (one pass, the common case); only when they fail is
+    each event rendered and checked alone, so one bad event costs one event, not the feeds.
+    """
+    candidates = [event for event in chosen if event.id not in held]
+    failing = {} if _passes(candidates, config) else _failing_alone(candidates, config)
+    served: list[Event] = []
+    for event in chosen:
+        reason = failing.get(event.id)
+        if reason is not None and event.status is Status.ENDED:
+            # an end is never held back: the last good version with this end, or out of the feeds
+            # (never the last good version still running)
+            ended = _ended_fallback(event, previous.get(event.id), config)
+            if ended is not None:
+                served.append(ended)
+            else:
+                held[event.id] = HeldBack(reason, "nothing")
+            continue
+        if reason is not None:
+            held[event.id] = _hold(event.id, reason, previous)
+        if event.id in held:
+            if held[event.id].served == "previous version":
+                served.append(previous[event.id])
+            continue
+        served.append(event)
+    return served
+
+
+def _hold(event_id: str, reason: str, previous: Mapping[str, Event]) -> HeldBack:
+    return HeldBack(reason, "previous version" if event_id in previous else "nothing")
+
+
+def _passes(chosen: Sequence[Event], config: Config) -> bool:
+    try:
+        return not _feed_problems(render_feeds(chosen, config, _CHECK_TIME))
+    except Exception:  # a renderer fault on one event must not stop the others: find it alone
+        log.exception("rendering the feeds failed; checking each event alone")
+        return False
+
+
+def _failing_alone(chosen: Sequence[Event], config: Config) -> dict[str, str]:
+    """Event id -> its first problem, rendering and validating each event on its own."""
+    failing: dict[str, str] = {}
+    for event in chosen:
+        try:
+            problems = _feed_problems(render_feeds([event], config, _CHECK_TIME))
+        except Exception as exc:
+            problems = [f"cannot be rendered: {type(exc).__name__}: {exc}"]
+        if problems:
+            failing[event.id] = problems[0]
+    return failing
+
+
+def _ended_fallback(event: Event, last_good: Event | None, config: Config) -> Event | None:
+    """The last good version with this end, when it passes (an end must reach Waze), else None."""
+    if last_good is None or event.end_time is None:
+        return None
+    if last_good.start_time is not None and event.end_time <= last_good.start_time:
+        return None
+    ended = last_good.model_copy(update={"status": Status.ENDED, "end_time": event.end_time})
+    return ended if not _failing_alone([ended], config) else None
+
+
+def _feed_problems(feeds: Mapping[str, bytes]) -> list[str]:
+    from exchange.validation import validate_cifs_xml, validate_wzdx
+
+    problems = [f"cifs.xml: {p.location}: {p.message}" for p in validate_cifs_xml(feeds["cifs.xml"])
+                if p.severity == "error"]
+    problems += [f"wzdx.geojson: {p.location}: {p.message}" for p in validate_wzdx(feeds["wzdx.geojson"])
+                 if p.severity == "error"]
+    return problems
+
+
+#: the generation time of feeds rendered only to be checked (it is not in any rule)
+_CHECK_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- the mass hold-back guard
+
+
+def _guard(
+    engine: Engine, at: int, chosen: Sequence[Event], served: Sequence[Event], held: Mapping[str, HeldBack],
+    previous: Mapping[str, Event], max_share: float, result: PublishResult,
+) -> None:
+    """Refuse a publication that would hold back or lose too many of the events published before.
+
+    An event that left the feeds on purpose (cancelled, or ended longer ago than ``keep_ended_h``)
+    is not lost: only events still eligible count.
+    """
+    still_eligible = {event.id for event in chosen} & set(previous)
+    fresh = {event.id for event in served} - set(held)
+    lost = sorted(eid for eid in still_eligible if eid not in fresh)
+    if not lost or len(lost) <= max_share * len(still_eligible):
+        return
+    reasons = [f"{eid}: {held[eid].reason}" if eid in held else f"{eid}: missing from the rendered feeds"
+               for eid in lost]
+    result.status, result.problems = "failed", reasons
+    _record(engine, at, result, message=f"{len(lost)} of {len(still_eligible)} published events would be held back")
+    raise PublishFailed(
+        f"{len(lost)} of {len(still_eligible)} published events would be held back or disappear (over the "
+        f"{max_share:.0%} of publish.max_hold_back_share), nothing was published; first: {reasons[0]}; "
+        "the last good feeds stay served"
+    )
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _published_versions(engine: Engine) -> dict[str, Event]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(published_events.c.event_id, published_events.c.version))
+        return {row.event_id: Event.model_validate(row.version) for row in rows}
+
+
+def _feed_info(config: Config) -> dict[str, Any]:
     settings = config.publish
     feed_info: dict[str, Any] = {
         "publisher": settings.publisher,
@@ -82,67 +307,64 @@ def render_feeds(chosen: list[Event], config: Config, generated: datetime) -> di
         "update_frequency": settings.update_frequency_s,
         "url": settings.source_url,
     }
-    return {
-        "cifs.xml": render_cifs_xml(chosen, zone=config.zone, generated=generated),
-        "cifs.json": render_cifs_json(chosen, zone=config.zone, generated=generated, shape=settings.cifs_json_shape),
-        "wzdx.geojson": render_wzdx(chosen, feed_info={k: v for k, v in feed_info.items() if v is not None},
-                                    generated=generated),
-    }
+    return {key: value for key, value in feed_info.items() if value is not None}
 
 
-def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, placement: Any = None) -> PublishResult:
-    """Render, validate, lint and publish the feeds; raises ``PublishFailed`` when one is invalid."""
-    from exchange.validation import validate_cifs_xml, validate_wzdx
-    from feeds.lint import feed_success_share, lint_event
-
-    at = now_ms()
+def _content_digest(served: Sequence[Event], config: Config) -> str:
+    """What the feeds say, without when they were generated: equal digests, equal feeds."""
+    digest = hashlib.sha256()
     settings = config.publish
-    chosen, changed_ms = eligible_events(engine, at_ms=at, keep_ended_ms=round(settings.keep_ended_h * 3_600_000))
-    network = placement.network if placement is not None else None
-    findings = {event.id: lint_event(event, network) for event in chosen}
-    result = PublishResult(status="published", success_share=feed_success_share(list(findings.values())))
-    if settings.hold_back_failing:
-        result.held_back = [eid for eid, found in findings.items() if any(p.severity == "error" for p in found)]
-        chosen = [event for event in chosen if event.id not in result.held_back]
-    result.events = len(chosen)
-    with collector_paused():  # thousands of short-lived dicts and elements, no cycles
-        feeds = render_feeds(chosen, config, datetime.fromtimestamp(changed_ms / 1000, tz=UTC))
-        problems = [f"cifs.xml: {p.location}: {p.message}" for p in validate_cifs_xml(feeds["cifs.xml"])
-                    if p.severity == "error"]
-        problems += [f"wzdx.geojson: {p.location}: {p.message}" for p in validate_wzdx(feeds["wzdx.geojson"])
-                     if p.severity == "error"]
-    if problems:
-        result.status, result.problems = "invalid", problems
-        _record(engine, at, result)
-        raise PublishFailed(f"the generated feeds are invalid, nothing was published ({len(problems)} problem(s); "
-                            f"first: {problems[0]}); the last good feeds stay served")
-    result.feeds = feeds
-    rows = [publication_row(name, body, FEED_CONTENT_TYPES[name], result.events, at) for name, body in feeds.items()]
-    _store(engine, at, rows, result)
-    target = out_dir or settings.out_dir
-    if target is not None:
-        from adapters.sinks import FileSink
-
-        FileSink(Path(target)).push({row["feed"]: row["body"] for row in rows},
-                                    gzipped={row["feed"]: row["body_gzip"] for row in rows})
-    return result
+    digest.update(orjson.dumps([config.timezone, settings.cifs_json_shape, settings.reference, _feed_info(config)]))
+    for event in served:
+        digest.update(orjson.dumps(event.model_dump(mode="json", exclude={"road_match", "cluster_id"})))
+    return digest.hexdigest()
 
 
-def _store(engine: Engine, at: int, rows: list[dict[str, Any]], result: PublishResult) -> None:
+def _current_publication(engine: Engine, digest: str, at: int, max_age_s: int) -> list[dict[str, Any]]:
+    """The stored publication when it says the same and is younger than ``max_age_s``, else nothing."""
+    with engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(select(publications))]
+    current = (len(rows) == len(FEED_CONTENT_TYPES) and all(row["content_digest"] == digest for row in rows)
+               and all(at - row["published_ms"] < max_age_s * 1000 for row in rows))
+    return rows if current else []
+
+
+def _store(
+    engine: Engine, at: int, rows: list[dict[str, Any]], served: Sequence[Event], chosen: Sequence[Event],
+    held: Mapping[str, HeldBack], result: PublishResult,
+) -> None:
+    fresh = [event for event in served if event.id not in held]
     with writing(engine, lock="publish") as conn:
-        current = {row.feed: row.etag for row in conn.execute(select(publications.c.feed, publications.c.etag))}
-        if all(current.get(row["feed"]) == row["etag"] for row in rows):
-            result.status = "unchanged"
-        else:
-            save_publications(conn, rows)
-        conn.execute(publish_runs.insert().values(
-            at_ms=at, status=result.status, events=result.events, held_back=len(result.held_back), problems=None,
-        ))
+        save_publications(conn, rows)
+        _remember(conn, at, fresh, {event.id for event in chosen}, held)
+        _insert_run(conn, at, result)
 
 
-def _record(engine: Engine, at: int, result: PublishResult) -> None:
+def _remember(conn: Connection, at: int, fresh: Sequence[Event], eligible: set[str],
+              held: Mapping[str, HeldBack]) -> None:
+    """Keep the published version of each event (what a later hold-back serves), forget the rest."""
+    db = Bulk(conn)
+    known = set(conn.execute(select(published_events.c.event_id)).scalars())
+    db.many("DELETE FROM published_events WHERE event_id = ?", [(eid,) for eid in sorted(known - eligible)])
+    versions = {event.id: dumps(event.model_dump(mode="json")) for event in fresh}
+    db.update(published_events, ("version", "published_ms", "held_back_reason", "held_back_ms"), "event_id",
+              [(version, at, None, None, eid) for eid, version in versions.items() if eid in known])
+    db.insert(published_events, ("event_id", "version", "published_ms"),
+              [(eid, version, at) for eid, version in versions.items() if eid not in known])
+    db.update(published_events, ("held_back_reason", "held_back_ms"), "event_id",
+              [(item.reason, at, eid) for eid, item in held.items() if item.served == "previous version"])
+
+
+def _insert_run(conn: Connection, at: int, result: PublishResult, message: str | None = None) -> None:
+    problems: dict[str, Any] | None = None
+    if result.problems or result.held_back:
+        problems = {"feeds": result.problems[:100], "held_back": result.held_back}
+    conn.execute(publish_runs.insert().values(
+        at_ms=at, status=result.status, events=result.events, held_back=len(result.held_back), problems=problems,
+        message=message,
+    ))
+
+
+def _record(engine: Engine, at: int, result: PublishResult, message: str | None = None) -> None:
     with writing(engine) as conn:
-        conn.execute(publish_runs.insert().values(
-            at_ms=at, status=result.status, events=result.events, held_back=len(result.held_back),
-            problems=result.problems[:100],
-        ))
+        _insert_run(conn, at, result, message)

@@ -238,20 +238,24 @@ def inspect_feed(
     fmt: Annotated[RecordFormat, typer.Option("--format", "-f", help="table, json, jsonl, csv.")]
     = RecordFormat.table,
 ) -> None:
-    """The Waze acceptance lint of every event that would be published, and the feed's success share.
+    """The Waze acceptance lint of every event that belongs in the feeds, what the last publish held
+    back and why, and the feed's success share.
 
     Blocking findings are reasons Waze would reject the event (length outside 30 m - 20 km, more
     than one street, ends not at junctions, a house number in the street); Waze reportedly
-    publishes nothing when fewer than about 80 % of a feed's incidents pass.
+    publishes nothing when fewer than about 80 % of a feed's incidents pass. "held_back" is why
+    the event's current version is not in the feeds (a failed check; its last good version may
+    still be served).
     """
-    from exchange.publish import eligible_events
+    from exchange.publish import eligible_events, held_back_now
     from exchange.runtime import now_ms
     from feeds.lint import feed_success_share, lint_event
 
     config = context.state.config
     placement = context.placement()
-    chosen, _changed = eligible_events(context.engine(), at_ms=now_ms(),
-                                       keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
+    engine = context.engine()
+    chosen = eligible_events(engine, at_ms=now_ms(), keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
+    held = held_back_now(engine)
     network = placement.network if placement is not None else None
     records: list[dict[str, Any]] = []
     findings = []
@@ -260,10 +264,14 @@ def inspect_feed(
         findings.append(found)
         records.append({
             "id": event.id, "street": event.street, "status": event.status.value,
+            "held_back": held.get(event.id),
             "blocking": "; ".join(p.message for p in found if p.severity == "error") or None,
             "warnings": "; ".join(p.message for p in found if p.severity != "error") or None,
         })
-    write_records(records, fmt, columns=("id", "street", "status", "blocking", "warnings"), title="feed lint")
+    write_records(records, fmt, columns=("id", "street", "status", "held_back", "blocking", "warnings"),
+                  title="feed lint")
     share = feed_success_share(findings)
+    held_here = sum(1 for event in chosen if event.id in held)
     print(f"{len(chosen)} event(s); {share:.0%} have no blocking finding"
-          f"{' (below the ~80% Waze reportedly needs)' if chosen and share < 0.8 else ''}", file=sys.stderr)
+          f"{' (below the ~80% Waze reportedly needs)' if chosen and share < 0.8 else ''}"
+          f"{f'; {held_here} held back by the last publish' if held_here else ''}", file=sys.stderr)
