@@ -1,4 +1,4 @@
-"""``exchange run``: one APScheduler job per enabled source, until SIGTERM or Ctrl-C."""
+"""``exchange run``: one APScheduler job per enabled source and the publish clock, until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from adapters import build_source
 from exchange.config import Config, SourceConfig
+from exchange.cycle import sync_then_publish
 from exchange.errors import ExchangeError, UsageError
 from exchange.placement import Placement
-from exchange.sync import sync_source
 
-__all__ = ["run_daemon"]
+__all__ = ["build_scheduler", "run_daemon"]
 
 log = logging.getLogger("exchange.daemon")
 
@@ -25,21 +24,33 @@ log = logging.getLogger("exchange.daemon")
 def _poll(engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None) -> None:
     """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
     try:
-        result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
+        cycle = sync_then_publish(engine, config, source_config, placement)
     except ExchangeError as exc:
         log.error("%s: %s", source_config.name, exc.message)
         return
-    log.info("%s", result.summary())
-    if source_config.kind != "waze-feed" and (result.new or result.updated or result.ended):
-        from exchange.publish import publish
-
-        try:  # the city's own events changed: partners see it on their next poll
-            log.info("%s", publish(engine, config, placement=placement).summary())
-        except ExchangeError as exc:
-            log.error("publish after %s: %s", source_config.name, exc.message)
+    log.info("%s", cycle.sync.summary())
+    if cycle.published is not None:
+        log.info("%s", cycle.published.summary())
+    if cycle.publish_error is not None:
+        log.error("publish after %s: %s", source_config.name, cycle.publish_error)
 
 
-def run_daemon(config: Config, engine: Engine, placement: Placement | None = None) -> None:
+def _republish(engine: Engine, config: Config, placement: Placement | None) -> None:
+    """The publish clock: ended closures age out on time, and an unchanged publication is renewed
+    once it is ``publish.max_age_s`` old."""
+    from exchange.publish import publish
+
+    try:
+        result = publish(engine, config, placement=placement)
+    except ExchangeError as exc:
+        log.error("publish: %s", exc.message)
+        return
+    if result.status != "unchanged":
+        log.info("%s", result.summary())
+
+
+def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None) -> Any:
+    """One job per enabled source on its interval, and the publish clock; none started yet."""
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -58,6 +69,16 @@ def run_daemon(config: Config, engine: Engine, placement: Placement | None = Non
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+    scheduler.add_job(
+        _republish, IntervalTrigger(seconds=config.publish.interval_s), args=(engine, config, placement),
+        id="publish", name="publish clock", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+    )
+    return scheduler
+
+
+def run_daemon(config: Config, engine: Engine, placement: Placement | None = None) -> None:
+    scheduler = build_scheduler(config, engine, placement)
+    enabled = [s for s in config.sources if s.enabled]
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing the running polls, then stopping", signum)
@@ -67,7 +88,8 @@ def run_daemon(config: Config, engine: Engine, placement: Placement | None = Non
     # The network's arrays and indexes live for the whole run: keep them out of every future
     # garbage collection, whose cost would otherwise grow with them on each poll.
     gc.freeze()
-    log.info("polling %s", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled))
+    log.info("polling %s; publishing every %ss", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled),
+             config.publish.interval_s)
     try:
         scheduler.start()
     finally:

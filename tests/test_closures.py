@@ -130,3 +130,11 @@ def test_publish_out_validate_and_inspect_feed(cli: Cli, tmp_path: Path, testdat
     assert cli("validate", str(tmp_path / "missing.xml")).code == 3
     lint = json.loads(cli("--config", str(DEMO), "inspect", "feed", "--format", "json").out)
     assert [row["id"] for row in lint] == [closure_id]
+
+
+def test_sync_republishes_when_a_city_source_changed(cli: Cli) -> None:
+    synced = cli("--config", str(DEMO), "sync")
+    assert synced.code == 0, synced
+    assert "city-closures: ok: 3 fetched, 3 new" in synced.err and "publish: published: 3 event(s)" in synced.err
+    again = cli("--config", str(DEMO), "sync")
+    assert again.code == 0 and "publish:" not in again.err, "nothing changed: no publication"

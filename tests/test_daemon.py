@@ -41,3 +41,15 @@ def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:
             _, err = daemon.communicate(timeout=20)
     assert daemon.returncode == 0, err
     assert b"Traceback" not in err
+
+
+def test_the_daemon_runs_a_publish_clock(tmp_path: Path) -> None:
+    from exchange.config import Config
+    from exchange.daemon import build_scheduler
+
+    config = Config.model_validate({"sources": [{"name": "waze", "url": str(tmp_path / "x.json")}],
+                                    "publish": {"interval_s": 240}})
+    scheduler = build_scheduler(config, engine=None)  # type: ignore[arg-type]
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"waze", "publish"}
+    assert jobs["publish"].trigger.interval.total_seconds() == 240 and jobs["publish"].max_instances == 1

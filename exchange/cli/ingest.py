@@ -23,12 +23,13 @@ def sync(
         RunFormat, typer.Option("--format", "-f", help="table: summary on stderr; json/jsonl: runs on stdout.")
     ] = RunFormat.table,
 ) -> None:
-    """Fetch each source once, reconcile it with the store, record a sync run.
+    """Fetch each source once, reconcile it with the store, record a sync run; republish the feeds
+    when a city source changed the city's events.
 
-    Exit 1 if any source failed (the others are still synced); the store is unchanged for a failed one.
+    Exit 1 if any source failed (the others are still synced; the store is unchanged for a failed
+    one) or the publication after a change failed (the last good feeds stay served).
     """
-    from adapters import build_source
-    from exchange.sync import sync_source
+    from exchange.cycle import sync_then_publish
 
     config = context.state.config
     chosen = [config.source(name) for name in sources] if sources else [s for s in config.sources if s.enabled]
@@ -39,15 +40,20 @@ def sync(
     results, failed = [], 0
     for source_config in chosen:
         try:
-            result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
+            cycle = sync_then_publish(engine, config, source_config, placement)
         except ExchangeError as exc:
             if exc.exit_code == 2:
                 raise
             failed += 1
             print(f"error: {source_config.name}: {exc.message}", file=sys.stderr)
             continue
-        results.append(result)
-        _report(result)
+        results.append(cycle.sync)
+        _report(cycle.sync)
+        if cycle.published is not None:
+            print(cycle.published.summary(), file=sys.stderr)
+        if cycle.publish_error is not None:
+            failed += 1
+            print(f"error: publishing after {source_config.name}: {cycle.publish_error}", file=sys.stderr)
     if fmt is not RunFormat.table:
         write_records(
             ({"run_id": r.run_id, "source": r.source, "status": r.status, **r.counts(), "message": r.message}

@@ -1,0 +1,50 @@
+"""One source's cycle, shared by ``exchange sync`` and the daemon: sync it, then republish the
+feeds when the city's own events changed, so partners see the change on their next poll."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from adapters import build_source
+from exchange.config import Config, SourceConfig
+from exchange.errors import ExchangeError
+from exchange.sync import SyncResult, sync_source
+
+if TYPE_CHECKING:
+    from exchange.placement import Placement
+    from exchange.publish import PublishResult
+
+__all__ = ["Cycle", "sync_then_publish"]
+
+log = logging.getLogger("exchange.cycle")
+
+
+@dataclass
+class Cycle:
+    """What one cycle did: the sync, and the publication that followed (or why it failed)."""
+
+    sync: SyncResult
+    published: PublishResult | None = None
+    publish_error: str | None = None
+
+
+def sync_then_publish(
+    engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None = None
+) -> Cycle:
+    """Sync one source (its failure raises, recorded as a failed run); then, when it changed city
+    events, publish. A failed publication does not undo the sync: it is in ``publish_error``."""
+    result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
+    cycle = Cycle(result)
+    if source_config.kind == "waze-feed" or not (result.new or result.updated or result.ended):
+        return cycle
+    from exchange.publish import publish
+
+    try:
+        cycle.published = publish(engine, config, placement=placement)
+    except ExchangeError as exc:
+        cycle.publish_error = exc.message
+    return cycle
