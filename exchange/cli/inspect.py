@@ -143,6 +143,10 @@ def inspect_event(
                 {"crowd_event_id": c.crowd_event_id, "how": c.how, "linked": iso(c.linked_ms)}
                 for c in confirmations_of(conn, event_id)
             ]
+    if record["origin"] == "city":
+        from exchange.publish import held_back_now
+
+        record["held_back"] = held_back_now(engine).get(event_id)
     if fmt is DocumentFormat.json:
         record["revisions"] = [
             {"at": iso(r.at_ms), "action": r.action, "run_id": r.run_id, "operator": r.operator, "changes": r.changes}
