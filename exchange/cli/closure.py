@@ -192,19 +192,27 @@ def closure_end(
 
 @closure_app.command("list")
 def closure_list(
-    status: Annotated[str | None, typer.Option(help="active, ended or cancelled. Default: all.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="planned (active, not started yet), active (and started), ended or cancelled. "
+                     "Default: all."),
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, geojson, csv.")] = Format.table,
 ) -> None:
     """City events (closures typed here and imported ones), newest first."""
-    from exchange.store import EventFilter, iter_events
+    from exchange.runtime import now_ms
+    from exchange.store import STATUSES, EventFilter, iter_events, shown_status
 
-    config, engine = context.state.config, context.engine()
-    where = EventFilter(kind="city", status=status)
+    if status and status not in STATUSES:
+        raise UsageError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    config, engine, at = context.state.config, context.engine(), now_ms()
+    where = EventFilter(kind="city", status=status, at_ms=at)
     with engine.connect() as conn:
         rows = list(iter_events(conn, where))
     records = [event_record(row) for row in rows]
     title = "city closures"
     for record, row in zip(records, rows, strict=True):
+        record["status"] = shown_status(row, at)
         record["description"] = (row.details or {}).get("description")
     if fmt is Format.table:
         title = in_zone(title, config.zone)
