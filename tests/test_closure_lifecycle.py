@@ -67,6 +67,113 @@ def ms(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def test_called_off_planned_closure_never_freezes_publishing(cli: Cli, clock: Any, tmp_path: Path) -> None:
+    works = add(cli, start=7 * 24, end=8 * 24, description="Works next week")
+    called_off = run(cli, "closure", "end", works, "--operator", "alice")
+    assert called_off.code == 0 and called_off.out.strip() == works, called_off
+    assert f"closure {works} had not started: cancelled, it leaves the feeds" in called_off.err
+    assert "warning" not in called_off.err
+    record = event(cli, works)
+    assert record["status"] == "cancelled" and ms(record["end_time"]) == NOW + timedelta(days=8)
+    assert [(r["action"], r["operator"]) for r in record["revisions"]][1:] == [("cancelled", "alice")]
+    parade = run(cli, "closure", "add", "--street", "9th Street", "--polyline", NINTH, "--type", "ROAD_CLOSED",
+                 "--subtype", "ROAD_CLOSED_EVENT", "--start", at(0), "--end", at(5), "--description", "Parade")
+    assert parade.code == 0 and "warning" not in parade.err, parade
+    cifs = published_cifs(cli, tmp_path / "feeds")
+    assert parade.out.strip() in cifs and "Parade" in cifs
+    assert works not in cifs
+
+
+def test_an_update_keeps_the_lane_impact(cli: Cli, clock: Any) -> None:
+    closure_id = add(cli, "--lane-impact", "1:RIGHT", "--schedule", "everyday=08:00-17:00")
+    changed = run(cli, "closure", "update", closure_id, "--description", "Water main", "--operator", "bob")
+    assert changed.code == 0 and changed.out.strip() == closure_id, changed
+    record = event(cli, closure_id)
+    details = record["details"]
+    assert details["lane_impact"] == {"total_closed_lanes": 1, "roadside": "RIGHT"}
+    assert details["description"] == "Water main" and details["operator"] == "bob"
+    assert details["schedule"] == {"everyday": "08:00-17:00"}
+    assert record["subtype"] == "ROAD_CLOSED_CONSTRUCTION" and ms(record["end_time"]) == NOW + timedelta(hours=48)
+    assert record["status"] == "active" and record["road_match"]["edges"]
+    changes = record["revisions"][-1]["changes"]
+    assert set(changes) == {"details"}, changes  # only what was given changed
+    assert run(cli, "closure", "update", closure_id, "--lane-impact", "2:left").code == 0
+    assert event(cli, closure_id)["details"]["lane_impact"] == {"total_closed_lanes": 2, "roadside": "LEFT"}
+    cleared = run(cli, "closure", "update", closure_id, "--clear", "lane-impact", "--clear", "end",
+                  "--clear", "schedule")
+    assert cleared.code == 0, cleared
+    record = event(cli, closure_id)
+    assert "lane_impact" not in record["details"] and "schedule" not in record["details"]
+    assert record["end_time"] is None and record["details"]["description"] == "Water main"
+    both = run(cli, "closure", "update", closure_id, "--end", at(10), "--clear", "end")
+    assert both.code == 2 and "end: given and cleared at once" in both.err, both
+    assert run(cli, "closure", "update", closure_id, "--clear", "start").code == 2  # a ROAD_CLOSED needs one
+
+
+def test_cancel_withdraws_an_ended_closure(cli: Cli, clock: Any, tmp_path: Path) -> None:
+    closure_id = add(cli)
+    assert run(cli, "closure", "end", closure_id).code == 0
+    assert ms(event(cli, closure_id)["end_time"]) == NOW
+    assert closure_id in published_cifs(cli, tmp_path / "before")  # ended: in the feed with its end time
+    cancelled = run(cli, "closure", "cancel", closure_id, "--operator", "carol")
+    assert cancelled.code == 0 and cancelled.out.strip() == closure_id, cancelled
+    record = event(cli, closure_id)
+    assert record["status"] == "cancelled" and ms(record["end_time"]) == NOW
+    assert [(r["action"], r["operator"]) for r in record["revisions"]][-1] == ("cancelled", "carol")
+    assert closure_id not in published_cifs(cli, tmp_path / "after")
+    for again in (("closure", "cancel", closure_id), ("closure", "end", "--cancel", closure_id)):
+        repeated = run(cli, *again)
+        assert repeated.code == 0 and repeated.out.strip() == closure_id, repeated
+        assert "already cancelled" in repeated.err
+    ended = run(cli, "closure", "end", closure_id)
+    assert ended.code == 0 and "is cancelled" in ended.err, ended
+    assert actions(cli, closure_id) == ["created", "ended", "cancelled"]
+    other = add(cli)
+    assert run(cli, "closure", "end", other).code == 0
+    assert run(cli, "closure", "end", "--cancel", other).code == 0
+    assert event(cli, other)["status"] == "cancelled"
+    assert run(cli, "closure", "cancel", "city:city:nope").code == 3
+
+
+def test_ending_after_the_end_keeps_that_end(cli: Cli, clock: Any) -> None:
+    closure_id = add(cli, start=-2, end=1)
+    clock(3)
+    ended = run(cli, "closure", "end", closure_id)
+    assert ended.code == 0 and "had already ended" in ended.err and "that end is kept" in ended.err, ended
+    record = event(cli, closure_id)
+    assert record["status"] == "ended" and ms(record["end_time"]) == NOW + timedelta(hours=1)
+
+
+def test_an_ended_closure_changes_only_when_reopened(cli: Cli, clock: Any) -> None:
+    closure_id = add(cli)
+    clock(2)
+    assert run(cli, "closure", "end", closure_id).code == 0
+    refused = run(cli, "closure", "update", closure_id, "--description", "Still closed")
+    assert refused.code == 2 and "is ended" in refused.err and "--reopen" in refused.err, refused
+    assert event(cli, closure_id)["status"] == "ended"
+    past = run(cli, "closure", "update", closure_id, "--reopen", "--end", at(1))
+    assert past.code == 2 and "end:" in past.err and "past" in past.err, past
+    reopened = run(cli, "closure", "update", closure_id, "--reopen", "--description", "Still closed",
+                   "--operator", "dave")
+    assert reopened.code == 0 and reopened.out.strip() == closure_id, reopened
+    record = event(cli, closure_id)
+    assert record["status"] == "active" and record["end_time"] is None  # the end of the ending is gone
+    assert record["details"]["description"] == "Still closed"
+    assert ms(record["start_time"]) == NOW - timedelta(hours=1)
+    assert [(r["action"], r["operator"]) for r in record["revisions"]][-1] == ("reopened", "dave")
+    assert run(cli, "closure", "end", closure_id).code == 0
+    again = run(cli, "closure", "update", closure_id, "--reopen", "--end", at(30))
+    assert again.code == 0, again
+    record = event(cli, closure_id)
+    assert record["status"] == "active" and ms(record["end_time"]) == NOW + timedelta(hours=30)
+    assert run(cli, "closure", "cancel", closure_id).code == 0
+    assert run(cli, "closure", "update", closure_id, "--reopen").code == 0  # a cancelled one comes back too
+    assert event(cli, closure_id)["status"] == "active"
+    noop = run(cli, "closure", "update", closure_id, "--reopen")
+    assert noop.code == 0 and "nothing changed" in noop.err, noop
+    assert actions(cli, closure_id) == ["created", "ended", "reopened", "ended", "reopened", "cancelled", "reopened"]
+
+
 def test_planned_is_a_status_of_its_own(store_cli: Cli, clock: Any) -> None:
     cli = store_cli  # on SQLite and PostgreSQL: the filter is SQL
     planned = add(cli, start=24, end=48)
@@ -98,3 +205,24 @@ def test_planned_is_a_status_of_its_own(store_cli: Cli, clock: Any) -> None:
     assert listed("--status", "planned") == []
     assert listed("--status", "active") == sorted([(planned, "active"), (started, "active")])
     assert inspected("active") == [planned, started]  # the latest start first
+
+
+def test_a_store_frozen_by_an_end_before_the_start_is_mended_by_cancel(cli: Cli, clock: Any, tmp_path: Path) -> None:
+    """What the previous release left behind (a planned closure "ended" now) is mended by `closure cancel`."""
+    from sqlalchemy import update
+
+    from exchange.config_file import load_config
+    from exchange.db import open_store
+    from exchange.runtime import now_ms
+    from exchange.schema import events
+
+    closure_id = add(cli, start=7 * 24, end=8 * 24)
+    engine = open_store(load_config(DEMO).database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(events).where(events.c.id == closure_id).values(status="ended", end_ms=now_ms()))
+    finally:
+        engine.dispose()
+    assert run(cli, "publish").code == 1
+    assert run(cli, "closure", "cancel", closure_id).code == 0
+    assert closure_id not in published_cifs(cli, tmp_path / "feeds")
