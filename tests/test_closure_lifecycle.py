@@ -207,6 +207,48 @@ def test_planned_is_a_status_of_its_own(store_cli: Cli, clock: Any) -> None:
     assert inspected("active") == [planned, started]  # the latest start first
 
 
+def test_a_failed_publish_after_a_change_is_a_warning(cli: Cli, clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exchange.publish
+    from exchange.publish import PublishFailed
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise PublishFailed("the generated feeds are invalid, nothing was published")
+
+    monkeypatch.setattr(exchange.publish, "publish", failing)
+    added = run(cli, "closure", "add", "--street", "9th Street", "--polyline", NINTH, "--type", "ROAD_CLOSED",
+                "--start", at(-1), "--description", "Utility work")
+    assert added.code == 0, added
+    closure_id = added.out.strip()
+    assert closure_id.startswith("city:city:") and added.out.count("\n") == 1
+    warning = f"warning: closure {closure_id} is saved, but publishing failed: the generated feeds are invalid"
+    assert warning in added.err
+    for command in (("update", closure_id, "--description", "Gas leak"), ("end", closure_id),
+                    ("cancel", closure_id)):
+        done = run(cli, "closure", *command)
+        assert done.code == 0 and done.out.strip() == closure_id and warning in done.err, (command, done)
+    assert actions(cli, closure_id) == ["created", "updated", "ended", "cancelled"]
+    assert len(json.loads(run(cli, "closure", "list", "--format", "json").out)) == 1
+
+
+def test_a_closure_held_back_is_a_warning(cli: Cli, clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exchange.publish
+
+    closure_id = add(cli)
+
+    class Held:
+        def __init__(self) -> None:
+            self.held_back = {closure_id: "polyline is 12.0 m long; Waze needs at least 30 m"}
+
+        def summary(self) -> str:
+            return "publish: published: 0 event(s), 1 held back by the lint"
+
+    monkeypatch.setattr(exchange.publish, "publish", lambda *args, **kwargs: Held())  # the lead's dict
+    changed = run(cli, "closure", "update", closure_id, "--description", "Short")
+    assert changed.code == 0, changed
+    assert (f"warning: closure {closure_id} is saved but held back from the feeds: polyline is 12.0 m long; "
+            "Waze needs at least 30 m") in changed.err
+
+
 def test_a_store_frozen_by_an_end_before_the_start_is_mended_by_cancel(cli: Cli, clock: Any, tmp_path: Path) -> None:
     """What the previous release left behind (a planned closure "ended" now) is mended by `closure cancel`."""
     from sqlalchemy import update

@@ -1,17 +1,24 @@
-"""``exchange closure add|update|end|cancel|list``: the city's own closures, typed by operators."""
+"""``exchange closure add|update|end|cancel|list``: the city's own closures, typed by operators.
+
+Every command that changes a closure prints its id on stdout and exits 0 once the change is
+committed; the publication that follows (``publish.on_change``) only warns on stderr when it fails
+or holds the closure back, so a script that retries never makes a second closure.
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
 import sys
+import traceback
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from exchange.cli import context
-from exchange.errors import ItemRejected, UsageError
+from exchange.errors import ExchangeError, ItemRejected, UsageError
 from exchange.output import Format, event_record, in_zone, iso, write_records
 
 if TYPE_CHECKING:
@@ -110,12 +117,29 @@ def _lane_impact(value: str | None) -> dict[str, Any] | None:
 
 
 def _after_change(config: Any, engine: Any, closure_id: str) -> None:
-    """Publish at once when the config asks for it, so partners see the change on their next poll."""
-    if config.publish is not None and config.publish.on_change:
-        from exchange.publish import publish
+    """Publish at once when the config asks for it, so partners see the change on their next poll.
 
-        result = publish(engine, config)
-        print(result.summary(), file=sys.stderr)
+    The change is committed already: whatever happens here is a warning, never the exit code.
+    """
+    if config.publish is None or not config.publish.on_change:
+        return
+    from exchange.publish import publish
+
+    try:
+        result = publish(engine, config, placement=context.placement())
+    except ExchangeError as exc:
+        print(f"warning: closure {closure_id} is saved, but publishing failed: {exc.message}", file=sys.stderr)
+        return
+    except Exception as exc:  # a bug: keep its traceback, but the closure is saved all the same
+        traceback.print_exc()
+        print(f"warning: closure {closure_id} is saved, but publishing failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return
+    print(result.summary(), file=sys.stderr)
+    held = getattr(result, "held_back", None) or {}
+    if closure_id in held:
+        reason = held[closure_id] if isinstance(held, Mapping) else "it fails the Waze acceptance lint"
+        print(f"warning: closure {closure_id} is saved but held back from the feeds: {reason}", file=sys.stderr)
 
 
 def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome | None = None) -> None:
