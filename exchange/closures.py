@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from exchange.bulk import Bulk
 from exchange.confirm import link_confirmations
 from exchange.db import writing
 from exchange.errors import ItemRejected, NotFound, UsageError
-from exchange.model import Event, LineString, RoadMatch, Status, from_millis, to_millis
+from exchange.model import CityDetails, Event, LineString, RoadMatch, Status, from_millis, to_millis
 from exchange.placement import Placement
 from exchange.runtime import now_ms
 from exchange.schema import events
@@ -38,7 +38,16 @@ from exchange.store import (
 from feeds.city import city_event
 from geo.closure import route_closure
 
-__all__ = ["OPERATOR_NAMESPACE", "ClosureInput", "add_closure", "end_closure", "update_closure"]
+__all__ = [
+    "CLEARABLE",
+    "OPERATOR_NAMESPACE",
+    "ClosureInput",
+    "Outcome",
+    "add_closure",
+    "cancel_closure",
+    "end_closure",
+    "update_closure",
+]
 
 #: namespace of closures typed by operators: ids look like ``city:city:3f9a1c2b7d10``
 OPERATOR_NAMESPACE = "city"
@@ -53,12 +62,26 @@ class ClosureInput:
     type: str = "ROAD_CLOSED"
     subtype: str | None = None
     direction: str | None = None
-    start: str | None = None
-    end: str | None = None
+    start: str | datetime | None = None
+    end: str | datetime | None = None
     description: str | None = None
     schedule: Mapping[str, str] | None = None
     lane_impact: Mapping[str, Any] | None = None
     operator: str | None = None
+
+
+#: the optional fields ``update_closure`` can clear
+CLEARABLE = ("start", "end", "subtype", "description", "schedule", "lane_impact")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a lifecycle command did: the closure as it is now, the revision it recorded (None:
+    nothing changed, nothing to publish) and what the operator should be told, if anything."""
+
+    event: Event
+    action: str | None
+    note: str | None = None
 
 
 def _event(
@@ -112,45 +135,123 @@ def _load(engine: Engine, closure_id: str) -> tuple[Event, Any]:
     return row_to_event(row), row
 
 
+def _when(moment: datetime, zone: tzinfo | None) -> str:
+    return moment.astimezone(zone).isoformat(timespec="seconds") if zone else moment.isoformat(timespec="seconds")
+
+
 def update_closure(
     engine: Engine, closure_id: str, changes: Mapping[str, Any], *, zone: tzinfo, placement: Placement | None,
-    operator: str | None,
-) -> Event:
-    """Change some fields of a closure (street, points, type, subtype, direction, start, end, description)."""
-    current, row = _load(engine, closure_id)
-    details = current.details
-    spec = ClosureInput(
-        street=changes.get("street") or current.street or "",
-        points=changes.get("points") or _points(current),
-        type=changes.get("type") or current.type,
-        subtype=changes.get("subtype", current.subtype),
-        direction=changes.get("direction") or current.direction,
-        start=changes.get("start") or (current.start_time.isoformat() if current.start_time else None),
-        end=changes.get("end") or (current.end_time.isoformat() if current.end_time else None),
-        description=changes.get("description") or (details.description if details else None),
-        schedule=changes.get("schedule") or (details.schedule if details else None),
-        operator=operator,
-    )
-    routed = _build(spec, current.source_id, zone, placement if "points" in changes or "street" in changes else None)
-    if "points" not in changes and "street" not in changes:
-        routed.road_match = current.road_match
-    return _replace(engine, row, routed, operator, "updated")
+    operator: str | None, clear: Sequence[str] = (), reopen: bool = False,
+) -> Outcome:
+    """Change the fields in ``changes`` (street, points, type, subtype, direction, start, end,
+    description, schedule, lane_impact), clear those in ``clear``, keep every other one.
 
-
-def end_closure(engine: Engine, closure_id: str, *, operator: str | None, cancel: bool = False) -> Event:
-    """End a closure now (it stays in the feed with its end time for a while), or cancel it (gone at once)."""
+    An ended or cancelled closure is changed only with ``reopen``: it becomes active again, and an
+    end already past is cleared unless ``changes`` gives a new one (which must be in the future).
+    ``reopen`` on an active closure changes nothing by itself.
+    """
+    unknown = sorted(set(clear) - set(CLEARABLE))
+    if unknown:
+        raise UsageError(f"cannot clear {', '.join(unknown)} (only {', '.join(CLEARABLE)})")
+    both = sorted(set(clear) & set(changes))
+    if both:
+        raise UsageError(f"{both[0]}: given and cleared at once")
     current, row = _load(engine, closure_id)
-    if current.status is not Status.ACTIVE:
-        raise UsageError(f"closure {closure_id} is already {current.status.value}")
     at = now_ms()
+    closed = current.status is not Status.ACTIVE
+    if closed and not reopen:
+        raise UsageError(f"closure {closure_id} is {current.status.value}: changing it would not bring it back "
+                         "to the feeds; give --reopen to make it active again with the change")
+    if not changes and not clear and not closed:
+        return Outcome(current, None, f"closure {closure_id} is neither ended nor cancelled; nothing changed")
+    details = current.details or CityDetails()
+    fields: dict[str, Any] = {
+        "street": current.street or "",
+        "type": current.type,
+        "subtype": current.subtype,
+        "direction": current.direction,
+        "start": current.start_time,
+        "end": current.end_time,
+        "description": details.description,
+        "schedule": details.schedule,
+        "lane_impact": details.lane_impact.model_dump() if details.lane_impact else None,
+    }
+    fields.update(dict.fromkeys(clear))
+    fields.update({key: value for key, value in changes.items() if key != "points"})
+    if closed and "end" not in changes and current.end_time is not None and to_millis(current.end_time) <= at:
+        fields["end"] = None  # reopened: it no longer ends when it was ended
+    spec = ClosureInput(points=changes.get("points") or _points(current), operator=operator, **fields)
+    rerouted = "points" in changes or "street" in changes
+    event = _build(spec, current.source_id, zone, placement if rerouted else None)
+    if not rerouted:
+        event.road_match = current.road_match
+    # what this command does not set stays as it was
+    event.city, event.country, event.attributes, event.digest = (
+        current.city, current.country, current.attributes, current.digest)
+    if event.details is not None:
+        event.details.lanes = details.lanes
+        event.details.parent_event = details.parent_event
+        event.details.reference = details.reference
+        event.details.end_date_verified = True if "end" in changes else details.end_date_verified
+    if closed:
+        if event.end_time is not None and to_millis(event.end_time) <= at:
+            raise UsageError(f"end: {_when(event.end_time, zone)} is past; a reopened closure needs an end in the "
+                             "future, or none")
+        return Outcome(_replace(engine, row, event, operator, "reopened"), "reopened")
+    event.status = current.status
+    return Outcome(_replace(engine, row, event, operator, "updated"), "updated")
+
+
+def end_closure(
+    engine: Engine, closure_id: str, *, operator: str | None, cancel: bool = False, zone: tzinfo | None = None,
+) -> Outcome:
+    """End a closure now: it stays in the feeds with its end time for a while.
+
+    One that has not started yet is cancelled instead (it leaves the feeds): an end before the start
+    is no closure, and the feeds would be invalid. One whose end is already past keeps that end.
+    Ending an ended or cancelled closure changes nothing. ``cancel`` is :func:`cancel_closure`.
+    """
+    if cancel:
+        return cancel_closure(engine, closure_id, operator=operator)
+    current, row = _load(engine, closure_id)
+    if current.status is Status.ENDED:
+        ended_at = f" at {_when(current.end_time, zone)}" if current.end_time else ""
+        return Outcome(current, None, f"closure {closure_id} already ended{ended_at}; nothing changed")
+    if current.status is Status.CANCELLED:
+        return Outcome(current, None, f"closure {closure_id} is cancelled, not in the feeds; nothing to end")
+    at = now_ms()
+    if current.start_time is not None and to_millis(current.start_time) >= at:
+        cancelled = current.model_copy(deep=True)
+        cancelled.status = Status.CANCELLED
+        return Outcome(_replace(engine, row, cancelled, operator, "cancelled"), "cancelled",
+                       f"closure {closure_id} had not started: cancelled, it leaves the feeds")
     ended = current.model_copy(deep=True)
-    ended.status = Status.CANCELLED if cancel else Status.ENDED
-    if not cancel and (current.end_time is None or to_millis(current.end_time) > at):
+    ended.status = Status.ENDED
+    note = None
+    if current.end_time is None or to_millis(current.end_time) > at:
         ended.end_time = from_millis(at)
-    return _replace(engine, row, ended, operator, "cancelled" if cancel else "ended")
+    else:
+        note = f"closure {closure_id} had already ended at {_when(current.end_time, zone)}; that end is kept"
+    return Outcome(_replace(engine, row, ended, operator, "ended"), "ended", note)
+
+
+def cancel_closure(engine: Engine, closure_id: str, *, operator: str | None) -> Outcome:
+    """Withdraw a closure, whatever its state: it leaves the feeds at once. Cancelling a cancelled
+    one changes nothing."""
+    current, row = _load(engine, closure_id)
+    if current.status is Status.CANCELLED:
+        return Outcome(current, None, f"closure {closure_id} is already cancelled; nothing changed")
+    cancelled = current.model_copy(deep=True)
+    cancelled.status = Status.CANCELLED
+    return Outcome(_replace(engine, row, cancelled, operator, "cancelled"), "cancelled")
 
 
 def _replace(engine: Engine, row: Any, event: Event, operator: str | None, action: str) -> Event:
+    if (event.status is not Status.CANCELLED and event.start_time is not None and event.end_time is not None
+            and event.end_time <= event.start_time):
+        # the feeds would be invalid, and no publication would go out until it is mended
+        raise UsageError(f"closure {event.id} would end ({event.end_time.isoformat()}) before it starts "
+                         f"({event.start_time.isoformat()}); nothing changed")
     at = now_ms()
     new_row = event_to_row(event, now_ms=at)
     changes = diff_rows(tuple(row._mapping[c] for c in EVENT_COLUMNS), new_row)

@@ -8,15 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select
 
 from exchange.bulk import Bulk, dumps, loads
 from exchange.errors import NotFound
-from exchange.model import Event, from_millis, to_millis
+from exchange.model import Event, Status, from_millis, to_millis
+from exchange.runtime import now_ms
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 
 __all__ = [
     "EVENT_COLUMNS",
+    "PLANNED",
+    "STATUSES",
     "UPDATE_COLUMNS",
     "EventFilter",
     "count_events",
@@ -31,6 +34,7 @@ __all__ = [
     "revisions_of",
     "row_to_event",
     "seen_by",
+    "shown_status",
 ]
 
 _TYPED_FIELDS = (
@@ -165,9 +169,44 @@ def diff_rows(old: Sequence[Any], new: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+#: the derived status of a city event that is active but has not started yet; never stored
+PLANNED = "planned"
+#: what ``--status`` takes and what lists show: the stored statuses and the derived ``planned``
+STATUSES = (PLANNED, Status.ACTIVE.value, Status.ENDED.value, Status.CANCELLED.value)
+
+
+def shown_status(row: Any, at_ms: int) -> str:
+    """The status people and scripts see: the stored one, or ``planned`` for a city event stored as
+    active whose start is after ``at_ms``. Crowd reports are never planned: they report what is.
+
+    >>> shown_status({"status": "active", "origin": "city", "start_ms": 2_000}, 1_000)
+    'planned'
+    >>> shown_status({"status": "active", "origin": "city", "start_ms": 1_000}, 1_000)
+    'active'
+    """
+    m = row._mapping if hasattr(row, "_mapping") else row
+    start = m["start_ms"]
+    if m["status"] == Status.ACTIVE.value and m["origin"] == "city" and start is not None and start > at_ms:
+        return PLANNED
+    return str(m["status"])
+
+
+def _status_condition(status: str, at_ms: int) -> ColumnElement[bool]:
+    """The rows whose :func:`shown_status` is ``status``."""
+    if status not in (PLANNED, Status.ACTIVE.value):
+        return events.c.status == status
+    not_started = and_(events.c.origin == "city", events.c.start_ms.is_not(None), events.c.start_ms > at_ms)
+    started = or_(events.c.origin != "city", events.c.start_ms.is_(None), events.c.start_ms <= at_ms)
+    return and_(events.c.status == Status.ACTIVE.value, not_started if status == PLANNED else started)
+
+
 @dataclass(frozen=True, slots=True)
 class EventFilter:
-    """What ``inspect events`` may filter on; ``None`` means any."""
+    """What ``inspect events`` may filter on; ``None`` means any.
+
+    ``status`` is one of :data:`STATUSES`: ``planned`` is an active city event that starts after
+    ``at_ms`` (default: now, ``EXCHANGE_NOW`` pins it), and ``active`` then means active and started.
+    """
 
     source: str | None = None
     kind: str | None = None
@@ -177,6 +216,7 @@ class EventFilter:
     bbox: tuple[float, float, float, float] | None = None  # min_lon, min_lat, max_lon, max_lat
     since: datetime | None = None
     ids: Sequence[str] | None = None
+    at_ms: int | None = None
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         conditions = []
@@ -187,7 +227,7 @@ class EventFilter:
         if self.category:
             conditions.append(events.c.category == self.category.upper())
         if self.status:
-            conditions.append(events.c.status == self.status)
+            conditions.append(_status_condition(self.status, now_ms() if self.at_ms is None else self.at_ms))
         if self.street:
             conditions.append(func.lower(events.c.street).contains(self.street.lower(), autoescape=True))
         if self.bbox:

@@ -68,8 +68,10 @@ def test_update_end_and_list(cli: Cli) -> None:
     assert record["revisions"][1]["changes"]["details"][1]["description"] == "Water main"
     listing = json.loads(cli("--config", str(DEMO), "closure", "list", "--format", "json").out)
     assert [r["id"] for r in listing] == [closure_id]
-    again = cli("--config", str(DEMO), "closure", "end", closure_id)
-    assert again.code == 2 and "already ended" in again.err
+    again = cli("--config", str(DEMO), "closure", "end", closure_id)  # idempotent: a retry is not an error
+    assert again.code == 0 and again.out.strip() == closure_id and "already ended" in again.err, again
+    record = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
+    assert [r["action"] for r in record["revisions"]] == ["created", "updated", "ended"]
     assert cli("--config", str(DEMO), "closure", "end", "city:city:nope").code == 3
 
 

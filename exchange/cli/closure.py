@@ -1,21 +1,32 @@
-"""``exchange closure add|update|end|list``: the city's own closures, typed by operators."""
+"""``exchange closure add|update|end|cancel|list``: the city's own closures, typed by operators.
+
+Every command that changes a closure prints its id on stdout and exits 0 once the change is
+committed; the publication that follows (``publish.on_change``) only warns on stderr when it fails
+or holds the closure back, so a script that retries never makes a second closure.
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
 import sys
-from typing import Annotated, Any
+import traceback
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from exchange.cli import context
-from exchange.errors import ItemRejected, UsageError
+from exchange.errors import ExchangeError, ItemRejected, UsageError
 from exchange.output import Format, event_record, in_zone, iso, write_records
+
+if TYPE_CHECKING:
+    from exchange.closures import Outcome
 
 __all__ = ["closure_app"]
 
-closure_app = typer.Typer(help="Add, change, end and list the city's own closures.", no_args_is_help=True)
+closure_app = typer.Typer(help="Add, change, end, cancel and list the city's own closures.", no_args_is_help=True)
 
 STREET = typer.Option(help="Street name as Waze knows it (at least 2 characters, no house number).")
 POLYLINE = typer.Option(help='Points in travel order, CIFS style: "LAT LON LAT LON ..." (WGS84).')
@@ -32,6 +43,18 @@ SCHEDULE = typer.Option(help="Active hours, repeatable: DAY=HH:MM-HH:MM[,HH:MM-H
                         "monday..sunday.")
 LANES = typer.Option("--lane-impact", help='Partial closure: "CLOSED_LANES:LEFT|MIDDLE|RIGHT", e.g. "1:RIGHT".')
 OPERATOR = typer.Option(help="Who makes the change, recorded with the revision. Default: $USER.")
+ID = typer.Argument(metavar="ID", help="The closure's id, as `closure add` printed.")
+
+
+class Clearable(StrEnum):
+    """What ``closure update --clear`` can remove (``closures.CLEARABLE``, spelled as the options)."""
+
+    start = "start"
+    end = "end"
+    subtype = "subtype"
+    description = "description"
+    schedule = "schedule"
+    lane_impact = "lane-impact"
 
 
 def _operator(value: str | None) -> str:
@@ -93,13 +116,39 @@ def _lane_impact(value: str | None) -> dict[str, Any] | None:
     return {"total_closed_lanes": int(count), "roadside": side.strip().upper()}
 
 
-def _after_change(config: Any, engine: Any) -> None:
-    """Publish at once when the config asks for it, so partners see the change on their next poll."""
-    if config.publish is not None and config.publish.on_change:
-        from exchange.publish import publish
+def _after_change(config: Any, engine: Any, closure_id: str) -> None:
+    """Publish at once when the config asks for it, so partners see the change on their next poll.
 
-        result = publish(engine, config)
-        print(result.summary(), file=sys.stderr)
+    The change is committed already: whatever happens here is a warning, never the exit code.
+    """
+    if config.publish is None or not config.publish.on_change:
+        return
+    from exchange.publish import publish
+
+    try:
+        result = publish(engine, config, placement=context.placement())
+    except ExchangeError as exc:
+        print(f"warning: closure {closure_id} is saved, but publishing failed: {exc.message}", file=sys.stderr)
+        return
+    except Exception as exc:  # a bug: keep its traceback, but the closure is saved all the same
+        traceback.print_exc()
+        print(f"warning: closure {closure_id} is saved, but publishing failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return
+    print(result.summary(), file=sys.stderr)
+    held = getattr(result, "held_back", None) or {}
+    if closure_id in held:
+        reason = held[closure_id] if isinstance(held, Mapping) else "it fails the Waze acceptance lint"
+        print(f"warning: closure {closure_id} is saved but held back from the feeds: {reason}", file=sys.stderr)
+
+
+def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome | None = None) -> None:
+    """The id on stdout, a note on stderr, and the publication when something changed."""
+    print(closure_id, flush=True)
+    if outcome is not None and outcome.note:
+        print(outcome.note, file=sys.stderr)
+    if outcome is None or outcome.action is not None:
+        _after_change(config, engine, closure_id)
 
 
 @closure_app.command("add")
@@ -135,13 +184,12 @@ def closure_add(
         operator=_operator(operator),
     )
     event = add_closure(engine, spec, zone=config.zone, placement=placement)
-    print(event.id)
-    _after_change(config, engine)
+    _done(config, engine, event.id)
 
 
 @closure_app.command("update")
 def closure_update(
-    closure_id: Annotated[str, typer.Argument(metavar="ID", help="The closure's id, as `closure add` printed.")],
+    closure_id: Annotated[str, ID],
     street: Annotated[str | None, STREET] = None,
     polyline: Annotated[str | None, POLYLINE] = None,
     start_point: Annotated[str | None, FROM] = None,
@@ -153,58 +201,99 @@ def closure_update(
     end: Annotated[str | None, END] = None,
     description: Annotated[str | None, DESCRIPTION] = None,
     schedule: Annotated[list[str] | None, SCHEDULE] = None,
+    lane_impact: Annotated[str | None, LANES] = None,
+    clear: Annotated[
+        list[Clearable] | None,
+        typer.Option("--clear", metavar="FIELD", help="Remove an optional field, repeatable: start, end, subtype, "
+                     "description, schedule, lane-impact."),
+    ] = None,
+    reopen: Annotated[
+        bool, typer.Option("--reopen", help="Make an ended or cancelled closure active again; an end already "
+                           "past is cleared unless --end gives a new one.")
+    ] = False,
     operator: Annotated[str | None, OPERATOR] = None,
 ) -> None:
-    """Change some fields of a closure; the others stay. The change is a revision with the operator."""
+    """Change the fields given; every other one stays. The change is a revision with the operator.
+
+    An ended or cancelled closure is refused unless --reopen is given.
+    """
     from exchange.closures import update_closure
 
     changes: dict[str, Any] = {
         key: value for key, value in {
             "street": street, "type": kind, "subtype": subtype, "direction": direction, "start": start,
             "end": end, "description": description, "schedule": _schedule(schedule),
-            "points": _points(polyline, start_point, end_point),
+            "lane_impact": _lane_impact(lane_impact), "points": _points(polyline, start_point, end_point),
         }.items() if value is not None
     }
-    if not changes:
+    cleared = [field.name for field in clear or ()]
+    if not changes and not cleared and not reopen:
         raise UsageError("nothing to change: give at least one option")
     config, engine, placement = context.state.config, context.engine(), context.placement()
-    update_closure(engine, closure_id, changes, zone=config.zone, placement=placement, operator=_operator(operator))
-    print(closure_id)
-    _after_change(config, engine)
+    outcome = update_closure(engine, closure_id, changes, zone=config.zone, placement=placement,
+                             operator=_operator(operator), clear=cleared, reopen=reopen)
+    _done(config, engine, closure_id, outcome)
 
 
 @closure_app.command("end")
 def closure_end(
-    closure_id: Annotated[str, typer.Argument(metavar="ID", help="The closure's id.")],
+    closure_id: Annotated[str, ID],
     cancel: Annotated[
-        bool, typer.Option("--cancel", help="Withdraw it: it leaves the feeds at once instead of ending now.")
+        bool, typer.Option("--cancel", help="Withdraw it instead: the same as `closure cancel`.")
     ] = False,
     operator: Annotated[str | None, OPERATOR] = None,
 ) -> None:
-    """End a closure now. It stays in the CIFS feed with its end time for `publish.keep_ended_h` hours."""
+    """End a closure now. It stays in the CIFS feed with its end time for `publish.keep_ended_h` hours.
+
+    One that has not started yet is cancelled instead (it leaves the feeds, with a note on stderr);
+    one whose end is already past keeps that end. Ending an ended or cancelled one changes nothing.
+    """
     from exchange.closures import end_closure
 
     config, engine = context.state.config, context.engine()
-    end_closure(engine, closure_id, operator=_operator(operator), cancel=cancel)
-    print(closure_id)
-    _after_change(config, engine)
+    outcome = end_closure(engine, closure_id, operator=_operator(operator), cancel=cancel, zone=config.zone)
+    _done(config, engine, closure_id, outcome)
+
+
+@closure_app.command("cancel")
+def closure_cancel(
+    closure_id: Annotated[str, ID],
+    operator: Annotated[str | None, OPERATOR] = None,
+) -> None:
+    """Withdraw a closure in any state (planned, active, ended): it leaves the feeds at once.
+
+    Cancelling a cancelled closure changes nothing (exit 0). `closure update --reopen` brings it back.
+    """
+    from exchange.closures import cancel_closure
+
+    config, engine = context.state.config, context.engine()
+    outcome = cancel_closure(engine, closure_id, operator=_operator(operator))
+    _done(config, engine, closure_id, outcome)
 
 
 @closure_app.command("list")
 def closure_list(
-    status: Annotated[str | None, typer.Option(help="active, ended or cancelled. Default: all.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="planned (active, not started yet), active (and started), ended or cancelled. "
+                     "Default: all."),
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, geojson, csv.")] = Format.table,
 ) -> None:
     """City events (closures typed here and imported ones), newest first."""
-    from exchange.store import EventFilter, iter_events
+    from exchange.runtime import now_ms
+    from exchange.store import STATUSES, EventFilter, iter_events, shown_status
 
-    config, engine = context.state.config, context.engine()
-    where = EventFilter(kind="city", status=status)
+    if status and status not in STATUSES:
+        raise UsageError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    config, engine, at = context.state.config, context.engine(), now_ms()
+    where = EventFilter(kind="city", status=status, at_ms=at)
     with engine.connect() as conn:
         rows = list(iter_events(conn, where))
     records = [event_record(row) for row in rows]
     title = "city closures"
     for record, row in zip(records, rows, strict=True):
+        record["status"] = shown_status(row, at)
         record["description"] = (row.details or {}).get("description")
     if fmt is Format.table:
         title = in_zone(title, config.zone)

@@ -70,7 +70,11 @@ def inspect_events(
     source: Annotated[str | None, typer.Option(help="Namespace of the events, e.g. waze.")] = None,
     kind: Annotated[str | None, typer.Option(help="alert, jam, irregularity or city.")] = None,
     category: Annotated[str | None, typer.Option(help="ACCIDENT, JAM, HAZARD, ROAD_CLOSED, CONSTRUCTION, ...")] = None,
-    status: Annotated[str | None, typer.Option(help="active, ended or cancelled. Default: all.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="planned (a city event not started yet), active (and started), ended or cancelled. "
+                     "Default: all."),
+    ] = None,
     street: Annotated[str | None, typer.Option(help="Case-insensitive part of the street name.")] = None,
     bbox: Annotated[str | None, typer.Option(help="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT (WGS84).")] = None,
     since: Annotated[
@@ -89,15 +93,17 @@ def inspect_events(
 ) -> None:
     """List stored events, newest first. Machine formats print every match unless --limit is given."""
     from exchange.confirm import unconfirmed_closure_ids
-    from exchange.store import EventFilter, count_events, iter_events
+    from exchange.runtime import now_ms
+    from exchange.store import STATUSES, EventFilter, count_events, iter_events
 
     if kind and kind not in {"alert", "jam", "irregularity", "city"}:
         raise UsageError(f"--kind: {kind!r} is not one of alert, jam, irregularity, city")
-    if status and status not in {"active", "ended", "cancelled"}:
-        raise UsageError(f"--status: {status!r} is not one of active, ended, cancelled")
+    if status and status not in STATUSES:
+        raise UsageError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    at = now_ms()
     where = EventFilter(
         source=source, kind=kind, category=category, status=status, street=street,
-        bbox=_parse_bbox(bbox) if bbox else None, since=_parse_since(since) if since else None,
+        bbox=_parse_bbox(bbox) if bbox else None, since=_parse_since(since) if since else None, at_ms=at,
     )
     engine = context.engine()
     with engine.connect() as conn:
@@ -108,7 +114,7 @@ def inspect_events(
             total = count_events(conn, where)
             zone = context.state.config.zone
             rows = (
-                {**event_record(row), "start_time": iso(row.start_ms, zone), "updated": iso(row.updated_ms, zone)}
+                {**_record(row, at), "start_time": iso(row.start_ms, zone), "updated": iso(row.updated_ms, zone)}
                 for row in iter_events(conn, where, limit=shown)
             )
             note = None
@@ -117,8 +123,15 @@ def inspect_events(
             title = in_zone(f"{min(total, shown)} of {total} events", zone)
             write_records(rows, fmt, columns=EVENT_COLUMNS, title=title, truncated_note=note)
         else:
-            write_records((event_record(row) for row in iter_events(conn, where, limit=limit)), fmt,
+            write_records((_record(row, at) for row in iter_events(conn, where, limit=limit)), fmt,
                           columns=(*EVENT_COLUMNS, "geometry"))
+
+
+def _record(row: Any, at_ms: int) -> dict[str, Any]:
+    """The event's record with the status it shows now (``planned`` for a city event not started yet)."""
+    from exchange.store import shown_status
+
+    return {**event_record(row), "status": shown_status(row, at_ms)}
 
 
 @inspect_app.command("event")
@@ -128,12 +141,13 @@ def inspect_event(
     = DocumentFormat.table,
 ) -> None:
     """One event in full, with its revisions (what changed, when) and the sources that see it."""
+    from exchange.runtime import now_ms
     from exchange.store import get_event, revisions_of, seen_by
 
     engine = context.engine()
     with engine.connect() as conn:
         row = get_event(conn, event_id)
-        record = event_record(row)
+        record = _record(row, now_ms())
         history = revisions_of(conn, event_id)
         record["seen_by"] = [{"source": s.source_name, "missed_polls": s.missed} for s in seen_by(conn, event_id)]
         if record["origin"] == "city":
