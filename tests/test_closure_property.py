@@ -12,12 +12,14 @@ the clock moving forward, each followed by ``exchange publish``. After every ste
 - nothing is held back (entry validation and publish validation agree; only lint findings under
   ``hold_back_failing``, off here, may hold back).
 
-On the code before the fix it found, shrunk to its minimum::
+On the code before the fix (the migration commit of issue #8) it found, shrunk to its minimum::
 
-    add --type ROAD_CLOSED --start <now + 24 h>; end <it>; publish
-    -> publish exits 1: "endtime ... is not after starttime": every later publication fails
+    closure add --street "9th Street" --type ROAD_CLOSED --polyline "37.809578 -122.300788 37.810233
+        -122.302087" --start <now - 72 h> --schedule monday=25:00-26:00 --description "Water main"
+    publish  -> exit 1: "schedule.monday: '25:00-26:00' is not a clock time window", nothing published
 
-(a planned closure called off got an end before its start, and the feeds froze).
+(entry accepted a schedule the CIFS rules refuse, and that one closure froze every feed). The
+called-off planned closure of the issue is the named regression test in test_closure_lifecycle.py.
 """
 
 from __future__ import annotations
