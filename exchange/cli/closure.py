@@ -280,7 +280,9 @@ def closure_list(
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, geojson, csv.")] = Format.table,
 ) -> None:
-    """City events (closures typed here and imported ones), newest first."""
+    """City events (closures typed here and imported ones), newest first, with what the last publish
+    held back and why (`held_back`)."""
+    from exchange.publish import held_back_now
     from exchange.runtime import now_ms
     from exchange.store import STATUSES, EventFilter, iter_events, shown_status
 
@@ -291,14 +293,16 @@ def closure_list(
     with engine.connect() as conn:
         rows = list(iter_events(conn, where))
     records = [event_record(row) for row in rows]
+    held = held_back_now(engine)
     title = "city closures"
     for record, row in zip(records, rows, strict=True):
         record["status"] = shown_status(row, at)
         record["description"] = (row.details or {}).get("description")
+        record["held_back"] = held.get(row.id)
     if fmt is Format.table:
         title = in_zone(title, config.zone)
         for record, row in zip(records, rows, strict=True):
             record["start_time"] = iso(row.start_ms, config.zone)
             record["end_time"] = iso(row.end_ms, config.zone)
     write_records(records, fmt, columns=("id", "type", "subtype", "status", "street", "direction", "start_time",
-                                         "end_time", "description"), title=title)
+                                         "end_time", "description", "held_back"), title=title)

@@ -364,6 +364,20 @@ def test_reordered_rows_are_unchanged_and_edited_rows_updated(engine: Engine, tm
     assert stored(engine)["C-2"]["street"] == "Elm Street"
 
 
+def test_a_planned_row_that_leaves_its_source_is_cancelled_not_ended_before_its_start(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", [HEADER, closure("C-1"), closure("C-9", start="2099-01-01 08:00", end="")])
+    source = build(CSV_WKT, url=str(path))
+    ingest(engine, source)
+    write_csv(path, [HEADER, closure("C-1")])
+    for _ in range(LIFECYCLE.end_after_missed_polls):
+        ingest(engine, source)
+    gone = stored(engine)["C-9"]
+    assert (gone["status"], gone["end_ms"]) == ("cancelled", None)
+    assert stored(engine)["C-1"]["status"] == "active"
+
+
 def test_special_characters_are_stored_intact(engine: Engine, tmp_path: Path) -> None:
     street = "O'Connell & \"Sons\" <Bypass> Straße"
     description = 'Fermé: <b>café</b> & crème brûlée ]]> "quoted", it\'s <![CDATA[x]]> ñ 日本'
