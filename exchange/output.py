@@ -237,7 +237,8 @@ _TEXT = frozenset({"street", "description", "message", "blocking", "warnings", "
 #: table columns never broken over lines
 _UNBROKEN = frozenset({
     "id", "name", "start_time", "end_time", "updated", "started", "snapshot", "newest_snapshot",
-    "last_success", "at", "created", "revoked", "last_download", "linked",
+    "last_success", "at", "created", "revoked", "last_request", "linked",
+    "cifs.xml", "cifs.json", "wzdx.geojson",  # `partner list`: downloads/polls per feed, numbers never cut
 })
 
 

@@ -203,6 +203,7 @@ def test_tokens_revocation_and_counts(engine: Engine, store_cli: Callable[..., R
         listing = json.loads(store_cli("partner", "list", "--format", "json").out)
         assert listing[0]["name"] == "acme" and listing[0]["status"] == "active"
         assert listing[0]["downloads"] == {"cifs.json": 1, "cifs.xml": 5}
+        assert listing[0]["polls"] == {"cifs.json": 0, "cifs.xml": 1}
 
         revoked = store_cli("partner", "revoke", "acme")
         assert revoked.code == 0 and "revoked partner 'acme'" in revoked.err
@@ -322,6 +323,15 @@ def test_downloads_and_polls_are_counted_apart(engine: Engine, store_cli: Callab
         wait_for(lambda: stored_counts(engine) == expected, what="flushed counts")
     assert stored_counts(engine) == expected, "nothing more at shutdown"
     assert stored_last_ms(engine)[("acme", "cifs.json")] >= before_last, "last_ms: the last request, a poll too"
+
+    listing = json.loads(store_cli("partner", "list", "--format", "json").out)
+    assert [(p["name"], p["downloads"], p["polls"]) for p in listing] == [
+        ("acme", {"cifs.json": 0, "cifs.xml": 2}, {"cifs.json": 2, "cifs.xml": 2})]
+    assert listing[0]["last_request"] is not None and "last_download" not in listing[0]
+    table = store_cli("partner", "list")
+    assert table.code == 0 and "downloads/polls per feed" in table.out
+    row = next(line for line in table.out.splitlines() if line.startswith("acme"))
+    assert row.split()[2:5] == ["2/2", "0/2", "0/0"], row  # cifs.xml, cifs.json, wzdx.geojson
 
 
 def test_counts_survive_a_failed_flush(engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
