@@ -239,7 +239,8 @@ _TEXT = frozenset({
 #: table columns never broken over lines
 _UNBROKEN = frozenset({
     "id", "name", "start_time", "end_time", "updated", "started", "snapshot", "newest_snapshot",
-    "last_success", "at", "created", "revoked", "last_download", "linked",
+    "last_success", "at", "created", "revoked", "last_request", "linked",
+    "cifs.xml", "cifs.json", "wzdx.geojson",  # `partner list`: downloads/polls per feed, numbers never cut
 })
 
 

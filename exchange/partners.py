@@ -4,6 +4,9 @@ A partner is a name and a token. The token is shown once, when the partner is ad
 its SHA-256 is stored: a leaked database (or backup) does not leak working tokens. Revoking keeps
 the row (and its download history); adding a revoked name again issues a new token under the
 same name, and the old token stays dead because its hash is overwritten.
+
+The feed server counts, per partner and feed, downloads (200 responses with the body) and polls
+(304 revalidations and HEAD requests); see :mod:`exchange.server`.
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ class Partner:
     name: str
     created_ms: int
     revoked_ms: int | None
+    #: per feed, 200 responses with the body
     downloads: dict[str, int] = field(default_factory=dict)
-    last_download_ms: int | None = None
+    #: per feed, 304 revalidations and HEAD requests
+    polls: dict[str, int] = field(default_factory=dict)
+    #: the last request of either kind, any feed
+    last_request_ms: int | None = None
 
     @property
     def active(self) -> bool:
@@ -116,24 +123,30 @@ def revoke_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> b
 
 
 def list_partners(engine: Engine) -> list[Partner]:
-    """Every partner, active or revoked, by name, with its downloads per feed."""
+    """Every partner, active or revoked, by name, with its downloads and polls per feed.
+
+    A feed the partner requested has an entry in both dicts (0 when it only polled, or only downloaded).
+    """
     try:
         with engine.connect() as conn:
             rows = conn.execute(
                 select(partners.c.name, partners.c.created_ms, partners.c.revoked_ms).order_by(partners.c.name)
             ).all()
             counts = conn.execute(
-                select(downloads.c.partner, downloads.c.feed, downloads.c.count, downloads.c.last_ms)
+                select(downloads.c.partner, downloads.c.feed, downloads.c.count, downloads.c.polls,
+                       downloads.c.last_ms)
             ).all()
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot list partners: {db_error_message(exc)}") from exc
-    per_partner: dict[str, dict[str, int]] = {}
+    downloaded: dict[str, dict[str, int]] = {}
+    polled: dict[str, dict[str, int]] = {}
     last: dict[str, int] = {}
-    for partner, feed, count, last_ms in counts:
-        per_partner.setdefault(partner, {})[feed] = count
+    for partner, feed, count, polls, last_ms in counts:
+        downloaded.setdefault(partner, {})[feed] = count
+        polled.setdefault(partner, {})[feed] = polls
         last[partner] = max(last.get(partner, 0), last_ms)
     return [
-        Partner(row.name, row.created_ms, row.revoked_ms, dict(sorted(per_partner.get(row.name, {}).items())),
-                last.get(row.name))
+        Partner(row.name, row.created_ms, row.revoked_ms, dict(sorted(downloaded.get(row.name, {}).items())),
+                dict(sorted(polled.get(row.name, {}).items())), last.get(row.name))
         for row in rows
     ]

@@ -13,11 +13,13 @@ few times an hour. So everything is prepared once per publication and a poll onl
   poll sees one publication or the next, never a mix.
 - The partners table is re-read on the same period: a revoked token is refused within
   ``refresh_s``.
-- Downloads are counted in memory and written to ``downloads`` in batches (every ``flush_s``
-  seconds and at shutdown), so a poll costs no database write. Counted: every successful
-  response (200 and 304, GET and HEAD) per (partner, feed); anonymous polls count as ``-``.
-  Refused (401) and unpublished (503) polls are not counted. A hard kill loses at most
-  ``flush_s`` seconds of counts.
+- Requests are counted in memory and written to ``downloads`` in batches (every ``flush_s``
+  seconds and at shutdown), so a poll costs no database write. Per (partner, feed), a 200 GET
+  (the body sent) is a download (``downloads.count``); a 304 revalidation or a HEAD is a poll
+  (``downloads.polls``); ``downloads.last_ms`` is the time of the last of either. Anonymous
+  requests count as ``-``. Refused (401) and unpublished (503) requests are not counted. A
+  failed write keeps the counts for the next flush; a hard kill loses at most ``flush_s``
+  seconds of counts.
 
 Without ``require_token`` no token is needed; a valid one still names the partner in the counts,
 an unknown one is ignored. While the store is unreachable the last copy stays served (and the
@@ -212,7 +214,7 @@ class _Feed:
 
 
 class FeedServer:
-    """The in-memory state behind the app: feeds, active tokens, pending download counts."""
+    """The in-memory state behind the app: feeds, active tokens, pending download and poll counts."""
 
     def __init__(
         self,
@@ -302,16 +304,20 @@ class FeedServer:
                 return found
         return None
 
-    # ------------------------------------------------------------------ download counts
+    # ------------------------------------------------------------------ download and poll counts
 
-    def count(self, partner: str, feed: str) -> None:
+    def count(self, partner: str, feed: str, poll: bool = False) -> None:
+        """One served request: a download (a 200 GET, the body sent) or, with ``poll``, a 304 or a HEAD.
+
+        The pending entry of (partner, feed) is ``[downloads, polls, last_ms]``.
+        """
         entry = self._counts.get((partner, feed))
         at_ms = now_ms()
         if entry is None:
-            self._counts[(partner, feed)] = [1, at_ms]
+            self._counts[(partner, feed)] = [0, 1, at_ms] if poll else [1, 0, at_ms]
         else:
-            entry[0] += 1
-            entry[1] = at_ms
+            entry[1 if poll else 0] += 1
+            entry[2] = at_ms
 
     def take_counts(self) -> dict[tuple[str, str], list[int]]:
         """The pending counts, leaving none; call on the event loop thread (where counting happens)."""
@@ -320,18 +326,19 @@ class FeedServer:
 
     def restore_counts(self, pending: Mapping[tuple[str, str], list[int]]) -> None:
         """Put back counts a failed flush could not write, to try again next time."""
-        for key, (count, last_ms) in pending.items():
-            entry = self._counts.setdefault(key, [0, last_ms])
-            entry[0] += count
-            entry[1] = max(entry[1], last_ms)
+        for key, (downloads_n, polls_n, last_ms) in pending.items():
+            entry = self._counts.setdefault(key, [0, 0, last_ms])
+            entry[0] += downloads_n
+            entry[1] += polls_n
+            entry[2] = max(entry[2], last_ms)
 
     def write_counts(self, pending: Mapping[tuple[str, str], list[int]]) -> None:
         """Add the counts to ``downloads`` in one transaction (blocking: a worker thread)."""
         if not pending:
             return
         rows = [
-            {"partner": partner, "feed": feed, "count": count, "last_ms": last_ms}
-            for (partner, feed), (count, last_ms) in sorted(pending.items())  # one lock order for all servers
+            {"partner": partner, "feed": feed, "count": downloads_n, "polls": polls_n, "last_ms": last_ms}
+            for (partner, feed), (downloads_n, polls_n, last_ms) in sorted(pending.items())  # one lock order
         ]
         with writing(self.engine) as conn:
             _add_downloads(conn, rows)
@@ -342,7 +349,7 @@ class FeedServer:
             await run_in_threadpool(self.write_counts, pending)
         except (SQLAlchemyError, ExchangeError) as exc:
             self.restore_counts(pending)
-            log.warning("cannot write download counts (kept for the next try): %s", exc)
+            log.warning("cannot write download and poll counts (kept for the next try): %s", exc)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -361,7 +368,7 @@ class FeedServer:
 
 
 def _add_downloads(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Upsert: count += n, last_ms = the later one. Safe with several servers on one store."""
+    """Upsert: count += downloads, polls += polls, last_ms = the later one. Safe with several servers on one store."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = conn.dialect.name
@@ -372,6 +379,7 @@ def _add_downloads(conn: Connection, rows: list[dict[str, Any]]) -> None:
         index_elements=[downloads.c.partner, downloads.c.feed],
         set_={
             "count": downloads.c.count + stmt.excluded.count,
+            "polls": downloads.c.polls + stmt.excluded.polls,
             "last_ms": case((stmt.excluded.last_ms > downloads.c.last_ms, stmt.excluded.last_ms),
                             else_=downloads.c.last_ms),
         },
@@ -465,13 +473,14 @@ class _FeedEndpoint:
         else:
             not_modified = False
 
-        server.count(partner, self.feed)
+        head = scope["method"] == "HEAD"
+        server.count(partner, self.feed, not_modified or head)  # a 304 or a HEAD is a poll, not a download
         if not_modified:
             await _send(send, 304, feed.not_modified_gzip if gzip else feed.not_modified_plain, b"")
         elif gzip:
-            await _send(send, 200, feed.ok_gzip, b"" if scope["method"] == "HEAD" else feed.body_gzip)
+            await _send(send, 200, feed.ok_gzip, b"" if head else feed.body_gzip)
         else:
-            await _send(send, 200, feed.ok_plain, b"" if scope["method"] == "HEAD" else feed.body)
+            await _send(send, 200, feed.ok_plain, b"" if head else feed.body)
 
 
 async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
@@ -496,7 +505,7 @@ def create_app(
     """The feed server as an ASGI app; run it with uvicorn (``exchange serve`` does).
 
     The copy of the store is loaded at startup (the lifespan), refreshed in the background, and
-    the download counts are flushed at shutdown. ``app.state.feed_server`` is the :class:`FeedServer`.
+    the download and poll counts are flushed at shutdown. ``app.state.feed_server`` is the :class:`FeedServer`.
     ``cache_control`` defaults to :func:`default_cache_control`.
     """
     server = FeedServer(engine, require_token=require_token, refresh_s=refresh_s, flush_s=flush_s,

@@ -10,6 +10,7 @@ import base64
 import gzip
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -38,7 +39,19 @@ from exchange.publications import (
 from exchange.server import accepts_gzip, create_app, redact_tokens
 from tests.support.helpers import Run
 from tests.support.paths import ROOT
-from tests.support.serving import GZIP, PLAIN, bodies, now_ms, publish, running, serving, stored_downloads, wait_for
+from tests.support.serving import (
+    GZIP,
+    PLAIN,
+    bodies,
+    now_ms,
+    publish,
+    running,
+    serving,
+    stored_counts,
+    stored_downloads,
+    stored_last_ms,
+    wait_for,
+)
 
 # --------------------------------------------------------------------------- publication rows
 
@@ -184,11 +197,13 @@ def test_tokens_revocation_and_counts(engine: Engine, store_cli: Callable[..., R
         assert http.get("/feeds/cifs.json", headers={"X-Partner-Token": token}).status_code == 200
         assert http.get("/health").status_code == 200, "health needs no token"
 
-        wait_for(lambda: stored_downloads(engine).get(("acme", "cifs.xml")) == 6, what="flushed counts")
+        # five 200s and one 304 of cifs.xml; refused polls are not counted (no '-' row)
+        expected = {("acme", "cifs.xml"): (5, 1), ("acme", "cifs.json"): (1, 0)}
+        wait_for(lambda: stored_counts(engine) == expected, what="flushed counts")
         listing = json.loads(store_cli("partner", "list", "--format", "json").out)
         assert listing[0]["name"] == "acme" and listing[0]["status"] == "active"
-        assert listing[0]["downloads"] == {"cifs.json": 1, "cifs.xml": 6}
-        assert ("-", "cifs.xml") not in stored_downloads(engine), "refused polls are not counted"
+        assert listing[0]["downloads"] == {"cifs.json": 1, "cifs.xml": 5}
+        assert listing[0]["polls"] == {"cifs.json": 0, "cifs.xml": 1}
 
         revoked = store_cli("partner", "revoke", "acme")
         assert revoked.code == 0 and "revoked partner 'acme'" in revoked.err
@@ -275,12 +290,71 @@ def test_counts_are_flushed_at_shutdown(engine: Engine) -> None:
         etag = http.get("/feeds/cifs.xml").headers["etag"]
         for _ in range(3):
             assert http.get("/feeds/cifs.xml", headers={"If-None-Match": etag}).status_code == 304
-        http.head("/feeds/wzdx.geojson")
-        assert stored_downloads(engine) == {}, "no write per poll"
-    assert stored_downloads(engine) == {("-", "cifs.xml"): 4, ("-", "wzdx.geojson"): 1}
+        assert http.head("/feeds/wzdx.geojson").status_code == 200
+        assert stored_counts(engine) == {}, "no write per poll"
+    # anonymous requests count as '-': one download and three polls of cifs.xml, a HEAD of wzdx.geojson
+    assert stored_counts(engine) == {("-", "cifs.xml"): (1, 3), ("-", "wzdx.geojson"): (0, 1)}
     with running(engine, require_token=False, flush_s=3600) as url, httpx.Client(base_url=url) as http:
         http.get("/feeds/cifs.xml")
-    assert stored_downloads(engine)[("-", "cifs.xml")] == 5, "counts add up across runs"
+        http.get("/feeds/cifs.xml", headers={"If-None-Match": etag})
+    assert stored_counts(engine)[("-", "cifs.xml")] == (2, 4), "counts add up across runs"
+
+
+def test_downloads_and_polls_are_counted_apart(engine: Engine, store_cli: Callable[..., Run]) -> None:
+    """A 200 GET is a download; a 304 revalidation and a HEAD are polls (per partner and feed)."""
+    publish(engine, bodies(1))
+    token = store_cli("partner", "add", "acme").out.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    with running(engine, require_token=True, refresh_s=0.05, flush_s=0.1) as url, \
+            httpx.Client(base_url=url, headers=auth) as http:
+        path = "/feeds/cifs.xml"
+        ok = http.get(path, headers=PLAIN)
+        assert ok.status_code == 200 and ok.content == bodies(1)["cifs.xml"]
+        assert http.get(path, headers={**PLAIN, "If-None-Match": ok.headers["etag"]}).status_code == 304
+        head = http.head(path, headers=PLAIN)
+        assert head.status_code == 200 and head.content == b""
+        zipped = http.get(path, headers=GZIP)
+        assert zipped.status_code == 200 and zipped.headers["content-encoding"] == "gzip"
+        # a HEAD that revalidates is one poll, not two
+        json_etag = http.head("/feeds/cifs.json", headers=PLAIN).headers["etag"]
+        before_last = now_ms()
+        assert http.head("/feeds/cifs.json", headers={**PLAIN, "If-None-Match": json_etag}).status_code == 304
+        expected = {("acme", "cifs.xml"): (2, 2), ("acme", "cifs.json"): (0, 2)}
+        wait_for(lambda: stored_counts(engine) == expected, what="flushed counts")
+    assert stored_counts(engine) == expected, "nothing more at shutdown"
+    assert stored_last_ms(engine)[("acme", "cifs.json")] >= before_last, "last_ms: the last request, a poll too"
+
+    listing = json.loads(store_cli("partner", "list", "--format", "json").out)
+    assert [(p["name"], p["downloads"], p["polls"]) for p in listing] == [
+        ("acme", {"cifs.json": 0, "cifs.xml": 2}, {"cifs.json": 2, "cifs.xml": 2})]
+    assert listing[0]["last_request"] is not None and "last_download" not in listing[0]
+    table = store_cli("partner", "list")
+    assert table.code == 0 and "downloads/polls per feed" in table.out
+    row = next(line for line in table.out.splitlines() if line.startswith("acme"))
+    assert row.split()[2:5] == ["2/2", "0/2", "0/0"], row  # cifs.xml, cifs.json, wzdx.geojson
+
+
+def test_counts_survive_a_failed_flush(engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Counts a flush could not write are kept, added to later ones, and written once the store is back."""
+    caplog.set_level(logging.WARNING, logger="exchange.server")
+    publish(engine, bodies(1))
+    app = create_app(engine, require_token=False, refresh_s=0.05, flush_s=0.1)
+    feed_server = app.state.feed_server
+    path = "/feeds/cifs.xml"
+    with serving(app) as url, httpx.Client(base_url=url, headers=PLAIN) as http:
+        feed_server.engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")  # cannot be opened
+        etag = http.get(path).headers["etag"]
+        assert http.get(path, headers={"If-None-Match": etag}).status_code == 304
+        wait_for(lambda: "cannot write download and poll counts (kept for the next try)" in caplog.text,
+                 what="a failed flush")
+        before_last = now_ms()
+        assert http.head(path).status_code == 200
+        time.sleep(0.3)  # more failed flushes
+        assert stored_counts(engine) == {}
+        feed_server.engine = engine
+        wait_for(lambda: stored_counts(engine) == {("-", "cifs.xml"): (1, 2)}, what="the kept counts written")
+    assert stored_counts(engine) == {("-", "cifs.xml"): (1, 2)}, "written once, not again at shutdown"
+    assert stored_last_ms(engine)[("-", "cifs.xml")] >= before_last
 
 
 def test_store_outage_keeps_the_last_copy(tmp_path: Path) -> None:

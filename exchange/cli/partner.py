@@ -43,10 +43,15 @@ def partner_add(
 @partner_app.command("list")
 def partner_list(
     fmt: Annotated[
-        DocumentFormat, typer.Option("--format", "-f", help="table for people; json (downloads per feed) for scripts.")
+        DocumentFormat,
+        typer.Option("--format", "-f", help="table for people; json (downloads and polls per feed) for scripts."),
     ] = DocumentFormat.table,
 ) -> None:
-    """Partners, active and revoked, with their downloads per feed (as flushed by `exchange serve`)."""
+    """Partners, active and revoked, with their downloads and polls per feed (as flushed by `exchange serve`).
+
+    A download is a 200 response with the feed's body; a poll is a 304 (nothing changed) or a HEAD.
+    The table shows both per feed as downloads/polls.
+    """
     from exchange.partners import list_partners
     from exchange.publications import FEEDS
 
@@ -58,20 +63,23 @@ def partner_list(
     if fmt is DocumentFormat.json:
         write_records(
             ({"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms),
-              "revoked": iso(p.revoked_ms), "downloads": p.downloads, "last_download": iso(p.last_download_ms)}
+              "revoked": iso(p.revoked_ms), "downloads": p.downloads, "polls": p.polls,
+              "last_request": iso(p.last_request_ms)}
              for p in found),
             Format.json, columns=(),
         )
         return
     zone = context.state.config.zone
     rows = [
-        {"name": p.name, "status": "active" if p.active else "revoked", "created": iso(p.created_ms, zone),
-         "revoked": iso(p.revoked_ms, zone), **{feed: p.downloads.get(feed, 0) for feed in FEEDS},
-         "last_download": iso(p.last_download_ms, zone)}
+        {"name": p.name, "status": "active" if p.active else "revoked",
+         **{feed: f"{p.downloads.get(feed, 0)}/{p.polls.get(feed, 0)}" for feed in FEEDS},
+         "last_request": iso(p.last_request_ms, zone), "created": iso(p.created_ms, zone),
+         "revoked": iso(p.revoked_ms, zone)}
         for p in found
     ]
-    write_records(rows, Format.table, columns=("name", "status", "created", "revoked", *FEEDS, "last_download"),
-                  title=in_zone("partners", zone))
+    # the counts first: on a narrow terminal the times leave first (the rightmost columns do)
+    write_records(rows, Format.table, columns=("name", "status", *FEEDS, "last_request", "created", "revoked"),
+                  title=in_zone("partners, downloads/polls per feed", zone))
 
 
 @partner_app.command("revoke")

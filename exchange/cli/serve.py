@@ -40,7 +40,8 @@ def serve(
         typer.Option(min=0.05, max=3600, help="Seconds between checks for a new publication or a revoked partner."),
     ] = 1.0,
     flush_s: Annotated[
-        float, typer.Option(min=0.1, max=3600, help="Seconds between writes of the download counters to the store.")
+        float,
+        typer.Option(min=0.1, max=3600, help="Seconds between writes of the download and poll counters to the store."),
     ] = 5.0,
     cache_control: Annotated[
         str | None,
@@ -61,8 +62,9 @@ def serve(
     Paths: /feeds/cifs.xml, /feeds/cifs.json, /feeds/wzdx.geojson (what the publish step stored),
     and /health (JSON; 503 until every feed is published). ETag / Last-Modified revalidation and
     gzip are built in. Tokens go in `Authorization: Bearer`, `X-Partner-Token`, `?token=` or HTTP
-    Basic (the password). Download counts per partner are written to the store every --flush-s
-    and at shutdown; see `exchange partner list`.
+    Basic (the password). Downloads (200 with the body) and polls (304 or HEAD) per partner and
+    feed are counted in memory, written to the store every --flush-s and at shutdown; see
+    `exchange partner list`.
     """
     engine = context.engine()  # opens the store and checks its schema before anything listens
     try:

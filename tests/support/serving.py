@@ -80,5 +80,18 @@ def running(engine: Engine, **options: Any) -> Iterator[str]:
 
 
 def stored_downloads(engine: Engine) -> dict[tuple[str, str], int]:
+    """(partner, feed) -> downloads (200 responses with the body)."""
     with engine.connect() as conn:
         return {(r.partner, r.feed): r.count for r in conn.execute(select(downloads))}
+
+
+def stored_counts(engine: Engine) -> dict[tuple[str, str], tuple[int, int]]:
+    """(partner, feed) -> (downloads, polls): polls are 304 revalidations and HEAD requests."""
+    with engine.connect() as conn:
+        return {(r.partner, r.feed): (r.count, r.polls) for r in conn.execute(select(downloads))}
+
+
+def stored_last_ms(engine: Engine) -> dict[tuple[str, str], int]:
+    """(partner, feed) -> the time of its last request of either kind."""
+    with engine.connect() as conn:
+        return {(r.partner, r.feed): r.last_ms for r in conn.execute(select(downloads))}
