@@ -205,12 +205,14 @@ def _write_table(
     natural = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
     least = [natural[i] if c in _UNBROKEN else min(natural[i], 10 if c in _TEXT else 5) for i, c in enumerate(columns)]
     shown = list(range(len(columns)))
-    while len(shown) > 1 and sum(least[i] for i in shown) + 3 * (len(shown) - 1) > console.width:
+    def budget() -> int:  # the width left for cells: 3 characters between columns, 1 spare
+        return console.width - 3 * (len(shown) - 1) - 1
+
+    while len(shown) > 1 and sum(least[i] for i in shown) > budget():
         # the rightmost column that is not an id leaves first
         shown.remove(next((i for i in reversed(shown) if columns[i] != "id"), shown[-1]))
     widths = {i: natural[i] for i in shown}
-    budget = console.width - 3 * (len(shown) - 1) - 1
-    while sum(widths.values()) > budget:
+    while sum(widths.values()) > budget():
         widest = max((i for i in shown if widths[i] > least[i]), key=lambda i: widths[i], default=None)
         if widest is None:
             break
