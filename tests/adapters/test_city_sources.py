@@ -501,7 +501,9 @@ def test_geojson_nul_and_nan_reject_their_feature_only(tmp_path: Path) -> None:
         with pytest.raises(ItemRejected) as caught:
             source.convert(item, values_checked=snapshot.values_checked)
         messages.append(caught.value.message)
-    assert messages == ["feature 0: STREET: contains a NUL character", "feature 1: weight: nan is not a finite number"]
+    assert messages == [
+        "feature 0: STREET: contains a NUL character at position 4", "feature 1: weight: nan is not a finite number"
+    ]
 
 
 # --------------------------------------------------------------------------- ArcGIS
