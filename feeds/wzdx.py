@@ -206,7 +206,7 @@ def _features(event: Event, source_id: str, generated: datetime) -> list[dict[st
     start = event.start_time or created or generated
     end = event.end_time
     end_verified = bool(event.details.end_date_verified) if event.details is not None and end is not None else False
-    if end is None or end <= start:
+    if end is None or end.replace(microsecond=0) <= start.replace(microsecond=0):  # written to the second
         end, end_verified = start + DEFAULT_DURATION, False
     details = event.details
     description = details.description if details is not None and details.description else None
