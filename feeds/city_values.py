@@ -166,7 +166,10 @@ def _transition(naive: datetime, zone: tzinfo, before: timedelta, after: timedel
         else:
             high = middle
     change = high.replace(microsecond=0)
-    return _clock((change + before).replace(tzinfo=None)), _clock((change + after).replace(tzinfo=None))
+    was, became = (change + before).replace(tzinfo=None), (change + after).replace(tzinfo=None)
+    if was.date() != became.date():  # a change of a day or more (Samoa skipped 2011-12-30)
+        return _shown(was), _shown(became)
+    return _clock(was), _clock(became)
 
 
 def _local(naive: datetime, zone: tzinfo, field: str) -> datetime:

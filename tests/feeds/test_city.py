@@ -77,6 +77,12 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
                  "-08:00); give an offset, e.g. 2026-11-01T01:30-07:00"),
     "dst fold, paris": ({"zone": PARIS, "start": "2026-10-25T02:59:59"}, "start: 2026-10-25T02:59:59 is ambiguous in "
                         "Europe/Paris: the clocks go back from 03:00 to 02:00"),
+    "dst gap of half an hour": ({"zone": ZoneInfo("Australia/Lord_Howe"), "start": "2026-10-04T02:15"},
+                                "start: 2026-10-04T02:15 does not exist in Australia/Lord_Howe: the clocks skip from "
+                                "02:00 to 02:30"),
+    "a skipped day": ({"zone": ZoneInfo("Pacific/Apia"), "start": "2011-12-30T12:00", "end": "2012-01-02T00:00"},
+                      "start: 2011-12-30T12:00 does not exist in Pacific/Apia: the clocks skip from "
+                      "2011-12-30T00:00 to 2011-12-31T00:00"),
     "year 10000 in UTC": ({"end": "9999-12-31T23:59:59-12:00"},
                           "end: '9999-12-31T23:59:59-12:00' is outside the years 2000 to 2099 (UTC)"),
     "local year 9999": ({"end": "9999-12-31T23:00"}, "end: '9999-12-31T23:00' is outside the years 2000 to 2099"),
