@@ -41,6 +41,7 @@ from feeds.city import (
     parse_polyline,
     parse_time,
     schedule_problems,
+    text_problem,
 )
 from feeds.items import FeedItem, Snapshot, digest, load_json
 from feeds.problems import Problem
@@ -425,7 +426,7 @@ def parse_cifs(data: bytes, *, zone: tzinfo) -> Snapshot:
             snapshot.errors.append(ItemError(kind=Kind.CITY.value, step="parse", reason=f"{where}: not an object"))
             continue
         ident = record.get("id")
-        if not isinstance(ident, str) or not ident.strip() or "\x00" in ident:
+        if not isinstance(ident, str) or not ident.strip() or text_problem(ident, controls=False):
             reason = f"{where}: an incident without a usable id"
             snapshot.errors.append(ItemError(kind=Kind.CITY.value, step="parse", reason=reason))
             continue

@@ -236,8 +236,9 @@ def source_id_of(value: Any, field: str) -> str | None:
             raise ItemRejected(f"{field}: {value} is not a usable id")
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ItemRejected(f"{field}: contains a NUL character")
+        problem = text_problem(value, controls=False)  # an id no store keeps is not an id of an item error either
+        if problem is not None:
+            raise ItemRejected(f"{field}: {problem}")
         return value.strip() or None
     raise ItemRejected(f"{field}: an id must be text or a number, got {type(value).__name__}")
 

@@ -7,6 +7,7 @@ WZDx 4.2, and validates them (cifsv2.xsd, the CIFS rules, the WZDx schemas and b
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,10 +17,10 @@ import pytest
 from exchange.errors import ItemRejected
 from exchange.model import Event, Point
 from exchange.validation import validate_cifs_json, validate_cifs_xml, validate_wzdx
-from feeds.cifs import check_cifs_rules, render_cifs_json, render_cifs_xml
+from feeds.cifs import check_cifs_rules, parse_cifs, render_cifs_json, render_cifs_xml
 from feeds.city import city_event, parse_time, schedule_problems
 from feeds.problems import errors_only
-from feeds.wzdx import render_wzdx
+from feeds.wzdx import parse_wzdx, render_wzdx
 
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 PARIS = ZoneInfo("Europe/Paris")
@@ -189,6 +190,16 @@ def test_bad_input_is_refused_naming_the_field(case: str) -> None:
 def test_bad_ids(source_id: str, message: str) -> None:
     with pytest.raises(ItemRejected, match=f"^{message}"):
         event(source_id)
+
+
+def test_readers_refuse_ids_no_store_keeps() -> None:
+    # an item error names the item's id, and is stored: an id that is not UTF-8 cannot be one
+    cifs = parse_cifs(json.dumps({"incidents": [{"id": "AB\udcff", "type": "HAZARD"}]}).encode(), zone=UTC)
+    wzdx = parse_wzdx(json.dumps({"feed_info": {"version": "4.2"}, "type": "FeatureCollection",
+                                  "features": [{"id": "x\ud800", "type": "Feature", "properties": {}}]}).encode())
+    for snapshot in (cifs, wzdx):
+        assert snapshot.items == []
+        assert [(error.source_id, "without a usable id" in error.reason) for error in snapshot.errors] == [(None, True)]
 
 
 def test_an_event_id_longer_than_the_store_keeps() -> None:
