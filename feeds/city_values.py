@@ -122,7 +122,7 @@ def check_storable(value: Any, path: str) -> None:
             name = str(key)
             problem = text_problem(name, controls=False)
             if problem is not None:
-                raise ItemRejected(f"a field name under {path}: {problem}")
+                raise ItemRejected(f"a field name under {path} {problem}")
             check_storable(inner, f"{path}.{name}")
     elif isinstance(value, list | tuple):
         for position, inner in enumerate(value):

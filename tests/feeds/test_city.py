@@ -165,7 +165,7 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
     # what the store cannot keep
     "attribute nan": ({"attributes": {"weight": float("nan")}}, "attributes.weight: nan is not a finite number"),
     "attribute NUL": ({"attributes": {"notes": ["ok", "a\x00"]}}, "attributes.notes[1]: contains a NUL character"),
-    "attribute key": ({"attributes": {"n\udcffme": 1}}, "a field name under attributes: is not valid UTF-8 text"),
+    "attribute key": ({"attributes": {"n\udcffme": 1}}, "a field name under attributes is not valid UTF-8 text"),
     "attribute time": ({"attributes": {"_created_ms": 253_402_300_800_000}}, "attributes._created_ms: "
                        "253402300800000 is outside the years 2000 to 2099"),
 }
