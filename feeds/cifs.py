@@ -10,7 +10,8 @@
   :func:`feeds.city.city_event`, so a bad incident is an ``ItemRejected`` with its reason.
 * :func:`check_cifs_rules` checks what cifsv2.xsd does not (formats.md §2.9, §5): polyline syntax
   and ranges, at least 2 distinct points, a time zone on every time, type/subtype pairs, unique ids,
-  schedule order.
+  schedule order and windows. :func:`feeds.city.city_event` refuses at entry whatever of this
+  one event can break, with the same schedule rules (:func:`feeds.city.schedule_problems`).
 
 Creation and update times are not fields of :class:`~exchange.model.Event`; they travel in
 ``event.attributes`` as epoch milliseconds under :data:`CREATED_KEY` (``"_created_ms"``) and
@@ -32,7 +33,16 @@ from lxml import etree
 
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import CIFS_SUBTYPES, SCHEDULE_DAYS, Category, Event, ItemError, Kind, Point, from_millis, to_millis
-from feeds.city import DIRECTIONS, city_event, parse_polyline, parse_time
+from feeds.city import (
+    ANTARCTIC,
+    DIRECTIONS,
+    PUBLISHED_DECIMALS,
+    city_event,
+    parse_polyline,
+    parse_time,
+    schedule_problems,
+    text_problem,
+)
 from feeds.items import FeedItem, Snapshot, digest, load_json
 from feeds.problems import Problem
 from feeds.xmlsafe import parse_untrusted
@@ -77,10 +87,7 @@ _KNOWN = frozenset({
     "schedule",
 })
 _LOCATION_FIELDS = ("street", "polyline", "direction", "location_description")
-#: no road closure lies south of this latitude: a polyline that does is almost surely lon-first
-_ANTARCTIC = -60.0
 _SCHEDULE = re.compile(r"^(\d{1,2}:\d{2}-\d{1,2}:\d{2},?)+$")
-_WINDOW = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
 #: characters XML 1.0 cannot carry at all (lxml refuses them): dropped from every text we write
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -142,7 +149,7 @@ def _attribute_time(value: Any) -> datetime | None:
 
 def _polyline_text(event: Event) -> str:
     points = [event.geometry.coordinates] if isinstance(event.geometry, Point) else event.geometry.coordinates
-    return " ".join(f"{lat:.6f} {lon:.6f}" for lon, lat in points)
+    return " ".join(f"{lat:.{PUBLISHED_DECIMALS}f} {lon:.{PUBLISHED_DECIMALS}f}" for lon, lat in points)
 
 
 def incident_fields(event: Event, zone: tzinfo) -> Record:
@@ -419,7 +426,7 @@ def parse_cifs(data: bytes, *, zone: tzinfo) -> Snapshot:
             snapshot.errors.append(ItemError(kind=Kind.CITY.value, step="parse", reason=f"{where}: not an object"))
             continue
         ident = record.get("id")
-        if not isinstance(ident, str) or not ident.strip() or "\x00" in ident:
+        if not isinstance(ident, str) or not ident.strip() or text_problem(ident, controls=False):
             reason = f"{where}: an incident without a usable id"
             snapshot.errors.append(ItemError(kind=Kind.CITY.value, step="parse", reason=reason))
             continue
@@ -555,7 +562,7 @@ def _polyline_problems(text: str, kind: str | None, direction: str | None) -> li
             found.append(("error", f"polyline point {position}: latitude {lat} out of range [-90, 90]{hint}"))
         elif not -180.0 <= lon <= 180.0:
             found.append(("error", f"polyline point {position}: longitude {lon} out of range [-180, 180]"))
-        elif lat < _ANTARCTIC:
+        elif lat < ANTARCTIC:
             found.append(("error", f"polyline point {position}: latitude {lat} is in Antarctica; "
                                    "is the polyline lon-first? CIFS is lat-first"))
     if len(points) == 1:
@@ -598,14 +605,12 @@ def _schedule_problems(schedule: Any, structural: bool) -> list[str]:
             wanted = ", ".join(sorted(known, key=SCHEDULE_DAYS.index))
             found.append(f"schedule: days out of order ({', '.join(known)}); the XSD wants {wanted}")
     for day, hours in schedule.items():
-        text = str(hours).replace(" ", "")
-        if structural and not _SCHEDULE.match(text):
-            found.append(f"schedule.{day}: {hours!r} is not 'HH:MM-HH:MM[,HH:MM-HH:MM]'")
+        text = " ".join(str(hours).split())  # xs:token: whitespace collapsed, as the XSD reads it
+        if not _SCHEDULE.match(text.replace(" ", "")):
+            if structural:  # else the XSD reports it
+                found.append(f"schedule.{day}: {hours!r} is not 'HH:MM-HH:MM[,HH:MM-HH:MM]'")
             continue
-        for match in _WINDOW.finditer(text):
-            h1, m1, h2, m2 = (int(part) for part in match.groups())
-            if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59 or (h1 == 24 and m1) or (h2 == 24 and m2):
-                found.append(f"schedule.{day}: {match.group(0)!r} is not a clock time window")
+        found.extend(schedule_problems(str(day), text))  # the rules city_event applies at entry
     return found
 
 
@@ -702,7 +707,8 @@ def check_cifs_rules(
     south of -60° is taken for a lon-first polyline, the only swap a range check can see),
     at least 2 distinct points (one point is an error for ``ROAD_CLOSED`` or without a direction,
     a warning otherwise), a time zone on every time, end after start, a start on ``ROAD_CLOSED``,
-    type/subtype consistency, unique ids, clock times in schedules. For JSON and events the XSD's
+    type/subtype consistency, unique ids, schedule windows (within 00:00-23:59, start before
+    end, not overlapping: :func:`feeds.city.schedule_problems`). For JSON and events the XSD's
     own structural rules are checked too (id length, type, street, description, schedule day
     order); for XML they are left to the XSD so a problem is not reported twice.
     XML locations are ``"line N: incident 'id'"``; JSON ones ``"incidents[i]: incident 'id'"``.

@@ -26,8 +26,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from exchange.errors import ItemRejected
-from exchange.model import CIFS_SUBTYPES, Event, ItemError, Kind, from_millis
+from exchange.model import CIFS_SUBTYPES, Event, ItemError, Kind, from_millis, to_millis
 from feeds.city import city_event
+from feeds.city_values import EARLIEST, LATEST, TIME_RANGE, text_problem
 
 __all__ = [
     "CityFieldMapping",
@@ -47,8 +48,8 @@ Position = tuple[float, float]
 MAPPED_FIELDS = (
     "type", "subtype", "street", "direction", "start", "end", "description", "schedule", "lanes", "lane_impact",
 )
-#: epoch milliseconds outside 1990..2200 are a unit or type mistake
-_MIN_MS, _MAX_MS = 631_152_000_000, 7_258_118_400_000
+#: epoch milliseconds are taken in the range city_event accepts (the years 2000 to 2099, UTC)
+_MIN_MS, _MAX_MS = to_millis(EARLIEST), to_millis(LATEST)
 #: consecutive MultiLineString parts closer than this (degrees, about 1 cm) are one line
 _JOIN_TOLERANCE = 1e-7
 
@@ -210,7 +211,7 @@ def event_from_fields(
 def _column_named(message: str, mapping: CityFieldMapping) -> str:
     """``start: ...`` -> ``begin (start): ...`` when the mapping reads start from ``begin``."""
     head, sep, rest = message.partition(":")
-    canonical = head.split(".", 1)[0]
+    canonical = head.split(".", 1)[0].split("[", 1)[0]
     if sep and canonical in MAPPED_FIELDS:
         column = getattr(mapping, canonical)
         if column is not None and column != canonical:
@@ -235,8 +236,9 @@ def source_id_of(value: Any, field: str) -> str | None:
             raise ItemRejected(f"{field}: {value} is not a usable id")
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ItemRejected(f"{field}: contains a NUL character")
+        problem = text_problem(value, controls=False)  # an id no store keeps is not an id of an item error either
+        if problem is not None:
+            raise ItemRejected(f"{field}: {problem}")
         return value.strip() or None
     raise ItemRejected(f"{field}: an id must be text or a number, got {type(value).__name__}")
 
@@ -261,18 +263,20 @@ def claim_id(raw: Any, field: str, seen: dict[str, int], position: int, *, unit:
 
 
 def check_values(value: Any, path: str = "") -> None:
-    """Refuse what no store keeps faithfully, at any depth: NUL characters and non-finite numbers."""
+    """Refuse what no store keeps faithfully, at any depth: NUL characters, lone surrogates, non-finite numbers."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ItemRejected(f"{path or 'value'}: contains a NUL character")
+        problem = text_problem(value, controls=False)
+        if problem is not None:
+            raise ItemRejected(f"{path or 'value'}: {problem}")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ItemRejected(f"{path or 'value'}: {value} is not a finite number")
     elif isinstance(value, Mapping):
         for key, inner in value.items():
             name = str(key)
-            if "\x00" in name:
-                raise ItemRejected(f"a field name under {path or 'the record'} contains a NUL character")
+            problem = text_problem(name, controls=False)
+            if problem is not None:
+                raise ItemRejected(f"a field name under {path or 'the record'} {problem}")
             check_values(inner, f"{path}.{name}" if path else name)
     elif isinstance(value, list | tuple):
         for position, inner in enumerate(value):
@@ -359,8 +363,8 @@ def _time(value: Any, field: str) -> str | datetime | None:
     if isinstance(value, bool):
         raise ItemRejected(f"{field}: expected a time, got a boolean")
     if isinstance(value, int | float):
-        if not (math.isfinite(value) and _MIN_MS <= value <= _MAX_MS):
-            raise ItemRejected(f"{field}: {value} is not a plausible time in epoch milliseconds")
+        if not (math.isfinite(value) and _MIN_MS <= value < _MAX_MS):
+            raise ItemRejected(f"{field}: {value} is not a time in epoch milliseconds within {TIME_RANGE}")
         return from_millis(value)
     raise ItemRejected(f"{field}: expected an ISO 8601 time or epoch milliseconds, got {type(value).__name__}")
 

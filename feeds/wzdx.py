@@ -34,7 +34,7 @@ import orjson
 
 from exchange.errors import ItemRejected, MalformedPayload, UsageError
 from exchange.model import Category, Event, ItemError, Kind, Point, from_millis, to_millis
-from feeds.city import city_event, parse_time
+from feeds.city import city_event, parse_time, text_problem
 from feeds.items import FeedItem, Snapshot, digest, load_json
 
 __all__ = [
@@ -206,7 +206,7 @@ def _features(event: Event, source_id: str, generated: datetime) -> list[dict[st
     start = event.start_time or created or generated
     end = event.end_time
     end_verified = bool(event.details.end_date_verified) if event.details is not None and end is not None else False
-    if end is None or end <= start:
+    if end is None or end.replace(microsecond=0) <= start.replace(microsecond=0):  # written to the second
         end, end_verified = start + DEFAULT_DURATION, False
     details = event.details
     description = details.description if details is not None and details.description else None
@@ -374,7 +374,7 @@ def parse_wzdx(data: bytes) -> Snapshot:
             continue
         raw_id = feature.get("id")
         ident = str(raw_id).strip() if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
-        if not ident or "\x00" in ident:
+        if not ident or text_problem(ident, controls=False):
             reason = f"{where}: a road event without a usable id"
             snapshot.errors.append(ItemError(kind=city, step="parse", reason=reason))
             continue

@@ -515,7 +515,33 @@ def test_geojson_nul_and_nan_reject_their_feature_only(tmp_path: Path) -> None:
         with pytest.raises(ItemRejected) as caught:
             source.convert(item, values_checked=snapshot.values_checked)
         messages.append(caught.value.message)
-    assert messages == ["feature 0: STREET: contains a NUL character", "feature 1: weight: nan is not a finite number"]
+    assert messages == [
+        "feature 0: STREET: contains a NUL character at position 4", "feature 1: weight: nan is not a finite number"
+    ]
+
+
+
+def test_geojson_text_that_is_not_utf8_is_rejected_and_the_run_stays_readable(engine: Engine, tmp_path: Path) -> None:
+    def feature(closure_id: str, street: str, **extra: str) -> str:
+        properties = {"closure_id": closure_id, "type": "HAZARD", "STREET": street, "direction": "ONE_DIRECTION",
+                      **extra}
+        return ('{"type": "Feature", "geometry": {"type": "Point", "coordinates": [-104.9, 39.7]}, "properties": '
+                + json.dumps(properties) + "}")
+
+    # JSON escapes of lone surrogates: orjson refuses them, the standard library reads them in
+    features = [feature("ok", "Main St"), feature("id\udcff", "Main St"), feature("street", "Main\ud800St"),
+                feature("key", "Main St", **{"n\udcffme": "x"}), feature("bell", "Main\u0007St")]
+    path = tmp_path / "x.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": [' + ",".join(features) + "]}", encoding="utf-8")
+    result = ingest(engine, build(GEOJSON, url=str(path)))
+    assert set(stored(engine)) == {"ok"}, result
+    errors = {error["source_id"]: error["reason"] for error in run_errors(engine, result.run_id)}
+    assert errors == {
+        None: "feature 1: closure_id: is not valid UTF-8 text (byte 0xff at position 2)",
+        "street": "feature 2: STREET: is not valid Unicode text (a lone surrogate U+D800 at position 4)",
+        "key": "feature 3: a field name under the record is not valid UTF-8 text (byte 0xff at position 1)",
+        "bell": "feature 4: STREET (street): contains a control character U+0007 at position 4",
+    }
 
 
 # --------------------------------------------------------------------------- ArcGIS

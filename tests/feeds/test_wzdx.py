@@ -257,6 +257,15 @@ def test_an_event_without_end_lasts_14_days_unverified() -> None:
     assert end - start == timedelta(days=14) and properties["is_end_date_verified"] is False
 
 
+def test_an_end_within_the_second_of_the_start_is_no_end() -> None:
+    # without a start the road event starts when the feed is generated; an end less than a second
+    # later is the same second once written, which the business rules refuse
+    event = street_event(type="CONSTRUCTION", subtype=None, start=None, end=GENERATED + timedelta(milliseconds=400))
+    data = render_wzdx([event], feed_info=FEED_INFO, generated=GENERATED)
+    assert validate_wzdx(data) == []
+    assert features(data)[0]["properties"]["is_end_date_verified"] is False
+
+
 @pytest.mark.parametrize(
     ("overrides", "impact"),
     [

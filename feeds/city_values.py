@@ -1,0 +1,339 @@
+"""The values of a city event that need more than a type check: text, local times, schedules.
+
+:func:`feeds.city.city_event` reads every city event's text fields, times and schedule through
+these, so the rules hold whatever the event comes from; :func:`feeds.cifs.check_cifs_rules`
+checks published schedules with the same :func:`schedule_problems`, so entry and publish agree.
+
+* **Text** (:func:`text_problem`): no lone surrogate (a byte that was not UTF-8, as
+  ``surrogateescape`` carries it from a command line), no control character (Unicode category
+  Cc: NUL, the other C0 and C1 controls, DEL) and neither of the XML non-characters U+FFFE and
+  U+FFFF; free text (a description) may hold tab, newline and carriage return.
+* **Times** (:func:`parse_time`): ISO 8601; without an offset a local time in the city's zone,
+  refused when the clocks skip it (DST gap) or show it twice (DST fold), never shifted or
+  resolved silently; within :data:`TIME_RANGE` once in UTC.
+* **Schedules** (:func:`schedule_problems`): windows ``HH:MM-HH:MM`` within 00:00-23:59, start
+  before end, not overlapping; an overnight window is refused with the advice to split it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import pairwise
+from typing import Any
+
+from exchange.errors import ItemRejected
+from exchange.model import SCHEDULE_DAYS
+
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "TIME_RANGE",
+    "check_storable",
+    "check_text",
+    "optional_text",
+    "parse_time",
+    "schedule_problems",
+    "text_problem",
+    "weekly_schedule",
+]
+
+#: the first instant a city event's time may be (inclusive)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+#: the first instant after the last a city event's time may be (exclusive): times are in 2000..2099 (UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+#: the range of :data:`EARLIEST`..:data:`LATEST` in words, for messages
+TIME_RANGE = "the years 2000 to 2099 (UTC)"
+#: one schedule window, hours and minutes of its start and end
+_WINDOW = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
+
+# --------------------------------------------------------------------------- text
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Unicode controls (category Cc) and the two XML 1.0 non-characters: never in a one-line field
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+#: the same, except tab, newline and carriage return: never in a free text (description)
+_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+#: what no store keeps: NUL (PostgreSQL text) and lone surrogates (not encodable as UTF-8)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(text: str, *, multiline: bool = False, controls: bool = True) -> str | None:
+    """What makes ``text`` unfit for a field, or ``None``; positions count characters from 0.
+
+    A lone surrogate ``U+DC80``..``U+DCFF`` is how Python carries a byte that was not UTF-8
+    (``surrogateescape``: a command-line argument, a file name), so it is reported as that byte.
+    With ``controls`` (the default), control characters are refused too: all of them, or with
+    ``multiline`` all but tab, newline and carriage return. Without ``controls`` only what no
+    store keeps is refused: NUL and lone surrogates.
+
+    >>> text_problem("caf\\udce9")
+    'is not valid UTF-8 text (byte 0xe9 at position 3)'
+    >>> text_problem("Main\\x07St"), text_problem("two\\nlines", multiline=True)
+    ('contains a control character U+0007 at position 4', None)
+    """
+    found = _SURROGATE.search(text)
+    if found is not None:
+        code = ord(found.group())
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"is not valid UTF-8 text (byte 0x{code - 0xDC00:02x} at position {found.start()})"
+        return f"is not valid Unicode text (a lone surrogate U+{code:04X} at position {found.start()})"
+    pattern = (_CONTROL_MULTILINE if multiline else _CONTROL) if controls else _UNSTORABLE
+    found = pattern.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if code == 0:
+        return f"contains a NUL character at position {found.start()}"
+    kind = "a non-character" if code in (0xFFFE, 0xFFFF) else "a control character"
+    return f"contains {kind} U+{code:04X} at position {found.start()}"
+
+
+def check_text(value: str, field: str, *, multiline: bool = False) -> str:
+    """``value`` when :func:`text_problem` finds nothing in it; else ``ItemRejected`` naming ``field``."""
+    problem = text_problem(value, multiline=multiline)
+    if problem is not None:
+        raise ItemRejected(f"{field}: {problem}")
+    return value
+
+
+def optional_text(value: str | None, field: str, *, multiline: bool = False) -> str | None:
+    """The stripped text, ``None`` when empty; refused as :func:`check_text` does."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ItemRejected(f"{field}: expected text, got {type(value).__name__}")
+    return check_text(value, field, multiline=multiline).strip() or None
+
+
+def check_storable(value: Any, path: str) -> None:
+    """Refuse at any depth what no store keeps: NUL, lone surrogates (in keys too), non-finite numbers."""
+    if isinstance(value, str):
+        problem = text_problem(value, controls=False)
+        if problem is not None:
+            raise ItemRejected(f"{path}: {problem}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ItemRejected(f"{path}: {value} is not a finite number")
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            name = str(key)
+            problem = text_problem(name, controls=False)
+            if problem is not None:
+                raise ItemRejected(f"a field name under {path} {problem}")
+            check_storable(inner, f"{path}.{name}")
+    elif isinstance(value, list | tuple):
+        for position, inner in enumerate(value):
+            check_storable(inner, f"{path}[{position}]")
+
+
+# --------------------------------------------------------------------------- times
+
+
+def _zone_name(zone: tzinfo) -> str:
+    return str(getattr(zone, "key", None) or zone)
+
+
+def _offset_text(offset: timedelta) -> str:
+    """``-07:00`` for seven hours west of UTC."""
+    minutes = round(offset.total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _clock(when: datetime) -> str:
+    return when.strftime("%H:%M:%S" if when.second else "%H:%M")
+
+
+def _shown(naive: datetime) -> str:
+    return naive.isoformat(timespec="seconds" if naive.second or naive.microsecond else "minutes")
+
+
+def _transition(naive: datetime, zone: tzinfo, before: timedelta, after: timedelta) -> tuple[str, str]:
+    """The wall clock just before and just after the offset change around ``naive``: ("02:00", "03:00").
+
+    The change lies between ``naive - max(offsets)`` and ``naive - min(offsets)`` (UTC); it is
+    found to the second by bisection.
+    """
+    low = (naive - max(before, after)).replace(tzinfo=UTC)
+    high = (naive - min(before, after)).replace(tzinfo=UTC)
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    change = high.replace(microsecond=0)
+    was, became = (change + before).replace(tzinfo=None), (change + after).replace(tzinfo=None)
+    if was.date() != became.date():  # a change of a day or more (Samoa skipped 2011-12-30)
+        return _shown(was), _shown(became)
+    return _clock(was), _clock(became)
+
+
+def _local(naive: datetime, zone: tzinfo, field: str) -> datetime:
+    """``naive`` as a local time in ``zone``; refused when the clocks skip it (DST gap) or show it twice (fold).
+
+    zoneinfo gives a gap or fold time two offsets (``fold=0``: the one before the change,
+    ``fold=1``: the one after); a gap time does not survive a round trip through UTC, a fold
+    time does. Either way the instant is unclear, and guessing would move the event by the size
+    of the change, so the time is refused with the offsets that would make it clear.
+    """
+    early, late = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+    before, after = early.utcoffset(), late.utcoffset()
+    if before is None or after is None or before == after:
+        return early
+    name, shown = _zone_name(zone), _shown(naive)
+    was, became = _transition(naive, zone, before, after)
+    if early.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+        raise ItemRejected(f"{field}: {shown} does not exist in {name}: the clocks skip from {was} to {became}; "
+                           "give an offset")
+    raise ItemRejected(
+        f"{field}: {shown} is ambiguous in {name}: the clocks go back from {was} to {became}, so it happens twice "
+        f"({_offset_text(before)}, then {_offset_text(after)}); give an offset, e.g. {shown}{_offset_text(before)}"
+    )
+
+
+def _check_range(when: datetime, field: str, shown: str) -> None:
+    if not EARLIEST <= when < LATEST:
+        raise ItemRejected(f"{field}: {shown} is outside {TIME_RANGE}")
+
+
+def parse_time(value: str | datetime | None, field: str, zone: tzinfo) -> datetime | None:
+    """An ISO 8601 time; without an offset it is local time in ``zone``.
+
+    Raises
+    ------
+    ItemRejected
+        Naming ``field``: not ISO 8601; a local time that does not exist in ``zone`` (the clocks
+        skip it) or exists twice (the clocks go back over it), both with the advice to give an
+        offset; a time outside :data:`TIME_RANGE`.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> parse_time("2026-12-01T08:00:00", "start", ZoneInfo("America/New_York")).isoformat()
+    '2026-12-01T08:00:00-05:00'
+    >>> try:
+    ...     parse_time("2026-03-08T02:30", "start", ZoneInfo("America/Los_Angeles"))
+    ... except ItemRejected as exc:
+    ...     print(exc.message.replace("; ", ";\\n"))
+    start: 2026-03-08T02:30 does not exist in America/Los_Angeles: the clocks skip from 02:00 to 03:00;
+    give an offset
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        when, shown = value, value.isoformat()
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ItemRejected(f"{field}: {value!r} is not an ISO 8601 time (2026-12-01T08:00:00-05:00)") from None
+        shown = repr(value)
+    else:
+        raise ItemRejected(f"{field}: expected an ISO 8601 time, got {type(value).__name__}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        _check_range(when.replace(tzinfo=zone), field, shown)  # before any conversion, which could overflow
+        return _local(when.replace(tzinfo=None), zone, field)
+    _check_range(when, field, shown)
+    return when
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _split_hint(day: str, start: int, end: int) -> str:
+    late, early = f"{_hhmm(start)}-23:59", f"00:00-{_hhmm(end)}"
+    if day == "everyday":
+        return f"everyday={late},{early}"
+    if day in SCHEDULE_DAYS:
+        following = SCHEDULE_DAYS[1:][SCHEDULE_DAYS[1:].index(day) - 6]
+        return f"{day}={late} and {following}={early}"
+    return f"{late} and {early}"
+
+
+def _windows(day: str, hours: str) -> tuple[list[tuple[int, int]], list[str]]:
+    """The windows of one day's hours as (start, end) minutes, sorted, and what is wrong with them."""
+    name = day if day in SCHEDULE_DAYS else repr(day)
+    parts = "".join(hours.split()).split(",")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()  # one trailing comma, as the XSD's pattern allows
+    spans: list[tuple[int, int]] = []
+    problems: list[str] = []
+    for part in parts:
+        match = _WINDOW.fullmatch(part)
+        if match is None:
+            problems.append(f"schedule: {name} {part!r} is not a window HH:MM-HH:MM")
+            continue
+        h1, m1, h2, m2 = (int(number) for number in match.groups())
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            hint = "; write 23:59 for the end of the day" if (h2, m2) == (24, 0) and h1 < 24 and m1 < 60 else ""
+            problems.append(f"schedule: {name} {part} is not a time window within 00:00-23:59{hint}")
+            continue
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if start == end:
+            problems.append(f"schedule: {name} {part} is empty (it ends when it starts)")
+        elif start > end:
+            problems.append(f"schedule: {name} {part} crosses midnight; write an overnight window as two: "
+                            f"{_split_hint(day, start, end)}")
+        else:
+            spans.append((start, end))
+    spans.sort()
+    for (start1, end1), (start2, end2) in pairwise(spans):
+        if start2 < end1:
+            problems.append(f"schedule: {name} {_hhmm(start1)}-{_hhmm(end1)} and {_hhmm(start2)}-{_hhmm(end2)} "
+                            "overlap")
+    return spans, problems
+
+
+def schedule_problems(day: str, hours: str) -> list[str]:
+    """What is wrong with one day's schedule windows; empty when nothing is.
+
+    A day's hours are windows ``HH:MM-HH:MM`` separated by commas (the hour may have one
+    digit, as cifsv2.xsd allows, and whitespace is ignored). Every clock time lies within
+    00:00-23:59 (there is no 24:00: a window to the end of the day ends at 23:59), a window
+    starts before it ends, and the windows of a day do not overlap (they may touch). **A window
+    that crosses midnight is refused** with the advice to write it as two windows, the second
+    on the next day (``monday=22:00-23:59`` and ``tuesday=00:00-06:00``; for ``everyday``,
+    ``everyday=22:00-23:59,00:00-06:00``): CIFS does not say how Waze reads ``22:00-06:00``.
+
+    Used by :func:`feeds.city.city_event` at entry and by :func:`feeds.cifs.check_cifs_rules` at publish,
+    so the two agree.
+
+    >>> schedule_problems("monday", "08:00-12:00,13:00-17:00")
+    []
+    >>> schedule_problems("monday", "25:00-26:00")
+    ['schedule: monday 25:00-26:00 is not a time window within 00:00-23:59']
+    >>> print(*schedule_problems("friday", "22:00-06:00")[0].split("; "), sep="\\n")
+    schedule: friday 22:00-06:00 crosses midnight
+    write an overnight window as two: friday=22:00-23:59 and saturday=00:00-06:00
+    """
+    return _windows(day, hours)[1]
+
+
+def weekly_schedule(value: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The schedule with days in the XSD's order and each day's windows as sorted ``HH:MM-HH:MM``."""
+    if not value:
+        return None
+    if not isinstance(value, Mapping):
+        raise ItemRejected(f"schedule: expected an object of day -> hours, got {type(value).__name__}")
+    schedule: dict[str, str] = {}
+    for day, hours in value.items():
+        key = str(day).strip().lower()
+        if key not in SCHEDULE_DAYS:
+            raise ItemRejected(f"schedule: unknown day {day!r} (everyday, monday ... sunday)")
+        if key in schedule:
+            raise ItemRejected(f"schedule: {key} is given twice")
+        if not isinstance(hours, str):
+            raise ItemRejected(f"schedule: {key} hours must be text 'HH:MM-HH:MM[,HH:MM-HH:MM]', "
+                               f"got {type(hours).__name__}")
+        spans, problems = _windows(key, hours)
+        if problems:
+            raise ItemRejected(problems[0])
+        schedule[key] = ",".join(f"{_hhmm(start)}-{_hhmm(end)}" for start, end in spans)
+    return {day: schedule[day] for day in SCHEDULE_DAYS if day in schedule}  # the XSD's order
