@@ -35,7 +35,7 @@ from exchange.store import (
     insert_revisions,
     row_to_event,
 )
-from feeds.city import city_event
+from feeds.city import city_event, text_problem
 from geo.closure import route_closure
 
 __all__ = [
@@ -128,6 +128,9 @@ def add_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: 
 
 
 def _load(engine: Engine, closure_id: str) -> tuple[Event, Any]:
+    problem = text_problem(closure_id, controls=False)
+    if problem is not None:
+        raise UsageError(f"closure id {problem}")
     with engine.connect() as conn:
         row = conn.execute(select(events).where(events.c.id == closure_id)).first()
     if row is None or row.origin != "city":

@@ -119,3 +119,15 @@ def test_update_refuses_the_same_and_changes_nothing(cli: Cli, change: tuple[str
     lines = result.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.err
     assert cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out == before
+
+
+def test_a_repeated_schedule_day_adds_windows_and_a_bad_id_is_one_line(cli: Cli) -> None:
+    added = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline",
+                "37.809578 -122.300788 37.810233 -122.302087", "--start", "2026-03-02T08:00:00-08:00",
+                "--schedule", "monday=08:00-12:00", "--schedule", "monday=13:00-17:00")
+    assert added.code == 0, added
+    record = json.loads(cli("--config", str(DEMO), "inspect", "event", added.out.strip(), "--format", "json").out)[0]
+    assert record["details"]["schedule"] == {"monday": "08:00-12:00,13:00-17:00"}
+    bad = cli("--config", str(DEMO), "closure", "end", "city:city:\udcff")
+    assert bad.code == 2 and bad.err.startswith("error: closure id is not valid UTF-8 text"), bad
+    assert bad.err.count("\n") == 1

@@ -103,7 +103,9 @@ def _schedule(values: list[str] | None) -> dict[str, str] | None:
         day, separator, hours = value.partition("=")
         if not separator:
             raise UsageError(f"--schedule: {value!r} is not DAY=HH:MM-HH:MM")
-        schedule[day.strip().lower()] = hours.strip()
+        key = day.strip().lower()
+        # a repeated day adds windows (the option is repeatable), it never replaces the earlier ones
+        schedule[key] = f"{schedule[key]},{hours.strip()}" if key in schedule else hours.strip()
     return schedule
 
 
