@@ -129,9 +129,10 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
     from feeds.lint import feed_success_share, lint_event
 
     at = now_ms()
+    generated = datetime.fromtimestamp(at / 1000, tz=UTC)
     settings = config.publish
     chosen = eligible_events(engine, at_ms=at, keep_ended_ms=round(settings.keep_ended_h * 3_600_000))
-    previous = _published_versions(engine)
+    previous = _PublishedVersions(engine)
     network = placement.network if placement is not None else None
     findings = {event.id: lint_event(event, network) for event in chosen}
     result = PublishResult(status="published", success_share=feed_success_share(list(findings.values())))
@@ -140,25 +141,38 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
         for event in chosen:
             blocking = [p.message for p in findings[event.id] if p.severity == "error"]
             if blocking and event.status is not Status.ENDED:  # an end is never held back
-                held[event.id] = _hold(event.id, "; ".join(blocking), previous)
+                held[event.id] = _hold(event.id, "; ".join(blocking), previous.ids)
     with collector_paused():  # thousands of short-lived dicts and elements, no cycles
-        served = _isolate(chosen, held, previous, config)
+        # what the feeds would say if every current version passes: when the last publication
+        # says exactly that and is young enough, nothing needs rendering at all
+        hoped = _serve(chosen, held, {}, previous, config)
+        rows = _current_publication(engine, _content_digest(hoped, config), at, settings.max_age_s)
+        feeds: dict[str, bytes] = {}
+        if not rows:
+            candidates = [event for event in chosen if event.id not in held]
+            feeds, problems = _checked(candidates, config, generated)
+            failing = _failing(candidates, config) if problems else {}
+            served = _serve(chosen, held, failing, previous, config) if failing else hoped
+            if failing or held:
+                feeds = {}  # rendered without the held-back events' previous versions: render again
+            digest = _content_digest(served, config)
+            rows = _current_publication(engine, digest, at, settings.max_age_s) if failing else []
+        else:
+            served, digest = hoped, ""
         result.held_back = {eid: item.describe() for eid, item in held.items()}
         result.events = len(served)
-        _guard(engine, at, chosen, served, held, previous, settings.max_hold_back_share, result)
-        digest = _content_digest(served, config)
-        current = _current_publication(engine, digest, at, settings.max_age_s)
-        if current:
-            result.status, rows = "unchanged", current
+        _guard(engine, at, chosen, served, held, previous.ids, settings.max_hold_back_share, result)
+        if rows:
+            result.status = "unchanged"
             _record(engine, at, result)
         else:
-            feeds = render_feeds(served, config, datetime.fromtimestamp(at / 1000, tz=UTC))
-            problems = _feed_problems(feeds)
-            if problems:  # every event passed alone, yet the whole does not: the last guard
-                result.status, result.problems = "failed", problems
-                _record(engine, at, result)
-                raise PublishFailed(f"the assembled feeds are invalid, nothing was published ({len(problems)} "
-                                    f"problem(s); first: {problems[0]}); the last good feeds stay served")
+            if not feeds:
+                feeds, problems = _checked(served, config, generated)
+                if problems:  # every event passed alone, yet the whole does not: the last guard
+                    result.status, result.problems = "failed", problems
+                    _record(engine, at, result)
+                    raise PublishFailed(f"the assembled feeds are invalid, nothing was published ({len(problems)} "
+                                        f"problem(s); first: {problems[0]}); the last good feeds stay served")
             rows = [publication_row(name, body, FEED_CONTENT_TYPES[name], result.events, at)
                     for name, body in feeds.items()]
             for row in rows:
@@ -177,16 +191,34 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
 # --------------------------------------------------------------------------- per-event isolation
 
 
-def _isolate(
-    chosen: list[Event], held: dict[str, HeldBack], previous: Mapping[str, Event], config: Config
+class _PublishedVersions:
+    """The events of the last publications: their ids at once, a version only when it is needed."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        with engine.connect() as conn:
+            self.ids = frozenset(conn.execute(select(published_events.c.event_id)).scalars())
+        self._loaded: dict[str, Event] = {}
+
+    def get(self, event_id: str) -> Event | None:
+        if event_id not in self.ids:
+            return None
+        if event_id not in self._loaded:
+            with self.engine.connect() as conn:
+                version = conn.execute(select(published_events.c.version)
+                                       .where(published_events.c.event_id == event_id)).scalar_one()
+            self._loaded[event_id] = Event.model_validate(version)
+        return self._loaded[event_id]
+
+
+def _serve(
+    chosen: list[Event], held: dict[str, HeldBack], failing: Mapping[str, str], previous: _PublishedVersions,
+    config: Config,
 ) -> list[Event]:
     """The versions to publish: the current one where it passes, else the last good one, else nothing.
 
-    The assembled feeds are validated first (one pass, the common case); only when they fail is
-    each event rendered and checked alone, so one bad event costs one event, not the feeds.
+    Events that fail are added to ``held`` with their reason.
     """
-    candidates = [event for event in chosen if event.id not in held]
-    failing = {} if _passes(candidates, config) else _failing_alone(candidates, config)
     served: list[Event] = []
     for event in chosen:
         reason = failing.get(event.id)
@@ -200,38 +232,50 @@ def _isolate(
                 held[event.id] = HeldBack(reason, "nothing")
             continue
         if reason is not None:
-            held[event.id] = _hold(event.id, reason, previous)
+            held[event.id] = _hold(event.id, reason, previous.ids)
         if event.id in held:
-            if held[event.id].served == "previous version":
-                served.append(previous[event.id])
+            last_good = previous.get(event.id) if held[event.id].served == "previous version" else None
+            if last_good is not None:
+                served.append(last_good)
             continue
         served.append(event)
     return served
 
 
-def _hold(event_id: str, reason: str, previous: Mapping[str, Event]) -> HeldBack:
-    return HeldBack(reason, "previous version" if event_id in previous else "nothing")
-
-
-def _passes(chosen: Sequence[Event], config: Config) -> bool:
+def _checked(chosen: Sequence[Event], config: Config, generated: datetime) -> tuple[dict[str, bytes], list[str]]:
+    """The feeds of ``chosen`` and their problems (a renderer fault is a problem, never a traceback)."""
     try:
-        return not _feed_problems(render_feeds(chosen, config, _CHECK_TIME))
-    except Exception:  # a renderer fault on one event must not stop the others: find it alone
-        log.exception("rendering the feeds failed; checking each event alone")
-        return False
+        feeds = render_feeds(chosen, config, generated)
+    except Exception as exc:
+        return {}, [f"cannot be rendered: {type(exc).__name__}: {exc}"]
+    return feeds, _feed_problems(feeds)
 
 
-def _failing_alone(chosen: Sequence[Event], config: Config) -> dict[str, str]:
-    """Event id -> its first problem, rendering and validating each event on its own."""
-    failing: dict[str, str] = {}
-    for event in chosen:
-        try:
-            problems = _feed_problems(render_feeds([event], config, _CHECK_TIME))
-        except Exception as exc:
-            problems = [f"cannot be rendered: {type(exc).__name__}: {exc}"]
-        if problems:
-            failing[event.id] = problems[0]
-    return failing
+def _hold(event_id: str, reason: str, previous_ids: frozenset[str]) -> HeldBack:
+    return HeldBack(reason, "previous version" if event_id in previous_ids else "nothing")
+
+
+def _failing(chosen: Sequence[Event], config: Config) -> dict[str, str]:
+    """Event id -> its first problem, for the events that fail when rendered and checked alone.
+
+    The assembled feeds are checked first (one pass, the common case). When they fail, the
+    events are split in halves and each half is checked the same way, down to single events: one
+    bad event among n costs about 2n events rendered, not n one-event feeds. (Events that fail
+    only together are left to the final check of the assembled feeds.)
+    """
+    if not chosen:
+        return {}
+    problems = _problems_of(chosen, config)
+    if not problems:
+        return {}
+    if len(chosen) == 1:
+        return {chosen[0].id: problems[0]}
+    middle = len(chosen) // 2
+    return {**_failing(chosen[:middle], config), **_failing(chosen[middle:], config)}
+
+
+def _problems_of(chosen: Sequence[Event], config: Config) -> list[str]:
+    return _checked(chosen, config, _CHECK_TIME)[1]
 
 
 def _ended_fallback(event: Event, last_good: Event | None, config: Config) -> Event | None:
@@ -241,7 +285,7 @@ def _ended_fallback(event: Event, last_good: Event | None, config: Config) -> Ev
     if last_good.start_time is not None and event.end_time <= last_good.start_time:
         return None
     ended = last_good.model_copy(update={"status": Status.ENDED, "end_time": event.end_time})
-    return ended if not _failing_alone([ended], config) else None
+    return ended if not _problems_of([ended], config) else None
 
 
 def _feed_problems(feeds: Mapping[str, bytes]) -> list[str]:
@@ -263,14 +307,14 @@ _CHECK_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 def _guard(
     engine: Engine, at: int, chosen: Sequence[Event], served: Sequence[Event], held: Mapping[str, HeldBack],
-    previous: Mapping[str, Event], max_share: float, result: PublishResult,
+    previous_ids: frozenset[str], max_share: float, result: PublishResult,
 ) -> None:
     """Refuse a publication that would hold back or lose too many of the events published before.
 
     An event that left the feeds on purpose (cancelled, or ended longer ago than ``keep_ended_h``)
     is not lost: only events still eligible count.
     """
-    still_eligible = {event.id for event in chosen} & set(previous)
+    still_eligible = {event.id for event in chosen} & previous_ids
     fresh = {event.id for event in served} - set(held)
     lost = sorted(eid for eid in still_eligible if eid not in fresh)
     if not lost or len(lost) <= max_share * len(still_eligible):
@@ -287,12 +331,6 @@ def _guard(
 
 
 # --------------------------------------------------------------------------- the store
-
-
-def _published_versions(engine: Engine) -> dict[str, Event]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(published_events.c.event_id, published_events.c.version))
-        return {row.event_id: Event.model_validate(row.version) for row in rows}
 
 
 def _feed_info(config: Config) -> dict[str, Any]:

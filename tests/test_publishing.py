@@ -157,3 +157,25 @@ def test_the_publish_clock_renews_on_change_or_age_only(
     monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS + 9 * 86_400_000))
     result = publish(engine, config)
     assert (result.status, result.events, incidents(engine)) == ("published", 0, {})
+
+
+def test_publish_exits_1_and_serves_the_same_bytes_when_every_event_fails(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, renderer_fails_on: Any,
+) -> None:
+    from tests.support.paths import DEMO
+
+    assert cli("--config", str(DEMO), "sync").code == 0  # the demo closures, published
+    from exchange.config_file import load_config
+    from exchange.db import open_store
+
+    engine = open_store(load_config(DEMO).database_url)
+    try:
+        first = served(engine)
+        renderer_fails_on(lambda event: True)
+        monkeypatch.setenv("EXCHANGE_NOW", str(int(datetime.now(UTC).timestamp() * 1000) + 3_600_000))
+        failed = cli("--config", str(DEMO), "publish")
+        assert failed.code == 1 and "Traceback" not in failed.err, failed
+        assert failed.err.splitlines()[-1].startswith("error: 3 of 3 published events would be held back"), failed
+        assert served(engine) == first
+    finally:
+        engine.dispose()
