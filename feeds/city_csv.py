@@ -39,7 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Event, Kind
 from feeds.city import parse_polyline
-from feeds.city_fields import CityFormat, check_values, claim_id, event_from_fields, join_parts, parse_error
+from feeds.city_fields import CityFormat, claim_id, event_from_fields, join_parts, parse_error
+from feeds.city_values import check_storable
 from feeds.items import FeedItem, Snapshot, digest
 
 __all__ = [
@@ -196,7 +197,7 @@ def row_event(
     geometry = settings.geometry
     try:
         if not values_checked:
-            check_values(fields)
+            check_storable(fields)
         coordinates = row_coordinates(fields, geometry)
         dropped = set(geometry_columns(geometry))
         return event_from_fields(

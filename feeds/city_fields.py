@@ -33,7 +33,6 @@ from feeds.city_values import EARLIEST, LATEST, TIME_RANGE, text_problem
 __all__ = [
     "CityFieldMapping",
     "CityFormat",
-    "check_values",
     "claim_id",
     "event_from_fields",
     "join_parts",
@@ -260,27 +259,6 @@ def claim_id(raw: Any, field: str, seen: dict[str, int], position: int, *, unit:
         raise ItemRejected(f"{field}: {source_id!r} repeats {unit} {seen[source_id]}", source_id=source_id)
     seen[source_id] = position
     return source_id
-
-
-def check_values(value: Any, path: str = "") -> None:
-    """Refuse what no store keeps faithfully, at any depth: NUL characters, lone surrogates, non-finite numbers."""
-    if isinstance(value, str):
-        problem = text_problem(value, controls=False)
-        if problem is not None:
-            raise ItemRejected(f"{path or 'value'}: {problem}")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ItemRejected(f"{path or 'value'}: {value} is not a finite number")
-    elif isinstance(value, Mapping):
-        for key, inner in value.items():
-            name = str(key)
-            problem = text_problem(name, controls=False)
-            if problem is not None:
-                raise ItemRejected(f"a field name under {path or 'the record'} {problem}")
-            check_values(inner, f"{path}.{name}" if path else name)
-    elif isinstance(value, list | tuple):
-        for position, inner in enumerate(value):
-            check_values(inner, f"{path}[{position}]")
 
 
 def join_parts(parts: Sequence[Sequence[Position]], field: str) -> list[Position]:

@@ -25,7 +25,8 @@ from typing import Any
 
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Event, Kind
-from feeds.city_fields import CityFieldMapping, check_values, claim_id, event_from_fields, join_parts, parse_error
+from feeds.city_fields import CityFieldMapping, claim_id, event_from_fields, join_parts, parse_error
+from feeds.city_values import check_storable
 from feeds.items import FeedItem, Snapshot, digest, load_json
 
 __all__ = [
@@ -108,7 +109,7 @@ def feature_event(
     properties: Mapping[str, Any] = item.record["properties"]
     try:
         if not values_checked:
-            check_values(properties)
+            check_storable(properties)
         return event_from_fields(
             namespace,
             item.source_id,

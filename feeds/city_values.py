@@ -108,22 +108,22 @@ def optional_text(value: str | None, field: str, *, multiline: bool = False) -> 
     return check_text(value, field, multiline=multiline).strip() or None
 
 
-def check_storable(value: Any, path: str) -> None:
-    """Refuse at any depth what no store keeps: NUL, lone surrogates (in keys too), non-finite numbers."""
+def check_storable(value: Any, path: str = "") -> None:
+    """Refuse at any depth what no store keeps faithfully: NUL, lone surrogates (in keys too), non-finite numbers."""
     if isinstance(value, str):
         problem = text_problem(value, controls=False)
         if problem is not None:
-            raise ItemRejected(f"{path}: {problem}")
+            raise ItemRejected(f"{path or 'value'}: {problem}")
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ItemRejected(f"{path}: {value} is not a finite number")
+            raise ItemRejected(f"{path or 'value'}: {value} is not a finite number")
     elif isinstance(value, Mapping):
         for key, inner in value.items():
             name = str(key)
             problem = text_problem(name, controls=False)
             if problem is not None:
-                raise ItemRejected(f"a field name under {path} {problem}")
-            check_storable(inner, f"{path}.{name}")
+                raise ItemRejected(f"a field name under {path or 'the record'} {problem}")
+            check_storable(inner, f"{path}.{name}" if path else name)
     elif isinstance(value, list | tuple):
         for position, inner in enumerate(value):
             check_storable(inner, f"{path}[{position}]")
