@@ -235,11 +235,20 @@ def _serve(
             held[event.id] = _hold(event.id, reason, previous.ids)
         if event.id in held:
             last_good = previous.get(event.id) if held[event.id].served == "previous version" else None
-            if last_good is not None:
+            if last_good is not None and _same(last_good, event):
+                # what was published is this very version (published before it was held back):
+                # nothing newer is held back, and this one goes out no more
+                held[event.id] = HeldBack(held[event.id].reason, "nothing")
+            elif last_good is not None:
                 served.append(last_good)
             continue
         served.append(event)
     return served
+
+
+def _same(published: Event, current: Event) -> bool:
+    ignored = {"road_match", "cluster_id"}
+    return published.model_dump(mode="json", exclude=ignored) == current.model_dump(mode="json", exclude=ignored)
 
 
 def _checked(chosen: Sequence[Event], config: Config, generated: datetime) -> tuple[dict[str, bytes], list[str]]:
@@ -358,12 +367,17 @@ def _content_digest(served: Sequence[Event], config: Config) -> str:
     return digest.hexdigest()
 
 
+#: a publication this close to ``max_age_s`` is renewed now: the clock's ticks drift by milliseconds,
+#: and waiting for the next tick would renew it a whole ``interval_s`` late
+_CLOCK_SLACK_MS = 1_000
+
+
 def _current_publication(engine: Engine, digest: str, at: int, max_age_s: int) -> list[dict[str, Any]]:
     """The stored publication when it says the same and is younger than ``max_age_s``, else nothing."""
     with engine.connect() as conn:
         rows = [dict(row._mapping) for row in conn.execute(select(publications))]
     current = (len(rows) == len(FEED_CONTENT_TYPES) and all(row["content_digest"] == digest for row in rows)
-               and all(at - row["published_ms"] < max_age_s * 1000 for row in rows))
+               and all(at - row["published_ms"] < max_age_s * 1000 - _CLOCK_SLACK_MS for row in rows))
     return rows if current else []
 
 

@@ -22,7 +22,7 @@ from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations
 from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError, FetchError, ItemRejected, StoreError
-from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis
+from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, to_millis
 from exchange.runtime import collector_paused, fault_point, now_ms
 from exchange.schema import events, sightings, sources, sync_runs
 from exchange.store import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_to_row, event_values, insert_revisions
@@ -271,7 +271,9 @@ class Reconciler:
                 event = self._convert(item)
                 if event is not None:  # a rejected new version still shows the event is alive
                     changed[eid] = event
-            elif previous[1] == "ended":
+            elif previous[1] in ("ended", "cancelled") and eid not in mine:
+                # back in a source that had lost it (ending removed its sightings); an event an
+                # operator ended or cancelled while its source still lists it stays so
                 reopened.append(eid)
             else:
                 result.unchanged += 1
@@ -292,15 +294,22 @@ class Reconciler:
         if changed:
             self._update_changed(changed)
         if reopened:
-            self.db.update(events, ("status", "end_ms", "updated_ms"), "id",
-                           [("active", None, self.now, eid) for eid in reopened])
-            self._revisions(reopened, "reopened", [{"status": ["ended", "active"]}] * len(reopened))
-            result.updated += len(reopened)
+            self._reopen({eid: items[eid] for eid in reopened}, known)
         name = self.source.name
         self.db.insert(sightings, ("event_id", "source_name", "missed", "missing_since_ms"),
                        [(eid, name, 0, None) for eid in new_sightings])
         self.db.many("UPDATE sightings SET missed=0, missing_since_ms=NULL WHERE event_id=? AND source_name=?",
                      [(eid, name) for eid in reset_sightings])
+
+    def _reopen(self, items: dict[str, FeedItem], known: dict[str, tuple[str, str]]) -> None:
+        """Active again, with the end its source gives (ending had replaced it with the time it went missing)."""
+        back = {eid: event for eid, item in items.items() if (event := self._convert(item)) is not None}
+        self.db.update(events, ("status", "end_ms", "updated_ms"), "id", [
+            ("active", to_millis(event.end_time) if event.end_time else None, self.now, eid)
+            for eid, event in back.items()
+        ])
+        self._revisions(list(back), "reopened", [{"status": [known[eid][1], "active"]} for eid in back])
+        self.result.updated += len(back)
 
     def _update_changed(self, changed: dict[str, Event]) -> None:
         old_rows = {

@@ -179,3 +179,16 @@ def test_publish_exits_1_and_serves_the_same_bytes_when_every_event_fails(
         assert served(engine) == first
     finally:
         engine.dispose()
+
+
+def test_a_lint_hold_back_never_serves_the_very_version_it_holds_back(
+    engine: Engine, config: Config, closures: list[str],
+) -> None:
+    numbered = add_closure(engine, ClosureInput(street="1200 Wood Street", points=LINE, description="Numbered",
+                                                start="2026-03-02T08:00:00-08:00"), zone=config.zone, placement=None)
+    assert publish(engine, config).status == "published" and numbered.id in incidents(engine)
+    config.publish.hold_back_failing = True
+    result = publish(engine, config)
+    assert result.held_back[numbered.id].startswith("held back: "), result.held_back
+    assert "house number" in result.held_back[numbered.id]
+    assert numbered.id not in incidents(engine) and set(closures) <= set(incidents(engine))

@@ -265,14 +265,17 @@ def inspect_feed(
     the event's current version is not in the feeds (a failed check; its last good version may
     still be served).
     """
+    from exchange.model import to_millis
     from exchange.publish import eligible_events, held_back_now
     from exchange.runtime import now_ms
+    from exchange.store import shown_status
     from feeds.lint import feed_success_share, lint_event
 
     config = context.state.config
     placement = context.placement()
     engine = context.engine()
-    chosen = eligible_events(engine, at_ms=now_ms(), keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
+    at = now_ms()
+    chosen = eligible_events(engine, at_ms=at, keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
     held = held_back_now(engine)
     network = placement.network if placement is not None else None
     records: list[dict[str, Any]] = []
@@ -281,7 +284,9 @@ def inspect_feed(
         found = lint_event(event, network)
         findings.append(found)
         records.append({
-            "id": event.id, "street": event.street, "status": event.status.value,
+            "id": event.id, "street": event.street,
+            "status": shown_status({"status": event.status.value, "origin": event.origin.value,
+                                    "start_ms": to_millis(event.start_time) if event.start_time else None}, at),
             "held_back": held.get(event.id),
             "blocking": "; ".join(p.message for p in found if p.severity == "error") or None,
             "warnings": "; ".join(p.message for p in found if p.severity != "error") or None,

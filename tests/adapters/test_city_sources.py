@@ -378,6 +378,25 @@ def test_a_planned_row_that_leaves_its_source_is_cancelled_not_ended_before_its_
     assert stored(engine)["C-1"]["status"] == "active"
 
 
+def test_rows_back_in_their_source_come_back_with_their_own_end(engine: Engine, tmp_path: Path) -> None:
+    rows = [closure("C-1", end="2099-03-09 17:00"), closure("C-9", start="2099-01-01 08:00", end="2099-02-01 08:00")]
+    path = write_csv(tmp_path / "c.csv", [HEADER, *rows, closure("C-5")])
+    source = build(CSV_WKT, url=str(path))
+    ingest(engine, source)
+    ends = {key: row["end_ms"] for key, row in stored(engine).items()}
+    write_csv(path, [HEADER, closure("C-5")])
+    for _ in range(LIFECYCLE.end_after_missed_polls):
+        ingest(engine, source)
+    assert (stored(engine)["C-1"]["status"], stored(engine)["C-9"]["status"]) == ("ended", "cancelled")
+    assert stored(engine)["C-1"]["end_ms"] != ends["C-1"], "ended when it went missing"
+    write_csv(path, [HEADER, *rows, closure("C-5")])
+    result = ingest(engine, source)
+    assert (result.updated, result.unchanged) == (2, 1)
+    back = stored(engine)
+    assert (back["C-1"]["status"], back["C-1"]["end_ms"]) == ("active", ends["C-1"])
+    assert (back["C-9"]["status"], back["C-9"]["end_ms"]) == ("active", ends["C-9"])
+
+
 def test_special_characters_are_stored_intact(engine: Engine, tmp_path: Path) -> None:
     street = "O'Connell & \"Sons\" <Bypass> Straße"
     description = 'Fermé: <b>café</b> & crème brûlée ]]> "quoted", it\'s <![CDATA[x]]> ñ 日本'
