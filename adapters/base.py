@@ -42,6 +42,12 @@ class Source(ABC):
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[BaseModel]]
+    #: True when a payload's own time identifies the snapshot it holds (the Waze feed's
+    #: ``startTimeMillis`` window): a payload with the newest time already reconciled is then a
+    #: duplicate, an older one history. False for city feeds, whose timestamp (WZDx
+    #: ``update_date``, CIFS ``timestamp``) says when the publisher last wrote and may stay put
+    #: while features are removed, or go back: every payload read from them is a poll.
+    time_identifies_snapshot: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: dict[str, Any], *, zone: tzinfo = UTC) -> None:
         self.name = name

@@ -29,6 +29,7 @@ class WazeFeedSettings(HttpSourceSettings):
 class WazeFeedAdapter(HttpSource):
     kind: ClassVar[str] = "waze-feed"
     settings_model: ClassVar[type[BaseModel]] = WazeFeedSettings
+    time_identifies_snapshot: ClassVar[bool] = True
     settings: WazeFeedSettings
 
     def read(self, body: bytes) -> Snapshot:

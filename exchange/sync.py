@@ -77,6 +77,9 @@ def sync_source(
         _record_failure(engine, source, started, str(exc.message))
         raise
     if fetched.body is None:
+        # 304 Not Modified: everything the last payload listed is still listed. Nothing is read,
+        # so nothing is ended, no missed poll is counted and none is reset; an event already
+        # missing from that payload keeps its count until a payload is read again
         result = SyncResult(source=source.name, status="not-modified")
         with writing(engine) as conn:
             _ensure_source(conn, source, started)
@@ -171,16 +174,20 @@ class Reconciler:
         result.item_errors.extend(snapshot.errors)
         self.values_checked = snapshot.values_checked
         state = self.conn.execute(
-            select(sources.c.newest_snapshot_ms, sources.c.recent_counts).where(sources.c.name == self.source.name)
+            select(sources.c.newest_snapshot_ms, sources.c.recent_counts, sources.c.last_success_ms)
+            .where(sources.c.name == self.source.name)
         ).one()
         newest = state.newest_snapshot_ms
         taken = snapshot.taken_ms
-        if taken is not None and newest is not None and taken == newest:
+        # only a feed whose time identifies its snapshot (Waze) has duplicates and history; a city
+        # feed's timestamp can stay put while features are removed, so every payload read is a poll
+        timed = self.source.time_identifies_snapshot and taken is not None and newest is not None
+        if timed and taken == newest:
             result.status, result.unchanged = "duplicate", len(snapshot.items)
             result.message = "this snapshot was already reconciled; nothing changed"
             result.run_id = _insert_run(self.conn, self.source.name, self.now, result)
             return result
-        history = taken is not None and newest is not None and taken < newest
+        history = timed and taken is not None and newest is not None and taken < newest
         if history:
             result.status = "history"
             result.message = "older than the newest snapshot: stored as history only"
@@ -193,8 +200,11 @@ class Reconciler:
         if not history:
             counts = {kind.value: snapshot.count(kind) for kind in snapshot.kinds_present}
             suspect = self._suspect_kinds(counts, state.recent_counts or {})
-            self._age_missing(items, mine, snapshot.kinds_present - suspect, newest)
-            self._update_source(counts, state.recent_counts or {}, taken)
+            # when the events now missing were last seen: the snapshot before this one for Waze,
+            # the last poll that read a payload for a city source (its own timestamp may be stale)
+            last_seen = newest if self.source.time_identifies_snapshot else state.last_success_ms
+            self._age_missing(items, mine, snapshot.kinds_present - suspect, last_seen)
+            self._update_source(counts, state.recent_counts or {}, taken, newest)
             if self.placement is not None:
                 self._cluster()
                 link_confirmations(self.conn, self.now)
@@ -350,12 +360,17 @@ class Reconciler:
 
     def _age_missing(
         self, items: dict[str, FeedItem], mine: dict[str, int], kinds: frozenset[Kind] | set[Kind],
-        previous_snapshot_ms: int | None,
+        last_seen_ms: int | None,
     ) -> None:
-        """Count one more missed poll for this source's events absent from the snapshot; end the lapsed."""
+        """Count one more missed poll for this source's events absent from the snapshot; end the lapsed.
+
+        Called for every poll whose payload was read, and only then: a 304 Not Modified never gets
+        here (see :func:`sync_source`), nor does a duplicate or an older Waze snapshot.
+        ``last_seen_ms`` is when the events that go missing now were last listed.
+        """
         wanted = {kind.value for kind in kinds}
         limit = self.lifecycle.end_after_missed_polls
-        since = previous_snapshot_ms if previous_snapshot_ms is not None else self.now
+        since = last_seen_ms if last_seen_ms is not None else self.now
         missing: list[str] = []
         lapsed: list[str] = []
         for eid, missed in mine.items():
@@ -416,13 +431,15 @@ class Reconciler:
         self.db.update(events, ("cluster_id",), "id",
                        [(assigned[a.id], a.id) for a in alerts if assigned[a.id] != a.cluster_id])
 
-    def _update_source(self, counts: dict[str, int], recent: dict[str, list[int]], taken: int | None) -> None:
+    def _update_source(
+        self, counts: dict[str, int], recent: dict[str, list[int]], taken: int | None, newest: int | None
+    ) -> None:
         window = self.lifecycle.suspect_window
         merged = dict(recent)
         for kind, count in counts.items():
             merged[kind] = ([*merged.get(kind, []), count])[-window:]
         values: dict[str, Any] = {"recent_counts": merged, "last_success_ms": self.now}
-        if taken is not None:
+        if taken is not None and (newest is None or taken > newest):  # a city feed's timestamp may go back
             values["newest_snapshot_ms"] = taken
         self.conn.execute(update(sources).where(sources.c.name == self.source.name).values(**values))
 
