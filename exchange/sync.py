@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,9 @@ if TYPE_CHECKING:  # the geometry stack (numpy, shapely, pyproj) loads only when
 __all__ = ["SyncResult", "ingest_payload", "sync_source"]
 
 log = logging.getLogger("exchange.sync")
+
+#: how many of the ids listed twice in one snapshot the run's message names
+DUPLICATES_SHOWN = 5
 
 @dataclass
 class SyncResult:
@@ -190,15 +194,16 @@ class Reconciler:
         history = timed and taken is not None and newest is not None and taken < newest
         if history:
             result.status = "history"
-            result.message = "older than the newest snapshot: stored as history only"
+            self._note("older than the newest snapshot: stored as history only")
         result.run_id = _insert_run(self.conn, self.source.name, self.now, result)
 
-        items = {event_id(self.source.namespace, item.kind, item.source_id): item for item in snapshot.items}
+        items = self._identify(snapshot.items)
         known, mine = self._state(items)
         self._apply_items(items, known, {} if history else mine, history=history, taken=taken)
         fault_point("mid-reconcile")
         if not history:
-            counts = {kind.value: snapshot.count(kind) for kind in snapshot.kinds_present}
+            listed = Counter(item.kind for item in items.values())  # an id listed twice counts once
+            counts = {kind.value: listed[kind] for kind in snapshot.kinds_present}
             suspect = self._suspect_kinds(counts, state.recent_counts or {})
             # when the events now missing were last seen: the snapshot before this one for Waze,
             # the last poll that read a payload for a city source (its own timestamp may be stale)
@@ -213,6 +218,32 @@ class Reconciler:
             update(sync_runs).where(sync_runs.c.id == result.run_id).values(**_run_values(result, self.now))
         )
         return result
+
+    def _note(self, message: str) -> None:
+        """Add one note to the run's message (several can apply to one poll)."""
+        self.result.message = f"{self.result.message}; {message}" if self.result.message else message
+
+    def _identify(self, feed_items: list[FeedItem]) -> dict[str, FeedItem]:
+        """The snapshot's items by event id; an id listed twice keeps its last occurrence, counted in the message."""
+        items: dict[str, FeedItem] = {}
+        repeated: dict[str, None] = {}  # ordered: the ids in the order their first repeat appears
+        for item in feed_items:
+            eid = event_id(self.source.namespace, item.kind, item.source_id)
+            if eid in items:
+                repeated[eid] = None
+            items[eid] = item
+        if repeated:
+            folded = len(feed_items) - len(items)
+            shown = list(repeated)[:DUPLICATES_SHOWN]
+            more = f" and {len(repeated) - len(shown)} more" if len(repeated) > len(shown) else ""
+            message = (
+                f"{folded} duplicate item{'s' if folded != 1 else ''} folded: {len(repeated)} "
+                f"id{'s' if len(repeated) != 1 else ''} listed more than once, the last occurrence kept "
+                f"({', '.join(shown)}{more})"
+            )
+            self._note(message)
+            log.warning("%s: %s", self.source.name, message)
+        return items
 
     # -- reading state
 
@@ -354,7 +385,7 @@ class Reconciler:
                 notes.append(f"{kind}: {count} vs recent median {median:g}")
         if notes:
             message = "suspect feed, nothing of that kind ended (" + "; ".join(notes) + ")"
-            self.result.message = message
+            self._note(message)
             log.warning("%s: %s", self.source.name, message)
         return suspect
 

@@ -157,6 +157,38 @@ def test_an_older_snapshot_is_history_only(engine: Engine) -> None:
     assert status_of(engine)["waze:alert:a1"] == "active"
 
 
+def test_ids_listed_twice_in_one_feed_are_counted_and_the_last_kept(engine: Engine) -> None:
+    data = feed(0, alerts=[alert("a1", nThumbsUp=1), alert("a2"), alert("a1", nThumbsUp=2), alert("a1", nThumbsUp=3)],
+                jams=[jam(7, level=1), jam(7, level=4), jam(8)])
+    result = ingest(engine, data)
+    assert (result.status, result.fetched, result.new, result.rejected) == ("ok", 7, 4, 0)
+    assert result.message == (
+        "3 duplicate items folded: 2 ids listed more than once, the last occurrence kept (waze:alert:a1, waze:jam:7)"
+    )
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(events.c.id, events.c.thumbs_up)).all())
+        level = conn.execute(select(events.c.level).where(events.c.id == "waze:jam:7")).scalar_one()
+        message = conn.execute(select(sync_runs.c.message).where(sync_runs.c.id == result.run_id)).scalar_one()
+    assert stored["waze:alert:a1"] == 3 and level == 4 and message == result.message
+    again = ingest(engine, feed(1, alerts=[alert("a1", nThumbsUp=3), alert("a2")], jams=[jam(7, level=4), jam(8)]))
+    assert (again.unchanged, again.updated, again.message) == (4, 0, None)
+
+
+def test_many_ids_listed_twice_name_the_first_and_join_other_notes(engine: Engine) -> None:
+    many = [alert(f"a{i}") for i in range(50)]
+    for poll in range(3):
+        ingest(engine, feed(poll, alerts=many))
+    twice = [alert(f"a{i}") for i in range(7)] * 2
+    result = ingest(engine, feed(3, alerts=twice))
+    assert result.message is not None
+    folded, suspect = result.message.split("; ")
+    assert folded == (
+        "7 duplicate items folded: 7 ids listed more than once, the last occurrence kept "
+        "(waze:alert:a0, waze:alert:a1, waze:alert:a2, waze:alert:a3, waze:alert:a4 and 2 more)"
+    )
+    assert suspect.startswith("suspect feed") and "alert: 7 vs recent median 50" in suspect, "an id counts once"
+
+
 def test_overlapping_sources_share_one_event(engine: Engine) -> None:
     north, south = waze("waze-north"), waze("waze-south")
     ingest(engine, feed(0, alerts=[alert("shared"), alert("north-only")]), north)
