@@ -167,8 +167,9 @@ def test_a_city_feed_whose_timestamp_stays_ends_what_it_no_longer_lists(
     # the feeds carry the ended one with its end for publish.keep_ended_h, then drop it
     now = cifs_incidents(engine, config)
     assert set(now) == {kept, gone}, "a planned one that went away leaves at once"
-    assert now[gone] is not None and ms(now[gone]) == listed_ms
-    assert before[gone] is not None and ms(before[gone]) > listed_ms
+    ended_at, planned_end = now[gone], before[gone]
+    assert ended_at is not None and ms(ended_at) == listed_ms
+    assert planned_end is not None and ms(planned_end) > listed_ms
     clock.advance(round(config.publish.keep_ended_h * 3_600_000) + POLL_MS)
     assert set(cifs_incidents(engine, config)) == {kept}
 
