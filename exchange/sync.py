@@ -81,13 +81,19 @@ def sync_source(
         _record_failure(engine, source, started, str(exc.message))
         raise
     if fetched.body is None:
-        # 304 Not Modified: everything the last payload listed is still listed. Nothing is read,
-        # so nothing is ended, no missed poll is counted and none is reset; an event already
-        # missing from that payload keeps its count until a payload is read again
+        # 304 Not Modified: the same payload as the last one read. Everything it listed is still
+        # listed (nothing is reset); what it no longer listed is missed once more, as a 200 with the
+        # same bytes would be, so a removal behind a caching server still ends on time
         result = SyncResult(source=source.name, status="not-modified")
-        with writing(engine) as conn:
+        with writing(engine, lock=f"source:{source.name}") as conn:
             _ensure_source(conn, source, started)
             result.run_id = _insert_run(conn, source.name, started, result)
+            if not source.time_identifies_snapshot:
+                reconciler = Reconciler(conn, source, lifecycle, started, placement)
+                reconciler.result = result
+                reconciler.miss_again()
+                conn.execute(update(sync_runs).where(sync_runs.c.id == result.run_id)
+                             .values(**_run_values(result, started)))
         return result
     return ingest_payload(
         engine, source, fetched.body, lifecycle, started_ms=started,
@@ -395,8 +401,8 @@ class Reconciler:
     ) -> None:
         """Count one more missed poll for this source's events absent from the snapshot; end the lapsed.
 
-        Called for every poll whose payload was read, and only then: a 304 Not Modified never gets
-        here (see :func:`sync_source`), nor does a duplicate or an older Waze snapshot.
+        Called for every poll whose payload was read (a 304 of a city source goes to
+        :meth:`miss_again` instead); never for a duplicate or an older Waze snapshot.
         ``last_seen_ms`` is when the events that go missing now were last listed.
         """
         wanted = {kind.value for kind in kinds}
@@ -414,6 +420,18 @@ class Reconciler:
             "UPDATE sightings SET missed = missed + 1, missing_since_ms = COALESCE(missing_since_ms, ?) "
             "WHERE source_name = ? AND", "event_id", missing, (since, self.source.name), rows=False,
         )
+        if lapsed:
+            self._end(lapsed, limit)
+
+    def miss_again(self) -> None:
+        """A 304: one more missed poll for the events the last payload already did not list."""
+        limit = self.lifecycle.end_after_missed_polls
+        rows = self.db.fetch("SELECT event_id, missed FROM sightings WHERE source_name = ? AND missed >= 1",
+                             (self.source.name,))
+        still = [eid for eid, _ in rows]
+        self.db.where_in("UPDATE sightings SET missed = missed + 1 WHERE source_name = ? AND", "event_id", still,
+                         (self.source.name,), rows=False)
+        lapsed = [eid for eid, missed in rows if missed + 1 >= limit]
         if lapsed:
             self._end(lapsed, limit)
 
