@@ -37,7 +37,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from adapters.base import Fetched, Watermark
-from adapters.http import fetch_url, redact_location
+from adapters.http import fetch_url, mask_secrets, redact_location
 from adapters.http_source import CitySourceSettings, HttpSource
 from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
 from exchange.model import Event
@@ -145,8 +145,7 @@ def _page(body: bytes, page: int, shown: str, secrets: list[str]) -> tuple[list[
         details = error.get("details")
         parts = [error.get("message") or "no message", *(details if isinstance(details, list) else [])]
         text = "; ".join(str(part) for part in parts if part)
-        for secret in secrets:
-            text = text.replace(secret, "***")
+        text = mask_secrets(text, secrets)
         kind = UpstreamUnavailable if isinstance(code, int) and code >= 500 else UpstreamRefused
         raise kind(f"{shown} answered Esri error {code}: {text}")
     features = document.get("features")

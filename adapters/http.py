@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
 from adapters.base import Fetched, Watermark
 from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
@@ -22,7 +22,7 @@ from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailabl
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["HttpPolicy", "fetch_url", "redact_location"]
+__all__ = ["HttpPolicy", "fetch_url", "mask_secrets", "redact_location"]
 
 _SECRET_QUERY_KEYS = frozenset({"tk", "token", "key", "apikey", "api_key", "access_token", "secret", "sig"})
 _SECRET_SEGMENT_AFTER = frozenset({"waze-feeds", "partners", "feeds-tvt", "token", "tokens"})
@@ -41,15 +41,27 @@ class HttpPolicy:
     user_agent: str = "traffic-exchange"
 
 
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret masked, raw and in the forms a URL gives it (percent- and form-encoded).
+
+    >>> mask_secrets("token=a%2Fb+c, a/b c", ["a/b c"])
+    'token=***, ***'
+    """
+    for secret in secrets:
+        if secret:
+            for form in sorted({secret, quote(secret), quote(secret, safe=""), quote_plus(secret)}, key=len,
+                               reverse=True):
+                text = text.replace(form, "***")
+    return text
+
+
 def redact_location(location: str, secrets: Iterable[str] = ()) -> str:
     """A URL safe to log: known secrets, token-like path segments and secret query values masked.
 
     >>> redact_location("https://www.waze.com/partnerhub-api/partners/123/waze-feeds/abc?format=1")
     'https://www.waze.com/partnerhub-api/partners/***/waze-feeds/***?format=1'
     """
-    for secret in secrets:
-        if secret:
-            location = location.replace(secret, "***")
+    location = mask_secrets(location, secrets)
     if "://" not in location or location.startswith("file://"):
         return location
     parts = urlsplit(location)

@@ -18,6 +18,7 @@ from adapters import validate_source_settings
 from exchange.config import Config
 from exchange.errors import ConfigError
 from exchange.model import first_problem
+from exchange.redaction import register_config_secrets
 
 __all__ = ["default_config", "load_config"]
 
@@ -54,6 +55,7 @@ def _validate(raw: dict[str, Any], path: Path | None) -> Config:
     config.path = path
     for source in config.sources:
         validate_source_settings(source)
+    register_config_secrets(config)  # the tokens its sources name are masked in every log line
     return config
 
 

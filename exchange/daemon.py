@@ -15,6 +15,7 @@ from exchange.config import Config, SourceConfig
 from exchange.cycle import sync_then_publish
 from exchange.errors import ExchangeError, UsageError
 from exchange.placement import Placement
+from exchange.redaction import install_log_redaction, register_config_secrets
 
 __all__ = ["build_scheduler", "run_daemon"]
 
@@ -50,7 +51,13 @@ def _republish(engine: Engine, config: Config, placement: Placement | None) -> N
 
 
 def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None) -> Any:
-    """One job per enabled source on its interval, and the publish clock; none started yet."""
+    """One job per enabled source on its interval, and the publish clock; none started yet.
+
+    The sources' tokens are registered as secrets and the redaction filter installed on the
+    logging set-up there is (the CLI's, or an embedding program's), so no poll logs a token.
+    """
+    register_config_secrets(config)
+    install_log_redaction()
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from exchange.db import db_error_message, writing
 from exchange.errors import NotFound, StoreError, UsageError
+from exchange.redaction import register_secret
 from exchange.runtime import now_ms as current_ms
 from exchange.schema import downloads, partners
 
@@ -87,6 +88,7 @@ def add_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> str:
     """
     validate_name(name)
     token = secrets.token_urlsafe(32)
+    register_secret(token)  # masked in any log line of this process (exchange.redaction)
     values = {"token_hash": hash_token(token), "created_ms": now_ms or current_ms(), "revoked_ms": None}
     try:
         with writing(engine, lock="partners") as conn:

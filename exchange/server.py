@@ -68,6 +68,7 @@ from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
 from exchange.partners import ANONYMOUS, hash_token
 from exchange.publications import FEEDS
+from exchange.redaction import install_log_redaction
 from exchange.runtime import now_ms
 from exchange.schema import downloads, partners, publications
 
@@ -77,14 +78,12 @@ __all__ = [
     "accepts_gzip",
     "create_app",
     "default_cache_control",
-    "redact_tokens",
 ]
 
 log = logging.getLogger("exchange.server")
 
 REALM = "traffic-exchange"
 _ETAG = re.compile(r'(?:W/)?("[^"]*")')
-_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])token=)[^&\s]*")
 
 
 def default_cache_control(require_token: bool, max_age: int = 60) -> str:
@@ -138,28 +137,6 @@ def _http_date_s(value: str) -> int | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return int(when.timestamp())
-
-
-def redact_tokens(text: str) -> str:
-    """Hide ``?token=`` values: uvicorn's access log prints the query string.
-
-    >>> redact_tokens("/feeds/cifs.xml?a=1&token=s3cret&b=2")
-    '/feeds/cifs.xml?a=1&token=REDACTED&b=2'
-    """
-    return _TOKEN_IN_QUERY.sub(r"\1REDACTED", text)
-
-
-class _RedactTokens(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, str) and "token=" in a for a in record.args):
-            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def _install_log_redaction() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _RedactTokens) for f in access.filters):
-        access.addFilter(_RedactTokens())
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -510,7 +487,8 @@ def create_app(
     """
     server = FeedServer(engine, require_token=require_token, refresh_s=refresh_s, flush_s=flush_s,
                         cache_control=cache_control)
-    _install_log_redaction()
+    # uvicorn's access log prints the query string, ?token= included: masked (exchange.redaction)
+    install_log_redaction()
 
     async def health(_request: Request) -> JSONResponse:
         feeds = server.feeds
@@ -537,6 +515,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        install_log_redaction()  # again: uvicorn may have set up handlers of its own since create_app
         await run_in_threadpool(server.refresh)
         task = asyncio.create_task(server.run(), name="exchange-feed-refresh")
         try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from exchange.config import Config
 from exchange.errors import ExchangeError, NotFound
+from exchange.redaction import install_log_redaction
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -58,6 +59,8 @@ def setup_logging(level: str, verbose: int) -> None:
     logging.basicConfig(level=chosen, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
     # Alembic narrates every migration step at INFO; one line from `db upgrade` is enough.
     logging.getLogger("alembic").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+    # after basicConfig: the filter goes on the handler it installed (and on every logger)
+    install_log_redaction()
 
 
 def engine() -> Engine:

@@ -160,10 +160,12 @@ def _announcing_server(config: Any, ready_message: str) -> Any:
 def worker_app() -> Starlette:
     """The app of one ``--workers`` process (uvicorn factory): settings come from the parent."""
     from exchange.db import open_store
+    from exchange.redaction import register_url_password
     from exchange.server import create_app
 
     settings = json.loads(os.environ[_WORKER_SETTINGS])
     context.setup_logging(settings["log_level"], settings["verbose"])
+    register_url_password(settings["database_url"])
     engine = open_store(settings["database_url"])
     return create_app(engine, require_token=settings["require_token"], refresh_s=settings["refresh_s"],
                       flush_s=settings["flush_s"], cache_control=settings["cache_control"])

@@ -1,0 +1,386 @@
+"""No secret in any log line (#9): source tokens in a query string, in a URL path and in the ArcGIS
+query never reach a log record, at DEBUG or INFO, from ``exchange sync``, the daemon in-process
+(an embedding program's logging set-up) and ``exchange run`` as a process.
+
+Every record of every logger is captured by a handler added AFTER the application set up its
+logging, placed before the application's own handler (so no filter of that handler has rewritten
+the record yet), and by pytest's caplog; the process's stderr is read as well. The tokens carry
+characters a URL encodes, and each captured text is searched for every encoding of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus, unquote, urlsplit
+
+import pytest
+
+from tests.support.helpers import BASE_MS, Run, alert, feed, http_server
+
+#: one token per way a token reaches a URL; each holds characters a URL encodes
+TOKENS = {
+    "WAZE_QUERY_TOKEN": "wq-Qu3ry/s3cr3t+x y=z",  # ?token={token} (httpx encodes the query)
+    "WAZE_PATH_TOKEN": "wp-P4th s3cr3t-é",  # .../waze-feeds/{token} (percent-encoded in the path)
+    "ARCGIS_TOKEN": "ag-Arc+GIS/s3cr3t=42",  # &token= added by the ArcGIS source (urlencode: quote_plus)
+}
+SOURCES = ("waze-query", "waze-path", "waze-down", "arcgis", "arcgis-refused")
+
+CONFIG = """
+timezone = "America/Denver"
+
+[[sources]]
+name = "waze-query"
+url = "{base}/feed?format=1&token={{token}}"
+token_env = "WAZE_QUERY_TOKEN"
+interval_s = 3600
+jitter_s = 0
+
+[[sources]]
+name = "waze-path"
+url = "{base}/partnerhub-api/partners/12345/waze-feeds/{{token}}?format=1"
+token_env = "WAZE_PATH_TOKEN"
+interval_s = 3600
+jitter_s = 0
+
+# answers 503: retried, then a failed run whose message names the (redacted) URL
+[[sources]]
+name = "waze-down"
+url = "{base}/down?token={{token}}"
+token_env = "WAZE_QUERY_TOKEN"
+interval_s = 3600
+jitter_s = 0
+retries = 1
+backoff_s = 0.01
+max_backoff_s = 0.01
+
+[[sources]]
+name = "arcgis"
+kind = "arcgis"
+url = "{base}/arcgis/rest/services/Closures/FeatureServer/0"
+token_env = "ARCGIS_TOKEN"
+namespace = "gis"
+interval_s = 3600
+jitter_s = 0
+mapping = {{ id = "closure_id", street = "STREET", start = "START_DATE", default_type = "ROAD_CLOSED" }}
+
+# an Esri error body that echoes the token back
+[[sources]]
+name = "arcgis-refused"
+kind = "arcgis"
+url = "{base}/arcgis/rest/services/Refused/FeatureServer/0"
+token_env = "ARCGIS_TOKEN"
+namespace = "gis2"
+interval_s = 3600
+jitter_s = 0
+mapping = {{ id = "closure_id" }}
+"""
+
+WAZE_BODY = feed(0, alerts=[alert("a1")])
+ARCGIS_BODY = json.dumps({
+    "type": "FeatureCollection",
+    "features": [{
+        "type": "Feature", "id": 1,
+        "geometry": {"type": "LineString", "coordinates": [[-104.99, 39.74], [-104.99, 39.741]]},
+        "properties": {"closure_id": "A-1", "STREET": "Main Street", "START_DATE": BASE_MS},
+    }],
+}).encode()
+
+
+def encodings(token: str) -> set[str]:
+    """The forms a token takes in a URL or a log line: raw, percent-encoded, form-encoded."""
+    return {token, quote(token), quote(token, safe=""), quote_plus(token), quote(token, safe="/:@!$&'()*+,;="),
+            quote(token).lower(), quote(quote(token, safe=""), safe="")}
+
+
+FORBIDDEN = {form for token in TOKENS.values() for form in encodings(token)}
+
+
+def leaks(text: str) -> list[str]:
+    return sorted(form for form in FORBIDDEN if form in text)
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    """The Waze feed, an ArcGIS layer, a 503 and an Esri error, on one local server."""
+
+    targets: list[str]
+
+    def do_GET(self) -> None:
+        self.targets.append(self.path)
+        path = urlsplit(self.path).path
+        status, body = 200, WAZE_BODY
+        if path == "/down":
+            status, body = 503, b"down"
+        elif path.endswith("/Closures/FeatureServer/0/query"):
+            body = ARCGIS_BODY
+        elif path.endswith("/Refused/FeatureServer/0/query"):
+            token = dict(part.split("=", 1) for part in urlsplit(self.path).query.split("&")).get("token", "")
+            message = f"Invalid token {unquote(token.replace('+', ' '))}"
+            body = json.dumps({"error": {"code": 498, "message": message, "details": [f"token={token}"]}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[str, list[str]]]:
+    targets: list[str] = []
+    with http_server(type("Upstream", (_Upstream,), {"targets": targets})) as base:
+        yield base, targets
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, upstream: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch,
+                data_dir: Path) -> Path:
+    for name, value in TOKENS.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "exchange.toml"
+    path.write_text(CONFIG.format(base=upstream[0]), encoding="utf-8")
+    return path
+
+
+def check_targets(targets: list[str]) -> None:
+    """The tokens did travel, in an encoding ``encodings`` knows (else the search below would be blind)."""
+    for name, token in TOKENS.items():
+        assert any(form in target for target in targets for form in encodings(token)), (name, targets)
+    paths = {urlsplit(target).path.split("/waze-feeds/")[0] for target in targets}
+    assert {"/feed", "/partnerhub-api/partners/12345", "/down", "/arcgis/rest/services/Closures/FeatureServer/0/query",
+            "/arcgis/rest/services/Refused/FeatureServer/0/query"} <= paths, paths
+
+
+class Capture(logging.Handler):
+    """Every record of every logger, formatted with its traceback and stack, as a handler added
+    after the application's logging set-up sees it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+        self.records: list[logging.LogRecord] = []
+        self._lock_lines = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        with self._lock_lines:
+            self.records.append(record)
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        with self._lock_lines:
+            return "\n".join(self.lines)
+
+
+def add_foreign_handlers(capture: Capture, caplog: pytest.LogCaptureFixture) -> None:
+    """The capture first on the root (before the application's handler), then caplog's handler."""
+    root = logging.getLogger()
+    root.handlers.insert(0, capture)
+    caplog.handler.setLevel(logging.DEBUG)
+    root.addHandler(caplog.handler)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def assert_clean(capture: Capture, caplog: pytest.LogCaptureFixture, *texts: str) -> None:
+    assert capture.records, "nothing was captured"
+    for text in (capture.text, caplog.text, *texts):
+        assert leaks(text) == [], text
+    for record in capture.records:
+        assert leaks(record.getMessage()) == [] and leaks(repr(record.args)) == [], record
+        assert record.levelno >= logging.DEBUG
+
+
+# --------------------------------------------------------------------------- exchange sync, in-process
+
+
+@pytest.mark.parametrize("verbose", [True, False], ids=["debug", "info"])
+def test_sync_logs_no_token(verbose: bool, config_path: Path, upstream: tuple[str, list[str]],
+                            cli: Callable[..., Run], caplog: pytest.LogCaptureFixture,
+                            monkeypatch: pytest.MonkeyPatch, restore_logging: None) -> None:
+    from exchange.cli import context
+
+    capture = Capture()
+    original = context.setup_logging
+
+    def setup_then_capture(level: str, verbosity: int) -> None:
+        original(level, verbosity)
+        add_foreign_handlers(capture, caplog)
+
+    monkeypatch.setattr(context, "setup_logging", setup_then_capture)
+    run = cli("--config", str(config_path), *(["-v"] if verbose else []), "sync")
+    assert run.code == 1, run  # waze-down and arcgis-refused fail; the others are synced
+    check_targets(upstream[1])
+    assert_clean(capture, caplog, run.out, run.err)
+    requests = [line for line in capture.lines if line.startswith("INFO httpx: HTTP Request: GET")]
+    assert len(requests) == 6, requests  # 5 sources, one retry of the 503
+    assert all("***" in line for line in requests), requests
+    assert "error: arcgis-refused:" in run.err and "Invalid token ***" in run.err, run.err
+    assert any(line.startswith("DEBUG httpcore") for line in capture.lines) is verbose
+
+
+# --------------------------------------------------------------------------- the daemon, in-process
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO], ids=["debug", "info"])
+def test_the_daemon_logs_no_token(level: int, config_path: Path, upstream: tuple[str, list[str]],
+                                  caplog: pytest.LogCaptureFixture, tmp_path: Path, restore_logging: None) -> None:
+    """An embedding program's own logging set-up: the daemon installs the filter on it."""
+    import io
+
+    from exchange.config_file import load_config
+    from exchange.daemon import build_scheduler
+    from exchange.db import open_store
+
+    stream = io.StringIO()
+    logging.basicConfig(level=level, stream=stream, format="%(levelname)s %(name)s: %(message)s", force=True)
+    engine = open_store(f"sqlite:///{tmp_path / 'daemon.db'}", auto_upgrade=True)
+    capture = Capture()
+    try:
+        scheduler = build_scheduler(load_config(config_path), engine)
+        add_foreign_handlers(capture, caplog)
+        thread = threading.Thread(target=scheduler.start, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            any(line.startswith(f"{kind} exchange.daemon: {name}: ") for line in capture.lines
+                for kind in ("INFO", "ERROR"))
+            for name in SOURCES
+        ):
+            time.sleep(0.05)
+        scheduler.shutdown(wait=True)
+        thread.join(10)
+    finally:
+        engine.dispose()
+    check_targets(upstream[1])
+    assert_clean(capture, caplog, stream.getvalue())
+    assert 'Running job "sync waze-path' in capture.text  # apscheduler's records are in the capture
+    for name in SOURCES:
+        assert f"exchange.daemon: {name}: " in stream.getvalue(), stream.getvalue()
+    assert "INFO httpx: HTTP Request: GET" in stream.getvalue()
+
+
+# --------------------------------------------------------------------------- exchange run, a process
+
+
+def test_exchange_run_logs_no_token(config_path: Path, upstream: tuple[str, list[str]], tmp_path: Path) -> None:
+    """``exchange run`` at DEBUG and at INFO side by side, stopped with SIGTERM: stderr holds no token."""
+    env = {**os.environ, "EXCHANGE_CONFIG": str(config_path)}
+    daemons: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    for level in ("DEBUG", "INFO"):
+        err = tmp_path / f"run-{level}.err"
+        with err.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "exchange", "run"], stdout=subprocess.DEVNULL, stderr=sink,
+                env={**env, "EXCHANGE_LOG_LEVEL": level, "EXCHANGE_DATA_DIR": str(tmp_path / level)},
+            )
+        daemons[level] = process, err
+    texts: dict[str, str] = {}
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            texts = {level: err.read_text(encoding="utf-8", errors="replace") for level, (_, err) in daemons.items()}
+            if all(f"exchange.daemon: {name}: " in text for text in texts.values() for name in SOURCES):
+                break
+            time.sleep(0.1)
+    finally:
+        for process, _ in daemons.values():
+            process.send_signal(signal.SIGTERM)
+        for process, _ in daemons.values():
+            process.wait(timeout=20)
+    texts = {level: err.read_text(encoding="utf-8", errors="replace") for level, (_, err) in daemons.items()}
+    check_targets(upstream[1])
+    for level, text in texts.items():
+        process = daemons[level][0]
+        assert process.returncode == 0, text
+        assert all(f"exchange.daemon: {name}: " in text for name in SOURCES), text
+        assert "INFO httpx: HTTP Request: GET" in text and leaks(text) == [], text
+        assert ("DEBUG apscheduler" in text) is (level == "DEBUG"), text
+
+
+# --------------------------------------------------------------------------- the filter itself
+
+
+def test_the_filter_masks_every_encoding_and_keeps_a_clean_record(restore_logging: None) -> None:
+    from exchange.redaction import redact, redact_record, register_secret, register_secret_env
+
+    secret = "unit-s3cr3t/é+ x"
+    register_secret(secret)
+    os.environ["EXCHANGE_TEST_REDACTION_TOKEN"] = "env-s3cr3t-0123"
+    try:
+        register_secret_env("EXCHANGE_TEST_REDACTION_TOKEN")
+        for form in (*encodings(secret), quote(secret).replace("%C3%A9", "%c3%a9"), "unit-s3cr3t%2F\u00e9+%20x",
+                     "env-s3cr3t-0123", quote(quote(secret, safe=""), safe="")):
+            assert redact(f"GET http://h/p/{form}?a=1") == "GET http://h/p/***?a=1", form
+        assert redact("/feeds/cifs.xml?a=1&token=partner-token&b=2") == "/feeds/cifs.xml?a=1&token=***&b=2"
+        assert redact("unit-s3cr3t only a prefix") == "unit-s3cr3t only a prefix"
+
+        def record(msg: Any, *args: Any, exc: BaseException | None = None) -> logging.LogRecord:
+            exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+            return logging.LogRecord("httpx", logging.INFO, __file__, 1, msg, args or None, exc_info)
+
+        clean = record('HTTP Request: %s %s "%s %d %s"', "GET", "http://h/feed", "HTTP/1.1", 200, "OK")
+        before = dict(clean.__dict__)
+        redact_record(clean)
+        assert clean.__dict__ == before, "a record without a secret is left as it is"
+
+        access = record('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", f"/feed?token={quote(secret)}", "1.1", 200)
+        redact_record(access)
+        assert isinstance(access.args, tuple) and len(access.args) == 5, "the access formatter unpacks five args"
+        assert access.getMessage() == '127.0.0.1:1 - "GET /feed?token=*** HTTP/1.1" 200'
+
+        nested = record("seen %r", {"url": f"http://h/{secret}"})
+        redact_record(nested)
+        assert nested.getMessage() == "seen {'url': 'http://h/***'}"
+
+        broken = record("two %s %s", secret)  # logging would print msg and args on its error path
+        redact_record(broken)
+        assert leaks(str(broken.msg) + repr(broken.args)) == [] and "***" in str(broken.msg)
+
+        try:
+            raise RuntimeError(f"cannot reach http://h/{secret}")
+        except RuntimeError as error:
+            failed = record("poll failed", exc=error)
+        redact_record(failed)
+        assert failed.exc_info is None and failed.exc_text is not None
+        assert "cannot reach http://h/***" in failed.exc_text and secret not in failed.exc_text
+        assert "cannot reach http://h/***" in logging.Formatter().format(failed)
+    finally:
+        del os.environ["EXCHANGE_TEST_REDACTION_TOKEN"]
+
+
+def test_a_child_logger_is_masked_by_the_handler(restore_logging: None) -> None:
+    """A filter on a logger does not see its children's records; the one on the handler does."""
+    import io
+
+    from exchange.cli.context import setup_logging
+    from exchange.redaction import register_secret
+
+    register_secret("child-s3cr3t-9876")
+    stream = io.StringIO()
+    setup_logging("DEBUG", 0)
+    root = logging.getLogger()
+    root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    for name in ("httpcore.http11", "apscheduler.executors.default", "some.library"):
+        logging.getLogger(name).info("GET /p/%s", "child-s3cr3t-9876")
+    assert stream.getvalue().count("GET /p/***") == 3 and "child-s3cr3t" not in stream.getvalue()
