@@ -283,28 +283,32 @@ def closure_list(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, geojson, csv.")] = Format.table,
 ) -> None:
     """City events (closures typed here and imported ones), newest first, with what the last publish
-    held back and why (`held_back`)."""
+    held back and why (`held_back`). One whose stored row cannot be read is left out with a warning
+    on stderr naming it and why."""
     from exchange.publish import held_back_now
     from exchange.runtime import now_ms
-    from exchange.store import STATUSES, EventFilter, iter_events, shown_status
+    from exchange.store import STATUSES, EventFilter, iter_events, readable, shown_status
 
     if status and status not in STATUSES:
         raise UsageError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
     config, engine, at = context.state.config, context.engine(), now_ms()
     where = EventFilter(kind="city", status=status, at_ms=at)
     with engine.connect() as conn:
-        rows = list(iter_events(conn, where))
-    records = [event_record(row) for row in rows]
+        found = list(readable(iter_events(conn, where), context.skipped))
     held = held_back_now(engine)
     title = "city closures"
-    for record, row in zip(records, rows, strict=True):
+    records = []
+    for item in found:
+        row, details = item.row, item.event.details
+        record = event_record(row)
         record["status"] = shown_status(row, at)
-        record["description"] = (row.details or {}).get("description")
-        record["held_back"] = held.get(row.id)
+        record["description"] = details.description if details else None
+        record["held_back"] = held.get(item.event.id)
+        if fmt is Format.table:
+            record["start_time"] = iso(row["start_ms"], config.zone)
+            record["end_time"] = iso(row["end_ms"], config.zone)
+        records.append(record)
     if fmt is Format.table:
         title = in_zone(title, config.zone)
-        for record, row in zip(records, rows, strict=True):
-            record["start_time"] = iso(row.start_ms, config.zone)
-            record["end_time"] = iso(row.end_ms, config.zone)
     write_records(records, fmt, columns=("id", "type", "subtype", "status", "street", "direction", "start_time",
                                          "end_time", "description", "held_back"), title=title)
