@@ -269,7 +269,8 @@ def inspect_feed(
     than one street, ends not at junctions, a house number in the street); Waze reportedly
     publishes nothing when fewer than about 80 % of a feed's incidents pass. "held_back" is why
     the event's current version is not in the feeds (a failed check; its last good version may
-    still be served).
+    still be served). An event whose stored row cannot be read is left out with a warning on stderr
+    (publish holds it back).
     """
     from exchange.model import to_millis
     from exchange.publish import eligible_events, held_back_now
@@ -281,7 +282,10 @@ def inspect_feed(
     placement = context.placement()
     engine = context.engine()
     at = now_ms()
-    chosen = eligible_events(engine, at_ms=at, keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
+    eligible = eligible_events(engine, at_ms=at, keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
+    chosen = eligible.events
+    for item in eligible.unreadable:
+        context.skipped(item)
     held = held_back_now(engine)
     network = placement.network if placement is not None else None
     records: list[dict[str, Any]] = []
@@ -301,6 +305,7 @@ def inspect_feed(
                   title="feed lint")
     share = feed_success_share(findings)
     held_here = sum(1 for event in chosen if event.id in held)
+    unreadable = f"; {len(eligible.unreadable)} cannot be read" if eligible.unreadable else ""
     print(f"{len(chosen)} event(s); {share:.0%} have no blocking finding"
           f"{' (below the ~80% Waze reportedly needs)' if chosen and share < 0.8 else ''}"
-          f"{f'; {held_here} held back by the last publish' if held_here else ''}", file=sys.stderr)
+          f"{f'; {held_here} held back by the last publish' if held_here else ''}{unreadable}", file=sys.stderr)
