@@ -217,7 +217,9 @@ def closure_update(
 ) -> None:
     """Change the fields given; every other one stays. The change is a revision with the operator.
 
-    An ended or cancelled closure is refused unless --reopen is given.
+    An ended or cancelled closure is refused unless --reopen is given. One whose stored row cannot be
+    read (a time out of range, text that is not UTF-8, a geometry or details the model refuses) is
+    refused with the reason (exit 1); `closure end` and `closure cancel` still work on it.
     """
     from exchange.closures import update_closure
 
@@ -249,6 +251,8 @@ def closure_end(
 
     One that has not started yet is cancelled instead (it leaves the feeds, with a note on stderr);
     one whose end is already past keeps that end. Ending an ended or cancelled one changes nothing.
+    One whose stored row cannot be read is ended all the same: only its status and end change (a
+    note on stderr names the reason), so an end past the year 9999 is replaced by now.
     """
     from exchange.closures import end_closure
 
@@ -265,6 +269,7 @@ def closure_cancel(
     """Withdraw a closure in any state (planned, active, ended): it leaves the feeds at once.
 
     Cancelling a cancelled closure changes nothing (exit 0). `closure update --reopen` brings it back.
+    One whose stored row cannot be read is cancelled all the same: only its status changes.
     """
     from exchange.closures import cancel_closure
 
