@@ -16,12 +16,12 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, update
 
 from exchange.bulk import Bulk
 from exchange.confirm import link_confirmations
 from exchange.db import writing
-from exchange.errors import ItemRejected, NotFound, UsageError
+from exchange.errors import ItemRejected, NotFound, UnreadableEvent, UsageError
 from exchange.model import CityDetails, Event, LineString, RoadMatch, Status, from_millis, to_millis
 from exchange.placement import Placement
 from exchange.runtime import now_ms
@@ -29,11 +29,13 @@ from exchange.schema import events
 from exchange.store import (
     EVENT_COLUMNS,
     UPDATE_COLUMNS,
+    StoredEvent,
+    Unreadable,
     diff_rows,
     event_to_row,
     event_values,
     insert_revisions,
-    row_to_event,
+    load_event,
 )
 from feeds.city import city_event, text_problem
 from geo.closure import route_closure
@@ -76,10 +78,11 @@ CLEARABLE = ("start", "end", "subtype", "description", "schedule", "lane_impact"
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a lifecycle command did: the closure as it is now, the revision it recorded (None:
-    nothing changed, nothing to publish) and what the operator should be told, if anything."""
+    """What a lifecycle command did: the closure as it is now (None when its stored row cannot be
+    read), the revision it recorded (None: nothing changed, nothing to publish) and what the
+    operator should be told, if anything."""
 
-    event: Event
+    event: Event | None
     action: str | None
     note: str | None = None
 
@@ -127,15 +130,25 @@ def add_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: 
     return event
 
 
-def _load(engine: Engine, closure_id: str) -> tuple[Event, Any]:
+def _find(engine: Engine, closure_id: str) -> StoredEvent | Unreadable:
+    """The closure as stored, or why its row cannot be read (``NotFound`` when there is none)."""
     problem = text_problem(closure_id, controls=False)
     if problem is not None:
         raise UsageError(f"closure id {problem}")
     with engine.connect() as conn:
-        row = conn.execute(select(events).where(events.c.id == closure_id)).first()
-    if row is None or row.origin != "city":
+        found = load_event(conn, closure_id)
+    if found is None or found.row["origin"] != "city":
         raise NotFound(f"no city closure with id {closure_id!r}")
-    return row_to_event(row), row
+    return found
+
+
+def _load(engine: Engine, closure_id: str) -> tuple[Event, dict[str, Any]]:
+    """The closure and its columns; ``UnreadableEvent`` when its stored row cannot be read."""
+    found = _find(engine, closure_id)
+    if isinstance(found, Unreadable):
+        raise UnreadableEvent(f"closure {found.id} cannot be read: {found.reason}; it cannot be changed until the "
+                              "row is mended (`closure end` and `closure cancel` still work)")
+    return found.event, found.row
 
 
 def _when(moment: datetime, zone: tzinfo | None) -> str:
@@ -216,7 +229,10 @@ def end_closure(
     """
     if cancel:
         return cancel_closure(engine, closure_id, operator=operator)
-    current, row = _load(engine, closure_id)
+    found = _find(engine, closure_id)
+    if isinstance(found, Unreadable):
+        return _end_unreadable(engine, found, operator)
+    current, row = found.event, found.row
     if current.status is Status.ENDED:
         ended_at = f" at {_when(current.end_time, zone)}" if current.end_time else ""
         return Outcome(current, None, f"closure {closure_id} already ended{ended_at}; nothing changed")
@@ -240,13 +256,60 @@ def end_closure(
 
 def cancel_closure(engine: Engine, closure_id: str, *, operator: str | None) -> Outcome:
     """Withdraw a closure, whatever its state: it leaves the feeds at once. Cancelling a cancelled
-    one changes nothing."""
-    current, row = _load(engine, closure_id)
+    one changes nothing. A closure whose stored row cannot be read is cancelled all the same (only
+    its status changes)."""
+    found = _find(engine, closure_id)
+    if isinstance(found, Unreadable):
+        if found.row["status"] == Status.CANCELLED.value:
+            return Outcome(None, None, f"closure {found.id} is already cancelled; nothing changed")
+        note = f"closure {found.id} cannot be read ({found.reason}); cancelled: only its status changed"
+        return _set_columns(engine, found, {"status": Status.CANCELLED.value}, operator, "cancelled", note)
+    current, row = found.event, found.row
     if current.status is Status.CANCELLED:
         return Outcome(current, None, f"closure {closure_id} is already cancelled; nothing changed")
     cancelled = current.model_copy(deep=True)
     cancelled.status = Status.CANCELLED
     return Outcome(_replace(engine, row, cancelled, operator, "cancelled"), "cancelled")
+
+
+def _end_unreadable(engine: Engine, found: Unreadable, operator: str | None) -> Outcome:
+    """``end_closure`` of a closure whose stored row cannot be read: the same decisions, taken on
+    the stored status, start and end alone (numbers it can compare), and only those columns change."""
+    row, shown = found.row, found.id
+    status, start, end = row["status"], row["start_ms"], row["end_ms"]
+    if status == Status.ENDED.value:
+        return Outcome(None, None, f"closure {shown} already ended; nothing changed")
+    if status == Status.CANCELLED.value:
+        return Outcome(None, None, f"closure {shown} is cancelled, not in the feeds; nothing to end")
+    at = now_ms()
+    unread = f"closure {shown} cannot be read ({found.reason})"
+    if _number(start) and start >= at:
+        return _set_columns(engine, found, {"status": Status.CANCELLED.value}, operator, "cancelled",
+                            f"{unread}; it had not started: cancelled (only its status changed), it leaves the feeds")
+    if _number(end) and end <= at:
+        return _set_columns(engine, found, {"status": Status.ENDED.value}, operator, "ended",
+                            f"{unread}; ended (only its status changed; its end, already past, is kept)")
+    return _set_columns(engine, found, {"status": Status.ENDED.value, "end_ms": at}, operator, "ended",
+                        f"{unread}; ended now (only its status and end changed)")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _set_columns(
+    engine: Engine, found: Unreadable, values: dict[str, Any], operator: str | None, action: str,
+    note: str | None = None,
+) -> Outcome:
+    """Change only ``values`` (status, end) of a stored row that cannot be read, with a revision."""
+    at = now_ms()
+    event_id = found.row["id"]
+    changes = {name: [found.row[name], value] for name, value in values.items()}
+    with writing(engine) as conn:
+        conn.execute(update(events).where(events.c.id == event_id).values(**values, updated_ms=at))
+        insert_revisions(Bulk(conn), [event_id], action, at_ms=at, changes=[changes], operator=operator)
+        link_confirmations(conn, at)
+    return Outcome(None, action, note)
 
 
 def _replace(engine: Engine, row: Any, event: Event, operator: str | None, action: str) -> Event:
@@ -257,7 +320,7 @@ def _replace(engine: Engine, row: Any, event: Event, operator: str | None, actio
                          f"({event.start_time.isoformat()}); nothing changed")
     at = now_ms()
     new_row = event_to_row(event, now_ms=at)
-    changes = diff_rows(tuple(row._mapping[c] for c in EVENT_COLUMNS), new_row)
+    changes = diff_rows(tuple(row[c] for c in EVENT_COLUMNS), new_row)
     with writing(engine) as conn:
         db = Bulk(conn)
         db.update(events, UPDATE_COLUMNS, "id", [(*event_values(new_row, UPDATE_COLUMNS), event.id)])

@@ -47,6 +47,8 @@ def _republish(engine: Engine, config: Config, placement: Placement | None) -> N
         log.error("publish: %s", exc.message)
         return
     if result.status != "unchanged":
+        for line in result.warnings():
+            log.warning("%s", line.removeprefix("warning: "))
         log.info("%s", result.summary())
 
 

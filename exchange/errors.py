@@ -13,6 +13,8 @@
     +-- ItemRejected                   one item of a readable feed is unusable (never aborts a batch)
     +-- StoreError                     the database failed or is not usable
         +-- SchemaOutdated             the schema is behind the code: run `exchange db upgrade`
+        +-- UnreadableEvent            a stored event the program cannot read (a time out of range,
+                                       text that is not UTF-8, a value the model refuses)
 
 Each error carries a one-line public ``message`` that never holds upstream secrets, and the exit
 code the CLI returns for it. Foreign exceptions are wrapped ``from exc`` where they enter.
@@ -31,6 +33,7 @@ __all__ = [
     "PayloadTooLarge",
     "SchemaOutdated",
     "StoreError",
+    "UnreadableEvent",
     "UpstreamRefused",
     "UpstreamUnavailable",
     "UsageError",
@@ -99,3 +102,7 @@ class StoreError(ExchangeError):
 class SchemaOutdated(StoreError):
     pass
 
+
+
+class UnreadableEvent(StoreError):
+    """One stored event cannot be read; lists skip it with a warning, a command about it alone fails."""

@@ -17,6 +17,10 @@ disappear, nothing is published, the last good feeds stay served, and the run is
 failed (a swapped road network or a renderer bug must not publish a valid, empty feed that makes
 Waze drop every closure).
 
+A stored city event that cannot be read (a time out of range, text that is not UTF-8, a geometry or
+details the model refuses: ``store.read_event``) is held back the same way, with the reason
+"cannot be read: ...", and counts for the guard like any other; it never stops the others.
+
 A publication replaces all feeds in one transaction, so a poll never sees half of one. Its
 timestamp (the CIFS root ``timestamp``, WZDx ``update_date``) is the time it was generated; when
 the content is unchanged no new publication is made until the last is ``publish.max_age_s`` old,
@@ -40,13 +44,14 @@ from exchange.bulk import Bulk, dumps
 from exchange.config import Config
 from exchange.db import writing
 from exchange.errors import ExchangeError
-from exchange.model import Event, Status
+from exchange.model import Event, Status, from_millis
 from exchange.publications import FEED_CONTENT_TYPES, publication_row, save_publications
 from exchange.runtime import collector_paused, now_ms
 from exchange.schema import events, publications, publish_runs, published_events
-from exchange.store import row_to_event
+from exchange.store import Unreadable, read_event, read_rows, select_events
 
 __all__ = [
+    "Eligible",
     "HeldBack",
     "PublishFailed",
     "PublishResult",
@@ -84,6 +89,21 @@ class PublishResult:
     problems: list[str] = field(default_factory=list)
     feeds: dict[str, bytes] = field(default_factory=dict)
     success_share: float = 1.0
+    unreadable: list[Unreadable] = field(default_factory=list)  # held back too: the stored row cannot be read
+
+    def warnings(self) -> list[str]:
+        """One line per event whose stored row cannot be read: its id, why, and what goes out instead."""
+        lines = []
+        for item in self.unreadable:
+            described = self.held_back.get(item.id)
+            if described is None:
+                outcome = "its last published version goes out with the stored end"
+            elif described.startswith("newer version"):
+                outcome = "held back, its last published version stays served"
+            else:
+                outcome = "held back"
+            lines.append(item.warning(outcome))
+        return lines
 
     def summary(self) -> str:
         held = f", {len(self.held_back)} held back" if self.held_back else ""
@@ -91,15 +111,34 @@ class PublishResult:
                 f"{self.success_share:.0%} pass the Waze acceptance lint")
 
 
-def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> list[Event]:
+@dataclass(frozen=True, slots=True)
+class Eligible:
+    """The city events that belong in the feeds now, and those of them whose stored row cannot be read."""
+
+    events: list[Event]
+    unreadable: list[Unreadable]
+
+    @property
+    def ids(self) -> set[str]:
+        return {event.id for event in self.events} | {item.id for item in self.unreadable}
+
+
+def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> Eligible:
     """City events that belong in the feeds now (not cancelled, not ended more than ``keep_ended_ms`` ago)."""
-    query = select(events).where(
+    query = select_events().where(
         events.c.origin == "city",
         events.c.status != Status.CANCELLED.value,
         or_(events.c.end_ms.is_(None), events.c.end_ms > at_ms - keep_ended_ms),
     ).order_by(events.c.id)
+    found = Eligible([], [])
     with engine.connect() as conn:
-        return [row_to_event(row) for row in conn.execute(query)]
+        for row in read_rows(conn, query):
+            item = read_event(row)
+            if isinstance(item, Unreadable):
+                found.unreadable.append(item)
+            else:
+                found.events.append(item.event)
+    return found
 
 
 def render_feeds(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
@@ -131,11 +170,13 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
     at = now_ms()
     generated = datetime.fromtimestamp(at / 1000, tz=UTC)
     settings = config.publish
-    chosen = eligible_events(engine, at_ms=at, keep_ended_ms=round(settings.keep_ended_h * 3_600_000))
+    eligible = eligible_events(engine, at_ms=at, keep_ended_ms=round(settings.keep_ended_h * 3_600_000))
+    chosen, unreadable = eligible.events, eligible.unreadable
     previous = _PublishedVersions(engine)
     network = placement.network if placement is not None else None
     findings = {event.id: lint_event(event, network) for event in chosen}
-    result = PublishResult(status="published", success_share=feed_success_share(list(findings.values())))
+    result = PublishResult(status="published", success_share=feed_success_share(list(findings.values())),
+                           unreadable=unreadable)
     held: dict[str, HeldBack] = {}
     if settings.hold_back_failing:
         for event in chosen:
@@ -145,15 +186,15 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
     with collector_paused():  # thousands of short-lived dicts and elements, no cycles
         # what the feeds would say if every current version passes: when the last publication
         # says exactly that and is young enough, nothing needs rendering at all
-        hoped = _serve(chosen, held, {}, previous, config)
+        hoped = _serve(chosen, held, {}, previous, config, unreadable)
         rows = _current_publication(engine, _content_digest(hoped, config), at, settings.max_age_s)
         feeds: dict[str, bytes] = {}
         if not rows:
             candidates = [event for event in chosen if event.id not in held]
             feeds, problems = _checked(candidates, config, generated)
             failing = _failing(candidates, config) if problems else {}
-            served = _serve(chosen, held, failing, previous, config) if failing else hoped
-            if failing or held:
+            served = _serve(chosen, held, failing, previous, config, unreadable) if failing else hoped
+            if failing or held or unreadable:
                 feeds = {}  # rendered without the held-back events' previous versions: render again
             digest = _content_digest(served, config)
             rows = _current_publication(engine, digest, at, settings.max_age_s) if failing else []
@@ -161,7 +202,7 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
             served, digest = hoped, ""
         result.held_back = {eid: item.describe() for eid, item in held.items()}
         result.events = len(served)
-        _guard(engine, at, chosen, served, held, previous.ids, settings.max_hold_back_share, result)
+        _guard(engine, at, eligible.ids, served, held, previous.ids, settings.max_hold_back_share, result)
         if rows:
             result.status = "unchanged"
             _record(engine, at, result)
@@ -177,7 +218,7 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
                     for name, body in feeds.items()]
             for row in rows:
                 row["content_digest"] = digest
-            _store(engine, at, rows, served, chosen, held, result)
+            _store(engine, at, rows, served, eligible.ids, held, result)
     result.feeds = {row["feed"]: row["body"] for row in rows}
     target = out_dir or settings.out_dir
     if target is not None:
@@ -198,7 +239,7 @@ class _PublishedVersions:
         self.engine = engine
         with engine.connect() as conn:
             self.ids = frozenset(conn.execute(select(published_events.c.event_id)).scalars())
-        self._loaded: dict[str, Event] = {}
+        self._loaded: dict[str, Event | None] = {}
 
     def get(self, event_id: str) -> Event | None:
         if event_id not in self.ids:
@@ -207,25 +248,30 @@ class _PublishedVersions:
             with self.engine.connect() as conn:
                 version = conn.execute(select(published_events.c.version)
                                        .where(published_events.c.event_id == event_id)).scalar_one()
-            self._loaded[event_id] = Event.model_validate(version)
+            try:
+                self._loaded[event_id] = Event.model_validate(version)
+            except ValueError as exc:  # stored by a release whose model differed: nothing to fall back on
+                log.warning("the published version of %s cannot be read (%s); it is not served again",
+                            event_id, exc)
+                self._loaded[event_id] = None
         return self._loaded[event_id]
 
 
 def _serve(
     chosen: list[Event], held: dict[str, HeldBack], failing: Mapping[str, str], previous: _PublishedVersions,
-    config: Config,
+    config: Config, unreadable: Sequence[Unreadable] = (),
 ) -> list[Event]:
     """The versions to publish: the current one where it passes, else the last good one, else nothing.
 
-    Events that fail are added to ``held`` with their reason.
+    Events that fail are added to ``held`` with their reason; so are the ``unreadable`` ones.
     """
-    served: list[Event] = []
+    served: list[Event] = _unreadable_versions(unreadable, held, previous, config)
     for event in chosen:
         reason = failing.get(event.id)
         if reason is not None and event.status is Status.ENDED:
             # an end is never held back: the last good version with this end, or out of the feeds
             # (never the last good version still running)
-            ended = _ended_fallback(event, previous.get(event.id), config)
+            ended = _ended_fallback(event.end_time, previous.get(event.id), config)
             if ended is not None:
                 served.append(ended)
             else:
@@ -243,7 +289,39 @@ def _serve(
                 served.append(last_good)
             continue
         served.append(event)
+    return sorted(served, key=lambda event: event.id) if unreadable else served
+
+
+def _unreadable_versions(
+    unreadable: Sequence[Unreadable], held: dict[str, HeldBack], previous: _PublishedVersions, config: Config,
+) -> list[Event]:
+    """What stands in for events whose stored row cannot be read: the last good version, as for any
+    held-back event (with the stored end when the row says it ended, as an end is never held back),
+    or nothing. Each one is added to ``held``, except an end that goes out."""
+    served: list[Event] = []
+    for item in unreadable:
+        reason = f"cannot be read: {item.reason}"
+        if item.row.get("status") == Status.ENDED.value:
+            ended = _ended_fallback(_stored_time(item.row.get("end_ms")), previous.get(item.id), config)
+            if ended is not None:
+                served.append(ended)
+            else:
+                held[item.id] = HeldBack(reason, "nothing")
+            continue
+        held[item.id] = _hold(item.id, reason, previous.ids)
+        last_good = previous.get(item.id) if held[item.id].served == "previous version" else None
+        if last_good is not None:
+            served.append(last_good)
+        else:
+            held[item.id] = HeldBack(reason, "nothing")
     return served
+
+
+def _stored_time(ms: Any) -> datetime | None:
+    try:
+        return from_millis(ms) if isinstance(ms, int) else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _same(published: Event, current: Event) -> bool:
@@ -287,13 +365,13 @@ def _problems_of(chosen: Sequence[Event], config: Config) -> list[str]:
     return _checked(chosen, config, _CHECK_TIME)[1]
 
 
-def _ended_fallback(event: Event, last_good: Event | None, config: Config) -> Event | None:
+def _ended_fallback(end_time: datetime | None, last_good: Event | None, config: Config) -> Event | None:
     """The last good version with this end, when it passes (an end must reach Waze), else None."""
-    if last_good is None or event.end_time is None:
+    if last_good is None or end_time is None:
         return None
-    if last_good.start_time is not None and event.end_time <= last_good.start_time:
+    if last_good.start_time is not None and end_time <= last_good.start_time:
         return None
-    ended = last_good.model_copy(update={"status": Status.ENDED, "end_time": event.end_time})
+    ended = last_good.model_copy(update={"status": Status.ENDED, "end_time": end_time})
     return ended if not _problems_of([ended], config) else None
 
 
@@ -315,15 +393,15 @@ _CHECK_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _guard(
-    engine: Engine, at: int, chosen: Sequence[Event], served: Sequence[Event], held: Mapping[str, HeldBack],
+    engine: Engine, at: int, eligible: set[str], served: Sequence[Event], held: Mapping[str, HeldBack],
     previous_ids: frozenset[str], max_share: float, result: PublishResult,
 ) -> None:
     """Refuse a publication that would hold back or lose too many of the events published before.
 
     An event that left the feeds on purpose (cancelled, or ended longer ago than ``keep_ended_h``)
-    is not lost: only events still eligible count.
+    is not lost: only events still eligible count (an eligible one that cannot be read counts).
     """
-    still_eligible = {event.id for event in chosen} & previous_ids
+    still_eligible = eligible & previous_ids
     fresh = {event.id for event in served} - set(held)
     lost = sorted(eid for eid in still_eligible if eid not in fresh)
     if not lost or len(lost) <= max_share * len(still_eligible):
@@ -382,13 +460,13 @@ def _current_publication(engine: Engine, digest: str, at: int, max_age_s: int) -
 
 
 def _store(
-    engine: Engine, at: int, rows: list[dict[str, Any]], served: Sequence[Event], chosen: Sequence[Event],
+    engine: Engine, at: int, rows: list[dict[str, Any]], served: Sequence[Event], eligible: set[str],
     held: Mapping[str, HeldBack], result: PublishResult,
 ) -> None:
     fresh = [event for event in served if event.id not in held]
     with writing(engine, lock="publish") as conn:
         save_publications(conn, rows)
-        _remember(conn, at, fresh, {event.id for event in chosen}, held)
+        _remember(conn, at, fresh, eligible, held)
         _insert_run(conn, at, result)
 
 

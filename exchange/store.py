@@ -3,16 +3,18 @@ behind ``exchange inspect``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select
+import orjson
+from sqlalchemy import JSON, ColumnElement, Connection, Select, String, Text, and_, cast, func, or_, select
 
 from exchange.bulk import Bulk, dumps, loads
-from exchange.errors import NotFound
-from exchange.model import Event, Status, from_millis, to_millis
+from exchange.errors import NotFound, UnreadableEvent
+from exchange.model import Event, Status, first_problem, from_millis, to_millis
 from exchange.runtime import now_ms
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 
@@ -22,6 +24,8 @@ __all__ = [
     "STATUSES",
     "UPDATE_COLUMNS",
     "EventFilter",
+    "StoredEvent",
+    "Unreadable",
     "count_events",
     "diff_rows",
     "event_to_row",
@@ -31,9 +35,14 @@ __all__ = [
     "iter_events",
     "list_runs",
     "list_sources",
+    "load_event",
+    "read_event",
+    "read_rows",
+    "readable",
     "revisions_of",
     "row_to_event",
     "seen_by",
+    "select_events",
     "shown_status",
 ]
 
@@ -128,6 +137,160 @@ def row_to_event(row: Any) -> Event:
         details=mapping["details"],
         **{name: mapping[name] for name in _TYPED_FIELDS},
     )
+
+
+# --------------------------------------------------------------------------- reading: every row, or why not
+
+
+#: the columns that hold text as they are read (JSON as its text too): SQLite keeps any bytes there
+_TEXT_COLUMNS = tuple(
+    str.__str__(column.name) for column in events.columns if isinstance(column.type, String | JSON)
+)
+#: the times of an event row, in epoch milliseconds
+_TIME_COLUMNS = ("start_ms", "end_ms", "first_seen_ms", "updated_ms", "visible_in_waze_since_ms")
+#: the instants whose date every time zone can write (Python's years 1 to 9999, less a day at each end)
+_FIRST_MS = to_millis(datetime(1, 1, 2, tzinfo=UTC))
+_LAST_MS = to_millis(datetime(9999, 12, 31, tzinfo=UTC))
+#: the columns as the read paths select them: JSON as its text, decoded by :func:`read_event`, so a
+#: value the JSON reader refuses is one row's problem, not the query's
+_READ_COLUMNS = tuple(
+    cast(column, Text).label(str.__str__(column.name)) if column.name in _JSON_COLUMNS else column
+    for column in events.columns
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A stored event that reads: its columns (JSON decoded; what ``output.event_record`` takes) and its model."""
+
+    row: dict[str, Any]
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stored event that does not read, and why. ``id`` and ``reason`` are printable (a byte that was
+    not UTF-8 shows as ``\\udcxx``); ``row`` holds the columns as stored (JSON as text)."""
+
+    id: str
+    reason: str
+    row: dict[str, Any]
+
+    def warning(self, outcome: str = "skipped") -> str:
+        """The line a read path prints on stderr when it goes on without the event."""
+        return f"warning: event {self.id} cannot be read: {self.reason}; {outcome}"
+
+
+_NUMBERS = (int, float)
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _printable(value: Any) -> str:
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _lenient(data: bytes) -> str:
+    return str(data, "utf-8", "surrogateescape")
+
+
+def _text_problem(name: str, text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: a byte that was not UTF-8
+            return f"{name} is not valid UTF-8 text (byte 0x{code - 0xDC00:02x} at position {exc.start})"
+        return f"{name} is not valid Unicode text (a lone surrogate U+{code:04X} at position {exc.start})"
+    return None
+
+
+def _decoded(raw: dict[str, Any]) -> dict[str, Any]:
+    """The columns with JSON decoded; ``_Refused`` names the first column that cannot be read."""
+    columns = dict(raw)
+    for name in _TEXT_COLUMNS:
+        value = raw[name]
+        if type(value) is str and not value.isascii() and (problem := _text_problem(name, value)) is not None:
+            raise _Refused(problem)
+    for name in _JSON_COLUMNS:
+        try:
+            columns[name] = loads(raw[name])
+        except orjson.JSONDecodeError as exc:
+            raise _Refused(f"{name} is not valid JSON: {exc}") from None
+    for name in _TIME_COLUMNS:
+        value = raw[name]
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+            raise _Refused(f"{name} {value!r} is not a time in epoch milliseconds")
+        if not _FIRST_MS <= value < _LAST_MS:
+            raise _Refused(f"{name} {value} is out of range")
+    return columns
+
+
+def read_event(row: Any) -> StoredEvent | Unreadable:
+    """The one conversion of every read path: a stored row as its columns and its model, or why not.
+
+    A row does not read when a time cannot be written as a date in every time zone (out of the
+    years 1 to 9999), a text is not UTF-8 (SQLite keeps any bytes), a JSON column is not JSON, or
+    the model refuses a value (a geometry that is not a GeoJSON point or line, details it does not
+    know). Lists report such a row and go on with the others; nothing here raises for a row.
+    """
+    raw = dict(zip(row._fields, row, strict=True)) if hasattr(row, "_fields") else dict(row)
+    try:
+        columns = _decoded(raw)
+        return StoredEvent(columns, row_to_event(columns))
+    except _Refused as exc:
+        reason = str(exc)
+    except ValueError as exc:  # the model's ValidationError
+        reason = first_problem(exc)
+    return Unreadable(_printable(raw.get("id")), _printable(reason), raw)
+
+
+def readable(rows: Iterable[Any], report: Callable[[Unreadable], None]) -> Iterator[StoredEvent]:
+    """The rows that read, in order; each one that does not goes to ``report`` instead."""
+    for row in rows:
+        item = read_event(row)
+        if isinstance(item, Unreadable):
+            report(item)
+        else:
+            yield item
+
+
+def select_events() -> Select[Any]:
+    """``SELECT`` of the events table as :func:`read_event` takes it; add conditions and order."""
+    return select(*_READ_COLUMNS)
+
+
+@contextmanager
+def _lenient_text(conn: Connection) -> Iterator[None]:
+    """On SQLite, text that is not UTF-8 reads as ``surrogateescape`` (and :func:`read_event` says so)
+    instead of failing the whole query. PostgreSQL keeps UTF-8 text only. The default decoder is
+    back afterwards: the sync's reads stay on the fast one."""
+    driver = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+    if driver is None:
+        yield
+        return
+    before = driver.text_factory
+    driver.text_factory = _lenient
+    try:
+        yield
+    finally:
+        driver.text_factory = before
+
+
+def read_rows(conn: Connection, query: Select[Any]) -> Iterator[Any]:
+    """The rows of a :func:`select_events` query, one at a time, for :func:`read_event`."""
+    with _lenient_text(conn):
+        yield from conn.execute(query)
+
+
+def load_event(conn: Connection, event_id: str) -> StoredEvent | Unreadable | None:
+    """One stored event, why it does not read, or None when there is none with this id."""
+    row = next(read_rows(conn, select_events().where(events.c.id == event_id)), None)
+    return None if row is None else read_event(row)
 
 
 def insert_revisions(
@@ -245,21 +408,25 @@ class EventFilter:
 
 
 def iter_events(conn: Connection, where: EventFilter, *, limit: int | None = None) -> Iterator[Any]:
-    query = where.apply(select(events)).order_by(events.c.start_ms.desc().nulls_last(), events.c.id)
+    """The rows ``where`` selects, the latest start first, for :func:`read_event` (or :func:`readable`)."""
+    query = where.apply(select_events()).order_by(events.c.start_ms.desc().nulls_last(), events.c.id)
     if limit is not None:
         query = query.limit(limit)
-    yield from conn.execute(query)
+    yield from read_rows(conn, query)
 
 
 def count_events(conn: Connection, where: EventFilter) -> int:
     return int(conn.execute(where.apply(select(func.count()).select_from(events))).scalar_one())
 
 
-def get_event(conn: Connection, event_id: str) -> Any:
-    row = conn.execute(select(events).where(events.c.id == event_id)).first()
-    if row is None:
+def get_event(conn: Connection, event_id: str) -> StoredEvent:
+    """One stored event: ``NotFound`` when there is none, ``UnreadableEvent`` (with why) when it does not read."""
+    found = load_event(conn, event_id)
+    if found is None:
         raise NotFound(f"no event with id {event_id!r}")
-    return row
+    if isinstance(found, Unreadable):
+        raise UnreadableEvent(f"event {found.id} cannot be read: {found.reason}")
+    return found
 
 
 def revisions_of(conn: Connection, event_id: str) -> list[Any]:

@@ -217,7 +217,9 @@ def closure_update(
 ) -> None:
     """Change the fields given; every other one stays. The change is a revision with the operator.
 
-    An ended or cancelled closure is refused unless --reopen is given.
+    An ended or cancelled closure is refused unless --reopen is given. One whose stored row cannot be
+    read (a time out of range, text that is not UTF-8, a geometry or details the model refuses) is
+    refused with the reason (exit 1); `closure end` and `closure cancel` still work on it.
     """
     from exchange.closures import update_closure
 
@@ -249,6 +251,8 @@ def closure_end(
 
     One that has not started yet is cancelled instead (it leaves the feeds, with a note on stderr);
     one whose end is already past keeps that end. Ending an ended or cancelled one changes nothing.
+    One whose stored row cannot be read is ended all the same: only its status and end change (a
+    note on stderr names the reason), so an end past the year 9999 is replaced by now.
     """
     from exchange.closures import end_closure
 
@@ -265,6 +269,7 @@ def closure_cancel(
     """Withdraw a closure in any state (planned, active, ended): it leaves the feeds at once.
 
     Cancelling a cancelled closure changes nothing (exit 0). `closure update --reopen` brings it back.
+    One whose stored row cannot be read is cancelled all the same: only its status changes.
     """
     from exchange.closures import cancel_closure
 
@@ -283,28 +288,32 @@ def closure_list(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, geojson, csv.")] = Format.table,
 ) -> None:
     """City events (closures typed here and imported ones), newest first, with what the last publish
-    held back and why (`held_back`)."""
+    held back and why (`held_back`). One whose stored row cannot be read is left out with a warning
+    on stderr naming it and why."""
     from exchange.publish import held_back_now
     from exchange.runtime import now_ms
-    from exchange.store import STATUSES, EventFilter, iter_events, shown_status
+    from exchange.store import STATUSES, EventFilter, iter_events, readable, shown_status
 
     if status and status not in STATUSES:
         raise UsageError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
     config, engine, at = context.state.config, context.engine(), now_ms()
     where = EventFilter(kind="city", status=status, at_ms=at)
     with engine.connect() as conn:
-        rows = list(iter_events(conn, where))
-    records = [event_record(row) for row in rows]
+        found = list(readable(iter_events(conn, where), context.skipped))
     held = held_back_now(engine)
     title = "city closures"
-    for record, row in zip(records, rows, strict=True):
+    records = []
+    for item in found:
+        row, details = item.row, item.event.details
+        record = event_record(row)
         record["status"] = shown_status(row, at)
-        record["description"] = (row.details or {}).get("description")
-        record["held_back"] = held.get(row.id)
+        record["description"] = details.description if details else None
+        record["held_back"] = held.get(item.event.id)
+        if fmt is Format.table:
+            record["start_time"] = iso(row["start_ms"], config.zone)
+            record["end_time"] = iso(row["end_ms"], config.zone)
+        records.append(record)
     if fmt is Format.table:
         title = in_zone(title, config.zone)
-        for record, row in zip(records, rows, strict=True):
-            record["start_time"] = iso(row.start_ms, config.zone)
-            record["end_time"] = iso(row.end_ms, config.zone)
     write_records(records, fmt, columns=("id", "type", "subtype", "status", "street", "direction", "start_time",
                                          "end_time", "description", "held_back"), title=title)

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from exchange.placement import Placement
+    from exchange.store import Unreadable
 
-__all__ = ["State", "engine", "placement", "read_input", "setup_logging", "state"]
+__all__ = ["State", "engine", "placement", "read_input", "setup_logging", "skipped", "state"]
 
 
 class State:
@@ -90,3 +91,8 @@ def read_input(path: Path) -> bytes:
     except OSError as exc:
         raise ExchangeError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
+
+
+def skipped(item: Unreadable) -> None:
+    """A stored event a list cannot show: one line on stderr with its id and why, and the list goes on."""
+    print(item.warning(), file=sys.stderr)

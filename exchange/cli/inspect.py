@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -94,7 +95,7 @@ def inspect_events(
     """List stored events, newest first. Machine formats print every match unless --limit is given."""
     from exchange.confirm import unconfirmed_closure_ids
     from exchange.runtime import now_ms
-    from exchange.store import STATUSES, EventFilter, count_events, iter_events
+    from exchange.store import STATUSES, EventFilter, count_events, iter_events, readable
 
     if kind and kind not in {"alert", "jam", "irregularity", "city"}:
         raise UsageError(f"--kind: {kind!r} is not one of alert, jam, irregularity, city")
@@ -114,8 +115,9 @@ def inspect_events(
             total = count_events(conn, where)
             zone = context.state.config.zone
             rows = (
-                {**_record(row, at), "start_time": iso(row.start_ms, zone), "updated": iso(row.updated_ms, zone)}
-                for row in iter_events(conn, where, limit=shown)
+                {**_record(item.row, at), "start_time": iso(item.row["start_ms"], zone),
+                 "updated": iso(item.row["updated_ms"], zone)}
+                for item in readable(iter_events(conn, where, limit=shown), context.skipped)
             )
             note = None
             if total > shown:
@@ -123,11 +125,11 @@ def inspect_events(
             title = in_zone(f"{min(total, shown)} of {total} events", zone)
             write_records(rows, fmt, columns=EVENT_COLUMNS, title=title, truncated_note=note)
         else:
-            write_records((_record(row, at) for row in iter_events(conn, where, limit=limit)), fmt,
-                          columns=(*EVENT_COLUMNS, "geometry"))
+            found = readable(iter_events(conn, where, limit=limit), context.skipped)
+            write_records((_record(item.row, at) for item in found), fmt, columns=(*EVENT_COLUMNS, "geometry"))
 
 
-def _record(row: Any, at_ms: int) -> dict[str, Any]:
+def _record(row: Mapping[str, Any], at_ms: int) -> dict[str, Any]:
     """The event's record with the status it shows now (``planned`` for a city event not started yet)."""
     from exchange.store import shown_status
 
@@ -140,13 +142,17 @@ def inspect_event(
     fmt: Annotated[DocumentFormat, typer.Option("--format", "-f", help="table for people; json: one object.")]
     = DocumentFormat.table,
 ) -> None:
-    """One event in full, with its revisions (what changed, when) and the sources that see it."""
+    """One event in full, with its revisions (what changed, when) and the sources that see it.
+
+    An event stored with a value that cannot be shown (a time out of range, text that is not UTF-8,
+    a geometry or details the model refuses) is an error naming the value (exit 1).
+    """
     from exchange.runtime import now_ms
     from exchange.store import get_event, revisions_of, seen_by
 
     engine = context.engine()
     with engine.connect() as conn:
-        row = get_event(conn, event_id)
+        row = get_event(conn, event_id).row
         record = _record(row, now_ms())
         history = revisions_of(conn, event_id)
         record["seen_by"] = [{"source": s.source_name, "missed_polls": s.missed} for s in seen_by(conn, event_id)]
@@ -171,7 +177,7 @@ def inspect_event(
     zone = context.state.config.zone
     for key, column in _EVENT_TIMES.items():
         if key in record:
-            record[key] = iso(row._mapping[column], zone)
+            record[key] = iso(row[column], zone)
     for confirmation in record.get("confirmations", ()):
         confirmation["linked"] = iso(_millis(confirmation["linked"]), zone)
     fields = [{"field": key, "value": value} for key, value in record.items() if key not in ("attributes", "geometry")]
@@ -263,7 +269,8 @@ def inspect_feed(
     than one street, ends not at junctions, a house number in the street); Waze reportedly
     publishes nothing when fewer than about 80 % of a feed's incidents pass. "held_back" is why
     the event's current version is not in the feeds (a failed check; its last good version may
-    still be served).
+    still be served). An event whose stored row cannot be read is left out with a warning on stderr
+    (publish holds it back).
     """
     from exchange.model import to_millis
     from exchange.publish import eligible_events, held_back_now
@@ -275,7 +282,10 @@ def inspect_feed(
     placement = context.placement()
     engine = context.engine()
     at = now_ms()
-    chosen = eligible_events(engine, at_ms=at, keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
+    eligible = eligible_events(engine, at_ms=at, keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))
+    chosen = eligible.events
+    for item in eligible.unreadable:
+        context.skipped(item)
     held = held_back_now(engine)
     network = placement.network if placement is not None else None
     records: list[dict[str, Any]] = []
@@ -295,6 +305,7 @@ def inspect_feed(
                   title="feed lint")
     share = feed_success_share(findings)
     held_here = sum(1 for event in chosen if event.id in held)
+    unreadable = f"; {len(eligible.unreadable)} cannot be read" if eligible.unreadable else ""
     print(f"{len(chosen)} event(s); {share:.0%} have no blocking finding"
           f"{' (below the ~80% Waze reportedly needs)' if chosen and share < 0.8 else ''}"
-          f"{f'; {held_here} held back by the last publish' if held_here else ''}", file=sys.stderr)
+          f"{f'; {held_here} held back by the last publish' if held_here else ''}{unreadable}", file=sys.stderr)

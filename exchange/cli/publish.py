@@ -22,11 +22,14 @@ def publish_command(
     """Render, validate and publish the feeds (CIFS XML and JSON, WZDx 4.2) from the city's events.
 
     An invalid feed is not published: the last good one stays served, the failure is recorded,
-    and the exit code is 1.
+    and the exit code is 1. A city event whose stored row cannot be read is held back (a warning on
+    stderr names it and why); the others go out.
     """
     from exchange.publish import publish
 
     result = publish(context.engine(), context.state.config, out_dir=out, placement=context.placement())
+    for line in result.warnings():
+        print(line, file=sys.stderr)
     print(result.summary(), file=sys.stderr)
     if out is not None:
         for name, body in result.feeds.items():
