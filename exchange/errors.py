@@ -12,7 +12,9 @@
     |   +-- MalformedPayload           broken JSON/XML, wrong envelope, refused XML constructs
     +-- ItemRejected                   one item of a readable feed is unusable (never aborts a batch)
     +-- StoreError                     the database failed or is not usable
-        +-- SchemaOutdated             the schema is behind the code: run `exchange db upgrade`
+    |   +-- SchemaOutdated             the schema is behind the code: run `exchange db upgrade`
+    +-- InternalError                  an exception nothing foresaw (a bug), caught where a run is
+                                       recorded: the run is failed, the message names the exception
 
 Each error carries a one-line public ``message`` that never holds upstream secrets, and the exit
 code the CLI returns for it. Foreign exceptions are wrapped ``from exc`` where they enter.
@@ -25,6 +27,7 @@ __all__ = [
     "ExchangeError",
     "FeedError",
     "FetchError",
+    "InternalError",
     "ItemRejected",
     "MalformedPayload",
     "NotFound",
@@ -99,3 +102,7 @@ class StoreError(ExchangeError):
 class SchemaOutdated(StoreError):
     pass
 
+
+class InternalError(ExchangeError):
+    """An exception nothing foresaw, in one line: ``<ExceptionType>: <message>``. A bug; the log has
+    the traceback at DEBUG level (``-v``)."""
