@@ -352,7 +352,8 @@ def _as_float(value: Any, name: str) -> float | None:
     else:
         raise ItemRejected(f"field '{name}' should be a number, got {type(value).__name__}")
     if not math.isfinite(number):
-        raise ItemRejected(f"field '{name}' is not a finite number ({value})")
+        shown = shown_integer(value) if isinstance(value, int) else str(value)[:40]
+        raise ItemRejected(f"field '{name}' is not a finite number ({shown})")
     return number
 
 
