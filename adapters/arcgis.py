@@ -24,6 +24,9 @@ exactly as the GeoJSON source does (:func:`feeds.city_geojson.read_feature_colle
 * Paging is not a consistent snapshot: an edit between two pages may shift a feature across the
   boundary (seen twice: the repeat is an item error; or missed once: one missed poll, which ends
   nothing under the default lifecycle).
+* A page is read as any JSON payload (:func:`feeds.items.load_json`): what orjson refuses (NaN, a
+  lone surrogate, a number beyond the float range) is read by the lenient reader and written back
+  by its writer, so such a value rejects its feature, not the poll.
 * Esri date fields arrive as epoch milliseconds and are read as such. Map ``id`` to a stable
   closure id, not ``OBJECTID``, which changes when a layer is republished.
 """
@@ -39,10 +42,10 @@ from pydantic import BaseModel, Field
 from adapters.base import Fetched, Watermark
 from adapters.http import fetch_url, mask_secrets, redact_location
 from adapters.http_source import CitySourceSettings, HttpSource
-from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
+from exchange.errors import MalformedPayload, PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
 from exchange.model import Event
 from feeds.city_geojson import feature_event, read_feature_collection
-from feeds.items import FeedItem, Snapshot
+from feeds.items import FeedItem, Snapshot, dumps_lenient, load_json
 
 __all__ = ["ArcGisAdapter", "ArcGisSettings"]
 
@@ -101,6 +104,7 @@ class ArcGisAdapter(HttpSource):
         policy = self.settings.http_policy()
         features: list[Any] = []
         offset = received = 0
+        plain = True  # every page read by orjson: it writes the features back as they were
         for page in range(1, self.settings.max_pages + 1):
             params = self.query_params(offset)
             if token:
@@ -111,11 +115,12 @@ class ArcGisAdapter(HttpSource):
             received += len(body)
             if received > policy.max_bytes:
                 raise PayloadTooLarge(f"{self.location}: the pages passed the {policy.max_bytes}-byte cap")
-            batch, more = _page(body, page, shown, secrets)
+            batch, more, checked = _page(body, page, shown, secrets)
             features.extend(batch)
+            plain = plain and checked
             if not more:
                 document = {"type": "FeatureCollection", "features": features}
-                return Fetched(body=orjson.dumps(document), location=self.location)
+                return Fetched(body=_collection(document, plain), location=self.location)
             if not batch:
                 raise UpstreamRefused(f"{shown}: page {page} says more features follow but holds none")
             offset += len(batch)
@@ -131,11 +136,21 @@ class ArcGisAdapter(HttpSource):
         return feature_event(item, self.namespace, self.settings.mapping, self.zone, values_checked=values_checked)
 
 
-def _page(body: bytes, page: int, shown: str, secrets: list[str]) -> tuple[list[Any], bool]:
-    """The features of one page and whether more follow; an Esri error body raises."""
+def _collection(document: dict[str, Any], plain: bool) -> bytes:
+    """The pages' features as one body that reads back to the same values."""
+    if plain:
+        try:
+            return orjson.dumps(document)
+        except orjson.JSONEncodeError:  # nested deeper than the 255 levels orjson writes
+            pass
+    return dumps_lenient(document)
+
+
+def _page(body: bytes, page: int, shown: str, secrets: list[str]) -> tuple[list[Any], bool, bool]:
+    """The features of one page, whether more follow, and whether orjson read it all; an Esri error body raises."""
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        document, checked = load_json(body)
+    except MalformedPayload:
         raise UpstreamRefused(f"{shown}: page {page} is not JSON (is the URL a feature layer?)") from None
     if not isinstance(document, dict):
         raise UpstreamRefused(f"{shown}: page {page} is not a JSON object")
@@ -155,7 +170,7 @@ def _page(body: bytes, page: int, shown: str, secrets: list[str]) -> tuple[list[
     more = _flag(document.get("exceededTransferLimit")) or (
         isinstance(properties, dict) and _flag(properties.get("exceededTransferLimit"))
     )
-    return features, more
+    return features, more, checked
 
 
 def _flag(value: Any) -> bool:

@@ -12,9 +12,11 @@
     |   +-- MalformedPayload           broken JSON/XML, wrong envelope, refused XML constructs
     +-- ItemRejected                   one item of a readable feed is unusable (never aborts a batch)
     +-- StoreError                     the database failed or is not usable
-        +-- SchemaOutdated             the schema is behind the code: run `exchange db upgrade`
-        +-- UnreadableEvent            a stored event the program cannot read (a time out of range,
-                                       text that is not UTF-8, a value the model refuses)
+    |   +-- SchemaOutdated             the schema is behind the code: run `exchange db upgrade`
+    |   +-- UnreadableEvent            a stored event the program cannot read (a time out of range,
+    |                                  text that is not UTF-8, a value the model refuses)
+    +-- InternalError                  an exception nothing foresaw (a bug), caught where a run is
+                                       recorded: the run is failed, the message names the exception
 
 Each error carries a one-line public ``message`` that never holds upstream secrets, and the exit
 code the CLI returns for it. Foreign exceptions are wrapped ``from exc`` where they enter.
@@ -27,6 +29,7 @@ __all__ = [
     "ExchangeError",
     "FeedError",
     "FetchError",
+    "InternalError",
     "ItemRejected",
     "MalformedPayload",
     "NotFound",
@@ -103,6 +106,10 @@ class SchemaOutdated(StoreError):
     pass
 
 
-
 class UnreadableEvent(StoreError):
     """One stored event cannot be read; lists skip it with a warning, a command about it alone fails."""
+
+
+class InternalError(ExchangeError):
+    """An exception nothing foresaw, in one line: ``<ExceptionType>: <message>``. A bug; the log has
+    the traceback at DEBUG level (``-v``)."""

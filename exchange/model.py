@@ -7,6 +7,7 @@ Coordinates inside the program are WGS84 ``[lon, lat]`` (GeoJSON order); times a
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -32,6 +33,7 @@ __all__ = [
     "event_id",
     "first_problem",
     "from_millis",
+    "shown_text",
     "to_millis",
 ]
 
@@ -244,8 +246,32 @@ class Event(BaseModel):
     digest: str = Field(default="", description="content hash of the source record")
 
 
+#: what an item error keeps of a source id and of a reason: enough to find the item and see what is
+#: wrong, whatever the item held (a 1 MB id, a lone surrogate, a line break)
+_SHOWN_ID, _SHOWN_REASON = 200, 1000
+_UNSAFE = re.compile("[\x00\r\n\ud800-\udfff]")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
+def shown_text(text: str, limit: int) -> str:
+    """``text`` fit to store and to print on one line: NUL and lone surrogates as escapes, line
+    breaks as spaces, at most ``limit`` characters (cut with "...").
+
+    >>> shown_text("bad\\ud800 id\\nsecond line", 80), shown_text("u" * 50, 10)
+    ('bad\\\\ud800 id second line', 'uuuuuuu...')
+    """
+    if _UNSAFE.search(text):
+        text = _LINE_BREAKS.sub(" ", text).replace("\x00", "\\x00")
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ItemError(BaseModel):
-    """Why one item of a batch was not stored. Kept on the sync run; never aborts the batch."""
+    """Why one item of a batch was not stored. Kept on the sync run; never aborts the batch.
+
+    The source id and the reason are made storable and one line (:func:`shown_text`), whatever the
+    item they come from held.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -253,6 +279,16 @@ class ItemError(BaseModel):
     source_id: str | None = None
     step: str = Field(description="pipeline step that refused it: parse, convert, store")
     reason: str
+
+    @field_validator("source_id")
+    @classmethod
+    def _shown_id(cls, value: str | None) -> str | None:
+        return None if value is None else shown_text(value, _SHOWN_ID)
+
+    @field_validator("reason")
+    @classmethod
+    def _shown_reason(cls, value: str) -> str:
+        return shown_text(value, _SHOWN_REASON)
 
 
 def first_problem(exc: ValueError, *, default_location: str = "") -> str:

@@ -4,6 +4,12 @@
 everything after the fetch. A fetch or read failure, or any error while reconciling, leaves the
 store exactly as it was and records a failed run; a killed process leaves it as it was too,
 since nothing is committed before the end.
+
+One bad item never aborts a poll: the codecs reject what the store could not keep (``feeds/``),
+and an item whose conversion fails in a way nothing foresaw is rejected too, with
+``cannot be converted: <ExceptionType>: <message>``. Any other unforeseen exception in a run is
+recorded as a failed run with a one-line message and raised as ``InternalError``; the traceback
+goes to the log at DEBUG level.
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ from exchange.bulk import Bulk, loads
 from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations
 from exchange.db import db_error_message, writing
-from exchange.errors import ExchangeError, FetchError, ItemRejected, StoreError
-from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, to_millis
+from exchange.errors import ExchangeError, FetchError, InternalError, ItemRejected, StoreError
+from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, shown_text, to_millis
 from exchange.runtime import collector_paused, fault_point, now_ms
 from exchange.schema import events, sightings, sources, sync_runs
 from exchange.store import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_to_row, event_values, insert_revisions
@@ -80,6 +86,10 @@ def sync_source(
     except FetchError as exc:
         _record_failure(engine, source, started, str(exc.message))
         raise
+    except ExchangeError:
+        raise
+    except Exception as exc:
+        raise _unexpected_failure(engine, source, started, "fetching", exc) from exc
     if fetched.body is None:
         # 304 Not Modified: the same payload as the last one read. Everything it listed is still
         # listed (nothing is reset); what it no longer listed is missed once more, as a 200 with the
@@ -132,6 +142,8 @@ def _ingest(
     except ExchangeError as exc:
         _record_failure(engine, source, started, exc.message)
         raise
+    except Exception as exc:
+        raise _unexpected_failure(engine, source, started, "reading the payload", exc) from exc
     try:
         with writing(engine, lock=f"source:{source.name}") as conn:
             _ensure_source(conn, source, started)
@@ -148,6 +160,8 @@ def _ingest(
         if isinstance(exc, ExchangeError):
             raise
         raise StoreError(f"sync of {source.name} failed, nothing was changed: {reason}") from exc
+    except Exception as exc:
+        raise _unexpected_failure(engine, source, started, "reconciling", exc) from exc
     return result
 
 
@@ -277,13 +291,18 @@ class Reconciler:
     # -- items present in the snapshot
 
     def _convert(self, item: FeedItem) -> Event | None:
+        """The item's event, or ``None`` with an item error: one item's failure never aborts the poll."""
         try:
             return self.source.convert(item, values_checked=self.values_checked)
         except ItemRejected as exc:
-            self.result.item_errors.append(
-                ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=exc.message)
-            )
-            return None
+            reason = exc.message
+        except Exception as exc:  # a case no codec foresaw: this item is rejected, the poll goes on
+            reason = f"cannot be converted: {_one_line(exc)}"
+            log.debug("%s: item %s: %s", self.source.name, item.source_id[:200], reason, exc_info=exc)
+        self.result.item_errors.append(
+            ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=reason)
+        )
+        return None
 
     def _apply_items(
         self,
@@ -539,6 +558,34 @@ def _run_values(result: SyncResult, started_ms: int) -> dict[str, Any]:
 def _insert_run(conn: Connection, source: str, started_ms: int, result: SyncResult) -> int:
     values = _run_values(result, started_ms)
     return int(conn.execute(insert(sync_runs).values(**values).returning(sync_runs.c.id)).scalar_one())
+
+
+def _one_line(exc: BaseException) -> str:
+    """``<ExceptionType>: <first line of its message>``, storable and short."""
+    lines = str(exc).strip().splitlines()
+    return shown_text(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__, 500)
+
+
+def _unexpected_failure(engine: Engine, source: Source, started_ms: int, step: str, exc: Exception) -> InternalError:
+    """Record an exception nothing foresaw as a failed run; the one-line error to raise in its place."""
+    reason = f"{step} failed unexpectedly: {_one_line(exc)}"
+    for secret in _secrets(source):
+        reason = reason.replace(secret, "***")
+    log.debug("%s: %s", source.name, reason, exc_info=exc)
+    _record_failure(engine, source, started_ms, reason)
+    return InternalError(f"sync of {source.name} failed, nothing was changed: {reason}")
+
+
+def _secrets(source: Source) -> list[str]:
+    """The source's token, if it has one, so that no message shows it."""
+    token = getattr(source, "token", None)
+    if not callable(token):
+        return []
+    try:
+        value = token()
+    except Exception:  # no token configured: nothing to hide
+        return []
+    return [value] if isinstance(value, str) and value else []
 
 
 def _record_failure(engine: Engine, source: Source, started_ms: int, reason: str) -> None:

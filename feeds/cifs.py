@@ -32,7 +32,18 @@ import orjson
 from lxml import etree
 
 from exchange.errors import ItemRejected, MalformedPayload
-from exchange.model import CIFS_SUBTYPES, SCHEDULE_DAYS, Category, Event, ItemError, Kind, Point, from_millis, to_millis
+from exchange.model import (
+    CIFS_SUBTYPES,
+    SCHEDULE_DAYS,
+    Category,
+    Event,
+    ItemError,
+    Kind,
+    Point,
+    first_problem,
+    from_millis,
+    to_millis,
+)
 from feeds.city import (
     ANTARCTIC,
     DIRECTIONS,
@@ -533,7 +544,8 @@ def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
         exc.source_id, exc.kind = item.source_id, item.kind.value
         raise
     except (TypeError, ValueError) as exc:
-        raise ItemRejected(str(exc), source_id=item.source_id, kind=item.kind.value) from exc
+        reason = first_problem(exc) if isinstance(exc, ValueError) else str(exc)  # pydantic's, on one line
+        raise ItemRejected(reason, source_id=item.source_id, kind=item.kind.value) from exc
 
 
 # --------------------------------------------------------------------------- rules beyond the XSD

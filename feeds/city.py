@@ -22,13 +22,15 @@ What entry refuses, beyond the types of the values (text, times and schedules ar
   (6 decimals) for a closure, a coordinate out of range or south of 60°S (a lon-first polyline),
   an end not after the start to the second, a ROAD_CLOSED without a start, lanes or a lane
   impact out of the CIFS ranges, a parent event id of fewer than 3 characters;
-* what the store cannot keep: an id longer than its column, NUL characters, lone surrogates or
-  non-finite numbers anywhere in the attributes.
+* what the store cannot keep (:func:`~feeds.city_values.check_storable`): an id longer than its
+  column, NUL characters, lone surrogates, non-finite numbers or whole numbers beyond 64 bits
+  anywhere in the attributes, attributes nested more than 64 levels deep.
 """
 
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
@@ -53,9 +55,11 @@ from exchange.model import (
 from feeds.city_values import (
     EARLIEST,
     LATEST,
+    MAX_OPERATOR,
     TIME_RANGE,
     check_storable,
     check_text,
+    id_problem,
     optional_text,
     parse_time,
     schedule_problems,
@@ -79,8 +83,6 @@ __all__ = [
 ]
 
 DIRECTIONS = ("ONE_DIRECTION", "BOTH_DIRECTIONS")
-#: the store's column sizes (exchange/schema.py): events.source_id, events.id, revisions.operator
-MAX_SOURCE_ID, MAX_EVENT_ID, MAX_OPERATOR = 200, 300, 100
 #: a CIFS parent event id is at least this long (cifsv2.xsd)
 MIN_PARENT_EVENT = 3
 #: the decimals of a published coordinate (CIFS polyline, WZDx geometry)
@@ -161,7 +163,7 @@ def _lanes(lanes: Sequence[Mapping[str, Any]] | None) -> list[Lane] | None:
         if "type" in values:
             kind = values["type"]
             if not isinstance(kind, str) or not check_text(kind, f"{where}.type").strip():
-                raise ItemRejected(f"{where}.type: {kind!r} is not a lane type (e.g. LANE)")
+                raise ItemRejected(f"{where}.type: {reprlib.repr(kind)} is not a lane type (e.g. LANE)")
             values["type"] = kind.strip()
         values["status"] = _upper(values.get("status"))
         try:
@@ -243,8 +245,9 @@ def city_event(
     * **Text**: no lone surrogates (bytes that were not UTF-8) and no control characters in any
       text field; the description alone may hold tab, newline and carriage return. The
       attributes (the source's other fields, not published) may hold any character but NUL and
-      lone surrogates, and no non-finite number. No length limit beyond the formats' minimums
-      (street 2, parent event 3) and the store's id and operator columns.
+      lone surrogates, no non-finite number, no whole number beyond 64 bits, and nest at most 64
+      levels. No length limit beyond the formats' minimums (street 2, parent event 3) and the
+      store's id and operator columns.
     * **Geometry**: a ROAD_CLOSED or CONSTRUCTION needs 2 points distinct at the published
       precision (6 decimals); another type may have one point with a direction.
 
@@ -259,12 +262,10 @@ def city_event(
     ident = optional_text(source_id, "id")
     if ident is None or ident != source_id:
         raise ItemRejected(f"id: {source_id!r} is empty or has spaces around it")
-    if len(ident) > MAX_SOURCE_ID:
-        raise ItemRejected(f"id: {len(ident)} characters, more than the {MAX_SOURCE_ID} an id may have")
     the_id = event_id(namespace, Kind.CITY, ident)
-    if len(the_id) > MAX_EVENT_ID:
-        raise ItemRejected(f"id: the event id {the_id[:40]!r}... has {len(the_id)} characters, more than "
-                           f"{MAX_EVENT_ID}")
+    problem = id_problem(ident, the_id)
+    if problem is not None:
+        raise ItemRejected(f"id: {problem}")
     kind_type = (optional_text(type, "type") or "").upper()
     if kind_type not in CIFS_SUBTYPES:
         raise ItemRejected(f"type: {type!r} is not one of {', '.join(sorted(CIFS_SUBTYPES))}")
@@ -286,7 +287,10 @@ def city_event(
     if parent is not None and len(parent) < MIN_PARENT_EVENT:
         raise ItemRejected(f"parent_event: {parent!r} is too short (at least {MIN_PARENT_EVENT} characters)")
 
-    points = [(float(lon), float(lat)) for lon, lat in coordinates]
+    try:
+        points = [(float(lon), float(lat)) for lon, lat in coordinates]
+    except OverflowError:  # a whole number beyond the float range
+        raise ItemRejected("polyline: coordinates must be finite numbers") from None
     for position, (lon, lat) in enumerate(points):
         _check_point(lon, lat, f"polyline point {position + 1}")
         if _published(lat) < ANTARCTIC:

@@ -26,9 +26,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from exchange.errors import ItemRejected
-from exchange.model import CIFS_SUBTYPES, Event, ItemError, Kind, from_millis, to_millis
+from exchange.model import CIFS_SUBTYPES, Event, ItemError, Kind, first_problem, from_millis, to_millis
 from feeds.city import city_event
-from feeds.city_values import EARLIEST, LATEST, TIME_RANGE, text_problem
+from feeds.city_values import EARLIEST, JSON_INT, LATEST, TIME_RANGE, integer_problem, text_problem
+from feeds.items import loads_lenient
 
 __all__ = [
     "CityFieldMapping",
@@ -204,7 +205,7 @@ def event_from_fields(
     except ItemRejected as exc:
         raise ItemRejected(_column_named(exc.message, mapping), source_id=source_id, kind=Kind.CITY.value) from exc
     except ValueError as exc:  # pydantic's ValidationError, should the model refuse what city_event let pass
-        raise ItemRejected(str(exc).splitlines()[0], source_id=source_id, kind=Kind.CITY.value) from exc
+        raise ItemRejected(first_problem(exc), source_id=source_id, kind=Kind.CITY.value) from exc
 
 
 def _column_named(message: str, mapping: CityFieldMapping) -> str:
@@ -229,6 +230,9 @@ def source_id_of(value: Any, field: str) -> str | None:
     if isinstance(value, bool):
         raise ItemRejected(f"{field}: an id cannot be a boolean")
     if isinstance(value, int):
+        problem = integer_problem(value, JSON_INT)
+        if problem is not None:
+            raise ItemRejected(f"{field}: {problem}")
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -294,17 +298,20 @@ def parse_schedule(value: Any) -> dict[str, str] | None:
     if value is None:
         return None
     if isinstance(value, Mapping):
-        return {str(day): str(hours) for day, hours in value.items()} or None
+        given: dict[str, str] = {}
+        for day, hours in value.items():
+            if not isinstance(hours, str):  # never str() an arbitrary value: it may nest 1000 levels deep
+                raise ItemRejected(f"schedule: {str(day)[:40]} hours must be text 'HH:MM-HH:MM[,HH:MM-HH:MM]', "
+                                   f"got {type(hours).__name__}")
+            given[str(day)] = hours
+        return given or None
     if not isinstance(value, str):
         raise ItemRejected(f"schedule: expected text or an object, got {type(value).__name__}")
     text = value.strip()
     if not text:
         return None
     if text.startswith("{"):
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ItemRejected(f"schedule: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        document = _json_value(text, "schedule")
         if not isinstance(document, dict):
             raise ItemRejected("schedule: JSON must be an object of day -> hours")
         return parse_schedule(document)
@@ -341,18 +348,21 @@ def _time(value: Any, field: str) -> str | datetime | None:
     if isinstance(value, bool):
         raise ItemRejected(f"{field}: expected a time, got a boolean")
     if isinstance(value, int | float):
-        if not (math.isfinite(value) and _MIN_MS <= value < _MAX_MS):
+        if not _MIN_MS <= value < _MAX_MS:  # NaN compares false, a whole number of any size compares
             raise ItemRejected(f"{field}: {value} is not a time in epoch milliseconds within {TIME_RANGE}")
         return from_millis(value)
     raise ItemRejected(f"{field}: expected an ISO 8601 time or epoch milliseconds, got {type(value).__name__}")
 
 
 def _json_value(value: Any, field: str) -> Any:
+    """JSON text read as a payload's fallback reader reads it (huge numbers as floats, deep nesting); else ``value``."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads_lenient(value)
         except json.JSONDecodeError as exc:
             raise ItemRejected(f"{field}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise ItemRejected(f"{field}: JSON nested too deeply") from None
     return value
 
 

@@ -19,6 +19,7 @@ sources (``adapters/geojson.py``, ``adapters/arcgis.py``) both read their featur
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Event, Kind
 from feeds.city_fields import CityFieldMapping, claim_id, event_from_fields, join_parts, parse_error
-from feeds.city_values import check_storable
+from feeds.city_values import check_nesting, check_storable
 from feeds.items import FeedItem, Snapshot, digest, load_json
 
 __all__ = [
@@ -110,6 +111,8 @@ def feature_event(
     try:
         if not values_checked:
             check_storable(properties)
+        else:  # orjson ruled out the rest; the same message as check_storable's, before any field is read
+            check_nesting(properties)
         return event_from_fields(
             namespace,
             item.source_id,
@@ -145,7 +148,7 @@ def feature_coordinates(geometry: Any) -> list[Position]:
             raise ItemRejected("geometry: MultiLineString coordinates are not a list of lines")
         parts = [_line(part, f"geometry part {number}") for number, part in enumerate(coordinates, start=1)]
         return join_parts(parts, "geometry")
-    raise ItemRejected(f"geometry: {kind!r} is not supported (LineString, MultiLineString or Point)")
+    raise ItemRejected(f"geometry: {reprlib.repr(kind)} is not supported (LineString, MultiLineString or Point)")
 
 
 def _line(value: Any, field: str) -> list[Position]:
@@ -160,5 +163,8 @@ def _position(value: Any, field: str) -> Position:
         or len(value) < 2
         or not all(isinstance(number, int | float) and not isinstance(number, bool) for number in value[:2])
     ):
-        raise ItemRejected(f"{field}: {str(value)[:40]} is not a position [lon, lat]")
-    return float(value[0]), float(value[1])
+        raise ItemRejected(f"{field}: {reprlib.repr(value)[:40]} is not a position [lon, lat]")
+    try:
+        return float(value[0]), float(value[1])
+    except OverflowError:  # a whole number beyond the float range
+        raise ItemRejected(f"{field}: coordinates must be finite numbers") from None

@@ -4,6 +4,12 @@
 these, so the rules hold whatever the event comes from; :func:`feeds.cifs.check_cifs_rules`
 checks published schedules with the same :func:`schedule_problems`, so entry and publish agree.
 
+* **Storable values** (:func:`check_storable`, :func:`check_nesting`, :func:`integer_problem`,
+  :func:`id_problem`): what every codec lets into the store (the Waze feed's too) is kept by both
+  stores and read back by every reader: no NUL and no lone surrogate in any text (keys too), no
+  non-finite number, whole numbers within their column (:data:`INT32` for the typed ``Integer``
+  columns, :data:`JSON_INT` in attributes), text within its ``String(n)`` column
+  (:data:`TEXT_COLUMNS`), attributes nested at most :data:`MAX_DEPTH` levels.
 * **Text** (:func:`text_problem`): no lone surrogate (a byte that was not UTF-8, as
   ``surrogateescape`` carries it from a command line), no control character (Unicode category
   Cc: NUL, the other C0 and C1 controls, DEL) and neither of the XML non-characters U+FFFE and
@@ -29,13 +35,26 @@ from exchange.model import SCHEDULE_DAYS
 
 __all__ = [
     "EARLIEST",
+    "INT32",
+    "INT64",
+    "JSON_INT",
     "LATEST",
+    "MAX_DEPTH",
+    "MAX_EVENT_ID",
+    "MAX_OPERATOR",
+    "MAX_SOURCE_ID",
+    "TEXT_COLUMNS",
     "TIME_RANGE",
+    "check_length",
+    "check_nesting",
     "check_storable",
     "check_text",
+    "id_problem",
+    "integer_problem",
     "optional_text",
     "parse_time",
     "schedule_problems",
+    "shown_integer",
     "text_problem",
     "weekly_schedule",
 ]
@@ -48,6 +67,27 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 TIME_RANGE = "the years 2000 to 2099 (UTC)"
 #: one schedule window, hours and minutes of its start and end
 _WINDOW = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
+
+# --------------------------------------------------------------------------- what the store keeps
+
+#: the length of the store's ``String(n)`` columns a feed value lands in (exchange/schema.py:
+#: ``events`` and ``revisions.operator``); longer text rejects its item (SQLite would keep it,
+#: PostgreSQL refuses it and with it the whole poll)
+TEXT_COLUMNS: dict[str, int] = {
+    "id": 300, "source_id": 200, "type": 100, "subtype": 100, "country": 20, "direction": 30,
+    "blocking_alert_uuid": 200, "operator": 100,
+}
+MAX_SOURCE_ID, MAX_EVENT_ID, MAX_OPERATOR = TEXT_COLUMNS["source_id"], TEXT_COLUMNS["id"], TEXT_COLUMNS["operator"]
+#: the whole numbers of an ``Integer`` column (32 bits on PostgreSQL): reliability, delay, level, ...
+INT32 = (-(2**31), 2**31 - 1)
+#: the whole numbers of a ``BigInteger`` column (times in epoch milliseconds)
+INT64 = (-(2**63), 2**63 - 1)
+#: the whole numbers a JSON column keeps exactly: what orjson reads and writes (it reads a larger
+#: one as a float, and cannot write it)
+JSON_INT = (-(2**63), 2**64 - 1)
+#: how many levels of objects and lists a record's attributes may nest, the record itself being the
+#: first: deep enough for any real feed, far below what orjson writes (255) and reads (1024)
+MAX_DEPTH = 64
 
 # --------------------------------------------------------------------------- text
 
@@ -108,25 +148,138 @@ def optional_text(value: str | None, field: str, *, multiline: bool = False) -> 
     return check_text(value, field, multiline=multiline).strip() or None
 
 
-def check_storable(value: Any, path: str = "") -> None:
-    """Refuse at any depth what no store keeps faithfully: NUL, lone surrogates (in keys too), non-finite numbers."""
+def check_storable(value: Any, path: str = "", *, depth: int = MAX_DEPTH) -> None:
+    """Refuse at any depth what no store keeps faithfully and every reader reads back.
+
+    NUL and lone surrogates in text (keys too), non-finite numbers, whole numbers outside
+    :data:`JSON_INT`, and objects or lists nested more than ``depth`` levels (``value`` itself
+    being the first) each raise ``ItemRejected`` naming where they are.
+
+    >>> check_storable({"a": [1, 2.5, "x"]})
+    >>> try:
+    ...     check_storable({"reliability": 10**30})
+    ... except ItemRejected as exc:
+    ...     print(exc.message)
+    reliability: 1000000000000000000000000000000 is out of range (-9223372036854775808 to 18446744073709551615)
+    """
     if isinstance(value, str):
         problem = text_problem(value, controls=False)
         if problem is not None:
             raise ItemRejected(f"{path or 'value'}: {problem}")
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ItemRejected(f"{path or 'value'}: {value} is not a finite number")
+            beyond = " (infinite, or beyond the float range)" if math.isinf(value) else ""
+            raise ItemRejected(f"{path or 'value'}: {value} is not a finite number{beyond}")
+    elif isinstance(value, int):
+        problem = integer_problem(value, JSON_INT)
+        if problem is not None:
+            raise ItemRejected(f"{path or 'value'}: {problem}")
     elif isinstance(value, Mapping):
+        if depth < 1:
+            raise ItemRejected(_too_deep(path))
         for key, inner in value.items():
             name = str(key)
             problem = text_problem(name, controls=False)
             if problem is not None:
                 raise ItemRejected(f"a field name under {path or 'the record'} {problem}")
-            check_storable(inner, f"{path}.{name}" if path else name)
+            check_storable(inner, f"{path}.{name}" if path else name, depth=depth - 1)
     elif isinstance(value, list | tuple):
+        if depth < 1:
+            raise ItemRejected(_too_deep(path))
         for position, inner in enumerate(value):
-            check_storable(inner, f"{path}[{position}]")
+            check_storable(inner, f"{path}[{position}]", depth=depth - 1)
+
+
+def check_nesting(value: Any, path: str = "", *, depth: int = MAX_DEPTH) -> None:
+    """The nesting part of :func:`check_storable` alone, for values a JSON reader already checked otherwise.
+
+    orjson rules out everything else :func:`check_storable` refuses but NUL (which the readers look
+    for in the bytes) and reads objects nested up to 1024 levels. This walks the dicts and lists
+    only, and names the place only when it fails, so it costs a fraction of the full check; the
+    message is the same.
+    """
+    try:
+        _walk_nesting(value, depth)
+    except _TooDeep as exc:
+        where = "".join(reversed(exc.parts))
+        raise ItemRejected(_too_deep(path + where if path else where.removeprefix("."))) from None
+
+
+class _TooDeep(Exception):
+    """Raised at the level too many; each level on the way out adds its key (in reverse order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _walk_nesting(value: Any, depth: int) -> None:
+    if isinstance(value, dict):
+        if depth < 1:
+            raise _TooDeep
+        for key, inner in value.items():
+            if isinstance(inner, _CONTAINERS):
+                try:
+                    _walk_nesting(inner, depth - 1)
+                except _TooDeep as exc:
+                    exc.parts.append(f".{key}")
+                    raise
+    elif isinstance(value, list | tuple):
+        if depth < 1:
+            raise _TooDeep
+        for position, inner in enumerate(value):
+            if isinstance(inner, _CONTAINERS):
+                try:
+                    _walk_nesting(inner, depth - 1)
+                except _TooDeep as exc:
+                    exc.parts.append(f"[{position}]")
+                    raise
+
+
+def _too_deep(path: str) -> str:
+    where = path if len(path) <= 60 else path[:60] + "..."
+    return f"{where or 'value'}: nested more than {MAX_DEPTH} levels deep"
+
+
+def integer_problem(value: int, bounds: tuple[int, int]) -> str | None:
+    """Why the whole number ``value`` is outside ``bounds`` (:data:`INT32`, :data:`INT64`, :data:`JSON_INT`), or None.
+
+    >>> integer_problem(7, INT32), integer_problem(-(2**40), INT32)
+    (None, '-1099511627776 is out of range (-2147483648 to 2147483647)')
+    >>> integer_problem(10**5000, JSON_INT)
+    'a number of about 5001 digits is out of range (-9223372036854775808 to 18446744073709551615)'
+    """
+    low, high = bounds
+    if low <= value <= high:
+        return None
+    return f"{shown_integer(value)} is out of range ({low} to {high})"
+
+
+def shown_integer(value: int) -> str:
+    """A whole number for a message: its digits, or their count when there are too many to show."""
+    if value.bit_length() <= 256:
+        return str(value)
+    return f"a number of about {math.floor(value.bit_length() * math.log10(2)) + 1} digits"
+
+
+def check_length(text: str, field: str, column: str) -> str:
+    """``text`` when it fits the store's column ``column`` (a key of :data:`TEXT_COLUMNS`); else ``ItemRejected``."""
+    limit = TEXT_COLUMNS[column]
+    if len(text) > limit:
+        raise ItemRejected(f"{field}: {len(text)} characters, more than the {limit} it may have")
+    return text
+
+
+def id_problem(source_id: str, event_id: str) -> str | None:
+    """Why an item's id (and the event id made of it) does not fit the store, or ``None``."""
+    if len(source_id) > MAX_SOURCE_ID:
+        return f"{len(source_id)} characters, more than the {MAX_SOURCE_ID} an id may have"
+    if len(event_id) > MAX_EVENT_ID:
+        return f"the event id {event_id[:40]!r}... has {len(event_id)} characters, more than {MAX_EVENT_ID}"
+    return None
 
 
 # --------------------------------------------------------------------------- times

@@ -9,15 +9,19 @@ Reading happens in two steps so that a poll that mostly repeats the last one cos
 
 :func:`parse_waze_feed` does both for every item (tests, ``exchange match``, one-off reads).
 Real payloads are loose (formats.md §5): numbers arrive as strings, booleans as ``"false"``,
-subtypes as ``""``; all of that is accepted. What cannot be stored faithfully (NaN, NUL
-characters, wrong types, out-of-range coordinates) rejects only its own item.
+subtypes as ``""``; all of that is accepted. What cannot be stored faithfully rejects only its own
+item: NaN and numbers beyond the float range, NUL characters and lone surrogates (in keys too),
+wrong types, out-of-range coordinates, a whole number outside its column (reliability, delay,
+level, ... are 32-bit), text longer than its column (id 200 characters, type 100, country 20, ...),
+attributes nested more than 64 levels deep (:mod:`feeds.city_values`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Mapping
+import reprlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +37,17 @@ from exchange.model import (
     event_id,
     first_problem,
     from_millis,
+)
+from feeds.city_values import (
+    INT32,
+    INT64,
+    check_length,
+    check_nesting,
+    check_storable,
+    id_problem,
+    integer_problem,
+    shown_integer,
+    text_problem,
 )
 from feeds.items import FeedItem, Snapshot, digest, load_json
 
@@ -136,7 +151,7 @@ def _snapshot_from_document(document: Mapping[str, Any]) -> WazeSnapshot:
 def _envelope_millis(document: Mapping[str, Any], key: str) -> int | None:
     value = document.get(key)
     try:
-        millis = _as_int(value, key)
+        millis = _as_int(value, key, INT64)
     except ItemRejected as exc:
         raise MalformedPayload(f"envelope {exc.message}") from exc
     return millis
@@ -157,14 +172,19 @@ def _source_id(kind: Kind, record: Mapping[str, Any]) -> str:
             return str(value)
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             return str(int(value))
-        if isinstance(value, str) and "\x00" not in value:
+        if isinstance(value, str) and text_problem(value, controls=False) is None:
             return value.strip()
     return "h-" + _derived_key(kind, record)
 
 
 def _derived_key(kind: Kind, record: Mapping[str, Any]) -> str:
     def rounded(value: Any) -> str:
-        return f"{value:.6f}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                return f"{value:.6f}"
+            except OverflowError:  # a whole number beyond the float range
+                pass
+        return str(value)
 
     if kind is Kind.ALERT:
         location = record.get("location")
@@ -178,7 +198,8 @@ def _derived_key(kind: Kind, record: Mapping[str, Any]) -> str:
             f"{rounded(p.get('x'))},{rounded(p.get('y'))}" for p in points if isinstance(p, dict)
         )
     parts = [str(record.get("type", "")), str(record.get("subtype", "")), str(record.get("pubMillis", "")), where]
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+    text = "|".join(parts).encode("utf-8", "surrogatepass")  # a lone surrogate is refused later, not here
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
 # --------------------------------------------------------------------------- converting one item
@@ -187,17 +208,26 @@ def _derived_key(kind: Kind, record: Mapping[str, Any]) -> str:
 def to_event(item: FeedItem, namespace: str = "waze", *, values_checked: bool = False) -> Event:
     """Convert one identified feed item into an :class:`Event`.
 
-    ``values_checked`` skips the deep scan for NaN and NUL when the reader already ruled them out
+    ``values_checked`` skips the deep scan of every value (:func:`~feeds.city_values.check_storable`)
+    for the nesting check alone when the reader already ruled the rest out
     (:attr:`WazeSnapshot.values_checked`).
 
     Raises
     ------
     ItemRejected
-        With the reason: no geometry, a coordinate out of range, NaN, a NUL character, a wrong type.
+        With the reason: no geometry, a coordinate out of range, NaN, a NUL character or a lone
+        surrogate, a wrong type, a number or a text too large for its column, too deep a nesting.
     """
     try:
         if not values_checked:
-            _check_values(item.record)
+            check_storable(item.record)
+        the_id = event_id(namespace, item.kind, item.source_id)
+        problem = id_problem(item.source_id, the_id)
+        if problem is not None:
+            raise ItemRejected(f"id: {problem}")
+        attributes = _attributes(item.record)
+        if values_checked:
+            check_nesting(attributes)
         if item.kind is Kind.ALERT:
             fields = _alert_fields(item.record)
         elif item.kind is Kind.JAM:
@@ -205,17 +235,17 @@ def to_event(item: FeedItem, namespace: str = "waze", *, values_checked: bool = 
         else:
             fields = _irregularity_fields(item.record)
         return Event(
-            id=event_id(namespace, item.kind, item.source_id),
+            id=the_id,
             source=namespace,
             kind=item.kind,
             source_id=item.source_id,
             origin=Origin.CROWD,
             street=_as_text(item.record.get("street"), "street") or None,
             city=_as_text(item.record.get("city"), "city") or None,
-            country=_as_text(item.record.get("country"), "country") or None,
+            country=_as_text(item.record.get("country"), "country", "country") or None,
             road_type=_as_int(item.record.get("roadType"), "roadType"),
             thumbs_up=_as_int(item.record.get("nThumbsUp"), "nThumbsUp"),
-            attributes=_attributes(item.record),
+            attributes=attributes,
             digest=item.digest,
             **fields,
         )
@@ -227,11 +257,11 @@ def to_event(item: FeedItem, namespace: str = "waze", *, values_checked: bool = 
 
 
 def _alert_fields(record: Mapping[str, Any]) -> dict[str, Any]:
-    waze_type = (_as_text(record.get("type"), "type") or "NONE").strip().upper()
+    waze_type = (_as_text(record.get("type"), "type", "type") or "NONE").strip().upper()
     return {
         "category": category_of_alert(waze_type),
         "type": waze_type,
-        "subtype": (_as_text(record.get("subtype"), "subtype") or "").strip() or None,
+        "subtype": (_as_text(record.get("subtype"), "subtype", "subtype") or "").strip() or None,
         "geometry": Point.model_construct(coordinates=_position(record.get("location"), "location")),
         "start_time": _as_time(record.get("pubMillis"), "pubMillis"),
         "reliability": _as_int(record.get("reliability"), "reliability"),
@@ -246,24 +276,27 @@ def _jam_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     if speed_kmh is None:
         speed_ms = _as_float(record.get("speed"), "speed")
         speed_kmh = None if speed_ms is None else round(speed_ms * 3.6, 3)
+        if speed_kmh is not None and not math.isfinite(speed_kmh):
+            raise ItemRejected(f"field 'speed' is out of range ({speed_ms})")
     return {
         "category": Category.JAM,
-        "type": (_as_text(record.get("type"), "type") or "NONE").strip(),
+        "type": (_as_text(record.get("type"), "type", "type") or "NONE").strip(),
         "geometry": LineString.model_construct(coordinates=_line(record.get("line"))),
         "start_time": _as_time(record.get("pubMillis"), "pubMillis"),
         "speed_kmh": speed_kmh,
         "delay_s": _as_int(record.get("delay"), "delay"),
         "level": _as_int(record.get("level"), "level"),
         "length_m": _as_int(record.get("length"), "length"),
-        "blocking_alert_uuid": _as_text(record.get("blockingAlertUuid"), "blockingAlertUuid") or None,
+        "blocking_alert_uuid": _as_text(record.get("blockingAlertUuid"), "blockingAlertUuid",
+                                        "blocking_alert_uuid") or None,
     }
 
 
 def _irregularity_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "category": Category.IRREGULARITY,
-        "type": (_as_text(record.get("type"), "type") or "NONE").strip(),
-        "subtype": (_as_text(record.get("causeType"), "causeType") or "").strip() or None,
+        "type": (_as_text(record.get("type"), "type", "type") or "NONE").strip(),
+        "subtype": (_as_text(record.get("causeType"), "causeType", "subtype") or "").strip() or None,
         "geometry": LineString.model_construct(coordinates=_line(record.get("line"))),
         "start_time": _as_time(record.get("detectionDateMillis"), "detectionDateMillis"),
         "speed_kmh": _as_float(record.get("speed"), "speed"),
@@ -288,34 +321,17 @@ def _attributes(record: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- tolerant value coercion
 
 
-def _check_values(value: Any, path: str = "") -> None:
-    """Refuse what no store can keep faithfully: non-finite numbers and NUL characters, at any depth."""
-    for key, inner in _children(value, path):
-        if isinstance(inner, float) and not math.isfinite(inner):
-            raise ItemRejected(f"field '{key}' is not a finite number ({inner})")
-        if isinstance(inner, str) and "\x00" in inner:
-            raise ItemRejected(f"field '{key}' contains a NUL character")
-        if isinstance(inner, dict | list):
-            _check_values(inner, key)
-
-
-def _children(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if isinstance(key, str) and "\x00" in key:
-                raise ItemRejected(f"a key under '{path or 'item'}' contains a NUL character")
-            yield (f"{path}.{key}" if path else str(key)), inner
-    elif isinstance(value, list):
-        for position, inner in enumerate(value):
-            yield f"{path}[{position}]", inner
-
-
-def _as_text(value: Any, name: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
+def _as_text(value: Any, name: str, column: str | None = None) -> str | None:
+    """Text as given (a number as its text); with ``column``, no longer than that column of the store."""
+    if value is None:
+        return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise ItemRejected(f"field '{name}' should be text, got {type(value).__name__}")
+        text = str(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise ItemRejected(f"field '{name}' should be text, got {type(value).__name__}")
+    return text if column is None else check_length(text, f"field '{name}'", column)
 
 
 def _as_float(value: Any, name: str) -> float | None:
@@ -324,7 +340,10 @@ def _as_float(value: Any, name: str) -> float | None:
     if isinstance(value, bool):
         raise ItemRejected(f"field '{name}' should be a number, got a boolean")
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a whole number beyond the float range
+            number = math.inf
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -333,23 +352,29 @@ def _as_float(value: Any, name: str) -> float | None:
     else:
         raise ItemRejected(f"field '{name}' should be a number, got {type(value).__name__}")
     if not math.isfinite(number):
-        raise ItemRejected(f"field '{name}' is not a finite number ({value})")
+        shown = shown_integer(value) if isinstance(value, int) else str(value)[:40]
+        raise ItemRejected(f"field '{name}' is not a finite number ({shown})")
     return number
 
 
-def _as_int(value: Any, name: str) -> int | None:
+def _as_int(value: Any, name: str, bounds: tuple[int, int] = INT32) -> int | None:
+    """A whole number within ``bounds``: 32 bits for the store's Integer columns unless told otherwise."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    number = _as_float(value, name)
-    if number is None:
-        return None
-    if not number.is_integer():
-        return round(number)
-    return int(number)
+        whole = value
+    else:
+        number = _as_float(value, name)
+        if number is None:
+            return None
+        whole = round(number)
+    if integer_problem(whole, bounds) is not None:
+        shown = shown_integer(value) if isinstance(value, int) else f"{value[:40]!r}" if isinstance(value, str) \
+            else repr(value)
+        raise ItemRejected(f"field '{name}' is out of range ({shown}; the store keeps {bounds[0]} to {bounds[1]})")
+    return whole
 
 
 def _as_time(value: Any, name: str) -> Any:
-    millis = _as_int(value, name)
+    millis = _as_int(value, name, INT64)
     if millis is None:
         return None
     # Waze publishes milliseconds since 1970; anything outside 1990..2200 is a unit or type mistake.
@@ -365,7 +390,7 @@ def _as_bool(value: Any, name: str) -> bool | None:
         return value.strip().lower() in {"true", "1", "yes"}
     if isinstance(value, int):
         return bool(value)
-    raise ItemRejected(f"field '{name}' should be a boolean, got {value!r:.40}")
+    raise ItemRejected(f"field '{name}' should be a boolean, got {reprlib.repr(value):.40}")
 
 
 def _position(value: Any, name: str) -> tuple[float, float]:
@@ -410,7 +435,10 @@ def _plain_line(value: list[Any]) -> list[tuple[float, float]] | None:
         return None
     if not set(map(type, xs)) | set(map(type, ys)) <= _NUMBER_TYPES:
         return None
-    if not (all(map(math.isfinite, xs)) and all(map(math.isfinite, ys))):
+    try:
+        if not (all(map(math.isfinite, xs)) and all(map(math.isfinite, ys))):
+            return None
+    except OverflowError:  # a whole number beyond the float range: the slow path names it
         return None
     if not (min(xs, default=0) >= -180.0 and max(xs, default=0) <= 180.0):
         return None

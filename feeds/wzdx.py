@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -33,7 +34,7 @@ from uuid import NAMESPACE_URL, uuid5
 import orjson
 
 from exchange.errors import ItemRejected, MalformedPayload, UsageError
-from exchange.model import Category, Event, ItemError, Kind, Point, from_millis, to_millis
+from exchange.model import Category, Event, ItemError, Kind, Point, first_problem, from_millis, to_millis
 from feeds.city import city_event, parse_time, text_problem
 from feeds.items import FeedItem, Snapshot, digest, load_json
 
@@ -403,7 +404,7 @@ def parse_wzdx(data: bytes) -> Snapshot:
 def _positions(geometry: Any) -> list[Position]:
     if not isinstance(geometry, Mapping) or geometry.get("type") not in ("LineString", "MultiPoint"):
         kind = geometry.get("type") if isinstance(geometry, Mapping) else type(geometry).__name__
-        raise ItemRejected(f"geometry: {kind!r} is not a LineString or MultiPoint")
+        raise ItemRejected(f"geometry: {reprlib.repr(kind)} is not a LineString or MultiPoint")
     coordinates = geometry.get("coordinates")
     if not isinstance(coordinates, list) or not coordinates:
         raise ItemRejected("geometry: no coordinates")
@@ -428,7 +429,9 @@ def _lanes(raw: Any) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None
     ordered = sorted(valid, key=lambda lane: int(lane["order"]))
     lanes = []
     for rank, lane in enumerate(ordered):
-        kind = str(lane.get("type") or "general")
+        kind = lane.get("type") or "general"
+        if not isinstance(kind, str):
+            raise ItemRejected(f"lanes: a lane type is text, got {type(kind).__name__}")
         lanes.append({
             "order": min(rank, 99),
             "type": "LANE" if kind == "general" else kind.upper().replace("-", "_"),
@@ -550,4 +553,5 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
         exc.source_id, exc.kind = item.source_id, item.kind.value
         raise
     except (TypeError, ValueError) as exc:
-        raise ItemRejected(str(exc), source_id=item.source_id, kind=item.kind.value) from exc
+        reason = first_problem(exc) if isinstance(exc, ValueError) else str(exc)  # pydantic's, on one line
+        raise ItemRejected(reason, source_id=item.source_id, kind=item.kind.value) from exc
