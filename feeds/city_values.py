@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any
@@ -217,26 +217,22 @@ _CONTAINERS = (dict, list, tuple)
 
 
 def _walk_nesting(value: Any, depth: int) -> None:
+    children: Iterable[tuple[str, Any]]
     if isinstance(value, dict):
-        if depth < 1:
-            raise _TooDeep
-        for key, inner in value.items():
-            if isinstance(inner, _CONTAINERS):
-                try:
-                    _walk_nesting(inner, depth - 1)
-                except _TooDeep as exc:
-                    exc.parts.append(f".{key}")
-                    raise
+        children = ((f".{key}", inner) for key, inner in value.items())
     elif isinstance(value, list | tuple):
-        if depth < 1:
-            raise _TooDeep
-        for position, inner in enumerate(value):
-            if isinstance(inner, _CONTAINERS):
-                try:
-                    _walk_nesting(inner, depth - 1)
-                except _TooDeep as exc:
-                    exc.parts.append(f"[{position}]")
-                    raise
+        children = ((f"[{position}]", inner) for position, inner in enumerate(value))
+    else:
+        return
+    if depth < 1:
+        raise _TooDeep
+    for label, inner in children:
+        if isinstance(inner, _CONTAINERS):
+            try:
+                _walk_nesting(inner, depth - 1)
+            except _TooDeep as exc:
+                exc.parts.append(label)
+                raise
 
 
 def _too_deep(path: str) -> str:

@@ -19,14 +19,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import pytest
 
-from tests.support.helpers import BASE_MS, Run, alert, feed, http_server
+from tests.support.helpers import BASE_MS, QuietHandler, Run, alert, feed, http_server
 
 #: one token per way a token reaches a URL; each holds characters a URL encodes
 TOKENS = {
@@ -110,7 +109,7 @@ def leaks(text: str) -> list[str]:
     return sorted(form for form in FORBIDDEN if form in text)
 
 
-class _Upstream(BaseHTTPRequestHandler):
+class _Upstream(QuietHandler):
     """The Waze feed, an ArcGIS layer, a 503 and an Esri error, on one local server."""
 
     targets: list[str]
@@ -127,13 +126,7 @@ class _Upstream(BaseHTTPRequestHandler):
             token = dict(part.split("=", 1) for part in urlsplit(self.path).query.split("&")).get("token", "")
             message = f"Invalid token {unquote(token.replace('+', ' '))}"
             body = json.dumps({"error": {"code": 498, "message": message, "details": [f"token={token}"]}}).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(status, body)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from exchange.sync import Reconciler, SyncResult, ingest_payload, sync_source
 from feeds.city_values import INT32, JSON_INT, TEXT_COLUMNS, check_nesting, check_storable
 from feeds.items import digest, dumps_lenient, load_json
 from tests.adapters.test_city_sources import CSV_WKT, GEOJSON, HEADER, build, closure, write_csv
-from tests.support.helpers import BASE_MS, Run, alert, feed, http_server, jam
+from tests.support.helpers import BASE_MS, QuietHandler, Run, alert, feed, http_server, jam
 from tests.test_sync import dump
 
 LIFECYCLE = LifecycleConfig()
@@ -237,18 +236,11 @@ def test_geojson_read_by_orjson_still_bounds_the_nesting(engine: Engine, tmp_pat
     }
 
 
-class _OnePage(BaseHTTPRequestHandler):
+class _OnePage(QuietHandler):
     body = b""
 
     def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/geo+json")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(200, self.body, {"Content-Type": "application/geo+json"})
 
 
 @pytest.fixture

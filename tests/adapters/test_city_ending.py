@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +27,7 @@ from exchange.config import Config, LifecycleConfig
 from exchange.publish import publish
 from exchange.schema import events, publications, sightings, sources, sync_runs
 from exchange.sync import SyncResult, sync_source
-from tests.support.helpers import http_server
+from tests.support.helpers import QuietHandler, http_server
 
 LIFECYCLE = LifecycleConfig()
 POLLS = LIFECYCLE.end_after_missed_polls
@@ -228,7 +227,7 @@ class Upstream:
     answers: list[int] = field(default_factory=list)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     upstream: Upstream
 
     def do_GET(self) -> None:
@@ -236,16 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
         status = 304 if self.headers.get("If-None-Match") == etag else 200
         self.upstream.answers.append(status)
-        self.send_response(status)
-        self.send_header("ETag", etag)
-        self.send_header("Content-Type", "application/geo+json")
-        self.send_header("Content-Length", "0" if status == 304 else str(len(body)))
-        self.end_headers()
-        if status == 200:
-            self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(status, b"" if status == 304 else body, {"ETag": etag, "Content-Type": "application/geo+json"})
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,7 +38,7 @@ from exchange.errors import (
 from exchange.model import Kind
 from exchange.schema import events, sources, sync_runs
 from exchange.sync import SyncResult, ingest_payload, sync_source
-from tests.support.helpers import BASE_MS, http_server
+from tests.support.helpers import BASE_MS, QuietHandler, http_server
 
 DENVER = ZoneInfo("America/Denver")
 LIFECYCLE = LifecycleConfig()
@@ -575,7 +574,7 @@ class Layer:
     paths: list[str] = field(default_factory=list)
 
 
-class _LayerHandler(BaseHTTPRequestHandler):
+class _LayerHandler(QuietHandler):
     layer: Layer
 
     def do_GET(self) -> None:
@@ -583,14 +582,7 @@ class _LayerHandler(BaseHTTPRequestHandler):
         self.layer.paths.append(parts.path)
         self.layer.queries.append({key: values[0] for key, values in parse_qs(parts.query).items()})
         status, body = self.layer.answers[min(len(self.layer.queries), len(self.layer.answers)) - 1]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/geo+json" if status == 200 else "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(status, body, {"Content-Type": "application/geo+json" if status == 200 else "text/plain"})
 
 
 @pytest.fixture

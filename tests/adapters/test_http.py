@@ -6,7 +6,6 @@ import gzip
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from adapters.base import Watermark
 from adapters.http import HttpPolicy, fetch_url, redact_location
 from adapters.waze import WazeFeedAdapter
 from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
-from tests.support.helpers import http_server
+from tests.support.helpers import QuietHandler, http_server
 
 BODY = b'{"alerts": [], "startTimeMillis": 1772463600000}'
 
@@ -29,7 +28,7 @@ class Script:
     paths: list[str] = field(default_factory=list)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     script: Script
 
     def do_GET(self) -> None:
@@ -39,15 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, headers, body = self.script.answers[index]
         if status == 200 and headers.get("ETag") and self.headers.get("If-None-Match") == headers["ETag"]:
             status, body = 304, b""
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(status, body, headers)
 
 
 @pytest.fixture

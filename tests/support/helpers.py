@@ -103,6 +103,21 @@ def invoke(args: list[str], capsys: Any) -> Run:
     return Run(code, captured.out, captured.err)
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A local test server's handler: no log lines, and one call to send a whole answer."""
+
+    def answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextmanager
 def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """A real HTTP server on a free localhost port, in a thread; yields its base URL."""
