@@ -59,3 +59,52 @@ def test_no_route_is_a_reason_not_an_error() -> None:
     route = route_closure(network, "Nonexistent Boulevard", np.array([[lon[0], lat[0]], [lon[0] + 0.001, lat[0]]]))
     assert not route.edges and "Nonexistent Boulevard" in (route.reason or "")
     assert route_closure(network, "x", np.array([[0.0, 0.0]])).reason
+
+
+def _at(city: SyntheticCity, edge: DirectedEdge, fraction: float) -> tuple[float, float]:
+    """(lon, lat) of the point ``fraction`` of the way along the straight chord of a directed edge."""
+    return city.to_lonlat(*edge.coords_m[0] + (edge.coords_m[-1] - edge.coords_m[0]) * fraction)
+
+
+def test_the_order_of_two_points_on_one_segment_decides_the_direction() -> None:
+    city, network = city_and_network()
+    edge = _street_path(city, 1)[0]
+    forward = route_closure(network, edge.name or "", np.array([_at(city, edge, 0.3), _at(city, edge, 0.7)]),
+                            direction="ONE_DIRECTION")
+    backward = route_closure(network, edge.name or "", np.array([_at(city, edge, 0.7), _at(city, edge, 0.3)]),
+                             direction="ONE_DIRECTION")
+    assert forward.keys == [edge.key] and forward.direction == "ONE_DIRECTION"
+    assert backward.keys == [(edge.way_id, edge.to_node, edge.from_node)]
+    assert np.allclose(forward.polyline[::-1], backward.polyline)
+    assert forward.note is None and backward.note is None
+
+
+def test_the_order_of_two_points_on_two_segments_decides_the_direction() -> None:
+    city, network = city_and_network()
+    path = _street_path(city, 2)
+    points = np.array([_at(city, path[0], 0.5), _at(city, path[1], 0.5)])
+    forward = route_closure(network, path[0].name or "", points)
+    backward = route_closure(network, path[0].name or "", points[::-1])
+    assert forward.keys == [edge.key for edge in path]
+    assert backward.keys == [(e.way_id, e.to_node, e.from_node) for e in path[::-1]]
+
+
+def test_the_end_segment_is_kept_when_the_end_point_is_near_the_start_segment() -> None:
+    city, network = city_and_network()
+    path = _street_path(city, 2)
+    # the end point is 20 % into the second segment: well within 50 m of the first one
+    route = route_closure(network, path[0].name or "", np.array([_at(city, path[0], 0.5), _at(city, path[1], 0.2)]))
+    assert route.keys == [edge.key for edge in path]
+    # and a start point just before the junction does not take the segment behind it for the start
+    route = route_closure(network, path[0].name or "", np.array([_at(city, path[0], 0.8), _at(city, path[1], 0.5)]))
+    assert route.keys == [edge.key for edge in path]
+
+
+def test_a_closure_drawn_against_a_one_way_street_is_reversed_with_a_note() -> None:
+    city, network = city_and_network()
+    edge = next(e for e in city.directed_edges if e.oneway and e.name and e.length_m > 60)
+    route = route_closure(network, edge.name or "", np.array([_at(city, edge, 0.7), _at(city, edge, 0.3)]))
+    assert route.keys == [edge.key] and route.direction == "ONE_DIRECTION"
+    assert route.note is not None and "one-way" in route.note and "reversed" in route.note
+    along = route_closure(network, edge.name or "", np.array([_at(city, edge, 0.3), _at(city, edge, 0.7)]))
+    assert along.keys == [edge.key] and along.note is None
