@@ -44,9 +44,11 @@ __all__ = [
     "CLEARABLE",
     "OPERATOR_NAMESPACE",
     "ClosureInput",
+    "Created",
     "Outcome",
     "add_closure",
     "cancel_closure",
+    "create_closure",
     "end_closure",
     "update_closure",
 ]
@@ -87,6 +89,14 @@ class Outcome:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class Created:
+    """A closure just stored, and what the operator should be told about its route, if anything."""
+
+    event: Event
+    note: str | None = None
+
+
 def _event(
     spec: ClosureInput, source_id: str, zone: tzinfo, points: Sequence[tuple[float, float]], direction: str
 ) -> Event:
@@ -101,11 +111,14 @@ def _event(
         raise UsageError(exc.message) from exc
 
 
-def _build(spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placement | None) -> Event:
-    """Validate, then route along the street when a network is there."""
+def _build(
+    spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placement | None
+) -> tuple[Event, str | None]:
+    """Validate, then route along the street when a network is there; with what the operator
+    should be told about the route (a closure drawn against a one-way street is reversed)."""
     event = _event(spec, source_id, zone, spec.points, spec.direction or "BOTH_DIRECTIONS")
     if placement is None or len(spec.points) < 2:
-        return event
+        return event, None
     route = route_closure(placement.network, spec.street, np.asarray(spec.points, dtype=np.float64),
                           direction=event.direction or "BOTH_DIRECTIONS")
     if not route.edges:
@@ -114,12 +127,17 @@ def _build(spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placemen
     event = _event(spec, source_id, zone, routed, route.direction)
     event.road_match = RoadMatch(edges=route.keys, distance_m=0.0, confidence=1.0, offset_m=0.0,
                                  covered_fraction=1.0)
-    return event
+    return event, route.note
 
 
 def add_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: Placement | None) -> Event:
     """Store a new closure; returns it (its id is what ``closure end`` takes)."""
-    event = _build(spec, secrets.token_hex(6), zone, placement)
+    return create_closure(engine, spec, zone=zone, placement=placement).event
+
+
+def create_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: Placement | None) -> Created:
+    """``add_closure``, with what the operator should be told about the route, if anything."""
+    event, note = _build(spec, secrets.token_hex(6), zone, placement)
     at = now_ms()
     row = event_to_row(event, now_ms=at)
     with writing(engine) as conn:
@@ -127,7 +145,7 @@ def add_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: 
         db.insert(events, EVENT_COLUMNS, [event_values(row, EVENT_COLUMNS)])
         insert_revisions(db, [event.id], "created", at_ms=at, operator=spec.operator)
         link_confirmations(conn, at)
-    return event
+    return Created(event, note)
 
 
 def _find(engine: Engine, closure_id: str) -> StoredEvent | Unreadable:
@@ -198,7 +216,7 @@ def update_closure(
         fields["end"] = None  # reopened: it no longer ends when it was ended
     spec = ClosureInput(points=changes.get("points") or _points(current), operator=operator, **fields)
     rerouted = "points" in changes or "street" in changes
-    event = _build(spec, current.source_id, zone, placement if rerouted else None)
+    event, note = _build(spec, current.source_id, zone, placement if rerouted else None)
     if not rerouted:
         event.road_match = current.road_match
     # what this command does not set stays as it was
@@ -213,9 +231,9 @@ def update_closure(
         if event.end_time is not None and to_millis(event.end_time) <= at:
             raise UsageError(f"end: {_when(event.end_time, zone)} is past; a reopened closure needs an end in the "
                              "future, or none")
-        return Outcome(_replace(engine, row, event, operator, "reopened"), "reopened")
+        return Outcome(_replace(engine, row, event, operator, "reopened"), "reopened", note)
     event.status = current.status
-    return Outcome(_replace(engine, row, event, operator, "updated"), "updated")
+    return Outcome(_replace(engine, row, event, operator, "updated"), "updated", note)
 
 
 def end_closure(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +141,41 @@ def test_sync_republishes_when_a_city_source_changed(cli: Cli) -> None:
     assert "city-closures: ok: 3 fetched, 3 new" in synced.err and "publish: published: 3 event(s)" in synced.err
     again = cli("--config", str(DEMO), "sync")
     assert again.code == 0 and "publish:" not in again.err, "nothing changed: no publication"
+
+
+def _routed(cli: Cli, street: str, start: str, end: str, direction: str = "ONE_DIRECTION") -> dict[str, Any]:
+    result = cli("--config", str(DEMO), "closure", "add", "--street", street, "--from", start, "--to", end,
+                 "--direction", direction, "--type", "CONSTRUCTION", "--start", _time(-1), "--description", "x")
+    assert result.code == 0, result
+    record: dict[str, Any] = json.loads(cli("--config", str(DEMO), "inspect", "event", result.out.strip(),
+                                            "--format", "json").out)[0]
+    return record
+
+
+def test_the_order_of_the_points_decides_the_direction_on_a_two_way_street(cli: Cli) -> None:
+    west, east = "37.806366 -122.294557", "37.806041 -122.29313"
+    eastbound = _routed(cli, "8th Street", west, east)["geometry"]["coordinates"]
+    westbound = _routed(cli, "8th Street", east, west)["geometry"]["coordinates"]
+    assert eastbound[0][0] < eastbound[-1][0], eastbound
+    assert westbound[0][0] > westbound[-1][0], westbound
+    assert eastbound == westbound[::-1]
+
+
+def test_the_segment_holding_the_end_point_is_routed_when_near_the_start(cli: Cli) -> None:
+    record = _routed(cli, "Wood Street", "37.807251 -122.3023", "37.807939 -122.302057", "BOTH_DIRECTIONS")
+    # Wood Street (way 202455444) past the Goss Street junction (node 53027354) up to 8th Street
+    edges = [tuple(edge) for edge in record["road_match"]["edges"]]
+    assert edges == [(202455444, 53131081, 53027354), (202455444, 53027354, 667744075)], edges
+    _last_lon, last_lat = record["geometry"]["coordinates"][-1]
+    assert last_lat > 37.807939, record["geometry"]
+
+
+def test_a_closure_drawn_against_one_way_7th_street_is_reversed_with_a_note(cli: Cli) -> None:
+    west, east = "37.808020 -122.304962", "37.807505 -122.303143"  # 7th Street is one-way westbound here
+    result = cli("--config", str(DEMO), "closure", "add", "--street", "7th Street", "--from", west, "--to", east,
+                 "--type", "CONSTRUCTION", "--start", _time(-1), "--description", "x")
+    assert result.code == 0, result
+    assert "one-way" in result.err and "reversed" in result.err, result.err
+    record = json.loads(cli("--config", str(DEMO), "inspect", "event", result.out.strip(), "--format", "json").out)[0]
+    line = record["geometry"]["coordinates"]
+    assert line[0][0] > line[-1][0] and record["direction"] == "ONE_DIRECTION", record

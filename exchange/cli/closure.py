@@ -174,7 +174,7 @@ def closure_add(
     Example: exchange closure add --street "Main Street" --polyline "40.7 -74.0 40.701 -74.0"
     --type ROAD_CLOSED --subtype ROAD_CLOSED_CONSTRUCTION --start 2026-12-01T08:00:00-05:00
     """
-    from exchange.closures import ClosureInput, add_closure
+    from exchange.closures import ClosureInput, Outcome, create_closure
 
     points = _points(polyline, start_point, end_point)
     if points is None:
@@ -185,8 +185,8 @@ def closure_add(
         description=description, schedule=_schedule(schedule), lane_impact=_lane_impact(lane_impact),
         operator=_operator(operator),
     )
-    event = add_closure(engine, spec, zone=config.zone, placement=placement)
-    _done(config, engine, event.id)
+    created = create_closure(engine, spec, zone=config.zone, placement=placement)
+    _done(config, engine, created.event.id, Outcome(created.event, "created", created.note))
 
 
 @closure_app.command("update")
