@@ -174,7 +174,7 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
     chosen, unreadable = eligible.events, eligible.unreadable
     previous = _PublishedVersions(engine)
     network = placement.network if placement is not None else None
-    findings = {event.id: lint_event(event, network) for event in chosen}
+    findings = {event.id: lint_event(event, network, generated) for event in chosen}
     result = PublishResult(status="published", success_share=feed_success_share(list(findings.values())),
                            unreadable=unreadable)
     held: dict[str, HeldBack] = {}

@@ -6,21 +6,32 @@ go to manual review, and a feed whose share of placeable closures drops too low 
 not published at all (about 80 %, :data:`PUBLISH_THRESHOLD`). :func:`lint_event` reports, for one
 event:
 
-* blocking (``"error"``): a polyline shorter than :data:`MIN_LENGTH_M` or longer than
-  :data:`MAX_LENGTH_M` (measured in metres in the local UTM zone), a closure of one point, no
-  street or a street with a house number; with a road network: matched edges on another street
+* blocking (``"error"``) for every event: no street, or a street with a house number ("1200 Main
+  St", "Main Street 12"; route, ordinal and numbered names such as "Interstate 880", "B 14",
+  "8th Street" or "Carrera 7" are names, see :func:`geo.names.has_house_number`);
+* blocking for a full closure only (a ROAD_CLOSED without a lane impact, :func:`is_full_closure`):
+  a polyline of one point, shorter than :data:`MIN_LENGTH_M` or longer than :data:`MAX_LENGTH_M`
+  (measured in metres in the local UTM zone); with a road network: matched edges on another street
   than the event's (the closure spans several streets), first or last point farther than
-  :data:`JUNCTION_TOLERANCE_M` from a junction of its matched edges (Waze closes whole segments);
-* warning only: a description over :data:`MAX_DESCRIPTION` characters, an event not matched to
-  the loaded network (the network checks are then skipped).
+  :data:`JUNCTION_TOLERANCE_M` from a junction of its matched edges (Waze closes whole segments).
+  For CONSTRUCTION, HAZARD, the other types and lane closures Waze shows the event where it is
+  given, so the same findings are warnings;
+* warning only: a ROAD_CLOSED with a lane impact (``lane_impact``, or a lane list with an open
+  lane): Waze asks for ROAD_CLOSED only when every lane is closed, a partial closure is a lane
+  impact on CONSTRUCTION (or HAZARD). A warning, not an error: Waze still takes the event, it
+  just closes the whole road; a description over :data:`MAX_DESCRIPTION` characters; an event not
+  matched to the loaded network (the network checks are then skipped); a closure or work zone
+  with no road network configured (its polyline is taken on trust); given the caller's ``now``,
+  an event without an end that started more than :data:`OPEN_ENDED_DAYS` days before (Waze may
+  have expired it).
 
-The geometry rules block for the categories published as closures and work zones
-(:data:`STRICT_CATEGORIES`); for point incidents (hazards, accidents, ...) they are warnings.
+The lint does no I/O and reads no clock: the caller passes the time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -31,13 +42,15 @@ from geo.names import has_house_number, name_similarity
 from geo.network import RoadNetwork
 
 __all__ = [
+    "CLOSURE_CATEGORIES",
     "JUNCTION_TOLERANCE_M",
     "MAX_DESCRIPTION",
     "MAX_LENGTH_M",
     "MIN_LENGTH_M",
+    "OPEN_ENDED_DAYS",
     "PUBLISH_THRESHOLD",
-    "STRICT_CATEGORIES",
     "feed_success_share",
+    "is_full_closure",
     "lint_event",
     "polyline_length_m",
 ]
@@ -48,8 +61,10 @@ JUNCTION_TOLERANCE_M = 10.0
 MAX_DESCRIPTION = 40
 #: below this share of events without a blocking finding, Waze reportedly publishes nothing
 PUBLISH_THRESHOLD = 0.8
-#: categories whose geometry findings block; for the others they are warnings
-STRICT_CATEGORIES = frozenset({Category.ROAD_CLOSED, Category.CONSTRUCTION})
+#: categories published as closures and work zones: without a road network their polyline is taken on trust
+CLOSURE_CATEGORIES = frozenset({Category.ROAD_CLOSED, Category.CONSTRUCTION})
+#: an event without an end that started more than this many days ago may have been expired by Waze
+OPEN_ENDED_DAYS = 14
 #: a matched edge is on the event's street when one of its names is at least this similar
 _SAME_STREET = 0.8
 
@@ -122,7 +137,26 @@ def _network_problems(
     return found
 
 
-def lint_event(event: Event, network: RoadNetwork | None = None) -> list[Problem]:
+def _lane_impact(event: Event) -> bool:
+    """True when the event closes some lanes only: a lane impact, or a lane list with an open lane."""
+    details = event.details
+    if details is None:
+        return False
+    if details.lane_impact is not None:
+        return True
+    return bool(details.lanes) and any(not lane.status.startswith("CLOSE") for lane in details.lanes or [])
+
+
+def is_full_closure(event: Event) -> bool:
+    """A ROAD_CLOSED without a lane impact: every lane closed, the only kind Waze places junction to junction."""
+    return event.category is Category.ROAD_CLOSED and not _lane_impact(event)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def lint_event(event: Event, network: RoadNetwork | None = None, now: datetime | None = None) -> list[Problem]:
     """The acceptance findings for one event; an empty list means Waze should take it as it is.
 
     Parameters
@@ -132,9 +166,13 @@ def lint_event(event: Event, network: RoadNetwork | None = None) -> list[Problem
     network
         The loaded road network; with it, ``event.road_match`` is checked for a single street and
         for endpoints at junctions.
+    now
+        The time of the lint (timezone-aware; a naive one is taken as UTC), given by the caller:
+        with it, an event without an end that started more than :data:`OPEN_ENDED_DAYS` days
+        before gets a warning. Without it that check is skipped.
     """
     where = f"event {event.id}"
-    strict: Severity = "error" if event.category in STRICT_CATEGORIES else "warning"
+    strict: Severity = "error" if is_full_closure(event) else "warning"
     found: list[Problem] = []
     street = (event.street or "").strip()
     if not street:
@@ -159,6 +197,17 @@ def lint_event(event: Event, network: RoadNetwork | None = None) -> list[Problem
                 where, f"polyline is {length / 1000:.1f} km long; Waze takes at most {MAX_LENGTH_M / 1000:.0f} km: "
                 "split it", strict,
             ))
+    if event.category is Category.ROAD_CLOSED and _lane_impact(event):
+        found.append(Problem(
+            where, "a ROAD_CLOSED closes every lane; a partial closure is a lane impact on CONSTRUCTION (or HAZARD)",
+            "warning",
+        ))
+    if now is not None and event.end_time is None and event.start_time is not None:
+        age = _aware(now) - _aware(event.start_time)
+        if age > timedelta(days=OPEN_ENDED_DAYS):
+            found.append(Problem(
+                where, f"started {age.days} days ago with no end: Waze may have expired it; give an end", "warning"
+            ))
     description = event.details.description if event.details is not None else None
     if description and len(description) > MAX_DESCRIPTION:
         found.append(Problem(
@@ -166,7 +215,7 @@ def lint_event(event: Event, network: RoadNetwork | None = None) -> list[Problem
         ))
     if network is not None:
         found.extend(_network_problems(event, points, network, where, strict))
-    elif event.category in STRICT_CATEGORIES:
+    elif event.category in CLOSURE_CATEGORIES:
         found.append(Problem(
             where, "no road network is configured: the polyline is published as given and must already follow "
             "the road from junction to junction", "warning",

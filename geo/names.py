@@ -51,17 +51,108 @@ def name_similarity(a: str, b: str) -> float:
     return SequenceMatcher(None, left, right, autojunk=False).ratio()
 
 
-def has_house_number(street: str) -> bool:
-    """True when a street name carries a house number ("1200 Main St", "Main St 12").
 
-    Ordinal streets ("5th Avenue") and route numbers ("Route 9" with a word before) are not house numbers.
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: months (en, fr, de, nl, es, pt, it, pl genitive), without accents: "8 Mai 1945", "3 Maja" and
+#: "24 de Julio" are dates that name a street, not house numbers
+_MONTHS = _words(
+    "january february march april may june july august september october november december "
+    "janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
+    "januar februar marz juni juli oktober dezember januari februari maart mei augustus "
+    "enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre noviembre diciembre "
+    "janeiro fevereiro marco maio junho julho setembro outubro novembro dezembro "
+    "gennaio febbraio aprile maggio giugno luglio settembre ottobre dicembre "
+    "stycznia lutego marca kwietnia maja czerwca lipca sierpnia wrzesnia pazdziernika listopada grudnia"
+)
+#: street-type words written after the name: a number after "Main Street" is a house number
+_TYPE_AFTER = _words(
+    "street st avenue ave av road rd drive dr lane ln boulevard blvd way place pl court ct terrace ter "
+    "crescent cres close square sq parkway pkwy circle cir trail row walk mews gardens grove "
+    "strasse str weg gasse allee platz straat laan plein gracht kade utca vej gade"
+)
+#: the same as the end of one compound word: "Hauptstraße 12", "Kalverstraat 1", "Storgatan 3"
+_COMPOUND_ENDS = (
+    "strasse", "str", "weg", "gasse", "allee", "platz", "damm", "ufer", "straat", "laan", "plein", "gracht",
+    "gatan", "vagen", "gade", "vej", "katu", "tie",
+)
+#: route classes as the start of one compound word: "Bundesstraße 14", "Rijksweg 12" are numbered roads
+_ROUTE_PREFIXES = ("bundes", "landes", "staats", "kreis", "rijks", "provinciale")
+#: a word before "Road": "County Road 5", "Farm to Market Road 1960" are numbered roads
+_ROUTE_QUALIFIERS = _words(
+    "county co state forest township twp market ranch parish federal provincial regional national interstate us "
+    "service"
+)
+#: street-type words written before the name: "Via Roma 12", "Calle Mayor 12" (but "Calle 26" is a name)
+_TYPE_BEFORE = _words(
+    "via viale corso piazza piazzale largo calle avenida avda rua carrer rue boulevard bd chemin plaza paseo "
+    "travessa strada carrera transversal diagonal"
+)
+_NUMBER = r"\d+(?:\s?[a-z]|\s(?:bis|ter))?(?:\s?[-/]\s?\d+[a-z]?)?"
+_LEADING = re.compile(rf"^{_NUMBER}\s*[\s,]\s*\S")
+_TRAILING = re.compile(rf"^(?P<name>.*\S)(?P<comma>\s*,)?\s+{_NUMBER}$")
+_MARKED = re.compile(r"(?:#|\bn[°ºo]\.?|\bnr\.?)\s*\d", re.IGNORECASE)
+_DATE = re.compile(r"^\d{1,2}(?:er|e|o|º|°)?\s+(?:de\s+)?(?P<month>[a-z]+)(?:\s+(?:de\s+)?\d{4})?$")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _plain(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def has_house_number(street: str) -> bool:
+    """True when a street name carries a house number, so it is an address and not a name.
+
+    A house number is recognised as
+
+    * a number at the start followed by a name ("1200 Main Street", "12 bis Rue de Rivoli",
+      "1200 Interstate 880", "12-14 High St"), unless the start is a date ("8 Mai 1945",
+      "3 Maja", "24 de Julio");
+    * a number marked as one ("Calle 26 # 12-34", "Hauptstr. Nr. 5", "n° 12");
+    * a number after a comma at the end ("Calle Mayor, 12");
+    * a number at the end after a complete street name: a street-type word with a name before it
+      ("Main Street 12"), one compound word ending in a street type ("Hauptstraße 12",
+      "Kalverstraat 1"), or a street-type word first with a name between ("Via Roma 12").
+
+    Numbers that are the name stay names: ordinals ("8th Street"), routes ("Interstate 880",
+    "CA 24", "I-25", "US 36", "B 14", "N 201", "Autoroute 40", "Highway 1", "Route 66",
+    "County Road 5", "Bundesstraße 14"), numbered streets ("Carrera 7", "Calle 26", "Ring 2",
+    "Avenue 12"), dates ("Rue du 8 Mai 1945") and numbered lanes ("Kebon Kacang 9").
 
     >>> has_house_number("1200 Main Street"), has_house_number("5th Avenue"), has_house_number("Route 9")
     (True, False, False)
+    >>> has_house_number("Main Street 12"), has_house_number("County Road 5"), has_house_number("B 14")
+    (True, False, False)
     """
-    text = street.strip()
-    if re.match(r"^\d+\s+\D", text):
+    text = " ".join(_plain(street).split())
+    if not text:
+        return False
+    if _LEADING.match(text):
+        date = _DATE.match(text)
+        return date is None or date.group("month") not in _MONTHS
+    if _MARKED.search(text):
         return True
-    return bool(re.search(r"^\D+\s\d+[a-z]?$", text)) and not re.match(
-        r"^(route|rte|highway|hwy|i|us|sr|state route|county road|cr)\s", text, re.IGNORECASE
+    trailing = _TRAILING.match(text)
+    if trailing is None:
+        return False
+    if trailing.group("comma"):
+        return True
+    words = _WORD.findall(trailing.group("name"))
+    if not words or re.search(r"\d", trailing.group("name").split()[-1]):
+        return False  # "Rue du 8 Mai 1945" ends in a word; "E 138 12"-like runs of numbers are not addresses
+    last = words[-1]
+    if last in _MONTHS:
+        return False
+    if last in _TYPE_AFTER:
+        return len(words) >= 2 and not (last in ("road", "rd") and words[-2] in _ROUTE_QUALIFIERS)
+    if len(words) == 1:
+        return not last.startswith(_ROUTE_PREFIXES) and any(
+            last.endswith(end) and len(last) > len(end) + 2 for end in _COMPOUND_ENDS
+        )
+    return (
+        len(words) >= 2 and words[0] in _TYPE_BEFORE and not re.search(r"\d", trailing.group("name"))
+        and last not in _TYPE_BEFORE
     )

@@ -265,8 +265,11 @@ def inspect_feed(
     """The Waze acceptance lint of every event that belongs in the feeds, what the last publish held
     back and why, and the feed's success share.
 
-    Blocking findings are reasons Waze would reject the event (length outside 30 m - 20 km, more
-    than one street, ends not at junctions, a house number in the street); Waze reportedly
+    Blocking findings are reasons Waze would reject the event (no street or a house number in it;
+    for a full closure, a ROAD_CLOSED without a lane impact: length outside 30 m - 20 km, more than
+    one street, ends not at junctions; for works, hazards and lane closures these are warnings).
+    Warnings include a ROAD_CLOSED with a lane impact and an event without an end that started
+    more than 14 days ago (Waze may have expired it). Waze reportedly
     publishes nothing when fewer than about 80 % of a feed's incidents pass. "held_back" is why
     the event's current version is not in the feeds (a failed check; its last good version may
     still be served). An event whose stored row cannot be read is left out with a warning on stderr
@@ -290,8 +293,9 @@ def inspect_feed(
     network = placement.network if placement is not None else None
     records: list[dict[str, Any]] = []
     findings = []
+    linted_at = datetime.fromtimestamp(at / 1000, UTC)
     for event in chosen:
-        found = lint_event(event, network)
+        found = lint_event(event, network, linted_at)
         findings.append(found)
         records.append({
             "id": event.id, "street": event.street,

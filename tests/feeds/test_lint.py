@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -80,21 +81,25 @@ def test_too_short_or_too_long_blocks(coordinates: list[tuple[float, float]], ex
     assert [expected in m for m in messages(found)] == [True]
 
 
-def test_one_point_blocks_a_closure_but_not_a_hazard() -> None:
+def test_one_point_blocks_a_full_closure_but_not_works_or_a_hazard() -> None:
     point = Point(coordinates=NODES[1])  # city events are lines; crowd reports and old rows may be points
     hazard = event(type="HAZARD", subtype=None).model_copy(update={"geometry": point, "category": Category.HAZARD})
     assert messages(lint_event(hazard)) == [] and len(messages(lint_event(hazard), "warning")) == 1
+    closed = event().model_copy(update={"geometry": point})
+    assert any("one place only" in m for m in messages(lint_event(closed)))
     works = event(type="CONSTRUCTION", subtype=None).model_copy(update={"geometry": point})
-    assert any("one place only" in m for m in messages(lint_event(works)))
+    assert messages(lint_event(works)) == []
+    assert any("one place only" in m for m in messages(lint_event(works), "warning"))
 
 
-@pytest.mark.parametrize("street", ["1200 Main Street", "Main Street 12"])
+@pytest.mark.parametrize("street", ["1200 Main Street", "Main Street 12", "1200 8th Street", "1200 Interstate 880"])
 def test_a_house_number_in_the_street_blocks(street: str) -> None:
     assert any("house number" in m for m in messages(lint_event(event(street=street))))
 
 
 def test_street_names_that_are_not_house_numbers() -> None:
-    for street in ("5th Avenue", "Route 9", "I-70"):
+    for street in ("5th Avenue", "Route 9", "I-70", "Interstate 880", "CA 24", "US 36", "B 14", "Carrera 7",
+                   "Autoroute 40", "Ring 2", "8th Street", "Highway 1", "Route 66", "County Road 5"):
         assert messages(lint_event(event(street=street))) == []
 
 
@@ -137,3 +142,83 @@ def test_feed_success_share() -> None:
     share = feed_success_share(findings)
     assert share == 0.5 and share < PUBLISH_THRESHOLD
     assert feed_success_share([]) == 1.0
+
+
+# the geometry rules block full closures only ---------------------------------------------------------------
+SHORT = [(-89.66, LAT), (-89.6598, LAT)]
+LONG = [(-89.9, LAT), (-89.6, LAT)]
+PARTIAL = {"lane_impact": {"total_closed_lanes": 1, "roadside": "RIGHT"}}
+
+
+@pytest.mark.parametrize("coordinates", [SHORT, LONG])
+@pytest.mark.parametrize(
+    ("overrides", "blocks"),
+    [
+        ({}, True),  # ROAD_CLOSED, every lane
+        ({"lanes": [{"order": 0, "status": "CLOSED"}, {"order": 1, "status": "CLOSED"}]}, True),  # every lane listed
+        (PARTIAL, False),
+        ({"lanes": [{"order": 0, "status": "CLOSED"}, {"order": 1, "status": "OPEN"}]}, False),
+        ({"type": "CONSTRUCTION", "subtype": None}, False),
+        ({"type": "HAZARD", "subtype": "HAZARD_ON_ROAD_CONSTRUCTION"}, False),
+    ],
+)
+def test_length_blocks_a_full_closure_only(
+    coordinates: list[tuple[float, float]], overrides: dict[str, Any], blocks: bool
+) -> None:
+    found = lint_event(event(coordinates, **overrides))
+    assert [p.severity for p in found if " long; Waze " in p.message] == ["error" if blocks else "warning"]
+
+
+def test_junction_and_street_rules_block_a_full_closure_only(network: RoadNetwork) -> None:
+    inside = [(-89.6594, LAT), NODES[2], (-89.6506, LAT)]
+    for overrides, severity in (({}, "error"), (PARTIAL, "warning"), ({"type": "CONSTRUCTION", "subtype": None},
+                                                                       "warning")):
+        placed = event(inside, **overrides)
+        placed.road_match = RoadMatch(edges=MAIN)
+        junctions = [p.severity for p in lint_event(placed, network) if "junction" in p.message]
+        assert junctions == [severity, severity]
+        turning = event([NODES[1], NODES[2], NODES[11]], **overrides)
+        turning.road_match = RoadMatch(edges=[(100, 1, 2), (200, 2, 11)])
+        streets = [p.severity for p in lint_event(turning, network) if "more than one street" in p.message]
+        assert streets == [severity]
+
+
+def test_a_road_closed_with_a_lane_impact_is_a_warning() -> None:
+    for overrides in (PARTIAL, {"lanes": [{"order": 0, "status": "CLOSED"}, {"order": 1, "status": "OPEN_LANE"}]}):
+        found = lint_event(event(**overrides))
+        assert messages(found) == []
+        assert "a ROAD_CLOSED closes every lane; a partial closure is a lane impact on CONSTRUCTION (or HAZARD)" \
+            in messages(found, "warning")
+    for quiet in (event(), event(type="CONSTRUCTION", subtype=None, **PARTIAL)):
+        assert not any("closes every lane" in m for m in messages(lint_event(quiet), "warning"))
+
+
+# open-ended events -----------------------------------------------------------------------------------------
+NOW = datetime(2026, 8, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days"),
+    [
+        ("2026-07-12T08:00:00", None, 19),  # 19 days and 23 hours (Chicago is UTC-5 in July)
+        ("2026-07-18T06:00:00", None, 14),  # 14 days and 1 hour: more than 14 days
+        ("2026-07-18T08:00:00", None, None),  # 13 days and 23 hours
+        ("2026-07-12T08:00:00", "2026-09-01T08:00:00", None),  # an end is given
+        ("2026-07-31T08:00:00", None, None),
+    ],
+)
+def test_an_old_start_without_an_end_is_a_warning(start: str, end: str | None, days: int | None) -> None:
+    fields: dict[str, Any] = {"start": start} if end is None else {"start": start, "end": end}
+    found = lint_event(event(**fields), now=NOW)
+    assert messages(found) == []
+    expired = [m for m in messages(found, "warning") if "no end" in m]
+    if days is None:
+        assert expired == []
+    else:
+        assert expired == [f"started {days} days ago with no end: Waze may have expired it; give an end"]
+    assert not any("no end" in p.message for p in lint_event(event(**fields)))  # without a clock: not checked
+
+
+def test_the_lint_takes_a_naive_now_as_utc() -> None:
+    found = lint_event(event(), now=NOW.replace(tzinfo=None))
+    assert "started 19 days ago with no end: Waze may have expired it; give an end" in messages(found, "warning")
