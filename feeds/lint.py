@@ -16,6 +16,13 @@ event:
   :data:`JUNCTION_TOLERANCE_M` from a junction of its matched edges (Waze closes whole segments).
   For CONSTRUCTION, HAZARD, the other types and lane closures Waze shows the event where it is
   given, so the same findings are warnings;
+* blocking for every ONE_DIRECTION line whose source signs a direction (WZDx ``northbound``,
+  ``eastbound``, ...: the direction the traffic flows, not a heading) when its overall bearing
+  (first to last point: the point order is the closed travel direction) is more than
+  :data:`AGAINST_DIRECTION_DEG` off that direction's nominal heading, and no road network is
+  configured: "drawn against its stated direction". Publishing holds it back even when
+  ``publish.hold_back_failing`` is off (``Problem.holds_back``); it is never reversed on its
+  bearing alone. With a network it is a warning (the network's placement decides);
 * warning only: a ROAD_CLOSED with a lane impact (``lane_impact``, or a lane list with an open
   lane): Waze asks for ROAD_CLOSED only when every lane is closed, a partial closure is a lane
   impact on CONSTRUCTION (or HAZARD). A warning, not an error: Waze still takes the event, it
@@ -23,7 +30,8 @@ event:
   matched to the loaded network (the network checks are then skipped); a closure or work zone
   with no road network configured (its polyline is taken on trust); given the caller's ``now``,
   an event without an end that started more than :data:`OPEN_ENDED_DAYS` days before (Waze may
-  have expired it).
+  have expired it); a ONE_DIRECTION line whose bearing is between :data:`DISAGREES_DEG` and
+  :data:`AGAINST_DIRECTION_DEG` off its signed direction (a bend, or drawn the wrong way: check).
 
 The lint does no I/O and reads no clock: the caller passes the time.
 """
@@ -39,18 +47,22 @@ from exchange.model import Category, Event, LineString
 from feeds.problems import Problem, Severity, has_errors
 from geo.crs import MetricFrame
 from geo.names import has_house_number, name_similarity
-from geo.network import RoadNetwork
+from geo.network import RoadNetwork, bearing_deg, heading_difference
 
 __all__ = [
+    "AGAINST_DIRECTION_DEG",
     "CLOSURE_CATEGORIES",
+    "DISAGREES_DEG",
     "JUNCTION_TOLERANCE_M",
     "MAX_DESCRIPTION",
     "MAX_LENGTH_M",
     "MIN_LENGTH_M",
     "OPEN_ENDED_DAYS",
     "PUBLISH_THRESHOLD",
+    "SIGNED_HEADINGS",
     "feed_success_share",
     "is_full_closure",
+    "line_bearing_deg",
     "lint_event",
     "polyline_length_m",
 ]
@@ -65,6 +77,12 @@ PUBLISH_THRESHOLD = 0.8
 CLOSURE_CATEGORIES = frozenset({Category.ROAD_CLOSED, Category.CONSTRUCTION})
 #: an event without an end that started more than this many days ago may have been expired by Waze
 OPEN_ENDED_DAYS = 14
+#: a line's bearing more than this off its signed direction: drawn against it (blocks, held back without a network)
+AGAINST_DIRECTION_DEG = 135.0
+#: a line's bearing more than this (and at most AGAINST_DIRECTION_DEG) off its signed direction: a warning
+DISAGREES_DEG = 90.0
+#: the nominal heading of each signed direction (WZDx ``core_details.direction``), degrees clockwise from north
+SIGNED_HEADINGS = {"northbound": 0.0, "eastbound": 90.0, "southbound": 180.0, "westbound": 270.0}
 #: a matched edge is on the event's street when one of its names is at least this similar
 _SAME_STREET = 0.8
 
@@ -87,6 +105,59 @@ def polyline_length_m(coordinates: Sequence[tuple[float, float]]) -> float:
     lat = np.fromiter((p[1] for p in coordinates), dtype=np.float64, count=len(coordinates))
     x, y = MetricFrame.around(float(lon[0]), float(lat[0])).to_metric(lon, lat)
     return float(np.hypot(np.diff(x), np.diff(y)).sum())
+
+
+def line_bearing_deg(coordinates: Sequence[tuple[float, float]]) -> float | None:
+    """Bearing (degrees clockwise from north) of a ``(lon, lat)`` line from its first to its last
+    point, in the UTM zone of its first point; None when they are the same place.
+
+    It is a grid bearing: off true north by the zone's convergence (up to about 3 degrees at
+    mid latitudes), nothing next to the 90 and 135 degree thresholds of the direction check.
+
+    >>> round(line_bearing_deg([(-84.091134, 39.414714), (-84.091072, 39.423646)]))
+    358
+    >>> round(line_bearing_deg([(-84.09, 39.41), (-84.10, 39.41)]))
+    268
+    """
+    if len(coordinates) < 2:
+        return None
+    (lon0, lat0), (lon1, lat1) = coordinates[0], coordinates[-1]
+    x, y = MetricFrame.around(lon0, lat0).to_metric(np.array([lon0, lon1]), np.array([lat0, lat1]))
+    dx, dy = float(x[1] - x[0]), float(y[1] - y[0])
+    if dx == 0.0 and dy == 0.0:
+        return None
+    return float(bearing_deg(np.array([dx]), np.array([dy]))[0])
+
+
+def _signed_direction(event: Event) -> str | None:
+    """The direction of traffic flow the source signs (WZDx ``direction``), when it is a compass one."""
+    kept = event.attributes.get("wzdx")
+    direction = kept.get("direction") if isinstance(kept, dict) else None
+    return direction if isinstance(direction, str) and direction in SIGNED_HEADINGS else None
+
+
+def _direction_problems(
+    event: Event, points: list[tuple[float, float]], where: str, network: RoadNetwork | None
+) -> list[Problem]:
+    """A ONE_DIRECTION line drawn against (or across) the direction its source signs."""
+    if event.direction != "ONE_DIRECTION":
+        return []
+    signed = _signed_direction(event)
+    bearing = line_bearing_deg(points) if signed is not None else None
+    if signed is None or bearing is None:
+        return []
+    off = float(heading_difference(np.array([bearing]), np.array([SIGNED_HEADINGS[signed]]))[0])
+    if off > AGAINST_DIRECTION_DEG:
+        message = f"drawn against its stated direction ({signed}, heading {bearing:.0f} degrees)"
+        if network is not None:  # the network's placement decides (a later step may reverse it)
+            return [Problem(where, message, "warning")]
+        return [Problem(where, message, "error", holds_back=True)]
+    if off > DISAGREES_DEG:
+        return [Problem(
+            where, f"bearing disagrees with the signed direction ({signed}, heading {bearing:.0f} degrees); check",
+            "warning",
+        )]
+    return []
 
 
 def _network_problems(
@@ -197,6 +268,7 @@ def lint_event(event: Event, network: RoadNetwork | None = None, now: datetime |
                 where, f"polyline is {length / 1000:.1f} km long; Waze takes at most {MAX_LENGTH_M / 1000:.0f} km: "
                 "split it", strict,
             ))
+    found.extend(_direction_problems(event, points, where, network))
     if event.category is Category.ROAD_CLOSED and _lane_impact(event):
         found.append(Problem(
             where, "a ROAD_CLOSED closes every lane; a partial closure is a lane impact on CONSTRUCTION (or HAZARD)",

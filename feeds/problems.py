@@ -27,6 +27,9 @@ class Problem:
         What is wrong, in one line.
     severity
         ``"error"`` blocks (the feed or the event is refused), ``"warning"`` only informs.
+    holds_back
+        An error that publishing always holds back, even when ``publish.hold_back_failing`` is off
+        (a closure drawn against its signed direction: publishing it would close the wrong side).
 
     >>> str(Problem("line 3", "polyline: one point"))
     'error: line 3: polyline: one point'
@@ -35,6 +38,7 @@ class Problem:
     location: str
     message: str
     severity: Severity = "error"
+    holds_back: bool = False
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.location}: {self.message}"

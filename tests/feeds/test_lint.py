@@ -1,21 +1,26 @@
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from exchange.errors import ItemRejected
 from exchange.model import Category, Event, Point, RoadMatch
 from feeds.city import city_event
 from feeds.lint import (
     MAX_DESCRIPTION,
     PUBLISH_THRESHOLD,
     feed_success_share,
+    line_bearing_deg,
     lint_event,
     polyline_length_m,
 )
 from feeds.problems import Problem, errors_only
+from feeds.wzdx import WZDX_KEY, parse_wzdx, wzdx_item_to_event
 from geo.network import RoadNetwork, build_network
 from geo.types import WayInput
 
@@ -222,3 +227,83 @@ def test_an_old_start_without_an_end_is_a_warning(start: str, end: str | None, d
 def test_the_lint_takes_a_naive_now_as_utc() -> None:
     found = lint_event(event(), now=NOW.replace(tzinfo=None))
     assert "started 19 days ago with no end: Waze may have expired it; give an end" in messages(found, "warning")
+
+
+# --------------------------------------------------------------------------- signed direction (#10)
+
+
+def signed(direction: str, coordinates: list[tuple[float, float]], **overrides: Any) -> Event:
+    """A ONE_DIRECTION work zone whose source (WZDx) signs ``direction``."""
+    base = event(coordinates, type="CONSTRUCTION", subtype=None, direction="ONE_DIRECTION", **overrides)
+    return base.model_copy(update={"attributes": {**base.attributes, WZDX_KEY: {"direction": direction}}})
+
+
+def direction_findings(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if "direction" in p.message]
+
+
+EASTWARD = [NODES[1], NODES[2], NODES[3]]
+
+
+def test_a_line_along_its_signed_direction_has_no_direction_finding() -> None:
+    assert direction_findings(lint_event(signed("eastbound", EASTWARD))) == []
+    assert line_bearing_deg(EASTWARD) == pytest.approx(90.0, abs=2.0)  # UTM grid north: 1.7 degrees off here
+
+
+def test_a_line_drawn_against_its_signed_direction_blocks_and_holds_back() -> None:
+    found = direction_findings(lint_event(signed("westbound", EASTWARD)))
+    message = "drawn against its stated direction (westbound, heading 92 degrees)"
+    assert found == [Problem("event city:city:L-1", message, "error", holds_back=True)]
+
+
+def test_a_line_across_its_signed_direction_is_a_warning_to_check() -> None:
+    north_east = [(-89.660, LAT), (-89.650, LAT + 0.0065)]  # about 52 degrees
+    found = direction_findings(lint_event(signed("southbound", north_east)))
+    assert [(p.message, p.severity, p.holds_back) for p in found] == [
+        ("bearing disagrees with the signed direction (southbound, heading 52 degrees); check", "warning", False)
+    ]
+    assert direction_findings(lint_event(signed("northbound", north_east))) == []  # 52 degrees off
+
+
+def test_with_a_network_a_line_against_its_direction_is_only_a_warning(network: RoadNetwork) -> None:
+    found = direction_findings(lint_event(signed("westbound", EASTWARD), network))
+    assert [(p.severity, p.holds_back) for p in found] == [("warning", False)]
+    assert found[0].message.startswith("drawn against its stated direction (westbound")
+
+
+@pytest.mark.parametrize("direction", ["inner-loop", "unknown", None])
+def test_no_compass_direction_or_both_directions_no_finding(direction: str | None) -> None:
+    if direction is not None:
+        assert direction_findings(lint_event(signed(direction, EASTWARD))) == []
+    both = signed("westbound", EASTWARD).model_copy(update={"direction": "BOTH_DIRECTIONS"})
+    assert direction_findings(lint_event(both)) == []
+    assert direction_findings(lint_event(event(EASTWARD, direction="ONE_DIRECTION"))) == []  # no signed direction
+
+
+def cdot_events(testdata: Path) -> list[Event]:
+    snapshot = parse_wzdx((testdata / "wzdx" / "cdot_prod_wzdx_v42_20230522.json").read_bytes())
+    found: list[Event] = []
+    for item in snapshot.items:
+        with contextlib.suppress(ItemRejected):  # the four point work zones
+            found.append(wzdx_item_to_event(item, "wzdx", ZoneInfo("America/Denver")))
+    return found
+
+
+def test_cdot_lines_against_their_signed_direction(testdata: Path, network: RoadNetwork) -> None:
+    lines = cdot_events(testdata)
+    assert len(lines) == 83
+    findings = {e.source_id: direction_findings(lint_event(e)) for e in lines}
+    against = {sid for sid, found in findings.items()
+               if any(p.severity == "error" and p.holds_back for p in found)}
+    across = {sid for sid, found in findings.items() if any("disagrees" in p.message for p in found)}
+    assert len(against) == 12 and len(across) == 11 and not against & across  # 23 over 90 degrees
+    assert all(len(found) <= 1 for found in findings.values())
+    assert all(p.severity == "warning" and not p.holds_back for sid in across for p in findings[sid])
+    assert findings["adc88e1f-d6dc-5ba8-bdbe-8576b1bff865"][0].message == (
+        "drawn against its stated direction (northbound, heading 174 degrees)"
+    )
+    assert findings["040b4b1b-4475-5129-9506-a83b8c41374f"][0].message == (
+        "bearing disagrees with the signed direction (westbound, heading 35 degrees); check"
+    )
+    with_network = [p for e in lines for p in direction_findings(lint_event(e, network))]
+    assert len(with_network) == 23 and all(p.severity == "warning" and not p.holds_back for p in with_network)
