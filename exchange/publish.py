@@ -17,6 +17,12 @@ disappear, nothing is published, the last good feeds stay served, and the run is
 failed (a swapped road network or a renderer bug must not publish a valid, empty feed that makes
 Waze drop every closure).
 
+A ONE_DIRECTION line drawn more than 135 degrees against the direction its source signs (a lint
+finding with ``holds_back``, given only when no road network is configured) is held back the
+same way even when ``publish.hold_back_failing`` is off: it is never published reversed, nor
+reversed on its bearing alone. The other blocking lint findings hold back only with
+``hold_back_failing``.
+
 A stored city event that cannot be read (a time out of range, text that is not UTF-8, a geometry or
 details the model refuses: ``store.read_event``) is held back the same way, with the reason
 "cannot be read: ...", and counts for the guard like any other; it never stops the others.
@@ -178,11 +184,13 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
     result = PublishResult(status="published", success_share=feed_success_share(list(findings.values())),
                            unreadable=unreadable)
     held: dict[str, HeldBack] = {}
-    if settings.hold_back_failing:
-        for event in chosen:
-            blocking = [p.message for p in findings[event.id] if p.severity == "error"]
-            if blocking and event.status is not Status.ENDED:  # an end is never held back
-                held[event.id] = _hold(event.id, "; ".join(blocking), previous.ids)
+    for event in chosen:
+        # the findings that always hold back (a line drawn against its signed direction), the other
+        # blocking ones only with publish.hold_back_failing
+        blocking = [p.message for p in findings[event.id]
+                    if p.severity == "error" and (p.holds_back or settings.hold_back_failing)]
+        if blocking and event.status is not Status.ENDED:  # an end is never held back
+            held[event.id] = _hold(event.id, "; ".join(blocking), previous.ids)
     with collector_paused():  # thousands of short-lived dicts and elements, no cycles
         # what the feeds would say if every current version passes: when the last publication
         # says exactly that and is young enough, nothing needs rendering at all

@@ -4,20 +4,29 @@ version kept, the mass hold-back guard, and the publish clock (content digest, m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from lxml import etree
 from sqlalchemy import Engine, select, update
 
 import exchange.publish as publishing
+from exchange.bulk import Bulk
 from exchange.closures import ClosureInput, add_closure
 from exchange.config import Config
 from exchange.model import Event
 from exchange.publish import PublishFailed, held_back_now, publish
 from exchange.schema import events, publications, publish_runs
+from exchange.store import EVENT_COLUMNS, event_to_row, event_values
 from exchange.validation import validate_cifs_xml, validate_wzdx
+from feeds.wzdx import parse_wzdx, wzdx_item_to_event
+from geo.network import build_network
+from geo.types import WayInput
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
@@ -192,3 +201,62 @@ def test_a_lint_hold_back_never_serves_the_very_version_it_holds_back(
     assert result.held_back[numbered.id].startswith("held back: "), result.held_back
     assert "house number" in result.held_back[numbered.id]
     assert numbered.id not in incidents(engine) and set(closures) <= set(incidents(engine))
+
+
+# --------------------------------------------------------------------------- signed direction (#10)
+
+#: CDOT work zones: two drawn against their signed direction (161 and 176 degrees off), one across
+#: it (125 degrees off), one along it
+CDOT_AGAINST = ("a4d1a943-8799-51ae-8c73-0bd0b8c92ea8", "1de16b3c-13cd-5222-a325-ac8bde007f0c")
+CDOT_ACROSS = "040b4b1b-4475-5129-9506-a83b8c41374f"
+CDOT_ALONG = "098bd70a-4e9e-5a78-8bb5-c62cbabd485a"
+
+
+def store_cdot(engine: Engine, testdata: Path, source_ids: Sequence[str]) -> dict[str, str]:
+    """The CDOT events ``source_ids``, imported through the WZDx codec, running at T0, stored as they are."""
+    snapshot = parse_wzdx((testdata / "wzdx" / "cdot_prod_wzdx_v42_20230522.json").read_bytes())
+    items = {item.source_id: item for item in snapshot.items}
+    stored = [wzdx_item_to_event(items[sid], "wzdx", ZoneInfo("America/Denver"))
+              .model_copy(update={"start_time": T0 - timedelta(hours=2), "end_time": T0 + timedelta(days=2)})
+              for sid in source_ids]
+    with engine.begin() as conn:
+        Bulk(conn).insert(events, EVENT_COLUMNS,
+                          [event_values(event_to_row(event, now_ms=T0_MS), EVENT_COLUMNS) for event in stored])
+    return {event.source_id: event.id for event in stored}
+
+
+def test_a_line_drawn_against_its_signed_direction_is_held_back_without_hold_back_failing(
+    engine: Engine, config: Config, testdata: Path,
+) -> None:
+    assert config.publish.hold_back_failing is False
+    ids = store_cdot(engine, testdata, [*CDOT_AGAINST, CDOT_ACROSS, CDOT_ALONG])
+    result = publish(engine, config)
+    assert result.status == "published" and result.events == 2
+    assert set(result.held_back) == {ids[sid] for sid in CDOT_AGAINST}
+    assert result.held_back[ids[CDOT_AGAINST[1]]] == (
+        "held back: drawn against its stated direction (eastbound, heading 274 degrees)"
+    )
+    assert held_back_now(engine) == result.held_back
+    out = {f["id"]: f for f in orjson.loads(served(engine)["wzdx.geojson"])["features"]}
+    assert set(out) == {ids[CDOT_ACROSS], ids[CDOT_ALONG]}  # across its direction: a warning, served as drawn
+    across = [tuple(p) for p in out[ids[CDOT_ACROSS]]["geometry"]["coordinates"]]
+    stored_across = store_read(engine, ids[CDOT_ACROSS])
+    assert len(across) == len(stored_across)  # never reversed: the points in their stored order
+    assert all(p == pytest.approx(tuple(q), abs=1e-6) for p, q in zip(across, stored_across, strict=True))
+
+
+def test_with_a_network_a_line_against_its_direction_is_not_held_back(
+    engine: Engine, config: Config, testdata: Path,
+) -> None:
+    ids = store_cdot(engine, testdata, [CDOT_AGAINST[0], CDOT_ALONG])
+    network = build_network({1: (-105.0, 39.7), 2: (-105.01, 39.7)},
+                            [WayInput(1, [1, 2], {"highway": "residential", "name": "Somewhere Street"})])
+    result = publish(engine, config, placement=SimpleNamespace(network=network))
+    assert result.held_back == {} and result.events == 2 and ids[CDOT_AGAINST[0]] in incidents(engine)
+
+
+def store_read(engine: Engine, event_id: str) -> list[Any]:
+    with engine.connect() as conn:
+        geometry = conn.execute(select(events.c.geometry).where(events.c.id == event_id)).scalar_one()
+    found = orjson.loads(geometry) if isinstance(geometry, (str, bytes)) else geometry
+    return list(found["coordinates"])
