@@ -333,8 +333,12 @@ def _stored_time(ms: Any) -> datetime | None:
 
 
 def _same(published: Event, current: Event) -> bool:
-    ignored = {"road_match", "cluster_id"}
-    return published.model_dump(mode="json", exclude=ignored) == current.model_dump(mode="json", exclude=ignored)
+    return _published_content(published) == _published_content(current)
+
+
+def _published_content(event: Event) -> dict[str, Any]:
+    """What of an event the feeds can say: not how it was matched or clustered."""
+    return event.model_dump(mode="json", exclude={"road_match", "cluster_id"})
 
 
 def _checked(chosen: Sequence[Event], config: Config, generated: datetime) -> tuple[dict[str, bytes], list[str]]:
@@ -449,7 +453,7 @@ def _content_digest(served: Sequence[Event], config: Config) -> str:
     settings = config.publish
     digest.update(orjson.dumps([config.timezone, settings.cifs_json_shape, settings.reference, _feed_info(config)]))
     for event in served:
-        digest.update(orjson.dumps(event.model_dump(mode="json", exclude={"road_match", "cluster_id"})))
+        digest.update(orjson.dumps(_published_content(event)))
     return digest.hexdigest()
 
 

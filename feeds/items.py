@@ -55,9 +55,6 @@ class Snapshot:
         """When the snapshot was taken: the end of its window, else its start."""
         return self.end_ms if self.end_ms is not None else self.start_ms
 
-    def count(self, kind: Kind) -> int:
-        return sum(1 for item in self.items if item.kind is kind)
-
 
 def digest(record: Mapping[str, Any]) -> str:
     """A content hash of a record, independent of key order; it never raises.
