@@ -138,6 +138,9 @@ class RoadMatch(BaseModel):
     offset_m: float | None = Field(default=None, description="along the first edge, for a point")
     covered_fraction: float | None = Field(default=None, description="for a line: share of it on the path")
     reason: str | None = Field(default=None, description="why it is unmatched, or only partly matched")
+    note: str | None = Field(
+        default=None, description="how placing it changed the line (reversed, routed, extended to whole segments)"
+    )
 
 
 #: CIFS schedule days in the XSD's sequence order

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exchange.config import Config, NetworkConfig
-from exchange.model import Event, Kind, LineString, Point, RoadMatch, to_millis
+from exchange.model import Event, Kind, LineString, Origin, Point, RoadMatch, to_millis
 from geo.crs import looks_swapped
 from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
+from geo.imported import LineToPlace, place_lines
 from geo.linematch import match_lines
 from geo.match import match_points
 from geo.network import RoadNetwork
@@ -126,9 +127,13 @@ class Placement:
                 event.road_match = RoadMatch(reason=_why(bool(swapped[i]), bool(outside[i]), result.reason[i]))
 
     def _match_lines(self, events: list[Event]) -> None:
-        lines = [np.asarray(e.geometry.coordinates, dtype=np.float64) for e in events]
-        results = match_lines(self.network, lines, radius_m=self.settings.line_radius_m)
-        for event, line, result in zip(events, lines, results, strict=True):
+        city = [event for event in events if event.origin is Origin.CITY]
+        if city:
+            self.place_city_lines(city)
+        crowd = [event for event in events if event.origin is not Origin.CITY]
+        lines = [np.asarray(e.geometry.coordinates, dtype=np.float64) for e in crowd]
+        results = match_lines(self.network, lines, radius_m=self.settings.line_radius_m) if lines else []
+        for event, line, result in zip(crowd, lines, results, strict=True):
             if result.matched:
                 event.road_match = RoadMatch(
                     edges=self.network.edge_keys(result.edges), distance_m=round(result.distance_m, 2),
@@ -139,6 +144,33 @@ class Placement:
                 swapped = bool(looks_swapped(line[:, 0], line[:, 1], self._bbox).all())
                 outside = bool(self._outside(line[:, 0], line[:, 1]).all())
                 event.road_match = RoadMatch(reason=_why(swapped, outside, result.reason))
+
+    def place_city_lines(self, events: Sequence[Event]) -> None:
+        """Place the city's line events (in place) as a closure must go out (:mod:`geo.imported`):
+        reversed when the network proves it was drawn backwards, two-point chords routed along the
+        street, full closures extended to whole segments; ``road_match.note`` says what changed."""
+        from feeds.lint import is_full_closure
+
+        lines = [
+            LineToPlace(np.asarray(e.geometry.coordinates, dtype=np.float64), e.street,
+                        e.direction == "ONE_DIRECTION", is_full_closure(e))
+            for e in events
+        ]
+        placed = place_lines(self.network, lines, radius_m=self.settings.line_radius_m)
+        for event, line, result in zip(events, lines, placed, strict=True):
+            if not result.edges:
+                outside = bool(self._outside(line.points[:, 0], line.points[:, 1]).all())
+                swapped = bool(looks_swapped(line.points[:, 0], line.points[:, 1], self._bbox).all())
+                event.road_match = RoadMatch(reason=_why(swapped, outside, result.reason))
+                continue
+            if result.polyline is not None:
+                event.geometry = LineString(coordinates=[(round(float(lon), 6), round(float(lat), 6))
+                                                         for lon, lat in result.polyline])
+            event.road_match = RoadMatch(
+                edges=self.network.edge_keys(result.edges), distance_m=round(result.distance_m, 2),
+                confidence=round(result.confidence, 4), offset_m=round(result.start_offset_m, 2),
+                covered_fraction=round(result.covered_fraction, 4), reason=result.reason, note=result.note,
+            )
 
     # -- clustering
 

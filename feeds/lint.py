@@ -51,6 +51,7 @@ from geo.network import RoadNetwork, bearing_deg, heading_difference
 
 __all__ = [
     "AGAINST_DIRECTION_DEG",
+    "CHORD_M",
     "CLOSURE_CATEGORIES",
     "DISAGREES_DEG",
     "JUNCTION_TOLERANCE_M",
@@ -81,6 +82,8 @@ OPEN_ENDED_DAYS = 14
 AGAINST_DIRECTION_DEG = 135.0
 #: a line's bearing more than this (and at most AGAINST_DIRECTION_DEG) off its signed direction: a warning
 DISAGREES_DEG = 90.0
+#: a two-point line longer than this (metres) is a chord across the map, not the road's shape
+CHORD_M = 200.0
 #: the nominal heading of each signed direction (WZDx ``core_details.direction``), degrees clockwise from north
 SIGNED_HEADINGS = {"northbound": 0.0, "eastbound": 90.0, "southbound": 180.0, "westbound": 270.0}
 #: a matched edge is on the event's street when one of its names is at least this similar
@@ -149,8 +152,9 @@ def _direction_problems(
     off = float(heading_difference(np.array([bearing]), np.array([SIGNED_HEADINGS[signed]]))[0])
     if off > AGAINST_DIRECTION_DEG:
         message = f"drawn against its stated direction ({signed}, heading {bearing:.0f} degrees)"
-        if network is not None:  # the network's placement decides (a later step may reverse it)
-            return [Problem(where, message, "warning")]
+        if network is not None and event.road_match is not None and event.road_match.edges:
+            # placed on the network, which reverses a line only when the roads prove it was drawn backwards
+            return [Problem(where, f"{message}; the road network places it as drawn", "warning")]
         return [Problem(where, message, "error", holds_back=True)]
     if off > DISAGREES_DEG:
         return [Problem(
@@ -177,21 +181,17 @@ def _network_problems(
                              "warning"))
     if not known:
         return found
-    street = (event.street or "").strip()
-    if street:
-        others: set[str] = set()
-        for edge in known:
-            names = network.link_names[int(network.edge_link[edge])]
-            if names and not any(name_similarity(street, name) >= _SAME_STREET for name in names):
-                others.add(names[0])
-        if others:
-            found.append(Problem(
-                where,
-                f"covers more than one street: {street!r} and {', '.join(repr(n) for n in sorted(others))}; "
-                "Waze wants one street per closure: split it",
-                severity,
-            ))
-    if len(points) >= 2:
+    if match.note:
+        found.append(Problem(where, f"placed on the road network: {match.note}", "warning"))
+    found.extend(_street_problems(event, known, network, where, severity))
+    against = _against_one_way(points, known, network)
+    if against is not None:
+        # the junction gaps below would only be the consequence: say the cause
+        found.append(Problem(
+            where, f"drawn against one-way {against!r}: its traffic flows the other way; reverse the points",
+            severity,
+        ))
+    elif len(points) >= 2:
         ends = np.array([network.edge_coords(edge)[end] for edge in known for end in (0, -1)])
         lon = np.array([points[0][0], points[-1][0]])
         lat = np.array([points[0][1], points[-1][1]])
@@ -206,6 +206,50 @@ def _network_problems(
                     severity,
                 ))
     return found
+
+
+def _street_problems(
+    event: Event, known: list[int], network: RoadNetwork, where: str, severity: Severity
+) -> list[Problem]:
+    """The event's street against the names of the roads it lies on: another name altogether, or
+    several streets."""
+    street = (event.street or "").strip()
+    if not street:
+        return []
+    named = [names for names in (network.link_names[int(network.edge_link[edge])] for edge in known) if names]
+    others = sorted({names[0] for names in named
+                     if not any(name_similarity(street, name) >= _SAME_STREET for name in names)})
+    if not others:
+        return []
+    if len(others) == len({names[0] for names in named}):  # none of its roads bears the name
+        return [Problem(
+            where,
+            f"street {street!r} is not the name of the road it lies on ({', '.join(repr(n) for n in others)}); "
+            "Waze places a closure by the road's name",
+            severity,
+        )]
+    return [Problem(
+        where,
+        f"covers more than one street: {street!r} and {', '.join(repr(n) for n in others)}; "
+        "Waze wants one street per closure: split it",
+        severity,
+    )]
+
+
+def _against_one_way(points: list[tuple[float, float]], known: list[int], network: RoadNetwork) -> str | None:
+    """The name of the one-way road the line runs against, when its matched edges (all one-way)
+    lead the opposite way to the line's own first-to-last bearing."""
+    if len(points) < 2 or not all(network.edge_oneway(edge) for edge in known):
+        return None
+    drawn = line_bearing_deg(points)
+    start, end = network.edge_lonlat(known[0])[0], network.edge_lonlat(known[-1])[-1]
+    placed = line_bearing_deg([(float(start[0]), float(start[1])), (float(end[0]), float(end[1]))])
+    if drawn is None or placed is None:
+        return None
+    off = float(heading_difference(np.array([drawn]), np.array([placed]))[0])
+    if off <= AGAINST_DIRECTION_DEG:
+        return None
+    return network.edge_name(known[0]) or "road"
 
 
 def _lane_impact(event: Event) -> bool:
@@ -269,6 +313,14 @@ def lint_event(event: Event, network: RoadNetwork | None = None, now: datetime |
                 "split it", strict,
             ))
     found.extend(_direction_problems(event, points, where, network))
+    placed = event.road_match is not None and bool(event.road_match.edges)
+    if len(points) == 2 and not placed:
+        length = polyline_length_m(points)
+        if length > CHORD_M:
+            found.append(Problem(
+                where, f"a two-point line of {length / 1000:.1f} km: a straight chord, not the road's shape; Waze "
+                "needs points along the road (a road network would route it)", strict,
+            ))
     if event.category is Category.ROAD_CLOSED and _lane_impact(event):
         found.append(Problem(
             where, "a ROAD_CLOSED closes every lane; a partial closure is a lane impact on CONSTRUCTION (or HAZARD)",

@@ -1,0 +1,175 @@
+"""Placing a city's imported line on the road network the way a closure must go out.
+
+An operator's closure is routed from the points given (:mod:`geo.closure`); a line imported from
+a city source (CSV, GeoJSON, WZDx, ArcGIS) arrives drawn by someone else's tool. This places it:
+
+* **Its direction, when the network proves it.** The point order of a ``ONE_DIRECTION`` line is
+  the closed travel direction (and on a one-way road a ``BOTH_DIRECTIONS`` line closes its one
+  direction only, so the same holds). The line is matched both ways; it is reversed only when the network
+  shows it was drawn backwards: the reversed line follows one-way edges that the line as drawn
+  cannot follow (it is drawn against a one-way street), or it lies on a one-way carriageway while
+  its order matches only the opposite carriageway, clearly farther away. A two-way street, or a
+  line between two carriageways, proves nothing and is left as drawn. A bearing alone never
+  reverses a line (see :mod:`feeds.lint` for what happens without a network).
+* **Two-point chords.** Two points are no road geometry (CDOT's span up to 14 km straight across
+  the map): they are routed along the named street like an operator's from/to closure.
+* **Whole segments.** A full closure (Waze closes whole segments, junction to junction) goes out
+  as the polyline of the directed edges it covers when they form one connected path; other
+  events (a mid-block lane closure is legitimate) keep their drawn geometry.
+
+Every change is said in ``note``, so the operator sees why the published line differs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from geo.closure import route_closure
+from geo.linematch import LineMatch, match_lines
+from geo.network import RoadNetwork
+
+__all__ = ["LinePlacement", "LineToPlace", "place_lines"]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: the reversed line must cover at least this share of itself to prove anything
+_PROOF_COVERAGE = 0.8
+#: the line as drawn explains less than this share of itself: it cannot follow the road that way
+_FAILED_COVERAGE = 0.5
+#: on the opposite carriageway: the reversed match is at least this much closer (metres) ...
+_CARRIAGEWAY_GAP_M = 3.0
+#: ... and at most this share of the distance of the match as drawn
+_CARRIAGEWAY_RATIO = 0.5
+
+
+@dataclass(frozen=True)
+class LineToPlace:
+    """One imported line: ``points`` (n, 2) lon/lat in the source's order."""
+
+    points: FloatArray
+    street: str | None
+    one_direction: bool
+    whole_segments: bool
+
+
+@dataclass
+class LinePlacement:
+    """Where a line lies: ``edges`` in travel order (empty when unplaced, with ``reason``), the
+    polyline to publish when it differs from the one given (``polyline``), and what changed."""
+
+    edges: list[int]
+    polyline: FloatArray | None = None
+    reversed: bool = False
+    note: str | None = None
+    reason: str | None = None
+    distance_m: float = math.nan
+    confidence: float = 0.0
+    covered_fraction: float = 0.0
+    start_offset_m: float = 0.0
+
+
+def place_lines(network: RoadNetwork, lines: Sequence[LineToPlace], *, radius_m: float = 35.0) -> list[LinePlacement]:
+    """Place each line (see the module's rules); lines of three points or more are matched in one batch."""
+    results: list[LinePlacement | None] = [None] * len(lines)
+    batch: list[FloatArray] = []
+    owners: list[tuple[int, bool]] = []  # (line index, reversed)
+    for i, line in enumerate(lines):
+        points = _distinct(np.asarray(line.points, dtype=np.float64).reshape(-1, 2))
+        if len(points) == 2:
+            results[i] = _route_chord(network, line, points)
+            continue
+        # both ways: on a one-way road even a BOTH_DIRECTIONS line closes its one direction only
+        batch.extend((points, points[::-1].copy()))
+        owners.extend(((i, False), (i, True)))
+    matched = match_lines(network, batch, radius_m=radius_m) if batch else []
+    as_drawn: dict[int, LineMatch] = {}
+    backwards: dict[int, LineMatch] = {}
+    for (i, flipped), match in zip(owners, matched, strict=True):
+        (backwards if flipped else as_drawn)[i] = match
+    for i, match in as_drawn.items():
+        results[i] = _placed(network, lines[i], match, backwards.get(i))
+    return [result if result is not None else LinePlacement([], reason="empty line") for result in results]
+
+
+def _distinct(points: FloatArray) -> FloatArray:
+    """The points without consecutive repeats (a source writing one position twice)."""
+    if len(points) < 2:
+        return points
+    keep = np.ones(len(points), dtype=bool)
+    keep[1:] = (np.diff(points, axis=0) != 0.0).any(axis=1)
+    return points[keep]
+
+
+def _route_chord(network: RoadNetwork, line: LineToPlace, points: FloatArray) -> LinePlacement:
+    length_m = _length_m(network, points)
+    if not line.street:
+        return LinePlacement([], reason=f"a two-point line ({_km(length_m)}) with no street to route it along")
+    route = route_closure(network, line.street, points,
+                          direction="ONE_DIRECTION" if line.one_direction else "BOTH_DIRECTIONS")
+    if not route.edges:
+        return LinePlacement([], reason=f"a two-point line ({_km(length_m)}) that cannot be routed: {route.reason}")
+    note = f"a two-point line ({_km(length_m)}): routed along {line.street!r} on the road network"
+    if route.note:
+        note += f"; {route.note}"
+    start = route.polyline[0]
+    flipped = bool(np.hypot(*(start - points[-1])) < np.hypot(*(start - points[0])))
+    return LinePlacement(list(route.edges), polyline=route.polyline, reversed=flipped, note=note,
+                         distance_m=0.0, confidence=1.0, covered_fraction=1.0)
+
+
+def _placed(network: RoadNetwork, line: LineToPlace, as_drawn: LineMatch, backwards: LineMatch | None) -> LinePlacement:
+    match, flipped, note = as_drawn, False, None
+    if backwards is not None:
+        proof = _reversal_proof(network, as_drawn, backwards, line.street)
+        if proof is not None:
+            match, flipped, note = backwards, True, proof
+    if not match.matched:
+        return LinePlacement([], reason=match.reason or "no match")
+    points = np.asarray(line.points, dtype=np.float64).reshape(-1, 2)
+    polyline = points[::-1].copy() if flipped else None
+    if line.whole_segments and len(match.parts) == 1:
+        polyline = _edges_polyline(network, match.edges)
+        extended = "the whole road segments it covers, junction to junction"
+        note = f"{note}; published as {extended}" if note else f"published as {extended}"
+    return LinePlacement(
+        list(match.edges), polyline=polyline, reversed=flipped, note=note, reason=match.reason,
+        distance_m=match.distance_m, confidence=match.confidence, covered_fraction=match.covered_fraction,
+        start_offset_m=match.start_offset_m,
+    )
+
+
+def _reversal_proof(network: RoadNetwork, as_drawn: LineMatch, backwards: LineMatch, street: str | None) -> str | None:
+    """Why the network shows the line was drawn backwards, or None when it does not."""
+    if not backwards.matched or backwards.covered_fraction < _PROOF_COVERAGE:
+        return None
+    if not all(network.edge_oneway(edge) for edge in backwards.edges):
+        return None  # a two-way road can be closed either way: the order given decides
+    road = street or network.edge_name(backwards.edges[0]) or "the road"
+    if not as_drawn.matched or as_drawn.covered_fraction < _FAILED_COVERAGE:
+        return f"drawn against one-way {road!r}: reversed to follow it (the road network proves it)"
+    closer = as_drawn.distance_m - backwards.distance_m
+    if closer >= _CARRIAGEWAY_GAP_M and backwards.distance_m <= _CARRIAGEWAY_RATIO * as_drawn.distance_m:
+        return (f"drawn on one carriageway of {road!r} in the direction of the other: reversed to follow the "
+                f"carriageway it lies on ({backwards.distance_m:.0f} m from it, {as_drawn.distance_m:.0f} m from "
+                "the other)")
+    return None
+
+
+def _edges_polyline(network: RoadNetwork, edges: Sequence[int]) -> FloatArray:
+    coords = [network.edge_lonlat(edges[0])]
+    coords.extend(network.edge_lonlat(edge)[1:] for edge in edges[1:])
+    return np.vstack(coords)
+
+
+def _length_m(network: RoadNetwork, points: FloatArray) -> float:
+    x, y = network.frame.to_metric(points[:, 0], points[:, 1])
+    return float(np.hypot(np.diff(x), np.diff(y)).sum())
+
+
+def _km(length_m: float) -> str:
+    return f"{length_m / 1000:.1f} km" if length_m >= 1000 else f"{length_m:.0f} m"
