@@ -11,19 +11,25 @@ event:
   "8th Street" or "Carrera 7" are names, see :func:`geo.names.has_house_number`);
 * blocking for a full closure only (a ROAD_CLOSED without a lane impact, :func:`is_full_closure`):
   a polyline of one point, shorter than :data:`MIN_LENGTH_M` or longer than :data:`MAX_LENGTH_M`
-  (measured in metres in the local UTM zone); with a road network: matched edges on another street
-  than the event's (the closure spans several streets), first or last point farther than
+  (measured in metres in the local UTM zone); a line of two points longer than :data:`CHORD_M`
+  that no network placed (a chord across the map, not the road's shape); with a road network,
+  each finding naming the cause: a line running against the one-way road its matched edges
+  follow ("drawn against one-way ..."; the junction gaps that follow from it are not reported),
+  a street that is not the name of the road it lies on, matched edges on several streets (the
+  closure spans several streets: split it), first or last point farther than
   :data:`JUNCTION_TOLERANCE_M` from a junction of its matched edges (Waze closes whole segments).
   For CONSTRUCTION, HAZARD, the other types and lane closures Waze shows the event where it is
   given, so the same findings are warnings;
 * blocking for every ONE_DIRECTION line whose source signs a direction (WZDx ``northbound``,
   ``eastbound``, ...: the direction the traffic flows, not a heading) when its overall bearing
   (first to last point: the point order is the closed travel direction) is more than
-  :data:`AGAINST_DIRECTION_DEG` off that direction's nominal heading, and no road network is
-  configured: "drawn against its stated direction". Publishing holds it back even when
+  :data:`AGAINST_DIRECTION_DEG` off that direction's nominal heading, and no road network
+  placed it: "drawn against its stated direction". Publishing holds it back even when
   ``publish.hold_back_failing`` is off (``Problem.holds_back``); it is never reversed on its
-  bearing alone. With a network it is a warning (the network's placement decides);
-* warning only: a ROAD_CLOSED with a lane impact (``lane_impact``, or a lane list with an open
+  bearing alone. Placed on a network it is a warning: the network reverses a line only when
+  the roads prove it was drawn backwards (:mod:`geo.imported`);
+* warning only: how placing it on the network changed the line (``road_match.note``: reversed,
+  routed, extended to whole segments); a ROAD_CLOSED with a lane impact (``lane_impact``, or a lane list with an open
   lane): Waze asks for ROAD_CLOSED only when every lane is closed, a partial closure is a lane
   impact on CONSTRUCTION (or HAZARD). A warning, not an error: Waze still takes the event, it
   just closes the whole road; a description over :data:`MAX_DESCRIPTION` characters; an event not
