@@ -314,3 +314,18 @@ def test_cdot_lines_against_their_signed_direction(testdata: Path, network: Road
     # a network that does not cover Colorado places none of them: the same findings
     with_network = {e.source_id: direction_findings(lint_event(e, network)) for e in lines}
     assert with_network == findings
+
+
+def test_cdot_two_point_chords_are_flagged_without_a_network(testdata: Path) -> None:
+    lines = cdot_events(testdata)
+    chords = [e for e in lines if len({tuple(p) for p in e.geometry.coordinates}) == 2]
+    flagged = [p for e in lines for p in lint_event(e) if "straight chord" in p.message]
+    assert len(chords) == 19 and len(flagged) == 17  # the other two are under 200 m: short and straight is fine
+    assert max(polyline_length_m(e.geometry.coordinates) for e in chords) > 14_000
+
+
+def test_imported_some_lanes_closed_is_a_lane_impact_not_a_road_closed(testdata: Path) -> None:
+    lines = cdot_events(testdata)
+    partial = [e for e in lines if str(e.attributes[WZDX_KEY].get("vehicle_impact", "")).startswith("some-lanes")]
+    assert partial and all(e.category is Category.CONSTRUCTION for e in partial)
+    assert not [p for e in partial for p in lint_event(e) if "closes every lane" in p.message]
