@@ -10,6 +10,7 @@ A directed edge is known to the outside as ``(way_id, from_node, to_node)`` with
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,6 +255,19 @@ class RoadNetwork:
         state = self.__dict__.copy()
         state["_cache"] = {}
         return state
+
+    def fingerprint(self) -> str:
+        """A digest of what routing sees (edges, their ids, shapes, directions and names): equal for
+        the same roads however the file was read or cached, different when any road changed."""
+        if "fingerprint" not in self._cache:
+            digest = hashlib.sha256(self.crs.encode())
+            for array in (self.coords, self.link_coord_ptr, self.link_way, self.link_a, self.link_b,
+                          self.link_oneway, self.edge_link, self.edge_forward):
+                digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update("\x1f".join("\x1e".join(names) for names in self.link_names).encode())
+            self._cache["fingerprint"] = digest.hexdigest()
+        found: str = self._cache["fingerprint"]
+        return found
 
     def summary(self) -> dict[str, Any]:
         classes: dict[str, int] = {}

@@ -31,6 +31,8 @@ class State:
     config_path: Path | None = None
     verbose: int = 0
     engine: Engine | None = None
+    placement: Placement | None = None
+    rerouted: bool = False
     _config: Config | None = None
 
     @property
@@ -44,6 +46,7 @@ class State:
 
     def reset(self, config_path: Path | None, verbose: int) -> None:
         self.config_path, self.verbose, self._config = config_path, verbose, None
+        self.placement, self.rerouted = None, False
 
     def close(self) -> None:
         """Release the store's pooled connections (tests run many commands in one process)."""
@@ -73,13 +76,30 @@ def engine() -> Engine:
     return state.engine
 
 
-def placement() -> Placement | None:
-    """The configured road network for matching and clustering, or None (nothing is matched)."""
+def placement(*, reroute: bool = True) -> Placement | None:
+    """The configured road network for matching and clustering, or None (nothing is matched); loaded once.
+
+    With ``reroute``, when it is not the network the store's live city events were placed on (a
+    refreshed extract), they are all placed again on it first, and what changed is said on stderr
+    (:mod:`exchange.reroute`). Read-only commands pass ``reroute=False``.
+    """
     if state.config.network is None:
         return None  # and the geometry stack (numpy, shapely, pyproj) is never imported
-    from exchange.placement import Placement
+    loaded = state.placement
+    if loaded is None:
+        from exchange.placement import Placement
 
-    return Placement.from_config(state.config)
+        loaded = state.placement = Placement.from_config(state.config)
+        if loaded is None:
+            return None
+    if reroute and not state.rerouted:
+        from exchange.reroute import describe_reroute, reroute_if_network_changed
+
+        state.rerouted = True
+        report = reroute_if_network_changed(engine(), loaded)
+        if report:
+            print("\n".join(describe_reroute(report, only_changes=True)), file=sys.stderr)
+    return loaded
 
 
 def read_input(path: Path) -> bytes:

@@ -282,7 +282,7 @@ def inspect_feed(
     from feeds.lint import feed_success_share, lint_event
 
     config = context.state.config
-    placement = context.placement()
+    placement = context.placement(reroute=False)  # looking changes nothing
     engine = context.engine()
     at = now_ms()
     eligible = eligible_events(engine, at_ms=at, keep_ended_ms=round(config.publish.keep_ended_h * 3_600_000))

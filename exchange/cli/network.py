@@ -11,7 +11,7 @@ import typer
 
 from exchange.cli import context
 from exchange.errors import UsageError
-from exchange.output import Format, write_records
+from exchange.output import Format, RecordFormat, write_records
 
 __all__ = ["match", "network_app"]
 
@@ -65,6 +65,28 @@ def network_info(
     summary = {"source": str(source), "from_cache": loaded.from_cache,
                "seconds": round(time.perf_counter() - started, 3), **loaded.network.summary()}
     write_records([summary], Format.json, columns=tuple(summary))
+
+
+@network_app.command("reroute")
+def network_reroute(
+    fmt: Annotated[RecordFormat, typer.Option("--format", "-f", help="table, json, jsonl, csv.")]
+    = RecordFormat.table,
+) -> None:
+    """Place every live city event again on the configured network and report each one.
+
+    One row per active city event: unchanged, re-routed (new edges, and the polyline along them
+    for full closures) or no longer routable (its polyline kept as it was, its edges dropped, and
+    the lint flags it). Commands that load the network do this by themselves when the network is
+    not the one the store was last placed on (a refreshed extract); this runs it on demand.
+    """
+    from exchange.reroute import describe_reroute, reroute_live
+
+    placement = context.placement(reroute=False)
+    if placement is None:
+        raise UsageError("no road network is configured: add a [network] section to the config")
+    report = reroute_live(context.engine(), placement)
+    write_records((item.as_record() for item in report), fmt, columns=("id", "street", "outcome", "detail"))
+    print(describe_reroute(report)[0], file=sys.stderr)
 
 
 def match(

@@ -1,0 +1,151 @@
+"""A new road network re-routes what is live.
+
+Every live city event keeps the directed edges it was placed on (``road_match``): a closure's
+published polyline follows them. When the configured network changes (a refreshed OSM extract, a
+new centerline), those edges may no longer exist, or no longer be the road. So when a command
+loads a network whose fingerprint differs from the one the store was last placed on, every active
+city event is placed again on the new one (lines as :meth:`Placement.place_city_lines` does, points
+matched again) and each is reported:
+
+* ``unchanged``: the same edges and polyline;
+* ``re-routed``: new edges (and the polyline along them), recorded as a ``rerouted`` revision;
+* ``no longer routable``: the new network cannot place it; its polyline is kept as it was, its
+  edges are dropped (nothing keeps edges that no longer exist) and ``road_match.reason`` says why,
+  so the lint flags it.
+
+Ended and cancelled events are left alone: they are no longer routed to anything.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, select
+
+from exchange.bulk import Bulk
+from exchange.db import writing
+from exchange.model import Event, RoadMatch, Status
+from exchange.runtime import now_ms
+from exchange.schema import events, meta
+from exchange.store import (
+    EVENT_COLUMNS,
+    UPDATE_COLUMNS,
+    StoredEvent,
+    diff_rows,
+    event_to_row,
+    event_values,
+    insert_revisions,
+    read_event,
+    read_rows,
+    select_events,
+)
+
+if TYPE_CHECKING:
+    from exchange.placement import Placement
+
+__all__ = ["NETWORK_KEY", "Rerouted", "describe_reroute", "reroute_if_network_changed", "reroute_live"]
+
+#: the ``meta`` row remembering the network the store's events were last placed on
+NETWORK_KEY = "network"
+
+UNCHANGED, REROUTED, UNROUTABLE = "unchanged", "re-routed", "no longer routable"
+
+
+@dataclass(frozen=True, slots=True)
+class Rerouted:
+    """What re-routing did to one live city event."""
+
+    id: str
+    street: str | None
+    outcome: str  # UNCHANGED, REROUTED or UNROUTABLE
+    detail: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        return {"id": self.id, "street": self.street, "outcome": self.outcome, "detail": self.detail}
+
+
+def reroute_if_network_changed(engine: Engine, placement: Placement) -> list[Rerouted] | None:
+    """Re-route every live city event when ``placement``'s network is not the one the store was last
+    placed on; None when it is the same network (nothing done)."""
+    fingerprint = placement.network.fingerprint()
+    with engine.connect() as conn:
+        known = conn.execute(select(meta.c.value).where(meta.c.key == NETWORK_KEY)).scalar_one_or_none()
+    if isinstance(known, dict) and known.get("fingerprint") == fingerprint:
+        return None
+    return reroute_live(engine, placement)
+
+
+def reroute_live(engine: Engine, placement: Placement) -> list[Rerouted]:
+    """Place every active city event again on ``placement``'s network, store what changed, and
+    remember the network; one :class:`Rerouted` per event, in id order."""
+    at = now_ms()
+    query = select_events().where(events.c.origin == "city", events.c.status == Status.ACTIVE.value)
+    stored: list[tuple[Any, Event]] = []
+    with engine.connect() as conn:
+        for row in read_rows(conn, query.order_by(events.c.id)):
+            found = read_event(row)
+            if isinstance(found, StoredEvent):
+                stored.append((found.row, found.event))  # an unreadable row is reported by every list already
+    placed = [event.model_copy(deep=True) for _row, event in stored]
+    lines = [event for event in placed if event.geometry.type == "LineString"]
+    points = [event for event in placed if event.geometry.type == "Point"]
+    if lines:
+        placement.place_city_lines(lines)
+    if points:
+        placement.match(points)
+    report: list[Rerouted] = []
+    updates: list[tuple[Any, ...]] = []
+    diffs: list[dict[str, Any]] = []
+    for (row, before), after in zip(stored, placed, strict=True):
+        outcome = _outcome(before, after)
+        if outcome.outcome == UNROUTABLE:
+            after.geometry = before.geometry  # kept as it was; only the edges it no longer has go
+        if outcome.outcome != UNCHANGED:
+            new_row = event_to_row(after, now_ms=at)
+            changes = diff_rows(tuple(row[c] for c in EVENT_COLUMNS), new_row)
+            if changes:  # one that stays unroutable is reported again, not rewritten
+                diffs.append(changes)
+                updates.append((*event_values(new_row, UPDATE_COLUMNS), after.id))
+        report.append(outcome)
+    network = placement.network
+    remembered = {"fingerprint": network.fingerprint(), "path": str(placement.settings.path),
+                  "directed_edges": network.edge_count}
+    with writing(engine) as conn:
+        db = Bulk(conn)
+        if updates:
+            db.update(events, UPDATE_COLUMNS, "id", updates)
+            insert_revisions(db, [values[-1] for values in updates], "rerouted", at_ms=at, changes=diffs)
+        conn.execute(meta.delete().where(meta.c.key == NETWORK_KEY))
+        conn.execute(meta.insert().values(key=NETWORK_KEY, value=remembered, updated_ms=at))
+    return report
+
+
+def describe_reroute(report: Sequence[Rerouted], *, only_changes: bool = False) -> list[str]:
+    """The re-route report in lines for an operator: a summary, then one line per event (changed
+    ones only, with ``only_changes``)."""
+    counts = Counter(item.outcome for item in report)
+    lines = [f"road network: {len(report)} live city event(s) placed on it: "
+             + ", ".join(f"{counts[outcome]} {outcome}" for outcome in (UNCHANGED, REROUTED, UNROUTABLE))]
+    for item in report:
+        if not (only_changes and item.outcome == UNCHANGED):
+            detail = f" ({item.detail})" if item.detail else ""
+            lines.append(f"  {item.id} {item.street or '-'}: {item.outcome}{detail}")
+    return lines
+
+
+def _outcome(before: Event, after: Event) -> Rerouted:
+    old = before.road_match.edges if before.road_match is not None else []
+    match = after.road_match
+    if match is None or not match.edges:
+        why = match.reason if match is not None and match.reason else "no match"
+        after.road_match = RoadMatch(reason=f"no longer routable on the road network: {why}; the polyline is "
+                                            "published as it was")
+        return Rerouted(after.id, after.street, UNROUTABLE, why)
+    if match.edges == old and after.geometry == before.geometry:
+        after.road_match = before.road_match
+        return Rerouted(after.id, after.street, UNCHANGED)
+    detail = f"{len(old)} edge(s) -> {len(match.edges)} edge(s)" if old else f"placed on {len(match.edges)} edge(s)"
+    return Rerouted(after.id, after.street, REROUTED, detail)

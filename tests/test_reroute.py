@@ -1,0 +1,109 @@
+"""A new road network re-routes what is live (issue 10, item 5).
+
+The store remembers the network its live city events were placed on. A refreshed extract (here:
+West Oakland with one 7th Street way renumbered, as OSM does when a way is split, and Goss Street
+removed) re-places every live city event on the next command that loads it, with a report:
+unchanged / re-routed / no longer routable (kept as it was, edges dropped, flagged by the lint).
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from adapters.network_cache import load_network
+from geo.network import RoadNetwork
+from tests.adapters.test_city_sources import write_csv
+from tests.support.paths import OSM
+from tests.test_imported_placement import _carriageway, _dense, _wkt
+
+Cli = Any
+EASTBOUND_WAY = 202455449  # the eastbound carriageway of 7th Street
+GOSS_WAY = 6329561
+
+
+def _refreshed(original: bytes) -> bytes:
+    """The extract as a later download might have it: one way renumbered, another street gone."""
+    root = etree.fromstring(original)
+    for way in root.iter("way"):
+        if way.get("id") == str(EASTBOUND_WAY):
+            way.set("id", "902455449")
+        elif way.get("id") == str(GOSS_WAY):
+            root.remove(way)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _config(tmp_path: Path, network: Path, csv_path: Path) -> Path:
+    path = tmp_path / "exchange.toml"
+    path.write_text(f"""
+timezone = "America/Los_Angeles"
+[network]
+path = {json.dumps(str(network))}
+[[sources]]
+name = "city-csv"
+kind = "csv"
+url = {json.dumps(str(csv_path))}
+namespace = "works"
+geometry = {{ type = "wkt", column = "wkt" }}
+mapping = {{ id = "id" }}
+""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def oakland(tmp_path_factory: pytest.TempPathFactory) -> RoadNetwork:
+    return load_network(OSM, cache_dir=tmp_path_factory.mktemp("networks")).network
+
+
+def test_a_refreshed_network_reroutes_live_closures_with_a_report(
+    cli: Cli, tmp_path: Path, oakland: RoadNetwork,
+) -> None:
+    original = bz2.decompress(OSM.read_bytes())
+    network_file = tmp_path / "city.osm"
+    network_file.write_bytes(original)
+    header = ["id", "type", "street", "direction", "start", "end", "description", "wkt"]
+    times = ["2026-03-02 08:00", "2030-03-09 17:00", "Works"]
+    goss = [e for e in range(oakland.edge_count) if int(oakland.link_way[oakland.edge_link[e]]) == GOSS_WAY]
+    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
+    rows = [
+        header,
+        ["seventh", "ROAD_CLOSED", "7th Street", "ONE_DIRECTION", *times,
+         _wkt(_dense(oakland, _carriageway(oakland, "east")))],
+        ["goss", "CONSTRUCTION", "Goss Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, goss[:1]))],
+        ["ninth", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, ninth[:1]))],
+    ]
+    config = _config(tmp_path, network_file, write_csv(tmp_path / "closures.csv", rows))
+    first = cli("--config", str(config), "sync")
+    assert first.code == 0, first
+    assert "road network:" not in first.err  # nothing was live before: nothing to re-route
+
+    network_file.write_bytes(_refreshed(original))
+    published = cli("--config", str(config), "publish")
+    assert published.code == 0, published
+    assert "road network: 3 live city event(s) placed on it: 1 unchanged, 1 re-routed, 1 no longer routable" in (
+        published.err)
+    assert "works:city:seventh 7th Street: re-routed" in published.err
+    assert "works:city:goss Goss Street: no longer routable" in published.err
+
+    shown = json.loads(cli("--config", str(config), "inspect", "event", "works:city:seventh", "--format",
+                           "json").out)
+    shown = shown[0] if isinstance(shown, list) else shown
+    assert {way for way, _a, _b in shown["road_match"]["edges"]} == {902455449}
+    goss_now = json.loads(cli("--config", str(config), "inspect", "event", "works:city:goss", "--format",
+                              "json").out)
+    goss_now = goss_now[0] if isinstance(goss_now, list) else goss_now
+    assert goss_now["road_match"]["edges"] == [] and "no longer routable" in goss_now["road_match"]["reason"]
+    assert goss_now["geometry"]["coordinates"]  # kept as it was
+
+    again = cli("--config", str(config), "publish")
+    assert "road network:" not in again.err  # the same network: nothing to do
+    report = cli("--config", str(config), "network", "reroute", "--format", "json")
+    assert report.code == 0, report
+    outcomes = {item["id"]: item["outcome"] for item in json.loads(report.out)}
+    assert outcomes == {"works:city:seventh": "unchanged", "works:city:goss": "no longer routable",
+                        "works:city:ninth": "unchanged"}
