@@ -59,4 +59,7 @@ def validate_source_settings(source: SourceConfig) -> None:
 
 
 def build_source(source: SourceConfig, *, zone: tzinfo = UTC) -> Source:
-    return adapter_class(source.kind)(source.name, source.settings, zone=zone)
+    built = adapter_class(source.kind)(source.name, source.settings, zone=zone)
+    # set after construction: a city's own Source subclass keeps its constructor's signature
+    built.match_key, built.priority = source.match_key, source.priority
+    return built

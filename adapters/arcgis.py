@@ -44,7 +44,7 @@ from adapters.http import fetch_url, mask_secrets, redact_location
 from adapters.http_source import CitySourceSettings, HttpSource
 from exchange.errors import MalformedPayload, PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
 from exchange.model import Event
-from feeds.city_geojson import feature_event, read_feature_collection
+from feeds.city_geojson import feature_event, feature_field, read_feature_collection
 from feeds.items import FeedItem, Snapshot, dumps_lenient, load_json
 
 __all__ = ["ArcGisAdapter", "ArcGisSettings"]
@@ -134,6 +134,9 @@ class ArcGisAdapter(HttpSource):
 
     def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
         return feature_event(item, self.namespace, self.settings.mapping, self.zone, values_checked=values_checked)
+
+    def field_value(self, item: FeedItem, name: str) -> Any:
+        return feature_field(item, name)
 
 
 def _collection(document: dict[str, Any], plain: bool) -> bytes:

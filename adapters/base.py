@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from exchange.model import Event
-from feeds.items import FeedItem, Snapshot
+from feeds.city_fields import match_id_of
+from feeds.items import FeedItem, Snapshot, field_at
 
 __all__ = ["Fetched", "Source", "Watermark"]
 
@@ -48,6 +49,10 @@ class Source(ABC):
     #: ``update_date``, CIFS ``timestamp``) says when the publisher last wrote and may stay put
     #: while features are removed, or go back: every payload read from them is a poll.
     time_identifies_snapshot: ClassVar[bool] = False
+    #: the ``[[sources]]`` entry's ``match_key`` and ``priority`` (:func:`adapters.build_source` sets
+    #: them): which field holds an id other sources share, and whose report of one closure is published
+    match_key: str | None = None
+    priority: int = 0
 
     def __init__(self, name: str, settings: dict[str, Any], *, zone: tzinfo = UTC) -> None:
         self.name = name
@@ -76,3 +81,16 @@ class Source(ABC):
     def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
         """Turn one item of a snapshot into an event. Raises ``ItemRejected`` with the reason."""
 
+    def field_value(self, item: FeedItem, name: str) -> Any:
+        """The value of the field ``name`` in one item (what ``match_key`` names), None when it has none.
+
+        Here a key of the item's record, dots reaching into nested objects; a codec whose records
+        keep their fields elsewhere (a CSV row's cells, a feature's properties) says where.
+        """
+        return field_at(item.record, name)
+
+    def match_id(self, item: FeedItem) -> str | None:
+        """The item's value under ``match_key`` as two sources compare it (``feeds.city_fields.match_id_of``)."""
+        if self.match_key is None:
+            return None
+        return match_id_of(self.field_value(item, self.match_key))

@@ -6,13 +6,13 @@ The file is fetched like any URL source (conditional GET when the server support
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from adapters.http_source import CitySourceSettings, HttpSource
 from exchange.model import Event
-from feeds.city_csv import CsvFormat, read_csv_snapshot, row_event
+from feeds.city_csv import CsvFormat, read_csv_snapshot, row_event, row_field
 from feeds.items import FeedItem, Snapshot
 
 __all__ = ["CsvAdapter", "CsvSettings"]
@@ -34,3 +34,6 @@ class CsvAdapter(HttpSource):
 
     def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
         return row_event(item, self.namespace, self.settings, self.zone, values_checked=values_checked)
+
+    def field_value(self, item: FeedItem, name: str) -> Any:
+        return row_field(item, name)

@@ -6,13 +6,13 @@ The file is fetched like any URL source (conditional GET when the server support
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from adapters.http_source import CitySourceSettings, HttpSource
 from exchange.model import Event
-from feeds.city_geojson import feature_event, read_feature_collection
+from feeds.city_geojson import feature_event, feature_field, read_feature_collection
 from feeds.items import FeedItem, Snapshot
 
 __all__ = ["GeoJsonAdapter", "GeoJsonSettings"]
@@ -34,3 +34,6 @@ class GeoJsonAdapter(HttpSource):
 
     def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
         return feature_event(item, self.namespace, self.settings.mapping, self.zone, values_checked=values_checked)
+
+    def field_value(self, item: FeedItem, name: str) -> Any:
+        return feature_field(item, name)

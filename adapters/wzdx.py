@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
 from adapters.http_source import NAMESPACE_PATTERN, HttpSource, HttpSourceSettings
 from exchange.model import Event
 from feeds.items import FeedItem, Snapshot
-from feeds.wzdx import parse_wzdx, wzdx_item_to_event
+from feeds.wzdx import parse_wzdx, road_event_field, wzdx_item_to_event
 
 __all__ = ["WzdxAdapter", "WzdxSettings"]
 
@@ -30,3 +30,6 @@ class WzdxAdapter(HttpSource):
 
     def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
         return wzdx_item_to_event(item, self.namespace, self.zone)
+
+    def field_value(self, item: FeedItem, name: str) -> Any:
+        return road_event_field(item, name)

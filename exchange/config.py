@@ -124,7 +124,7 @@ class PublishConfig(BaseModel):
 
 
 class SourceConfig(BaseModel):
-    """One ``[[sources]]`` entry. ``kind`` picks the adapter; the remaining keys are the adapter's own."""
+    """One ``[[sources]]`` entry. ``kind`` picks the adapter; the keys not declared here are the adapter's own."""
 
     model_config = ConfigDict(extra="allow")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$", description="Unique name, used on the CLI.")
@@ -135,6 +135,18 @@ class SourceConfig(BaseModel):
     enabled: bool = True
     interval_s: int = Field(default=120, ge=5, description="Seconds between polls in `exchange run`.")
     jitter_s: int = Field(default=10, ge=0, description="Random delay added to each poll, seconds.")
+    match_key: str | None = Field(
+        default=None, min_length=1,
+        description="City sources: the field (CSV column, GeoJSON or ArcGIS property, WZDx property, CIFS field; "
+        "dots reach into nested objects) holding an id other sources share, e.g. a permit number. Events of two "
+        "sources with a match_key and equal values (trimmed, case-sensitive) are one closure, published once. "
+        "An item without a value has no match key; it is not rejected.",
+    )
+    priority: int = Field(
+        default=0, ge=-1_000_000, le=1_000_000,
+        description="City sources: of one closure two sources report, the one of the higher priority is published "
+        "(a tie goes to the source name first in alphabetical order). Closures typed by an operator come first.",
+    )
 
     @property
     def settings(self) -> dict[str, Any]:

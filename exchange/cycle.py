@@ -1,5 +1,6 @@
 """One source's cycle, shared by ``exchange sync`` and the daemon: sync it, then republish the
-feeds when the city's own events changed, so partners see the change on their next poll."""
+feeds when the city's own events changed (or which of one closure's reports is published did),
+so partners see the change on their next poll."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def sync_then_publish(
     register_source_secrets(source_config)  # its token is masked in every log line (httpx logs the URL)
     result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
     cycle = Cycle(result)
-    if source_config.kind == "waze-feed" or not (result.new or result.updated or result.ended):
+    if source_config.kind == "waze-feed" or not (result.new or result.updated or result.ended or result.relinked):
         return cycle
     from exchange.publish import publish
 

@@ -22,7 +22,10 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from exchange.errors import SchemaOutdated, StoreError
 from exchange.schema import SCHEMA_REVISION
 
-__all__ = ["current_revision", "db_error_message", "normalize_url", "open_store", "redact_url", "upgrade", "writing"]
+__all__ = [
+    "current_revision", "db_error_message", "normalize_url", "open_store", "redact_url", "take_turns", "upgrade",
+    "writing",
+]
 
 
 def normalize_url(url: str) -> str:
@@ -126,10 +129,17 @@ def writing(engine: Engine, lock: str | None = None) -> Iterator[Connection]:
     store reconcile a given source one at a time; on SQLite the write lock is taken at BEGIN.
     """
     with engine.execution_options(immediate=True).begin() as conn:
-        if lock is not None and conn.dialect.name == "postgresql":
-            key = int.from_bytes(hashlib.blake2b(lock.encode(), digest_size=8).digest(), "big", signed=True)
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        if lock is not None:
+            take_turns(conn, lock)
         yield conn
+
+
+def take_turns(conn: Connection, lock: str) -> None:
+    """Until the transaction ends, other writers taking the same lock wait (PostgreSQL: an advisory
+    lock; SQLite has a single writer anyway)."""
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.blake2b(lock.encode(), digest_size=8).digest(), "big", signed=True)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -2,7 +2,9 @@
 
 What goes out: every city event that is not cancelled and ends in the future or ended less than
 ``publish.keep_ended_h`` ago (future starts included; ended events keep their id and carry their
-end time). Crowd (Waze) data is never republished.
+end time). Crowd (Waze) data is never republished. A closure two city sources report goes out
+once: an event linked to the one published in its place (``same_as``, :mod:`exchange.same_closure`)
+leaves the feeds as a cancelled one does, and is neither held back nor lost for the guard.
 
 One bad event never freezes the feeds. The assembled feeds are validated (the CIFS XSD plus the
 rules it does not check; the official WZDx 4.2 schemas); when they fail, each event is rendered
@@ -130,11 +132,13 @@ class Eligible:
 
 
 def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> Eligible:
-    """City events that belong in the feeds now (not cancelled, not ended more than ``keep_ended_ms`` ago)."""
+    """City events that belong in the feeds now: not cancelled, not ended more than ``keep_ended_ms``
+    ago, and not linked to the same closure from another source published in their place (``same_as``)."""
     query = select_events().where(
         events.c.origin == "city",
         events.c.status != Status.CANCELLED.value,
         or_(events.c.end_ms.is_(None), events.c.end_ms > at_ms - keep_ended_ms),
+        events.c.same_as.is_(None),
     ).order_by(events.c.id)
     found = Eligible([], [])
     with engine.connect() as conn:
@@ -410,8 +414,9 @@ def _guard(
 ) -> None:
     """Refuse a publication that would hold back or lose too many of the events published before.
 
-    An event that left the feeds on purpose (cancelled, or ended longer ago than ``keep_ended_h``)
-    is not lost: only events still eligible count (an eligible one that cannot be read counts).
+    An event that left the feeds on purpose (cancelled, ended longer ago than ``keep_ended_h``, or
+    folded into the same closure from another source) is not lost: only events still eligible
+    count (an eligible one that cannot be read counts).
     """
     still_eligible = eligible & previous_ids
     fresh = {event.id for event in served} - set(held)

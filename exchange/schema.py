@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 sources = Table(
     "sources",
@@ -39,6 +39,8 @@ sources = Table(
     Column("last_success_ms", BigInteger),
     Column("recent_counts", JSON, doc="per kind, item counts of the last polls (suspect-feed guard)"),
     Column("created_ms", BigInteger, nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0",
+           doc="its configured priority: of one closure two sources report, the higher one's is published"),
 )
 
 events = Table(
@@ -83,10 +85,13 @@ events = Table(
     Column("cluster_id", String(40)),
     Column("details", JSON, doc="city events: CityDetails (description, schedule, lanes, source)"),
     Column("visible_in_waze_since_ms", BigInteger, doc="city closures: first Waze confirmation"),
+    Column("match_id", Text, doc="city events: the value of the source's match_key field, an id other sources share"),
+    Column("same_as", String(300), doc="city events: the event published in its place (the same closure)"),
     Index("ix_events_source_kind", "source", "kind"),
     Index("ix_events_cluster", "cluster_id"),
     Index("ix_events_status_category", "status", "category"),
     Index("ix_events_start", "start_ms"),
+    Index("ix_events_same_as", "same_as"),
 )
 
 sightings = Table(
@@ -193,4 +198,13 @@ downloads = Table(
     Column("count", Integer, nullable=False, doc="200 responses with a body"),
     Column("last_ms", BigInteger, nullable=False),
     Column("polls", Integer, nullable=False, server_default="0", doc="304 revalidations and HEAD requests"),
+)
+
+#: facts about the store as a whole, one JSON value per key (e.g. the road network it was routed on)
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", JSON),
+    Column("updated_ms", BigInteger, nullable=False),
 )

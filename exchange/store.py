@@ -54,13 +54,13 @@ _TYPED_FIELDS = (
 
 # plain str: SQLAlchemy's quoted_name subclass is not a dict key orjson accepts
 EVENT_COLUMNS = tuple(str.__str__(column.name) for column in events.columns)
-# the cluster is recomputed over all alerts after each poll, not carried by one event's update
-UPDATE_COLUMNS = tuple(
-    name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms")
-)
+#: what an event's own update leaves alone: the cluster and the same-closure link are recomputed over
+#: all events after each poll, the match id is kept by the sync from the source's record
+_KEPT_ON_UPDATE = ("cluster_id", "visible_in_waze_since_ms", "match_id", "same_as")
+UPDATE_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", *_KEPT_ON_UPDATE))
 _JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match", "details"})
 _REVISION_COLUMNS = ("event_id", "run_id", "at_ms", "action", "changes", "operator")
-_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", "cluster_id", "visible_in_waze_since_ms"})
+_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", *_KEPT_ON_UPDATE})
 
 
 def _bounds(coordinates: Any) -> tuple[float, float, float, float]:
@@ -73,7 +73,10 @@ def _bounds(coordinates: Any) -> tuple[float, float, float, float]:
 
 
 def event_to_row(event: Event, *, now_ms: int) -> dict[str, Any]:
-    """The columns of ``events`` for an event (``first_seen_ms`` set to now; callers keep the old one)."""
+    """The columns of ``events`` for an event (``first_seen_ms`` set to now; callers keep the old one).
+
+    ``match_id`` and ``same_as`` are not the event's own: empty here, the sync sets them.
+    """
     geometry = event.geometry.model_dump(mode="json")
     min_lon, min_lat, max_lon, max_lat = _bounds(geometry["coordinates"])
     row: dict[str, Any] = {
@@ -105,6 +108,8 @@ def event_to_row(event: Event, *, now_ms: int) -> dict[str, Any]:
         "cluster_id": event.cluster_id,
         "details": event.details.model_dump(mode="json", exclude_none=True) if event.details else None,
         "visible_in_waze_since_ms": None,
+        "match_id": None,
+        "same_as": None,
     }
     for name in _TYPED_FIELDS:
         row[name] = getattr(event, name)

@@ -10,6 +10,10 @@ and an item whose conversion fails in a way nothing foresaw is rejected too, wit
 ``cannot be converted: <ExceptionType>: <message>``. Any other unforeseen exception in a run is
 recorded as a failed run with a one-line message and raised as ``InternalError``; the traceback
 goes to the log at DEBUG level.
+
+After each poll of a city source, in the same transaction, the events that are one closure
+reported by two sources are linked again (:mod:`exchange.same_closure`): each item's value under
+the source's ``match_key`` is kept with its event, and the source's ``priority`` with the source.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,10 +31,11 @@ from adapters.base import Source, Watermark
 from exchange.bulk import Bulk, loads
 from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations
-from exchange.db import db_error_message, writing
+from exchange.db import db_error_message, take_turns, writing
 from exchange.errors import ExchangeError, FetchError, InternalError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, shown_text, to_millis
 from exchange.runtime import collector_paused, fault_point, now_ms
+from exchange.same_closure import relink
 from exchange.schema import events, sightings, sources, sync_runs
 from exchange.store import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_to_row, event_values, insert_revisions
 from feeds.items import FeedItem, Snapshot
@@ -44,6 +49,10 @@ log = logging.getLogger("exchange.sync")
 
 #: how many of the ids listed twice in one snapshot the run's message names
 DUPLICATES_SHOWN = 5
+#: the lock every reconciliation of a city source takes first (PostgreSQL): relinking one closure
+#: reported by two sources writes the other source's events too, and two polls doing so at once
+#: would wait for each other's rows
+CITY_EVENTS_LOCK = "city-events"
 
 @dataclass
 class SyncResult:
@@ -59,6 +68,8 @@ class SyncResult:
     rejected: int = 0
     item_errors: list[ItemError] = field(default_factory=list)
     message: str | None = None
+    #: city events linked to, or unlinked from, the same closure another source reports (not a column of the run)
+    relinked: int = 0
 
     def counts(self) -> dict[str, int]:
         return {
@@ -167,6 +178,15 @@ def _ingest(
 
 # --------------------------------------------------------------------------- reconciliation
 
+
+class _Stored(NamedTuple):
+    """What the reconciliation reads of a stored event."""
+
+    digest: str
+    status: str
+    match_id: str | None
+
+
 class Reconciler:
     """Reconciles one snapshot with the store, inside the caller's transaction.
 
@@ -218,6 +238,9 @@ class Reconciler:
         result.run_id = _insert_run(self.conn, self.source.name, self.now, result)
 
         items = self._identify(snapshot.items)
+        city = Kind.CITY in snapshot.kinds_present
+        if city:
+            take_turns(self.conn, CITY_EVENTS_LOCK)
         known, mine = self._state(items)
         self._apply_items(items, known, {} if history else mine, history=history, taken=taken)
         fault_point("mid-reconcile")
@@ -233,6 +256,8 @@ class Reconciler:
             if self.placement is not None:
                 self._cluster()
                 link_confirmations(self.conn, self.now)
+            if city:
+                self._relink()
         result.rejected = len(result.item_errors)
         self.conn.execute(
             update(sync_runs).where(sync_runs.c.id == result.run_id).values(**_run_values(result, self.now))
@@ -267,25 +292,25 @@ class Reconciler:
 
     # -- reading state
 
-    def _state(self, items: dict[str, FeedItem]) -> tuple[dict[str, tuple[str, str]], dict[str, int]]:
-        """(digest, status) of the stored events among ``items``, and this source's sightings.
+    def _state(self, items: dict[str, FeedItem]) -> tuple[dict[str, _Stored], dict[str, int]]:
+        """What is stored of the events among ``items``, and this source's sightings.
 
         The events this source already sees come with its sightings in one query; only the rest
         (new items, ended events coming back) are looked up by id.
         """
-        known: dict[str, tuple[str, str]] = {}
+        known: dict[str, _Stored] = {}
         mine: dict[str, int] = {}
         rows = self.db.fetch(
-            "SELECT s.event_id, s.missed, e.digest, e.status FROM sightings s "
+            "SELECT s.event_id, s.missed, e.digest, e.status, e.match_id FROM sightings s "
             "JOIN events e ON e.id = s.event_id WHERE s.source_name = ?",
             (self.source.name,),
         )
-        for eid, missed, digest, status in rows:
+        for eid, missed, digest, status, match_id in rows:
             mine[eid] = missed
-            known[eid] = (digest, status)
+            known[eid] = _Stored(digest, status, match_id)
         rest = [eid for eid in items if eid not in known]
-        for eid, digest, status in self.db.where_in("SELECT id, digest, status FROM events WHERE", "id", rest):
-            known[eid] = (digest, status)
+        for eid, *stored in self.db.where_in("SELECT id, digest, status, match_id FROM events WHERE", "id", rest):
+            known[eid] = _Stored(*stored)
         return known, mine
 
     # -- items present in the snapshot
@@ -304,10 +329,19 @@ class Reconciler:
         )
         return None
 
+    def _match_id(self, item: FeedItem) -> str | None:
+        """The item's value under the source's ``match_key``; None, never a rejection, when it has
+        none or reading it fails (a source class of a city's own may read its records otherwise)."""
+        try:
+            return self.source.match_id(item)
+        except Exception as exc:
+            log.debug("%s: item %s: no match id: %s", self.source.name, item.source_id[:200], _one_line(exc))
+            return None
+
     def _apply_items(
         self,
         items: dict[str, FeedItem],
-        known: dict[str, tuple[str, str]],
+        known: dict[str, _Stored],
         mine: dict[str, int],
         *,
         history: bool,
@@ -319,6 +353,7 @@ class Reconciler:
         reopened: list[str] = []
         new_sightings: list[str] = []
         reset_sightings: list[str] = []
+        match_ids = {eid: self._match_id(item) for eid, item in items.items()}
         for eid, item in items.items():
             previous = known.get(eid)
             if previous is None:
@@ -333,11 +368,11 @@ class Reconciler:
             elif history:
                 result.unchanged += 1
                 continue
-            elif previous[0] != item.digest:
+            elif previous.digest != item.digest:
                 event = self._convert(item)
                 if event is not None:  # a rejected new version still shows the event is alive
                     changed[eid] = event
-            elif previous[1] in ("ended", "cancelled") and eid not in mine:
+            elif previous.status in ("ended", "cancelled") and eid not in mine:
                 # back in a source that had lost it (ending removed its sightings); an event an
                 # operator ended or cancelled while its source still lists it stays so
                 reopened.append(eid)
@@ -354,27 +389,32 @@ class Reconciler:
         if self.placement is not None:
             self.placement.match([*inserts, *changed.values()])
         if inserts:
-            rows = [event_to_row(event, now_ms=self.now) for event in inserts]
+            rows = [{**event_to_row(event, now_ms=self.now), "match_id": match_ids[event.id]} for event in inserts]
             self.db.insert(events, EVENT_COLUMNS, (event_values(row, EVENT_COLUMNS) for row in rows))
             self._revisions([event.id for event in inserts], "history" if history else "created")
         if changed:
             self._update_changed(changed)
         if reopened:
             self._reopen({eid: items[eid] for eid in reopened}, known)
+        if not history:  # a match id follows its record, and the source's match_key, which may have changed
+            self.db.update(events, ("match_id",), "id", [
+                (match_id, eid) for eid, match_id in match_ids.items()
+                if eid in known and known[eid].match_id != match_id
+            ])
         name = self.source.name
         self.db.insert(sightings, ("event_id", "source_name", "missed", "missing_since_ms"),
                        [(eid, name, 0, None) for eid in new_sightings])
         self.db.many("UPDATE sightings SET missed=0, missing_since_ms=NULL WHERE event_id=? AND source_name=?",
                      [(eid, name) for eid in reset_sightings])
 
-    def _reopen(self, items: dict[str, FeedItem], known: dict[str, tuple[str, str]]) -> None:
+    def _reopen(self, items: dict[str, FeedItem], known: dict[str, _Stored]) -> None:
         """Active again, with the end its source gives (ending had replaced it with the time it went missing)."""
         back = {eid: event for eid, item in items.items() if (event := self._convert(item)) is not None}
         self.db.update(events, ("status", "end_ms", "updated_ms"), "id", [
             ("active", to_millis(event.end_time) if event.end_time else None, self.now, eid)
             for eid, event in back.items()
         ])
-        self._revisions(list(back), "reopened", [{"status": [known[eid][1], "active"]} for eid in back])
+        self._revisions(list(back), "reopened", [{"status": [known[eid].status, "active"]} for eid in back])
         self.result.updated += len(back)
 
     def _update_changed(self, changed: dict[str, Event]) -> None:
@@ -451,8 +491,10 @@ class Reconciler:
         self.db.where_in("UPDATE sightings SET missed = missed + 1 WHERE source_name = ? AND", "event_id", still,
                          (self.source.name,), rows=False)
         lapsed = [eid for eid, missed in rows if missed + 1 >= limit]
-        if lapsed:
+        if lapsed:  # only city feeds are missed again: what ends may have been published in another's place
+            take_turns(self.conn, CITY_EVENTS_LOCK)
             self._end(lapsed, limit)
+            self._relink()
 
     def _end(self, lapsed: list[str], limit: int) -> None:
         """End events that every source that saw them has missed ``limit`` times."""
@@ -479,6 +521,17 @@ class Reconciler:
         self._revisions(ended, "ended", [{"status": ["active", "ended"]}] * len(ended))
         self._revisions(sorted(called_off), "cancelled", [{"status": ["active", "cancelled"]}] * len(called_off))
         self.result.ended += len(ending)
+
+    def _relink(self) -> None:
+        """Link each city event that is the same closure as one another source reports and
+        publishes in its place; unlink those that no longer are (:mod:`exchange.same_closure`)."""
+        linked, unlinked = relink(self.conn, at_ms=self.now, run_id=self.result.run_id)
+        self.result.relinked += linked + unlinked
+        if linked:
+            self._note(f"{linked} event(s) left out of the feeds: the same closure as another source's, "
+                       "published instead")
+        if unlinked:
+            self._note(f"{unlinked} event(s) published again: no longer the same closure as another source's")
 
     def _cluster(self) -> None:
         """Re-cluster the active alerts of this namespace; write only the cluster ids that changed."""
@@ -521,13 +574,13 @@ def _ensure_source(conn: Connection, source: Source, at_ms: int) -> None:
         conn.execute(
             insert(sources).values(
                 name=source.name, kind=source.kind, namespace=source.namespace,
-                location=source.location, created_ms=at_ms, recent_counts={},
+                location=source.location, created_ms=at_ms, recent_counts={}, priority=source.priority,
             )
         )
     else:
         conn.execute(
             update(sources).where(sources.c.name == source.name)
-            .values(kind=source.kind, namespace=source.namespace, location=source.location)
+            .values(kind=source.kind, namespace=source.namespace, location=source.location, priority=source.priority)
         )
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "read_csv_snapshot",
     "row_coordinates",
     "row_event",
+    "row_field",
 ]
 
 Position = tuple[float, float]
@@ -212,6 +213,12 @@ def row_event(
         )
     except ItemRejected as exc:
         raise ItemRejected(f"row {row}: {exc.message}", source_id=item.source_id, kind=Kind.CITY.value) from exc
+
+
+def row_field(item: FeedItem, column: str) -> str | None:
+    """The cell of ``column`` in one identified row (a source's ``match_key``), None when there is no such column."""
+    fields: dict[str, str] = item.record["fields"]
+    return fields.get(column)
 
 
 # --------------------------------------------------------------------------- geometry of one row

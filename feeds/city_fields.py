@@ -37,6 +37,7 @@ __all__ = [
     "claim_id",
     "event_from_fields",
     "join_parts",
+    "match_id_of",
     "parse_error",
     "parse_schedule",
     "source_id_of",
@@ -244,6 +245,25 @@ def source_id_of(value: Any, field: str) -> str | None:
             raise ItemRejected(f"{field}: {problem}")
         return value.strip() or None
     raise ItemRejected(f"{field}: an id must be text or a number, got {type(value).__name__}")
+
+
+#: a match id longer than an event's source id is no id: the item has no match key
+MAX_MATCH_ID = 200
+
+
+def match_id_of(value: Any) -> str | None:
+    """A source's ``match_key`` value as two sources compare it: text trimmed (case kept), a whole
+    number in decimal; ``None`` (no match key, never a rejection) when empty, longer than
+    :data:`MAX_MATCH_ID`, or not text or a number.
+
+    >>> match_id_of(" P-2026-17 "), match_id_of(4711.0), match_id_of(""), match_id_of(True)
+    ('P-2026-17', '4711', None, None)
+    """
+    try:
+        text = source_id_of(value, "match_key")
+    except ItemRejected:
+        return None
+    return text if text is not None and len(text) <= MAX_MATCH_ID else None
 
 
 def parse_error(reason: str, source_id: str | None = None) -> ItemError:

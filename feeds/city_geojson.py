@@ -28,11 +28,12 @@ from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Event, Kind
 from feeds.city_fields import CityFieldMapping, claim_id, event_from_fields, join_parts, parse_error
 from feeds.city_values import check_nesting, check_storable
-from feeds.items import FeedItem, Snapshot, digest, load_json
+from feeds.items import FeedItem, Snapshot, digest, field_at, load_json
 
 __all__ = [
     "feature_coordinates",
     "feature_event",
+    "feature_field",
     "read_feature_collection",
 ]
 
@@ -125,6 +126,11 @@ def feature_event(
         )
     except ItemRejected as exc:
         raise ItemRejected(f"feature {index}: {exc.message}", source_id=item.source_id, kind=Kind.CITY.value) from exc
+
+
+def feature_field(item: FeedItem, name: str) -> Any:
+    """The property ``name`` of one identified feature (a source's ``match_key``; dots reach into objects)."""
+    return field_at(item.record["properties"], name)
 
 
 def feature_coordinates(geometry: Any) -> list[Position]:

@@ -22,7 +22,7 @@ import orjson
 from exchange.errors import MalformedPayload
 from exchange.model import ItemError, Kind
 
-__all__ = ["FeedItem", "Snapshot", "digest", "dumps_lenient", "load_json", "loads_lenient"]
+__all__ = ["FeedItem", "Snapshot", "digest", "dumps_lenient", "field_at", "load_json", "loads_lenient"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,23 @@ def digest(record: Mapping[str, Any]) -> str:
             # nothing a reader of this package produces; such a record is refused when converted
             canonical = b"\x00unwritable"
     return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def field_at(record: Any, name: str) -> Any:
+    """The value of field ``name`` in a record, ``None`` when it has none: the key itself, else a
+    dotted path into nested objects (``core_details.name``).
+
+    >>> field_at({"permit": "P-1", "core_details": {"name": "W-7"}}, "core_details.name")
+    'W-7'
+    >>> field_at({"a.b": 1, "a": {"b": 2}}, "a.b"), field_at({"a": [1]}, "a.b"), field_at(None, "a")
+    (1, None, None)
+    """
+    if not isinstance(record, Mapping):
+        return None
+    if name in record:
+        return record[name]
+    head, dot, rest = name.partition(".")
+    return field_at(record.get(head), rest) if dot and rest else None
 
 
 def load_json(data: bytes) -> tuple[Any, bool]:

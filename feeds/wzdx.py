@@ -36,7 +36,7 @@ import orjson
 from exchange.errors import ItemRejected, MalformedPayload, UsageError
 from exchange.model import Category, Event, ItemError, Kind, Point, first_problem, from_millis, to_millis
 from feeds.city import city_event, parse_time, text_problem
-from feeds.items import FeedItem, Snapshot, digest, load_json
+from feeds.items import FeedItem, Snapshot, digest, field_at, load_json
 
 __all__ = [
     "CC0_LICENSE",
@@ -48,6 +48,7 @@ __all__ = [
     "line_direction",
     "parse_wzdx",
     "render_wzdx",
+    "road_event_field",
     "wzdx_item_to_event",
 ]
 
@@ -459,6 +460,13 @@ def _string(value: Any, field: str) -> str | None:
     if "\x00" in value:
         raise ItemRejected(f"{field}: contains a NUL character")
     return value.strip() or None
+
+
+def road_event_field(item: FeedItem, name: str) -> Any:
+    """The field ``name`` of one road event (a source's ``match_key``): a property (dots reach into
+    objects: ``core_details.name``), else a member of the feature itself (``id``)."""
+    found = field_at(item.record.get("properties"), name)
+    return found if found is not None else field_at(item.record, name)
 
 
 def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:

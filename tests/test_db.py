@@ -87,3 +87,38 @@ def test_a_store_of_the_previous_release_upgrades_intact(store_url: str) -> None
         assert conn.execute(text("SELECT partner, count, polls FROM downloads")).all() == [("acme", 7, 0)]
         assert conn.execute(text("SELECT count(*) FROM published_events")).scalar() == 0
     upgraded.dispose()
+
+
+def test_a_store_at_0004_upgrades_to_same_closure_links_intact(store_url: str) -> None:
+    """A store written at 0004 (before one closure of two sources was published once) keeps its
+    sources, events and sightings: no event is linked, every source has priority 0, and the meta
+    table is there, empty."""
+    from sqlalchemy import create_engine as raw_engine
+
+    from exchange.db import upgrade
+
+    engine = raw_engine(normalize_url(store_url))
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO sources (name, kind, namespace, location, recent_counts, created_ms) "
+                          "VALUES ('city-permits', 'csv', 'permits', '/srv/permits.csv', '{}', 1772463600000)"))
+        conn.execute(text(
+            "INSERT INTO events (id, source, kind, source_id, origin, category, type, street, status, geometry,"
+            " min_lon, min_lat, max_lon, max_lat, start_ms, first_seen_ms, updated_ms, attributes, digest)"
+            " VALUES ('permits:city:C-100', 'permits', 'city', 'C-100', 'city', 'ROAD_CLOSED', 'ROAD_CLOSED',"
+            " '9th Street', 'active', :geometry, -122.3, 37.8, -122.29, 37.81, 1772463600000, 1772463600000,"
+            " 1772463600000, '{\"permit_no\": \"P-2026-0417\"}', 'd')"),
+            {"geometry": '{"type": "LineString", "coordinates": [[-122.3, 37.8], [-122.29, 37.81]]}'})
+        conn.execute(text("INSERT INTO sightings VALUES ('permits:city:C-100', 'city-permits', 0, NULL)"))
+    engine.dispose()
+    upgraded = open_store(store_url, auto_upgrade=True)
+    assert current_revision(upgraded) == SCHEMA_REVISION
+    with upgraded.begin() as conn:
+        assert conn.execute(text("SELECT id, status, match_id, same_as FROM events")).all() == [
+            ("permits:city:C-100", "active", None, None)]
+        assert conn.execute(text("SELECT name, priority FROM sources")).all() == [("city-permits", 0)]
+        assert conn.execute(text("SELECT event_id, source_name FROM sightings")).all() == [
+            ("permits:city:C-100", "city-permits")]
+        assert conn.execute(text("SELECT count(*) FROM meta")).scalar() == 0
+        conn.execute(text("INSERT INTO meta VALUES ('network', '{\"path\": \"west-oakland.osm.bz2\"}', 1)"))
+    upgraded.dispose()

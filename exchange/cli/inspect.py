@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +26,9 @@ from exchange.output import (
     source_record,
     write_records,
 )
+
+if TYPE_CHECKING:
+    from exchange.same_closure import Reporter
 
 __all__ = ["inspect_app"]
 
@@ -144,6 +147,10 @@ def inspect_event(
 ) -> None:
     """One event in full, with its revisions (what changed, when) and the sources that see it.
 
+    A city event shows its links to the same closure reported by other sources: the event published
+    in its place ("same closure as X, published in its place (source S, priority P)"), or the
+    events folded into it ("also reported by Y").
+
     An event stored with a value that cannot be shown (a time out of range, text that is not UTF-8,
     a geometry or details the model refuses) is an error naming the value (exit 1).
     """
@@ -158,11 +165,16 @@ def inspect_event(
         record["seen_by"] = [{"source": s.source_name, "missed_polls": s.missed} for s in seen_by(conn, event_id)]
         if record["origin"] == "city":
             from exchange.confirm import confirmations_of
+            from exchange.same_closure import links_of
 
             record["confirmations"] = [
                 {"crowd_event_id": c.crowd_event_id, "how": c.how, "linked": iso(c.linked_ms)}
                 for c in confirmations_of(conn, event_id)
             ]
+            links = links_of(conn, event_id, row["same_as"])
+            record["match_id"] = row["match_id"]
+            record["same_closure_as"] = _linked(*links.published_instead) if links.published_instead else None
+            record["also_reported_by"] = [_linked(*link) for link in links.also_reported_by]
     if record["origin"] == "city":
         from exchange.publish import held_back_now
 
@@ -180,6 +192,12 @@ def inspect_event(
             record[key] = iso(row[column], zone)
     for confirmation in record.get("confirmations", ()):
         confirmation["linked"] = iso(_millis(confirmation["linked"]), zone)
+    if record.get("same_closure_as"):
+        instead = record["same_closure_as"]
+        record["same_closure_as"] = f"same closure as {instead['id']}, published in its place ({_reported(instead)})"
+    if "also_reported_by" in record:
+        record["also_reported_by"] = "; ".join(
+            f"also reported by {link['id']} ({_reported(link)})" for link in record["also_reported_by"]) or None
     fields = [{"field": key, "value": value} for key, value in record.items() if key not in ("attributes", "geometry")]
     geometry = record["geometry"]
     fields.append({"field": "geometry", "value": f"{geometry['type']} {as_text(geometry['coordinates'])[:120]}"})
@@ -193,6 +211,18 @@ def inspect_event(
     ]
     write_records(revision_rows, Format.table, columns=("at", "action", "operator", "changes"),
                   title=in_zone("revisions", zone))
+
+
+def _linked(event_id: str, reporter: Reporter | None) -> dict[str, Any]:
+    """An event linked as the same closure, with its source (None: typed by an operator)."""
+    return {"id": event_id, "source": reporter.source if reporter else None,
+            "priority": reporter.priority if reporter else None}
+
+
+def _reported(link: Mapping[str, Any]) -> str:
+    if link["source"] is None:
+        return "typed by an operator"
+    return f"source {link['source']}, priority {link['priority']}"
 
 
 #: the times of an event record -> their columns
