@@ -42,9 +42,11 @@ from exchange.store import (
     read_rows,
     select_events,
 )
+from geo.names import SAME_STREET, name_similarity
 
 if TYPE_CHECKING:
     from exchange.placement import Placement
+    from geo.network import RoadNetwork
 
 __all__ = ["NETWORK_KEY", "Rerouted", "describe_reroute", "reroute_if_network_changed", "reroute_live"]
 
@@ -100,7 +102,7 @@ def reroute_live(engine: Engine, placement: Placement) -> list[Rerouted]:
     updates: list[tuple[Any, ...]] = []
     diffs: list[dict[str, Any]] = []
     for (row, before), after in zip(stored, placed, strict=True):
-        outcome = _outcome(before, after)
+        outcome = _outcome(before, after, placement.network)
         if outcome.outcome == UNROUTABLE:
             after.geometry = before.geometry  # kept as it was; only the edges it no longer has go
         if outcome.outcome != UNCHANGED:
@@ -123,6 +125,19 @@ def reroute_live(engine: Engine, placement: Placement) -> list[Rerouted]:
     return report
 
 
+def _on_another_street(event: Event, network: RoadNetwork) -> str | None:
+    """Why the new placement is not the event's road: none of its edges bears the event's street
+    (the street is gone, and the line fell onto a neighbour); None when it is the road."""
+    street = (event.street or "").strip()
+    assert event.road_match is not None
+    index = network.edge_index()
+    names = {name for key in event.road_match.edges if (edge := index.get(key)) is not None
+             for name in network.link_names[int(network.edge_link[edge])]}
+    if not street or not names or any(name_similarity(street, name) >= SAME_STREET for name in names):
+        return None
+    return f"{street!r} is not on the road network there (the nearest road is {sorted(names)[0]!r})"
+
+
 def describe_reroute(report: Sequence[Rerouted], *, only_changes: bool = False) -> list[str]:
     """The re-route report in lines for an operator: a summary, then one line per event (changed
     ones only, with ``only_changes``)."""
@@ -136,11 +151,12 @@ def describe_reroute(report: Sequence[Rerouted], *, only_changes: bool = False) 
     return lines
 
 
-def _outcome(before: Event, after: Event) -> Rerouted:
+def _outcome(before: Event, after: Event, network: RoadNetwork) -> Rerouted:
     old = before.road_match.edges if before.road_match is not None else []
     match = after.road_match
-    if match is None or not match.edges:
-        why = match.reason if match is not None and match.reason else "no match"
+    elsewhere = _on_another_street(after, network) if match is not None and match.edges else None
+    if match is None or not match.edges or elsewhere is not None:
+        why = elsewhere or (match.reason if match is not None and match.reason else "no match")
         after.road_match = RoadMatch(reason=f"no longer routable on the road network: {why}; the polyline is "
                                             "published as it was")
         return Rerouted(after.id, after.street, UNROUTABLE, why)

@@ -52,7 +52,7 @@ import numpy as np
 from exchange.model import Category, Event, LineString
 from feeds.problems import Problem, Severity, has_errors
 from geo.crs import MetricFrame
-from geo.names import has_house_number, name_similarity
+from geo.names import SAME_STREET, has_house_number, name_similarity
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 
 __all__ = [
@@ -92,8 +92,6 @@ DISAGREES_DEG = 90.0
 CHORD_M = 200.0
 #: the nominal heading of each signed direction (WZDx ``core_details.direction``), degrees clockwise from north
 SIGNED_HEADINGS = {"northbound": 0.0, "eastbound": 90.0, "southbound": 180.0, "westbound": 270.0}
-#: a matched edge is on the event's street when one of its names is at least this similar
-_SAME_STREET = 0.8
 
 
 def _points(event: Event) -> list[tuple[float, float]]:
@@ -224,7 +222,7 @@ def _street_problems(
         return []
     named = [names for names in (network.link_names[int(network.edge_link[edge])] for edge in known) if names]
     others = sorted({names[0] for names in named
-                     if not any(name_similarity(street, name) >= _SAME_STREET for name in names)})
+                     if not any(name_similarity(street, name) >= SAME_STREET for name in names)})
     if not others:
         return []
     if len(others) == len({names[0] for names in named}):  # none of its roads bears the name

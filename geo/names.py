@@ -15,7 +15,10 @@ import unicodedata
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-__all__ = ["has_house_number", "name_similarity", "normalize_street"]
+__all__ = ["SAME_STREET", "has_house_number", "name_similarity", "normalize_street"]
+
+#: two names at least this similar (:func:`name_similarity`) are one street
+SAME_STREET = 0.8
 
 _ABBREVIATIONS = {
     "street": "st", "str": "st", "avenue": "ave", "av": "ave", "boulevard": "blvd", "road": "rd",

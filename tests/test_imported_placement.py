@@ -9,6 +9,7 @@ street; full closures go out as whole segments.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def _dense(network: RoadNetwork, edges: list[int], step_deg: float = 0.0002) -> 
     """The edges' polyline with a point every ~20 m, the way an export tool draws a line."""
     line = np.vstack([network.edge_lonlat(edges[0])] + [network.edge_lonlat(e)[1:] for e in edges[1:]])
     points = [line[0]]
-    for a, b in zip(line[:-1], line[1:], strict=True):
+    for a, b in itertools.pairwise(line):
         n = max(1, int(np.hypot(*(b - a)) / step_deg))
         points.extend(a + (b - a) * k / n for k in range(1, n + 1))
     return np.array(points)
