@@ -5,20 +5,29 @@ validates it). With a road network configured, its points are routed along the n
 and extended to whole segments, the way Waze closes roads; without one, the polyline given is
 published as it is (and the acceptance lint says so). Every change is a revision that records
 the operator.
+
+A divided road closed in both directions is two closures (see ``geo.closure``): the one drawn, and
+``<its id>-opposite`` along the other carriageway in that carriageway's travel direction, whose
+``parent_event`` is the first. The pair moves together: ``end``, ``cancel`` and ``update`` given
+either id change both, in one transaction. An update that would make a pair one closure or one
+closure a pair (moved off or onto a divided road, or ``ONE_DIRECTION`` asked of a pair) is refused
+with the advice to cancel and add instead: a pair that came apart on its own would leave one
+carriageway closed, or open, without anybody having asked for it.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import Engine, update
 
-from exchange.bulk import Bulk
+from exchange.bulk import Bulk, loads
 from exchange.confirm import link_confirmations
 from exchange.db import writing
 from exchange.errors import ItemRejected, NotFound, UnreadableEvent, UsageError
@@ -38,11 +47,12 @@ from exchange.store import (
     load_event,
 )
 from feeds.city import city_event, text_problem
-from geo.closure import route_closure
+from geo.closure import ClosureRoute, route_closure
 
 __all__ = [
     "CLEARABLE",
     "OPERATOR_NAMESPACE",
+    "OPPOSITE_SUFFIX",
     "ClosureInput",
     "Created",
     "Outcome",
@@ -55,6 +65,9 @@ __all__ = [
 
 #: namespace of closures typed by operators: ids look like ``city:city:3f9a1c2b7d10``
 OPERATOR_NAMESPACE = "city"
+#: the closure of a divided road's other carriageway: ``city:city:3f9a1c2b7d10-opposite``, whose
+#: ``parent_event`` is ``city:city:3f9a1c2b7d10``
+OPPOSITE_SUFFIX = "-opposite"
 
 
 @dataclass
@@ -82,52 +95,90 @@ CLEARABLE = ("start", "end", "subtype", "description", "schedule", "lane_impact"
 class Outcome:
     """What a lifecycle command did: the closure as it is now (None when its stored row cannot be
     read), the revision it recorded (None: nothing changed, nothing to publish) and what the
-    operator should be told, if anything."""
+    operator should be told, if anything. ``also``: the ids of the closures changed with it (a
+    divided road's other carriageway)."""
 
     event: Event | None
     action: str | None
     note: str | None = None
+    also: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """Whether the command wrote anything (then the feeds are to be published)."""
+        return self.action is not None or bool(self.also)
 
 
 @dataclass(frozen=True)
 class Created:
-    """A closure just stored, and what the operator should be told about its route, if anything."""
+    """A closure just stored, and what the operator should be told about its route, if anything;
+    on a divided road closed in both directions, ``opposite`` is the other carriageway's closure."""
 
     event: Event
     note: str | None = None
+    opposite: Event | None = None
 
 
 def _event(
-    spec: ClosureInput, source_id: str, zone: tzinfo, points: Sequence[tuple[float, float]], direction: str
+    spec: ClosureInput, source_id: str, zone: tzinfo, points: Sequence[tuple[float, float]], direction: str,
+    parent_event: str | None = None,
 ) -> Event:
     try:
         return city_event(
             OPERATOR_NAMESPACE, source_id, type=spec.type, subtype=spec.subtype, street=spec.street,
             coordinates=points, zone=zone, direction=direction, start=spec.start, end=spec.end,
             description=spec.description, schedule=spec.schedule, lane_impact=spec.lane_impact,
-            operator=spec.operator,
+            parent_event=parent_event, operator=spec.operator,
         )
     except ItemRejected as exc:
         raise UsageError(exc.message) from exc
 
 
-def _build(
-    spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placement | None
-) -> tuple[Event, str | None]:
-    """Validate, then route along the street when a network is there; with what the operator
-    should be told about the route (a closure drawn against a one-way street is reversed)."""
+@dataclass(frozen=True)
+class _Built:
+    """A closure made from an operator's input: the event, what the operator should be told about its
+    route, and on a divided road closed in both directions the other carriageway's closure."""
+
+    event: Event
+    note: str | None = None
+    opposite: Event | None = None
+
+
+def _build(spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placement | None) -> _Built:
+    """Validate, then route along the street when a network is there (a closure drawn against a
+    one-way street is reversed; one of both directions on a divided road becomes a pair)."""
     event = _event(spec, source_id, zone, spec.points, spec.direction or "BOTH_DIRECTIONS")
     if placement is None or len(spec.points) < 2:
-        return event, None
+        return _Built(event)
     route = route_closure(placement.network, spec.street, np.asarray(spec.points, dtype=np.float64),
                           direction=event.direction or "BOTH_DIRECTIONS")
     if not route.edges:
         raise UsageError(f"polyline: {route.reason}")
-    routed = [(round(float(lon), 6), round(float(lat), 6)) for lon, lat in route.polyline]
-    event = _event(spec, source_id, zone, routed, route.direction)
+    event = _routed(spec, source_id, zone, route)
+    if route.opposite is None:
+        return _Built(event, route.note)
+    opposite = _routed(spec, source_id + OPPOSITE_SUFFIX, zone, route.opposite, parent_event=event.id)
+    note = (f"{spec.street!r} is a divided road there: both carriageways closed, {event.id} "
+            f"({_bound(route)}, as drawn) and {opposite.id} ({_bound(route.opposite)}, the other carriageway)")
+    return _Built(event, note, opposite)
+
+
+def _routed(
+    spec: ClosureInput, source_id: str, zone: tzinfo, route: ClosureRoute, parent_event: str | None = None
+) -> Event:
+    points = [(round(float(lon), 6), round(float(lat), 6)) for lon, lat in route.polyline]
+    event = _event(spec, source_id, zone, points, route.direction, parent_event)
     event.road_match = RoadMatch(edges=route.keys, distance_m=0.0, confidence=1.0, offset_m=0.0,
                                  covered_fraction=1.0)
-    return event, route.note
+    return event
+
+
+_BOUNDS = ("northbound", "eastbound", "southbound", "westbound")
+
+
+def _bound(route: ClosureRoute) -> str:
+    """Which way a route runs, for people: "eastbound" from 45 to 135 degrees."""
+    return _BOUNDS[round((route.bearing_deg or 0.0) / 90.0) % 4]
 
 
 def add_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: Placement | None) -> Event:
@@ -136,19 +187,20 @@ def add_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: 
 
 
 def create_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: Placement | None) -> Created:
-    """``add_closure``, with what the operator should be told about the route, if anything."""
-    event, note = _build(spec, secrets.token_hex(6), zone, placement)
-    at = now_ms()
-    row = event_to_row(event, now_ms=at)
-    with writing(engine) as conn:
-        db = Bulk(conn)
-        db.insert(events, EVENT_COLUMNS, [event_values(row, EVENT_COLUMNS)])
-        insert_revisions(db, [event.id], "created", at_ms=at, operator=spec.operator)
-        link_confirmations(conn, at)
-    return Created(event, note)
+    """``add_closure``, with what the operator should be told about the route, if anything, and the
+    other carriageway's closure on a divided road closed in both directions (stored with it)."""
+    built = _build(spec, secrets.token_hex(6), zone, placement)
+    created = [built.event] if built.opposite is None else [built.event, built.opposite]
+    _commit(engine, [_Write("created", event.id, None, event) for event in created], spec.operator)
+    return Created(built.event, built.note, built.opposite)
 
 
-def _find(engine: Engine, closure_id: str) -> StoredEvent | Unreadable:
+# -- finding a closure, and its pair on a divided road
+
+Found = StoredEvent | Unreadable
+
+
+def _find(engine: Engine, closure_id: str) -> Found:
     """The closure as stored, or why its row cannot be read (``NotFound`` when there is none)."""
     problem = text_problem(closure_id, controls=False)
     if problem is not None:
@@ -160,13 +212,51 @@ def _find(engine: Engine, closure_id: str) -> StoredEvent | Unreadable:
     return found
 
 
-def _load(engine: Engine, closure_id: str) -> tuple[Event, dict[str, Any]]:
-    """The closure and its columns; ``UnreadableEvent`` when its stored row cannot be read."""
+def _with_other(engine: Engine, closure_id: str) -> tuple[Found, Found | None]:
+    """The closure, and the other carriageway's when it is one of a divided road's pair: the
+    ``-opposite`` one whose ``parent_event`` is the first."""
     found = _find(engine, closure_id)
+    first_id = closure_id.removesuffix(OPPOSITE_SUFFIX)
+    other_id = first_id if first_id != closure_id else closure_id + OPPOSITE_SUFFIX
+    with engine.connect() as conn:
+        other = load_event(conn, other_id)
+    if other is None or other.row["origin"] != "city":
+        return found, None
+    opposite = found if other_id == first_id else other
+    return found, other if _parent_event(opposite) == first_id else None
+
+
+def _parent_event(found: Found) -> str | None:
+    if isinstance(found, StoredEvent):
+        return found.event.details.parent_event if found.event.details else None
+    try:  # a row that does not read may still have readable details
+        details = loads(found.row["details"])
+    except orjson.JSONDecodeError:
+        return None
+    parent = details.get("parent_event") if isinstance(details, dict) else None
+    return parent if isinstance(parent, str) else None
+
+
+def _readable(found: Found) -> StoredEvent:
+    """The closure; ``UnreadableEvent`` when its stored row cannot be read."""
     if isinstance(found, Unreadable):
         raise UnreadableEvent(f"closure {found.id} cannot be read: {found.reason}; it cannot be changed until the "
                               "row is mended (`closure end` and `closure cancel` still work)")
-    return found.event, found.row
+    return found
+
+
+def _paired(outcome: Outcome, other_id: str, other: Outcome) -> Outcome:
+    """The outcome of one closure of a pair, saying what the command did to the other one too."""
+    if other.action is None:
+        return outcome
+    said = f"closure {other_id}, the other carriageway of this divided road: {other.action} too"
+    if other.note:
+        said = f"{said} ({other.note})"
+    return Outcome(outcome.event, outcome.action, f"{outcome.note}; {said}" if outcome.note else said,
+                   also=(other_id,))
+
+
+# -- the lifecycle
 
 
 def _when(moment: datetime, zone: tzinfo | None) -> str:
@@ -183,6 +273,10 @@ def update_closure(
     An ended or cancelled closure is changed only with ``reopen``: it becomes active again, and an
     end already past is cleared unless ``changes`` gives a new one (which must be in the future).
     ``reopen`` on an active closure changes nothing by itself.
+
+    Either closure of a divided road's pair changes both: their fields are the first's with the
+    changes, each keeps its own line unless it is moved (street or points), and a move routes both
+    directions again. A change that would end the pairing, or make a single closure a pair, is refused.
     """
     unknown = sorted(set(clear) - set(CLEARABLE))
     if unknown:
@@ -190,14 +284,19 @@ def update_closure(
     both = sorted(set(clear) & set(changes))
     if both:
         raise UsageError(f"{both[0]}: given and cleared at once")
-    current, row = _load(engine, closure_id)
+    named, other = _with_other(engine, closure_id)
+    first, opposite = (other, named) if other is not None and closure_id.endswith(OPPOSITE_SUFFIX) else (named, other)
+    stored = _readable(first)
+    current = stored.event
+    stored_opposite = _readable(opposite) if opposite is not None else None
     at = now_ms()
     closed = current.status is not Status.ACTIVE
     if closed and not reopen:
         raise UsageError(f"closure {closure_id} is {current.status.value}: changing it would not bring it back "
                          "to the feeds; give --reopen to make it active again with the change")
     if not changes and not clear and not closed:
-        return Outcome(current, None, f"closure {closure_id} is neither ended nor cancelled; nothing changed")
+        return Outcome(_readable(named).event, None, f"closure {closure_id} is neither ended nor cancelled; "
+                       "nothing changed")
     details = current.details or CityDetails()
     fields: dict[str, Any] = {
         "street": current.street or "",
@@ -214,12 +313,53 @@ def update_closure(
     fields.update({key: value for key, value in changes.items() if key != "points"})
     if closed and "end" not in changes and current.end_time is not None and to_millis(current.end_time) <= at:
         fields["end"] = None  # reopened: it no longer ends when it was ended
+    moved = "points" in changes or "street" in changes
+    if stored_opposite is not None:
+        pair = f"closures {current.id} and {stored_opposite.event.id} close both carriageways of a divided road"
+        if changes.get("direction") == "ONE_DIRECTION":
+            raise UsageError(f"{pair}; to close one direction only, cancel them and add a ONE_DIRECTION closure")
+        # each is one-way along its carriageway; moved, both directions are routed again
+        fields["direction"] = "BOTH_DIRECTIONS" if moved else current.direction
     spec = ClosureInput(points=changes.get("points") or _points(current), operator=operator, **fields)
-    rerouted = "points" in changes or "street" in changes
-    event, note = _build(spec, current.source_id, zone, placement if rerouted else None)
-    if not rerouted:
+    built = _build(spec, current.source_id, zone, placement if moved else None)
+    if stored_opposite is not None and moved and built.opposite is None:
+        raise UsageError(f"{pair}, and {spec.street} is not divided where they would move (or there is no road "
+                         "network to route them); cancel them and add a new closure there")
+    if stored_opposite is None and built.opposite is not None:
+        raise UsageError(f"{spec.street!r} is a divided road where closure {closure_id} would move: it would close "
+                         "one carriageway only; cancel it and add a new closure there to close both")
+    revised = [_revised(built.event, stored, changes, moved=moved, closed=closed, at=at, zone=zone)]
+    if stored_opposite is not None:
+        opposite_event = built.opposite or _unmoved(spec, stored_opposite.event, zone)
+        revised.append(_revised(opposite_event, stored_opposite, changes, moved=moved, closed=closed, at=at,
+                                zone=zone))
+    _commit(engine, [write for _outcome, write in revised], operator)
+    if named is not first:
+        revised.reverse()
+    (outcome, _write), *rest = revised
+    outcome = replace(outcome, note=built.note)
+    if not rest:
+        return outcome
+    other_outcome, other_write = rest[0]
+    if moved:  # the route's note names both
+        return replace(outcome, also=(other_write.event_id,))
+    return _paired(outcome, other_write.event_id, other_outcome)
+
+
+def _unmoved(spec: ClosureInput, current: Event, zone: tzinfo) -> Event:
+    """The other carriageway's closure with the fields of ``spec``, on its own line and direction."""
+    return _event(spec, current.source_id, zone, _points(current), current.direction or "ONE_DIRECTION")
+
+
+def _revised(
+    event: Event, stored: StoredEvent, changes: Mapping[str, Any], *, moved: bool, closed: bool, at: int,
+    zone: tzinfo,
+) -> tuple[Outcome, _Write]:
+    """``update_closure``'s new version of a stored closure: what the command does not set stays as it was."""
+    current = stored.event
+    details = current.details or CityDetails()
+    if not moved:
         event.road_match = current.road_match
-    # what this command does not set stays as it was
     event.city, event.country, event.attributes, event.digest = (
         current.city, current.country, current.attributes, current.digest)
     if event.details is not None:
@@ -231,9 +371,9 @@ def update_closure(
         if event.end_time is not None and to_millis(event.end_time) <= at:
             raise UsageError(f"end: {_when(event.end_time, zone)} is past; a reopened closure needs an end in the "
                              "future, or none")
-        return Outcome(_replace(engine, row, event, operator, "reopened"), "reopened", note)
+        return Outcome(event, "reopened"), _revision(stored.row, event, "reopened")
     event.status = current.status
-    return Outcome(_replace(engine, row, event, operator, "updated"), "updated", note)
+    return Outcome(event, "updated"), _revision(stored.row, event, "updated")
 
 
 def end_closure(
@@ -243,108 +383,153 @@ def end_closure(
 
     One that has not started yet is cancelled instead (it leaves the feeds): an end before the start
     is no closure, and the feeds would be invalid. One whose end is already past keeps that end.
-    Ending an ended or cancelled closure changes nothing. ``cancel`` is :func:`cancel_closure`.
+    Ending an ended or cancelled closure changes nothing. ``cancel`` is :func:`cancel_closure`. On a
+    divided road, the other carriageway's closure is ended with it.
     """
     if cancel:
         return cancel_closure(engine, closure_id, operator=operator)
-    found = _find(engine, closure_id)
-    if isinstance(found, Unreadable):
-        return _end_unreadable(engine, found, operator)
-    current, row = found.event, found.row
-    if current.status is Status.ENDED:
-        ended_at = f" at {_when(current.end_time, zone)}" if current.end_time else ""
-        return Outcome(current, None, f"closure {closure_id} already ended{ended_at}; nothing changed")
-    if current.status is Status.CANCELLED:
-        return Outcome(current, None, f"closure {closure_id} is cancelled, not in the feeds; nothing to end")
     at = now_ms()
-    if current.start_time is not None and to_millis(current.start_time) >= at:
-        cancelled = current.model_copy(deep=True)
-        cancelled.status = Status.CANCELLED
-        return Outcome(_replace(engine, row, cancelled, operator, "cancelled"), "cancelled",
-                       f"closure {closure_id} had not started: cancelled, it leaves the feeds")
-    ended = current.model_copy(deep=True)
-    ended.status = Status.ENDED
-    note = None
-    if current.end_time is None or to_millis(current.end_time) > at:
-        ended.end_time = from_millis(at)
-    else:
-        note = f"closure {closure_id} had already ended at {_when(current.end_time, zone)}; that end is kept"
-    return Outcome(_replace(engine, row, ended, operator, "ended"), "ended", note)
+    return _apply(engine, closure_id, operator, lambda found: _ending(found, at, zone))
 
 
 def cancel_closure(engine: Engine, closure_id: str, *, operator: str | None) -> Outcome:
     """Withdraw a closure, whatever its state: it leaves the feeds at once. Cancelling a cancelled
     one changes nothing. A closure whose stored row cannot be read is cancelled all the same (only
-    its status changes)."""
-    found = _find(engine, closure_id)
+    its status changes). On a divided road, the other carriageway's closure is cancelled with it."""
+    return _apply(engine, closure_id, operator, _cancelling)
+
+
+def _apply(
+    engine: Engine, closure_id: str, operator: str | None, step: Callable[[Found], tuple[Outcome, _Write | None]],
+) -> Outcome:
+    """``step`` on the closure and on its pair's other one, if any: written in one transaction."""
+    named, other = _with_other(engine, closure_id)
+    outcome, write = step(named)
+    if other is None:
+        _commit(engine, [write] if write is not None else [], operator)
+        return outcome
+    other_outcome, other_write = step(other)
+    _commit(engine, [change for change in (write, other_write) if change is not None], operator)
+    return _paired(outcome, other.id if isinstance(other, Unreadable) else other.event.id, other_outcome)
+
+
+def _ending(found: Found, at: int, zone: tzinfo | None) -> tuple[Outcome, _Write | None]:
     if isinstance(found, Unreadable):
-        if found.row["status"] == Status.CANCELLED.value:
-            return Outcome(None, None, f"closure {found.id} is already cancelled; nothing changed")
-        note = f"closure {found.id} cannot be read ({found.reason}); cancelled: only its status changed"
-        return _set_columns(engine, found, {"status": Status.CANCELLED.value}, operator, "cancelled", note)
-    current, row = found.event, found.row
+        return _ending_unreadable(found, at)
+    current, row, closure_id = found.event, found.row, found.event.id
+    if current.status is Status.ENDED:
+        ended_at = f" at {_when(current.end_time, zone)}" if current.end_time else ""
+        return Outcome(current, None, f"closure {closure_id} already ended{ended_at}; nothing changed"), None
     if current.status is Status.CANCELLED:
-        return Outcome(current, None, f"closure {closure_id} is already cancelled; nothing changed")
-    cancelled = current.model_copy(deep=True)
-    cancelled.status = Status.CANCELLED
-    return Outcome(_replace(engine, row, cancelled, operator, "cancelled"), "cancelled")
+        return Outcome(current, None, f"closure {closure_id} is cancelled, not in the feeds; nothing to end"), None
+    if current.start_time is not None and to_millis(current.start_time) >= at:
+        cancelled = current.model_copy(deep=True)
+        cancelled.status = Status.CANCELLED
+        note = f"closure {closure_id} had not started: cancelled, it leaves the feeds"
+        return Outcome(cancelled, "cancelled", note), _revision(row, cancelled, "cancelled")
+    ended = current.model_copy(deep=True)
+    ended.status = Status.ENDED
+    kept: str | None = None
+    if current.end_time is None or to_millis(current.end_time) > at:
+        ended.end_time = from_millis(at)
+    else:
+        kept = f"closure {closure_id} had already ended at {_when(current.end_time, zone)}; that end is kept"
+    return Outcome(ended, "ended", kept), _revision(row, ended, "ended")
 
 
-def _end_unreadable(engine: Engine, found: Unreadable, operator: str | None) -> Outcome:
+def _ending_unreadable(found: Unreadable, at: int) -> tuple[Outcome, _Write | None]:
     """``end_closure`` of a closure whose stored row cannot be read: the same decisions, taken on
     the stored status, start and end alone (numbers it can compare), and only those columns change."""
     row, shown = found.row, found.id
     status, start, end = row["status"], row["start_ms"], row["end_ms"]
     if status == Status.ENDED.value:
-        return Outcome(None, None, f"closure {shown} already ended; nothing changed")
+        return Outcome(None, None, f"closure {shown} already ended; nothing changed"), None
     if status == Status.CANCELLED.value:
-        return Outcome(None, None, f"closure {shown} is cancelled, not in the feeds; nothing to end")
-    at = now_ms()
+        return Outcome(None, None, f"closure {shown} is cancelled, not in the feeds; nothing to end"), None
     unread = f"closure {shown} cannot be read ({found.reason})"
     if _number(start) and start >= at:
-        return _set_columns(engine, found, {"status": Status.CANCELLED.value}, operator, "cancelled",
-                            f"{unread}; it had not started: cancelled (only its status changed), it leaves the feeds")
+        return _columns(found, {"status": Status.CANCELLED.value}, "cancelled", f"{unread}; it had not started: "
+                        "cancelled (only its status changed), it leaves the feeds")
     if _number(end) and end <= at:
-        return _set_columns(engine, found, {"status": Status.ENDED.value}, operator, "ended",
-                            f"{unread}; ended (only its status changed; its end, already past, is kept)")
-    return _set_columns(engine, found, {"status": Status.ENDED.value, "end_ms": at}, operator, "ended",
-                        f"{unread}; ended now (only its status and end changed)")
+        return _columns(found, {"status": Status.ENDED.value}, "ended",
+                        f"{unread}; ended (only its status changed; its end, already past, is kept)")
+    return _columns(found, {"status": Status.ENDED.value, "end_ms": at}, "ended",
+                    f"{unread}; ended now (only its status and end changed)")
+
+
+def _cancelling(found: Found) -> tuple[Outcome, _Write | None]:
+    if isinstance(found, Unreadable):
+        if found.row["status"] == Status.CANCELLED.value:
+            return Outcome(None, None, f"closure {found.id} is already cancelled; nothing changed"), None
+        return _columns(found, {"status": Status.CANCELLED.value}, "cancelled",
+                        f"closure {found.id} cannot be read ({found.reason}); cancelled: only its status changed")
+    current = found.event
+    if current.status is Status.CANCELLED:
+        return Outcome(current, None, f"closure {current.id} is already cancelled; nothing changed"), None
+    cancelled = current.model_copy(deep=True)
+    cancelled.status = Status.CANCELLED
+    return Outcome(cancelled, "cancelled"), _revision(found.row, cancelled, "cancelled")
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _set_columns(
-    engine: Engine, found: Unreadable, values: dict[str, Any], operator: str | None, action: str,
-    note: str | None = None,
-) -> Outcome:
-    """Change only ``values`` (status, end) of a stored row that cannot be read, with a revision."""
-    at = now_ms()
-    event_id = found.row["id"]
-    changes = {name: [found.row[name], value] for name, value in values.items()}
-    with writing(engine) as conn:
-        conn.execute(update(events).where(events.c.id == event_id).values(**values, updated_ms=at))
-        insert_revisions(Bulk(conn), [event_id], action, at_ms=at, changes=[changes], operator=operator)
-        link_confirmations(conn, at)
-    return Outcome(None, action, note)
+# -- writing
 
 
-def _replace(engine: Engine, row: Any, event: Event, operator: str | None, action: str) -> Event:
+@dataclass(frozen=True)
+class _Write:
+    """One closure's change for :func:`_commit`: its new version, or for a stored row that cannot be
+    read only some of its columns; ``row`` is the closure as stored before (None: a new one)."""
+
+    action: str
+    event_id: str
+    row: Mapping[str, Any] | None
+    change: Event | Mapping[str, Any]
+
+
+def _revision(row: Mapping[str, Any], event: Event, action: str) -> _Write:
+    """The stored closure ``row`` replaced by ``event``, refused when the feeds could not carry it."""
     if (event.status is not Status.CANCELLED and event.start_time is not None and event.end_time is not None
             and event.end_time <= event.start_time):
         # the feeds would be invalid, and no publication would go out until it is mended
         raise UsageError(f"closure {event.id} would end ({event.end_time.isoformat()}) before it starts "
                          f"({event.start_time.isoformat()}); nothing changed")
+    return _Write(action, event.id, row, event)
+
+
+def _columns(
+    found: Unreadable, values: dict[str, Any], action: str, note: str | None = None
+) -> tuple[Outcome, _Write]:
+    """Change only ``values`` (status, end) of a stored row that cannot be read."""
+    return Outcome(None, action, note), _Write(action, found.row["id"], found.row, values)
+
+
+def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None) -> None:
+    """Store the changes, each with a revision naming the operator, in one transaction (so a divided
+    road's pair never changes by halves)."""
+    if not writes:
+        return
     at = now_ms()
-    new_row = event_to_row(event, now_ms=at)
-    changes = diff_rows(tuple(row[c] for c in EVENT_COLUMNS), new_row)
     with writing(engine) as conn:
         db = Bulk(conn)
-        db.update(events, UPDATE_COLUMNS, "id", [(*event_values(new_row, UPDATE_COLUMNS), event.id)])
-        insert_revisions(db, [event.id], action, at_ms=at, changes=[changes], operator=operator)
+        for write in writes:
+            changes: dict[str, Any] | None = None
+            if not isinstance(write.change, Event):  # a row that cannot be read: only these columns
+                conn.execute(update(events).where(events.c.id == write.event_id).values(**write.change,
+                                                                                       updated_ms=at))
+                changes = {name: [write.row[name] if write.row else None, value]
+                           for name, value in write.change.items()}
+            elif write.row is None:
+                db.insert(events, EVENT_COLUMNS, [event_values(event_to_row(write.change, now_ms=at), EVENT_COLUMNS)])
+            else:
+                new_row = event_to_row(write.change, now_ms=at)
+                db.update(events, UPDATE_COLUMNS, "id", [(*event_values(new_row, UPDATE_COLUMNS), write.event_id)])
+                changes = diff_rows(tuple(write.row[c] for c in EVENT_COLUMNS), new_row)
+            insert_revisions(db, [write.event_id], write.action, at_ms=at,
+                             changes=None if changes is None else [changes], operator=operator)
         link_confirmations(conn, at)
-    return event
 
 
 def _points(event: Event) -> list[tuple[float, float]]:

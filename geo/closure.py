@@ -9,25 +9,40 @@ there, otherwise what the caller asked for.
 Each of two points snaps to the street's segment nearest it, and the travel order of the points
 decides the direction: from A to B and from B to A close opposite sides of a two-way street. A
 closure drawn against a one-way street is reversed to follow it, with a ``note`` saying so.
+
+Divided roads. Waze, "Road closure information"
+(https://developers.google.com/waze/data-feed/road-closure-information), section "2. Structure
+your closure": the order of the polyline's coordinates tells which traffic direction is closed; on
+a one-way road the points must follow the traffic flow and ``ONE_DIRECTION`` is given; on a
+two-way road ``BOTH_DIRECTIONS`` with one polyline closes both ways. A divided road (two parallel
+one-way carriageways, such as West Oakland's 7th Street) is two one-way roads in Waze's map, so a
+``BOTH_DIRECTIONS`` polyline on one carriageway closes that carriageway only. So when both
+directions are asked and the route is one-way, the other carriageway of the street is looked for
+near the two points and routed back from the end to the start: it is returned as ``opposite``
+(each route ``ONE_DIRECTION`` in its own travel direction, the one along the points first). Where
+there is none (a plain one-way street), the route closes the street's one direction and ``note``
+says so. Likewise, points drawn against one carriageway but along the other one mean the other one.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from geo.linematch import match_lines
-from geo.match import point_candidates
+from geo.match import Candidates, point_candidates
 from geo.names import name_similarity
-from geo.network import EdgeKey, RoadNetwork
+from geo.network import EdgeKey, RoadNetwork, bearing_deg, heading_difference
 
-__all__ = ["ClosureRoute", "route_closure"]
+__all__ = ["OPPOSITE_RADIUS_M", "ClosureRoute", "route_closure"]
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: cost factor for an edge of another street: the route may cross a junction's other street,
 #: but never prefers it over the named one
@@ -35,6 +50,13 @@ _OFF_STREET_FACTOR = 20.0
 _SAME_STREET = 0.8
 #: metres: links this much farther from a point than the nearest are as near (a point at a junction)
 _TIE_M = 1.0
+#: metres: how far from the points the other carriageway of a divided road is looked for; they are
+#: usually 10-40 m apart, and what lies farther is more likely another road of the same name
+OPPOSITE_RADIUS_M = 60.0
+#: degrees: the other carriageway runs, start to end, more than this against the first one
+_ANTIPARALLEL_DEG = 135.0
+#: degrees: a segment of the other carriageway where a point snaps heads more than this off the first
+_AGAINST_DEG = 90.0
 
 
 @dataclass
@@ -48,8 +70,160 @@ class ClosureRoute:
     length_m: float = 0.0
     streets: list[str] = field(default_factory=list)
     reason: str | None = None
-    #: what the operator should be told about the route (a closure drawn against a one-way street)
+    #: what the operator should be told about the route (a closure drawn against a one-way street, both
+    #: directions asked of a plain one-way street, one direction drawn along a divided road's other carriageway)
     note: str | None = None
+    #: heading from the first point of the polyline to its last, degrees clockwise from north
+    bearing_deg: float | None = None
+    #: a divided road closed in both directions: the other carriageway, in its own travel direction
+    opposite: ClosureRoute | None = None
+
+
+def route_closure(
+    network: RoadNetwork,
+    street: str,
+    points: FloatArray,
+    *,
+    direction: str = "BOTH_DIRECTIONS",
+    snap_radius_m: float = 50.0,
+) -> ClosureRoute:
+    """Route a closure along ``street`` through ``points`` ((n, 2) lon/lat, n >= 2, in travel order).
+
+    With two points the route runs from the first to the second along the street, starting on the
+    segment nearest the first and ending on the one nearest the second; on a one-way street drawn
+    against its direction it is reversed, and ``note`` says so. With more points, the line is
+    map-matched first and the route covers every matched edge. The result covers whole edges,
+    junction to junction.
+
+    A one-way route may be one carriageway of a divided road (see the module's docstring). With
+    ``BOTH_DIRECTIONS`` the result is then the carriageway along the points with the other one as
+    ``opposite``; on a plain one-way street, its one direction with a ``note``. Points drawn against
+    one carriageway and along the other one close the other one (with a ``note``), not the first
+    reversed.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(points) < 2 or not np.isfinite(points).all():
+        return ClosureRoute(reason="a closure needs at least two valid points")
+    x, y = network.frame.to_metric(points[:, 0], points[:, 1])
+    drawn = _drawn_path(network, street, points, x, y, snap_radius_m)
+    if isinstance(drawn, str):
+        return ClosureRoute(reason=drawn)
+    route = _closure_route(network, drawn.edges, direction, drawn.note)
+    both = direction == "BOTH_DIRECTIONS"
+    if route.direction != "ONE_DIRECTION" or not (both or drawn.reversed):
+        return route
+    # one-way: both directions asked, or drawn against it; is it one carriageway of a divided road?
+    start, end = (float(x[0]), float(y[0])), (float(x[-1]), float(y[-1]))
+    if drawn.reversed:
+        start, end = end, start
+    other = _other_carriageway(network, street, route.edges, start, end)
+    if other is None:
+        if both:
+            alone = f"no other carriageway of it within {OPPOSITE_RADIUS_M:g} m"
+            route.note = (f"{route.note}; only that direction is closed ({alone})" if drawn.reversed
+                          else f"{street!r} is one-way there: only its direction of travel is closed ({alone})")
+        return route
+    opposite = _closure_route(network, other, "ONE_DIRECTION", None)
+    if not both:  # drawn against this carriageway, along the other one: the one meant
+        opposite.note = f"{street!r} is a divided road there: closed on the carriageway that runs as drawn"
+        return opposite
+    if drawn.reversed:  # the points follow the other carriageway: it comes first, and nothing was reversed
+        return replace(opposite, opposite=replace(route, note=None))
+    return replace(route, opposite=opposite)
+
+
+@dataclass
+class _Drawn:
+    """The path the operator's points give, and whether it runs from the last point to the first."""
+
+    edges: list[int]
+    reversed: bool = False
+    note: str | None = None
+
+
+def _drawn_path(
+    network: RoadNetwork, street: str, points: FloatArray, x: FloatArray, y: FloatArray, snap_radius_m: float
+) -> _Drawn | str:
+    """The path along ``street`` through the points, or why there is none."""
+    if len(points) > 2:
+        matched = match_lines(network, [points])[0]
+        if not matched.matched:
+            return f"the line does not follow a road: {matched.reason}"
+        return _Drawn(matched.edges)
+    start = _snap(network, float(x[0]), float(y[0]), street, snap_radius_m)
+    end = _snap(network, float(x[-1]), float(y[-1]), street, snap_radius_m)
+    if not start.edges or not end.edges:
+        which = "start" if not start.edges else "end"
+        return f"no segment of {street!r} within {snap_radius_m:g} m of the {which} point"
+    found = _route(network, start, end, street)
+    if any(network.twin(edge) < 0 for edge in start.edges + end.edges):
+        # one-way there: a closure drawn against the street's direction follows it, reversed
+        against = _route(network, end, start, street)
+        if against is not None and (found is None or against.cost < found.cost):
+            note = f"{street!r} is one-way there and the closure was drawn against it: reversed to follow it"
+            return _Drawn(against.edges, reversed=True, note=note)
+    if found is None:
+        return f"no route along {street!r} from the start point to the end point"
+    return _Drawn(found.edges)
+
+
+def _other_carriageway(
+    network: RoadNetwork, street: str, first: list[int], start: tuple[float, float], end: tuple[float, float],
+) -> list[int] | None:
+    """The path along the other carriageway of ``street``, from near ``end`` back to near ``start``
+    (metric points, in the travel order of the path ``first``), or None when the street is not
+    divided there.
+
+    It is made of one-way segments of the street (none of ``first``'s) within ``OPPOSITE_RADIUS_M``
+    of the points, heading against ``first`` where they snap and, start to end, antiparallel to it.
+    """
+    used = frozenset(int(link) for link in network.edge_link[first])
+    used_links = np.fromiter(used, dtype=np.int64, count=len(used))
+    heading = _bearing(network, first)
+
+    def against_first(candidates: Candidates) -> BoolArray:
+        links = network.edge_link[candidates.edge]
+        against = heading_difference(candidates.bearing, np.full(len(links), heading)) > _AGAINST_DEG
+        keep: BoolArray = (network.link_oneway[links] != 0) & ~np.isin(links, used_links) & against
+        return keep
+
+    back_from = _snap(network, *end, street, OPPOSITE_RADIUS_M, among=against_first)
+    back_to = _snap(network, *start, street, OPPOSITE_RADIUS_M, among=against_first)
+    if not back_from.edges or not back_to.edges:
+        return None
+    found = _route(network, back_from, back_to, street, avoid_links=used, street_only=True)
+    if found is None:
+        return None
+    apart = heading_difference(np.array([_bearing(network, found.edges)]), np.array([heading]))
+    return found.edges if float(apart[0]) > _ANTIPARALLEL_DEG else None
+
+
+def _bearing(network: RoadNetwork, path: list[int]) -> float:
+    """Heading from the start of a path to its end, degrees clockwise from north."""
+    (x0, y0), (x1, y1) = network.edge_coords(path[0])[0], network.edge_coords(path[-1])[-1]
+    return float(bearing_deg(np.array([x1 - x0]), np.array([y1 - y0]))[0])
+
+
+def _closure_route(network: RoadNetwork, path: list[int], direction: str, note: str | None) -> ClosureRoute:
+    """The closure along a path of directed edges: ``ONE_DIRECTION`` when all of them are one-way."""
+    coords = [network.edge_lonlat(path[0])]
+    coords.extend(network.edge_lonlat(edge)[1:] for edge in path[1:])
+    streets: list[str] = []
+    for edge in path:
+        name = network.edge_name(edge)
+        if name and name not in streets:
+            streets.append(name)
+    oneway = all(network.edge_oneway(edge) for edge in path)
+    return ClosureRoute(
+        edges=path,
+        keys=network.edge_keys(path),
+        polyline=np.vstack(coords),
+        direction="ONE_DIRECTION" if oneway else direction,
+        length_m=float(sum(network.edge_length(edge) for edge in path)),
+        streets=streets,
+        note=note,
+        bearing_deg=_bearing(network, path),
+    )
 
 
 def _on_street(network: RoadNetwork, edge: int, street: str) -> bool:
@@ -66,11 +240,17 @@ class _Snap:
     along: list[float]
 
 
-def _snap(network: RoadNetwork, x: float, y: float, street: str, radius: float) -> _Snap:
-    """The link of ``street`` nearest the point (links as near within ``_TIE_M``: a point at a junction)."""
+def _snap(
+    network: RoadNetwork, x: float, y: float, street: str, radius: float,
+    among: Callable[[Candidates], BoolArray] | None = None,
+) -> _Snap:
+    """The link of ``street`` nearest the point (links as near within ``_TIE_M``: a point at a junction),
+    of the directed edges ``among`` keeps when it is given."""
     candidates = point_candidates(network, np.array([x]), np.array([y]), radius)
     keep = np.fromiter((_on_street(network, int(edge), street) for edge in candidates.edge), dtype=bool,
                        count=len(candidates.edge))
+    if among is not None:
+        keep &= among(candidates)
     if not keep.any():
         return _Snap([], [])
     distance = candidates.distance[keep]
@@ -85,14 +265,18 @@ class _Path:
     cost: float
 
 
-def _route(network: RoadNetwork, start: _Snap, end: _Snap, street: str) -> _Path | None:
+def _route(
+    network: RoadNetwork, start: _Snap, end: _Snap, street: str, *,
+    avoid_links: frozenset[int] = frozenset(), street_only: bool = False,
+) -> _Path | None:
     """Cheapest path from the start point to the end point, travelling along directed edges.
 
     The cost counts only what is travelled: the rest of the start edge after the start point, whole
-    edges between, and the goal edge up to the end point; other streets are heavily penalized. So
-    the travel order of the two points decides the direction on a two-way street. A start edge the
-    point lies at the very end of (or a goal edge it lies at the very start of) is a junction the
-    point was put on; it is used only when there is nothing else.
+    edges between, and the goal edge up to the end point; other streets are heavily penalized (with
+    ``street_only``, not taken at all), and ``avoid_links`` never. So the travel order of the two
+    points decides the direction on a two-way street. A start edge the point lies at the very end of
+    (or a goal edge it lies at the very start of) is a junction the point was put on; it is used only
+    when there is nothing else.
     """
     ptr, out = network.adjacency()
     length = network.link_len[network.edge_link]
@@ -131,9 +315,13 @@ def _route(network: RoadNetwork, start: _Snap, end: _Snap, street: str) -> _Path
         node = int(network.edge_v[state])
         for k in range(int(ptr[node]), int(ptr[node + 1])):
             nxt = int(out[k])
-            if network.edge_link[nxt] == network.edge_link[state]:
-                continue  # no U-turn onto the same segment
-            factor = 1.0 if _on_street(network, nxt, street) else _OFF_STREET_FACTOR
+            link = int(network.edge_link[nxt])
+            if link == network.edge_link[state] or link in avoid_links:
+                continue  # no U-turn onto the same segment, and never a link the caller rules out
+            on_street = _on_street(network, nxt, street)
+            if street_only and not on_street:
+                continue
+            factor = 1.0 if on_street else _OFF_STREET_FACTOR
             moves = [(nxt, cost + float(length[nxt]) * factor)]
             if nxt in goals:
                 moves.append((count + nxt, cost + goals[nxt] * factor))
@@ -143,66 +331,3 @@ def _route(network: RoadNetwork, start: _Snap, end: _Snap, street: str) -> _Path
                     back[target] = state
                     heapq.heappush(heap, (total, target))
     return None
-
-
-def route_closure(
-    network: RoadNetwork,
-    street: str,
-    points: FloatArray,
-    *,
-    direction: str = "BOTH_DIRECTIONS",
-    snap_radius_m: float = 50.0,
-) -> ClosureRoute:
-    """Route a closure along ``street`` through ``points`` ((n, 2) lon/lat, n >= 2, in travel order).
-
-    With two points the route runs from the first to the second along the street, starting on the
-    segment nearest the first and ending on the one nearest the second; on a one-way street drawn
-    against its direction it is reversed, and ``note`` says so. With more points, the line is
-    map-matched first and the route covers every matched edge. The result covers whole edges,
-    junction to junction.
-    """
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(points) < 2 or not np.isfinite(points).all():
-        return ClosureRoute(reason="a closure needs at least two valid points")
-    x, y = network.frame.to_metric(points[:, 0], points[:, 1])
-    note: str | None = None
-    if len(points) > 2:
-        matched = match_lines(network, [points])[0]
-        if not matched.matched:
-            return ClosureRoute(reason=f"the line does not follow a road: {matched.reason}")
-        path: list[int] | None = matched.edges
-    else:
-        start = _snap(network, float(x[0]), float(y[0]), street, snap_radius_m)
-        end = _snap(network, float(x[-1]), float(y[-1]), street, snap_radius_m)
-        if not start.edges or not end.edges:
-            which = "start" if not start.edges else "end"
-            return ClosureRoute(reason=f"no segment of {street!r} within {snap_radius_m:g} m of the {which} point")
-        found = _route(network, start, end, street)
-        if any(network.twin(edge) < 0 for edge in start.edges + end.edges):
-            # one-way there: a closure drawn against the street's direction follows it, reversed
-            against = _route(network, end, start, street)
-            if against is not None and (found is None or against.cost < found.cost):
-                found = against
-                note = f"{street!r} is one-way there and the closure was drawn against it: reversed to follow it"
-        if found is None:
-            return ClosureRoute(reason=f"no route along {street!r} from the start point to the end point")
-        path = found.edges
-    assert path is not None
-    coords = [network.edge_lonlat(path[0])]
-    coords.extend(network.edge_lonlat(edge)[1:] for edge in path[1:])
-    polyline = np.vstack(coords)
-    streets: list[str] = []
-    for edge in path:
-        name = network.edge_name(edge)
-        if name and name not in streets:
-            streets.append(name)
-    oneway = all(network.edge_oneway(edge) for edge in path)
-    return ClosureRoute(
-        edges=path,
-        keys=network.edge_keys(path),
-        polyline=polyline,
-        direction="ONE_DIRECTION" if oneway else direction,
-        length_m=float(sum(network.edge_length(edge) for edge in path)),
-        streets=streets,
-        note=note,
-    )

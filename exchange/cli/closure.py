@@ -34,7 +34,8 @@ FROM = typer.Option("--from", help='Start point "LAT LON"; with --to, routed alo
 TO = typer.Option("--to", help='End point "LAT LON".')
 TYPE = typer.Option("--type", help="CIFS type: ROAD_CLOSED, CONSTRUCTION, HAZARD, ACCIDENT, ...")
 SUBTYPE = typer.Option(help="CIFS subtype consistent with the type, e.g. ROAD_CLOSED_CONSTRUCTION.")
-DIRECTION = typer.Option(help="ONE_DIRECTION (along the polyline) or BOTH_DIRECTIONS. Default: BOTH_DIRECTIONS.")
+DIRECTION = typer.Option(help="ONE_DIRECTION (along the polyline) or BOTH_DIRECTIONS (on a divided road: both "
+                         "carriageways, as two closures). Default: BOTH_DIRECTIONS.")
 START = typer.Option(help="ISO 8601 start; without an offset it is read in the city's time zone. Required for "
                      "ROAD_CLOSED.")
 END = typer.Option(help="ISO 8601 end; without an offset, city time. Leave out for an open end.")
@@ -118,7 +119,7 @@ def _lane_impact(value: str | None) -> dict[str, Any] | None:
     return {"total_closed_lanes": int(count), "roadside": side.strip().upper()}
 
 
-def _after_change(config: Any, engine: Any, closure_id: str) -> None:
+def _after_change(config: Any, engine: Any, closure_ids: tuple[str, ...]) -> None:
     """Publish at once when the config asks for it, so partners see the change on their next poll.
 
     The change is committed already: whatever happens here is a warning, never the exit code.
@@ -127,30 +128,33 @@ def _after_change(config: Any, engine: Any, closure_id: str) -> None:
         return
     from exchange.publish import publish
 
+    saved = (f"closure {closure_ids[0]} is saved" if len(closure_ids) == 1
+             else f"closures {' and '.join(closure_ids)} are saved")
     try:
         result = publish(engine, config, placement=context.placement())
     except ExchangeError as exc:
-        print(f"warning: closure {closure_id} is saved, but publishing failed: {exc.message}", file=sys.stderr)
+        print(f"warning: {saved}, but publishing failed: {exc.message}", file=sys.stderr)
         return
     except Exception as exc:  # a bug: keep its traceback, but the closure is saved all the same
         traceback.print_exc()
-        print(f"warning: closure {closure_id} is saved, but publishing failed: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(f"warning: {saved}, but publishing failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return
     print(result.summary(), file=sys.stderr)
     held = getattr(result, "held_back", None) or {}
-    if closure_id in held:
-        reason = held[closure_id] if isinstance(held, Mapping) else "it fails the Waze acceptance lint"
-        print(f"warning: closure {closure_id} is saved but held back from the feeds: {reason}", file=sys.stderr)
+    for closure_id in closure_ids:
+        if closure_id in held:
+            reason = held[closure_id] if isinstance(held, Mapping) else "it fails the Waze acceptance lint"
+            print(f"warning: closure {closure_id} is saved but held back from the feeds: {reason}", file=sys.stderr)
 
 
-def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome | None = None) -> None:
-    """The id on stdout, a note on stderr, and the publication when something changed."""
+def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome) -> None:
+    """The id on stdout, a note on stderr (on a divided road it names the other carriageway's closure,
+    changed with it), and the publication when something changed."""
     print(closure_id, flush=True)
-    if outcome is not None and outcome.note:
+    if outcome.note:
         print(outcome.note, file=sys.stderr)
-    if outcome is None or outcome.action is not None:
-        _after_change(config, engine, closure_id)
+    if outcome.changed:
+        _after_change(config, engine, (closure_id, *outcome.also))
 
 
 @closure_app.command("add")
@@ -171,6 +175,10 @@ def closure_add(
 ) -> None:
     """Add a closure; prints only its new id on stdout.
 
+    With a road network, both directions of a divided road (two one-way carriageways) are closed as
+    two closures: the id printed, along the points, and ID-opposite along the other carriageway
+    (stderr names both). `closure end`, `cancel` and `update` of either id change both.
+
     Example: exchange closure add --street "Main Street" --polyline "40.7 -74.0 40.701 -74.0"
     --type ROAD_CLOSED --subtype ROAD_CLOSED_CONSTRUCTION --start 2026-12-01T08:00:00-05:00
     """
@@ -186,7 +194,8 @@ def closure_add(
         operator=_operator(operator),
     )
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
-    _done(config, engine, created.event.id, Outcome(created.event, "created", created.note))
+    also = (created.opposite.id,) if created.opposite is not None else ()
+    _done(config, engine, created.event.id, Outcome(created.event, "created", created.note, also))
 
 
 @closure_app.command("update")
@@ -220,6 +229,10 @@ def closure_update(
     An ended or cancelled closure is refused unless --reopen is given. One whose stored row cannot be
     read (a time out of range, text that is not UTF-8, a geometry or details the model refuses) is
     refused with the reason (exit 1); `closure end` and `closure cancel` still work on it.
+
+    Either closure of a divided road's pair (ID and ID-opposite) changes both. A change that would
+    split the pair, or make one closure a pair (moved off or onto a divided road, --direction
+    ONE_DIRECTION), is refused (exit 2): cancel and add instead.
     """
     from exchange.closures import update_closure
 
@@ -252,7 +265,8 @@ def closure_end(
     One that has not started yet is cancelled instead (it leaves the feeds, with a note on stderr);
     one whose end is already past keeps that end. Ending an ended or cancelled one changes nothing.
     One whose stored row cannot be read is ended all the same: only its status and end change (a
-    note on stderr names the reason), so an end past the year 9999 is replaced by now.
+    note on stderr names the reason), so an end past the year 9999 is replaced by now. Either closure
+    of a divided road's pair (ID and ID-opposite) ends both.
     """
     from exchange.closures import end_closure
 
@@ -269,7 +283,8 @@ def closure_cancel(
     """Withdraw a closure in any state (planned, active, ended): it leaves the feeds at once.
 
     Cancelling a cancelled closure changes nothing (exit 0). `closure update --reopen` brings it back.
-    One whose stored row cannot be read is cancelled all the same: only its status changes.
+    One whose stored row cannot be read is cancelled all the same: only its status changes. Either
+    closure of a divided road's pair (ID and ID-opposite) cancels both.
     """
     from exchange.closures import cancel_closure
 

@@ -107,4 +107,6 @@ def test_a_closure_drawn_against_a_one_way_street_is_reversed_with_a_note() -> N
     assert route.keys == [edge.key] and route.direction == "ONE_DIRECTION"
     assert route.note is not None and "one-way" in route.note and "reversed" in route.note
     along = route_closure(network, edge.name or "", np.array([_at(city, edge, 0.3), _at(city, edge, 0.7)]))
-    assert along.keys == [edge.key] and along.note is None
+    # nothing reversed; both directions were asked (the default) of a plain one-way street: said so
+    assert along.keys == [edge.key] and along.note is not None and "reversed" not in along.note
+    assert "only its direction" in along.note and along.opposite is None
