@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from geo.linematch import match_lines
 from geo.match import Candidates, point_candidates
-from geo.names import name_similarity
+from geo.names import SAME_STREET, name_similarity
 from geo.network import EdgeKey, RoadNetwork, bearing_deg, heading_difference
 
 __all__ = ["OPPOSITE_RADIUS_M", "ClosureRoute", "route_closure"]
@@ -47,7 +47,6 @@ BoolArray = npt.NDArray[np.bool_]
 #: cost factor for an edge of another street: the route may cross a junction's other street,
 #: but never prefers it over the named one
 _OFF_STREET_FACTOR = 20.0
-_SAME_STREET = 0.8
 #: metres: links this much farther from a point than the nearest are as near (a point at a junction)
 _TIE_M = 1.0
 #: metres: how far from the points the other carriageway of a divided road is looked for; they are
@@ -228,7 +227,7 @@ def _closure_route(network: RoadNetwork, path: list[int], direction: str, note: 
 
 def _on_street(network: RoadNetwork, edge: int, street: str) -> bool:
     names = network.link_names[int(network.edge_link[edge])]
-    return any(name_similarity(street, name) >= _SAME_STREET for name in names)
+    return any(name_similarity(street, name) >= SAME_STREET for name in names)
 
 
 @dataclass
