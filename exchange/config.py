@@ -102,6 +102,10 @@ class PublishConfig(BaseModel):
         default=900, ge=10,
         description="A publication older than this is renewed even when nothing changed (its timestamp moves on).",
     )
+    waze_unseen_after_min: int = Field(
+        default=60, ge=1,
+        description="Warn of a published closure in effect this many minutes and still not seen in the Waze feed.",
+    )
     out_dir: Path | None = Field(default=None, description="Also write the feeds to this directory (file sink).")
     cifs_json_shape: Literal["wrapped", "flat"] = Field(
         default="wrapped", description="wrapped: Google's example {incidents: [{incident: {...}}]}; flat: no wrapper."

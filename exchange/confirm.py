@@ -1,89 +1,319 @@
-"""Two-way confirmation: Waze's own reports tell the city that a closure is live in Waze.
+"""Is my closure live in Waze? The inbound Waze feed, read back against every published closure.
 
-A crowd ``ROAD_CLOSED`` alert, or a level-5 jam whose ``blockingAlertUuid`` points at a crowd
-``ROAD_CLOSED`` alert, that lies on the road segments of a city closure is linked to it, and the
-closure records ``visible_in_waze_since``. Segments are compared without direction (a closure of
-both directions is confirmed by a report in either one). Crowd closures that match no city event
-are what operators should look at (``inspect events --unconfirmed-closures``).
+A Waze ``ROAD_CLOSED`` alert, or a level-5 jam whose ``blockingAlertUuid`` points at one, lying on
+the road segments of a city closure *while the closure is in effect* shows it in Waze. It is
+usually Waze showing the city's own CIFS back: evidence that the closure is live, and nothing
+more (it does not verify that work is present). At each Waze sync (:func:`observe_waze`):
+
+* a report confirms a closure only when they overlap in time: the closure has started at the
+  time of the poll, and the report began before the closure ends (a Waze closure seen before a
+  closure starts, or after it ended, confirms nothing);
+* "seen in Waze since" is the time of the report that shows it (its ``pubMillis``), not before
+  the closure's start: replaying March snapshots in November says "since March";
+* after it was seen, Waze jams that are not blocked (traffic moving, at some speed) on its
+  segments, in its direction, with no closure report left, mean "traffic flowing through it":
+  Waze ends feed closures on its own when it detects traffic, so it may have ended it early;
+* a Waze closure report on no live city closure (none, or only one the city has ended) is what
+  operators should look at (``inspect events --unconfirmed-closures``).
+
+The status shown (:func:`waze_status`) is derived when read, from that evidence, the closure's
+own times and its publication: not started yet / not published / published, not seen in Waze
+yet / seen in Waze since T / traffic flowing through it since T / ended.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
-from exchange.bulk import Bulk, loads
-from exchange.schema import confirmations, events
+from exchange.bulk import Bulk, dumps, loads
+from exchange.schema import confirmations, events, published_events
 
-__all__ = ["confirmations_of", "link_confirmations", "unconfirmed_closure_ids"]
+__all__ = [
+    "NOT_PUBLISHED",
+    "NOT_SEEN",
+    "NOT_STARTED",
+    "SEEN",
+    "TRAFFIC_FLOWING",
+    "WAZE_ENDED",
+    "WazeStatus",
+    "confirmations_of",
+    "first_published",
+    "link_confirmations",
+    "observe_waze",
+    "observed_share",
+    "unconfirmed_closure_ids",
+    "waze_status",
+]
+
+NOT_STARTED, NOT_PUBLISHED, NOT_SEEN = "not started", "not published", "not seen yet"
+SEEN, TRAFFIC_FLOWING, WAZE_ENDED = "seen in Waze", "traffic flowing", "ended"
+
+Segment = tuple[int, int, int]
 
 
-def _segments(road_match: Any) -> set[tuple[int, int, int]]:
+def _edges(road_match: Any) -> list[Segment]:
     match = loads(road_match) or {}
-    return {(way, min(a, b), max(a, b)) for way, a, b in match.get("edges") or []}
+    return [(int(way), int(a), int(b)) for way, a, b in match.get("edges") or []]
 
 
-def _closures(db: Bulk) -> dict[str, set[tuple[int, int, int]]]:
+def _undirected(edges: Iterable[Segment]) -> set[Segment]:
+    return {(way, min(a, b), max(a, b)) for way, a, b in edges}
+
+
+@dataclass
+class _Closure:
+    id: str
+    start_ms: int | None
+    end_ms: int | None
+    one_direction: bool
+    edges: set[Segment]
+    segments: set[Segment]
+    seen_since: int | None
+    last_seen: int | None
+    flowing_since: int | None
+    evidence: dict[str, Any]
+
+    def in_effect(self, at_ms: int) -> bool:
+        return (self.start_ms is None or self.start_ms <= at_ms) and (self.end_ms is None or self.end_ms > at_ms)
+
+    def lies_on(self, edges: Sequence[Segment]) -> bool:
+        """The jam runs on its segments, in its direction when it closes one direction only."""
+        if self.one_direction:
+            return bool(self.edges & set(edges))
+        return bool(self.segments & _undirected(edges))
+
+
+@dataclass(frozen=True, slots=True)
+class _Report:
+    id: str
+    how: str  # road-closed-alert or blocked-jam
+    at_ms: int | None  # its pubMillis
+    segments: frozenset[Segment]
+
+
+@dataclass(frozen=True, slots=True)
+class _Jam:
+    id: str
+    at_ms: int | None
+    level: int | None
+    speed_kmh: float | None
+    edges: tuple[Segment, ...]
+
+
+def _closures(db: Bulk) -> list[_Closure]:
     rows = db.fetch(
-        "SELECT id, road_match FROM events WHERE origin = 'city' AND category = 'ROAD_CLOSED' "
+        "SELECT id, start_ms, end_ms, direction, road_match, visible_in_waze_since_ms, waze_last_seen_ms, "
+        "waze_flowing_since_ms, waze_evidence FROM events WHERE origin = 'city' AND category = 'ROAD_CLOSED' "
         "AND status = 'active' AND road_match IS NOT NULL"
     )
-    return {eid: segments for eid, match in rows if (segments := _segments(match))}
+    found = []
+    for eid, start, end, direction, match, seen, last, flowing, evidence in rows:
+        edges = _edges(match)
+        if edges:
+            found.append(_Closure(eid, start, end, direction == "ONE_DIRECTION", set(edges), _undirected(edges),
+                                  seen, last, flowing, loads(evidence) or {}))
+    return found
 
 
-def _crowd_reports(db: Bulk) -> list[tuple[str, str, set[tuple[int, int, int]]]]:
-    """(crowd event id, how, segments) of crowd closure reports and the blocked jams that point at one."""
+#: in the last poll of a source that lists it (an item missing from a poll stays active for a few
+#: polls before it is ended, but it no longer shows anything)
+_IN_THE_FEED = "EXISTS (SELECT 1 FROM sightings s WHERE s.event_id = events.id AND s.missed = 0)"
+
+
+def _reports(db: Bulk) -> tuple[list[_Report], list[_Jam]]:
+    """The live Waze closure reports (ROAD_CLOSED alerts, blocked jams pointing at one) and the
+    jams that are not blocked (traffic moving)."""
     alerts = db.fetch(
-        "SELECT id, source_id, source, road_match FROM events WHERE origin = 'crowd' AND kind = 'alert' "
-        "AND category = 'ROAD_CLOSED' AND status = 'active'"
+        "SELECT id, source_id, source, start_ms, road_match FROM events WHERE origin = 'crowd' AND kind = 'alert' "
+        f"AND category = 'ROAD_CLOSED' AND status = 'active' AND {_IN_THE_FEED}"
     )
-    reports = [(eid, "road-closed-alert", _segments(match)) for eid, _sid, _ns, match in alerts]
-    closed_alerts = {(namespace, sid) for _eid, sid, namespace, _match in alerts}
+    reports = [_Report(eid, "road-closed-alert", start, frozenset(_undirected(_edges(match))))
+               for eid, _sid, _ns, start, match in alerts]
+    closed_alerts = {(namespace, sid) for _eid, sid, namespace, _start, _match in alerts}
     jams = db.fetch(
-        "SELECT id, source, blocking_alert_uuid, road_match FROM events WHERE origin = 'crowd' AND kind = 'jam' "
-        "AND level = 5 AND blocking_alert_uuid IS NOT NULL AND status = 'active'"
+        "SELECT id, source, blocking_alert_uuid, level, speed_kmh, start_ms, road_match FROM events "
+        f"WHERE origin = 'crowd' AND kind = 'jam' AND status = 'active' AND road_match IS NOT NULL AND {_IN_THE_FEED}"
     )
-    reports.extend(
-        (eid, "blocked-jam", _segments(match))
-        for eid, namespace, blocking, match in jams
-        if (namespace, blocking) in closed_alerts
-    )
-    return [report for report in reports if report[2]]
+    moving: list[_Jam] = []
+    for eid, namespace, blocking, level, speed, start, match in jams:
+        if level == 5 and blocking is not None and (namespace, blocking) in closed_alerts:
+            reports.append(_Report(eid, "blocked-jam", start, frozenset(_undirected(_edges(match)))))
+        elif level != 5:
+            moving.append(_Jam(eid, start, level, speed, tuple(_edges(match))))
+    return [report for report in reports if report.segments], moving
 
 
-def link_confirmations(conn: Connection, now_ms: int) -> int:
-    """Link crowd reports to the city closures they lie on; returns how many links are new."""
+def observe_waze(conn: Connection, observed_ms: int, *, linked_ms: int | None = None) -> int:
+    """Read the inbound Waze feed as it is now (the poll of ``observed_ms``) back against every live
+    city closure: link the reports that confirm one, and update what it shows (seen since, last
+    seen, traffic flowing, the evidence). Returns how many links are new."""
     db = Bulk(conn)
-    closures = _closures(db)
+    closures = [closure for closure in _closures(db) if closure.in_effect(observed_ms)]
     if not closures:
         return 0
+    reports, moving = _reports(db)
     known = {(row.city_event_id, row.crowd_event_id) for row in conn.execute(select(confirmations))}
     new: list[tuple[Any, ...]] = []
-    for crowd_id, how, segments in _crowd_reports(db):
-        for city_id, closed in closures.items():
-            if segments & closed and (city_id, crowd_id) not in known:
-                new.append((city_id, crowd_id, now_ms, how))
+    changed: list[tuple[Any, ...]] = []
+    for closure in closures:
+        showing = [report for report in reports if report.segments & closure.segments
+                   and (closure.end_ms is None or report.at_ms is None or report.at_ms <= closure.end_ms)]
+        new.extend((closure.id, report.id, linked_ms or observed_ms, report.how) for report in showing
+                   if (closure.id, report.id) not in known)
+        before = (closure.seen_since, closure.last_seen, closure.flowing_since, closure.evidence)
+        if showing:
+            _seen(closure, showing, observed_ms)
+        elif closure.seen_since is not None:
+            flowing = [jam for jam in moving if closure.lies_on(jam.edges)]
+            if flowing:
+                _flowing(closure, flowing, observed_ms)
+        if (closure.seen_since, closure.last_seen, closure.flowing_since, closure.evidence) != before:
+            changed.append((closure.seen_since, closure.last_seen, closure.flowing_since, dumps(closure.evidence),
+                            closure.id))
     db.insert(confirmations, ("city_event_id", "crowd_event_id", "linked_ms", "how"), new)
-    confirmed = sorted({row[0] for row in new})
-    db.where_in(
-        "UPDATE events SET visible_in_waze_since_ms = COALESCE(visible_in_waze_since_ms, ?) WHERE",
-        "id", confirmed, (now_ms,), rows=False,
-    )
+    db.update(events, ("visible_in_waze_since_ms", "waze_last_seen_ms", "waze_flowing_since_ms", "waze_evidence"),
+              "id", changed)
     return len(new)
 
 
-def unconfirmed_closure_ids(conn: Connection) -> list[str]:
-    """Active crowd ROAD_CLOSED alerts linked to no city event."""
-    linked = select(confirmations.c.crowd_event_id)
-    query = select(events.c.id).where(
-        events.c.origin == "crowd", events.c.kind == "alert", events.c.category == "ROAD_CLOSED",
-        events.c.status == "active", events.c.id.not_in(linked),
+def _seen(closure: _Closure, showing: list[_Report], observed_ms: int) -> None:
+    opens = closure.start_ms if closure.start_ms is not None else observed_ms
+    shown = min(max(report.at_ms if report.at_ms is not None else observed_ms, opens) for report in showing)
+    closure.seen_since = shown if closure.seen_since is None else min(closure.seen_since, shown)
+    closure.last_seen = observed_ms
+    closure.flowing_since = None  # shown closed again
+    closure.evidence = {"seen": [{"id": report.id, "how": report.how, "at": report.at_ms} for report in showing]}
+
+
+def _flowing(closure: _Closure, flowing: list[_Jam], observed_ms: int) -> None:
+    if closure.flowing_since is None:
+        closure.flowing_since = observed_ms
+    closure.evidence = {
+        **{key: value for key, value in closure.evidence.items() if key != "flowing"},
+        "flowing": [{"id": jam.id, "level": jam.level, "speed_kmh": jam.speed_kmh, "at": jam.at_ms} for jam in flowing],
+    }
+
+
+def link_confirmations(conn: Connection, now_ms: int) -> int:
+    """:func:`observe_waze` at ``now_ms``: after an operator's change, what the feed already shows."""
+    return observe_waze(conn, now_ms)
+
+
+def unconfirmed_closure_ids(conn: Connection, now_ms: int) -> list[str]:
+    """Active Waze ROAD_CLOSED alerts linked to no city closure in effect now (none at all, or only
+    closures the city has ended or cancelled: a Waze closure that persists after the city's ended)."""
+    city = events.alias("city")
+    live = select(confirmations.c.crowd_event_id).join(city, city.c.id == confirmations.c.city_event_id).where(
+        city.c.status == "active", or_(city.c.end_ms.is_(None), city.c.end_ms > now_ms),
+        or_(city.c.start_ms.is_(None), city.c.start_ms <= now_ms),
     )
+    query = select(events.c.id).where(and_(
+        events.c.origin == "crowd", events.c.kind == "alert", events.c.category == "ROAD_CLOSED",
+        events.c.status == "active", events.c.id.not_in(live),
+    ))
     return list(conn.execute(query).scalars())
 
 
 def confirmations_of(conn: Connection, city_event_id: str) -> Iterable[Any]:
     query = select(confirmations).where(confirmations.c.city_event_id == city_event_id)
     return conn.execute(query.order_by(confirmations.c.linked_ms, confirmations.c.crowd_event_id)).all()
+
+
+def first_published(conn: Connection) -> dict[str, int]:
+    """Event id -> when it first went out, for every event of the last publications."""
+    rows = conn.execute(select(published_events.c.event_id, published_events.c.first_published_ms,
+                               published_events.c.published_ms))
+    return {eid: first if first is not None else last for eid, first, last in rows}
+
+
+def observed_share(conn: Connection, now_ms: int) -> tuple[int, int]:
+    """(seen, live): of the published city ROAD_CLOSED in effect now, how many Waze shows (seen in
+    Waze, no traffic flowing through since)."""
+    live = select(events.c.visible_in_waze_since_ms, events.c.waze_flowing_since_ms).join(
+        published_events, published_events.c.event_id == events.c.id,
+    ).where(
+        events.c.origin == "city", events.c.category == "ROAD_CLOSED", events.c.status == "active",
+        or_(events.c.start_ms.is_(None), events.c.start_ms <= now_ms),
+        or_(events.c.end_ms.is_(None), events.c.end_ms > now_ms),
+    )
+    rows = conn.execute(live).all()
+    return sum(1 for seen, flowing in rows if seen is not None and flowing is None), len(rows)
+
+
+# --------------------------------------------------------------------------- the status shown
+
+
+@dataclass(frozen=True, slots=True)
+class WazeStatus:
+    """What the inbound feed says of one city closure now.
+
+    ``since_ms`` is when the state began (seen since, flowing since, published at, starts at, ended
+    at); ``warning`` is set when it was published more than the configured delay ago and Waze
+    still does not show it.
+    """
+
+    state: str
+    since_ms: int | None = None
+    last_seen_ms: int | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None  # why it is not published
+    #: set when Waze should show it by now: how long it has been out and in effect, in minutes
+    unseen_minutes: int | None = None
+    #: it went out before it started: the minutes count from its start
+    published_before_start: bool = False
+
+    def describe(self, when: Any) -> str:
+        """One line for an operator; ``when`` formats a time in milliseconds."""
+        at = when(self.since_ms) if self.since_ms is not None else None
+        if self.state == SEEN:
+            last = f", last seen {when(self.last_seen_ms)}" if self.last_seen_ms is not None else ""
+            return f"seen in Waze since {at}{last}"
+        if self.state == TRAFFIC_FLOWING:
+            return (f"traffic flowing through it since {at} (possibly ended early by Waze, which ends a feed closure "
+                    "when it detects traffic)")
+        if self.state == NOT_SEEN:
+            return f"published {at}, not seen in Waze yet" if at else "published, not seen in Waze yet"
+        if self.state == NOT_STARTED:
+            return f"not started yet (starts {at})" if at else "not started yet"
+        if self.state == NOT_PUBLISHED:
+            return f"not published: {self.reason}" if self.reason else "not published"
+        return f"ended {at}" if at else "ended"
+
+    def warning(self, closure_id: str) -> str | None:
+        """"published N minutes ago, still not seen in Waze", when it is late; else None."""
+        if self.unseen_minutes is None:
+            return None
+        if self.published_before_start:
+            return (f"closure {closure_id} started {self.unseen_minutes} minutes ago (published before), still not "
+                    "seen in Waze")
+        return f"closure {closure_id} was published {self.unseen_minutes} minutes ago, still not seen in Waze"
+
+
+def waze_status(
+    row: Any, *, now_ms: int, first_published_ms: int | None, held_back: str | None, unseen_after_min: int,
+) -> WazeStatus | None:
+    """The Waze status of a city ROAD_CLOSED (None for any other event), from its stored row."""
+    m = row._mapping if hasattr(row, "_mapping") else row
+    if m["origin"] != "city" or m["category"] != "ROAD_CLOSED":
+        return None
+    start, end = m["start_ms"], m["end_ms"]
+    if m["status"] != "active" or (end is not None and end <= now_ms):
+        return WazeStatus(WAZE_ENDED, end if m["status"] != "cancelled" else None)
+    if start is not None and start > now_ms:
+        return WazeStatus(NOT_STARTED, start)
+    evidence = loads(m["waze_evidence"]) or {}
+    if m["waze_flowing_since_ms"] is not None:
+        return WazeStatus(TRAFFIC_FLOWING, m["waze_flowing_since_ms"], m["waze_last_seen_ms"], evidence)
+    if m["visible_in_waze_since_ms"] is not None:
+        return WazeStatus(SEEN, m["visible_in_waze_since_ms"], m["waze_last_seen_ms"], evidence)
+    if first_published_ms is None or (held_back is not None and not held_back.startswith("newer version")):
+        return WazeStatus(NOT_PUBLISHED, reason=held_back or "not in the last publication")
+    # the clock of "not seen yet" starts when it went out, or when it started if it went out before
+    early = start is not None and start > first_published_ms
+    minutes = int((now_ms - (start if early and start is not None else first_published_ms)) // 60_000)
+    return WazeStatus(NOT_SEEN, first_published_ms, unseen_minutes=minutes if minutes >= unseen_after_min else None,
+                      published_before_start=early)

@@ -496,8 +496,8 @@ def _remember(conn: Connection, at: int, fresh: Sequence[Event], eligible: set[s
     versions = {event.id: dumps(event.model_dump(mode="json")) for event in fresh}
     db.update(published_events, ("version", "published_ms", "held_back_reason", "held_back_ms"), "event_id",
               [(version, at, None, None, eid) for eid, version in versions.items() if eid in known])
-    db.insert(published_events, ("event_id", "version", "published_ms"),
-              [(eid, version, at) for eid, version in versions.items() if eid not in known])
+    db.insert(published_events, ("event_id", "version", "published_ms", "first_published_ms"),
+              [(eid, version, at, at) for eid, version in versions.items() if eid not in known])
     db.update(published_events, ("held_back_reason", "held_back_ms"), "event_id",
               [(item.reason, at, eid) for eid, item in held.items() if item.served == "previous version"])
 

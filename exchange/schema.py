@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 sources = Table(
     "sources",
@@ -84,7 +84,12 @@ events = Table(
     Column("road_match", JSON, doc="RoadMatch: edges, distance, confidence, reason"),
     Column("cluster_id", String(40)),
     Column("details", JSON, doc="city events: CityDetails (description, schedule, lanes, source)"),
-    Column("visible_in_waze_since_ms", BigInteger, doc="city closures: first Waze confirmation"),
+    Column("visible_in_waze_since_ms", BigInteger,
+           doc="city closures: seen in Waze since (the time of the first Waze report or jam that shows it)"),
+    Column("waze_last_seen_ms", BigInteger, doc="city closures: when the inbound feed last showed it"),
+    Column("waze_flowing_since_ms", BigInteger,
+           doc="city closures: Waze shows traffic flowing through it since (after it was seen)"),
+    Column("waze_evidence", JSON, doc="city closures: the Waze reports and jams behind its Waze status"),
     Column("match_id", Text, doc="city events: the value of the source's match_key field, an id other sources share"),
     Column("same_as", String(300), doc="city events: the event published in its place (the same closure)"),
     Index("ix_events_source_kind", "source", "kind"),
@@ -165,6 +170,7 @@ published_events = Table(
     Column("event_id", String(300), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
     Column("version", JSON, nullable=False, doc="the event as last published (Event, JSON)"),
     Column("published_ms", BigInteger, nullable=False),
+    Column("first_published_ms", BigInteger, doc="when it first went out"),
     Column("held_back_reason", Text, doc="why its current version is not published, if it is not"),
     Column("held_back_ms", BigInteger),
 )

@@ -23,6 +23,7 @@ __all__ = [
     "PLANNED",
     "STATUSES",
     "UPDATE_COLUMNS",
+    "WAZE_STATUS_COLUMNS",
     "EventFilter",
     "StoredEvent",
     "Unreadable",
@@ -54,11 +55,13 @@ _TYPED_FIELDS = (
 
 # plain str: SQLAlchemy's quoted_name subclass is not a dict key orjson accepts
 EVENT_COLUMNS = tuple(str.__str__(column.name) for column in events.columns)
+#: what the inbound Waze feed says of a city closure (``exchange.confirm``), kept by its own updates
+WAZE_STATUS_COLUMNS = ("visible_in_waze_since_ms", "waze_last_seen_ms", "waze_flowing_since_ms", "waze_evidence")
 #: what an event's own update leaves alone: the cluster and the same-closure link are recomputed over
 #: all events after each poll, the match id is kept by the sync from the source's record
-_KEPT_ON_UPDATE = ("cluster_id", "visible_in_waze_since_ms", "match_id", "same_as")
+_KEPT_ON_UPDATE = ("cluster_id", "match_id", "same_as", *WAZE_STATUS_COLUMNS)
 UPDATE_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", *_KEPT_ON_UPDATE))
-_JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match", "details"})
+_JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match", "details", "waze_evidence"})
 _REVISION_COLUMNS = ("event_id", "run_id", "at_ms", "action", "changes", "operator")
 _NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", *_KEPT_ON_UPDATE})
 
@@ -107,7 +110,7 @@ def event_to_row(event: Event, *, now_ms: int) -> dict[str, Any]:
         "road_match": event.road_match.model_dump(mode="json") if event.road_match else None,
         "cluster_id": event.cluster_id,
         "details": event.details.model_dump(mode="json", exclude_none=True) if event.details else None,
-        "visible_in_waze_since_ms": None,
+        **dict.fromkeys(WAZE_STATUS_COLUMNS),
         "match_id": None,
         "same_as": None,
     }
@@ -152,7 +155,8 @@ _TEXT_COLUMNS = tuple(
     str.__str__(column.name) for column in events.columns if isinstance(column.type, String | JSON)
 )
 #: the times of an event row, in epoch milliseconds
-_TIME_COLUMNS = ("start_ms", "end_ms", "first_seen_ms", "updated_ms", "visible_in_waze_since_ms")
+_TIME_COLUMNS = ("start_ms", "end_ms", "first_seen_ms", "updated_ms", "visible_in_waze_since_ms", "waze_last_seen_ms",
+                 "waze_flowing_since_ms")
 #: the instants whose date every time zone can write (Python's years 1 to 9999, less a day at each end)
 _FIRST_MS = to_millis(datetime(1, 1, 2, tzinfo=UTC))
 _LAST_MS = to_millis(datetime(9999, 12, 31, tzinfo=UTC))

@@ -37,8 +37,10 @@ def test_add_prints_only_the_id_and_routes_along_the_street(cli: Cli) -> None:
     assert [r["operator"] for r in record["revisions"]] == ["alice"]
 
 
-def test_confirmation_by_waze_reports(cli: Cli, tmp_path: Path) -> None:
-    closure_id = add(cli).out.strip()
+def test_confirmation_by_waze_reports(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the demo polls are of 2026-03-02 (07:00-07:30 in Oakland): a closure in effect then
+    monkeypatch.setenv("EXCHANGE_NOW", "2026-03-02T15:00:00Z")
+    closure_id = add(cli, "--start", "2026-03-02T05:00:00-08:00", "--end", "2026-03-09T17:00:00-08:00").out.strip()
     assert cli("--config", str(DEMO), "replay", str(POLLS[0])).code == 0
     record = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
     linked = {c["crowd_event_id"]: c["how"] for c in record["confirmations"]}

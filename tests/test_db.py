@@ -122,3 +122,49 @@ def test_a_store_at_0004_upgrades_to_same_closure_links_intact(store_url: str) -
         assert conn.execute(text("SELECT count(*) FROM meta")).scalar() == 0
         conn.execute(text("INSERT INTO meta VALUES ('network', '{\"path\": \"west-oakland.osm.bz2\"}', 1)"))
     upgraded.dispose()
+
+
+def test_a_store_at_0005_upgrades_to_waze_status_with_its_confirmations_mended(store_url: str) -> None:
+    """A store written at 0005 keeps its closures and confirmations, except a link that never
+    overlapped the closure in time (a Waze closure seen before the closure started); "seen in Waze
+    since" becomes the time of the report that showed it, and a published event's first
+    publication is the one recorded."""
+    from sqlalchemy import create_engine as raw_engine
+
+    from exchange.db import upgrade
+
+    engine = raw_engine(normalize_url(store_url))
+    upgrade(engine, "0005")
+    start, sync = 1_772_463_600_000, 1_795_000_000_000  # March 2026; a replay in November
+    line = '{"type": "LineString", "coordinates": [[-122.3, 37.8], [-122.29, 37.81]]}'
+    point = '{"type": "Point", "coordinates": [-122.295, 37.805]}'
+    with engine.begin() as conn:
+        for eid, origin, kind, category, begins, ends, geometry in (
+            ("city:city:now", "city", "city", "ROAD_CLOSED", start, None, line),
+            ("city:city:later", "city", "city", "ROAD_CLOSED", start + 86_400_000 * 8, None, line),
+            ("waze:alert:a", "crowd", "alert", "ROAD_CLOSED", start + 600_000, None, point),
+            ("waze:alert:old", "crowd", "alert", "ROAD_CLOSED", start - 86_400_000, start - 3_600_000, point),
+        ):
+            conn.execute(text(
+                "INSERT INTO events (id, source, kind, source_id, origin, category, type, status, geometry, min_lon,"
+                " min_lat, max_lon, max_lat, start_ms, end_ms, first_seen_ms, updated_ms, attributes, digest,"
+                " visible_in_waze_since_ms) VALUES (:id, 'x', :kind, :id, :origin, :category, :category, 'active',"
+                " :geometry, -122.3, 37.8, -122.29, 37.81, :start, :end, :start, :start, '{}', 'd', :seen)"),
+                {"id": eid, "kind": kind, "origin": origin, "category": category, "geometry": geometry,
+                 "start": begins, "end": ends, "seen": sync if origin == "city" else None})
+        for city, crowd in (("city:city:now", "waze:alert:a"), ("city:city:now", "waze:alert:old"),
+                            ("city:city:later", "waze:alert:old")):
+            conn.execute(text("INSERT INTO confirmations VALUES (:city, :crowd, :at, 'road-closed-alert')"),
+                         {"city": city, "crowd": crowd, "at": sync})
+        conn.execute(text("INSERT INTO published_events (event_id, version, published_ms) "
+                          "VALUES ('city:city:now', '{}', :at)"), {"at": sync})
+    engine.dispose()
+    upgraded = open_store(store_url, auto_upgrade=True)
+    assert current_revision(upgraded) == SCHEMA_REVISION
+    with upgraded.begin() as conn:
+        assert conn.execute(text("SELECT city_event_id, crowd_event_id FROM confirmations")).all() == [
+            ("city:city:now", "waze:alert:a")]
+        seen = dict(conn.execute(text("SELECT id, visible_in_waze_since_ms FROM events WHERE origin = 'city'")).all())
+        assert seen == {"city:city:now": start + 600_000, "city:city:later": None}
+        assert conn.execute(text("SELECT first_published_ms FROM published_events")).scalar() == sync
+    upgraded.dispose()

@@ -303,8 +303,12 @@ def closure_list(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, geojson, csv.")] = Format.table,
 ) -> None:
     """City events (closures typed here and imported ones), newest first, with what the last publish
-    held back and why (`held_back`). One whose stored row cannot be read is left out with a warning
-    on stderr naming it and why."""
+    held back and why (`held_back`) and, for ROAD_CLOSED, what the inbound Waze feed shows of it
+    (`waze`: not started yet, not published, published and not seen in Waze yet, seen in Waze since,
+    traffic flowing through it, ended). A closure published and in effect for
+    `publish.waze_unseen_after_min` (60) minutes that Waze does not show is warned of on stderr.
+    One whose stored row cannot be read is left out with a warning on stderr naming it and why."""
+    from exchange.cli.waze import waze_fields
     from exchange.publish import held_back_now
     from exchange.runtime import now_ms
     from exchange.store import STATUSES, EventFilter, iter_events, readable, shown_status
@@ -318,12 +322,14 @@ def closure_list(
     held = held_back_now(engine)
     title = "city closures"
     records = []
-    for item in found:
+    in_waze = waze_fields(engine, [item.row for item in found], held, at, table=fmt is Format.table)
+    for item, waze in zip(found, in_waze, strict=True):
         row, details = item.row, item.event.details
         record = event_record(row)
         record["status"] = shown_status(row, at)
         record["description"] = details.description if details else None
         record["held_back"] = held.get(item.event.id)
+        record["waze"] = waze
         if fmt is Format.table:
             record["start_time"] = iso(row["start_ms"], config.zone)
             record["end_time"] = iso(row["end_ms"], config.zone)
@@ -331,4 +337,4 @@ def closure_list(
     if fmt is Format.table:
         title = in_zone(title, config.zone)
     write_records(records, fmt, columns=("id", "type", "subtype", "status", "street", "direction", "start_time",
-                                         "end_time", "description", "held_back"), title=title)
+                                         "end_time", "description", "held_back", "waze"), title=title)

@@ -92,7 +92,8 @@ def inspect_events(
     = Format.table,
     unconfirmed_closures: Annotated[
         bool,
-        typer.Option("--unconfirmed-closures", help="Only Waze ROAD_CLOSED reports that match no city event."),
+        typer.Option("--unconfirmed-closures", help="Only Waze ROAD_CLOSED reports on no city closure in effect "
+                     "(none, or one the city has ended: Waze still shows it closed)."),
     ] = False,
 ) -> None:
     """List stored events, newest first. Machine formats print every match unless --limit is given."""
@@ -112,7 +113,7 @@ def inspect_events(
     engine = context.engine()
     with engine.connect() as conn:
         if unconfirmed_closures:
-            where = dataclasses.replace(where, ids=unconfirmed_closure_ids(conn))
+            where = dataclasses.replace(where, ids=unconfirmed_closure_ids(conn, at))
         if fmt is Format.table:
             shown = limit or TABLE_LIMIT
             total = count_events(conn, where)
@@ -176,9 +177,12 @@ def inspect_event(
             record["same_closure_as"] = _linked(*links.published_instead) if links.published_instead else None
             record["also_reported_by"] = [_linked(*link) for link in links.also_reported_by]
     if record["origin"] == "city":
+        from exchange.cli.waze import waze_fields
         from exchange.publish import held_back_now
 
-        record["held_back"] = held_back_now(engine).get(event_id)
+        held = held_back_now(engine)
+        record["held_back"] = held.get(event_id)
+        record["waze"] = waze_fields(engine, [row], held, now_ms(), table=fmt is not DocumentFormat.json)[0]
     if fmt is DocumentFormat.json:
         record["revisions"] = [
             {"at": iso(r.at_ms), "action": r.action, "run_id": r.run_id, "operator": r.operator, "changes": r.changes}
@@ -305,6 +309,7 @@ def inspect_feed(
     still be served). An event whose stored row cannot be read is left out with a warning on stderr
     (publish holds it back).
     """
+    from exchange.confirm import observed_share
     from exchange.model import to_millis
     from exchange.publish import eligible_events, held_back_now
     from exchange.runtime import now_ms
@@ -343,3 +348,8 @@ def inspect_feed(
     print(f"{len(chosen)} event(s); {share:.0%} have no blocking finding"
           f"{' (below the ~80% Waze reportedly needs)' if chosen and share < 0.8 else ''}"
           f"{f'; {held_here} held back by the last publish' if held_here else ''}{unreadable}", file=sys.stderr)
+    with engine.connect() as conn:
+        seen, live = observed_share(conn, at)
+    if live:
+        print(f"Waze shows {seen} of the {live} published closure(s) in effect ({seen / live:.0%} observed in the "
+              f"inbound feed; the lint predicts {share:.0%})", file=sys.stderr)

@@ -1,0 +1,145 @@
+"""Is my closure live in Waze? Generated Waze polls over a city closure on the West Oakland network
+(issue 11): confirmations overlap the closure in time, "seen since" is the report's own time,
+traffic through a closure that was seen shows, a Waze closure that persists after the city's
+ended is surfaced, and a closure never seen is warned of after the delay. Time is pinned with
+``EXCHANGE_NOW`` at the polls' own time (2026-03-02, 07:00 in Oakland).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.helpers import BASE_MS, POLL_MS, Cli, alert, feed, jam
+from tests.support.paths import DEMO
+
+#: 9th Street between Wood and Campbell (two-way), as "lat lon" from west... to east
+NINTH = "37.809578 -122.300788 37.810233 -122.302087"
+ON_NINTH = {"x": -122.30144, "y": 37.80991}
+NINTH_LINE = [{"x": -122.300788, "y": 37.809578}, {"x": -122.30144, "y": 37.80991}, {"x": -122.302087, "y": 37.810233}]
+ELSEWHERE = {"x": -122.2965, "y": 37.8085}  # not on 9th Street
+MINUTE = 60_000
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def at(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Set the clock of the commands that follow (milliseconds)."""
+    def set_clock(ms: int) -> None:
+        monkeypatch.setenv("EXCHANGE_NOW", _iso(ms))
+    set_clock(BASE_MS)
+    return set_clock
+
+
+def _closure(cli: Cli, start_ms: int, end_ms: int | None = None) -> str:
+    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
+            "--start", _iso(start_ms), "--description", "Water main"]
+    if end_ms is not None:
+        args += ["--end", _iso(end_ms)]
+    run = cli(*args)
+    assert run.code == 0, run
+    return run.out.strip()
+
+
+def _poll(cli: Cli, tmp_path: Path, number: int, **arrays: Any) -> None:
+    path = tmp_path / f"poll-{number:03d}.json"
+    path.write_bytes(feed(number, alerts=arrays.get("alerts", []), jams=arrays.get("jams", [])))
+    run = cli("--config", str(DEMO), "replay", str(path))
+    assert run.code == 0, run
+
+
+def _closed(uuid: str, pub_ms: int, location: dict[str, float] = ON_NINTH,
+            street: str = "9th Street") -> dict[str, Any]:
+    return alert(uuid, type="ROAD_CLOSED", subtype="ROAD_CLOSED_CONSTRUCTION", location=location, street=street,
+                 pubMillis=pub_ms, magvar=0)
+
+
+def _event(cli: Cli, event_id: str) -> dict[str, Any]:
+    run = cli("--config", str(DEMO), "inspect", "event", event_id, "--format", "json")
+    assert run.code == 0, run
+    record: dict[str, Any] = json.loads(run.out)[0]
+    return record
+
+
+def test_a_future_closure_is_not_confirmed_by_an_earlier_waze_closure(cli: Cli, tmp_path: Path, at: Any) -> None:
+    closure = _closure(cli, BASE_MS + 8 * 24 * 60 * MINUTE)  # starts in 8 days
+    _poll(cli, tmp_path, 0, alerts=[_closed("old-closure", BASE_MS - 30 * MINUTE)])
+    record = _event(cli, closure)
+    assert record["confirmations"] == [] and record["visible_in_waze_since"] is None
+    assert record["waze"]["state"] == "not started"
+    unconfirmed = json.loads(cli("--config", str(DEMO), "inspect", "events", "--unconfirmed-closures",
+                                 "--format", "json").out)
+    assert "waze:alert:old-closure" in {e["id"] for e in unconfirmed}  # not hidden by the future closure
+
+
+def test_seen_since_is_the_time_of_the_waze_report_and_a_waze_closure_persisting_after_the_end_shows(
+    cli: Cli, tmp_path: Path, at: Any,
+) -> None:
+    closure = _closure(cli, BASE_MS - 60 * MINUTE)
+    _poll(cli, tmp_path, 0, alerts=[_closed("closure-back", BASE_MS - 20 * MINUTE)])
+    record = _event(cli, closure)
+    assert {c["crowd_event_id"] for c in record["confirmations"]} == {"waze:alert:closure-back"}
+    assert record["visible_in_waze_since"] == _iso(BASE_MS - 20 * MINUTE).replace("Z", ".000Z")  # not the sync's time
+    assert record["waze"]["state"] == "seen in Waze"
+    assert record["waze"]["evidence"]["seen"][0]["id"] == "waze:alert:closure-back"
+    listed = cli("--config", str(DEMO), "inspect", "events", "--unconfirmed-closures", "--format", "json")
+    assert "waze:alert:closure-back" not in {e["id"] for e in json.loads(listed.out)}
+
+    at(BASE_MS + 5 * MINUTE)
+    assert cli("--config", str(DEMO), "closure", "end", closure).code == 0
+    at(BASE_MS + 10 * MINUTE)
+    _poll(cli, tmp_path, 5, alerts=[_closed("closure-back", BASE_MS - 20 * MINUTE)])
+    listed = cli("--config", str(DEMO), "inspect", "events", "--unconfirmed-closures", "--format", "json")
+    assert "waze:alert:closure-back" in {e["id"] for e in json.loads(listed.out)}  # Waze still shows it closed
+    assert _event(cli, closure)["waze"]["state"] == "ended"
+
+
+def test_a_blocked_jam_shows_it_then_traffic_flowing_through_it(cli: Cli, tmp_path: Path, at: Any) -> None:
+    closure = _closure(cli, BASE_MS - 60 * MINUTE)
+    # the closure report lies elsewhere; the level-5 jam it blocks lies on 9th Street
+    blocked = jam(501, line=NINTH_LINE, street="9th Street", level=5, speedKMH=0.0, speed=0.0,
+                  blockingAlertUuid="far-closure", pubMillis=BASE_MS - 10 * MINUTE)
+    _poll(cli, tmp_path, 0, alerts=[_closed("far-closure", BASE_MS - 15 * MINUTE, ELSEWHERE, "Campbell Street")],
+          jams=[blocked])
+    record = _event(cli, closure)
+    assert [(c["crowd_event_id"], c["how"]) for c in record["confirmations"]] == [("waze:jam:501", "blocked-jam")]
+    assert record["waze"]["state"] == "seen in Waze"
+    assert record["waze"]["since"] == _iso(BASE_MS - 10 * MINUTE).replace("Z", ".000Z")
+    table = cli("--config", str(DEMO), "inspect", "event", closure)
+    assert "seen in Waze since 2026-03-02 06:50:00" in table.out  # the jam's time, in Oakland
+
+    at(BASE_MS + 2 * POLL_MS)
+    moving = jam(502, line=NINTH_LINE, street="9th Street", level=2, speedKMH=24.0, speed=6.7,
+                 pubMillis=BASE_MS + 3 * MINUTE)
+    _poll(cli, tmp_path, 2, jams=[moving])
+    record = _event(cli, closure)
+    assert record["waze"]["state"] == "traffic flowing"
+    assert record["waze"]["evidence"]["flowing"][0]["id"] == "waze:jam:502"
+    listed = cli("--config", str(DEMO), "closure", "list", "--format", "json")
+    assert {c["id"]: c["waze"]["state"] for c in json.loads(listed.out)}[closure] == "traffic flowing"
+
+
+def test_a_closure_never_seen_is_warned_of_after_the_delay(cli: Cli, tmp_path: Path, at: Any) -> None:
+    closure = _closure(cli, BASE_MS - 5 * MINUTE)
+    _poll(cli, tmp_path, 0, alerts=[_closed("elsewhere", BASE_MS - MINUTE, ELSEWHERE, "Campbell Street")])
+    at(BASE_MS + 30 * MINUTE)
+    early = cli("--config", str(DEMO), "closure", "list", "--format", "json")
+    assert early.code == 0 and "still not seen in Waze" not in early.err
+    waze = json.loads(early.out)[0]["waze"]
+    assert waze["state"] == "not seen yet" and waze["late_minutes"] is None
+    assert waze["text"] == "published 2026-03-02T15:00:00.000Z, not seen in Waze yet"
+    at(BASE_MS + 61 * MINUTE)
+    late = cli("--config", str(DEMO), "closure", "list")
+    assert f"warning: closure {closure} was published 61 minutes ago, still not seen in Waze" in late.err
+    shown = cli("--config", str(DEMO), "inspect", "event", closure)
+    assert "still not seen in Waze" in shown.err
+    feed_lint = cli("--config", str(DEMO), "inspect", "feed")
+    assert "Waze shows 0 of the 1 published closure(s) in effect (0% observed" in feed_lint.err
