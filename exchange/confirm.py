@@ -27,10 +27,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from exchange.bulk import Bulk, dumps, loads
-from exchange.schema import confirmations, events, published_events
+from exchange.schema import confirmations, events, published_events, sources
 
 __all__ = [
     "NOT_PUBLISHED",
@@ -199,8 +199,10 @@ def _flowing(closure: _Closure, flowing: list[_Jam], observed_ms: int) -> None:
 
 
 def link_confirmations(conn: Connection, now_ms: int) -> int:
-    """:func:`observe_waze` at ``now_ms``: after an operator's change, what the feed already shows."""
-    return observe_waze(conn, now_ms)
+    """:func:`observe_waze` after a change of city events (an operator's, a city source's poll):
+    what the Waze feed already shows, as of its last poll (not later than ``now_ms``)."""
+    newest = conn.execute(select(func.max(sources.c.newest_snapshot_ms)).where(sources.c.kind == "waze-feed")).scalar()
+    return observe_waze(conn, min(now_ms, newest) if newest is not None else now_ms, linked_ms=now_ms)
 
 
 def unconfirmed_closure_ids(conn: Connection, now_ms: int) -> list[str]:

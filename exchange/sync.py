@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.base import Source, Watermark
 from exchange.bulk import Bulk, loads
 from exchange.config import LifecycleConfig
-from exchange.confirm import observe_waze
+from exchange.confirm import link_confirmations, observe_waze
 from exchange.db import db_error_message, take_turns, writing
 from exchange.errors import ExchangeError, FetchError, InternalError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, shown_text, to_millis
@@ -255,9 +255,11 @@ class Reconciler:
             self._update_source(counts, state.recent_counts or {}, taken, newest)
             if self.placement is not None:
                 self._cluster()
-                # a Waze poll is observed at its snapshot's time (a replay of March says March)
-                observed = taken if self.source.time_identifies_snapshot and taken is not None else self.now
-                observe_waze(self.conn, observed, linked_ms=self.now)
+                if self.source.time_identifies_snapshot and taken is not None:
+                    # a Waze poll is observed at its snapshot's time (a replay of March says March)
+                    observe_waze(self.conn, taken, linked_ms=self.now)
+                else:
+                    link_confirmations(self.conn, self.now)
             if city:
                 self._relink()
         result.rejected = len(result.item_errors)
