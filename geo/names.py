@@ -15,7 +15,7 @@ import unicodedata
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-__all__ = ["SAME_STREET", "has_house_number", "name_similarity", "normalize_street"]
+__all__ = ["DIFFERENT_STREETS", "SAME_STREET", "has_house_number", "name_similarity", "normalize_street"]
 
 #: two names at least this similar (:func:`name_similarity`) are one street
 SAME_STREET = 0.8
@@ -45,13 +45,41 @@ def normalize_street(name: str) -> str:
 
 @lru_cache(maxsize=65536)
 def name_similarity(a: str, b: str) -> float:
-    """1.0 for the same street after normalization, down to 0.0 for unrelated names."""
+    """1.0 for the same street after normalization, down to 0.0 for unrelated names.
+
+    Two names whose numbers differ ("7th Street" and "8th Street", "I 80" and "I 880") or whose
+    compass prefixes or suffixes differ ("N Main St" and "S Main St") are different streets
+    however alike they read: at most :data:`DIFFERENT_STREETS`.
+
+    >>> name_similarity("7th Street", "8th St") < SAME_STREET <= name_similarity("8th Street", "8th St.")
+    True
+    >>> name_similarity("N Main St", "S Main Street") < SAME_STREET <= name_similarity("Main St", "N Main St")
+    True
+    """
     left, right = normalize_street(a), normalize_street(b)
     if not left or not right:
         return 0.0
     if left == right:
         return 1.0
-    return SequenceMatcher(None, left, right, autojunk=False).ratio()
+    ratio = SequenceMatcher(None, left, right, autojunk=False).ratio()
+    if _DIGITS.findall(left) != _DIGITS.findall(right) or _compass_conflict(left.split(), right.split()):
+        return min(ratio, DIFFERENT_STREETS)
+    return ratio
+
+
+#: the similarity at most of two names that differ in a number or a compass word
+DIFFERENT_STREETS = 0.5
+_DIGITS = re.compile(r"\d+")
+_COMPASS = frozenset({"n", "s", "e", "w", "ne", "nw", "se", "sw"})
+
+
+def _compass_conflict(left: list[str], right: list[str]) -> bool:
+    """Both names carry a compass word at the same end, and they differ (N vs S Main St)."""
+    for end in (0, -1):
+        a, b = left[end], right[end]
+        if a in _COMPASS and b in _COMPASS and a != b:
+            return True
+    return False
 
 
 
