@@ -163,6 +163,8 @@ class Placement:
                 swapped = bool(looks_swapped(line.points[:, 0], line.points[:, 1], self._bbox).all())
                 event.road_match = RoadMatch(reason=_why(swapped, outside, result.reason))
                 continue
+            if result.one_way:
+                event.direction = "ONE_DIRECTION"
             if result.polyline is not None:
                 event.geometry = LineString(coordinates=[(round(float(lon), 6), round(float(lat), 6))
                                                          for lon, lat in result.polyline])

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import Engine, select
 
 from exchange.bulk import Bulk
@@ -42,6 +43,8 @@ from exchange.store import (
     read_rows,
     select_events,
 )
+from geo.imported import NO_LONGER_ROUTABLE
+from geo.match import point_candidates
 from geo.names import SAME_STREET, name_similarity
 
 if TYPE_CHECKING:
@@ -125,17 +128,30 @@ def reroute_live(engine: Engine, placement: Placement) -> list[Rerouted]:
     return report
 
 
-def _on_another_street(event: Event, network: RoadNetwork) -> str | None:
-    """Why the new placement is not the event's road: none of its edges bears the event's street
-    (the street is gone, and the line fell onto a neighbour); None when it is the road."""
+def _street_gone(event: Event, network: RoadNetwork) -> str | None:
+    """Why the new placement cannot be the event's road: none of its edges bears the event's street
+    and no edge of that street lies near them (the street is gone, and the line fell onto a
+    neighbour); None otherwise. A street still there beside a wrong placement is a naming matter
+    the lint reports, not a lost road."""
     street = (event.street or "").strip()
     assert event.road_match is not None
+    if not street:
+        return None
     index = network.edge_index()
-    names = {name for key in event.road_match.edges if (edge := index.get(key)) is not None
-             for name in network.link_names[int(network.edge_link[edge])]}
-    if not street or not names or any(name_similarity(street, name) >= SAME_STREET for name in names):
+    placed = [edge for key in event.road_match.edges if (edge := index.get(key)) is not None]
+    names = {name for edge in placed for name in network.link_names[int(network.edge_link[edge])]}
+    if not names or any(name_similarity(street, name) >= SAME_STREET for name in names):
+        return None
+    coords = np.vstack([network.edge_coords(edge) for edge in placed])
+    near = point_candidates(network, coords[:, 0], coords[:, 1], _STREET_NEAR_M)
+    if any(name_similarity(street, name) >= SAME_STREET
+           for link in np.unique(network.edge_link[near.edge]) for name in network.link_names[int(link)]):
         return None
     return f"{street!r} is not on the road network there (the nearest road is {sorted(names)[0]!r})"
+
+
+#: how near a placement another edge of the event's street shows the street is still there (metres)
+_STREET_NEAR_M = 60.0
 
 
 def describe_reroute(report: Sequence[Rerouted], *, only_changes: bool = False) -> list[str]:
@@ -154,11 +170,10 @@ def describe_reroute(report: Sequence[Rerouted], *, only_changes: bool = False) 
 def _outcome(before: Event, after: Event, network: RoadNetwork) -> Rerouted:
     old = before.road_match.edges if before.road_match is not None else []
     match = after.road_match
-    elsewhere = _on_another_street(after, network) if match is not None and match.edges else None
-    if match is None or not match.edges or elsewhere is not None:
-        why = elsewhere or (match.reason if match is not None and match.reason else "no match")
-        after.road_match = RoadMatch(reason=f"no longer routable on the road network: {why}; the polyline is "
-                                            "published as it was")
+    gone = _street_gone(after, network) if match is not None and match.edges else None
+    if match is None or not match.edges or gone is not None:
+        why = gone or (match.reason if match is not None and match.reason else "no match")
+        after.road_match = RoadMatch(reason=f"{NO_LONGER_ROUTABLE}: {why}; the polyline is published as it was")
         return Rerouted(after.id, after.street, UNROUTABLE, why)
     if match.edges == old and after.geometry == before.geometry:
         after.road_match = before.road_match

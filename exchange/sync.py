@@ -33,7 +33,7 @@ from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations, observe_waze
 from exchange.db import db_error_message, take_turns, writing
 from exchange.errors import ExchangeError, FetchError, InternalError, ItemRejected, StoreError
-from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, shown_text, to_millis
+from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, shown_text
 from exchange.runtime import collector_paused, fault_point, now_ms
 from exchange.same_closure import relink
 from exchange.schema import events, sightings, sources, sync_runs
@@ -414,11 +414,19 @@ class Reconciler:
     def _reopen(self, items: dict[str, FeedItem], known: dict[str, _Stored]) -> None:
         """Active again, with the end its source gives (ending had replaced it with the time it went missing)."""
         back = {eid: event for eid, item in items.items() if (event := self._convert(item)) is not None}
-        self.db.update(events, ("status", "end_ms", "updated_ms"), "id", [
-            ("active", to_millis(event.end_time) if event.end_time else None, self.now, eid)
-            for eid, event in back.items()
-        ])
-        self._revisions(list(back), "reopened", [{"status": [known[eid].status, "active"]} for eid in back])
+        if self.placement is not None and back:
+            # placed again: the road network may have changed while it was gone
+            self.placement.match(list(back.values()))
+        old_rows = {row[0]: row for row in self.db.where_in(f"SELECT {','.join(EVENT_COLUMNS)} FROM events WHERE",
+                                                             "id", list(back))}
+        updates, diffs = [], []
+        for eid, event in back.items():
+            event.status = Status.ACTIVE
+            new_row = event_to_row(event, now_ms=self.now)
+            diffs.append(diff_rows(old_rows[eid], new_row))
+            updates.append((*event_values(new_row, UPDATE_COLUMNS), eid))
+        self.db.update(events, UPDATE_COLUMNS, "id", updates)
+        self._revisions(list(back), "reopened", diffs)
         self.result.updated += len(back)
 
     def _update_changed(self, changed: dict[str, Event]) -> None:

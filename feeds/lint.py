@@ -52,6 +52,7 @@ import numpy as np
 from exchange.model import Category, Event, LineString
 from feeds.problems import Problem, Severity, has_errors
 from geo.crs import MetricFrame
+from geo.imported import NO_LONGER_ROUTABLE, NOT_ON_A_ROAD
 from geo.names import SAME_STREET, has_house_number, name_similarity
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 
@@ -174,7 +175,11 @@ def _network_problems(
     match = event.road_match
     if match is None or not match.edges:
         why = f" ({match.reason})" if match is not None and match.reason else ""
-        return [Problem(where, f"not matched to the road network{why}; street and junction checks skipped", "warning")]
+        # a line along no road (or whose road is gone) cannot be placed by Waze either; one outside
+        # the network's area may lie on roads it does not hold
+        lost = match is not None and (match.reason or "").startswith((NOT_ON_A_ROAD, NO_LONGER_ROUTABLE))
+        return [Problem(where, f"not matched to the road network{why}; street and junction checks skipped",
+                        severity if lost else "warning")]
     index = network.edge_index()
     edges = [index.get((int(w), int(a), int(b))) for w, a, b in match.edges]
     known = [edge for edge in edges if edge is not None]

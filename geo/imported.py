@@ -33,10 +33,19 @@ from geo.closure import route_closure
 from geo.linematch import LineMatch, match_lines
 from geo.network import RoadNetwork
 
-__all__ = ["LinePlacement", "LineToPlace", "place_lines"]
+__all__ = ["NOT_ON_A_ROAD", "NO_LONGER_ROUTABLE", "LinePlacement", "LineToPlace", "place_lines"]
+
+#: the reason of a line that lies along no road of the network (an unplaced closure cannot be placed by Waze either)
+NOT_ON_A_ROAD = "does not follow a road of the network"
+#: the reason of a closure a new road network can no longer place (``exchange.reroute``)
+NO_LONGER_ROUTABLE = "no longer routable on the road network"
 
 FloatArray = npt.NDArray[np.float64]
 
+_DIVIDED = ("{street} is a divided road there: a line of both directions on one carriageway closes that one only "
+            "(published ONE_DIRECTION); the other carriageway needs its own event")
+#: a line placed on the network follows its roads for at least this share of its length
+_PLACED_COVERAGE = 0.5
 #: the reversed line must cover at least this share of itself to prove anything
 _PROOF_COVERAGE = 0.8
 #: the line as drawn explains less than this share of itself: it cannot follow the road that way
@@ -71,6 +80,8 @@ class LinePlacement:
     confidence: float = 0.0
     covered_fraction: float = 0.0
     start_offset_m: float = 0.0
+    #: a BOTH_DIRECTIONS line placed on one-way edges: it closes one direction, and goes out so
+    one_way: bool = False
 
 
 def place_lines(network: RoadNetwork, lines: Sequence[LineToPlace], *, radius_m: float = 35.0) -> list[LinePlacement]:
@@ -81,8 +92,12 @@ def place_lines(network: RoadNetwork, lines: Sequence[LineToPlace], *, radius_m:
     for i, line in enumerate(lines):
         points = _distinct(np.asarray(line.points, dtype=np.float64).reshape(-1, 2))
         if len(points) == 2:
-            results[i] = _route_chord(network, line, points)
-            continue
+            chord = _route_chord(network, line, points)
+            if chord.edges:
+                results[i] = chord
+                continue
+            # not along its named street: matched like any line (a straight block, or a name the
+            # lint will question), and placed only when the road follows it
         # both ways: on a one-way road even a BOTH_DIRECTIONS line closes its one direction only
         batch.extend((points, points[::-1].copy()))
         owners.extend(((i, False), (i, True)))
@@ -114,12 +129,15 @@ def _route_chord(network: RoadNetwork, line: LineToPlace, points: FloatArray) ->
     if not route.edges:
         return LinePlacement([], reason=f"a two-point line ({_km(length_m)}) that cannot be routed: {route.reason}")
     note = f"a two-point line ({_km(length_m)}): routed along {line.street!r} on the road network"
-    if route.note:
+    one_way = not line.one_direction and route.direction == "ONE_DIRECTION"
+    if one_way and route.opposite is not None:
+        note += "; " + _DIVIDED.format(street=repr(line.street))
+    elif route.note:
         note += f"; {route.note}"
     start = route.polyline[0]
     flipped = bool(np.hypot(*(start - points[-1])) < np.hypot(*(start - points[0])))
     return LinePlacement(list(route.edges), polyline=route.polyline, reversed=flipped, note=note,
-                         distance_m=0.0, confidence=1.0, covered_fraction=1.0)
+                         distance_m=0.0, confidence=1.0, covered_fraction=1.0, one_way=one_way)
 
 
 def _placed(network: RoadNetwork, line: LineToPlace, as_drawn: LineMatch, backwards: LineMatch | None) -> LinePlacement:
@@ -130,8 +148,16 @@ def _placed(network: RoadNetwork, line: LineToPlace, as_drawn: LineMatch, backwa
             match, flipped, note = backwards, True, proof
     if not match.matched:
         return LinePlacement([], reason=match.reason or "no match")
+    if match.covered_fraction < _PLACED_COVERAGE:
+        # a few points near a road make no placement: extending them to whole segments would
+        # publish a closure of a road the line does not follow
+        return LinePlacement([], reason=f"{NOT_ON_A_ROAD}: only {match.covered_fraction:.0%} of it lies along the "
+                                        "roads matched")
     points = np.asarray(line.points, dtype=np.float64).reshape(-1, 2)
     polyline = points[::-1].copy() if flipped else None
+    one_way = not line.one_direction and all(network.edge_oneway(edge) for edge in match.edges)
+    if one_way:
+        note = _one_way_note(network, line, points[::-1] if flipped else points, note)
     if line.whole_segments and len(match.parts) == 1:
         polyline = _edges_polyline(network, match.edges)
         extended = "the whole road segments it covers, junction to junction"
@@ -139,8 +165,19 @@ def _placed(network: RoadNetwork, line: LineToPlace, as_drawn: LineMatch, backwa
     return LinePlacement(
         list(match.edges), polyline=polyline, reversed=flipped, note=note, reason=match.reason,
         distance_m=match.distance_m, confidence=match.confidence, covered_fraction=match.covered_fraction,
-        start_offset_m=match.start_offset_m,
+        start_offset_m=match.start_offset_m, one_way=one_way,
     )
+
+
+def _one_way_note(network: RoadNetwork, line: LineToPlace, points: FloatArray, note: str | None) -> str:
+    """A BOTH_DIRECTIONS line on one-way edges closes one direction only (Waze reads a one-way road
+    so); on one carriageway of a divided road, the other one is not closed by it."""
+    street = line.street or "the road"
+    divided = line.street is not None and route_closure(
+        network, line.street, points[[0, -1]], direction="BOTH_DIRECTIONS").opposite is not None
+    said = _DIVIDED.format(street=repr(street)) if divided else (
+        f"{street!r} is one-way there: only its direction of travel is closed (published ONE_DIRECTION)")
+    return f"{note}; {said}" if note else said
 
 
 def _reversal_proof(network: RoadNetwork, as_drawn: LineMatch, backwards: LineMatch, street: str | None) -> str | None:

@@ -70,12 +70,17 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     times = ["2026-03-02 08:00", "2030-03-09 17:00", "Works"]
     goss = [e for e in range(oakland.edge_count) if int(oakland.link_way[oakland.edge_link[e]]) == GOSS_WAY]
     ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
+    eighth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "8th Street"
+              and any(oakland.link_names[int(oakland.edge_link[o])][:1] == ("Wood Street",)
+                      for o in range(oakland.edge_count) if oakland.edge_u[o] in (oakland.edge_u[e], oakland.edge_v[e]))]
     rows = [
         header,
         ["seventh", "ROAD_CLOSED", "7th Street", "ONE_DIRECTION", *times,
          _wkt(_dense(oakland, _carriageway(oakland, "east")))],
         ["goss", "CONSTRUCTION", "Goss Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, goss[:1]))],
         ["ninth", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, ninth[:1]))],
+        # named for the cross street: a naming fault the lint blocks, before and after a new network
+        ["misnamed", "ROAD_CLOSED", "Wood Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, eighth[:1]))],
     ]
     config = _config(tmp_path, network_file, write_csv(tmp_path / "closures.csv", rows))
     first = cli("--config", str(config), "sync")
@@ -85,7 +90,7 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     network_file.write_bytes(_refreshed(original))
     published = cli("--config", str(config), "publish")
     assert published.code == 0, published
-    assert "road network: 3 live city event(s) placed on it: 1 unchanged, 1 re-routed, 1 no longer routable" in (
+    assert "road network: 4 live city event(s) placed on it: 2 unchanged, 1 re-routed, 1 no longer routable" in (
         published.err)
     assert "works:city:seventh 7th Street: re-routed" in published.err
     assert "works:city:goss Goss Street: no longer routable" in published.err
@@ -106,4 +111,9 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     assert report.code == 0, report
     outcomes = {item["id"]: item["outcome"] for item in json.loads(report.out)}
     assert outcomes == {"works:city:seventh": "unchanged", "works:city:goss": "no longer routable",
-                        "works:city:ninth": "unchanged"}
+                        "works:city:ninth": "unchanged", "works:city:misnamed": "unchanged"}
+    lint = {item["id"]: item for item in json.loads(
+        cli("--config", str(config), "inspect", "feed", "--format", "json").out)}
+    assert "is not the name of the road it lies on" in lint["works:city:misnamed"]["blocking"]
+    # works (CONSTRUCTION) may lie off the map: warned, where a full closure would block
+    assert "not matched to the road network (no longer routable" in lint["works:city:goss"]["warnings"]
