@@ -70,7 +70,8 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     times = ["2026-03-02 08:00", "2030-03-09 17:00", "Works"]
     goss = [e for e in range(oakland.edge_count) if int(oakland.link_way[oakland.edge_link[e]]) == GOSS_WAY]
     ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
-    wood_junctions = {int(oakland.edge_u[o]) for o in range(oakland.edge_count) if oakland.edge_name(o) == "Wood Street"}
+    wood_junctions = {int(oakland.edge_u[o]) for o in range(oakland.edge_count)
+                      if oakland.edge_name(o) == "Wood Street"}
     eighth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "8th Street"
               and {int(oakland.edge_u[e]), int(oakland.edge_v[e])} & wood_junctions]
     rows = [
