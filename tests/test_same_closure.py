@@ -362,3 +362,19 @@ def test_match_key_and_priority_are_source_settings_for_every_adapter(tmp_path: 
                     'priority = "high"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"sources\[0\]\.priority"):
         load_config(path)
+
+
+def test_once_the_published_one_is_over_the_longer_report_goes_out(
+    engine: Engine, city: City, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The permit's street fair ends at 22:00, the GIS says 23:00: from 22:00 the GIS's report is
+    the closure still in effect, and it is published (the link stays, the permit's goes out ended)."""
+    from exchange.publish import publish
+
+    city.export()
+    config = city.poll(engine, "city-permits", "city-gis")
+    assert "gis:city:GIS-8" not in published(engine)
+    monkeypatch.setenv("EXCHANGE_NOW", "2026-03-03T06:30:00+00:00")  # 22:30 in Oakland
+    publish(engine, config, placement=city.placement)
+    assert links(engine)["gis:city:GIS-8"] == "permits:city:C-101"
+    assert {"gis:city:GIS-8", "permits:city:C-101"} <= published(engine)
