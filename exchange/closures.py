@@ -48,6 +48,7 @@ from exchange.store import (
 )
 from feeds.city import city_event, text_problem
 from geo.closure import ClosureRoute, route_closure
+from geo.names import normalize_street
 
 __all__ = [
     "CLEARABLE",
@@ -154,13 +155,40 @@ def _build(spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placemen
                           direction=event.direction or "BOTH_DIRECTIONS")
     if not route.edges:
         raise UsageError(f"polyline: {route.reason}")
+    renamed = _renamed(spec, route)
+    notes = [note for note in (route.note, renamed, _extended(spec, route, placement)) if note]
+    if renamed:
+        spec = replace(spec, street=route.streets[0])
     event = _routed(spec, source_id, zone, route)
     if route.opposite is None:
-        return _Built(event, route.note)
+        return _Built(event, "; ".join(notes) or None)
     opposite = _routed(spec, source_id + OPPOSITE_SUFFIX, zone, route.opposite, parent_event=event.id)
-    note = (f"{spec.street!r} is a divided road there: both carriageways closed, {event.id} "
-            f"({_bound(route)}, as drawn) and {opposite.id} ({_bound(route.opposite)}, the other carriageway)")
-    return _Built(event, note, opposite)
+    notes.insert(0, f"{spec.street!r} is a divided road there: both carriageways closed, {event.id} "
+                    f"({_bound(route)}, as drawn) and {opposite.id} ({_bound(route.opposite)}, the other carriageway)")
+    return _Built(event, "; ".join(notes), opposite)
+
+
+def _renamed(spec: ClosureInput, route: ClosureRoute) -> str | None:
+    """The road's own name when the one given only resembles it ("8th Stret"): Waze matches names."""
+    if not route.streets or any(normalize_street(name) == normalize_street(spec.street) for name in route.streets):
+        return None
+    return f"street {spec.street!r} taken as {route.streets[0]!r}, the road's name there"
+
+
+#: the whole segments a closure covers may exceed the span of its points by this share (and 25 m)
+#: before the operator is told
+_EXTENDED_SHARE = 0.25
+
+
+def _extended(spec: ClosureInput, route: ClosureRoute, placement: Placement) -> str | None:
+    """Waze closes whole segments, junction to junction: say so when that is much more than drawn."""
+    points = np.asarray(spec.points, dtype=np.float64)
+    x, y = placement.network.frame.to_metric(points[:, 0], points[:, 1])
+    drawn = float(np.hypot(np.diff(x), np.diff(y)).sum())
+    if route.length_m <= drawn * (1 + _EXTENDED_SHARE) + 25.0:
+        return None
+    return (f"closed junction to junction, as Waze closes whole segments: {route.length_m:.0f} m of road "
+            f"(the points span {drawn:.0f} m)")
 
 
 def _routed(

@@ -181,3 +181,16 @@ def test_a_closure_drawn_against_one_way_7th_street_is_reversed_with_a_note(cli:
     record = json.loads(cli("--config", str(DEMO), "inspect", "event", result.out.strip(), "--format", "json").out)[0]
     line = record["geometry"]["coordinates"]
     assert line[0][0] > line[-1][0] and record["direction"] == "ONE_DIRECTION", record
+
+
+def test_a_misspelt_street_goes_out_under_the_roads_name_and_the_extension_is_said(cli: Cli) -> None:
+    result = add(cli, street="9th Stret")
+    assert result.code == 0, result
+    assert "street '9th Stret' taken as '9th Street', the road's name there" in result.err
+    record = json.loads(cli("--config", str(DEMO), "inspect", "event", result.out.strip(), "--format", "json").out)[0]
+    assert record["street"] == "9th Street"
+    short = "37.809900 -122.301400 37.810000 -122.301600"  # 20 m inside one block
+    extended = add(cli, polyline=short)
+    assert extended.code == 0, extended
+    assert "closed junction to junction, as Waze closes whole segments" in extended.err
+    assert add(cli, street="8th Street").code == 2  # another street (its number differs): no segment near
