@@ -168,6 +168,31 @@ def _build(spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placemen
     return _Built(event, "; ".join(notes), opposite)
 
 
+def _same_sides(current: Event, built: _Built) -> _Built:
+    """A moved pair keeps each id on its side: the carriageway running as the first id ran before
+    stays that id's, whichever end the new points were drawn from (a partner never sees an id turn
+    round)."""
+    assert built.opposite is not None
+    before, after = _line_bearing(current), _line_bearing(built.event)
+    if before is None or after is None or abs((after - before + 180.0) % 360.0 - 180.0) <= 90.0:
+        return built
+    first, other = built.event, built.opposite
+    sides = ("geometry", "road_match")
+    swapped_first = first.model_copy(update={name: getattr(other, name) for name in sides})
+    swapped_other = other.model_copy(update={name: getattr(first, name) for name in sides})
+    rest = (built.note or "").partition("; ")[2]
+    note = (f"{first.street!r} is a divided road there: both carriageways closed, {first.id} "
+            f"({_heading_word(_line_bearing(swapped_first))}, its side as before) and {other.id} "
+            f"({_heading_word(_line_bearing(swapped_other))}, the other carriageway)")
+    return replace(built, event=swapped_first, opposite=swapped_other, note=f"{note}; {rest}" if rest else note)
+
+
+def _line_bearing(event: Event) -> float | None:
+    from feeds.lint import line_bearing_deg
+
+    return line_bearing_deg(_points(event))
+
+
 def _renamed(spec: ClosureInput, route: ClosureRoute) -> str | None:
     """The road's own name when the one given only resembles it ("8th Stret"): Waze matches names."""
     if not route.streets or any(normalize_street(name) == normalize_street(spec.street) for name in route.streets):
@@ -206,7 +231,11 @@ _BOUNDS = ("northbound", "eastbound", "southbound", "westbound")
 
 def _bound(route: ClosureRoute) -> str:
     """Which way a route runs, for people: "eastbound" from 45 to 135 degrees."""
-    return _BOUNDS[round((route.bearing_deg or 0.0) / 90.0) % 4]
+    return _heading_word(route.bearing_deg)
+
+
+def _heading_word(bearing_deg: float | None) -> str:
+    return _BOUNDS[round((bearing_deg or 0.0) / 90.0) % 4]
 
 
 def add_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placement: Placement | None) -> Event:
@@ -356,6 +385,8 @@ def update_closure(
     if stored_opposite is None and built.opposite is not None:
         raise UsageError(f"{spec.street!r} is a divided road where closure {closure_id} would move: it would close "
                          "one carriageway only; cancel it and add a new closure there to close both")
+    if stored_opposite is not None and built.opposite is not None:
+        built = _same_sides(current, built)
     revised = [_revised(built.event, stored, changes, moved=moved, closed=closed, at=at, zone=zone)]
     if stored_opposite is not None:
         opposite_event = built.opposite or _unmoved(spec, stored_opposite.event, zone)

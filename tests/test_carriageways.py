@@ -164,12 +164,23 @@ def test_the_pair_moves_together(store_cli: Cli) -> None:
     assert all(rerouted[i]["geometry"] != after[i]["geometry"] for i in (first, opposite))
     assert rerouted[first]["direction"] == rerouted[opposite]["direction"] == "ONE_DIRECTION"
 
+    def eastward(record: dict[str, Any]) -> bool:
+        line = record["geometry"]["coordinates"]
+        return bool(line[-1][0] > line[0][0])
+
+    # the same place drawn from the other end: each id stays on its side (no id turns round)
+    again = cli("--config", str(DEMO), "closure", "update", first, "--from", "37.80615 -122.2985",
+                "--to", "37.80660 -122.3005")
+    assert again.code == 0 and "its side as before" in again.err, again
+    turned = listed(cli)
+    assert [eastward(turned[i]) for i in (first, opposite)] == [eastward(rerouted[i]) for i in (first, opposite)]
+
     cancelled = cli("--config", str(DEMO), "closure", "cancel", first)
     assert cancelled.code == 0 and "cancelled too" in cancelled.err, cancelled
     assert {record["status"] for record in listed(cli).values()} == {"cancelled"}
     for closure_id in (first, opposite):
         shown = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
-        assert [r["action"] for r in shown["revisions"]] == ["created", "updated", "updated", "cancelled"]
+        assert [r["action"] for r in shown["revisions"]] == ["created", "updated", "updated", "updated", "cancelled"]
 
 
 def test_a_single_closure_is_not_moved_onto_a_divided_road(cli: Cli) -> None:
