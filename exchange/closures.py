@@ -154,6 +154,9 @@ def _build(spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placemen
     route = route_closure(placement.network, spec.street, np.asarray(spec.points, dtype=np.float64),
                           direction=event.direction or "BOTH_DIRECTIONS")
     if not route.edges:
+        points = np.asarray(spec.points, dtype=np.float64)
+        if placement.outside(points[:, 0], points[:, 1]).all():
+            raise UsageError("polyline: outside the road network's area (are the coordinates right, lat then lon?)")
         raise UsageError(f"polyline: {route.reason}")
     renamed = _renamed(spec, route)
     notes = [note for note in (route.note, renamed, _extended(spec, route, placement)) if note]
@@ -360,8 +363,9 @@ def update_closure(
         "type": current.type,
         "subtype": current.subtype,
         "direction": current.direction,
-        "start": current.start_time,
-        "end": current.end_time,
+        # in the city's zone, as the operator gives times: an error then names both the same way
+        "start": current.start_time.astimezone(zone) if current.start_time else None,
+        "end": current.end_time.astimezone(zone) if current.end_time else None,
         "description": details.description,
         "schedule": details.schedule,
         "lane_impact": details.lane_impact.model_dump() if details.lane_impact else None,

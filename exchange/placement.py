@@ -90,7 +90,7 @@ class Placement:
         m = _AREA_MARGIN_DEG
         return float(lon.min()) - m, float(lat.min()) - m, float(lon.max()) + m, float(lat.max()) + m
 
-    def _outside(self, lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    def outside(self, lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         min_lon, min_lat, max_lon, max_lat = self._bbox
         return (lon < min_lon) | (lon > max_lon) | (lat < min_lat) | (lat > max_lat)
 
@@ -115,7 +115,7 @@ class Placement:
             road_type=road_type, radius_m=self.settings.point_radius_m,
         )
         swapped = looks_swapped(lon, lat, self._bbox)
-        outside = self._outside(lon, lat)
+        outside = self.outside(lon, lat)
         for i, event in enumerate(events):
             edge = int(result.edge[i])
             if edge >= 0:
@@ -142,7 +142,7 @@ class Placement:
                 )
             else:
                 swapped = bool(looks_swapped(line[:, 0], line[:, 1], self._bbox).all())
-                outside = bool(self._outside(line[:, 0], line[:, 1]).all())
+                outside = bool(self.outside(line[:, 0], line[:, 1]).all())
                 event.road_match = RoadMatch(reason=_why(swapped, outside, result.reason))
 
     def place_city_lines(self, events: Sequence[Event]) -> None:
@@ -159,7 +159,7 @@ class Placement:
         placed = place_lines(self.network, lines, radius_m=self.settings.line_radius_m)
         for event, line, result in zip(events, lines, placed, strict=True):
             if not result.edges:
-                outside = bool(self._outside(line.points[:, 0], line.points[:, 1]).all())
+                outside = bool(self.outside(line.points[:, 0], line.points[:, 1]).all())
                 swapped = bool(looks_swapped(line.points[:, 0], line.points[:, 1], self._bbox).all())
                 event.road_match = RoadMatch(reason=_why(swapped, outside, result.reason))
                 continue

@@ -314,7 +314,9 @@ def city_event(
         raise ItemRejected("start: a ROAD_CLOSED event needs a start time")
     # the feeds write times to the second: an end within the start's second would equal it there
     if starts is not None and ends is not None and ends.replace(microsecond=0) <= starts.replace(microsecond=0):
-        raise ItemRejected(f"end: {ends.isoformat()} is not after the start {starts.isoformat()} (to the second)")
+        # both in the city's zone, whatever offsets they were given with
+        raise ItemRejected(f"end: {ends.astimezone(zone).isoformat()} is not after the start "
+                           f"{starts.astimezone(zone).isoformat()} (to the second)")
 
     extra = dict(attributes or {})
     check_storable(extra, "attributes")

@@ -194,3 +194,13 @@ def test_a_misspelt_street_goes_out_under_the_roads_name_and_the_extension_is_sa
     assert extended.code == 0, extended
     assert "closed junction to junction, as Waze closes whole segments" in extended.err
     assert add(cli, street="8th Street").code == 2  # another street (its number differs): no segment near
+
+
+def test_points_off_the_map_and_an_end_before_the_start_read_plainly(cli: Cli) -> None:
+    far = add(cli, polyline="37.700000 -122.100000 37.701000 -122.101000")
+    assert far.code == 2 and "outside the road network's area" in far.err, far
+    closure_id = add(cli).out.strip()
+    early = cli("--config", str(DEMO), "closure", "update", closure_id, "--end", _time(-3))
+    assert early.code == 2, early
+    offsets = {part[-6:] for part in early.err.split() if part[:4].isdigit() and part[-6] in "+-"}
+    assert len(offsets) == 1, early.err  # both times in the city's zone
