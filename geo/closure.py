@@ -34,15 +34,25 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from geo.linematch import match_lines
+from geo.linematch import LineMatch, match_lines
 from geo.match import Candidates, point_candidates
 from geo.names import SAME_STREET, name_similarity
 from geo.network import EdgeKey, RoadNetwork, bearing_deg, heading_difference
 
-__all__ = ["OPPOSITE_RADIUS_M", "ClosureRoute", "route_closure"]
+__all__ = ["OPPOSITE_RADIUS_M", "Backwards", "ClosureRoute", "drawn_backwards", "route_closure"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+
+#: the reversed line must cover at least this share of itself to prove anything
+_PROOF_COVERAGE = 0.8
+#: the line as drawn explains less than this share of itself: it cannot follow the road that way
+_FAILED_COVERAGE = 0.5
+#: on the opposite carriageway: the reversed match is at least this much closer (metres) ...
+_CARRIAGEWAY_GAP_M = 3.0
+#: ... and at most this share of the distance of the match as drawn
+_CARRIAGEWAY_RATIO = 0.5
+
 
 #: cost factor for an edge of another street: the route may cross a junction's other street,
 #: but never prefers it over the named one
@@ -131,6 +141,37 @@ def route_closure(
     return replace(route, opposite=opposite)
 
 
+@dataclass(frozen=True, slots=True)
+class Backwards:
+    """Why the road network shows a line was drawn backwards: ``kind`` is ``"one-way"`` (it runs
+    against a one-way road it cannot follow as drawn) or ``"carriageway"`` (it lies on one
+    carriageway of a divided road in the direction of the other, clearly farther away)."""
+
+    kind: str
+    note: str
+
+
+def drawn_backwards(
+    network: RoadNetwork, as_drawn: LineMatch, backwards: LineMatch, street: str | None
+) -> Backwards | None:
+    """Whether the network proves the line (matched ``as_drawn`` and reversed, ``backwards``) was
+    drawn backwards; None when it does not (a two-way road can be closed either way)."""
+    if not backwards.matched or backwards.covered_fraction < _PROOF_COVERAGE:
+        return None
+    if not all(network.edge_oneway(edge) for edge in backwards.edges):
+        return None
+    road = street or network.edge_name(backwards.edges[0]) or "the road"
+    if not as_drawn.matched or as_drawn.covered_fraction < _FAILED_COVERAGE:
+        return Backwards("one-way",
+                         f"drawn against one-way {road!r}: reversed to follow it (the road network proves it)")
+    closer = as_drawn.distance_m - backwards.distance_m
+    if closer >= _CARRIAGEWAY_GAP_M and backwards.distance_m <= _CARRIAGEWAY_RATIO * as_drawn.distance_m:
+        return Backwards("carriageway", (
+            f"drawn on one carriageway of {road!r} in the direction of the other: reversed to follow the carriageway "
+            f"it lies on ({backwards.distance_m:.0f} m from it, {as_drawn.distance_m:.0f} m from the other)"))
+    return None
+
+
 @dataclass
 class _Drawn:
     """The path the operator's points give, and whether it runs from the last point to the first."""
@@ -145,9 +186,16 @@ def _drawn_path(
 ) -> _Drawn | str:
     """The path along ``street`` through the points, or why there is none."""
     if len(points) > 2:
-        matched = match_lines(network, [points])[0]
+        matched, backwards = match_lines(network, [points, points[::-1].copy()])
+        proof = drawn_backwards(network, matched, backwards, street)
+        if proof is not None and proof.kind == "one-way":
+            return _Drawn(backwards.edges, reversed=True, note=proof.note)
         if not matched.matched:
             return f"the line does not follow a road: {matched.reason}"
+        if proof is not None:  # the carriageway that runs as drawn is the one meant, as with two points
+            return _Drawn(matched.edges, note=(
+                f"{street!r} is a divided road there: the line lies on one carriageway against its direction; "
+                f"closed the carriageway that runs as drawn ({matched.distance_m:.0f} m from the line)"))
         return _Drawn(matched.edges)
     start = _snap(network, float(x[0]), float(y[0]), street, snap_radius_m)
     end = _snap(network, float(x[-1]), float(y[-1]), street, snap_radius_m)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from geo.closure import route_closure
+from geo.closure import drawn_backwards, route_closure
 from geo.linematch import LineMatch, match_lines
 from geo.network import RoadNetwork
 
@@ -46,16 +46,6 @@ _DIVIDED = ("{street} is a divided road there: a line of both directions on one 
             "(published ONE_DIRECTION); the other carriageway needs its own event")
 #: a line placed on the network follows its roads for at least this share of its length
 _PLACED_COVERAGE = 0.5
-#: the reversed line must cover at least this share of itself to prove anything
-_PROOF_COVERAGE = 0.8
-#: the line as drawn explains less than this share of itself: it cannot follow the road that way
-_FAILED_COVERAGE = 0.5
-#: on the opposite carriageway: the reversed match is at least this much closer (metres) ...
-_CARRIAGEWAY_GAP_M = 3.0
-#: ... and at most this share of the distance of the match as drawn
-_CARRIAGEWAY_RATIO = 0.5
-
-
 @dataclass(frozen=True)
 class LineToPlace:
     """One imported line: ``points`` (n, 2) lon/lat in the source's order."""
@@ -143,9 +133,9 @@ def _route_chord(network: RoadNetwork, line: LineToPlace, points: FloatArray) ->
 def _placed(network: RoadNetwork, line: LineToPlace, as_drawn: LineMatch, backwards: LineMatch | None) -> LinePlacement:
     match, flipped, note = as_drawn, False, None
     if backwards is not None:
-        proof = _reversal_proof(network, as_drawn, backwards, line.street)
+        proof = drawn_backwards(network, as_drawn, backwards, line.street)
         if proof is not None:
-            match, flipped, note = backwards, True, proof
+            match, flipped, note = backwards, True, proof.note
     if not match.matched:
         return LinePlacement([], reason=match.reason or "no match")
     if match.covered_fraction < _PLACED_COVERAGE:
@@ -178,23 +168,6 @@ def _one_way_note(network: RoadNetwork, line: LineToPlace, points: FloatArray, n
     said = _DIVIDED.format(street=repr(street)) if divided else (
         f"{street!r} is one-way there: only its direction of travel is closed (published ONE_DIRECTION)")
     return f"{note}; {said}" if note else said
-
-
-def _reversal_proof(network: RoadNetwork, as_drawn: LineMatch, backwards: LineMatch, street: str | None) -> str | None:
-    """Why the network shows the line was drawn backwards, or None when it does not."""
-    if not backwards.matched or backwards.covered_fraction < _PROOF_COVERAGE:
-        return None
-    if not all(network.edge_oneway(edge) for edge in backwards.edges):
-        return None  # a two-way road can be closed either way: the order given decides
-    road = street or network.edge_name(backwards.edges[0]) or "the road"
-    if not as_drawn.matched or as_drawn.covered_fraction < _FAILED_COVERAGE:
-        return f"drawn against one-way {road!r}: reversed to follow it (the road network proves it)"
-    closer = as_drawn.distance_m - backwards.distance_m
-    if closer >= _CARRIAGEWAY_GAP_M and backwards.distance_m <= _CARRIAGEWAY_RATIO * as_drawn.distance_m:
-        return (f"drawn on one carriageway of {road!r} in the direction of the other: reversed to follow the "
-                f"carriageway it lies on ({backwards.distance_m:.0f} m from it, {as_drawn.distance_m:.0f} m from "
-                "the other)")
-    return None
 
 
 def _edges_polyline(network: RoadNetwork, edges: Sequence[int]) -> FloatArray:

@@ -197,3 +197,17 @@ def test_one_direction_drawn_along_the_other_carriageway_closes_that_one(network
     route = route_closure(network, "7th Street", points, direction="ONE_DIRECTION")
     assert {key[0] for key in route.keys} == {WESTBOUND} and route.opposite is None
     assert route.note is not None and "divided road" in route.note and "reversed" not in route.note
+
+
+def test_a_polyline_on_one_carriageway_drawn_the_other_way_says_which_it_closes(cli: Cli) -> None:
+    """The eastbound carriageway's own nodes, drawn westward: the westbound carriageway is closed (the
+    direction drawn), and the operator is told the line lay on the other one."""
+    drawn_west = "37.8061375 -122.2989293 37.8062864 -122.2995784 37.8065328 -122.3006667 37.8065829 -122.3008882"
+    run = cli("--config", str(DEMO), "closure", "add", "--street", "7th Street", "--polyline", drawn_west,
+              "--direction", "ONE_DIRECTION", "--type", "ROAD_CLOSED", "--start", _time(-1), "--end", _time(48),
+              "--description", "Sewer work")
+    assert run.code == 0, run
+    assert "the line lies on one carriageway against its direction; closed the carriageway that runs as drawn" in (
+        run.err)
+    closed = listed(cli)[run.out.strip()]
+    assert {way for way, _a, _b in closed["road_match"]["edges"]} == {WESTBOUND}
