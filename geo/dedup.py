@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from geo.network import RoadNetwork, heading_difference
+from geo.network import RoadNetwork, bearing_deg, heading_difference
 
 __all__ = ["CATEGORY_FAMILY", "Reports", "assign_cluster_ids", "cluster_reports"]
 
@@ -61,27 +61,52 @@ class Reports:
         return len(self.x)
 
 
-def _along_gap(network: RoadNetwork | None, ea: IntArray, oa: FloatArray, eb: IntArray, ob: FloatArray) -> FloatArray:
-    """Distance along the road from a to b (either order) when they share an edge or a junction; inf otherwise."""
-    gap = np.full(len(ea), np.inf)
-    matched = (ea >= 0) & (eb >= 0)
-    same = matched & (ea == eb)
-    gap[same] = np.abs(oa[same] - ob[same])
+def _road_points(network: RoadNetwork | None, reports: Reports) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Each report's matched position on its edge (its GPS position when unmatched or without a
+    network), and the bearing of its edge there in the direction of travel (NaN when unmatched).
+
+    Snapping removes the noise across the road, which is as large as the noise along it: two reports
+    of one incident 15 m apart may lie 30 m apart as reported, but not once on the road.
+    """
+    x, y, bearing = reports.x.copy(), reports.y.copy(), np.full(len(reports), np.nan)
     if network is None:
-        return gap
-    length = network.link_len[network.edge_link]
-    consecutive = matched & ~same
-    idx = np.flatnonzero(consecutive)
-    a, b = ea[idx], eb[idx]
-    a_then_b = network.edge_v[a] == network.edge_u[b]
-    b_then_a = network.edge_v[b] == network.edge_u[a]
-    twins = network.edge_link[a] == network.edge_link[b]
-    forward = (length[a] - oa[idx]) + ob[idx]
-    backward = (length[b] - ob[idx]) + oa[idx]
-    value = np.where(a_then_b & ~twins, forward, np.inf)
-    value = np.minimum(value, np.where(b_then_a & ~twins, backward, np.inf))
-    gap[idx] = value
-    return gap
+        return x, y, bearing
+    matched = np.flatnonzero((reports.edge >= 0) & np.isfinite(reports.offset))
+    if len(matched) == 0:
+        return x, y, bearing
+    edge = reports.edge[matched]
+    link = network.edge_link[edge]
+    length = network.link_len[link]
+    offset = np.clip(reports.offset[matched], 0.0, length)
+    along = np.where(network.edge_forward[edge], offset, length - offset)  # from the link's start
+    segments = network.segments()
+    # segments are ordered by link, then by offset: one search finds the segment holding each point
+    scale = float(network.link_len.max()) + 1.0
+    keys = segments["link"] * scale + segments["offset"]
+    segment = np.clip(np.searchsorted(keys, link * scale + along, side="right") - 1, 0, len(keys) - 1)
+    t = np.clip((along - segments["offset"][segment]) / np.maximum(segments["len"][segment], 1e-12), 0.0, 1.0)
+    p0, p1 = segments["p0"][segment], segments["p1"][segment]
+    on_road = p0 + (p1 - p0) * t[:, None]
+    x[matched], y[matched] = on_road[:, 0], on_road[:, 1]
+    dx, dy = (p1 - p0).T
+    forward = network.edge_forward[edge]
+    bearing[matched] = bearing_deg(np.where(forward, dx, -dx), np.where(forward, dy, -dy))
+    return x, y, bearing
+
+
+def _travel_direction(network: RoadNetwork | None, reports: Reports, edge_bearing: FloatArray) -> FloatArray:
+    """The direction of travel of each report: its heading when known, else the bearing of its
+    matched edge when that is a one-way street; NaN when unknown (either way of a two-way street)."""
+    heading = reports.heading
+    direction = np.where(np.isfinite(heading) & (heading != 0), heading % 360.0, np.nan)
+    if network is None:
+        return direction
+    matched = reports.edge >= 0
+    oneway = np.zeros(len(reports), dtype=bool)
+    oneway[matched] = network.link_oneway[network.edge_link[reports.edge[matched]]] != 0
+    use_edge = np.isnan(direction) & oneway
+    direction[use_edge] = edge_bearing[use_edge]
+    return direction
 
 
 def cluster_reports(
@@ -90,8 +115,8 @@ def cluster_reports(
     *,
     radius_m: float = 25.0,
     window_s: float = 1800.0,
-    max_heading_deg: float = 60.0,
-    max_extent_m: float = 40.0,
+    max_heading_deg: float = 90.0,
+    max_extent_m: float = 55.0,
 ) -> IntArray:
     """Cluster labels (0..k-1, in order of each cluster's first report) for the reports.
 
@@ -100,69 +125,62 @@ def cluster_reports(
     reports
         Positions in a metric CRS, times in seconds, category families, match results.
     network
-        The network the edges refer to; without it only same-edge and straight-line links count.
+        The network the edges refer to; without it reports are compared where they were reported.
     radius_m
-        How far apart along the road two linked reports may be.
+        How far apart two linked reports may be, once snapped to their matched roads.
     window_s
-        How far apart in time two linked reports may be (30 minutes by default).
+        How far apart in time two linked reports may be (30 minutes by default); a cluster never
+        spans more than this either, so a chain of reports cannot join an incident with a new one
+        at the same place an hour later.
     max_heading_deg
-        Reports whose known headings differ more than this are not linked.
+        Reports whose directions of travel differ more than this are not linked (opposite
+        directions of a street, the other carriageway).
     max_extent_m
-        A cluster never grows wider than this (bounding-box diagonal), so a chain of reports
-        cannot creep along a road and fuse two incidents a few dozen metres apart.
+        A cluster never grows wider than this (bounding-box diagonal of the snapped positions),
+        so a chain of reports cannot creep along a road and fuse two incidents a few dozen metres apart.
 
     Notes
     -----
-    Reports whose direction of travel is certain (matched, with a known heading or on a one-way
-    street) are joined first, closest pairs first (Kruskal with the extent cap). A report whose
-    direction is unknown (Waze heading 0 on a two-way street) then joins the cluster of its
-    nearest compatible neighbour but never bridges two clusters: it could belong to either
-    direction of the street.
+    The direction of travel of a report is its heading, or the direction of its one-way street.
+    Reports whose direction is known are joined first, closest pairs first (Kruskal with the extent
+    and time caps). A report whose direction is unknown (Waze heading 0 on a two-way street) then
+    joins the cluster of its nearest compatible neighbour but never bridges two clusters: it could
+    belong to either direction of the street. Distances are measured between the snapped positions
+    and not along the network, so reports of one incident on two short consecutive edges, across a
+    junction, or one of them matched to the cross street, still meet.
     """
     n = len(reports)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    points = shapely.points(reports.x, reports.y)
-    points[~(np.isfinite(reports.x) & np.isfinite(reports.y))] = None  # no position, no neighbours
+    x, y, edge_bearing = _road_points(network, reports)
+    finite = np.isfinite(x) & np.isfinite(y)
+    points = shapely.points(np.where(finite, x, 0.0), np.where(finite, y, 0.0))
+    points[~finite] = None  # no position, no neighbours
     i, j = shapely.STRtree(points).query(points, predicate="dwithin", distance=radius_m)
     keep = i < j
     i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
     family = np.asarray(reports.family, dtype=object)
-    keep = (family[i] == family[j]) & (np.abs(reports.time_s[i] - reports.time_s[j]) <= window_s)
+    time_s = reports.time_s
+    keep = (family[i] == family[j]) & (np.abs(time_s[i] - time_s[j]) <= window_s)
     i, j = i[keep], j[keep]
 
-    heading = reports.heading
-    known = np.isfinite(heading) & (heading != 0)
-    matched = reports.edge >= 0
-    oneway = np.zeros(n, dtype=bool)
-    link = np.full(n, -1, dtype=np.int64)
-    if network is not None:
-        link[matched] = network.edge_link[reports.edge[matched]]
-        oneway[matched] = network.link_oneway[link[matched]] != 0
-    certain = matched & (known | oneway)
+    direction = _travel_direction(network, reports, edge_bearing)
+    certain = np.isfinite(direction)
+    both = certain[i] & certain[j]
+    heading_ok = ~both | (heading_difference(np.nan_to_num(direction[i]), np.nan_to_num(direction[j]))
+                          <= max_heading_deg)
+    distance = np.hypot(x[i] - x[j], y[i] - y[j])
 
-    both_known = known[i] & known[j]
-    heading_ok = ~both_known | (heading_difference(heading[i], heading[j]) <= max_heading_deg)
-    distance = np.hypot(reports.x[i] - reports.x[j], reports.y[i] - reports.y[j])
-    gap = _along_gap(network, reports.edge[i], reports.offset[i], reports.edge[j], reports.offset[j])
+    parent = list(range(n))  # a plain list: the union-find loop is scalar work
+    box: list[Box] = np.column_stack((x, y, x, y, time_s, time_s)).tolist()
+    strong = both & heading_ok
+    caps = (max_extent_m, window_s)
+    _join(parent, box, i[strong], j[strong], distance[strong], caps)
 
-    strong = certain[i] & certain[j] & (gap <= radius_m) & heading_ok
-    parent = np.arange(n, dtype=np.int64)
-    box = np.column_stack((reports.x, reports.y, reports.x, reports.y))
-    _join(parent, box, i[strong], j[strong], gap[strong], max_extent_m)
-
-    # reports of unknown direction: compatible when on the same or touching links, or unmatched nearby
-    if network is not None:
-        ends = np.column_stack((network.link_a, network.link_b))
-        li, lj = link[i], link[j]
-        touching = (li >= 0) & (lj >= 0) & (
-            (li == lj) | (ends[np.maximum(li, 0)][:, :, None] == ends[np.maximum(lj, 0)][:, None, :]).any(axis=(1, 2))
-        )
-    else:
-        touching = (reports.edge[i] >= 0) & (reports.edge[i] == reports.edge[j])
-    loose = (~certain[i] | ~certain[j]) & heading_ok & (touching | ~matched[i] | ~matched[j])
+    # reports of unknown direction: attach to the cluster of their certain neighbours, only when
+    # those all agree on one
+    loose = (~certain[i] | ~certain[j]) & heading_ok
     li, lj, ld = i[loose], j[loose], distance[loose]
-    # attach to the cluster of its certain neighbours, only when they all agree on one
     options: dict[int, set[int]] = {}
     for a, b in zip(li.tolist(), lj.tolist(), strict=True):
         for weak, other in ((a, b), (b, a)):
@@ -172,43 +190,52 @@ def cluster_reports(
     for weak, roots in options.items():
         if len(roots) == 1:
             (root,) = roots
-            if _extent(box[root], box[weak]) <= max_extent_m:
+            if _fits(box[root], box[weak], caps):
                 parent[weak] = root
                 _grow(box, root, weak)
                 attached[weak] = True
     # what is left of unknown direction clusters among itself
     rest = ~certain[li] & ~certain[lj] & ~attached[li] & ~attached[lj]
-    _join(parent, box, li[rest], lj[rest], ld[rest], max_extent_m)
+    _join(parent, box, li[rest], lj[rest], ld[rest], caps)
 
     order: dict[int, int] = {}
     return np.array([order.setdefault(_find(parent, k), len(order)) for k in range(n)], dtype=np.int64)
 
 
-def _find(parent: IntArray, k: int) -> int:
+def _find(parent: list[int], k: int) -> int:
     root = k
     while parent[root] != root:
-        root = int(parent[root])
+        root = parent[root]
     while parent[k] != root:  # path compression
-        parent[k], k = root, int(parent[k])
+        parent[k], k = root, parent[k]
     return root
 
 
-def _extent(a: FloatArray, b: FloatArray) -> float:
-    return float(math.hypot(max(a[2], b[2]) - min(a[0], b[0]), max(a[3], b[3]) - min(a[1], b[1])))
+Box = list[float]  # x0, y0, x1, y1, t0, t1: plain floats, the union-find loop is scalar work
 
 
-def _grow(box: FloatArray, root: int, other: int) -> None:
-    box[root, 0] = min(box[root, 0], box[other, 0])
-    box[root, 1] = min(box[root, 1], box[other, 1])
-    box[root, 2] = max(box[root, 2], box[other, 2])
-    box[root, 3] = max(box[root, 3], box[other, 3])
+def _fits(a: Box, b: Box, caps: tuple[float, float]) -> bool:
+    """Whether two clusters' boxes together stay within the extent and time caps."""
+    max_extent, max_span = caps
+    width = max(a[2], b[2]) - min(a[0], b[0])
+    height = max(a[3], b[3]) - min(a[1], b[1])
+    span = max(a[5], b[5]) - min(a[4], b[4])
+    return span <= max_span and math.hypot(width, height) <= max_extent
 
 
-def _join(parent: IntArray, box: FloatArray, i: IntArray, j: IntArray, cost: FloatArray, max_extent: float) -> None:
-    """Union-find over pairs, cheapest first, refusing merges that would exceed ``max_extent``."""
-    for k in np.argsort(cost, kind="stable").tolist():
-        a, b = _find(parent, int(i[k])), _find(parent, int(j[k]))
-        if a == b or _extent(box[a], box[b]) > max_extent:
+def _grow(box: list[Box], root: int, other: int) -> None:
+    mine, theirs = box[root], box[other]
+    box[root] = [min(mine[0], theirs[0]), min(mine[1], theirs[1]), max(mine[2], theirs[2]),
+                 max(mine[3], theirs[3]), min(mine[4], theirs[4]), max(mine[5], theirs[5])]
+
+
+def _join(parent: list[int], box: list[Box], i: IntArray, j: IntArray, cost: FloatArray,
+          caps: tuple[float, float]) -> None:
+    """Union-find over pairs, cheapest first, refusing merges that would exceed the caps."""
+    order = np.argsort(cost, kind="stable")
+    for first, second in zip(i[order].tolist(), j[order].tolist(), strict=True):
+        a, b = _find(parent, first), _find(parent, second)
+        if a == b or not _fits(box[a], box[b], caps):
             continue
         if b < a:
             a, b = b, a

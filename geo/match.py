@@ -110,13 +110,14 @@ def point_candidates(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_
 
 
 def _name_scores(
-    network: RoadNetwork, candidates: Candidates, streets: Sequence[str | None], weight: float
+    network: RoadNetwork, candidates: Candidates, streets: Sequence[str | None], weight: float, unnamed_weight: float
 ) -> FloatArray:
     numbers, _per_link = network.name_ids()
     score = np.zeros(len(candidates.edge))
     if weight == 0.0:
         return score
     link = network.edge_link[candidates.edge]
+    named = network.name_table()[0][link]
     wanted = np.full(len(streets), -2, dtype=np.int64)  # -2: no street given
     unknown: dict[int, str] = {}
     for i, street in enumerate(streets):
@@ -128,9 +129,12 @@ def _name_scores(
     given = asked != -2
     if not given.any():
         return score
+    if unnamed_weight:
+        # the alert names no street although the feed names streets: most such alerts lie on
+        # unnamed roads (ramps, service roads), so a named edge is a little less likely
+        score[~given & named] = -unnamed_weight
     link_names = network.link_names
-    named_links, name_keys = network.name_table()
-    named = named_links[link]
+    name_keys = network.name_table()[1]
     wanted_keys = link * (len(numbers) + 1) + np.maximum(asked, 0)
     found = np.searchsorted(name_keys, wanted_keys)
     exact = (asked >= 0) & (found < len(name_keys)) & (name_keys[np.minimum(found, len(name_keys) - 1)] == wanted_keys)
@@ -141,7 +145,12 @@ def _name_scores(
         street = unknown[int(candidates.point[pair])]
         best = max(name_similarity(street, name) for name in link_names[int(link[pair])])
         score[pair] = -weight * (1.0 - best)
-    return score
+    # names are evidence relative to the other candidates: when the alert's street is on none of
+    # them (the app names it differently), no candidate is penalised for that
+    best_fit = np.full(len(streets), -np.inf)
+    np.maximum.at(best_fit, candidates.point, score)
+    relative: FloatArray = score - best_fit[candidates.point]
+    return relative
 
 
 def _class_scores(network: RoadNetwork, candidates: Candidates, road_type: IntArray | None) -> FloatArray:
@@ -165,10 +174,11 @@ def match_points(
     heading: FloatArray | None = None,
     streets: Sequence[str | None] | None = None,
     road_type: IntArray | None = None,
-    radius_m: float = 30.0,
-    sigma_m: float = 10.0,
+    radius_m: float = 50.0,
+    sigma_m: float = 12.0,
     kappa: float = 4.0,
-    name_weight: float = 2.0,
+    name_weight: float = 4.0,
+    unnamed_weight: float = 1.0,
 ) -> PointMatches:
     """Match points (alerts) to directed edges.
 
@@ -215,7 +225,7 @@ def match_points(
         delta = np.radians(heading_difference(headings[known], candidates.bearing[known]))
         score[known] += kappa * (np.cos(delta) - 1.0)
     if streets is not None:
-        score += _name_scores(network, candidates, streets, name_weight)
+        score += _name_scores(network, candidates, streets, name_weight, unnamed_weight)
     score += _class_scores(network, candidates, road_type)
 
     if len(score):
