@@ -69,7 +69,10 @@ class NetworkConfig(BaseModel):
     classes: list[str] | None = Field(
         default=None, description="OSM highway classes to keep, for OSM and GraphML (default: drivable)."
     )
-    point_radius_m: float = Field(default=30.0, gt=0, le=500, description="Alerts match edges within this distance.")
+    point_radius_m: float = Field(
+        default=50.0, gt=0, le=500,
+        description="Alerts match edges within this distance (Waze positions downtown are often 30 m or more off).",
+    )
     line_radius_m: float = Field(default=35.0, gt=0, le=500, description="Jam points look this far for edges.")
     cluster_radius_m: float = Field(default=25.0, gt=0, le=500, description="Reports of one incident lie this close.")
     cluster_window_min: float = Field(
