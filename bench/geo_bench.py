@@ -243,7 +243,7 @@ def _other_carriageway(city: SyntheticCity, way: int, other: int) -> bool:
 
 
 def points_step(city: SyntheticCity, network: RoadNetwork, alerts: Sequence[SyntheticAlert], graph: Any,
-                back: Mapping[Any, EdgeKey], repeat: int) -> dict[str, Any]:
+                back: Mapping[Any, Any], repeat: int) -> dict[str, Any]:
     lon = np.array([a.lon for a in alerts])
     lat = np.array([a.lat for a in alerts])
     heading = np.array([a.magvar for a in alerts], dtype=float)
@@ -291,7 +291,7 @@ def _reverse(key: EdgeKey) -> EdgeKey:
 
 
 def jam_breakdown(jams: Sequence[SyntheticJam], scores: Sequence[float],
-                  paths: Sequence[Sequence[EdgeKey]]) -> dict[str, Any]:
+                  paths: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """Mean Jaccard per kind of jam, and what went wrong where a path is not exactly the truth."""
     kinds: dict[str, list[float]] = defaultdict(list)
     errors: Counter[str] = Counter()
@@ -384,7 +384,7 @@ def score_paths(out: dict[str, Any], network: RoadNetwork, jams: Sequence[Synthe
     out["breakdown"] = jam_breakdown(jams, trimmed, trimmed_paths)
 
 
-def mappymatch_step(network: RoadNetwork, graph: Any, back: Mapping[Any, EdgeKey],
+def mappymatch_step(network: RoadNetwork, graph: Any, back: Mapping[Any, Any],
                     jams: Sequence[SyntheticJam]) -> dict[str, Any]:
     out: dict[str, Any] = {"jams": len(jams)}
     mappy, out["map_build_s"] = timed(lambda: MappyMatcher(graph, back))
@@ -484,7 +484,7 @@ def machine() -> dict[str, Any]:
         info["load_avg_at_start"] = [round(v, 2) for v in psutil.getloadavg()]
     except ImportError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("numpy", "shapely", "pyproj", "osmnx", "networkx", "leuvenmapmatching", "mappymatch",
                     "scikit-learn", "rtree"):
         try:
@@ -723,7 +723,8 @@ def main(argv: list[str] | None = None) -> int:
         results["network"] = [row, large_row]
         steps["network_s"] = time.perf_counter() - t0
 
-        graph, back, pieces, xy = None, {}, [], {}
+        graph, pieces, xy = None, [], {}
+        back: dict[Any, Any] = {}
         if not args.no_references:
             try:
                 t0 = time.perf_counter()

