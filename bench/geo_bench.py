@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import logging
 import math
 import shutil
 import statistics
@@ -33,11 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -47,10 +44,19 @@ import numpy as np
 from adapters.network_cache import build_cache
 from adapters.osm import read_osm_xml
 from bench.machine import machine_info
+from bench.references import (
+    LeuvenMatcher,
+    MappyMatcher,
+    Piece,
+    directed_pieces,
+    osmnx_graph,
+    projected_nodes,
+    trim_ends,
+)
 from geo.dedup import CATEGORY_FAMILY, Reports, cluster_reports
 from geo.linematch import match_lines
 from geo.match import match_points
-from geo.network import RoadNetwork, build_network, oneway_of
+from geo.network import RoadNetwork, build_network
 from geo.types import WayInput
 from tests.support.synthetic import (
     BENCHMARK_BLOCKS,
@@ -85,9 +91,6 @@ ISSUE = {
 #: the gates of tests/geo/test_matching.py, for reference
 TEST_GATES = {"point_far": 0.97, "point_determinable": 0.95, "jam_jaccard": 0.98, "cluster_f1": 0.95,
               "cluster_fused": 0.10}  # fmt: skip
-#: speeds (km/h) for mappymatch's travel-time routing; the synthetic ways carry no maxspeed
-HWY_SPEEDS = {"primary": 50.0, "secondary": 40.0, "tertiary": 40.0, "residential": 30.0, "service": 20.0}
-
 SEED_CITY, SEED_ALERTS, SEED_JAMS, SEED_REPORTS = 7, 11, 12, 13
 
 
@@ -145,73 +148,6 @@ def write_osm_xml(path: Path, nodes: Mapping[int, tuple[float, float]], ways: Se
             out.writelines(f"    <tag k={quoteattr(k)} v={quoteattr(v)}/>\n" for k, v in way.tags.items())
             out.write("  </way>\n")
         out.write("</osm>\n")
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One directed edge as a node sequence: what the references' graphs are made of."""
-
-    key: EdgeKey
-    nodes: tuple[int, ...]
-    highway: str
-    name: str | None
-
-
-def directed_pieces(ways: Iterable[WayInput], known: Mapping[int, object]) -> list[Piece]:
-    """Split ways at junctions into directed edges by the same rules as ``build_network``."""
-    way_list = [w for w in ways if len(w.nodes) >= 2]
-    usage: Counter[int] = Counter()
-    for way in way_list:
-        usage.update(way.nodes)
-        usage[way.nodes[0]] += 1
-        usage[way.nodes[-1]] += 1
-    pieces = []
-    for way in way_list:
-        refs = [n for n in way.nodes if n in known]
-        refs = [n for i, n in enumerate(refs) if i == 0 or n != refs[i - 1]]
-        direction = oneway_of(way.tags)
-        start = 0
-        for i in range(1, len(refs)):
-            if usage[refs[i]] < 2 and i != len(refs) - 1:
-                continue
-            piece = tuple(refs[start : i + 1])
-            start = i
-            hw, name = way.tags.get("highway", "road"), way.tags.get("name")
-            if direction >= 0:
-                pieces.append(Piece((way.id, piece[0], piece[-1]), piece, hw, name))
-            if direction <= 0:
-                pieces.append(Piece((way.id, piece[-1], piece[0]), piece[::-1], hw, name))
-    return pieces
-
-
-def projected_nodes(network: RoadNetwork, nodes: Mapping[int, tuple[float, float]]) -> dict[int, tuple[float, float]]:
-    ids = list(nodes)
-    lonlat = np.array([nodes[i] for i in ids])
-    x, y = network.frame.to_metric(lonlat[:, 0], lonlat[:, 1])
-    return dict(zip(ids, zip(x.tolist(), y.tolist(), strict=True), strict=True))
-
-
-def osmnx_graph(
-    pieces: Sequence[Piece], xy: Mapping[int, tuple[float, float]], crs: str
-) -> tuple[Any, dict[Any, EdgeKey]]:
-    """A projected osmnx-style MultiDiGraph (junction nodes, u->v edges with geometry and osmid)."""
-    import networkx as nx
-    import pyproj
-    from shapely import LineString
-
-    graph = nx.MultiDiGraph(crs=pyproj.CRS(crs))
-    for piece in pieces:
-        for node in (piece.nodes[0], piece.nodes[-1]):
-            if node not in graph:
-                graph.add_node(node, x=xy[node][0], y=xy[node][1])
-    back: dict[Any, EdgeKey] = {}
-    for piece in pieces:
-        line = LineString([xy[n] for n in piece.nodes])
-        u, v = piece.nodes[0], piece.nodes[-1]
-        key = graph.add_edge(u, v, osmid=piece.key[0], geometry=line, length=line.length, highway=piece.highway,
-                             name=piece.name, oneway=False, reversed=False)
-        back[(u, v, key)] = piece.key
-    return graph, back
 
 
 # --------------------------------------------------------------------------- 1. network
@@ -307,7 +243,7 @@ def _other_carriageway(city: SyntheticCity, way: int, other: int) -> bool:
 
 
 def points_step(city: SyntheticCity, network: RoadNetwork, alerts: Sequence[SyntheticAlert], graph: Any,
-                back: Mapping[Any, EdgeKey], repeat: int) -> dict[str, Any]:
+                back: Mapping[Any, Any], repeat: int) -> dict[str, Any]:
     lon = np.array([a.lon for a in alerts])
     lat = np.array([a.lat for a in alerts])
     heading = np.array([a.magvar for a in alerts], dtype=float)
@@ -355,7 +291,7 @@ def _reverse(key: EdgeKey) -> EdgeKey:
 
 
 def jam_breakdown(jams: Sequence[SyntheticJam], scores: Sequence[float],
-                  paths: Sequence[Sequence[EdgeKey]]) -> dict[str, Any]:
+                  paths: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """Mean Jaccard per kind of jam, and what went wrong where a path is not exactly the truth."""
     kinds: dict[str, list[float]] = defaultdict(list)
     errors: Counter[str] = Counter()
@@ -408,64 +344,18 @@ def jams_step(network: RoadNetwork, jams: Sequence[SyntheticJam], repeat: int) -
     return out
 
 
-def ordered(keys: Iterable[EdgeKey | None]) -> list[EdgeKey]:
-    """Edge keys in path order, consecutive repeats and unknowns dropped."""
-    out: list[EdgeKey] = []
-    for key in keys:
-        if key is not None and (not out or out[-1] != key):
-            out.append(key)
-    return out
-
-
-def trim_ends(network: RoadNetwork, path: list[EdgeKey], x: np.ndarray, y: np.ndarray) -> list[EdgeKey]:
-    """Drop a first (last) edge the line only grazes, by the rule ``match_lines`` applies to its own paths.
-
-    A jam covers whole edges; when the first point projects within ``min(15 m, half the edge)`` of the
-    first edge's end, that edge is GPS noise across a junction (and likewise the last edge's start).
-    """
-    from shapely import LineString, Point
-
-    index = network.edge_index()
-    path = list(path)
-    if len(path) > 1:
-        line = LineString(network.edge_coords(index[path[0]]))
-        if line.length - line.project(Point(x[0], y[0])) < min(15.0, 0.5 * line.length):
-            path = path[1:]
-    if len(path) > 1:
-        line = LineString(network.edge_coords(index[path[-1]]))
-        if line.project(Point(x[-1], y[-1])) < min(15.0, 0.5 * line.length):
-            path = path[:-1]
-    return path
-
-
 def leuven_step(network: RoadNetwork, pieces: Sequence[Piece], xy: Mapping[int, tuple[float, float]],
                 jams: Sequence[SyntheticJam]) -> dict[str, Any]:
-    from leuvenmapmatching.map.inmem import InMemMap
-    from leuvenmapmatching.matcher.distance import DistanceMatcher
-
-    logging.getLogger("be.kuleuven.cs.dtai.mapmatching").setLevel(logging.ERROR)
-    segment_key: dict[tuple[int, int], EdgeKey] = {}
-    graph: dict[int, tuple[tuple[float, float], list[int]]] = {}
-    for piece in pieces:
-        for a, b in pairwise(piece.nodes):
-            segment_key[(a, b)] = piece.key
-            for node in (a, b):
-                if node not in graph:
-                    graph[node] = ((xy[node][1], xy[node][0]), [])  # leuven wants (y, x)
-            graph[a][1].append(b)
     out: dict[str, Any] = {"jams": len(jams)}
-    map_con, out["map_build_s"] = timed(lambda: InMemMap("bench", graph=graph, use_latlon=False, use_rtree=True,
-                                                         index_edges=True))
+    leuven, out["map_build_s"] = timed(lambda: LeuvenMatcher(pieces, xy))
     paths, partial = [], 0
     started = time.perf_counter()
     for jam in jams:
         lon, lat = np.array(jam.line).T
         x, y = network.frame.to_metric(lon, lat)
-        matcher = DistanceMatcher(map_con, max_dist=50, obs_noise=8, obs_noise_ne=10, dist_noise=8,
-                                  non_emitting_states=True, max_lattice_width=5)
-        _states, last = matcher.match(list(zip(y.tolist(), x.tolist(), strict=True)))
-        partial += last < len(x) - 1
-        paths.append(ordered(segment_key.get(pair) for pair in pairwise(matcher.path_pred_onlynodes)))
+        path, stopped = leuven.match(x, y)
+        partial += stopped
+        paths.append(path)
     out["s"] = time.perf_counter() - started
     score_paths(out, network, jams, paths)
     out["rate"] = len(jams) / out["s"]
@@ -477,66 +367,37 @@ def leuven_step(network: RoadNetwork, pieces: Sequence[Piece], xy: Mapping[int, 
 def score_paths(out: dict[str, Any], network: RoadNetwork, jams: Sequence[SyntheticJam],
                 paths: Sequence[list[EdgeKey]]) -> None:
     """Jaccard of a reference's paths as returned (``raw``) and with the end rule of ``match_lines`` applied."""
+    index = network.edge_index()
+
+    def coords_of(key: Any) -> np.ndarray:
+        return network.edge_coords(index[key])
+
     raw, trimmed, trimmed_paths = [], [], []
     for jam, path in zip(jams, paths, strict=True):
         lon, lat = np.array(jam.line).T
         x, y = network.frame.to_metric(lon, lat)
         raw.append(jaccard(set(path), set(jam.edges)))
-        trimmed_paths.append(trim_ends(network, path, x, y))
+        trimmed_paths.append(trim_ends(coords_of, path, x, y))
         trimmed.append(jaccard(set(trimmed_paths[-1]), set(jam.edges)))
     out["raw_scores"], out["scores"] = raw, trimmed
     out["raw_jaccard"], out["jaccard"] = float(np.mean(raw)), float(np.mean(trimmed))
     out["breakdown"] = jam_breakdown(jams, trimmed, trimmed_paths)
 
 
-def mappymatch_step(network: RoadNetwork, graph: Any, back: Mapping[Any, EdgeKey],
+def mappymatch_step(network: RoadNetwork, graph: Any, back: Mapping[Any, Any],
                     jams: Sequence[SyntheticJam]) -> dict[str, Any]:
-    import geopandas as gpd
-    import networkx as nx
-    import osmnx as ox
-    from mappymatch.constructs.trace import Trace
-    from mappymatch.maps.nx.nx_map import NxMap
-    from mappymatch.maps.nx.readers.osm_readers import compress
-    from mappymatch.matchers.lcss.lcss import LCSSMatcher
-
-    logging.getLogger("mappymatch").setLevel(logging.ERROR)
     out: dict[str, Any] = {"jams": len(jams)}
-
-    def build() -> Any:
-        # mappymatch's parse_osmnx_graph, minus the projection (the graph is in the network's metric CRS)
-        # and with explicit highway speeds (no maxspeed tags to impute from)
-        g = graph.copy()
-        for u, v, k in g.edges(keys=True):
-            g.edges[u, v, k]["uvk"] = (u, v, k)
-        g = ox.add_edge_speeds(g, hwy_speeds=HWY_SPEEDS)
-        g = ox.add_edge_travel_times(g)
-        for _u, _v, d in g.edges(data=True):
-            d["kilometers"] = d["length"] / 1000
-        largest = max(nx.strongly_connected_components(g), key=len)
-        kept = nx.MultiDiGraph(g.subgraph(largest))
-        out["edges_in_largest_scc"] = kept.number_of_edges()
-        kept = compress(kept, additional_metadata_keys={"uvk"})
-        kept.graph.update(distance_weight="kilometers", time_weight="travel_time", geometry_key="geometry")
-        return NxMap(kept)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        road_map, out["map_build_s"] = timed(build)
-        matcher = LCSSMatcher(road_map)
-        crs = graph.graph["crs"]
-        paths, failed = [], 0
-        started = time.perf_counter()
-        for jam in jams:
-            lon, lat = np.array(jam.line).T
-            x, y = network.frame.to_metric(lon, lat)
-            frame = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs=crs)
-            try:
-                result = matcher.match_trace(Trace.from_geo_dataframe(frame, xy=False))
-                paths.append(ordered(back.get(tuple(road.road_id)) for road in result.path or []))
-            except Exception:  # a failed trace scores 0, as it would in production
-                failed += 1
-                paths.append([])
-        out["s"] = time.perf_counter() - started
+    mappy, out["map_build_s"] = timed(lambda: MappyMatcher(graph, back))
+    out["edges_in_largest_scc"] = mappy.edges_in_largest_scc
+    paths, failed = [], 0
+    started = time.perf_counter()
+    for jam in jams:
+        lon, lat = np.array(jam.line).T
+        x, y = network.frame.to_metric(lon, lat)
+        path = mappy.match(x, y)
+        failed += path is None
+        paths.append(path or [])
+    out["s"] = time.perf_counter() - started
     out["rate"] = len(jams) / out["s"]
     out["failed"] = failed
     score_paths(out, network, jams, paths)
@@ -623,7 +484,7 @@ def machine() -> dict[str, Any]:
         info["load_avg_at_start"] = [round(v, 2) for v in psutil.getloadavg()]
     except ImportError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("numpy", "shapely", "pyproj", "osmnx", "networkx", "leuvenmapmatching", "mappymatch",
                     "scikit-learn", "rtree"):
         try:
@@ -862,7 +723,8 @@ def main(argv: list[str] | None = None) -> int:
         results["network"] = [row, large_row]
         steps["network_s"] = time.perf_counter() - t0
 
-        graph, back, pieces, xy = None, {}, [], {}
+        graph, pieces, xy = None, [], {}
+        back: dict[Any, Any] = {}
         if not args.no_references:
             try:
                 t0 = time.perf_counter()
