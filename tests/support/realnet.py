@@ -102,8 +102,9 @@ MODELS: dict[str, NoiseModel] = {
 #: hard negatives: how far along the road (b) and how much later (c)
 ALONG_M = (40.0, 80.0)
 LATER_MIN = (45.0, 90.0)
-#: reports of one incident lie within this distance along the road of the incident point
-REPORT_SPREAD_M = 30.0
+#: reports of one incident lie within a 30 m stretch of road centred on the incident point ("duplicates
+#: of one incident within 30 m along the road"; hard negatives start 40 m further on)
+REPORT_SPREAD_M = 15.0
 HARD_NEGATIVE_SHARE = 0.30
 JAM_EDGES = (2, 12)
 
