@@ -23,7 +23,7 @@ yet / seen in Waze since T / traffic flowing through it since T / ended.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ __all__ = [
     "WazeStatus",
     "confirmations_of",
     "first_published",
+    "late_closures",
     "link_confirmations",
     "observe_waze",
     "observed_share",
@@ -293,6 +294,23 @@ class WazeStatus:
             return (f"closure {closure_id} started {self.unseen_minutes} minutes ago (published before), still not "
                     "seen in Waze")
         return f"closure {closure_id} was published {self.unseen_minutes} minutes ago, still not seen in Waze"
+
+
+def late_closures(conn: Connection, now_ms: int, unseen_after_min: int,
+                  held: Mapping[str, str]) -> list[tuple[str, WazeStatus]]:
+    """The published city closures in effect that Waze should show by now and does not."""
+    query = select(events).where(
+        events.c.origin == "city", events.c.category == "ROAD_CLOSED", events.c.status == "active",
+        events.c.visible_in_waze_since_ms.is_(None),
+    )
+    published = first_published(conn)
+    found = []
+    for row in conn.execute(query):
+        status = waze_status(row, now_ms=now_ms, first_published_ms=published.get(row.id), held_back=held.get(row.id),
+                             unseen_after_min=unseen_after_min)
+        if status is not None and status.unseen_minutes is not None:
+            found.append((row.id, status))
+    return found
 
 
 def waze_status(

@@ -42,7 +42,11 @@ def sync_then_publish(
     register_source_secrets(source_config)  # its token is masked in every log line (httpx logs the URL)
     result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
     cycle = Cycle(result)
-    if source_config.kind == "waze-feed" or not (result.new or result.updated or result.ended or result.relinked):
+    if source_config.kind == "waze-feed":
+        if placement is not None:
+            _warn_late(engine, config, source_config.interval_s)
+        return cycle
+    if not (result.new or result.updated or result.ended or result.relinked):
         return cycle
     from exchange.publish import publish
 
@@ -51,3 +55,18 @@ def sync_then_publish(
     except ExchangeError as exc:
         cycle.publish_error = exc.message
     return cycle
+
+
+def _warn_late(engine: Engine, config: Config, interval_s: int) -> None:
+    """Log once (at the Waze poll that crosses the delay) each published closure Waze still does not show."""
+    from exchange.confirm import late_closures
+    from exchange.publish import held_back_now
+    from exchange.runtime import now_ms
+
+    delay = config.publish.waze_unseen_after_min
+    with engine.connect() as conn:
+        late = late_closures(conn, now_ms(), delay, held_back_now(engine))
+    for closure_id, status in late:
+        assert status.unseen_minutes is not None
+        if status.unseen_minutes * 60 < delay * 60 + interval_s:
+            log.warning("%s", status.warning(closure_id))

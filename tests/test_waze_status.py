@@ -38,8 +38,9 @@ def at(monkeypatch: pytest.MonkeyPatch) -> Any:
     return set_clock
 
 
-def _closure(cli: Cli, start_ms: int, end_ms: int | None = None) -> str:
-    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+def _closure(cli: Cli, start_ms: int, end_ms: int | None = None, street: str = "9th Street",
+             polyline: str = NINTH) -> str:
+    args = ["--config", str(DEMO), "closure", "add", "--street", street, "--polyline", polyline,
             "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
             "--start", _iso(start_ms), "--description", "Water main"]
     if end_ms is not None:
@@ -143,3 +144,15 @@ def test_a_closure_never_seen_is_warned_of_after_the_delay(cli: Cli, tmp_path: P
     assert "still not seen in Waze" in shown.err
     feed_lint = cli("--config", str(DEMO), "inspect", "feed")
     assert "Waze shows 0 of the 1 published closure(s) in effect (0% observed" in feed_lint.err
+
+
+def test_the_daemons_waze_poll_warns_once_when_a_closure_is_late(cli: Cli, tmp_path: Path, at: Any) -> None:
+    # Campbell Street: no Waze report of the demo's polls shows it
+    closure = _closure(cli, BASE_MS - 5 * MINUTE, street="Campbell Street",
+                       polyline="37.806325 -122.299297 37.807360 -122.298941")
+    at(BASE_MS + 61 * MINUTE)
+    first = cli("--config", str(DEMO), "sync", "waze")
+    assert first.code == 0, first
+    assert f"closure {closure} was published 61 minutes ago, still not seen in Waze" in first.err
+    at(BASE_MS + 65 * MINUTE)  # the next polls: said once, not every two minutes
+    assert "still not seen in Waze" not in cli("--config", str(DEMO), "sync", "waze").err
