@@ -58,18 +58,17 @@ from geo.linematch import match_lines
 from geo.match import match_points
 from geo.network import RoadNetwork, build_network
 from geo.types import WayInput
+from tests.support.realnet import duplicate_scores
 from tests.support.synthetic import (
     BENCHMARK_BLOCKS,
     SyntheticAlert,
     SyntheticCity,
     SyntheticJam,
-    fused_fraction,
     jaccard,
     make_alerts,
     make_city,
     make_jams,
     make_report_clusters,
-    pairwise_f1,
     point_accuracy,
 )
 
@@ -408,18 +407,6 @@ def mappymatch_step(network: RoadNetwork, graph: Any, back: Mapping[Any, Any],
 # --------------------------------------------------------------------------- 4. clustering
 
 
-def clustering_scores(reports: Any, labels: Sequence[Any]) -> dict[str, Any]:
-    truth = reports.true_labels
-    precision, recall, f1 = pairwise_f1(truth, list(labels))
-    kinds = sorted({k for _a, _b, k in reports.close_pairs})
-    return {
-        "precision": precision, "recall": recall, "f1": f1,
-        "fused": fused_fraction(reports.close_pairs, truth, list(labels)),
-        "fused_by_kind": {k: fused_fraction(reports.close_pairs, truth, list(labels), kind=k) for k in kinds},
-        "clusters": len(set(labels)),
-    }  # fmt: skip
-
-
 def clustering_step(city: SyntheticCity, network: RoadNetwork, n_incidents: int, repeat: int,
                     with_dbscan: bool) -> dict[str, Any]:
     reports = make_report_clusters(city, n_incidents, seed=SEED_REPORTS)
@@ -441,7 +428,7 @@ def clustering_step(city: SyntheticCity, network: RoadNetwork, n_incidents: int,
     labels, times = best_of(lambda: cluster_reports(prepared, network), repeat)
     out["ours_times_s"] = times
     out["ours_s"] = statistics.median(times)
-    out["ours"] = clustering_scores(reports, labels.tolist())
+    out["ours"] = duplicate_scores(reports, labels.tolist())
     log(f"  clustering ours: {out['ours_s']:.2f} s, F1 {out['ours']['f1']:.4f}, fused {out['ours']['fused']:.3f}")
     if not with_dbscan:
         return out
@@ -451,7 +438,7 @@ def clustering_step(city: SyntheticCity, network: RoadNetwork, n_incidents: int,
     db_labels, times = best_of(lambda: DBSCAN(eps=25.0, min_samples=1).fit_predict(xy), repeat)
     out["dbscan_times_s"] = times
     out["dbscan_s"] = statistics.median(times)
-    out["dbscan"] = clustering_scores(reports, db_labels.tolist())
+    out["dbscan"] = duplicate_scores(reports, db_labels.tolist())
 
     def by_family() -> list[tuple[str, int]]:
         family = np.array(prepared.family)
@@ -466,7 +453,7 @@ def clustering_step(city: SyntheticCity, network: RoadNetwork, n_incidents: int,
     fam_labels, times = best_of(by_family, repeat)
     out["dbscan_family_times_s"] = times
     out["dbscan_family_s"] = statistics.median(times)
-    out["dbscan_family"] = clustering_scores(reports, fam_labels)
+    out["dbscan_family"] = duplicate_scores(reports, fam_labels)
     log(f"  clustering DBSCAN: {out['dbscan_s']:.2f} s, F1 {out['dbscan']['f1']:.4f}, "
         f"fused {out['dbscan']['fused']:.3f}")
     return out

@@ -152,12 +152,13 @@ def test_the_lint_names_the_true_reason(oakland: RoadNetwork) -> None:
 # --------------------------------------------------------------------------- end to end: sync, publish
 
 
-def _config(tmp_path: Path, csv_path: Path) -> Path:
+def _config(tmp_path: Path, csv_path: Path, network: Path = OSM) -> Path:
+    """A city with one CSV source of closures (namespace ``works``) on ``network``."""
     path = tmp_path / "exchange.toml"
     path.write_text(f"""
 timezone = "America/Los_Angeles"
 [network]
-path = {json.dumps(str(OSM))}
+path = {json.dumps(str(network))}
 [[sources]]
 name = "city-csv"
 kind = "csv"

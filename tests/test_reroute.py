@@ -20,7 +20,7 @@ from adapters.network_cache import load_network
 from geo.network import RoadNetwork
 from tests.adapters.test_city_sources import write_csv
 from tests.support.paths import OSM
-from tests.test_imported_placement import _carriageway, _dense, _wkt
+from tests.test_imported_placement import _carriageway, _config, _dense, _wkt
 
 Cli = Any
 EASTBOUND_WAY = 202455449  # the eastbound carriageway of 7th Street
@@ -36,23 +36,6 @@ def _refreshed(original: bytes) -> bytes:
         elif way.get("id") == str(GOSS_WAY):
             root.remove(way)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-
-def _config(tmp_path: Path, network: Path, csv_path: Path) -> Path:
-    path = tmp_path / "exchange.toml"
-    path.write_text(f"""
-timezone = "America/Los_Angeles"
-[network]
-path = {json.dumps(str(network))}
-[[sources]]
-name = "city-csv"
-kind = "csv"
-url = {json.dumps(str(csv_path))}
-namespace = "works"
-geometry = {{ type = "wkt", column = "wkt" }}
-mapping = {{ id = "id" }}
-""")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +66,7 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
         # named for the cross street: a naming fault the lint blocks, before and after a new network
         ["misnamed", "ROAD_CLOSED", "Wood Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, eighth[:1]))],
     ]
-    config = _config(tmp_path, network_file, write_csv(tmp_path / "closures.csv", rows))
+    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", rows), network_file)
     first = cli("--config", str(config), "sync")
     assert first.code == 0, first
     assert "road network:" not in first.err  # nothing was live before: nothing to re-route
