@@ -142,15 +142,7 @@ def match_lines(
     x[~valid], y[~valid] = np.nan, np.nan
     starts = np.concatenate(([0], np.cumsum(counts)))
 
-    # the line's own direction at each point (central difference inside each line)
-    heading = np.full(len(x), np.nan)
-    for i, n in enumerate(counts):
-        if n >= 2:
-            span = slice(starts[i], starts[i + 1])
-            xs, ys = x[span], y[span]
-            dx = np.gradient(xs) if n > 2 else np.repeat(xs[1] - xs[0], n)
-            dy = np.gradient(ys) if n > 2 else np.repeat(ys[1] - ys[0], n)
-            heading[span] = bearing_deg(dx, dy)
+    heading = _line_headings(x, y, starts, window_m=3.0 * sigma_m)
 
     candidates = point_candidates(network, x, y, radius_m)
     emission = -0.5 * (candidates.distance / sigma_m) ** 2
@@ -164,7 +156,7 @@ def match_lines(
             states.append(_State(int(candidates.edge[k]), float(candidates.offset[k]), float(emission[k]),
                                  float(candidates.distance[k])))
 
-    transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m)
+    transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m, 3.0 * sigma_m)
     for i, result in enumerate(results):
         s, e = int(starts[i]), int(starts[i + 1])
         if e - s < 2:
@@ -174,6 +166,37 @@ def match_lines(
     return results
 
 
+def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], window_m: float) -> FloatArray:
+    """The line's own direction at each point: the chord from ``window_m`` behind to ``window_m`` ahead.
+
+    Neighbouring points of a dense line lie closer together than their noise, so their difference
+    points anywhere; a chord over a few noise widths points along the road.
+    """
+    heading = np.full(len(x), np.nan)
+    for i in range(len(starts) - 1):
+        s, e = int(starts[i]), int(starts[i + 1])
+        if e - s < 2:
+            continue
+        xs, ys = x[s:e], y[s:e]
+        along = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))))
+        along = np.nan_to_num(along, nan=0.0)
+        behind = np.searchsorted(along, along - window_m, side="right") - 1
+        ahead = np.searchsorted(along, along + window_m, side="left")
+        behind = np.clip(np.minimum(behind, np.arange(e - s) - 1), 0, e - s - 1)
+        ahead = np.clip(np.maximum(ahead, np.arange(e - s) + 1), 0, e - s - 1)
+        heading[s:e] = bearing_deg(xs[ahead] - xs[behind], ys[ahead] - ys[behind])
+    return heading
+
+
+#: an end edge entered less than this many noise widths (and less than half its length) is noise
+_SLIVER_WIDTHS = 2.5
+#: the least noise assumed of a line (metres): points drawn on a map are not exact either
+_MIN_NOISE_M = 2.0
+
+#: junctions of its path a state remembers to keep the path simple (a GPS trace may pass a place twice)
+_MEMORY = 16
+
+
 @dataclass(slots=True)
 class _Layer:
     """The Viterbi column of one line point: its states, their scores, and how each was reached."""
@@ -181,6 +204,8 @@ class _Layer:
     point: int
     states: list[_State]
     scores: list[float]
+    visited: list[tuple[int, ...]]
+    reach: list[float]
     back: list[int] | None = None
     links: list[list[int]] | None = None
 
@@ -188,7 +213,9 @@ class _Layer:
 class _Transitions:
     """Route distance between two states: along one edge, or edge end -> Dijkstra -> edge start."""
 
-    def __init__(self, network: RoadNetwork, router: _Router, u_list: list[int], beta: float) -> None:
+    def __init__(self, network: RoadNetwork, router: _Router, u_list: list[int], beta: float,
+                 jitter: float) -> None:
+        self.jitter = jitter
         self.edge_v = network.edge_v.tolist()
         self.edge_len = network.link_len[network.edge_link].tolist()
         self.router = router
@@ -196,8 +223,10 @@ class _Transitions:
         self.beta = beta
 
     def route(self, a: _State, b: _State, straight: float) -> tuple[float, list[int]] | None:
-        if a.edge == b.edge and b.offset >= a.offset - 2.0:
-            return max(b.offset - a.offset, 0.0), []
+        if a.edge == b.edge and b.offset >= a.offset - self.jitter:
+            # noise moves consecutive points of a dense line back a little: a step backwards along
+            # the edge, costed as such, rather than a loop around the block
+            return b.offset - a.offset, []
         rest = self.edge_len[a.edge] - a.offset
         bound = straight * 2.0 + 4.0 * self.beta + 50.0
         if rest + b.offset > bound:
@@ -215,6 +244,9 @@ class _Transitions:
         scores: list[float] = []
         back: list[int] = []
         links: list[list[int]] = []
+        visited: list[tuple[int, ...]] = []
+        reach: list[float] = []
+        edge_v, jitter = self.edge_v, self.jitter
         for b in states:
             best, best_from, best_link = -math.inf, -1, []
             for index, a in enumerate(previous.states):
@@ -223,20 +255,41 @@ class _Transitions:
                 moved = self.route(a, b, straight)
                 if moved is None:
                     continue
+                # a jam is a simple path: no U-turn, no loop around a block, no spur and back
+                seen = previous.visited[index]
+                if moved[1] and any(edge_v[edge] in seen for edge in moved[1]):
+                    continue
+                # the line may wobble back within its noise of the furthest point it reached on
+                # an edge, not walk backwards along it (a line drawn against a one-way street)
+                if not moved[1] and b.offset < previous.reach[index] - jitter:
+                    continue
                 score = previous.scores[index] - abs(moved[0] - straight) / self.beta + b.emission
                 if score > best:
                     best, best_from, best_link = score, index, moved[1]
             scores.append(best)
             back.append(best_from)
             links.append(best_link)
+            recent = previous.visited[best_from] if best_from >= 0 else ()
+            visited.append((*recent, *(edge_v[edge] for edge in best_link))[-_MEMORY:] if best_link else recent)
+            reach.append(max(b.offset, previous.reach[best_from]) if best_from >= 0 and not best_link else b.offset)
         if max(scores) == -math.inf:
             return None
-        return _Layer(point, states, scores, back, links)
+        return _Layer(point, states, scores, visited, reach, back, links)
 
 
-def _sliver(edge_length: float) -> float:
-    """How little of an edge at a path's end counts as noise rather than coverage (metres)."""
-    return min(15.0, 0.5 * edge_length)
+def _sliver(edge_length: float, noise_m: float) -> float:
+    """How little of an edge at a path's end counts as noise rather than coverage (metres).
+
+    An end point that lies ``r`` metres past a junction is that junction plus noise when ``r`` is
+    within a few noise widths and the junction is the nearer end of the edge; otherwise the line
+    really starts (ends) inside the edge (Waze cuts jams mid-block too).
+    """
+    return min(_SLIVER_WIDTHS * noise_m, 0.5 * edge_length)
+
+
+def _noise(distances: list[float]) -> float:
+    """The line's own noise, from its points' distances to the matched path (robust to one outlier)."""
+    return max(_MIN_NOISE_M, float(np.median(distances)) / 0.6745)
 
 
 def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
@@ -249,7 +302,8 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
     total = float(np.nansum(step))
 
     def start(t: int) -> _Layer:
-        return _Layer(t, states[t], [s.emission for s in states[t]])
+        ends: list[tuple[int, ...]] = [(transitions.u_list[s.edge], transitions.edge_v[s.edge]) for s in states[t]]
+        return _Layer(t, states[t], [s.emission for s in states[t]], ends, [s.offset for s in states[t]])
 
     parts: list[list[_Layer]] = [[start(usable[0])]]
     position = 1
@@ -289,9 +343,11 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
         first, last = chain[-1], chain[0]
         start_offset, end_offset = first.offset, last.offset
         # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
-        if len(edges) > 1 and transitions.edge_len[edges[0]] - first.offset < _sliver(transitions.edge_len[edges[0]]):
+        noise = _noise([state.distance for state in chain])
+        first_length = transitions.edge_len[edges[0]]
+        if len(edges) > 1 and first_length - first.offset < _sliver(first_length, noise):
             edges, start_offset = edges[1:], 0.0
-        if len(edges) > 1 and last.offset < _sliver(transitions.edge_len[edges[-1]]):
+        if len(edges) > 1 and last.offset < _sliver(transitions.edge_len[edges[-1]], noise):
             edges = edges[:-1]
             end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
