@@ -190,8 +190,9 @@ def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], 
 
 #: an end edge entered less than this many noise widths (and less than half its length) is noise
 _SLIVER_WIDTHS = 2.5
-#: the least noise assumed of a line (metres): points drawn on a map are not exact either
-_MIN_NOISE_M = 2.0
+#: the least noise assumed of a line (metres): Waze draws its lines on its own map, a few metres
+#: off OpenStreetMap, and a line of a few points cannot tell its noise better
+_MIN_NOISE_M = 3.0
 
 #: junctions of its path a state remembers to keep the path simple (a GPS trace may pass a place twice)
 _MEMORY = 16
@@ -282,7 +283,7 @@ def _sliver(edge_length: float, noise_m: float) -> float:
 
     An end point that lies ``r`` metres past a junction is that junction plus noise when ``r`` is
     within a few noise widths and the junction is the nearer end of the edge; otherwise the line
-    really starts (ends) inside the edge (Waze cuts jams mid-block too).
+    really starts (ends) inside the edge, as Waze cuts jams mid-block too.
     """
     return min(_SLIVER_WIDTHS * noise_m, 0.5 * edge_length)
 
