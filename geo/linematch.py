@@ -71,10 +71,13 @@ class _Router:
         self.length = network.link_len[network.edge_link].tolist()
         self.cache: dict[int, tuple[float, dict[int, float], dict[int, int]]] = {}
 
-    def search(self, start: int, bound: float) -> tuple[dict[int, float], dict[int, int]]:
+    def search(self, start: int, bound: float) -> dict[int, float]:
+        """Route lengths from ``start`` to every junction within ``bound`` metres (maybe beyond)."""
         cached = self.cache.get(start)
         if cached is not None and cached[0] >= bound:
-            return cached[1], cached[2]
+            return cached[1]
+        # search further than asked: the next points of the line ask again from the same junctions
+        bound = max(1.5 * bound, _MIN_SEARCH_M, cached[0] * 2.0 if cached is not None else 0.0)
         dist: dict[int, float] = {start: 0.0}
         via: dict[int, int] = {}
         heap = [(0.0, start)]
@@ -92,9 +95,11 @@ class _Router:
                     via[target] = edge
                     heapq.heappush(heap, (nd, target))
         self.cache[start] = (bound, dist, via)
-        return dist, via
+        return dist
 
-    def path(self, start: int, goal: int, via: dict[int, int], u: list[int]) -> list[int]:
+    def path(self, start: int, goal: int, u: list[int]) -> list[int]:
+        """The edges of the shortest route ``start`` -> ``goal`` (after ``search`` found it)."""
+        via = self.cache[start][2]
         edges: list[int] = []
         node = goal
         while node != start:
@@ -103,6 +108,10 @@ class _Router:
             node = u[edge]
         edges.reverse()
         return edges
+
+
+#: the least radius of a route search (metres): a few city blocks
+_MIN_SEARCH_M = 300.0
 
 
 def match_lines(
@@ -223,22 +232,31 @@ class _Transitions:
         self.u_list = u_list
         self.beta = beta
 
-    def route(self, a: _State, b: _State, straight: float) -> tuple[float, list[int]] | None:
+    def route(self, a: _State, b: _State, straight: float) -> tuple[float, int, int] | None:
+        """The route length from ``a`` to ``b`` and the junctions it connects (-1, -1 along one edge)."""
         if a.edge == b.edge and b.offset >= a.offset - self.jitter:
             # noise moves consecutive points of a dense line back a little: a step backwards along
             # the edge, costed as such, rather than a loop around the block
-            return b.offset - a.offset, []
+            return b.offset - a.offset, -1, -1
         rest = self.edge_len[a.edge] - a.offset
         bound = straight * 2.0 + 4.0 * self.beta + 50.0
         if rest + b.offset > bound:
             return None
         start, goal = self.edge_v[a.edge], self.u_list[b.edge]
         if start == goal:
-            return rest + b.offset, [b.edge]
-        dist, via = self.router.search(start, bound - rest - b.offset)
-        if goal not in dist:
+            return rest + b.offset, start, goal
+        between = self.router.search(start, bound - rest - b.offset).get(goal)
+        if between is None or rest + between + b.offset > bound:
             return None
-        return rest + dist[goal] + b.offset, [*self.router.path(start, goal, via, self.u_list), b.edge]
+        return rest + between + b.offset, start, goal
+
+    def link(self, b: _State, start: int, goal: int) -> list[int]:
+        """The edges a route adds to the path, ``b``'s edge last."""
+        if start < 0:
+            return []
+        if start == goal:
+            return [b.edge]
+        return [*self.router.path(start, goal, self.u_list), b.edge]
 
     def step(self, previous: _Layer, point: int, states: list[_State], straight: float) -> _Layer | None:
         """The next column, or None when no state of ``point`` is reachable from ``previous``."""
@@ -247,26 +265,33 @@ class _Transitions:
         links: list[list[int]] = []
         visited: list[tuple[int, ...]] = []
         reach: list[float] = []
-        edge_v, jitter = self.edge_v, self.jitter
+        edge_v, jitter, beta = self.edge_v, self.jitter, self.beta
+        # best predecessors first: a transition costs >= 0, so the rest are skipped once beaten
+        order = sorted((index for index, score in enumerate(previous.scores) if score > -math.inf),
+                       key=lambda index: -previous.scores[index])
         for b in states:
             best, best_from, best_link = -math.inf, -1, []
-            for index, a in enumerate(previous.states):
-                if previous.scores[index] == -math.inf:
-                    continue
-                moved = self.route(a, b, straight)
+            for index in order:
+                prior = previous.scores[index] + b.emission
+                if prior <= best:
+                    break
+                moved = self.route(previous.states[index], b, straight)
                 if moved is None:
                     continue
-                # a jam is a simple path: no U-turn, no loop around a block, no spur and back
-                seen = previous.visited[index]
-                if moved[1] and any(edge_v[edge] in seen for edge in moved[1]):
+                score = prior - abs(moved[0] - straight) / beta
+                if score <= best:
                     continue
-                # the line may wobble back within its noise of the furthest point it reached on
-                # an edge, not walk backwards along it (a line drawn against a one-way street)
-                if not moved[1] and b.offset < previous.reach[index] - jitter:
+                link = self.link(b, moved[1], moved[2])
+                if link:
+                    # a jam is a simple path: no U-turn, no loop around a block, no spur and back
+                    seen = previous.visited[index]
+                    if any(edge_v[edge] in seen for edge in link):
+                        continue
+                elif b.offset < previous.reach[index] - jitter:
+                    # the line may wobble back within its noise of the furthest point it reached
+                    # on an edge, not walk backwards along it (drawn against a one-way street)
                     continue
-                score = previous.scores[index] - abs(moved[0] - straight) / self.beta + b.emission
-                if score > best:
-                    best, best_from, best_link = score, index, moved[1]
+                best, best_from, best_link = score, index, link
             scores.append(best)
             back.append(best_from)
             links.append(best_link)
