@@ -227,6 +227,8 @@ class _Transitions:
                  jitter: float) -> None:
         self.jitter = jitter
         self.edge_v = network.edge_v.tolist()
+        table = network.link_edges()
+        self.twin = np.where(network.edge_forward, table[network.edge_link, 1], table[network.edge_link, 0]).tolist()
         self.edge_len = network.link_len[network.edge_link].tolist()
         self.router = router
         self.u_list = u_list
@@ -265,7 +267,7 @@ class _Transitions:
         links: list[list[int]] = []
         visited: list[tuple[int, ...]] = []
         reach: list[float] = []
-        edge_v, jitter, beta = self.edge_v, self.jitter, self.beta
+        edge_v, twin, jitter, beta = self.edge_v, self.twin, self.jitter, self.beta
         # best predecessors first: a transition costs >= 0, so the rest are skipped once beaten
         order = sorted((index for index, score in enumerate(previous.scores) if score > -math.inf),
                        key=lambda index: -previous.scores[index])
@@ -285,7 +287,7 @@ class _Transitions:
                 if link:
                     # a jam is a simple path: no U-turn, no loop around a block, no spur and back
                     seen = previous.visited[index]
-                    if any(edge_v[edge] in seen for edge in link):
+                    if link[0] == twin[previous.states[index].edge] or any(edge_v[edge] in seen for edge in link):
                         continue
                 elif b.offset < previous.reach[index] - jitter:
                     # the line may wobble back within its noise of the furthest point it reached
@@ -328,8 +330,8 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
     total = float(np.nansum(step))
 
     def start(t: int) -> _Layer:
-        ends: list[tuple[int, ...]] = [(transitions.u_list[s.edge], transitions.edge_v[s.edge]) for s in states[t]]
-        return _Layer(t, states[t], [s.emission for s in states[t]], ends, [s.offset for s in states[t]])
+        ahead: list[tuple[int, ...]] = [(transitions.edge_v[s.edge],) for s in states[t]]
+        return _Layer(t, states[t], [s.emission for s in states[t]], ahead, [s.offset for s in states[t]])
 
     parts: list[list[_Layer]] = [[start(usable[0])]]
     position = 1
