@@ -2,11 +2,25 @@
 
 In the manner of Newson & Krumm (2009): the hidden states of each line point are the directed
 edges within reach; emission scores distance (Gaussian) and heading against the line's own
-direction; transitions score ``|route distance - straight distance|`` (exponential). Route
+direction, taken as a chord over a few noise widths (neighbouring points of a dense line are closer
+than their noise); transitions score ``|route distance - straight distance|`` (exponential). Route
 distances come from a bounded Dijkstra over the directed graph, so one-way streets and the
-opposite carriageway are respected. Where no candidate of a point can be reached from the
-previous point (a gap, a stretch off the network, a disconnected part), the line is split and
-matching starts again; each part is reported.
+opposite carriageway are respected, and consecutive points far apart (Waze keeps a vertex every
+~74 m, skipping junctions) are joined by as many edges as the route takes.
+
+Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is:
+
+* a point may fall back along its edge within its noise (three sigmas) of the furthest point the
+  line reached there: a step backwards, costed as such, not a loop around the block;
+* the path is simple: no U-turn onto the twin edge, no junction entered twice (a state remembers
+  the last junctions of its path), so no spur down a side street and back, no loop;
+* an end edge the line enters by less than 2.5 noise widths, its nearer junction, is noise across
+  that junction and dropped; the noise is the line's own (its points' distances to the path, at
+  least 3 m), so a line cut mid-block keeps its end edges.
+
+Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
+network, a disconnected part), the line is split and matching starts again; each part is
+reported.
 
 Candidates for all points of all lines come from one bulk spatial query (``point_candidates``).
 """
