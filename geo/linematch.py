@@ -175,7 +175,7 @@ def match_lines(
     per_point: list[list[_State]] = [[] for _ in range(len(x))]
     for k in order.tolist():
         states = per_point[int(candidates.point[k])]
-        if len(states) < max_candidates:
+        if len(states) < max_candidates and (not states or emission[k] > states[0].emission - _UNLIKELY):
             states.append(_State(int(candidates.edge[k]), float(candidates.offset[k]), float(emission[k]),
                                  float(candidates.distance[k])))
 
@@ -210,6 +210,9 @@ def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], 
         heading[s:e] = bearing_deg(xs[ahead] - xs[behind], ys[ahead] - ys[behind])
     return heading
 
+
+#: a candidate this much less likely than a point's best (log-likelihood) is not worth a route
+_UNLIKELY = 8.0
 
 #: an end edge entered less than this many noise widths (and less than half its length) is noise
 _SLIVER_WIDTHS = 2.5
