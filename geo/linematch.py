@@ -2,11 +2,25 @@
 
 In the manner of Newson & Krumm (2009): the hidden states of each line point are the directed
 edges within reach; emission scores distance (Gaussian) and heading against the line's own
-direction; transitions score ``|route distance - straight distance|`` (exponential). Route
+direction, taken as a chord over a few noise widths (neighbouring points of a dense line are closer
+than their noise); transitions score ``|route distance - straight distance|`` (exponential). Route
 distances come from a bounded Dijkstra over the directed graph, so one-way streets and the
-opposite carriageway are respected. Where no candidate of a point can be reached from the
-previous point (a gap, a stretch off the network, a disconnected part), the line is split and
-matching starts again; each part is reported.
+opposite carriageway are respected, and consecutive points far apart (Waze keeps a vertex every
+~74 m, skipping junctions) are joined by as many edges as the route takes.
+
+Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is:
+
+* a point may fall back along its edge within its noise (three sigmas) of the furthest point the
+  line reached there: a step backwards, costed as such, not a loop around the block;
+* the path is simple: no U-turn onto the twin edge, no junction entered twice (a state remembers
+  the last junctions of its path), so no spur down a side street and back, no loop;
+* an end edge the line enters by less than 2.5 noise widths, its nearer junction, is noise across
+  that junction and dropped; the noise is the line's own (its points' distances to the path, at
+  least 3 m), so a line cut mid-block keeps its end edges.
+
+Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
+network, a disconnected part), the line is split and matching starts again; each part is
+reported.
 
 Candidates for all points of all lines come from one bulk spatial query (``point_candidates``).
 """
@@ -71,10 +85,13 @@ class _Router:
         self.length = network.link_len[network.edge_link].tolist()
         self.cache: dict[int, tuple[float, dict[int, float], dict[int, int]]] = {}
 
-    def search(self, start: int, bound: float) -> tuple[dict[int, float], dict[int, int]]:
+    def search(self, start: int, bound: float) -> dict[int, float]:
+        """Route lengths from ``start`` to every junction within ``bound`` metres (maybe beyond)."""
         cached = self.cache.get(start)
         if cached is not None and cached[0] >= bound:
-            return cached[1], cached[2]
+            return cached[1]
+        # search further than asked: the next points of the line ask again from the same junctions
+        bound = max(1.5 * bound, _MIN_SEARCH_M, cached[0] * 2.0 if cached is not None else 0.0)
         dist: dict[int, float] = {start: 0.0}
         via: dict[int, int] = {}
         heap = [(0.0, start)]
@@ -92,9 +109,11 @@ class _Router:
                     via[target] = edge
                     heapq.heappush(heap, (nd, target))
         self.cache[start] = (bound, dist, via)
-        return dist, via
+        return dist
 
-    def path(self, start: int, goal: int, via: dict[int, int], u: list[int]) -> list[int]:
+    def path(self, start: int, goal: int, u: list[int]) -> list[int]:
+        """The edges of the shortest route ``start`` -> ``goal`` (after ``search`` found it)."""
+        via = self.cache[start][2]
         edges: list[int] = []
         node = goal
         while node != start:
@@ -103,6 +122,10 @@ class _Router:
             node = u[edge]
         edges.reverse()
         return edges
+
+
+#: the least radius of a route search (metres): a few city blocks
+_MIN_SEARCH_M = 300.0
 
 
 def match_lines(
@@ -142,15 +165,7 @@ def match_lines(
     x[~valid], y[~valid] = np.nan, np.nan
     starts = np.concatenate(([0], np.cumsum(counts)))
 
-    # the line's own direction at each point (central difference inside each line)
-    heading = np.full(len(x), np.nan)
-    for i, n in enumerate(counts):
-        if n >= 2:
-            span = slice(starts[i], starts[i + 1])
-            xs, ys = x[span], y[span]
-            dx = np.gradient(xs) if n > 2 else np.repeat(xs[1] - xs[0], n)
-            dy = np.gradient(ys) if n > 2 else np.repeat(ys[1] - ys[0], n)
-            heading[span] = bearing_deg(dx, dy)
+    heading = _line_headings(x, y, starts, window_m=3.0 * sigma_m)
 
     candidates = point_candidates(network, x, y, radius_m)
     emission = -0.5 * (candidates.distance / sigma_m) ** 2
@@ -160,11 +175,11 @@ def match_lines(
     per_point: list[list[_State]] = [[] for _ in range(len(x))]
     for k in order.tolist():
         states = per_point[int(candidates.point[k])]
-        if len(states) < max_candidates:
+        if len(states) < max_candidates and (not states or emission[k] > states[0].emission - _UNLIKELY):
             states.append(_State(int(candidates.edge[k]), float(candidates.offset[k]), float(emission[k]),
                                  float(candidates.distance[k])))
 
-    transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m)
+    transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m, 3.0 * sigma_m)
     for i, result in enumerate(results):
         s, e = int(starts[i]), int(starts[i + 1])
         if e - s < 2:
@@ -174,6 +189,41 @@ def match_lines(
     return results
 
 
+def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], window_m: float) -> FloatArray:
+    """The line's own direction at each point: the chord from ``window_m`` behind to ``window_m`` ahead.
+
+    Neighbouring points of a dense line lie closer together than their noise, so their difference
+    points anywhere; a chord over a few noise widths points along the road.
+    """
+    heading = np.full(len(x), np.nan)
+    for i in range(len(starts) - 1):
+        s, e = int(starts[i]), int(starts[i + 1])
+        if e - s < 2:
+            continue
+        xs, ys = x[s:e], y[s:e]
+        along = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))))
+        along = np.nan_to_num(along, nan=0.0)
+        behind = np.searchsorted(along, along - window_m, side="right") - 1
+        ahead = np.searchsorted(along, along + window_m, side="left")
+        behind = np.clip(np.minimum(behind, np.arange(e - s) - 1), 0, e - s - 1)
+        ahead = np.clip(np.maximum(ahead, np.arange(e - s) + 1), 0, e - s - 1)
+        heading[s:e] = bearing_deg(xs[ahead] - xs[behind], ys[ahead] - ys[behind])
+    return heading
+
+
+#: a candidate this much less likely than a point's best (log-likelihood) is not worth a route
+_UNLIKELY = 8.0
+
+#: an end edge entered less than this many noise widths (and less than half its length) is noise
+_SLIVER_WIDTHS = 2.5
+#: the least noise assumed of a line (metres): Waze draws its lines on its own map, a few metres
+#: off OpenStreetMap, and a line of a few points cannot tell its noise better
+_MIN_NOISE_M = 3.0
+
+#: junctions of its path a state remembers to keep the path simple (a GPS trace may pass a place twice)
+_MEMORY = 16
+
+
 @dataclass(slots=True)
 class _Layer:
     """The Viterbi column of one line point: its states, their scores, and how each was reached."""
@@ -181,6 +231,8 @@ class _Layer:
     point: int
     states: list[_State]
     scores: list[float]
+    visited: list[tuple[int, ...]]
+    reach: list[float]
     back: list[int] | None = None
     links: list[list[int]] | None = None
 
@@ -188,55 +240,101 @@ class _Layer:
 class _Transitions:
     """Route distance between two states: along one edge, or edge end -> Dijkstra -> edge start."""
 
-    def __init__(self, network: RoadNetwork, router: _Router, u_list: list[int], beta: float) -> None:
+    def __init__(self, network: RoadNetwork, router: _Router, u_list: list[int], beta: float,
+                 jitter: float) -> None:
+        self.jitter = jitter
         self.edge_v = network.edge_v.tolist()
+        table = network.link_edges()
+        self.twin = np.where(network.edge_forward, table[network.edge_link, 1], table[network.edge_link, 0]).tolist()
         self.edge_len = network.link_len[network.edge_link].tolist()
         self.router = router
         self.u_list = u_list
         self.beta = beta
 
-    def route(self, a: _State, b: _State, straight: float) -> tuple[float, list[int]] | None:
-        if a.edge == b.edge and b.offset >= a.offset - 2.0:
-            return max(b.offset - a.offset, 0.0), []
+    def route(self, a: _State, b: _State, straight: float) -> tuple[float, int, int] | None:
+        """The route length from ``a`` to ``b`` and the junctions it connects (-1, -1 along one edge)."""
+        if a.edge == b.edge and b.offset >= a.offset - self.jitter:
+            # noise moves consecutive points of a dense line back a little: a step backwards along
+            # the edge, costed as such, rather than a loop around the block
+            return b.offset - a.offset, -1, -1
         rest = self.edge_len[a.edge] - a.offset
         bound = straight * 2.0 + 4.0 * self.beta + 50.0
         if rest + b.offset > bound:
             return None
         start, goal = self.edge_v[a.edge], self.u_list[b.edge]
         if start == goal:
-            return rest + b.offset, [b.edge]
-        dist, via = self.router.search(start, bound - rest - b.offset)
-        if goal not in dist:
+            return rest + b.offset, start, goal
+        between = self.router.search(start, bound - rest - b.offset).get(goal)
+        if between is None or rest + between + b.offset > bound:
             return None
-        return rest + dist[goal] + b.offset, [*self.router.path(start, goal, via, self.u_list), b.edge]
+        return rest + between + b.offset, start, goal
+
+    def link(self, b: _State, start: int, goal: int) -> list[int]:
+        """The edges a route adds to the path, ``b``'s edge last."""
+        if start < 0:
+            return []
+        if start == goal:
+            return [b.edge]
+        return [*self.router.path(start, goal, self.u_list), b.edge]
 
     def step(self, previous: _Layer, point: int, states: list[_State], straight: float) -> _Layer | None:
         """The next column, or None when no state of ``point`` is reachable from ``previous``."""
         scores: list[float] = []
         back: list[int] = []
         links: list[list[int]] = []
+        visited: list[tuple[int, ...]] = []
+        reach: list[float] = []
+        edge_v, twin, jitter, beta = self.edge_v, self.twin, self.jitter, self.beta
+        # best predecessors first: a transition costs >= 0, so the rest are skipped once beaten
+        order = sorted((index for index, score in enumerate(previous.scores) if score > -math.inf),
+                       key=lambda index: -previous.scores[index])
         for b in states:
             best, best_from, best_link = -math.inf, -1, []
-            for index, a in enumerate(previous.states):
-                if previous.scores[index] == -math.inf:
-                    continue
-                moved = self.route(a, b, straight)
+            for index in order:
+                prior = previous.scores[index] + b.emission
+                if prior <= best:
+                    break
+                moved = self.route(previous.states[index], b, straight)
                 if moved is None:
                     continue
-                score = previous.scores[index] - abs(moved[0] - straight) / self.beta + b.emission
-                if score > best:
-                    best, best_from, best_link = score, index, moved[1]
+                score = prior - abs(moved[0] - straight) / beta
+                if score <= best:
+                    continue
+                link = self.link(b, moved[1], moved[2])
+                if link:
+                    # a jam is a simple path: no U-turn, no loop around a block, no spur and back
+                    seen = previous.visited[index]
+                    if link[0] == twin[previous.states[index].edge] or any(edge_v[edge] in seen for edge in link):
+                        continue
+                elif b.offset < previous.reach[index] - jitter:
+                    # the line may wobble back within its noise of the furthest point it reached
+                    # on an edge, not walk backwards along it (drawn against a one-way street)
+                    continue
+                best, best_from, best_link = score, index, link
             scores.append(best)
             back.append(best_from)
             links.append(best_link)
+            recent = previous.visited[best_from] if best_from >= 0 else ()
+            visited.append((*recent, *(edge_v[edge] for edge in best_link))[-_MEMORY:] if best_link else recent)
+            reach.append(max(b.offset, previous.reach[best_from]) if best_from >= 0 and not best_link else b.offset)
         if max(scores) == -math.inf:
             return None
-        return _Layer(point, states, scores, back, links)
+        return _Layer(point, states, scores, visited, reach, back, links)
 
 
-def _sliver(edge_length: float) -> float:
-    """How little of an edge at a path's end counts as noise rather than coverage (metres)."""
-    return min(15.0, 0.5 * edge_length)
+def _sliver(edge_length: float, noise_m: float) -> float:
+    """How little of an edge at a path's end counts as noise rather than coverage (metres).
+
+    An end point that lies ``r`` metres past a junction is that junction plus noise when ``r`` is
+    within a few noise widths and the junction is the nearer end of the edge; otherwise the line
+    really starts (ends) inside the edge, as Waze cuts jams mid-block too.
+    """
+    return min(_SLIVER_WIDTHS * noise_m, 0.5 * edge_length)
+
+
+def _noise(distances: list[float]) -> float:
+    """The line's own noise, from its points' distances to the matched path (robust to one outlier)."""
+    return max(_MIN_NOISE_M, float(np.median(distances)) / 0.6745)
 
 
 def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
@@ -249,7 +347,8 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
     total = float(np.nansum(step))
 
     def start(t: int) -> _Layer:
-        return _Layer(t, states[t], [s.emission for s in states[t]])
+        ahead: list[tuple[int, ...]] = [(transitions.edge_v[s.edge],) for s in states[t]]
+        return _Layer(t, states[t], [s.emission for s in states[t]], ahead, [s.offset for s in states[t]])
 
     parts: list[list[_Layer]] = [[start(usable[0])]]
     position = 1
@@ -289,9 +388,11 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
         first, last = chain[-1], chain[0]
         start_offset, end_offset = first.offset, last.offset
         # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
-        if len(edges) > 1 and transitions.edge_len[edges[0]] - first.offset < _sliver(transitions.edge_len[edges[0]]):
+        noise = _noise([state.distance for state in chain])
+        first_length = transitions.edge_len[edges[0]]
+        if len(edges) > 1 and first_length - first.offset < _sliver(first_length, noise):
             edges, start_offset = edges[1:], 0.0
-        if len(edges) > 1 and last.offset < _sliver(transitions.edge_len[edges[-1]]):
+        if len(edges) > 1 and last.offset < _sliver(transitions.edge_len[edges[-1]], noise):
             edges = edges[:-1]
             end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)

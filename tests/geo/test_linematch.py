@@ -1,0 +1,100 @@
+"""Jam lines on the synthetic city: the shapes real feeds give (dense noisy lines, lines cut mid-block)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from geo.linematch import match_lines
+from geo.network import RoadNetwork, bearing_deg
+from tests.support.synthetic import city_and_network, jaccard
+
+
+def _bearing_at(network: RoadNetwork, edge: int, end: bool) -> float:
+    coords = network.edge_coords(edge)
+    a, b = (coords[-2], coords[-1]) if end else (coords[0], coords[1])
+    return float(bearing_deg(np.array([b[0] - a[0]]), np.array([b[1] - a[1]]))[0])
+
+
+def _straight_paths(network: RoadNetwork, edges: int, min_length_m: float, count: int) -> list[list[int]]:
+    """Paths of ``edges`` two-way edges, each the straightest continuation of the one before."""
+    ptr, out = network.adjacency()
+    paths: list[list[int]] = []
+    for first in range(network.edge_count):
+        path = [first]
+        while len(path) < edges:
+            here = _bearing_at(network, path[-1], end=True)
+            options = [int(e) for e in out[ptr[network.edge_v[path[-1]]]:ptr[network.edge_v[path[-1]] + 1]]
+                       if network.edge_v[e] != network.edge_u[path[-1]]]
+            turns = [abs((_bearing_at(network, e, end=False) - here + 180.0) % 360.0 - 180.0) for e in options]
+            if not options or min(turns) > 20.0:
+                break
+            path.append(options[int(np.argmin(turns))])
+        if (len(path) == edges and all(network.twin(e) >= 0 and network.edge_length(e) >= min_length_m for e in path)
+                and len({network.edge_u[e] for e in path} | {network.edge_v[path[-1]]}) == edges + 1):
+            paths.append(path)
+            if len(paths) == count:
+                break
+    return paths
+
+
+def _polyline(network: RoadNetwork, path: list[int]) -> np.ndarray:  # type: ignore[type-arg]
+    return np.vstack([network.edge_coords(path[0])] + [network.edge_coords(e)[1:] for e in path[1:]])
+
+
+def _resample(xy: np.ndarray, step_m: float, start_m: float = 0.0, end_m: float | None = None) -> np.ndarray:  # type: ignore[type-arg]
+    along = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))))
+    end = along[-1] if end_m is None else end_m
+    s = np.linspace(start_m, end, max(2, round((end - start_m) / step_m) + 1))
+    return np.column_stack((np.interp(s, along, xy[:, 0]), np.interp(s, along, xy[:, 1])))
+
+
+def _lonlat(network: RoadNetwork, xy: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    lon, lat = network.frame.to_lonlat(xy[:, 0], xy[:, 1])
+    return np.column_stack((lon, lat))
+
+
+def test_dense_noisy_lines_give_simple_paths_without_u_turns() -> None:
+    """Points 10 m apart with 8 m noise step backwards now and then: that is noise, not a loop."""
+    _city, network = city_and_network()
+    rng = np.random.default_rng(3)
+    paths = _straight_paths(network, 3, 60.0, 60)
+    assert len(paths) == 60
+    lines = [_resample(_polyline(network, path), 10.0) for path in paths]
+    results = match_lines(network, [_lonlat(network, xy + rng.normal(0.0, 8.0, xy.shape)) for xy in lines])
+    scores = []
+    for path, result in zip(paths, results, strict=True):
+        junctions = [int(network.edge_u[result.edges[0]])] + [int(network.edge_v[e]) for e in result.edges]
+        assert len(junctions) == len(set(junctions)), (path, result.edges)  # no loop, no U-turn, no spur
+        assert all(network.twin(a) != b for a, b in itertools.pairwise(result.edges))
+        scores.append(jaccard(set(result.edges), set(path)))
+    assert float(np.mean(scores)) >= 0.95, np.mean(scores)
+
+
+def test_a_line_cut_mid_block_keeps_its_end_edges() -> None:
+    """Waze cuts jams mid-block: 12 m of an edge at the line's end is coverage, not a sliver."""
+    _city, network = city_and_network()
+    paths = _straight_paths(network, 3, 60.0, 20)
+    lines = []
+    for path in paths:
+        xy = _polyline(network, path)
+        total = sum(network.edge_length(e) for e in path)
+        lines.append(_lonlat(network, _resample(xy, 70.0, start_m=network.edge_length(path[0]) - 12.0,
+                                                end_m=total - network.edge_length(path[-1]) + 12.0)))
+    for path, result in zip(paths, match_lines(network, lines), strict=True):
+        assert result.edges == path
+
+
+def test_a_line_grazing_the_next_edge_does_not_cover_it() -> None:
+    """An end point a few metres past the last junction is that junction plus noise."""
+    _city, network = city_and_network()
+    paths = _straight_paths(network, 3, 60.0, 20)
+    lines = []
+    for path in paths:
+        xy = _polyline(network, path)
+        total = sum(network.edge_length(e) for e in path)
+        lines.append(_lonlat(network, _resample(xy, 30.0, start_m=network.edge_length(path[0]) - 4.0,
+                                                end_m=total - network.edge_length(path[-1]) + 4.0)))
+    for path, result in zip(paths, match_lines(network, lines), strict=True):
+        assert result.edges == path[1:-1]
