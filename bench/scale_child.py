@@ -18,6 +18,7 @@ import time
 
 STARTED = time.perf_counter()
 
+import itertools  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -82,7 +83,7 @@ def match(cache_file: Path, inputs: Path) -> dict[str, object]:
         lon, lat, heading = arrays["lon"], arrays["lat"], arrays["heading"]
         streets = [s or None for s in arrays["street"].tolist()]
         jam_xy, jam_ptr = arrays["jam_lonlat"], arrays["jam_ptr"]
-    lines = [jam_xy[start:end] for start, end in zip(jam_ptr[:-1], jam_ptr[1:], strict=True)]
+    lines = [jam_xy[start:end] for start, end in itertools.pairwise(jam_ptr.tolist())]
 
     started = time.perf_counter()
     network.segment_tree()

@@ -406,7 +406,7 @@ def _references(way_list: list[WayInput], nodes: Mapping[int, tuple[float, float
     # before unknown nodes and repeats are dropped, as the network's junctions have always been).
     usage = (counts + np.bincount(inverse[ptr[:-1]], minlength=len(ids))
              + np.bincount(inverse[ptr[1:] - 1], minlength=len(ids)))  # fmt: skip
-    points = [nodes[node] if node in nodes else None for node in ids.tolist()]
+    points = [nodes.get(node) for node in ids.tolist()]
     known = np.fromiter((point is not None for point in points), dtype=bool, count=len(points))
     lon = np.fromiter((point[0] for point in points if point is not None), dtype=np.float64)
     lat = np.fromiter((point[1] for point in points if point is not None), dtype=np.float64)
