@@ -229,7 +229,7 @@ def report(results: dict[str, Any]) -> str:
     lines += [
         "",
         "| directed edges | build_cache s | cache MB | cold load s | index s | alerts/s | jams/s "
-        "| µs / alert | ms / jam | peak RSS MB (load + match) |",
+        "| µs / alert | ms / jam | peak RSS MB: loaded / + index / + points / + jams |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -238,7 +238,8 @@ def report(results: dict[str, Any]) -> str:
             f"| {row['directed_edges']:,} | {cache['build_cache_s']:.2f} | {cache['cache_mb']:.1f} "
             f"| {step['load_s']:.3f} | {step['index_s']:.2f} | {step['alerts'] / step['match_points_s']:,.0f} "
             f"| {step['jams'] / step['match_lines_s']:,.0f} | {step['match_points_s'] / step['alerts'] * 1e6:.1f} "
-            f"| {step['match_lines_s'] / step['jams'] * 1e3:.2f} | {step['peak_rss_mb']:.0f} |")
+            f"| {step['match_lines_s'] / step['jams'] * 1e3:.2f} | {step['peak_after_load_mb']:.0f} / "
+            f"{step['peak_after_index_mb']:.0f} / {step['peak_after_points_mb']:.0f} / {step['peak_rss_mb']:.0f} |")
     grown = results["growth"]
     lines += ["", f"Growth from {rows[0]['directed_edges']:,} to {rows[-1]['directed_edges']:,} edges, time per "
               f"unit (edge, alert or jam), largest / smallest; log n ratio {grown['log_ratio']:.2f}, allowed up to "

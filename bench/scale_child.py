@@ -88,10 +88,13 @@ def match(cache_file: Path, inputs: Path) -> dict[str, object]:
     started = time.perf_counter()
     network.segment_tree()
     out["index_s"] = time.perf_counter() - started
+    out["peak_after_index_mb"] = rss_mb("VmHWM")
     started = time.perf_counter()
     points = match_points(network, lon, lat, heading=heading, streets=streets)
     out["match_points_s"] = time.perf_counter() - started
     out["alerts"], out["alerts_matched"] = len(lon), int((points.edge >= 0).sum())
+    out["peak_after_points_mb"] = rss_mb("VmHWM")
+    del points
     started = time.perf_counter()
     jams = match_lines(network, lines)
     out["match_lines_s"] = time.perf_counter() - started
