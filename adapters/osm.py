@@ -40,12 +40,14 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from exchange.errors import ConfigError, ExchangeError, MalformedPayload, NotFound, UsageError
 from exchange.model import first_problem
+from geo.network import NodeTable
 from geo.types import WayInput
 
 __all__ = [
@@ -82,9 +84,13 @@ _WKT_LINESTRING = re.compile(r"^\s*LINESTRING\s*(?:Z|M|ZM)?\s*\((.*)\)\s*$", re.
 
 @dataclass(slots=True)
 class RoadData:
-    """What a reader hands to ``geo``: node coordinates (``id -> (lon, lat)``) and the ways."""
+    """What a reader hands to ``geo``: node coordinates (``id -> (lon, lat)``) and the ways.
 
-    nodes: dict[int, tuple[float, float]]
+    The OSM readers give ``nodes`` as a :class:`geo.network.NodeTable` (compact arrays a city's
+    worth of nodes fits in), the others as a dict.
+    """
+
+    nodes: Mapping[int, tuple[float, float]]
     ways: list[WayInput]
 
 
@@ -213,7 +219,7 @@ def read_osm_xml(path: Path, *, classes: frozenset[str] = DRIVABLE) -> RoadData:
 
     Elements are cleared as they are read, so memory holds the coordinates of every node in flat
     arrays (24 bytes a node, needed until the ways are known) and the kept ways, never the
-    document. A way is kept when its
+    document; tag keys and values are shared between ways. A way is kept when its
     ``highway`` is in ``classes``, it is not ``area=yes`` and not ``access=no``; ``access=private``
     roads are kept. Objects marked deleted (``action="delete"``, ``visible="false"``) are ignored.
     References to nodes absent from the file are dropped, and a way left with fewer than two
@@ -221,6 +227,7 @@ def read_osm_xml(path: Path, *, classes: frozenset[str] = DRIVABLE) -> RoadData:
     """
     coords = _NodeTable()
     kept: list[tuple[int, array[int], dict[str, str]]] = []
+    strings: dict[str, str] = {}
     with _text_stream(path) as stream:
         try:
             for element in _elements(stream, ("node", "way", "relation", "changeset"), path, "osm"):
@@ -228,13 +235,11 @@ def read_osm_xml(path: Path, *, classes: frozenset[str] = DRIVABLE) -> RoadData:
                     if element.tag == "node":
                         _read_node(element, coords, path)
                     elif element.tag == "way":
-                        _read_way(element, classes, kept, path)
+                        _read_way(element, classes, kept, strings, path)
                 _release(element)
         except etree.XMLSyntaxError as exc:
             raise _xml_error(path, exc) from exc
-    known = coords.lookup({ref for _way_id, refs, _tags in kept for ref in refs})
-    del coords  # free the table of all nodes before building the result
-    return _collect(known, kept)
+    return _collect(coords.table(), kept)
 
 
 class _NodeTable:
@@ -250,20 +255,12 @@ class _NodeTable:
         self.lons.append(lon)
         self.lats.append(lat)
 
-    def lookup(self, wanted: Iterable[int]) -> dict[int, tuple[float, float]]:
-        """The coordinates of those ``wanted`` ids that are present (the last one read wins)."""
-        query = np.fromiter(wanted, dtype=np.int64)
-        if not len(self.ids) or not len(query):
-            return {}
-        ids = np.frombuffer(self.ids, dtype=np.int64)
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        at = np.searchsorted(sorted_ids, query, side="right") - 1
-        found = (at >= 0) & (sorted_ids[np.maximum(at, 0)] == query)
-        rows = order[at[found]]
-        lons = np.frombuffer(self.lons, dtype=np.float64)[rows].tolist()
-        lats = np.frombuffer(self.lats, dtype=np.float64)[rows].tolist()
-        return dict(zip(query[found].tolist(), zip(lons, lats, strict=True), strict=True))
+    def table(self) -> NodeTable:
+        """Every node read, by id (the last one read wins)."""
+        return NodeTable(
+            np.frombuffer(self.ids, dtype=np.int64), np.frombuffer(self.lons, dtype=np.float64),
+            np.frombuffer(self.lats, dtype=np.float64),
+        )  # fmt: skip
 
 
 def _read_node(element: etree._Element, coords: _NodeTable, path: Path) -> None:
@@ -287,9 +284,11 @@ def _read_way(
     element: etree._Element,
     classes: frozenset[str],
     kept: list[tuple[int, array[int], dict[str, str]]],
+    strings: dict[str, str],
     path: Path,
 ) -> None:
-    tags = {str(t.get("k", "")): str(t.get("v", "")) for t in element.iterchildren("tag")}
+    tags = {_shared(strings, str(t.get("k", ""))): _shared(strings, str(t.get("v", "")))
+            for t in element.iterchildren("tag")}  # fmt: skip
     if not _drivable(tags, classes):
         return
     try:
@@ -313,19 +312,31 @@ def _drivable(tags: Mapping[str, str], classes: frozenset[str]) -> bool:
     return tags.get("highway") in classes and tags.get("area") != "yes" and tags.get("access") != "no"
 
 
-def _collect(
-    coords: Mapping[int, tuple[float, float]], kept: Iterable[tuple[int, Sequence[int], dict[str, str]]]
-) -> RoadData:
-    nodes: dict[int, tuple[float, float]] = {}
+def _shared(strings: dict[str, str], text: str) -> str:
+    """One string object for equal tag keys and values: a city repeats a few hundred of them."""
+    return strings.setdefault(text, text)
+
+
+def _collect(coords: NodeTable, kept: Sequence[tuple[int, array[int], dict[str, str]]]) -> RoadData:
+    every_ref = np.fromiter(
+        (ref for _way_id, refs, _tags in kept for ref in refs), dtype=np.int64, count=sum(len(r) for _, r, _ in kept)
+    )
+    present = coords.rows(every_ref) >= 0
     ways: list[WayInput] = []
+    start = 0
     for way_id, refs, tags in kept:
-        present = _dedupe_consecutive(r for r in refs if r in coords)
-        if len(present) < 2:
-            continue
-        for ref in present:
-            nodes[ref] = coords[ref]
-        ways.append(WayInput(id=way_id, nodes=tuple(present), tags=tags))
-    return RoadData(nodes=nodes, ways=ways)
+        known = present[start : start + len(refs)]
+        start += len(refs)
+        candidates = refs if known.all() else (ref for ref, ok in zip(refs, known.tolist(), strict=True) if ok)
+        nodes = _dedupe_consecutive(candidates)
+        if len(nodes) >= 2:
+            ways.append(WayInput(id=way_id, nodes=tuple(nodes), tags=tags))
+    return RoadData(nodes=coords.subset(_references(ways)), ways=ways)
+
+
+def _references(ways: Sequence[WayInput]) -> npt.NDArray[np.int64]:
+    return np.fromiter((ref for way in ways for ref in way.nodes), dtype=np.int64,
+                       count=sum(len(way.nodes) for way in ways))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- OSM PBF
@@ -343,8 +354,9 @@ def read_osm_pbf(path: Path, *, classes: frozenset[str] = DRIVABLE) -> RoadData:
         raise ConfigError("reading an OSM .pbf needs pyosmium: pip install 'osmium>=3.7'") from exc
     with _raw_open(path):
         pass  # NotFound / UsageError with our messages before pyosmium sees the path
-    nodes: dict[int, tuple[float, float]] = {}
+    ids, lons, lats = array("q"), array("d"), array("d")  # the kept ways' nodes, repeats included
     ways: list[WayInput] = []
+    strings: dict[str, str] = {}
     try:
         processor = (
             osmium.FileProcessor(osmium.io.File(str(path), "pbf"), osmium.osm.NODE | osmium.osm.WAY)
@@ -355,23 +367,30 @@ def read_osm_pbf(path: Path, *, classes: frozenset[str] = DRIVABLE) -> RoadData:
         for way in processor:
             if not isinstance(way, osmium.osm.Way) or way.deleted or not way.visible:
                 continue
-            tags = {str(tag.k): str(tag.v) for tag in way.tags}
+            tags = {_shared(strings, str(tag.k)): _shared(strings, str(tag.v)) for tag in way.tags}
             if not _drivable(tags, classes):
                 continue
-            points: dict[int, tuple[float, float]] = {}
             refs: list[int] = []
+            way_lons: list[float] = []
+            way_lats: list[float] = []
             for node_ref in way.nodes:
                 location = node_ref.location
                 if location.valid():
-                    points[node_ref.ref] = (location.lon, location.lat)
                     refs.append(node_ref.ref)
+                    way_lons.append(location.lon)
+                    way_lats.append(location.lat)
             present = _dedupe_consecutive(refs)
             if len(present) < 2:
                 continue
-            nodes.update(points)
+            ids.extend(refs)
+            lons.extend(way_lons)
+            lats.extend(way_lats)
             ways.append(WayInput(id=int(way.id), nodes=tuple(present), tags=tags))
     except RuntimeError as exc:  # libosmium reports every read and decode failure this way
         raise MalformedPayload(f"{path.name}: unreadable PBF: {_one_line(exc)}") from exc
+    nodes = NodeTable(
+        np.frombuffer(ids, dtype=np.int64), np.frombuffer(lons, dtype=np.float64), np.frombuffer(lats, dtype=np.float64)
+    )  # the last location of a node wins, as it did in a dict
     return RoadData(nodes=nodes, ways=ways)
 
 

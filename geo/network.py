@@ -11,8 +11,10 @@ A directed edge is known to the outside as ``(way_id, from_node, to_node)`` with
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ from geo.crs import MetricFrame, clean_line
 from geo.names import normalize_street
 from geo.types import WayInput
 
-__all__ = ["EdgeKey", "RoadNetwork", "bearing_deg", "build_network", "heading_difference", "oneway_of"]
+__all__ = ["EdgeKey", "NodeTable", "RoadNetwork", "bearing_deg", "build_network", "heading_difference", "oneway_of"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -64,6 +66,65 @@ def _names(tags: Mapping[str, str]) -> tuple[str, ...]:
             if part and part not in names:
                 names.append(part)
     return tuple(names)
+
+
+class NodeTable(Mapping[int, tuple[float, float]]):
+    """Node id -> (lon, lat), held in three numpy arrays sorted by id.
+
+    What the OSM readers hand to :func:`build_network`: 24 bytes a node where a dict of tuples
+    costs about 200, and looked up for all references at once. A node id given more than once
+    keeps its last coordinates, as assigning into a dict would.
+
+    >>> table = NodeTable([3, 1, 3], [10.0, 11.0, 12.0], [50.0, 51.0, 52.0])
+    >>> len(table), table[3], 2 in table, list(table)
+    (2, (12.0, 52.0), False, [1, 3])
+    """
+
+    __slots__ = ("ids", "lat", "lon")
+
+    def __init__(self, ids: Iterable[int] | IntArray, lon: Iterable[float] | FloatArray,
+                 lat: Iterable[float] | FloatArray) -> None:
+        id_array = np.asarray(ids, dtype=np.int64).reshape(-1)
+        order = np.argsort(id_array, kind="stable")
+        sorted_ids = id_array[order]
+        last = np.ones(len(sorted_ids), dtype=bool)
+        last[:-1] = sorted_ids[1:] != sorted_ids[:-1]
+        rows = order[last]
+        self.ids: IntArray = sorted_ids[last]
+        self.lon: FloatArray = np.asarray(lon, dtype=np.float64).reshape(-1)[rows]
+        self.lat: FloatArray = np.asarray(lat, dtype=np.float64).reshape(-1)[rows]
+
+    def rows(self, ids: IntArray) -> IntArray:
+        """The row of each of ``ids``, -1 for an id not in the table."""
+        at = np.searchsorted(self.ids, ids)
+        found = at < len(self.ids)
+        found[found] = self.ids[at[found]] == ids[found]
+        return np.where(found, at, -1)
+
+    def subset(self, ids: IntArray) -> NodeTable:
+        """The table of those ``ids`` it holds."""
+        rows = self.rows(np.unique(ids))
+        rows = rows[rows >= 0]
+        return NodeTable(self.ids[rows], self.lon[rows], self.lat[rows])
+
+    def __getitem__(self, node: int) -> tuple[float, float]:
+        row = int(self.rows(np.array([node], dtype=np.int64))[0]) if _is_int64(node) else -1
+        if row < 0:
+            raise KeyError(node)
+        return (float(self.lon[row]), float(self.lat[row]))
+
+    def __contains__(self, node: object) -> bool:
+        return _is_int64(node) and bool(self.rows(np.array([node], dtype=np.int64))[0] >= 0)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _is_int64(value: object) -> bool:
+    return isinstance(value, int | np.integer) and -(2**63) <= int(value) < 2**63
 
 
 @dataclass
@@ -303,7 +364,7 @@ def build_network(
     Parameters
     ----------
     nodes
-        Node id -> (lon, lat), WGS84.
+        Node id -> (lon, lat), WGS84: a dict, or a :class:`NodeTable` (read vectorized).
     ways
         Roads with their node ids in order and OSM tags; references to unknown nodes are dropped.
     crs
@@ -319,69 +380,20 @@ def build_network(
     [(10, 1, 2), (10, 2, 1), (10, 2, 3)]
     """
     way_list = [way for way in ways if len(way.nodes) >= 2]
-    usage: dict[int, int] = {}
-    for way in way_list:
-        for node in way.nodes:
-            usage[node] = usage.get(node, 0) + 1
-        usage[way.nodes[0]] = usage.get(way.nodes[0], 0) + 1  # a way's ends are always junctions
-        usage[way.nodes[-1]] = usage.get(way.nodes[-1], 0) + 1
-
+    refs = _references(way_list, nodes)
     if crs is None:
-        known = [nodes[node] for node in usage if node in nodes]
-        if not known:
+        if not len(refs.known_ids):
             raise ValueError("no way has known nodes: the network would be empty")
-        lons, lats = zip(*known, strict=True)
-        crs = MetricFrame.around(float(np.mean(lons)), float(np.mean(lats))).crs
-    frame = MetricFrame(crs)
-    node_order = [node for node in usage if node in nodes]
-    lon = np.fromiter((nodes[n][0] for n in node_order), dtype=np.float64, count=len(node_order))
-    lat = np.fromiter((nodes[n][1] for n in node_order), dtype=np.float64, count=len(node_order))
-    x, y = frame.to_metric(lon, lat)
-    position = {node: i for i, node in enumerate(node_order)}
-
-    coords: list[FloatArray] = []
-    link_way: list[int] = []
-    link_a: list[int] = []
-    link_b: list[int] = []
-    link_len: list[float] = []
-    link_oneway: list[int] = []
-    link_class: list[str] = []
-    link_names: list[tuple[str, ...]] = []
-    for way in way_list:
-        refs = [node for node in way.nodes if node in position]
-        refs = [node for i, node in enumerate(refs) if i == 0 or node != refs[i - 1]]
-        if len(refs) < 2:
-            continue
-        direction = oneway_of(way.tags)
-        names = _names(way.tags)
-        road_class = way.tags.get("highway", "road")
-        start = 0
-        for i in range(1, len(refs)):
-            if usage.get(refs[i], 0) < 2 and i != len(refs) - 1:
-                continue
-            piece = refs[start : i + 1]
-            start = i
-            index = [position[node] for node in piece]
-            xy = np.column_stack((x[index], y[index]))
-            cleaned = clean_line(xy, spike_deg=179.0)
-            if len(cleaned) < 2:
-                continue
-            length = float(np.hypot(*np.diff(cleaned, axis=0).T).sum())
-            if length <= 0.0:
-                continue
-            coords.append(cleaned)
-            link_way.append(way.id)
-            link_a.append(piece[0])
-            link_b.append(piece[-1])
-            link_len.append(length)
-            link_oneway.append(direction)
-            link_class.append(road_class)
-            link_names.append(names)
-
-    if not coords:
+        crs = MetricFrame.around(float(np.mean(refs.first_seen_lon)), float(np.mean(refs.first_seen_lat))).crs
+    links = _links(refs, np.column_stack(MetricFrame(crs).to_metric(refs.lon, refs.lat)))
+    if not len(links.way_index):
         raise ValueError("no way yields a road segment: the network would be empty")
-    sizes = np.fromiter((len(c) for c in coords), dtype=np.int64, count=len(coords))
-    link_oneway_array = np.asarray(link_oneway, dtype=np.int8)
+
+    per_way_oneway = np.fromiter((oneway_of(way.tags) for way in way_list), dtype=np.int8, count=len(way_list))
+    per_way_names = [_names(way.tags) for way in way_list]
+    per_way_class = [way.tags.get("highway", "road") for way in way_list]
+    link_ways = links.way_index.tolist()
+    link_oneway_array = per_way_oneway[links.way_index]
     forward_links = np.flatnonzero(link_oneway_array >= 0)
     backward_links = np.flatnonzero(link_oneway_array <= 0)
     edge_link = np.concatenate((forward_links, backward_links)).astype(np.int64)
@@ -389,30 +401,165 @@ def build_network(
     order = np.lexsort((~edge_forward, edge_link))
     edge_link, edge_forward = edge_link[order], edge_forward[order]
 
-    link_a_array = np.asarray(link_a, dtype=np.int64)
-    link_b_array = np.asarray(link_b, dtype=np.int64)
+    link_a_array = refs.known_ids[links.a]
+    link_b_array = refs.known_ids[links.b]
     junction_ids, inverse = np.unique(np.concatenate((link_a_array, link_b_array)), return_inverse=True)
-    a_index, b_index = inverse[: len(link_a)], inverse[len(link_a) :]
+    a_index, b_index = inverse[: len(link_a_array)], inverse[len(link_a_array) :]
     edge_u = np.where(edge_forward, a_index[edge_link], b_index[edge_link]).astype(np.int64)
     edge_v = np.where(edge_forward, b_index[edge_link], a_index[edge_link]).astype(np.int64)
+    way_ids = np.fromiter((way.id for way in way_list), dtype=np.int64, count=len(way_list))
 
     return RoadNetwork(
         crs=crs,
-        coords=np.concatenate(coords),
-        link_coord_ptr=np.concatenate(([0], np.cumsum(sizes))).astype(np.int64),
-        link_way=np.asarray(link_way, dtype=np.int64),
+        coords=links.coords,
+        link_coord_ptr=links.coord_ptr,
+        link_way=way_ids[links.way_index],
         link_a=link_a_array,
         link_b=link_b_array,
-        link_len=np.asarray(link_len, dtype=np.float64),
+        link_len=links.length,
         link_oneway=link_oneway_array,
-        link_class=link_class,
-        link_names=link_names,
+        link_class=[per_way_class[way] for way in link_ways],
+        link_names=[per_way_names[way] for way in link_ways],
         edge_link=edge_link,
         edge_forward=edge_forward,
         junction_ids=junction_ids.astype(np.int64),
         edge_u=edge_u,
         edge_v=edge_v,
     )
+
+
+_SPIKE_DEG = 179.0  # a link vertex turning back by more than this is a digitising spike
+_MIN_STEP_M = 0.01  # consecutive link vertices closer than this are one
+
+
+@dataclass(frozen=True, slots=True)
+class _References:
+    """The ways' node references as flat arrays, checked against the known nodes.
+
+    ``known_ids`` (sorted) are the referenced nodes that have coordinates (``lon``, ``lat``);
+    ``first_seen_lon``/``first_seen_lat`` are the same in order of first reference. ``pos`` (an
+    index into ``known_ids``) and ``way`` (an index into the way list) are every reference to a
+    known node, way after way, without consecutive repeats, of the ways left with two or more.
+    ``usage`` counts, per known node, its references plus two for each way it ends: two or more
+    make it a junction.
+    """
+
+    known_ids: IntArray
+    lon: FloatArray
+    lat: FloatArray
+    first_seen_lon: FloatArray
+    first_seen_lat: FloatArray
+    pos: IntArray
+    way: IntArray
+    usage: IntArray
+
+
+def _references(way_list: list[WayInput], nodes: Mapping[int, tuple[float, float]]) -> _References:
+    sizes = np.fromiter((len(way.nodes) for way in way_list), dtype=np.int64, count=len(way_list))
+    raw = np.fromiter(chain.from_iterable(way.nodes for way in way_list), dtype=np.int64, count=int(sizes.sum()))
+    ptr = np.concatenate(([0], np.cumsum(sizes)))
+    ids, first, inverse, counts = np.unique(raw, return_index=True, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)  # numpy 2.0.x returns it in the input's shape
+    # A way's ends count twice more, so they are always junctions (used references are counted
+    # before unknown nodes and repeats are dropped, as the network's junctions have always been).
+    usage = (counts + np.bincount(inverse[ptr[:-1]], minlength=len(ids))
+             + np.bincount(inverse[ptr[1:] - 1], minlength=len(ids)))  # fmt: skip
+    if isinstance(nodes, NodeTable):
+        rows = nodes.rows(ids)
+        known = rows >= 0
+        lon, lat = nodes.lon[rows[known]], nodes.lat[rows[known]]
+    else:
+        points = [nodes.get(node) for node in ids.tolist()]
+        known = np.fromiter((point is not None for point in points), dtype=bool, count=len(points))
+        lon = np.fromiter((point[0] for point in points if point is not None), dtype=np.float64)
+        lat = np.fromiter((point[1] for point in points if point is not None), dtype=np.float64)
+        del points
+    first_seen = np.argsort(first[known], kind="stable")
+
+    keep = known[inverse]
+    pos = (np.cumsum(known) - 1)[inverse[keep]]
+    way = np.repeat(np.arange(len(way_list), dtype=np.int64), sizes)[keep]
+    repeat = np.zeros(len(pos), dtype=bool)
+    repeat[1:] = (pos[1:] == pos[:-1]) & (way[1:] == way[:-1])
+    pos, way = pos[~repeat], way[~repeat]
+    enough = np.bincount(way, minlength=len(way_list))[way] >= 2
+    return _References(
+        known_ids=ids[known].astype(np.int64), lon=lon, lat=lat, first_seen_lon=lon[first_seen],
+        first_seen_lat=lat[first_seen], pos=pos[enough].astype(np.int64), way=way[enough], usage=usage[known],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Links:
+    """Links in way order: their way (index), end nodes (indices into ``known_ids``), shapes and lengths."""
+
+    way_index: IntArray
+    a: IntArray
+    b: IntArray
+    coords: FloatArray
+    coord_ptr: IntArray
+    length: FloatArray
+
+
+def _links(refs: _References, xy: FloatArray) -> _Links:
+    """Split every way at its junctions into links, vectorized.
+
+    A link's shape is cleaned as :func:`geo.crs.clean_line` does (repeated points and spikes
+    dropped). Nearly every link has neither, and those are taken as they are with the very
+    arithmetic ``clean_line`` would use to find none; the few others go through ``clean_line``.
+    """
+    pos, way = refs.pos, refs.way
+    n = len(pos)
+    is_first = np.ones(n, dtype=bool)
+    is_first[1:] = way[1:] != way[:-1]
+    is_last = np.ones(n, dtype=bool)
+    is_last[:-1] = way[1:] != way[:-1]
+    split = ~is_first & ((refs.usage[pos] >= 2) | is_last)
+    starts = np.flatnonzero((is_first | split) & ~is_last)
+    ends = np.flatnonzero(split)
+    counts = ends - starts + 1  # points per link, the junction between two links in both
+    points = xy[pos[np.repeat(starts, counts) + _ranges(counts)]]
+    row_start = np.cumsum(counts) - counts
+
+    pair_in_link = np.ones(max(len(points) - 1, 0), dtype=bool)
+    pair_in_link[(row_start + counts - 1)[:-1]] = False
+    diffs = (points[1:] - points[:-1])[pair_in_link]
+    steps = np.hypot(*diffs.T)
+    step_link = np.repeat(np.arange(len(counts)), counts - 1)
+    step_start = np.cumsum(counts - 1) - (counts - 1)
+    irregular = np.zeros(len(counts), dtype=bool)
+    irregular[step_link[steps < _MIN_STEP_M]] = True
+    turns = step_link[1:] == step_link[:-1]
+    before, after = diffs[:-1][turns], diffs[1:][turns]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosine = (before * after).sum(axis=1) / (np.hypot(*before.T) * np.hypot(*after.T))
+    irregular[step_link[:-1][turns][cosine < math.cos(math.radians(_SPIKE_DEG))]] = True
+
+    length = np.zeros(len(counts), dtype=np.float64)
+    regular_steps = (counts - 1)[~irregular]
+    for k in np.unique(regular_steps).tolist():
+        # summed row by row like clean_line's caller sums one link, so lengths are the same to the bit
+        chosen = np.flatnonzero(~irregular & (counts - 1 == k))
+        length[chosen] = steps[step_start[chosen][:, None] + np.arange(k)].sum(axis=1)
+
+    sizes, kept, chunks, done = counts.copy(), np.ones(len(counts), dtype=bool), [], 0
+    for link in np.flatnonzero(irregular).tolist():
+        begin, stop = int(row_start[link]), int(row_start[link] + counts[link])
+        chunks.append(points[done:begin])
+        done = stop
+        cleaned = clean_line(points[begin:stop], spike_deg=_SPIKE_DEG, min_step_m=_MIN_STEP_M)
+        link_length = float(np.hypot(*np.diff(cleaned, axis=0).T).sum()) if len(cleaned) >= 2 else 0.0
+        if link_length <= 0.0:
+            kept[link] = False
+            continue
+        chunks.append(cleaned)
+        sizes[link], length[link] = len(cleaned), link_length
+    coords = np.concatenate([*chunks, points[done:]]) if chunks else points
+    sizes = sizes[kept]
+    return _Links(
+        way_index=way[starts][kept], a=pos[starts][kept], b=pos[ends][kept], coords=coords,
+        coord_ptr=np.concatenate(([0], np.cumsum(sizes))).astype(np.int64), length=length[kept],
+    )  # fmt: skip
 
 
 def bearing_deg(dx: FloatArray, dy: FloatArray) -> FloatArray:
