@@ -312,7 +312,10 @@ class _Transitions:
                 if link:
                     # a jam is a simple path: no U-turn, no loop around a block, no spur and back
                     seen = previous.visited[index]
-                    if link[0] == twin[previous.states[index].edge] or any(edge_v[edge] in seen for edge in link):
+                    ahead = [edge_v[edge] for edge in link]
+                    if (link[0] == twin[previous.states[index].edge] or any(node in seen for node in ahead)
+                            or len(set(ahead)) < len(ahead)):
+                        # (the last: the route passes the far end of b's edge, then b's edge comes back to it)
                         continue
                 elif b.offset < previous.reach[index] - jitter:
                     # the line may wobble back within its noise of the furthest point it reached
