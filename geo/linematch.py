@@ -14,9 +14,12 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   line reached there: a step backwards, costed as such, not a loop around the block;
 * the path is simple: no U-turn onto the twin edge, no junction entered twice (a state remembers
   the last junctions of its path), so no spur down a side street and back, no loop;
-* an end edge the line enters by less than 2.5 noise widths, its nearer junction, is noise across
-  that junction and dropped; the noise is the line's own (its points' distances to the path, at
-  least 3 m), so a line cut mid-block keeps its end edges.
+* an end edge the line enters by less than the radius the noise reaches around a junction (about
+  3.5 noise widths: a noisy point is matched to whichever edge of the junction lies nearest, so its
+  offset there is its whole distance from the junction), and less than half the edge, is noise
+  across that junction and dropped; the noise is the line's own (the RMS of its points' distances
+  to the path, pooled with a prior of 5 m, at least 3 m), so a line cut mid-block keeps its end
+  edges.
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
@@ -214,8 +217,13 @@ def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], 
 #: a candidate this much less likely than a point's best (log-likelihood) is not worth a route
 _UNLIKELY = 8.0
 
-#: an end edge entered less than this many noise widths (and less than half its length) is noise
-_SLIVER_WIDTHS = 2.5
+#: an end edge entered less than the noise radius (and less than half its length) is noise: the
+#: radius 2-D noise exceeds this rarely (3.5 noise widths)
+_SLIVER_TAIL = 0.002
+#: a line of a few points cannot tell its own noise: its distances are pooled with this many
+#: samples of this noise (metres), between Waze's few metres off OpenStreetMap and GPS's 8 m
+_PRIOR_SAMPLES = 2
+_PRIOR_NOISE_M = 5.0
 #: the least noise assumed of a line (metres): Waze draws its lines on its own map, a few metres
 #: off OpenStreetMap, and a line of a few points cannot tell its noise better
 _MIN_NOISE_M = 3.0
@@ -304,7 +312,10 @@ class _Transitions:
                 if link:
                     # a jam is a simple path: no U-turn, no loop around a block, no spur and back
                     seen = previous.visited[index]
-                    if link[0] == twin[previous.states[index].edge] or any(edge_v[edge] in seen for edge in link):
+                    ahead = [edge_v[edge] for edge in link]
+                    if (link[0] == twin[previous.states[index].edge] or any(node in seen for node in ahead)
+                            or len(set(ahead)) < len(ahead)):
+                        # (the last: the route passes the far end of b's edge, then b's edge comes back to it)
                         continue
                 elif b.offset < previous.reach[index] - jitter:
                     # the line may wobble back within its noise of the furthest point it reached
@@ -322,19 +333,36 @@ class _Transitions:
         return _Layer(point, states, scores, visited, reach, back, links)
 
 
-def _sliver(edge_length: float, noise_m: float) -> float:
+def _sliver(edge_length: float, noise: float) -> float:
     """How little of an edge at a path's end counts as noise rather than coverage (metres).
 
     An end point that lies ``r`` metres past a junction is that junction plus noise when ``r`` is
     within a few noise widths and the junction is the nearer end of the edge; otherwise the line
     really starts (ends) inside the edge, as Waze cuts jams mid-block too.
     """
-    return min(_SLIVER_WIDTHS * noise_m, 0.5 * edge_length)
+    return min(_noise_radius() * noise, 0.5 * edge_length)
+
+
+def _noise_radius() -> float:
+    """How many noise widths from a junction its noisy copy may lie.
+
+    The noise scatters a point around the junction in any direction, and the point is matched to
+    whichever edge there lies nearest: its offset on that edge is its whole distance from the
+    junction, not one axis of it. So the bound is the radius that 2-D Gaussian noise exceeds with
+    probability ``_SLIVER_TAIL`` (Rayleigh), not a one-axis quantile.
+    """
+    return math.sqrt(-2.0 * math.log(_SLIVER_TAIL))
 
 
 def _noise(distances: list[float]) -> float:
-    """The line's own noise, from its points' distances to the matched path (robust to one outlier)."""
-    return max(_MIN_NOISE_M, float(np.median(distances)) / 0.6745)
+    """The line's own noise: the RMS of its points' distances to the path, pooled with a prior.
+
+    Each distance is one lateral noise sample. A line of four points that happen to lie close to
+    the road has not shown that its end point is as close: the prior keeps a short line's estimate
+    from collapsing (the median of a few distances, used before, often came out at half the noise).
+    """
+    total = sum(d * d for d in distances) + _PRIOR_SAMPLES * _PRIOR_NOISE_M**2
+    return max(_MIN_NOISE_M, math.sqrt(total / (len(distances) + _PRIOR_SAMPLES)))
 
 
 def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
