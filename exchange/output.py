@@ -108,6 +108,7 @@ def event_record(row: Any) -> dict[str, Any]:
     if m["origin"] == "city":
         record["details"] = m["details"]
         record["visible_in_waze_since"] = iso(m["visible_in_waze_since_ms"])
+        record["same_as"] = m["same_as"]  # the same closure from another source, published in its place
     record["geometry"] = m["geometry"]
     record["attributes"] = m["attributes"]
     return record
