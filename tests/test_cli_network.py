@@ -169,3 +169,14 @@ def test_build_refuses_to_destroy_a_file(cli: Cli, tmp_path: Path) -> None:
     cache = tmp_path / "oakland.cache"
     assert cli("network", "build", str(source), "--out", str(cache)).code == 0
     assert "already a built network cache" in one_line_error(cli("network", "build", str(cache)), codes=(2,))
+
+
+def test_network_info_defaults_to_the_configured_network(cli: Cli, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "exchange.toml", OSM, POLLS[0])
+    shown = cli("--config", str(config), "network", "info")
+    assert shown.code == 0, shown
+    assert json.loads(shown.out)[0]["directed_edges"] > 0
+    bare = tmp_path / "bare.toml"
+    bare.write_text("", encoding="utf-8")
+    refused = cli("--config", str(bare), "network", "info")
+    assert refused.code == 2 and refused.err == "error: no network: pass a file or configure [network]\n", refused

@@ -51,7 +51,9 @@ def network_build(
 
 @network_app.command("info")
 def network_info(
-    source: Annotated[Path, typer.Argument(help="A network cache or a source file.")],
+    source: Annotated[
+        Path | None, typer.Argument(help="A network cache or a source file. Default: [network] of the config.")
+    ] = None,
 ) -> None:
     """Print what a network holds: junctions, links, directed edges, one-way links, classes."""
     import time
@@ -59,7 +61,12 @@ def network_info(
     from adapters.network_cache import load_network
     from exchange.placement import reader_options
 
-    mapping, classes = reader_options(context.state.config.network, source)
+    settings = context.state.config.network
+    if source is None:
+        if settings is None:
+            raise UsageError("no network: pass a file or configure [network]")
+        source = Path(settings.path)
+    mapping, classes = reader_options(settings, source)
     started = time.perf_counter()
     loaded = load_network(source, mapping=mapping, classes=classes)
     summary = {"source": str(source), "from_cache": loaded.from_cache,
