@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Engine, select
 
-from exchange.bulk import Bulk
+from exchange.bulk import Bulk, dumps, loads
 from exchange.db import writing
 from exchange.model import Event, RoadMatch, Status
 from exchange.runtime import now_ms
@@ -123,9 +123,27 @@ def reroute_live(engine: Engine, placement: Placement) -> list[Rerouted]:
         if updates:
             db.update(events, UPDATE_COLUMNS, "id", updates)
             insert_revisions(db, [values[-1] for values in updates], "rerouted", at_ms=at, changes=diffs)
+        _forget_lost_edges(db, network)
         conn.execute(meta.delete().where(meta.c.key == NETWORK_KEY))
         conn.execute(meta.insert().values(key=NETWORK_KEY, value=remembered, updated_ms=at))
     return report
+
+
+def _forget_lost_edges(db: Bulk, network: RoadNetwork) -> None:
+    """Ended and cancelled city events are not placed again (what went out stays as it was), but
+    none keeps edges the network no longer has."""
+    index = network.edge_index()
+    rows = db.fetch("SELECT id, road_match FROM events WHERE origin = 'city' AND status <> 'active' "
+                    "AND road_match IS NOT NULL")
+    kept: list[tuple[Any, ...]] = []
+    for event_id, stored in rows:
+        match = loads(stored) or {}
+        edges = [list(edge) for edge in match.get("edges") or []]
+        present = [edge for edge in edges if tuple(edge) in index]
+        if len(present) < len(edges):
+            lost = f"{len(edges) - len(present)} of its edges are not in the road network any more"
+            kept.append((dumps({**match, "edges": present, "reason": lost}), event_id))
+    db.update(events, ("road_match",), "id", kept)
 
 
 def _street_gone(event: Event, network: RoadNetwork) -> str | None:

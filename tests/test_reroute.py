@@ -62,6 +62,7 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
         ["seventh", "ROAD_CLOSED", "7th Street", "ONE_DIRECTION", *times,
          _wkt(_dense(oakland, _carriageway(oakland, "east")))],
         ["goss", "CONSTRUCTION", "Goss Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, goss[:1]))],
+        ["goss-done", "CONSTRUCTION", "Goss Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, goss[:1]))],
         ["ninth", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, ninth[:1]))],
         # named for the cross street: a naming fault the lint blocks, before and after a new network
         ["misnamed", "ROAD_CLOSED", "Wood Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, eighth[:1]))],
@@ -71,6 +72,7 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     assert first.code == 0, first
     assert "road network:" not in first.err  # nothing was live before: nothing to re-route
 
+    assert cli("--config", str(config), "closure", "end", "works:city:goss-done").code == 0
     network_file.write_bytes(_refreshed(original))
     published = cli("--config", str(config), "publish")
     assert published.code == 0, published
@@ -89,6 +91,9 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     assert goss_now["road_match"]["edges"] == [] and "no longer routable" in goss_now["road_match"]["reason"]
     assert goss_now["geometry"]["coordinates"]  # kept as it was
 
+    ended = json.loads(cli("--config", str(config), "inspect", "event", "works:city:goss-done", "--format",
+                           "json").out)[0]
+    assert ended["road_match"]["edges"] == [] and "not in the road network any more" in ended["road_match"]["reason"]
     again = cli("--config", str(config), "publish")
     assert "road network:" not in again.err  # the same network: nothing to do
     report = cli("--config", str(config), "network", "reroute", "--format", "json")
