@@ -16,10 +16,11 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   the last junctions of its path), so no spur down a side street and back, no loop;
 * an end edge the line enters by less than the radius the noise reaches around a junction (about
   3.5 noise widths: a noisy point is matched to whichever edge of the junction lies nearest, so its
-  offset there is its whole distance from the junction), and less than half the edge, is noise
-  across that junction and dropped; the noise is the line's own (the RMS of its points' distances
-  to the path, pooled with a prior of 5 m, at least 3 m), so a line cut mid-block keeps its end
-  edges.
+  offset there is its whole distance from the junction) is noise across that junction and
+  dropped, unless the path fits the line's points on that edge better ending at the edge's far
+  junction (a short edge: all those points weigh in, with the Gaussian of the line's noise); the
+  noise is the line's own (the RMS of its points' distances to the path, pooled with a prior of
+  5 m, at least 3 m), so a line cut mid-block keeps its end edges.
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
@@ -217,8 +218,8 @@ def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], 
 #: a candidate this much less likely than a point's best (log-likelihood) is not worth a route
 _UNLIKELY = 8.0
 
-#: an end edge entered less than the noise radius (and less than half its length) is noise: the
-#: radius 2-D noise exceeds this rarely (3.5 noise widths)
+#: an end edge entered less than the noise radius may be noise across its junction (then the points
+#: on it decide): the radius 2-D noise exceeds this rarely (3.5 noise widths)
 _SLIVER_TAIL = 0.002
 #: a line of a few points cannot tell its own noise: its distances are pooled with this many
 #: samples of this noise (metres), between Waze's few metres off OpenStreetMap and GPS's 8 m
@@ -333,14 +334,32 @@ class _Transitions:
         return _Layer(point, states, scores, visited, reach, back, links)
 
 
-def _sliver(edge_length: float, noise: float) -> float:
-    """How little of an edge at a path's end counts as noise rather than coverage (metres).
+def _leading(states: list[_State], edge: int) -> list[_State]:
+    """The states at the front of ``states`` on ``edge``."""
+    count = 0
+    while count < len(states) and states[count].edge == edge:
+        count += 1
+    return states[:count]
 
-    An end point that lies ``r`` metres past a junction is that junction plus noise when ``r`` is
-    within a few noise widths and the junction is the nearer end of the edge; otherwise the line
-    really starts (ends) inside the edge, as Waze cuts jams mid-block too.
+
+def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float) -> bool:
+    """Whether the points matched to an end edge show that the path runs along it.
+
+    ``past`` is how far each point lies along the edge beyond the junction it shares with the rest
+    of the path, ``lateral`` its distance to the edge, the line's extreme point last. An extreme
+    point past the noise radius is coverage (Waze cuts jams mid-block too). Nearer, two ends compete
+    by likelihood under the line's noise: the path stops at the near junction (each point on the
+    edge is then a noisy copy of it, so its whole distance from it counts) or at the far junction
+    (the extreme point is that junction's copy). With one point this is "the nearer junction"; every
+    further point the line has on a short edge adds its evidence, where one point cannot tell two
+    junctions a few metres apart.
     """
-    return min(_noise_radius() * noise, 0.5 * edge_length)
+    if past[-1] >= _noise_radius() * noise:
+        return True
+    scale = 2.0 * noise * noise
+    at_near_junction = sum(a * a + d * d for a, d in zip(past, lateral, strict=True)) / scale
+    at_far_junction = (sum(d * d for d in lateral) + (length - past[-1]) ** 2) / scale
+    return at_far_junction < at_near_junction
 
 
 def _noise_radius() -> float:
@@ -416,13 +435,21 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
         first, last = chain[-1], chain[0]
         start_offset, end_offset = first.offset, last.offset
         # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
+        # The points on an end edge, the line's extreme point last, go to ``_end_edge_kept``.
         noise = _noise([state.distance for state in chain])
-        first_length = transitions.edge_len[edges[0]]
-        if len(edges) > 1 and first_length - first.offset < _sliver(first_length, noise):
-            edges, start_offset = edges[1:], 0.0
-        if len(edges) > 1 and last.offset < _sliver(transitions.edge_len[edges[-1]], noise):
-            edges = edges[:-1]
-            end_offset = transitions.edge_len[edges[-1]]
+        if len(edges) > 1:
+            # how far before the first edge's far junction each of its points lies
+            length = transitions.edge_len[edges[0]]
+            on_first = _leading(chain[::-1], edges[0])[::-1]
+            if not _end_edge_kept([length - s.offset for s in on_first], [s.distance for s in on_first], length,
+                                  noise):
+                edges, start_offset = edges[1:], 0.0
+        if len(edges) > 1:
+            on_last = _leading(chain, edges[-1])[::-1]
+            if not _end_edge_kept([s.offset for s in on_last], [s.distance for s in on_last],
+                                  transitions.edge_len[edges[-1]], noise):
+                edges = edges[:-1]
+                end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
         distances.extend(state.distance for state in chain)
         covered += float(np.nansum(step[layers[0].point : layers[-1].point]))

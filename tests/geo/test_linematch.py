@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -119,3 +120,24 @@ def test_junction_to_junction_lines_get_no_end_edges_from_noise() -> None:
     spurious = [e for path, r in zip(paths, results, strict=True) for e in {r.edges[0], r.edges[-1]} - set(path)
                 if network.edge_length(e) >= 40.0]
     assert len(spurious) <= 8, (len(spurious), spurious)  # of 320 ends; the one-axis rule on the median distance: 12
+
+
+def test_a_dense_line_running_into_a_short_end_edge_keeps_it() -> None:
+    """A short end edge the line runs along point after point is coverage, though no one point is past its
+    middle: together they fit a path ending at the edge's far junction better than one ending at its near
+    junction (one point near a short edge cannot tell the two apart; it still goes by the nearer)."""
+    _city, network = city_and_network()
+    paths = [path for path in _straight_paths(network, 3, 10.0, 400)
+             if 12.0 <= network.edge_length(path[-1]) <= 30.0 and min(map(network.edge_length, path[:-1])) >= 40.0]
+    assert len(paths) >= 10
+    lines = []
+    for path in paths:
+        xy = _polyline(network, path)
+        total = sum(network.edge_length(e) for e in path)
+        dense = _resample(xy, 2.0, end_m=total - 0.55 * network.edge_length(path[-1]))
+        dx, dy = xy[-1] - xy[0]
+        side = np.array([-dy, dx]) / math.hypot(dx, dy)  # the straight path's left
+        zigzag = np.where(np.arange(len(dense)) % 2 == 0, 4.0, -4.0)[:, None] * side  # lateral noise, none along
+        lines.append(_lonlat(network, dense + zigzag))
+    for path, result in zip(paths, match_lines(network, lines), strict=True):
+        assert result.edges == path
