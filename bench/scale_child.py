@@ -24,16 +24,7 @@ import resource  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-
-def rss_mb(field: str) -> float | None:
-    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process in MB, from ``/proc/self/status``."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+from geo_child import rss_mb  # noqa: E402  (the sibling script: both run as scripts from bench/)
 
 
 def build(source: Path) -> dict[str, object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -73,17 +74,24 @@ def test_dense_noisy_lines_give_simple_paths_without_u_turns() -> None:
     assert float(np.mean(scores)) >= 0.95, np.mean(scores)
 
 
-def test_a_line_cut_mid_block_keeps_its_end_edges() -> None:
-    """Waze cuts jams mid-block: 12 m of an edge at the line's end is coverage, not a sliver."""
-    _city, network = city_and_network()
-    paths = _straight_paths(network, 3, 60.0, 20)
+def _lines_into_end_edges(network: Any, paths: list[list[int]], spacing_m: float, into_m: float) -> list[Any]:
+    """Noiseless lines along ``paths`` with a point every ``spacing_m``, starting and ending ``into_m``
+    into their first and last edges (measured from the junction the path crosses there)."""
     lines = []
     for path in paths:
         xy = _polyline(network, path)
         total = sum(network.edge_length(e) for e in path)
-        lines.append(_lonlat(network, _resample(xy, 70.0, start_m=network.edge_length(path[0]) - 12.0,
-                                                end_m=total - network.edge_length(path[-1]) + 12.0)))
-    for path, result in zip(paths, match_lines(network, lines), strict=True):
+        lines.append(_lonlat(network, _resample(xy, spacing_m, start_m=network.edge_length(path[0]) - into_m,
+                                                end_m=total - network.edge_length(path[-1]) + into_m)))
+    return lines
+
+
+def test_a_line_cut_mid_block_keeps_its_end_edges() -> None:
+    """Waze cuts jams mid-block: 12 m of an edge at the line's end is coverage, not a sliver."""
+    _city, network = city_and_network()
+    paths = _straight_paths(network, 3, 60.0, 20)
+    for path, result in zip(paths, match_lines(network, _lines_into_end_edges(network, paths, 70.0, 12.0)),
+                            strict=True):
         assert result.edges == path
 
 
@@ -91,13 +99,8 @@ def test_a_line_grazing_the_next_edge_does_not_cover_it() -> None:
     """An end point a few metres past the last junction is that junction plus noise."""
     _city, network = city_and_network()
     paths = _straight_paths(network, 3, 60.0, 20)
-    lines = []
-    for path in paths:
-        xy = _polyline(network, path)
-        total = sum(network.edge_length(e) for e in path)
-        lines.append(_lonlat(network, _resample(xy, 30.0, start_m=network.edge_length(path[0]) - 4.0,
-                                                end_m=total - network.edge_length(path[-1]) + 4.0)))
-    for path, result in zip(paths, match_lines(network, lines), strict=True):
+    for path, result in zip(paths, match_lines(network, _lines_into_end_edges(network, paths, 30.0, 4.0)),
+                            strict=True):
         assert result.edges == path[1:-1]
 
 
