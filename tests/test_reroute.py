@@ -106,3 +106,37 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     assert "is not the name of the road it lies on" in lint["works:city:misnamed"]["blocking"]
     # works (CONSTRUCTION) may lie off the map: warned, where a full closure would block
     assert "not matched to the road network (no longer routable" in lint["works:city:goss"]["warnings"]
+
+
+def test_an_event_back_in_its_source_after_a_new_network_is_placed_on_it(
+    cli: Cli, tmp_path: Path, oakland: RoadNetwork,
+) -> None:
+    original = bz2.decompress(OSM.read_bytes())
+    network_file = tmp_path / "city.osm"
+    network_file.write_bytes(original)
+    header = ["id", "type", "street", "direction", "start", "end", "description", "wkt"]
+    row = ["back", "ROAD_CLOSED", "7th Street", "ONE_DIRECTION", "2026-03-02 08:00", "2030-03-09 17:00", "Works",
+           _wkt(_dense(oakland, _carriageway(oakland, "east")))]
+    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
+    others = [[f"other-{k}", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00",
+               "2030-03-09 17:00", "Works", _wkt(_dense(oakland, [edge]))] for k, edge in enumerate(ninth[:4])]
+    csv_path = write_csv(tmp_path / "closures.csv", [header, row, *others])
+    config = _config(tmp_path, csv_path, network_file)
+    config.write_text(config.read_text() + "[lifecycle]\nend_after_missed_polls = 1\n")
+    assert cli("--config", str(config), "sync").code == 0
+    write_csv(csv_path, [header, *others])  # the others stay: the export is not suspect
+    assert cli("--config", str(config), "sync").code == 0  # gone from its source: ended
+
+    def shown() -> dict[str, Any]:
+        record: dict[str, Any] = json.loads(cli("--config", str(config), "inspect", "event", "works:city:back",
+                                                "--format", "json").out)[0]
+        return record
+
+    def ways() -> set[int]:
+        return {way for way, _a, _b in shown()["road_match"]["edges"]}
+
+    assert ways() == {EASTBOUND_WAY} and shown()["status"] == "ended"
+    network_file.write_bytes(_refreshed(original))
+    write_csv(csv_path, [header, row, *others])
+    assert cli("--config", str(config), "sync").code == 0  # back: reopened, and placed on the new network
+    assert ways() == {902455449} and shown()["status"] != "ended"
