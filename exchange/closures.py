@@ -159,7 +159,7 @@ def _build(spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placemen
             raise UsageError("polyline: outside the road network's area (are the coordinates right, lat then lon?)")
         raise UsageError(f"polyline: {route.reason}")
     renamed = _renamed(spec, route)
-    notes = [note for note in (route.note, renamed, _extended(spec, route, placement)) if note]
+    notes = [note for note in (route.note, renamed, _extended(spec, route)) if note]
     if renamed:
         spec = replace(spec, street=route.streets[0])
     event = _routed(spec, source_id, zone, route)
@@ -208,11 +208,11 @@ def _renamed(spec: ClosureInput, route: ClosureRoute) -> str | None:
 _EXTENDED_SHARE = 0.25
 
 
-def _extended(spec: ClosureInput, route: ClosureRoute, placement: Placement) -> str | None:
+def _extended(spec: ClosureInput, route: ClosureRoute) -> str | None:
     """Waze closes whole segments, junction to junction: say so when that is much more than drawn."""
-    points = np.asarray(spec.points, dtype=np.float64)
-    x, y = placement.network.frame.to_metric(points[:, 0], points[:, 1])
-    drawn = float(np.hypot(np.diff(x), np.diff(y)).sum())
+    from feeds.lint import polyline_length_m
+
+    drawn = polyline_length_m(list(spec.points))
     if route.length_m <= drawn * (1 + _EXTENDED_SHARE) + 25.0:
         return None
     return (f"closed junction to junction, as Waze closes whole segments: {route.length_m:.0f} m of road "

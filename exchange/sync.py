@@ -399,7 +399,7 @@ class Reconciler:
         if changed:
             self._update_changed(changed)
         if reopened:
-            self._reopen({eid: items[eid] for eid in reopened}, known)
+            self._reopen({eid: items[eid] for eid in reopened})
         if not history:  # a match id follows its record, and the source's match_key, which may have changed
             self.db.update(events, ("match_id",), "id", [
                 (match_id, eid) for eid, match_id in match_ids.items()
@@ -411,25 +411,18 @@ class Reconciler:
         self.db.many("UPDATE sightings SET missed=0, missing_since_ms=NULL WHERE event_id=? AND source_name=?",
                      [(eid, name) for eid in reset_sightings])
 
-    def _reopen(self, items: dict[str, FeedItem], known: dict[str, _Stored]) -> None:
+    def _reopen(self, items: dict[str, FeedItem]) -> None:
         """Active again, with the end its source gives (ending had replaced it with the time it went missing)."""
         back = {eid: event for eid, item in items.items() if (event := self._convert(item)) is not None}
         if self.placement is not None and back:
             # placed again: the road network may have changed while it was gone
             self.placement.match(list(back.values()))
-        old_rows = {row[0]: row for row in self.db.where_in(f"SELECT {','.join(EVENT_COLUMNS)} FROM events WHERE",
-                                                             "id", list(back))}
-        updates, diffs = [], []
-        for eid, event in back.items():
+        for event in back.values():
             event.status = Status.ACTIVE
-            new_row = event_to_row(event, now_ms=self.now)
-            diffs.append(diff_rows(old_rows[eid], new_row))
-            updates.append((*event_values(new_row, UPDATE_COLUMNS), eid))
-        self.db.update(events, UPDATE_COLUMNS, "id", updates)
-        self._revisions(list(back), "reopened", diffs)
-        self.result.updated += len(back)
+        self._update_changed(back, "reopened")
 
-    def _update_changed(self, changed: dict[str, Event]) -> None:
+    def _update_changed(self, changed: dict[str, Event], action: str = "updated") -> None:
+        """Write the new versions of stored events, each with a revision of what changed."""
         old_rows = {
             row[0]: row
             for row in self.db.where_in(f"SELECT {','.join(EVENT_COLUMNS)} FROM events WHERE", "id", list(changed))
@@ -441,7 +434,7 @@ class Reconciler:
             diffs.append(diff_rows(old_rows[eid], new_row))
             updates.append((*event_values(new_row, UPDATE_COLUMNS), eid))
         self.db.update(events, UPDATE_COLUMNS, "id", updates)
-        self._revisions(list(changed), "updated", diffs)
+        self._revisions(list(changed), action, diffs)
         self.result.updated += len(changed)
 
     def _revisions(self, ids: list[str], action: str, changes: list[Any] | None = None) -> None:

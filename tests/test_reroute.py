@@ -38,6 +38,18 @@ def _refreshed(original: bytes) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+#: the columns of the test's city export
+HEADER = ["id", "type", "street", "direction", "start", "end", "description", "wkt"]
+
+
+def _network_copy(tmp_path: Path) -> tuple[bytes, Path]:
+    """The extract as OSM XML in ``tmp_path``, the file the config names (a refresh overwrites it)."""
+    original = bz2.decompress(OSM.read_bytes())
+    network_file = tmp_path / "city.osm"
+    network_file.write_bytes(original)
+    return original, network_file
+
+
 @pytest.fixture(scope="module")
 def oakland(tmp_path_factory: pytest.TempPathFactory) -> RoadNetwork:
     return load_network(OSM, cache_dir=tmp_path_factory.mktemp("networks")).network
@@ -46,10 +58,7 @@ def oakland(tmp_path_factory: pytest.TempPathFactory) -> RoadNetwork:
 def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     cli: Cli, tmp_path: Path, oakland: RoadNetwork,
 ) -> None:
-    original = bz2.decompress(OSM.read_bytes())
-    network_file = tmp_path / "city.osm"
-    network_file.write_bytes(original)
-    header = ["id", "type", "street", "direction", "start", "end", "description", "wkt"]
+    original, network_file = _network_copy(tmp_path)
     times = ["2026-03-02 08:00", "2030-03-09 17:00", "Works"]
     goss = [e for e in range(oakland.edge_count) if int(oakland.link_way[oakland.edge_link[e]]) == GOSS_WAY]
     ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
@@ -58,7 +67,7 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     eighth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "8th Street"
               and {int(oakland.edge_u[e]), int(oakland.edge_v[e])} & wood_junctions]
     rows = [
-        header,
+        HEADER,
         ["seventh", "ROAD_CLOSED", "7th Street", "ONE_DIRECTION", *times,
          _wkt(_dense(oakland, _carriageway(oakland, "east")))],
         ["goss", "CONSTRUCTION", "Goss Street", "BOTH_DIRECTIONS", *times, _wkt(_dense(oakland, goss[:1]))],
@@ -111,20 +120,17 @@ def test_a_refreshed_network_reroutes_live_closures_with_a_report(
 def test_an_event_back_in_its_source_after_a_new_network_is_placed_on_it(
     cli: Cli, tmp_path: Path, oakland: RoadNetwork,
 ) -> None:
-    original = bz2.decompress(OSM.read_bytes())
-    network_file = tmp_path / "city.osm"
-    network_file.write_bytes(original)
-    header = ["id", "type", "street", "direction", "start", "end", "description", "wkt"]
+    original, network_file = _network_copy(tmp_path)
     row = ["back", "ROAD_CLOSED", "7th Street", "ONE_DIRECTION", "2026-03-02 08:00", "2030-03-09 17:00", "Works",
            _wkt(_dense(oakland, _carriageway(oakland, "east")))]
     ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
     others = [[f"other-{k}", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00",
                "2030-03-09 17:00", "Works", _wkt(_dense(oakland, [edge]))] for k, edge in enumerate(ninth[:4])]
-    csv_path = write_csv(tmp_path / "closures.csv", [header, row, *others])
+    csv_path = write_csv(tmp_path / "closures.csv", [HEADER, row, *others])
     config = _config(tmp_path, csv_path, network_file)
     config.write_text(config.read_text() + "[lifecycle]\nend_after_missed_polls = 1\n")
     assert cli("--config", str(config), "sync").code == 0
-    write_csv(csv_path, [header, *others])  # the others stay: the export is not suspect
+    write_csv(csv_path, [HEADER, *others])  # the others stay: the export is not suspect
     assert cli("--config", str(config), "sync").code == 0  # gone from its source: ended
 
     def shown() -> dict[str, Any]:
@@ -137,6 +143,6 @@ def test_an_event_back_in_its_source_after_a_new_network_is_placed_on_it(
 
     assert ways() == {EASTBOUND_WAY} and shown()["status"] == "ended"
     network_file.write_bytes(_refreshed(original))
-    write_csv(csv_path, [header, row, *others])
+    write_csv(csv_path, [HEADER, row, *others])
     assert cli("--config", str(config), "sync").code == 0  # back: reopened, and placed on the new network
     assert ways() == {902455449} and shown()["status"] != "ended"
