@@ -23,9 +23,12 @@ from exchange.errors import NotFound
 __all__ = [
     "Config",
     "DatabaseConfig",
+    "HttpConfig",
     "LifecycleConfig",
     "NetworkConfig",
+    "NotifyConfig",
     "PublishConfig",
+    "ServeConfig",
     "SourceConfig",
 ]
 
@@ -130,6 +133,42 @@ class PublishConfig(BaseModel):
         return value
 
 
+class ServeConfig(BaseModel):
+    """Where the feed server listens: `exchange serve`, and `exchange run` unless `--no-serve`."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(default="127.0.0.1", description="Address to listen on; keep 127.0.0.1 behind nginx.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    tokens: bool = Field(default=True, description="Require a partner token for the feeds.")
+
+
+class NotifyConfig(BaseModel):
+    """Being told: one JSON POST per new held-back event, source state change and closure still unseen in Waze."""
+
+    model_config = ConfigDict(extra="forbid")
+    webhook_url: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="Receives one JSON POST per notification (Slack/Teams/Mattermost incoming webhooks, "
+        "Alertmanager-style receivers, a ticketing system).",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="Deadline of one POST.")
+
+
+class HttpConfig(BaseModel):
+    """Outbound HTTP: every fetch of a source and every webhook POST."""
+
+    model_config = ConfigDict(extra="forbid")
+    proxy: str | None = Field(
+        default=None,
+        description="Proxy URL for outbound HTTP(S). Unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment.",
+    )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file of CA certificates to trust (a city's TLS-inspecting proxy). Unset: SSL_CERT_FILE / "
+        "SSL_CERT_DIR from the environment, else the certifi bundle.",
+    )
+
+
 class SourceConfig(BaseModel):
     """One ``[[sources]]`` entry. ``kind`` picks the adapter; the keys not declared here are the adapter's own."""
 
@@ -142,6 +181,19 @@ class SourceConfig(BaseModel):
     enabled: bool = True
     interval_s: int = Field(default=120, ge=5, description="Seconds between polls in `exchange run`.")
     jitter_s: int = Field(default=10, ge=0, description="Random delay added to each poll, seconds.")
+    failing_max_interval_s: int = Field(
+        default=1800, ge=5,
+        description="`exchange run`: a failing source is polled ever less often (its interval doubled per failed "
+        "poll in a row) up to this many seconds, so a dead upstream is not hammered.",
+    )
+    stale_after_s: int | None = Field(
+        default=None, ge=1,
+        description="Health: the source is Stale when it brought no new data for this long. Default: 15 minutes "
+        "(at least 5 intervals) for the Waze feed; city sources only when no poll succeeded for 3 intervals.",
+    )
+    required: bool = Field(
+        default=False, description="/health/sources answers 503 while this source is Offline or SchemaError."
+    )
     match_key: str | None = Field(
         default=None, min_length=1,
         description="City sources: the field (CSV column, GeoJSON or ArcGIS property, WZDx property, CIFS field; "
@@ -166,10 +218,16 @@ class Config(BaseModel):
     timezone: str = Field(default="UTC", description="IANA time zone of the city, e.g. America/New_York.")
     data_dir: Path | None = Field(default=None, description="Where the SQLite store and caches live.")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: time, level, logger, message; json: one object per line (log shippers)."
+    )
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     network: NetworkConfig | None = None
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     path: Path | None = Field(default=None, exclude=True, description="The file this was read from.")
 

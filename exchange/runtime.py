@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,19 @@ from datetime import datetime
 
 from exchange.errors import ExchangeError
 
-__all__ = ["InjectedFault", "collector_paused", "fault_point", "now_ms"]
+__all__ = ["InjectedFault", "collector_paused", "fault_point", "now_ms", "request_stop", "stop_requested"]
+
+#: set by SIGTERM/SIGINT in ``exchange run``: long work (a fetch that trickles) gives up at once
+_stop = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask every running job of this process to give up as soon as it can (shutdown)."""
+    _stop.set()
+
+
+def stop_requested() -> bool:
+    return _stop.is_set()
 
 
 def now_ms() -> int:

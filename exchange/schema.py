@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 sources = Table(
     "sources",
@@ -139,6 +139,7 @@ sync_runs = Table(
     Column("rejected", Integer, nullable=False, default=0),
     Column("item_errors", JSON),
     Column("message", Text),
+    Column("failure", String(20), doc="of a failed run: fetch, payload, store or internal"),
     Index("ix_sync_runs_source", "source", "id"),
 )
 

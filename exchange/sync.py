@@ -95,12 +95,12 @@ def sync_source(
     try:
         fetched = source.fetch(watermark)
     except FetchError as exc:
-        _record_failure(engine, source, started, str(exc.message))
+        _record_failure(engine, source, started, str(exc.message), "fetch")
         raise
     except ExchangeError:
         raise
     except Exception as exc:
-        raise _unexpected_failure(engine, source, started, "fetching", exc) from exc
+        raise _unexpected_failure(engine, source, started, "fetching", exc, "fetch") from exc
     if fetched.body is None:
         # 304 Not Modified: the same payload as the last one read. Everything it listed is still
         # listed (nothing is reset); what it no longer listed is missed once more, as a 200 with the
@@ -151,10 +151,10 @@ def _ingest(
         fault_point("after-fetch")
         snapshot = source.read(body)
     except ExchangeError as exc:
-        _record_failure(engine, source, started, exc.message)
+        _record_failure(engine, source, started, exc.message, "payload")
         raise
     except Exception as exc:
-        raise _unexpected_failure(engine, source, started, "reading the payload", exc) from exc
+        raise _unexpected_failure(engine, source, started, "reading the payload", exc, "payload") from exc
     try:
         with writing(engine, lock=f"source:{source.name}") as conn:
             _ensure_source(conn, source, started)
@@ -167,12 +167,12 @@ def _ingest(
                 )
     except (SQLAlchemyError, ExchangeError) as exc:
         reason = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
-        _record_failure(engine, source, started, reason)
+        _record_failure(engine, source, started, reason, "store")
         if isinstance(exc, ExchangeError):
             raise
         raise StoreError(f"sync of {source.name} failed, nothing was changed: {reason}") from exc
     except Exception as exc:
-        raise _unexpected_failure(engine, source, started, "reconciling", exc) from exc
+        raise _unexpected_failure(engine, source, started, "reconciling", exc, "internal") from exc
     return result
 
 
@@ -624,13 +624,15 @@ def _one_line(exc: BaseException) -> str:
     return shown_text(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__, 500)
 
 
-def _unexpected_failure(engine: Engine, source: Source, started_ms: int, step: str, exc: Exception) -> InternalError:
+def _unexpected_failure(
+    engine: Engine, source: Source, started_ms: int, step: str, exc: Exception, failure: str
+) -> InternalError:
     """Record an exception nothing foresaw as a failed run; the one-line error to raise in its place."""
     reason = f"{step} failed unexpectedly: {_one_line(exc)}"
     for secret in _secrets(source):
         reason = reason.replace(secret, "***")
     log.debug("%s: %s", source.name, reason, exc_info=exc)
-    _record_failure(engine, source, started_ms, reason)
+    _record_failure(engine, source, started_ms, reason, failure)
     return InternalError(f"sync of {source.name} failed, nothing was changed: {reason}")
 
 
@@ -646,12 +648,16 @@ def _secrets(source: Source) -> list[str]:
     return [value] if isinstance(value, str) and value else []
 
 
-def _record_failure(engine: Engine, source: Source, started_ms: int, reason: str) -> None:
-    """A failed run is recorded in a transaction of its own; if even that fails, the log has it."""
+def _record_failure(engine: Engine, source: Source, started_ms: int, reason: str, failure: str) -> None:
+    """A failed run is recorded in a transaction of its own; if even that fails, the log has it.
+
+    ``failure`` says where it failed (fetch, payload, store, internal): the source's health tells an
+    upstream that is down (Offline) from one that sends what cannot be read (SchemaError)."""
     result = SyncResult(source=source.name, status="failed", message=reason)
     try:
         with writing(engine) as conn:
             _ensure_source(conn, source, started_ms)
-            _insert_run(conn, source.name, started_ms, result)
+            run_id = _insert_run(conn, source.name, started_ms, result)
+            conn.execute(update(sync_runs).where(sync_runs.c.id == run_id).values(failure=failure))
     except SQLAlchemyError as exc:
         log.error("%s: could not record the failed run: %s", source.name, db_error_message(exc))

@@ -6,7 +6,16 @@ from pathlib import Path
 import pytest
 
 from adapters.waze import WazeFeedSettings
-from exchange.config import Config, LifecycleConfig, NetworkConfig, PublishConfig, SourceConfig
+from exchange.config import (
+    Config,
+    HttpConfig,
+    LifecycleConfig,
+    NetworkConfig,
+    NotifyConfig,
+    PublishConfig,
+    ServeConfig,
+    SourceConfig,
+)
 from exchange.config_file import load_config
 from exchange.errors import ConfigError
 from tests.support.paths import ROOT
@@ -22,7 +31,8 @@ def test_example_and_demo_configs_load(data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [Config, LifecycleConfig, NetworkConfig, PublishConfig, SourceConfig, WazeFeedSettings]
+    "model", [Config, LifecycleConfig, NetworkConfig, PublishConfig, ServeConfig, NotifyConfig, HttpConfig,
+              SourceConfig, WazeFeedSettings]
 )
 def test_every_setting_is_documented_in_the_example(model: type) -> None:
     text = EXAMPLE.read_text()
@@ -30,7 +40,8 @@ def test_every_setting_is_documented_in_the_example(model: type) -> None:
         if model is Config and name == "path":
             continue
         section = {"sources": "sources", "database": "database", "lifecycle": "lifecycle", "network": "network",
-                   "centerline": "network.centerline", "publish": "publish"}.get(name)
+                   "centerline": "network.centerline", "publish": "publish", "serve": "serve",
+                   "notify": "notify", "http": "http"}.get(name)
         if section:
             assert re.search(rf"^#? ?\[\[?{re.escape(section)}\]\]?$", text, re.MULTILINE), f"no [{section}]"
             continue
