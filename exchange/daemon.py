@@ -1,11 +1,31 @@
-"""``exchange run``: one APScheduler job per enabled source and the publish clock, until SIGTERM or Ctrl-C."""
+"""``exchange run``: the one process city IT leaves running.
+
+It polls every enabled source on its interval (with jitter; one run of a source at a time; late
+runs coalesced into one), runs the publish clock, republishes after city changes, tells what goes
+wrong (:mod:`exchange.notify`), and serves the feeds on ``serve.port`` in the same process (unless
+``serve`` is None: ``--no-serve``, for a separate ``exchange serve``).
+
+A source whose polls keep failing is polled ever less often: its interval doubled per failure in
+a row, up to ``failing_max_interval_s``, so a dead upstream is not hammered; its first good poll
+brings back the normal interval.
+
+SIGTERM or SIGINT: no job starts any more; a fetch under way gives up at once (``stop_requested``,
+even while an upstream trickles); a sync under way finishes its transaction (or rolls it back),
+the feed server flushes its counts; the process exits 0. Should a job still run after
+``stop_timeout_s``, the process exits 0 anyway: the database rolls back what it left open.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
+import random
 import signal
-from datetime import UTC, datetime
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -14,93 +34,232 @@ from sqlalchemy import Engine
 from exchange.config import Config, SourceConfig
 from exchange.cycle import sync_then_publish
 from exchange.errors import ExchangeError, UsageError
+from exchange.notify import Watcher
 from exchange.placement import Placement
 from exchange.redaction import install_log_redaction, register_config_secrets
+from exchange.runtime import now_ms, request_stop
 
-__all__ = ["build_scheduler", "run_daemon"]
+__all__ = ["Daemon", "ServeOptions", "build_scheduler", "run_daemon"]
 
 log = logging.getLogger("exchange.daemon")
 
-
-def _poll(engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None) -> None:
-    """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
-    try:
-        cycle = sync_then_publish(engine, config, source_config, placement)
-    except ExchangeError as exc:
-        log.error("%s: %s", source_config.name, exc.message)
-        return
-    log.info("%s", cycle.sync.summary())
-    if cycle.published is not None:
-        log.info("%s", cycle.published.summary())
-    if cycle.publish_error is not None:
-        log.error("publish after %s: %s", source_config.name, cycle.publish_error)
+#: the watch that notices time-driven changes (a source that nobody polls goes Stale) runs this often;
+#: changes a poll makes are noticed right after that poll
+WATCH_EVERY_S = 60
 
 
-def _republish(engine: Engine, config: Config, placement: Placement | None) -> None:
-    """The publish clock: ended closures age out on time, and an unchanged publication is renewed
-    once it is ``publish.max_age_s`` old."""
-    from exchange.publish import publish
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``exchange run`` serves the feeds (as ``exchange serve`` would)."""
 
-    try:
-        result = publish(engine, config, placement=placement)
-    except ExchangeError as exc:
-        log.error("publish: %s", exc.message)
-        return
-    if result.status != "unchanged":
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: bool = True
+    refresh_s: float = 1.0
+    flush_s: float = 5.0
+    cache_control: str | None = None
+    access_log: bool = False
+
+
+class Daemon:
+    """The scheduler's jobs and the process's lifetime."""
+
+    def __init__(self, config: Config, engine: Engine, placement: Placement | None = None,
+                 serve: ServeOptions | None = None, stop_timeout_s: float = 20.0) -> None:
+        self.config, self.engine, self.placement, self.serve = config, engine, placement, serve
+        self.stop_timeout_s = stop_timeout_s
+        self.failures: dict[str, int] = {}
+        self.watcher = Watcher(engine, config)
+        self._watch_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self.scheduler = build_scheduler(config, engine, placement, daemon=self)
+
+    # ------------------------------------------------------------------ jobs
+
+    def poll(self, source_config: SourceConfig) -> None:
+        """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
+        if self._stopping.is_set():
+            return
+        try:
+            cycle = sync_then_publish(self.engine, self.config, source_config, self.placement, warn_late=False)
+        except ExchangeError as exc:
+            if not self._stopping.is_set():
+                log.error("%s: %s", source_config.name, exc.message)
+                self._back_off(source_config)
+        else:
+            if self.failures.pop(source_config.name, 0):
+                log.info("%s: polled again every %ss", source_config.name, source_config.interval_s)
+            log.info("%s", cycle.sync.summary())
+            if cycle.published is not None:
+                log.info("%s", cycle.published.summary())
+            if cycle.publish_error is not None:
+                log.error("publish after %s: %s", source_config.name, cycle.publish_error)
+        self.watch()
+
+    def republish(self) -> None:
+        """The publish clock: ended closures age out on time, and no publication outlives
+        ``publish.max_age_s`` (it is renewed one clock interval before)."""
+        from exchange.publish import publish
+
+        if self._stopping.is_set():
+            return
+        try:
+            result = publish(self.engine, self.config, placement=self.placement,
+                             renew_within_s=self.config.publish.interval_s)
+        except ExchangeError as exc:
+            log.error("publish: %s", exc.message)
+            return
+        if result.status == "unchanged":
+            log.debug("%s", result.summary())
+            return
         for line in result.warnings():
             log.warning("%s", line.removeprefix("warning: "))
         log.info("%s", result.summary())
 
+    def watch(self) -> None:
+        """Tell what changed (source and feed states, held-back events, closures Waze does not show)."""
+        if self._stopping.is_set() or not self._watch_lock.acquire(blocking=False):
+            return  # a watch is under way: it sees this change too
+        try:
+            self.watcher.check(now_ms())
+        finally:
+            self._watch_lock.release()
 
-def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None) -> Any:
-    """One job per enabled source on its interval, and the publish clock; none started yet.
+    def _back_off(self, source_config: SourceConfig) -> None:
+        failures = self.failures[source_config.name] = self.failures.get(source_config.name, 0) + 1
+        delay = min(source_config.interval_s * 2**failures, source_config.failing_max_interval_s)
+        if delay <= source_config.interval_s:
+            return
+        delay += random.uniform(0, source_config.jitter_s)
+        try:
+            self.scheduler.modify_job(source_config.name, next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+        except LookupError:  # the scheduler is shutting down
+            return
+        log.warning("%s: failed %d times in a row; next poll in %.0fs", source_config.name, failures, delay)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        enabled = [s for s in self.config.sources if s.enabled]
+        # The network's arrays and indexes live for the whole run: keep them out of every future
+        # garbage collection, whose cost would otherwise grow with them on each poll.
+        gc.freeze()
+        log.info("polling %s; publishing every %ss", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled),
+                 self.config.publish.interval_s)
+        self.scheduler.start()
+        try:
+            if self.serve is not None:
+                self._serve(self.serve)
+            else:
+                self._wait_for_signal()
+        finally:
+            self.stop("shutting down")
+
+    def stop(self, why: str) -> None:
+        """Stop taking jobs, let the running ones end (bounded), and return; idempotent."""
+        if self._stopped.is_set():
+            return
+        self._begin_stop(why)
+        stopper = threading.Thread(target=self._shutdown_scheduler, name="exchange-stop", daemon=True)
+        stopper.start()
+        stopper.join(self.stop_timeout_s)
+        self._stopped.set()
+        if stopper.is_alive():
+            log.error("a job was still running %ss after the stop; exiting without it (its open transaction "
+                      "is rolled back)", self.stop_timeout_s)
+            logging.shutdown()
+            os._exit(0)
+        log.info("stopped")
+
+    def _begin_stop(self, why: str) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        request_stop()  # a fetch under way gives up now, even one that trickles
+        log.info("%s: finishing the running jobs, then stopping", why)
+
+    def _shutdown_scheduler(self) -> None:
+        from apscheduler.schedulers import SchedulerNotRunningError
+
+        with contextlib.suppress(SchedulerNotRunningError):
+            self.scheduler.shutdown(wait=True)
+
+    def _wait_for_signal(self) -> None:
+        wake = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self._begin_stop(f"signal {signal.Signals(signum).name}")
+            wake.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            wake.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _serve(self, options: ServeOptions) -> None:
+        import uvicorn
+
+        from exchange.server import create_app
+        from exchange.serving import listen, listening_url, uvicorn_server
+
+        sock = listen(options.host, options.port)
+        with sock:
+            url = listening_url(sock)
+            app = create_app(self.engine, require_token=options.tokens, refresh_s=options.refresh_s,
+                             flush_s=options.flush_s, cache_control=options.cache_control, config=self.config)
+            uv_config = uvicorn.Config(
+                app, log_config=None, log_level=self.config.log_level.lower(), access_log=options.access_log,
+                lifespan="on", server_header=False, timeout_graceful_shutdown=5,
+            )
+            mode = "tokens required" if options.tokens else "no tokens"
+            server = uvicorn_server(
+                uv_config, lambda: log.info("serving %s/feeds/ (%s)", url, mode),
+                lambda sig: self._begin_stop(f"signal {signal.Signals(sig).name}"),
+            )
+            server.run(sockets=[sock])
+            if not server.started and not self._stopping.is_set():
+                raise ExchangeError("the feed server did not start (see the log above)")
+
+
+def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None,
+                    daemon: Daemon | None = None) -> Any:
+    """One job per enabled source on its interval, the publish clock and the watch; none started yet.
 
     The sources' tokens are registered as secrets and the redaction filter installed on the
     logging set-up there is (the CLI's, or an embedding program's), so no poll logs a token.
     """
     register_config_secrets(config)
     install_log_redaction()
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
     enabled = [s for s in config.sources if s.enabled]
     if not enabled:
         raise UsageError("no enabled sources to run; add a [[sources]] entry")
-    scheduler = BlockingScheduler(timezone=config.zone)
+    if daemon is None:
+        daemon = Daemon.__new__(Daemon)  # the jobs' owner, for a look at the schedule only (tests)
+    scheduler = BackgroundScheduler(
+        timezone=config.zone, executors={"default": ThreadPoolExecutor(len(enabled) + 2)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+    now = datetime.now(UTC)
     for source_config in enabled:
         scheduler.add_job(
-            _poll,
-            IntervalTrigger(seconds=source_config.interval_s, jitter=source_config.jitter_s or None),
-            args=(engine, config, source_config, placement),
-            id=source_config.name,
-            name=f"sync {source_config.name}",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
+            daemon.poll, IntervalTrigger(seconds=source_config.interval_s, jitter=source_config.jitter_s or None),
+            args=(source_config,), id=source_config.name, name=f"sync {source_config.name}", next_run_time=now,
         )
-    scheduler.add_job(
-        _republish, IntervalTrigger(seconds=config.publish.interval_s), args=(engine, config, placement),
-        id="publish", name="publish clock", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
-    )
+    scheduler.add_job(daemon.republish, IntervalTrigger(seconds=config.publish.interval_s), id="publish",
+                      name="publish clock", next_run_time=now)
+    scheduler.add_job(daemon.watch, IntervalTrigger(seconds=WATCH_EVERY_S), id="watch", name="watch",
+                      next_run_time=now + timedelta(seconds=WATCH_EVERY_S))
     return scheduler
 
 
-def run_daemon(config: Config, engine: Engine, placement: Placement | None = None) -> None:
-    scheduler = build_scheduler(config, engine, placement)
-    enabled = [s for s in config.sources if s.enabled]
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: finishing the running polls, then stopping", signum)
-        scheduler.shutdown(wait=True)
-
-    previous: dict[int, Any] = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    # The network's arrays and indexes live for the whole run: keep them out of every future
-    # garbage collection, whose cost would otherwise grow with them on each poll.
-    gc.freeze()
-    log.info("polling %s; publishing every %ss", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled),
-             config.publish.interval_s)
-    try:
-        scheduler.start()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def run_daemon(config: Config, engine: Engine, placement: Placement | None = None,
+               serve: ServeOptions | None = None) -> None:
+    Daemon(config, engine, placement, serve).run()

@@ -176,6 +176,18 @@ published_events = Table(
     Column("held_back_ms", BigInteger),
 )
 
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("key", String(400), primary_key=True, doc="what was told, once: state:source:waze:Offline:<since>, ..."),
+    Column("kind", String(20), nullable=False, doc="source, feed, held-back, late-closure"),
+    Column("subject", String(300), nullable=False, doc="the source, feed or event it is about"),
+    Column("state", String(20)),
+    Column("sent_ms", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Index("ix_notifications_subject", "kind", "subject", "sent_ms"),
+)
+
 publish_runs = Table(
     "publish_runs",
     metadata,

@@ -23,7 +23,7 @@ def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     env = {**os.environ, "EXCHANGE_DATA_DIR": str(tmp_path / "data"), "EXCHANGE_CONFIG": str(config)}
     command = [sys.executable, "-m", "exchange"]
-    with subprocess.Popen([*command, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as daemon:
+    with subprocess.Popen([*command, "run", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as daemon:
         try:
             runs: list[dict[str, object]] = []
             deadline = time.monotonic() + 20
@@ -51,5 +51,5 @@ def test_the_daemon_runs_a_publish_clock(tmp_path: Path) -> None:
                                     "publish": {"interval_s": 240}})
     scheduler = build_scheduler(config, engine=None)  # type: ignore[arg-type]
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"waze", "publish"}
+    assert set(jobs) == {"waze", "publish", "watch"}
     assert jobs["publish"].trigger.interval.total_seconds() == 240 and jobs["publish"].max_instances == 1
