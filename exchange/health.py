@@ -27,7 +27,7 @@ server, ``inspect sources``) sees the same, and a restart forgets nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -172,7 +172,7 @@ def read_health(conn: Connection, config: Config, now_ms: int) -> HealthReport:
             .where(sync_runs.c.source == source.name).order_by(sync_runs.c.id.desc()).limit(LOOKBACK_RUNS)
         )
         report.sources.append(source_health(source, [Run(*row) for row in rows], now_ms))
-    published = dict(conn.execute(select(publications.c.feed, publications.c.published_ms)).tuples().all())
+    published = {feed: at for feed, at in conn.execute(select(publications.c.feed, publications.c.published_ms))}
     report.feeds.extend(feed_health(name, published.get(name), config.publish, now_ms) for name in FEEDS)
     return report
 
@@ -192,7 +192,7 @@ def _failed_state(run: Run) -> State:
     return State.SCHEMA_ERROR if run.failure == "payload" else State.OFFLINE
 
 
-def _streak(runs: Sequence[Run], belongs: Any) -> list[Run]:
+def _streak(runs: Sequence[Run], belongs: Callable[[Run], bool]) -> list[Run]:
     """The newest runs for which ``belongs`` holds, up to the first that does not (newest first)."""
     streak: list[Run] = []
     for run in runs:
