@@ -142,10 +142,10 @@ def source_health(source: SourceConfig, runs: Sequence[Run], now_ms: int) -> Hea
         if now_ms - reference > limit:
             what = "the same snapshot" if new_data is not None else "no new data yet"
             return made(State.STALE, reference + limit, f"{what} for {_minutes(now_ms - reference)}")
-    if newest.message and SUSPECT_NOTE in newest.message:
-        streak = _streak(runs, lambda run: run.status in _SUCCESS and bool(run.message) and SUSPECT_NOTE in run.message)
-        return made(State.SUSPECT, streak[-1].started_ms, newest.message)
-    streak = _streak(runs, lambda run: run.status in _SUCCESS and not (run.message and SUSPECT_NOTE in run.message))
+    if _suspect(newest):
+        streak = _streak(runs, lambda run: run.status in _SUCCESS and _suspect(run))
+        return made(State.SUSPECT, streak[-1].started_ms, newest.message or "")
+    streak = _streak(runs, lambda run: run.status in _SUCCESS and not _suspect(run))
     return made(State.OK, streak[-1].started_ms, f"last poll {newest.status}")
 
 
@@ -172,7 +172,7 @@ def read_health(conn: Connection, config: Config, now_ms: int) -> HealthReport:
             .where(sync_runs.c.source == source.name).order_by(sync_runs.c.id.desc()).limit(LOOKBACK_RUNS)
         )
         report.sources.append(source_health(source, [Run(*row) for row in rows], now_ms))
-    published = {feed: at for feed, at in conn.execute(select(publications.c.feed, publications.c.published_ms))}
+    published: dict[str, int] = dict(conn.execute(select(publications.c.feed, publications.c.published_ms)).all())
     report.feeds.extend(feed_health(name, published.get(name), config.publish, now_ms) for name in FEEDS)
     return report
 
@@ -186,6 +186,10 @@ class _HealthOf:
     def __call__(self, state: State, since_ms: int | None, detail: str) -> Health:
         return Health(self.source.name, state, since_ms, detail, self.source.required, self.last_success_ms,
                       self.failures)
+
+
+def _suspect(run: Run) -> bool:
+    return run.message is not None and SUSPECT_NOTE in run.message
 
 
 def _failed_state(run: Run) -> State:

@@ -23,7 +23,8 @@ def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     env = {**os.environ, "EXCHANGE_DATA_DIR": str(tmp_path / "data"), "EXCHANGE_CONFIG": str(config)}
     command = [sys.executable, "-m", "exchange"]
-    with subprocess.Popen([*command, "run", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as daemon:
+    with subprocess.Popen([*command, "run", "--port", "0"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as daemon:
         try:
             runs: list[dict[str, object]] = []
             deadline = time.monotonic() + 20

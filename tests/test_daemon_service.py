@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -40,7 +40,7 @@ class Upstream(QuietHandler):
     city_body: bytes = b""
     waze_up = True
     trickling = threading.Event()
-    hooks: list[dict[str, Any]] = []
+    hooks: ClassVar[list[dict[str, Any]]] = []
 
     def do_GET(self) -> None:
         if self.path == "/waze.json":
