@@ -243,20 +243,21 @@ def build_scheduler(config: Config, engine: Engine, placement: Placement | None 
         raise UsageError("no enabled sources to run; add a [[sources]] entry")
     if daemon is None:
         daemon = Daemon.__new__(Daemon)  # the jobs' owner, for a look at the schedule only (tests)
-    scheduler = BackgroundScheduler(
-        timezone=config.zone, executors={"default": ThreadPoolExecutor(len(enabled) + 2)},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-    )
+    scheduler = BackgroundScheduler(timezone=config.zone,
+                                    executors={"default": ThreadPoolExecutor(len(enabled) + 2)})
+    # one run of a job at a time; runs missed (a long poll, a suspended machine) coalesce into one, however late
+    once = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     now = datetime.now(UTC)
     for source_config in enabled:
         scheduler.add_job(
             daemon.poll, IntervalTrigger(seconds=source_config.interval_s, jitter=source_config.jitter_s or None),
             args=(source_config,), id=source_config.name, name=f"sync {source_config.name}", next_run_time=now,
+            **once,
         )
     scheduler.add_job(daemon.republish, IntervalTrigger(seconds=config.publish.interval_s), id="publish",
-                      name="publish clock", next_run_time=now)
+                      name="publish clock", next_run_time=now, **once)
     scheduler.add_job(daemon.watch, IntervalTrigger(seconds=WATCH_EVERY_S), id="watch", name="watch",
-                      next_run_time=now + timedelta(seconds=WATCH_EVERY_S))
+                      next_run_time=now + timedelta(seconds=WATCH_EVERY_S), **once)
     return scheduler
 
 
