@@ -5,9 +5,14 @@ runs coalesced into one), runs the publish clock, republishes after city changes
 wrong (:mod:`exchange.notify`), and serves the feeds on ``serve.port`` in the same process (unless
 ``serve`` is None: ``--no-serve``, for a separate ``exchange serve``).
 
+Several instances may share one PostgreSQL store: every second each claims the runs that are due
+in the shared schedule (:mod:`exchange.schedule`), so each due poll and publish-clock tick happens
+on exactly one instance, and when one instance dies the others carry on. On SQLite a second daemon
+on the same store refuses to start.
+
 A source whose polls keep failing is polled ever less often: its interval doubled per failure in
-a row, up to ``failing_max_interval_s``, so a dead upstream is not hammered; its first good poll
-brings back the normal interval.
+a row (counted in the store, whichever instance polled), up to ``failing_max_interval_s``, so a
+dead upstream is not hammered; its first good poll brings back the normal interval.
 
 SIGTERM or SIGINT: no job starts any more; a fetch under way gives up at once (``stop_requested``,
 even while an upstream trickles); a sync under way finishes its transaction (or rolls it back),
@@ -21,19 +26,22 @@ import contextlib
 import gc
 import logging
 import os
-import random
 import signal
+import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine
 
 from exchange.config import Config, SourceConfig
 from exchange.cycle import sync_then_publish
 from exchange.errors import ExchangeError, UsageError
+from exchange.health import consecutive_failures
 from exchange.notify import Watcher
 from exchange.placement import Placement
 from exchange.redaction import install_log_redaction, register_config_secrets
@@ -46,6 +54,11 @@ log = logging.getLogger("exchange.daemon")
 #: the watch that notices time-driven changes (a source that nobody polls goes Stale) runs this often;
 #: changes a poll makes are noticed right after that poll
 WATCH_EVERY_S = 60
+
+#: every instance looks this often for due runs to claim: a run starts at most this late
+DISPATCH_EVERY_S = 1.0
+
+PUBLISH_JOB = "publish"
 
 
 @dataclass(frozen=True)
@@ -68,14 +81,53 @@ class Daemon:
                  serve: ServeOptions | None = None, stop_timeout_s: float = 20.0) -> None:
         self.config, self.engine, self.placement, self.serve = config, engine, placement, serve
         self.stop_timeout_s = stop_timeout_s
-        self.failures: dict[str, int] = {}
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.sources = {f"source:{s.name}": s for s in config.sources if s.enabled}
         self.watcher = Watcher(engine, config)
         self._watch_lock = threading.Lock()
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        self._lock_file: IO[str] | None = None
+        self.workers = ThreadPoolExecutor(len(self.sources) + 1, thread_name_prefix="exchange-job")
         self.scheduler = build_scheduler(config, engine, placement, daemon=self)
 
     # ------------------------------------------------------------------ jobs
+
+    def dispatch(self) -> None:
+        """Claim the runs that are due (no other instance will make them) and start them."""
+        from exchange.schedule import claim_due
+
+        if self._stopping.is_set():
+            return
+        with self._running_lock:  # a job still running here is not claimed again
+            idle = [job for job in (*self.sources, PUBLISH_JOB) if job not in self._running]
+        jitter = {job: s.jitter_s * 1000 for job, s in self.sources.items()}
+        try:
+            claimed = claim_due(self.engine, idle, self.instance, jitter)
+        except Exception as exc:  # the store is away: the next tick tries again
+            log.debug("cannot claim due runs: %s", exc)
+            return
+        for job in claimed:
+            with self._running_lock:
+                self._running.add(job)
+            try:
+                self.workers.submit(self._run_job, job)
+            except RuntimeError:  # the pool is shutting down
+                return
+
+    def _run_job(self, job: str) -> None:
+        try:
+            if job == PUBLISH_JOB:
+                self.republish()
+            else:
+                self.poll(self.sources[job])
+        except Exception:  # a bug: logged with its traceback, and the daemon goes on
+            log.exception("%s failed unexpectedly", job)
+        finally:
+            with self._running_lock:
+                self._running.discard(job)
 
     def poll(self, source_config: SourceConfig) -> None:
         """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
@@ -88,8 +140,6 @@ class Daemon:
                 log.error("%s: %s", source_config.name, exc.message)
                 self._back_off(source_config)
         else:
-            if self.failures.pop(source_config.name, 0):
-                log.info("%s: polled again every %ss", source_config.name, source_config.interval_s)
             log.info("%s", cycle.sync.summary())
             if cycle.published is not None:
                 log.info("%s", cycle.published.summary())
@@ -127,22 +177,30 @@ class Daemon:
             self._watch_lock.release()
 
     def _back_off(self, source_config: SourceConfig) -> None:
-        failures = self.failures[source_config.name] = self.failures.get(source_config.name, 0) + 1
-        delay = min(source_config.interval_s * 2**failures, source_config.failing_max_interval_s)
-        if delay <= source_config.interval_s:
-            return
-        delay += random.uniform(0, source_config.jitter_s)
+        from exchange.schedule import postpone
+
         try:
-            self.scheduler.modify_job(source_config.name, next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
-        except LookupError:  # the scheduler is shutting down
+            with self.engine.connect() as conn:
+                failures = consecutive_failures(conn, source_config.name)
+            delay = min(source_config.interval_s * 2**failures, source_config.failing_max_interval_s)
+            if delay <= source_config.interval_s:
+                return
+            postpone(self.engine, f"source:{source_config.name}", delay * 1000)
+        except Exception as exc:  # the store is away: the normal interval stands
+            log.debug("cannot postpone %s: %s", source_config.name, exc)
             return
-        log.warning("%s: failed %d times in a row; next poll in %.0fs", source_config.name, failures, delay)
+        log.warning("%s: failed %d times in a row; next poll in %ss", source_config.name, failures, delay)
 
     # ------------------------------------------------------------------ lifetime
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT."""
-        enabled = [s for s in self.config.sources if s.enabled]
+        from exchange.schedule import register
+
+        self._lock_sqlite_store()
+        register(self.engine, {**{job: s.interval_s * 1000 for job, s in self.sources.items()},
+                               PUBLISH_JOB: self.config.publish.interval_s * 1000})
+        enabled = list(self.sources.values())
         # The network's arrays and indexes live for the whole run: keep them out of every future
         # garbage collection, whose cost would otherwise grow with them on each poll.
         gc.freeze()
@@ -185,6 +243,30 @@ class Daemon:
 
         with contextlib.suppress(SchedulerNotRunningError):
             self.scheduler.shutdown(wait=True)
+        self.workers.shutdown(wait=True, cancel_futures=True)
+
+    def _lock_sqlite_store(self) -> None:
+        """One daemon per SQLite store: a second would poll every source twice (PostgreSQL shares the work)."""
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return
+        import fcntl
+
+        path = Path(f"{self.engine.url.database}.daemon-lock")
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ExchangeError(
+                f"another `exchange run` ({holder}) is already running on {self.engine.url.database}; one daemon "
+                "per SQLite store (several instances need PostgreSQL)"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._lock_file = handle  # held, and so locked, until the process ends
 
     def _wait_for_signal(self) -> None:
         wake = threading.Event()
@@ -227,35 +309,27 @@ class Daemon:
 
 def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None,
                     daemon: Daemon | None = None) -> Any:
-    """One job per enabled source on its interval, the publish clock and the watch; none started yet.
+    """The daemon's two periodic jobs, not started yet: the dispatch (claims and starts the due
+    polls and publish-clock ticks) and the watch.
 
     The sources' tokens are registered as secrets and the redaction filter installed on the
     logging set-up there is (the CLI's, or an embedding program's), so no poll logs a token.
     """
     register_config_secrets(config)
     install_log_redaction()
-    from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
-    enabled = [s for s in config.sources if s.enabled]
-    if not enabled:
+    if not any(s.enabled for s in config.sources):
         raise UsageError("no enabled sources to run; add a [[sources]] entry")
     if daemon is None:
         daemon = Daemon.__new__(Daemon)  # the jobs' owner, for a look at the schedule only (tests)
-    scheduler = BackgroundScheduler(timezone=config.zone,
-                                    executors={"default": ThreadPoolExecutor(len(enabled) + 2)})
-    # one run of a job at a time; runs missed (a long poll, a suspended machine) coalesce into one, however late
+    scheduler = BackgroundScheduler(timezone=config.zone)
+    # one run of a job at a time; ticks missed (a suspended machine) coalesce into one, however late
     once = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     now = datetime.now(UTC)
-    for source_config in enabled:
-        scheduler.add_job(
-            daemon.poll, IntervalTrigger(seconds=source_config.interval_s, jitter=source_config.jitter_s or None),
-            args=(source_config,), id=source_config.name, name=f"sync {source_config.name}", next_run_time=now,
-            **once,
-        )
-    scheduler.add_job(daemon.republish, IntervalTrigger(seconds=config.publish.interval_s), id="publish",
-                      name="publish clock", next_run_time=now, **once)
+    scheduler.add_job(daemon.dispatch, IntervalTrigger(seconds=DISPATCH_EVERY_S), id="dispatch", name="dispatch",
+                      next_run_time=now, **once)
     scheduler.add_job(daemon.watch, IntervalTrigger(seconds=WATCH_EVERY_S), id="watch", name="watch",
                       next_run_time=now + timedelta(seconds=WATCH_EVERY_S), **once)
     return scheduler

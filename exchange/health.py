@@ -161,6 +161,20 @@ def feed_health(name: str, published_ms: int | None, settings: PublishConfig, no
     return Health(name, State.OK, published_ms, f"published {_minutes(age)} ago", last_success_ms=published_ms)
 
 
+def consecutive_failures(conn: Connection, source: str, limit: int = 16) -> int:
+    """How many of the source's newest polls failed in a row (at most ``limit``)."""
+    statuses = conn.execute(
+        select(sync_runs.c.status).where(sync_runs.c.source == source, sync_runs.c.status != "history")
+        .order_by(sync_runs.c.id.desc()).limit(limit)
+    ).scalars()
+    count = 0
+    for status in statuses:
+        if status != "failed":
+            break
+        count += 1
+    return count
+
+
 def read_health(conn: Connection, config: Config, now_ms: int) -> HealthReport:
     """Every enabled source's and every feed's health, read from the store."""
     report = HealthReport(now_ms)

@@ -139,7 +139,7 @@ def daemon(config: Path) -> Iterator[Daemon]:
     env = {**os.environ, "EXCHANGE_CONFIG": str(config)}
     env.pop("EXCHANGE_DATA_DIR", None)
     process = subprocess.Popen([sys.executable, "-m", "exchange", "run"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     running = Daemon(process)
     reader = threading.Thread(target=running.read_stderr, daemon=True)
     reader.start()
@@ -150,6 +150,8 @@ def daemon(config: Path) -> Iterator[Daemon]:
             process.kill()
             process.wait()
         reader.join(timeout=5)
+        assert process.stderr is not None
+        process.stderr.close()
 
 
 def runs(store: Path) -> list[dict[str, Any]]:
