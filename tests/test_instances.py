@@ -4,6 +4,7 @@ daemon on a SQLite store refuses to start."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import signal
@@ -123,7 +124,7 @@ def test_two_daemons_on_one_postgresql_store_share_the_work(tmp_path: Path, data
         urls = [wait(d.url, 30, "both feed servers") for d in (first, second)]
         wait(lambda: len(waze_runs(engine)) >= 4, 40, "four Waze polls")
         runs = waze_runs(engine)
-        gaps = [b[0] - a[0] for a, b in zip(runs, runs[1:], strict=False)]
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(runs)]
         assert min(gaps) >= 4_000, f"a run happened twice (5 s interval): gaps {gaps} ms"
         with engine.connect() as conn:
             claimants = {row[0].rsplit(":", 1)[1] for row in conn.execute(text(
