@@ -91,16 +91,25 @@ class Daemon:
         self._stopped = threading.Event()
         self._lock_file: IO[str] | None = None
         self.workers = ThreadPoolExecutor(len(self.sources) + 1, thread_name_prefix="exchange-job")
-        self.scheduler = build_scheduler(config, engine, placement, daemon=self)
+        self._registered = False
+        self.scheduler = _periodic_jobs(self)
 
     # ------------------------------------------------------------------ jobs
 
     def dispatch(self) -> None:
         """Claim the runs that are due (no other instance will make them) and start them."""
-        from exchange.schedule import claim_due
+        from exchange.schedule import claim_due, register
 
         if self._stopping.is_set():
             return
+        if not self._registered:
+            try:
+                register(self.engine, {**{job: s.interval_s * 1000 for job, s in self.sources.items()},
+                                       PUBLISH_JOB: self.config.publish.interval_s * 1000})
+            except Exception as exc:  # the store is away: the next tick tries again
+                log.debug("cannot register the schedule: %s", exc)
+                return
+            self._registered = True
         with self._running_lock:  # a job still running here is not claimed again
             idle = [job for job in (*self.sources, PUBLISH_JOB) if job not in self._running]
         jitter = {job: s.jitter_s * 1000 for job, s in self.sources.items()}
@@ -195,21 +204,22 @@ class Daemon:
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT."""
-        from exchange.schedule import register
-
         self._lock_sqlite_store()
-        register(self.engine, {**{job: s.interval_s * 1000 for job, s in self.sources.items()},
-                               PUBLISH_JOB: self.config.publish.interval_s * 1000})
         enabled = list(self.sources.values())
         # The network's arrays and indexes live for the whole run: keep them out of every future
         # garbage collection, whose cost would otherwise grow with them on each poll.
         gc.freeze()
         log.info("polling %s; publishing every %ss", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled),
                  self.config.publish.interval_s)
+        from exchange.serving import listen
+
+        # bound before any poll: a busy port is a one-line error at once, not after a round of polls
+        sock = listen(self.serve.host, self.serve.port) if self.serve is not None else None
         self.scheduler.start()
         try:
-            if self.serve is not None:
-                self._serve(self.serve)
+            if self.serve is not None and sock is not None:
+                with sock:
+                    self._serve(self.serve, sock)
             else:
                 self._wait_for_signal()
         finally:
@@ -282,49 +292,48 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _serve(self, options: ServeOptions) -> None:
+    def _serve(self, options: ServeOptions, sock: socket.socket) -> None:
         import uvicorn
 
         from exchange.server import create_app
-        from exchange.serving import listen, listening_url, uvicorn_server
+        from exchange.serving import listening_url, uvicorn_server
 
-        sock = listen(options.host, options.port)
-        with sock:
-            url = listening_url(sock)
-            app = create_app(self.engine, require_token=options.tokens, refresh_s=options.refresh_s,
-                             flush_s=options.flush_s, cache_control=options.cache_control, config=self.config)
-            uv_config = uvicorn.Config(
-                app, log_config=None, log_level=self.config.log_level.lower(), access_log=options.access_log,
-                lifespan="on", server_header=False, timeout_graceful_shutdown=5,
-            )
-            mode = "tokens required" if options.tokens else "no tokens"
-            server = uvicorn_server(
-                uv_config, lambda: log.info("serving %s/feeds/ (%s)", url, mode),
-                lambda sig: self._begin_stop(f"signal {signal.Signals(sig).name}"),
-            )
-            server.run(sockets=[sock])
-            if not server.started and not self._stopping.is_set():
-                raise ExchangeError("the feed server did not start (see the log above)")
+        url = listening_url(sock)
+        app = create_app(self.engine, require_token=options.tokens, refresh_s=options.refresh_s,
+                         flush_s=options.flush_s, cache_control=options.cache_control, config=self.config)
+        uv_config = uvicorn.Config(
+            app, log_config=None, log_level=self.config.log_level.lower(), access_log=options.access_log,
+            lifespan="on", server_header=False, timeout_graceful_shutdown=5,
+        )
+        mode = "tokens required" if options.tokens else "no tokens"
+        server = uvicorn_server(
+            uv_config, lambda: log.info("serving %s/feeds/ (%s)", url, mode),
+            lambda sig: self._begin_stop(f"signal {signal.Signals(sig).name}"),
+        )
+        server.run(sockets=[sock])
+        if not server.started and not self._stopping.is_set():
+            raise ExchangeError("the feed server did not start (see the log above)")
 
 
-def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None,
-                    daemon: Daemon | None = None) -> Any:
-    """The daemon's two periodic jobs, not started yet: the dispatch (claims and starts the due
-    polls and publish-clock ticks) and the watch.
+def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None) -> Any:
+    """The daemon's periodic jobs for an embedding program, not started yet: the dispatch (claims
+    and runs the due polls and publish-clock ticks, in the daemon's own worker threads) and the watch.
 
     The sources' tokens are registered as secrets and the redaction filter installed on the
     logging set-up there is (the CLI's, or an embedding program's), so no poll logs a token.
     """
-    register_config_secrets(config)
+    return Daemon(config, engine, placement).scheduler
+
+
+def _periodic_jobs(daemon: Daemon) -> Any:
+    register_config_secrets(daemon.config)
     install_log_redaction()
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
-    if not any(s.enabled for s in config.sources):
+    if not daemon.sources:
         raise UsageError("no enabled sources to run; add a [[sources]] entry")
-    if daemon is None:
-        daemon = Daemon.__new__(Daemon)  # the jobs' owner, for a look at the schedule only (tests)
-    scheduler = BackgroundScheduler(timezone=config.zone)
+    scheduler = BackgroundScheduler(timezone=daemon.config.zone)
     # one run of a job at a time; ticks missed (a suspended machine) coalesce into one, however late
     once = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     now = datetime.now(UTC)
