@@ -165,7 +165,7 @@ def cluster_reports(
     window_s: float = 1800.0,
     max_heading_deg: float = 70.0,
     extent_m: float = 30.0,
-    merge_threshold: float = 3.5,
+    merge_threshold: float = 3.75,
     carriageway_m: float = 30.0,
 ) -> IntArray:
     """Cluster labels (0..k-1, in order of each cluster's first report) for the reports.
@@ -219,7 +219,7 @@ def cluster_reports(
 
     # candidate pairs: as far apart as two single reports can lie and still merge (larger
     # clusters merge closer), one family, one time window, compatible directions
-    reach = 2.0 * math.sqrt(variance * max(merge_threshold - math.log(2.0), 0.0)) * 1.1
+    reach = 2.0 * math.sqrt(variance * max(merge_threshold - math.log(2.0), 0.0))
     i, j = _neighbours(tree, points, np.arange(n), reach, family, time_s, window_s)
     keep = i < j
     i, j = i[keep], j[keep]
@@ -273,7 +273,7 @@ def _merge(x: FloatArray, y: FloatArray, time_s: FloatArray, direction: FloatArr
     (the merge test of the module docstring); returns the root report of each report's cluster.
 
     Clusters only merge with neighbours: clusters holding a candidate pair (i, j). The state is in
-    plain lists and the cost a closure over them: the loop is scalar work.
+    plain lists: the loop is scalar work.
     """
     n = len(x)
     scale = 1.0 / (2.0 * variance)
@@ -288,20 +288,7 @@ def _merge(x: FloatArray, y: FloatArray, time_s: FloatArray, direction: FloatArr
     east: list[float] = np.where(certain, np.sin(radians), 0.0).tolist()
     north: list[float] = np.where(certain, np.cos(radians), 0.0).tolist()
     cos_max = math.cos(math.radians(max_heading_deg))
-    log = math.log
-    hypot = math.hypot
-
-    def cost(a: int, b: int) -> float:
-        if max(last[a], last[b]) - min(first[a], first[b]) > window_s:
-            return math.inf
-        ea, na, eb, nb = east[a], north[a], east[b], north[b]
-        if ea * eb + na * nb < cos_max * hypot(ea, na) * hypot(eb, nb):
-            return math.inf
-        ca, cb = count[a], count[b]
-        dx = sum_x[a] / ca - sum_x[b] / cb
-        dy = sum_y[a] / ca - sum_y[b] / cb
-        h = ca * cb / (ca + cb)
-        return (dx * dx + dy * dy) * h * scale - log(h)
+    log, hypot = math.log, math.hypot
 
     # two single reports: h = 1/2
     initial = ((x[i] - x[j]) ** 2 + (y[i] - y[j]) ** 2) * 0.5 * scale + math.log(2.0)
@@ -311,6 +298,7 @@ def _merge(x: FloatArray, y: FloatArray, time_s: FloatArray, direction: FloatArr
         neighbours[b].add(a)
     cheap = np.flatnonzero(initial < threshold)
     zeros = [0] * len(cheap)
+    # (cost, a, b, version of a, version of b) with a < b; an entry is valid while neither changed
     heap = list(zip(initial[cheap].tolist(), i[cheap].tolist(), j[cheap].tolist(), zeros, zeros, strict=True))
     heapq.heapify(heap)
     version = [0] * n
@@ -320,17 +308,17 @@ def _merge(x: FloatArray, y: FloatArray, time_s: FloatArray, direction: FloatArr
         _cost, a, b, version_a, version_b = pop(heap)
         if version[a] != version_a or version[b] != version_b:
             continue  # stale: one of them changed, or was absorbed, since
-        if (version_a or version_b) and cost(a, b) >= threshold:
-            continue  # changed since: the time window or the directions may forbid it now
         parent[b] = a  # a < b: the cluster keeps its first report as root
-        count[a] += count[b]
+        size = count[a] = count[a] + count[b]
         sum_x[a] += sum_x[b]
         sum_y[a] += sum_y[b]
-        first[a] = min(first[a], first[b])
-        last[a] = max(last[a], last[b])
-        east[a] += east[b]
-        north[a] += north[b]
-        version[a] += 1
+        centre_x, centre_y = sum_x[a] / size, sum_y[a] / size
+        start = first[a] = min(first[a], first[b])
+        end = last[a] = max(last[a], last[b])
+        ea = east[a] = east[a] + east[b]
+        na = north[a] = north[a] + north[b]
+        reach = cos_max * hypot(ea, na)
+        version_a = version[a] = version[a] + 1
         version[b] = -1
         absorbed = neighbours[b]
         neighbours[b] = set()
@@ -341,13 +329,22 @@ def _merge(x: FloatArray, y: FloatArray, time_s: FloatArray, direction: FloatArr
         mine |= absorbed
         mine.discard(a)
         mine.discard(b)
-        for other in mine:
-            c = cost(a, other)
+        for other in mine:  # the merge test against each neighbour (inline: the hot loop)
+            if max(end, last[other]) - min(start, first[other]) > window_s:
+                continue
+            eo, no = east[other], north[other]
+            if ea * eo + na * no < reach * hypot(eo, no):
+                continue  # directions of travel too far apart
+            size_o = count[other]
+            dx = centre_x - sum_x[other] / size_o
+            dy = centre_y - sum_y[other] / size_o
+            h = size * size_o / (size + size_o)
+            c = (dx * dx + dy * dy) * h * scale - log(h)
             if c < threshold:
                 if a < other:
-                    push(heap, (c, a, other, version[a], version[other]))
+                    push(heap, (c, a, other, version_a, version[other]))
                 else:
-                    push(heap, (c, other, a, version[other], version[a]))
+                    push(heap, (c, other, a, version[other], version_a))
     return np.array([_find(parent, k) for k in range(n)], dtype=np.int64)
 
 
