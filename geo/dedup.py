@@ -208,21 +208,16 @@ def cluster_reports(
     x, y, edge_bearing = _road_points(network, reports)
     finite = np.isfinite(x) & np.isfinite(y)
     x, y = np.where(finite, x, 0.0), np.where(finite, y, 0.0)
-    points = shapely.points(x, y)
-    points[~finite] = None  # no position, no neighbours
-    tree = shapely.STRtree(points)
     family = np.asarray(reports.family, dtype=object)
     time_s = np.asarray(reports.time_s, dtype=np.float64)
     direction = _travel_direction(network, reports, edge_bearing, carriageway_m)
     certain = np.isfinite(direction)
     variance = _along_variance(reports, x, y, radius_m, extent_m)
-
     # candidate pairs: as far apart as two single reports can lie and still merge (larger
     # clusters merge closer), one family, one time window, compatible directions
     reach = 2.0 * math.sqrt(variance * max(merge_threshold - math.log(2.0), 0.0))
-    i, j = _neighbours(tree, points, np.arange(n), reach, family, time_s, window_s)
-    keep = i < j
-    i, j = i[keep], j[keep]
+    space_time = _SpaceTime(x, y, finite, family, time_s, window_s, max(reach, _TORN_REACH * radius_m))
+    i, j = space_time.pairs(np.arange(n), reach, both_ways=False)
     both = certain[i] & certain[j]
     compatible = ~both | (heading_difference(np.nan_to_num(direction[i]), np.nan_to_num(direction[j]))
                           <= max_heading_deg)
@@ -231,7 +226,7 @@ def cluster_reports(
     # an incident on either side of the street, and joining one would fuse it with the other
     loose = np.flatnonzero(~certain & finite)
     if len(loose):
-        li, lj = _neighbours(tree, points, loose, _TORN_REACH * radius_m, family, time_s, window_s)
+        li, lj = space_time.pairs(loose, _TORN_REACH * radius_m, both_ways=True)
         torn = _torn(n, li[certain[lj]], lj[certain[lj]], direction, max_heading_deg)
         keep = ~torn[i] & ~torn[j]
         i, j = i[keep], j[keep]
@@ -245,13 +240,54 @@ def cluster_reports(
 _TORN_REACH = 3.0
 
 
-def _neighbours(tree: shapely.STRtree, points: npt.NDArray[np.object_], which: IntArray, distance: float,
-                family: npt.NDArray[np.object_], time_s: FloatArray, window_s: float) -> tuple[IntArray, IntArray]:
-    """Pairs (report in ``which``, other report) within ``distance``, of one family and time window."""
-    found = tree.query(points[which], predicate="dwithin", distance=distance)
-    i, j = which[found[0]].astype(np.int64), found[1].astype(np.int64)
-    keep = (i != j) & (family[i] == family[j]) & (np.abs(time_s[i] - time_s[j]) <= window_s)
-    return i[keep], j[keep]
+class _SpaceTime:
+    """Neighbours in space, family and time from one STRtree: each report is placed in a tile of
+    its own for its family and its ``window_s`` slice of time (tiles ``span`` apart, more than
+    the network's extent), so a query at a report's place in its own tile and in the next slice's
+    tile finds only reports of its family at most one slice apart. A dense feed (a day of reports
+    on a few streets) does not make the query quadratic."""
+
+    def __init__(self, x: FloatArray, y: FloatArray, finite: npt.NDArray[np.bool_],
+                 family: npt.NDArray[np.object_], time_s: FloatArray, window_s: float, reach: float) -> None:
+        self.family, self.time_s, self.window_s = family, time_s, window_s
+        index: dict[object, int] = {}
+        codes = np.array([index.setdefault(f, len(index)) for f in family.tolist()], dtype=np.float64)
+        timed = np.isfinite(time_s)
+        if window_s > 0 and math.isfinite(window_s) and timed.any():
+            self.slice = np.floor((np.where(timed, time_s, 0.0) - time_s[timed].min()) / window_s)
+        else:
+            self.slice = np.zeros(len(x))
+        extent = max(float(np.ptp(x[finite])), float(np.ptp(y[finite]))) if finite.any() else 0.0
+        self.span = extent + 2.0 * reach + 1.0
+        self.x = x - (x[finite].min() if finite.any() else 0.0) + self.slice * self.span
+        self.y = y - (y[finite].min() if finite.any() else 0.0) + codes * self.span
+        self.finite = finite
+        self.tree = shapely.STRtree(self._points(np.arange(len(x)), 0))
+
+    def _points(self, which: IntArray, shift: int) -> npt.NDArray[np.object_]:
+        points: npt.NDArray[np.object_] = shapely.points(self.x[which] + shift * self.span, self.y[which])
+        points[~self.finite[which]] = None  # no position, no neighbours
+        return points
+
+    def pairs(self, which: IntArray, distance: float, *, both_ways: bool) -> tuple[IntArray, IntArray]:
+        """Pairs (report in ``which``, other report) within ``distance``, of one family and time
+        window: each pair once with i < j, or with ``both_ways`` every (report in ``which``, other)."""
+        found_i, found_j = [], []
+        for shift in (-1, 0, 1) if both_ways else (0, 1):
+            hits = self.tree.query(self._points(which, shift), predicate="dwithin", distance=distance)
+            i, j = which[hits[0]].astype(np.int64), hits[1].astype(np.int64)
+            if both_ways:
+                keep = i != j
+            elif shift == 0:
+                keep = i < j  # found both ways round: keep one
+            else:
+                i, j = np.minimum(i, j), np.maximum(i, j)  # found once, from the earlier slice
+                keep = np.ones(len(i), dtype=bool)
+            found_i.append(i[keep])
+            found_j.append(j[keep])
+        i, j = np.concatenate(found_i), np.concatenate(found_j)
+        keep = (self.family[i] == self.family[j]) & (np.abs(self.time_s[i] - self.time_s[j]) <= self.window_s)
+        return i[keep], j[keep]
 
 
 def _torn(n: int, loose: IntArray, neighbour: IntArray, direction: FloatArray,
