@@ -12,8 +12,8 @@ Reports of one incident share
   unknown direction (Waze heading 0 on a two-way street, or next to the other carriageway) joins
   either direction, but stays alone where reports of both directions are near it;
 * a place: clusters merge while their centres are close *for their size*. The centre of n reports
-  is known to sigma / sqrt(n), so two clusters of four reports 30 m apart are two incidents where two
-  single reports 30 m apart may well be one.
+  is known to sigma / sqrt(n), so under 8 m GPS noise two clusters of four reports 30 m apart are two
+  incidents where two single reports 30 m apart may well be one.
 
 The merge test is a likelihood ratio. Each report lies at its incident's place plus a spread of
 variance ``s2`` along the road (GPS noise sigma^2, estimated from how far the reports lie from their
@@ -23,8 +23,8 @@ cheapest first, while ``d^2 h / (2 s2) - log h < merge_threshold`` with ``h = na
 as likely to belong to a neighbouring cluster as to its own leaves its cluster: such a report
 between two close incidents would otherwise fuse them.
 
-Candidates come from one STRtree query over all reports; merging uses a heap over neighbouring
-clusters, so the whole step is O(n log n).
+Candidates come from one STRtree over the reports placed by family and slice of time; merging uses
+a heap over neighbouring clusters, so the whole step is O(n log n) for a given density of reports.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def cluster_reports(
         The spread of one incident's reports: two of them typically lie this far apart along the
         road, GPS noise included (one standard deviation). It scales the merge test when the
         GPS noise cannot be estimated (fewer than 20 matched reports) and caps it otherwise;
-        neighbours are searched within 3 x this.
+        a report of unknown direction looks for reports of both directions within 3 x this.
     window_s
         How far apart in time reports of one cluster may be (30 minutes by default), so a chain of
         reports cannot join an incident with a new one at the same place an hour later.
@@ -413,7 +413,7 @@ def _detach_contested(root: IntArray, i: IntArray, j: IntArray, x: FloatArray, y
     fits = np.maximum(last[other], time_s[report]) - np.minimum(first[other], time_s[report]) <= window_s
     contested = (join < threshold) & (join - stay < _CONTEST_MARGIN) & fits
     labels = root.copy()
-    labels[report[contested]] = report[contested]  # alone
+    labels[report[contested]] = n + report[contested]  # alone (a label no cluster has, even for its root)
     return labels
 
 
