@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
+from geo import dedup
 from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
 from geo.linematch import match_lines
 from geo.match import match_points
@@ -96,9 +97,12 @@ def _reports_at(x: list[float], heading: list[float], time_s: list[float] | None
                    heading=np.asarray(heading, dtype=float))
 
 
-def test_clusters_merge_by_their_size() -> None:
+@pytest.mark.parametrize("rounds", [16, 0], ids=["mutual-rounds", "heap-only"])
+def test_clusters_merge_by_their_size(rounds: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two single reports 45 m apart may be one incident (each is noisy); two groups of four whose
-    centres lie 45 m apart are two (a centre of four reports is known to half a report's noise)."""
+    centres lie 45 m apart are two (a centre of four reports is known to half a report's noise).
+    The same with the heap alone (what follows the rounds of mutual merges on a long chain)."""
+    monkeypatch.setattr(dedup, "_MUTUAL_ROUNDS", rounds)
     assert cluster_reports(_reports_at([0.0, 45.0], [90.0, 90.0])).tolist() == [0, 0]
     groups = [0.0, 2.0, -2.0, 1.0, 45.0, 47.0, 43.0, 46.0]
     assert cluster_reports(_reports_at(groups, [90.0] * 8)).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
