@@ -1,20 +1,38 @@
 """Deduplication: reports of one incident form one cluster, and a cluster keeps its id between polls.
 
-Two reports are linked when all of these hold:
+Reports are compared where they lie on the road: each is snapped to its matched directed edge, which
+removes the GPS noise across the road (as large as the noise along it). What is left is the noise
+along the road plus the stretch of road the reports of one incident cover (issue 12: about 30 m).
+Reports of one incident share
 
-* same category family (a crash and a hazard are different incidents);
-* close in time: at most ``window_s`` apart (Waze users report up to 30 minutes late);
-* close along the road: on the same directed edge, or on consecutive ones, within
-  ``radius_m`` — never on the two directions of one street; reports without a match fall back
-  to straight-line distance with compatible headings.
+* a category family (a crash and a hazard are different incidents);
+* a time window: a cluster never spans more than ``window_s`` (Waze users report up to 30 minutes
+  late), so an incident and a new one at the same place an hour later stay apart;
+* a direction of travel: the report's heading, or its one-way street's direction; a report of
+  unknown direction (Waze heading 0 on a two-way street, or next to the other carriageway) joins
+  either direction, but stays alone where reports of both directions are near it;
+* a place: clusters merge while their centres are close *for their size*. The centre of n reports
+  is known to sigma / sqrt(n), so under 8 m GPS noise two clusters of four reports 30 m apart are two
+  incidents where two single reports 30 m apart may well be one.
 
-Candidates come from one STRtree query over all reports and are joined with union-find,
-closest pairs first, so the whole step is O(n log n).
+The merge test is a likelihood ratio. Each report lies at its incident's place plus a spread of
+variance ``s2`` along the road (GPS noise sigma^2, estimated from how far the reports lie from their
+roads, plus the incident's own extent). Clusters a and b (na, nb reports, centres d apart) merge,
+cheapest first, while ``d^2 h / (2 s2) - log h < merge_threshold`` with ``h = na nb / (na + nb)``
+(the log-odds of "one incident" against "two", up to a constant). Afterwards a report that is about
+as likely to belong to a neighbouring cluster as to its own leaves its cluster: such a report
+between two close incidents would otherwise fuse them.
+
+Candidates come from one STRtree over the reports placed by family and slice of time. Merging runs
+in rounds, in numpy: every two neighbouring clusters that are each other's cheapest merge merge (6-7
+rounds on the issue 12 networks); a heap takes over after 16 rounds. The whole step is O(n log n) for
+a given density of reports.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -24,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from geo.match import point_candidates
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 
 __all__ = ["CATEGORY_FAMILY", "Reports", "assign_cluster_ids", "cluster_reports"]
@@ -94,9 +113,12 @@ def _road_points(network: RoadNetwork | None, reports: Reports) -> tuple[FloatAr
     return x, y, bearing
 
 
-def _travel_direction(network: RoadNetwork | None, reports: Reports, edge_bearing: FloatArray) -> FloatArray:
+def _travel_direction(network: RoadNetwork | None, reports: Reports, edge_bearing: FloatArray,
+                      carriageway_m: float) -> FloatArray:
     """The direction of travel of each report: its heading when known, else the bearing of its
-    matched edge when that is a one-way street; NaN when unknown (either way of a two-way street)."""
+    matched edge when that is a one-way street with no street running the other way within
+    ``carriageway_m`` (without a heading the match may well be the other carriageway); NaN when
+    unknown."""
     heading = reports.heading
     direction = np.where(np.isfinite(heading) & (heading != 0), heading % 360.0, np.nan)
     if network is None:
@@ -104,9 +126,37 @@ def _travel_direction(network: RoadNetwork | None, reports: Reports, edge_bearin
     matched = reports.edge >= 0
     oneway = np.zeros(len(reports), dtype=bool)
     oneway[matched] = network.link_oneway[network.edge_link[reports.edge[matched]]] != 0
-    use_edge = np.isnan(direction) & oneway
+    use_edge = np.flatnonzero(np.isnan(direction) & oneway & np.isfinite(reports.x) & np.isfinite(reports.y))
     direction[use_edge] = edge_bearing[use_edge]
+    if len(use_edge) and carriageway_m > 0:
+        near = point_candidates(network, reports.x[use_edge], reports.y[use_edge], carriageway_m)
+        opposite = heading_difference(near.bearing, direction[use_edge][near.point]) > 135.0
+        direction[use_edge[np.unique(near.point[opposite])]] = np.nan
     return direction
+
+
+def _along_variance(reports: Reports, x: FloatArray, y: FloatArray, radius_m: float, extent_m: float) -> float:
+    """Variance of a report's place along the road around its incident's place (m^2).
+
+    The GPS noise is as large along the road as across it, and across it is how far the reports lie
+    from their matched roads: sigma = median distance / 0.6745 (half-normal). Plus the incident's own
+    extent (uniform over ``extent_m``: extent^2 / 12). Capped by ``radius_m^2 / 2`` (two reports
+    ``radius_m`` apart, one standard deviation), which is also the value when fewer than
+    ``_MIN_SPREAD_REPORTS`` reports are matched.
+    """
+    cap = radius_m * radius_m / 2.0
+    matched = (reports.edge >= 0) & np.isfinite(reports.x) & np.isfinite(reports.y)
+    if np.count_nonzero(matched) < _MIN_SPREAD_REPORTS:
+        return cap
+    across = np.hypot(reports.x[matched] - x[matched], reports.y[matched] - y[matched])
+    sigma = max(float(np.median(across)) / 0.6745, _MIN_SIGMA_M)
+    return min(sigma * sigma + extent_m * extent_m / 12.0, cap)
+
+
+#: fewer matched reports than this: the GPS noise is not estimated (``_along_variance``)
+_MIN_SPREAD_REPORTS = 20
+#: the GPS noise is never taken as smaller than this (metres)
+_MIN_SIGMA_M = 4.0
 
 
 def cluster_reports(
@@ -115,8 +165,10 @@ def cluster_reports(
     *,
     radius_m: float = 25.0,
     window_s: float = 1800.0,
-    max_heading_deg: float = 90.0,
-    max_extent_m: float = 55.0,
+    max_heading_deg: float = 70.0,
+    extent_m: float = 30.0,
+    merge_threshold: float = 3.75,
+    carriageway_m: float = 30.0,
 ) -> IntArray:
     """Cluster labels (0..k-1, in order of each cluster's first report) for the reports.
 
@@ -127,79 +179,319 @@ def cluster_reports(
     network
         The network the edges refer to; without it reports are compared where they were reported.
     radius_m
-        How far apart two linked reports may be, once snapped to their matched roads.
+        The spread of one incident's reports: two of them typically lie this far apart along the
+        road, GPS noise included (one standard deviation). It scales the merge test when the
+        GPS noise cannot be estimated (fewer than 20 matched reports) and caps it otherwise;
+        a report of unknown direction looks for reports of both directions within 3 x this.
     window_s
-        How far apart in time two linked reports may be (30 minutes by default); a cluster never
-        spans more than this either, so a chain of reports cannot join an incident with a new one
-        at the same place an hour later.
+        How far apart in time reports of one cluster may be (30 minutes by default), so a chain of
+        reports cannot join an incident with a new one at the same place an hour later.
     max_heading_deg
-        Reports whose directions of travel differ more than this are not linked (opposite
-        directions of a street, the other carriageway).
-    max_extent_m
-        A cluster never grows wider than this (bounding-box diagonal of the snapped positions),
-        so a chain of reports cannot creep along a road and fuse two incidents a few dozen metres apart.
+        Clusters whose directions of travel differ more than this are not merged (opposite
+        directions of a street, the other carriageway, the cross street at a junction).
+    extent_m
+        The stretch of road one incident's reports cover, before GPS noise.
+    merge_threshold
+        The log-odds above which two clusters are one incident (see the module docstring); higher
+        merges more (recall) and fuses more close but distinct incidents.
+    carriageway_m
+        A report without a heading takes the direction of its one-way street only when no street
+        runs the other way within this distance.
 
     Notes
     -----
-    The direction of travel of a report is its heading, or the direction of its one-way street.
-    Reports whose direction is known are joined first, closest pairs first (Kruskal with the extent
-    and time caps). A report whose direction is unknown (Waze heading 0 on a two-way street) then
-    joins the cluster of its nearest compatible neighbour but never bridges two clusters: it could
-    belong to either direction of the street. Distances are measured between the snapped positions
-    and not along the network, so reports of one incident on two short consecutive edges, across a
-    junction, or one of them matched to the cross street, still meet.
+    Positions are the reports snapped to their matched edges and distances are straight lines
+    between them, not along the network: reports of one incident on two short consecutive edges,
+    across a junction, or one of them matched to the cross street, still meet.
     """
     n = len(reports)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     x, y, edge_bearing = _road_points(network, reports)
     finite = np.isfinite(x) & np.isfinite(y)
-    points = shapely.points(np.where(finite, x, 0.0), np.where(finite, y, 0.0))
-    points[~finite] = None  # no position, no neighbours
-    i, j = shapely.STRtree(points).query(points, predicate="dwithin", distance=radius_m)
-    keep = i < j
-    i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
+    x, y = np.where(finite, x, 0.0), np.where(finite, y, 0.0)
     family = np.asarray(reports.family, dtype=object)
-    time_s = reports.time_s
-    keep = (family[i] == family[j]) & (np.abs(time_s[i] - time_s[j]) <= window_s)
-    i, j = i[keep], j[keep]
-
-    direction = _travel_direction(network, reports, edge_bearing)
+    time_s = np.asarray(reports.time_s, dtype=np.float64)
+    direction = _travel_direction(network, reports, edge_bearing, carriageway_m)
     certain = np.isfinite(direction)
+    variance = _along_variance(reports, x, y, radius_m, extent_m)
+    # candidate pairs: as far apart as two single reports can lie and still merge (larger
+    # clusters merge closer), one family, one time window, compatible directions
+    reach = 2.0 * math.sqrt(variance * max(merge_threshold - math.log(2.0), 0.0))
+    space_time = _SpaceTime(x, y, finite, family, time_s, window_s, max(reach, _TORN_REACH * radius_m))
+    i, j = space_time.pairs(np.arange(n), reach, both_ways=False)
     both = certain[i] & certain[j]
-    heading_ok = ~both | (heading_difference(np.nan_to_num(direction[i]), np.nan_to_num(direction[j]))
+    compatible = ~both | (heading_difference(np.nan_to_num(direction[i]), np.nan_to_num(direction[j]))
                           <= max_heading_deg)
-    distance = np.hypot(x[i] - x[j], y[i] - y[j])
-
-    parent = list(range(n))  # a plain list: the union-find loop is scalar work
-    box: list[Box] = np.column_stack((x, y, x, y, time_s, time_s)).tolist()
-    strong = both & heading_ok
-    caps = (max_extent_m, window_s)
-    _join(parent, box, i[strong], j[strong], distance[strong], caps)
-
-    # reports of unknown direction: attach to the cluster of their certain neighbours, only when
-    # those all agree on one
-    loose = (~certain[i] | ~certain[j]) & heading_ok
-    li, lj, ld = i[loose], j[loose], distance[loose]
-    options: dict[int, set[int]] = {}
-    for a, b in zip(li.tolist(), lj.tolist(), strict=True):
-        for weak, other in ((a, b), (b, a)):
-            if not certain[weak] and certain[other]:
-                options.setdefault(weak, set()).add(_find(parent, other))
-    attached = np.zeros(n, dtype=bool)
-    for weak, roots in options.items():
-        if len(roots) == 1:
-            (root,) = roots
-            if _fits(box[root], box[weak], caps):
-                parent[weak] = root
-                _grow(box, root, weak)
-                attached[weak] = True
-    # what is left of unknown direction clusters among itself
-    rest = ~certain[li] & ~certain[lj] & ~attached[li] & ~attached[lj]
-    _join(parent, box, li[rest], lj[rest], ld[rest], caps)
-
+    i, j = i[compatible], j[compatible]
+    # a report of unknown direction with neighbours of both directions around it could belong to
+    # an incident on either side of the street, and joining one would fuse it with the other
+    loose = np.flatnonzero(~certain & finite)
+    if len(loose):
+        li, lj = space_time.pairs(loose, _TORN_REACH * radius_m, both_ways=True)
+        torn = _torn(n, li[certain[lj]], lj[certain[lj]], direction, max_heading_deg)
+        keep = ~torn[i] & ~torn[j]
+        i, j = i[keep], j[keep]
+    root = _merge(_State(x, y, time_s, direction, variance, window_s, max_heading_deg), i, j, merge_threshold)
+    labels = _detach_contested(root, i, j, x, y, time_s, variance, window_s, merge_threshold)
     order: dict[int, int] = {}
-    return np.array([order.setdefault(_find(parent, k), len(order)) for k in range(n)], dtype=np.int64)
+    return np.array([order.setdefault(label, len(order)) for label in labels.tolist()], dtype=np.int64)
+
+
+#: reports of unknown direction look for neighbours of both directions within this many ``radius_m``
+_TORN_REACH = 3.0
+
+
+class _SpaceTime:
+    """Neighbours in space, family and time from one STRtree: each report is placed in a tile of
+    its own for its family and its ``window_s`` slice of time (tiles ``span`` apart, more than
+    the network's extent), so a query at a report's place in its own tile and in the next slice's
+    tile finds only reports of its family at most one slice apart. A dense feed (a day of reports
+    on a few streets) does not make the query quadratic."""
+
+    def __init__(self, x: FloatArray, y: FloatArray, finite: npt.NDArray[np.bool_],
+                 family: npt.NDArray[np.object_], time_s: FloatArray, window_s: float, reach: float) -> None:
+        self.family, self.time_s, self.window_s = family, time_s, window_s
+        index: dict[object, int] = {}
+        codes = np.array([index.setdefault(f, len(index)) for f in family.tolist()], dtype=np.float64)
+        timed = np.isfinite(time_s)
+        if window_s > 0 and math.isfinite(window_s) and timed.any():
+            self.slice = np.floor((np.where(timed, time_s, 0.0) - time_s[timed].min()) / window_s)
+        else:
+            self.slice = np.zeros(len(x))
+        extent = max(float(np.ptp(x[finite])), float(np.ptp(y[finite]))) if finite.any() else 0.0
+        self.span = extent + 2.0 * reach + 1.0
+        self.x = x - (x[finite].min() if finite.any() else 0.0) + self.slice * self.span
+        self.y = y - (y[finite].min() if finite.any() else 0.0) + codes * self.span
+        self.finite = finite
+        self.tree = shapely.STRtree(self._points(np.arange(len(x)), 0))
+
+    def _points(self, which: IntArray, shift: int) -> npt.NDArray[np.object_]:
+        points: npt.NDArray[np.object_] = shapely.points(self.x[which] + shift * self.span, self.y[which])
+        points[~self.finite[which]] = None  # no position, no neighbours
+        return points
+
+    def pairs(self, which: IntArray, distance: float, *, both_ways: bool) -> tuple[IntArray, IntArray]:
+        """Pairs (report in ``which``, other report) within ``distance``, of one family and time
+        window: each pair once with i < j, or with ``both_ways`` every (report in ``which``, other)."""
+        found_i, found_j = [], []
+        for shift in (-1, 0, 1) if both_ways else (0, 1):
+            hits = self.tree.query(self._points(which, shift), predicate="dwithin", distance=distance)
+            i, j = which[hits[0]].astype(np.int64), hits[1].astype(np.int64)
+            if both_ways:
+                keep = i != j
+            elif shift == 0:
+                keep = i < j  # found both ways round: keep one
+            else:
+                i, j = np.minimum(i, j), np.maximum(i, j)  # found once, from the earlier slice
+                keep = np.ones(len(i), dtype=bool)
+            found_i.append(i[keep])
+            found_j.append(j[keep])
+        i, j = np.concatenate(found_i), np.concatenate(found_j)
+        keep = (self.family[i] == self.family[j]) & (np.abs(self.time_s[i] - self.time_s[j]) <= self.window_s)
+        return i[keep], j[keep]
+
+
+def _torn(n: int, loose: IntArray, neighbour: IntArray, direction: FloatArray,
+          max_heading_deg: float) -> npt.NDArray[np.bool_]:
+    """Which reports of unknown direction (``loose``) have neighbours of known direction that
+    disagree (pairs: ``loose[k]`` next to ``neighbour[k]``)."""
+    torn = np.zeros(n, dtype=bool)
+    if len(loose) == 0:
+        return torn
+    reference = np.full(n, np.nan)
+    reference[loose] = direction[neighbour]  # one neighbour's direction per loose report
+    torn[loose[heading_difference(direction[neighbour], reference[loose]) > max_heading_deg]] = True
+    return torn
+
+
+class _State:
+    """Clusters as arrays indexed by their root report: size, sums of positions, first and last
+    time, and the sum of the unit vectors of the members' directions of travel (0, 0 when none is
+    known)."""
+
+    def __init__(self, x: FloatArray, y: FloatArray, time_s: FloatArray, direction: FloatArray,
+                 variance: float, window_s: float, max_heading_deg: float) -> None:
+        certain = np.isfinite(direction)
+        radians = np.radians(np.where(certain, direction, 0.0))
+        self.x, self.y, self.time_s = x, y, time_s
+        self.east = np.where(certain, np.sin(radians), 0.0)
+        self.north = np.where(certain, np.cos(radians), 0.0)
+        self.scale = 1.0 / (2.0 * variance)
+        self.window_s = window_s
+        self.cos_max = math.cos(math.radians(max_heading_deg))
+
+    def costs(self, label: IntArray, i: IntArray, j: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
+        """The clusters (lo < hi) holding a candidate pair, each pair once, and their merge test
+        (infinite where the time window or the directions forbid the merge)."""
+        n = len(label)
+        lo, hi = np.minimum(label[i], label[j]), np.maximum(label[i], label[j])
+        key = np.unique(lo[lo != hi] * n + hi[lo != hi])
+        lo, hi = key // n, key % n
+        self.size = np.bincount(label, minlength=n).astype(np.float64)
+        self.sum_x = np.bincount(label, self.x, n)
+        self.sum_y = np.bincount(label, self.y, n)
+        self.sum_east = np.bincount(label, self.east, n)
+        self.sum_north = np.bincount(label, self.north, n)
+        self.first = np.full(n, np.inf)
+        np.minimum.at(self.first, label, self.time_s)
+        self.last = np.full(n, -np.inf)
+        np.maximum.at(self.last, label, self.time_s)
+        size_lo, size_hi = self.size[lo], self.size[hi]
+        dx = self.sum_x[lo] / size_lo - self.sum_x[hi] / size_hi
+        dy = self.sum_y[lo] / size_lo - self.sum_y[hi] / size_hi
+        h = size_lo * size_hi / (size_lo + size_hi)
+        cost = (dx * dx + dy * dy) * h * self.scale - np.log(h)
+        span = np.maximum(self.last[lo], self.last[hi]) - np.minimum(self.first[lo], self.first[hi])
+        east_lo, north_lo, east_hi, north_hi = (self.sum_east[lo], self.sum_north[lo], self.sum_east[hi],
+                                                self.sum_north[hi])
+        apart = (east_lo * east_hi + north_lo * north_hi
+                 < self.cos_max * np.hypot(east_lo, north_lo) * np.hypot(east_hi, north_hi))
+        cost[(span > self.window_s) | apart] = np.inf
+        return lo, hi, cost
+
+
+def _merge(state: _State, i: IntArray, j: IntArray, threshold: float) -> IntArray:
+    """Agglomeration while a merge costs less than ``threshold`` (the merge test of the module
+    docstring); returns the root report of each report's cluster.
+
+    Clusters only merge with neighbours: clusters holding a candidate pair (i, j). In rounds, all
+    at once (numpy), every two clusters that are each other's cheapest merge merge; the globally
+    cheapest merge is always among them, so this is the greedy cheapest-first agglomeration as far
+    as the merge test is reducible (it nearly is: a merged centre lies between the two). After
+    ``_MUTUAL_ROUNDS`` rounds (a long chain of reports) what is left is merged cheapest first
+    with a heap.
+    """
+    label = np.arange(len(state.x))
+    for _round in range(_MUTUAL_ROUNDS):
+        lo, hi, cost = state.costs(label, i, j)
+        cheap = cost < threshold
+        if not cheap.any():
+            return label
+        lo, hi, cost = lo[cheap], hi[cheap], cost[cheap]
+        node, partner = np.concatenate((lo, hi)), np.concatenate((hi, lo))
+        order = np.lexsort((partner, np.concatenate((cost, cost)), node))  # cheapest first, ties by id
+        node, partner = node[order], partner[order]
+        first = np.ones(len(node), dtype=bool)
+        first[1:] = node[1:] != node[:-1]
+        best = np.full(len(label), -1, dtype=np.int64)
+        best[node[first]] = partner[first]
+        mutual = (best[lo] == hi) & (best[hi] == lo)
+        mapping = np.arange(len(label))
+        mapping[hi[mutual]] = lo[mutual]  # mutual pairs are disjoint: one step
+        label = mapping[label]
+    return _greedy(state, label, i, j, threshold)
+
+
+#: rounds of mutual cheapest merges before the rest goes to the heap
+_MUTUAL_ROUNDS = 16
+
+
+def _greedy(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold: float) -> IntArray:
+    """Cheapest merge first with a heap, from the clusters in ``label``; plain lists, the loop is
+    scalar work."""
+    lo, hi, initial = state.costs(label, i, j)
+    n = len(label)
+    count: list[float] = state.size.tolist()
+    sum_x: list[float] = state.sum_x.tolist()
+    sum_y: list[float] = state.sum_y.tolist()
+    first: list[float] = state.first.tolist()
+    last: list[float] = state.last.tolist()
+    east: list[float] = state.sum_east.tolist()
+    north: list[float] = state.sum_north.tolist()
+    scale, window_s, cos_max = state.scale, state.window_s, state.cos_max
+    log, hypot = math.log, math.hypot
+    neighbours: list[set[int]] = [set() for _ in range(n)]
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    cheap = np.flatnonzero(initial < threshold)
+    zeros = [0] * len(cheap)
+    # (cost, a, b, version of a, version of b) with a < b; an entry is valid while neither changed
+    heap = list(zip(initial[cheap].tolist(), lo[cheap].tolist(), hi[cheap].tolist(), zeros, zeros, strict=True))
+    heapq.heapify(heap)
+    version = [0] * n
+    parent = list(range(n))
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        _cost, a, b, version_a, version_b = pop(heap)
+        if version[a] != version_a or version[b] != version_b:
+            continue  # stale: one of them changed, or was absorbed, since
+        parent[b] = a  # a < b: the cluster keeps its first report as root
+        size = count[a] = count[a] + count[b]
+        sum_x[a] += sum_x[b]
+        sum_y[a] += sum_y[b]
+        centre_x, centre_y = sum_x[a] / size, sum_y[a] / size
+        start = first[a] = min(first[a], first[b])
+        end = last[a] = max(last[a], last[b])
+        ea = east[a] = east[a] + east[b]
+        na = north[a] = north[a] + north[b]
+        reach = cos_max * hypot(ea, na)
+        version_a = version[a] = version[a] + 1
+        version[b] = -1
+        absorbed = neighbours[b]
+        neighbours[b] = set()
+        for other in absorbed:
+            neighbours[other].discard(b)
+            neighbours[other].add(a)
+        mine = neighbours[a]
+        mine |= absorbed
+        mine.discard(a)
+        mine.discard(b)
+        for other in mine:  # the merge test against each neighbour (inline: the hot loop)
+            if max(end, last[other]) - min(start, first[other]) > window_s:
+                continue
+            eo, no = east[other], north[other]
+            if ea * eo + na * no < reach * hypot(eo, no):
+                continue  # directions of travel too far apart
+            size_o = count[other]
+            dx = centre_x - sum_x[other] / size_o
+            dy = centre_y - sum_y[other] / size_o
+            h = size * size_o / (size + size_o)
+            c = (dx * dx + dy * dy) * h * scale - log(h)
+            if c < threshold:
+                if a < other:
+                    push(heap, (c, a, other, version_a, version[other]))
+                else:
+                    push(heap, (c, other, a, version[other], version_a))
+    return np.array([_find(parent, k) for k in label.tolist()], dtype=np.int64)
+
+
+def _detach_contested(root: IntArray, i: IntArray, j: IntArray, x: FloatArray, y: FloatArray, time_s: FloatArray,
+                      variance: float, window_s: float, threshold: float) -> IntArray:
+    """Labels after taking out of its cluster each report that a neighbouring cluster of two or
+    more reports would take (merge test below ``threshold``) at a cost not more than
+    ``_CONTEST_MARGIN`` above that of staying (its own cluster's centre without it)."""
+    n = len(root)
+    size = np.bincount(root, minlength=n).astype(np.float64)
+    centre_x = np.bincount(root, x, n) / np.maximum(size, 1.0)
+    centre_y = np.bincount(root, y, n) / np.maximum(size, 1.0)
+    first = np.full(n, np.inf)
+    np.minimum.at(first, root, time_s)
+    last = np.full(n, -np.inf)
+    np.maximum.at(last, root, time_s)
+    report = np.concatenate((i, j))
+    other = root[np.concatenate((j, i))]
+    own = root[report]
+    keep = (other != own) & (size[own] >= 2) & (size[other] >= 2)
+    report, other, own = report[keep], other[keep], own[keep]
+    scale = 1.0 / (2.0 * variance)
+    h_other = size[other] / (size[other] + 1.0)
+    join = ((x[report] - centre_x[other]) ** 2 + (y[report] - centre_y[other]) ** 2) * h_other * scale - np.log(h_other)
+    rest = size[own] - 1.0
+    rest_x = (centre_x[own] * size[own] - x[report]) / rest
+    rest_y = (centre_y[own] * size[own] - y[report]) / rest
+    h_own = rest / size[own]
+    stay = ((x[report] - rest_x) ** 2 + (y[report] - rest_y) ** 2) * h_own * scale - np.log(h_own)
+    fits = np.maximum(last[other], time_s[report]) - np.minimum(first[other], time_s[report]) <= window_s
+    contested = (join < threshold) & (join - stay < _CONTEST_MARGIN) & fits
+    labels = root.copy()
+    labels[report[contested]] = n + report[contested]  # alone (a label no cluster has, even for its root)
+    return labels
+
+
+#: a report leaves its cluster when joining a neighbouring one would cost less than this more
+_CONTEST_MARGIN = 1.0
 
 
 def _find(parent: list[int], k: int) -> int:
@@ -209,38 +501,6 @@ def _find(parent: list[int], k: int) -> int:
     while parent[k] != root:  # path compression
         parent[k], k = root, parent[k]
     return root
-
-
-Box = list[float]  # x0, y0, x1, y1, t0, t1: plain floats, the union-find loop is scalar work
-
-
-def _fits(a: Box, b: Box, caps: tuple[float, float]) -> bool:
-    """Whether two clusters' boxes together stay within the extent and time caps."""
-    max_extent, max_span = caps
-    width = max(a[2], b[2]) - min(a[0], b[0])
-    height = max(a[3], b[3]) - min(a[1], b[1])
-    span = max(a[5], b[5]) - min(a[4], b[4])
-    return span <= max_span and math.hypot(width, height) <= max_extent
-
-
-def _grow(box: list[Box], root: int, other: int) -> None:
-    mine, theirs = box[root], box[other]
-    box[root] = [min(mine[0], theirs[0]), min(mine[1], theirs[1]), max(mine[2], theirs[2]),
-                 max(mine[3], theirs[3]), min(mine[4], theirs[4]), max(mine[5], theirs[5])]
-
-
-def _join(parent: list[int], box: list[Box], i: IntArray, j: IntArray, cost: FloatArray,
-          caps: tuple[float, float]) -> None:
-    """Union-find over pairs, cheapest first, refusing merges that would exceed the caps."""
-    order = np.argsort(cost, kind="stable")
-    for first, second in zip(i[order].tolist(), j[order].tolist(), strict=True):
-        a, b = _find(parent, first), _find(parent, second)
-        if a == b or not _fits(box[a], box[b], caps):
-            continue
-        if b < a:
-            a, b = b, a
-        parent[b] = a
-        _grow(box, a, b)
 
 
 def assign_cluster_ids(

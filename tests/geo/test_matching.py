@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
+from geo import dedup
 from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
 from geo.linematch import match_lines
 from geo.match import match_points
@@ -86,6 +87,39 @@ def test_clusters_find_incidents_without_fusing_close_ones() -> None:
     assert f1 >= 0.95
     assert fused_fraction(reports.close_pairs, reports.true_labels, labels) <= 0.10
     assert {kind for _a, _b, kind in reports.close_pairs} == {"opposite", "along", "later"}
+
+
+def _reports_at(x: list[float], heading: list[float], time_s: list[float] | None = None) -> Reports:
+    """Reports of one family on an east-west line (no network: compared where reported)."""
+    n = len(x)
+    return Reports(x=np.asarray(x, dtype=float), y=np.zeros(n), time_s=np.asarray(time_s or [0.0] * n, dtype=float),
+                   family=["crash"] * n, edge=np.full(n, -1, dtype=np.int64), offset=np.full(n, np.nan),
+                   heading=np.asarray(heading, dtype=float))
+
+
+@pytest.mark.parametrize("rounds", [16, 0], ids=["mutual-rounds", "heap-only"])
+def test_clusters_merge_by_their_size(rounds: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two single reports 45 m apart may be one incident (each is noisy); two groups of four whose
+    centres lie 45 m apart are two (a centre of four reports is known to half a report's noise).
+    The same with the heap alone (what follows the rounds of mutual merges on a long chain)."""
+    monkeypatch.setattr(dedup, "_MUTUAL_ROUNDS", rounds)
+    assert cluster_reports(_reports_at([0.0, 45.0], [90.0, 90.0])).tolist() == [0, 0]
+    groups = [0.0, 2.0, -2.0, 1.0, 45.0, 47.0, 43.0, 46.0]
+    assert cluster_reports(_reports_at(groups, [90.0] * 8)).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    # never across the time window, never against the direction of travel
+    assert len(set(cluster_reports(_reports_at([0.0, 5.0], [90.0, 90.0], [0.0, 3600.0])).tolist())) == 2
+    assert len(set(cluster_reports(_reports_at([0.0, 5.0], [90.0, 270.0])).tolist())) == 2
+
+
+def test_a_report_of_unknown_direction_between_both_directions_stays_alone() -> None:
+    """Heading 0 (unknown) next to incidents in both directions of a street: it could belong to
+    either, and joining one would fuse the two; next to one direction only, it joins."""
+    eastbound, westbound = [0.0, 3.0, -3.0], [1.0, -1.0, 2.0]
+    both = cluster_reports(_reports_at([*eastbound, *westbound, 0.5], [90.0] * 3 + [270.0] * 3 + [0.0]))
+    assert len({*both[:3].tolist()}) == 1 and len({*both[3:6].tolist()}) == 1 and both[0] != both[3]
+    assert both[6] not in set(both[:6].tolist())
+    one = cluster_reports(_reports_at([*eastbound, 0.5], [90.0] * 3 + [0.0]))
+    assert one.tolist() == [0, 0, 0, 0]
 
 
 def test_cluster_ids_survive_ten_polls_of_changing_members() -> None:
