@@ -77,7 +77,11 @@ class NetworkConfig(BaseModel):
         description="Alerts match edges within this distance (Waze positions downtown are often 30 m or more off).",
     )
     line_radius_m: float = Field(default=35.0, gt=0, le=500, description="Jam points look this far for edges.")
-    cluster_radius_m: float = Field(default=25.0, gt=0, le=500, description="Reports of one incident lie this close.")
+    cluster_radius_m: float = Field(
+        default=25.0, gt=0, le=500,
+        description="The largest spread of one incident's reports: their GPS noise is estimated from each batch and "
+        "capped here.",
+    )
     cluster_window_min: float = Field(
         default=30.0, gt=0, le=1440, description="Reports of one incident are at most this many minutes apart."
     )
