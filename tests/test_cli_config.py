@@ -105,7 +105,7 @@ def test_a_source_answering_500_fails_the_check_naming_it(
     run = cli("-c", str(path), "config", "check")
     assert run.code == 1, run
     assert f"source waze: failed: {url}/feed?format=1 answered HTTP 500 (after 1 attempts)" in run.out.splitlines()
-    assert run.err == f"{path}: valid, but 1 of 4 check(s) did not pass\n"
+    assert run.err == f"{path}: 1 of 4 check(s) did not pass\n"
     report = json.loads(cli("-c", str(path), "config", "check", "-f", "json").out)
     (source,) = [check for check in report["checks"] if check["what"] == "source waze"]
     assert report["exit_code"] == 1 and source["status"] == "failed" and "HTTP 500" in source["detail"]

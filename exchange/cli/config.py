@@ -41,6 +41,10 @@ def check(
 ) -> None:
     """Validate the configuration, then reach each enabled source once, as `exchange run` would.
 
+    The configuration is the file of the root --config option (else $EXCHANGE_CONFIG, else the
+    embedded defaults) with the EXCHANGE_* variables over it, e.g.
+    `exchange -c /etc/traffic-exchange/exchange.toml config check`.
+
     Every problem is reported at once, one line each as `location: problem`: the file's keys and
     values, the EXCHANGE_* variables (blamed on the variable), and each source's adapter settings;
     an unknown key gets the nearest known one ("did you mean 'interval_s'?").
@@ -51,8 +55,9 @@ def check(
     its adapter can read (bytes and items are shown; nothing is stored; each fetch is bounded by
     the source's deadline_s).
 
-    Exit 0 when all is well, 2 when the configuration is invalid (a token variable that is not set
-    counts), 1 when a source, the store or the network file cannot be reached or read.
+    Exit 0 when all is well, 2 when the configuration is invalid (an unset token variable, an
+    unusable CA bundle or proxy, a missing network file count), 1 when a source or the store
+    cannot be reached or read. Run it after every change to the file, and before `exchange run`.
     """
     from exchange.config_check import run_checks
 
@@ -71,7 +76,7 @@ def check(
     if report.problems:
         print(f"{where}: {len(report.problems)} problem(s); nothing else was checked", file=sys.stderr)
     elif failed:
-        print(f"{where}: valid, but {failed} of {len(report.checks)} check(s) did not pass", file=sys.stderr)
+        print(f"{where}: {failed} of {len(report.checks)} check(s) did not pass", file=sys.stderr)
     else:
         print(f"{where}: valid; {len(report.checks)} check(s) passed"
               f"{' (sources not reached: --offline)' if offline else ''}", file=sys.stderr)

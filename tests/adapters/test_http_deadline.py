@@ -79,7 +79,7 @@ def test_a_trickling_body_is_cut_off_at_the_deadline(trickle: tuple[str, type[_T
     error, took = _timed_fetch(f"{url}/feed", _policy(0.9))
     assert str(error) == f"cannot read {url}/feed: no complete answer within the 0.9-second deadline (deadline_s)"
     assert not isinstance(error, FetchStopped)
-    assert 0.85 < took < 1.6, took
+    assert 0.85 < took < 2.0, took
 
 
 def test_trickling_headers_are_cut_off_at_the_deadline(trickle: tuple[str, type[_Trickle]]) -> None:
@@ -87,7 +87,7 @@ def test_trickling_headers_are_cut_off_at_the_deadline(trickle: tuple[str, type[
     handler.headers_too, handler.interval = True, 0.1
     error, took = _timed_fetch(url, _policy(0.6))
     assert "0.6-second deadline" in str(error)
-    assert 0.55 < took < 1.3, took
+    assert 0.55 < took < 1.6, took
 
 
 def test_a_silent_upstream_is_cut_off_at_the_deadline_not_the_read_timeout(
@@ -97,7 +97,7 @@ def test_a_silent_upstream_is_cut_off_at_the_deadline_not_the_read_timeout(
     handler.silent = True
     error, took = _timed_fetch(url, _policy(0.5))
     assert "0.5-second deadline" in str(error)
-    assert took < 1.2, took  # the read timeout is 5 s: the watchdog cut the connection
+    assert took < 1.5, took  # the read timeout is 5 s: the watchdog cut the connection
 
 
 def test_the_deadline_setting_reaches_the_fetch(trickle: tuple[str, type[_Trickle]]) -> None:
@@ -107,7 +107,7 @@ def test_the_deadline_setting_reaches_the_fetch(trickle: tuple[str, type[_Trickl
     started = time.monotonic()
     with pytest.raises(UpstreamUnavailable, match=r"0\.5-second deadline"):
         source.fetch(Watermark())
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 1.5
 
 
 def test_a_stop_ends_a_trickling_fetch_within_a_second(trickle: tuple[str, type[_Trickle]]) -> None:
@@ -117,7 +117,7 @@ def test_a_stop_ends_a_trickling_fetch_within_a_second(trickle: tuple[str, type[
     threading.Timer(0.4, stop.set).start()
     error, took = _timed_fetch(url, _policy(60), should_stop=stop.is_set)
     assert isinstance(error, FetchStopped) and str(error) == f"gave up on {url}: stopped: shutting down"
-    assert 0.35 < took < 1.2, took
+    assert 0.35 < took < 1.5, took
 
 
 def test_a_stop_ends_a_silent_fetch_through_the_source(trickle: tuple[str, type[_Trickle]]) -> None:
@@ -130,7 +130,7 @@ def test_a_stop_ends_a_silent_fetch_through_the_source(trickle: tuple[str, type[
     started = time.monotonic()
     with pytest.raises(FetchStopped):
         source.fetch(Watermark())
-    assert time.monotonic() - started < 1.3
+    assert time.monotonic() - started < 1.5
 
 
 class _Busy(QuietHandler):
@@ -157,7 +157,7 @@ def test_a_stop_ends_a_backoff_wait(busy: tuple[str, type[_Busy]]) -> None:
     threading.Timer(0.3, stop.set).start()
     error, took = _timed_fetch(url, _policy(60), should_stop=stop.is_set)
     assert isinstance(error, FetchStopped)
-    assert took < 1.3 and len(handler.hits) == 1, (took, handler.hits)
+    assert took < 1.5 and len(handler.hits) == 1, (took, handler.hits)
 
 
 def test_a_wait_past_the_deadline_gives_up_at_once(busy: tuple[str, type[_Busy]]) -> None:
@@ -177,7 +177,7 @@ def test_the_deadline_counts_the_backoff_waits(busy: tuple[str, type[_Busy]]) ->
                         deadline_s=0.6)
     error, took = _timed_fetch(url, policy)
     assert "0.6-second deadline" in str(error)
-    assert took < 0.9 and len(handler.hits) >= 3, (took, handler.hits)
+    assert took < 1.2 and 2 <= len(handler.hits) <= 6, (took, handler.hits)  # not the 11 attempts retries=10 allow
 
 
 def test_a_fast_upstream_is_unaffected(busy: tuple[str, type[_Busy]]) -> None:

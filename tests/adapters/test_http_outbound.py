@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -163,7 +164,7 @@ def https_server(handler: type[BaseHTTPRequestHandler], ca: trustme.CA) -> Itera
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"https://127.0.0.1:{httpd.server_port}"
@@ -233,3 +234,26 @@ def test_a_ca_bundle_that_cannot_be_used_is_a_config_error(tmp_path: Path, monke
     monkeypatch.setenv("SSL_CERT_FILE", str(garbage))
     with pytest.raises(ConfigError, match=rf"^SSL_CERT_FILE {garbage}: not a PEM file of CA certificates"):
         fetch_url("https://127.0.0.1:9/", Watermark(), FAST)
+
+
+class _SilentOrigin(QuietHandler):
+    done: threading.Event
+
+    def do_GET(self) -> None:
+        self.done.wait(10)
+
+
+def test_a_silent_https_upstream_is_cut_off_at_the_deadline(ca: trustme.CA, tmp_path: Path) -> None:
+    """The watchdog's cut works under TLS too (it shuts the socket beneath the TLS layer down)."""
+    pem = tmp_path / "city-ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    handler = type("Silent", (_SilentOrigin,), {"done": threading.Event()})
+    with https_server(handler, ca) as url:
+        started = time.monotonic()
+        try:
+            with pytest.raises(UpstreamUnavailable, match=r"0\.5-second deadline"):
+                fetch_url(url, Watermark(), HttpPolicy(read_timeout_s=10, deadline_s=0.5),
+                          http=HttpConfig(ca_bundle=pem))
+        finally:
+            handler.done.set()
+    assert time.monotonic() - started < 1.5
