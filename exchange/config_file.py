@@ -5,7 +5,7 @@ source's own keys against its adapter as well, so a typo is named before any run
 read only from ``--config`` or ``$EXCHANGE_CONFIG``, never searched for.
 
 The environment is read by pydantic-settings (``EXCHANGE_`` prefix, ``__`` between nested keys,
-any case, JSON for a whole section): ``EXCHANGE_TIMEZONE``, ``EXCHANGE_LOG_LEVEL``,
+any case, JSON for a whole section, an empty variable as unset): ``EXCHANGE_TIMEZONE``, ``EXCHANGE_LOG_LEVEL``,
 ``EXCHANGE_DATA_DIR``, ``EXCHANGE_<SECTION>__<KEY>``, and ``EXCHANGE_DATABASE_URL`` for
 ``database.url``. It wins over the file, and a value it brought that does not validate is blamed
 on its variable, not on the file.
@@ -164,6 +164,7 @@ def environment_overrides() -> tuple[dict[str, Any], dict[tuple[str, ...], str]]
     source = EnvSettingsSource(
         Config,  # type: ignore[arg-type]  # only its fields are read: the type of each variable
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False,
+        env_ignore_empty=True,  # an empty variable is not set (EXCHANGE_DATA_DIR="" is not the cwd)
     )
     try:
         values: dict[str, Any] = source()
@@ -173,8 +174,9 @@ def environment_overrides() -> tuple[dict[str, Any], dict[tuple[str, ...], str]]
         raise ConfigError(f"environment variable {name}: not valid JSON for [{field}] ({exc.__cause__})") from None
     values.pop("path", None)  # where the file was read from is not a setting
     for keys, name in flat.items():  # EXCHANGE_DATABASE_URL wins over EXCHANGE_DATABASE__URL
-        _merge(values, _nested(keys, os.environ[name]))
-        origins[keys] = name
+        if os.environ[name]:
+            _merge(values, _nested(keys, os.environ[name]))
+            origins[keys] = name
     return values, origins
 
 
@@ -234,7 +236,8 @@ def _adapter_problems(
         try:
             cls = adapter_class(kind)
         except ConfigError as exc:
-            found.append(_locate(("sources", index, "kind"), exc.message, merged, environment, origins))
+            found.append(_locate(("sources", index, "kind"), exc.message, merged, environment, origins,
+                                 by_name=True))
             continue
         settings = {key: value for key, value in entry.items() if key not in SourceConfig.model_fields}
         try:

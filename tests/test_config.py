@@ -115,6 +115,10 @@ def test_every_documented_variable_overrides_the_file(
     assert config.resolved_data_dir == tmp_path / "elsewhere"
     assert config.lifecycle.end_after_missed_polls == 5 and config.publish.publisher == "Denver"
     assert config.lifecycle.suspect_window == 5 and config.path == path
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", "")  # empty is unset: the file's data_dir, relative to the file
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", "")
+    config = load_config(path)
+    assert config.resolved_data_dir == tmp_path / "here" and config.database_url == "sqlite:///file.db"
 
 
 def test_every_problem_is_found_at_once(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
