@@ -14,6 +14,7 @@ daemon's SIGTERM): :mod:`adapters.deadline`.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -208,7 +209,8 @@ def _ssl_context(http: HttpConfig | None) -> ssl.SSLContext:
     else:
         origin, where, is_dir = "the certifi bundle", certifi.where(), False
     try:
-        return ssl.create_default_context(capath=where) if is_dir else ssl.create_default_context(cafile=where)
+        stamp = Path(where).stat()
+        return _trust(where, is_dir, (stamp.st_mtime_ns, stamp.st_size))
     except FileNotFoundError:
         raise ConfigError(f"{origin} {where}: no such file") from None
     except IsADirectoryError:
@@ -217,6 +219,14 @@ def _ssl_context(http: HttpConfig | None) -> ssl.SSLContext:
         raise ConfigError(f"{origin} {where}: not a PEM file of CA certificates ({exc.reason or exc})") from None
     except OSError as exc:
         raise ConfigError(f"{origin} {where}: cannot be read: {exc.strerror or exc}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _trust(where: str, is_dir: bool, _stamp: tuple[int, int]) -> ssl.SSLContext:
+    """One TLS context per CA file or directory as it is now (loading a bundle costs 50-100 ms a fetch)."""
+    import ssl
+
+    return ssl.create_default_context(capath=where) if is_dir else ssl.create_default_context(cafile=where)
 
 
 def _no_proxy_patterns() -> list[str]:

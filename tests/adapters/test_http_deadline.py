@@ -3,12 +3,14 @@ trickle (each read well within the read timeout, so no per-read timeout would ev
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from adapters.arcgis import ArcGisAdapter
 from adapters.base import Watermark
 from adapters.http import HttpPolicy, fetch_url
 from adapters.waze import WazeFeedAdapter
@@ -187,3 +189,29 @@ def test_a_fast_upstream_is_unaffected(busy: tuple[str, type[_Busy]]) -> None:
     assert threading.active_count() < 50  # the watchdog threads end with their fetch
     names = [thread.name for thread in threading.enumerate()]
     assert "fetch-watchdog" not in names
+
+
+class _SlowLayer(QuietHandler):
+    """An ArcGIS layer whose every page takes 0.2 s and says more features follow."""
+
+    pages: list[str]
+
+    def do_GET(self) -> None:
+        self.pages.append(self.path)
+        time.sleep(0.2)
+        feature = {"type": "Feature", "properties": {"id": len(self.pages)},
+                   "geometry": {"type": "Point", "coordinates": [-104.99, 39.74]}}
+        body = json.dumps({"type": "FeatureCollection", "features": [feature], "exceededTransferLimit": True})
+        self.answer(200, body.encode(), {"Content-Type": "application/geo+json"})
+
+
+def test_one_deadline_bounds_every_page_of_an_arcgis_layer() -> None:
+    """Each page is well within the deadline; together they are not."""
+    pages: list[str] = []
+    with http_server(type("Layer", (_SlowLayer,), {"pages": pages})) as url:
+        source = ArcGisAdapter("layer", {"url": f"{url}/FeatureServer/0", "mapping": {"id": "id"}, "page_size": 1,
+                                         "deadline_s": 1.0, "retries": 0})
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable, match=r"1-second deadline"):
+            source.fetch(Watermark())
+    assert time.monotonic() - started < 1.8 and 2 <= len(pages) <= 5, pages
