@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from adapters.base import Watermark
 from adapters.http import HttpPolicy, fetch_url
 from adapters.waze import WazeFeedAdapter
 from exchange.errors import FetchStopped, UpstreamUnavailable
-from tests.support.helpers import QuietHandler, http_server
+from tests.support.helpers import Cli, QuietHandler, http_server
 
 #: generous per-read and connect timeouts: only the deadline or the stop can end these fetches early
 PATIENT = HttpPolicy(connect_timeout_s=5, read_timeout_s=5, retries=3, backoff_s=0.01, max_backoff_s=60)
@@ -215,3 +216,16 @@ def test_one_deadline_bounds_every_page_of_an_arcgis_layer() -> None:
         with pytest.raises(UpstreamUnavailable, match=r"1-second deadline"):
             source.fetch(Watermark())
     assert time.monotonic() - started < 1.8 and 2 <= len(pages) <= 5, pages
+
+
+def test_sync_of_a_trickling_source_fails_in_one_line_at_its_deadline(
+    cli: Cli, tmp_path: Path, trickle: tuple[str, type[_Trickle]]
+) -> None:
+    url, handler = trickle
+    handler.interval = 0.1
+    config = tmp_path / "exchange.toml"
+    config.write_text(f'[[sources]]\nname = "slow"\nurl = "{url}/feed"\ndeadline_s = 0.5\nread_timeout_s = 5\n')
+    run = cli("-c", str(config), "sync")
+    assert run.code == 1, run
+    assert run.err.splitlines()[-1] == (f"error: slow: cannot read {url}/feed: no complete answer within the "
+                                        "0.5-second deadline (deadline_s)")
