@@ -8,6 +8,7 @@ own ``Source`` subclass without forking the project.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from exchange.model import first_problem
 
 if TYPE_CHECKING:
     from adapters.base import Source
-    from exchange.config import SourceConfig
+    from exchange.config import HttpConfig, SourceConfig
 
 __all__ = ["ADAPTERS", "adapter_class", "build_source", "validate_source_settings"]
 
@@ -58,8 +59,18 @@ def validate_source_settings(source: SourceConfig) -> None:
         raise ConfigError(f"source {source.name!r}: {first_problem(exc)}") from exc
 
 
-def build_source(source: SourceConfig, *, zone: tzinfo = UTC) -> Source:
+def build_source(
+    source: SourceConfig,
+    *,
+    zone: tzinfo = UTC,
+    http: HttpConfig | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Source:
+    """The adapter of one ``[[sources]]`` entry; ``http`` is the config's ``[http]`` section (proxy, CA
+    bundle) and ``should_stop`` the process's stop flag (``exchange.runtime.stop_requested``): a fetch
+    gives up within a fraction of a second once it turns true."""
     built = adapter_class(source.kind)(source.name, source.settings, zone=zone)
     # set after construction: a city's own Source subclass keeps its constructor's signature
     built.match_key, built.priority = source.match_key, source.priority
+    built.http, built.should_stop = http, should_stop
     return built

@@ -33,6 +33,7 @@ exactly as the GeoJSON source does (:func:`feeds.city_geojson.read_feature_colle
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -104,6 +105,7 @@ class ArcGisAdapter(HttpSource):
         policy = self.settings.http_policy()
         features: list[Any] = []
         offset = received = 0
+        until = time.monotonic() + policy.deadline_s  # the deadline bounds the whole read, every page
         plain = True  # every page read by orjson: it writes the features back as they were
         for page in range(1, self.settings.max_pages + 1):
             params = self.query_params(offset)
@@ -111,7 +113,8 @@ class ArcGisAdapter(HttpSource):
                 params["token"] = token
             url = f"{self.query_url()}?{urlencode(params)}"
             shown = redact_location(url, secrets)
-            body = fetch_url(url, Watermark(), policy, secrets=secrets).body or b""
+            body = fetch_url(url, Watermark(), policy, secrets=secrets, http=self.http, should_stop=self.should_stop,
+                             until=until).body or b""
             received += len(body)
             if received > policy.max_bytes:
                 raise PayloadTooLarge(f"{self.location}: the pages passed the {policy.max_bytes}-byte cap")

@@ -7,15 +7,19 @@ validates its own settings with a pydantic model, so a bad key is named at confi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
 from exchange.model import Event
 from feeds.city_fields import match_id_of
 from feeds.items import FeedItem, Snapshot, field_at
+
+if TYPE_CHECKING:
+    from exchange.config import HttpConfig
 
 __all__ = ["Fetched", "Source", "Watermark"]
 
@@ -53,6 +57,10 @@ class Source(ABC):
     #: them): which field holds an id other sources share, and whose report of one closure is published
     match_key: str | None = None
     priority: int = 0
+    #: outbound HTTP (``[http]``: proxy, CA bundle) and the process's "stop now" question (SIGTERM
+    #: in the daemon), set by :func:`adapters.build_source` like ``match_key``; a fetch honours both
+    http: HttpConfig | None = None
+    should_stop: Callable[[], bool] | None = None
 
     def __init__(self, name: str, settings: dict[str, Any], *, zone: tzinfo = UTC) -> None:
         self.name = name

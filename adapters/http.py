@@ -1,15 +1,25 @@
-"""Fetching a feed: HTTP(S) with timeouts, retries, conditional GET and a size cap; local files too.
+"""Fetching a feed: HTTP(S) with timeouts, retries, conditional GET, a size cap and a total
+deadline; local files too. And the one outbound client (:func:`outbound_client`) every fetch and
+webhook POST uses, honouring the proxy and CA settings of ``[http]`` and of the environment.
 
 Every foreign error (httpx, OS) becomes one of ours at this boundary, with a message that holds
-the redacted location only: partner tokens live in feed URLs and must never reach a log.
+the redacted location only: partner tokens live in feed URLs and must never reach a log, nor
+does a proxy's password.
+
+A per-read timeout never ends an upstream that trickles a byte a second, so each fetch has a
+deadline (``HttpPolicy.deadline_s``) bounding it whole, retries and backoff waits included, and
+gives up within a fraction of a second when the process is asked to stop (``should_stop``, the
+daemon's SIGTERM): :mod:`adapters.deadline`.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -17,12 +27,17 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
 from adapters.base import Fetched, Watermark
-from exchange.errors import PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
+from adapters.deadline import Guard
+from exchange.errors import ConfigError, PayloadTooLarge, UpstreamRefused, UpstreamUnavailable
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
-__all__ = ["HttpPolicy", "fetch_url", "mask_secrets", "redact_location"]
+    from exchange.config import HttpConfig
+
+__all__ = ["HttpPolicy", "fetch_url", "mask_secrets", "outbound_client", "redact_location"]
 
 _SECRET_QUERY_KEYS = frozenset({"tk", "token", "key", "apikey", "api_key", "access_token", "secret", "sig"})
 _SECRET_SEGMENT_AFTER = frozenset({"waze-feeds", "partners", "feeds-tvt", "token", "tokens"})
@@ -39,6 +54,8 @@ class HttpPolicy:
     max_backoff_s: float = 60.0
     max_bytes: int = 64 * 1024 * 1024
     user_agent: str = "traffic-exchange"
+    #: one whole fetch, retries and backoff waits included
+    deadline_s: float = 60.0
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
@@ -90,19 +107,39 @@ def fetch_url(
     *,
     secrets: Iterable[str] = (),
     transport: httpx.BaseTransport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
+    http: HttpConfig | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    until: float | None = None,
 ) -> Fetched:
     """Fetch ``url`` (http, https, file:// or a local path).
+
+    Parameters
+    ----------
+    sleep
+        How to wait between attempts (tests); default: a wait that wakes when ``should_stop`` turns true.
+    http
+        The ``[http]`` section: proxy and CA bundle (:func:`outbound_client`).
+    should_stop
+        Polled about ten times a second during the fetch: true gives up at once (:class:`FetchStopped`).
+    until
+        ``time.monotonic()`` by which a larger fetch this one is part of must end (ArcGIS pages);
+        default: now plus ``policy.deadline_s``.
 
     Raises
     ------
     UpstreamUnavailable
-        Connection errors, timeouts, 5xx and 429 once the retries are spent; a body that does not
-        decode as its ``Content-Encoding`` says; a missing local file.
+        Connection errors, timeouts, 5xx and 429 once the retries are spent; the deadline passed;
+        an untrusted TLS certificate; a body that does not decode as its ``Content-Encoding``
+        says; a missing local file.
+    FetchStopped
+        ``should_stop()`` turned true.
     UpstreamRefused
         Any other non-success status (401, 403, 404, ...).
     PayloadTooLarge
         The body passed ``policy.max_bytes``.
+    ConfigError
+        The CA bundle or the proxy URL cannot be used.
     """
     shown = redact_location(url, secrets)
     if url.startswith("file://"):
@@ -111,7 +148,105 @@ def fetch_url(
         return _read_file(Path(url), shown, policy)
     if not url.startswith(("http://", "https://")):
         raise UpstreamRefused(f"unsupported URL scheme in {shown}")
-    return _fetch_http(url, shown, watermark, policy, transport, sleep)
+    guard = Guard(shown, policy.deadline_s, should_stop, until)
+    with guard:
+        return _fetch_http(url, shown, watermark, policy, transport, sleep or guard.sleep, http, guard)
+
+
+def outbound_client(
+    http: HttpConfig | None,
+    timeout: httpx.Timeout,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    follow_redirects: bool = False,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Client:
+    """The httpx client of every outbound request (source fetches, webhook POSTs).
+
+    Proxy: ``http.proxy`` when set, else ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` from the
+    environment; ``NO_PROXY`` exempts hosts from either. Trust: ``http.ca_bundle`` when set, else
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, else the certifi bundle. A ``transport`` (tests) is
+    the whole network: no proxy then.
+
+    Raises
+    ------
+    ConfigError
+        The CA bundle cannot be read, or the proxy URL cannot be used (its password never shown).
+    """
+    import httpx
+
+    verify = _ssl_context(http)
+    proxy = http.proxy if http is not None and transport is None else None
+    mounts: dict[str, httpx.BaseTransport | None] | None = None
+    if proxy:
+        mounts = {pattern: httpx.HTTPTransport(verify=verify) for pattern in _no_proxy_patterns()}
+    try:
+        return httpx.Client(
+            timeout=timeout, transport=transport, proxy=proxy, mounts=mounts, verify=verify, trust_env=True,
+            follow_redirects=follow_redirects, headers=headers,
+        )
+    except (ValueError, ImportError) as exc:
+        origin = "[http] proxy" if proxy else "the proxy named by HTTPS_PROXY / HTTP_PROXY / ALL_PROXY"
+        reason = "needs the socksio package" if isinstance(exc, ImportError) else "is not an http(s) or socks5 URL"
+        raise ConfigError(f"{origin} {_proxy_shown(proxy)}{reason}") from None
+
+
+def _proxy_shown(proxy: str | None) -> str:
+    return f"{redact_location(proxy)} " if proxy else ""
+
+
+def _ssl_context(http: HttpConfig | None) -> ssl.SSLContext:
+    import ssl
+
+    import certifi
+
+    if http is not None and http.ca_bundle is not None:
+        origin, where, is_dir = "[http] ca_bundle", str(http.ca_bundle.expanduser()), False
+    elif os.environ.get("SSL_CERT_FILE"):
+        origin, where, is_dir = "SSL_CERT_FILE", os.environ["SSL_CERT_FILE"], False
+    elif os.environ.get("SSL_CERT_DIR"):
+        origin, where, is_dir = "SSL_CERT_DIR", os.environ["SSL_CERT_DIR"], True
+    else:
+        origin, where, is_dir = "the certifi bundle", certifi.where(), False
+    try:
+        stamp = Path(where).stat()
+        return _trust(where, is_dir, (stamp.st_mtime_ns, stamp.st_size))
+    except FileNotFoundError:
+        raise ConfigError(f"{origin} {where}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{origin} {where}: is a directory, not a PEM file") from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"{origin} {where}: not a PEM file of CA certificates ({exc.reason or exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{origin} {where}: cannot be read: {exc.strerror or exc}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _trust(where: str, is_dir: bool, _stamp: tuple[int, int]) -> ssl.SSLContext:
+    """One TLS context per CA file or directory as it is now (loading a bundle costs 50-100 ms a fetch)."""
+    import ssl
+
+    return ssl.create_default_context(capath=where) if is_dir else ssl.create_default_context(cafile=where)
+
+
+def _no_proxy_patterns() -> list[str]:
+    """httpx mount patterns of the hosts ``NO_PROXY`` exempts (as httpx reads it for the environment's proxies)."""
+    value = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    patterns = []
+    for host in (part.strip() for part in value.split(",")):
+        if host == "*":
+            return ["all://"]
+        if not host:
+            continue
+        if "://" in host:
+            patterns.append(host)
+        elif host.lower() == "localhost" or re.fullmatch(r"[\d.]+", host):
+            patterns.append(f"all://{host}")
+        elif ":" in host:
+            patterns.append(f"all://[{host}]")
+        else:
+            patterns.append(f"all://*{host}")
+    return patterns
 
 
 def _read_file(path: Path, shown: str, policy: HttpPolicy) -> Fetched:
@@ -136,6 +271,8 @@ def _fetch_http(
     policy: HttpPolicy,
     transport: httpx.BaseTransport | None,
     sleep: Callable[[float], None],
+    http: HttpConfig | None,
+    guard: Guard,
 ) -> Fetched:
     import httpx
 
@@ -145,38 +282,69 @@ def _fetch_http(
     if watermark.last_modified:
         headers["If-Modified-Since"] = watermark.last_modified
     timeout = httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s)
-    with httpx.Client(timeout=timeout, transport=transport, follow_redirects=True, trust_env=False) as client:
+    with outbound_client(http, timeout, transport=transport, follow_redirects=True) as client:
         attempt = 0
         while True:
+            guard.check()
             try:
-                response_or_delay = _attempt(client, url, headers, shown, policy)
+                response_or_delay = _attempt(client, url, headers, shown, policy, guard)
             except httpx.DecodingError:
+                guard.check()
                 raise UpstreamUnavailable(
                     f"{shown} sent a body that cannot be decoded as its Content-Encoding says (DecodingError)"
                 ) from None
             except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}"
-                if attempt >= policy.retries:
-                    raise UpstreamUnavailable(
-                        f"cannot reach {shown}: {problem} (after {attempt + 1} attempts)"
-                    ) from None
+                guard.check()  # the watchdog cut the connection: say why
+                problem, worth_retrying = _transport_problem(exc)
+                if attempt >= policy.retries or not worth_retrying:
+                    after = f" (after {attempt + 1} attempts)" if attempt else ""
+                    raise UpstreamUnavailable(f"cannot reach {shown}: {problem}{after}") from None
                 delay = _backoff(attempt, policy)
             else:
                 if isinstance(response_or_delay, Fetched):
                     return response_or_delay
                 status, retry_after = response_or_delay
+                problem = f"HTTP {status}"
                 if attempt >= policy.retries:
                     raise UpstreamUnavailable(f"{shown} answered HTTP {status} (after {attempt + 1} attempts)")
                 delay = retry_after if retry_after is not None else _backoff(attempt, policy)
-            sleep(min(delay, policy.max_backoff_s))
+            wait = min(delay, policy.max_backoff_s)
+            if wait >= guard.remaining():
+                raise UpstreamUnavailable(
+                    f"cannot read {shown}: {problem} (after {attempt + 1} attempts), and the next try in {wait:.3g} s "
+                    f"would pass the {policy.deadline_s:g}-second deadline (deadline_s)"
+                )
+            sleep(wait)
             attempt += 1
 
 
+def _transport_problem(exc: Exception) -> tuple[str, bool]:
+    """What went wrong, in words safe to show, and whether trying again may help."""
+    import ssl
+
+    import httpx
+
+    link: BaseException | None = exc
+    while link is not None:
+        if isinstance(link, ssl.SSLCertVerificationError):
+            detail = link.verify_message or link.reason or "certificate verify failed"
+            return (f"TLS certificate not trusted: {detail} (trust its CA with [http] ca_bundle or SSL_CERT_FILE)",
+                    False)
+        link = link.__cause__ or link.__context__
+    if isinstance(exc, httpx.ProxyError):
+        return f"ProxyError: the proxy answered {exc}", True
+    return type(exc).__name__, True
+
+
 def _attempt(
-    client: httpx.Client, url: str, headers: dict[str, str], shown: str, policy: HttpPolicy
+    client: httpx.Client, url: str, headers: dict[str, str], shown: str, policy: HttpPolicy, guard: Guard
 ) -> Fetched | tuple[int, float | None]:
     """One request: the result, or (status, Retry-After seconds) when it is worth retrying."""
-    with client.stream("GET", url, headers=headers) as response:
+    import httpx
+
+    connect = max(0.001, min(policy.connect_timeout_s, guard.remaining()))
+    timeout = httpx.Timeout(policy.read_timeout_s, connect=connect)
+    with client.stream("GET", url, headers=headers, timeout=timeout, extensions={"trace": guard.trace}) as response:
         if response.status_code == 304:
             return Fetched(body=None, location=shown, etag=response.headers.get("ETag"),
                            last_modified=response.headers.get("Last-Modified"))
@@ -190,6 +358,7 @@ def _attempt(
         chunks: list[bytes] = []
         received = 0
         for chunk in response.iter_bytes():
+            guard.check()
             received += len(chunk)
             if received > policy.max_bytes:
                 raise PayloadTooLarge(f"{shown} sent more than the {policy.max_bytes}-byte cap")

@@ -33,6 +33,11 @@ class HttpSourceSettings(BaseModel):
     )
     connect_timeout_s: float = Field(default=10.0, gt=0, description="Connect timeout, seconds.")
     read_timeout_s: float = Field(default=30.0, gt=0, description="Read timeout, seconds.")
+    deadline_s: float = Field(
+        default=60.0, gt=0,
+        description="One whole fetch, retries and backoff waits included, seconds: an upstream that trickles "
+        "(each read within the read timeout) is cut off at this deadline.",
+    )
     retries: int = Field(default=3, ge=0, le=10, description="Retries on connection errors, 5xx and 429.")
     backoff_s: float = Field(default=1.0, ge=0, description="First backoff step; doubles per retry, jittered.")
     max_backoff_s: float = Field(default=60.0, ge=0, description="Cap on one wait, Retry-After included.")
@@ -42,6 +47,7 @@ class HttpSourceSettings(BaseModel):
         return HttpPolicy(
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
+            deadline_s=self.deadline_s,
             retries=self.retries,
             backoff_s=self.backoff_s,
             max_backoff_s=self.max_backoff_s,
@@ -94,4 +100,5 @@ class HttpSource(Source):
 
     def fetch(self, watermark: Watermark) -> Fetched:
         token = self.token()
-        return fetch_url(self.url(token), watermark, self.settings.http_policy(), secrets=[token] if token else [])
+        return fetch_url(self.url(token), watermark, self.settings.http_policy(), secrets=[token] if token else [],
+                         http=self.http, should_stop=self.should_stop)

@@ -14,6 +14,7 @@ from adapters import build_source
 from exchange.config import Config, SourceConfig
 from exchange.errors import ExchangeError
 from exchange.redaction import register_source_secrets
+from exchange.runtime import stop_requested
 from exchange.sync import SyncResult, sync_source
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ def sync_then_publish(
     After a Waze poll, ``warn_late`` logs the closures Waze still does not show (the daemon's watch
     tells them itself, once)."""
     register_source_secrets(source_config)  # its token is masked in every log line (httpx logs the URL)
-    result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
+    source = build_source(source_config, zone=config.zone, http=config.http, should_stop=stop_requested)
+    result = sync_source(engine, source, config.lifecycle, placement)
     cycle = Cycle(result)
     if source_config.kind == "waze-feed":
         if placement is not None and warn_late:

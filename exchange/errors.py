@@ -5,7 +5,8 @@
     +-- ConfigError                    exit 2: the configuration file or an EXCHANGE_* variable is invalid
     +-- NotFound                       exit 3: an event, run or source that does not exist
     +-- FetchError                     an upstream could not be read
-    |   +-- UpstreamUnavailable        connection refused, timeout, DNS, 5xx after retries
+    |   +-- UpstreamUnavailable        connection refused, timeout, DNS, 5xx after retries, deadline
+    |   |   +-- FetchStopped           the process is shutting down (SIGTERM): the fetch gave up
     |   +-- UpstreamRefused            4xx other than 304/429: bad token, wrong URL
     |   +-- PayloadTooLarge            the body passed the size cap
     +-- FeedError                      a payload that cannot be read as a feed at all
@@ -29,6 +30,7 @@ __all__ = [
     "ExchangeError",
     "FeedError",
     "FetchError",
+    "FetchStopped",
     "InternalError",
     "ItemRejected",
     "MalformedPayload",
@@ -71,6 +73,10 @@ class FetchError(ExchangeError, OSError):
 
 class UpstreamUnavailable(FetchError):
     pass
+
+
+class FetchStopped(UpstreamUnavailable):
+    """A fetch given up because the process is stopping; not a sign the upstream is unwell."""
 
 
 class UpstreamRefused(FetchError):

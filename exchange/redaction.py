@@ -141,11 +141,20 @@ def register_source_secrets(source: SourceConfig) -> None:
             register_secret_env(value)
 
 
+#: the environment variables outbound HTTP takes a proxy from (lower-case too): their passwords are secrets
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+
+
 def register_config_secrets(config: Config) -> None:
-    """The secrets a configuration points at: its sources' variables and the database password."""
+    """The secrets a configuration points at: its sources' variables, the database password, and the
+    password of the outbound proxy (``[http] proxy`` or ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY``)."""
     for source in config.sources:
         register_source_secrets(source)
     register_url_password(config.database_url)
+    register_url_password(config.http.proxy)
+    for name in PROXY_VARIABLES:
+        register_url_password(os.environ.get(name))
+        register_url_password(os.environ.get(name.lower()))
 
 
 def redact_query_tokens(text: str) -> str:

@@ -16,8 +16,9 @@ from exchange.config import (
     ServeConfig,
     SourceConfig,
 )
-from exchange.config_file import load_config
+from exchange.config_file import check_config, load_config
 from exchange.errors import ConfigError
+from exchange.redaction import redact
 from tests.support.paths import ROOT
 
 EXAMPLE = ROOT / "config" / "exchange.example.toml"
@@ -67,6 +68,83 @@ def test_missing_file_is_named(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_nested_environment_override_is_validated(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error is blamed on the variable that brought the value, not on the configuration."""
     monkeypatch.setenv("EXCHANGE_LIFECYCLE__SUSPECT_RATIO", "lots")
-    with pytest.raises(ConfigError, match=r"lifecycle\.suspect_ratio"):
+    with pytest.raises(ConfigError) as caught:
         load_config(None)
+    assert caught.value.message == ("environment variable EXCHANGE_LIFECYCLE__SUSPECT_RATIO: Input should be a "
+                                    "valid number, unable to parse string as a number")
+
+
+def test_an_environment_error_is_not_blamed_on_the_file(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "exchange.toml"
+    path.write_text("[serve]\nport = 8081\n")
+    monkeypatch.setenv("EXCHANGE_SERVE__PORT", "eighty")
+    with pytest.raises(ConfigError, match=r"^environment variable EXCHANGE_SERVE__PORT: Input should be a valid "
+                                          r"integer"):
+        load_config(path)
+    monkeypatch.setenv("EXCHANGE_SERVE__PORT", "8082")
+    path.write_text("[serve]\nport = 99999\n[lifecycle]\nsuspect_window = 7\n")
+    monkeypatch.setenv("EXCHANGE_LIFECYCLE__SUSPECT_WINDOW", "9")
+    assert load_config(path).serve.port == 8082, "the environment wins over the file"
+    monkeypatch.delenv("EXCHANGE_SERVE__PORT")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: serve\.port: Input should be less than"):
+        load_config(path)
+    monkeypatch.setenv("EXCHANGE_SERVE", "{not json")
+    with pytest.raises(ConfigError, match=r"^environment variable EXCHANGE_SERVE: not valid JSON for \[serve\]"):
+        load_config(path)
+
+
+def test_every_documented_variable_overrides_the_file(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "exchange.toml"
+    path.write_text('timezone = "Europe/Paris"\nlog_level = "INFO"\ndata_dir = "here"\n'
+                    '[database]\nurl = "sqlite:///file.db"\n[lifecycle]\nend_after_missed_polls = 4\n'
+                    '[publish]\npublisher = "Paris"\n')
+    monkeypatch.setenv("EXCHANGE_TIMEZONE", "America/Denver")
+    monkeypatch.setenv("EXCHANGE_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", "sqlite:///env.db")
+    monkeypatch.setenv("EXCHANGE_LIFECYCLE__END_AFTER_MISSED_POLLS", "5")
+    monkeypatch.setenv("exchange_publish__publisher", "Denver")  # any case
+    config = load_config(path)
+    assert (config.timezone, config.log_level, config.database_url) == ("America/Denver", "WARNING", "sqlite:///env.db")
+    assert config.resolved_data_dir == tmp_path / "elsewhere"
+    assert config.lifecycle.end_after_missed_polls == 5 and config.publish.publisher == "Denver"
+    assert config.lifecycle.suspect_window == 5 and config.path == path
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", "")  # empty is unset: the file's data_dir, relative to the file
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", "")
+    config = load_config(path)
+    assert config.resolved_data_dir == tmp_path / "here" and config.database_url == "sqlite:///file.db"
+
+
+def test_every_problem_is_found_at_once(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "exchange.toml"
+    path.write_text('[lifecycle]\nend_after_missed_pols = 3\n[publish]\ninterval_s = "soon"\n'
+                    '[[sources]]\nname = "waze"\nurl = "https://example.org/feed"\nintervl_s = 60\n')
+    monkeypatch.setenv("EXCHANGE_SERVE__PORT", "-1")
+    config, problems = check_config(path)
+    assert config is None
+    assert [str(problem) for problem in problems] == [
+        "lifecycle.end_after_missed_pols: unknown key; did you mean 'end_after_missed_polls'?",
+        "publish.interval_s: Input should be a valid integer, unable to parse string as an integer",
+        "environment variable EXCHANGE_SERVE__PORT: Input should be greater than or equal to 0",
+        "source 'waze': intervl_s: unknown key; did you mean 'interval_s'?",
+    ]
+    monkeypatch.delenv("EXCHANGE_SERVE__PORT")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.message == (f"{path}: lifecycle.end_after_missed_pols: unknown key; did you mean "
+                                    "'end_after_missed_polls'? (and 2 more: `exchange config check` lists them)")
+
+
+def test_the_proxy_password_is_a_secret(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "exchange.toml"
+    path.write_text('[http]\nproxy = "http://city:c0nfig-pw@proxy.internal:3128"\n')
+    monkeypatch.setenv("HTTPS_PROXY", "http://city:env%2Fpw@proxy.internal:3128")
+    load_config(path)
+    assert redact("via http://city:c0nfig-pw@proxy.internal:3128 and env/pw") == (
+        "via http://city:***@proxy.internal:3128 and ***")

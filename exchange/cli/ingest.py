@@ -95,7 +95,7 @@ def replay(
         if not waze:
             raise UsageError("no Waze source in the config; pass --source NAME")
         source_config = waze[0]
-    source = build_source(source_config, zone=config.zone)
+    source = build_source(source_config, zone=config.zone, http=config.http)
     engine = context.engine()
     placement = context.placement()
     failures = 0

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from exchange.cli import closure, db, ingest, inspect, network, partner, publish, serve
+from exchange.cli import closure, config, db, ingest, inspect, network, partner, publish, serve
 from exchange.cli.context import state
 from exchange.errors import ExchangeError
 
@@ -72,6 +72,7 @@ app.command("publish")(publish.publish_command)
 app.command("validate")(publish.validate_command)
 app.command("serve")(serve.serve)
 app.add_typer(partner.partner_app, name="partner")
+app.add_typer(config.config_app, name="config")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,176 @@
+"""``exchange config check``: is this configuration one the daemon can run with?
+
+Every problem of the file and of the ``EXCHANGE_*`` environment at once
+(:func:`exchange.config_file.check_config`), then what only the machine can tell: the token
+variables the sources name are set, the outbound HTTP settings are usable (CA bundle, proxy),
+the store opens, the road network file exists, and (unless offline) each enabled source answers
+a real fetch that its adapter can read. Nothing is stored.
+
+Each check is a :class:`Check`: ``ok``, ``invalid`` (the configuration or environment is wrong:
+exit 2) or ``failed`` (something it points at cannot be reached or read: exit 1).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from exchange.config import Config, SourceConfig
+from exchange.config_file import Problem, check_config, config_path
+from exchange.errors import ConfigError, ExchangeError, SchemaOutdated
+from exchange.redaction import register_source_secrets
+
+__all__ = ["Check", "Report", "run_checks"]
+
+Status = Literal["ok", "invalid", "failed", "skipped"]
+
+
+@dataclass
+class Check:
+    """One thing checked: what (``store``, ``network``, ``http``, ``source waze``), its status and the detail."""
+
+    what: str
+    status: Status
+    detail: str
+    #: a source's fetch: bytes read, items its adapter found, items it rejected, seconds taken
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return f"{self.what}: {self.status}: {self.detail}" if self.detail else f"{self.what}: {self.status}"
+
+
+@dataclass
+class Report:
+    """Everything ``config check`` found; ``exit_code`` is 2 for an invalid configuration, 1 for a failed check."""
+
+    config: Path | None
+    problems: list[Problem]
+    checks: list[Check]
+
+    @property
+    def exit_code(self) -> int:
+        if self.problems or any(check.status == "invalid" for check in self.checks):
+            return 2
+        return 1 if any(check.status == "failed" for check in self.checks) else 0
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "config": str(self.config) if self.config else None,
+            "valid": not self.problems,
+            "exit_code": self.exit_code,
+            "problems": [{"location": p.location, "message": p.message, "source": p.source} for p in self.problems],
+            "checks": [asdict(check) for check in self.checks],
+        }
+
+
+def run_checks(path: Path | None, *, offline: bool = False) -> Report:
+    """Check the configuration at ``path`` (else ``$EXCHANGE_CONFIG``, else the defaults)."""
+    path = config_path(path)
+    config, problems = check_config(path)
+    if config is None:
+        return Report(path, problems, [])
+    checks = [check_http(config), check_store(config), check_network(config)]
+    for source in config.sources:
+        if not source.enabled:
+            checks.append(Check(f"source {source.name}", "skipped", "disabled"))
+        elif offline:
+            checks.append(check_token(source) or Check(f"source {source.name}", "skipped", "--offline"))
+        else:
+            checks.append(check_token(source) or reach_source(config, source))
+    return Report(path, [], checks)
+
+
+def check_http(config: Config) -> Check:
+    """The CA bundle (``[http] ca_bundle`` or ``SSL_CERT_FILE``) and the proxy can be used."""
+    import httpx
+
+    from adapters.http import outbound_client
+
+    try:
+        outbound_client(config.http, httpx.Timeout(1.0)).close()
+    except ConfigError as exc:
+        return Check("http", "invalid", exc.message)
+    proxy = "[http] proxy" if config.http.proxy else next(
+        (name for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY") if os.environ.get(name)), None
+    )
+    trust = ("[http] ca_bundle" if config.http.ca_bundle else
+             next((name for name in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(name)), "certifi"))
+    route = f"proxy from {proxy}" if proxy else "no proxy"
+    return Check("http", "ok", f"{route}, CA certificates from {trust}")
+
+
+def check_store(config: Config) -> Check:
+    """The store opens and its schema is current (a SQLite file not made yet is created on first use)."""
+    from sqlalchemy.engine import make_url
+
+    from exchange.db import open_store, redact_url
+
+    url = config.database_url
+    shown = redact_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception:  # sqlalchemy's ArgumentError and ValueError alike: the URL is the problem
+        return Check("store", "invalid", f"database URL {shown} cannot be read")
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        file = Path(parsed.database)
+        if not file.exists():
+            folder = next((p for p in (file.parent, *file.parent.parents) if p.exists()), None)
+            if folder is None or not os.access(folder, os.W_OK):
+                return Check("store", "failed", f"{file} does not exist and {file.parent} cannot be created")
+            return Check("store", "ok", f"{file} does not exist yet: created on first use")
+    try:
+        engine = open_store(url, auto_upgrade=False)
+    except SchemaOutdated as exc:
+        if parsed.get_backend_name() == "sqlite":
+            return Check("store", "ok", f"{shown}: its schema is upgraded on first use")
+        return Check("store", "failed", exc.message)
+    except ExchangeError as exc:
+        return Check("store", "failed", exc.message)
+    engine.dispose()
+    return Check("store", "ok", f"{shown}: schema current")
+
+
+def check_network(config: Config) -> Check:
+    if config.network is None:
+        return Check("network", "skipped", "no [network]: events are not matched to roads")
+    path = Path(config.network.path).expanduser()
+    if not path.is_file():
+        return Check("network", "invalid", f"network.path {path} does not exist" if not path.exists()
+                     else f"network.path {path} is not a file")
+    return Check("network", "ok", f"{path} ({path.stat().st_size} bytes)")
+
+
+def check_token(source: SourceConfig) -> Check | None:
+    """A token variable the source names and the environment lacks (None when all are set)."""
+    for key, value in source.settings.items():
+        if key.endswith("_env") and isinstance(value, str) and not os.environ.get(value):
+            return Check(f"source {source.name}", "invalid", f"environment variable {value} ({key}) is not set")
+    return None
+
+
+def reach_source(config: Config, source_config: SourceConfig) -> Check:
+    """One real fetch of the source with its adapter, read as a poll would read it; nothing is stored."""
+    from adapters import build_source
+    from adapters.base import Watermark
+    from exchange.runtime import stop_requested
+
+    what = f"source {source_config.name}"
+    register_source_secrets(source_config)
+    started = time.perf_counter()
+    try:
+        source = build_source(source_config, zone=config.zone, http=config.http, should_stop=stop_requested)
+        body = source.fetch(Watermark()).body or b""
+        snapshot = source.read(body)
+    except ConfigError as exc:
+        return Check(what, "invalid", exc.message)
+    except ExchangeError as exc:
+        return Check(what, "failed", exc.message)
+    seconds = round(time.perf_counter() - started, 3)
+    facts = {"location": source.location, "bytes": len(body), "items": len(snapshot.items),
+             "rejected": len(snapshot.errors), "seconds": seconds}
+    rejected = f", {len(snapshot.errors)} rejected" if snapshot.errors else ""
+    return Check(what, "ok", f"{source.location}: {len(body)} bytes, {len(snapshot.items)} items{rejected} "
+                 f"in {seconds:.2f} s", facts)

@@ -1,0 +1,148 @@
+"""``exchange config check``: every problem at once, then each source reached once (a real local server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.helpers import Cli, QuietHandler, alert, feed, http_server
+
+THREE_MISTAKES = """
+timezone = "America/Denver"
+
+[lifecycle]
+end_after_missed_pols = 3
+
+[publish]
+intervall_s = 300
+
+[[sources]]
+name = "waze"
+url = "https://example.org/feed"
+intervl_s = 60
+"""
+
+
+class _Upstream(QuietHandler):
+    status = 200
+    hits: list[str]
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        self.answer(self.status, feed(0, alerts=[alert("a-1"), alert("a-2")], jams=[]) if self.status == 200 else b"")
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[str, type[_Upstream]]]:
+    handler = type("Upstream", (_Upstream,), {"hits": []})
+    with http_server(handler) as url:
+        yield url, handler
+
+
+def _config(tmp_path: Path, url: str, *, extra: str = "") -> Path:
+    path = tmp_path / "exchange.toml"
+    path.write_text(f"""
+[[sources]]
+name = "waze"
+url = "{url}/feed?format=1"
+retries = 0
+{extra}
+""")
+    return path
+
+
+def test_every_mistake_is_reported_with_did_you_mean(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "exchange.toml"
+    path.write_text(THREE_MISTAKES)
+    run = cli("-c", str(path), "config", "check")
+    assert run.code == 2, run
+    assert run.out.splitlines() == [
+        "lifecycle.end_after_missed_pols: unknown key; did you mean 'end_after_missed_polls'?",
+        "publish.intervall_s: unknown key; did you mean 'interval_s'?",
+        "source 'waze': intervl_s: unknown key; did you mean 'interval_s'?",
+    ]
+    assert run.err == f"{path}: 3 problem(s); nothing else was checked\n"
+    as_json = cli("-c", str(path), "config", "check", "--format", "json")
+    report = json.loads(as_json.out)
+    assert as_json.code == 2 and report["valid"] is False and report["exit_code"] == 2
+    assert [p["location"] for p in report["problems"]] == [
+        "lifecycle.end_after_missed_pols", "publish.intervall_s", "source 'waze': intervl_s"]
+
+
+def test_a_bad_environment_variable_is_named(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "exchange.toml"
+    path.write_text('[lifecycle]\nsuspect_ratio = 0.3\n')
+    monkeypatch.setenv("EXCHANGE_LIFECYCLE__SUSPECT_RATIO", "lots")
+    run = cli("-c", str(path), "config", "check", "--offline")
+    assert run.code == 2 and run.out == ("environment variable EXCHANGE_LIFECYCLE__SUSPECT_RATIO: Input should be a "
+                                         "valid number, unable to parse string as a number\n"), run
+
+
+def test_a_reachable_source_is_ok_with_bytes_and_items(
+    cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]]
+) -> None:
+    url, handler = upstream
+    run = cli("-c", str(_config(tmp_path, url)), "config", "check")
+    assert run.code == 0, run
+    lines = run.out.splitlines()
+    assert lines[0].startswith("http: ok: ") and lines[2] == "network: skipped: no [network]: events are not " \
+        "matched to roads"
+    assert lines[1] == f"store: ok: {tmp_path / 'data' / 'exchange.db'} does not exist yet: created on first use"
+    assert lines[3].startswith(f"source waze: ok: {url}/feed?format=1: ") and " bytes, 2 items in " in lines[3]
+    assert handler.hits == ["/feed?format=1"]
+    assert not (tmp_path / "data" / "exchange.db").exists(), "a check stores nothing"
+
+
+def test_a_source_answering_500_fails_the_check_naming_it(
+    cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]]
+) -> None:
+    url, handler = upstream
+    handler.status = 500
+    path = _config(tmp_path, url)
+    run = cli("-c", str(path), "config", "check")
+    assert run.code == 1, run
+    assert f"source waze: failed: {url}/feed?format=1 answered HTTP 500 (after 1 attempts)" in run.out.splitlines()
+    assert run.err == f"{path}: 1 of 4 check(s) did not pass\n"
+    report = json.loads(cli("-c", str(path), "config", "check", "-f", "json").out)
+    (source,) = [check for check in report["checks"] if check["what"] == "source waze"]
+    assert report["exit_code"] == 1 and source["status"] == "failed" and "HTTP 500" in source["detail"]
+
+
+def test_offline_does_not_fetch(cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]]) -> None:
+    url, handler = upstream
+    handler.status = 500
+    run = cli("-c", str(_config(tmp_path, url)), "config", "check", "--offline")
+    assert run.code == 0, run
+    assert "source waze: skipped: --offline" in run.out.splitlines() and handler.hits == []
+    assert run.err.endswith("check(s) passed (sources not reached: --offline)\n")
+
+
+def test_a_missing_token_variable_is_named(
+    cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = upstream
+    monkeypatch.delenv("CHECK_TOKEN", raising=False)
+    path = _config(tmp_path, url, extra='token_env = "CHECK_TOKEN"\n[[sources]]\nname = "off"\nenabled = false\n'
+                                      f'url = "{url}/off"')
+    run = cli("-c", str(path), "config", "check")
+    assert run.code == 2, run
+    assert "source waze: invalid: environment variable CHECK_TOKEN (token_env) is not set" in run.out.splitlines()
+    assert "source off: skipped: disabled" in run.out.splitlines() and handler.hits == []
+
+
+def test_an_unusable_ca_bundle_and_a_missing_network_are_invalid(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "exchange.toml"
+    path.write_text('[http]\nca_bundle = "missing.pem"\n[network]\npath = "nowhere.osm"\n')
+    run = cli("-c", str(path), "config", "check", "--offline")
+    assert run.code == 2, run
+    assert f"http: invalid: [http] ca_bundle {tmp_path / 'missing.pem'}: no such file" in run.out.splitlines()
+    assert f"network: invalid: network.path {tmp_path / 'nowhere.osm'} does not exist" in run.out.splitlines()
+
+
+def test_help_explains_the_exit_codes(cli: Cli) -> None:
+    run = cli("config", "check", "--help")
+    assert run.code == 0 and "Exit 0 when all is well, 2 when the configuration is invalid" in " ".join(
+        run.out.split())
