@@ -140,11 +140,18 @@ class Watcher:
             return
         import httpx
 
+        from adapters.http import outbound_client
+        from exchange.errors import ConfigError
+
         try:
-            with httpx.Client(timeout=self.config.notify.timeout_s, transport=self.transport) as client:
+            with outbound_client(self.config.http, httpx.Timeout(self.config.notify.timeout_s),
+                                 transport=self.transport) as client:
                 response = client.post(url, json=notice.body())
         except httpx.HTTPError as exc:
             log.warning("webhook: cannot POST the notification (%s)", type(exc).__name__)
+            return
+        except ConfigError as exc:  # the [http] proxy or CA bundle cannot be used
+            log.warning("webhook: %s", exc.message)
             return
         if response.status_code >= 400:
             log.warning("webhook: the receiver answered HTTP %s", response.status_code)

@@ -32,7 +32,7 @@ from exchange.bulk import Bulk, loads
 from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations, observe_waze
 from exchange.db import db_error_message, take_turns, writing
-from exchange.errors import ExchangeError, FetchError, InternalError, ItemRejected, StoreError
+from exchange.errors import ExchangeError, FetchError, FetchStopped, InternalError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, shown_text
 from exchange.runtime import collector_paused, fault_point, now_ms, stop_requested
 from exchange.same_closure import relink
@@ -98,7 +98,8 @@ def sync_source(
     try:
         fetched = source.fetch(watermark)
     except FetchError as exc:
-        if not stop_requested():  # a fetch cut short by the daemon's stop says nothing of the upstream
+        # a fetch cut short by the daemon's stop says nothing of the upstream
+        if not (isinstance(exc, FetchStopped) or stop_requested()):
             _record_failure(engine, source, started, str(exc.message), "fetch")
         raise
     except ExchangeError:
