@@ -194,13 +194,19 @@ def match_lines(
     weight[starts[:-1][has_points & (noise < sigma_m)]] = 0.0
     weight[(starts[1:] - 1)[has_points & (noise < sigma_m)]] = 0.0
     emission += kappa * weight[candidates.point] * (np.cos(np.radians(delta)) - 1.0)
+    # each point's best candidates, best first: at most max_candidates, none _UNLIKELY below its best
     order = np.lexsort((-emission, candidates.point))
+    point_sorted = candidates.point[order]
+    group = np.ones(len(order), dtype=bool)
+    group[1:] = point_sorted[1:] != point_sorted[:-1]
+    first = np.maximum.accumulate(np.where(group, np.arange(len(order)), 0))
+    kept = order[(np.arange(len(order)) - first < max_candidates)
+                 & (emission[order] > emission[order[first]] - _UNLIKELY) | group]
     per_point: list[list[_State]] = [[] for _ in range(len(x))]
-    for k in order.tolist():
-        states = per_point[int(candidates.point[k])]
-        if len(states) < max_candidates and (not states or emission[k] > states[0].emission - _UNLIKELY):
-            states.append(_State(int(candidates.edge[k]), float(candidates.offset[k]), float(emission[k]),
-                                 float(candidates.distance[k])))
+    for point, edge, offset, score, distance in zip(candidates.point[kept].tolist(), candidates.edge[kept].tolist(),
+                                                    candidates.offset[kept].tolist(), emission[kept].tolist(),
+                                                    candidates.distance[kept].tolist(), strict=True):
+        per_point[point].append(_State(edge, offset, score, distance))
 
     transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m, 3.0 * sigma_m)
     for i, result in enumerate(results):
