@@ -8,6 +8,12 @@ distances come from a bounded Dijkstra over the directed graph, so one-way stree
 opposite carriageway are respected, and consecutive points far apart (Waze keeps a vertex every
 ~74 m, skipping junctions) are joined by as many edges as the route takes.
 
+The emission's noise is ``sigma_m`` (GPS-like lines), or the line's own where the line is clearly
+more precise (a Waze line lies 3-4 m off OpenStreetMap): the RMS of its points' distances to their
+nearest edges and to their nearest edges along the line both small (``_line_noise``). A precise
+line's extreme points get no heading term: their one-sided chord may cut across the line's last
+turn (a hook onto a short side street), and their position says enough.
+
 Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is:
 
 * a point may fall back along its edge within its noise (three sigmas) of the furthest point the
@@ -20,7 +26,11 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   dropped, unless the path fits the line's points on that edge better ending at the edge's far
   junction (a short edge: all those points weigh in, with the Gaussian of the line's noise); the
   noise is the line's own (the RMS of its points' distances to the path, pooled with a prior of
-  5 m, at least 3 m), so a line cut mid-block keeps its end edges.
+  5 m, at least 3 m), so a line cut mid-block keeps its end edges. Ending at the far junction
+  makes the near one a junction inside the path; where no other point of the line lies near it, a
+  dense line would have shown one, so that ending pays a log-odds penalty. Once an end edge is
+  dropped, the next one is judged the same way with the extreme point projected onto it (the
+  Viterbi path may carry a noisy end point across a short edge onto the next).
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
@@ -32,6 +42,7 @@ Candidates for all points of all lines come from one bulk spatial query (``point
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from geo.match import point_candidates
+from geo.match import Candidates, point_candidates
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 
 __all__ = ["LineMatch", "match_lines"]
@@ -172,16 +183,30 @@ def match_lines(
     heading = _line_headings(x, y, starts, window_m=3.0 * sigma_m)
 
     candidates = point_candidates(network, x, y, radius_m)
-    emission = -0.5 * (candidates.distance / sigma_m) ** 2
     delta = heading_difference(heading[candidates.point], candidates.bearing)
-    emission += kappa * (np.cos(np.radians(delta)) - 1.0)
+    noise = _line_noise(candidates, delta < _ALONG_DEG, starts, sigma_m)
+    point_noise = np.repeat(noise, counts)
+    emission = -0.5 * (candidates.distance / point_noise[candidates.point]) ** 2
+    # the extreme points of a precise line: their one-sided chord may cut across the line's last turn
+    # (a hook onto a side street), and their position alone says where they are
+    weight = np.ones(len(x))
+    has_points = np.asarray(counts) > 0
+    weight[starts[:-1][has_points & (noise < sigma_m)]] = 0.0
+    weight[(starts[1:] - 1)[has_points & (noise < sigma_m)]] = 0.0
+    emission += kappa * weight[candidates.point] * (np.cos(np.radians(delta)) - 1.0)
+    # each point's best candidates, best first: at most max_candidates, none _UNLIKELY below its best
     order = np.lexsort((-emission, candidates.point))
+    point_sorted = candidates.point[order]
+    group = np.ones(len(order), dtype=bool)
+    group[1:] = point_sorted[1:] != point_sorted[:-1]
+    first = np.maximum.accumulate(np.where(group, np.arange(len(order)), 0))
+    kept = order[(np.arange(len(order)) - first < max_candidates)
+                 & (emission[order] > emission[order[first]] - _UNLIKELY) | group]
     per_point: list[list[_State]] = [[] for _ in range(len(x))]
-    for k in order.tolist():
-        states = per_point[int(candidates.point[k])]
-        if len(states) < max_candidates and (not states or emission[k] > states[0].emission - _UNLIKELY):
-            states.append(_State(int(candidates.edge[k]), float(candidates.offset[k]), float(emission[k]),
-                                 float(candidates.distance[k])))
+    for point, edge, offset, score, distance in zip(candidates.point[kept].tolist(), candidates.edge[kept].tolist(),
+                                                    candidates.offset[kept].tolist(), emission[kept].tolist(),
+                                                    candidates.distance[kept].tolist(), strict=True):
+        per_point[point].append(_State(edge, offset, score, distance))
 
     transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m, 3.0 * sigma_m)
     for i, result in enumerate(results):
@@ -189,8 +214,38 @@ def match_lines(
         if e - s < 2:
             result.reason = "a line needs at least 2 points"
             continue
+        transitions.jitter = 3.0 * float(noise[i])
         _viterbi(transitions, x[s:e], y[s:e], per_point[s:e], result)
     return results
+
+
+def _line_noise(candidates: Candidates, along: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64],
+                sigma_m: float) -> FloatArray:
+    """The noise each line is matched with: its own where it is clearly precise, else ``sigma_m``.
+
+    A Waze line is drawn on Waze's map, a few metres off OpenStreetMap; a GPS-like line carries
+    ``sigma_m`` of noise. Scoring a precise line with a GPS noise lets a point 10 m off its road stay
+    on the wrong one (a hook onto a short side street at the line's end is cut off). The estimate is
+    the RMS of each point's distance to its nearest edge, pooled with a prior; near junctions and
+    parallel roads that nearest edge is often another road, which makes a noisy line look precise,
+    so a line counts as precise only when the nearest edges running along the line (``along``: the
+    bearing within ``_ALONG_DEG`` of the line's direction) say so too.
+    """
+    lines = len(starts) - 1
+    total = int(starts[-1])
+    point_line = np.repeat(np.arange(lines), np.diff(starts))
+
+    def rms(mask: npt.NDArray[np.bool_]) -> FloatArray:
+        nearest = np.full(total, np.inf)
+        np.minimum.at(nearest, candidates.point[mask], candidates.distance[mask])
+        seen = np.isfinite(nearest)
+        sums = np.bincount(point_line, weights=np.where(seen, nearest * nearest, 0.0), minlength=lines)
+        count = np.bincount(point_line, weights=seen.astype(np.float64), minlength=lines)
+        return np.sqrt((sums + _PRIOR_SAMPLES * _PRIOR_NOISE_M**2) / (count + _PRIOR_SAMPLES))
+
+    nearest_any = np.clip(rms(np.ones(len(candidates.point), dtype=bool)), _MIN_NOISE_M, sigma_m)
+    precise = (nearest_any < _PRECISE_M) & (rms(along) < _PRECISE_ALONG_M)
+    return np.where(precise, nearest_any, sigma_m)
 
 
 def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], window_m: float) -> FloatArray:
@@ -229,6 +284,21 @@ _PRIOR_NOISE_M = 5.0
 #: off OpenStreetMap, and a line of a few points cannot tell its noise better
 _MIN_NOISE_M = 3.0
 
+#: a line is precise (matched with its own noise) when its points lie this close to their nearest edges
+#: (RMS, metres) and this close to the nearest edges along the line; a GPS-like line with 8 m of noise
+#: gives 5-8 m and 6-8 m, a Waze line 3-4.5 m and 3-4.5 m (a few more at sharp turns)
+_PRECISE_M = 4.2
+_PRECISE_ALONG_M = 6.0
+#: an edge "along" the line: its bearing within this of the line's direction (degrees)
+_ALONG_DEG = 45.0
+#: a junction inside the path that no point of a line comes near is evidence against that path (log-odds):
+#: the vertices of a dense line follow the path's own, so a path that turns at a junction the line shows
+#: no point near is likelier to end before it; a sparse line (Waze keeps a vertex every ~74 m) pays it
+#: on short end edges only where its extreme point cannot tell the two junctions apart anyway
+_UNSEEN_JUNCTION = 2.0
+#: "near" a junction: within this many noise widths (95 % of 2-D noise lies within 2.45)
+_SEEN_WIDTHS = 2.5
+
 #: junctions of its path a state remembers to keep the path simple (a GPS trace may pass a place twice)
 _MEMORY = 16
 
@@ -252,6 +322,7 @@ class _Transitions:
     def __init__(self, network: RoadNetwork, router: _Router, u_list: list[int], beta: float,
                  jitter: float) -> None:
         self.jitter = jitter
+        self.network = network
         self.edge_v = network.edge_v.tolist()
         table = network.link_edges()
         self.twin = np.where(network.edge_forward, table[network.edge_link, 1], table[network.edge_link, 0]).tolist()
@@ -334,15 +405,7 @@ class _Transitions:
         return _Layer(point, states, scores, visited, reach, back, links)
 
 
-def _leading(states: list[_State], edge: int) -> list[_State]:
-    """The states at the front of ``states`` on ``edge``."""
-    count = 0
-    while count < len(states) and states[count].edge == edge:
-        count += 1
-    return states[:count]
-
-
-def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float) -> bool:
+def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, seen: bool = True) -> bool:
     """Whether the points matched to an end edge show that the path runs along it.
 
     ``past`` is how far each point lies along the edge beyond the junction it shares with the rest
@@ -352,14 +415,79 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     edge is then a noisy copy of it, so its whole distance from it counts) or at the far junction
     (the extreme point is that junction's copy). With one point this is "the nearer junction"; every
     further point the line has on a short edge adds its evidence, where one point cannot tell two
-    junctions a few metres apart.
+    junctions a few metres apart. Ending at the far junction makes the near one a turn of the path
+    inside the line: where no other point of the line comes near it (``seen`` false), that path pays
+    ``_UNSEEN_JUNCTION``.
     """
     if past[-1] >= _noise_radius() * noise:
         return True
     scale = 2.0 * noise * noise
     at_near_junction = sum(a * a + d * d for a, d in zip(past, lateral, strict=True)) / scale
     at_far_junction = (sum(d * d for d in lateral) + (length - past[-1]) ** 2) / scale
-    return at_far_junction < at_near_junction
+    return at_far_junction + (0.0 if seen else _UNSEEN_JUNCTION) < at_near_junction
+
+
+def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], x: FloatArray, y: FloatArray,
+              extreme: int, noise: float, *, at_start: bool) -> tuple[list[int], bool]:
+    """Drop the end edges the line only grazes (``_end_edge_kept``), one after the other.
+
+    ``chain`` is the matched states from the line's extreme point inwards. An end edge is judged by
+    its points and the extreme point, projected onto it where it was matched beyond it: the Viterbi
+    path may run a noisy end point across a short edge onto the next one, and dropping that one
+    leaves the short edge to judge the same way. Returns the edges and whether any was dropped.
+    """
+    peeled = False
+    k = 0
+    while len(edges) > 1:
+        edge = edges[0] if at_start else edges[-1]
+        length = transitions.edge_len[edge]
+        on: list[_State] = []
+        while k < len(chain) and chain[k].edge == edge:
+            on.append(chain[k])
+            k += 1
+        if not on and not peeled:
+            break  # the extreme point lies on an edge already judged (cannot happen: kept for safety)
+        past = [length - state.offset if at_start else state.offset for state in reversed(on)]
+        lateral = [state.distance for state in reversed(on)]
+        if on and on[0] is chain[0] and past[-1] >= _noise_radius() * noise:
+            break  # the extreme point lies well along the edge: coverage
+        coords = transitions.network.edge_coords(edge)
+        if not on or on[0] is not chain[0]:
+            offset, distance = _project(coords, float(x[extreme]), float(y[extreme]))
+            past.append(length - offset if at_start else offset)
+            lateral.append(distance)
+        if past[-1] >= _noise_radius() * noise:
+            break  # coverage: no need to look for the junction's points
+        junction = coords[-1] if at_start else coords[0]
+        if _end_edge_kept(past, lateral, length, noise, _seen(junction, x, y, extreme, _SEEN_WIDTHS * noise)):
+            break
+        edges = edges[1:] if at_start else edges[:-1]
+        peeled = True
+    return edges, peeled
+
+
+def _project(coords: FloatArray, px: float, py: float) -> tuple[float, float]:
+    """The offset along a polyline of its point nearest (px, py), and the distance to it (a few vertices:
+    plain Python beats numpy's per-call cost)."""
+    points = coords.tolist()
+    best, best_offset, before = math.inf, 0.0, 0.0
+    for (ax, ay), (bx, by) in itertools.pairwise(points):
+        dx, dy = bx - ax, by - ay
+        squared = dx * dx + dy * dy
+        t = min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy) / squared)) if squared > 0 else 0.0
+        gap = math.hypot(ax + dx * t - px, ay + dy * t - py)
+        step = math.sqrt(squared)
+        if gap < best:
+            best, best_offset = gap, before + t * step
+        before += step
+    return best_offset, best
+
+
+def _seen(junction: FloatArray, x: FloatArray, y: FloatArray, extreme: int, radius: float) -> bool:
+    """Whether a point of the line other than its extreme one lies within ``radius`` of ``junction``."""
+    near = np.hypot(x - junction[0], y - junction[1]) < radius
+    near[extreme] = False
+    return bool(near.any())
 
 
 def _noise_radius() -> float:
@@ -437,19 +565,12 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
         # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
         # The points on an end edge, the line's extreme point last, go to ``_end_edge_kept``.
         noise = _noise([state.distance for state in chain])
-        if len(edges) > 1:
-            # how far before the first edge's far junction each of its points lies
-            length = transitions.edge_len[edges[0]]
-            on_first = _leading(chain[::-1], edges[0])[::-1]
-            if not _end_edge_kept([length - s.offset for s in on_first], [s.distance for s in on_first], length,
-                                  noise):
-                edges, start_offset = edges[1:], 0.0
-        if len(edges) > 1:
-            on_last = _leading(chain, edges[-1])[::-1]
-            if not _end_edge_kept([s.offset for s in on_last], [s.distance for s in on_last],
-                                  transitions.edge_len[edges[-1]], noise):
-                edges = edges[:-1]
-                end_offset = transitions.edge_len[edges[-1]]
+        edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, layers[0].point, noise, at_start=True)
+        if peeled:
+            start_offset = 0.0
+        edges, peeled = _trim_end(transitions, edges, chain, x, y, layers[-1].point, noise, at_start=False)
+        if peeled:
+            end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
         distances.extend(state.distance for state in chain)
         covered += float(np.nansum(step[layers[0].point : layers[-1].point]))

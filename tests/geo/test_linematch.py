@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from geo.linematch import match_lines
-from geo.network import RoadNetwork, bearing_deg
+from geo.linematch import _ALONG_DEG, _line_headings, _line_noise, _project, match_lines
+from geo.match import point_candidates
+from geo.network import RoadNetwork, bearing_deg, heading_difference
 from tests.support.synthetic import city_and_network, jaccard
 
 
@@ -144,3 +145,35 @@ def test_a_dense_line_running_into_a_short_end_edge_keeps_it() -> None:
         lines.append(_lonlat(network, dense + zigzag))
     for path, result in zip(paths, match_lines(network, lines), strict=True):
         assert result.edges == path
+
+
+def test_a_line_is_matched_with_its_own_noise_only_where_it_is_clearly_precise() -> None:
+    """Waze draws its lines a few metres off OpenStreetMap, GPS-like lines carry 8 m: the first are scored with
+    their own noise, the second with ``sigma_m`` (near junctions a noisy point's nearest edge is often another
+    road, so the nearest distances alone would call a noisy line precise)."""
+    _city, network = city_and_network()
+    rng = np.random.default_rng(7)
+    paths = _straight_paths(network, 3, 60.0, 40)
+    for spacing, sigma, precise in ((70.0, 2.0, True), (10.0, 8.0, False)):
+        lines = [_resample(_polyline(network, path), spacing) for path in paths]
+        xy = np.vstack([line + rng.normal(0.0, sigma, line.shape) for line in lines])
+        starts = np.concatenate(([0], np.cumsum([len(line) for line in lines])))
+        candidates = point_candidates(network, xy[:, 0], xy[:, 1], 35.0)
+        heading = _line_headings(xy[:, 0], xy[:, 1], starts, window_m=24.0)
+        along = heading_difference(heading[candidates.point], candidates.bearing) < _ALONG_DEG
+        noise = _line_noise(candidates, along, starts, 8.0)
+        share = float(np.mean(noise < 8.0))
+        if precise:
+            assert share >= 0.95 and float(np.max(noise[noise < 8.0])) <= 4.2, noise
+        else:
+            assert share <= 0.05, noise
+
+
+def test_projection_onto_an_edge_shape() -> None:
+    shape = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 20.0]])
+    assert _project(shape, 4.0, 3.0) == (4.0, 3.0)
+    offset, distance = _project(shape, 13.0, 15.0)
+    assert (round(offset, 6), round(distance, 6)) == (25.0, 3.0)
+    assert _project(shape, -5.0, 0.0) == (0.0, 5.0)
+    offset, distance = _project(shape, 10.0, 30.0)
+    assert (round(offset, 6), round(distance, 6)) == (30.0, 10.0)
