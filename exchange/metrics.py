@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -99,27 +100,33 @@ class Tally:
 
     The first read aggregates, in SQL, every row but the newest ``LOOKBACK`` ids; every read then
     reads the rows above the settled id (the primary key) and adds them up in Python. A row is folded
-    into the settled part once this process has seen it for ``SETTLE_S`` seconds, and only when every
-    row of a lower id seen since has been too: an id is taken when a run's transaction inserts its
-    row, so a lower id may still become visible (a transaction still open on PostgreSQL) until every
-    run open then has ended; ``SETTLE_S`` is far longer than any run (their fetches have deadlines),
-    and ``LOOKBACK`` is far more ids than can be taken while one run is open. A scrape thus reads
-    the rows of the last minutes, however many the store holds; pruned rows stay counted.
+    into the settled part once it was written (``written_ms``) or first seen by this process
+    ``SETTLE_S`` seconds ago, and only when every row of a lower id seen since is folded too: an id
+    is taken when a run's transaction inserts its row, so a lower id may still become visible (a
+    transaction still open on PostgreSQL) until every run open then has ended; ``SETTLE_S`` is far
+    longer than any run (their fetches have deadlines), and ``LOOKBACK`` is far more ids than can be
+    taken while one run is open. A scrape thus reads the rows of the last minutes, however many the
+    store holds; pruned rows stay counted.
     """
 
     LOOKBACK = 1000
     SETTLE_S = 900.0
 
     def __init__(self, table: Table, keys: tuple[ColumnElement[Any], ...],
-                 values: list[tuple[ColumnElement[Any], str]]) -> None:
-        self.table, self.keys, self.values = table, keys, values
+                 values: list[tuple[ColumnElement[Any], str]], written_ms: ColumnElement[Any]) -> None:
+        self.table, self.keys, self.values, self.written_ms = table, keys, values, written_ms
         self._id = table.c.id
+        self._lock = threading.Lock()  # a scrape at a time: the settled part is updated in place
         self.settled_id: int | None = None
         self.settled: dict[tuple[Any, ...], list[int]] = {}
         self._first_seen: dict[int, float] = {}
 
     def read(self, conn: Connection) -> dict[tuple[Any, ...], list[int]]:
         """Key -> the values added up over every row there is now."""
+        with self._lock:
+            return self._read(conn)
+
+    def _read(self, conn: Connection) -> dict[tuple[Any, ...], list[int]]:
         if self.settled_id is None:
             top = conn.execute(select(func.max(self._id))).scalar() or 0
             floor = max(0, int(top) - self.LOOKBACK)
@@ -129,20 +136,22 @@ class Tally:
             self.settled = {tuple(row[:n]): [int(value or 0) for value in row[n:]] for row in rows}
             self.settled_id = floor
         recent = conn.execute(
-            select(self._id, *self.keys, *(expr for expr, _ in self.values))
+            select(self._id, self.written_ms, *self.keys, *(expr for expr, _ in self.values))
             .where(self._id > self.settled_id).order_by(self._id)
         ).all()
         totals = {key: list(values) for key, values in self.settled.items()}
-        now = time.monotonic()
+        now, old_ms = time.monotonic(), now_ms() - self.SETTLE_S * 1000
         settling = True
         n = len(self.keys)
         for row in recent:
-            key, values = tuple(row[1:1 + n]), [int(value or 0) for value in row[1 + n:]]
+            key, values = tuple(row[2:2 + n]), [int(value or 0) for value in row[2 + n:]]
             self._add(totals, key, values)
-            if settling and now - self._first_seen.setdefault(row[0], now) >= self.SETTLE_S:
+            # settled: seen by this process long enough, or written long enough ago (the first read)
+            if settling and ((row[1] is not None and row[1] < old_ms)
+                             or now - self._first_seen.setdefault(row[0], now) >= self.SETTLE_S):
+                self._first_seen.pop(row[0], None)
                 self._add(self.settled, key, values)
                 self.settled_id = row[0]
-                del self._first_seen[row[0]]
             else:
                 settling = False
                 self._first_seen.setdefault(row[0], now)
@@ -168,8 +177,9 @@ class StoreCollector(Collector):
             [(literal(1), "sum"), (duration, "sum"), *((sync_runs.c[change], "sum") for change in ITEM_CHANGES),
              (sync_runs.c.finished_ms, "max"),
              *((case((duration <= round(bound * 1000), 1), else_=0), "sum") for bound in DURATION_BUCKETS_S)],
+            sync_runs.c.finished_ms,
         )
-        self._generations = Tally(publish_runs, (publish_runs.c.status,), [(literal(1), "sum")])
+        self._generations = Tally(publish_runs, (publish_runs.c.status,), [(literal(1), "sum")], publish_runs.c.at_ms)
         self._failing = False
         #: how long the last scrape of the store took, seconds (for the scrape itself)
         self.last_duration_s = 0.0

@@ -115,8 +115,10 @@ def test_metrics_stay_right_on_a_long_history(engine: Engine) -> None:
     and a run whose row becomes visible after rows of higher ids (an open transaction) is counted."""
     from exchange.metrics import ServerMetrics, Tally
 
+    recent_ms = int(time.time() * 1000) - 60_000  # minutes ago: a run still open then could commit now
+
     def runs(first_id: int, n: int, status: str = "ok") -> list[dict[str, object]]:
-        return [{"id": first_id + i, "source": "waze", "started_ms": 1_000_000 + i, "finished_ms": 1_000_500 + i,
+        return [{"id": first_id + i, "source": "waze", "started_ms": recent_ms, "finished_ms": recent_ms + 500,
                  "status": status, "fetched": 10, "new": 1, "updated": 0, "unchanged": 9, "ended": 0, "rejected": 0}
                 for i in range(n)]
 
@@ -139,7 +141,7 @@ def test_metrics_stay_right_on_a_long_history(engine: Engine) -> None:
     with writing(engine) as conn:
         conn.execute(insert(sync_runs), runs(3001, 1))  # the open transaction commits
     assert counted() == (3001, 10, 30_110)
-    tally.SETTLE_S = 0.0  # every row seen is settled: the next read folds them all
+    tally.SETTLE_S = 30.0  # every row seen is settled (written over 30 s ago): the next read folds them all
     assert counted() == (3001, 10, 30_110)
     assert tally.settled_id == 3011
     with writing(engine) as conn:
