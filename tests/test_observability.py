@@ -263,3 +263,33 @@ def test_a_closed_stderr_left_behind_is_no_logging_error(restore_logging: None) 
         logging.raiseExceptions = raised
     assert "Logging error" not in second.getvalue()
     assert [line.split(": ", 1)[1] for line in second.getvalue().splitlines()] == ["two", "three"]
+
+
+def test_closures_by_waze_status(cli: Callable[..., Run], data_dir: Path) -> None:
+    """Operator closures as the publish step sends them out: counted by their Waze status."""
+    from datetime import UTC, datetime, timedelta
+
+    from exchange.db import open_store
+    from exchange.metrics import ServerMetrics
+    from tests.support.paths import DEMO
+
+    now = datetime.now(UTC)
+    for street, polyline, start in (("9th Street", "37.809578 -122.300788 37.810233 -122.302087", -2),
+                                    ("9th Street", "37.809578 -122.300788 37.810233 -122.302087", 5)):
+        added = cli("--config", str(DEMO), "closure", "add", "--street", street, "--polyline", polyline,
+                    "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION",
+                    "--start", (now + timedelta(hours=start)).isoformat(timespec="seconds"),
+                    "--end", (now + timedelta(hours=48)).isoformat(timespec="seconds"), "--description", "Works")
+        assert added.code == 0, added
+    engine = open_store(f"sqlite:///{data_dir / 'exchange.db'}")
+    try:
+        samples = {(s.name, frozenset(s.labels.items())): s.value for family in
+                   text_string_to_metric_families(ServerMetrics(engine).render().decode()) for s in family.samples}
+    finally:
+        engine.dispose()
+    states = {dict(labels)["waze_status"]: count for (name, labels), count in samples.items()
+              if name == "exchange_closures"}
+    assert states == {"not started": 1, "not published": 0, "not seen yet": 1, "seen in Waze": 0,
+                      "traffic flowing": 0}, states
+    assert 0 <= value(samples, "exchange_closure_oldest_unseen_seconds") < 60
+    assert value(samples, "exchange_feed_generations_total", outcome="published") >= 1
