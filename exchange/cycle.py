@@ -35,15 +35,19 @@ class Cycle:
 
 
 def sync_then_publish(
-    engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None = None
+    engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None = None,
+    *, warn_late: bool = True,
 ) -> Cycle:
     """Sync one source (its failure raises, recorded as a failed run); then, when it changed city
-    events, publish. A failed publication does not undo the sync: it is in ``publish_error``."""
+    events, publish. A failed publication does not undo the sync: it is in ``publish_error``.
+
+    After a Waze poll, ``warn_late`` logs the closures Waze still does not show (the daemon's watch
+    tells them itself, once)."""
     register_source_secrets(source_config)  # its token is masked in every log line (httpx logs the URL)
     result = sync_source(engine, build_source(source_config, zone=config.zone), config.lifecycle, placement)
     cycle = Cycle(result)
     if source_config.kind == "waze-feed":
-        if placement is not None:
+        if placement is not None and warn_late:
             _warn_late(engine, config, source_config.interval_s)
         return cycle
     if not (result.new or result.updated or result.ended or result.relinked):

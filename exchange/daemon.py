@@ -1,106 +1,349 @@
-"""``exchange run``: one APScheduler job per enabled source and the publish clock, until SIGTERM or Ctrl-C."""
+"""``exchange run``: the one process city IT leaves running.
+
+It polls every enabled source on its interval (with jitter; one run of a source at a time; late
+runs coalesced into one), runs the publish clock, republishes after city changes, tells what goes
+wrong (:mod:`exchange.notify`), and serves the feeds on ``serve.port`` in the same process (unless
+``serve`` is None: ``--no-serve``, for a separate ``exchange serve``).
+
+Several instances may share one PostgreSQL store: every second each claims the runs that are due
+in the shared schedule (:mod:`exchange.schedule`), so each due poll and publish-clock tick happens
+on exactly one instance, and when one instance dies the others carry on. On SQLite a second daemon
+on the same store refuses to start.
+
+A source whose polls keep failing is polled ever less often: its interval doubled per failure in
+a row (counted in the store, whichever instance polled), up to ``failing_max_interval_s``, so a
+dead upstream is not hammered; its first good poll brings back the normal interval.
+
+SIGTERM or SIGINT: no job starts any more; a fetch under way gives up at once (``stop_requested``,
+even while an upstream trickles); a sync under way finishes its transaction (or rolls it back),
+the feed server flushes its counts; the process exits 0. Should a job still run after
+``stop_timeout_s``, the process exits 0 anyway: the database rolls back what it left open.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import signal
-from datetime import UTC, datetime
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine
 
 from exchange.config import Config, SourceConfig
 from exchange.cycle import sync_then_publish
 from exchange.errors import ExchangeError, UsageError
+from exchange.health import consecutive_failures
+from exchange.notify import Watcher
 from exchange.placement import Placement
 from exchange.redaction import install_log_redaction, register_config_secrets
+from exchange.runtime import now_ms, request_stop
 
-__all__ = ["build_scheduler", "run_daemon"]
+__all__ = ["Daemon", "ServeOptions", "build_scheduler", "run_daemon"]
 
 log = logging.getLogger("exchange.daemon")
 
+#: the watch that notices time-driven changes (a source that nobody polls goes Stale) runs this often;
+#: changes a poll makes are noticed right after that poll
+WATCH_EVERY_S = 60
 
-def _poll(engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None) -> None:
-    """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
-    try:
-        cycle = sync_then_publish(engine, config, source_config, placement)
-    except ExchangeError as exc:
-        log.error("%s: %s", source_config.name, exc.message)
-        return
-    log.info("%s", cycle.sync.summary())
-    if cycle.published is not None:
-        log.info("%s", cycle.published.summary())
-    if cycle.publish_error is not None:
-        log.error("publish after %s: %s", source_config.name, cycle.publish_error)
+#: every instance looks this often for due runs to claim: a run starts at most this late
+DISPATCH_EVERY_S = 1.0
+
+PUBLISH_JOB = "publish"
 
 
-def _republish(engine: Engine, config: Config, placement: Placement | None) -> None:
-    """The publish clock: ended closures age out on time, and an unchanged publication is renewed
-    once it is ``publish.max_age_s`` old."""
-    from exchange.publish import publish
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``exchange run`` serves the feeds (as ``exchange serve`` would)."""
 
-    try:
-        result = publish(engine, config, placement=placement)
-    except ExchangeError as exc:
-        log.error("publish: %s", exc.message)
-        return
-    if result.status != "unchanged":
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: bool = True
+    refresh_s: float = 1.0
+    flush_s: float = 5.0
+    cache_control: str | None = None
+    access_log: bool = False
+
+
+class Daemon:
+    """The scheduler's jobs and the process's lifetime."""
+
+    def __init__(self, config: Config, engine: Engine, placement: Placement | None = None,
+                 serve: ServeOptions | None = None, stop_timeout_s: float = 20.0) -> None:
+        self.config, self.engine, self.placement, self.serve = config, engine, placement, serve
+        self.stop_timeout_s = stop_timeout_s
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.sources = {f"source:{s.name}": s for s in config.sources if s.enabled}
+        self.watcher = Watcher(engine, config)
+        self._watch_lock = threading.Lock()
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._lock_file: IO[str] | None = None
+        self.workers = ThreadPoolExecutor(len(self.sources) + 1, thread_name_prefix="exchange-job")
+        self._registered = False
+        self.scheduler = _periodic_jobs(self)
+
+    # ------------------------------------------------------------------ jobs
+
+    def dispatch(self) -> None:
+        """Claim the runs that are due (no other instance will make them) and start them."""
+        from exchange.schedule import claim_due, register
+
+        if self._stopping.is_set():
+            return
+        if not self._registered:
+            try:
+                register(self.engine, {**{job: s.interval_s * 1000 for job, s in self.sources.items()},
+                                       PUBLISH_JOB: self.config.publish.interval_s * 1000})
+            except Exception as exc:  # the store is away: the next tick tries again
+                log.debug("cannot register the schedule: %s", exc)
+                return
+            self._registered = True
+        with self._running_lock:  # a job still running here is not claimed again
+            idle = [job for job in (*self.sources, PUBLISH_JOB) if job not in self._running]
+        jitter = {job: s.jitter_s * 1000 for job, s in self.sources.items()}
+        try:
+            claimed = claim_due(self.engine, idle, self.instance, jitter)
+        except Exception as exc:  # the store is away: the next tick tries again
+            log.debug("cannot claim due runs: %s", exc)
+            return
+        for job in claimed:
+            with self._running_lock:
+                self._running.add(job)
+            try:
+                self.workers.submit(self._run_job, job)
+            except RuntimeError:  # the pool is shutting down
+                return
+
+    def _run_job(self, job: str) -> None:
+        try:
+            if job == PUBLISH_JOB:
+                self.republish()
+            else:
+                self.poll(self.sources[job])
+        except Exception:  # a bug: logged with its traceback, and the daemon goes on
+            log.exception("%s failed unexpectedly", job)
+        finally:
+            with self._running_lock:
+                self._running.discard(job)
+
+    def poll(self, source_config: SourceConfig) -> None:
+        """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
+        if self._stopping.is_set():
+            return
+        try:
+            cycle = sync_then_publish(self.engine, self.config, source_config, self.placement, warn_late=False)
+        except ExchangeError as exc:
+            if not self._stopping.is_set():
+                log.error("%s: %s", source_config.name, exc.message)
+                self._back_off(source_config)
+        else:
+            log.info("%s", cycle.sync.summary())
+            if cycle.published is not None:
+                log.info("%s", cycle.published.summary())
+            if cycle.publish_error is not None:
+                log.error("publish after %s: %s", source_config.name, cycle.publish_error)
+        self.watch()
+
+    def republish(self) -> None:
+        """The publish clock: ended closures age out on time, and no publication outlives
+        ``publish.max_age_s`` (it is renewed one clock interval before)."""
+        from exchange.publish import publish
+
+        if self._stopping.is_set():
+            return
+        try:
+            result = publish(self.engine, self.config, placement=self.placement,
+                             renew_within_s=self.config.publish.interval_s)
+        except ExchangeError as exc:
+            log.error("publish: %s", exc.message)
+            return
+        if result.status == "unchanged":
+            log.debug("%s", result.summary())
+            return
         for line in result.warnings():
             log.warning("%s", line.removeprefix("warning: "))
         log.info("%s", result.summary())
 
+    def watch(self) -> None:
+        """Tell what changed (source and feed states, held-back events, closures Waze does not show)."""
+        if self._stopping.is_set() or not self._watch_lock.acquire(blocking=False):
+            return  # a watch is under way: it sees this change too
+        try:
+            self.watcher.check(now_ms())
+        finally:
+            self._watch_lock.release()
+
+    def _back_off(self, source_config: SourceConfig) -> None:
+        from exchange.schedule import postpone
+
+        try:
+            with self.engine.connect() as conn:
+                failures = consecutive_failures(conn, source_config.name)
+            delay = min(source_config.interval_s * 2**failures, source_config.failing_max_interval_s)
+            if delay <= source_config.interval_s:
+                return
+            postpone(self.engine, f"source:{source_config.name}", delay * 1000)
+        except Exception as exc:  # the store is away: the normal interval stands
+            log.debug("cannot postpone %s: %s", source_config.name, exc)
+            return
+        log.warning("%s: failed %d times in a row; next poll in %ss", source_config.name, failures, delay)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        self._lock_sqlite_store()
+        enabled = list(self.sources.values())
+        # The network's arrays and indexes live for the whole run: keep them out of every future
+        # garbage collection, whose cost would otherwise grow with them on each poll.
+        gc.freeze()
+        log.info("polling %s; publishing every %ss", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled),
+                 self.config.publish.interval_s)
+        from exchange.serving import listen
+
+        # bound before any poll: a busy port is a one-line error at once, not after a round of polls
+        sock = listen(self.serve.host, self.serve.port) if self.serve is not None else None
+        self.scheduler.start()
+        try:
+            if self.serve is not None and sock is not None:
+                with sock:
+                    self._serve(self.serve, sock)
+            else:
+                self._wait_for_signal()
+        finally:
+            self.stop("shutting down")
+
+    def stop(self, why: str) -> None:
+        """Stop taking jobs, let the running ones end (bounded), and return; idempotent."""
+        if self._stopped.is_set():
+            return
+        self._begin_stop(why)
+        stopper = threading.Thread(target=self._shutdown_scheduler, name="exchange-stop", daemon=True)
+        stopper.start()
+        stopper.join(self.stop_timeout_s)
+        self._stopped.set()
+        if stopper.is_alive():
+            log.error("a job was still running %ss after the stop; exiting without it (its open transaction "
+                      "is rolled back)", self.stop_timeout_s)
+            logging.shutdown()
+            os._exit(0)
+        log.info("stopped")
+
+    def _begin_stop(self, why: str) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        request_stop()  # a fetch under way gives up now, even one that trickles
+        log.info("%s: finishing the running jobs, then stopping", why)
+
+    def _shutdown_scheduler(self) -> None:
+        from apscheduler.schedulers import SchedulerNotRunningError
+
+        with contextlib.suppress(SchedulerNotRunningError):
+            self.scheduler.shutdown(wait=True)
+        self.workers.shutdown(wait=True, cancel_futures=True)
+
+    def _lock_sqlite_store(self) -> None:
+        """One daemon per SQLite store: a second would poll every source twice (PostgreSQL shares the work)."""
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return
+        import fcntl
+
+        path = Path(f"{self.engine.url.database}.daemon-lock")
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ExchangeError(
+                f"another `exchange run` ({holder}) is already running on {self.engine.url.database}; one daemon "
+                "per SQLite store (several instances need PostgreSQL)"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._lock_file = handle  # held, and so locked, until the process ends
+
+    def _wait_for_signal(self) -> None:
+        wake = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self._begin_stop(f"signal {signal.Signals(signum).name}")
+            wake.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            wake.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _serve(self, options: ServeOptions, sock: socket.socket) -> None:
+        import uvicorn
+
+        from exchange.server import create_app
+        from exchange.serving import listening_url, uvicorn_server
+
+        url = listening_url(sock)
+        app = create_app(self.engine, require_token=options.tokens, refresh_s=options.refresh_s,
+                         flush_s=options.flush_s, cache_control=options.cache_control, config=self.config)
+        uv_config = uvicorn.Config(
+            app, log_config=None, log_level=self.config.log_level.lower(), access_log=options.access_log,
+            lifespan="on", server_header=False, timeout_graceful_shutdown=5,
+        )
+        mode = "tokens required" if options.tokens else "no tokens"
+        server = uvicorn_server(
+            uv_config, lambda: log.info("serving %s/feeds/ (%s)", url, mode),
+            lambda sig: self._begin_stop(f"signal {signal.Signals(sig).name}"),
+        )
+        server.run(sockets=[sock])
+        if not server.started and not self._stopping.is_set():
+            raise ExchangeError("the feed server did not start (see the log above)")
+
 
 def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None) -> Any:
-    """One job per enabled source on its interval, and the publish clock; none started yet.
+    """The daemon's periodic jobs for an embedding program, not started yet: the dispatch (claims
+    and runs the due polls and publish-clock ticks, in the daemon's own worker threads) and the watch.
 
     The sources' tokens are registered as secrets and the redaction filter installed on the
     logging set-up there is (the CLI's, or an embedding program's), so no poll logs a token.
     """
-    register_config_secrets(config)
+    return Daemon(config, engine, placement).scheduler
+
+
+def _periodic_jobs(daemon: Daemon) -> Any:
+    register_config_secrets(daemon.config)
     install_log_redaction()
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
-    enabled = [s for s in config.sources if s.enabled]
-    if not enabled:
+    if not daemon.sources:
         raise UsageError("no enabled sources to run; add a [[sources]] entry")
-    scheduler = BlockingScheduler(timezone=config.zone)
-    for source_config in enabled:
-        scheduler.add_job(
-            _poll,
-            IntervalTrigger(seconds=source_config.interval_s, jitter=source_config.jitter_s or None),
-            args=(engine, config, source_config, placement),
-            id=source_config.name,
-            name=f"sync {source_config.name}",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
-    scheduler.add_job(
-        _republish, IntervalTrigger(seconds=config.publish.interval_s), args=(engine, config, placement),
-        id="publish", name="publish clock", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
-    )
+    scheduler = BackgroundScheduler(timezone=daemon.config.zone)
+    # one run of a job at a time; ticks missed (a suspended machine) coalesce into one, however late
+    once = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+    now = datetime.now(UTC)
+    scheduler.add_job(daemon.dispatch, IntervalTrigger(seconds=DISPATCH_EVERY_S), id="dispatch", name="dispatch",
+                      next_run_time=now, **once)
+    scheduler.add_job(daemon.watch, IntervalTrigger(seconds=WATCH_EVERY_S), id="watch", name="watch",
+                      next_run_time=now + timedelta(seconds=WATCH_EVERY_S), **once)
     return scheduler
 
 
-def run_daemon(config: Config, engine: Engine, placement: Placement | None = None) -> None:
-    scheduler = build_scheduler(config, engine, placement)
-    enabled = [s for s in config.sources if s.enabled]
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: finishing the running polls, then stopping", signum)
-        scheduler.shutdown(wait=True)
-
-    previous: dict[int, Any] = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    # The network's arrays and indexes live for the whole run: keep them out of every future
-    # garbage collection, whose cost would otherwise grow with them on each poll.
-    gc.freeze()
-    log.info("polling %s; publishing every %ss", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled),
-             config.publish.interval_s)
-    try:
-        scheduler.start()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def run_daemon(config: Config, engine: Engine, placement: Placement | None = None,
+               serve: ServeOptions | None = None) -> None:
+    Daemon(config, engine, placement, serve).run()

@@ -90,6 +90,13 @@ def open_store(url: str, *, auto_upgrade: bool | None = None) -> Engine:
 def _check_schema(engine: Engine, url: str, auto_upgrade: bool) -> None:
     revision = current_revision(engine)
     if revision != SCHEMA_REVISION:
+        if _is_ahead(revision):
+            # a newer release upgraded the store (a rolling upgrade): its migrations are additive, so
+            # instances already running go on; an older one starting now is refused, never downgrading it
+            raise SchemaOutdated(
+                f"database schema is at revision {revision}, newer than this release of traffic-exchange "
+                f"understands ({SCHEMA_REVISION}); install the release that upgraded it"
+            )
         if auto_upgrade:
             upgrade(engine)
         elif revision is None:
@@ -101,6 +108,11 @@ def _check_schema(engine: Engine, url: str, auto_upgrade: bool) -> None:
                 f"database schema is at revision {revision}, the code needs {SCHEMA_REVISION}; "
                 "run `exchange db upgrade`"
             )
+
+
+def _is_ahead(revision: str | None) -> bool:
+    """Revisions are numbered 0001, 0002, ...: one above the code's is a later release's."""
+    return revision is not None and revision.isdigit() and int(revision) > int(SCHEMA_REVISION)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

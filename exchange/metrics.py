@@ -47,9 +47,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from exchange.config import Config
 from exchange.confirm import NOT_PUBLISHED, NOT_SEEN, NOT_STARTED, SEEN, TRAFFIC_FLOWING, WAZE_ENDED, waze_status
 from exchange.db import db_error_message
 from exchange.errors import ExchangeError
+from exchange.health import HealthReport, read_health
+from exchange.health import State as HealthState
 from exchange.publications import FEEDS
 from exchange.publish import held_back_now
 from exchange.runtime import now_ms
@@ -169,8 +172,9 @@ class Tally:
 class StoreCollector(Collector):
     """The store's figures, read at every scrape (see the module doc)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, config: Config | None = None) -> None:
         self.engine = engine
+        self.config = config or Config()
         duration = sync_runs.c.finished_ms - sync_runs.c.started_ms
         self._runs = Tally(
             sync_runs, (sync_runs.c.source, sync_runs.c.status),
@@ -225,9 +229,26 @@ class StoreCollector(Collector):
                 .where(and_(events.c.status == "active", events.c.category == "ROAD_CLOSED",
                             events.c.origin == "city", events.c.same_as.is_(None)))
             ).all()
+            health = read_health(conn, self.config, at)
         held = held_back_now(self.engine)
         return [*self._sync_families(known, runs.items()), *self._publish_families(generations, published, held),
-                *self._closure_families(closures, held, at)]
+                *self._closure_families(closures, held, at, self.config.publish.waze_unseen_after_min),
+                *self._health_families(health)]
+
+    @staticmethod
+    def _health_families(health: HealthReport) -> list[Metric]:
+        families: list[Metric] = []
+        for kind, items in (("source", health.sources), ("feed", health.feeds)):
+            family = GaugeMetricFamily(f"exchange_{kind}_state",
+                                       f"1 for the {kind}'s health state now (OK, Stale, Offline, SchemaError, "
+                                       "Suspect), 0 for the others", labels=[kind, "state"])
+            for item in items:
+                if (kind == "feed" and item.name not in FEEDS) or (kind == "source" and not _safe(item.name, _NAME)):
+                    continue
+                for state in HealthState:
+                    family.add_metric([item.name, str(state)], 1 if item.state is state else 0)
+            families.append(family)
+        return families
 
     def _sync_families(self, known: set[str], runs: Iterable[tuple[tuple[Any, ...], list[int]]]) -> list[Metric]:
         total = CounterMetricFamily("exchange_sync_runs", "Sync runs by source and outcome (sync_runs.status)",
@@ -295,9 +316,9 @@ class StoreCollector(Collector):
         return [runs, last, held_back]
 
     @staticmethod
-    def _closure_families(rows: Iterable[Any], held: dict[str, str], at: int) -> list[Metric]:
+    def _closure_families(rows: Iterable[Any], held: dict[str, str], at: int, unseen_after_min: int) -> list[Metric]:
         states = dict.fromkeys(CLOSURE_STATES, 0)
-        oldest_unseen_ms = 0
+        oldest_unseen_ms = late = 0
         for row in rows:
             m = row._mapping
             first = row[-1]
@@ -309,6 +330,7 @@ class StoreCollector(Collector):
             if status.state == NOT_SEEN and status.since_ms is not None:
                 since = row.start_ms if status.published_before_start and row.start_ms is not None else status.since_ms
                 oldest_unseen_ms = max(oldest_unseen_ms, at - since)
+                late += at - since >= unseen_after_min * 60_000
         closures = GaugeMetricFamily("exchange_closures",
                                      "City closures in effect or coming, by their Waze status (exchange.confirm)",
                                      labels=["waze_status"])
@@ -320,7 +342,12 @@ class StoreCollector(Collector):
             "it went out, or since its start if it went out before); 0 when none",
             value=oldest_unseen_ms / 1000,
         )
-        return [closures, unseen]
+        late_closures = GaugeMetricFamily(
+            "exchange_closures_late",
+            "Published closures in effect for publish.waze_unseen_after_min or longer and still not seen in Waze",
+            value=late,
+        )
+        return [closures, unseen, late_closures]
 
 
 def _bound(seconds: float) -> str:
@@ -350,12 +377,15 @@ class RequestMetrics:
 
 
 class ServerMetrics:
-    """The ``/metrics`` endpoint of one feed server: the store's figures and this server's requests."""
+    """The ``/metrics`` endpoint of one feed server: the store's figures and this server's requests.
 
-    def __init__(self, engine: Engine) -> None:
+    ``config`` names the sources whose health is shown and the publish settings (default: none, and
+    the default settings)."""
+
+    def __init__(self, engine: Engine, config: Config | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = RequestMetrics(self.registry)
-        self.store = StoreCollector(engine)
+        self.store = StoreCollector(engine, config)
         self._exposed = CollectorRegistry(auto_describe=False)
         self._exposed.register(self.store)
         if os.environ.get(MULTIPROC_ENV):

@@ -180,8 +180,15 @@ def held_back_now(engine: Engine) -> dict[str, str]:
     return {str(key): str(value) for key, value in (found.get("held_back") or {}).items()}
 
 
-def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, placement: Any = None) -> PublishResult:
-    """Check, render and publish the feeds; raises ``PublishFailed`` when nothing could be published."""
+def publish(
+    engine: Engine, config: Config, *, out_dir: Path | None = None, placement: Any = None, renew_within_s: int = 0
+) -> PublishResult:
+    """Check, render and publish the feeds; raises ``PublishFailed`` when nothing could be published.
+
+    An unchanged publication is renewed once it is ``publish.max_age_s`` old, or ``renew_within_s``
+    earlier: the daemon's clock passes its interval, so that no publication outlives ``max_age_s``
+    between two of its ticks (``/health/sources`` calls an older feed stale).
+    """
     from feeds.lint import feed_success_share, lint_event
 
     at = now_ms()
@@ -206,7 +213,8 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
         # what the feeds would say if every current version passes: when the last publication
         # says exactly that and is young enough, nothing needs rendering at all
         hoped = _serve(chosen, held, {}, previous, config, unreadable)
-        rows = _current_publication(engine, _content_digest(hoped, config), at, settings.max_age_s)
+        max_age_s = max(0, settings.max_age_s - renew_within_s)
+        rows = _current_publication(engine, _content_digest(hoped, config), at, max_age_s)
         feeds: dict[str, bytes] = {}
         if not rows:
             candidates = [event for event in chosen if event.id not in held]
@@ -216,7 +224,7 @@ def publish(engine: Engine, config: Config, *, out_dir: Path | None = None, plac
             if failing or held or unreadable:
                 feeds = {}  # rendered without the held-back events' previous versions: render again
             digest = _content_digest(served, config)
-            rows = _current_publication(engine, digest, at, settings.max_age_s) if failing else []
+            rows = _current_publication(engine, digest, at, max_age_s) if failing else []
         else:
             served, digest = hoped, ""
         result.held_back = {eid: item.describe() for eid, item in held.items()}

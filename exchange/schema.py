@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 sources = Table(
     "sources",
@@ -174,6 +174,28 @@ published_events = Table(
     Column("first_published_ms", BigInteger, doc="when it first went out"),
     Column("held_back_reason", Text, doc="why its current version is not published, if it is not"),
     Column("held_back_ms", BigInteger),
+)
+
+schedule = Table(
+    "schedule",
+    metadata,
+    Column("job", String(120), primary_key=True, doc="source:<name>, or publish (the publish clock)"),
+    Column("interval_ms", BigInteger, nullable=False),
+    Column("next_due_ms", BigInteger, nullable=False, doc="on the store's clock (PostgreSQL: the server's)"),
+    Column("claimed_by", String(200), doc="host:pid of the instance that claimed the last run"),
+    Column("claimed_ms", BigInteger),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("key", String(400), primary_key=True, doc="what was told, once: state:source:waze:Offline:<since>, ..."),
+    Column("kind", String(20), nullable=False, doc="source, feed, held-back, late-closure"),
+    Column("subject", String(300), nullable=False, doc="the source, feed or event it is about"),
+    Column("state", String(20)),
+    Column("sent_ms", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Index("ix_notifications_subject", "kind", "subject", "sent_ms"),
 )
 
 publish_runs = Table(

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from sqlalchemy import Connection, Engine, case, select
@@ -72,6 +72,10 @@ from exchange.publications import FEEDS
 from exchange.redaction import install_log_redaction
 from exchange.runtime import now_ms
 from exchange.schema import downloads, partners, publications
+
+if TYPE_CHECKING:
+    from exchange.config import Config
+    from exchange.health import HealthReport
 
 __all__ = [
     "REALM",
@@ -472,6 +476,47 @@ async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class _Checkup:
+    """The health of the sources and feeds, read from the store at most every :data:`_CHECKUP_EVERY_S`."""
+
+    def __init__(self, server: FeedServer, config: Config | None) -> None:
+        from exchange.config import Config
+
+        self.server, self.config = server, config or Config()
+        self.last: HealthReport | None = None
+        self.read_at = 0.0
+
+    async def report(self) -> HealthReport | None:
+        if self.last is None or time.monotonic() - self.read_at >= _CHECKUP_EVERY_S:
+            self.read_at = time.monotonic()
+            try:
+                self.last = await run_in_threadpool(self._read)
+            except (SQLAlchemyError, ExchangeError) as exc:
+                message = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
+                log.debug("cannot read the health from the store: %s", message)
+        return self.last
+
+    def _read(self) -> HealthReport:
+        from exchange.health import read_health
+
+        with self.server.engine.connect() as conn:
+            return read_health(conn, self.config, now_ms())
+
+
+#: how long a read of the sources' health is reused (a monitor polling every second costs nothing)
+_CHECKUP_EVERY_S = 2.0
+
+
+def _states(report: HealthReport | None) -> dict[str, Any]:
+    if report is None:
+        return {"sources": {}, "feed_states": {}}
+    return {
+        "sources": {h.name: {**h.record(), "since": _iso(h.since_ms), "last_success": _iso(h.last_success_ms)}
+                    for h in report.sources},
+        "feed_states": {h.name: {**h.record(), "since": _iso(h.since_ms)} for h in report.feeds},
+    }
+
+
 def _iso(ms: int | None) -> str | None:
     from exchange.output import iso
 
@@ -485,22 +530,27 @@ def create_app(
     refresh_s: float = 1.0,
     flush_s: float = 5.0,
     cache_control: str | None = None,
+    config: Config | None = None,
 ) -> Starlette:
-    """The feed server as an ASGI app; run it with uvicorn (``exchange serve`` does).
+    """The feed server as an ASGI app; run it with uvicorn (``exchange serve`` and ``exchange run`` do).
 
     The copy of the store is loaded at startup (the lifespan), refreshed in the background, and
     the download and poll counts are flushed at shutdown. ``app.state.feed_server`` is the :class:`FeedServer`.
-    ``cache_control`` defaults to :func:`default_cache_control`.
+    ``cache_control`` defaults to :func:`default_cache_control`. ``config`` names the sources whose
+    health ``/health`` and ``/health/sources`` report (without it: the feeds only).
     """
     server = FeedServer(engine, require_token=require_token, refresh_s=refresh_s, flush_s=flush_s,
                         cache_control=cache_control)
+    checkup = _Checkup(server, config)
     # uvicorn's access log prints the query string, ?token= included: masked (exchange.redaction)
     install_log_redaction()
 
     async def health(_request: Request) -> JSONResponse:
+        """Readiness for a load balancer: 200 while a publication can be served, whatever the sources do."""
         feeds = server.feeds
+        report = await checkup.report()
         body = {
-            "status": "ok" if all(name in feeds for name in FEEDS) else "unpublished",
+            "status": "ok" if feeds else "unpublished",
             "tokens_required": server.require_token,
             "refreshed": _iso(server.refreshed_ms),
             # not the driver's message: /health is public and that names internal hosts (it is logged)
@@ -516,9 +566,18 @@ def create_app(
                 }
                 for name in FEEDS
             },
+            **_states(report),
         }
-        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503,
-                            headers={"cache-control": "no-store"})
+        return JSONResponse(body, status_code=200 if feeds else 503, headers={"cache-control": "no-store"})
+
+    async def health_sources(_request: Request) -> JSONResponse:
+        """For monitoring, never for a load balancer: 503 while a required source fails or a feed is stale."""
+        report = await checkup.report()
+        problems = report.problems if report is not None else ["the store has not been read yet"]
+        if server.refresh_error is not None:
+            problems = ["the store is unreachable", *problems]
+        body = {"status": "ok" if not problems else "failing", "problems": problems, **_states(report)}
+        return JSONResponse(body, status_code=503 if problems else 200, headers={"cache-control": "no-store"})
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -533,10 +592,11 @@ def create_app(
                 await task
             await server.flush()
 
-    metrics = ServerMetrics(engine)  # /metrics: the store's figures and this server's requests
+    metrics = ServerMetrics(engine, config)  # /metrics: the store's figures and this server's requests
     routes = [Route(f"/feeds/{name}", _FeedEndpoint(server, name, metrics.requests), methods=["GET"], name=name)
               for name in FEEDS]
     routes.append(Route("/health", health, methods=["GET"]))
+    routes.append(Route("/health/sources", health_sources, methods=["GET"]))
     routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.feed_server = server

@@ -34,7 +34,7 @@ from exchange.confirm import link_confirmations, observe_waze
 from exchange.db import db_error_message, take_turns, writing
 from exchange.errors import ExchangeError, FetchError, InternalError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, shown_text
-from exchange.runtime import collector_paused, fault_point, now_ms
+from exchange.runtime import collector_paused, fault_point, now_ms, stop_requested
 from exchange.same_closure import relink
 from exchange.schema import events, sightings, sources, sync_runs
 from exchange.store import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_to_row, event_values, insert_revisions
@@ -43,9 +43,12 @@ from feeds.items import FeedItem, Snapshot
 if TYPE_CHECKING:  # the geometry stack (numpy, shapely, pyproj) loads only when a network is configured
     from exchange.placement import Placement
 
-__all__ = ["SyncResult", "ingest_payload", "sync_source"]
+__all__ = ["SUSPECT_NOTE", "SyncResult", "ingest_payload", "sync_source"]
 
 log = logging.getLogger("exchange.sync")
+
+#: how a run's message says the poll held far fewer items than usual (the source's health reads it)
+SUSPECT_NOTE = "suspect feed"
 
 #: how many of the ids listed twice in one snapshot the run's message names
 DUPLICATES_SHOWN = 5
@@ -95,7 +98,8 @@ def sync_source(
     try:
         fetched = source.fetch(watermark)
     except FetchError as exc:
-        _record_failure(engine, source, started, str(exc.message), "fetch")
+        if not stop_requested():  # a fetch cut short by the daemon's stop says nothing of the upstream
+            _record_failure(engine, source, started, str(exc.message), "fetch")
         raise
     except ExchangeError:
         raise
@@ -454,7 +458,7 @@ class Reconciler:
                 suspect.add(Kind(kind))
                 notes.append(f"{kind}: {count} vs recent median {median:g}")
         if notes:
-            message = "suspect feed, nothing of that kind ended (" + "; ".join(notes) + ")"
+            message = f"{SUSPECT_NOTE}, nothing of that kind ended (" + "; ".join(notes) + ")"
             self._note(message)
             log.warning("%s: %s", self.source.name, message)
         return suspect

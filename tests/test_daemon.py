@@ -23,7 +23,8 @@ def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     env = {**os.environ, "EXCHANGE_DATA_DIR": str(tmp_path / "data"), "EXCHANGE_CONFIG": str(config)}
     command = [sys.executable, "-m", "exchange"]
-    with subprocess.Popen([*command, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as daemon:
+    with subprocess.Popen([*command, "run", "--port", "0"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as daemon:
         try:
             runs: list[dict[str, object]] = []
             deadline = time.monotonic() + 20
@@ -43,13 +44,13 @@ def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert b"Traceback" not in err
 
 
-def test_the_daemon_runs_a_publish_clock(tmp_path: Path) -> None:
+def test_the_daemon_dispatches_and_watches() -> None:
     from exchange.config import Config
-    from exchange.daemon import build_scheduler
+    from exchange.daemon import DISPATCH_EVERY_S, build_scheduler
 
-    config = Config.model_validate({"sources": [{"name": "waze", "url": str(tmp_path / "x.json")}],
-                                    "publish": {"interval_s": 240}})
+    config = Config.model_validate({"sources": [{"name": "waze", "url": "x.json"}]})
     scheduler = build_scheduler(config, engine=None)  # type: ignore[arg-type]
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"waze", "publish"}
-    assert jobs["publish"].trigger.interval.total_seconds() == 240 and jobs["publish"].max_instances == 1
+    assert set(jobs) == {"dispatch", "watch"}
+    assert jobs["dispatch"].trigger.interval.total_seconds() == DISPATCH_EVERY_S
+    assert jobs["dispatch"].max_instances == 1 and jobs["dispatch"].coalesce

@@ -168,3 +168,43 @@ def test_a_store_at_0005_upgrades_to_waze_status_with_its_confirmations_mended(s
         assert seen == {"city:city:now": start + 600_000, "city:city:later": None}
         assert conn.execute(text("SELECT first_published_ms FROM published_events")).scalar() == sync
     upgraded.dispose()
+
+
+def test_a_store_a_newer_release_upgraded_is_refused_not_downgraded(store_url: str) -> None:
+    engine = open_store(store_url, auto_upgrade=True)
+    ahead = f"{int(SCHEMA_REVISION) + 1:04d}"
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": ahead})
+    engine.dispose()
+    with pytest.raises(SchemaOutdated, match=f"revision {ahead}, newer than this release"):
+        open_store(store_url, auto_upgrade=True)
+    raw = create_engine(normalize_url(store_url))
+    assert current_revision(raw) == ahead, "left as it was"
+    raw.dispose()
+
+
+def test_a_store_at_0006_upgrades_to_health_and_the_shared_schedule(store_url: str) -> None:
+    """A store of the previous release keeps its sync runs; a failed one without a recorded kind
+    reads as a failed fetch (Offline); the schedule starts empty."""
+    from sqlalchemy import create_engine as raw_engine
+
+    from exchange.config import SourceConfig
+    from exchange.db import upgrade
+    from exchange.health import Run, State, source_health
+
+    engine = raw_engine(normalize_url(store_url))
+    upgrade(engine, "0006")
+    with engine.begin() as conn:
+        for at, status in ((1_000, "ok"), (2_000, "failed")):
+            conn.execute(text("INSERT INTO sync_runs (source, started_ms, finished_ms, status, fetched, new, updated,"
+                              " unchanged, ended, rejected, message) VALUES ('waze', :at, :at, :status, 0, 0, 0, 0,"
+                              " 0, 0, 'HTTP 503')"), {"at": at, "status": status})
+    engine.dispose()
+    upgraded = open_store(store_url, auto_upgrade=True)
+    with upgraded.begin() as conn:
+        rows = conn.execute(text("SELECT started_ms, status, failure, message FROM sync_runs ORDER BY id DESC")).all()
+        assert conn.execute(text("SELECT count(*) FROM schedule")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM notifications")).scalar() == 0
+    upgraded.dispose()
+    health = source_health(SourceConfig(name="waze"), [Run(*row) for row in rows], 3_000)
+    assert health.state is State.OFFLINE and health.since_ms == 2_000

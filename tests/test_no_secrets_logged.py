@@ -278,7 +278,7 @@ def test_the_daemon_logs_no_token(level: int, config_path: Path, upstream: tuple
         engine.dispose()
     check_targets(upstream[1])
     assert_clean(capture, caplog, stream.getvalue())
-    assert 'Running job "sync waze-path' in capture.text  # apscheduler's records are in the capture
+    assert 'Running job "dispatch' in capture.text  # apscheduler's records are in the capture
     for name in SOURCES:
         assert f"exchange.daemon: {name}: " in stream.getvalue(), stream.getvalue()
     assert "INFO httpx: HTTP Request: GET" in stream.getvalue()
@@ -295,7 +295,7 @@ def test_exchange_run_logs_no_token(config_path: Path, upstream: tuple[str, list
         err = tmp_path / f"run-{level}.err"
         with err.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "exchange", "run"], stdout=subprocess.DEVNULL, stderr=sink,
+                [sys.executable, "-m", "exchange", "run", "--no-serve"], stdout=subprocess.DEVNULL, stderr=sink,
                 env={**env, "EXCHANGE_LOG_LEVEL": level, "EXCHANGE_DATA_DIR": str(tmp_path / level)},
             )
         daemons[level] = process, err

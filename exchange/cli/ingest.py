@@ -163,13 +163,48 @@ def _with_progress(files: list[Path], work: Any) -> Any:
             progress.advance(task)
 
 
-def run() -> None:
-    """Run as a daemon: poll every enabled source on its interval until stopped (SIGTERM or Ctrl-C).
+def run(
+    host: Annotated[
+        str | None, typer.Option(help="Address the feed server listens on. Default: serve.host (127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Feed server port; 0 picks a free one. Default: serve.port (8080)."),
+    ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve",
+                     help="Serve the feeds in this process (default). --no-serve when a separate `exchange serve` "
+                     "(or several) serves them."),
+    ] = True,
+    tokens: Annotated[
+        bool | None,
+        typer.Option("--tokens/--no-tokens", help="Require a partner token for the feeds. Default: serve.tokens."),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every feed request (tokens redacted).")
+    ] = False,
+) -> None:
+    """Run as a daemon until SIGTERM or Ctrl-C: poll, publish, tell, and serve the feeds.
 
-    One job per source, never two runs of a source at once; a failed poll is recorded and the next
-    one still happens.
+    Every enabled source is polled on its interval with jitter (never two runs of a source at once,
+    late runs coalesced; a failing source is polled ever less often, up to failing_max_interval_s).
+    City changes are published at once; the publish clock ages ended closures out and renews the
+    feeds before publish.max_age_s. Source and feed states, newly held-back events and closures
+    Waze does not show are logged once and POSTed to notify.webhook_url.
+
+    The feeds, /health (load balancers: 200 while a publication can be served), /health/sources
+    (monitoring: 503 while a required source is Offline or SchemaError, or a feed is stale) are
+    served on serve.host:serve.port. SIGTERM stops within about 20 s, even while an upstream
+    trickles, and exits 0.
     """
-    from exchange.daemon import run_daemon
+    from exchange.daemon import ServeOptions, run_daemon
 
-    run_daemon(context.state.config, context.engine(), context.placement())
+    config = context.state.config
+    options = None
+    if serve:
+        chosen = config.serve
+        options = ServeOptions(host=host or chosen.host, port=chosen.port if port is None else port,
+                               tokens=chosen.tokens if tokens is None else tokens, access_log=access_log)
+    run_daemon(config, context.engine(), context.placement(), options)
 

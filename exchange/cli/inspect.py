@@ -273,22 +273,43 @@ def inspect_sources(
     fmt: Annotated[RecordFormat, typer.Option("--format", "-f", help="table, json, jsonl, csv.")]
     = RecordFormat.table,
 ) -> None:
-    """Sources that have synced: where they read, their active events, their newest snapshot."""
+    """Every source: its health (OK, Stale, Offline, SchemaError, Suspect) and since when, where it
+    reads, its active events, its newest snapshot.
+
+    Offline: its newest poll could not fetch. SchemaError: it fetched what cannot be read. Suspect:
+    far fewer items than usual. Stale: no poll succeeded for three intervals, or (the Waze feed, or
+    stale_after_s) the same data for too long. Sources of the config that never synced are listed
+    too; sources the store knows but the config no longer names have no state.
+    """
+    from exchange.health import read_health
+    from exchange.runtime import now_ms
     from exchange.store import list_sources
 
+    config = context.state.config
     engine = context.engine()
     with engine.connect() as conn:
         rows = list_sources(conn)
-    records = [source_record(row) for row in rows]
-    title = "sources"
-    if fmt is RecordFormat.table:
-        zone = context.state.config.zone
-        title = in_zone(title, zone)
-        for record, row in zip(records, rows, strict=True):
+        report = read_health(conn, config, now_ms())
+    health = {h.name: h for h in report.sources}
+    zone = config.zone
+    records = []
+    for row in rows:
+        record = source_record(row)
+        if fmt is RecordFormat.table:
             record["newest_snapshot"] = iso(row.newest_snapshot_ms, zone)
             record["last_success"] = iso(row.last_success_ms, zone)
-    write_records(records, fmt, columns=("name", "kind", "namespace", "active_events", "newest_snapshot",
-                                         "last_success", "location"), title=title)
+        records.append(record)
+    known = {record["name"] for record in records}
+    records += [{"name": name, "kind": config.source(name).kind, "active_events": 0} for name in health
+                if name not in known]
+    for record in records:
+        found = health.get(record["name"])
+        record["state"] = str(found.state) if found else None
+        record["since"] = iso(found.since_ms, zone if fmt is RecordFormat.table else None) if found else None
+        record["detail"] = found.detail if found else "not in the config"
+    title = in_zone("sources", zone) if fmt is RecordFormat.table else "sources"
+    write_records(records, fmt, columns=("name", "kind", "state", "since", "active_events", "newest_snapshot",
+                                         "last_success", "detail", "location"), title=title)
 
 
 @inspect_app.command("feed")

@@ -14,6 +14,7 @@ import typer
 
 from exchange.cli import context
 from exchange.errors import ExchangeError
+from exchange.serving import listen, listening_url, uvicorn_server
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -23,20 +24,26 @@ __all__ = ["serve", "worker_app"]
 #: how ``exchange serve --workers N`` hands its settings to the worker processes (spawned, not forked)
 _WORKER_SETTINGS = "EXCHANGE_SERVE_SETTINGS"
 
+
 def serve(
     host: Annotated[
-        str, typer.Option(help="Address to listen on. Keep 127.0.0.1 behind a reverse proxy (nginx does TLS).")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(help="Address to listen on. Keep 127.0.0.1 behind a reverse proxy (nginx does TLS). "
+                     "Default: serve.host (127.0.0.1)."),
+    ] = None,
     port: Annotated[
-        int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one (the URL is printed on stderr).")
-    ] = 8080,
+        int | None,
+        typer.Option(min=0, max=65535,
+                     help="TCP port; 0 picks a free one (the URL is printed on stderr). Default: serve.port (8080)."),
+    ] = None,
     tokens: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--tokens/--no-tokens",
-            help="Require a partner token (see `exchange partner add`). --no-tokens serves the feeds openly.",
+            help="Require a partner token (see `exchange partner add`). --no-tokens serves the feeds openly. "
+            "Default: serve.tokens (true).",
         ),
-    ] = True,
+    ] = None,
     refresh_s: Annotated[
         float,
         typer.Option(min=0.05, max=3600, help="Seconds between checks for a new publication or a revoked partner."),
@@ -67,13 +74,19 @@ def serve(
     """Serve the published feeds over HTTP until SIGTERM or Ctrl-C.
 
     Paths: /feeds/cifs.xml, /feeds/cifs.json, /feeds/wzdx.geojson (what the publish step stored),
-    /health (JSON; 503 until every feed is published) and /metrics (Prometheus; keep it off the
+    /health (for load balancers: 200 while a publication can be served; JSON with every source's and
+    feed's state), /health/sources (for monitoring: 503 while a required source is Offline or
+    SchemaError or a feed is older than publish.max_age_s) and /metrics (Prometheus; keep it off the
     internet). ETag / Last-Modified revalidation and
     gzip are built in. Tokens go in `Authorization: Bearer`, `X-Partner-Token`, `?token=` or HTTP
     Basic (the password). Downloads (200 with the body) and polls (304 or HEAD) per partner and
     feed are counted in memory, written to the store every --flush-s and at shutdown; see
     `exchange partner list`.
     """
+    chosen = context.state.config.serve
+    host = host or chosen.host
+    port = chosen.port if port is None else port
+    tokens = chosen.tokens if tokens is None else tokens
     engine = context.engine()  # opens the store and checks its schema before anything listens
     try:
         _serve(engine, host, port, tokens, refresh_s, flush_s, cache_control, access_log, workers)
@@ -83,7 +96,7 @@ def serve(
 
 def _serve(engine: Any, host: str, port: int, tokens: bool, refresh_s: float, flush_s: float,
            cache_control: str | None, access_log: bool | None, workers: int) -> None:
-    sock = _listen(host, port)
+    sock = listen(host, port)
     with sock:
         _run_uvicorn(engine, sock, tokens, refresh_s, flush_s, cache_control, access_log, workers)
 
@@ -96,8 +109,7 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
 
     state = context.state
     config = state.config
-    bound_host, bound_port = sock.getsockname()[:2]
-    url = f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
+    url = listening_url(sock)
     mode = "tokens required" if tokens else "no tokens"
     if access_log:  # asked for: uvicorn's access lines are INFO, which the CLI's set-up hides without -v
         logging.getLogger("uvicorn.access").setLevel(min(logging.getLogger("uvicorn.access").level, logging.INFO))
@@ -109,9 +121,10 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
     }
     if workers == 1:
         app = create_app(engine, require_token=tokens, refresh_s=refresh_s, flush_s=flush_s,
-                         cache_control=cache_control)
-        server = _announcing_server(uvicorn.Config(app, **uvicorn_options),
-                                    f"serving {url}/feeds/ ({mode}; refresh every {refresh_s:g}s)")
+                         cache_control=cache_control, config=config)
+        ready = f"serving {url}/feeds/ ({mode}; refresh every {refresh_s:g}s)"
+        server = uvicorn_server(uvicorn.Config(app, **uvicorn_options),
+                                lambda: print(ready, file=sys.stderr, flush=True))
         server.run(sockets=[sock])
         if not server.started:
             raise ExchangeError("the feed server did not start (see the log above)")
@@ -123,6 +136,7 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
         "database_url": config.database_url, "require_token": tokens, "refresh_s": refresh_s,
         "flush_s": flush_s, "cache_control": cache_control, "log_level": config.log_level,
         "verbose": state.verbose, "log_format": state.log_format or config.log_format, "access_log": access_log,
+        "config": config.model_dump(mode="json"),
     })
     uv_config = uvicorn.Config("exchange.cli.serve:worker_app", factory=True, workers=workers, **uvicorn_options)
     print(f"serving {url}/feeds/ ({mode}; {workers} workers; refresh every {refresh_s:g}s)", file=sys.stderr)
@@ -140,47 +154,9 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
             del os.environ[MULTIPROC_ENV]
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before uvicorn does, so a busy port is a one-line error and port 0 has a known number."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ExchangeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.set_inheritable(True)
-    return sock
-
-
-def _announcing_server(config: Any, ready_message: str) -> Any:
-    """uvicorn's server, printing ``ready_message`` once the app has started (store loaded, listening).
-
-    Built on call so that the CLI does not import uvicorn for every other command.
-    """
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                print(ready_message, file=sys.stderr, flush=True)
-
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            # uvicorn re-raises the signal after its graceful shutdown (exit status -15, or a
-            # KeyboardInterrupt traceback for Ctrl-C). Like `exchange run`, a stop on request is
-            # a clean exit here: 0.
-            super().handle_exit(sig, frame)
-            captured = getattr(self, "_captured_signals", None)
-            if isinstance(captured, list):
-                captured.clear()
-
-    return Server(config)
-
-
 def worker_app() -> Starlette:
     """The app of one ``--workers`` process (uvicorn factory): settings come from the parent."""
+    from exchange.config import Config
     from exchange.db import open_store
     from exchange.redaction import register_url_password
     from exchange.server import create_app
@@ -192,4 +168,5 @@ def worker_app() -> Starlette:
     register_url_password(settings["database_url"])
     engine = open_store(settings["database_url"])
     return create_app(engine, require_token=settings["require_token"], refresh_s=settings["refresh_s"],
-                      flush_s=settings["flush_s"], cache_control=settings["cache_control"])
+                      flush_s=settings["flush_s"], cache_control=settings["cache_control"],
+                      config=Config.model_validate(settings["config"]))
