@@ -66,6 +66,7 @@ from starlette.types import Receive, Scope, Send
 
 from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
+from exchange.metrics import ANONYMOUS_PARTNER, UNKNOWN_PARTNER, RequestMetrics, ServerMetrics
 from exchange.partners import ANONYMOUS, hash_token
 from exchange.publications import FEEDS
 from exchange.redaction import install_log_redaction
@@ -406,9 +407,10 @@ def _tokens_from(authorization: str | None, header_token: str | None, query: byt
 class _FeedEndpoint:
     """The ASGI app of one feed path (GET and HEAD; Starlette's route answers 405 to the rest)."""
 
-    def __init__(self, server: FeedServer, feed: str) -> None:
+    def __init__(self, server: FeedServer, feed: str, requests: RequestMetrics) -> None:
         self.server = server
         self.feed = feed
+        self.observe = requests.observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         server = self.server
@@ -429,15 +431,19 @@ class _FeedEndpoint:
         partner = ANONYMOUS
         query = scope.get("query_string", b"")
         if server.require_token or authorization or header_token or b"token=" in query:
-            found = server.partner_for(_tokens_from(authorization, header_token, query))
+            offered = _tokens_from(authorization, header_token, query)
+            found = server.partner_for(offered)
             if found is not None:
                 partner = found
             elif server.require_token:
+                self.observe(self.feed, 401, UNKNOWN_PARTNER if offered else ANONYMOUS_PARTNER, download=False)
                 await _send(send, 401, _UNAUTHORIZED, _UNAUTHORIZED_BODY)
                 return
+        shown = ANONYMOUS_PARTNER if partner == ANONYMOUS else partner  # its name, never a token
 
         feed = server.feeds.get(self.feed)
         if feed is None:
+            self.observe(self.feed, 503, shown, download=False)
             headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"60"),
                        (b"cache-control", b"no-store")]
             await _send(send, 503, headers, _UNPUBLISHED_BODY)
@@ -456,6 +462,7 @@ class _FeedEndpoint:
 
         head = scope["method"] == "HEAD"
         server.count(partner, self.feed, not_modified or head)  # a 304 or a HEAD is a poll, not a download
+        self.observe(self.feed, 304 if not_modified else 200, shown, download=not (not_modified or head))
         if not_modified:
             await _send(send, 304, feed.not_modified_gzip if gzip else feed.not_modified_plain, b"")
         elif gzip:
@@ -585,9 +592,13 @@ def create_app(
                 await task
             await server.flush()
 
-    routes = [Route(f"/feeds/{name}", _FeedEndpoint(server, name), methods=["GET"], name=name) for name in FEEDS]
+    metrics = ServerMetrics(engine, config)  # /metrics: the store's figures and this server's requests
+    routes = [Route(f"/feeds/{name}", _FeedEndpoint(server, name, metrics.requests), methods=["GET"], name=name)
+              for name in FEEDS]
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/health/sources", health_sources, methods=["GET"]))
+    routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.feed_server = server
+    app.state.metrics = metrics
     return app

@@ -382,7 +382,9 @@ def test_serve_command(tmp_path: Path) -> None:
     env["EXCHANGE_DATA_DIR"] = str(tmp_path / "data")
     engine = open_store(f"sqlite:///{tmp_path / 'data' / 'exchange.db'}")
     publish(engine, bodies(1))
-    command = [sys.executable, "-m", "exchange", "serve", "--port", "0", "--no-tokens", "--refresh-s", "0.1"]
+    # the access log is uvicorn's INFO chatter, shown when asked for
+    command = [sys.executable, "-m", "exchange", "serve", "--port", "0", "--no-tokens", "--refresh-s", "0.1",
+               "--access-log"]
     with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                           cwd=ROOT) as server:
         try:

@@ -7,14 +7,13 @@ Command modules import this module and nothing else of ``exchange.cli``; the roo
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exchange.config import Config
 from exchange.errors import ExchangeError, NotFound
-from exchange.redaction import install_log_redaction
+from exchange.logs import setup_logging
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -30,6 +29,8 @@ class State:
 
     config_path: Path | None = None
     verbose: int = 0
+    #: ``--log-format`` (or $EXCHANGE_LOG_FORMAT); None: the config's ``log_format``
+    log_format: str | None = None
     engine: Engine | None = None
     placement: Placement | None = None
     rerouted: bool = False
@@ -41,11 +42,11 @@ class State:
             from exchange.config_file import load_config
 
             self._config = load_config(self.config_path)
-            setup_logging(self._config.log_level, self.verbose)
+            setup_logging(self._config.log_level, self.verbose, log_format=self.log_format or self._config.log_format)
         return self._config
 
-    def reset(self, config_path: Path | None, verbose: int) -> None:
-        self.config_path, self.verbose, self._config = config_path, verbose, None
+    def reset(self, config_path: Path | None, verbose: int, log_format: str | None = None) -> None:
+        self.config_path, self.verbose, self.log_format, self._config = config_path, verbose, log_format, None
         self.placement, self.rerouted = None, False
 
     def close(self) -> None:
@@ -56,15 +57,6 @@ class State:
 
 
 state = State()
-
-
-def setup_logging(level: str, verbose: int) -> None:
-    chosen = logging.DEBUG if verbose > 0 else getattr(logging, level)
-    logging.basicConfig(level=chosen, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
-    # Alembic narrates every migration step at INFO; one line from `db upgrade` is enough.
-    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
-    # after basicConfig: the filter goes on the handler it installed (and on every logger)
-    install_log_redaction()
 
 
 def engine() -> Engine:

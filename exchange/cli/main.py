@@ -9,6 +9,7 @@ Each command group is a module of this package; they share :mod:`exchange.cli.co
 
 from __future__ import annotations
 
+import enum
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +21,12 @@ from exchange.cli.context import state
 from exchange.errors import ExchangeError
 
 __all__ = ["app", "main"]
+
+
+class LogFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
 
 app = typer.Typer(
     name="exchange",
@@ -52,12 +59,28 @@ def _root(
             "(SQLite in $EXCHANGE_DATA_DIR, one Waze source named 'waze'). Never searched for.",
         ),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output on stderr.")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True,
+            help="More log output on stderr: -v shows traffic-exchange's DEBUG lines and the libraries' INFO "
+            "lines (httpx requests, APScheduler jobs, uvicorn's access log); -vv (or log_level DEBUG) everything "
+            "at DEBUG. Without it, the libraries log only warnings and errors.",
+        ),
+    ] = 0,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            "--log-format", envvar="EXCHANGE_LOG_FORMAT", case_sensitive=False,
+            help="Log lines on stderr: text (UTC time, level, logger, message) or json (one object per line: time, "
+            "level, logger, message, exc_info; for log shippers). Default: log_format of the config, else text.",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    state.reset(config, verbose)
+    state.reset(config, verbose, log_format.value if log_format is not None else None)
 
 
 app.command()(ingest.sync)

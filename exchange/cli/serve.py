@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sys
+import tempfile
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -58,8 +60,13 @@ def serve(
         ),
     ] = None,
     access_log: Annotated[
-        bool, typer.Option("--access-log/--no-access-log", help="Log every request (tokens in URLs are redacted).")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request (tokens in URLs are redacted). Default: only with -v (uvicorn's access log is "
+            "at INFO, which the libraries' loggers show only with -v).",
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes sharing the port (each holds its own copy).")
     ] = 1,
@@ -68,8 +75,9 @@ def serve(
 
     Paths: /feeds/cifs.xml, /feeds/cifs.json, /feeds/wzdx.geojson (what the publish step stored),
     /health (for load balancers: 200 while a publication can be served; JSON with every source's and
-    feed's state) and /health/sources (for monitoring: 503 while a required source is Offline or
-    SchemaError or a feed is older than publish.max_age_s). ETag / Last-Modified revalidation and
+    feed's state), /health/sources (for monitoring: 503 while a required source is Offline or
+    SchemaError or a feed is older than publish.max_age_s) and /metrics (Prometheus; keep it off the
+    internet). ETag / Last-Modified revalidation and
     gzip are built in. Tokens go in `Authorization: Bearer`, `X-Partner-Token`, `?token=` or HTTP
     Basic (the password). Downloads (200 with the body) and polls (304 or HEAD) per partner and
     feed are counted in memory, written to the store every --flush-s and at shutdown; see
@@ -87,14 +95,14 @@ def serve(
 
 
 def _serve(engine: Any, host: str, port: int, tokens: bool, refresh_s: float, flush_s: float,
-           cache_control: str | None, access_log: bool, workers: int) -> None:
+           cache_control: str | None, access_log: bool | None, workers: int) -> None:
     sock = listen(host, port)
     with sock:
         _run_uvicorn(engine, sock, tokens, refresh_s, flush_s, cache_control, access_log, workers)
 
 
 def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: float, flush_s: float,
-                 cache_control: str | None, access_log: bool, workers: int) -> None:
+                 cache_control: str | None, access_log: bool | None, workers: int) -> None:
     import uvicorn
 
     from exchange.server import create_app
@@ -103,10 +111,13 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
     config = state.config
     url = listening_url(sock)
     mode = "tokens required" if tokens else "no tokens"
+    if access_log:  # asked for: uvicorn's access lines are INFO, which the CLI's set-up hides without -v
+        logging.getLogger("uvicorn.access").setLevel(min(logging.getLogger("uvicorn.access").level, logging.INFO))
     uvicorn_options: dict[str, Any] = {
-        "log_config": None,  # keep the CLI's logging set-up (level from the config, -v)
-        "log_level": "debug" if state.verbose else config.log_level.lower(),
-        "access_log": access_log, "lifespan": "on", "server_header": False,
+        # keep the CLI's logging set-up (exchange.logs: format, level from the config and -v): no
+        # config of uvicorn's own, and no level it would set on its loggers
+        "log_config": None, "log_level": None,
+        "access_log": access_log is not False, "lifespan": "on", "server_header": False,
     }
     if workers == 1:
         app = create_app(engine, require_token=tokens, refresh_s=refresh_s, flush_s=flush_s,
@@ -124,11 +135,23 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
     os.environ[_WORKER_SETTINGS] = json.dumps({
         "database_url": config.database_url, "require_token": tokens, "refresh_s": refresh_s,
         "flush_s": flush_s, "cache_control": cache_control, "log_level": config.log_level,
-        "verbose": state.verbose, "config": config.model_dump(mode="json"),
+        "verbose": state.verbose, "log_format": state.log_format or config.log_format, "access_log": access_log,
+        "config": config.model_dump(mode="json"),
     })
     uv_config = uvicorn.Config("exchange.cli.serve:worker_app", factory=True, workers=workers, **uvicorn_options)
     print(f"serving {url}/feeds/ ({mode}; {workers} workers; refresh every {refresh_s:g}s)", file=sys.stderr)
-    Multiprocess(uv_config, sockets=[sock]).run()
+    from exchange.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):  # the operator's own directory (cleared by them)
+        Multiprocess(uv_config, sockets=[sock]).run()
+        return
+    # /metrics of any worker sums the request counters of all (prometheus-client's multiprocess mode)
+    with tempfile.TemporaryDirectory(prefix="exchange-metrics-") as shared:
+        os.environ[MULTIPROC_ENV] = shared
+        try:
+            Multiprocess(uv_config, sockets=[sock]).run()
+        finally:
+            del os.environ[MULTIPROC_ENV]
 
 
 def worker_app() -> Starlette:
@@ -139,7 +162,9 @@ def worker_app() -> Starlette:
     from exchange.server import create_app
 
     settings = json.loads(os.environ[_WORKER_SETTINGS])
-    context.setup_logging(settings["log_level"], settings["verbose"])
+    context.setup_logging(settings["log_level"], settings["verbose"], log_format=settings["log_format"])
+    if settings["access_log"]:
+        logging.getLogger("uvicorn.access").setLevel(min(logging.getLogger("uvicorn.access").level, logging.INFO))
     register_url_password(settings["database_url"])
     engine = open_store(settings["database_url"])
     return create_app(engine, require_token=settings["require_token"], refresh_s=settings["refresh_s"],
