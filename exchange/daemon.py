@@ -302,7 +302,7 @@ class Daemon:
         app = create_app(self.engine, require_token=options.tokens, refresh_s=options.refresh_s,
                          flush_s=options.flush_s, cache_control=options.cache_control, config=self.config)
         uv_config = uvicorn.Config(
-            app, log_config=None, log_level=self.config.log_level.lower(), access_log=options.access_log,
+            app, log_config=None, log_level=None, access_log=options.access_log,
             lifespan="on", server_header=False, timeout_graceful_shutdown=5,
         )
         mode = "tokens required" if options.tokens else "no tokens"

@@ -135,10 +135,10 @@ def write_config(tmp_path: Path, url: str, *, trickle: bool) -> Path:
 
 
 @contextmanager
-def daemon(config: Path) -> Iterator[Daemon]:
+def daemon(config: Path, *options: str) -> Iterator[Daemon]:
     env = {**os.environ, "EXCHANGE_CONFIG": str(config)}
     env.pop("EXCHANGE_DATA_DIR", None)
-    process = subprocess.Popen([sys.executable, "-m", "exchange", "run"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "exchange", *options, "run"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     running = Daemon(process)
     reader = threading.Thread(target=running.read_stderr, daemon=True)
@@ -184,7 +184,7 @@ def ok_runs(store: Path, source: str, after_id: int = 0) -> list[dict[str, Any]]
 def test_the_daemon_polls_serves_tells_stops_and_restarts(tmp_path: Path, upstream: str) -> None:
     config = write_config(tmp_path, upstream, trickle=True)
     store = tmp_path / "data" / "exchange.db"
-    with daemon(config) as first:
+    with daemon(config, "--log-format", "json") as first:
         wait(lambda: ok_runs(store, "waze") and ok_runs(store, "city"), 30, "a good run of both sources")
         url = wait(first.url, 10, "the daemon's feed server")
         with httpx.Client(base_url=url, timeout=5) as http:
@@ -213,6 +213,10 @@ def test_the_daemon_polls_serves_tells_stops_and_restarts(tmp_path: Path, upstre
         assert first.stop() < STOP_BOUND_S, "SIGTERM must not wait on an upstream that trickles"
         assert first.process.returncode == 0, "\n".join(first.lines[-20:])
     assert not [line for line in first.lines if "Traceback" in line]
+    logged = [json.loads(line) for line in first.lines if line.startswith("{")]
+    assert len(logged) == len(first.lines), "one JSON object per line"
+    assert {"time", "level", "logger", "message"} <= set(logged[0])
+    assert any(entry["logger"] == "exchange.notify" and "waze is Offline" in entry["message"] for entry in logged)
 
     events_before = count(store, "SELECT count(*) FROM events")
     last_run = max(r["id"] for r in runs(store))
