@@ -9,7 +9,8 @@ What it guarantees:
   the source itself (another spelling of the same file or database) is refused too.
 - **All or nothing.** Every row goes into the target in ONE transaction, tables in foreign-key
   order (``metadata.sorted_tables``), streamed from the source in batches (no table is ever held
-  whole in memory), read from one consistent snapshot of the source. Anything that fails (a row
+  whole in memory; PostgreSQL takes each batch as one COPY), read from one consistent snapshot of
+  the source. JSON documents are copied as the text stored, never parsed and re-encoded. Anything that fails (a row
   the target refuses, a lost connection, a failed check) rolls it back: the target is left as it
   was, its tables empty when it was new.
 - **Checked before it counts.** Before the commit, the target is read back: the row counts of
@@ -41,6 +42,8 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Table,
+    Text,
+    cast,
     create_engine,
     func,
     insert,
@@ -52,7 +55,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from exchange.db import _json_dumps as json_dumps
 from exchange.db import current_revision, db_error_message, normalize_url, open_store, redact_url, writing
 from exchange.errors import ExchangeError, NotFound, SchemaOutdated, StoreError, UsageError
 from exchange.runtime import fault_point
@@ -312,6 +314,7 @@ def _copy(source: Engine, target: Engine, report: CopyReport, *, force: bool, ba
           say: Progress) -> None:
     tables = metadata.sorted_tables
     current: str | None = None  # the table being copied
+    say(f"copying {report.source} into {report.target} (schema {report.revision}), in one transaction")
     with source.connect() as read:
         if read.dialect.name == "postgresql":
             read = read.execution_options(isolation_level="REPEATABLE READ")
@@ -371,32 +374,24 @@ def _empty(conn: Connection, tables: Sequence[Table]) -> dict[str, int]:
     return held
 
 
-def _shadow(table: Table) -> Table:
-    """The table with JSON columns that write Python None as SQL NULL (JSON null is ``JSON.NULL``), so
-    both kinds of null are copied as they are."""
-    columns = [
-        Column(column.name, JSON(none_as_null=True) if isinstance(column.type, JSON) else column.type,
-               primary_key=column.primary_key, autoincrement=False)
-        for column in table.columns
-    ]
-    return Table(table.name, MetaData(), *columns)
-
-
 def _json_columns(table: Table) -> list[str]:
     return [column.name for column in table.columns if isinstance(column.type, JSON)]
 
 
+def _as_stored(table: Table) -> list[ColumnElement[Any]]:
+    """Every column as the source stores it: JSON as its text, never parsed, so SQL NULL and JSON
+    ``null`` stay apart and the target gets the very document (PostgreSQL's ``json`` keeps it verbatim)."""
+    return [cast(column, Text).label(column.name) if isinstance(column.type, JSON) else column
+            for column in table.columns]
+
+
 def _readable(table: Table) -> list[ColumnElement[Any]]:
-    """Every column, and for each JSON column whether it is SQL NULL (its value reads None either way)."""
+    """Every column as the application reads it, and for each JSON column whether it is SQL NULL
+    (its value reads None either way): what the checks compare."""
     return [*table.columns, *(table.c[name].is_(None).label(f"{name} is null") for name in _json_columns(table))]
 
 
-def _as_written(table: Table, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
-    values = dict(zip(names, row, strict=False))
-    for name in _json_columns(table):
-        if values[name] is None and not values[f"{name} is null"]:
-            values[name] = JSON.NULL
-    return {column.name: values[column.name] for column in table.columns}
+Batch = list[tuple[Any, ...]]
 
 
 def _copy_table(read: Connection, write: Connection, table: Table, batch_rows: int, say: Progress) -> TableReport:
@@ -406,12 +401,11 @@ def _copy_table(read: Connection, write: Connection, table: Table, batch_rows: i
     if total > _PROGRESS_EVERY:
         say(f"copying {table.name}: {total:,} rows")
     write_batch = _copier(write, table)
-    query = select(*_readable(table)).order_by(*table.primary_key.columns)
+    query = select(*_as_stored(table)).order_by(*table.primary_key.columns)
     result = read.execute(query, execution_options={"stream_results": True, "yield_per": batch_rows})
-    names = list(result.keys())
     copied, told = 0, 0
     for batch in result.partitions(batch_rows):
-        write_batch([_as_written(table, names, row) for row in batch])
+        write_batch([tuple(row) for row in batch])
         copied += len(batch)
         fault_point("mid-copy")
         if copied - told >= _PROGRESS_EVERY:
@@ -424,36 +418,35 @@ def _copy_table(read: Connection, write: Connection, table: Table, batch_rows: i
     return report
 
 
-def _copier(write: Connection, table: Table) -> Callable[[list[dict[str, Any]]], None]:
-    """How a batch goes into the target: PostgreSQL's COPY (one round trip per batch, not per row), or
-    an executemany of INSERTs (SQLite, in process)."""
+def _copier(write: Connection, table: Table) -> Callable[[Batch], None]:
+    """How a batch of rows (values in the table's column order, JSON as text) goes into the target:
+    PostgreSQL's COPY (one round trip per batch, not per row), or an executemany of INSERTs (SQLite)."""
+    names = [column.name for column in table.columns]
     if write.dialect.name != "postgresql":
-        statement = insert(_shadow(table))
+        # JSON columns written as the text read (SQLite stores JSON as text anyway)
+        shadow = Table(table.name, MetaData(), *(
+            Column(column.name, Text if isinstance(column.type, JSON) else column.type,
+                   primary_key=column.primary_key, autoincrement=False)
+            for column in table.columns
+        ))
+        statement = insert(shadow)
 
-        def insert_batch(rows: list[dict[str, Any]]) -> None:
-            write.execute(statement, rows)
+        def insert_batch(rows: Batch) -> None:
+            write.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
 
         return insert_batch
 
     preparer = write.dialect.identifier_preparer
-    names = [column.name for column in table.columns]
-    json_columns = set(_json_columns(table))
     sql = f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(name) for name in names)}) FROM STDIN"
+    keys = [names.index(column.name) for column in table.primary_key.columns]
 
-    def as_copied(name: str, value: Any) -> Any:
-        if name not in json_columns or value is None:
-            return value
-        return "null" if value is JSON.NULL else json_dumps(value)  # as the store itself writes JSON
-
-    keys = [column.name for column in table.primary_key.columns]
-
-    def copy_batch(rows: list[dict[str, Any]]) -> None:
+    def copy_batch(rows: Batch) -> None:
         driver = write.connection.driver_connection
         assert driver is not None
         try:
             with driver.cursor() as cursor, cursor.copy(sql) as copy:
                 for row in rows:
-                    copy.write_row([as_copied(name, row[name]) for name in names])
+                    copy.write_row(row)
         except write.dialect.loaded_dbapi.Error as exc:
             # the driver's own error (COPY is beneath SQLAlchemy); its context names the line and column
             context = getattr(getattr(exc, "diag", None), "context", None) or ""

@@ -243,23 +243,23 @@ def test_a_copy_that_differs_is_found_and_rolled_back(
     fails the sample comparison, exit 1, and nothing is kept."""
     from exchange import dbcopy
 
-    written = dbcopy._as_written
+    copier = dbcopy._copier
+    table, column = ("events", "street") if spoil == "street" else ("sync_runs", "item_errors")
 
-    def spoiled(table: Any, names: Any, row: Any) -> dict[str, Any]:
-        values = written(table, names, row)
-        if spoil == "street" and table.name == "events":
-            values["street"] = f"{values['street']}!"
-        if spoil == "json-null" and table.name == "sync_runs":
-            values["item_errors"] = None
-        return values
+    def spoiling(write: Any, into: Any) -> Callable[[list[tuple[Any, ...]]], None]:
+        write_batch = copier(write, into)
+        if into.name != table:
+            return write_batch
+        at = list(into.columns.keys()).index(column)
+        new = (lambda value: f"{value}!") if spoil == "street" else (lambda value: None)  # JSON null -> SQL NULL
+        return lambda rows: write_batch([(*row[:at], new(row[at]), *row[at + 1:]) for row in rows])
 
-    monkeypatch.setattr(dbcopy, "_as_written", spoiled)
+    monkeypatch.setattr(dbcopy, "_copier", spoiling)
     result = cli("db", "copy", "--to", pg_url, "--format", "json")
     assert result.code == 1, result
     report = json.loads(result.out)
     assert not report["ok"] and not report["committed"]
     bad = {entry["table"]: entry for entry in report["tables"] if entry["status"] == "FAILED"}
-    table, column = ("events", "street") if spoil == "street" else ("sync_runs", "item_errors")
     assert list(bad) == [table] and bad[table]["mismatched"] == bad[table]["sampled"] > 0
     assert column in bad[table]["mismatches"][0]
     assert "rolled back" in result.err and table in result.err
@@ -304,6 +304,8 @@ def test_what_is_refused(source: Path, tmp_path: Path, pg_url: str, cli: Cli,
     unreachable = cli("db", "copy", "--to", f"postgresql://nobody:{PASSWORD}@127.0.0.1:9/none?connect_timeout=2")
     assert unreachable.code == 1 and len(unreachable.err.strip().splitlines()) == 1, unreachable
     assert "Traceback" not in unreachable.err and PASSWORD not in unreachable.err
+    in_query = cli("db", "copy", "--to", f"postgresql://nobody@127.0.0.1:9/none?password={PASSWORD}")
+    assert in_query.code == 1 and "password=***" in in_query.err and PASSWORD not in in_query.err, in_query
 
 
 def test_sqlite_to_sqlite_in_small_batches(source: Path, tmp_path: Path, cli: Cli, original: Original) -> None:

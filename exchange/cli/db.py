@@ -93,7 +93,9 @@ def db_copy(
     checks goes to stdout, progress to stderr.
     """
     from exchange.dbcopy import copy_store
+    from exchange.redaction import register_url_password
 
+    register_url_password(to)  # masked in every log line too
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
