@@ -10,9 +10,9 @@ What it guarantees:
 - **All or nothing.** Every row goes into the target in ONE transaction, tables in foreign-key
   order (``metadata.sorted_tables``), streamed from the source in batches (no table is ever held
   whole in memory; PostgreSQL takes each batch as one COPY), read from one consistent snapshot of
-  the source. JSON documents are copied as the text stored, never parsed and re-encoded. Anything that fails (a row
-  the target refuses, a lost connection, a failed check) rolls it back: the target is left as it
-  was, its tables empty when it was new.
+  the source. JSON documents are copied as the text stored, never parsed and re-encoded. Anything
+  that fails (a row the target refuses, a lost connection, a failed check) rolls it back: the
+  target is left as it was, its tables empty when it was new.
 - **Checked before it counts.** Before the commit, the target is read back: the row counts of
   every table, and a random sample of rows (``sample`` primary keys per table) compared column by
   column with the source, JSON (SQL NULL and JSON ``null`` kept apart) and binary columns
