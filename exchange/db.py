@@ -41,10 +41,18 @@ def normalize_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
+    """The URL to show: its password masked, also one given as a query parameter.
+
+    >>> redact_url("postgresql://u:pw@h/db"), redact_url("postgresql://u@h/db?password=pw&sslmode=require")
+    ('postgresql://u:***@h/db', 'postgresql://u@h/db?password=***&sslmode=require')
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return "<invalid database URL>"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
 
 
 def _json_dumps(value: Any) -> str:

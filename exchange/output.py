@@ -238,11 +238,11 @@ def _write_table(
 #: table columns of free text, folded over lines when the terminal is narrow
 _TEXT = frozenset({
     "street", "description", "message", "blocking", "warnings", "location", "value", "changes", "held_back",
-    "waze",
+    "waze", "mismatches",
 })
 #: table columns never broken over lines
 _UNBROKEN = frozenset({
-    "id", "name", "start_time", "end_time", "updated", "started", "snapshot", "newest_snapshot",
+    "id", "name", "table", "start_time", "end_time", "updated", "started", "snapshot", "newest_snapshot",
     "last_success", "at", "created", "revoked", "last_request", "linked",
     "cifs.xml", "cifs.json", "wzdx.geojson",  # `partner list`: downloads/polls per feed, numbers never cut
 })

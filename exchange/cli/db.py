@@ -1,16 +1,18 @@
-"""``exchange db upgrade|status``: the store's schema."""
+"""``exchange db upgrade|status|copy``: the store's schema, and moving a store to another database."""
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from exchange.cli import context
+from exchange.output import DocumentFormat
 
 __all__ = ["db_app"]
 
-db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the store: its schema, and moving it to another database.", no_args_is_help=True)
 
 
 @db_app.command("upgrade")
@@ -37,3 +39,85 @@ def db_status() -> None:
     if revision != SCHEMA_REVISION:
         raise typer.Exit(1)
 
+
+
+@db_app.command("copy")
+def db_copy(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", metavar="URL",
+            help="The database to copy into: postgresql://USER@HOST[:PORT]/DBNAME (or sqlite:///PATH). Its schema "
+            "is created or upgraded to this release's. Give the password through PGPASSWORD or ~/.pgpass, not in "
+            "the URL, which other users of the machine can see while the command runs; it is never printed.",
+        ),
+    ],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Copy even onto a target whose tables hold rows: they are all emptied first, in the same "
+            "transaction as the copy (a failure leaves them as they were). Without it, such a target is refused.",
+        ),
+    ] = False,
+    fmt: Annotated[
+        DocumentFormat,
+        typer.Option("--format", "-f", help="table for people; json: one object with the per-table checks."),
+    ] = DocumentFormat.table,
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", min=1, help="Rows read and written at a time (memory stays bounded).")
+    ] = 5000,
+    sample: Annotated[
+        int, typer.Option("--sample", min=0, help="Rows per table, chosen at random, compared column by column.")
+    ] = 200,
+) -> None:
+    """Copy the whole store (the configured one) into another database, e.g. from SQLite to PostgreSQL.
+
+    \b
+    Moving a SQLite store to PostgreSQL:
+      systemctl stop traffic-exchange                   # nothing may write while it copies
+      exchange db copy --to postgresql://exchange@db.internal/exchange
+      # set [database] url (or EXCHANGE_DATABASE_URL) to that database, then
+      systemctl start traffic-exchange
+
+    Every table is copied in foreign-key order, in batches, in ONE transaction on the target, read
+    from one consistent snapshot of the store. Before it commits, the copy is checked: the rows of
+    every table counted on both sides, and a random sample of rows (--sample) compared column by
+    column. Any failure or difference rolls everything back: the target is left as it was. PostgreSQL's
+    id sequences are moved past the copied ids, so new rows do not collide.
+
+    Refused: a target whose tables hold rows (exit 2, unless --force), the store itself under another
+    name (exit 2), a store whose schema is behind this release (exit 1: run `exchange db upgrade`
+    first; a SQLite store also upgrades itself when another command opens it), a SQLite store that
+    does not exist (exit 3). A failed copy or check exits 1. The table or the JSON object of the
+    checks goes to stdout, progress to stderr.
+    """
+    from exchange.dbcopy import copy_store
+    from exchange.redaction import register_url_password
+
+    register_url_password(to)  # masked in every log line too
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    report = copy_store(context.state.config.database_url, to, force=force, batch_rows=batch_rows, sample=sample,
+                        progress=progress)
+    if fmt is DocumentFormat.json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(report.as_record(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        from exchange.output import Format, write_records
+
+        records = [{**table.as_record(), "seconds": f"{table.seconds:.2f}",
+                    "mismatches": "; ".join(table.mismatches)} for table in report.tables]
+        write_records(records, Format.table, title=f"{report.source} -> {report.target}",
+                      columns=("table", "source_rows", "target_rows", "sampled", "mismatched", "status", "seconds",
+                               "mismatches"))
+    if report.committed:
+        print(f"copied {report.rows:,} row(s) of {len(report.tables)} tables in {report.seconds:.1f} s "
+              f"({report.rows_per_s:,.0f} rows/s), checked and committed into {report.target}", file=sys.stderr)
+        return
+    failed = [table.table for table in report.tables if not table.ok]
+    print(f"error: the copy does not match the store in {', '.join(failed)}; it was rolled back, "
+          f"{report.target} is as it was", file=sys.stderr)
+    raise typer.Exit(1)
