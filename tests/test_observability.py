@@ -300,3 +300,19 @@ def test_closures_by_waze_status(cli: Callable[..., Run], data_dir: Path) -> Non
     assert 0 <= value(samples, "exchange_closure_oldest_unseen_seconds") < 60
     assert value(samples, "exchange_closures_late") == 0  # out for less than publish.waze_unseen_after_min
     assert value(samples, "exchange_feed_generations_total", outcome="published") >= 1
+
+
+def test_every_metric_of_the_example_alert_rules_is_served(engine: Engine, tmp_path: Path) -> None:
+    """config/prometheus-alerts.yml names only metrics /metrics serves (a renamed metric fails here)."""
+    from exchange.config import Config
+
+    rules = (ROOT / "config" / "prometheus-alerts.yml").read_text()
+    named = set(re.findall(r"\bexchange_[a-z_]+\b", rules))
+    assert {"exchange_source_state", "exchange_feed_state", "exchange_events_held_back",
+            "exchange_closures_late"} <= named
+    publish(engine, bodies(1))
+    config = Config.model_validate({"sources": [{"name": "waze", "url": str(tmp_path / "x.json")}]})
+    with running(engine, require_token=False, refresh_s=0.05, config=config) as url:
+        samples, _ = scrape(url)
+    served = {name for name, _labels in samples}
+    assert named <= served, named - served
