@@ -129,7 +129,9 @@ def test_a_proxy_password_never_shows(
     proxy_url, seen = proxy
     with_password = proxy_url.replace("http://", f"http://city:{PASSWORD}@")
     target = f"http://127.0.0.1:{_dead_port()}/feed"
-    with caplog.at_level(logging.DEBUG), pytest.raises(UpstreamUnavailable) as caught:
+    # httpx's own level too: a CLI set-up earlier in the process keeps the libraries at WARNING
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"), \
+            caplog.at_level(logging.DEBUG, logger="httpcore"), pytest.raises(UpstreamUnavailable) as caught:
         fetch_url(target, Watermark(), FAST, http=HttpConfig(proxy=with_password))
     assert str(caught.value) == f"{target} answered HTTP 502 (after 1 attempts)" and len(seen) == 1
     assert caplog.records and PASSWORD not in caplog.text
