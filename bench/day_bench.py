@@ -128,6 +128,7 @@ def replay_day(db: Path, polls: int, seed: int, source_file: Path) -> dict[str, 
     totals: Counter[str] = Counter()
     poll = document
     started = time.perf_counter()
+    cpu_started = time.process_time()
     for number in range(1, polls + 1):
         tick = time.perf_counter()
         if number > 1:
@@ -156,6 +157,7 @@ def replay_day(db: Path, polls: int, seed: int, source_file: Path) -> dict[str, 
         "first_snapshot_ms": first_ms,
         "last_snapshot_ms": last_ms,
         "wall_s": round(time.perf_counter() - started, 1),
+        "cpu_s": round(time.process_time() - cpu_started, 1),
         "generate_s": round(generate_s, 1),
         "ingest_s": round(ingest_s, 1),
         "per_poll_ingest_ms": round(ingest_s / polls * 1000, 1),
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| measure | value |")
     print("|---|---:|")
     print(f"| wall time (generating polls / ingesting) | {day['wall_s']} s ({day['generate_s']} / {day['ingest_s']}) |")
+    print(f"| CPU time of this process | {day['cpu_s']} s |")
     print(f"| ingest per poll | {day['per_poll_ingest_ms']} ms |")
     print(f"| RSS at start / end (max of samples) | {day['rss_start_mb']} / {day['rss_end_mb']} MB "
           f"({max(s['rss_mb'] for s in day['samples'])}) |")

@@ -35,7 +35,6 @@ at once.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,8 +71,6 @@ from exchange.schema import (
 )
 
 __all__ = ["DAY_MS", "PRUNED", "PruneResult", "prune", "reclaim"]
-
-log = logging.getLogger("exchange.retention")
 
 DAY_MS = 86_400_000
 #: what a prune counts, in the order it goes
@@ -171,7 +168,8 @@ def prune(engine: Engine, retention: RetentionConfig, now_ms: int, *, dry_run: b
           progress: Callable[[str], None] | None = None) -> PruneResult:
     """Remove what the retention limits say the store no longer needs (module doc); a dry run only counts.
 
-    Raises ``StoreError`` when the store fails; the batches committed before stay removed.
+    The daemon calls it once a day and logs ``result.summary()``; ``progress`` hears the name of each
+    step as it starts. Raises ``StoreError`` when the store fails; the batches committed before stay removed.
     """
     started = time.perf_counter()
     plan = _Plan(retention, now_ms)
@@ -226,8 +224,6 @@ def prune(engine: Engine, retention: RetentionConfig, now_ms: int, *, dry_run: b
             page = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
         result.reusable_bytes = int(free) * int(page)
     result.seconds = time.perf_counter() - started
-    if not dry_run:
-        log.info("%s", result.summary())
     return result
 
 
