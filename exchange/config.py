@@ -28,6 +28,7 @@ __all__ = [
     "NetworkConfig",
     "NotifyConfig",
     "PublishConfig",
+    "RetentionConfig",
     "ServeConfig",
     "SourceConfig",
 ]
@@ -56,6 +57,43 @@ class LifecycleConfig(BaseModel):
         "suspect: it ends nothing of that kind.",
     )
     suspect_window: int = Field(default=5, ge=1, le=100, description="How many recent polls form the median.")
+
+
+class RetentionConfig(BaseModel):
+    """How long the store keeps what it no longer needs (``exchange db prune``, and the daemon once a
+    day). Every limit is in days; 0 keeps that kind of row forever."""
+
+    model_config = ConfigDict(extra="forbid")
+    ended_crowd_days: int = Field(
+        default=30, ge=0,
+        description="Crowd (Waze) events ended or cancelled this many days ago go, with their revisions and "
+        "sightings; never one linked as a confirmation of a city event that is kept.",
+    )
+    revisions_days: int = Field(
+        default=30, ge=0,
+        description="Revisions of crowd events older than this go (the events themselves stay while they are "
+        "active). City events keep their whole history, as do crowd events that confirm a city event.",
+    )
+    city_events_days: int = Field(
+        default=0, ge=0,
+        description="City events (closures) ended or cancelled this many days ago go, with their history and "
+        "confirmations; never one in the current publication. 0: kept forever.",
+    )
+    sync_runs_days: int = Field(
+        default=90, ge=0, description="Sync run records older than this go, except each source's newest."
+    )
+    publish_runs_days: int = Field(
+        default=30, ge=0, description="Publish run records older than this go, except the newest."
+    )
+    notifications_days: int = Field(
+        default=90, ge=0,
+        description="Notifications sent longer ago than this go, except the newest of each subject (so nothing "
+        "is told twice).",
+    )
+    batch_rows: int = Field(
+        default=2000, ge=10, le=100_000,
+        description="Rows deleted per transaction: a big prune never holds the store's write lock for long.",
+    )
 
 
 class NetworkConfig(BaseModel):
@@ -232,6 +270,7 @@ class Config(BaseModel):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     path: Path | None = Field(default=None, exclude=True, description="The file this was read from.")
 

@@ -1,9 +1,10 @@
 """``exchange run``: the one process city IT leaves running.
 
 It polls every enabled source on its interval (with jitter; one run of a source at a time; late
-runs coalesced into one), runs the publish clock, republishes after city changes, tells what goes
-wrong (:mod:`exchange.notify`), and serves the feeds on ``serve.port`` in the same process (unless
-``serve`` is None: ``--no-serve``, for a separate ``exchange serve``).
+runs coalesced into one), runs the publish clock, republishes after city changes, prunes the
+store once a day (``[retention]``), tells what goes wrong (:mod:`exchange.notify`), and serves
+the feeds on ``serve.port`` in the same process (unless ``serve`` is None: ``--no-serve``, for a
+separate ``exchange serve``).
 
 Several instances may share one PostgreSQL store: every second each claims the runs that are due
 in the shared schedule (:mod:`exchange.schedule`), so each due poll and publish-clock tick happens
@@ -59,6 +60,10 @@ WATCH_EVERY_S = 60
 DISPATCH_EVERY_S = 1.0
 
 PUBLISH_JOB = "publish"
+PRUNE_JOB = "prune"
+
+#: the retention limits are applied this often (by one instance, like every scheduled job)
+PRUNE_EVERY_MS = 24 * 3_600_000
 
 
 @dataclass(frozen=True)
@@ -105,13 +110,14 @@ class Daemon:
         if not self._registered:
             try:
                 register(self.engine, {**{job: s.interval_s * 1000 for job, s in self.sources.items()},
-                                       PUBLISH_JOB: self.config.publish.interval_s * 1000})
+                                       PUBLISH_JOB: self.config.publish.interval_s * 1000,
+                                       PRUNE_JOB: PRUNE_EVERY_MS})
             except Exception as exc:  # the store is away: the next tick tries again
                 log.debug("cannot register the schedule: %s", exc)
                 return
             self._registered = True
         with self._running_lock:  # a job still running here is not claimed again
-            idle = [job for job in (*self.sources, PUBLISH_JOB) if job not in self._running]
+            idle = [job for job in (*self.sources, PUBLISH_JOB, PRUNE_JOB) if job not in self._running]
         jitter = {job: s.jitter_s * 1000 for job, s in self.sources.items()}
         try:
             claimed = claim_due(self.engine, idle, self.instance, jitter)
@@ -130,6 +136,8 @@ class Daemon:
         try:
             if job == PUBLISH_JOB:
                 self.republish()
+            elif job == PRUNE_JOB:
+                self.prune()
             else:
                 self.poll(self.sources[job])
         except Exception:  # a bug: logged with its traceback, and the daemon goes on
@@ -174,6 +182,19 @@ class Daemon:
             return
         for line in result.warnings():
             log.warning("%s", line.removeprefix("warning: "))
+        log.info("%s", result.summary())
+
+    def prune(self) -> None:
+        """Once a day: what the ``[retention]`` limits say the store no longer needs goes, in small batches."""
+        from exchange.retention import prune
+
+        if self._stopping.is_set():
+            return
+        try:
+            result = prune(self.engine, self.config.retention, now_ms())
+        except ExchangeError as exc:  # what it removed before the failure stays removed; tomorrow goes on
+            log.error("%s", exc.message)
+            return
         log.info("%s", result.summary())
 
     def watch(self) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 sources = Table(
     "sources",
@@ -97,6 +97,7 @@ events = Table(
     Index("ix_events_status_category", "status", "category"),
     Index("ix_events_start", "start_ms"),
     Index("ix_events_same_as", "same_as"),
+    Index("ix_events_status_updated", "status", "updated_ms"),  # retention: what ended before a day
 )
 
 sightings = Table(
@@ -120,6 +121,7 @@ revisions = Table(
     Column("changes", JSON, doc="field -> [old, new]"),
     Column("operator", String(100)),
     Index("ix_revisions_event", "event_id"),
+    Index("ix_revisions_run", "run_id"),  # a pruned sync run sets its revisions' run_id NULL
 )
 
 sync_runs = Table(
@@ -150,6 +152,7 @@ confirmations = Table(
     Column("crowd_event_id", String(300), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
     Column("linked_ms", BigInteger, nullable=False),
     Column("how", String(40), nullable=False, doc="road-closed-alert or blocked-jam"),
+    Index("ix_confirmations_crowd", "crowd_event_id"),  # a crowd event kept while it confirms a city event
 )
 
 publications = Table(

@@ -3,6 +3,7 @@ behind ``exchange inspect``."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,15 +20,19 @@ from exchange.runtime import now_ms
 from exchange.schema import events, revisions, sightings, sources, sync_runs
 
 __all__ = [
+    "CROWD_GEOMETRY_NOISE_M",
+    "CROWD_MEASURES",
     "EVENT_COLUMNS",
     "PLANNED",
     "STATUSES",
     "UPDATE_COLUMNS",
+    "WAZE_KEYS_NOT_REVISED",
     "WAZE_STATUS_COLUMNS",
     "EventFilter",
     "StoredEvent",
     "Unreadable",
     "count_events",
+    "crowd_revision",
     "diff_rows",
     "event_to_row",
     "event_values",
@@ -37,6 +42,7 @@ __all__ = [
     "list_runs",
     "list_sources",
     "load_event",
+    "moved_m",
     "read_event",
     "read_rows",
     "readable",
@@ -63,7 +69,31 @@ _KEPT_ON_UPDATE = ("cluster_id", "match_id", "same_as", *WAZE_STATUS_COLUMNS)
 UPDATE_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in ("id", "first_seen_ms", *_KEPT_ON_UPDATE))
 _JSON_COLUMNS = frozenset({"geometry", "attributes", "road_match", "details", "waze_evidence"})
 _REVISION_COLUMNS = ("event_id", "run_id", "at_ms", "action", "changes", "operator")
-_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", *_KEPT_ON_UPDATE})
+#: the bounding box follows the geometry: a change of the geometry says it
+_BOUNDS = ("min_lon", "min_lat", "max_lon", "max_lat")
+_NOT_DIFFED = frozenset({"updated_ms", "digest", "first_seen_ms", *_BOUNDS, *_KEPT_ON_UPDATE})
+
+#: a crowd report's measures: they change on nearly every poll (a jam's speed, delay, level and
+#: length, an alert's thumbs-up, reliability and confidence, the road match its position gives),
+#: so the event row keeps their latest values and a revision never records them
+CROWD_MEASURES = frozenset({
+    "speed_kmh", "delay_s", "level", "length_m", "thumbs_up", "reliability", "confidence", "report_rating",
+    "magvar", "road_match",
+})
+#: keys of a Waze record (an event's ``attributes``) a crowd revision leaves out: those a typed column
+#: mirrors (its own change says it) and the measures that have no column of their own
+WAZE_KEYS_NOT_REVISED = frozenset({
+    # mirrored by a column
+    "uuid", "id", "type", "subtype", "street", "city", "country", "roadType", "pubMillis", "nThumbsUp",
+    "reliability", "confidence", "reportRating", "magvar", "speedKMH", "speed", "delay", "level", "length",
+    "blockingAlertUuid", "causeType", "detectionDateMillis", "detectionDate", "delaySeconds", "jamLevel",
+    # measures of a jam or an irregularity, and their times
+    "segments", "startNode", "endNode", "seconds", "regularSpeed", "driversCount", "alertsCount", "alerts",
+    "trend", "severity", "nComments", "nImages", "updateDate", "updateDateMillis",
+})
+#: a crowd report's geometry that moved less than this (a point, or both ends of a line) is GPS
+#: noise or a jam breathing, not a change of where it is: the row takes it, no revision records it
+CROWD_GEOMETRY_NOISE_M = 100.0
 
 
 def _bounds(coordinates: Any) -> tuple[float, float, float, float]:
@@ -339,6 +369,56 @@ def diff_rows(old: Sequence[Any], new: dict[str, Any]) -> dict[str, Any]:
         elif before != value:
             changes[key] = [before, value]
     return changes
+
+
+def moved_m(before: Any, after: Any) -> float:
+    """How far a geometry moved, in metres: a point's distance, or the larger of the distances between
+    the first points and between the last points of two lines (infinite when the type changed).
+
+    >>> round(moved_m({"type": "Point", "coordinates": [0, 0]}, {"type": "Point", "coordinates": [0, 0.001]}))
+    111
+    """
+    if not isinstance(before, dict) or not isinstance(after, dict) or before.get("type") != after.get("type"):
+        return math.inf
+    try:
+        old, new = before["coordinates"], after["coordinates"]
+        if before["type"] == "Point":
+            return _distance_m(old, new)
+        if not old or not new:
+            return math.inf
+        return max(_distance_m(old[0], new[0]), _distance_m(old[-1], new[-1]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return math.inf
+
+
+def _distance_m(a: Sequence[float], b: Sequence[float]) -> float:
+    """Equirectangular distance between two lon/lat positions: exact enough at a hundred metres."""
+    lat = math.radians((a[1] + b[1]) / 2)
+    dx = math.radians(b[0] - a[0]) * math.cos(lat)
+    dy = math.radians(b[1] - a[1])
+    return 6_371_008.8 * math.hypot(dx, dy)
+
+
+def crowd_revision(changes: dict[str, Any]) -> dict[str, Any]:
+    """What a revision of a crowd report records of ``changes`` (:func:`diff_rows`): no measure
+    (:data:`CROWD_MEASURES`), no Waze record key a column mirrors or that measures
+    (:data:`WAZE_KEYS_NOT_REVISED`), no geometry that moved less than :data:`CROWD_GEOMETRY_NOISE_M`.
+    What stays is what an operator follows: category, type, street, status, times, a move, a jam
+    that becomes a closure (``blocking_alert_uuid``), any other key of the record. Empty: no revision.
+
+    >>> crowd_revision({"speed_kmh": [20.0, 12.5], "attributes.speedKMH": [20.0, 12.5], "street": ["A", "B"]})
+    {'street': ['A', 'B']}
+    """
+    kept: dict[str, Any] = {}
+    for name, change in changes.items():
+        if name in CROWD_MEASURES:
+            continue
+        if name.startswith("attributes.") and name[len("attributes."):] in WAZE_KEYS_NOT_REVISED:
+            continue
+        if name == "geometry" and moved_m(*change) < CROWD_GEOMETRY_NOISE_M:
+            continue
+        kept[name] = change
+    return kept
 
 
 #: the derived status of a city event that is active but has not started yet; never stored

@@ -33,11 +33,19 @@ from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations, observe_waze
 from exchange.db import db_error_message, take_turns, writing
 from exchange.errors import ExchangeError, FetchError, FetchStopped, InternalError, ItemRejected, StoreError
-from exchange.model import Event, ItemError, Kind, Status, event_id, from_millis, shown_text
+from exchange.model import Event, ItemError, Kind, Origin, Status, event_id, from_millis, shown_text
 from exchange.runtime import collector_paused, fault_point, now_ms, stop_requested
 from exchange.same_closure import relink
 from exchange.schema import events, sightings, sources, sync_runs
-from exchange.store import EVENT_COLUMNS, UPDATE_COLUMNS, diff_rows, event_to_row, event_values, insert_revisions
+from exchange.store import (
+    EVENT_COLUMNS,
+    UPDATE_COLUMNS,
+    crowd_revision,
+    diff_rows,
+    event_to_row,
+    event_values,
+    insert_revisions,
+)
 from feeds.items import FeedItem, Snapshot
 
 if TYPE_CHECKING:  # the geometry stack (numpy, shapely, pyproj) loads only when a network is configured
@@ -427,19 +435,31 @@ class Reconciler:
         self._update_changed(back, "reopened")
 
     def _update_changed(self, changed: dict[str, Event], action: str = "updated") -> None:
-        """Write the new versions of stored events, each with a revision of what changed."""
+        """Write the new versions of stored events, each with a revision of what changed.
+
+        A crowd report's revision records what an operator follows, not its measures
+        (:func:`~exchange.store.crowd_revision`): an update of its speed, delay, thumbs-up or a
+        position that only jittered rewrites the row and writes no revision. A city event's
+        revision records every change.
+        """
         old_rows = {
             row[0]: row
             for row in self.db.where_in(f"SELECT {','.join(EVENT_COLUMNS)} FROM events WHERE", "id", list(changed))
         }
         updates: list[tuple[Any, ...]] = []
+        revised: list[str] = []
         diffs: list[dict[str, Any]] = []
         for eid, event in changed.items():
             new_row = event_to_row(event, now_ms=self.now)
-            diffs.append(diff_rows(old_rows[eid], new_row))
+            changes = diff_rows(old_rows[eid], new_row)
+            if event.origin is Origin.CROWD:
+                changes = crowd_revision(changes)
+            if changes or action != "updated":
+                revised.append(eid)
+                diffs.append(changes)
             updates.append((*event_values(new_row, UPDATE_COLUMNS), eid))
         self.db.update(events, UPDATE_COLUMNS, "id", updates)
-        self._revisions(list(changed), action, diffs)
+        self._revisions(revised, action, diffs)
         self.result.updated += len(changed)
 
     def _revisions(self, ids: list[str], action: str, changes: list[Any] | None = None) -> None:

@@ -77,18 +77,20 @@ def test_filters(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_inspect_event_shows_revisions(cli: Cli, tmp_path: Path) -> None:
-    for poll, thumbs in ((0, 0), (1, 2)):
+    # poll 1 adds thumbs-up (a measure: the row keeps it, no revision), poll 2 moves it to another street
+    for poll, thumbs, street in ((0, 0, "7th Street"), (1, 2, "7th Street"), (2, 3, "8th Street")):
         path = tmp_path / f"p{poll}.json"
-        path.write_bytes(feed(poll, alerts=[alert("a1", nThumbsUp=thumbs)]))
+        path.write_bytes(feed(poll, alerts=[alert("a1", nThumbsUp=thumbs, street=street)]))
         assert cli("replay", str(path)).code == 0
     result = cli("inspect", "event", "waze:alert:a1", "--format", "json")
     assert result.code == 0, result
     record = json.loads(result.out)[0]
     assert [r["action"] for r in record["revisions"]] == ["created", "updated"]
-    assert record["revisions"][1]["changes"]["thumbs_up"] == [0, 2]
+    assert record["revisions"][1]["changes"] == {"street": ["7th Street", "8th Street"]}
+    assert record["thumbs_up"] == 3 and record["street"] == "8th Street"
     assert record["seen_by"] == [{"source": "waze", "missed_polls": 0}]
     table = cli("inspect", "event", "waze:alert:a1")
-    assert table.code == 0 and "thumbs_up: 0 -> 2" in table.out
+    assert table.code == 0 and 'street: "7th Street" -> "8th Street"' in table.out
 
 
 def test_runs_and_sources(cli: Cli, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from exchange.config import (
     NetworkConfig,
     NotifyConfig,
     PublishConfig,
+    RetentionConfig,
     ServeConfig,
     SourceConfig,
 )
@@ -33,7 +34,7 @@ def test_example_and_demo_configs_load(data_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     "model", [Config, LifecycleConfig, NetworkConfig, PublishConfig, ServeConfig, NotifyConfig, HttpConfig,
-              SourceConfig, WazeFeedSettings]
+              RetentionConfig, SourceConfig, WazeFeedSettings]
 )
 def test_every_setting_is_documented_in_the_example(model: type) -> None:
     text = EXAMPLE.read_text()
@@ -42,7 +43,7 @@ def test_every_setting_is_documented_in_the_example(model: type) -> None:
             continue
         section = {"sources": "sources", "database": "database", "lifecycle": "lifecycle", "network": "network",
                    "centerline": "network.centerline", "publish": "publish", "serve": "serve",
-                   "notify": "notify", "http": "http"}.get(name)
+                   "notify": "notify", "http": "http", "retention": "retention"}.get(name)
         if section:
             assert re.search(rf"^#? ?\[\[?{re.escape(section)}\]\]?$", text, re.MULTILINE), f"no [{section}]"
             continue
