@@ -268,3 +268,20 @@ def test_a_store_at_0008_upgrades_to_the_retention_indexes_intact(store_url: str
     assert done.deleted == {**dict.fromkeys(done.deleted, 0), "crowd_events": 1, "revisions": 1}
     assert ids(upgraded, sync_runs, sync_runs.c.id) == {1}, "the source's newest run stays"
     upgraded.dispose()
+
+
+def test_the_daemon_prunes_once_a_day_as_a_claimed_job(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exchange.config import Config
+    from exchange.daemon import PRUNE_EVERY_MS, PRUNE_JOB, Daemon
+    from exchange.schema import schedule
+
+    fill(engine)
+    monkeypatch.setenv("EXCHANGE_NOW", str(NOW))
+    daemon = Daemon(Config.model_validate({"sources": [{"name": "waze", "url": "x.json"}]}), engine)
+    daemon.prune()
+    assert prune(engine, RetentionConfig(), NOW, dry_run=True).total == 0, "the daemon's prune did it all"
+    daemon.dispatch()  # registers the schedule and claims what is due: the polls, the clock, the prune
+    daemon.workers.shutdown(wait=True)
+    with engine.connect() as conn:
+        prune_row = conn.execute(select(schedule).where(schedule.c.job == PRUNE_JOB)).one()
+    assert prune_row.interval_ms == PRUNE_EVERY_MS == DAY_MS and prune_row.claimed_by == daemon.instance
