@@ -47,7 +47,8 @@ LOOKBACK_RUNS = 200
 #: a feed a little older than ``max_age_s`` is not yet stale: the clock's tick takes its time
 _FEED_SLACK_MS = 30_000
 
-_SUCCESS = frozenset({"ok", "not-modified", "duplicate"})
+#: a poll that fetched and read its payload (``history``: an older snapshot than one stored)
+_SUCCESS = frozenset({"ok", "not-modified", "duplicate", "history"})
 
 
 class State(StrEnum):
@@ -118,8 +119,11 @@ def stale_after_ms(source: SourceConfig) -> int | None:
 
 
 def source_health(source: SourceConfig, runs: Sequence[Run], now_ms: int) -> Health:
-    """The state of ``source`` from its polls, newest first (replays of archived snapshots left out)."""
-    runs = [run for run in runs if run.status != "history"]
+    """The state of ``source`` from its polls, newest first.
+
+    A poll that read an older snapshot than one already stored (``history``: the upstream went back
+    in time, or a replay) was a poll all the same, without new data.
+    """
     last_success = next((run.started_ms for run in runs if run.status in _SUCCESS), None)
     failures = next((i for i, run in enumerate(runs) if run.status != "failed"), len(runs))
     made = _HealthOf(source, now_ms, last_success, failures)
@@ -130,7 +134,8 @@ def source_health(source: SourceConfig, runs: Sequence[Run], now_ms: int) -> Hea
         state = _failed_state(newest)
         streak = _streak(runs, lambda run: run.status == "failed" and _failed_state(run) is state)
         what = "its payload cannot be read" if state is State.SCHEMA_ERROR else "it cannot be fetched"
-        return made(state, streak[-1].started_ms, f"{what} ({len(streak)} polls in a row): {newest.message or ''}")
+        polls = "1 poll" if len(streak) == 1 else f"{len(streak)} polls in a row"
+        return made(state, streak[-1].started_ms, f"{what} ({polls}): {newest.message or ''}")
     polled_within = 3 * source.interval_s * 1000 + source.jitter_s * 1000
     if last_success is not None and now_ms - last_success > polled_within:
         return made(State.STALE, last_success + polled_within,
@@ -145,8 +150,7 @@ def source_health(source: SourceConfig, runs: Sequence[Run], now_ms: int) -> Hea
     if _suspect(newest):
         streak = _streak(runs, lambda run: run.status in _SUCCESS and _suspect(run))
         return made(State.SUSPECT, streak[-1].started_ms, newest.message or "")
-    streak = _streak(runs, lambda run: run.status in _SUCCESS and not _suspect(run))
-    return made(State.OK, streak[-1].started_ms, f"last poll {newest.status}")
+    return made(State.OK, _ok_since(runs, polled_within, limit), f"last poll {newest.status}")
 
 
 def feed_health(name: str, published_ms: int | None, settings: PublishConfig, now_ms: int) -> Health:
@@ -164,7 +168,7 @@ def feed_health(name: str, published_ms: int | None, settings: PublishConfig, no
 def consecutive_failures(conn: Connection, source: str, limit: int = 16) -> int:
     """How many of the source's newest polls failed in a row (at most ``limit``)."""
     statuses = conn.execute(
-        select(sync_runs.c.status).where(sync_runs.c.source == source, sync_runs.c.status != "history")
+        select(sync_runs.c.status).where(sync_runs.c.source == source)
         .order_by(sync_runs.c.id.desc()).limit(limit)
     ).scalars()
     count = 0
@@ -200,6 +204,29 @@ class _HealthOf:
     def __call__(self, state: State, since_ms: int | None, detail: str) -> Health:
         return Health(self.source.name, state, since_ms, detail, self.source.required, self.last_success_ms,
                       self.failures)
+
+
+def _ok_since(runs: Sequence[Run], polled_within: int, limit: int | None) -> int:
+    """When the current OK began: the oldest of the newest good polls, stopping where a poll failed
+    or was suspect, where nobody polled for ``polled_within``, or where the data was older than
+    ``limit`` (a Stale spell that ended with new data)."""
+    newest_new: list[int | None] = [None] * len(runs)
+    latest: int | None = None
+    for index in range(len(runs) - 1, -1, -1):
+        if runs[index].status == "ok":
+            latest = runs[index].started_ms
+        newest_new[index] = latest
+    since = runs[0].started_ms
+    for index, run in enumerate(runs):
+        if run.status not in _SUCCESS or _suspect(run):
+            break
+        if index and runs[index - 1].started_ms - run.started_ms > polled_within:
+            break
+        new = newest_new[index]
+        if limit is not None and (new is None or run.started_ms - new > limit):
+            break
+        since = run.started_ms
+    return since
 
 
 def _suspect(run: Run) -> bool:

@@ -10,7 +10,8 @@ Waze still does not show, and tells each new fact **once**:
 
 "Once" holds across restarts and across instances sharing one store: a fact is claimed by
 inserting its key into the ``notifications`` table, and only the process whose insert succeeds
-logs it and POSTs it. A failed POST is logged and not retried (the table and the log keep it).
+logs it and POSTs it. A POST that fails (the receiver is down, answers an error) is sent again
+every minute, by whichever instance watches first, until it is taken or a day has passed.
 
 The POST body is one JSON object: ``kind`` (source, feed, held-back, late-closure), ``subject``,
 ``state`` (for source and feed), ``since`` (ISO 8601), ``detail``, and ``text``, a one-line
@@ -24,12 +25,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from exchange.db import db_error_message, writing
 from exchange.health import Health, State, read_health
 from exchange.output import iso
+from exchange.runtime import now_ms as now
 from exchange.schema import notifications
 
 if TYPE_CHECKING:
@@ -37,9 +39,14 @@ if TYPE_CHECKING:
 
     from exchange.config import Config
 
-__all__ = ["Notice", "Watcher"]
+__all__ = ["GIVE_UP_AFTER_MS", "RETRY_EVERY_MS", "Notice", "Watcher"]
 
 log = logging.getLogger("exchange.notify")
+
+#: a notification the webhook did not take is POSTed again this often ...
+RETRY_EVERY_MS = 60_000
+#: ... for this long
+GIVE_UP_AFTER_MS = 24 * 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +78,7 @@ class Watcher:
     sent: list[Notice] = field(default_factory=list)
 
     def check(self, now_ms: int) -> list[Notice]:
-        """Tell every new fact; the ones this process told."""
+        """Tell every new fact, and POST again what the webhook has not taken yet; the facts this process told."""
         try:
             found = self.notices(now_ms)
         except (SQLAlchemyError, OSError) as exc:
@@ -81,7 +88,9 @@ class Watcher:
         told = [notice for notice in found if self._claim(notice, now_ms)]
         for notice in told:
             (log.warning if notice.problem else log.info)("%s", notice.text)
-            self._post(notice)
+            if self._post(notice.key, notice.body()):
+                self.sent.append(notice)
+        self._retry(now_ms)
         return told
 
     def notices(self, now_ms: int) -> list[Notice]:
@@ -112,8 +121,8 @@ class Watcher:
             select(notifications.c.state).where(notifications.c.kind == kind, notifications.c.subject == health.name)
             .order_by(notifications.c.sent_ms.desc()).limit(1)
         ).scalar_one_or_none()
-        if health.state is State.OK and told in (None, State.OK):
-            return None
+        if told == health.state or (health.state is State.OK and told is None):
+            return None  # not a change: the same state again (its since may have moved), or OK all along
         since = iso(health.since_ms)
         text = f"{kind} {health.name} is {health.state} since {since}: {health.detail}"
         return Notice(f"{kind}:{health.name}:{health.state}:{health.since_ms}", kind, health.name, text,
@@ -121,11 +130,13 @@ class Watcher:
                       problem=health.state is not State.OK)
 
     def _claim(self, notice: Notice, now_ms: int) -> bool:
+        webhook = self.config.notify.webhook_url is not None
         try:
             with writing(self.engine) as conn:
                 conn.execute(insert(notifications).values(
                     key=notice.key[:400], kind=notice.kind, subject=notice.subject[:300], state=notice.state,
-                    sent_ms=now_ms, text=notice.text,
+                    sent_ms=now_ms, text=notice.text, body=notice.body() if webhook else None,
+                    attempt_ms=now_ms if webhook else None,
                 ))
         except IntegrityError:
             return False  # told already, by this process before or by another instance
@@ -134,10 +145,32 @@ class Watcher:
             return False
         return True
 
-    def _post(self, notice: Notice) -> None:
+    def _retry(self, now_ms: int) -> None:
+        """POST again, at most every :data:`RETRY_EVERY_MS`, what the webhook did not take; give up after a day."""
+        if self.config.notify.webhook_url is None:
+            return
+        pending = notifications.c.delivered_ms.is_(None) & notifications.c.body.is_not(None)
+        try:
+            with writing(self.engine) as conn:
+                expired = conn.execute(
+                    update(notifications).where(pending, notifications.c.sent_ms < now_ms - GIVE_UP_AFTER_MS)
+                    .values(delivered_ms=0).returning(notifications.c.text)).scalars().all()
+                due = conn.execute(
+                    update(notifications).where(pending, notifications.c.attempt_ms <= now_ms - RETRY_EVERY_MS)
+                    .values(attempt_ms=now_ms).returning(notifications.c.key, notifications.c.body)).all()
+        except SQLAlchemyError as exc:
+            log.error("cannot read the notifications to send again: %s", db_error_message(exc))
+            return
+        for text in expired:
+            log.error("webhook: gave up, not delivered for a day: %s", text)
+        for key, body in due:
+            self._post(key, body)
+
+    def _post(self, key: str, body: dict[str, Any]) -> bool:
+        """POST one notification; on success it is marked delivered, else it is sent again later."""
         url = self.config.notify.webhook_url
         if not url:
-            return
+            return False
         import httpx
 
         from adapters.http import outbound_client
@@ -146,14 +179,18 @@ class Watcher:
         try:
             with outbound_client(self.config.http, httpx.Timeout(self.config.notify.timeout_s),
                                  transport=self.transport) as client:
-                response = client.post(url, json=notice.body())
+                response = client.post(url, json=body)
+            problem = f"the receiver answered HTTP {response.status_code}" if response.status_code >= 400 else None
         except httpx.HTTPError as exc:
-            log.warning("webhook: cannot POST the notification (%s)", type(exc).__name__)
-            return
+            problem = f"cannot POST ({type(exc).__name__})"
         except ConfigError as exc:  # the [http] proxy or CA bundle cannot be used
-            log.warning("webhook: %s", exc.message)
-            return
-        if response.status_code >= 400:
-            log.warning("webhook: the receiver answered HTTP %s", response.status_code)
-            return
-        self.sent.append(notice)
+            problem = exc.message
+        if problem is not None:
+            log.warning("webhook: %s; sent again in %d s: %s", problem, RETRY_EVERY_MS // 1000, body.get("text"))
+            return False
+        try:
+            with writing(self.engine) as conn:
+                conn.execute(update(notifications).where(notifications.c.key == key).values(delivered_ms=now()))
+        except SQLAlchemyError as exc:  # it was delivered; at worst it is sent once more
+            log.error("cannot record a delivered notification: %s", db_error_message(exc))
+        return True

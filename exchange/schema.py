@@ -198,6 +198,9 @@ notifications = Table(
     Column("state", String(20)),
     Column("sent_ms", BigInteger, nullable=False),
     Column("text", Text, nullable=False),
+    Column("body", JSON, doc="what the webhook is sent"),
+    Column("attempt_ms", BigInteger, doc="the last POST to the webhook (retried until delivered, for a day)"),
+    Column("delivered_ms", BigInteger, doc="when the webhook took it; 0: given up"),
     Index("ix_notifications_subject", "kind", "subject", "sent_ms"),
 )
 

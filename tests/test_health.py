@@ -153,3 +153,59 @@ def test_a_webhook_that_fails_is_logged_and_the_watch_goes_on(
     told = watcher.check(NOW)
     assert [n.state for n in told] == ["SchemaError"] and watcher.sent == []
     assert "webhook:" in caplog.text and "source waze is SchemaError" in caplog.text
+
+
+def test_a_stale_spell_that_ends_with_new_data_is_ok_since_then() -> None:
+    runs = polls((1, "ok"), *[(m, "duplicate") for m in range(3, 25, 2)], (25, "ok"), (27, "ok"))
+    health = source_health(waze(), runs, NOW)
+    assert health.state is State.OK and health.since_ms == NOW - MIN, "since the new data, not before the spell"
+    gap = polls((1, "ok"), (3, "ok"), (30, "ok"))  # nobody polled for 27 minutes: Stale between
+    assert source_health(waze(), gap, NOW).since_ms == NOW - 3 * MIN
+
+
+def test_an_older_snapshot_is_a_poll_without_new_data() -> None:
+    runs = polls((1, "history"), (3, "history"), (5, "ok"))
+    health = source_health(waze(), runs, NOW)
+    assert health.state is State.OK and health.last_success_ms == NOW - MIN
+    assert source_health(waze(), polls((1, "history"), (20, "ok")), NOW).state is State.STALE
+
+
+def test_a_notice_the_webhook_did_not_take_is_sent_again_until_it_is(engine: Engine) -> None:
+    from exchange.notify import GIVE_UP_AFTER_MS, RETRY_EVERY_MS
+
+    up = {"value": False}
+    received: list[str] = []
+
+    def hook(request: httpx.Request) -> httpx.Response:
+        import json
+
+        if not up["value"]:
+            raise httpx.ConnectError("refused", request=request)
+        received.append(json.loads(request.content)["state"])
+        return httpx.Response(200)
+
+    config = Config.model_validate({"sources": [{"name": "waze", "url": "x"}],
+                                    "notify": {"webhook_url": "http://hooks.invalid/x"}})
+    _store_runs(engine, ("waze", 1, "failed", "fetch"))
+    watcher = Watcher(engine, config, transport=httpx.MockTransport(hook))
+    assert [n.state for n in watcher.check(NOW)] == ["Offline"] and received == []
+    up["value"] = True
+    assert watcher.check(NOW + 1_000) == [] and received == [], "not again before a minute"
+    assert watcher.check(NOW + RETRY_EVERY_MS) == [] and received == ["Offline"], "sent again, not told again"
+    assert watcher.check(NOW + 3 * RETRY_EVERY_MS) == [] and received == ["Offline"], "delivered: not again"
+    up["value"] = False
+    _store_runs(engine, ("waze", 0, "ok", None))
+    assert [n.state for n in watcher.check(NOW)] == ["OK"]
+    watcher.check(NOW + GIVE_UP_AFTER_MS + 1)
+    up["value"] = True
+    watcher.check(NOW + GIVE_UP_AFTER_MS + 3 * RETRY_EVERY_MS)
+    assert "OK" not in received, "given up after a day (a day later the source is Stale: that one is new)"
+
+
+def test_the_same_state_again_is_not_told_again(engine: Engine) -> None:
+    config = Config.model_validate({"sources": [{"name": "waze", "url": "x"}]})
+    _store_runs(engine, ("waze", 3, "failed", "fetch"))
+    watcher = Watcher(engine, config)
+    assert [n.state for n in watcher.check(NOW)] == ["Offline"]
+    _store_runs(engine, ("waze", 2, "ok", None), ("waze", 1, "failed", "fetch"))
+    assert watcher.check(NOW) == [], "a new Offline spell right after, the OK between unseen: not a change"

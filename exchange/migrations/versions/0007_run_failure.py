@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.Column("state", sa.String(20)),
         sa.Column("sent_ms", sa.BigInteger, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
+        sa.Column("body", sa.JSON),
+        sa.Column("attempt_ms", sa.BigInteger),
+        sa.Column("delivered_ms", sa.BigInteger),
     )
     op.create_index("ix_notifications_subject", "notifications", ["kind", "subject", "sent_ms"])
 
