@@ -33,7 +33,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
@@ -278,26 +277,9 @@ class Daemon:
 
     def _lock_sqlite_store(self) -> None:
         """One daemon per SQLite store: a second would poll every source twice (PostgreSQL shares the work)."""
-        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
-            return
-        import fcntl
+        from exchange.db import lock_for_daemon
 
-        path = Path(f"{self.engine.url.database}.daemon-lock")
-        handle = path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise ExchangeError(
-                f"another `exchange run` ({holder}) is already running on {self.engine.url.database}; one daemon "
-                "per SQLite store (several instances need PostgreSQL)"
-            ) from None
-        handle.truncate(0)
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        self._lock_file = handle  # held, and so locked, until the process ends
+        self._lock_file = lock_for_daemon(self.engine)  # held, and so locked, until the process ends
 
     def _wait_for_signal(self) -> None:
         wake = threading.Event()

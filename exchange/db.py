@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
@@ -194,3 +194,54 @@ def db_error_message(exc: BaseException) -> str:
     original = getattr(exc, "orig", None)
     message = str(original if original is not None else exc)
     return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+
+
+def lock_for_daemon(engine: Engine) -> IO[str] | None:
+    """Hold the SQLite store's daemon lock for the life of the process (None for PostgreSQL, which
+    several daemons share): the returned file must stay open. A second daemon, or a copy of the
+    store while one runs, is refused with who holds it."""
+    path = _daemon_lock_path(engine)
+    if path is None:
+        return None
+    import fcntl
+    import os
+    import socket
+
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreError(
+            f"another `exchange run` ({holder}) is already running on {engine.url.database}; one daemon "
+            "per SQLite store (several instances need PostgreSQL)"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
+
+
+def daemon_running(engine: Engine) -> str | None:
+    """Who runs a daemon on this SQLite store now ("pid N on HOST"), or None."""
+    path = _daemon_lock_path(engine)
+    if path is None or not path.exists():
+        return None
+    import fcntl
+
+    with path.open("r", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def _daemon_lock_path(engine: Engine) -> Path | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(f"{database}.daemon-lock")

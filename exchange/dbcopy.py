@@ -55,7 +55,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from exchange.db import current_revision, db_error_message, normalize_url, open_store, redact_url, writing
+from exchange.db import (
+    current_revision,
+    daemon_running,
+    db_error_message,
+    normalize_url,
+    open_store,
+    redact_url,
+    writing,
+)
 from exchange.errors import ExchangeError, NotFound, SchemaOutdated, StoreError, UsageError
 from exchange.runtime import fault_point
 from exchange.schema import SCHEMA_REVISION, metadata
@@ -165,6 +173,11 @@ def copy_store(
     source_url, target_url = normalize_url(source_url), normalize_url(target_url)
     _check_url(target_url, target_shown)
     source = _open_source(source_url, source_shown)
+    holder = daemon_running(source)
+    if holder is not None:
+        source.dispose()
+        raise UsageError(f"`exchange run` ({holder}) is writing to {source_shown}: stop it first, or what it "
+                         "writes after the copy is left behind")
     parsed = make_url(target_url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

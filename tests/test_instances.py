@@ -160,4 +160,8 @@ def test_a_second_daemon_on_one_sqlite_store_refuses_to_start(tmp_path: Path) ->
         assert second.returncode == 1
         assert "already running" in second.stderr and "one daemon per SQLite store" in second.stderr
         assert "Traceback" not in second.stderr
+        copy = subprocess.run([sys.executable, "-m", "exchange", "db", "copy", "--to",
+                               f"sqlite:///{tmp_path / 'copy.db'}"], env=env, capture_output=True, text=True,
+                              timeout=30, check=False)
+        assert copy.returncode == 2 and "is writing to" in copy.stderr and "stop it first" in copy.stderr, copy
         assert first.process.poll() is None, "the first one goes on"
