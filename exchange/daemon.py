@@ -218,7 +218,8 @@ class Daemon:
         except Exception as exc:  # the store is away: the normal interval stands
             log.debug("cannot postpone %s: %s", source_config.name, exc)
             return
-        log.warning("%s: failed %d times in a row; next poll in %ss", source_config.name, failures, delay)
+        log.warning("%s: failed %s in a row; next poll in %ss", source_config.name,
+                    "once" if failures == 1 else f"{failures} times", delay)
 
     # ------------------------------------------------------------------ lifetime
 

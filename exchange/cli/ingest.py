@@ -195,8 +195,9 @@ def run(
 
     The feeds, /health (load balancers: 200 while a publication can be served), /health/sources
     (monitoring: 503 while a required source is Offline or SchemaError, or a feed is stale) are
-    served on serve.host:serve.port. SIGTERM stops within about 20 s, even while an upstream
-    trickles, and exits 0.
+    served on serve.host:serve.port. SIGTERM stops within about 25 s at worst (a fetch gives up at
+    once, even while an upstream trickles), and exits 0. The log format is a root option:
+    `exchange --log-format json run`.
     """
     from exchange.daemon import ServeOptions, run_daemon
 
