@@ -96,6 +96,7 @@ class Daemon:
         self._lock_file: IO[str] | None = None
         self.workers = ThreadPoolExecutor(len(self.sources) + 1, thread_name_prefix="exchange-job")
         self._registered = False
+        self._store_away = False
         self.scheduler = _periodic_jobs(self)
 
     # ------------------------------------------------------------------ jobs
@@ -112,7 +113,9 @@ class Daemon:
                                        PUBLISH_JOB: self.config.publish.interval_s * 1000,
                                        PRUNE_JOB: PRUNE_EVERY_MS})
             except Exception as exc:  # the store is away: the next tick tries again
-                log.debug("cannot register the schedule: %s", exc)
+                if not self._store_away:
+                    self._store_away = True
+                    log.error("cannot reach the store, no poll starts until it is back: %s", _one_line(exc))
                 return
             self._registered = True
         with self._running_lock:  # a job still running here is not claimed again
@@ -121,8 +124,13 @@ class Daemon:
         try:
             claimed = claim_due(self.engine, idle, self.instance, jitter)
         except Exception as exc:  # the store is away: the next tick tries again
-            log.debug("cannot claim due runs: %s", exc)
+            if not self._store_away:  # once per outage, not once a second
+                self._store_away = True
+                log.error("cannot reach the store, no poll starts until it is back: %s", _one_line(exc))
             return
+        if self._store_away:
+            self._store_away = False
+            log.info("the store is reachable again; polling goes on")
         for job in claimed:
             with self._running_lock:
                 self._running.add(job)
@@ -317,6 +325,16 @@ class Daemon:
         server.run(sockets=[sock])
         if not server.started and not self._stopping.is_set():
             raise ExchangeError("the feed server did not start (see the log above)")
+
+
+def _one_line(exc: Exception) -> str:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from exchange.db import db_error_message
+
+    if isinstance(exc, SQLAlchemyError):
+        return db_error_message(exc)
+    return exc.message if isinstance(exc, ExchangeError) else f"{type(exc).__name__}: {exc}"
 
 
 def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None) -> Any:

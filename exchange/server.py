@@ -331,7 +331,9 @@ class FeedServer:
             await run_in_threadpool(self.write_counts, pending)
         except (SQLAlchemyError, ExchangeError) as exc:
             self.restore_counts(pending)
-            log.warning("cannot write download and poll counts (kept for the next try): %s", exc)
+            message = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
+            log.warning("cannot write download and poll counts (kept for the next try while the server "
+                        "runs): %s", message)
 
     # ------------------------------------------------------------------ lifecycle
 
