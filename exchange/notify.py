@@ -11,7 +11,8 @@ Waze still does not show, and tells each new fact **once**:
 "Once" holds across restarts and across instances sharing one store: a fact is claimed by
 inserting its key into the ``notifications`` table, and only the process whose insert succeeds
 logs it and POSTs it. A POST that fails (the receiver is down, answers an error) is sent again
-every minute, by whichever instance watches first, until it is taken or a day has passed.
+at the first watch a minute or more later (a watch follows every poll, and runs every minute), by
+whichever instance watches first, until it is taken or a day has passed.
 
 The POST body is one JSON object: ``kind`` (source, feed, held-back, late-closure), ``subject``,
 ``state`` (for source and feed), ``since`` (ISO 8601), ``detail``, and ``text``, a one-line
@@ -164,7 +165,8 @@ class Watcher:
         for text in expired:
             log.error("webhook: gave up, not delivered for a day: %s", text)
         for key, body in due:
-            self._post(key, body)
+            if self._post(key, body):
+                log.info("webhook: delivered at last: %s", body.get("text"))
 
     def _post(self, key: str, body: dict[str, Any]) -> bool:
         """POST one notification; on success it is marked delivered, else it is sent again later."""
@@ -186,7 +188,7 @@ class Watcher:
         except ConfigError as exc:  # the [http] proxy or CA bundle cannot be used
             problem = exc.message
         if problem is not None:
-            log.warning("webhook: %s; sent again in %d s: %s", problem, RETRY_EVERY_MS // 1000, body.get("text"))
+            log.warning("webhook: %s; sent again in a minute or two: %s", problem, body.get("text"))
             return False
         try:
             with writing(self.engine) as conn:
