@@ -181,9 +181,14 @@ def upgrade(engine: Engine, target: str = "head") -> str:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     try:
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, target)
+        # one migration at a time: two processes opening a new store at once (the daemon and an
+        # `inspect` beside it) would both create its tables. The second waits, then finds it current.
+        with engine.connect() as connection:
+            conn = connection.execution_options(immediate=True)  # SQLite: the write lock at BEGIN
+            with conn.begin():
+                take_turns(conn, "schema-migration")  # PostgreSQL: an advisory lock
+                config.attributes["connection"] = conn
+                command.upgrade(config, target)
     except SQLAlchemyError as exc:
         raise StoreError(f"migration failed: {db_error_message(exc)}") from exc
     return SCHEMA_REVISION if target == "head" else target

@@ -35,8 +35,11 @@ def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:
                 runs = json.loads(listing.stdout) if listing.returncode == 0 and listing.stdout else []
                 if {run["source"] for run in runs} == {"area", "dead"}:
                     break
+            if daemon.poll() is not None:
+                _, err = daemon.communicate(timeout=5)
+                raise AssertionError(f"the daemon exited {daemon.returncode}: {err.decode(errors='replace')}")
             assert {run["source"]: run["status"] for run in runs} == {"area": "ok", "dead": "failed"}, (
-                runs, listing.stderr, daemon.poll())
+                runs, listing.stderr)
             assert daemon.poll() is None, "a failing source must not kill the daemon"
         finally:
             daemon.send_signal(signal.SIGTERM)

@@ -208,3 +208,17 @@ def test_a_store_at_0006_upgrades_to_health_and_the_shared_schedule(store_url: s
     upgraded.dispose()
     health = source_health(SourceConfig(name="waze"), [Run(*row) for row in rows], 3_000)
     assert health.state is State.OFFLINE and health.since_ms == 2_000
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """The daemon and an `inspect` started beside it on a new SQLite store: one migrates, the other
+    waits and finds it current (both used to create its tables: "database is locked")."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    script = "import sys; from exchange.db import open_store; open_store(sys.argv[1]).dispose()"
+    processes = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [process.communicate(timeout=60)[1].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], errors
+    assert current_revision(create_engine(url)) == SCHEMA_REVISION
