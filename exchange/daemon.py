@@ -107,21 +107,15 @@ class Daemon:
 
         if self._stopping.is_set():
             return
-        if not self._registered:
-            try:
-                register(self.engine, {**{job: s.interval_s * 1000 for job, s in self.sources.items()},
-                                       PUBLISH_JOB: self.config.publish.interval_s * 1000,
-                                       PRUNE_JOB: PRUNE_EVERY_MS})
-            except Exception as exc:  # the store is away: the next tick tries again
-                if not self._store_away:
-                    self._store_away = True
-                    log.error("cannot reach the store, no poll starts until it is back: %s", _one_line(exc))
-                return
-            self._registered = True
         with self._running_lock:  # a job still running here is not claimed again
             idle = [job for job in (*self.sources, PUBLISH_JOB, PRUNE_JOB) if job not in self._running]
         jitter = {job: s.jitter_s * 1000 for job, s in self.sources.items()}
         try:
+            if not self._registered:
+                register(self.engine, {**{job: s.interval_s * 1000 for job, s in self.sources.items()},
+                                       PUBLISH_JOB: self.config.publish.interval_s * 1000,
+                                       PRUNE_JOB: PRUNE_EVERY_MS})
+                self._registered = True
             claimed = claim_due(self.engine, idle, self.instance, jitter)
         except Exception as exc:  # the store is away: the next tick tries again
             if not self._store_away:  # once per outage, not once a second
@@ -332,9 +326,9 @@ def _one_line(exc: Exception) -> str:
 
     from exchange.db import db_error_message
 
-    if isinstance(exc, SQLAlchemyError):
+    if isinstance(exc, (SQLAlchemyError, ExchangeError)):
         return db_error_message(exc)
-    return exc.message if isinstance(exc, ExchangeError) else f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def build_scheduler(config: Config, engine: Engine, placement: Placement | None = None) -> Any:

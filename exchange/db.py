@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from exchange.errors import SchemaOutdated, StoreError
+from exchange.errors import ExchangeError, SchemaOutdated, StoreError
 from exchange.schema import SCHEMA_REVISION
 
 __all__ = [
@@ -195,7 +195,10 @@ def upgrade(engine: Engine, target: str = "head") -> str:
 
 
 def db_error_message(exc: BaseException) -> str:
-    """The driver's own first line, without SQLAlchemy's SQL echo and background link."""
+    """The driver's own first line, without SQLAlchemy's SQL echo and background link; an
+    ExchangeError's own message (a store error one of ours already worded)."""
+    if isinstance(exc, ExchangeError):
+        return exc.message
     original = getattr(exc, "orig", None)
     message = str(original if original is not None else exc)
     return message.strip().splitlines()[0] if message.strip() else type(exc).__name__

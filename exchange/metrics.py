@@ -196,7 +196,7 @@ class StoreCollector(Collector):
         try:
             families = self._read()
         except (SQLAlchemyError, ExchangeError) as exc:
-            message = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
+            message = db_error_message(exc)
             if not self._failing:  # once per outage
                 log.error("metrics: cannot read the store: %s", message)
             self._failing = True

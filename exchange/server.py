@@ -233,7 +233,7 @@ class FeedServer:
                 self._load_partners(conn)
                 changed = self._load_publications(conn)
         except (SQLAlchemyError, ExchangeError) as exc:
-            message = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
+            message = db_error_message(exc)
             if self.refresh_error is None:  # once per outage, not once per second
                 log.error("cannot refresh from the store, serving the last copy: %s", message)
             self.refresh_error = message
@@ -331,7 +331,7 @@ class FeedServer:
             await run_in_threadpool(self.write_counts, pending)
         except (SQLAlchemyError, ExchangeError) as exc:
             self.restore_counts(pending)
-            message = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
+            message = db_error_message(exc)
             log.warning("cannot write download and poll counts (kept for the next try while the server "
                         "runs): %s", message)
 
@@ -494,7 +494,7 @@ class _Checkup:
             try:
                 self.last = await run_in_threadpool(self._read)
             except (SQLAlchemyError, ExchangeError) as exc:
-                message = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
+                message = db_error_message(exc)
                 log.debug("cannot read the health from the store: %s", message)
         return self.last
 

@@ -179,7 +179,7 @@ def _ingest(
                     .values(etag=watermark.etag, last_modified=watermark.last_modified)
                 )
     except (SQLAlchemyError, ExchangeError) as exc:
-        reason = exc.message if isinstance(exc, ExchangeError) else db_error_message(exc)
+        reason = db_error_message(exc)
         _record_failure(engine, source, started, reason, "store")
         if isinstance(exc, ExchangeError):
             raise
