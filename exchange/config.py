@@ -31,6 +31,7 @@ __all__ = [
     "RetentionConfig",
     "ServeConfig",
     "SourceConfig",
+    "WebConfig",
 ]
 
 DEFAULT_DATA_DIR = Path("~/.local/share/traffic-exchange")
@@ -184,6 +185,31 @@ class ServeConfig(BaseModel):
     tokens: bool = Field(default=True, description="Require a partner token for the feeds.")
 
 
+class WebConfig(BaseModel):
+    """The web face beside the feeds: the operator map (`/map`) and the events API (`/api/*`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    access: Literal["operator", "open"] = Field(
+        default="operator",
+        description="`operator`: /map and /api/* need an operator token (`exchange operator add`); Waze's "
+        "terms do not allow republishing crowd data to the public. `open`: anyone who reaches the port.",
+    )
+    tile_url: str | None = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="The base map's tile URL template ({z}/{x}/{y}); the city's own tile server, or none "
+        "(the map then draws the events on a blank background).",
+    )
+    tile_attribution: str = Field(
+        default='&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+        description="The base map's attribution (HTML), shown in the map's corner.",
+    )
+    secure_cookie: bool = Field(
+        default=True,
+        description="Mark the sign-in cookie Secure (sent over HTTPS only; browsers also send it to "
+        "http://localhost). Turn off only for a plain-HTTP test install.",
+    )
+
+
 class NotifyConfig(BaseModel):
     """Being told: one JSON POST per new held-back event, source state change and closure still unseen in Waze."""
 
@@ -269,6 +295,7 @@ class Config(BaseModel):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     sources: list[SourceConfig] = Field(default_factory=list)

@@ -16,7 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from exchange.db import db_error_message, writing
@@ -30,8 +30,10 @@ __all__ = [
     "Partner",
     "add_partner",
     "hash_token",
+    "issue_token",
     "list_partners",
     "revoke_partner",
+    "revoke_token",
     "validate_name",
 ]
 
@@ -72,10 +74,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def validate_name(name: str) -> str:
+def validate_name(name: str, noun: str = "partner") -> str:
     if not _NAME.match(name):
         raise UsageError(
-            f"partner name {name!r} is not valid: 1-100 letters, digits, '_', '.', '@' or '-', "
+            f"{noun} name {name!r} is not valid: 1-100 letters, digits, '_', '.', '@' or '-', "
             "starting with a letter or digit"
         )
     return name
@@ -86,24 +88,7 @@ def add_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> str:
 
     The token is returned once and never stored; an active partner of the same name is refused.
     """
-    validate_name(name)
-    token = secrets.token_urlsafe(32)
-    register_secret(token)  # masked in any log line of this process (exchange.redaction)
-    values = {"token_hash": hash_token(token), "created_ms": now_ms or current_ms(), "revoked_ms": None}
-    try:
-        with writing(engine, lock="partners") as conn:
-            existing = conn.execute(select(partners.c.revoked_ms).where(partners.c.name == name)).first()
-            if existing is None:
-                conn.execute(insert(partners).values(name=name, **values))
-            elif existing.revoked_ms is None:
-                raise UsageError(f"partner {name!r} already exists; revoke it first to issue a new token")
-            else:
-                conn.execute(update(partners).where(partners.c.name == name).values(**values))
-    except IntegrityError:  # the same name added concurrently by another process
-        raise UsageError(f"partner {name!r} already exists; revoke it first to issue a new token") from None
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot add partner {name!r}: {db_error_message(exc)}") from exc
-    return token
+    return issue_token(engine, partners, "partner", name, now_ms=now_ms)
 
 
 def revoke_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> bool:
@@ -111,16 +96,47 @@ def revoke_partner(engine: Engine, name: str, *, now_ms: int | None = None) -> b
 
     Running servers pick the revocation up at their next refresh (``--refresh-s``).
     """
+    return revoke_token(engine, partners, "partner", name, now_ms=now_ms)
+
+
+# Partners and operators (:mod:`exchange.operators`) hold tokens the same way: one row per name,
+# (token_hash, created_ms, revoked_ms).
+
+def issue_token(engine: Engine, table: Table, noun: str, name: str, *, now_ms: int | None = None) -> str:
+    """A new token for ``name`` in ``table`` (a new row, or a revoked one re-activated); shown once."""
+    validate_name(name, noun)
+    token = secrets.token_urlsafe(32)
+    register_secret(token)  # masked in any log line of this process (exchange.redaction)
+    values = {"token_hash": hash_token(token), "created_ms": now_ms or current_ms(), "revoked_ms": None}
+    taken = f"{noun} {name!r} already exists; revoke it first to issue a new token"
     try:
-        with writing(engine, lock="partners") as conn:
-            row = conn.execute(select(partners.c.revoked_ms).where(partners.c.name == name)).first()
+        with writing(engine, lock=table.name) as conn:
+            existing = conn.execute(select(table.c.revoked_ms).where(table.c.name == name)).first()
+            if existing is None:
+                conn.execute(insert(table).values(name=name, **values))
+            elif existing.revoked_ms is None:
+                raise UsageError(taken)
+            else:
+                conn.execute(update(table).where(table.c.name == name).values(**values))
+    except IntegrityError:  # the same name added concurrently by another process
+        raise UsageError(taken) from None
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot add {noun} {name!r}: {db_error_message(exc)}") from exc
+    return token
+
+
+def revoke_token(engine: Engine, table: Table, noun: str, name: str, *, now_ms: int | None = None) -> bool:
+    """Mark ``name``'s token in ``table`` revoked; False when it already was, NotFound when no such name."""
+    try:
+        with writing(engine, lock=table.name) as conn:
+            row = conn.execute(select(table.c.revoked_ms).where(table.c.name == name)).first()
             if row is None:
-                raise NotFound(f"no partner named {name!r}")
+                raise NotFound(f"no {noun} named {name!r}")
             if row.revoked_ms is not None:
                 return False
-            conn.execute(update(partners).where(partners.c.name == name).values(revoked_ms=now_ms or current_ms()))
+            conn.execute(update(table).where(table.c.name == name).values(revoked_ms=now_ms or current_ms()))
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot revoke partner {name!r}: {db_error_message(exc)}") from exc
+        raise StoreError(f"cannot revoke {noun} {name!r}: {db_error_message(exc)}") from exc
     return True
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 sources = Table(
     "sources",
@@ -218,6 +218,15 @@ publish_runs = Table(
 
 partners = Table(
     "partners",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("token_hash", String(128), nullable=False, doc="sha256 of the token; the token itself is never stored"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
+)
+
+operators = Table(
+    "operators",
     metadata,
     Column("name", String(100), primary_key=True),
     Column("token_hash", String(128), nullable=False, doc="sha256 of the token; the token itself is never stored"),

@@ -55,7 +55,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from sqlalchemy import Connection, Engine, case, select
+from fastapi import FastAPI
+from sqlalchemy import Connection, Engine, Table, case, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -71,7 +72,7 @@ from exchange.partners import ANONYMOUS, hash_token
 from exchange.publications import FEEDS
 from exchange.redaction import install_log_redaction
 from exchange.runtime import now_ms
-from exchange.schema import downloads, partners, publications
+from exchange.schema import downloads, operators, partners, publications
 
 if TYPE_CHECKING:
     from exchange.config import Config
@@ -217,6 +218,7 @@ class FeedServer:
         self.feeds: dict[str, _Feed] = {}
         self._versions: dict[str, tuple[str, int]] = {}
         self._tokens: tuple[tuple[bytes, str], ...] = ()
+        self._operator_tokens: tuple[tuple[bytes, str], ...] = ()
         self._counts: dict[tuple[str, str], list[int]] = {}
         self.refreshed_ms: int | None = None
         self.refresh_error: str | None = None
@@ -262,29 +264,18 @@ class FeedServer:
         return True
 
     def _load_partners(self, conn: Connection) -> None:
-        rows = conn.execute(
-            select(partners.c.token_hash, partners.c.name).where(partners.c.revoked_ms.is_(None))
-        ).all()
-        self._tokens = tuple((token_hash.encode("ascii"), name) for token_hash, name in rows)
+        self._tokens = _active_tokens(conn, partners)
+        self._operator_tokens = _active_tokens(conn, operators)
 
     # ------------------------------------------------------------------ tokens
 
     def partner_for(self, candidates: Iterable[str]) -> str | None:
-        """The active partner owning one of these tokens, or None.
+        """The active partner owning one of these tokens, or None."""
+        return _owner(self._tokens, candidates)
 
-        Every stored hash is compared, in constant time, whatever matched: the response time says
-        nothing about how close a guess was or where it sits in the table.
-        """
-        tokens = self._tokens
-        for candidate in candidates:
-            digest = hash_token(candidate).encode("ascii")
-            found: str | None = None
-            for stored, name in tokens:
-                if hmac.compare_digest(stored, digest):
-                    found = name
-            if found is not None:
-                return found
-        return None
+    def operator_for(self, candidates: Iterable[str]) -> str | None:
+        """The active operator owning one of these tokens, or None (partner tokens are not operator tokens)."""
+        return _owner(self._operator_tokens, candidates)
 
     # ------------------------------------------------------------------ download and poll counts
 
@@ -349,6 +340,28 @@ class FeedServer:
                     next_flush = time.monotonic() + self.flush_s
             except Exception:  # a bug must not stop the refreshing for the life of the process
                 log.exception("feed refresh failed")
+
+
+def _active_tokens(conn: Connection, table: Table) -> tuple[tuple[bytes, str], ...]:
+    rows = conn.execute(select(table.c.token_hash, table.c.name).where(table.c.revoked_ms.is_(None))).all()
+    return tuple((token_hash.encode("ascii"), name) for token_hash, name in rows)
+
+
+def _owner(tokens: tuple[tuple[bytes, str], ...], candidates: Iterable[str]) -> str | None:
+    """The name owning one of these tokens, or None.
+
+    Every stored hash is compared, in constant time, whatever matched: the response time says
+    nothing about how close a guess was or where it sits in the table.
+    """
+    for candidate in candidates:
+        digest = hash_token(candidate).encode("ascii")
+        found: str | None = None
+        for stored, name in tokens:
+            if hmac.compare_digest(stored, digest):
+                found = name
+        if found is not None:
+            return found
+    return None
 
 
 def _add_downloads(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -533,7 +546,7 @@ def create_app(
     flush_s: float = 5.0,
     cache_control: str | None = None,
     config: Config | None = None,
-) -> Starlette:
+) -> FastAPI:
     """The feed server as an ASGI app; run it with uvicorn (``exchange serve`` and ``exchange run`` do).
 
     The copy of the store is loaded at startup (the lifespan), refreshed in the background, and
@@ -600,7 +613,26 @@ def create_app(
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/health/sources", health_sources, methods=["GET"]))
     routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    from exchange.config import Config
+    from exchange.web_auth import OperatorAccess, login_routes
+
+    operator_access = OperatorAccess(server, (config or Config()).web)
+    routes.extend(login_routes(operator_access))
+    # FastAPI for the OpenAPI schema of the /api routes; the feed routes above stay plain ASGI
+    # endpoints (not in the schema: the feeds are documented by their own formats).
+    from importlib.metadata import version
+
+    app = FastAPI(
+        title="traffic-exchange",
+        version=version("traffic-exchange"),
+        description="The events API behind the operator map, the feed catalogue and the feeds partners poll.",
+        routes=routes,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.feed_server = server
+    app.state.operator_access = operator_access
     app.state.metrics = metrics
     return app

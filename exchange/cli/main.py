@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from exchange.cli import closure, config, db, ingest, inspect, network, partner, publish, serve
+from exchange.cli import closure, config, db, ingest, inspect, network, operator, partner, publish, serve
 from exchange.cli.context import state
 from exchange.errors import ExchangeError
 
@@ -95,6 +95,7 @@ app.command("publish")(publish.publish_command)
 app.command("validate")(publish.validate_command)
 app.command("serve")(serve.serve)
 app.add_typer(partner.partner_app, name="partner")
+app.add_typer(operator.operator_app, name="operator")
 app.add_typer(config.config_app, name="config")
 
 

@@ -1,0 +1,84 @@
+"""``exchange operator add|list|revoke``: who may open the operator map and the events API."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from exchange.cli import context
+from exchange.output import DocumentFormat, Format, in_zone, iso, write_records
+
+__all__ = ["operator_app"]
+
+operator_app = typer.Typer(
+    help="Manage the operators allowed to open /map and /api/* (with `[web] access = \"operator\"`, the default).",
+    no_args_is_help=True,
+)
+
+
+@operator_app.command("add")
+def operator_add(
+    name: Annotated[
+        str, typer.Argument(help="Operator name: letters, digits, '_', '.', '@', '-' (e.g. jane, traffic-desk).")
+    ],
+) -> None:
+    """Create an operator and print its new token on stdout (once: only its hash is stored).
+
+    The operator signs in at /login with it (or sends it as the password of HTTP Basic, or as
+    `Authorization: Bearer`). A revoked operator can be added again: it gets a new token.
+    """
+    from exchange.operators import add_operator
+
+    engine = context.engine()
+    try:
+        token = add_operator(engine, name)
+    finally:
+        engine.dispose()
+    print(token)
+    print(f"added operator {name!r}. The token above cannot be shown again: hand it over now. "
+          "Lost? `exchange operator revoke` then `add` issues a new one.", file=sys.stderr)
+
+
+@operator_app.command("list")
+def operator_list(
+    fmt: Annotated[
+        DocumentFormat, typer.Option("--format", "-f", help="table for people; json for scripts."),
+    ] = DocumentFormat.table,
+) -> None:
+    """Operators, active and revoked."""
+    from exchange.operators import list_operators
+
+    engine = context.engine()
+    try:
+        found = list_operators(engine)
+    finally:
+        engine.dispose()
+    zone = None if fmt is DocumentFormat.json else context.state.config.zone
+    rows = [{"name": o.name, "status": "active" if o.active else "revoked", "created": iso(o.created_ms, zone),
+             "revoked": iso(o.revoked_ms, zone)} for o in found]
+    if fmt is DocumentFormat.json:
+        write_records(rows, Format.json, columns=())
+    else:
+        write_records(rows, Format.table, columns=("name", "status", "created", "revoked"),
+                      title=in_zone("operators", zone))
+
+
+@operator_app.command("revoke")
+def operator_revoke(
+    name: Annotated[str, typer.Argument(help="The operator to refuse from now on.")],
+) -> None:
+    """Refuse the operator's token: running servers apply it within a second (their refresh period)."""
+    from exchange.operators import revoke_operator
+
+    engine = context.engine()
+    try:
+        revoked = revoke_operator(engine, name)
+    finally:
+        engine.dispose()
+    if revoked:
+        print(f"revoked operator {name!r}; running servers refuse its token within their refresh period",
+              file=sys.stderr)
+    else:
+        print(f"operator {name!r} was already revoked", file=sys.stderr)

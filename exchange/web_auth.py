@@ -1,0 +1,187 @@
+"""Who may open the operator map and the events API: operator tokens, HTTP Basic, a sign-in cookie.
+
+With ``[web] access = "operator"`` (the default) ``/map`` and ``/api/*`` need an operator token
+(``exchange operator add``); Waze's terms do not allow republishing crowd data to the public.
+A request offers it as
+
+- ``Authorization: Bearer <token>`` (scripts),
+- HTTP Basic with the token as the password, any user name (a browser, curl ``-u x:TOKEN``),
+- the ``exchange_operator`` cookie that ``POST /login`` sets (HttpOnly, Secure, SameSite=Strict).
+
+Never in a URL: a query-string token would end in browser history, proxy logs and Referer
+headers, so ``?token=`` (which partners may use on the feeds) is not read here.
+
+The tokens in force are the feed server's copy of the ``operators`` table, re-read every
+``refresh_s`` (one second by default): a revocation is in force within a second, also for a
+browser already signed in (its cookie holds the token, checked on every request).
+
+An API request without a valid token gets 401 with ``WWW-Authenticate: Basic``; a page
+(``/map``) gets 401 with the sign-in form, and a ``WWW-Authenticate`` challenge of a scheme the
+browser does not act on, so the form shows rather than the browser's own password dialog.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+from fastapi import HTTPException, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from exchange.config import WebConfig
+    from exchange.server import FeedServer
+
+__all__ = [
+    "COOKIE",
+    "OPEN_ACCESS",
+    "OperatorAccess",
+    "login_routes",
+    "require_operator",
+]
+
+#: the sign-in cookie's name
+COOKIE = "exchange_operator"
+#: the operator name given to requests when ``[web] access = "open"``
+OPEN_ACCESS = "-"
+_REALM = "traffic-exchange operators"
+_COOKIE_MAX_AGE_S = 12 * 3600  # a working day: a shared browser does not stay signed in for ever
+
+
+class OperatorAccess:
+    """The operator check of one app: its feed server's token copy and the ``[web]`` settings."""
+
+    def __init__(self, server: FeedServer, web: WebConfig) -> None:
+        self.server = server
+        self.open = web.access == "open"
+        self.secure_cookie = web.secure_cookie
+
+    def operator(self, request: Request) -> str | None:
+        """The operator the request is signed in as, :data:`OPEN_ACCESS` when none is needed, or None."""
+        if self.open:
+            return OPEN_ACCESS
+        from exchange.server import _tokens_from
+
+        offered = _tokens_from(request.headers.get("authorization"), None, b"")
+        cookie = request.cookies.get(COOKIE)
+        if cookie:
+            offered.append(cookie)
+        return self.server.operator_for(offered) if offered else None
+
+    def require(self, request: Request) -> str:
+        """The operator, or HTTP 401 with a Basic challenge (the API's way)."""
+        name = self.operator(request)
+        if name is None:
+            raise HTTPException(
+                status_code=401,
+                detail="an operator token is required: Authorization: Bearer <token>, HTTP Basic with the "
+                "token as password, or sign in at /login",
+                headers={"WWW-Authenticate": f'Basic realm="{_REALM}"', "Cache-Control": "no-store"},
+            )
+        return name
+
+    def sign_in_page(self, request: Request, message: str | None = None, status_code: int = 401) -> HTMLResponse:
+        """The sign-in form, answering a page the request may not see yet."""
+        target = _safe_next(request.url.path if request.url.path != "/login" else
+                            request.query_params.get("next", "/map"))
+        return HTMLResponse(
+            _FORM.format(next=html.escape(target, quote=True),
+                         message=f'<p class="error">{html.escape(message)}</p>' if message else ""),
+            status_code=status_code,
+            headers={
+                # a scheme browsers do not prompt for: the form is the way in, Basic still works when sent
+                "WWW-Authenticate": f'Form realm="{_REALM}", action="/login"',
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                "frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    # ------------------------------------------------------------------ /login, /logout
+
+    async def login_form(self, request: Request) -> Response:
+        if self.operator(request) is not None:
+            return RedirectResponse(_safe_next(request.query_params.get("next", "/map")), status_code=303)
+        return self.sign_in_page(request, status_code=200)
+
+    async def login(self, request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        target = _safe_next((form.get("next") or ["/map"])[0])
+        if self.open:
+            return RedirectResponse(target, status_code=303)
+        if not token or self.server.operator_for([token]) is None:
+            return self.sign_in_page(request, "That token is not an active operator token.")
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, token, max_age=_COOKIE_MAX_AGE_S, path="/", httponly=True,
+                            secure=self.secure_cookie, samesite="strict")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def logout(self, _request: Request) -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, secure=self.secure_cookie, samesite="strict")
+        return response
+
+
+def require_operator(request: Request) -> str:
+    """FastAPI dependency of every ``/api`` route: the operator, or 401."""
+    access: OperatorAccess = request.app.state.operator_access
+    return access.require(request)
+
+
+def login_routes(access: OperatorAccess) -> list[Route]:
+    return [
+        Route("/login", access.login_form, methods=["GET"]),
+        Route("/login", access.login, methods=["POST"]),
+        Route("/logout", access.logout, methods=["POST"]),
+    ]
+
+
+def _safe_next(target: str) -> str:
+    """Where to go after signing in: a path of this server only (no open redirect).
+
+    >>> _safe_next("/map?category=JAM"), _safe_next("//evil.example/"), _safe_next("https://evil.example/")
+    ('/map?category=JAM', '/map', '/map')
+    """
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/map"
+
+
+_FORM = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in - traffic-exchange</title>
+<style>
+body {{ font: 16px system-ui, sans-serif; background: #f4f5f7; margin: 0; }}
+main {{ max-width: 26rem; margin: 12vh auto; background: #fff; padding: 2rem; border-radius: 8px;
+        box-shadow: 0 1px 4px rgba(0,0,0,.15); }}
+h1 {{ font-size: 1.3rem; margin-top: 0; }}
+label {{ display: block; margin: 1rem 0 .3rem; }}
+input[type=password] {{ width: 100%; box-sizing: border-box; padding: .5rem; font: inherit; }}
+button {{ margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; }}
+.error {{ color: #b00020; }}
+.hint {{ color: #555; font-size: .9rem; }}
+</style>
+</head>
+<body>
+<main>
+<h1>traffic-exchange: operator sign-in</h1>
+{message}
+<form method="post" action="/login">
+<input type="hidden" name="next" value="{next}">
+<label for="token">Operator token</label>
+<input type="password" id="token" name="token" autocomplete="current-password" required autofocus>
+<button type="submit">Sign in</button>
+</form>
+<p class="hint">City IT issues tokens with <code>exchange operator add NAME</code>.</p>
+</main>
+</body>
+</html>
+"""
