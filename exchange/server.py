@@ -62,7 +62,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from exchange.db import db_error_message, writing
@@ -608,8 +608,10 @@ def create_app(
             await server.flush()
 
     metrics = ServerMetrics(engine, config)  # /metrics: the store's figures and this server's requests
-    routes = [Route(f"/feeds/{name}", _FeedEndpoint(server, name, metrics.requests), methods=["GET"], name=name)
-              for name in FEEDS]
+    routes: list[BaseRoute] = [
+        Route(f"/feeds/{name}", _FeedEndpoint(server, name, metrics.requests), methods=["GET"], name=name)
+        for name in FEEDS
+    ]
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/health/sources", health_sources, methods=["GET"]))
     routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -48,21 +49,23 @@ def operator_list(
     ] = DocumentFormat.table,
 ) -> None:
     """Operators, active and revoked."""
-    from exchange.operators import list_operators
+    from exchange.operators import Operator, list_operators
 
     engine = context.engine()
     try:
         found = list_operators(engine)
     finally:
         engine.dispose()
-    zone = None if fmt is DocumentFormat.json else context.state.config.zone
-    rows = [{"name": o.name, "status": "active" if o.active else "revoked", "created": iso(o.created_ms, zone),
-             "revoked": iso(o.revoked_ms, zone)} for o in found]
+    def record(operator: Operator, zone: ZoneInfo | None) -> dict[str, str | None]:
+        return {"name": operator.name, "status": "active" if operator.active else "revoked",
+                "created": iso(operator.created_ms, zone), "revoked": iso(operator.revoked_ms, zone)}
+
     if fmt is DocumentFormat.json:
-        write_records(rows, Format.json, columns=())
-    else:
-        write_records(rows, Format.table, columns=("name", "status", "created", "revoked"),
-                      title=in_zone("operators", zone))
+        write_records((record(o, None) for o in found), Format.json, columns=())
+        return
+    zone = context.state.config.zone
+    write_records([record(o, zone) for o in found], Format.table, columns=("name", "status", "created", "revoked"),
+                  title=in_zone("operators", zone))
 
 
 @operator_app.command("revoke")
