@@ -40,8 +40,6 @@ per-request header building); Starlette only routes.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hmac
 import logging
@@ -53,7 +51,6 @@ from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 from sqlalchemy import Connection, Engine, Table, case, select
@@ -73,6 +70,7 @@ from exchange.publications import FEEDS
 from exchange.redaction import install_log_redaction
 from exchange.runtime import now_ms
 from exchange.schema import downloads, operators, partners, publications
+from exchange.web_auth import offered_tokens
 
 if TYPE_CHECKING:
     from exchange.config import Config
@@ -395,30 +393,6 @@ _UNAUTHORIZED_BODY = b"a partner token is required: Authorization: Bearer <token
 _UNPUBLISHED_BODY = b"this feed has not been published yet\n"
 
 
-def _tokens_from(authorization: str | None, header_token: str | None, query: bytes) -> list[str]:
-    """Every token the request offers: Bearer, Basic (password; user name free), header, query."""
-    found: list[str] = []
-    if authorization:
-        scheme, _, value = authorization.strip().partition(" ")
-        scheme = scheme.lower()
-        value = value.strip()
-        if scheme == "bearer" and value:
-            found.append(value)
-        elif scheme == "basic" and value:
-            try:
-                decoded = base64.b64decode(value, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                decoded = ""
-            _, colon, password = decoded.partition(":")
-            if colon and password:
-                found.append(password)
-    if header_token:
-        found.append(header_token.strip())
-    if query and b"token=" in query:
-        found.extend(t for t in parse_qs(query.decode("latin-1")).get("token", []) if t)
-    return found
-
-
 class _FeedEndpoint:
     """The ASGI app of one feed path (GET and HEAD; Starlette's route answers 405 to the rest)."""
 
@@ -446,7 +420,7 @@ class _FeedEndpoint:
         partner = ANONYMOUS
         query = scope.get("query_string", b"")
         if server.require_token or authorization or header_token or b"token=" in query:
-            offered = _tokens_from(authorization, header_token, query)
+            offered = offered_tokens(authorization, header_token, query)
             found = server.partner_for(offered)
             if found is not None:
                 partner = found

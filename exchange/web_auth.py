@@ -22,8 +22,10 @@ browser does not act on, so the form shows rather than the browser's own passwor
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
 
 from fastapi import HTTPException, Request
@@ -31,14 +33,16 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from exchange.config import WebConfig
-    from exchange.server import FeedServer
 
 __all__ = [
     "COOKIE",
     "OPEN_ACCESS",
     "OperatorAccess",
     "login_routes",
+    "offered_tokens",
     "require_operator",
 ]
 
@@ -50,10 +54,16 @@ _REALM = "traffic-exchange operators"
 _COOKIE_MAX_AGE_S = 12 * 3600  # a working day: a shared browser does not stay signed in for ever
 
 
+class OperatorTokens(Protocol):
+    """What holds the operator tokens in force (the feed server's copy of the table)."""
+
+    def operator_for(self, candidates: Iterable[str]) -> str | None: ...
+
+
 class OperatorAccess:
     """The operator check of one app: its feed server's token copy and the ``[web]`` settings."""
 
-    def __init__(self, server: FeedServer, web: WebConfig) -> None:
+    def __init__(self, server: OperatorTokens, web: WebConfig) -> None:
         self.server = server
         self.open = web.access == "open"
         self.secure_cookie = web.secure_cookie
@@ -62,9 +72,7 @@ class OperatorAccess:
         """The operator the request is signed in as, :data:`OPEN_ACCESS` when none is needed, or None."""
         if self.open:
             return OPEN_ACCESS
-        from exchange.server import _tokens_from
-
-        offered = _tokens_from(request.headers.get("authorization"), None, b"")
+        offered = offered_tokens(request.headers.get("authorization"), None, b"")
         cookie = request.cookies.get(COOKIE)
         if cookie:
             offered.append(cookie)
@@ -125,6 +133,30 @@ class OperatorAccess:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, secure=self.secure_cookie, samesite="strict")
         return response
+
+
+def offered_tokens(authorization: str | None, header_token: str | None, query: bytes) -> list[str]:
+    """Every token a request offers: Bearer, Basic (password; user name free), header, query (feeds only)."""
+    found: list[str] = []
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        scheme = scheme.lower()
+        value = value.strip()
+        if scheme == "bearer" and value:
+            found.append(value)
+        elif scheme == "basic" and value:
+            try:
+                decoded = base64.b64decode(value, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            _, colon, password = decoded.partition(":")
+            if colon and password:
+                found.append(password)
+    if header_token:
+        found.append(header_token.strip())
+    if query and b"token=" in query:
+        found.extend(t for t in parse_qs(query.decode("latin-1")).get("token", []) if t)
+    return found
 
 
 def require_operator(request: Request) -> str:

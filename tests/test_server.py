@@ -460,10 +460,10 @@ def test_file_sink_readers_never_see_a_partial_file(tmp_path: Path) -> None:
 
 
 def test_basic_auth_header_forms_are_parsed() -> None:
-    from exchange.server import _tokens_from
+    from exchange.web_auth import offered_tokens
 
     basic = "Basic " + base64.b64encode(b"acme:s3cret").decode()
-    assert _tokens_from(basic, None, b"") == ["s3cret"]
-    assert _tokens_from("bearer abc", "def", b"x=1&token=ghi") == ["abc", "def", "ghi"]
-    assert _tokens_from("Basic !!!", None, b"") == []
-    assert _tokens_from("Basic " + base64.b64encode(b"no-colon").decode(), None, b"") == []
+    assert offered_tokens(basic, None, b"") == ["s3cret"]
+    assert offered_tokens("bearer abc", "def", b"x=1&token=ghi") == ["abc", "def", "ghi"]
+    assert offered_tokens("Basic !!!", None, b"") == []
+    assert offered_tokens("Basic " + base64.b64encode(b"no-colon").decode(), None, b"") == []
