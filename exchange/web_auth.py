@@ -111,8 +111,16 @@ class OperatorAccess:
     # ------------------------------------------------------------------ /login, /logout
 
     async def login_form(self, request: Request) -> Response:
+        """The form; ``?method=basic`` asks the browser's own password dialog (HTTP Basic) instead."""
         if self.operator(request) is not None:
             return RedirectResponse(_safe_next(request.query_params.get("next", "/map")), status_code=303)
+        if request.query_params.get("method") == "basic":
+            # /login sits at the server's root, so the browser sends the credentials it caches for
+            # this realm with every later request of this server (RFC 7617, section 2.2)
+            return Response("sign in with any user name and the operator token as the password\n",
+                            status_code=401, media_type="text/plain",
+                            headers={"WWW-Authenticate": f'Basic realm="{_REALM}", charset="UTF-8"',
+                                     "Cache-Control": "no-store"})
         return self.sign_in_page(request, status_code=200)
 
     async def login(self, request: Request) -> Response:
@@ -212,7 +220,9 @@ button {{ margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; }}
 <input type="password" id="token" name="token" autocomplete="current-password" required autofocus>
 <button type="submit">Sign in</button>
 </form>
-<p class="hint">City IT issues tokens with <code>exchange operator add NAME</code>.</p>
+<p class="hint">City IT issues tokens with <code>exchange operator add NAME</code>.
+Or sign in with <a href="/login?method=basic">the browser's password dialog</a>
+(any user name, the token as password).</p>
 </main>
 </body>
 </html>

@@ -63,6 +63,9 @@ def test_sign_in_by_form_bearer_basic_and_revocation(engine: Engine, store_cli: 
         assert not _signed_in(http, headers={"Authorization": f"Bearer {partner_token}"}), \
             "a partner token polls feeds; it does not open the map"
         assert not _signed_in(http, params={"token": token}), "a token in a URL is never read"
+        dialog = http.get("/login", params={"method": "basic"})
+        assert dialog.status_code == 401 and dialog.headers["www-authenticate"].startswith("Basic ")
+        assert http.get("/login", params={"method": "basic"}, auth=("x", token)).status_code == 303
 
         refused = http.post("/login", data={"token": "wrong", "next": "/map"})
         assert refused.status_code == 401 and "not an active operator token" in refused.text
