@@ -65,7 +65,8 @@ _FILE_TYPES: Mapping[str, str] = {
     "application/xml": "XML", "application/json": "JSON", "application/geo+json": "GEOJSON", "text/csv": "CSV",
 }
 CIFS_SPEC = "https://developers.google.com/waze/data-feed/cifs-specification"
-WZDX_SPEC = "https://github.com/usdot-jpo-ode/wzdx/tree/release/v4.2"
+#: the $id of the WZDx 4.2 feed schema the feed is validated against (exchange/schemas/wzdx/4.2)
+WZDX_SPEC = "https://raw.githubusercontent.com/usdot-jpo-ode/wzdx/main/schemas/4.2/WorkZoneFeed.json"
 
 #: default titles and descriptions of the feeds (``catalogue.feeds`` overrides them)
 _FEED_TEXT: Mapping[str, tuple[str, str]] = {
@@ -481,7 +482,7 @@ def _dataset_json(dataset: Dataset) -> dict[str, Any]:
     return record
 
 
-def to_html(catalogue: Catalogue, *, operator_links: bool = True) -> str:
+def to_html(catalogue: Catalogue) -> str:
     """The catalogue for people: every feed with its address, format, licence, dates and counts.
 
     The JSON-LD rides along in a ``<script type="application/ld+json">`` (``<`` escaped, so no
@@ -499,7 +500,7 @@ def to_html(catalogue: Catalogue, *, operator_links: bool = True) -> str:
     if catalogue.publisher.url:
         publisher = f'<a href="{e(catalogue.publisher.url)}">{publisher}</a>'
     sections = "\n".join(_dataset_html(dataset) for dataset in catalogue.datasets) or (
-        "<p>No feed is listed here yet.</p>")
+        "<p>No feed is listed here.</p>")
     alternates = "".join(
         f'<link rel="alternate" type="{kind}" href="{e(catalogue.links[key])}">\n'
         for key, kind in (("jsonld", "application/ld+json"), ("json", "application/json")) if key in catalogue.links
@@ -508,8 +509,7 @@ def to_html(catalogue: Catalogue, *, operator_links: bool = True) -> str:
         f'<a href="{e(catalogue.links[key])}">{label}</a>'
         for key, label in (("jsonld", "DCAT-AP (JSON-LD)"), ("json", "JSON")) if key in catalogue.links
     )
-    nav = ('<nav><a href="/map">Operator map</a> · <a href="/docs">API</a> · <a href="/health">Health</a></nav>'
-           if operator_links else "")
+    nav = '<nav><a href="/map">Operator map</a> · <a href="/docs">API</a> · <a href="/health">Health</a></nav>'
     return _PAGE.format(
         title=e(catalogue.title), description=e(catalogue.description), publisher=publisher,
         license=f'<a href="{e(catalogue.license)}">{e(catalogue.license)}</a>', contact=contact,

@@ -29,7 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from exchange.catalogue import BBox, Catalogue, FeedFacts, feed_catalogue, media_type, to_html, to_json, to_jsonld
-from exchange.config import Config
+from exchange.config import CATALOGUE_FEEDS, Config
 from exchange.db import db_error_message
 from exchange.errors import ExchangeError
 from exchange.schema import downloads, events, published_events
@@ -50,6 +50,8 @@ CORS_PREFLIGHT: dict[str, str] = {
 }
 _CORS = {"access-control-allow-origin": "*", "access-control-expose-headers": "ETag, Last-Modified, Content-Length"}
 
+#: the feeds in the order people read them: CIFS XML (what Waze polls) first
+_FEED_ORDER = {name: index for index, name in enumerate(CATALOGUE_FEEDS)}
 _RENDERINGS = {
     "html": "text/html; charset=utf-8",
     "json": "application/json",
@@ -168,7 +170,7 @@ def catalogue_routes(
 
     async def build(request: Request) -> Catalogue:
         known = await facts.current()
-        feeds = sorted(published(), key=lambda feed: feed.name)
+        feeds = sorted(published(), key=lambda feed: _FEED_ORDER.get(feed.name, len(_FEED_ORDER)))
         base = config.catalogue.base_url or str(request.base_url)
         return feed_catalogue(
             config,

@@ -38,7 +38,8 @@ per-request header building); Starlette only routes.
 
 Open feeds (no token required) can be read from any web page: every answer carries
 ``Access-Control-Allow-Origin: *`` (and exposes ``ETag``, ``Last-Modified``, ``Content-Length``),
-prepared with the other headers, and a CORS preflight (``OPTIONS``) gets 204. Feeds that need a
+prepared with the other headers, and a CORS preflight (``OPTIONS``) gets 204 (not counted: it
+asks for nothing). Feeds that need a
 partner token send no CORS header and refuse ``OPTIONS`` (405): a browser page of another origin
 cannot read them. The catalogue of the feeds (``/feeds``) is :mod:`exchange.catalogue_web`.
 """
@@ -229,7 +230,7 @@ class FeedServer:
         self.flush_s = flush_s
         self.cache_control = cache_control or default_cache_control(require_token)
         #: sent with every answer of a feed: CORS for open feeds only (a partner-only feed says nothing of it)
-        self.cors: Headers = [] if require_token else list(OPEN_FEED_CORS)
+        self.cors_headers: Headers = [] if require_token else list(OPEN_FEED_CORS)
         self.feeds: dict[str, _Feed] = {}
         self._versions: dict[str, tuple[str, int]] = {}
         self._tokens: tuple[tuple[bytes, str], ...] = ()
@@ -272,7 +273,7 @@ class FeedServer:
             return False
         # One statement, one snapshot: every row of one publication or of the next, never a mix.
         rows = conn.execute(select(publications)).mappings().all()
-        feeds = {row["feed"]: _Feed.from_row(dict(row), self.cache_control, self.cors) for row in rows}
+        feeds = {row["feed"]: _Feed.from_row(dict(row), self.cache_control, self.cors_headers) for row in rows}
         self.feeds = feeds  # the swap: one assignment
         self._versions = {name: (feed.etag, feed.published_ms) for name, feed in feeds.items()}
         log.info("serving %s", ", ".join(f"{f.name} {f.etag} ({f.events} events)" for f in feeds.values()) or "nothing")
@@ -485,7 +486,7 @@ class _FeedEndpoint:
         if feed is None:
             self.observe(self.feed, 503, shown, download=False)
             headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"60"),
-                       (b"cache-control", b"no-store"), *server.cors]
+                       (b"cache-control", b"no-store"), *server.cors_headers]
             await _send(send, 503, headers, _UNPUBLISHED_BODY)
             return
 

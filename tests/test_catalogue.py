@@ -15,7 +15,7 @@ import pytest
 from rdflib import RDF, Graph, Literal, Namespace, URIRef
 from sqlalchemy import select, text
 
-from exchange.config import CC0_URL, Config
+from exchange.config import CATALOGUE_FEEDS, CC0_URL, Config
 from exchange.publications import FEEDS
 from exchange.schema import downloads, publications
 from tests.support.serving import PLAIN, bodies, publish, running, wait_for
@@ -202,6 +202,10 @@ def test_restricted_feeds_listed_on_request_without_what_partners_keep(site: Dem
         assert not {"bytes", "events", "downloads"} & set(feed)
     for document in (response.text, str(listing), page):
         assert "token" not in document.lower() and "acme" not in document
+
+
+def test_the_config_knows_every_feed() -> None:
+    assert CATALOGUE_FEEDS == FEEDS, "[catalogue.feeds] keys are checked against exchange.config.CATALOGUE_FEEDS"
 
 
 def test_first_publication_is_kept_across_publications(tmp_path: Path) -> None:

@@ -111,6 +111,13 @@ def test_bad_options_exit_with_their_code(
     assert not (tmp_path / "out").exists()
 
 
+def test_an_out_that_is_a_file_is_a_usage_error(site: DemoSite, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("mine")
+    code, out, err = site.cli("export", "--out", str(tmp_path / "taken"))
+    assert (code, out) == (2, "") and (tmp_path / "taken").read_text() == "mine"
+    assert "taken" in err
+
+
 def test_help_says_what_is_written_and_what_crowd_data_needs(site: DemoSite) -> None:
     code, out, _ = site.cli("export", "--help")
     assert code == 0
