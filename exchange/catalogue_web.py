@@ -28,13 +28,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from exchange.catalogue import BBox, Catalogue, FeedFacts, feed_catalogue, media_type, to_html, to_json, to_jsonld
+from exchange.catalogue import BBox, Catalogue, FeedFacts, feed_catalogue, media_type, to_json, to_jsonld
+from exchange.catalogue_html import to_html
 from exchange.config import CATALOGUE_FEEDS, Config
 from exchange.db import db_error_message
 from exchange.errors import ExchangeError
 from exchange.schema import downloads, events, published_events
 
-__all__ = ["CORS_PREFLIGHT", "FACTS_EVERY_S", "catalogue_routes", "choose_rendering"]
+__all__ = ["CORS_PREFLIGHT", "FACTS_EVERY_S", "StoreFacts", "catalogue_routes", "choose_rendering", "read_store_facts"]
 
 log = logging.getLogger("exchange.catalogue")
 
@@ -72,6 +73,8 @@ def choose_rendering(accept: str | None) -> str | None:
     ('json', None)
     >>> choose_rendering("text/html;q=0, application/*;q=0.2")
     'jsonld'
+    >>> choose_rendering("application/json, text/plain, */*"), choose_rendering("text/html, application/json")
+    ('json', 'html')
     """
     if accept is None or not accept.strip():
         return "html"
@@ -87,18 +90,19 @@ def choose_rendering(accept: str | None) -> str | None:
                 except ValueError:
                     q = 0.0
         ranges.append((kind.strip().lower(), q))
-    best: tuple[float, int, str] | None = None
+    best: tuple[float, int, int, str] | None = None
     for order, (media, rendering) in enumerate(_MEDIA):
         main = media.split("/")[0]
-        specific = [(3, q) for kind, q in ranges if kind == media] or [(2, q) for kind, q in ranges
-                                                                         if kind == f"{main}/*"]
-        matched = specific or [(1, q) for kind, q in ranges if kind == "*/*"]
+        matched = ([(3, q) for kind, q in ranges if kind == media]
+                   or [(2, q) for kind, q in ranges if kind == f"{main}/*"]
+                   or [(1, q) for kind, q in ranges if kind == "*/*"])
         if not matched:
             continue
-        q = max(q for _, q in matched)
-        if q > 0 and (best is None or (q, -order) > (best[0], best[1])):
-            best = (q, -order, rendering)
-    return best[2] if best else None
+        precision, q = max(matched, key=lambda found: found[1])
+        # the higher q wins; on a tie the one named rather than reached by a wildcard, then our preference
+        if q > 0 and (best is None or (q, precision, -order) > best[:3]):
+            best = (q, precision, -order, rendering)
+    return best[3] if best else None
 
 
 class _Published(Protocol):
