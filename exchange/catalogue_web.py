@@ -31,25 +31,18 @@ from starlette.routing import BaseRoute, Route
 from exchange.catalogue import BBox, Catalogue, FeedFacts, feed_catalogue, media_type, to_json, to_jsonld
 from exchange.catalogue_html import to_html
 from exchange.config import CATALOGUE_FEEDS, Config
+from exchange.cors import OPEN_READ, PREFLIGHT
 from exchange.db import db_error_message
 from exchange.errors import ExchangeError
 from exchange.schema import downloads, events, published_events
 
-__all__ = ["CORS_PREFLIGHT", "FACTS_EVERY_S", "StoreFacts", "catalogue_routes", "choose_rendering", "read_store_facts"]
+__all__ = ["FACTS_EVERY_S", "StoreFacts", "catalogue_routes", "choose_rendering", "read_store_facts"]
 
 log = logging.getLogger("exchange.catalogue")
 
 #: how long the store's facts (downloads, extent) are reused: a harvester's burst costs one read
 FACTS_EVERY_S = 5.0
 
-#: a CORS preflight's answer for what anyone may read: simple reads with validators, cached a day
-CORS_PREFLIGHT: dict[str, str] = {
-    "access-control-allow-origin": "*",
-    "access-control-allow-methods": "GET, HEAD, OPTIONS",
-    "access-control-allow-headers": "Accept, Accept-Encoding, If-None-Match, If-Modified-Since, Cache-Control",
-    "access-control-max-age": "86400",
-}
-_CORS = {"access-control-allow-origin": "*", "access-control-expose-headers": "ETag, Last-Modified, Content-Length"}
 
 #: the feeds in the order people read them: CIFS XML (what Waze polls) first
 _FEED_ORDER = {name: index for index, name in enumerate(CATALOGUE_FEEDS)}
@@ -187,18 +180,18 @@ def catalogue_routes(
     async def answer(request: Request, rendering: str | None, negotiated: bool) -> Response:
         vary = {"vary": "Accept"} if negotiated else {}
         if request.method == "OPTIONS":
-            return Response(status_code=204, headers=CORS_PREFLIGHT)
+            return Response(status_code=204, headers=dict(PREFLIGHT))
         if rendering is None:
             listed = ", ".join(sorted(set(_RENDERINGS.values())))
             return Response(f"the catalogue is available as {listed}\n", status_code=406,
-                            media_type="text/plain", headers={**_CORS, **vary})
+                            media_type="text/plain", headers={**OPEN_READ, **vary})
         catalogue = await build(request)
         if rendering == "html":
             body = to_html(catalogue).encode()
         else:
             body = orjson.dumps(to_json(catalogue) if rendering == "json" else to_jsonld(catalogue),
                                 option=orjson.OPT_INDENT_2)
-        headers = {**_CORS, **vary, "cache-control": "public, max-age=60", "x-content-type-options": "nosniff"}
+        headers = {**OPEN_READ, **vary, "cache-control": "public, max-age=60", "x-content-type-options": "nosniff"}
         return Response(body, headers=headers, media_type=_RENDERINGS[rendering])
 
     async def negotiated(request: Request) -> Response:

@@ -39,9 +39,9 @@ per-request header building); Starlette only routes.
 Open feeds (no token required) can be read from any web page: every answer carries
 ``Access-Control-Allow-Origin: *`` (and exposes ``ETag``, ``Last-Modified``, ``Content-Length``),
 prepared with the other headers, and a CORS preflight (``OPTIONS``) gets 204 (not counted: it
-asks for nothing). Feeds that need a
-partner token send no CORS header and refuse ``OPTIONS`` (405): a browser page of another origin
-cannot read them. The catalogue of the feeds (``/feeds``) is :mod:`exchange.catalogue_web`.
+asks for nothing). Feeds that need a partner token send no CORS header and refuse ``OPTIONS``
+(405): a browser page of another origin cannot read them (:mod:`exchange.cors`). The catalogue
+of the feeds (``/feeds``) is :mod:`exchange.catalogue_web`.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from exchange.catalogue_web import CORS_PREFLIGHT, catalogue_routes
+from exchange.catalogue_web import catalogue_routes
+from exchange.cors import OPEN_READ, PREFLIGHT, as_headers
 from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
 from exchange.metrics import ANONYMOUS_PARTNER, UNKNOWN_PARTNER, RequestMetrics, ServerMetrics
@@ -230,7 +231,7 @@ class FeedServer:
         self.flush_s = flush_s
         self.cache_control = cache_control or default_cache_control(require_token)
         #: sent with every answer of a feed: CORS for open feeds only (a partner-only feed says nothing of it)
-        self.cors_headers: Headers = [] if require_token else list(OPEN_FEED_CORS)
+        self.cors_headers: Headers = [] if require_token else as_headers(OPEN_READ)
         self.feeds: dict[str, _Feed] = {}
         self._versions: dict[str, tuple[str, int]] = {}
         self._tokens: tuple[tuple[bytes, str], ...] = ()
@@ -407,12 +408,7 @@ _UNAUTHORIZED: Headers = [
     (b"www-authenticate", f'Basic realm="{REALM}"'.encode()),
     (b"cache-control", b"no-store"),
 ]
-#: CORS headers of every answer of an open feed: any page may read it and its validators
-OPEN_FEED_CORS: Headers = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"ETag, Last-Modified, Content-Length"),
-]
-_PREFLIGHT: Headers = [(name.encode(), value.encode()) for name, value in CORS_PREFLIGHT.items()]
+_PREFLIGHT: Headers = as_headers(PREFLIGHT)
 _UNAUTHORIZED_BODY = b"a partner token is required: Authorization: Bearer <token>, X-Partner-Token, or ?token=\n"
 _UNPUBLISHED_BODY = b"this feed has not been published yet\n"
 
