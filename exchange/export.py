@@ -103,6 +103,8 @@ def export_events(
     with engine.connect() as conn:
         if export.source:
             _known_source(conn, export.source)
+        # read once and kept: both files must hold the same events, and a second query could see a
+        # sync's changes (a city's history is thousands of events; with crowd events, more memory)
         records = [_record(item.row, at_ms, export.include_crowd)
                    for item in readable(read_rows(conn, _query(export, at_ms)), left_out)]
     _prepare(export.out_dir)
