@@ -21,8 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from exchange.errors import NotFound
 
 __all__ = [
+    "CatalogueConfig",
+    "CatalogueFeedConfig",
     "Config",
     "DatabaseConfig",
+    "ExportConfig",
     "HttpConfig",
     "LifecycleConfig",
     "NetworkConfig",
@@ -185,6 +188,118 @@ class ServeConfig(BaseModel):
     tokens: bool = Field(default=True, description="Require a partner token for the feeds.")
 
 
+#: the feeds a catalogue entry may describe (``publications.feed``); kept here, not imported, as config.py
+#: imports nothing of the publishing side
+CATALOGUE_FEEDS = ("cifs.xml", "cifs.json", "wzdx.geojson")
+
+
+class CatalogueFeedConfig(BaseModel):
+    """``[catalogue.feeds."<feed>"]``: what one feed's catalogue entry says instead of the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, min_length=1, description="The feed's title in the catalogue.")
+    description: str | None = Field(default=None, min_length=1, description="The feed's description.")
+    license: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="The feed's licence URL, when it differs from catalogue.license (the CIFS feeds may have "
+        f"another; the WZDx feed's can only be CC0, {CC0_URL}).",
+    )
+
+
+class CatalogueConfig(BaseModel):
+    """``/feeds``: the catalogue of the feeds, for people (HTML) and for open-data portals (DCAT-AP JSON-LD
+    that CKAN's ckanext-dcat, uData and data.europa.eu harvest)."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(
+        default=None, min_length=1, description="The catalogue's title. Default: \"<publish.publisher> traffic feeds\"."
+    )
+    description: str = Field(
+        default="Road closures and roadworks published by the city, as Waze CIFS (XML and JSON) and WZDx "
+        "GeoJSON feeds, updated as they change.",
+        min_length=1, description="The catalogue's description.",
+    )
+    publisher_name: str | None = Field(
+        default=None, min_length=1, description="Who publishes the feeds (dct:publisher). Default: publish.publisher."
+    )
+    publisher_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="The publisher's home page (foaf:homepage)."
+    )
+    license: str = Field(
+        default=CC0_URL, pattern=r"^https?://",
+        description="Licence URL of the catalogue and of every feed without its own (catalogue.feeds). The WZDx "
+        f"feed is always CC0 ({CC0_URL}): WZDx allows no other licence.",
+    )
+    keywords: list[str] = Field(
+        default_factory=lambda: ["road closures", "roadworks", "traffic", "WZDx", "CIFS"],
+        description="Keywords of every feed (dcat:keyword).",
+    )
+    contact_name: str | None = Field(
+        default=None, min_length=1, description="The contact point's name (dcat:contactPoint). Default: "
+        "publish.contact_name.",
+    )
+    contact_email: str | None = Field(
+        default=None, min_length=3, description="The contact point's e-mail. Default: publish.contact_email."
+    )
+    landing_page: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="A page about the feeds on the city's site (dcat:landingPage, foaf:homepage). Default: /feeds.",
+    )
+    base_url: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="The public address of this server (e.g. https://traffic.example.org), for the absolute URLs "
+        "of the catalogue. Default: the address each request came to (behind nginx, forward Host and "
+        "X-Forwarded-Proto and start uvicorn with --forwarded-allow-ips, or set this).",
+    )
+    coverage_bbox: tuple[float, float, float, float] | None = Field(
+        default=None,
+        description="The feeds' geographic coverage (dct:spatial) as [min_lon, min_lat, max_lon, max_lat], WGS84. "
+        "Default: the extent of the published events, else of the city's stored events.",
+    )
+    list_restricted: bool = Field(
+        default=False,
+        description="With serve.tokens (feeds only for partners), also list the feeds in the catalogue: titles, "
+        "descriptions, dates and coverage, marked restricted; never download counts, sizes or event counts. "
+        "Open feeds are always listed.",
+    )
+    feeds: dict[str, CatalogueFeedConfig] = Field(
+        default_factory=dict,
+        description=f"Per feed ({', '.join(CATALOGUE_FEEDS)}): a title, description or licence of its own.",
+    )
+
+    @field_validator("feeds")
+    @classmethod
+    def _known_feeds(cls, value: dict[str, CatalogueFeedConfig]) -> dict[str, CatalogueFeedConfig]:
+        for name, feed in value.items():
+            if name not in CATALOGUE_FEEDS:
+                raise ValueError(f"unknown feed {name!r}; known: {', '.join(CATALOGUE_FEEDS)}")
+            if name == "wzdx.geojson" and feed.license is not None and feed.license.rstrip("/") != CC0_URL.rstrip("/"):
+                raise ValueError(f"the WZDx feed's licence can only be CC0 ({CC0_URL})")
+        return value
+
+    @field_validator("coverage_bbox")
+    @classmethod
+    def _lon_lat_box(
+        cls, value: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if value is not None:
+            min_lon, min_lat, max_lon, max_lat = value
+            if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+                raise ValueError("expected [min_lon, min_lat, max_lon, max_lat] within range, min before max")
+        return value
+
+
+class ExportConfig(BaseModel):
+    """``exchange export``: the history of the city's events as files for an open-data portal."""
+
+    model_config = ConfigDict(extra="forbid")
+    include_crowd: bool = Field(
+        default=False,
+        description="Allow `exchange export --include-crowd` to add the crowd (Waze) events. Only with Waze's "
+        "written consent: the Waze partner terms do not allow republishing crowd data.",
+    )
+
+
 class WebConfig(BaseModel):
     """The web face beside the feeds: the operator map (`/map`) and the events API (`/api/*`)."""
 
@@ -296,6 +411,8 @@ class Config(BaseModel):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    catalogue: CatalogueConfig = Field(default_factory=CatalogueConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     sources: list[SourceConfig] = Field(default_factory=list)

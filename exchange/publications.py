@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, delete, insert, select
 
 from exchange.schema import publications
 
@@ -85,10 +85,18 @@ def save_publications(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> No
     """Replace the stored rows of these feeds, inside the caller's transaction.
 
     Call it once per publication within ``writing(engine)``: readers then see either all of the
-    old rows or all of the new ones.
+    old rows or all of the new ones. A feed's ``first_published_ms`` (the catalogue's first
+    publication) is carried over from the row replaced; a feed published for the first time gets
+    its ``published_ms``.
     """
     chosen = [dict(row) for row in rows]
     if not chosen:
         return
-    conn.execute(delete(publications).where(publications.c.feed.in_([row["feed"] for row in chosen])))
+    names = [row["feed"] for row in chosen]
+    first = dict(conn.execute(
+        select(publications.c.feed, publications.c.first_published_ms).where(publications.c.feed.in_(names))
+    ).all())
+    for row in chosen:
+        row["first_published_ms"] = first.get(row["feed"]) or row.get("first_published_ms") or row["published_ms"]
+    conn.execute(delete(publications).where(publications.c.feed.in_(names)))
     conn.execute(insert(publications), chosen)

@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0011"
 
 sources = Table(
     "sources",
@@ -166,6 +166,7 @@ publications = Table(
     Column("body_gzip", LargeBinary, nullable=False),
     Column("events", Integer, nullable=False),
     Column("content_digest", String(64), doc="digest of what the feeds say, generation time left out"),
+    Column("first_published_ms", BigInteger, doc="when this feed first went out (kept by save_publications)"),
 )
 
 published_events = Table(

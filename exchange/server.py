@@ -35,6 +35,13 @@ trusts the stored ETag and gzip body as they are.
 
 Feeds are bytes in memory, served through a plain ASGI endpoint (no Request object, no
 per-request header building); Starlette only routes.
+
+Open feeds (no token required) can be read from any web page: every answer carries
+``Access-Control-Allow-Origin: *`` (and exposes ``ETag``, ``Last-Modified``, ``Content-Length``),
+prepared with the other headers, and a CORS preflight (``OPTIONS``) gets 204 (not counted: it
+asks for nothing). Feeds that need a partner token send no CORS header and refuse ``OPTIONS``
+(405): a browser page of another origin cannot read them (:mod:`exchange.cors`). The catalogue
+of the feeds (``/feeds``) is :mod:`exchange.catalogue_web`.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
@@ -62,6 +69,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from exchange.catalogue_web import catalogue_routes
+from exchange.cors import OPEN_READ, PREFLIGHT, as_headers
 from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
 from exchange.metrics import ANONYMOUS_PARTNER, UNKNOWN_PARTNER, RequestMetrics, ServerMetrics
@@ -152,7 +161,9 @@ class _Feed:
 
     name: str
     etag: str
+    content_type: str
     published_ms: int
+    first_published_ms: int
     events: int
     body: bytes
     body_gzip: bytes
@@ -164,7 +175,8 @@ class _Feed:
     not_modified_gzip: Headers
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], cache_control: str) -> _Feed:
+    def from_row(cls, row: Mapping[str, Any], cache_control: str, cors: Sequence[tuple[bytes, bytes]] = ()) -> _Feed:
+        """``cors``: headers every answer carries (an open feed's CORS headers; none when tokens are required)."""
         body, body_gzip = bytes(row["body"]), bytes(row["body_gzip"])
         etag = row["etag"]
         etag_gzip = etag[:-1] + '-gzip"' if etag.endswith('"') else etag + "-gzip"
@@ -173,6 +185,7 @@ class _Feed:
             (b"last-modified", last_modified.encode()),
             (b"cache-control", cache_control.encode("latin-1")),
             (b"vary", b"Accept-Encoding"),
+            *cors,
         ]
         content = [(b"content-type", row["content_type"].encode("latin-1")), (b"x-content-type-options", b"nosniff")]
         plain_tag = [(b"etag", etag.encode("latin-1"))]
@@ -180,7 +193,9 @@ class _Feed:
         return cls(
             name=row["feed"],
             etag=etag,
+            content_type=row["content_type"],
             published_ms=row["published_ms"],
+            first_published_ms=row.get("first_published_ms") or row["published_ms"],
             events=row["events"],
             body=body,
             body_gzip=body_gzip,
@@ -213,6 +228,8 @@ class FeedServer:
         self.refresh_s = refresh_s
         self.flush_s = flush_s
         self.cache_control = cache_control or default_cache_control(require_token)
+        #: sent with every answer of a feed: CORS for open feeds only (a partner-only feed says nothing of it)
+        self.cors_headers: Headers = [] if require_token else as_headers(OPEN_READ)
         self.feeds: dict[str, _Feed] = {}
         self._versions: dict[str, tuple[str, int]] = {}
         self._tokens: tuple[tuple[bytes, str], ...] = ()
@@ -255,7 +272,7 @@ class FeedServer:
             return False
         # One statement, one snapshot: every row of one publication or of the next, never a mix.
         rows = conn.execute(select(publications)).mappings().all()
-        feeds = {row["feed"]: _Feed.from_row(dict(row), self.cache_control) for row in rows}
+        feeds = {row["feed"]: _Feed.from_row(dict(row), self.cache_control, self.cors_headers) for row in rows}
         self.feeds = feeds  # the swap: one assignment
         self._versions = {name: (feed.etag, feed.published_ms) for name, feed in feeds.items()}
         log.info("serving %s", ", ".join(f"{f.name} {f.etag} ({f.events} events)" for f in feeds.values()) or "nothing")
@@ -389,12 +406,14 @@ _UNAUTHORIZED: Headers = [
     (b"www-authenticate", f'Basic realm="{REALM}"'.encode()),
     (b"cache-control", b"no-store"),
 ]
+_PREFLIGHT: Headers = as_headers(PREFLIGHT)
 _UNAUTHORIZED_BODY = b"a partner token is required: Authorization: Bearer <token>, X-Partner-Token, or ?token=\n"
 _UNPUBLISHED_BODY = b"this feed has not been published yet\n"
 
 
 class _FeedEndpoint:
-    """The ASGI app of one feed path (GET and HEAD; Starlette's route answers 405 to the rest)."""
+    """The ASGI app of one feed path: GET and HEAD, and OPTIONS (a CORS preflight) when the feeds are
+    open; Starlette's route answers 405 to the rest."""
 
     def __init__(self, server: FeedServer, feed: str, requests: RequestMetrics) -> None:
         self.server = server
@@ -403,6 +422,9 @@ class _FeedEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         server = self.server
+        if scope["method"] == "OPTIONS":  # routed only when the feeds are open: not a request for the feed
+            await _send(send, 204, _PREFLIGHT, b"")
+            return
         authorization = header_token = if_none_match = if_modified_since = accept_encoding = None
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
@@ -434,7 +456,7 @@ class _FeedEndpoint:
         if feed is None:
             self.observe(self.feed, 503, shown, download=False)
             headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"60"),
-                       (b"cache-control", b"no-store")]
+                       (b"cache-control", b"no-store"), *server.cors_headers]
             await _send(send, 503, headers, _UNPUBLISHED_BODY)
             return
 
@@ -582,8 +604,9 @@ def create_app(
             await server.flush()
 
     metrics = ServerMetrics(engine, config)  # /metrics: the store's figures and this server's requests
+    feed_methods = ["GET"] if require_token else ["GET", "OPTIONS"]
     routes: list[BaseRoute] = [
-        Route(f"/feeds/{name}", _FeedEndpoint(server, name, metrics.requests), methods=["GET"], name=name)
+        Route(f"/feeds/{name}", _FeedEndpoint(server, name, metrics.requests), methods=feed_methods, name=name)
         for name in FEEDS
     ]
     routes.append(Route("/health", health, methods=["GET"]))
@@ -592,6 +615,8 @@ def create_app(
     from exchange.config import Config
     from exchange.web_auth import OperatorAccess, login_routes
 
+    routes.extend(catalogue_routes(engine, config or Config(), restricted=require_token,
+                                   published=lambda: server.feeds.values()))
     operator_access = OperatorAccess(server, (config or Config()).web)
     routes.extend(login_routes(operator_access))
     # FastAPI for the OpenAPI schema of the /api routes; the feed routes above stay plain ASGI

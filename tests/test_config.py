@@ -7,7 +7,10 @@ import pytest
 
 from adapters.waze import WazeFeedSettings
 from exchange.config import (
+    CatalogueConfig,
+    CatalogueFeedConfig,
     Config,
+    ExportConfig,
     HttpConfig,
     LifecycleConfig,
     NetworkConfig,
@@ -34,7 +37,7 @@ def test_example_and_demo_configs_load(data_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     "model", [Config, LifecycleConfig, NetworkConfig, PublishConfig, ServeConfig, NotifyConfig, HttpConfig,
-              RetentionConfig, SourceConfig, WazeFeedSettings]
+              RetentionConfig, SourceConfig, WazeFeedSettings, CatalogueConfig, CatalogueFeedConfig, ExportConfig]
 )
 def test_every_setting_is_documented_in_the_example(model: type) -> None:
     text = EXAMPLE.read_text()
@@ -43,7 +46,8 @@ def test_every_setting_is_documented_in_the_example(model: type) -> None:
             continue
         section = {"sources": "sources", "database": "database", "lifecycle": "lifecycle", "network": "network",
                    "centerline": "network.centerline", "publish": "publish", "serve": "serve",
-                   "notify": "notify", "http": "http", "retention": "retention"}.get(name)
+                   "notify": "notify", "http": "http", "retention": "retention", "catalogue": "catalogue",
+                   "export": "export", "feeds": 'catalogue.feeds."cifs.xml"'}.get(name)
         if section:
             assert re.search(rf"^#? ?\[\[?{re.escape(section)}\]\]?$", text, re.MULTILINE), f"no [{section}]"
             continue

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from exchange.cli import closure, config, db, ingest, inspect, network, operator, partner, publish, serve
+from exchange.cli import closure, config, db, export, ingest, inspect, network, operator, partner, publish, serve
 from exchange.cli.context import state
 from exchange.errors import ExchangeError
 
@@ -33,7 +33,7 @@ app = typer.Typer(
     help="traffic-exchange: a two-way traffic data exchange broker for cities.\n\n"
     "Pulls the Waze partner feed and the city's own sources into a store (sync, replay, run), publishes "
     "the city's closures as Waze CIFS and WZDx feeds (closure, publish, serve), and shows what it holds "
-    "(inspect).",
+    "(inspect), and exports their history for an open-data portal (export).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -94,6 +94,7 @@ app.add_typer(closure.closure_app, name="closure")
 app.command("publish")(publish.publish_command)
 app.command("validate")(publish.validate_command)
 app.command("serve")(serve.serve)
+app.command("export")(export.export_command)
 app.add_typer(partner.partner_app, name="partner")
 app.add_typer(operator.operator_app, name="operator")
 app.add_typer(config.config_app, name="config")

@@ -73,7 +73,9 @@ def serve(
 ) -> None:
     """Serve the published feeds over HTTP until SIGTERM or Ctrl-C.
 
-    Paths: /feeds/cifs.xml, /feeds/cifs.json, /feeds/wzdx.geojson (what the publish step stored),
+    Paths: /feeds/cifs.xml, /feeds/cifs.json, /feeds/wzdx.geojson (what the publish step stored;
+    without tokens readable from any web page: CORS), /feeds (the catalogue: HTML, JSON, and DCAT-AP
+    JSON-LD at /feeds/catalog.jsonld for open-data portals; [catalogue] in the config; / leads there),
     /health (for load balancers: 200 while a publication can be served; JSON with every source's and
     feed's state), /health/sources (for monitoring: 503 while a required source is Offline or
     SchemaError or a feed is older than publish.max_age_s) and /metrics (Prometheus; keep it off the
