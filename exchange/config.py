@@ -12,6 +12,7 @@ Environment overrides: ``EXCHANGE_DATABASE_URL``, ``EXCHANGE_DATA_DIR``, ``EXCHA
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -323,6 +324,16 @@ class WebConfig(BaseModel):
         description="Mark the sign-in cookie Secure (sent over HTTPS only; browsers also send it to "
         "http://localhost). Turn off only for a plain-HTTP test install.",
     )
+
+    @field_validator("tile_url")
+    @classmethod
+    def _no_tiles_when_empty(cls, value: str | None) -> str | None:
+        # TOML has no null: tile_url = "" is how a config file says "no base map"
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not re.match(r"^(https?:)?//|^/", value):
+            raise ValueError("tile_url must be an http(s) URL or a path on this server, with {z}/{x}/{y}")
+        return value
 
 
 class NotifyConfig(BaseModel):

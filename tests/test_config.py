@@ -19,6 +19,7 @@ from exchange.config import (
     RetentionConfig,
     ServeConfig,
     SourceConfig,
+    WebConfig,
 )
 from exchange.config_file import check_config, load_config
 from exchange.errors import ConfigError
@@ -37,7 +38,8 @@ def test_example_and_demo_configs_load(data_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     "model", [Config, LifecycleConfig, NetworkConfig, PublishConfig, ServeConfig, NotifyConfig, HttpConfig,
-              RetentionConfig, SourceConfig, WazeFeedSettings, CatalogueConfig, CatalogueFeedConfig, ExportConfig]
+              RetentionConfig, SourceConfig, WazeFeedSettings, CatalogueConfig, CatalogueFeedConfig, ExportConfig,
+              WebConfig]
 )
 def test_every_setting_is_documented_in_the_example(model: type) -> None:
     text = EXAMPLE.read_text()
@@ -46,7 +48,7 @@ def test_every_setting_is_documented_in_the_example(model: type) -> None:
             continue
         section = {"sources": "sources", "database": "database", "lifecycle": "lifecycle", "network": "network",
                    "centerline": "network.centerline", "publish": "publish", "serve": "serve",
-                   "notify": "notify", "http": "http", "retention": "retention", "catalogue": "catalogue",
+                   "notify": "notify", "http": "http", "retention": "retention", "catalogue": "catalogue", "web": "web",
                    "export": "export", "feeds": 'catalogue.feeds."cifs.xml"'}.get(name)
         if section:
             assert re.search(rf"^#? ?\[\[?{re.escape(section)}\]\]?$", text, re.MULTILINE), f"no [{section}]"
@@ -153,3 +155,10 @@ def test_the_proxy_password_is_a_secret(data_dir: Path, tmp_path: Path, monkeypa
     load_config(path)
     assert redact("via http://city:c0nfig-pw@proxy.internal:3128 and env/pw") == (
         "via http://city:***@proxy.internal:3128 and ***")
+
+
+def test_web_tile_url_empty_means_no_base_map() -> None:
+    assert WebConfig(tile_url="").tile_url is None
+    assert WebConfig(tile_url="/tiles/{z}/{x}/{y}.png").tile_url == "/tiles/{z}/{x}/{y}.png"
+    with pytest.raises(ValueError, match="tile_url must be an http"):
+        WebConfig(tile_url="tile.example.org/{z}/{x}/{y}.png")
