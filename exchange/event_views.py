@@ -318,8 +318,7 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
     began = func.coalesce(events.c.start_ms, events.c.first_seen_ms)
     in_window = and_(began >= since_ms, began < until_ms)
     by_category: dict[str, int] = dict(conn.execute(
-        select(events.c.category, func.count()).where(in_window).group_by(events.c.category)
-    ).tuples().all())
+        select(events.c.category, func.count()).where(in_window).group_by(events.c.category)))
     hour = (began // HOUR_MS) * HOUR_MS
     hourly: dict[int, dict[str, int]] = {
         at: {} for at in range(since_ms // HOUR_MS * HOUR_MS, until_ms, HOUR_MS)
@@ -327,11 +326,12 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
     for at, category, count in conn.execute(
         select(hour.label("hour"), events.c.category, func.count()).where(in_window)
         .group_by(hour, events.c.category)
-    ).tuples():
+    ):
         hourly.setdefault(int(at), {})[category] = count
-    linked = conn.execute(select(confirmations.c.how, func.count()).where(
-        confirmations.c.linked_ms >= since_ms, confirmations.c.linked_ms < until_ms,
-    ).group_by(confirmations.c.how)).tuples().all()
+    linked: dict[str, int] = dict(conn.execute(
+        select(confirmations.c.how, func.count()).where(
+            confirmations.c.linked_ms >= since_ms, confirmations.c.linked_ms < until_ms,
+        ).group_by(confirmations.c.how)))
     seen, live = observed_share(conn, facts.at_ms)
     return {
         "since": iso(since_ms),
@@ -340,7 +340,7 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
         "by_category": dict(sorted(by_category.items())),
         "by_hour": [{"hour": iso(at), "counts": dict(sorted(counts.items())), "total": sum(counts.values())}
                     for at, counts in sorted(hourly.items())],
-        "confirmations": {"count": sum(n for _how, n in linked), "by_how": dict(sorted(linked))},
+        "confirmations": {"count": sum(linked.values()), "by_how": dict(sorted(linked.items()))},
         "held_back": [{"id": event_id, "reason": reason} for event_id, reason in sorted(facts.held_back.items())],
         "closures_seen_in_waze": {"total": live, "seen": seen, "share": seen / live if live else None},
     }
