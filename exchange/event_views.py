@@ -318,7 +318,7 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
     began = func.coalesce(events.c.start_ms, events.c.first_seen_ms)
     in_window = and_(began >= since_ms, began < until_ms)
     by_category: dict[str, int] = dict(conn.execute(
-        select(events.c.category, func.count()).where(in_window).group_by(events.c.category)))
+        select(events.c.category, func.count()).where(in_window).group_by(events.c.category)).all())
     hour = (began // HOUR_MS) * HOUR_MS
     hourly: dict[int, dict[str, int]] = {
         at: {} for at in range(since_ms // HOUR_MS * HOUR_MS, until_ms, HOUR_MS)
@@ -331,7 +331,7 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
     linked: dict[str, int] = dict(conn.execute(
         select(confirmations.c.how, func.count()).where(
             confirmations.c.linked_ms >= since_ms, confirmations.c.linked_ms < until_ms,
-        ).group_by(confirmations.c.how)))
+        ).group_by(confirmations.c.how)).all())
     seen, live = observed_share(conn, facts.at_ms)
     return {
         "since": iso(since_ms),
