@@ -423,7 +423,9 @@ def test_the_api_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     with demo_site(tmp_path, f'[database]\nurl = "{pg_url}"') as pg_site:
         token = add_operator(pg_site.engine, "ana")
         with pg_site.engine.connect() as conn:
-            rows = {row.id: row for row in conn.execute(select(events.c.id, events.c.updated_ms))}
+            # the store's own order: PostgreSQL's collation may sort ids unlike Python
+            in_order = list(conn.execute(select(events.c.id).order_by(events.c.updated_ms.desc(), events.c.id))
+                            .scalars())
         app = create_app(pg_site.engine, require_token=False, refresh_s=0.5, config=pg_site.config)
         with serving(app) as base, httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as api:
             seen: list[str] = []
@@ -434,10 +436,27 @@ def test_the_api_on_postgresql(pg_url: str, tmp_path: Path) -> None:
                 if body["next_cursor"] is None:
                     break
                 params["cursor"] = body["next_cursor"]
-            assert seen == sorted(rows, key=lambda eid: (-rows[eid].updated_ms, eid))
+            assert seen == in_order
             props = api.get("/api/events/city:city:demo-1").json()["properties"]
             assert props["published"] is True and props["waze"]["state"] == "seen in Waze"
             assert api.get("/api/events", params={"status": "planned"}).json()["count"] == 0
             stats = api.get("/api/stats").json()
             assert stats["closures_seen_in_waze"]["total"] > 0
             assert api.get("/api/events/no%00such").status_code == 404
+
+
+def test_a_store_that_cannot_be_read_is_a_503(tmp_path: Path) -> None:
+    from exchange.db import open_store
+
+    engine = open_store(f"sqlite:///{tmp_path / 'exchange.db'}")
+    try:
+        token = add_operator(engine, "ana")
+        with serving(create_app(engine, require_token=False)) as base:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE events RENAME TO events_elsewhere")
+            response = httpx.get(f"{base}/api/events", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "10"
+            assert "events_elsewhere" not in response.text and "no such table" not in response.text
+    finally:
+        engine.dispose()
