@@ -9,7 +9,9 @@ of one event (revisions, confirmations, same-closure links, the Waze status as a
 here once.
 
 Paging is keyset paging on (``updated_ms`` descending, ``id``): a cursor names the last event of a
-page, so a page never repeats or skips an event because others were inserted before it.
+page, so a page never repeats or skips an event because others were inserted before it. An event
+that changes while a client pages moves to the front (its ``updated_ms`` is new): the walk in
+progress does not see it again, the next one from the first page does.
 """
 
 from __future__ import annotations
@@ -93,7 +95,10 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise BadCursor("not a cursor this server returned") from None
     match value:
-        case [int() as updated_ms, str() as event_id] if not isinstance(updated_ms, bool) and event_id:
+        # what a stored row can hold: a BIGINT time, an id without NUL (PostgreSQL text refuses it)
+        case [int() as updated_ms, str() as event_id] if (
+            not isinstance(updated_ms, bool) and 0 <= updated_ms < 2**63 and event_id and "\x00" not in event_id
+        ):
             return updated_ms, event_id
     raise BadCursor("not a cursor this server returned")
 

@@ -261,6 +261,7 @@ def test_a_cursor_keeps_its_filters_page_by_page(api: httpx.Client, stored: dict
     ({"limit": "ten"}, "limit"),
     ({"cursor": "not-a-cursor"}, "cursor"),
     ({"cursor": "WzEsMl0"}, "cursor"),  # [1,2]: JSON, but not a position
+    ({"cursor": "WzE4NDQ2NzQ0MDczNzA5NTUxNjE1LCJhIl0"}, "cursor"),  # [2**64-1,"a"]: beyond a BIGINT
 ])
 def test_a_bad_parameter_is_a_422_naming_it(api: httpx.Client, params: dict[str, str], name: str) -> None:
     response = api.get("/api/events", params=params)
