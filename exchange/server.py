@@ -635,5 +635,9 @@ def create_app(
     )
     app.state.feed_server = server
     app.state.operator_access = operator_access
+    from exchange.api import api_router, docs_router
+
+    app.include_router(api_router(config))  # /api/*: the events API behind the operator map (operators only)
+    app.include_router(docs_router())  # /docs: Swagger UI from files in the package
     app.state.metrics = metrics
     return app
