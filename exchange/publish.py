@@ -64,6 +64,7 @@ __all__ = [
     "PublishFailed",
     "PublishResult",
     "eligible_events",
+    "held_back_in",
     "held_back_now",
     "publish",
     "render_feeds",
@@ -173,9 +174,12 @@ def render_feeds(chosen: Sequence[Event], config: Config, generated: datetime) -
 def held_back_now(engine: Engine) -> dict[str, str]:
     """Event id -> why its current version is not published, as the last publish run found it."""
     with engine.connect() as conn:
-        row = conn.execute(
-            select(publish_runs.c.problems).order_by(publish_runs.c.id.desc()).limit(1)
-        ).first()
+        return held_back_in(conn)
+
+
+def held_back_in(conn: Connection) -> dict[str, str]:
+    """:func:`held_back_now` on an open connection (one snapshot with what else it reads)."""
+    row = conn.execute(select(publish_runs.c.problems).order_by(publish_runs.c.id.desc()).limit(1)).first()
     found = row.problems if row is not None and isinstance(row.problems, dict) else {}
     return {str(key): str(value) for key, value in (found.get("held_back") or {}).items()}
 

@@ -637,5 +637,7 @@ def create_app(
     )
     app.state.feed_server = server
     app.state.operator_access = operator_access
+    app.include_router(__import__("exchange.api").api.api_router(config))  # /api/*: events API (operators)
+    app.include_router(__import__("exchange.api").api.docs_router())  # /docs: Swagger UI from the package
     app.state.metrics = metrics
     return app

@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -26,9 +26,6 @@ from exchange.output import (
     source_record,
     write_records,
 )
-
-if TYPE_CHECKING:
-    from exchange.same_closure import Reporter
 
 __all__ = ["inspect_app"]
 
@@ -166,16 +163,14 @@ def inspect_event(
         record["seen_by"] = [{"source": s.source_name, "missed_polls": s.missed} for s in seen_by(conn, event_id)]
         if record["origin"] == "city":
             from exchange.confirm import confirmations_of
-            from exchange.same_closure import links_of
+            from exchange.event_views import city_links
 
             record["confirmations"] = [
                 {"crowd_event_id": c.crowd_event_id, "how": c.how, "linked": iso(c.linked_ms)}
                 for c in confirmations_of(conn, event_id)
             ]
-            links = links_of(conn, event_id, row["same_as"])
             record["match_id"] = row["match_id"]
-            record["same_closure_as"] = _linked(*links.published_instead) if links.published_instead else None
-            record["also_reported_by"] = [_linked(*link) for link in links.also_reported_by]
+            record.update(city_links(conn, event_id, row["same_as"]))
     if record["origin"] == "city":
         from exchange.cli.waze import waze_fields
         from exchange.publish import held_back_now
@@ -184,10 +179,9 @@ def inspect_event(
         record["held_back"] = held.get(event_id)
         record["waze"] = waze_fields(engine, [row], held, now_ms(), table=fmt is not DocumentFormat.json)[0]
     if fmt is DocumentFormat.json:
-        record["revisions"] = [
-            {"at": iso(r.at_ms), "action": r.action, "run_id": r.run_id, "operator": r.operator, "changes": r.changes}
-            for r in history
-        ]
+        from exchange.event_views import revision_record
+
+        record["revisions"] = [revision_record(r) for r in history]
         write_records([record], fmt, columns=tuple(record))
         return
     zone = context.state.config.zone
@@ -215,12 +209,6 @@ def inspect_event(
     ]
     write_records(revision_rows, Format.table, columns=("at", "action", "operator", "changes"),
                   title=in_zone("revisions", zone))
-
-
-def _linked(event_id: str, reporter: Reporter | None) -> dict[str, Any]:
-    """An event linked as the same closure, with its source (None: typed by an operator)."""
-    return {"id": event_id, "source": reporter.source if reporter else None,
-            "priority": reporter.priority if reporter else None}
 
 
 def _reported(link: Mapping[str, Any]) -> str:

@@ -43,6 +43,6 @@ def _shown(status: WazeStatus | None, zone: Any) -> Any:
         return None
     if zone is not None:
         return status.describe(lambda ms: iso(ms, zone))
-    return {"state": status.state, "since": iso(status.since_ms), "last_seen": iso(status.last_seen_ms),
-            "text": status.describe(iso), "evidence": status.evidence or None, "not_published": status.reason,
-            "late_minutes": status.unseen_minutes}
+    from exchange.event_views import waze_record
+
+    return waze_record(status)
