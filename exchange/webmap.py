@@ -125,6 +125,7 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Live map - traffic-exchange</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">
 <link rel="stylesheet" href="/static/map.css">
 <script type="application/json" id="map-settings">{settings}</script>
@@ -140,7 +141,7 @@ _PAGE = """<!doctype html>
   </form>
 </header>
 <div class="layout">
-  <aside class="sidebar" aria-label="Filters and legend">
+  <aside class="sidebar" aria-label="Filters and city closures">
     <form id="filters" class="filters">
       <fieldset>
         <legend>Source</legend>
@@ -153,7 +154,9 @@ _PAGE = """<!doctype html>
         <label for="status">Status</label>
         <select id="status" name="status">
           <option value="active" selected>Active</option>
+          <option value="planned">Planned (city, not started)</option>
           <option value="ended">Ended</option>
+          <option value="cancelled">Cancelled</option>
           <option value="">Any</option>
         </select>
         <label for="window">Updated within</label>
@@ -172,13 +175,13 @@ _PAGE = """<!doctype html>
       <h2 id="closures-title">City closures</h2>
       <ul id="closures"></ul>
     </section>
-    <section class="legend" aria-labelledby="legend-title">
-      <h2 id="legend-title">Legend</h2>
-      <ul id="legend"></ul>
-    </section>
   </aside>
   <main class="mapwrap">
     <div id="map" aria-label="Map of traffic events"></div>
+    <details class="legend" open>
+      <summary>Legend</summary>
+      <ul id="legend"></ul>
+    </details>
     <p id="notice" class="notice" hidden></p>
   </main>
   <aside id="detail" class="detail" aria-label="Event details" aria-live="polite" hidden>

@@ -34,11 +34,13 @@
   ];
   const LEVEL_COLOR = ["#9ca3af", ...LEVELS.map((l) => l.color)];
   const CITY = {
-    ROAD_CLOSED: { color: "#b91c1c", dash: "12 7", label: "City closure" },
-    CONSTRUCTION: { color: "#c2410c", dash: "12 7", label: "City construction" },
-    other: { color: "#9d174d", dash: "12 7", label: "Other city event" },
+    ROAD_CLOSED: { color: "#ef4444", dash: "9 6", label: "City closure" },
+    CONSTRUCTION: { color: "#fb923c", dash: "9 6", label: "City construction" },
+    other: { color: "#f472b6", dash: "9 6", label: "Other city event" },
   };
-  const HELD_BACK_DASH = "2 7";
+  const CITY_CASING = "#111827"; // dark under the dashes: a barrier look no jam has
+  const HELD_BACK_DASH = "1 8";
+  const HELD_BACK_CASING = "#facc15";
 
   // ------------------------------------------------------------------ the map
 
@@ -99,6 +101,10 @@
     const date = new Date(value);
     return Number.isNaN(date.getTime()) ? String(value) : timeFormat.format(date);
   }
+  // the API's sentences carry ISO times (UTC): shown in the city's time like every other time here
+  function localTimes(text) {
+    return String(text).replace(/\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)/g, when);
+  }
   function words(value) {
     return value ? String(value).replace(/_/g, " ").toLowerCase() : "";
   }
@@ -106,13 +112,14 @@
     const what = p.subtype ? words(p.subtype) : words(p.type || p.category);
     return `${what.charAt(0).toUpperCase()}${what.slice(1)}${p.street ? ` · ${p.street}` : ""}`;
   }
+  // exchange.confirm's states: seen in Waze, not seen yet, traffic flowing, not published, not started, ended
   function wazeStatusText(status) {
     if (!status) return "—";
-    const known = {
-      seen: "seen in Waze", visible: "seen in Waze", flowing: "seen, but Waze shows traffic flowing",
-      "not-seen": "not seen in Waze yet", unseen: "not seen in Waze yet", pending: "not seen in Waze yet",
-    };
-    return known[status] || words(status);
+    const known = { "not seen yet": "not seen in Waze yet", "traffic flowing": "Waze shows traffic flowing" };
+    return known[status] || status;
+  }
+  function slug(value) {
+    return String(value || "unknown").toLowerCase().replace(/[^a-z0-9]+/g, "-");
   }
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -190,27 +197,26 @@
     const group = (heading, items) => el("li", { class: "legend-group" }, el("h3", { text: heading }),
       el("ul", {}, ...items.map(([icon, text]) => el("li", {}, icon, el("span", { text })))));
     legend.append(
-      group("Waze reports (points)", [
-        ...CATEGORIES.filter((c) => c.key !== "IRREGULARITY").map((c) => [legendDot(c.color), c.label]),
-        [legendDot("#ffffff", { ring: true }), "Reports of one incident (count badge)"],
+      group("City events", [
+        [legendLine(CITY.ROAD_CLOSED.color, { dash: CITY.ROAD_CLOSED.dash, width: 5,
+          casing: { color: CITY_CASING, width: 9 } }), "Closure"],
+        [legendLine(CITY.CONSTRUCTION.color, { dash: CITY.CONSTRUCTION.dash, width: 5,
+          casing: { color: CITY_CASING, width: 9 } }), "Construction"],
+        [legendLine(CITY.ROAD_CLOSED.color, { dash: HELD_BACK_DASH, width: 5,
+          casing: { color: HELD_BACK_CASING, width: 9 } }), "Held back from the feeds"],
       ]),
-      group("Waze jams (lines)", [
+      group("Waze jams", [
         ...LEVELS.map((l) => [legendLine(l.color, { width: 5 }), l.label]),
         [legendLine(CATEGORY.IRREGULARITY.color, { width: 5 }), "Irregularity"],
       ]),
-      group("City events (dashed)", [
-        [legendLine(CITY.ROAD_CLOSED.color, { dash: CITY.ROAD_CLOSED.dash, casing: { color: "#fff", width: 8 } }),
-          "Closure, in the feeds"],
-        [legendLine(CITY.CONSTRUCTION.color, { dash: CITY.CONSTRUCTION.dash, casing: { color: "#fff", width: 8 } }),
-          "Construction, in the feeds"],
-        [legendLine(CITY.ROAD_CLOSED.color, { dash: HELD_BACK_DASH, casing: { color: "#fde68a", width: 9 } }),
-          "Held back from the feeds"],
+      group("Waze reports", [
+        [legendDot(CATEGORY.ACCIDENT.color), "Colour: its category (left)"],
+        [legendDot("#ffffff", { ring: true }), "Reports of one incident, with count"],
       ]),
       group("Road match", [
-        [legendLine("#374151", { width: 4, casing: { color: "#fff", width: 8 } }), "Placed on a road"],
-        [legendLine("#374151", { width: 4, casing: { color: "#6b7280", width: 10, dash: "1 4" } }),
-          "Not placed on a road (dotted grey outline)"],
-        [legendDot("#9ca3af", { stroke: "#374151", dash: "2 2" }), "Report not placed on a road"],
+        [legendLine("#6b7280", { width: 4, casing: { color: "#ffffff", width: 8 } }), "Placed on a road"],
+        [legendLine("#6b7280", { width: 4, casing: { color: "#4b5563", width: 10, dash: "1 4" } }),
+          "Not placed (dotted outline)"],
       ]),
     );
   }
@@ -269,7 +275,10 @@
         setNotice("auth", null);
         render();
         if (state.first && drawn.getLayers().length) {
-          map.fitBounds(drawn.getBounds(), { padding: [40, 40], maxZoom: 17 });
+          // the legend covers the map's top right corner: keep the events clear of it
+          const legend = document.querySelector(".legend");
+          const right = legend && legend.open ? legend.offsetWidth + 30 : 40;
+          map.fitBounds(drawn.getBounds(), { paddingTopLeft: [40, 40], paddingBottomRight: [right, 40], maxZoom: 17 });
           state.first = false;
         }
       } catch (error) {
@@ -316,7 +325,7 @@
     if (p.origin === "city") {
       const look = CITY[p.category] || CITY.other;
       return { color: look.color, weight: 5, dashArray: p.held_back ? HELD_BACK_DASH : look.dash,
-        lineCap: p.held_back ? "round" : "butt", opacity: 1 };
+        lineCap: p.held_back ? "round" : "butt", opacity: 1, casing: p.held_back ? HELD_BACK_CASING : CITY_CASING };
     }
     if (p.kind === "irregularity" || p.category === "IRREGULARITY") {
       return { color: CATEGORY.IRREGULARITY.color, weight: 5, opacity: 0.85 };
@@ -379,13 +388,14 @@
       // the casing under the line: white when placed on a road, a dotted grey outline when not
       const casing = p.matched === false
         ? { color: "#6b7280", weight: style.weight + 6, dashArray: "1 5", lineCap: "round", opacity: 0.95 }
-        : { color: p.held_back ? "#fde68a" : "#ffffff", weight: style.weight + (p.origin === "city" ? 4 : 3),
-          opacity: p.origin === "city" ? 0.95 : 0.7 };
+        : { color: style.casing || "#ffffff", weight: style.weight + (style.casing ? 4 : 3),
+          opacity: style.casing ? 1 : 0.7 };
       extras.addLayer(L.polyline(points, {
         ...casing, renderer: renderers.evCasings, pane: "evCasings", interactive: false, fill: false,
         className: "ev-casing",
       }));
       const make = polygon ? L.polygon : L.polyline;
+      delete style.casing;
       layer = make(points, { ...style, renderer: renderers.evLines, pane: "evLines", className: classes(p, "line"),
         fill: polygon, fillOpacity: 0.15 });
     }
@@ -481,8 +491,9 @@
     for (const f of closures) {
       const p = f.properties;
       const id = String(f.id ?? p.id);
-      const status = el("span", { class: `chip waze-${p.waze_status || "unknown"}`,
+      const status = el("span", { class: `chip waze-${slug(p.waze_status)}`,
         text: `Waze: ${wazeStatusText(p.waze_status)}` });
+      if (!p.waze_status) status.hidden = true;
       const button = el("button", { type: "button", class: "closure", "data-event-id": id },
         el("span", { class: "closure-title", text: title(p) }), status);
       if (p.held_back) button.append(el("span", { class: "chip held", text: `Held back: ${p.held_back}` }));
@@ -520,6 +531,17 @@
     return drawn.getLayers().find((layer) => String(layer.feature.id ?? layer.feature.properties.id) === id);
   }
 
+  // a value of the record in words: objects as "key: value, ...", booleans as yes / no
+  function plain(value) {
+    if (value === true) return "yes";
+    if (value === false) return "no";
+    if (Array.isArray(value)) return value.map(plain).join(", ");
+    if (value && typeof value === "object") {
+      return Object.entries(value).map(([k, v]) => `${words(k)}: ${plain(v)}`).join(", ");
+    }
+    return value;
+  }
+
   function facts(rows) {
     const dl = el("dl", { class: "facts" });
     for (const [label, value] of rows) {
@@ -548,8 +570,8 @@
       (CATEGORY[p.category] || CATEGORY.MISC)).color;
     const parts = [
       el("h2", { id: "detail-title" }, swatch, title(p)),
-      el("p", { class: "detail-sub", text: [words(p.origin === "city" ? "city" : "Waze"), words(p.kind),
-        words(p.status), p.city].filter(Boolean).join(" · ") }),
+      el("p", { class: "detail-sub", text: [p.origin === "city" ? `City event (${p.source})` : `Waze ${p.kind}`,
+        p.status, p.city].filter(Boolean).join(" · ") }),
     ];
     if (p.held_back) parts.push(el("p", { class: "banner held", text: `Held back from the feeds: ${p.held_back}` }));
     else if (p.origin === "city" && p.published) parts.push(el("p", { class: "banner ok", text: "In the feeds." }));
@@ -567,9 +589,10 @@
     const lint = Array.isArray(p.lint) ? p.lint : [];
     const lintList = el("ul", { class: "lint" });
     for (const finding of lint) {
-      lintList.append(el("li", { class: `lint-${finding.severity || "warning"}` },
-        el("span", { class: "severity", text: finding.severity || "warning" }),
-        el("code", { text: finding.code || "" }),
+      const severity = finding.severity === "error" ? "error" : "warning";
+      lintList.append(el("li", { class: `lint-${severity}` },
+        el("span", { class: "severity", text: severity === "error" ? "Rejected by Waze" : "Warning" }),
+        finding.holds_back ? el("span", { class: "holds", text: "holds it back" }) : null,
         el("span", { class: "lint-message", text: finding.message || "" })));
     }
     if (lint.length || p.origin === "city") {
@@ -591,8 +614,10 @@
         }
       }
       parts.push(section("Waze status",
-        facts([["Status", wazeStatusText(waze.state || p.waze_status)],
-          ["Seen since", waze.since ? when(waze.since) : null], ["Last seen", waze.last_seen ? when(waze.last_seen) : null]]),
+        facts([["Status", waze.text ? localTimes(waze.text) : wazeStatusText(waze.state || p.waze_status)],
+          ["Not published", waze.not_published],
+          ["Late", waze.late_minutes ? `Waze should show it by now (${waze.late_minutes} min in effect)` : null],
+          ["Since", waze.since ? when(waze.since) : null], ["Last seen", waze.last_seen ? when(waze.last_seen) : null]]),
         evidenceItems.length ? el("ul", { class: "evidence" }, ...evidenceItems) : null));
     }
 
@@ -607,8 +632,7 @@
 
     const details = p.details && typeof p.details === "object" ? p.details : null;
     if (details && Object.keys(details).length) {
-      parts.push(section("Details", facts(Object.entries(details).map(([k, v]) =>
-        [words(k), typeof v === "object" && v !== null ? JSON.stringify(v) : v]))));
+      parts.push(section("Details", facts(Object.entries(details).map(([k, v]) => [words(k), plain(v)]))));
     }
 
     const confirmations = Array.isArray(p.confirmations) ? p.confirmations : [];
