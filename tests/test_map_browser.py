@@ -42,13 +42,14 @@ def _closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoSite, str]]:
-    """The demo store, plus a city closure whose lint has a finding: a ROAD_CLOSED with an open lane."""
+    """The demo store, plus a city closure whose lint has a finding: a ROAD_CLOSED with an open lane
+    (on a street no other closure covers, so the test can click it)."""
     tiles = f"http://127.0.0.1:{_closed_port()}/{{z}}/{{x}}/{{y}}.png"
     with demo_site(tmp_path_factory.mktemp("map"), f'[web]\ntile_url = "{tiles}"\n') as demo:
         now = datetime.now(UTC).replace(microsecond=0)
         code, out, err = demo.cli(
-            "closure", "add", "--street", "9th Street", "--from", "37.808933 -122.299509",
-            "--to", "37.810848 -122.303307", "--type", "ROAD_CLOSED", "--lane-impact", "1:RIGHT",
+            "closure", "add", "--street", "Willow Street", "--from", "37.814674 -122.294913",
+            "--to", "37.813304 -122.29601", "--type", "ROAD_CLOSED", "--lane-impact", "1:RIGHT",
             "--direction", "ONE_DIRECTION", "--start", (now - timedelta(hours=2)).isoformat(),
             "--end", (now + timedelta(days=20)).isoformat(), "--operator", "map-test",
         )  # fmt: skip
@@ -226,7 +227,7 @@ def test_the_operator_map_in_a_browser(server: tuple[str, str], site: tuple[Demo
         detail = httpx.get(f"{url}/api/events/{closure_id}", headers={"Authorization": f"Bearer {token}"}).json()
         findings = [finding["message"] for finding in detail["properties"]["lint"]]
         assert any("every lane" in message for message in findings), findings  # the fixture's lane impact
-        _click_event(page, closure_id)
+        assert _click_event(page, closure_id) == "mouse", "the closure is clickable somewhere along it"
         page.wait_for_function(
             "id => document.getElementById('detail-body').dataset.eventId === id", arg=closure_id)
         panel = page.locator("#detail")
@@ -234,7 +235,7 @@ def test_the_operator_map_in_a_browser(server: tuple[str, str], site: tuple[Demo
         text = panel.text_content() or ""
         for message in findings:
             assert message in text
-        assert "9th Street" in text and "Waze status" in text and "Road match" in text
+        assert "Willow Street" in text and "Waze status" in text and "Road match" in text
         assert "Revisions" in text and "map-test" in text  # the operator who added it
 
         ARTIFACTS.mkdir(exist_ok=True)
@@ -256,21 +257,71 @@ def test_the_operator_map_in_a_browser(server: tuple[str, str], site: tuple[Demo
         context.close()
 
 
-def _click_event(page: Any, event_id: str) -> None:
-    """Click an event's path with the mouse where it is drawn on top; else the keyboard (Enter on it)."""
+def _click_event(page: Any, event_id: str) -> str:
+    """Click an event's path with the mouse, at a spot of it nothing is drawn over; without one (a report
+    on top all along it), the keyboard: Enter on the focused path. Returns how."""
     spot = page.evaluate(
         """id => {
             const path = document.querySelector(`path[data-event-id="${CSS.escape(id)}"]`);
-            path.scrollIntoView();
-            const at = path.getPointAtLength(path.getTotalLength() / 2);
-            const m = path.getScreenCTM();
-            const x = at.x * m.a + at.y * m.c + m.e, y = at.x * m.b + at.y * m.d + m.f;
-            return {x, y, onTop: document.elementFromPoint(x, y) === path};
+            const m = path.getScreenCTM(), length = path.getTotalLength();
+            for (let i = 1; i < 20; i += 1) {
+                const at = path.getPointAtLength(length * i / 20);
+                const x = at.x * m.a + at.y * m.c + m.e, y = at.x * m.b + at.y * m.d + m.f;
+                if (document.elementFromPoint(x, y) === path) return {x, y};
+            }
+            return null;
         }""",
         event_id,
     )
-    if spot["onTop"]:
+    if spot is not None:
         page.mouse.click(spot["x"], spot["y"])
-    else:
-        page.focus(f'path[data-event-id="{event_id}"]')
-        page.keyboard.press("Enter")
+        return "mouse"
+    page.focus(f'path[data-event-id="{event_id}"]')
+    page.keyboard.press("Enter")
+    return "keyboard"
+
+
+def test_the_map_without_a_base_map(site: tuple[DemoSite, str], browser: Any) -> None:
+    """``tile_url`` unset: no tile is asked for, the CSP names no tile host, the events are all drawn;
+    and every minute the page reloads them."""
+    demo, _closure = site
+    config = demo.config.model_copy(update={"web": demo.config.web.model_copy(update={"tile_url": None})})
+    token = add_operator(demo.engine, "map-test-plain")
+    with serving(create_app(demo.engine, require_token=False, config=config, refresh_s=0.2)) as url:
+        # a script's way in this time: the Bearer header on every request the page makes
+        context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {token}"})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        tiles: list[str] = []
+        page.on("request", lambda request: tiles.append(request.url) if request.resource_type == "image"
+                and not request.url.startswith((url, "data:")) else None)
+        try:
+            page.clock.install()  # the page's own timers, so the 60 s refresh can be skipped to
+            response = page.goto(f"{url}/map")
+            assert response is not None and response.status == 200
+            assert response.headers["content-security-policy"].count("img-src 'self' data:;") == 1
+            page.wait_for_function("() => document.getElementById('counter').dataset.query !== undefined")
+            query = page.locator("#counter").get_attribute("data-query") or ""
+            assert _drawn(page) == _expected(_api_events(url, token, query))
+            assert page.locator("#map.no-basemap").count() == 1 and page.locator("img.leaflet-tile").count() == 0
+            assert "Base map" not in (page.text_content("#notice") or "")
+
+            # the refresh: a closure added meanwhile is on the map a minute later, with no reload
+            before = len(_api_events(url, token, query))
+            now = datetime.now(UTC).replace(microsecond=0)
+            code, added, err = demo.cli(
+                "closure", "add", "--street", "Wood Street", "--from", "37.804063 -122.300865",
+                "--to", "37.805491 -122.30292", "--type", "CONSTRUCTION", "--start",
+                (now - timedelta(hours=1)).isoformat(), "--end", (now + timedelta(days=3)).isoformat(),
+            )  # fmt: skip
+            assert code == 0, err
+            assert page.locator(f'path[data-event-id="{added.strip()}"]').count() == 0
+            page.clock.fast_forward(61_000)
+            page.wait_for_selector(f'path.ev-line[data-event-id="{added.strip()}"]', state="attached")
+            assert _drawn(page) == _expected(_api_events(url, token, query))
+            assert int(page.locator("#counter").get_attribute("data-shown") or 0) == before + 1
+            assert not tiles and not errors, (tiles, errors)
+        finally:
+            context.close()

@@ -1,7 +1,8 @@
 // The live operator map: the events API (/api/events) drawn with Leaflet's SVG renderer.
 // Plain modern JavaScript, no build step. Every event is ONE SVG path carrying data-event-id and
-// the class ev-point (a Point) or ev-line (any other geometry); casings, cluster rings and badges
-// are drawn beside them with classes of their own, so the paths of events can be counted.
+// the class ev-point (a Point) or ev-line (a line); outlines (ev-casing), the dashes on city events
+// (ev-dash), cluster rings and badges are drawn beside them with classes of their own, so the paths of
+// events can be counted.
 // Nothing from the data is ever parsed as HTML: text goes in with textContent.
 (() => {
   "use strict";
@@ -47,17 +48,19 @@
   const map = L.map("map", { zoomControl: true, attributionControl: true, minZoom: 2, zoomSnap: 0.5, worldCopyJump: true });
   map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
   map.setView([20, 0], 2);
-  for (const [name, z] of [["evCasings", 405], ["evLines", 410], ["evRings", 415], ["evPoints", 420]]) {
+  const PANES = [["evCasings", 405], ["evLines", 410], ["evDashes", 412], ["evRings", 415], ["evPoints", 420]];
+  for (const [name, z] of PANES) {
     map.createPane(name).style.zIndex = String(z);
   }
   const renderers = {
     evCasings: L.svg({ pane: "evCasings", padding: 0.5 }),
     evLines: L.svg({ pane: "evLines", padding: 0.5 }),
+    evDashes: L.svg({ pane: "evDashes", padding: 0.5 }),
     evRings: L.svg({ pane: "evRings", padding: 0.5 }),
     evPoints: L.svg({ pane: "evPoints", padding: 0.5 }),
   };
   const drawn = L.featureGroup().addTo(map); // the events' own paths
-  const extras = L.layerGroup().addTo(map); // casings, cluster rings and badges
+  const extras = L.layerGroup().addTo(map); // outlines, dashes, cluster rings and badges
 
   const notice = document.getElementById("notice");
   const notices = new Map(); // key -> text; shown together, never as a dialog
@@ -109,7 +112,9 @@
     return value ? String(value).replace(/_/g, " ").toLowerCase() : "";
   }
   function title(p) {
-    const what = p.subtype ? words(p.subtype) : words(p.type || p.category);
+    const subtype = p.subtype && !/^(NONE|NO_SUBTYPE)$/i.test(p.subtype) ? p.subtype : null;
+    let what = subtype ? words(subtype) : words(p.type || p.category);
+    if (p.kind === "jam" && !subtype) what = Number.isInteger(p.level) ? `jam, level ${p.level}` : "jam";
     return `${what.charAt(0).toUpperCase()}${what.slice(1)}${p.street ? ` · ${p.street}` : ""}`;
   }
   // exchange.confirm's states: seen in Waze, not seen yet, traffic flowing, not published, not started, ended
@@ -304,9 +309,6 @@
     switch (geometry.type) {
       case "LineString": return geometry.coordinates.map(latLng);
       case "MultiLineString": return geometry.coordinates.map((line) => line.map(latLng));
-      case "Polygon": return geometry.coordinates.map((ring) => ring.map(latLng));
-      case "MultiPolygon": return geometry.coordinates.map((poly) => poly.map((ring) => ring.map(latLng)));
-      case "MultiPoint": return geometry.coordinates.map(latLng);
       default: return [];
     }
   }
@@ -383,21 +385,29 @@
     } else {
       const points = latLngs(geometry);
       if (!points.length) return null;
-      const style = lineStyle(p);
-      const polygon = geometry.type === "Polygon" || geometry.type === "MultiPolygon";
-      // the casing under the line: white when placed on a road, a dotted grey outline when not
-      const casing = p.matched === false
-        ? { color: "#6b7280", weight: style.weight + 6, dashArray: "1 5", lineCap: "round", opacity: 0.95 }
-        : { color: style.casing || "#ffffff", weight: style.weight + (style.casing ? 4 : 3),
-          opacity: style.casing ? 1 : 0.7 };
-      extras.addLayer(L.polyline(points, {
-        ...casing, renderer: renderers.evCasings, pane: "evCasings", interactive: false, fill: false,
-        className: "ev-casing",
-      }));
-      const make = polygon ? L.polygon : L.polyline;
-      delete style.casing;
-      layer = make(points, { ...style, renderer: renderers.evLines, pane: "evLines", className: classes(p, "line"),
-        fill: polygon, fillOpacity: 0.15 });
+      const look = lineStyle(p);
+      const city = p.origin === "city";
+      if (p.matched === false) {
+        // not placed on a road: a dotted grey outline around it
+        extras.addLayer(L.polyline(points, { color: "#4b5563", weight: look.weight + (city ? 10 : 6), dashArray: "1 5",
+          lineCap: "round", opacity: 0.95, renderer: renderers.evCasings, pane: "evCasings", interactive: false,
+          className: "ev-casing" }));
+      } else if (!city) {
+        extras.addLayer(L.polyline(points, { color: "#ffffff", weight: look.weight + 3, opacity: 0.7,
+          renderer: renderers.evCasings, pane: "evCasings", interactive: false, className: "ev-casing" }));
+      }
+      if (city) {
+        // the event's own path is the solid band, clickable along all its length (a dashed stroke is not
+        // hit in its gaps); the dashes ride on it, drawn for the eye only
+        layer = L.polyline(points, { color: look.casing, weight: look.weight + 4, opacity: 1,
+          renderer: renderers.evLines, pane: "evLines", className: classes(p, "line") });
+        extras.addLayer(L.polyline(points, { color: look.color, weight: look.weight, dashArray: look.dashArray,
+          lineCap: look.lineCap, opacity: 1, renderer: renderers.evDashes, pane: "evDashes", interactive: false,
+          className: "ev-dash" }));
+      } else {
+        layer = L.polyline(points, { color: look.color, weight: look.weight, opacity: look.opacity,
+          renderer: renderers.evLines, pane: "evLines", className: classes(p, "line") });
+      }
     }
     layer.feature = feature;
     layer.bindTooltip(() => tooltipFor(feature), { sticky: true, direction: "top", opacity: 1, className: "ev-tip" });
