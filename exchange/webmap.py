@@ -177,7 +177,7 @@ _PAGE = """<!doctype html>
     </section>
   </aside>
   <main class="mapwrap">
-    <div id="map" aria-label="Map of traffic events"></div>
+    <div id="map" role="region" aria-label="Map of traffic events"></div>
     <details class="legend" open>
       <summary>Legend</summary>
       <ul id="legend"></ul>

@@ -59,6 +59,12 @@
     evRings: L.svg({ pane: "evRings", padding: 0.5 }),
     evPoints: L.svg({ pane: "evPoints", padding: 0.5 }),
   };
+  // on a narrow map the legend starts folded (its summary stays, one click opens it)
+  const legendBox = document.querySelector(".legend");
+  function foldLegendIfNarrow() {
+    if (legendBox && legendBox.open && map.getSize().x < 760) legendBox.open = false;
+  }
+  foldLegendIfNarrow();
   const drawn = L.featureGroup().addTo(map); // the events' own paths
   const extras = L.layerGroup().addTo(map); // outlines, dashes, cluster rings and badges
 
@@ -281,8 +287,7 @@
         render();
         if (state.first && drawn.getLayers().length) {
           // the legend covers the map's top right corner: keep the events clear of it
-          const legend = document.querySelector(".legend");
-          const right = legend && legend.open ? legend.offsetWidth + 30 : 40;
+          const right = legendBox && legendBox.open ? legendBox.offsetWidth + 30 : 40;
           map.fitBounds(drawn.getBounds(), { paddingTopLeft: [40, 40], paddingBottomRight: [right, 40], maxZoom: 17 });
           state.first = false;
         }
@@ -530,7 +535,7 @@
   });
 
   function highlight() {
-    for (const node of document.querySelectorAll(".ev.selected")) node.classList.remove("selected");
+    for (const node of document.querySelectorAll("[data-event-id].selected")) node.classList.remove("selected");
     if (!state.selected) return;
     for (const node of document.querySelectorAll(`[data-event-id="${CSS.escape(state.selected)}"]`)) {
       node.classList.add("selected");
@@ -674,7 +679,10 @@
     const wasHidden = detail.hidden;
     detail.hidden = false;
     detail.setAttribute("aria-labelledby", "detail-title");
-    if (wasHidden) map.invalidateSize();
+    if (wasHidden) {
+      map.invalidateSize();
+      foldLegendIfNarrow();
+    }
     const layer = layerOf(id);
     if (layer) {
       renderDetail(layer.feature); // at once from the list's data; the full record follows
