@@ -316,8 +316,8 @@ class _Network:
 
         try:
             placement = Placement.from_config(self.config)
-        except (ExchangeError, OSError) as exc:
-            # the lint then skips the network checks and says so per event, as the CLI does without one
+        except Exception as exc:  # a missing or corrupt network file must not take the events API down
+            # the lint then skips the network checks and says so per event, as it does without a network
             log.warning("events API: cannot load the road network, the lint runs without it: %s", exc)
             return None
         return placement.network if placement is not None else None

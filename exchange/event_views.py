@@ -9,7 +9,9 @@ of one event (revisions, confirmations, same-closure links, the Waze status as a
 here once.
 
 Paging is keyset paging on (``updated_ms`` descending, ``id``): a cursor names the last event of a
-page, so a page never repeats or skips an event because others were inserted before it.
+page, so a page never repeats or skips an event because others were inserted before it. An event
+that changes while a client pages moves to the front (its ``updated_ms`` is new): the walk in
+progress does not see it again, the next one from the first page does.
 """
 
 from __future__ import annotations
@@ -93,7 +95,10 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise BadCursor("not a cursor this server returned") from None
     match value:
-        case [int() as updated_ms, str() as event_id] if not isinstance(updated_ms, bool) and event_id:
+        # what a stored row can hold: a BIGINT time, an id without NUL (PostgreSQL text refuses it)
+        case [int() as updated_ms, str() as event_id] if (
+            not isinstance(updated_ms, bool) and 0 <= updated_ms < 2**63 and event_id and "\x00" not in event_id
+        ):
             return updated_ms, event_id
     raise BadCursor("not a cursor this server returned")
 
@@ -318,8 +323,7 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
     began = func.coalesce(events.c.start_ms, events.c.first_seen_ms)
     in_window = and_(began >= since_ms, began < until_ms)
     by_category: dict[str, int] = dict(conn.execute(
-        select(events.c.category, func.count()).where(in_window).group_by(events.c.category)
-    ).tuples().all())
+        select(events.c.category, func.count()).where(in_window).group_by(events.c.category)).all())
     hour = (began // HOUR_MS) * HOUR_MS
     hourly: dict[int, dict[str, int]] = {
         at: {} for at in range(since_ms // HOUR_MS * HOUR_MS, until_ms, HOUR_MS)
@@ -327,11 +331,12 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
     for at, category, count in conn.execute(
         select(hour.label("hour"), events.c.category, func.count()).where(in_window)
         .group_by(hour, events.c.category)
-    ).tuples():
+    ):
         hourly.setdefault(int(at), {})[category] = count
-    linked = conn.execute(select(confirmations.c.how, func.count()).where(
-        confirmations.c.linked_ms >= since_ms, confirmations.c.linked_ms < until_ms,
-    ).group_by(confirmations.c.how)).tuples().all()
+    linked: dict[str, int] = dict(conn.execute(
+        select(confirmations.c.how, func.count()).where(
+            confirmations.c.linked_ms >= since_ms, confirmations.c.linked_ms < until_ms,
+        ).group_by(confirmations.c.how)).all())
     seen, live = observed_share(conn, facts.at_ms)
     return {
         "since": iso(since_ms),
@@ -340,7 +345,7 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
         "by_category": dict(sorted(by_category.items())),
         "by_hour": [{"hour": iso(at), "counts": dict(sorted(counts.items())), "total": sum(counts.values())}
                     for at, counts in sorted(hourly.items())],
-        "confirmations": {"count": sum(n for _how, n in linked), "by_how": dict(sorted(linked))},
+        "confirmations": {"count": sum(linked.values()), "by_how": dict(sorted(linked.items()))},
         "held_back": [{"id": event_id, "reason": reason} for event_id, reason in sorted(facts.held_back.items())],
         "closures_seen_in_waze": {"total": live, "seen": seen, "share": seen / live if live else None},
     }

@@ -637,7 +637,9 @@ def create_app(
     )
     app.state.feed_server = server
     app.state.operator_access = operator_access
-    app.include_router(__import__("exchange.api").api.api_router(config))  # /api/*: events API (operators)
-    app.include_router(__import__("exchange.api").api.docs_router())  # /docs: Swagger UI from the package
+    from exchange.api import api_router, docs_router
+
+    app.include_router(api_router(config))  # /api/*: the events API behind the operator map (operators only)
+    app.include_router(docs_router())  # /docs: Swagger UI from files in the package
     app.state.metrics = metrics
     return app
