@@ -206,6 +206,23 @@ def test_the_operator_map_in_a_browser(server: tuple[str, str], site: tuple[Demo
         page.click("label[for='cat-JAM']")
         assert _drawn(page) == expected
 
+        # ---- any status: ended reports too; reports of one incident (cluster_id) get one ring and a count
+        page.select_option("#status", "")
+        page.wait_for_function("() => document.getElementById('counter').dataset.query === ''")
+        every_status = _api_events(url, token, "")
+        assert _drawn(page) == _expected(every_status)
+        members: dict[str, int] = {}
+        for feature in every_status:
+            if feature["properties"]["cluster_id"]:
+                members[feature["properties"]["cluster_id"]] = members.get(feature["properties"]["cluster_id"], 0) + 1
+        badges = dict(page.eval_on_selector_all(
+            ".cluster-count", "nodes => nodes.map(n => [n.dataset.clusterId, Number(n.textContent)])"))
+        assert badges == {cluster: n for cluster, n in members.items() if n > 1}
+        assert page.locator("path.cluster-ring").count() == len(badges)
+        page.select_option("#status", "active")
+        page.wait_for_function("() => document.getElementById('counter').dataset.query === 'status=active'")
+        assert _drawn(page) == expected
+
         # ---- origin: city only, fetched again; no crowd data shown, so no Waze attribution
         page.select_option("#origin", "city")
         page.wait_for_function("() => document.getElementById('counter').dataset.query.includes('origin=city')")
