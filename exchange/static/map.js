@@ -129,6 +129,10 @@
     const known = { "not seen yet": "not seen in Waze yet", "traffic flowing": "Waze shows traffic flowing" };
     return known[status] || status;
   }
+  // Waze: -1 means the road is blocked
+  function delayText(seconds) {
+    return seconds < 0 ? "blocked" : `${Math.max(1, Math.round(seconds / 60))} min delay`;
+  }
   function slug(value) {
     return String(value || "unknown").toLowerCase().replace(/[^a-z0-9]+/g, "-");
   }
@@ -249,7 +253,7 @@
 
   // ------------------------------------------------------------------ loading
 
-  const state = { features: [], query: "", first: true, loading: null, selected: null, loadedAt: null };
+  const state = { features: [], query: "", first: true, loading: null, again: false, selected: null, loadedAt: null };
   const counter = document.getElementById("counter");
   const updated = document.getElementById("updated");
 
@@ -272,13 +276,23 @@
     return { features, complete: false };
   }
 
+  // the filters the API applies; a load started under others is dropped, the newer one follows it
+  function filterKey() {
+    return ["origin", "status", "window"].map((name) => form.elements[name].value).join("|");
+  }
+
   async function load() {
-    if (state.loading) return state.loading;
+    if (state.loading) {
+      state.again = true;
+      return state.loading;
+    }
     const params = apiQuery();
+    const key = filterKey();
     counter.setAttribute("aria-busy", "true");
     state.loading = (async () => {
       try {
         const { features, complete } = await fetchAll(params);
+        if (key !== filterKey()) return;
         state.features = features;
         state.query = params.toString();
         state.loadedAt = new Date();
@@ -300,6 +314,10 @@
       } finally {
         counter.removeAttribute("aria-busy");
         state.loading = null;
+        if (state.again) {
+          state.again = false;
+          load();
+        }
       }
     })();
     return state.loading;
@@ -345,9 +363,8 @@
     const p = feature.properties;
     const box = el("div", { class: "tip" }, el("strong", { text: title(p) }));
     const facts = [];
-    if (p.kind === "jam" && p.level !== null && p.level !== undefined) facts.push(`level ${p.level}`);
-    if (p.delay_s) facts.push(`${Math.round(p.delay_s / 60)} min delay`);
-    if (p.origin === "city") facts.push(`Waze: ${wazeStatusText(p.waze_status)}`);
+    if (p.delay_s) facts.push(delayText(p.delay_s));
+    if (p.origin === "city" && p.waze_status) facts.push(`Waze: ${wazeStatusText(p.waze_status)}`);
     if (p.matched === false) facts.push(`not placed on a road${p.match_reason ? ` (${p.match_reason})` : ""}`);
     if (p.lint_problems) facts.push(`${p.lint_problems} lint finding${p.lint_problems === 1 ? "" : "s"}`);
     if (facts.length) box.append(el("div", { text: facts.join(" · ") }));
@@ -595,7 +612,7 @@
       ["Category", words(p.category)], ["Type", p.type], ["Subtype", p.subtype], ["Street", p.street],
       ["Direction", words(p.direction)], ["Start", p.start ? when(p.start) : null], ["End", p.end ? when(p.end) : null],
       ["Updated", p.updated ? when(p.updated) : null], ["Jam level", p.level],
-      ["Delay", p.delay_s ? `${Math.round(p.delay_s / 60)} min` : null],
+      ["Delay", p.delay_s ? delayText(p.delay_s) : null],
       ["Speed", p.speed_kmh !== null && p.speed_kmh !== undefined ? `${Math.round(p.speed_kmh)} km/h` : null],
       ["Length", p.length_m ? `${p.length_m} m` : null], ["Reliability", p.reliability], ["Confidence", p.confidence],
       ["Report cluster", p.cluster_id], ["Id", p.id ?? feature.id],
