@@ -619,6 +619,7 @@ def create_app(
                                    published=lambda: server.feeds.values()))
     operator_access = OperatorAccess(server, (config or Config()).web)
     routes.extend(login_routes(operator_access))
+    routes.extend(__import__("exchange.webmap").webmap.map_routes(config or Config()))  # /map, /static
     # FastAPI for the OpenAPI schema of the /api routes; the feed routes above stay plain ASGI
     # endpoints (not in the schema: the feeds are documented by their own formats).
     from importlib.metadata import version
