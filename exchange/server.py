@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -69,7 +70,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from exchange.api import api_router, docs_router
 from exchange.catalogue_web import catalogue_routes
+from exchange.config import Config
 from exchange.cors import OPEN_READ, PREFLIGHT, as_headers
 from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
@@ -79,10 +82,10 @@ from exchange.publications import FEEDS
 from exchange.redaction import install_log_redaction
 from exchange.runtime import now_ms
 from exchange.schema import downloads, operators, partners, publications
-from exchange.web_auth import offered_tokens
+from exchange.web_auth import OperatorAccess, login_routes, offered_tokens
+from exchange.webmap import map_routes
 
 if TYPE_CHECKING:
-    from exchange.config import Config
     from exchange.health import HealthReport
 
 __all__ = [
@@ -491,8 +494,6 @@ class _Checkup:
     """The health of the sources and feeds, read from the store at most every :data:`_CHECKUP_EVERY_S`."""
 
     def __init__(self, server: FeedServer, config: Config | None) -> None:
-        from exchange.config import Config
-
         self.server, self.config = server, config or Config()
         self.last: HealthReport | None = None
         self.read_at = 0.0
@@ -612,18 +613,14 @@ def create_app(
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/health/sources", health_sources, methods=["GET"]))
     routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
-    from exchange.config import Config
-    from exchange.web_auth import OperatorAccess, login_routes
-
-    routes.extend(catalogue_routes(engine, config or Config(), restricted=require_token,
-                                   published=lambda: server.feeds.values()))
-    operator_access = OperatorAccess(server, (config or Config()).web)
-    routes.extend(login_routes(operator_access))
-    routes.extend(__import__("exchange.webmap").webmap.map_routes(config or Config()))  # /map, /static
+    settings = config or Config()
+    routes.extend(catalogue_routes(engine, settings, restricted=require_token,
+                                   published=lambda: server.feeds.values()))  # /, /feeds, /feeds/catalog.*
+    operator_access = OperatorAccess(server, settings.web)
+    routes.extend(login_routes(operator_access))  # /login, /logout
+    routes.extend(map_routes(settings))  # /map, /static
     # FastAPI for the OpenAPI schema of the /api routes; the feed routes above stay plain ASGI
     # endpoints (not in the schema: the feeds are documented by their own formats).
-    from importlib.metadata import version
-
     app = FastAPI(
         title="traffic-exchange",
         version=version("traffic-exchange"),
@@ -636,8 +633,6 @@ def create_app(
     )
     app.state.feed_server = server
     app.state.operator_access = operator_access
-    from exchange.api import api_router, docs_router
-
     app.include_router(api_router(config))  # /api/*: the events API behind the operator map (operators only)
     app.include_router(docs_router())  # /docs: Swagger UI from files in the package
     app.state.metrics = metrics
