@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from adapters.base import Fetched, Watermark
 from adapters.deadline import Guard
@@ -43,6 +43,7 @@ _SECRET_QUERY_KEYS = frozenset({"tk", "token", "key", "apikey", "api_key", "acce
 _SECRET_SEGMENT_AFTER = frozenset({"waze-feeds", "partners", "feeds-tvt", "token", "tokens"})
 _TOKENISH = re.compile(r"^(?=.*\d)[A-Za-z0-9_\-]{16,}$")
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,9 @@ class HttpPolicy:
     user_agent: str = "traffic-exchange"
     #: one whole fetch, retries and backoff waits included
     deadline_s: float = 60.0
+    #: hosts besides the URL's own that a redirect may lead to (the token is never carried there)
+    allow_redirect_hosts: tuple[str, ...] = ()
+    max_redirects: int = 5
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
@@ -150,7 +154,7 @@ def fetch_url(
         raise UpstreamRefused(f"unsupported URL scheme in {shown}")
     guard = Guard(shown, policy.deadline_s, should_stop, until)
     with guard:
-        return _fetch_http(url, shown, watermark, policy, transport, sleep or guard.sleep, http, guard)
+        return _fetch_http(url, shown, watermark, policy, transport, sleep or guard.sleep, http, guard, tuple(secrets))
 
 
 def outbound_client(
@@ -273,6 +277,7 @@ def _fetch_http(
     sleep: Callable[[float], None],
     http: HttpConfig | None,
     guard: Guard,
+    secrets: tuple[str, ...],
 ) -> Fetched:
     import httpx
 
@@ -282,8 +287,8 @@ def _fetch_http(
     if watermark.last_modified:
         headers["If-Modified-Since"] = watermark.last_modified
     timeout = httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s)
-    with outbound_client(http, timeout, transport=transport, follow_redirects=True) as client:
-        attempt = 0
+    with outbound_client(http, timeout, transport=transport, follow_redirects=False) as client:
+        attempt = redirects = 0
         while True:
             guard.check()
             try:
@@ -293,6 +298,10 @@ def _fetch_http(
                 raise UpstreamUnavailable(
                     f"{shown} sent a body that cannot be decoded as its Content-Encoding says (DecodingError)"
                 ) from None
+            except httpx.InvalidURL:
+                raise UpstreamRefused(f"{shown} is not a valid URL") from None
+            except httpx.UnsupportedProtocol:
+                raise UpstreamRefused(f"unsupported URL scheme in {shown}") from None
             except httpx.TransportError as exc:
                 guard.check()  # the watchdog cut the connection: say why
                 problem, worth_retrying = _transport_problem(exc)
@@ -300,9 +309,22 @@ def _fetch_http(
                     after = f" (after {attempt + 1} attempts)" if attempt else ""
                     raise UpstreamUnavailable(f"cannot reach {shown}: {problem}{after}") from None
                 delay = _backoff(attempt, policy)
+            except httpx.HTTPError as exc:  # every other httpx error: one line, never a traceback
+                guard.check()
+                raise UpstreamUnavailable(f"cannot read {shown}: {type(exc).__name__}") from None
             else:
                 if isinstance(response_or_delay, Fetched):
                     return response_or_delay
+                if isinstance(response_or_delay, _Redirect):
+                    redirects += 1
+                    if redirects > policy.max_redirects:
+                        raise UpstreamRefused(f"{shown} redirected more than {policy.max_redirects} times (a loop?)")
+                    url, same_host = _redirect_target(url, response_or_delay.location, shown, policy, secrets)
+                    if not same_host:  # validators belong to the first host's representation
+                        headers.pop("If-None-Match", None)
+                        headers.pop("If-Modified-Since", None)
+                    shown = redact_location(url, secrets)
+                    continue
                 status, retry_after = response_or_delay
                 problem = f"HTTP {status}"
                 if attempt >= policy.retries:
@@ -316,6 +338,43 @@ def _fetch_http(
                 )
             sleep(wait)
             attempt += 1
+
+
+@dataclass(frozen=True)
+class _Redirect:
+    location: str
+
+
+def _redirect_target(
+    current: str, location: str, shown: str, policy: HttpPolicy, secrets: tuple[str, ...]
+) -> tuple[str, bool]:
+    """Where a redirect may lead, and whether it stays on the same host; UpstreamRefused when it may not.
+
+    Only http(s). The same host is followed (http to https included, https to http refused: the
+    token would travel in clear). Another host only when ``allow_redirect_hosts`` lists it, and
+    then without the secrets: a query parameter holding one is dropped, so the token stays with
+    the host it was issued for.
+    """
+    target = urljoin(current, location.strip())
+    here, there = urlsplit(current), urlsplit(target)
+    if there.scheme not in ("http", "https"):
+        raise UpstreamRefused(f"{shown} redirected to a {there.scheme or 'relative'}: URL; only http(s) is followed")
+    if here.scheme == "https" and there.scheme == "http":
+        raise UpstreamRefused(f"{shown} redirected from https to http; refused")
+    same_host = (here.hostname or "").lower() == (there.hostname or "").lower()
+    if same_host:
+        return target, True
+    allowed = {host.lower() for host in policy.allow_redirect_hosts}
+    if (there.hostname or "").lower() not in allowed:
+        raise UpstreamRefused(
+            f"{shown} redirected to another host ({there.hostname}); list it in allow_redirect_hosts to follow"
+        )
+    kept = [(key, value) for key, value in parse_qsl(there.query, keep_blank_values=True)
+            if not any(secret and secret in value for secret in secrets)]
+    if any(secret and secret in unquote(there.path) for secret in secrets):
+        raise UpstreamRefused(f"{shown} redirected to another host ({there.hostname}) with the token in the path; "
+                              "refused")
+    return urlunsplit((there.scheme, there.netloc, there.path, urlencode(kept), "")), False
 
 
 def _transport_problem(exc: Exception) -> tuple[str, bool]:
@@ -338,13 +397,15 @@ def _transport_problem(exc: Exception) -> tuple[str, bool]:
 
 def _attempt(
     client: httpx.Client, url: str, headers: dict[str, str], shown: str, policy: HttpPolicy, guard: Guard
-) -> Fetched | tuple[int, float | None]:
-    """One request: the result, or (status, Retry-After seconds) when it is worth retrying."""
+) -> Fetched | _Redirect | tuple[int, float | None]:
+    """One request: the result, a redirect, or (status, Retry-After seconds) when it is worth retrying."""
     import httpx
 
     connect = max(0.001, min(policy.connect_timeout_s, guard.remaining()))
     timeout = httpx.Timeout(policy.read_timeout_s, connect=connect)
     with client.stream("GET", url, headers=headers, timeout=timeout, extensions={"trace": guard.trace}) as response:
+        if response.status_code in _REDIRECT_STATUSES and response.headers.get("Location"):
+            return _Redirect(response.headers["Location"])
         if response.status_code == 304:
             return Fetched(body=None, location=shown, etag=response.headers.get("ETag"),
                            last_modified=response.headers.get("Last-Modified"))

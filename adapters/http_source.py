@@ -42,6 +42,12 @@ class HttpSourceSettings(BaseModel):
     backoff_s: float = Field(default=1.0, ge=0, description="First backoff step; doubles per retry, jittered.")
     max_backoff_s: float = Field(default=60.0, ge=0, description="Cap on one wait, Retry-After included.")
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Response size cap in bytes.")
+    allow_redirect_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts a redirect may lead to besides the URL's own (e.g. a CDN); the token is never "
+        "carried there. Redirects to the same host (http to https included) are followed; to a non-HTTP "
+        "URL, from https to http, or more than 5 times: refused.",
+    )
 
     def http_policy(self) -> HttpPolicy:
         return HttpPolicy(
@@ -52,6 +58,7 @@ class HttpSourceSettings(BaseModel):
             backoff_s=self.backoff_s,
             max_backoff_s=self.max_backoff_s,
             max_bytes=self.max_bytes,
+            allow_redirect_hosts=tuple(self.allow_redirect_hosts),
         )
 
 

@@ -170,3 +170,93 @@ def test_a_body_that_does_not_decode_is_a_failed_fetch() -> None:
     with pytest.raises(UpstreamUnavailable, match=r"^https://feed\.example/x sent a body that cannot be decoded"):
         fetch_url("https://feed.example/x", Watermark(), policy, transport=httpx.MockTransport(handler),
                   sleep=lambda _: pytest.fail("a body that does not decode is not retried"))
+
+
+# --------------------------------------------------------------------------- redirects (issue 17, item 1)
+
+
+def _redirecting(location: str) -> tuple[int, dict[str, str], bytes]:
+    return 302, {"Location": location}, b""
+
+
+def test_a_redirect_loop_is_a_failed_fetch(server: tuple[str, Script]) -> None:
+    """Finding: a redirect loop escaped as ``httpx.TooManyRedirects``, a traceback with no run recorded."""
+    url, script = server
+    script.answers = [_redirecting("/feed")]
+    with pytest.raises(UpstreamRefused, match=r"redirected more than 5 times \(a loop\?\)$"):
+        fetch_url(f"{url}/feed", Watermark(), FAST)
+    assert len(script.paths) == 6
+
+
+def test_redirects_on_the_same_host_are_followed_elsewhere_only_when_allowed(server: tuple[str, Script]) -> None:
+    url, script = server
+    port = url.rsplit(":", 1)[1]
+    script.answers = [_redirecting("/moved?format=1&token=s3cret"), (200, {}, BODY)]
+    assert fetch_url(f"{url}/feed?token=s3cret", Watermark(), FAST, secrets=["s3cret"]).body == BODY
+    assert script.paths == ["/feed?token=s3cret", "/moved?format=1&token=s3cret"]
+
+    # localhost is another host name than 127.0.0.1: refused unless listed, and then without the token
+    script.answers, script.paths = [_redirecting(f"http://localhost:{port}/cdn?format=1&token=s3cret"),
+                                    (200, {}, BODY)], []
+    script.requests = []
+    with pytest.raises(UpstreamRefused, match=r"redirected to another host \(localhost\); list it in "
+                                              r"allow_redirect_hosts"):
+        fetch_url(f"{url}/feed?token=s3cret", Watermark(), FAST, secrets=["s3cret"])
+    assert len(script.paths) == 1
+
+    script.answers, script.paths = [_redirecting(f"http://localhost:{port}/cdn?format=1&token=s3cret"),
+                                    (200, {}, BODY)], []
+    script.requests = []
+    allowed = HttpPolicy(retries=0, allow_redirect_hosts=("LOCALHOST",))
+    assert fetch_url(f"{url}/feed?token=s3cret", Watermark(), allowed, secrets=["s3cret"]).body == BODY
+    assert script.paths == ["/feed?token=s3cret", "/cdn?format=1"], "the token stays with its own host"
+
+    script.answers, script.paths, script.requests = [_redirecting(f"http://localhost:{port}/s3cret/feed")], [], []
+    with pytest.raises(UpstreamRefused, match="with the token in the path"):
+        fetch_url(f"{url}/feed", Watermark(), allowed, secrets=["s3cret"])
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/feed", "gopher://x/"])
+def test_a_redirect_to_another_scheme_is_refused(server: tuple[str, Script], location: str) -> None:
+    url, script = server
+    script.answers = [_redirecting(location)]
+    with pytest.raises(UpstreamRefused, match=r"redirected to a \w+: URL; only http\(s\) is followed"):
+        fetch_url(f"{url}/feed", Watermark(), FAST)
+
+
+def test_https_to_http_and_http_to_https_on_one_host() -> None:
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.scheme == "http":
+            return httpx.Response(301, headers={"Location": "https://feed.example/x"})
+        if request.url.path == "/down":
+            return httpx.Response(302, headers={"Location": "http://feed.example/x"})
+        return httpx.Response(200, content=BODY)
+
+    transport = httpx.MockTransport(handler)
+    assert fetch_url("http://feed.example/x", Watermark(), FAST, transport=transport).body == BODY
+    assert seen == ["http://feed.example/x", "https://feed.example/x"]
+    with pytest.raises(UpstreamRefused, match="redirected from https to http; refused"):
+        fetch_url("https://feed.example/down", Watermark(), FAST, transport=transport)
+
+
+@pytest.mark.parametrize("error", ["ReadError", "RemoteProtocolError", "LocalProtocolError", "ProxyError",
+                                   "WriteError", "PoolTimeout", "UnsupportedProtocol", "InvalidURL",
+                                   "TooManyRedirects", "DecodingError"])
+def test_every_httpx_error_is_one_line(error: str) -> None:
+    """Every httpx error class through the ``transport=`` seam: a failed fetch with one line, no traceback."""
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cls = getattr(httpx, error)
+        if issubclass(cls, httpx.RequestError) or cls is httpx.TooManyRedirects:
+            raise cls("boom", request=request)
+        raise cls("boom")
+
+    with pytest.raises((UpstreamUnavailable, UpstreamRefused)) as caught:
+        fetch_url("https://feed.example/x", Watermark(), HttpPolicy(retries=0), transport=httpx.MockTransport(handler))
+    assert "\n" not in str(caught.value) and "feed.example" in str(caught.value)
