@@ -68,7 +68,6 @@ LOGGERS = (
     "apscheduler", "apscheduler.scheduler", "apscheduler.executors.default",
 )
 
-_QUERY_TOKEN = re.compile(r"((?:^|[?&])token=)[^&\s\"']*")
 
 
 class _Registry:
@@ -158,12 +157,15 @@ def register_config_secrets(config: Config) -> None:
 
 
 def redact_query_tokens(text: str) -> str:
-    """Mask ``token=`` values of query strings (the partner tokens a feed server receives).
+    """Mask ``token=`` values of query strings (the partner tokens a feed server receives), however
+    the name is spelled: the server reads it after percent-decoding, so ``%74oken=`` is a token too.
 
     >>> redact_query_tokens("/feeds/cifs.xml?a=1&token=s3cret&b=2")
     '/feeds/cifs.xml?a=1&token=***&b=2'
+    >>> redact_query_tokens("/feeds/cifs.xml?%74oken=s3cret&TO%4BEN=x")
+    '/feeds/cifs.xml?%74oken=***&TO%4BEN=***'
     """
-    return _QUERY_TOKEN.sub(r"\1" + MASK, text) if "token=" in text else text
+    return _QUERY_TOKEN.sub(r"\1" + MASK, text) if "=" in text else text
 
 
 def redact(text: str) -> str:
@@ -281,3 +283,11 @@ def _char_pattern(char: str) -> str:
 
 def _hex(byte: int) -> str:
     return "".join(f"[{digit}{digit.lower()}]" if digit.isalpha() else digit for digit in f"{byte:02X}")
+
+
+#: ``token=`` in a query, its name in any case and any percent-encoding of its letters
+_QUERY_TOKEN = re.compile(
+    r"((?:^|[?&;])"
+    + "".join(f"(?:{_char_pattern(char)}|{_char_pattern(char.upper())})" for char in "token")
+    + r"=)[^&\s\"']*"
+)

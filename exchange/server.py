@@ -444,7 +444,7 @@ class _FeedEndpoint:
 
         partner = ANONYMOUS
         query = scope.get("query_string", b"")
-        if server.require_token or authorization or header_token or b"token=" in query:
+        if server.require_token or authorization or header_token or b"=" in query:
             offered = offered_tokens(authorization, header_token, query)
             found = server.partner_for(offered)
             if found is not None:

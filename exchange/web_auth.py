@@ -162,7 +162,7 @@ def offered_tokens(authorization: str | None, header_token: str | None, query: b
                 found.append(password)
     if header_token:
         found.append(header_token.strip())
-    if query and b"token=" in query:
+    if query and b"=" in query:  # parse_qs decodes the names: %74oken= is token= too
         found.extend(t for t in parse_qs(query.decode("latin-1")).get("token", []) if t)
     return found
 

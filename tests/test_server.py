@@ -466,4 +466,8 @@ def test_basic_auth_header_forms_are_parsed() -> None:
     assert offered_tokens(basic, None, b"") == ["s3cret"]
     assert offered_tokens("bearer abc", "def", b"x=1&token=ghi") == ["abc", "def", "ghi"]
     assert offered_tokens("Basic !!!", None, b"") == []
+    # issue 17 item 5: the name is read after percent-decoding, and redacted however it is spelled
+    assert offered_tokens(None, None, b"%74oken=ghi&%54oken=no") == ["ghi"]
+    logged = "GET /feeds/cifs.xml?%74o%6Ben=ghi HTTP/1.1"
+    assert redact_query_tokens(logged) == "GET /feeds/cifs.xml?%74o%6Ben=*** HTTP/1.1"
     assert offered_tokens("Basic " + base64.b64encode(b"no-colon").decode(), None, b"") == []
