@@ -7,6 +7,7 @@ starts printing at once and holds little in memory.
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -200,8 +201,9 @@ def _write_table(
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    rows = [[as_text(record.get(c)) for c in columns] for record in records]
+    rows = [[terminal_safe(as_text(record.get(c))) for c in columns] for record in records]
     console = Console(file=out, width=200 if not out.isatty() else None)
     natural = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
     least = [natural[i] if c in _UNBROKEN else min(natural[i], 10 if c in _TEXT else 5) for i, c in enumerate(columns)]
@@ -224,7 +226,8 @@ def _write_table(
         text = column in _TEXT
         table.add_column(column, width=widths[i], no_wrap=not text, overflow="fold" if text else "ellipsis")
     for row in rows:
-        table.add_row(*(row[i] for i in shown))
+        # Text, not str: a cell is shown as it is, never read as rich markup ("[red]" in a street name)
+        table.add_row(*(Text(row[i]) for i in shown))
     console.print(table)
     hidden = [c for i, c in enumerate(columns) if i not in shown]
     if hidden:
@@ -261,7 +264,45 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
+def terminal_safe(text: str) -> str:
+    r"""``text`` with control characters shown, not obeyed: an upstream street name holding
+    ``ESC]0;...`` or ``ESC[2J`` must not retitle or clear the operator's terminal; bidirectional
+    overrides would reorder what is shown.
+
+    >>> terminal_safe("7th\x1b[2J Street\u202e"), terminal_safe("two\nlines")
+    ('7th\\x1b[2J Street\\u202e', 'two\nlines')
+    """
+    return _CONTROL.sub(_shown_escape, text) if _CONTROL.search(text) else text
+
+
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def csv_safe(value: Any) -> Any:
+    r"""A CSV cell that a spreadsheet will not run: text starting with ``=``, ``+``, ``-``, ``@``, TAB
+    or CR gets a leading apostrophe (OWASP "CSV injection"); numbers, also written as text
+    (``-122.300788``), stay as they are so the file stays machine-readable.
+
+    >>> csv_safe("=HYPERLINK(\"http://x\")"), csv_safe("-122.300788"), csv_safe(-1), csv_safe("@SUM(A1)")
+    ('\'=HYPERLINK("http://x")', '-122.300788', -1, "'@SUM(A1)")
+    """
+    if isinstance(value, str) and value and value[0] in _FORMULA_STARTS:
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
 def _csv_value(value: Any) -> Any:
     if isinstance(value, dict | list):
         return _dumps(value).decode()
-    return value
+    return csv_safe(value)

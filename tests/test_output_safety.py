@@ -1,0 +1,37 @@
+"""Outputs that cannot attack their readers (issue 17, item 3): CSV cells a spreadsheet would run,
+and upstream text that would drive the operator's terminal or break the table renderer."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from exchange.output import Format, write_records
+
+
+def test_csv_cells_that_start_a_formula_get_an_apostrophe_numbers_stay() -> None:
+    """Finding: a street named ``=HYPERLINK(...)`` went into `inspect events --format csv` and the
+    exports as it was, and a spreadsheet opening the file ran it."""
+    rows = [{"street": "=HYPERLINK(\"http://evil.example\",\"x\")", "city": "+1+1", "note": "-2+3", "who": "@SUM(A1)",
+             "tab": "\tx", "cr": "\rx", "lon": "-122.300788", "n": -1, "fine": "7th Street", "empty": ""}]
+    out = io.StringIO()
+    write_records(rows, Format.csv, columns=list(rows[0]), out=out)
+    header, values = list(csv.reader(io.StringIO(out.getvalue())))
+    got = dict(zip(header, values, strict=True))
+    assert got["street"] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
+    assert (got["city"], got["note"], got["who"], got["tab"], got["cr"]) == ("'+1+1", "'-2+3", "'@SUM(A1)", "'\tx",
+                                                                             "'\rx")
+    assert (got["lon"], got["n"], got["fine"], got["empty"]) == ("-122.300788", "-1", "7th Street", "")
+
+
+def test_tables_show_control_characters_and_never_read_markup() -> None:
+    """Finding: a Waze street ``ESC]0;pwned BEL ESC[2J`` reached the terminal as escape sequences
+    (retitled and cleared it); a street holding ``[/]`` was read as rich markup and crashed the table."""
+    rows = [{"id": "waze:alert:1", "street": "Main\x1b]0;pwned\x07\x1b[2J St", "city": "[/]"},
+            {"id": "waze:alert:2", "street": "[red]Oak[/red]", "city": "\u202eevil"}]
+    out = io.StringIO()
+    write_records(rows, Format.table, columns=["id", "street", "city"], out=out)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "\\x1b]0;pwned\\x07\\x1b[2J" in text and "\\u202eevil" in text
+    assert "[red]Oak[/red]" in text and "[/]" in text
