@@ -1,19 +1,26 @@
 """Sinks: publish feed bytes somewhere other than ``exchange serve``.
 
 A city that already runs a web server (or syncs a directory to object storage) can serve the
-feeds as static files. :class:`FileSink` writes each feed so that a reader (nginx, ``aws s3
-sync``, rsync) sees the old file or the new one, whole, never a truncated mix: the bytes go to a
-temporary file in the same directory, are fsynced, and ``os.replace`` swaps the name atomically.
+feeds as static files. :class:`FileSink` publishes each publication as one set: a reader (nginx,
+``aws s3 sync``, rsync) sees the old set or the new one, whole, never a new ``cifs.xml`` beside an
+old ``cifs.json``.
 
-Each file is atomic on its own; across feeds, a reader between two renames may get the new
-``cifs.xml`` and the old ``cifs.json`` for a moment.
+How: the configured directory (``publish.out_dir``) is a symbolic link to the current set, a
+directory under ``.<name>.sets/`` beside it. A publication writes a new set (every file fsynced),
+then points the link at it with one ``rename`` (atomic on POSIX), then removes the sets older than
+the previous one (a reader that opened a file of it keeps reading it). When a file cannot be
+written (a full disk), the new set is removed, the link still points at the old set, and the
+error says so. A real directory found where the link belongs (written by a release before this
+one) becomes the first set, once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,23 +30,23 @@ __all__ = ["FileSink"]
 
 
 class FileSink:
-    """Write feeds as files in ``directory``: ``<directory>/<feed name>`` (and ``.gz`` with ``gzip``).
+    """Write feeds as one set of files reached at ``directory``: ``<directory>/<feed name>`` (and ``.gz``).
 
-    With ``gzip=True`` a precompressed ``<name>.gz`` is written beside each feed (written first,
-    same mtime), for nginx ``gzip_static on``; with ``gzip=False`` a stale ``<name>.gz`` left by an
-    earlier run is removed, or nginx would keep serving it. Files get ``mode`` (default world-
-    readable: the web server usually runs as another user).
+    With ``gzip=True`` a precompressed ``<name>.gz`` is written beside each feed (same mtime), for
+    nginx ``gzip_static on``. Files get ``mode`` (default world-readable: the web server usually
+    runs as another user); set directories are world-readable and searchable likewise.
     """
 
     def __init__(self, directory: Path | str, *, gzip: bool = False, mode: int = 0o644) -> None:
         self.directory = Path(directory)
         self.gzip = gzip
         self.mode = mode
+        self.sets = self.directory.parent / f".{self.directory.name}.sets"
 
     def push(
         self, feeds: Mapping[str, bytes], *, gzipped: Mapping[str, bytes] | None = None, mtime_ms: int | None = None
     ) -> None:
-        """Write every feed atomically, as the publish step rendered (and, in ``gzipped``, compressed) it.
+        """Publish ``feeds`` (and, in ``gzipped``, their compressed bodies) as the new set, all or nothing.
 
         ``mtime_ms`` (the publication time) becomes the files' mtime, so the web server's
         ``Last-Modified`` is the publication time, not the write time. A sink with ``gzip=True``
@@ -50,37 +57,60 @@ class FileSink:
             if self.gzip and (gzipped is None or name not in gzipped):
                 raise UsageError(f"a gzip sink needs the compressed body of {name!r}")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.sets.mkdir(parents=True, exist_ok=True)
+            self._adopt_legacy_directory()
+            new = Path(tempfile.mkdtemp(dir=self.sets, prefix=time.strftime("set-%Y%m%dT%H%M%S-")))
         except OSError as exc:
-            raise ExchangeError(f"cannot create {self.directory}: {exc.strerror or exc}") from exc
-        for name, body in feeds.items():
-            if self.gzip and gzipped is not None:
-                self._write(name + ".gz", gzipped[name], mtime_ms)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.directory / (name + ".gz")).unlink()
-            self._write(name, body, mtime_ms)
-        _fsync_directory(self.directory)
+            raise ExchangeError(f"cannot write the feeds to {self.directory}: {exc.strerror or exc}") from exc
+        previous = self._current()
+        try:
+            for name, body in feeds.items():
+                if self.gzip and gzipped is not None:
+                    self._write(new / (name + ".gz"), gzipped[name], mtime_ms)
+                self._write(new / name, body, mtime_ms)
+            new.chmod(0o755)
+            _fsync_directory(new)
+            self._point_at(new)
+        except OSError as exc:
+            shutil.rmtree(new, ignore_errors=True)
+            raise ExchangeError(
+                f"cannot write the feeds to {self.directory}: {exc.strerror or exc}; the previous set of files "
+                "stays in place"
+            ) from exc
+        self._remove_old_sets(keep={new.name, previous.name if previous else ""})
 
-    def _write(self, name: str, data: bytes, mtime_ms: int | None) -> None:
-        target = self.directory / name
-        try:
-            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
-        except OSError as exc:
-            raise ExchangeError(f"cannot write in {self.directory}: {exc.strerror or exc}") from exc
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fchmod(handle.fileno(), self.mode)
-                os.fsync(handle.fileno())
-            if mtime_ms is not None:
-                os.utime(temp, ns=(mtime_ms * 1_000_000, mtime_ms * 1_000_000))
-            Path(temp).replace(target)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                Path(temp).unlink()
-            raise ExchangeError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    def _write(self, target: Path, data: bytes, mtime_ms: int | None) -> None:
+        with target.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), self.mode)
+            os.fsync(handle.fileno())
+        if mtime_ms is not None:
+            os.utime(target, ns=(mtime_ms * 1_000_000, mtime_ms * 1_000_000))
+
+    def _current(self) -> Path | None:
+        if self.directory.is_symlink():
+            return self.directory.parent / self.directory.readlink()
+        return None
+
+    def _point_at(self, new: Path) -> None:
+        """Swap the link to ``new`` in one rename; relative, so the tree can be moved or mounted elsewhere."""
+        link = self.sets / f".link-{new.name}"
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        link.symlink_to(new.relative_to(self.directory.parent))
+        link.replace(self.directory)
+        _fsync_directory(self.directory.parent)
+
+    def _adopt_legacy_directory(self) -> None:
+        """A real directory where the link belongs (an earlier release's files) becomes the first set."""
+        if self.directory.is_dir() and not self.directory.is_symlink():
+            self.directory.rename(self.sets / time.strftime("set-%Y%m%dT%H%M%S-adopted"))
+
+    def _remove_old_sets(self, keep: set[str]) -> None:
+        for entry in self.sets.iterdir():
+            if entry.name not in keep and entry.name.startswith("set-"):
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _check_name(name: str) -> None:

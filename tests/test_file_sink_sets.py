@@ -1,0 +1,91 @@
+"""The file sink publishes an all-or-nothing set (issue 17, item 4)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from adapters.sinks import FileSink
+from exchange.errors import ExchangeError
+from tests.support.paths import ROOT
+
+
+def _set(n: int, size: int = 1000) -> dict[str, bytes]:
+    names = ("cifs.xml", "cifs.json", "wzdx.geojson")
+    return {name: f"{name} publication {n} ".encode() * (size // 20) for name in names}
+
+
+def _publication_of(directory: Path) -> set[int]:
+    """Which publications the files reached through the link belong to (one, for a whole set)."""
+    real = Path(os.path.realpath(directory))  # resolve once, as rsync or a reader of the set does
+    return {int(path.read_bytes().split(b" publication ")[1].split(b" ")[0]) for path in real.iterdir()}
+
+
+def test_a_failed_write_leaves_the_previous_set_whole(tmp_path: Path) -> None:
+    """Finding: on a full disk `publish --out` left a new cifs.xml beside an old cifs.json and
+    wzdx.geojson while the store had switched to the new publication. Here the second publication
+    cannot be written (a file-size limit, EFBIG, in a child process): the first set stays, whole."""
+    target = tmp_path / "feeds"
+    FileSink(target).push(_set(1))
+    script = f"""
+import resource, signal, sys
+sys.path.insert(0, {str(ROOT)!r})
+from adapters.sinks import FileSink
+from exchange.errors import ExchangeError
+from tests.test_file_sink_sets import _set
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+try:
+    FileSink({str(target)!r}).push(_set(2, size=100_000))
+except ExchangeError as exc:
+    print(exc)
+    sys.exit(1)
+"""
+    failed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1, failed.stderr
+    assert "cannot write the feeds to" in failed.stdout and "the previous set of files stays in place" in failed.stdout
+    assert _publication_of(target) == {1}
+    assert sorted(p.name for p in target.iterdir()) == ["cifs.json", "cifs.xml", "wzdx.geojson"]
+    assert len(list((tmp_path / ".feeds.sets").iterdir())) == 1, "the partial set is removed"
+
+
+def test_readers_see_one_publication_or_the_next(tmp_path: Path) -> None:
+    target = tmp_path / "feeds"
+    sink = FileSink(target)
+    sink.push(_set(0))
+    stop, mixed = threading.Event(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                seen = _publication_of(target)
+            except (FileNotFoundError, IndexError):  # a set removed after the reader resolved it: read again
+                continue
+            if len(seen) != 1:
+                mixed.append(seen)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for n in range(1, 30):
+        sink.push(_set(n))
+    stop.set()
+    reader.join()
+    assert not mixed
+    assert _publication_of(target) == {29}
+    assert len(list((tmp_path / ".feeds.sets").iterdir())) <= 2, "older sets are removed"
+
+
+def test_an_earlier_release_directory_is_adopted(tmp_path: Path) -> None:
+    target = tmp_path / "feeds"
+    target.mkdir()
+    (target / "cifs.xml").write_bytes(b"old")
+    FileSink(target).push(_set(1))
+    assert target.is_symlink() and _publication_of(target) == {1}
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ExchangeError, match=r"^cannot write the feeds to .*a-file/x: Not a directory$"):
+        FileSink(tmp_path / "a-file" / "x").push(_set(1))
