@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from exchange.errors import ConfigError, ExchangeError, MalformedPayload, NotFound, UsageError
 from exchange.model import first_problem
+from feeds.xmlsafe import declares_a_dtd
 from geo.network import NodeTable
 from geo.types import WayInput
 
@@ -806,8 +807,7 @@ def _check_document(document: etree._ElementTree | etree._Element | None, path: 
     root = tree.getroot() if tree is not None else None
     if tree is None or root is None:
         raise MalformedPayload(f"{path.name}: no root element")
-    info = tree.docinfo
-    if info.internalDTD is not None or info.system_url or info.public_id:
+    if declares_a_dtd(tree):
         raise MalformedPayload(
             f"{path.name}: XML with a DOCTYPE or ENTITY declaration is refused (entities are never expanded)"
         )
