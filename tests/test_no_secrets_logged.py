@@ -10,10 +10,12 @@ characters a URL encodes, and each captured text is searched for every encoding 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -393,3 +395,57 @@ def test_a_child_logger_is_masked_by_the_handler(restore_logging: None) -> None:
     for name in ("httpcore.http11", "apscheduler.executors.default", "some.library"):
         logging.getLogger(name).info("GET /p/%s", "child-s3cr3t-9876")
     assert stream.getvalue().count("GET /p/***") == 3 and "child-s3cr3t" not in stream.getvalue()
+
+
+# ------------------------------------------------------------------ partners and operators on the daemon's server
+
+
+def test_the_daemon_logs_no_partner_or_operator_token(config_path: Path, upstream: tuple[str, list[str]],
+                                                      tmp_path: Path) -> None:
+    """``exchange run`` at DEBUG with the access log: partner and operator tokens in every form the
+    server accepts (Bearer, Basic, X-Partner-Token, ?token=, the percent-encoded ?%74oken= that was
+    logged in clear (issue 17), the sign-in form and its cookie), refused ones too: none in stderr."""
+    import httpx
+
+    env = {**os.environ, "EXCHANGE_CONFIG": str(config_path), "EXCHANGE_DATA_DIR": str(tmp_path / "data")}
+    minted = {kind: subprocess.run([sys.executable, "-m", "exchange", kind, "add", f"{kind}-1"], env=env,
+                                   capture_output=True, text=True, check=True).stdout.strip()
+              for kind in ("partner", "operator")}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    err = tmp_path / "run.err"
+    with err.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exchange", "-vv", "run", "--port", str(port), "--tokens", "--access-log"],
+            stdout=subprocess.DEVNULL, stderr=sink, env={**env, "EXCHANGE_LOG_LEVEL": "DEBUG"},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/health", timeout=1).status_code in (200, 503):
+                    break
+            time.sleep(0.1)
+        partner, operator = minted["partner"], minted["operator"]
+        with httpx.Client(base_url=base, timeout=5) as http:
+            for token in (partner, operator, "wrong-" + partner):
+                http.get("/feeds/cifs.xml", headers={"Authorization": f"Bearer {token}"})
+                http.get("/feeds/cifs.xml", auth=("x", token))
+                http.get("/feeds/cifs.xml", headers={"X-Partner-Token": token})
+                http.get(f"/feeds/cifs.xml?token={quote(token, safe='')}")
+                http.get(f"/feeds/cifs.xml?%74oken={quote(token, safe='')}&TO%4BEN={quote(token, safe='')}")
+                http.get("/api/events", headers={"Authorization": f"Bearer {token}"})
+                http.get(f"/map?token={quote(token, safe='')}")
+                http.post("/login", data={"token": token, "next": "/map"})
+                http.get("/map", headers={"Cookie": f"exchange_operator={token}"})
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    text = err.read_text(encoding="utf-8", errors="replace")
+    assert process.returncode == 0, text
+    assert "/feeds/cifs.xml?%74oken=***&TO%4BEN=***" in text, "the percent-encoded names are masked"
+    assert "/feeds/cifs.xml" in text and "/api/events" in text, "the access log was on"
+    forms = {form for token in (minted["partner"], minted["operator"]) for form in encodings(token)}
+    assert sorted(form for form in forms if form in text) == [], text
