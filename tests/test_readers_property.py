@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ from adapters.base import Source
 from exchange.errors import ConfigError, FeedError, ItemRejected
 from tests.support.paths import FIXTURES, TESTDATA
 
-SETTINGS = settings(max_examples=120, deadline=None, derandomize=True,
+#: bench/fuzz_readers.py runs these same properties long and at random (EXCHANGE_FUZZ_EXAMPLES)
+_FUZZ_EXAMPLES = int(os.environ.get("EXCHANGE_FUZZ_EXAMPLES", "0"))
+SETTINGS = settings(max_examples=_FUZZ_EXAMPLES or 120, deadline=None, derandomize=not _FUZZ_EXAMPLES,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 JSON_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
