@@ -189,6 +189,7 @@ def test_a_redirect_loop_is_a_failed_fetch(server: tuple[str, Script]) -> None:
 
 
 def test_redirects_on_the_same_host_are_followed_elsewhere_only_when_allowed(server: tuple[str, Script]) -> None:
+    """Finding: httpx followed any redirect to any host, with the query token the Location carried."""
     url, script = server
     port = url.rsplit(":", 1)[1]
     script.answers = [_redirecting("/moved?format=1&token=s3cret"), (200, {}, BODY)]
@@ -218,6 +219,7 @@ def test_redirects_on_the_same_host_are_followed_elsewhere_only_when_allowed(ser
 
 @pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/feed", "gopher://x/"])
 def test_a_redirect_to_another_scheme_is_refused(server: tuple[str, Script], location: str) -> None:
+    """Finding: a redirect to ``file://`` escaped as an httpx error (UnsupportedProtocol), retried, no clear line."""
     url, script = server
     script.answers = [_redirecting(location)]
     with pytest.raises(UpstreamRefused, match=r"redirected to a \w+: URL; only http\(s\) is followed"):
@@ -225,6 +227,7 @@ def test_a_redirect_to_another_scheme_is_refused(server: tuple[str, Script], loc
 
 
 def test_https_to_http_and_http_to_https_on_one_host() -> None:
+    """http to https on one host is followed; https to http (the token in clear) was followed too, now refused."""
     import httpx
 
     seen: list[str] = []
