@@ -233,6 +233,7 @@ operators = Table(
     Column("token_hash", String(128), nullable=False, doc="sha256 of the token; the token itself is never stored"),
     Column("created_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger),
+    Column("signed_out_ms", BigInteger, doc="sign-in cookies issued before this are refused (Sign out)"),
 )
 
 downloads = Table(

@@ -61,7 +61,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from sqlalchemy import Connection, Engine, Table, case, select
+from sqlalchemy import Connection, Engine, Table, case, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -237,6 +237,7 @@ class FeedServer:
         self._versions: dict[str, tuple[str, int]] = {}
         self._tokens: tuple[tuple[bytes, str], ...] = ()
         self._operator_tokens: tuple[tuple[bytes, str], ...] = ()
+        self._operator_sessions: dict[str, tuple[str, int | None]] = {}
         self._counts: dict[tuple[str, str], list[int]] = {}
         self.refreshed_ms: int | None = None
         self.refresh_error: str | None = None
@@ -284,12 +285,32 @@ class FeedServer:
     def _load_partners(self, conn: Connection) -> None:
         self._tokens = _active_tokens(conn, partners)
         self._operator_tokens = _active_tokens(conn, operators)
+        self._operator_sessions = {
+            name: (token_hash, signed_out_ms)
+            for name, token_hash, signed_out_ms in conn.execute(
+                select(operators.c.name, operators.c.token_hash, operators.c.signed_out_ms)
+                .where(operators.c.revoked_ms.is_(None))
+            )
+        }
 
     # ------------------------------------------------------------------ tokens
 
     def partner_for(self, candidates: Iterable[str]) -> str | None:
         """The active partner owning one of these tokens, or None."""
         return _owner(self._tokens, candidates)
+
+    def operator_session(self, name: str) -> tuple[str, int | None] | None:
+        """An active operator's token hash and last sign-out time (sign-in cookies are checked against both)."""
+        return self._operator_sessions.get(name)
+
+    def sign_out(self, name: str, at_ms: int) -> None:
+        """Refuse the operator's sign-in cookies issued until ``at_ms``, here at once and in the store
+        (for the other servers of the store, at their next refresh). Blocking: a worker thread."""
+        found = self._operator_sessions.get(name)
+        if found is not None:
+            self._operator_sessions = {**self._operator_sessions, name: (found[0], at_ms)}
+        with writing(self.engine) as conn:
+            conn.execute(update(operators).where(operators.c.name == name).values(signed_out_ms=at_ms))
 
     def operator_for(self, candidates: Iterable[str]) -> str | None:
         """The active operator owning one of these tokens, or None (partner tokens are not operator tokens)."""

@@ -11,11 +11,18 @@ A request offers it as
 Never in a URL: a query-string token would end in browser history, proxy logs and Referer
 headers, so ``?token=`` (which partners may use on the feeds) is not read here.
 
-The tokens in force are the feed server's copy of the ``operators`` table, re-read every
-``refresh_s`` (one second by default): a revocation is in force within a second, also for a
-browser already signed in (its cookie holds the token, checked on every request).
+The cookie is not the token: it is ``name.issued_ms.mac``, the MAC an HMAC-SHA256 keyed with the
+operator's stored token hash. Only someone holding the token (or the store) can make one; any
+server of the store can check one; it is refused after twelve hours (checked here, not only by the
+browser), after the operator signs out (``operators.signed_out_ms``: every cookie issued before),
+and once the operator is revoked or given a new token (the key changes).
 
-An API request without a valid token gets 401 with ``WWW-Authenticate: Basic``; a page
+The operators in force are the feed server's copy of the ``operators`` table, re-read every
+``refresh_s`` (one second by default): a revocation is in force within a second, also for a
+browser already signed in.
+
+An API request without a valid token gets 401 with ``WWW-Authenticate: Bearer`` (RFC 6750; a
+browser does not prompt for it, so the map's own requests never raise a password dialog); a page
 (``/map``) gets 401 with the sign-in form, and a ``WWW-Authenticate`` challenge of a scheme the
 browser does not act on, so the form shows rather than the browser's own password dialog.
 """
@@ -24,13 +31,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import html
+import logging
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
 
 from fastapi import HTTPException, Request
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from exchange.db import db_error_message
+from exchange.errors import ExchangeError
+from exchange.partners import hash_token
+from exchange.runtime import now_ms
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -46,6 +63,8 @@ __all__ = [
     "require_operator",
 ]
 
+log = logging.getLogger("exchange.web_auth")
+
 #: the sign-in cookie's name
 COOKIE = "exchange_operator"
 #: the operator name given to requests when ``[web] access = "open"``
@@ -58,6 +77,10 @@ class OperatorTokens(Protocol):
     """What holds the operator tokens in force (the feed server's copy of the table)."""
 
     def operator_for(self, candidates: Iterable[str]) -> str | None: ...
+
+    def operator_session(self, name: str) -> tuple[str, int | None] | None: ...
+
+    def sign_out(self, name: str, at_ms: int) -> None: ...
 
 
 class OperatorAccess:
@@ -73,30 +96,52 @@ class OperatorAccess:
         if self.open:
             return OPEN_ACCESS
         offered = offered_tokens(request.headers.get("authorization"), None, b"")
-        cookie = request.cookies.get(COOKIE)
-        if cookie:
-            offered.append(cookie)
-        return self.server.operator_for(offered) if offered else None
+        found = self.server.operator_for(offered) if offered else None
+        if found is None and (cookie := request.cookies.get(COOKIE)):
+            found = self.session_operator(cookie)
+        return found
+
+    def session_cookie(self, name: str, token: str, issued_ms: int) -> str:
+        return f"{name}.{issued_ms}.{_mac(hash_token(token), name, issued_ms)}"
+
+    def session_operator(self, cookie: str, now: int | None = None) -> str | None:
+        """The operator a sign-in cookie names, if it is still good (see the module's text)."""
+        parts = cookie.rsplit(".", 2)  # the name may hold dots; the time and the MAC do not
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        name, issued_text, mac = parts
+        issued_ms = int(issued_text)
+        session = self.server.operator_session(name)
+        if session is None:
+            return None
+        token_hash, signed_out_ms = session
+        at = now_ms() if now is None else now
+        if not at - _COOKIE_MAX_AGE_S * 1000 <= issued_ms <= at + 60_000:  # a minute of clock skew
+            return None
+        if signed_out_ms is not None and issued_ms <= signed_out_ms:
+            return None
+        return name if hmac.compare_digest(mac, _mac(token_hash, name, issued_ms)) else None
 
     def require(self, request: Request) -> str:
-        """The operator, or HTTP 401 with a Basic challenge (the API's way)."""
+        """The operator, or HTTP 401 with a Bearer challenge (the API's way)."""
         name = self.operator(request)
         if name is None:
             raise HTTPException(
                 status_code=401,
                 detail="an operator token is required: Authorization: Bearer <token>, HTTP Basic with the "
                 "token as password, or sign in at /login",
-                headers={"WWW-Authenticate": f'Basic realm="{_REALM}"', "Cache-Control": "no-store"},
+                headers={"WWW-Authenticate": f'Bearer realm="{_REALM}"', "Cache-Control": "no-store"},
             )
         return name
 
-    def sign_in_page(self, request: Request, message: str | None = None, status_code: int = 401) -> HTMLResponse:
-        """The sign-in form, answering a page the request may not see yet."""
+    def sign_in_page(self, request: Request, message: str | None = None, status_code: int = 401,
+                     kind: str = "error") -> HTMLResponse:
+        """The sign-in form, answering a page the request may not see yet; ``message`` an error or a note."""
         target = _safe_next(request.url.path if request.url.path != "/login" else
                             request.query_params.get("next", "/map"))
         return HTMLResponse(
             _FORM.format(next=html.escape(target, quote=True),
-                         message=f'<p class="error">{html.escape(message)}</p>' if message else ""),
+                         message=f'<p class="{kind}">{html.escape(message)}</p>' if message else ""),
             status_code=status_code,
             headers={
                 # a scheme browsers do not prompt for: the form is the way in, Basic still works when sent
@@ -121,6 +166,10 @@ class OperatorAccess:
                             status_code=401, media_type="text/plain",
                             headers={"WWW-Authenticate": f'Basic realm="{_REALM}", charset="UTF-8"',
                                      "Cache-Control": "no-store"})
+        if request.query_params.get("signed_out"):
+            return self.sign_in_page(
+                request, "Signed out. If you signed in with the browser's password dialog, close the browser too: "
+                "it keeps sending that token until then.", status_code=200, kind="note")
         return self.sign_in_page(request, status_code=200)
 
     async def login(self, request: Request) -> Response:
@@ -129,16 +178,31 @@ class OperatorAccess:
         target = _safe_next((form.get("next") or ["/map"])[0])
         if self.open:
             return RedirectResponse(target, status_code=303)
-        if not token or self.server.operator_for([token]) is None:
+        name = self.server.operator_for([token]) if token else None
+        if name is None:
             return self.sign_in_page(request, "That token is not an active operator token.")
+        if self.secure_cookie and request.url.scheme == "http" and not _loopback(request.url.hostname):
+            # the browser would drop a Secure cookie set over plain HTTP and show this form again, silently
+            return self.sign_in_page(
+                request, "Your token is right, but this page is plain HTTP: browsers keep the sign-in cookie only "
+                "over HTTPS. Open it over HTTPS, or (a test install only) set [web] secure_cookie = false.",
+                status_code=400)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, token, max_age=_COOKIE_MAX_AGE_S, path="/", httponly=True,
-                            secure=self.secure_cookie, samesite="strict")
+        response.set_cookie(COOKIE, self.session_cookie(name, token, now_ms()), max_age=_COOKIE_MAX_AGE_S,
+                            path="/", httponly=True, secure=self.secure_cookie, samesite="strict")
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    async def logout(self, _request: Request) -> Response:
-        response = RedirectResponse("/login", status_code=303)
+    async def logout(self, request: Request) -> Response:
+        """Forget this browser's cookie, and refuse every cookie of this operator issued until now."""
+        cookie = request.cookies.get(COOKIE)
+        name = self.session_operator(cookie) if cookie and not self.open else None
+        if name is not None:
+            try:
+                await run_in_threadpool(self.server.sign_out, name, now_ms())
+            except (SQLAlchemyError, ExchangeError) as exc:  # this server refuses it already; the others may not
+                log.warning("cannot record the sign-out of operator %r in the store: %s", name, db_error_message(exc))
+        response = RedirectResponse("/login?signed_out=1", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, secure=self.secure_cookie, samesite="strict")
         return response
 
@@ -181,6 +245,15 @@ def login_routes(access: OperatorAccess) -> list[Route]:
     ]
 
 
+def _mac(token_hash: str, name: str, issued_ms: int) -> str:
+    return hmac.new(token_hash.encode("ascii"), f"{name}.{issued_ms}".encode(), hashlib.sha256).hexdigest()
+
+
+def _loopback(host: str | None) -> bool:
+    """Browsers keep Secure cookies from http://localhost (a secure context) but not from other plain-HTTP hosts."""
+    return host in ("localhost", "127.0.0.1", "::1") or bool(host and host.endswith(".localhost"))
+
+
 def _safe_next(target: str) -> str:
     """Where to go after signing in: a path of this server only (no open redirect).
 
@@ -207,6 +280,7 @@ label {{ display: block; margin: 1rem 0 .3rem; }}
 input[type=password] {{ width: 100%; box-sizing: border-box; padding: .5rem; font: inherit; }}
 button {{ margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; }}
 .error {{ color: #b00020; }}
+.note {{ color: #1b5e20; }}
 .hint {{ color: #555; font-size: .9rem; }}
 </style>
 </head>

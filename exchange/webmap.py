@@ -28,6 +28,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from exchange.web_auth import OPEN_ACCESS
+
 if TYPE_CHECKING:
     from exchange.config import Config
     from exchange.web_auth import OperatorAccess
@@ -94,6 +96,15 @@ def _settings(config: Config, operator: str) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _who(operator: str) -> str:
+    """Who is signed in, with the sign-out button; with ``[web] access = "open"`` nobody is."""
+    if operator == OPEN_ACCESS:
+        return '<span class="who">Open access (<code>[web] access = "open"</code>)</span>'
+    return ('<form method="post" action="/logout" class="signout">\n'
+            f'    <span class="who">Signed in as <strong>{html.escape(operator)}</strong></span>\n'
+            '    <button type="submit">Sign out</button>\n  </form>')
+
+
 def map_routes(config: Config) -> list[BaseRoute]:
     """``GET /map`` and the ``/static`` mount, for :func:`exchange.server.create_app`."""
     policy = content_security_policy(config.web.tile_url)
@@ -104,7 +115,7 @@ def map_routes(config: Config) -> list[BaseRoute]:
         if operator is None:
             return access.sign_in_page(request)
         return HTMLResponse(
-            _PAGE.format(settings=_settings(config, operator), operator=html.escape(operator)),
+            _PAGE.format(settings=_settings(config, operator), who=_who(operator)),
             headers={
                 "Content-Security-Policy": policy,
                 "Cache-Control": "no-store",
@@ -135,10 +146,7 @@ _PAGE = """<!doctype html>
   <h1>traffic-exchange <span class="subtitle">live operator map</span></h1>
   <p id="counter" class="counter" role="status" aria-live="polite">Loading events…</p>
   <p id="updated" class="updated"></p>
-  <form method="post" action="/logout" class="signout">
-    <span class="who">Signed in as <strong>{operator}</strong></span>
-    <button type="submit">Sign out</button>
-  </form>
+  {who}
 </header>
 <div class="layout">
   <aside class="sidebar" aria-label="Filters and city closures">

@@ -340,7 +340,7 @@ def test_operators_only(url: str, tokens: dict[str, str], site: DemoSite) -> Non
     for path in ("/api/events", "/api/events/city:city:demo-1", "/api/stats", "/api/events?bbox=nonsense"):
         response = httpx.get(url + path)
         assert response.status_code == 401, path
-        assert response.headers["www-authenticate"].startswith("Basic")
+        assert response.headers["www-authenticate"].startswith("Bearer")
         assert httpx.get(url + path, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
     assert httpx.get(url + "/api/stats", auth=("anyone", tokens["bob"])).status_code == 200  # Basic, token as password
 

@@ -263,7 +263,7 @@ def test_the_operator_map_in_a_browser(server: tuple[str, str], site: tuple[Demo
 
         # ---- signing out: the cookie goes, the map asks for the token again
         page.click("form[action='/logout'] button[type=submit]")
-        page.wait_for_url(f"{url}/login")
+        page.wait_for_url(f"{url}/login?signed_out=1")
         assert not [c for c in context.cookies() if c["name"] == "exchange_operator"]
         again = page.goto(f"{url}/map")
         assert again is not None and again.status == 401

@@ -14,7 +14,7 @@ from exchange.config import Config, WebConfig
 from exchange.server import create_app
 from exchange.web_auth import COOKIE
 from tests.support.helpers import Run
-from tests.support.serving import serving, wait_for
+from tests.support.serving import now_ms, serving, wait_for
 
 
 def _app(engine: Engine, access: str = "operator", secure_cookie: bool = True) -> object:
@@ -79,20 +79,65 @@ def test_sign_in_by_form_bearer_basic_and_revocation(engine: Engine, store_cli: 
         flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
         assert cookie.startswith(f"{COOKIE}=") and {"httponly", "secure", "path", "max-age"} <= flags
         assert "samesite=strict" in cookie.lower()
-        assert _signed_in(http, headers={"Cookie": f"{COOKIE}={token}"})
+        session = cookie.split(";")[0].split("=", 1)[1]
+        assert token not in session and session.startswith("jane."), "the cookie is not the token"
+        assert _signed_in(http, headers={"Cookie": f"{COOKIE}={session}"})
+        assert not _signed_in(http, headers={"Cookie": f"{COOKIE}={token}"}), "the token is no cookie"
+        forged = session[:-1] + ("0" if session[-1] != "0" else "1")
+        assert not _signed_in(http, headers={"Cookie": f"{COOKIE}={forged}"})
 
         # an open redirect is not offered: the target stays on this server
         elsewhere = http.post("/login", data={"token": token, "next": "//evil.example/"})
         assert elsewhere.headers["location"] == "/map"
 
-        out = http.post("/logout", headers={"Cookie": f"{COOKIE}={token}"})
+        out = http.post("/logout", headers={"Cookie": f"{COOKIE}={session}"})
         assert out.status_code == 303 and f'{COOKIE}=""' in out.headers["set-cookie"]
+        assert "Signed out" in http.get(out.headers["location"]).text
+        # signing out refuses the cookie on the server too, a copy kept elsewhere included
+        assert not _signed_in(http, headers={"Cookie": f"{COOKIE}={session}"})
+        again = http.post("/login", data={"token": token}).headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        assert _signed_in(http, headers={"Cookie": f"{COOKIE}={again}"}), "a new sign-in works"
 
         assert store_cli("operator", "revoke", "jane").code == 0
         # the server re-reads operators every refresh_s (0.2 s here, 1 s by default): the cookie dies with it
-        wait_for(lambda: not _signed_in(http, headers={"Cookie": f"{COOKIE}={token}"}), timeout=2.0, what="revocation")
+        wait_for(lambda: not _signed_in(http, headers={"Cookie": f"{COOKIE}={again}"}), timeout=2.0,
+                 what="revocation")
         assert not _signed_in(http, headers={"Authorization": "Basic " + base64.b64encode(
             f"jane:{token}".encode()).decode()})
+
+
+def test_a_sign_in_cookie_ends_after_twelve_hours(engine: Engine, store_cli: Callable[..., Run]) -> None:
+    token = store_cli("operator", "add", "jane").out.strip()
+    app = _app(engine)
+    access = app.state.operator_access  # type: ignore[attr-defined]
+    with serving(app) as url, httpx.Client(base_url=url, follow_redirects=False) as http:
+        wait_for(lambda: _signed_in(http, headers={"Authorization": f"Bearer {token}"}), what="operators loaded")
+        now = now_ms()
+        for hours, good in ((0, True), (11.9, True), (12.1, False), (-1, False)):
+            cookie = access.session_cookie("jane", token, round(now - hours * 3_600_000))
+            assert _signed_in(http, headers={"Cookie": f"{COOKIE}={cookie}"}) is good, hours
+
+
+def test_the_api_challenge_raises_no_password_dialog_and_plain_http_is_explained(
+        engine: Engine, store_cli: Callable[..., Run]) -> None:
+    """Trial finding: a revoked operator's map got 401 with ``WWW-Authenticate: Basic`` on its own
+    requests, and the browser put up its password dialog over the page; and on a plain-HTTP host
+    the Secure cookie was dropped and the form came back with no word why."""
+    token = store_cli("operator", "add", "jane").out.strip()
+    app = _app(engine)
+    from fastapi import Depends, FastAPI
+
+    from exchange.web_auth import require_operator
+
+    assert isinstance(app, FastAPI)
+    app.add_api_route("/api/probe", lambda: {"ok": True}, dependencies=[Depends(require_operator)])
+    with serving(app) as url, httpx.Client(base_url=url, follow_redirects=False) as http:
+        refused = http.get("/api/probe")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer ")
+        wait_for(lambda: _signed_in(http, headers={"Authorization": f"Bearer {token}"}), what="operators loaded")
+        plain = http.post("/login", data={"token": token}, headers={"Host": "traffic.city.test"})
+        assert plain.status_code == 400 and "set-cookie" not in plain.headers
+        assert "plain HTTP" in plain.text and "secure_cookie" in plain.text
 
 
 def test_open_access_needs_no_token_and_plain_http_cookies(engine: Engine, store_cli: Callable[..., Run]) -> None:

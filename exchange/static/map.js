@@ -307,6 +307,9 @@
         }
       } catch (error) {
         if (error.status === 401) {
+          // signed out, revoked or expired: what the page showed is no longer this browser's to see
+          state.features = [];
+          render();
           setNotice("auth", "Your sign-in has ended: reload the page to sign in again.");
         } else {
           setNotice("load", `Cannot load the events (${error.message}); showing the last ones loaded.`);

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(128), nullable=False),
         sa.Column("created_ms", sa.BigInteger, nullable=False),
         sa.Column("revoked_ms", sa.BigInteger),
+        sa.Column("signed_out_ms", sa.BigInteger),
     )
 
 
