@@ -57,6 +57,7 @@ CONTEXT: Mapping[str, str] = {
     "xsd": "http://www.w3.org/2001/XMLSchema#",
     "void": "http://rdfs.org/ns/void#",
     "schema": "http://schema.org/",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
 }
 _EU = "http://publications.europa.eu/resource/authority"
 _IANA = "http://www.iana.org/assignments/media-types"
@@ -160,8 +161,10 @@ class Dataset:
     uri: str
     title: str
     description: str
-    license: str
+    #: None when the publisher cannot license it (crowd data republished with Waze's consent): ``rights`` says why
+    license: str | None
     distributions: tuple[Distribution, ...]
+    rights: str | None = None
     issued_ms: int | None = None
     modified_ms: int | None = None
     spatial: Spatial | None = None
@@ -297,7 +300,10 @@ def export_catalogue(
         title=f"{what} of {publisher}: history",
         description=f"{what} recorded by {publisher}, {described}, each with its times, status and "
         f"geometry (WGS84).{crowd_note}",
-        license=config.catalogue.license,
+        # the city cannot license Waze's data, even when Waze consents to its republication
+        license=None if crowd else config.catalogue.license,
+        rights=("Holds Waze crowd reports, republished with Waze's consent under Waze's terms, not under the "
+                f"city's licence ({config.catalogue.license}), which covers the city's own events.") if crowd else None,
         distributions=tuple(
             Distribution(uri=f"{uri}#distribution-{file.name}", title=file.name, url=file.url,
                          media_type=file.media_type, byte_size=file.byte_size)
@@ -380,7 +386,7 @@ def _dataset_jsonld(
         "dct:title": dataset.title,
         "dct:description": dataset.description,
         "dct:publisher": publisher,
-        "dct:license": {"@id": dataset.license},
+        **_licensing(dataset),
         "dcat:keyword": list(catalogue.keywords),
         "dcat:theme": {"@id": f"{_EU}/data-theme/TRAN"},
         "dcat:landingPage": {"@id": catalogue.landing_page},
@@ -422,6 +428,15 @@ def _dataset_jsonld(
     return node
 
 
+def _licensing(dataset: Dataset) -> dict[str, Any]:
+    terms: dict[str, Any] = {}
+    if dataset.license is not None:
+        terms["dct:license"] = {"@id": dataset.license}
+    if dataset.rights:
+        terms["dct:rights"] = {"@type": "dct:RightsStatement", "rdfs:label": dataset.rights}
+    return terms
+
+
 def _distribution_jsonld(distribution: Distribution, dataset: Dataset) -> dict[str, Any]:
     node: dict[str, Any] = {
         "@id": distribution.uri,
@@ -429,7 +444,7 @@ def _distribution_jsonld(distribution: Distribution, dataset: Dataset) -> dict[s
         "dct:title": distribution.title,
         "dcat:accessURL": {"@id": distribution.url},
         "dcat:mediaType": {"@id": f"{_IANA}/{distribution.media_type}"},
-        "dct:license": {"@id": dataset.license},
+        **_licensing(dataset),
     }
     if distribution.file_type:
         node["dct:format"] = {"@id": f"{_EU}/file-type/{distribution.file_type}"}
@@ -469,6 +484,7 @@ def _dataset_json(dataset: Dataset) -> dict[str, Any]:
         "media_type": distribution.media_type,
         "access": "restricted" if dataset.restricted else "open",
         "license": dataset.license,
+        "rights": dataset.rights,
         "conforms_to": dataset.conforms_to,
         "issued": iso(dataset.issued_ms),
         "modified": iso(dataset.modified_ms),

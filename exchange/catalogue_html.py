@@ -43,7 +43,7 @@ def to_html(catalogue: Catalogue) -> str:
         f'<a href="{e(catalogue.links[key])}">{label}</a>'
         for key, label in (("jsonld", "DCAT-AP (JSON-LD)"), ("json", "JSON")) if key in catalogue.links
     )
-    nav = '<nav><a href="/map">Operator map</a> · <a href="/docs">API</a> · <a href="/health">Health</a></nav>'
+    nav = '<nav><a href="/map">Operator map</a> · <a href="/docs">API</a></nav>'
     return _PAGE.format(
         title=e(catalogue.title), description=e(catalogue.description), publisher=publisher,
         license=f'<a href="{e(catalogue.license)}">{e(catalogue.license)}</a>', contact=contact,
@@ -59,7 +59,8 @@ def _dataset_html(dataset: Dataset) -> str:
         ("Format", f"<code>{e(distribution.media_type)}</code>"
          + (f' (<a href="{e(dataset.conforms_to)}">specification</a>)' if dataset.conforms_to else "")),
         ("Access", "restricted to partners" if dataset.restricted else "open"),
-        ("Licence", f'<a href="{e(dataset.license)}">{e(dataset.license)}</a>'),
+        ("Licence", f'<a href="{e(dataset.license)}">{e(dataset.license)}</a>' if dataset.license
+         else e(dataset.rights or "")),
         ("First published", e(iso(dataset.issued_ms) or "")),
         ("Last updated", e(iso(dataset.modified_ms) or "")),
     ]

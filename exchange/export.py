@@ -184,6 +184,11 @@ def _record(row: Mapping[str, Any], at_ms: int, crowd: bool) -> dict[str, Any]:
     record["status"] = shown_status(row, at_ms)
     details = record.get("details") or {}
     record["description"] = details.get("description") if isinstance(details, dict) else None
+    if isinstance(details, dict) and "operator" in details:
+        # who typed it is staff information, not open data
+        record["details"] = {key: value for key, value in details.items() if key != "operator"}
+    # seen in Waze since is derived from Waze's crowd data: not the city's to publish
+    record.pop("visible_in_waze_since", None)
     if not crowd:  # a city event's crowd measures are empty: left out of its properties
         for name in (*CROWD_COLUMNS, "report_rating", "magvar", "road_type", "blocking_alert_uuid"):
             record.pop(name, None)

@@ -51,6 +51,7 @@ __all__ = [
     "check_text",
     "id_problem",
     "integer_problem",
+    "local_time",
     "optional_text",
     "parse_time",
     "schedule_problems",
@@ -321,7 +322,7 @@ def _transition(naive: datetime, zone: tzinfo, before: timedelta, after: timedel
     return _clock(was), _clock(became)
 
 
-def _local(naive: datetime, zone: tzinfo, field: str) -> datetime:
+def local_time(naive: datetime, zone: tzinfo, field: str) -> datetime:
     """``naive`` as a local time in ``zone``; refused when the clocks skip it (DST gap) or show it twice (fold).
 
     zoneinfo gives a gap or fold time two offsets (``fold=0``: the one before the change,
@@ -384,7 +385,7 @@ def parse_time(value: str | datetime | None, field: str, zone: tzinfo) -> dateti
         raise ItemRejected(f"{field}: expected an ISO 8601 time, got {type(value).__name__}")
     if when.tzinfo is None or when.utcoffset() is None:
         _check_range(when.replace(tzinfo=zone), field, shown)  # before any conversion, which could overflow
-        return _local(when.replace(tzinfo=None), zone, field)
+        return local_time(when.replace(tzinfo=None), zone, field)
     _check_range(when, field, shown)
     return when
 

@@ -133,7 +133,7 @@ def test_json_and_html_for_scripts_and_people(site: DemoSite) -> None:
 
     assert page.headers["content-type"] == "text/html; charset=utf-8" and browser.text == page.text
     for expected in ("Closures for navigation apps", f"{url}/feeds/cifs.json", "/feeds/catalog.jsonld",
-                     'href="/map"', 'href="/docs"', 'href="/health"', '<script type="application/ld+json">'):
+                     'href="/map"', 'href="/docs"', '<script type="application/ld+json">'):
         assert expected in page.text
     assert refused.status_code == 406
     assert home.status_code == 302 and home.headers["location"] == f"{url}/feeds"

@@ -24,6 +24,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:D
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     with demo_site(tmp_path_factory.mktemp("export"), "[export]\ninclude_crowd = true\n") as built:
+        code, _, err = built.cli(
+            "closure", "add", "--street", "Campbell Street",
+            "--polyline", "37.806325 -122.299297 37.807360 -122.298941", "--subtype", "ROAD_CLOSED_EVENT",
+            "--start", "2026-03-02T08:00:00-08:00", "--operator", "ana.staff",
+        )
+        assert code == 0, err
         yield built
 
 
@@ -86,6 +92,19 @@ def test_crowd_events_only_when_the_config_allows_them(site: DemoSite, tmp_path:
     rows, collection, _ = exported(site, tmp_path / "all", "--include-crowd")
     assert {r["id"] for r in rows} == stored_ids(site) and "crowd" in {r["origin"] for r in rows}
     assert len(collection["features"]) == len(rows)
+    # trial finding: staff names and what Waze's data says of a closure are not the city's open data
+    typed = [f for f in collection["features"] if (f["properties"].get("details") or {}).get("description") is None
+             and f["properties"]["origin"] == "city"]
+    assert typed, "the operator's closure is exported"
+    for feature in collection["features"]:
+        assert "visible_in_waze_since" not in feature["properties"]
+        assert "operator" not in (feature["properties"].get("details") or {})
+    assert "ana.staff" not in (tmp_path / "all" / "events.geojson").read_text()
+    assert "ana.staff" not in (tmp_path / "all" / "events.csv").read_text()
+    # trial finding: the city cannot license Waze's data, even with Waze's consent
+    catalog = json.loads((tmp_path / "all" / "catalog.jsonld").read_text())
+    dataset = catalog["dcat:dataset"][0]
+    assert "dct:license" not in dataset and "Waze's consent" in dataset["dct:rights"]["rdfs:label"]
 
     strict = tmp_path / "strict.toml"
     strict.write_text(demo_config_text(site.config_path.parent), encoding="utf-8")
@@ -102,6 +121,8 @@ def test_crowd_events_only_when_the_config_allows_them(site: DemoSite, tmp_path:
     (["--from", "2026-03-02", "--to", "2026-03-01"], 2, "--from must be before --to"),
     (["--status", "open"], 2, "--status: 'open' is not one of"),
     (["--source", "nowhere"], 3, "no events of source 'nowhere' in the store (known: city, waze)"),
+    (["--category", "FOO"], 2, "--category: 'FOO' is not one of ACCIDENT, JAM"),
+    (["--from", "2026-03-08T02:30:00"], 2, "--from: 2026-03-08T02:30 does not exist in America/Los_Angeles"),
 ])
 def test_bad_options_exit_with_their_code(
     site: DemoSite, tmp_path: Path, args: list[str], code: int, message: str

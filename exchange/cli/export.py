@@ -29,15 +29,20 @@ def parse_day_or_time(value: str, zone: ZoneInfo, *, option: str, end: bool = Fa
     >>> parse_day_or_time("2026-03-01T08:00:00-08:00", ZoneInfo("UTC"), option="--from")
     1772380800000
     """
+    from exchange.errors import ItemRejected
+    from feeds.city_values import local_time
+
     text = value.strip()
     try:
         if _DAY.match(text):
             day = date.fromisoformat(text) + (timedelta(days=1) if end else timedelta())
-            when = datetime.combine(day, time(), tzinfo=zone)
+            when = local_time(datetime.combine(day, time()), zone, option)
         else:
             when = datetime.fromisoformat(text)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=zone)
+            if when.tzinfo is None:  # as closure entry reads it: a time the clocks skip or repeat is refused
+                when = local_time(when, zone, option)
+    except ItemRejected as exc:
+        raise UsageError(exc.message) from None
     except ValueError:
         raise UsageError(f"{option}: {value!r} is neither a day (2026-11-01) nor an ISO 8601 time "
                          "(2026-11-01T08:00, 2026-11-01T08:00:00+01:00)") from None
@@ -108,6 +113,13 @@ def export_command(
 
     if base_url is not None and not re.match(r"^https?://", base_url):
         raise UsageError(f"--base-url: {base_url!r} is not an http(s) URL")
+    if category is not None:
+        from exchange.model import Category
+
+        known = [c.value for c in Category]
+        if category.upper() not in known:
+            raise UsageError(f"--category: {category!r} is not one of {', '.join(known)}")
+        category = category.upper()
     config = context.state.config
     zone = config.zone
     request = Export(
@@ -123,5 +135,8 @@ def export_command(
     done = export_events(context.engine(), config, request, at_ms=now_ms(), skipped=context.skipped)
     print(json.dumps(done.record()))
     kind = "event(s)" if include_crowd else "city event(s)"
+    if not include_crowd and done.events == 0 and source is not None:
+        print(f"note: no city event of source {source!r} in the period; crowd events are exported only with "
+              "--include-crowd", file=sys.stderr)
     print(f"exported {done.events} {kind} to {out}: "
           + ", ".join(f"{name} ({size} bytes)" for name, size in done.sizes.items()), file=sys.stderr)
