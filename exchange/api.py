@@ -242,6 +242,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _invalid(name: str, value: Any, message: str) -> NoReturn:
     """A 422 in FastAPI's own validation-error shape, naming the parameter."""
+    if isinstance(value, str) and len(value) > 200:  # a bad 100 kB cursor is not sent back whole
+        value = value[:200] + "…"
     raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": f"{name}: {message}",
                                    "input": value}])
 
@@ -374,13 +376,17 @@ def api_router(config: Config | None = None) -> APIRouter:
                 after = decode_cursor(cursor)
             except BadCursor as exc:
                 _invalid("cursor", cursor, str(exc))
+        since_ms = _instant("since", since) if since is not None else None
+        until_ms = _instant("until", until) if until is not None else None
+        if since_ms is not None and until_ms is not None and since_ms >= until_ms:
+            _invalid("since", since, "must be before until")  # as /api/stats says it
         query = EventQuery(
             bbox=_bbox(bbox) if bbox is not None else None,
             categories=_categories(category),
             origin=origin,
             status=status,
-            since_ms=_instant("since", since) if since is not None else None,
-            until_ms=_instant("until", until) if until is not None else None,
+            since_ms=since_ms,
+            until_ms=until_ms,
             limit=limit,
             after=after,
         )

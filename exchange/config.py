@@ -331,8 +331,9 @@ class WebConfig(BaseModel):
         # TOML has no null: tile_url = "" is how a config file says "no base map"
         if value is not None and not value.strip():
             return None
-        if value is not None and not re.match(r"^(https?:)?//|^/", value):
-            raise ValueError("tile_url must be an http(s) URL or a path on this server, with {z}/{x}/{y}")
+        if value is not None and (not re.match(r"^(https?:)?//|^/", value)
+                                  or not all(part in value for part in ("{z}", "{x}", "{y}"))):
+            raise ValueError("tile_url must be an http(s) URL or a path on this server, with {z}, {x} and {y}")
         return value
 
 

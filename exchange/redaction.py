@@ -164,6 +164,11 @@ def redact_query_tokens(text: str) -> str:
     '/feeds/cifs.xml?a=1&token=***&b=2'
     >>> redact_query_tokens("/feeds/cifs.xml?%74oken=s3cret&TO%4BEN=x")
     '/feeds/cifs.xml?%74oken=***&TO%4BEN=***'
+
+    A query inside a parameter (``/login?next=/map%3Ftoken%3Ds3cret%26a%3D1``) is masked too:
+
+    >>> redact_query_tokens("/login?next=/map%3Ftoken%3Ds3cret%26a%3D1")
+    '/login?next=/map%3Ftoken%3D***%26a%3D1'
     """
     return _QUERY_TOKEN.sub(r"\1" + MASK, text) if "=" in text else text
 
@@ -287,7 +292,7 @@ def _hex(byte: int) -> str:
 
 #: ``token=`` in a query, its name in any case and any percent-encoding of its letters
 _QUERY_TOKEN = re.compile(
-    r"((?:^|[?&;])"
+    r"((?:^|[?&;]|%3[Ff]|%26)"
     + "".join(f"(?:{_char_pattern(char)}|{_char_pattern(char.upper())})" for char in "token")
-    + r"=)[^&\s\"']*"
+    + r"(?:=|%3[Dd]))(?:[^&\s\"'%]|%(?!26))*"
 )

@@ -262,6 +262,7 @@ def test_a_cursor_keeps_its_filters_page_by_page(api: httpx.Client, stored: dict
     ({"cursor": "not-a-cursor"}, "cursor"),
     ({"cursor": "WzEsMl0"}, "cursor"),  # [1,2]: JSON, but not a position
     ({"cursor": "WzE4NDQ2NzQ0MDczNzA5NTUxNjE1LCJhIl0"}, "cursor"),  # [2**64-1,"a"]: beyond a BIGINT
+    ({"since": "2026-11-28T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, "since"),  # as /api/stats refuses it
 ])
 def test_a_bad_parameter_is_a_422_naming_it(api: httpx.Client, params: dict[str, str], name: str) -> None:
     response = api.get("/api/events", params=params)
@@ -269,6 +270,11 @@ def test_a_bad_parameter_is_a_422_naming_it(api: httpx.Client, params: dict[str,
     problems = response.json()["detail"]
     assert [problem["loc"] for problem in problems] == [["query", name]]
     assert problems[0]["msg"]
+
+
+def test_a_huge_bad_cursor_is_not_echoed_whole(api: httpx.Client) -> None:
+    response = api.get("/api/events", params={"cursor": "A" * 60_000})
+    assert response.status_code == 422 and len(response.content) < 2000
 
 
 # --------------------------------------------------------------------------- one event

@@ -160,5 +160,6 @@ def test_the_proxy_password_is_a_secret(data_dir: Path, tmp_path: Path, monkeypa
 def test_web_tile_url_empty_means_no_base_map() -> None:
     assert WebConfig(tile_url="").tile_url is None
     assert WebConfig(tile_url="/tiles/{z}/{x}/{y}.png").tile_url == "/tiles/{z}/{x}/{y}.png"
-    with pytest.raises(ValueError, match="tile_url must be an http"):
-        WebConfig(tile_url="tile.example.org/{z}/{x}/{y}.png")
+    for bad in ("tile.example.org/{z}/{x}/{y}.png", "https://tiles.example.org/tile.png"):
+        with pytest.raises(ValueError, match="tile_url must be an http"):
+            WebConfig(tile_url=bad)

@@ -193,11 +193,12 @@ def run(
     feeds before publish.max_age_s. Source and feed states, newly held-back events and closures
     Waze does not show are logged once and POSTed to notify.webhook_url.
 
-    The feeds, /health (load balancers: 200 while a publication can be served), /health/sources
-    (monitoring: 503 while a required source is Offline or SchemaError, or a feed is stale) are
-    served on serve.host:serve.port. SIGTERM stops within about 25 s at worst (a fetch gives up at
-    once, even while an upstream trickles), and exits 0. The log format is a root option:
-    `exchange --log-format json run`.
+    The feeds and their catalogue (/feeds), /health (load balancers: 200 while a publication can be
+    served), /health/sources (monitoring: 503 while a required source is Offline or SchemaError, or a
+    feed is stale), /metrics, and for city staff the operator map (/map) and the events API (/api/*,
+    /docs) are served on serve.host:serve.port (see `exchange serve --help`). SIGTERM stops within
+    about 25 s at worst (a fetch gives up at once, even while an upstream trickles), and exits 0.
+    The log format is a root option: `exchange --log-format json run`.
     """
     from exchange.daemon import ServeOptions, run_daemon
 

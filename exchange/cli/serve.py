@@ -84,6 +84,10 @@ def serve(
     Basic (the password). Downloads (200 with the body) and polls (304 or HEAD) per partner and
     feed are counted in memory, written to the store every --flush-s and at shutdown; see
     `exchange partner list`.
+
+    For city staff: /map (the live operator map) and /api/events, /api/events/{id}, /api/stats
+    (the events API; schema at /openapi.json, Swagger UI at /docs), behind operator tokens
+    (`exchange operator add`; sign in at /login) unless [web] access = "open".
     """
     chosen = context.state.config.serve
     host = host or chosen.host
