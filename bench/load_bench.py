@@ -638,4 +638,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # everything was stopped and removed on the way out (the finally blocks)
+        log("load_bench: interrupted; the daemon and the servers are stopped")
+        sys.exit(130)

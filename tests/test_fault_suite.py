@@ -114,6 +114,11 @@ def stored_publications(engine: Engine) -> dict[str, tuple[bytes, str]]:
         return {r.feed: (bytes(r.body), r.etag) for r in conn.execute(select(publications))}
 
 
+def ok_runs(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(sync_runs.c.id).where(sync_runs.c.status == "ok")).scalars())
+
+
 def last_run(engine: Engine, table: Any) -> Any:
     with engine.connect() as conn:
         return conn.execute(select(table).order_by(table.c.id.desc()).limit(1)).one()
@@ -196,12 +201,13 @@ def test_a_sync_failing_half_way_applies_nothing_and_the_feeds_stay(
     run's changes would go out in the next publication, and the run might be recorded ok."""
     with served(engine) as http:
         before_wire = first_publication(city, engine, http)
-        before = store_state(engine)
+        before, ok_before = store_state(engine), ok_runs(engine)
         (tmp_path / "closures.csv").write_text(SECOND, encoding="utf-8")
         install_trigger(engine, "sightings", "INSERT")
         result = city("sync")
         assert result.code == 1 and "injected fault" in result.err, result
         assert store_state(engine) == before, "a half-applied sync"
+        assert ok_runs(engine) == ok_before, "no run of the failed attempt is marked ok"
         run = last_run(engine, sync_runs)
         assert run.status == "failed" and "injected fault" in run.message and "\n" not in run.message
         assert city("publish").code == 0
