@@ -119,6 +119,9 @@ def check_config(path: Path | None) -> tuple[Config | None, list[Problem]]:
             return None, [Problem("", f"cannot read config file {path}: {exc}")]
         except tomllib.TOMLDecodeError as exc:
             return None, [Problem("", f"{path}: invalid TOML: {exc}")]
+        nul = _first_nul(raw)
+        if nul is not None:  # no path, URL or name holds one; the OS would refuse it with a traceback
+            return None, [Problem(nul, "contains a NUL character")]
         _resolve_relative_paths(raw, path.parent)
     try:
         environment, origins = environment_overrides()
@@ -329,6 +332,25 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 def _did_you_mean(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _first_nul(value: Any, where: str = "") -> str | None:
+    """The key of the first string (or key) holding a NUL character, or None.
+
+    >>> _first_nul({"publish": {"out_dir": "a\\x00b"}}), _first_nul({"sources": [{"name": "x"}]})
+    ('publish.out_dir', None)
+    """
+    if isinstance(value, str):
+        return where or "(top level)" if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        inner = f"{where}.{key}" if where and isinstance(key, str) else f"{where}[{key}]" if where else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return inner
+        found = _first_nul(child, inner)
+        if found is not None:
+            return found
+    return None
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:

@@ -163,3 +163,12 @@ def test_web_tile_url_empty_means_no_base_map() -> None:
     for bad in ("tile.example.org/{z}/{x}/{y}.png", "https://tiles.example.org/tile.png"):
         with pytest.raises(ValueError, match="tile_url must be an http"):
             WebConfig(tile_url=bad)
+
+
+def test_a_nul_character_is_a_config_error(tmp_path: Path) -> None:
+    """Found by bench/fuzz_readers.py: ``data_dir = "\\u0000"`` left `load_config` with a ValueError
+    traceback (embedded null byte, from resolving the path)."""
+    path = tmp_path / "exchange.toml"
+    path.write_text('data_dir = "\\u0000x"\n[publish]\nout_dir = "ok"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"data_dir: contains a NUL character"):
+        load_config(path)
