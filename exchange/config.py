@@ -133,6 +133,11 @@ class NetworkConfig(BaseModel):
 CC0_URL = "https://creativecommons.org/publicdomain/zero/1.0/"
 
 
+TargetName = Literal["cifs", "wzdx", "datex2", "cwz"]
+#: every target ``publish.targets`` may name, in the order they are published and reported
+PUBLISH_TARGETS: tuple[TargetName, ...] = ("cifs", "wzdx", "datex2", "cwz")
+
+
 class PublishConfig(BaseModel):
     """What goes out: the CIFS and WZDx feeds partners poll."""
 
@@ -171,6 +176,26 @@ class PublishConfig(BaseModel):
     contact_email: str | None = None
     license: str | None = Field(default=None, description=f"WZDx feed licence; only {CC0_URL} is allowed.")
     update_frequency_s: int | None = Field(default=None, ge=1, description="WZDx feed_info.update_frequency.")
+    targets: list[TargetName] = Field(
+        default_factory=lambda: list(PUBLISH_TARGETS), min_length=1,
+        description="The targets published: cifs (cifs.xml, cifs.json), wzdx (wzdx.geojson), datex2 (datex2.xml), "
+        "cwz (cwz.geojson; only when publish.license is the CC0 URL). Each holds back on its own the events it "
+        "cannot carry.",
+    )
+    schema_dir: Path | None = Field(
+        default=None,
+        description="A directory of official schemas the city obtained (they do not ship): "
+        "datex2/DATEXII_3_D2Payload.xsd (or DATEXII_3_MessageContainer.xsd) with the XSDs it includes, and "
+        "cwz/ with the CWZ 1.0 JSON schemas. When set, datex2.xml and cwz.geojson are also checked against them.",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_once(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"a target is named more than once: {', '.join(repeated)}")
+        return value
 
     @field_validator("license")
     @classmethod
@@ -191,7 +216,7 @@ class ServeConfig(BaseModel):
 
 #: the feeds a catalogue entry may describe (``publications.feed``); kept here, not imported, as config.py
 #: imports nothing of the publishing side
-CATALOGUE_FEEDS = ("cifs.xml", "cifs.json", "wzdx.geojson")
+CATALOGUE_FEEDS = ("cifs.xml", "cifs.json", "wzdx.geojson", "datex2.xml", "cwz.geojson")
 
 
 class CatalogueFeedConfig(BaseModel):

@@ -1,0 +1,267 @@
+"""The publishing targets: who receives an event, in which feeds, and what each cannot carry.
+
+One event goes out to every target the city publishes (``publish.targets``):
+
+========  ==========================  ==========================================================
+target    feeds                       where the event's id (``Event.id``, shared by all targets)
+========  ==========================  ==========================================================
+cifs      cifs.xml, cifs.json         ``<incident id="...">`` / ``incident.id``
+wzdx      wzdx.geojson                the feature's ``id`` (``<id>/reverse`` for a two-way
+                                      closure's other direction)
+datex2    datex2.xml                  ``sit:situation/@id`` and its records' ``@id``
+cwz       cwz.geojson                 the feature's ``id``, as in WZDx
+========  ==========================  ==========================================================
+
+Each target is a :class:`Target`: its feeds, its pure renderer and document check, and its two
+pure statements about one event, ``problems_for`` (why the target cannot carry it validly: it is
+then held back from that target only) and ``losses_for`` (what is lost or approximated when it is
+carried: the compile report). A target is on when configured and, for CWZ, when the licence
+allows it (:func:`off_targets` says why one is off).
+
+Official schemas the city obtained (``publish.schema_dir``) are read here, once
+(:func:`official_schemas`), and handed to the pure checkers in ``feeds/``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from exchange.config import Config
+from exchange.model import Event
+
+__all__ = [
+    "CIFS",
+    "CWZ",
+    "DATEX2",
+    "TARGETS",
+    "WZDX",
+    "OfficialSchemas",
+    "Target",
+    "enabled_targets",
+    "off_feeds",
+    "off_targets",
+    "official_schemas",
+]
+
+Renderer = Callable[[Sequence[Event], Config, datetime], dict[str, bytes]]
+#: the document problems of rendered feeds that make them invalid, one ``"<feed>: <location>: <message>"`` each
+Checker = Callable[[Mapping[str, bytes], "OfficialSchemas"], list[str]]
+EventStatement = Callable[[Event], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class OfficialSchemas:
+    """The official schemas found under ``publish.schema_dir`` (None: not given, or not there)."""
+
+    datex2: Any = None  # lxml.etree.XMLSchema of DATEXII_3_D2Payload.xsd or DATEXII_3_MessageContainer.xsd
+    datex2_from: Path | None = None
+    cwz: Any = None  # jsonschema validator of the CWZ 1.0 WorkZoneFeed.json
+    cwz_from: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One publishing target. Every callable is pure (the renderers and checkers of ``feeds/``)."""
+
+    name: str
+    feeds: Mapping[str, str]  # feed name -> media type
+    render: Renderer
+    check: Checker
+    problems_for: EventStatement
+    losses_for: EventStatement
+    #: publish.hold_back_failing applies (the Waze acceptance lint is about what Waze accepts)
+    waze_lint: bool = False
+    #: the feeds module this target needs (a build without it has the target off)
+    module: str = ""
+
+
+def _statement(module: str, name: str) -> EventStatement:
+    """``<module>.<name>`` of ``feeds/``, looked up when first called (the renderers load lazily)."""
+
+    def call(event: Event) -> list[str]:
+        found: EventStatement | None = getattr(importlib.import_module(module), name, None)
+        return found(event) if found is not None else []
+
+    call.__name__ = name
+    return call
+
+
+# --------------------------------------------------------------------------- cifs
+
+
+def _render_cifs(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
+    from feeds.cifs import render_cifs_json, render_cifs_xml
+
+    return {
+        "cifs.xml": render_cifs_xml(chosen, zone=config.zone, generated=generated),
+        "cifs.json": render_cifs_json(chosen, zone=config.zone, generated=generated,
+                                      shape=config.publish.cifs_json_shape),
+    }
+
+
+def _check_cifs(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[str]:
+    from exchange.validation import validate_cifs_xml
+
+    return [f"cifs.xml: {p.location}: {p.message}" for p in validate_cifs_xml(feeds["cifs.xml"])
+            if p.severity == "error"]
+
+
+CIFS = Target("cifs", {"cifs.xml": "application/xml; charset=utf-8", "cifs.json": "application/json"},
+              _render_cifs, _check_cifs, _statement("feeds.cifs", "problems_for"),
+              _statement("feeds.cifs", "losses_for"), waze_lint=True, module="feeds.cifs")
+
+
+# --------------------------------------------------------------------------- wzdx
+
+
+def feed_info(config: Config) -> dict[str, Any]:
+    """WZDx/CWZ ``feed_info`` from ``publish``: the fields that are set."""
+    settings = config.publish
+    found: dict[str, Any] = {
+        "publisher": settings.publisher,
+        "data_source_id": settings.data_source_id,
+        "organization_name": settings.publisher,
+        "contact_name": settings.contact_name,
+        "contact_email": settings.contact_email,
+        "license": settings.license,
+        "update_frequency": settings.update_frequency_s,
+        "url": settings.source_url,
+    }
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def _render_wzdx(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
+    from feeds.wzdx import render_wzdx
+
+    return {"wzdx.geojson": render_wzdx(chosen, feed_info=feed_info(config), generated=generated)}
+
+
+def _check_wzdx(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[str]:
+    from exchange.validation import validate_wzdx
+
+    return [f"wzdx.geojson: {p.location}: {p.message}" for p in validate_wzdx(feeds["wzdx.geojson"])
+            if p.severity == "error"]
+
+
+WZDX = Target("wzdx", {"wzdx.geojson": "application/geo+json"}, _render_wzdx, _check_wzdx,
+              _statement("feeds.wzdx", "problems_for"), _statement("feeds.wzdx", "losses_for"),
+              module="feeds.wzdx")
+
+
+# --------------------------------------------------------------------------- datex2
+
+
+def _render_datex2(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
+    render = importlib.import_module("feeds.datex2").render_datex2
+    return {"datex2.xml": render(chosen, settings=config.publish.datex2, zone=config.zone,  # type: ignore[attr-defined]
+                                 generated=generated)}
+
+
+def _check_datex2(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str]:
+    from exchange.validation import check_datex2_document
+
+    return [f"datex2.xml: {p.location}: {p.message}" for p in check_datex2_document(feeds["datex2.xml"], schemas)
+            if p.severity == "error"]
+
+
+DATEX2 = Target("datex2", {"datex2.xml": "application/xml; charset=utf-8"}, _render_datex2, _check_datex2,
+                _statement("feeds.datex2", "problems_for"), _statement("feeds.datex2", "losses_for"),
+                module="feeds.datex2")
+
+
+# --------------------------------------------------------------------------- cwz
+
+
+def _render_cwz(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
+    render = importlib.import_module("feeds.cwz").render_cwz
+    return {"cwz.geojson": render(chosen, feed_info=feed_info(config), generated=generated)}
+
+
+def _check_cwz(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str]:
+    from exchange.validation import check_cwz_document
+
+    return [f"cwz.geojson: {p.location}: {p.message}" for p in check_cwz_document(feeds["cwz.geojson"], schemas)
+            if p.severity == "error"]
+
+
+CWZ = Target("cwz", {"cwz.geojson": "application/geo+json"}, _render_cwz, _check_cwz,
+             _statement("feeds.cwz", "problems_for"), _statement("feeds.cwz", "losses_for"), module="feeds.cwz")
+
+#: every target ``publish.targets`` may name, in the order they are published and reported
+TARGETS: Mapping[str, Target] = {target.name: target for target in (CIFS, WZDX, DATEX2, CWZ)}
+
+
+# --------------------------------------------------------------------------- which targets are on
+
+
+def off_targets(config: Config) -> dict[str, str]:
+    """Target name -> why it is off, for every known target that is not published."""
+    off: dict[str, str] = {}
+    for name, target in TARGETS.items():
+        if name not in config.publish.targets:
+            off[name] = "not in publish.targets"
+        elif importlib.util.find_spec(target.module) is None:
+            off[name] = f"this release has no {target.module} renderer"
+        elif name == "cwz":
+            reason = _cwz_off_reason(config.publish.license)
+            if reason is not None:
+                off[name] = reason
+    return off
+
+
+def _cwz_off_reason(license_url: str | None) -> str | None:
+    """Why CWZ cannot be published under this licence (CWZ 1.0 allows only CC0), or None."""
+    enabled = getattr(importlib.import_module("feeds.cwz"), "cwz_enabled", None)
+    if enabled is None:
+        return None
+    verdict = enabled(license_url)
+    if isinstance(verdict, tuple):  # (on, reason)
+        return None if verdict[0] else str(verdict[1])
+    return None if verdict in (True, None) else str(verdict)
+
+
+def enabled_targets(config: Config) -> list[Target]:
+    """The targets published, in :data:`TARGETS` order."""
+    off = off_targets(config)
+    return [target for name, target in TARGETS.items() if name not in off]
+
+
+def off_feeds(config: Config) -> dict[str, str]:
+    """Feed name -> why it is not published (its target is off): the server answers 404 with it."""
+    return {feed: f"{name}: off: {reason}" for name, reason in off_targets(config).items()
+            for feed in TARGETS[name].feeds}
+
+
+# --------------------------------------------------------------------------- official schemas (I/O)
+
+
+def official_schemas(schema_dir: Path | None) -> OfficialSchemas:
+    """The official schemas under ``schema_dir``, read once per directory (None: none given)."""
+    return _official_schemas(schema_dir.expanduser().resolve()) if schema_dir is not None else OfficialSchemas()
+
+
+#: the DATEX II 3.x roots looked for in ``<schema_dir>/datex2``, in order
+DATEX2_ROOTS = ("DATEXII_3_D2Payload.xsd", "DATEXII_3_MessageContainer.xsd")
+#: the CWZ 1.0 feed schema looked for in ``<schema_dir>/cwz`` (with the schemas it refers to beside it)
+CWZ_ROOT = "WorkZoneFeed.json"
+
+
+@cache
+def _official_schemas(schema_dir: Path) -> OfficialSchemas:
+    from exchange.validation import load_cwz_validator, load_xsd
+
+    datex2_root = next((schema_dir / "datex2" / name for name in DATEX2_ROOTS
+                        if (schema_dir / "datex2" / name).is_file()), None)
+    cwz_root = schema_dir / "cwz" / CWZ_ROOT
+    return OfficialSchemas(
+        datex2=load_xsd(datex2_root) if datex2_root is not None else None, datex2_from=datex2_root,
+        cwz=load_cwz_validator(cwz_root) if cwz_root.is_file() else None,
+        cwz_from=cwz_root if cwz_root.is_file() else None,
+    )
