@@ -82,6 +82,7 @@ from exchange.publications import FEEDS
 from exchange.redaction import install_log_redaction
 from exchange.runtime import now_ms
 from exchange.schema import downloads, operators, partners, publications
+from exchange.targets import off_feeds
 from exchange.web_auth import OperatorAccess, login_routes, offered_tokens
 from exchange.webmap import map_routes
 
@@ -234,6 +235,8 @@ class FeedServer:
         #: sent with every answer of a feed: CORS for open feeds only (a partner-only feed says nothing of it)
         self.cors_headers: Headers = [] if require_token else as_headers(OPEN_READ)
         self.feeds: dict[str, _Feed] = {}
+        #: feed -> why it is not published (its target is off): answered 404 with the reason
+        self.off: Mapping[str, str] = {}
         self._versions: dict[str, tuple[str, int]] = {}
         self._tokens: tuple[tuple[bytes, str], ...] = ()
         self._operator_tokens: tuple[tuple[bytes, str], ...] = ()
@@ -455,6 +458,13 @@ class _FeedEndpoint:
                 return
         shown = ANONYMOUS_PARTNER if partner == ANONYMOUS else partner  # its name, never a token
 
+        off = server.off.get(self.feed)
+        if off is not None:  # not "not published yet": it will not be, and the partner should know why
+            self.observe(self.feed, 404, shown, download=False)
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store"),
+                       *server.cors_headers]
+            await _send(send, 404, headers, f"this feed is not published: {off}\n".encode())
+            return
         feed = server.feeds.get(self.feed)
         if feed is None:
             self.observe(self.feed, 503, shown, download=False)
@@ -554,6 +564,8 @@ def create_app(
     server = FeedServer(engine, require_token=require_token, refresh_s=refresh_s, flush_s=flush_s,
                         cache_control=cache_control)
     checkup = _Checkup(server, config)
+    if config is not None:
+        server.off = off_feeds(config)
     # uvicorn's access log prints the query string, ?token= included: masked (exchange.redaction)
     install_log_redaction()
 
@@ -568,7 +580,8 @@ def create_app(
             # not the driver's message: /health is public and that names internal hosts (it is logged)
             "store": "ok" if server.refresh_error is None else "unreachable",
             "feeds": {
-                name: None if (feed := feeds.get(name)) is None else {
+                name: ({"off": server.off[name]} if name in server.off else None) if (feed := feeds.get(name)) is None
+                else {
                     "etag": feed.etag,
                     "published": _iso(feed.published_ms),
                     "published_ms": feed.published_ms,

@@ -16,14 +16,19 @@ __all__ = ["publish_command", "validate_command"]
 def publish_command(
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", file_okay=False, help="Also write cifs.xml, cifs.json and wzdx.geojson here."),
+        typer.Option("--out", "-o", file_okay=False, help="Also write the feeds (cifs.xml, cifs.json, wzdx.geojson, "
+                     "datex2.xml, cwz.geojson) here."),
     ] = None,
 ) -> None:
-    """Render, validate and publish the feeds (CIFS XML and JSON, WZDx 4.2) from the city's events.
+    """Render, validate and publish the feeds of every target (publish.targets: CIFS XML and JSON, WZDx 4.2,
+    DATEX II v3, CWZ 1.0) from the city's events.
 
-    An invalid feed is not published: the last good one stays served, the failure is recorded,
-    and the exit code is 1. A city event whose stored row cannot be read is held back (a warning on
-    stderr names it and why); the others go out.
+    Each target holds back on its own the events it cannot carry validly; stderr says, per target,
+    how many events it publishes, holds back and carries with losses (`exchange inspect feed --target`
+    shows which), or why it is off. A target whose feeds are invalid, or that would hold back too many
+    of the events it published before, publishes nothing new (its last good feeds stay served, the
+    others go out) and the exit code is 1. A city event whose stored row cannot be read is held back
+    (a warning on stderr names it and why); the others go out.
     """
     from exchange.publish import publish
 
@@ -31,9 +36,13 @@ def publish_command(
     for line in result.warnings():
         print(line, file=sys.stderr)
     print(result.summary(), file=sys.stderr)
+    for line in result.target_lines():
+        print(f"  {line}", file=sys.stderr)
     if out is not None:
         for name, body in result.feeds.items():
             print(f"wrote {out / name} ({len(body)} bytes)", file=sys.stderr)
+    if result.failed_targets:
+        raise typer.Exit(1)
 
 
 def validate_command(
