@@ -174,7 +174,8 @@ def render_feeds(chosen: Sequence[Event], config: Config, generated: datetime) -
         "cifs.xml": render_cifs_xml(chosen, zone=config.zone, generated=generated, attribution=attribution),
         "cifs.json": render_cifs_json(chosen, zone=config.zone, generated=generated, shape=settings.cifs_json_shape,
                                       attribution=attribution),
-        "wzdx.geojson": render_wzdx(chosen, feed_info=_feed_info(config), generated=generated),
+        # the city's zone: a schedule's hours are local times, published as one road event per occurrence
+        "wzdx.geojson": render_wzdx(chosen, feed_info=_feed_info(config), generated=generated, zone=config.zone),
     }
 
 

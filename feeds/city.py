@@ -225,7 +225,7 @@ def city_event(
     reference: Mapping[str, Any] | None = None,
     operator: str | None = None,
     city: str | None = None,
-    end_date_verified: bool = True,
+    end_date_verified: bool = False,
     attributes: Mapping[str, Any] | None = None,
     digest: str = "",
     point_device: bool = False,

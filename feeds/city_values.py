@@ -59,6 +59,7 @@ __all__ = [
     "parse_time",
     "plain_text",
     "schedule_problems",
+    "schedule_windows",
     "shown_integer",
     "text_problem",
     "weekly_schedule",
@@ -500,6 +501,16 @@ def schedule_problems(day: str, hours: str) -> list[str]:
     write an overnight window as two: friday=22:00-23:59 and saturday=00:00-06:00
     """
     return _windows(day, hours)[1]
+
+
+def schedule_windows(day: str, hours: str) -> list[tuple[int, int]]:
+    """The valid windows of one day's hours as (start, end) minutes after midnight, sorted; what
+    :func:`schedule_problems` refuses is left out (a stored schedule has none).
+
+    >>> schedule_windows("monday", "13:00-17:00, 8:00-12:00")
+    [(480, 720), (780, 1020)]
+    """
+    return _windows(day, hours)[0]
 
 
 def weekly_schedule(value: Mapping[str, str] | None) -> dict[str, str] | None:
