@@ -906,7 +906,7 @@ def losses_for(event: Event) -> list[str]:
         lost.append("times are written to the second")
     details = event.details
     if details is not None and event.end_time is not None and not details.end_date_verified:
-        lost.append("the end time is an estimate, which CIFS cannot say (it has no verified flag)")
+        lost.append("the end time is not verified, which CIFS cannot say (it has no verified flag)")
     if isinstance(event.attributes.get("location_description"), str):
         lost.append("the location description is not carried (cifsv2 has no place for it)")
     kept = event.attributes.get(_WZDX_KEY)
@@ -924,10 +924,12 @@ def _wzdx_losses(kept: Mapping[str, Any]) -> list[str]:
     if kept.get("direction") in _SIGNED_DIRECTIONS:
         lost.append(f"the signed direction {kept['direction']} is carried only as the point order "
                     "(CIFS has ONE_DIRECTION or BOTH_DIRECTIONS)")
-    lanes = kept.get("lanes")
-    if kept.get("restrictions") or (isinstance(lanes, list) and any(
-            isinstance(lane, Mapping) and (lane.get("restrictions") or lane.get("width")) for lane in lanes)):
+    lanes = [lane for lane in kept.get("lanes") or () if isinstance(lane, Mapping)]
+    if kept.get("restrictions") or any(lane.get("restrictions") or lane.get("width") for lane in lanes):
         lost.append("lane widths and restrictions are not carried (CIFS has lanes only)")
+    shifted = sorted({str(lane["status"]) for lane in lanes if lane.get("status") not in (None, "open", "closed")})
+    if shifted:
+        lost.append(f"lane statuses {', '.join(shifted)} are carried as open or closed (CIFS has no merge or shift)")
     if kept.get("types_of_work"):
         lost.append("the types of work are not carried (CIFS has one type per incident)")
     if kept.get("work_zone_type"):

@@ -246,14 +246,14 @@ def closure(**changes: Any) -> Event:
     event = city_event("city", "C-1", type="ROAD_CLOSED", subtype="ROAD_CLOSED_CONSTRUCTION", street="9th Street",
                        coordinates=LINE, zone=PARIS, direction="BOTH_DIRECTIONS",
                        start="2026-03-02T08:00:00+01:00", end="2026-03-03T18:00:00+01:00",
-                       description="Water main", schedule={"monday": "08:00-17:00"})
+                       description="Water main", schedule={"monday": "08:00-17:00"}, end_date_verified=True)
     return event.model_copy(update=changes)
 
 
 def test_a_closure_cifs_carries_whole_has_no_problems_and_no_losses() -> None:
     event = closure(details=CityDetails(description="Lane works", lanes=[Lane(order=0, status="CLOSED")],
                                         lane_impact=LaneImpact(total_closed_lanes=1, roadside="LEFT"),
-                                        reference=SourceRef(reference="city")))
+                                        reference=SourceRef(reference="city"), end_date_verified=True))
     assert problems_for(closure()) == [] and losses_for(closure()) == []
     assert problems_for(event) == [] and losses_for(event) == []
 
@@ -269,16 +269,28 @@ def test_what_cifs_cannot_carry_validly_is_named() -> None:
 def test_what_cifs_loses_is_said_in_one_sentence_each(testdata: Path) -> None:
     dialog = parse_cifs((testdata / "cifs" / "dialog_expected_cifsv2.xml").read_bytes(), zone=PARIS)
     nine_decimals = cifs_item_to_event(dialog.items[0], "dialog", PARIS)
-    assert losses_for(nine_decimals) == ["coordinates are rounded to 6 decimals (about 0.1 m)"]
+    # a CIFS import's end is the upstream's word, not verified evidence (issue 16, item 2)
+    assert losses_for(nine_decimals) == [
+        "coordinates are rounded to 6 decimals (about 0.1 m)",
+        "the end time is not verified, which CIFS cannot say (it has no verified flag)",
+    ]
 
     snapshot = parse_wzdx((testdata / "wzdx" / "cdot_prod_wzdx_v42_20230522.json").read_bytes())
     first = next(item for item in snapshot.items if item.source_id == "098bd70a-4e9e-5a78-8bb5-c62cbabd485a")
     cdot = wzdx_item_to_event(first, "cdot", ZoneInfo("America/Denver"))
     lost = losses_for(cdot)
-    assert "the end time is an estimate, which CIFS cannot say (it has no verified flag)" in lost
+    assert "the end time is not verified, which CIFS cannot say (it has no verified flag)" in lost
     assert ("the signed direction eastbound is carried only as the point order "
             "(CIFS has ONE_DIRECTION or BOTH_DIRECTIONS)") in lost
     assert all(sentence and "\n" not in sentence for sentence in lost)
+
+    # the official WZDx 4.2 lane-shift scenario: what CIFS lanes cannot say
+    shift = parse_wzdx((testdata / "wzdx" / "examples" / "scenario2_laneshift_linestring_example.geojson").read_bytes())
+    shifted = losses_for(wzdx_item_to_event(shift.items[0], "iowa", ZoneInfo("America/Chicago")))
+    assert "lane statuses shift-right are carried as open or closed (CIFS has no merge or shift)" in shifted
+    assert "the types of work are not carried (CIFS has one type per incident)" in shifted
+    assert ("vehicle impact all-lanes-open-shift-right is carried only as lanes and a lane impact "
+            "(CIFS has no impact field)") in shifted
 
     undirected = closure(direction=None)
     assert losses_for(undirected) == ["no direction: CIFS reads the point order as the direction affected"]
