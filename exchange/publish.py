@@ -57,7 +57,15 @@ from exchange.publications import publication_row, save_publications
 from exchange.runtime import collector_paused, now_ms
 from exchange.schema import events, publications, publish_runs, published_events
 from exchange.store import Unreadable, read_event, read_rows, select_events
-from exchange.targets import OfficialSchemas, Target, enabled_targets, off_feeds, off_targets, official_schemas
+from exchange.targets import (
+    OfficialSchemas,
+    Target,
+    attribution,
+    enabled_targets,
+    off_feeds,
+    off_targets,
+    official_schemas,
+)
 
 __all__ = [
     "Eligible",
@@ -170,14 +178,16 @@ def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> Eligib
         # once the event published in its place is over, its source's longer report goes out
         or_(events.c.same_as.is_(None), ~in_effect),
     ).order_by(events.c.id)
+    from feeds.cifs import with_revision_times
+
     found = Eligible([], [])
     with engine.connect() as conn:
         for row in read_rows(conn, query):
             item = read_event(row)
             if isinstance(item, Unreadable):
                 found.unreadable.append(item)
-            else:
-                found.events.append(item.event)
+            else:  # the feeds date an event by its revisions (CIFS creationtime, updatetime)
+                found.events.append(with_revision_times(item.event, item.row["first_seen_ms"], item.row["updated_ms"]))
     return found
 
 
@@ -560,8 +570,10 @@ def _guard(eligible: set[str], run: _Run, max_share: float) -> str | None:
 def _content_digest(served: Sequence[Event], config: Config, target: str) -> str:
     """What a target's feeds say, without when they were generated: equal digests, equal feeds."""
     digest = hashlib.sha256()
+    named = attribution(config)  # the sources a CIFS <source> names
+    sources = {namespace: ref.model_dump() for namespace, ref in named.by_namespace.items()}
     # every publish setting: what a renderer reads of them is its own business
-    digest.update(orjson.dumps([target, config.timezone, config.publish.model_dump(mode="json")]))
+    digest.update(orjson.dumps([target, config.timezone, config.publish.model_dump(mode="json"), sources]))
     for event in served:
         digest.update(orjson.dumps(_published_content(event)))
     return digest.hexdigest()

@@ -31,10 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exchange.config import Config
-from exchange.model import Event
+from exchange.model import Event, SourceRef
+
+if TYPE_CHECKING:
+    from feeds.cifs import Attribution
 
 __all__ = [
     "CIFS",
@@ -44,7 +47,9 @@ __all__ = [
     "WZDX",
     "OfficialSchemas",
     "Target",
+    "attribution",
     "enabled_targets",
+    "feed_info",
     "off_feeds",
     "off_targets",
     "official_schemas",
@@ -82,27 +87,74 @@ class Target:
     module: str = ""
 
 
-def _statement(module: str, name: str) -> EventStatement:
-    """``<module>.<name>`` of ``feeds/``, looked up when first called (the renderers load lazily)."""
+def _cifs_problems(event: Event) -> list[str]:
+    from feeds.cifs import problems_for
 
-    def call(event: Event) -> list[str]:
-        found: EventStatement | None = getattr(importlib.import_module(module), name, None)
-        return found(event) if found is not None else []
+    return problems_for(event)
 
-    call.__name__ = name
-    return call
+
+def _cifs_losses(event: Event) -> list[str]:
+    from feeds.cifs import losses_for
+
+    return losses_for(event)
+
+
+def _wzdx_problems(event: Event) -> list[str]:
+    from feeds.wzdx import problems_for
+
+    return problems_for(event)
+
+
+def _wzdx_losses(event: Event) -> list[str]:
+    from feeds.wzdx import losses_for
+
+    return losses_for(event)
+
+
+def _cwz_problems(event: Event) -> list[str]:
+    from feeds.cwz import problems_for
+
+    return problems_for(event)
+
+
+def _cwz_losses(event: Event) -> list[str]:
+    from feeds.cwz import losses_for
+
+    return losses_for(event)
 
 
 # --------------------------------------------------------------------------- cifs
 
 
+def attribution(config: Config) -> Attribution:
+    """Who the CIFS ``<source>`` names for events that carry none: the city for its operators'
+    closures, each city source (its ``publisher``, else its name) for its imports."""
+    from adapters import build_source
+    from feeds.cifs import Attribution
+
+    settings = config.publish
+    own = SourceRef(reference=settings.reference, name=settings.publisher, url=settings.source_url)
+    by_namespace: dict[str, SourceRef] = {}
+    for source in config.sources:
+        if source.kind == "waze-feed":  # crowd data is never republished
+            continue
+        try:
+            built = build_source(source, zone=config.zone)
+        except Exception:  # a source that does not build is reported by sync and config check, not here
+            continue
+        publisher = getattr(built.settings, "publisher", None)
+        by_namespace.setdefault(built.namespace, SourceRef(reference=source.name, name=publisher or source.name))
+    return Attribution(own=own, by_namespace=by_namespace)
+
+
 def _render_cifs(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
     from feeds.cifs import render_cifs_json, render_cifs_xml
 
+    named = attribution(config)
     return {
-        "cifs.xml": render_cifs_xml(chosen, zone=config.zone, generated=generated),
+        "cifs.xml": render_cifs_xml(chosen, zone=config.zone, generated=generated, attribution=named),
         "cifs.json": render_cifs_json(chosen, zone=config.zone, generated=generated,
-                                      shape=config.publish.cifs_json_shape),
+                                      shape=config.publish.cifs_json_shape, attribution=named),
     }
 
 
@@ -114,8 +166,7 @@ def _check_cifs(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[s
 
 
 CIFS = Target("cifs", {"cifs.xml": "application/xml; charset=utf-8", "cifs.json": "application/json"},
-              _render_cifs, _check_cifs, _statement("feeds.cifs", "problems_for"),
-              _statement("feeds.cifs", "losses_for"), waze_lint=True, module="feeds.cifs")
+              _render_cifs, _check_cifs, _cifs_problems, _cifs_losses, waze_lint=True, module="feeds.cifs")
 
 
 # --------------------------------------------------------------------------- wzdx
@@ -140,7 +191,8 @@ def feed_info(config: Config) -> dict[str, Any]:
 def _render_wzdx(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
     from feeds.wzdx import render_wzdx
 
-    return {"wzdx.geojson": render_wzdx(chosen, feed_info=feed_info(config), generated=generated)}
+    # the city's zone: a schedule's hours are local times, published as one road event per occurrence
+    return {"wzdx.geojson": render_wzdx(chosen, feed_info=feed_info(config), generated=generated, zone=config.zone)}
 
 
 def _check_wzdx(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[str]:
@@ -150,9 +202,8 @@ def _check_wzdx(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[s
             if p.severity == "error"]
 
 
-WZDX = Target("wzdx", {"wzdx.geojson": "application/geo+json"}, _render_wzdx, _check_wzdx,
-              _statement("feeds.wzdx", "problems_for"), _statement("feeds.wzdx", "losses_for"),
-              module="feeds.wzdx")
+WZDX = Target("wzdx", {"wzdx.geojson": "application/geo+json"}, _render_wzdx, _check_wzdx, _wzdx_problems,
+              _wzdx_losses, module="feeds.wzdx")
 
 
 # --------------------------------------------------------------------------- datex2
@@ -180,8 +231,9 @@ DATEX2 = Target("datex2", {"datex2.xml": "application/xml; charset=utf-8"}, _ren
 
 
 def _render_cwz(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
-    render = importlib.import_module("feeds.cwz").render_cwz
-    return {"cwz.geojson": render(chosen, feed_info=feed_info(config), generated=generated)}
+    from feeds.cwz import render_cwz
+
+    return {"cwz.geojson": render_cwz(chosen, feed_info=feed_info(config), generated=generated, zone=config.zone)}
 
 
 def _check_cwz(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str]:
@@ -191,8 +243,8 @@ def _check_cwz(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str
             if p.severity == "error"]
 
 
-CWZ = Target("cwz", {"cwz.geojson": "application/geo+json"}, _render_cwz, _check_cwz,
-             _statement("feeds.cwz", "problems_for"), _statement("feeds.cwz", "losses_for"), module="feeds.cwz")
+CWZ = Target("cwz", {"cwz.geojson": "application/geo+json"}, _render_cwz, _check_cwz, _cwz_problems, _cwz_losses,
+             module="feeds.cwz")
 
 #: every target ``publish.targets`` may name, in the order they are published and reported
 TARGETS: Mapping[str, Target] = {target.name: target for target in (CIFS, WZDX, DATEX2, CWZ)}
@@ -218,13 +270,10 @@ def off_targets(config: Config) -> dict[str, str]:
 
 def _cwz_off_reason(license_url: str | None) -> str | None:
     """Why CWZ cannot be published under this licence (CWZ 1.0 allows only CC0), or None."""
-    enabled = getattr(importlib.import_module("feeds.cwz"), "cwz_enabled", None)
-    if enabled is None:
-        return None
-    verdict = enabled(license_url)
-    if isinstance(verdict, tuple):  # (on, reason)
-        return None if verdict[0] else str(verdict[1])
-    return None if verdict in (True, None) else str(verdict)
+    from feeds.cwz import cwz_enabled
+
+    enabled, reason = cwz_enabled(license_url)
+    return None if enabled else reason.removeprefix("CWZ feed off: ")
 
 
 def enabled_targets(config: Config) -> list[Target]:

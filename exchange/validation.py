@@ -431,7 +431,9 @@ def check_datex2_document(data: bytes, schemas: OfficialSchemas | None = None) -
 def check_cwz_document(data: bytes, schemas: OfficialSchemas | None = None) -> list[Problem]:
     """CWZ 1.0: the shipped WZDx 4.2 schemas plus the CWZ differences (:mod:`feeds.cwz`), and the official
     CWZ schemas when given."""
-    problems = _feeds_check("feeds.cwz", "check_cwz", data, "CWZ")
+    from feeds.cwz import check_cwz
+
+    problems = check_cwz(data, wzdx_check=validate_wzdx)
     if schemas is not None and schemas.cwz is not None:
         try:
             document = orjson.loads(data)

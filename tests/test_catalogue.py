@@ -17,8 +17,8 @@ from sqlalchemy import select, text
 
 from exchange.config import CATALOGUE_FEEDS, CC0_URL, Config
 from exchange.publications import FEEDS
-from exchange.targets import off_feeds
 from exchange.schema import downloads, publications
+from exchange.targets import off_feeds
 from tests.support.serving import PLAIN, bodies, publish, running, wait_for
 from tests.support.webdata import DemoSite, demo_site
 
