@@ -362,7 +362,7 @@ class _Span:
     key: str | None  # the occurrence's id suffix; None for an event without schedule
 
 
-def _spans(event: Event, generated: datetime, zone: tzinfo, horizon: timedelta) -> list[_Span]:
+def _spans(event: Event, generated: datetime, zone: tzinfo | None, horizon: timedelta) -> list[_Span]:
     details = event.details
     created = _attribute_time(event.attributes.get(_CREATED_KEY))
     start = _aware(event.start_time or created or generated)
@@ -373,6 +373,8 @@ def _spans(event: Event, generated: datetime, zone: tzinfo, horizon: timedelta) 
         end, end_verified = open_end(start, generated, horizon), False
     if details is None or not details.schedule:
         return [_Span(start, end, start_verified, end_verified, None)]
+    if zone is None:  # a wiring mistake: hours read in UTC would publish every night hours off
+        raise UsageError(f"{event.id}: a schedule's hours are local times; render it with the city's zone")
     generated = _aware(generated)
     return [
         _Span(found.start, found.end, start_verified and found.start == start, end_verified and found.end == end,
@@ -392,7 +394,7 @@ def _event_source(event: Event) -> dict[str, str] | None:
 
 
 def _features(
-    event: Event, source_id: str, generated: datetime, zone: tzinfo, horizon: timedelta
+    event: Event, source_id: str, generated: datetime, zone: tzinfo | None, horizon: timedelta
 ) -> list[dict[str, Any]]:
     if not event.street:
         return []
@@ -480,7 +482,7 @@ def _features(
 
 
 def wzdx_document(
-    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo = UTC,
+    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> dict[str, Any]:
     """:func:`render_wzdx`'s document before it is written (``feeds.cwz`` builds CWZ from it)."""
@@ -500,7 +502,7 @@ def wzdx_document(
 
 
 def render_wzdx(
-    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo = UTC,
+    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> bytes:
     """A WZDx 4.2 WorkZoneFeed (GeoJSON ``FeatureCollection``) of the closures and road works.
@@ -519,7 +521,7 @@ def render_wzdx(
     generated
         The feed's ``update_date``, and the start of the horizon.
     zone
-        The city's time zone: a schedule's hours are local times.
+        The city's time zone: a schedule's hours are local times (required when an event has one).
     horizon
         How far ahead a recurring event's occurrences are published, and how long after its start
         (or after the feed's day, once started) an event without an end is said to last.
@@ -542,7 +544,8 @@ def render_wzdx(
     Raises
     ------
     UsageError
-        A ``feed_info`` without publisher, with a licence other than CC0, or with bad ``data_sources``.
+        A ``feed_info`` without publisher, with a licence other than CC0, or with bad ``data_sources``;
+        an event with a schedule and no ``zone``.
     """
     return orjson.dumps(wzdx_document(events, feed_info=feed_info, generated=generated, zone=zone, horizon=horizon))
 

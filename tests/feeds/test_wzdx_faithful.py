@@ -70,6 +70,8 @@ def test_a_weekly_night_closure_is_one_linked_road_event_per_night_in_the_horizo
     assert first["core_details"]["related_road_events"] == [{"type": "next-occurrence", "id": found[1]["id"]}]
     assert second["core_details"]["related_road_events"] == [{"type": "first-occurrence", "id": found[0]["id"]}]
     assert not first["is_end_date_verified"] and not first["is_start_date_verified"]
+    with pytest.raises(UsageError, match="a schedule's hours are local times"):  # never read in UTC by mistake
+        render_wzdx([nightly], feed_info=FEED_INFO, generated=SUNDAY)
 
 
 def test_occurrences_are_clipped_to_the_event_and_one_in_progress_is_kept() -> None:
