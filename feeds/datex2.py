@@ -28,18 +28,18 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, tzinfo
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from lxml import etree
 
 from exchange.errors import MalformedPayload
 from exchange.model import SCHEDULE_DAYS, Event, LineString, Origin, from_millis
-from feeds.city import PUBLISHED_DECIMALS
 from feeds.cifs import CREATED_KEY, UPDATED_KEY, format_time
+from feeds.city import PUBLISHED_DECIMALS
 from feeds.problems import Problem
 from feeds.xmlsafe import parse_untrusted
 
@@ -156,8 +156,9 @@ def problems_for(event: Event) -> list[str]:
     >>> from exchange.model import Category, Kind, Point
     >>> jam = Event(id="waze:jam:1", source="waze", kind=Kind.JAM, source_id="1", origin="crowd",
     ...             category=Category.JAM, type="JAM", geometry=Point(coordinates=(2.35, 48.85)))
-    >>> problems_for(jam)
-    ['crowd data is never published in DATEX II (city events only)', 'Waze type JAM has no DATEX II record here (closures, road works and accidents only)']
+    >>> print(*problems_for(jam), sep="\n")
+    crowd data is never published in DATEX II (city events only)
+    Waze type JAM has no DATEX II record here (closures, road works and accidents only)
     """
     found: list[str] = []
     if event.origin != Origin.CITY:
@@ -573,7 +574,8 @@ def _record_problems(record: etree._Element) -> list[Problem]:
             except ValueError:
                 inside = False
             if not inside:
-                found.append(Problem(where, f"pointCoordinates ({lat}, {lon}) is not a latitude and longitude in range"))
+                message = f"pointCoordinates ({lat}, {lon}) is not a latitude and longitude in range"
+                found.append(Problem(where, message))
     return found
 
 
@@ -604,8 +606,8 @@ def check_datex2(document: bytes, schema: etree.XMLSchema | None = None) -> list
     except MalformedPayload as exc:
         return [Problem("document", exc.message)]
     found: list[Problem] = []
-    situations: dict[str, int] = {}
-    records: dict[tuple[str, str], int] = {}
+    situations: dict[str, str] = {}
+    records: dict[tuple[str, str], str] = {}
     for payload in payloads:
         where = _where(payload, "payload")
         kind = xsi_type(payload)
@@ -629,7 +631,7 @@ def check_datex2(document: bytes, schema: etree.XMLSchema | None = None) -> list
             elif ident in situations:
                 found.append(Problem(here, f"duplicate situation id (first at line {situations[ident]})"))
             else:
-                situations[ident] = situation.sourceline or 0
+                situations[ident] = f"{situation.sourceline}"
             if child(situation, "headerInformation", "informationStatus") is None:
                 found.append(Problem(here, "headerInformation/informationStatus: missing"))
             listed = children(situation, "situationRecord")
@@ -643,12 +645,13 @@ def check_datex2(document: bytes, schema: etree.XMLSchema | None = None) -> list
                     found.append(Problem(_where(record, f"situationRecord {key[0]!r}"),
                                          f"duplicate id and version {key[1]!r} (first at line {records[key]})"))
                 else:
-                    records[key] = record.sourceline or 0
+                    records[key] = f"{record.sourceline}"
                 found.extend(_record_problems(record))
     if schema is not None:
         tree = root.getroottree()
         if not schema.validate(tree):
-            found.extend(Problem(f"line {error.line}", f"XSD: {error.message}") for error in schema.error_log)
+            log: Iterable[Any] = schema.error_log  # type: ignore[assignment]  # iterable, the stubs omit it
+            found.extend(Problem(f"line {error.line}", f"XSD: {error.message}") for error in log)
     return found
 
 
@@ -664,7 +667,7 @@ def text_value(element: etree._Element | None, language: str | None = None) -> s
     """A multilingual string's value: the one in ``language`` when given and present, else the first."""
     if element is None:
         return None
-    values = [value for value in element.iter(f"{{{NS['com']}}}value")] or [
+    values = list(element.iter(f"{{{NS['com']}}}value")) or [
         value for value in element.iter() if local_name(value) == "value"
     ]
     chosen = next((value for value in values if language and value.get("lang") == language), None)

@@ -222,7 +222,7 @@ def parse_datex2(data: bytes, *, zone: tzinfo) -> Snapshot:
         raise MalformedPayload(f"not a DATEX II SituationPublication: the payload is a {kind}"
                                f"{_REFUSED_PUBLICATIONS.get(kind, '')}")
     snapshot = Snapshot(start_ms=None, end_ms=None, kinds_present=frozenset({Kind.CITY}))
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     for payload in payloads:
         if xsi_type(payload) != "SituationPublication":
             continue
@@ -254,7 +254,7 @@ def parse_datex2(data: bytes, *, zone: tzinfo) -> Snapshot:
                     snapshot.errors.append(ItemError(kind=Kind.CITY.value, source_id=ident, step="parse",
                                                      reason=reason))
                     continue
-                seen[ident] = element.sourceline or 0
+                seen[ident] = f"{element.sourceline}"
                 snapshot.items.append(FeedItem(Kind.CITY, ident, digest(record), record))
     return snapshot
 
@@ -311,7 +311,7 @@ def _line(location: Mapping[str, Any]) -> list[tuple[float, float]]:
     except Exception as exc:  # pyproj's CRSError: an EPSG code it does not know
         raise ItemRejected(f"gmlLineString: srsName {location.get('srs')!r}: {exc}") from None
     # geo.crs transformers are always_xy: (easting, northing) in, (lon, lat) out
-    return [tuple(convert.transform(x, y)) for x, y in pairs]  # type: ignore[misc]
+    return [convert.transform(x, y) for x, y in pairs]
 
 
 def _point(values: Any, field: str) -> list[tuple[float, float]]:
