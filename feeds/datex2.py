@@ -540,7 +540,8 @@ def _record_problems(record: etree._Element) -> list[Problem]:
         elif when.tzinfo is None:
             found.append(Problem(where, f"{name}: no time zone offset", "warning"))
     if created and versioned and created.tzinfo and versioned.tzinfo and versioned < created:
-        found.append(Problem(where, "situationRecordVersionTime is before situationRecordCreationTime"))
+        # a warning: Fintraffic's records are versioned some milliseconds before they were created
+        found.append(Problem(where, "situationRecordVersionTime is before situationRecordCreationTime", "warning"))
     period = child(record, "validity", "validityTimeSpecification")
     if child(record, "validity") is None or period is None:
         found.append(Problem(where, "validity: missing (validityStatus and validityTimeSpecification)"))
@@ -595,7 +596,7 @@ def check_datex2(document: bytes, schema: etree.XMLSchema | None = None) -> list
     The rules: a readable document (no DOCTYPE), a payload of type ``SituationPublication`` with
     ``lang``, ``modelBaseVersion``, ``publicationTime`` and ``publicationCreator``; unique
     situation ids and record (id, version) pairs; each record with a type, creation and version
-    times (version not before creation), a validity with an ``overallStartTime`` before its
+    times (a version before the creation is a warning), a validity with an ``overallStartTime`` before its
     ``overallEndTime``, non-empty daily windows, and a location whose ``posList`` holds at least
     2 distinct positions in whole tuples, latitude first and in range (for EPSG 4326/4258 or no
     ``srsName``). Locations are ``"line N: situationRecord 'id'"``.
