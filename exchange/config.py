@@ -26,6 +26,7 @@ __all__ = [
     "CatalogueFeedConfig",
     "Config",
     "DatabaseConfig",
+    "Datex2Settings",
     "ExportConfig",
     "HttpConfig",
     "LifecycleConfig",
@@ -133,6 +134,24 @@ class NetworkConfig(BaseModel):
 CC0_URL = "https://creativecommons.org/publicdomain/zero/1.0/"
 
 
+class Datex2Settings(BaseModel):
+    """``[publish.datex2]``: who the DATEX II feed says published it, and the language of its text."""
+
+    model_config = ConfigDict(extra="forbid")
+    country: str = Field(
+        default="us", pattern=r"^[A-Za-z]{2}$",
+        description="publicationCreator country: the ISO 3166-1 alpha-2 code of the city's country (fr, no, us).",
+    )
+    national_identifier: str | None = Field(
+        default=None, min_length=1, max_length=1024,
+        description="publicationCreator nationalIdentifier (the road authority's code); default: publish.reference.",
+    )
+    language: str = Field(
+        default="en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+        description="The payload's lang and the language of every text (descriptions, names): e.g. fr, en.",
+    )
+
+
 TargetName = Literal["cifs", "wzdx", "datex2", "cwz"]
 #: every target ``publish.targets`` may name, in the order they are published and reported
 PUBLISH_TARGETS: tuple[TargetName, ...] = ("cifs", "wzdx", "datex2", "cwz")
@@ -176,6 +195,7 @@ class PublishConfig(BaseModel):
     contact_email: str | None = None
     license: str | None = Field(default=None, description=f"WZDx feed licence; only {CC0_URL} is allowed.")
     update_frequency_s: int | None = Field(default=None, ge=1, description="WZDx feed_info.update_frequency.")
+    datex2: Datex2Settings = Field(default_factory=Datex2Settings, description="The DATEX II feed's publisher.")
     targets: list[TargetName] = Field(
         default_factory=lambda: list(PUBLISH_TARGETS), min_length=1,
         description="The targets published: cifs (cifs.xml, cifs.json), wzdx (wzdx.geojson), datex2 (datex2.xml), "
@@ -203,6 +223,13 @@ class PublishConfig(BaseModel):
         if value is not None and value.rstrip("/") != CC0_URL.rstrip("/"):
             raise ValueError(f"WZDx allows only the CC0 licence ({CC0_URL})")
         return value
+
+    @model_validator(mode="after")
+    def _datex2_identifier(self) -> PublishConfig:
+        # the city's CIFS reference names it already; DATEX II says the same unless told otherwise
+        if self.datex2.national_identifier is None:
+            self.datex2 = self.datex2.model_copy(update={"national_identifier": self.reference})
+        return self
 
 
 class ServeConfig(BaseModel):

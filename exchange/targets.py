@@ -24,8 +24,6 @@ Official schemas the city obtained (``publish.schema_dir``) are read here, once
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,8 +81,6 @@ class Target:
     losses_for: EventStatement
     #: publish.hold_back_failing applies (the Waze acceptance lint is about what Waze accepts)
     waze_lint: bool = False
-    #: the feeds module this target needs (a build without it has the target off)
-    module: str = ""
 
 
 def _cifs_problems(event: Event) -> list[str]:
@@ -166,7 +162,7 @@ def _check_cifs(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[s
 
 
 CIFS = Target("cifs", {"cifs.xml": "application/xml; charset=utf-8", "cifs.json": "application/json"},
-              _render_cifs, _check_cifs, _cifs_problems, _cifs_losses, waze_lint=True, module="feeds.cifs")
+              _render_cifs, _check_cifs, _cifs_problems, _cifs_losses, waze_lint=True)
 
 
 # --------------------------------------------------------------------------- wzdx
@@ -203,16 +199,17 @@ def _check_wzdx(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[s
 
 
 WZDX = Target("wzdx", {"wzdx.geojson": "application/geo+json"}, _render_wzdx, _check_wzdx, _wzdx_problems,
-              _wzdx_losses, module="feeds.wzdx")
+              _wzdx_losses)
 
 
 # --------------------------------------------------------------------------- datex2
 
 
 def _render_datex2(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
-    render = importlib.import_module("feeds.datex2").render_datex2
-    return {"datex2.xml": render(chosen, settings=config.publish.datex2, zone=config.zone,  # type: ignore[attr-defined]
-                                 generated=generated)}
+    from feeds.datex2 import render_datex2
+
+    return {"datex2.xml": render_datex2(chosen, settings=config.publish.datex2, zone=config.zone,
+                                        generated=generated)}
 
 
 def _check_datex2(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str]:
@@ -222,9 +219,20 @@ def _check_datex2(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[
             if p.severity == "error"]
 
 
+def _datex2_problems(event: Event) -> list[str]:
+    from feeds.datex2 import problems_for
+
+    return problems_for(event)
+
+
+def _datex2_losses(event: Event) -> list[str]:
+    from feeds.datex2 import losses_for
+
+    return losses_for(event)
+
+
 DATEX2 = Target("datex2", {"datex2.xml": "application/xml; charset=utf-8"}, _render_datex2, _check_datex2,
-                _statement("feeds.datex2", "problems_for"), _statement("feeds.datex2", "losses_for"),
-                module="feeds.datex2")
+                _datex2_problems, _datex2_losses)
 
 
 # --------------------------------------------------------------------------- cwz
@@ -243,8 +251,7 @@ def _check_cwz(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str
             if p.severity == "error"]
 
 
-CWZ = Target("cwz", {"cwz.geojson": "application/geo+json"}, _render_cwz, _check_cwz, _cwz_problems, _cwz_losses,
-             module="feeds.cwz")
+CWZ = Target("cwz", {"cwz.geojson": "application/geo+json"}, _render_cwz, _check_cwz, _cwz_problems, _cwz_losses)
 
 #: every target ``publish.targets`` may name, in the order they are published and reported
 TARGETS: Mapping[str, Target] = {target.name: target for target in (CIFS, WZDX, DATEX2, CWZ)}
@@ -259,8 +266,6 @@ def off_targets(config: Config) -> dict[str, str]:
     for name, target in TARGETS.items():
         if name not in config.publish.targets:
             off[name] = "not in publish.targets"
-        elif importlib.util.find_spec(target.module) is None:
-            off[name] = f"this release has no {target.module} renderer"
         elif name == "cwz":
             reason = _cwz_off_reason(config.publish.license)
             if reason is not None:

@@ -18,8 +18,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import cache
-from importlib import import_module, resources
-from importlib.util import find_spec
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -421,16 +420,17 @@ def checks_run(kind: str, schemas: OfficialSchemas | None = None) -> list[str]:
 
 
 def check_datex2_document(data: bytes, schemas: OfficialSchemas | None = None) -> list[Problem]:
-    """DATEX II v3: the project's own structural rules (:mod:`feeds.datex2`), and the official XSD when given."""
-    problems = _feeds_check("feeds.datex2", "check_datex2", data, "DATEX II")
-    if schemas is not None and schemas.datex2 is not None:
-        problems += _xsd_problems(schemas.datex2, data)
-    return problems
+    """DATEX II v3: the project's own structural rules (:func:`feeds.datex2.check_datex2`), and the official
+    XSD when ``publish.schema_dir`` holds one."""
+    from feeds.datex2 import check_datex2
+
+    with _XSD_LOCK:  # lxml's schema object is not safe to share between threads
+        return check_datex2(data, schemas.datex2 if schemas is not None else None)
 
 
 def check_cwz_document(data: bytes, schemas: OfficialSchemas | None = None) -> list[Problem]:
-    """CWZ 1.0: the shipped WZDx 4.2 schemas plus the CWZ differences (:mod:`feeds.cwz`), and the official
-    CWZ schemas when given."""
+    """CWZ 1.0: the shipped WZDx 4.2 schemas plus the CWZ differences (:func:`feeds.cwz.check_cwz`), and the
+    official CWZ schemas when ``publish.schema_dir`` holds them."""
     from feeds.cwz import check_cwz
 
     problems = check_cwz(data, wzdx_check=validate_wzdx)
@@ -442,26 +442,6 @@ def check_cwz_document(data: bytes, schemas: OfficialSchemas | None = None) -> l
         found = [e for error in schemas.cwz.iter_errors(document) for e in _schema_errors(error)]
         problems += [Problem(json_path(path), f"official CWZ schema: {message}") for path, message in _unique(found)]
     return problems
-
-
-def _feeds_check(module: str, name: str, data: bytes, what: str) -> list[Problem]:
-    """``<module>.<name>(data)``: the pure checker of ``feeds/`` (the module loads lazily, as the renderers do)."""
-    if find_spec(module) is None:
-        return [Problem("document", f"this release has no {what} checker ({module})")]
-    checker = getattr(import_module(module), name)
-    found: list[Problem] = checker(data)
-    return found
-
-
-def _xsd_problems(schema: etree.XMLSchema, data: bytes) -> list[Problem]:
-    try:
-        tree = etree.fromstring(data, parser=safe_parser())
-    except etree.XMLSyntaxError as exc:
-        return [Problem("document", f"malformed XML: {exc}")]
-    with _XSD_LOCK:
-        schema.validate(tree)
-        log: Iterable[Any] = schema.error_log  # type: ignore[assignment]  # iterable, the stubs omit it
-        return [Problem(f"line {entry.line}", f"official XSD: {entry.message}") for entry in log]
 
 
 def load_xsd(path: Path) -> etree.XMLSchema:
