@@ -263,7 +263,7 @@ TARGETS: Mapping[str, Target] = {target.name: target for target in (CIFS, WZDX, 
 def off_targets(config: Config) -> dict[str, str]:
     """Target name -> why it is off, for every known target that is not published."""
     off: dict[str, str] = {}
-    for name, target in TARGETS.items():
+    for name in TARGETS:
         if name not in config.publish.targets:
             off[name] = "not in publish.targets"
         elif name == "cwz":
