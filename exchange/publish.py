@@ -395,6 +395,7 @@ class _Run:
             found["reason"] = self.failed
         if losses:
             found["losses"] = self.losses()
+            found["carried"] = sorted(event.id for event in self.served)
         return found
 
 

@@ -46,21 +46,28 @@ def publish_command(
 
 
 def validate_command(
-    path: Annotated[Path, typer.Argument(help="A CIFS XML, CIFS JSON or WZDx GeoJSON file.")],
+    path: Annotated[Path, typer.Argument(help="A CIFS XML, CIFS JSON, WZDx 4.2, CWZ 1.0 or DATEX II v3 file.")],
 ) -> None:
-    """Validate any CIFS or WZDx file; prints each problem with its location on stdout.
+    """Validate any CIFS, WZDx, CWZ or DATEX II file (detected by content); prints each problem with its
+    location on stdout, and on stderr which checks ran.
 
     CIFS XML: the official cifsv2.xsd (2023-11-07) plus the rules it does not check (lat-first
     polylines with at least two distinct points, ranges, time zones, type/subtype pairs, ids).
-    WZDx: the official 4.2 JSON schemas. Exit 0 when valid, 1 when not.
+    WZDx: the official 4.2 JSON schemas. CWZ 1.0: the shipped WZDx 4.2 schemas plus the CWZ
+    differences. DATEX II v3: the project's own structural rules. CWZ and DATEX II are also checked
+    against the official schemas when publish.schema_dir holds them. Exit 0 when valid, 1 when not.
     """
-    from exchange.validation import validate_feed
+    from exchange.targets import official_schemas
+    from exchange.validation import checks_run, validate_feed
 
-    kind, problems = validate_feed(context.read_input(path))
+    schemas = official_schemas(context.state.config.publish.schema_dir)
+    kind, problems = validate_feed(context.read_input(path), schemas)
     for problem in problems:
         print(f"{path}:{problem.location}: {problem.severity}: {problem.message}")
     errors = sum(1 for problem in problems if problem.severity == "error")
+    ran = "; ".join(checks_run(kind, schemas))
     print(f"{path}: {kind}: {'valid' if not errors else f'{errors} error(s)'}"
-          f"{f', {len(problems) - errors} warning(s)' if len(problems) > errors else ''}", file=sys.stderr)
+          f"{f', {len(problems) - errors} warning(s)' if len(problems) > errors else ''}"
+          f"{f' (checked: {ran})' if ran else ''}", file=sys.stderr)
     if errors:
         raise typer.Exit(1)
