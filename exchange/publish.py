@@ -326,14 +326,20 @@ def publish(
 
 def _held_back(runs: Sequence[_Run]) -> dict[str, str]:
     """Event id -> what an operator reads: the one description when every target holds it back alike,
-    else each target's, named."""
+    else each target's, named. What a target cannot carry (its ``problems_for``: an accident in WZDx,
+    a hazard in DATEX II) is left to the compile report: it is the target's scope, nothing to mend."""
     said: dict[str, dict[str, str]] = {}
     for run in runs:
         for eid, item in run.held.items():
-            said.setdefault(eid, {})[run.target.name] = item.describe()
-    return {eid: next(iter(by_target.values())) if len(set(by_target.values())) == 1 and len(by_target) == len(runs)
-            else "; ".join(f"{name}: {text}" for name, text in by_target.items())
-            for eid, by_target in said.items()}
+            if run.cannot_carry.get(eid) != item.reason:
+                said.setdefault(eid, {})[run.target.name] = item.describe()
+    found = {}
+    for eid, by_target in said.items():
+        carrying = {run.target.name for run in runs if eid not in run.cannot_carry}
+        alike = len(set(by_target.values())) == 1 and set(by_target) == carrying
+        found[eid] = next(iter(by_target.values())) if alike else "; ".join(
+            f"{name}: {text}" for name, text in by_target.items())
+    return found
 
 
 class _Run:

@@ -2,8 +2,10 @@
 
 An event one target cannot carry is held back from that target only, so the last good version
 served, the hold-back reason and the first publication are kept per target. The rows of a store
-published before this release were published in CIFS and WZDx alike: each becomes the cifs
-target's row and the wzdx target's row (DATEX II and CWZ have published nothing yet).
+published before this release each become the cifs target's row, and the wzdx target's when WZDx
+carried the event (a closure or road works with a street: the 0011 renderer left the others out);
+DATEX II and CWZ have published nothing yet. (A wzdx row for an event WZDx never carried would
+count as lost for the wzdx target's mass hold-back guard.)
 
 Revision ID: 0012
 Revises: 0011
@@ -21,8 +23,12 @@ branch_labels = None
 depends_on = None
 
 _COLUMNS = "event_id, version, published_ms, first_published_ms, held_back_reason, held_back_ms"
-#: the targets that published what a store of 0011 holds
-_PUBLISHED_BEFORE = ("cifs", "wzdx")
+#: the targets that published what a store of 0011 holds, and which of its events each carried
+_PUBLISHED_BEFORE = {
+    "cifs": "",
+    "wzdx": " WHERE event_id IN (SELECT id FROM events WHERE category IN ('CONSTRUCTION', 'ROAD_CLOSED')"
+            " AND street IS NOT NULL AND street <> '')",
+}
 
 
 def upgrade() -> None:
@@ -39,9 +45,9 @@ def upgrade() -> None:
         sa.Column("held_back_ms", sa.BigInteger),
     )
     conn = op.get_bind()
-    for target in _PUBLISHED_BEFORE:
+    for target, carried in _PUBLISHED_BEFORE.items():
         conn.execute(sa.text(f"INSERT INTO published_events_by_target (target, {_COLUMNS}) "
-                             f"SELECT :target, {_COLUMNS} FROM published_events"), {"target": target})
+                             f"SELECT :target, {_COLUMNS} FROM published_events{carried}"), {"target": target})
     op.drop_table("published_events")
     op.rename_table("published_events_by_target", "published_events")
 
