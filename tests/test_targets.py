@@ -162,7 +162,14 @@ def test_the_compile_report_names_what_each_target_loses_and_holds_back(store: E
     for target in ("cifs", "wzdx", "datex2"):
         assert plain in report[target]["carried"]
         assert {plain, nightly, lanes} <= set(report[target]["carried"])
-    assert all(loss and loss[0].isalpha() for losses in report["cifs"]["losses"].values() for loss in losses)
+    # carried fully: in the report, with nothing lost
+    assert nightly in report["cifs"]["carried"] and nightly not in report["cifs"]["losses"]
+    assert any("bearing" in loss for loss in report["wzdx"]["losses"][plain]), "the direction WZDx derived"
+    for target in ("cifs", "wzdx", "datex2"):
+        losses = report[target]["losses"]
+        assert set(losses) <= set(report[target]["carried"])
+        assert all(loss and "\n" not in loss for lost in losses.values() for loss in lost), "one sentence each"
+    assert result.target_lines()[-1].startswith("cwz: off: publish.license is not CC0")
 
     # shared ids: the same event id in every target's document
     datex2 = etree.fromstring(served(store)["datex2.xml"])
@@ -171,14 +178,18 @@ def test_the_compile_report_names_what_each_target_loses_and_holds_back(store: E
     assert {plain, lanes} <= wzdx_ids(store) and crash not in wzdx_ids(store)
 
 
-def test_inspect_feed_target_and_publish_say_it_per_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inspect_feed_target_and_publish_say_it_per_target(tmp_path: Path, testdata: Path) -> None:
     from tests.support.webdata import demo_site
 
     with demo_site(tmp_path / "demo", polls=1) as site:
-        code, _out, err = site.cli("publish")
+        code, _out, err = site.cli("publish", "--out", str(tmp_path / "out"))
         assert code == 0, err
         assert "cifs: " in err and "datex2: " in err
         assert "cwz: off: publish.license is not CC0" in err, "the demo's CWZ is off, and publish says why"
+        assert not (tmp_path / "out" / "cwz.geojson").exists()
+        checked = subprocess.run([sys.executable, str(testdata / "datex2" / "validate_offline.py"),
+                                  str(tmp_path / "out" / "datex2.xml")], capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
         code, out, err = site.cli("inspect", "feed", "--target", "datex2", "--format", "json")
         assert code == 0, err
         records = orjson.loads(out)
