@@ -1,4 +1,5 @@
-"""Publishing: the city's events -> CIFS XML, CIFS JSON and WZDx -> validate -> lint -> serve.
+"""Publishing: the city's events -> every target (:mod:`exchange.targets`: CIFS XML and JSON, WZDx 4.2,
+DATEX II v3, CWZ 1.0) -> validate -> lint -> serve.
 
 What goes out: every city event that is not cancelled and ends in the future or ended less than
 ``publish.keep_ended_h`` ago (future starts included; ended events keep their id and carry their
@@ -6,30 +7,43 @@ end time). Crowd (Waze) data is never republished. A closure two city sources re
 once: an event linked to the one published in its place (``same_as``, :mod:`exchange.same_closure`)
 leaves the feeds as a cancelled one does, and is neither held back nor lost for the guard.
 
-One bad event never freezes the feeds. The assembled feeds are validated (the CIFS XSD plus the
-rules it does not check; the official WZDx 4.2 schemas); when they fail, each event is rendered
-and checked on its own, and the ones that fail are held back with their reason, the others go
-out. A held-back event whose earlier version is in the last publication keeps that version
-served ("newer version held back"); an end is never held back (an ended event that fails goes
+Each target publishes on its own: an event a target cannot carry validly (its ``problems_for``, or
+its document fails the target's check) is held back from that target only, with its reason, and
+goes out in the others; every rule below (per-event hold-back, the last good version served, ends
+never held back, the mass hold-back guard) applies per target, with the versions it published kept
+per (event, target) in ``published_events``. What each target lost or approximated of each event it
+carried (its ``losses_for``) and what it held back is the compile report, stored with the run
+(``publish_runs.problems["targets"]``, :func:`compile_report`, ``exchange inspect feed --target``).
+What a target cannot carry by its scope (an accident in WZDx) stays in that report; the operator's
+held-back list (:func:`held_back_now`) names the other reasons.
+
+One bad event never freezes the feeds. The assembled feeds of a target are validated (CIFS: the XSD
+plus the rules it does not check; WZDx: the official 4.2 schemas; CWZ: those plus the CWZ
+differences; DATEX II: the project's structural rules; and the official schemas of
+``publish.schema_dir`` when given); when they fail, each event is rendered and checked on its
+own, and the ones that fail are held back with their reason, the others go out. A held-back
+event whose earlier version is in the last publication keeps that version served ("newer version
+held back"); an end is never held back (an ended event that fails goes
 out as its last good version with the new end time). Cancelled events leave the feeds.
 
 A mass hold-back guard, the twin of ingest's suspect-poll rule: when more than
 ``publish.max_hold_back_share`` of the previously published events would be held back or
-disappear, nothing is published, the last good feeds stay served, and the run is recorded as
-failed (a swapped road network or a renderer bug must not publish a valid, empty feed that makes
-Waze drop every closure).
+disappear, that target publishes nothing, its last good feeds stay served (the other targets
+publish), and when every target is refused the run is recorded as failed (a swapped road network
+or a renderer bug must not publish a valid, empty feed that makes Waze drop every closure).
 
 A ONE_DIRECTION line drawn more than 135 degrees against the direction its source signs (a lint
 finding with ``holds_back``, given only when no road network is configured) is held back the
 same way even when ``publish.hold_back_failing`` is off: it is never published reversed, nor
-reversed on its bearing alone. The other blocking lint findings hold back only with
-``hold_back_failing``.
+reversed on its bearing alone, in any target. The other blocking lint findings (the Waze acceptance
+lint) hold back only with ``hold_back_failing``, and from the CIFS target only.
 
 A stored city event that cannot be read (a time out of range, text that is not UTF-8, a geometry or
 details the model refuses: ``store.read_event``) is held back the same way, with the reason
 "cannot be read: ...", and counts for the guard like any other; it never stops the others.
 
-A publication replaces all feeds in one transaction, so a poll never sees half of one. Its
+A publication replaces the feeds of every target in one transaction, so a poll never sees half of
+one (the feeds of a target now off are withdrawn in it). Its
 timestamp (the CIFS root ``timestamp``, WZDx ``update_date``) is the time it was generated; when
 the content is unchanged no new publication is made until the last is ``publish.max_age_s`` old,
 so ETags change only when the content does, or at most every ``max_age_s``.

@@ -17,7 +17,9 @@ few times an hour. So everything is prepared once per publication and a poll onl
   seconds and at shutdown), so a poll costs no database write. Per (partner, feed), a 200 GET
   (the body sent) is a download (``downloads.count``); a 304 revalidation or a HEAD is a poll
   (``downloads.polls``); ``downloads.last_ms`` is the time of the last of either. Anonymous
-  requests count as ``-``. Refused (401) and unpublished (503) requests are not counted. A
+  requests count as ``-``. Refused (401), unpublished (503) and off (404: the feed's target is off,
+``exchange.targets.off_feeds``, the reason in the body; known only with a ``config``) requests are not
+counted. A
   failed write keeps the counts for the next flush; a hard kill loses at most ``flush_s``
   seconds of counts.
 
