@@ -164,7 +164,8 @@ class PublishConfig(BaseModel):
     keep_ended_h: float = Field(default=24.0, ge=0, description="Ended events stay in CIFS this many hours.")
     on_change: bool = Field(default=True, description="Publish at once after every closure add/update/end.")
     hold_back_failing: bool = Field(
-        default=False, description="Hold back events the Waze acceptance lint says Waze would reject."
+        default=False,
+        description="Hold back from the CIFS feeds the events the Waze acceptance lint says Waze would reject.",
     )
     max_hold_back_share: float = Field(
         default=0.2, ge=0, le=1,

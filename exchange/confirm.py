@@ -227,14 +227,10 @@ def confirmations_of(conn: Connection, city_event_id: str) -> Iterable[Any]:
 
 
 def first_published(conn: Connection) -> dict[str, int]:
-    """Event id -> when it first went out, for every event of the last publications."""
+    """Event id -> when it first went out to Waze (the CIFS target), for every event of its last publications."""
     rows = conn.execute(select(published_events.c.event_id, published_events.c.first_published_ms,
-                               published_events.c.published_ms))
-    found: dict[str, int] = {}
-    for eid, first, last in rows:  # one row per target: the earliest
-        at = first if first is not None else last
-        found[eid] = min(found.get(eid, at), at)
-    return found
+                               published_events.c.published_ms).where(published_events.c.target == "cifs"))
+    return {eid: first if first is not None else last for eid, first, last in rows}
 
 
 def observed_share(conn: Connection, now_ms: int) -> tuple[int, int]:

@@ -57,7 +57,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from sqlalchemy import Connection, Engine, delete, or_, select
@@ -300,10 +300,15 @@ def publish(
             run.failed = _guard(eligible.ids, run, settings.max_hold_back_share)
         result.held_back = _held_back(runs)
         result.events = len({event.id for run in runs for event in run.served})
+        if all(run.failed for run in runs):
+            _refuse(engine, at, result, runs)
         if rows:
             result.status = "unchanged"
             result.targets = {run.target.name: run.report(losses=False) for run in runs}
             _record(engine, at, result)
+            for run in runs:
+                if run.failed:
+                    log.warning("%s: %s; its last good feeds stay served", run.target.name, run.failed)
         else:
             for run in runs:
                 if run.failed is None and not run.feeds:
@@ -312,15 +317,10 @@ def publish(
                         result.problems += problems
                         run.failed = (f"the assembled feeds are invalid, nothing was published ({len(problems)} "
                                       f"problem(s); first: {problems[0]})")
-            result.targets = {run.target.name: run.report(losses=run.failed is None) for run in runs}
             failed = [run for run in runs if run.failed]
             if len(failed) == len(runs):
-                result.status = "failed"
-                if not result.problems:
-                    result.problems = [f"{run.target.name}: {run.failed}" for run in failed]
-                _record(engine, at, result, message="; ".join(f"{run.target.name}: {run.failed}" for run in failed))
-                others = f" (also {', '.join(run.target.name for run in failed[1:])})" if len(failed) > 1 else ""
-                raise PublishFailed(f"{failed[0].failed}; the last good feeds stay served{others}")
+                _refuse(engine, at, result, runs)
+            result.targets = {run.target.name: run.report(losses=run.failed is None) for run in runs}
             rows = [publication_row(name, body, run.target.feeds[name], len(run.served), at)
                     for run in runs if run.failed is None for name, body in run.feeds.items()]
             digests = {name: run.digest for run in runs for name in run.target.feeds}
@@ -328,6 +328,8 @@ def publish(
                 row["content_digest"] = digests[row["feed"]]
             gone = list(off_feeds(config)) if targets is None else []
             _store(engine, at, rows, gone, [run for run in runs if run.failed is None], eligible.ids, result)
+            for run in failed:  # the others went out: a warning, for the daemon's log and the CLI's exit code
+                log.warning("%s: %s; its last good feeds stay served", run.target.name, run.failed)
     result.feeds = {row["feed"]: row["body"] for row in rows}
     out = out_dir or settings.out_dir
     if out is not None:
@@ -336,6 +338,17 @@ def publish(
         FileSink(Path(out)).push({row["feed"]: row["body"] for row in rows},
                                  gzipped={row["feed"]: row["body_gzip"] for row in rows})
     return result
+
+
+def _refuse(engine: Engine, at: int, result: PublishResult, runs: Sequence[_Run]) -> NoReturn:
+    """Every target refused to publish: record the failed run and raise (the last good feeds stay served)."""
+    failed = [run for run in runs if run.failed]
+    result.status = "failed"
+    result.targets = {run.target.name: run.report(losses=False) for run in runs}
+    result.problems = result.problems or [f"{run.target.name}: {run.failed}" for run in failed]
+    _record(engine, at, result, message="; ".join(f"{run.target.name}: {run.failed}" for run in failed))
+    others = f" (also {', '.join(run.target.name for run in failed[1:])})" if len(failed) > 1 else ""
+    raise PublishFailed(f"{failed[0].failed}; the last good feeds stay served{others}")
 
 
 def _held_back(runs: Sequence[_Run]) -> dict[str, str]:
