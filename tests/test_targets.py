@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from exchange.targets import CIFS, DATEX2, WZDX, Target, off_feeds
 from exchange.validation import checks_run, validate_feed
 from feeds.datex2 import render_datex2
 from feeds.wzdx import render_wzdx
+from tests.support.helpers import Run
 from tests.support.serving import running
 from tests.support.webdata import run_cli
 
@@ -322,3 +323,21 @@ def test_a_datex2_target_check_with_schema_dir_holds_back_what_the_xsd_refuses(
     result = publish(store, config, targets=[CIFS, DATEX2])
     assert result.status == "published" and result.targets["datex2"]["held_back"] == {}
     assert not result.failed_targets
+
+
+def test_the_cdot_feed_under_cc0_publishes_a_cwz_and_a_datex2_that_validate(
+    tmp_path: Path, testdata: Path, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.test_wzdx_cwz_publish import CDOT_NOW, cdot_config
+
+    monkeypatch.setenv("EXCHANGE_NOW", CDOT_NOW)
+    config_path = cdot_config(tmp_path, testdata)
+    assert cli("--config", str(config_path), "sync").code == 0
+    published = cli("--config", str(config_path), "publish", "--out", str(tmp_path / "out"))
+    assert published.code == 0, published
+    assert "cwz: " in published.err and "cwz: off" not in published.err
+    for name, validator in (("cwz.geojson", ["cwz", "validate_offline.py", "--spec", "cwz1.0"]),
+                            ("datex2.xml", ["datex2", "validate_offline.py"])):
+        checked = subprocess.run([sys.executable, str(testdata.joinpath(*validator[:2])), *validator[2:],
+                                  str(tmp_path / "out" / name)], capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, (name, checked.stdout + checked.stderr)
