@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import orjson
@@ -106,7 +106,7 @@ def _cwz_feature(feature: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_cwz(
-    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo = UTC,
+    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> bytes:
     """A CWZ 1.0 WorkZoneFeed of the closures and road works: :func:`feeds.wzdx.render_wzdx`'s

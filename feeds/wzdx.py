@@ -207,33 +207,40 @@ def _vehicle_impact(event: Event, kept: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def _source_lanes(kept: Mapping[str, Any], lanes: Sequence[Lane]) -> list[dict[str, Any]] | None:
-    """The WZDx lanes an imported road event listed, when the event's lanes are still what they were
-    read as (an operator's change wins): they keep what CIFS lanes cannot say (merge-left, shift-right,
-    exit-ramp ...)."""
+def _source_lanes(kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The WZDx lanes an imported road event listed (order, type, status), when WZDx 4.2 can carry them."""
     original = kept.get("lanes")
-    if not isinstance(original, list) or not all(
+    if not isinstance(original, list) or not original or not all(
         isinstance(lane, Mapping) and isinstance(lane.get("order"), int) and not isinstance(lane.get("order"), bool)
         and lane.get("type", "general") in _LANE_TYPES and lane.get("status") in _LANE_STATUSES
         for lane in original
     ):
         return None
-    try:
-        read_as = [Lane.model_validate(lane) for lane in _lanes(original)[0] or []]
-    except (ItemRejected, ValueError):
-        return None
-    if read_as != sorted(lanes, key=lambda lane: lane.order):
-        return None
     return [{"order": lane["order"], "type": lane.get("type", "general"), "status": lane["status"]}
             for lane in sorted(original, key=lambda lane: int(lane["order"]))]
 
 
-def _wzdx_lanes(event: Event, kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    details = event.details
-    if event.category is Category.ROAD_CLOSED or details is None or not details.lanes:
+def _read_as(lanes: list[dict[str, Any]]) -> list[Lane] | None:
+    """What the WZDx reader made of ``lanes`` (CIFS lanes), None when it refuses them."""
+    try:
+        return [Lane.model_validate(lane) for lane in _lanes(lanes)[0] or []]
+    except (ItemRejected, ValueError):
         return None
-    original = _source_lanes(kept, details.lanes)
-    if original is not None:
+
+
+def _wzdx_lanes(event: Event, kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The lanes published: the source's own WZDx lanes while the event still says what they said
+    (they keep what CIFS lanes cannot: merge-left, shift-right, exit-ramp ...; an operator's change
+    wins), else the event's CIFS lanes; none for a closed road unless the source listed them closed."""
+    details = event.details
+    if details is None:
+        return None
+    original = _source_lanes(kept)
+    if event.category is Category.ROAD_CLOSED:
+        return original if original and all(lane["status"] != "open" for lane in original) else None
+    if not details.lanes:
+        return None
+    if original is not None and _read_as(original) == sorted(details.lanes, key=lambda lane: lane.order):
         return original
     lanes = []
     for rank, lane in enumerate(sorted(details.lanes, key=lambda lane: lane.order), start=1):
@@ -300,7 +307,8 @@ def schedule_occurrences(
     window_start: datetime, window_end: datetime,
 ) -> list[Occurrence]:
     """The occurrences of a weekly schedule (``day -> 'HH:MM-HH:MM[,...]'``, hours in ``zone``)
-    overlapping ``[window_start, window_end)``, clipped to the event's ``[start, end]``.
+    overlapping ``[window_start, window_end)``, clipped to the event's ``[start, end]`` (not to the
+    window: one in progress keeps its start).
 
     Windows that overlap or touch (``everyday`` with a day's own hours; ``22:00-23:59`` then the next
     day's ``00:00-06:00``, how an overnight window is written) are one occurrence.
@@ -333,7 +341,11 @@ def schedule_occurrences(
             merged.append([begin, until, key])
     found = []
     for begin, until, key in merged:
-        begin, until = max(begin, low), min(until, high)
+        if until <= window_start or begin >= window_end:
+            continue
+        # clipped to the event only: an occurrence in progress keeps its real start
+        begin = max(begin, start) if start is not None else begin
+        until = min(until, end) if end is not None else until
         if until.replace(microsecond=0) > begin.replace(microsecond=0):  # the feed writes seconds
             found.append(Occurrence(begin, until, key))
     return found
@@ -350,7 +362,7 @@ class _Span:
     key: str | None  # the occurrence's id suffix; None for an event without schedule
 
 
-def _spans(event: Event, generated: datetime, zone: tzinfo, horizon: timedelta) -> list[_Span]:
+def _spans(event: Event, generated: datetime, zone: tzinfo | None, horizon: timedelta) -> list[_Span]:
     details = event.details
     created = _attribute_time(event.attributes.get(_CREATED_KEY))
     start = _aware(event.start_time or created or generated)
@@ -361,6 +373,8 @@ def _spans(event: Event, generated: datetime, zone: tzinfo, horizon: timedelta) 
         end, end_verified = open_end(start, generated, horizon), False
     if details is None or not details.schedule:
         return [_Span(start, end, start_verified, end_verified, None)]
+    if zone is None:  # a wiring mistake: hours read in UTC would publish every night hours off
+        raise UsageError(f"{event.id}: a schedule's hours are local times; render it with the city's zone")
     generated = _aware(generated)
     return [
         _Span(found.start, found.end, start_verified and found.start == start, end_verified and found.end == end,
@@ -380,7 +394,7 @@ def _event_source(event: Event) -> dict[str, str] | None:
 
 
 def _features(
-    event: Event, source_id: str, generated: datetime, zone: tzinfo, horizon: timedelta
+    event: Event, source_id: str, generated: datetime, zone: tzinfo | None, horizon: timedelta
 ) -> list[dict[str, Any]]:
     if not event.street:
         return []
@@ -468,7 +482,7 @@ def _features(
 
 
 def wzdx_document(
-    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo = UTC,
+    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> dict[str, Any]:
     """:func:`render_wzdx`'s document before it is written (``feeds.cwz`` builds CWZ from it)."""
@@ -488,7 +502,7 @@ def wzdx_document(
 
 
 def render_wzdx(
-    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo = UTC,
+    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
     horizon: timedelta = DEFAULT_HORIZON,
 ) -> bytes:
     """A WZDx 4.2 WorkZoneFeed (GeoJSON ``FeatureCollection``) of the closures and road works.
@@ -507,7 +521,7 @@ def render_wzdx(
     generated
         The feed's ``update_date``, and the start of the horizon.
     zone
-        The city's time zone: a schedule's hours are local times.
+        The city's time zone: a schedule's hours are local times (required when an event has one).
     horizon
         How far ahead a recurring event's occurrences are published, and how long after its start
         (or after the feed's day, once started) an event without an end is said to last.
@@ -530,7 +544,8 @@ def render_wzdx(
     Raises
     ------
     UsageError
-        A ``feed_info`` without publisher, with a licence other than CC0, or with bad ``data_sources``.
+        A ``feed_info`` without publisher, with a licence other than CC0, or with bad ``data_sources``;
+        an event with a schedule and no ``zone``.
     """
     return orjson.dumps(wzdx_document(events, feed_info=feed_info, generated=generated, zone=zone, horizon=horizon))
 
