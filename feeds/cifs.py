@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
@@ -79,6 +79,7 @@ __all__ = [
     "LAST_REVISION_KEY",
     "NO_STREET",
     "SCHEMA_LOCATION",
+    "STREET_FROM_KEY",
     "UPDATED_KEY",
     "Attribution",
     "check_cifs_rules",
@@ -106,6 +107,8 @@ FIRST_REVISION_KEY = "_first_revision_ms"
 LAST_REVISION_KEY = "_last_revision_ms"
 #: why an incident without a street is refused: cifsv2 requires ``<street>`` (at least 2 characters)
 NO_STREET = "no street: CIFS requires one"
+#: ``event.attributes`` key saying where a street the source did not give came from (``"road network"``)
+STREET_FROM_KEY = "street_from"
 #: subtypes some publishers write where they have none: ODOT TripCheck's schema lists ``Item`` (a
 #: code generator's placeholder) first among its subtypes; read as no subtype
 _PLACEHOLDER_SUBTYPES = frozenset({"ITEM"})
@@ -559,7 +562,9 @@ def _mapping(value: Any, field: str) -> dict[str, Any] | None:
     }
 
 
-def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
+def cifs_item_to_event(
+    item: FeedItem, namespace: str, zone: tzinfo, *, street_at: Callable[[float, float], str | None] | None = None
+) -> Event:
     """Convert one CIFS incident into a city event through :func:`feeds.city.city_event`.
 
     Times without an offset are local times in ``zone``; ``Z`` times stay UTC (rendered in the
@@ -571,6 +576,9 @@ def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
 
     * a polyline of one position written several times with a direction (iCone's point devices:
       arrow boards, radar cones) is a one-point incident; a ROAD_CLOSED still needs a line;
+    * a point device without a street takes the name ``street_at(lon, lat)`` gives (the road
+      network's road at its position), noted in ``attributes`` under :data:`STREET_FROM_KEY`; a
+      line without a street is still refused (it may run along several roads);
     * a placeholder subtype (ODOT's ``Item``) is no subtype;
     * HTML in the description becomes plain text (:func:`feeds.city.city_event`).
 
@@ -587,6 +595,11 @@ def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
         polyline = _text(record.get("polyline"), "polyline")
         coordinates = parse_polyline(polyline) if polyline is not None else []
         direction = _text(record.get("direction"), "direction")
+        point_device = len(set(coordinates)) == 1
+        named_by_network = None
+        if street is None and point_device and street_at is not None:
+            lon, lat = coordinates[0]
+            street = named_by_network = street_at(lon, lat)
         missing = [] if street is not None else [NO_STREET]
         if polyline is None:
             missing.append("polyline: missing")
@@ -595,7 +608,6 @@ def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
                            "and no direction says which way it applies")
         if missing or street is None:
             raise ItemRejected("; ".join(missing))
-        point_device = len(set(coordinates)) == 1
         if point_device:
             coordinates = coordinates[:1]  # one position written twice: a device's position, not a line
         attributes: dict[str, Any] = {}
@@ -603,6 +615,8 @@ def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             when = parse_time(_text(record.get(field), field), field, zone)
             if when is not None:
                 attributes[key] = to_millis(when)
+        if named_by_network is not None:
+            attributes[STREET_FROM_KEY] = "road network"
         place = _text(record.get("location_description"), "location_description")
         if place:
             attributes["location_description"] = place
@@ -907,6 +921,8 @@ def losses_for(event: Event) -> list[str]:
     details = event.details
     if details is not None and event.end_time is not None and not details.end_date_verified:
         lost.append("the end time is not verified, which CIFS cannot say (it has no verified flag)")
+    if event.attributes.get(STREET_FROM_KEY) == "road network":
+        lost.append("the street is the road network's name for the road at the device (its source gave none)")
     if isinstance(event.attributes.get("location_description"), str):
         lost.append("the location description is not carried (cifsv2 has no place for it)")
     kept = event.attributes.get(_WZDX_KEY)

@@ -19,10 +19,11 @@ from sqlalchemy import Engine, select
 
 from adapters import build_source
 from exchange.closures import ClosureInput, add_closure, update_closure
-from exchange.config import Config
+from exchange.config import Config, NetworkConfig
 from exchange.db import open_store
 from exchange.errors import ItemRejected
 from exchange.model import CityDetails, Event, Lane, LaneImpact, Point, SourceRef
+from exchange.placement import Placement
 from exchange.publish import publish
 from exchange.schema import publications
 from exchange.sync import SyncResult, ingest_payload
@@ -38,6 +39,8 @@ from feeds.cifs import (
 from feeds.city import city_event
 from feeds.problems import errors_only
 from feeds.wzdx import parse_wzdx, wzdx_item_to_event
+from geo.network import build_network
+from geo.types import WayInput
 
 PARIS = ZoneInfo("Europe/Paris")
 LINE = [(-122.300788, 37.809578), (-122.302087, 37.810233)]
@@ -181,6 +184,28 @@ def test_each_of_the_92_icone_incidents_is_published_or_rejected_with_one_line(
     first = served["1245"]
     assert instant(first.findtext("creationtime")) == datetime.fromisoformat("2019-11-05T01:22:20+00:00")
     assert instant(first.findtext("updatetime")) == datetime.fromisoformat("2020-08-21T16:00:00+00:00")
+
+
+def test_a_configured_road_network_names_the_road_of_a_device_without_a_street(
+    store: Engine, testdata: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = testdata / "cifs" / "icone" / "icone_cdot_20230522.xml"
+    monkeypatch.setenv("EXCHANGE_NOW", "2023-05-22T22:40:00+00:00")
+    # a road under the first arrow board only (37.3471771, -106.9218292), about 10 m west of it
+    network = build_network({1: (-106.9219, 37.3460), 2: (-106.9219, 37.3480)},
+                            [WayInput(1, [1, 2], {"highway": "primary", "name": "US 160"})])
+    placement = Placement(network, NetworkConfig(path=Path("built-in-the-test.osm")))  # the path is not read
+    config = config_with([{"name": "icone", "kind": "cifs", "url": str(path)}])
+    source = build_source(config.sources[0], zone=config.zone)
+    result = ingest_payload(store, source, path.read_bytes(), config.lifecycle, placement=placement)
+    assert {error.source_id: error.reason for error in result.item_errors} == {"U13632530_202305221143": NO_STREET}
+    assert publish(store, config, placement=placement).status == "published"
+    incident = served_incidents(store)["cifs:city:U13632309_202305222048"]
+    assert incident.findtext("street") == "US 160" and incident.findtext("polyline") == "37.347177 -106.921829"
+    board = cifs_item_to_event(parse_cifs(path.read_bytes(), zone=PARIS).items[0], "icone", PARIS,
+                               street_at=placement.street_at)
+    assert "the street is the road network's name for the road at the device (its source gave none)" in losses_for(
+        board)
 
 
 def test_a_road_closed_written_as_one_position_is_still_refused(testdata: Path) -> None:
