@@ -250,6 +250,9 @@ def city_event(
       store's id and operator columns.
     * **Geometry**: a ROAD_CLOSED or CONSTRUCTION needs 2 points distinct at the published
       precision (6 decimals); another type may have one point with a direction.
+    * **Verified end**: ``end_date_verified`` (WZDx/CWZ ``is_end_date_verified``) is false unless
+      the caller has the source's evidence (an imported WZDx event that says so, an operator's
+      ``--verified-end``): a CIFS, CSV or GeoJSON import is not verified.
 
     Raises
     ------

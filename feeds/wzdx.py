@@ -4,19 +4,28 @@
   ``FeatureCollection`` (formats.md §3.2): only events of category ``CONSTRUCTION`` or
   ``ROAD_CLOSED``; one road event per direction of travel (a ``BOTH_DIRECTIONS`` event becomes
   two features, the second with the line reversed and the id suffix :data:`REVERSE_SUFFIX`);
-  ``[lon, lat]`` geometry, upstream first; all times UTC ``Z``.
+  ``[lon, lat]`` geometry, upstream first; all times UTC ``Z``. WZDx has no schedule pattern: a
+  recurring event is one road event per occurrence within :data:`DEFAULT_HORIZON` (14 days),
+  linked by ``related_road_events`` as WZDx's own recurring example links them. An event without
+  an end gets one :data:`DEFAULT_HORIZON` ahead (:func:`open_end`), never in the past, unverified.
 * :func:`parse_wzdx` reads a WZDx 4.0/4.1/4.2 work zone feed into a snapshot, and
   :func:`wzdx_item_to_event` converts one road event through :func:`feeds.city.city_event`
   (formats.md §3.4): ``all-lanes-closed`` is a ``ROAD_CLOSED``/``ROAD_CLOSED_CONSTRUCTION``, any
   other impact a ``CONSTRUCTION`` with its lanes. Detour road events are skipped with a reason.
+* :func:`problems_for` and :func:`losses_for` say, per event, why WZDx cannot carry it and what it
+  loses or approximates when it does (the compile report); ``feeds.cwz`` builds CWZ 1.0 from
+  :func:`wzdx_document`.
 
 Ids: a feature's id is the event id (``namespace:city:source_id``); the opposite direction of a
-``BOTH_DIRECTIONS`` event is ``{event id}:reverse``. Both are stable for the event's lifetime.
+``BOTH_DIRECTIONS`` event is ``{event id}:reverse``; an occurrence of a recurring event appends
+``#<its scheduled local start, YYYY-MM-DDTHH:MM>``. All are stable for the event's lifetime.
 
 What an imported WZDx road event carries beyond the common fields is kept in
 ``event.attributes["wzdx"]`` (its direction, vehicle impact, location method, work zone type,
-cross streets, mileposts, all road names); :func:`render_wzdx` prefers those values on output,
-so a WZDx feed passed through the broker keeps them. Creation and update times travel as
+cross streets, mileposts, all road names, lanes as written, types of work, reduced speed limit,
+data source id); :func:`render_wzdx` prefers those values on output, so a WZDx feed passed
+through the broker keeps them. Its four verified flags become the event's (``CityDetails``), the
+only way besides an operator's word that they are true. Creation and update times travel as
 ``attributes["_created_ms"]``/``["_updated_ms"]``, as for CIFS.
 """
 
