@@ -78,6 +78,8 @@ __all__ = [
     "render_wzdx",
     "road_event_field",
     "schedule_occurrences",
+    "work_zone_losses",
+    "work_zone_problems",
     "wzdx_document",
     "wzdx_item_to_event",
 ]
@@ -562,19 +564,20 @@ def render_wzdx(
 # --------------------------------------------------------------------------- what WZDx carries
 
 
-def problems_for(event: Event) -> list[str]:
-    """Why WZDx cannot carry ``event`` (then it is held back from WZDx only); empty when it can."""
+def work_zone_problems(event: Event, target: str) -> list[str]:
+    """Why a work zone feed (``target``: "WZDx", "CWZ") cannot carry ``event``; empty when it can."""
     problems = []
     if event.category not in WORK_ZONE_CATEGORIES:
-        problems.append(f"not a work zone: WZDx carries closures and road works only, not {event.category.value}")
+        problems.append(f"not a work zone: {target} carries closures and road works only, not {event.category.value}")
     if not event.street:
-        problems.append("no street: WZDx core_details.road_names requires one")
+        problems.append(f"no street: {target} core_details.road_names requires one")
     return problems
 
 
-def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
-    """What WZDx loses or approximates of ``event`` when it carries it, one short sentence each."""
-    if problems_for(event):
+def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
+    """What a work zone feed built by :func:`wzdx_document` (``target``: "WZDx", "CWZ") loses or
+    approximates of ``event``, one short sentence each; what only one of them loses is theirs to add."""
+    if work_zone_problems(event, target):
         return []
     details = event.details
     kept = _wzdx_attributes(event)
@@ -582,33 +585,48 @@ def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[st
     losses = []
     if details is not None and details.schedule:
         losses.append(f"recurring schedule published as one road event per occurrence in the next {days} "
-                      "(WZDx has no schedule pattern)")
+                      f"({target} has no schedule pattern)")
     if event.end_time is None:
         losses.append(f"no end: published as ending {days} after its start (or after today, once started), "
                       "end not verified")
     if event.start_time is None:
         losses.append("no start: published as starting when it was created (or when the feed is generated)")
-    both = event.direction == "BOTH_DIRECTIONS" and isinstance(event.geometry, LineString)
-    if both:
+    line = isinstance(event.geometry, LineString)
+    if event.direction == "BOTH_DIRECTIONS" and line:
         losses.append("both directions published as two road events, each direction the quadrant of its line's "
-                      "bearing (WZDx has one direction per road event)")
+                      f"bearing ({target} has one direction per road event)")
     elif kept.get("direction") in _DIRECTIONS:
         losses.append(f"direction {kept['direction']} is the source's")
     elif isinstance(event.geometry, LineString):
         found = line_direction([(lon, lat) for lon, lat in event.geometry.coordinates])
         losses.append(f"direction {found} is the quadrant of the line's bearing (first to last point); "
                       "the source signs none")
+    else:
+        losses.append("direction unknown: a point has no bearing and the source signs none")
     if event.subtype:
-        losses.append(f"Waze subtype {event.subtype} is not carried (WZDx has a vehicle impact, no subtype)")
+        losses.append(f"Waze subtype {event.subtype} is not carried ({target} has a vehicle impact, no subtype)")
     if details is not None:
         if details.lane_impact is not None and not details.lanes and event.category is Category.CONSTRUCTION:
             losses.append(f"lane impact ({details.lane_impact.total_closed_lanes} closed on the "
-                          f"{details.lane_impact.roadside.lower()}) carried only as vehicle_impact (WZDx lists lanes, "
-                          "not counts)")
+                          f"{details.lane_impact.roadside.lower()}) carried only as vehicle_impact ({target} lists "
+                          "lanes, not counts)")
         if details.lanes and event.category is Category.ROAD_CLOSED:
             losses.append("lanes are not listed: the road is closed (all-lanes-closed)")
         if details.parent_event:
             losses.append(f"parent event {details.parent_event} is not carried")
+    return losses
+
+
+def problems_for(event: Event) -> list[str]:
+    """Why WZDx cannot carry ``event`` (then it is held back from WZDx only); empty when it can."""
+    return work_zone_problems(event, "WZDx")
+
+
+def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
+    """What WZDx loses or approximates of ``event`` when it carries it, one short sentence each."""
+    losses = work_zone_losses(event, "WZDx", horizon=horizon)
+    if losses and isinstance(event.geometry, Point):
+        losses.append("a point work zone published as a MultiPoint of its one position twice (WZDx 4.2 has no Point)")
     return losses
 
 
