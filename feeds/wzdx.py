@@ -783,6 +783,29 @@ def _string(value: Any, field: str) -> str | None:
     return value.strip() or None
 
 
+#: the members of a road event's lanes and types of work kept to publish them again, and their types
+_LANE_MEMBERS: Mapping[str, type] = {"order": int, "type": str, "status": str}
+_WORK_MEMBERS: Mapping[str, type] = {"type_name": str, "is_architectural_change": bool}
+#: a kept whole number fits in 32 bits (a lane order beyond is nonsense, and the store takes 64 at most)
+_KEPT_INT = 2**31
+
+
+def _kept_value(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and -_KEPT_INT < value < _KEPT_INT
+    if isinstance(value, str):
+        return kind is str and text_problem(value, controls=False) is None
+    return isinstance(value, kind)
+
+
+def _kept_entries(listed: Any, members: Mapping[str, type]) -> list[dict[str, Any]] | None:
+    """A list of objects with only ``members`` of their type (None when it is not a list)."""
+    if not isinstance(listed, list):
+        return None
+    return [{name: entry[name] for name, kind in members.items() if _kept_value(entry.get(name), kind)}
+            for entry in listed if isinstance(entry, Mapping)]
+
+
 #: the verified flags of a WZDx 4.1+/CWZ road event -> the deprecated 4.0 accuracy field saying the same
 _VERIFIED = {
     "is_start_date_verified": "start_date_accuracy",
@@ -862,9 +885,12 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             value = properties.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 kept[key] = value
-        for key in ("types_of_work", "lanes"):  # as the source wrote them: CIFS lanes cannot say merge-left
-            if isinstance(properties.get(key), list):
-                kept[key] = properties[key]
+        # as the source wrote them (CIFS lanes cannot say merge-left), only the members published: a bad
+        # value elsewhere in them (a lane's restrictions) is dropped, as in any field not mapped
+        for key, members in (("lanes", _LANE_MEMBERS), ("types_of_work", _WORK_MEMBERS)):
+            entries = _kept_entries(properties.get(key), members)
+            if entries is not None:
+                kept[key] = entries
         attributes[WZDX_KEY] = kept
 
         source = feature.get("_data_source")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -280,3 +281,17 @@ def test_a_point_work_zone_is_a_multipoint_in_wzdx_and_a_point_in_cwz(testdata: 
         "direction unknown: a point has no bearing and the source signs none",
         "a point work zone published as a MultiPoint of its one position twice (WZDx 4.2 has no Point)"]
     assert cwz.losses_for(device) == ["direction unknown: a point has no bearing and the source signs none"]
+
+
+def test_a_bad_value_in_a_lane_member_not_published_is_dropped_not_the_road_event(testdata: Path) -> None:
+    source = cdot_document(testdata)
+    properties = source["features"][0]["properties"]
+    properties["lanes"][0]["restrictions"] = [{"type": "reduced-width", "value": float("nan")}]
+    properties["lanes"][1]["order"] = 2**40  # a lane order no road has
+    data = json.dumps(source).encode()  # NaN, as a careless publisher writes it
+    items = {item.source_id: item for item in parse_wzdx(data).items}
+    event = wzdx_item_to_event(items[source["features"][0]["id"]], "wzdx", DENVER)
+    assert event.details is not None and [lane.status for lane in event.details.lanes or []] == ["OPEN", "CLOSED"]
+    lanes = features(render_wzdx([event], feed_info=FEED_INFO, generated=SUNDAY, zone=DENVER))[0]["properties"]["lanes"]
+    assert lanes == [{"order": 1, "type": "general", "status": "open"}, {"order": 2, "type": "general",
+                                                                          "status": "closed"}]
