@@ -244,6 +244,9 @@ def city_event(
       time they show twice (DST fold) are both refused with the advice to give an offset, never
       shifted or resolved silently.
     * **Time range**: start and end lie in :data:`TIME_RANGE` once converted to UTC.
+    * **Verified end**: ``end_date_verified`` (WZDx/CWZ ``is_end_date_verified``) is false unless
+      the caller has the source's evidence (an imported WZDx event that says so, an operator's
+      ``--verified-end``): a CIFS, CSV or GeoJSON import is not verified.
     * **Text**: no lone surrogates (bytes that were not UTF-8) and no control characters in any
       text field; the description alone may hold tab, newline and carriage return. The
       attributes (the source's other fields, not published) may hold any character but NUL and

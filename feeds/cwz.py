@@ -31,9 +31,16 @@ import orjson
 
 from exchange.errors import UsageError
 from exchange.model import Category, Event
-from feeds import wzdx
 from feeds.problems import Problem
-from feeds.wzdx import CC0_LICENSE, DEFAULT_HORIZON, WZDX_KEY, WZDX_VERSION, wzdx_document
+from feeds.wzdx import (
+    CC0_LICENSE,
+    DEFAULT_HORIZON,
+    WZDX_KEY,
+    WZDX_VERSION,
+    work_zone_losses,
+    work_zone_problems,
+    wzdx_document,
+)
 
 __all__ = ["CWZ_VERSION", "UNSTATED_FREQUENCY", "check_cwz", "cwz_enabled", "losses_for", "problems_for", "render_cwz"]
 
@@ -289,15 +296,16 @@ def check_cwz(document: bytes, *, wzdx_check: Callable[[bytes], list[Problem]] |
 
 
 def problems_for(event: Event) -> list[str]:
-    """Why CWZ cannot carry ``event`` (held back from CWZ only): WZDx's reasons, with CWZ named."""
-    return [problem.replace("WZDx", "CWZ") for problem in wzdx.problems_for(event)]
+    """Why CWZ cannot carry ``event`` (held back from CWZ only): what no work zone feed can carry."""
+    return work_zone_problems(event, "CWZ")
 
 
 def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
-    """What CWZ loses or approximates of ``event`` when it carries it: WZDx's losses, and CWZ's own."""
-    if problems_for(event):
-        return []
-    losses = [loss.replace("WZDx", "CWZ") for loss in wzdx.losses_for(event, horizon=horizon)]
+    """What CWZ loses or approximates of ``event`` when it carries it: what every work zone feed built
+    from WZDx's loses, and what CWZ removed."""
+    losses = work_zone_losses(event, "CWZ", horizon=horizon)
+    if not losses:
+        return losses
     kept = event.attributes.get(WZDX_KEY)
     kept = kept if isinstance(kept, Mapping) else {}
     if any(isinstance(kept.get(field), int | float) for field in _MILEPOSTS):

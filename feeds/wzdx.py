@@ -4,19 +4,28 @@
   ``FeatureCollection`` (formats.md §3.2): only events of category ``CONSTRUCTION`` or
   ``ROAD_CLOSED``; one road event per direction of travel (a ``BOTH_DIRECTIONS`` event becomes
   two features, the second with the line reversed and the id suffix :data:`REVERSE_SUFFIX`);
-  ``[lon, lat]`` geometry, upstream first; all times UTC ``Z``.
+  ``[lon, lat]`` geometry, upstream first; all times UTC ``Z``. WZDx has no schedule pattern: a
+  recurring event is one road event per occurrence within :data:`DEFAULT_HORIZON` (14 days),
+  linked by ``related_road_events`` as WZDx's own recurring example links them. An event without
+  an end gets one :data:`DEFAULT_HORIZON` ahead (:func:`open_end`), never in the past, unverified.
 * :func:`parse_wzdx` reads a WZDx 4.0/4.1/4.2 work zone feed into a snapshot, and
   :func:`wzdx_item_to_event` converts one road event through :func:`feeds.city.city_event`
   (formats.md §3.4): ``all-lanes-closed`` is a ``ROAD_CLOSED``/``ROAD_CLOSED_CONSTRUCTION``, any
   other impact a ``CONSTRUCTION`` with its lanes. Detour road events are skipped with a reason.
+* :func:`problems_for` and :func:`losses_for` say, per event, why WZDx cannot carry it and what it
+  loses or approximates when it does (the compile report); ``feeds.cwz`` builds CWZ 1.0 from
+  :func:`wzdx_document`.
 
 Ids: a feature's id is the event id (``namespace:city:source_id``); the opposite direction of a
-``BOTH_DIRECTIONS`` event is ``{event id}:reverse``. Both are stable for the event's lifetime.
+``BOTH_DIRECTIONS`` event is ``{event id}:reverse``; an occurrence of a recurring event appends
+``#<its scheduled local start, YYYY-MM-DDTHH:MM>``. All are stable for the event's lifetime.
 
 What an imported WZDx road event carries beyond the common fields is kept in
 ``event.attributes["wzdx"]`` (its direction, vehicle impact, location method, work zone type,
-cross streets, mileposts, all road names); :func:`render_wzdx` prefers those values on output,
-so a WZDx feed passed through the broker keeps them. Creation and update times travel as
+cross streets, mileposts, all road names, lanes as written, types of work, reduced speed limit,
+data source id); :func:`render_wzdx` prefers those values on output, so a WZDx feed passed
+through the broker keeps them. Its four verified flags become the event's (``CityDetails``), the
+only way besides an operator's word that they are true. Creation and update times travel as
 ``attributes["_created_ms"]``/``["_updated_ms"]``, as for CIFS.
 """
 
@@ -69,6 +78,8 @@ __all__ = [
     "render_wzdx",
     "road_event_field",
     "schedule_occurrences",
+    "work_zone_losses",
+    "work_zone_problems",
     "wzdx_document",
     "wzdx_item_to_event",
 ]
@@ -553,19 +564,20 @@ def render_wzdx(
 # --------------------------------------------------------------------------- what WZDx carries
 
 
-def problems_for(event: Event) -> list[str]:
-    """Why WZDx cannot carry ``event`` (then it is held back from WZDx only); empty when it can."""
+def work_zone_problems(event: Event, target: str) -> list[str]:
+    """Why a work zone feed (``target``: "WZDx", "CWZ") cannot carry ``event``; empty when it can."""
     problems = []
     if event.category not in WORK_ZONE_CATEGORIES:
-        problems.append(f"not a work zone: WZDx carries closures and road works only, not {event.category.value}")
+        problems.append(f"not a work zone: {target} carries closures and road works only, not {event.category.value}")
     if not event.street:
-        problems.append("no street: WZDx core_details.road_names requires one")
+        problems.append(f"no street: {target} core_details.road_names requires one")
     return problems
 
 
-def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
-    """What WZDx loses or approximates of ``event`` when it carries it, one short sentence each."""
-    if problems_for(event):
+def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
+    """What a work zone feed built by :func:`wzdx_document` (``target``: "WZDx", "CWZ") loses or
+    approximates of ``event``, one short sentence each; what only one of them loses is theirs to add."""
+    if work_zone_problems(event, target):
         return []
     details = event.details
     kept = _wzdx_attributes(event)
@@ -573,33 +585,48 @@ def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[st
     losses = []
     if details is not None and details.schedule:
         losses.append(f"recurring schedule published as one road event per occurrence in the next {days} "
-                      "(WZDx has no schedule pattern)")
+                      f"({target} has no schedule pattern)")
     if event.end_time is None:
         losses.append(f"no end: published as ending {days} after its start (or after today, once started), "
                       "end not verified")
     if event.start_time is None:
         losses.append("no start: published as starting when it was created (or when the feed is generated)")
-    both = event.direction == "BOTH_DIRECTIONS" and isinstance(event.geometry, LineString)
-    if both:
+    line = isinstance(event.geometry, LineString)
+    if event.direction == "BOTH_DIRECTIONS" and line:
         losses.append("both directions published as two road events, each direction the quadrant of its line's "
-                      "bearing (WZDx has one direction per road event)")
+                      f"bearing ({target} has one direction per road event)")
     elif kept.get("direction") in _DIRECTIONS:
         losses.append(f"direction {kept['direction']} is the source's")
     elif isinstance(event.geometry, LineString):
         found = line_direction([(lon, lat) for lon, lat in event.geometry.coordinates])
         losses.append(f"direction {found} is the quadrant of the line's bearing (first to last point); "
                       "the source signs none")
+    else:
+        losses.append("direction unknown: a point has no bearing and the source signs none")
     if event.subtype:
-        losses.append(f"Waze subtype {event.subtype} is not carried (WZDx has a vehicle impact, no subtype)")
+        losses.append(f"Waze subtype {event.subtype} is not carried ({target} has a vehicle impact, no subtype)")
     if details is not None:
         if details.lane_impact is not None and not details.lanes and event.category is Category.CONSTRUCTION:
             losses.append(f"lane impact ({details.lane_impact.total_closed_lanes} closed on the "
-                          f"{details.lane_impact.roadside.lower()}) carried only as vehicle_impact (WZDx lists lanes, "
-                          "not counts)")
+                          f"{details.lane_impact.roadside.lower()}) carried only as vehicle_impact ({target} lists "
+                          "lanes, not counts)")
         if details.lanes and event.category is Category.ROAD_CLOSED:
             losses.append("lanes are not listed: the road is closed (all-lanes-closed)")
         if details.parent_event:
             losses.append(f"parent event {details.parent_event} is not carried")
+    return losses
+
+
+def problems_for(event: Event) -> list[str]:
+    """Why WZDx cannot carry ``event`` (then it is held back from WZDx only); empty when it can."""
+    return work_zone_problems(event, "WZDx")
+
+
+def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
+    """What WZDx loses or approximates of ``event`` when it carries it, one short sentence each."""
+    losses = work_zone_losses(event, "WZDx", horizon=horizon)
+    if losses and isinstance(event.geometry, Point):
+        losses.append("a point work zone published as a MultiPoint of its one position twice (WZDx 4.2 has no Point)")
     return losses
 
 
@@ -756,6 +783,29 @@ def _string(value: Any, field: str) -> str | None:
     return value.strip() or None
 
 
+#: the members of a road event's lanes and types of work kept to publish them again, and their types
+_LANE_MEMBERS: Mapping[str, type] = {"order": int, "type": str, "status": str}
+_WORK_MEMBERS: Mapping[str, type] = {"type_name": str, "is_architectural_change": bool}
+#: a kept whole number fits in 32 bits (a lane order beyond is nonsense, and the store takes 64 at most)
+_KEPT_INT = 2**31
+
+
+def _kept_value(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and -_KEPT_INT < value < _KEPT_INT
+    if isinstance(value, str):
+        return kind is str and text_problem(value, controls=False) is None
+    return isinstance(value, kind)
+
+
+def _kept_entries(listed: Any, members: Mapping[str, type]) -> list[dict[str, Any]] | None:
+    """A list of objects with only ``members`` of their type (None when it is not a list)."""
+    if not isinstance(listed, list):
+        return None
+    return [{name: entry[name] for name, kind in members.items() if _kept_value(entry.get(name), kind)}
+            for entry in listed if isinstance(entry, Mapping)]
+
+
 #: the verified flags of a WZDx 4.1+/CWZ road event -> the deprecated 4.0 accuracy field saying the same
 _VERIFIED = {
     "is_start_date_verified": "start_date_accuracy",
@@ -835,9 +885,12 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             value = properties.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 kept[key] = value
-        for key in ("types_of_work", "lanes"):  # as the source wrote them: CIFS lanes cannot say merge-left
-            if isinstance(properties.get(key), list):
-                kept[key] = properties[key]
+        # as the source wrote them (CIFS lanes cannot say merge-left), only the members published: a bad
+        # value elsewhere in them (a lane's restrictions) is dropped, as in any field not mapped
+        for key, members in (("lanes", _LANE_MEMBERS), ("types_of_work", _WORK_MEMBERS)):
+            entries = _kept_entries(properties.get(key), members)
+            if entries is not None:
+                kept[key] = entries
         attributes[WZDX_KEY] = kept
 
         source = feature.get("_data_source")

@@ -65,6 +65,11 @@ def test_the_demo_wzdx_has_no_past_end_and_keeps_a_weekly_schedule(
         code, _out, err = site.cli("publish", "--out", str(tmp_path / "out"))
         assert code == 0, err
         document = orjson.loads((tmp_path / "out" / "wzdx.geojson").read_bytes())
+        # `closure end` is the operator's word that the work is over: the end it sets is verified
+        for args in (["closure", "end", vouched], ["publish", "--out", str(tmp_path / "ended")]):
+            code, _out, err = site.cli(*args)
+            assert code == 0, err
+        ended = orjson.loads((tmp_path / "ended" / "wzdx.geojson").read_bytes())
 
     assert validate_wzdx(orjson.dumps(document)) == []
     found = document["features"]
@@ -83,6 +88,8 @@ def test_the_demo_wzdx_has_no_past_end_and_keeps_a_weekly_schedule(
     (checked,) = [f["properties"] for f in found if f["id"] == vouched]
     # the start stays verified; the end changed by the update is no longer, until the operator says so
     assert checked["is_start_date_verified"] is True and checked["is_end_date_verified"] is False
+    (over,) = [f["properties"] for f in ended["features"] if f["id"] == vouched]
+    assert over["end_date"] == "2026-12-01T12:00:00Z" and over["is_end_date_verified"] is True
 
 
 def cdot_config(tmp_path: Path, testdata: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ import orjson
 import pytest
 
 from exchange.errors import ItemRejected, UsageError
-from exchange.model import Event
+from exchange.model import Event, Point
 from exchange.validation import validate_wzdx
 from feeds import cwz, wzdx
 from feeds.cifs import cifs_item_to_event, parse_cifs
@@ -260,3 +261,37 @@ def test_cwz_is_on_only_for_cc0_and_render_refuses_otherwise() -> None:
     with pytest.raises(UsageError, match="CWZ feed off"):
         render_cwz([], feed_info=FEED_INFO, generated=SUNDAY)
 
+
+
+def test_a_point_work_zone_is_a_multipoint_in_wzdx_and_a_point_in_cwz(testdata: Path, tmp_path: Path) -> None:
+    # road works a field device reports at its position (iCone arrow boards, read as points on h-cifs)
+    device = closure(type="CONSTRUCTION", subtype=None, end="2026-07-20T08:00:00")
+    device = device.model_copy(update={"geometry": Point(coordinates=(-89.65, 39.78))})
+    info = {**FEED_INFO, "license": CC0_LICENSE}
+    wzdx_feed = render_wzdx([device], feed_info=info, generated=SUNDAY, zone=CHICAGO)
+    assert validate_wzdx(wzdx_feed) == []
+    assert features(wzdx_feed)[0]["geometry"] == {"type": "MultiPoint", "coordinates": [[-89.65, 39.78]] * 2}
+    assert features(wzdx_feed)[0]["properties"]["core_details"]["direction"] == "unknown"
+    cwz_feed = render_cwz([device], feed_info=info, generated=SUNDAY, zone=CHICAGO)
+    assert features(cwz_feed)[0]["geometry"] == {"type": "Point", "coordinates": [-89.65, 39.78]}
+    assert errors_only(check_cwz(cwz_feed, wzdx_check=validate_wzdx)) == []
+    (tmp_path / "cwz.geojson").write_bytes(cwz_feed)
+    assert official_cwz_validator(testdata)(tmp_path / "cwz.geojson")
+    assert wzdx.losses_for(device)[-2:] == [
+        "direction unknown: a point has no bearing and the source signs none",
+        "a point work zone published as a MultiPoint of its one position twice (WZDx 4.2 has no Point)"]
+    assert cwz.losses_for(device) == ["direction unknown: a point has no bearing and the source signs none"]
+
+
+def test_a_bad_value_in_a_lane_member_not_published_is_dropped_not_the_road_event(testdata: Path) -> None:
+    source = cdot_document(testdata)
+    properties = source["features"][0]["properties"]
+    properties["lanes"][0]["restrictions"] = [{"type": "reduced-width", "value": float("nan")}]
+    properties["lanes"][1]["order"] = 2**40  # a lane order no road has
+    data = json.dumps(source).encode()  # NaN, as a careless publisher writes it
+    items = {item.source_id: item for item in parse_wzdx(data).items}
+    event = wzdx_item_to_event(items[source["features"][0]["id"]], "wzdx", DENVER)
+    assert event.details is not None and [lane.status for lane in event.details.lanes or []] == ["OPEN", "CLOSED"]
+    lanes = features(render_wzdx([event], feed_info=FEED_INFO, generated=SUNDAY, zone=DENVER))[0]["properties"]["lanes"]
+    assert lanes == [{"order": 1, "type": "general", "status": "open"}, {"order": 2, "type": "general",
+                                                                          "status": "closed"}]
