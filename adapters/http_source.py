@@ -42,6 +42,11 @@ class HttpSourceSettings(BaseModel):
     backoff_s: float = Field(default=1.0, ge=0, description="First backoff step; doubles per retry, jittered.")
     max_backoff_s: float = Field(default=60.0, ge=0, description="Cap on one wait, Retry-After included.")
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Response size cap in bytes.")
+    publisher: str | None = Field(
+        default=None, min_length=1,
+        description="City sources: who publishes this source's events, named in the CIFS <source> of those that "
+        "name no publisher of their own (default: the source's name).",
+    )
 
     def http_policy(self) -> HttpPolicy:
         return HttpPolicy(

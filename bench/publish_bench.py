@@ -68,7 +68,7 @@ def run_once(events: list[Event], generated: datetime) -> dict[str, float]:
         t1 = time.perf_counter()
         xml_problems = [p for p in validate_cifs_xml(xml) if p.severity == "error"]
         t2 = time.perf_counter()
-        wzdx = render_wzdx(events, feed_info=feed_info, generated=generated)
+        wzdx = render_wzdx(events, feed_info=feed_info, generated=generated, zone=ZONE)
         t3 = time.perf_counter()
         wzdx_problems = [p for p in validate_wzdx(wzdx) if p.severity == "error"]
         t4 = time.perf_counter()

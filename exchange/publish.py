@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Connection, Engine, or_, select
@@ -52,11 +52,14 @@ from exchange.bulk import Bulk, dumps
 from exchange.config import Config
 from exchange.db import writing
 from exchange.errors import ExchangeError
-from exchange.model import Event, Status, from_millis
+from exchange.model import Event, SourceRef, Status, from_millis
 from exchange.publications import FEED_CONTENT_TYPES, publication_row, save_publications
 from exchange.runtime import collector_paused, now_ms
 from exchange.schema import events, publications, publish_runs, published_events
 from exchange.store import Unreadable, read_event, read_rows, select_events
+
+if TYPE_CHECKING:
+    from feeds.cifs import Attribution
 
 __all__ = [
     "Eligible",
@@ -148,14 +151,16 @@ def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> Eligib
         # once the event published in its place is over, its source's longer report goes out
         or_(events.c.same_as.is_(None), ~in_effect),
     ).order_by(events.c.id)
+    from feeds.cifs import with_revision_times
+
     found = Eligible([], [])
     with engine.connect() as conn:
         for row in read_rows(conn, query):
             item = read_event(row)
             if isinstance(item, Unreadable):
                 found.unreadable.append(item)
-            else:
-                found.events.append(item.event)
+            else:  # the feeds date an event by its revisions (CIFS creationtime, updatetime)
+                found.events.append(with_revision_times(item.event, item.row["first_seen_ms"], item.row["updated_ms"]))
     return found
 
 
@@ -164,10 +169,13 @@ def render_feeds(chosen: Sequence[Event], config: Config, generated: datetime) -
     from feeds.wzdx import render_wzdx
 
     settings = config.publish
+    attribution = _attribution(config)
     return {
-        "cifs.xml": render_cifs_xml(chosen, zone=config.zone, generated=generated),
-        "cifs.json": render_cifs_json(chosen, zone=config.zone, generated=generated, shape=settings.cifs_json_shape),
-        "wzdx.geojson": render_wzdx(chosen, feed_info=_feed_info(config), generated=generated),
+        "cifs.xml": render_cifs_xml(chosen, zone=config.zone, generated=generated, attribution=attribution),
+        "cifs.json": render_cifs_json(chosen, zone=config.zone, generated=generated, shape=settings.cifs_json_shape,
+                                      attribution=attribution),
+        # the city's zone: a schedule's hours are local times, published as one road event per occurrence
+        "wzdx.geojson": render_wzdx(chosen, feed_info=_feed_info(config), generated=generated, zone=config.zone),
     }
 
 
@@ -471,11 +479,35 @@ def _feed_info(config: Config) -> dict[str, Any]:
     return {key: value for key, value in feed_info.items() if value is not None}
 
 
+def _attribution(config: Config) -> Attribution:
+    """Who the CIFS ``<source>`` names for events that carry none: the city for its operators'
+    closures, each city source (its ``publisher``, else its name) for its imports."""
+    from adapters import build_source
+    from feeds.cifs import Attribution
+
+    settings = config.publish
+    own = SourceRef(reference=settings.reference, name=settings.publisher, url=settings.source_url)
+    by_namespace: dict[str, SourceRef] = {}
+    for source in config.sources:
+        if source.kind == "waze-feed":  # crowd data is never republished
+            continue
+        try:
+            built = build_source(source, zone=config.zone)
+        except Exception:  # a source that does not build is reported by sync and config check, not here
+            continue
+        publisher = getattr(built.settings, "publisher", None)
+        by_namespace.setdefault(built.namespace, SourceRef(reference=source.name, name=publisher or source.name))
+    return Attribution(own=own, by_namespace=by_namespace)
+
+
 def _content_digest(served: Sequence[Event], config: Config) -> str:
     """What the feeds say, without when they were generated: equal digests, equal feeds."""
     digest = hashlib.sha256()
     settings = config.publish
-    digest.update(orjson.dumps([config.timezone, settings.cifs_json_shape, settings.reference, _feed_info(config)]))
+    attribution = _attribution(config)
+    sources = {namespace: ref.model_dump() for namespace, ref in attribution.by_namespace.items()}
+    digest.update(orjson.dumps([config.timezone, settings.cifs_json_shape, settings.reference, _feed_info(config),
+                                sources]))
     for event in served:
         digest.update(orjson.dumps(_published_content(event)))
     return digest.hexdigest()
