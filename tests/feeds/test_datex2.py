@@ -18,11 +18,12 @@ from exchange.config import Datex2Settings, PublishConfig
 from exchange.config_file import load_config
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import Category, Event, Kind, LineString, Origin, Point, Status
-from feeds.cifs import CREATED_KEY, UPDATED_KEY, cifs_item_to_event, parse_cifs
+from feeds.cifs import CREATED_KEY, UPDATED_KEY, cifs_item_to_event, parse_cifs, with_revision_times
 from feeds.city import city_event
 from feeds.datex2 import MAX_TEXT, NS, check_datex2, losses_for, problems_for, record_version, render_datex2
 from feeds.datex2_read import datex2_item_to_event, parse_datex2
 from feeds.items import Snapshot
+from feeds.wzdx import parse_wzdx, wzdx_item_to_event
 from tests.support.paths import ROOT
 
 OAKLAND, PARIS = ZoneInfo("America/Los_Angeles"), ZoneInfo("Europe/Paris")
@@ -155,8 +156,12 @@ def test_ids_and_versions_are_stable_and_an_ended_record_keeps_its_end() -> None
     changed = event.model_copy(update={"street": "8th Street"})
     assert record_version(changed) != record_version(event)  # no update time: the content's fingerprint
     stamped = event.model_copy(update={"attributes": {UPDATED_KEY: 1772460000000}})
-    bumped = stamped.model_copy(update={"attributes": {UPDATED_KEY: 1772470000000}})
-    assert int(record_version(bumped)) > int(record_version(stamped))
+    assert record_version(stamped) == "1772460000"  # the source's update time
+    published = with_revision_times(stamped, 1772400000000, 1772470000000)  # as publishing reads the store
+    bumped = with_revision_times(stamped, 1772400000000, 1772480000000)
+    assert record_version(published) == "1772470000" and int(record_version(bumped)) > int(record_version(published))
+    record = etree.fromstring(render_datex2([published], settings=SETTINGS, zone=OAKLAND, generated=GENERATED))
+    assert record.findtext(".//sit:situationRecordCreationTime", namespaces=NS) == "2026-03-01T13:20:00-08:00"
     ended = event.model_copy(update={"status": Status.ENDED})
     document = render_datex2([ended], settings=SETTINGS, zone=OAKLAND, generated=GENERATED)
     assert etree.fromstring(document).findtext(".//com:overallEndTime", namespaces=NS) == "2026-03-03T19:00:00-08:00"
@@ -320,3 +325,26 @@ def test_dialogs_cifs_publishes_as_valid_datex2(tmp_path: Path, testdata: Path) 
     assert rejected == {}
     for original, back in zip(events, read, strict=True):
         same(original, back)
+
+
+def test_cdots_wzdx_publishes_as_valid_datex2_and_reads_back(tmp_path: Path, testdata: Path) -> None:
+    """CDOT's real WZDx 4.2 feed (May 2023): its road works and closures out as DATEX II and back."""
+    denver = ZoneInfo("America/Denver")
+    snapshot = parse_wzdx((testdata / "wzdx" / "cdot_prod_wzdx_v42_20230522.json").read_bytes())
+    events = []
+    for item in snapshot.items:
+        try:
+            events.append(wzdx_item_to_event(item, "cdot", denver))
+        except ItemRejected:
+            continue  # the few WZDx itself refuses (a line of one place) are its own test's business
+    assert len(events) == 83 and all(problems_for(event) == [] for event in events)
+    assert {event.type for event in events} == {"CONSTRUCTION", "ROAD_CLOSED"}
+    document = render_datex2(events, settings=Datex2Settings(country="us", national_identifier="CDOT"),
+                             zone=denver, generated=datetime(2023, 5, 23, tzinfo=UTC))
+    validate(document, tmp_path, testdata, "cdot.xml")
+    assert check_datex2(document) == []
+    read, rejected = convert_all(parse_datex2(document, zone=denver), denver)
+    assert rejected == {} and len(read) == 83
+    for original, back in zip(events, read, strict=True):
+        assert (back.type, back.street, back.direction) == (original.type, original.street, original.direction)
+        assert (back.start_time, back.end_time) == (original.start_time, original.end_time)
