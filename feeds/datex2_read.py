@@ -352,7 +352,11 @@ def _direction(record: Mapping[str, Any], location: Mapping[str, Any]) -> tuple[
 
 
 def _hhmm(value: str | None) -> str:
-    """An ``xs:time`` as ``HH:MM``; seconds 59 of the day's last minute stay in it (23:59:59 -> 23:59)."""
+    """An ``xs:time`` as ``HH:MM`` (23:59:59 -> 23:59).
+
+    An offset on a time of day is ignored: schedule hours are the city's local hours, and DiaLog
+    writes ``08:00:00+00:00`` for the 08:00 its own CIFS feed gives as local.
+    """
     if not value or len(value) < 5 or value[2] != ":":
         raise ItemRejected(f"recurringTimePeriodOfDay: {value!r} is not a time of day")
     return value[:5]

@@ -348,3 +348,22 @@ def test_cdots_wzdx_publishes_as_valid_datex2_and_reads_back(tmp_path: Path, tes
     for original, back in zip(events, read, strict=True):
         assert (back.type, back.street, back.direction) == (original.type, original.street, original.direction)
         assert (back.start_time, back.end_time) == (original.start_time, original.end_time)
+
+
+def test_a_document_missing_any_one_element_is_read_or_refused_never_a_traceback(testdata: Path) -> None:
+    """Every element of a rich document and of NPRA's real one removed in turn: each result is a
+    snapshot whose records are read or rejected with one line, or the document refused with one."""
+    rich = render_datex2(rich_events(), settings=SETTINGS, zone=OAKLAND, generated=GENERATED)
+    for document in (rich, (testdata / SAMPLES / "svv_GetSituations_Datex3.xml").read_bytes()):
+        count = sum(1 for _ in etree.fromstring(document).iter())
+        for position in range(1, count):
+            root = etree.fromstring(document)
+            element = list(root.iter())[position]
+            element.getparent().remove(element)
+            try:
+                snapshot = parse_datex2(etree.tostring(root), zone=OAKLAND)
+            except MalformedPayload as exc:
+                assert "\n" not in exc.message
+                continue
+            _, rejected = convert_all(snapshot)
+            assert all(reason and "\n" not in reason for reason in rejected.values())
