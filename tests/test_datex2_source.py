@@ -1,7 +1,7 @@
 """The ``datex2`` city source, end to end through the store: DiaLog's CIFS (the French national
 platform behind Lille's closures) imported as a ``cifs`` source in its own June 2023, published as
 DATEX II, and that DATEX II read back by a ``datex2`` source gives the same closures; a document
-that is not a SituationPublication fails the poll with one line and changes nothing."""
+of another kind (travel-time locations) fails the poll with one line and changes nothing."""
 
 from __future__ import annotations
 
@@ -102,15 +102,13 @@ def test_dialog_cifs_out_as_datex2_and_back_in_through_a_datex2_source(
         assert all(abs(a - b) <= 1e-6 for p, q in pairs for a, b in zip(p, q, strict=True))
 
 
-def test_a_traffic_regulation_publication_fails_the_poll_in_one_line(
-    cli: Cli, tmp_path: Path, testdata: Path
-) -> None:
+def test_travel_time_locations_fail_the_poll_in_one_line(cli: Cli, tmp_path: Path, testdata: Path) -> None:
     path = write_config(tmp_path, testdata)
     (tmp_path / "datex2.xml").write_bytes(
-        (testdata / "datex2" / "samples" / "dialog_get-regulations-expected-result.xml").read_bytes())
+        (testdata / "datex2" / "samples" / "svv_GetTravelTimeData_Datex3.xml").read_bytes())
     result = cli("--config", str(path), "sync", "mel")
     assert result.code == 1
-    lines = [line for line in result.err.splitlines() if "TrafficRegulationPublication" in line]
+    lines = [line for line in result.err.splitlines() if "PredefinedLocationsPublication" in line]
     assert len(lines) == 1 and "Traceback" not in result.err
     engine = open_store(load_config(path).database_url, auto_upgrade=False)
     try:

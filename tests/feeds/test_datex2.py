@@ -233,13 +233,15 @@ def test_every_real_sample_is_read_or_refused_with_one_line(testdata: Path) -> N
     outcome = {path.relative_to(testdata / SAMPLES).as_posix(): read_or_refuse(path) for path in paths}
     refused = {name: reason for name, (_, _, reason) in outcome.items() if reason}
     assert sorted(refused) == [
-        "dialog_docs_spec_example.xml", "dialog_get-regulations-expected-result.xml", "dialog_public_api_sample.xml",
         "svv_GetSituations_Datex3_deliverybreak.xml", "svv_GetTravelTimeData_Datex3.xml",
         "svv_GetTravelTimeData_Datex3_invalid.xml",
         "svv_GetTravelTimeData_Datex3_without_modelBaseVersion_on_exchangeInformation.xml",
     ]
-    assert "TrafficRegulationPublication" in refused["dialog_public_api_sample.xml"]
     assert "PredefinedLocationsPublication" in refused["svv_GetTravelTimeData_Datex3.xml"]
+    # DiaLog's hand-written and API examples close a road to some vehicles only: no closure
+    for name in ("dialog_docs_spec_example.xml", "dialog_public_api_sample.xml"):
+        assert outcome[name][:2] == ([], {"T-SN2022-05-154:0:0": "a no-entry regulation for some vehicles only "
+                                          "(1 vehicle condition(s)) is not a closure to all traffic (not read)"})
     assert "without a payload" in refused["svv_GetSituations_Datex3_deliverybreak.xml"]
     # Fintraffic ships no modelBaseVersion: read all the same, its ferry notice and public event named
     for name in ("fintraffic_GUID50456943.xml", "derived/fintraffic_GUID50456943.modelBaseVersion-added.xml"):
@@ -371,3 +373,37 @@ def test_a_document_missing_any_one_element_is_read_or_refused_never_a_traceback
                 continue
             _, rejected = convert_all(snapshot)
             assert all(reason and "\n" not in reason for reason in rejected.values())
+
+
+def test_dialogs_regulations_read_as_dialogs_own_cifs_export_reads_them(testdata: Path) -> None:
+    """DiaLog's DATEX II regulation orders and its CIFS export of the same orders (both its test
+    fixtures): each closure for all traffic is read with the street, period, schedule and points
+    DiaLog's own CIFS gives it; the rest is named."""
+    regulations = parse_datex2((testdata / SAMPLES / "dialog_get-regulations-expected-result.xml").read_bytes(),
+                               zone=PARIS)
+    read, rejected = convert_all(regulations, PARIS)
+    reasons = sorted(set(rejected.values()))
+    assert reasons == [
+        "a StandingOrParkingRestriction regulation is not a road closure (not read)",
+        "a no-entry regulation for some vehicles only (5 vehicle condition(s)) is not a closure to all traffic "
+        "(not read)",
+        "location: no roadName or roadNumber (a city event needs the street)",
+    ]
+    cifs = [cifs_item_to_event(item, "dialog", PARIS) for item in parse_cifs(
+        (testdata / "cifs" / "dialog_expected_cifsv2.xml").read_bytes(), zone=PARIS).items]
+
+    def key(event: Event) -> tuple[Any, ...]:
+        assert event.details is not None
+        return (event.type, event.street, event.direction, event.start_time, event.end_time,
+                tuple(sorted((event.details.schedule or {}).items())))
+
+    by_key = {key(event): event for event in read}
+    assert len(by_key) == len(read) == 8 and len(cifs) == 7
+    for incident in cifs:
+        closure = by_key[key(incident)]  # the same street, period and schedule
+        # the same line, its parts joined (a closure both ways may be drawn either way round)
+        assert closure.direction == "BOTH_DIRECTIONS"
+        line = closure.geometry.coordinates
+        assert isinstance(line, list) and line in (incident.geometry.coordinates, incident.geometry.coordinates[::-1])
+        assert closure.details is not None and closure.details.reference is not None
+        assert closure.details.reference.reference == "Département de Seine-Saint-Denis"
