@@ -1,5 +1,6 @@
 """Another agency's DATEX II v3 feed as a source (``kind = "datex2"``): its closures, road works and
-accidents become city events (:mod:`feeds.datex2_read` says what is read and what is refused)."""
+accidents, or the road closures among DiaLog's traffic regulation orders, become city events
+(:mod:`feeds.datex2_read` says what is read and what is refused)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ class Datex2SourceSettings(HttpSourceSettings):
 
 
 class Datex2Adapter(HttpSource):
-    """Reads a ``d2:payload`` or ``con:messageContainer`` SituationPublication; times without an
-    offset are in the city's zone."""
+    """Reads a ``d2:payload`` or ``con:messageContainer`` SituationPublication or
+    TrafficRegulationPublication; times without an offset are in the city's zone."""
 
     kind: ClassVar[str] = "datex2"
     settings_model: ClassVar[type[BaseModel]] = Datex2SourceSettings

@@ -423,7 +423,8 @@ class SourceConfig(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$", description="Unique name, used on the CLI.")
     kind: str = Field(
         default="waze-feed",
-        description="Adapter name (waze-feed, csv, geojson, arcgis, wzdx, cifs) or a dotted path to a Source class.",
+        description="Adapter name (waze-feed, csv, geojson, arcgis, wzdx, cifs, datex2) or a dotted path to a Source "
+        "class.",
     )
     enabled: bool = True
     interval_s: int = Field(default=120, ge=5, description="Seconds between polls in `exchange run`.")

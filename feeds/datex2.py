@@ -14,11 +14,13 @@
 
 Reading another agency's DATEX II is :mod:`feeds.datex2_read`.
 
-Ids and versions are stable across publications without a store: the situation and its record
-take the event's id; the record's ``version`` is the event's last update time in epoch seconds
-(``attributes["_updated_ms"]``, else its creation time), so it grows with every revision and
-stays put while nothing changes. An event with neither time gets a fingerprint of what is
-published of it (it changes when the content does, without an order). An ended event stays in
+Ids and versions are stable across publications without a store of their own: the situation and
+its record take the event's id; the record's ``version`` is the event's last update time in epoch
+seconds (the store's last revision, which publishing puts in ``attributes`` with
+:func:`feeds.cifs.with_revision_times`; else the source's update time, else its creation time),
+so it grows with every change and stays put while nothing changes. An event with none of these
+(rendered without the store) gets a fingerprint of what is published of it (it changes when the
+content does, without an order). Creation and version times are chosen as CIFS chooses them. An ended event stays in
 the feed, as long as publishing keeps it, with its ``overallEndTime``: a record ends, it does not
 vanish.
 """
@@ -38,7 +40,7 @@ from lxml import etree
 
 from exchange.errors import MalformedPayload
 from exchange.model import SCHEDULE_DAYS, Event, LineString, Origin, from_millis
-from feeds.cifs import CREATED_KEY, UPDATED_KEY, format_time
+from feeds.cifs import CREATED_KEY, FIRST_REVISION_KEY, LAST_REVISION_KEY, UPDATED_KEY, format_time
 from feeds.city import PUBLISHED_DECIMALS
 from feeds.problems import Problem
 from feeds.xmlsafe import parse_untrusted
@@ -145,9 +147,19 @@ def record_type(event: Event) -> RecordType | None:
 # --------------------------------------------------------------------------- what the target cannot carry
 
 
+def _created(event: Event) -> datetime | None:
+    """When the event was created: its source's creation time, else the store's first revision."""
+    return _stamp(event, CREATED_KEY) or _stamp(event, FIRST_REVISION_KEY)
+
+
+def _updated(event: Event) -> datetime | None:
+    """When the event last changed: the store's last revision, else its source's update time."""
+    return _stamp(event, LAST_REVISION_KEY) or _stamp(event, UPDATED_KEY)
+
+
 def _start_of(event: Event) -> datetime | None:
     """The ``overallStartTime``: the event's start, else its creation time."""
-    return event.start_time if event.start_time is not None else _stamp(event, CREATED_KEY)
+    return event.start_time if event.start_time is not None else _created(event)
 
 
 def problems_for(event: Event) -> list[str]:
@@ -193,8 +205,6 @@ def losses_for(event: Event) -> list[str]:
             found.append("the parent event is not carried (DATEX II has no parent id)")
         if details.description and len(details.description) > MAX_TEXT:
             found.append(f"the description is cut to {MAX_TEXT} characters")
-        if not details.end_date_verified and event.end_time is not None:
-            found.append("the end time is an estimate in the source; DATEX II has no flag for that")
     if event.street and len(event.street) > MAX_TEXT:
         found.append(f"the street name is cut to {MAX_TEXT} characters")
     return found
@@ -217,8 +227,9 @@ def _published_text(text: str) -> str:
 
 
 def record_version(event: Event) -> str:
-    """The record's ``version``: the last update time in epoch seconds (else the creation time),
-    or, without either, a fingerprint of the published content.
+    """The record's ``version``: the last update time in epoch seconds (the store's last revision,
+    else the source's update time, else the creation time), or, without any, a fingerprint of the
+    published content.
 
     >>> from exchange.model import Category, Kind, Point
     >>> event = Event(id="c:city:1", source="c", kind=Kind.CITY, source_id="1", origin="city",
@@ -227,7 +238,7 @@ def record_version(event: Event) -> str:
     >>> record_version(event)
     '1780000000'
     """
-    when = _stamp(event, UPDATED_KEY) or _stamp(event, CREATED_KEY)
+    when = _updated(event) or _created(event)
     if when is not None:
         return str(int(when.timestamp()))
     content = event.model_dump(mode="json", include={
@@ -341,8 +352,8 @@ def _record(writer: _Writer, situation: etree._Element, event: Event, kind: Reco
     record = writer.typed(situation, "sit", "situationRecord", f"sit:{kind.xsi_type}")
     record.set("id", event.id)
     record.set("version", record_version(event))
-    created = _stamp(event, CREATED_KEY) or start
-    updated = _stamp(event, UPDATED_KEY) or created
+    created = _created(event) or start
+    updated = _updated(event) or created
     writer.sub(record, "sit", "situationRecordCreationTime", writer.time(created))
     writer.sub(record, "sit", "situationRecordVersionTime", writer.time(max(updated, created)))
     writer.sub(record, "sit", "probabilityOfOccurrence", "certain")

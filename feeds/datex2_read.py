@@ -1,18 +1,20 @@
-"""Another agency's DATEX II v3 ``SituationPublication`` read as city events (source ``kind = "datex2"``).
+"""Another agency's DATEX II v3 read as city events (source ``kind = "datex2"``): situations, and
+DiaLog's traffic regulation orders.
 
 :func:`parse_datex2` reads a ``d2:payload`` or a ``con:messageContainer`` into a snapshot: one
-item per ``situationRecord``, its fields as a plain dict; :func:`datex2_item_to_event` turns one
-item into a city event through :func:`feeds.city.city_event`, mirroring :mod:`feeds.cifs`.
+item per ``situationRecord`` of a ``SituationPublication``, or per place and period of an order of
+a ``TrafficRegulationPublication``, its fields as a plain dict; :func:`datex2_item_to_event` turns
+one item into a city event through :func:`feeds.city.city_event`, mirroring :mod:`feeds.cifs`.
 
 Real publishers ship defects (``../shared/testdata/datex2/samples``): a payload without
 ``modelBaseVersion``, an ``xsi:type`` or ``targetClass`` whose prefix the document never
 declares, geometry in a national grid (Norway's EPSG 25833). Elements are therefore matched by
 their local name and an ``xsi:type`` by the part after its prefix, and a ``gmlLineString`` in a
-projected CRS is converted to WGS84. What cannot be read is named: a document that is not a
-``SituationPublication`` (a travel-time ``PredefinedLocationsPublication``, DiaLog's
-``TrafficRegulationPublication``, a delivery break) is refused with a one-line reason, and a
-record this reader has no Waze type for (``TransitInformation``, ``PublicEvent``, weather) or no
-coordinates for (AlertC location codes only) is rejected with its own.
+projected CRS is converted to WGS84. What cannot be read is named: a document of another kind (a
+travel-time ``PredefinedLocationsPublication``, a delivery break without a payload) is refused
+with a one-line reason, and a record this reader has no Waze type for (``TransitInformation``,
+``PublicEvent``, weather, a parking or vehicle-class regulation) or no coordinates for (AlertC
+location codes only) is rejected with its own.
 
 The Waze type of a record (the inverse of :data:`feeds.datex2.RECORD_TYPES`):
 
@@ -23,19 +25,23 @@ The Waze type of a record (the inverse of :data:`feeds.datex2.RECORD_TYPES`):
 * ``ConstructionWorks`` and ``MaintenanceWorks`` are ``CONSTRUCTION``.
 * ``Accident`` is ``ACCIDENT``, ``ACCIDENT_MAJOR`` when its severity is high or highest, or its
   type a serious or fatal accident, ``ACCIDENT_MINOR`` when low or lowest.
+* A traffic regulation (DiaLog) is ``ROAD_CLOSED`` when it is a ``noEntry`` access restriction
+  with no vehicle condition: one event per place and period, both directions, the street its road
+  name, number or (as DiaLog's own CIFS export names it) location description, the parts of its
+  GeoJSON line joined into one; it then reads as DiaLog's CIFS export of the same orders.
 
 The direction is the record's ``applicableForTrafficDirection`` (``bothWays``, ``allDirections``:
 both; ``opposite``: one, against the line), else an AlertC ``alertCAffectedDirection``, else an
 ``impactOnOppositeDirection`` (both); else a location is one direction of travel, as DATEX II
 reads it.
 """
-
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
+import orjson
 from lxml import etree
 
 from exchange.errors import ItemRejected, MalformedPayload
@@ -75,8 +81,9 @@ _CAUSE_SUBTYPES = {
 }
 _BOTH = frozenset({"bothWays", "allDirections", "both"})
 _ONE = frozenset({"aligned", "positive", "negative", "opposite"})
+#: the publications read: situations, and traffic regulation orders (DiaLog's)
+_READ_PUBLICATIONS = frozenset({"SituationPublication", "TrafficRegulationPublication"})
 _REFUSED_PUBLICATIONS = {
-    "TrafficRegulationPublication": " (traffic regulation orders, e.g. DiaLog's: read its CIFS feed instead)",
     "PredefinedLocationsPublication": " (predefined locations, e.g. of travel-time data)",
     "MeasuredDataPublication": " (traffic measurements)",
     "ElaboratedDataPublication": " (travel times and traffic status)",
@@ -202,8 +209,39 @@ def _record(element: etree._Element, situation_id: str, language: str | None) ->
     return {key: value for key, value in record.items() if value not in (None, [], "")}
 
 
+def _add_item(snapshot: Snapshot, seen: dict[str, str], record: Record, where: str) -> None:
+    """One record into the snapshot, or an item error when its id is unusable or already read."""
+    ident = record.get("id", "")
+    if not ident or text_problem(ident, controls=False):
+        snapshot.errors.append(ItemError(kind=Kind.CITY.value, step="parse", reason=f"{where}: a record without "
+                                         "a usable id"))
+        return
+    if ident in seen:
+        reason = f"{where}: duplicate record id {ident!r} (first at {seen[ident]}); the first is kept"
+        snapshot.errors.append(ItemError(kind=Kind.CITY.value, source_id=ident, step="parse", reason=reason))
+        return
+    seen[ident] = where
+    snapshot.items.append(FeedItem(Kind.CITY, ident, digest(record), record))
+
+
+def _situation_records(payload: etree._Element) -> list[tuple[Record | str, str]]:
+    """(record or the reason it cannot be read, where) for each ``situationRecord`` of a publication."""
+    found: list[tuple[Record | str, str]] = []
+    language = payload.get("lang")
+    for situation in children(payload, "situation"):
+        for element in children(situation, "situationRecord"):
+            where = f"line {element.sourceline}"
+            try:
+                found.append((_record(element, (situation.get("id") or "").strip(), language), where))
+            except (ValueError, TypeError) as exc:  # nothing foreseen; this record alone is refused
+                found.append((f"cannot be read: {type(exc).__name__}: {exc}", where))
+    return found
+
+
 def parse_datex2(data: bytes, *, zone: tzinfo) -> Snapshot:
-    """Read a DATEX II v3 situation document into a snapshot of city items, one per ``situationRecord``.
+    """Read a DATEX II v3 document into a snapshot of city items: one per ``situationRecord`` of a
+    ``SituationPublication``, or one per place and period of a ``TrafficRegulationPublication``'s
+    orders (:func:`_regulation_records`).
 
     A record without an id, or repeating one already read, is an item error; the rest goes on.
 
@@ -211,58 +249,176 @@ def parse_datex2(data: bytes, *, zone: tzinfo) -> Snapshot:
     ------
     MalformedPayload
         Not XML, DOCTYPE/ENTITY declarations, another root, a container without a payload, or a
-        payload that is not a ``SituationPublication`` (named, e.g. a ``TrafficRegulationPublication``).
+        payload of another kind (named, e.g. a ``PredefinedLocationsPublication``).
     """
     if not data.strip():
         raise MalformedPayload("the payload is empty")
     payloads = publications(parse_untrusted(data))
     kinds = {xsi_type(payload) or "(no xsi:type)" for payload in payloads}
-    if "SituationPublication" not in kinds:
-        kind = sorted(kinds)[0]
-        raise MalformedPayload(f"not a DATEX II SituationPublication: the payload is a {kind}"
-                               f"{_REFUSED_PUBLICATIONS.get(kind, '')}")
+    if not kinds & _READ_PUBLICATIONS:
+        first = sorted(kinds)[0]
+        raise MalformedPayload(f"not a DATEX II SituationPublication or TrafficRegulationPublication: the payload "
+                               f"is a {first}{_REFUSED_PUBLICATIONS.get(first, '')}")
     snapshot = Snapshot(start_ms=None, end_ms=None, kinds_present=frozenset({Kind.CITY}))
     seen: dict[str, str] = {}
     for payload in payloads:
-        if xsi_type(payload) != "SituationPublication":
+        kind = xsi_type(payload)
+        if kind not in _READ_PUBLICATIONS:
             continue
-        published = child_text(payload, "publicationTime")
         try:
-            when = parse_time(published, "publicationTime", zone)
+            when = parse_time(child_text(payload, "publicationTime"), "publicationTime", zone)
         except ItemRejected:
             when = None
         if when is not None:
             snapshot.end_ms = max(snapshot.end_ms or 0, to_millis(when))
-        language = payload.get("lang")
-        for situation in children(payload, "situation"):
-            for element in children(situation, "situationRecord"):
-                where = f"line {element.sourceline}"
-                try:
-                    record = _record(element, (situation.get("id") or "").strip(), language)
-                except (ValueError, TypeError) as exc:  # nothing foreseen; this record alone is refused
-                    reason = f"{where}: cannot be read: {type(exc).__name__}: {exc}"
-                    snapshot.errors.append(ItemError(kind=Kind.CITY.value, step="parse", reason=reason))
-                    continue
-                ident = record.get("id", "")
-                if not ident or text_problem(ident, controls=False):
-                    reason = f"{where}: a situationRecord without a usable id"
-                    snapshot.errors.append(ItemError(kind=Kind.CITY.value, step="parse", reason=reason))
-                    continue
-                if ident in seen:
-                    reason = f"{where}: duplicate situationRecord id {ident!r} (first at line {seen[ident]}); " \
-                             "the first is kept"
-                    snapshot.errors.append(ItemError(kind=Kind.CITY.value, source_id=ident, step="parse",
-                                                     reason=reason))
-                    continue
-                seen[ident] = f"{element.sourceline}"
-                snapshot.items.append(FeedItem(Kind.CITY, ident, digest(record), record))
+        listed = _situation_records(payload) if kind == "SituationPublication" else _regulation_records(payload)
+        for record, where in listed:
+            if isinstance(record, str):
+                snapshot.errors.append(ItemError(kind=Kind.CITY.value, step="parse", reason=f"{where}: {record}"))
+            else:
+                _add_item(snapshot, seen, record, where)
     return snapshot
+
+
+# --------------------------------------------------------------------------- DiaLog's traffic regulations
+
+
+def _geojson_lines(text: str | None) -> list[list[list[Any]]]:
+    """The lines of DiaLog's ``dx:geoJsonGeometry`` (LineString, MultiLineString, GeometryCollection)."""
+    try:
+        geometry = orjson.loads(text or "null")
+    except orjson.JSONDecodeError:
+        return []
+    lines: list[list[list[Any]]] = []
+    stack = [geometry]
+    while stack:
+        item = stack.pop(0)
+        if not isinstance(item, Mapping):
+            continue
+        kind, coordinates = item.get("type"), item.get("coordinates")
+        if kind == "LineString" and isinstance(coordinates, list):
+            lines.append(coordinates)
+        elif kind == "MultiLineString" and isinstance(coordinates, list):
+            lines.extend(line for line in coordinates if isinstance(line, list))
+        elif kind == "GeometryCollection" and isinstance(item.get("geometries"), list):
+            stack.extend(item["geometries"])
+    return lines
+
+
+def _gap(a: Sequence[Any], b: Sequence[Any]) -> float:
+    """The squared distance of two lon/lat positions in degrees: enough to tell the nearest end."""
+    return float((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2)
+
+
+def _chained(lines: list[list[list[Any]]]) -> list[list[Any]]:
+    """The parts of one place joined into one line: each step attaches the remaining part whose
+    end lies nearest either end of the line so far (turned round when needed)."""
+    parts = [[point for point in line if isinstance(point, list) and len(point) >= 2
+              and all(isinstance(value, int | float) and not isinstance(value, bool) for value in point[:2])]
+             for line in lines]
+    parts = [part for part in parts if part]
+    if not parts:
+        return []
+    line = parts.pop(0)
+    while parts:
+        # (gap, part index, attach at the end?, turn the part round?)
+        options = [
+            (_gap(line[-1] if at_end else line[0], part[0] if (at_end != turned) else part[-1]), index, at_end, turned)
+            for index, part in enumerate(parts) for at_end in (True, False) for turned in (False, True)
+        ]
+        _, index, at_end, turned = min(options)
+        part = parts.pop(index)
+        if turned:
+            part.reverse()
+        line = line + part if at_end else part + line
+    # parts that meet share their meeting point: kept once
+    return [point for index, point in enumerate(line) if index == 0 or point[:2] != line[index - 1][:2]]
+
+
+def _regulated_place(location: etree._Element) -> Record:
+    """A regulation's location as a location record; DiaLog's GeoJSON geometry (a street drawn as
+    several lines) becomes one latitude-first ``posList`` of its parts joined (:func:`_chained`),
+    the way DiaLog's own CIFS export draws it."""
+    place = _location_record(location)
+    extended = next((element for element in location.iter() if local_name(element) == "geoJsonGeometry"), None)
+    if place.get("pos_list") or extended is None:
+        return place
+    line = _chained(_geojson_lines(extended.text))
+    if not line:
+        return {**place, "unreadable_geometry": (extended.text or "").strip()[:60]}
+    pos_list = " ".join(f"{point[1]} {point[0]}" for point in line)
+    return {**place, "pos_list": pos_list, "srs": "EPSG:4326", "dimension": "2"}
+
+
+def _regulation_records(payload: etree._Element) -> list[tuple[Record | str, str]]:
+    """Each ``trafficRegulationOrder`` as one record per (line of a place, validity period).
+
+    DiaLog writes an order's ``trafficRegulation`` with a ``ConditionSet``: the periods
+    (``ValidityCondition``, "or"), the places (``LocationCondition``, "or") and the vehicles it
+    applies to (``VehicleCondition``); its own CIFS export makes one incident per place and period,
+    and so does this reader (ids ``order:place:period``).
+    """
+    found: list[tuple[Record | str, str]] = []
+    language = payload.get("lang")
+    orders = [element for element in payload.iter() if local_name(element) == "trafficRegulationOrder"]
+    for order in orders:
+        where = f"line {order.sourceline}"
+        ident = (order.get("id") or "").strip()
+        regulation = child(order, "trafficRegulation")
+        conditions = [element for element in (regulation.iter() if regulation is not None else [])
+                      if local_name(element) == "conditions"]
+        by_type: dict[str, list[etree._Element]] = {}
+        for condition in conditions:
+            by_type.setdefault(xsi_type(condition) or "", []).append(condition)
+        validities = [child(condition, "validityByOrder") for condition in by_type.get("ValidityCondition", [])]
+        # the order's own validity when the regulation names no period of its own
+        periods: list[etree._Element | None] = [period for period in validities if period is not None] or [
+            child(order, "validityByOrder")
+        ]
+        locations = [child(condition, "locationByOrder") for condition in by_type.get("LocationCondition", [])]
+        locations += [child(condition, "implementedLocation") for condition in by_type.get("LocationCondition", [])]
+        places = [_regulated_place(location) for location in locations if location is not None]
+        vehicles = [condition for condition in by_type.get("VehicleCondition", [])
+                    if child_text(condition, "negate") != "true"]
+        common: Record = {
+            "order": ident,
+            "regulation": xsi_type(kind) if (kind := child(regulation, "typeOfRegulation")) is not None else None,
+            "restriction": child_text(regulation, "typeOfRegulation", "accessRestrictionType"),
+            "vehicle_conditions": len(vehicles),
+            "description": text_value(child(order, "description"), language),
+            "authority": text_value(child(order, "issuingAuthority"), language),
+            "url": next((element.text.strip() for element in order.iter()
+                         if local_name(element) == "publicUrl" and element.text), None),
+        }
+        if not places:
+            found.append(("a traffic regulation order without a location", where))
+        for place_number, place in enumerate(places):
+            for period_number, period in enumerate(periods):
+                record = {**common, "id": f"{ident}:{place_number}:{period_number}", "kind": "regulation",
+                          "validity": _validity_record(period), "location": place}
+                found.append(({key: value for key, value in record.items() if value not in (None, "")}, where))
+    return found
 
 
 # --------------------------------------------------------------------------- one record to an event
 
 
+def _regulation_type(record: Mapping[str, Any]) -> tuple[str, str | None]:
+    """A traffic regulation is read when it closes the road to all traffic: a ``noEntry`` access
+    restriction without vehicle conditions (a weight, height or emission limit is no closure)."""
+    regulation, restriction = record.get("regulation") or "(untyped)", record.get("restriction")
+    if regulation != "AccessRestriction" or restriction != "noEntry":
+        shown = f"{regulation} ({restriction})" if restriction else regulation
+        raise ItemRejected(f"a {shown} regulation is not a road closure (not read)")
+    if record.get("vehicle_conditions"):
+        raise ItemRejected(f"a no-entry regulation for some vehicles only ({record['vehicle_conditions']} vehicle "
+                           "condition(s)) is not a closure to all traffic (not read)")
+    return "ROAD_CLOSED", None
+
+
 def _waze_type(record: Mapping[str, Any]) -> tuple[str, str | None]:
+    if record.get("kind") == "regulation":
+        return _regulation_type(record)
     kind = record.get("type") or "(no xsi:type)"
     if kind == "RoadOrCarriagewayOrLaneManagement":
         management = record.get("management")
@@ -331,6 +487,8 @@ def _coordinates(location: Mapping[str, Any] | None) -> list[tuple[float, float]
         return _point(location["point"], "pointCoordinates")
     if location.get("display_point"):
         return _point(location["display_point"], "coordinatesForDisplay")
+    if location.get("unreadable_geometry"):
+        raise ItemRejected(f"location: geoJsonGeometry {location['unreadable_geometry']!r} holds no line")
     if location.get("alert_c"):
         raise ItemRejected("location: AlertC location codes only, no coordinates (no location table is read)")
     raise ItemRejected(f"location: a {location.get('type') or 'location'} without coordinates")
@@ -352,7 +510,11 @@ def _direction(record: Mapping[str, Any], location: Mapping[str, Any]) -> tuple[
 
 
 def _hhmm(value: str | None) -> str:
-    """An ``xs:time`` as ``HH:MM``; seconds 59 of the day's last minute stay in it (23:59:59 -> 23:59)."""
+    """An ``xs:time`` as ``HH:MM`` (23:59:59 -> 23:59).
+
+    An offset on a time of day is ignored: schedule hours are the city's local hours, and DiaLog
+    writes ``08:00:00+00:00`` for the 08:00 its own CIFS feed gives as local.
+    """
     if not value or len(value) < 5 or value[2] != ":":
         raise ItemRejected(f"recurringTimePeriodOfDay: {value!r} is not a time of day")
     return value[:5]
@@ -374,6 +536,9 @@ def _schedule(validity: Mapping[str, Any]) -> dict[str, str] | None:
             if day not in SCHEDULE_DAYS:
                 raise ItemRejected(f"validity: applicableDay {day!r} is not a day of the week")
             windows.setdefault(day, []).extend(hours)
+    week = SCHEDULE_DAYS[1:]
+    if "everyday" not in windows and all(windows.get(day) == windows.get(week[0]) for day in week) and windows:
+        return {"everyday": ",".join(windows[week[0]])}  # the seven days listed one by one, as DiaLog does
     return {day: ",".join(windows[day]) for day in SCHEDULE_DAYS if day in windows} or None
 
 
@@ -401,14 +566,21 @@ def datex2_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
         kind, subtype = _waze_type(record)
         location = record.get("location") or {}
         coordinates = _coordinates(location)
-        direction, reversed_line = _direction(record, location)
+        # a regulation applies to the road, both ways (as DiaLog's own CIFS export says)
+        regulation = record.get("kind") == "regulation"
+        direction, reversed_line = ("BOTH_DIRECTIONS", False) if regulation else _direction(record, location)
         if reversed_line:
             coordinates.reverse()
         street = location.get("road_name") or location.get("road_number")
+        if regulation and not street:  # DiaLog's own CIFS names such a place by its description
+            street = location.get("location_description")
         if not street:
             raise ItemRejected("location: no roadName or roadNumber (a city event needs the street)")
         validity = record.get("validity") or {}
-        attributes: dict[str, Any] = {"datex2_record_type": record.get("type")}
+        attributes: dict[str, Any] = (
+            {"datex2_regulation_order": record.get("order")} if regulation
+            else {"datex2_record_type": record.get("type")}
+        )
         for field, key in (("created", CREATED_KEY), ("updated", UPDATED_KEY)):
             when = parse_time(record.get(field), f"situationRecord {field}", zone)
             if when is not None:
@@ -419,7 +591,9 @@ def datex2_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             attributes["location_description"] = location["location_description"]
         source = record.get("source") or {}
         reference = None
-        if source.get("reference"):
+        if regulation and record.get("authority"):
+            reference = {"reference": record["authority"], "url": record.get("url")}
+        elif source.get("reference"):
             reference = {"reference": source["reference"], "name": source.get("name"), "url": record.get("url")}
         roadside = roadside_of(location.get("position_on_carriageway"))
         restricted = record.get("lanes_restricted")
