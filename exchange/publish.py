@@ -276,12 +276,13 @@ def publish(
             elif reason := run.cannot(event):
                 run.cannot_carry[event.id] = reason
     max_age_s = max(0, settings.max_age_s - renew_within_s)
+    dumped: dict[int, tuple[Event, bytes]] = {}  # id(event) -> it and its published content, across targets
     with collector_paused():  # thousands of short-lived dicts and elements, no cycles
         # what the feeds would say if every current version the target can carry passes: when the last
         # publication says exactly that and is young enough, nothing needs rendering at all
         for run in runs:
             run.served = _serve(chosen, run.held, run.cannot_carry, run, unreadable)
-            run.digest = _content_digest(run.served, config, run.target.name)
+            run.digest = _content_digest(run.served, config, run.target.name, dumped)
         rows = _current_publication(engine, runs, at, max_age_s)
         if not rows:
             refailed = False
@@ -291,7 +292,7 @@ def publish(
                 if problems:
                     failing = {**run.cannot_carry, **_failing(candidates, run)}
                     run.served = _serve(chosen, run.held, failing, run, unreadable)
-                    run.digest = _content_digest(run.served, config, run.target.name)
+                    run.digest = _content_digest(run.served, config, run.target.name, dumped)
                     refailed = True
                 if problems or run.held or run.cannot_carry or unreadable:
                     run.feeds = {}  # rendered without the held-back events' previous versions: render again
@@ -601,15 +602,23 @@ def _guard(eligible: set[str], run: _Run, max_share: float) -> str | None:
 # --------------------------------------------------------------------------- the store
 
 
-def _content_digest(served: Sequence[Event], config: Config, target: str) -> str:
-    """What a target's feeds say, without when they were generated: equal digests, equal feeds."""
+def _content_digest(
+    served: Sequence[Event], config: Config, target: str, dumped: dict[int, tuple[Event, bytes]],
+) -> str:
+    """What a target's feeds say, without when they were generated: equal digests, equal feeds.
+
+    ``dumped`` keeps each event's content across the targets of a run, which mostly serve the same
+    objects (keyed by the object's id; the event is kept with it, so that no id is reused)."""
     digest = hashlib.sha256()
     named = attribution(config)  # the sources a CIFS <source> names
     sources = {namespace: ref.model_dump() for namespace, ref in named.by_namespace.items()}
     # every publish setting: what a renderer reads of them is its own business
     digest.update(orjson.dumps([target, config.timezone, config.publish.model_dump(mode="json"), sources]))
     for event in served:
-        digest.update(orjson.dumps(_published_content(event)))
+        known = dumped.get(id(event))
+        if known is None:
+            known = dumped[id(event)] = (event, orjson.dumps(_published_content(event)))
+        digest.update(known[1])
     return digest.hexdigest()
 
 
