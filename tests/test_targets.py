@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select, text, update
 
 from exchange.closures import ClosureInput, add_closure
 from exchange.config import CC0_URL, Config
+from exchange.model import Event
 from exchange.publish import PublishFailed, compile_report, held_back_now, publish
 from exchange.schema import SCHEMA_REVISION, events, publications, published_events
 from exchange.targets import CIFS, DATEX2, WZDX, Target, off_feeds
@@ -59,8 +60,8 @@ def closure(engine: Engine, config: Config, street: str, **given: object) -> str
 def refusing(target: Target, streets: set[str]) -> Target:
     """``target``, made unable to carry the events on ``streets`` (what a stricter format would refuse)."""
 
-    def problems_for(event: object) -> list[str]:
-        return [f"{target.name} refuses {event.street}"] if getattr(event, "street", None) in streets else []
+    def problems_for(event: Event) -> list[str]:
+        return [f"{target.name} refuses {event.street}"] if event.street in streets else []
 
     return dataclasses.replace(target, problems_for=problems_for)
 
@@ -262,27 +263,27 @@ def test_a_feed_whose_target_is_off_answers_404_with_the_reason(store: Engine) -
 # --------------------------------------------------------------------------- validate, and publish.schema_dir
 
 
-def _events(engine: Engine, config: Config) -> list[object]:
+def _events(engine: Engine) -> list[Event]:
     from exchange.publish import eligible_events
 
-    return list(eligible_events(engine, at_ms=T0_MS, keep_ended_ms=0).events)
+    return eligible_events(engine, at_ms=T0_MS, keep_ended_ms=0).events
 
 
 def test_validate_reads_datex2_and_cwz_and_says_which_checks_ran(
     store: Engine, config: Config, testdata: Path, tmp_path: Path,
 ) -> None:
     closure(store, config, "9th Street")
-    chosen = _events(store, config)
-    datex2 = render_datex2(chosen, settings=config.publish.datex2, zone=config.zone, generated=T0)  # type: ignore[arg-type]
+    chosen = _events(store)
+    datex2 = render_datex2(chosen, settings=config.publish.datex2, zone=config.zone, generated=T0)
     (tmp_path / "datex2.xml").write_bytes(datex2)
     assert validate_feed(datex2) == ("datex2", [])
     info = {"publisher": "City", "version": "1.0", "license": CC0_URL, "update_frequency": 300}
     from feeds.cwz import render_cwz
 
-    cwz = render_cwz(chosen, feed_info=info, generated=T0)  # type: ignore[arg-type]
+    cwz = render_cwz(chosen, feed_info=info, generated=T0)
     (tmp_path / "cwz.geojson").write_bytes(cwz)
     assert validate_feed(cwz) == ("cwz", [])
-    assert validate_feed(render_wzdx(chosen, feed_info=info, generated=T0))[0] == "wzdx"  # type: ignore[arg-type]
+    assert validate_feed(render_wzdx(chosen, feed_info=info, generated=T0))[0] == "wzdx"
 
     # the official schemas the city obtained, in the documented layout
     schemas = tmp_path / "schemas"
