@@ -151,8 +151,7 @@ class PublishResult:
         it is off or failed."""
         lines = []
         for name, part in self.targets.items():
-            losses = part.get("losses")
-            with_losses = f", {len(losses)} with losses" if losses else ""
+            with_losses = f", {part['with_losses']} with losses" if part.get("with_losses") else ""
             failed = f"; failed: {part['reason']}" if part.get("status") == "failed" else ""
             lines.append(f"{name}: {part.get('events', 0)} event(s), {len(part.get('held_back') or {})} held back"
                          f"{with_losses}{failed}")
@@ -427,8 +426,10 @@ class _Run:
         }
         if self.failed:
             found["reason"] = self.failed
-        if losses:
-            found["losses"] = self.losses()
+        lost = self.losses()
+        found["with_losses"] = len(lost)
+        if losses:  # stored with the runs that render (an unchanged run says the same as the last one)
+            found["losses"] = lost
             found["carried"] = sorted(event.id for event in self.served)
         return found
 
