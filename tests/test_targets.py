@@ -342,3 +342,25 @@ def test_the_cdot_feed_under_cc0_publishes_a_cwz_and_a_datex2_that_validate(
         checked = subprocess.run([sys.executable, str(testdata.joinpath(*validator[:2])), *validator[2:],
                                   str(tmp_path / "out" / name)], capture_output=True, text=True, timeout=60)
         assert checked.returncode == 0, (name, checked.stdout + checked.stderr)
+
+
+def test_published_versions_update_per_event_and_target_in_bulk(engine: Engine) -> None:
+    """Over 200 rows, PostgreSQL updates through COPY into a scratch table: keyed on (event, target)."""
+    from exchange.bulk import Bulk
+
+    ids = [f"city:city:bulk-{n:03d}" for n in range(230)]
+    line = '{"type": "LineString", "coordinates": [[-122.3, 37.8], [-122.29, 37.81]]}'
+    with engine.begin() as conn:
+        db = Bulk(conn)
+        db.insert(events, ("id", "source", "kind", "source_id", "origin", "category", "type", "status", "geometry",
+                           "min_lon", "min_lat", "max_lon", "max_lat", "first_seen_ms", "updated_ms", "attributes",
+                           "digest"),
+                  [(eid, "city", "city", eid, "city", "ROAD_CLOSED", "ROAD_CLOSED", "active", line, -122.3, 37.8,
+                    -122.29, 37.81, 1, 1, "{}", "d") for eid in ids])
+        db.insert(published_events, ("event_id", "target", "version", "published_ms"),
+                  [(eid, target, '{"v": 1}', 1) for eid in ids for target in ("cifs", "wzdx")])
+        db.update(published_events, ("published_ms",), ("event_id", "target"), [(2, eid, "wzdx") for eid in ids])
+    with engine.connect() as conn:
+        stamped = dict(conn.execute(select(published_events.c.target, published_events.c.published_ms)
+                                    .group_by(published_events.c.target, published_events.c.published_ms)).all())
+    assert stamped == {"cifs": 1, "wzdx": 2}
