@@ -256,6 +256,9 @@ def publish(
     settings = config.publish
     off = off_targets(config) if targets is None else {}
     chosen_targets = enabled_targets(config) if targets is None else list(targets)
+    if not chosen_targets:
+        raise PublishFailed("nothing to publish: every target is off ("
+                            + "; ".join(f"{name}: {reason}" for name, reason in off.items()) + ")")
     schemas = official_schemas(settings.schema_dir)
     eligible = eligible_events(engine, at_ms=at, keep_ended_ms=round(settings.keep_ended_h * 3_600_000))
     chosen, unreadable = eligible.events, eligible.unreadable

@@ -250,6 +250,9 @@ def test_a_feed_whose_target_is_off_answers_404_with_the_reason(store: Engine) -
     assert off_feeds(config) == {"cwz.geojson": "cwz: off: not in publish.targets"}
     assert "publish.license is not CC0" in off_feeds(Config())["cwz.geojson"]
     assert off_feeds(Config.model_validate({"publish": {"license": CC0_URL}})) == {}
+    with pytest.raises(PublishFailed, match=r"^nothing to publish: every target is off \(cifs: not in publish"
+                                            r"\.targets; .*; cwz: publish\.license is not CC0"):
+        publish(store, Config.model_validate({"publish": {"targets": ["cwz"]}}))
     with running(store, require_token=False, config=config) as url, httpx.Client(base_url=url) as http:
         off = http.get("/feeds/cwz.geojson")
         unpublished = http.get("/feeds/datex2.xml")
