@@ -30,6 +30,7 @@ ADAPTERS: dict[str, str] = {
     "arcgis": "adapters.arcgis.ArcGisAdapter",
     "wzdx": "adapters.wzdx.WzdxAdapter",
     "cifs": "adapters.cifs.CifsAdapter",
+    "datex2": "adapters.datex2.Datex2Adapter",
 }
 
 

@@ -61,6 +61,9 @@ class Source(ABC):
     #: in the daemon), set by :func:`adapters.build_source` like ``match_key``; a fetch honours both
     http: HttpConfig | None = None
     should_stop: Callable[[], bool] | None = None
+    #: the configured road network's name of the road at (lon, lat), None without a network or a
+    #: named road there; set by the sync, for a format that requires a street an item may lack
+    street_at: Callable[[float, float], str | None] | None = None
 
     def __init__(self, name: str, settings: dict[str, Any], *, zone: tzinfo = UTC) -> None:
         self.name = name

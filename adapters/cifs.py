@@ -19,7 +19,8 @@ class CifsSettings(HttpSourceSettings):
 
 
 class CifsAdapter(HttpSource):
-    """Reads cifsv2 or legacy CIFS, XML or JSON; times without an offset are in the city's zone."""
+    """Reads cifsv2 or legacy CIFS, XML or JSON; times without an offset are in the city's zone. A
+    point device without a street (iCone) takes the road network's name of the road it stands on."""
 
     kind: ClassVar[str] = "cifs"
     settings_model: ClassVar[type[BaseModel]] = CifsSettings
@@ -29,4 +30,4 @@ class CifsAdapter(HttpSource):
         return parse_cifs(body, zone=self.zone)
 
     def convert(self, item: FeedItem, *, values_checked: bool = False) -> Event:
-        return cifs_item_to_event(item, self.namespace, self.zone)
+        return cifs_item_to_event(item, self.namespace, self.zone, street_at=self.street_at)

@@ -48,6 +48,11 @@ class HttpSourceSettings(BaseModel):
         "carried there. Redirects to the same host (http to https included) are followed; to a non-HTTP "
         "URL, from https to http, or more than 5 times: refused.",
     )
+    publisher: str | None = Field(
+        default=None, min_length=1,
+        description="City sources: who publishes this source's events, named in the CIFS <source> of those that "
+        "name no publisher of their own (default: the source's name).",
+    )
 
     def http_policy(self) -> HttpPolicy:
         return HttpPolicy(

@@ -14,6 +14,7 @@ validation together, under 1 s for 10,000 events.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import statistics
@@ -68,7 +69,7 @@ def run_once(events: list[Event], generated: datetime) -> dict[str, float]:
         t1 = time.perf_counter()
         xml_problems = [p for p in validate_cifs_xml(xml) if p.severity == "error"]
         t2 = time.perf_counter()
-        wzdx = render_wzdx(events, feed_info=feed_info, generated=generated)
+        wzdx = render_wzdx(events, feed_info=feed_info, generated=generated, zone=ZONE)
         t3 = time.perf_counter()
         wzdx_problems = [p for p in validate_wzdx(wzdx) if p.severity == "error"]
         t4 = time.perf_counter()
@@ -95,6 +96,7 @@ def pipeline(events: list[Event]) -> dict[str, float]:
     from exchange.db import open_store, writing
     from exchange.schema import events as events_table
     from exchange.store import EVENT_COLUMNS, event_to_row, event_values
+    from exchange.targets import Target
 
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as home:
@@ -116,20 +118,23 @@ def pipeline(events: list[Event]) -> dict[str, float]:
             conn.exec_driver_sql("UPDATE events SET street = 'Changed Street' WHERE id = ?", (events[0].id,))
         timed("one_change")
         broken = events[len(events) // 3].id
-        original = publishing.render_feeds
+        original = publishing.enabled_targets  # type: ignore[attr-defined]  # patched where publish() reads it
 
-        def render(chosen: Any, cfg: Config, generated: datetime) -> dict[str, bytes]:
-            if any(e.street == "Broken Street" for e in chosen):
-                raise RuntimeError("injected renderer fault")
-            return original(chosen, cfg, generated)
+        def faulty(target: Target) -> Target:
+            def render(chosen: Any, cfg: Config, generated: datetime) -> dict[str, bytes]:
+                if any(e.street == "Broken Street" for e in chosen):
+                    raise RuntimeError("injected renderer fault")
+                return target.render(chosen, cfg, generated)
 
-        publishing.render_feeds = render  # type: ignore[assignment]
+            return dataclasses.replace(target, render=render)
+
+        publishing.enabled_targets = lambda cfg: [faulty(t) for t in original(cfg)]  # type: ignore[attr-defined,assignment]
         try:
             with engine.begin() as conn:
                 conn.exec_driver_sql("UPDATE events SET street = 'Broken Street' WHERE id = ?", (broken,))
             timed("one_failing")
         finally:
-            publishing.render_feeds = original  # type: ignore[assignment]
+            publishing.enabled_targets = original  # type: ignore[attr-defined]
         engine.dispose()
     return timings
 

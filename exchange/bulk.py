@@ -89,28 +89,30 @@ class Bulk:
         marks = ",".join("?" * len(columns))
         self.many(f"INSERT INTO {table.name} ({','.join(columns)}) VALUES ({marks})", rows)
 
-    def update(self, table: Table, columns: Sequence[str], key: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Each row holds the new values of ``columns`` then the key.
+    def update(self, table: Table, columns: Sequence[str], key: str | Sequence[str],
+               rows: Iterable[Sequence[Any]]) -> None:
+        """Each row holds the new values of ``columns`` then the key (the values of each key column, in
+        order, when the key is several columns).
 
         On PostgreSQL a large batch is copied into a temporary table and applied with one
         ``UPDATE ... FROM``: one statement instead of one per row.
         """
         rows = list(rows)
+        keys = [key] if isinstance(key, str) else list(key)
         if self.postgres and len(rows) >= _PG_UPDATE_VIA_COPY:
-            listed = ",".join([*columns, key])
+            listed = ",".join([*columns, *keys])
             scratch = f"bulk_{table.name}_{zlib.crc32(listed.encode()):08x}"
             self.conn.exec_driver_sql(
                 f"CREATE TEMP TABLE IF NOT EXISTS {scratch} AS SELECT {listed} FROM {table.name} WITH NO DATA"
             )
             self.conn.exec_driver_sql(f"TRUNCATE {scratch}")
-            self._copy(scratch, [*columns, key], rows)
+            self._copy(scratch, [*columns, *keys], rows)
             assignments = ",".join(f"{column}=s.{column}" for column in columns)
-            self.conn.exec_driver_sql(
-                f"UPDATE {table.name} SET {assignments} FROM {scratch} s WHERE {table.name}.{key} = s.{key}"
-            )
+            matched = " AND ".join(f"{table.name}.{column} = s.{column}" for column in keys)
+            self.conn.exec_driver_sql(f"UPDATE {table.name} SET {assignments} FROM {scratch} s WHERE {matched}")
             return
         assignments = ",".join(f"{column}=?" for column in columns)
-        self.many(f"UPDATE {table.name} SET {assignments} WHERE {key}=?", rows)
+        self.many(f"UPDATE {table.name} SET {assignments} WHERE {' AND '.join(f'{k}=?' for k in keys)}", rows)
 
     def _copy(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

@@ -68,6 +68,9 @@ _FILE_TYPES: Mapping[str, str] = {
 CIFS_SPEC = "https://developers.google.com/waze/data-feed/cifs-specification"
 #: the $id of the WZDx 4.2 feed schema the feed is validated against (exchange/schemas/wzdx/4.2)
 WZDX_SPEC = "https://raw.githubusercontent.com/usdot-jpo-ode/wzdx/main/schemas/4.2/WorkZoneFeed.json"
+DATEX2_SPEC = "https://docs.datex2.eu"
+#: the $id of the CWZ 1.0 feed schema (not shipped: GPL-3.0; publish.schema_dir may hold a copy)
+CWZ_SPEC = "https://raw.githubusercontent.com/ite-org/cwz/main/schemas/1.0/WorkZoneFeed.json"
 
 #: default titles and descriptions of the feeds (``catalogue.feeds`` overrides them)
 _FEED_TEXT: Mapping[str, tuple[str, str]] = {
@@ -86,8 +89,19 @@ _FEED_TEXT: Mapping[str, tuple[str, str]] = {
         "The city's road closures and roadworks as a Work Zone Data Exchange (WZDx) 4.2 feed: a GeoJSON "
         "FeatureCollection of road events.",
     ),
+    "datex2.xml": (
+        "Road closures, roadworks and accidents (DATEX II v3)",
+        "The city's road closures, roadworks and accidents as a DATEX II 3.5 SituationPublication (XML), the "
+        "format of the European national access points. City data only, never crowd reports.",
+    ),
+    "cwz.geojson": (
+        "Work zones and road closures (Connected Work Zones 1.0)",
+        "The city's road closures and roadworks as a Connected Work Zones (CWZ) 1.0 feed, WZDx's successor: a "
+        "GeoJSON FeatureCollection of road events, released under CC0.",
+    ),
 }
-_FEED_SPECS: Mapping[str, str] = {"cifs.xml": CIFS_SPEC, "cifs.json": CIFS_SPEC, "wzdx.geojson": WZDX_SPEC}
+_FEED_SPECS: Mapping[str, str] = {"cifs.xml": CIFS_SPEC, "cifs.json": CIFS_SPEC, "wzdx.geojson": WZDX_SPEC,
+                                  "datex2.xml": DATEX2_SPEC, "cwz.geojson": CWZ_SPEC}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +205,7 @@ class Catalogue:
     landing_page: str
     datasets: tuple[Dataset, ...] = field(default=())
     links: Mapping[str, str] = field(default_factory=dict)  # rendering -> URL (html, json, jsonld)
+    off: Mapping[str, str] = field(default_factory=dict)  # feed -> why it is not published (its target is off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +243,10 @@ def catalogue_header(config: Config, *, uri: str, landing_page: str, links: Mapp
 
 def feed_catalogue(
     config: Config, feeds: Sequence[FeedFacts], *, base_url: str, restricted: bool,
-    events_bbox: BBox | None,
+    events_bbox: BBox | None, off: Mapping[str, str] | None = None,
 ) -> Catalogue:
-    """The catalogue at ``{base_url}/feeds``: one dataset per published feed.
+    """The catalogue at ``{base_url}/feeds``: one dataset per published feed, and why the feeds of targets
+    that are off (``off``: feed -> reason) are not published.
 
     ``restricted``: the feeds need a partner token; they are then listed only with
     ``catalogue.list_restricted``, and without what only partners should learn. ``events_bbox``
@@ -239,7 +255,8 @@ def feed_catalogue(
     settings = config.catalogue
     base = base_url.rstrip("/")
     home = f"{base}/feeds"
-    listed = [] if restricted and not settings.list_restricted else list(feeds)
+    off = off or {}
+    listed = [] if restricted and not settings.list_restricted else [facts for facts in feeds if facts.name not in off]
     chosen = settings.coverage_bbox or (None if restricted else events_bbox)
     spatial = Spatial(chosen) if chosen is not None else None
     datasets = []
@@ -267,7 +284,8 @@ def feed_catalogue(
             continuously_updated=True,
         ))
     links = {"html": home, "json": f"{home}/catalog.json", "jsonld": f"{home}/catalog.jsonld"}
-    return catalogue_header(config, uri=home, landing_page=home, links=links, datasets=datasets)
+    catalogue = catalogue_header(config, uri=home, landing_page=home, links=links, datasets=datasets)
+    return replace(catalogue, off=dict(off))
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,8 +341,8 @@ def export_catalogue(
 
 
 def _feed_license(feed: str, own: str | None, default: str) -> str:
-    """WZDx allows CC0 only, whatever the catalogue's default licence is."""
-    if feed.startswith("wzdx."):
+    """WZDx and CWZ allow CC0 only, whatever the catalogue's default licence is."""
+    if feed.startswith(("wzdx.", "cwz.")):
         return CC0_URL
     return own or default
 
@@ -471,6 +489,7 @@ def to_json(catalogue: Catalogue) -> dict[str, Any]:
         "landing_page": catalogue.landing_page,
         "links": dict(catalogue.links),
         "feeds": [_dataset_json(dataset) for dataset in catalogue.datasets],
+        "off": dict(catalogue.off),
     }
 
 

@@ -35,6 +35,7 @@ def to_html(catalogue: Catalogue) -> str:
         publisher = f'<a href="{e(catalogue.publisher.url)}">{publisher}</a>'
     sections = "\n".join(_dataset_html(dataset) for dataset in catalogue.datasets) or (
         "<p>No feed is listed here.</p>")
+    sections += "".join(f"\n<p>{e(feed)} is not published: {e(reason)}</p>" for feed, reason in catalogue.off.items())
     alternates = "".join(
         f'<link rel="alternate" type="{kind}" href="{e(catalogue.links[key])}">\n'
         for key, kind in (("jsonld", "application/ld+json"), ("json", "application/json")) if key in catalogue.links

@@ -35,6 +35,7 @@ from exchange.cors import OPEN_READ, PREFLIGHT
 from exchange.db import db_error_message
 from exchange.errors import ExchangeError
 from exchange.schema import downloads, events, published_events
+from exchange.targets import off_feeds
 
 __all__ = ["FACTS_EVERY_S", "StoreFacts", "catalogue_routes", "choose_rendering", "read_store_facts"]
 
@@ -174,7 +175,7 @@ def catalogue_routes(
             [FeedFacts(name=f.name, media_type=media_type(f.content_type), published_ms=f.published_ms,
                        first_published_ms=f.first_published_ms, byte_size=len(f.body), events=f.events,
                        downloads=known.downloads.get(f.name, 0)) for f in feeds],
-            base_url=base, restricted=restricted, events_bbox=known.events_bbox,
+            base_url=base, restricted=restricted, events_bbox=known.events_bbox, off=off_feeds(config),
         )
 
     async def answer(request: Request, rendering: str | None, negotiated: bool) -> Response:

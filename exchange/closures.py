@@ -86,6 +86,10 @@ class ClosureInput:
     schedule: Mapping[str, str] | None = None
     lane_impact: Mapping[str, Any] | None = None
     operator: str | None = None
+    #: the operator's evidence that the work has started at ``start`` / will end at ``end`` (a crew on
+    #: site, a signed order): WZDx/CWZ ``is_start_date_verified``/``is_end_date_verified``, never assumed
+    verified_start: bool = False
+    verified_end: bool = False
 
 
 #: the optional fields ``update_closure`` can clear
@@ -124,15 +128,21 @@ def _event(
     spec: ClosureInput, source_id: str, zone: tzinfo, points: Sequence[tuple[float, float]], direction: str,
     parent_event: str | None = None,
 ) -> Event:
+    for verified, field in ((spec.verified_start, "start"), (spec.verified_end, "end")):
+        if verified and getattr(spec, field) is None:
+            raise UsageError(f"--verified-{field}: the closure has no {field} to verify; give --{field}")
     try:
-        return city_event(
+        event = city_event(
             OPERATOR_NAMESPACE, source_id, type=spec.type, subtype=spec.subtype, street=spec.street,
             coordinates=points, zone=zone, direction=direction, start=spec.start, end=spec.end,
             description=spec.description, schedule=spec.schedule, lane_impact=spec.lane_impact,
-            parent_event=parent_event, operator=spec.operator,
+            parent_event=parent_event, operator=spec.operator, end_date_verified=spec.verified_end,
         )
     except ItemRejected as exc:
         raise UsageError(exc.message) from exc
+    if event.details is not None:
+        event.details.start_date_verified = spec.verified_start
+    return event
 
 
 @dataclass(frozen=True)
@@ -328,7 +338,8 @@ def update_closure(
     operator: str | None, clear: Sequence[str] = (), reopen: bool = False,
 ) -> Outcome:
     """Change the fields in ``changes`` (street, points, type, subtype, direction, start, end,
-    description, schedule, lane_impact), clear those in ``clear``, keep every other one.
+    description, schedule, lane_impact, verified_start, verified_end), clear those in ``clear``, keep
+    every other one. A changed or cleared start (end) is no longer verified unless ``changes`` says so again.
 
     An ended or cancelled closure is changed only with ``reopen``: it becomes active again, and an
     end already past is cleared unless ``changes`` gives a new one (which must be in the future).
@@ -369,11 +380,16 @@ def update_closure(
         "description": details.description,
         "schedule": details.schedule,
         "lane_impact": details.lane_impact.model_dump() if details.lane_impact else None,
+        # evidence for a time holds for that time only: a new or cleared one is unverified unless said again
+        "verified_start": details.start_date_verified and current.start_time is not None
+        and "start" not in changes and "start" not in clear,
+        "verified_end": details.end_date_verified and current.end_time is not None
+        and "end" not in changes and "end" not in clear,
     }
     fields.update(dict.fromkeys(clear))
     fields.update({key: value for key, value in changes.items() if key != "points"})
     if closed and "end" not in changes and current.end_time is not None and to_millis(current.end_time) <= at:
-        fields["end"] = None  # reopened: it no longer ends when it was ended
+        fields["end"], fields["verified_end"] = None, False  # reopened: it no longer ends when it was ended
     moved = "points" in changes or "street" in changes
     if stored_opposite is not None:
         pair = f"closures {current.id} and {stored_opposite.event.id} close both carriageways of a divided road"
@@ -429,7 +445,6 @@ def _revised(
         event.details.lanes = details.lanes
         event.details.parent_event = details.parent_event
         event.details.reference = details.reference
-        event.details.end_date_verified = True if "end" in changes else details.end_date_verified
     if closed:
         if event.end_time is not None and to_millis(event.end_time) <= at:
             raise UsageError(f"end: {_when(event.end_time, zone)} is past; a reopened closure needs an end in the "
@@ -495,6 +510,8 @@ def _ending(found: Found, at: int, zone: tzinfo | None) -> tuple[Outcome, _Write
     kept: str | None = None
     if current.end_time is None or to_millis(current.end_time) > at:
         ended.end_time = from_millis(at)
+        if ended.details is not None:  # the operator says it is over: evidence for the end (WZDx/CWZ)
+            ended.details.end_date_verified = True
     else:
         kept = f"closure {closure_id} had already ended at {_when(current.end_time, zone)}; that end is kept"
     return Outcome(ended, "ended", kept), _revision(row, ended, "ended")

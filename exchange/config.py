@@ -26,6 +26,7 @@ __all__ = [
     "CatalogueFeedConfig",
     "Config",
     "DatabaseConfig",
+    "Datex2Settings",
     "ExportConfig",
     "HttpConfig",
     "LifecycleConfig",
@@ -133,6 +134,29 @@ class NetworkConfig(BaseModel):
 CC0_URL = "https://creativecommons.org/publicdomain/zero/1.0/"
 
 
+class Datex2Settings(BaseModel):
+    """``[publish.datex2]``: who the DATEX II feed says published it, and the language of its text."""
+
+    model_config = ConfigDict(extra="forbid")
+    country: str = Field(
+        default="us", pattern=r"^[A-Za-z]{2}$",
+        description="publicationCreator country: the ISO 3166-1 alpha-2 code of the city's country (fr, no, us).",
+    )
+    national_identifier: str | None = Field(
+        default=None, min_length=1, max_length=1024,
+        description="publicationCreator nationalIdentifier (the road authority's code); default: publish.reference.",
+    )
+    language: str = Field(
+        default="en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+        description="The payload's lang and the language of every text (descriptions, names): e.g. fr, en.",
+    )
+
+
+TargetName = Literal["cifs", "wzdx", "datex2", "cwz"]
+#: every target ``publish.targets`` may name, in the order they are published and reported
+PUBLISH_TARGETS: tuple[TargetName, ...] = ("cifs", "wzdx", "datex2", "cwz")
+
+
 class PublishConfig(BaseModel):
     """What goes out: the CIFS and WZDx feeds partners poll."""
 
@@ -140,7 +164,8 @@ class PublishConfig(BaseModel):
     keep_ended_h: float = Field(default=24.0, ge=0, description="Ended events stay in CIFS this many hours.")
     on_change: bool = Field(default=True, description="Publish at once after every closure add/update/end.")
     hold_back_failing: bool = Field(
-        default=False, description="Hold back events the Waze acceptance lint says Waze would reject."
+        default=False,
+        description="Hold back from the CIFS feeds the events the Waze acceptance lint says Waze would reject.",
     )
     max_hold_back_share: float = Field(
         default=0.2, ge=0, le=1,
@@ -171,6 +196,27 @@ class PublishConfig(BaseModel):
     contact_email: str | None = None
     license: str | None = Field(default=None, description=f"WZDx feed licence; only {CC0_URL} is allowed.")
     update_frequency_s: int | None = Field(default=None, ge=1, description="WZDx feed_info.update_frequency.")
+    datex2: Datex2Settings = Field(default_factory=Datex2Settings, description="The DATEX II feed's publisher.")
+    targets: list[TargetName] = Field(
+        default_factory=lambda: list(PUBLISH_TARGETS), min_length=1,
+        description="The targets published: cifs (cifs.xml, cifs.json), wzdx (wzdx.geojson), datex2 (datex2.xml), "
+        "cwz (cwz.geojson; only when publish.license is the CC0 URL). Each holds back on its own the events it "
+        "cannot carry.",
+    )
+    schema_dir: Path | None = Field(
+        default=None,
+        description="A directory of official schemas the city obtained (they do not ship): "
+        "datex2/DATEXII_3_D2Payload.xsd (or DATEXII_3_MessageContainer.xsd) with the XSDs it includes, and "
+        "cwz/ with the CWZ 1.0 JSON schemas. When set, datex2.xml and cwz.geojson are also checked against them.",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_once(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"a target is named more than once: {', '.join(repeated)}")
+        return value
 
     @field_validator("license")
     @classmethod
@@ -178,6 +224,13 @@ class PublishConfig(BaseModel):
         if value is not None and value.rstrip("/") != CC0_URL.rstrip("/"):
             raise ValueError(f"WZDx allows only the CC0 licence ({CC0_URL})")
         return value
+
+    @model_validator(mode="after")
+    def _datex2_identifier(self) -> PublishConfig:
+        # the city's CIFS reference names it already; DATEX II says the same unless told otherwise
+        if self.datex2.national_identifier is None:
+            self.datex2 = self.datex2.model_copy(update={"national_identifier": self.reference})
+        return self
 
 
 class ServeConfig(BaseModel):
@@ -191,7 +244,7 @@ class ServeConfig(BaseModel):
 
 #: the feeds a catalogue entry may describe (``publications.feed``); kept here, not imported, as config.py
 #: imports nothing of the publishing side
-CATALOGUE_FEEDS = ("cifs.xml", "cifs.json", "wzdx.geojson")
+CATALOGUE_FEEDS = ("cifs.xml", "cifs.json", "wzdx.geojson", "datex2.xml", "cwz.geojson")
 
 
 class CatalogueFeedConfig(BaseModel):
@@ -371,7 +424,8 @@ class SourceConfig(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$", description="Unique name, used on the CLI.")
     kind: str = Field(
         default="waze-feed",
-        description="Adapter name (waze-feed, csv, geojson, arcgis, wzdx, cifs) or a dotted path to a Source class.",
+        description="Adapter name (waze-feed, csv, geojson, arcgis, wzdx, cifs, datex2) or a dotted path to a Source "
+        "class.",
     )
     enabled: bool = True
     interval_s: int = Field(default=120, ge=5, description="Seconds between polls in `exchange run`.")

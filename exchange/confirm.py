@@ -227,9 +227,9 @@ def confirmations_of(conn: Connection, city_event_id: str) -> Iterable[Any]:
 
 
 def first_published(conn: Connection) -> dict[str, int]:
-    """Event id -> when it first went out, for every event of the last publications."""
+    """Event id -> when it first went out to Waze (the CIFS target), for every event of its last publications."""
     rows = conn.execute(select(published_events.c.event_id, published_events.c.first_published_ms,
-                               published_events.c.published_ms))
+                               published_events.c.published_ms).where(published_events.c.target == "cifs"))
     return {eid: first if first is not None else last for eid, first, last in rows}
 
 
@@ -239,6 +239,7 @@ def observed_share(conn: Connection, now_ms: int) -> tuple[int, int]:
     live = select(events.c.visible_in_waze_since_ms, events.c.waze_flowing_since_ms).join(
         published_events, published_events.c.event_id == events.c.id,
     ).where(
+        published_events.c.target == "cifs",  # what Waze was sent
         events.c.origin == "city", events.c.category == "ROAD_CLOSED", events.c.status == "active",
         or_(events.c.start_ms.is_(None), events.c.start_ms <= now_ms),
         or_(events.c.end_ms.is_(None), events.c.end_ms > now_ms),

@@ -38,6 +38,7 @@ from exchange.config import Config, PublishConfig, SourceConfig
 from exchange.publications import FEEDS
 from exchange.schema import publications, sync_runs
 from exchange.sync import SUSPECT_NOTE
+from exchange.targets import off_feeds
 
 __all__ = ["LOOKBACK_RUNS", "Health", "HealthReport", "State", "feed_health", "read_health", "source_health"]
 
@@ -191,7 +192,9 @@ def read_health(conn: Connection, config: Config, now_ms: int) -> HealthReport:
         )
         report.sources.append(source_health(source, [Run(*row) for row in rows], now_ms))
     published: dict[str, int] = dict(conn.execute(select(publications.c.feed, publications.c.published_ms)).all())
-    report.feeds.extend(feed_health(name, published.get(name), config.publish, now_ms) for name in FEEDS)
+    off = off_feeds(config)  # a feed whose target is off is not "never published": it is not meant to be
+    report.feeds.extend(feed_health(name, published.get(name), config.publish, now_ms) for name in FEEDS
+                        if name not in off)
     return report
 
 

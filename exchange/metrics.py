@@ -225,7 +225,8 @@ class StoreCollector(Collector):
                        events.c.end_ms, events.c.waze_evidence, events.c.waze_flowing_since_ms,
                        events.c.visible_in_waze_since_ms, events.c.waze_last_seen_ms,
                        func.coalesce(published_events.c.first_published_ms, published_events.c.published_ms))
-                .select_from(events.outerjoin(published_events, published_events.c.event_id == events.c.id))
+                .select_from(events.outerjoin(published_events, and_(  # what Waze was sent: the CIFS target
+                    published_events.c.event_id == events.c.id, published_events.c.target == "cifs")))
                 .where(and_(events.c.status == "active", events.c.category == "ROAD_CLOSED",
                             events.c.origin == "city", events.c.same_as.is_(None)))
             ).all()

@@ -200,7 +200,13 @@ class CityDetails(BaseModel):
     parent_event: str | None = Field(default=None, min_length=3)
     reference: SourceRef | None = None
     operator: str | None = Field(default=None, description="who entered or last changed it")
-    end_date_verified: bool = True
+    end_date_verified: bool = False
+    # issue 16, items 2 and 4: the WZDx/CWZ "verified" flags beside end_date_verified, true only on
+    # evidence from the source (an imported WZDx/CWZ event that says so, an operator's
+    # --verified-start), never from Waze (a Waze closure on a published one is usually our own coming back)
+    start_date_verified: bool = False
+    start_position_verified: bool = False
+    end_position_verified: bool = False
 
 
 class Event(BaseModel):

@@ -21,7 +21,7 @@ from geo.crs import looks_swapped
 from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
 from geo.imported import LineToPlace, place_lines
 from geo.linematch import match_lines
-from geo.match import match_points
+from geo.match import match_points, road_names_at
 from geo.network import RoadNetwork
 
 if TYPE_CHECKING:
@@ -95,6 +95,11 @@ class Placement:
         return (lon < min_lon) | (lon > max_lon) | (lat < min_lat) | (lat > max_lat)
 
     # -- matching
+
+    def street_at(self, lon: float, lat: float) -> str | None:
+        """The network's name of the road at a position (within ``point_radius_m``), or None: for a
+        city source whose format requires a street that an item lacks (an iCone device, issue 16)."""
+        return road_names_at(self.network, np.array([lon]), np.array([lat]), radius_m=self.settings.point_radius_m)[0]
 
     def match(self, events: Sequence[Event]) -> None:
         """Set ``road_match`` on every event (in place), points and lines each in one batch."""

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from exchange.schema import publications
+from exchange.targets import TARGETS
 
 __all__ = [
     "FEEDS",
@@ -30,12 +31,10 @@ __all__ = [
     "save_publications",
 ]
 
-#: feed name (the ``publications.feed`` key and the last part of ``/feeds/<name>``) -> media type
-FEED_CONTENT_TYPES: Mapping[str, str] = {
-    "cifs.xml": "application/xml; charset=utf-8",
-    "cifs.json": "application/json",
-    "wzdx.geojson": "application/geo+json",
-}
+#: feed name (the ``publications.feed`` key and the last part of ``/feeds/<name>``) -> media type, for
+#: every feed of every target (a target that is off has its feeds answer 404 with the reason)
+FEED_CONTENT_TYPES: Mapping[str, str] = {name: media for target in TARGETS.values()
+                                         for name, media in target.feeds.items()}
 FEEDS: tuple[str, ...] = tuple(FEED_CONTENT_TYPES)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: bump together with a new migration file; checked at every start without loading Alembic
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 sources = Table(
     "sources",
@@ -158,7 +158,7 @@ confirmations = Table(
 publications = Table(
     "publications",
     metadata,
-    Column("feed", String(40), primary_key=True, doc="cifs.xml, cifs.json, wzdx.geojson"),
+    Column("feed", String(40), primary_key=True, doc="cifs.xml, cifs.json, wzdx.geojson, datex2.xml, cwz.geojson"),
     Column("published_ms", BigInteger, nullable=False),
     Column("etag", String(80), nullable=False),
     Column("content_type", String(80), nullable=False),
@@ -173,7 +173,8 @@ published_events = Table(
     "published_events",
     metadata,
     Column("event_id", String(300), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
-    Column("version", JSON, nullable=False, doc="the event as last published (Event, JSON)"),
+    Column("target", String(20), primary_key=True, doc="cifs, wzdx, datex2, cwz: each holds back on its own"),
+    Column("version", JSON, nullable=False, doc="the event as last published in this target (Event, JSON)"),
     Column("published_ms", BigInteger, nullable=False),
     Column("first_published_ms", BigInteger, doc="when it first went out"),
     Column("held_back_reason", Text, doc="why its current version is not published, if it is not"),

@@ -17,7 +17,9 @@ few times an hour. So everything is prepared once per publication and a poll onl
   seconds and at shutdown), so a poll costs no database write. Per (partner, feed), a 200 GET
   (the body sent) is a download (``downloads.count``); a 304 revalidation or a HEAD is a poll
   (``downloads.polls``); ``downloads.last_ms`` is the time of the last of either. Anonymous
-  requests count as ``-``. Refused (401) and unpublished (503) requests are not counted. A
+  requests count as ``-``. Refused (401), unpublished (503) and off (404: the feed's target is off,
+``exchange.targets.off_feeds``, the reason in the body; known only with a ``config``) requests are not
+counted. A
   failed write keeps the counts for the next flush; a hard kill loses at most ``flush_s``
   seconds of counts.
 
@@ -82,6 +84,7 @@ from exchange.publications import FEEDS
 from exchange.redaction import install_log_redaction
 from exchange.runtime import now_ms
 from exchange.schema import downloads, operators, partners, publications
+from exchange.targets import off_feeds
 from exchange.web_auth import OperatorAccess, login_routes, offered_tokens
 from exchange.webmap import map_routes
 
@@ -234,6 +237,8 @@ class FeedServer:
         #: sent with every answer of a feed: CORS for open feeds only (a partner-only feed says nothing of it)
         self.cors_headers: Headers = [] if require_token else as_headers(OPEN_READ)
         self.feeds: dict[str, _Feed] = {}
+        #: feed -> why it is not published (its target is off): answered 404 with the reason
+        self.off: Mapping[str, str] = {}
         self._versions: dict[str, tuple[str, int]] = {}
         self._tokens: tuple[tuple[bytes, str], ...] = ()
         self._operator_tokens: tuple[tuple[bytes, str], ...] = ()
@@ -476,6 +481,13 @@ class _FeedEndpoint:
                 return
         shown = ANONYMOUS_PARTNER if partner == ANONYMOUS else partner  # its name, never a token
 
+        off = server.off.get(self.feed)
+        if off is not None:  # not "not published yet": it will not be, and the partner should know why
+            self.observe(self.feed, 404, shown, download=False)
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store"),
+                       *server.cors_headers]
+            await _send(send, 404, headers, f"this feed is not published: {off}\n".encode())
+            return
         feed = server.feeds.get(self.feed)
         if feed is None:
             self.observe(self.feed, 503, shown, download=False)
@@ -575,6 +587,8 @@ def create_app(
     server = FeedServer(engine, require_token=require_token, refresh_s=refresh_s, flush_s=flush_s,
                         cache_control=cache_control)
     checkup = _Checkup(server, config)
+    if config is not None:
+        server.off = off_feeds(config)
     # uvicorn's access log prints the query string, ?token= included: masked (exchange.redaction)
     install_log_redaction()
 
@@ -589,7 +603,8 @@ def create_app(
             # not the driver's message: /health is public and that names internal hosts (it is logged)
             "store": "ok" if server.refresh_error is None else "unreachable",
             "feeds": {
-                name: None if (feed := feeds.get(name)) is None else {
+                name: ({"off": server.off[name]} if name in server.off else None) if (feed := feeds.get(name)) is None
+                else {
                     "etag": feed.etag,
                     "published": _iso(feed.published_ms),
                     "published_ms": feed.published_ms,

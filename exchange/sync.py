@@ -219,6 +219,7 @@ class Reconciler:
         self.placement = placement
         self.db = Bulk(conn)
         self.source = source
+        source.street_at = placement.street_at if placement is not None else None
         self.lifecycle = lifecycle
         self.now = started_ms
         self.result = SyncResult(source=source.name, status="ok")

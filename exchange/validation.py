@@ -19,10 +19,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from lxml import etree
 from referencing import Registry, Resource
@@ -33,9 +34,17 @@ from feeds.problems import Problem
 from feeds.wzdx import WZDX_VERSION, feed_version
 from feeds.xmlsafe import parse_untrusted
 
+if TYPE_CHECKING:
+    from exchange.targets import OfficialSchemas
+
 __all__ = [
+    "check_cwz_document",
+    "check_datex2_document",
+    "checks_run",
     "cifs_schema",
     "json_path",
+    "load_cwz_validator",
+    "load_xsd",
     "validate_cifs_json",
     "validate_cifs_xml",
     "validate_feed",
@@ -351,25 +360,113 @@ def _is_wzdx(document: Any) -> bool:
     )
 
 
-def validate_feed(data: bytes) -> tuple[str, list[Problem]]:
+#: feed_info.version of a Connected Work Zones 1.0 feed (WZDx, its predecessor, is 4.x)
+CWZ_VERSION = "1.0"
+_DATEX2_NAMESPACE = b"http://datex2.eu/schema/"
+
+
+def validate_feed(data: bytes, schemas: OfficialSchemas | None = None) -> tuple[str, list[Problem]]:
     """Detect what a feed is and validate it.
+
+    ``schemas``: the official schemas of ``publish.schema_dir`` (DATEX II XSD, CWZ JSON schemas),
+    checked as well when given.
 
     Returns
     -------
     (kind, problems)
-        ``kind`` is ``"cifs-xml"``, ``"cifs-json"``, ``"wzdx"`` or ``"unknown"`` (with one problem).
+        ``kind`` is ``"cifs-xml"``, ``"cifs-json"``, ``"wzdx"``, ``"datex2"``, ``"cwz"`` or ``"unknown"``
+        (with one problem).
     """
     head = data.lstrip()[:1]
     if head == b"<":
+        if _DATEX2_NAMESPACE in data[:8192]:  # the root's namespaces are declared up front
+            return "datex2", check_datex2_document(data, schemas)
         return "cifs-xml", validate_cifs_xml(data)
     if head not in (b"{", b"["):
-        return "unknown", [Problem("document", "neither XML nor JSON: not a CIFS or WZDx feed")]
+        return "unknown", [Problem("document", "neither XML nor JSON: not a CIFS, WZDx, CWZ or DATEX II feed")]
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         return "unknown", [Problem("$", f"malformed JSON: {exc}")]
     if _is_wzdx(document):
+        if feed_version(document) == CWZ_VERSION:
+            return "cwz", check_cwz_document(data, schemas)
         return "wzdx", _validate_wzdx_document(document)
     if isinstance(document, list) or (isinstance(document, dict) and ({"incidents", "incident"} & document.keys())):
         return "cifs-json", check_cifs_rules(data)
-    return "unknown", [Problem("$", "JSON that is neither CIFS ('incidents') nor WZDx ('feed_info', 'features')")]
+    return "unknown", [Problem("$", "JSON that is neither CIFS ('incidents') nor WZDx/CWZ ('feed_info', 'features')")]
+
+
+def checks_run(kind: str, schemas: OfficialSchemas | None = None) -> list[str]:
+    """What :func:`validate_feed` checked a document of this kind against, one phrase each."""
+    if kind == "cifs-xml":
+        return ["official cifsv2.xsd (2023-11-07)", "CIFS rules the XSD does not check"]
+    if kind == "cifs-json":
+        return ["CIFS rules (no official JSON schema exists)"]
+    if kind == "wzdx":
+        return ["official WZDx 4.2 schemas", "WZDx business rules"]
+    if kind == "datex2":
+        found = ["own structural rules"]
+        if schemas is not None and schemas.datex2 is not None:
+            found.append(f"official XSD from {schemas.datex2_from}")
+        return found
+    if kind == "cwz":
+        found = ["WZDx 4.2 schemas + CWZ differences"]
+        if schemas is not None and schemas.cwz is not None:
+            found.append(f"official CWZ schemas from {schemas.cwz_from}")
+        return found
+    return []
+
+
+def check_datex2_document(data: bytes, schemas: OfficialSchemas | None = None) -> list[Problem]:
+    """DATEX II v3: the project's own structural rules (:func:`feeds.datex2.check_datex2`), and the official
+    XSD when ``publish.schema_dir`` holds one."""
+    from feeds.datex2 import check_datex2
+
+    with _XSD_LOCK:  # lxml's schema object is not safe to share between threads
+        return check_datex2(data, schemas.datex2 if schemas is not None else None)
+
+
+def check_cwz_document(data: bytes, schemas: OfficialSchemas | None = None) -> list[Problem]:
+    """CWZ 1.0: the shipped WZDx 4.2 schemas plus the CWZ differences (:func:`feeds.cwz.check_cwz`), and the
+    official CWZ schemas when ``publish.schema_dir`` holds them."""
+    from feeds.cwz import check_cwz
+
+    problems = check_cwz(data, wzdx_check=validate_wzdx)
+    if schemas is not None and schemas.cwz is not None:
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return problems  # the own rules said so
+        found = [e for error in schemas.cwz.iter_errors(document) for e in _schema_errors(error)]
+        problems += [Problem(json_path(path), f"official CWZ schema: {message}") for path, message in _unique(found)]
+    return problems
+
+
+def load_xsd(path: Path) -> etree.XMLSchema:
+    """An official XSD and the files it includes, from disk (never the network); ConfigError when it cannot be."""
+    from exchange.errors import ConfigError
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        return etree.XMLSchema(etree.parse(str(path), parser=parser))
+    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        raise ConfigError(f"publish.schema_dir: {path} cannot be loaded as an XSD: {exc}") from None
+
+
+def load_cwz_validator(root: Path) -> Draft7Validator:
+    """The CWZ 1.0 feed schema at ``root``, its ``$ref``s resolved from the JSON schemas beside it and the
+    packaged GeoJSON schemas (never the network); ConfigError when they cannot be read."""
+    from exchange.errors import ConfigError
+
+    found: list[tuple[str, Resource[Any]]] = []
+    try:
+        documents = [orjson.loads(path.read_bytes()) for path in sorted(root.parent.glob("*.json"))]
+        documents += [orjson.loads(entry.read_bytes()) for entry in (_schemas() / "geojson").iterdir()
+                      if entry.name.endswith(".json")]
+        root_schema = orjson.loads(root.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"publish.schema_dir: the CWZ schemas in {root.parent} cannot be read: {exc}") from None
+    found = [(document["$id"], Resource.from_contents(document)) for document in documents
+             if isinstance(document, dict) and isinstance(document.get("$id"), str)]
+    return Draft7Validator(root_schema, registry=Registry().with_resources(found), format_checker=FormatChecker())

@@ -14,16 +14,29 @@
   one event can break, with the same schedule rules (:func:`feeds.city.schedule_problems`).
 
 Creation and update times are not fields of :class:`~exchange.model.Event`; they travel in
-``event.attributes`` as epoch milliseconds under :data:`CREATED_KEY` (``"_created_ms"``) and
-:data:`UPDATED_KEY` (``"_updated_ms"``). The readers here and in :mod:`feeds.wzdx` set them, the
-renderers write ``<creationtime>``/``<updatetime>`` from them when present.
+``event.attributes`` as epoch milliseconds: the source's own under :data:`CREATED_KEY`
+(``"_created_ms"``) and :data:`UPDATED_KEY` (``"_updated_ms"``), set by the readers here and in
+:mod:`feeds.wzdx`; the store's first and last revision under :data:`FIRST_REVISION_KEY` and
+:data:`LAST_REVISION_KEY`, set by :func:`with_revision_times` when publishing reads the events.
+``<creationtime>`` is the source's creation time, else the first revision; ``<updatetime>`` the
+last revision, else the source's update time (an event rendered without the store).
+
+Faithful attribution: an incident's ``<source>`` is the one its source gave (a CIFS import keeps
+the upstream block, a WZDx import its data source), else the one :class:`Attribution` names for
+its id namespace (the city's own ``publish.reference``/``publisher``/``source_url`` for operator
+closures, a city source's name and publisher for its imports): never the city's for an import.
+
+What CIFS cannot carry validly (:func:`problems_for`) and what it loses or approximates
+(:func:`losses_for`) are stated per event, for the per-target compile report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any, Literal
@@ -39,7 +52,9 @@ from exchange.model import (
     Event,
     ItemError,
     Kind,
+    LineString,
     Point,
+    SourceRef,
     first_problem,
     from_millis,
     to_millis,
@@ -60,16 +75,24 @@ from feeds.xmlsafe import parse_untrusted
 
 __all__ = [
     "CREATED_KEY",
+    "FIRST_REVISION_KEY",
+    "LAST_REVISION_KEY",
+    "NO_STREET",
     "SCHEMA_LOCATION",
+    "STREET_FROM_KEY",
     "UPDATED_KEY",
+    "Attribution",
     "check_cifs_rules",
     "cifs_item_to_event",
     "cifs_type",
     "format_time",
     "incident_fields",
+    "losses_for",
     "parse_cifs",
+    "problems_for",
     "render_cifs_json",
     "render_cifs_xml",
+    "with_revision_times",
 ]
 
 SCHEMA_LOCATION = "http://www.gstatic.com/road-incidents/cifsv2.xsd"
@@ -78,6 +101,17 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 CREATED_KEY = "_created_ms"
 #: ``event.attributes`` key of the incident's last update time, epoch milliseconds
 UPDATED_KEY = "_updated_ms"
+#: ``event.attributes`` key of the store's first revision of the event (its first_seen), epoch ms
+FIRST_REVISION_KEY = "_first_revision_ms"
+#: ``event.attributes`` key of the store's last revision of the event (its updated), epoch ms
+LAST_REVISION_KEY = "_last_revision_ms"
+#: why an incident without a street is refused: cifsv2 requires ``<street>`` (at least 2 characters)
+NO_STREET = "no street: CIFS requires one"
+#: ``event.attributes`` key saying where a street the source did not give came from (``"road network"``)
+STREET_FROM_KEY = "street_from"
+#: subtypes some publishers write where they have none: ODOT TripCheck's schema lists ``Item`` (a
+#: code generator's placeholder) first among its subtypes; read as no subtype
+_PLACEHOLDER_SUBTYPES = frozenset({"ITEM"})
 
 _ALL_SUBTYPES = frozenset().union(*CIFS_SUBTYPES.values())
 _CATEGORY_TYPE: dict[Category, str] = {
@@ -158,33 +192,80 @@ def _attribute_time(value: Any) -> datetime | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Who an incident's ``<source>`` names when the event carries no source of its own.
+
+    ``own`` is the city's (``publish.reference``, ``publisher``, ``source_url``): it names the
+    events typed by an operator, which have no source record (an empty ``digest``; every import
+    has its record's). ``by_namespace`` maps the id namespace of each city source (``Event.source``)
+    to that source, for its imports that name no publisher of their own (CSV, GeoJSON, ArcGIS, a
+    WZDx feed without data sources). An import whose namespace is not listed goes out without a
+    ``<source>`` rather than under the city's name.
+    """
+
+    own: SourceRef | None = None
+    by_namespace: Mapping[str, SourceRef] = dataclasses.field(default_factory=dict)
+
+    def source_of(self, event: Event) -> SourceRef | None:
+        """The event's own source (an import keeps its publisher's), else the city's for an
+        operator's closure, else its city source's."""
+        if event.details is not None and event.details.reference is not None:
+            return event.details.reference
+        if not event.digest:
+            return self.own
+        return self.by_namespace.get(event.source)
+
+
+#: no namespace named: only the events' own sources are written
+_NO_ATTRIBUTION = Attribution()
+
+
+def with_revision_times(event: Event, first_ms: int, last_ms: int) -> Event:
+    """A copy of ``event`` that carries the store's first and last revision times (epoch ms), which
+    ``<creationtime>`` (when the source gave none) and ``<updatetime>`` are written from."""
+    attributes = {**event.attributes, FIRST_REVISION_KEY: first_ms, LAST_REVISION_KEY: last_ms}
+    return event.model_copy(update={"attributes": attributes})
+
+
+def _first_time(event: Event, *keys: str) -> datetime | None:
+    """The first of ``keys`` in the event's attributes that holds a time."""
+    for key in keys:
+        when = _attribute_time(event.attributes.get(key))
+        if when is not None:
+            return when
+    return None
+
+
 def _polyline_text(event: Event) -> str:
     points = [event.geometry.coordinates] if isinstance(event.geometry, Point) else event.geometry.coordinates
     return " ".join(f"{lat:.{PUBLISHED_DECIMALS}f} {lon:.{PUBLISHED_DECIMALS}f}" for lon, lat in points)
 
 
-def incident_fields(event: Event, zone: tzinfo) -> Record:
+def incident_fields(event: Event, zone: tzinfo, attribution: Attribution | None = None) -> Record:
     """The CIFS fields of one event as a plain dict (the JSON form; the XML is built from it).
 
     Keys in the order they are written: ``id``, ``creationtime``, ``updatetime``, ``source``,
     ``type``, ``subtype``, ``description``, ``street``, ``polyline``, ``direction``, ``starttime``,
     ``endtime``, ``schedule``, ``parent_event``, ``lane_impact``, ``lanes``; absent values are left out.
+    ``source`` is the event's own, else the one ``attribution`` names for its namespace.
     """
     details = event.details
     kind = cifs_type(event)
     fields: Record = {"id": _clean(event.id)}
-    created = _attribute_time(event.attributes.get(CREATED_KEY))
-    updated = _attribute_time(event.attributes.get(UPDATED_KEY))
+    created = _first_time(event, CREATED_KEY, FIRST_REVISION_KEY)
+    updated = _first_time(event, LAST_REVISION_KEY, UPDATED_KEY)
     if created is not None:
         fields["creationtime"] = format_time(created, zone)
     if updated is not None:
         fields["updatetime"] = format_time(updated, zone)
-    if details is not None and details.reference is not None:
-        source = {"reference": _clean(details.reference.reference)}
-        if details.reference.name:
-            source["name"] = _clean(details.reference.name)
-        if details.reference.url:
-            source["url"] = _clean(details.reference.url)
+    reference = (attribution or _NO_ATTRIBUTION).source_of(event)
+    if reference is not None:
+        source = {"reference": _clean(reference.reference)}
+        if reference.name:
+            source["name"] = _clean(reference.name)
+        if reference.url:
+            source["url"] = _clean(reference.url)
         fields["source"] = source
     fields["type"] = kind
     if event.subtype and event.subtype.upper() in _ALL_SUBTYPES:
@@ -217,7 +298,9 @@ def incident_fields(event: Event, zone: tzinfo) -> Record:
     return fields
 
 
-def render_cifs_xml(events: Sequence[Event], *, zone: tzinfo, generated: datetime) -> bytes:
+def render_cifs_xml(
+    events: Sequence[Event], *, zone: tzinfo, generated: datetime, attribution: Attribution | None = None
+) -> bytes:
     """A cifsv2 ``<incidents>`` document, UTF-8 with an XML declaration.
 
     Parameters
@@ -228,6 +311,8 @@ def render_cifs_xml(events: Sequence[Event], *, zone: tzinfo, generated: datetim
         The city's time zone: every time is written with its offset.
     generated
         The feed's creation time (root ``timestamp``).
+    attribution
+        The ``<source>`` of events that carry none of their own, by id namespace.
 
     Notes
     -----
@@ -240,7 +325,7 @@ def render_cifs_xml(events: Sequence[Event], *, zone: tzinfo, generated: datetim
     root.set("timestamp", format_time(generated, zone))
     sub = etree.SubElement
     for event in events:
-        fields = incident_fields(event, zone)
+        fields = incident_fields(event, zone, attribution)
         incident = sub(root, "incident", id=fields.pop("id"))
         for key, value in fields.items():
             if key == "parent_event":
@@ -267,6 +352,7 @@ def render_cifs_json(
     zone: tzinfo,
     generated: datetime,
     shape: Literal["wrapped", "flat"] = "wrapped",
+    attribution: Attribution | None = None,
 ) -> bytes:
     """The CIFS JSON flavour: ``{"timestamp": ..., "incidents": [...]}``.
 
@@ -276,7 +362,7 @@ def render_cifs_json(
     """
     if shape not in ("wrapped", "flat"):
         raise ValueError(f"shape must be 'wrapped' or 'flat', not {shape!r}")
-    incidents = [incident_fields(event, zone) for event in events]
+    incidents = [incident_fields(event, zone, attribution) for event in events]
     listed: list[Record] = [{"incident": fields} for fields in incidents] if shape == "wrapped" else incidents
     return orjson.dumps({"timestamp": format_time(generated, zone), "incidents": listed})
 
@@ -476,36 +562,61 @@ def _mapping(value: Any, field: str) -> dict[str, Any] | None:
     }
 
 
-def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
+def cifs_item_to_event(
+    item: FeedItem, namespace: str, zone: tzinfo, *, street_at: Callable[[float, float], str | None] | None = None
+) -> Event:
     """Convert one CIFS incident into a city event through :func:`feeds.city.city_event`.
 
     Times without an offset are local times in ``zone``; ``Z`` times stay UTC (rendered in the
     city's offset on output). ``creationtime``/``updatetime`` go to ``attributes`` as
-    :data:`CREATED_KEY`/:data:`UPDATED_KEY` milliseconds, ``location_description`` as is.
+    :data:`CREATED_KEY`/:data:`UPDATED_KEY` milliseconds, ``location_description`` as is; the
+    upstream ``<source>`` is kept as the event's reference (it is published as it came).
+
+    Read faithfully rather than refused:
+
+    * a polyline of one position written several times with a direction (iCone's point devices:
+      arrow boards, radar cones) is a one-point incident; a ROAD_CLOSED still needs a line;
+    * a point device without a street takes the name ``street_at(lon, lat)`` gives (the road
+      network's road at its position), noted in ``attributes`` under :data:`STREET_FROM_KEY`; a
+      line without a street is still refused (it may run along several roads);
+    * a placeholder subtype (ODOT's ``Item``) is no subtype;
+    * HTML in the description becomes plain text (:func:`feeds.city.city_event`).
 
     Raises
     ------
     ItemRejected
-        With the reason: no street, no or a broken polyline, one point without a direction, a
-        zero-length polyline, an unknown type or subtype, an end before the start, ...
+        With the reason: no street (:data:`NO_STREET`), no or a broken polyline, one point
+        without a direction, a zero-length closure, an unknown type or subtype, an end before
+        the start, ...
     """
     record = item.record
     try:
         street = _text(record.get("street"), "street")
         polyline = _text(record.get("polyline"), "polyline")
         coordinates = parse_polyline(polyline) if polyline is not None else []
-        missing = [] if street is not None else ["street: missing (a CIFS incident needs the street name)"]
+        direction = _text(record.get("direction"), "direction")
+        point_device = len(set(coordinates)) == 1
+        named_by_network = None
+        if street is None and point_device and street_at is not None:
+            lon, lat = coordinates[0]
+            street = named_by_network = street_at(lon, lat)
+        missing = [] if street is not None else [NO_STREET]
         if polyline is None:
             missing.append("polyline: missing")
-        elif len(coordinates) > 1 and len(set(coordinates)) < 2:
-            missing.append(f"polyline: all {len(coordinates)} points are the same place (zero length)")
+        elif len(coordinates) > 1 and len(set(coordinates)) < 2 and not direction:
+            missing.append(f"polyline: all {len(coordinates)} points are the same place (zero length) "
+                           "and no direction says which way it applies")
         if missing or street is None:
             raise ItemRejected("; ".join(missing))
+        if point_device:
+            coordinates = coordinates[:1]  # one position written twice: a device's position, not a line
         attributes: dict[str, Any] = {}
         for field, key in (("creationtime", CREATED_KEY), ("updatetime", UPDATED_KEY)):
             when = parse_time(_text(record.get(field), field), field, zone)
             if when is not None:
                 attributes[key] = to_millis(when)
+        if named_by_network is not None:
+            attributes[STREET_FROM_KEY] = "road network"
         place = _text(record.get("location_description"), "location_description")
         if place:
             attributes["location_description"] = place
@@ -519,12 +630,14 @@ def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
         lanes = record.get("lanes")
         if lanes is not None and not (isinstance(lanes, list) and all(isinstance(lane, Mapping) for lane in lanes)):
             raise ItemRejected("lanes: expected a list of lane objects")
-        direction = _text(record.get("direction"), "direction")
+        subtype = _text(record.get("subtype"), "subtype")
+        if subtype is not None and subtype.upper() in _PLACEHOLDER_SUBTYPES:
+            subtype = None
         return city_event(
             namespace,
             item.source_id,
             type=_text(record.get("type"), "type") or "",
-            subtype=_text(record.get("subtype"), "subtype"),
+            subtype=subtype,
             street=street,
             coordinates=coordinates,
             zone=zone,
@@ -539,6 +652,7 @@ def cifs_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             reference=reference,
             attributes=attributes,
             digest=item.digest,
+            point_device=point_device,
         )
     except ItemRejected as exc:
         exc.source_id, exc.kind = item.source_id, item.kind.value
@@ -636,8 +750,10 @@ def _structural_problems(record: Mapping[str, Any]) -> list[str]:
     if kind not in CIFS_SUBTYPES:
         found.append(f"type: {kind!r} is not one of {', '.join(sorted(CIFS_SUBTYPES))}")
     street = record.get("street")
-    if not isinstance(street, str) or len(street) < 2:
-        found.append(f"street: {street!r} is missing or too short (at least 2 characters)")
+    if not isinstance(street, str) or not street.strip():
+        found.append(NO_STREET)
+    elif len(street) < 2:
+        found.append(f"street: {street!r} is too short (at least 2 characters)")
     description = record.get("description")
     if not isinstance(description, str) or not description:
         found.append("description: missing (required by the XSD)")
@@ -755,3 +871,86 @@ def _timestamp_problem(value: Any, where: str) -> list[Problem]:
         return []
     _, problem = _time_value(value)
     return [Problem(where, f"timestamp: {problem}")] if problem else []
+
+
+# --------------------------------------------------------------------------- what CIFS cannot carry
+
+#: ``event.attributes`` key of what a WZDx import kept of its road event (``feeds.wzdx.WZDX_KEY``; not
+#: imported from there, so that neither codec depends on the other)
+_WZDX_KEY = "wzdx"
+#: WZDx's signed directions: CIFS has only ONE_DIRECTION / BOTH_DIRECTIONS and the point order
+_SIGNED_DIRECTIONS = frozenset({"northbound", "southbound", "eastbound", "westbound", "inner-loop", "outer-loop"})
+
+
+def problems_for(event: Event) -> list[str]:
+    """Why CIFS cannot carry ``event`` validly, one line each; empty when it can.
+
+    These are the errors of :func:`check_cifs_rules` for the incident the event renders into
+    (its XSD structure and the rules beyond it): no street (:data:`NO_STREET`), a polyline CIFS
+    cannot express (one point of a ROAD_CLOSED, or without a direction), a ROAD_CLOSED without a
+    start, an end not after the start, a schedule outside its rules. Warnings are not problems:
+    the event still goes out, and :func:`losses_for` says what it loses.
+    """
+    return [problem.message for problem in check_cifs_rules([event]) if problem.severity == "error"]
+
+
+def _finer_than_published(event: Event) -> bool:
+    points = [event.geometry.coordinates] if isinstance(event.geometry, Point) else event.geometry.coordinates
+    return any(abs(value - round(value, PUBLISHED_DECIMALS)) > 1e-9 for point in points for value in point)
+
+
+def losses_for(event: Event) -> list[str]:
+    """What publishing ``event`` as a CIFS incident loses or approximates, one short sentence each.
+
+    Empty when CIFS carries all of it. Read from the event itself, so an operator's closure and an
+    import are judged alike; what a WZDx import kept of its road event (``attributes["wzdx"]``)
+    counts too.
+    """
+    lost: list[str] = []
+    kind = cifs_type(event)
+    if event.type.upper() != kind:
+        lost.append(f"type {event.type} is published as CIFS type {kind}")
+    if event.subtype and event.subtype.upper() not in _ALL_SUBTYPES:
+        lost.append(f"subtype {event.subtype} has no CIFS equivalent and is left out")
+    if isinstance(event.geometry, LineString) and event.direction not in DIRECTIONS:
+        lost.append("no direction: CIFS reads the point order as the direction affected")
+    if _finer_than_published(event):
+        lost.append(f"coordinates are rounded to {PUBLISHED_DECIMALS} decimals (about 0.1 m)")
+    if any(when is not None and when.microsecond for when in (event.start_time, event.end_time)):
+        lost.append("times are written to the second")
+    details = event.details
+    if details is not None and event.end_time is not None and not details.end_date_verified:
+        lost.append("the end time is not verified, which CIFS cannot say (it has no verified flag)")
+    if event.attributes.get(STREET_FROM_KEY) == "road network":
+        lost.append("the street is the road network's name for the road at the device (its source gave none)")
+    if isinstance(event.attributes.get("location_description"), str):
+        lost.append("the location description is not carried (cifsv2 has no place for it)")
+    kept = event.attributes.get(_WZDX_KEY)
+    if isinstance(kept, Mapping):
+        lost.extend(_wzdx_losses(kept))
+    return lost
+
+
+def _wzdx_losses(kept: Mapping[str, Any]) -> list[str]:
+    """What CIFS cannot say of the WZDx road event an import kept."""
+    lost: list[str] = []
+    impact = kept.get("vehicle_impact")
+    if isinstance(impact, str) and impact not in ("all-lanes-closed", "all-lanes-open", "unknown"):
+        lost.append(f"vehicle impact {impact} is carried only as lanes and a lane impact (CIFS has no impact field)")
+    if kept.get("direction") in _SIGNED_DIRECTIONS:
+        lost.append(f"the signed direction {kept['direction']} is carried only as the point order "
+                    "(CIFS has ONE_DIRECTION or BOTH_DIRECTIONS)")
+    lanes = [lane for lane in kept.get("lanes") or () if isinstance(lane, Mapping)]
+    if kept.get("restrictions") or any(lane.get("restrictions") or lane.get("width") for lane in lanes):
+        lost.append("lane widths and restrictions are not carried (CIFS has lanes only)")
+    shifted = sorted({str(lane["status"]) for lane in lanes if lane.get("status") not in (None, "open", "closed")})
+    if shifted:
+        lost.append(f"lane statuses {', '.join(shifted)} are carried as open or closed (CIFS has no merge or shift)")
+    if kept.get("types_of_work"):
+        lost.append("the types of work are not carried (CIFS has one type per incident)")
+    if kept.get("work_zone_type"):
+        lost.append(f"the work zone type {kept['work_zone_type']} is not carried")
+    if any(kept.get(key) is not None for key in ("beginning_cross_street", "ending_cross_street",
+                                                 "beginning_milepost", "ending_milepost")):
+        lost.append("cross streets and mileposts are not carried")
+    return lost

@@ -62,6 +62,7 @@ from feeds.city_values import (
     id_problem,
     optional_text,
     parse_time,
+    plain_text,
     schedule_problems,
     text_problem,
     weekly_schedule,
@@ -224,9 +225,10 @@ def city_event(
     reference: Mapping[str, Any] | None = None,
     operator: str | None = None,
     city: str | None = None,
-    end_date_verified: bool = True,
+    end_date_verified: bool = False,
     attributes: Mapping[str, Any] | None = None,
     digest: str = "",
+    point_device: bool = False,
 ) -> Event:
     """A validated city event; ``coordinates`` are (lon, lat) in travel order.
 
@@ -242,6 +244,9 @@ def city_event(
       time they show twice (DST fold) are both refused with the advice to give an offset, never
       shifted or resolved silently.
     * **Time range**: start and end lie in :data:`TIME_RANGE` once converted to UTC.
+    * **Verified end**: ``end_date_verified`` (WZDx/CWZ ``is_end_date_verified``) is false unless
+      the caller has the source's evidence (an imported WZDx event that says so, an operator's
+      ``--verified-end``): a CIFS, CSV or GeoJSON import is not verified.
     * **Text**: no lone surrogates (bytes that were not UTF-8) and no control characters in any
       text field; the description alone may hold tab, newline and carriage return. The
       attributes (the source's other fields, not published) may hold any character but NUL and
@@ -249,7 +254,10 @@ def city_event(
       levels. No length limit beyond the formats' minimums (street 2, parent event 3) and the
       store's id and operator columns.
     * **Geometry**: a ROAD_CLOSED or CONSTRUCTION needs 2 points distinct at the published
-      precision (6 decimals); another type may have one point with a direction.
+      precision (6 decimals); another type may have one point with a direction, and so may road
+      works a field device reports at its position (``point_device``: iCone arrow boards).
+    * **Description**: HTML left in it becomes plain text (:func:`~feeds.city_values.plain_text`:
+      ``<br/>`` a line break, ``&amp;`` "&").
 
     Raises
     ------
@@ -278,7 +286,9 @@ def city_event(
         raise ItemRejected(f"street: {street!r} is too short (at least 2 characters)")
     if direction is not None and direction not in DIRECTIONS:
         raise ItemRejected(f"direction: {direction!r} is not ONE_DIRECTION or BOTH_DIRECTIONS")
-    text = optional_text(description, "description", multiline=True)
+    # HTML a publisher left in its text (CDOT's "<br/>") is read as plain text, line breaks kept
+    text = optional_text(plain_text(description) if isinstance(description, str) else description,
+                         "description", multiline=True)
     place = optional_text(city, "city")
     who = optional_text(operator, "operator")
     if who is not None and len(who) > MAX_OPERATOR:
@@ -299,9 +309,11 @@ def city_event(
     distinct = len({(_published(lon), _published(lat)) for lon, lat in points})
     if distinct < 2:
         # CIFS accepts one point with a direction for an incident, but Waze closes roads by their
-        # extent: a closure needs a line (formats.md §2.2 and §5, item 6). Points are told apart
-        # as the feeds write them, to 6 decimals (about 0.1 m).
-        if kind_type in ("ROAD_CLOSED", "CONSTRUCTION") or not points:
+        # extent: a closure needs a line (formats.md §2.2 and §5, item 6), and road works drawn as
+        # a line that collapsed are a drawing error. Road works a field device reports at its
+        # position (an iCone arrow board: ``point_device``) are a point on purpose.
+        # Points are told apart as the feeds write them, to 6 decimals (about 0.1 m).
+        if kind_type == "ROAD_CLOSED" or (kind_type == "CONSTRUCTION" and not point_device) or not points:
             raise ItemRejected(f"polyline: {len(points)} point(s), {distinct} distinct; a {kind_type} needs at least "
                                f"2 distinct points (to {PUBLISHED_DECIMALS} decimals, as published)")
         if direction is None:

@@ -19,10 +19,14 @@ checks published schedules with the same :func:`schedule_problems`, so entry and
   resolved silently; within :data:`TIME_RANGE` once in UTC.
 * **Schedules** (:func:`schedule_problems`): windows ``HH:MM-HH:MM`` within 00:00-23:59, start
   before end, not overlapping; an overnight window is refused with the advice to split it.
+* **Descriptions** (:func:`plain_text`): HTML that publishers leave in free text (CDOT's WZDx
+  joins its two directions' texts with ``<br/>``) becomes plain text; a line break stays a line
+  break (``\n``), never a "; ", so a description reads as its publisher laid it out.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -54,7 +58,9 @@ __all__ = [
     "local_time",
     "optional_text",
     "parse_time",
+    "plain_text",
     "schedule_problems",
+    "schedule_windows",
     "shown_integer",
     "text_problem",
     "weekly_schedule",
@@ -147,6 +153,38 @@ def optional_text(value: str | None, field: str, *, multiline: bool = False) -> 
     if not isinstance(value, str):
         raise ItemRejected(f"{field}: expected text, got {type(value).__name__}")
     return check_text(value, field, multiline=multiline).strip() or None
+
+
+#: HTML elements that end a line of text: a line break in the plain text
+_HTML_BREAK = re.compile(r"<(?:br|/?(?:p|div|li|tr|h[1-6])|hr)\b[^<>]*>", re.IGNORECASE)
+#: the other HTML elements seen in free text, dropped with their attributes. Only known element names:
+#: "closed <north side>" or "a < b" is text an operator typed, not markup
+_HTML_TAG = re.compile(
+    r"</?(?:a|abbr|b|big|blockquote|center|code|em|font|i|img|ol|small|span|strong|sub|sup|table|tbody"
+    r"|td|th|thead|u|ul|p|div|li|tr|h[1-6])\b[^<>]*>",
+    re.IGNORECASE,
+)
+#: a character reference: named (``&amp;``, ``&nbsp;``) or numeric (``&#39;``, ``&#x27;``); a bare "&" is text
+_HTML_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without the HTML a publisher left in it: ``<br/>``, ``<p>`` and ``<div>`` boundaries
+    become line breaks, other known tags are dropped, character references (``&amp;``, ``&#39;``)
+    are read; spaces around a line break and empty lines go. Text without markup is returned as is.
+
+    >>> plain_text("Right lane closed.<br/>Left lane closed &amp; shoulder.")
+    'Right lane closed.\\nLeft lane closed & shoulder.'
+    >>> plain_text("Closed <north side> & A < B")
+    'Closed <north side> & A < B'
+    """
+    if "<" not in text and "&" not in text:
+        return text
+    plain = _HTML_TAG.sub("", _HTML_BREAK.sub("\n", text))
+    plain = _HTML_ENTITY.sub(lambda found: html.unescape(found.group()), plain)
+    if plain == text:
+        return text
+    return "\n".join(line.strip() for line in plain.splitlines() if line.strip())
 
 
 def check_storable(value: Any, path: str = "", *, depth: int = MAX_DEPTH) -> None:
@@ -464,6 +502,16 @@ def schedule_problems(day: str, hours: str) -> list[str]:
     write an overnight window as two: friday=22:00-23:59 and saturday=00:00-06:00
     """
     return _windows(day, hours)[1]
+
+
+def schedule_windows(day: str, hours: str) -> list[tuple[int, int]]:
+    """The valid windows of one day's hours as (start, end) minutes after midnight, sorted; what
+    :func:`schedule_problems` refuses is left out (a stored schedule has none).
+
+    >>> schedule_windows("monday", "13:00-17:00, 8:00-12:00")
+    [(480, 720), (780, 1020)]
+    """
+    return _windows(day, hours)[0]
 
 
 def weekly_schedule(value: Mapping[str, str] | None) -> dict[str, str] | None:

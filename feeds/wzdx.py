@@ -4,19 +4,28 @@
   ``FeatureCollection`` (formats.md §3.2): only events of category ``CONSTRUCTION`` or
   ``ROAD_CLOSED``; one road event per direction of travel (a ``BOTH_DIRECTIONS`` event becomes
   two features, the second with the line reversed and the id suffix :data:`REVERSE_SUFFIX`);
-  ``[lon, lat]`` geometry, upstream first; all times UTC ``Z``.
+  ``[lon, lat]`` geometry, upstream first; all times UTC ``Z``. WZDx has no schedule pattern: a
+  recurring event is one road event per occurrence within :data:`DEFAULT_HORIZON` (14 days),
+  linked by ``related_road_events`` as WZDx's own recurring example links them. An event without
+  an end gets one :data:`DEFAULT_HORIZON` ahead (:func:`open_end`), never in the past, unverified.
 * :func:`parse_wzdx` reads a WZDx 4.0/4.1/4.2 work zone feed into a snapshot, and
   :func:`wzdx_item_to_event` converts one road event through :func:`feeds.city.city_event`
   (formats.md §3.4): ``all-lanes-closed`` is a ``ROAD_CLOSED``/``ROAD_CLOSED_CONSTRUCTION``, any
   other impact a ``CONSTRUCTION`` with its lanes. Detour road events are skipped with a reason.
+* :func:`problems_for` and :func:`losses_for` say, per event, why WZDx cannot carry it and what it
+  loses or approximates when it does (the compile report); ``feeds.cwz`` builds CWZ 1.0 from
+  :func:`wzdx_document`.
 
 Ids: a feature's id is the event id (``namespace:city:source_id``); the opposite direction of a
-``BOTH_DIRECTIONS`` event is ``{event id}:reverse``. Both are stable for the event's lifetime.
+``BOTH_DIRECTIONS`` event is ``{event id}:reverse``; an occurrence of a recurring event appends
+``#<its scheduled local start, YYYY-MM-DDTHH:MM>``. All are stable for the event's lifetime.
 
 What an imported WZDx road event carries beyond the common fields is kept in
 ``event.attributes["wzdx"]`` (its direction, vehicle impact, location method, work zone type,
-cross streets, mileposts, all road names); :func:`render_wzdx` prefers those values on output,
-so a WZDx feed passed through the broker keeps them. Creation and update times travel as
+cross streets, mileposts, all road names, lanes as written, types of work, reduced speed limit,
+data source id); :func:`render_wzdx` prefers those values on output, so a WZDx feed passed
+through the broker keeps them. Its four verified flags become the event's (``CityDetails``), the
+only way besides an operator's word that they are true. Creation and update times travel as
 ``attributes["_created_ms"]``/``["_updated_ms"]``, as for CIFS.
 """
 
@@ -26,6 +35,7 @@ import math
 import re
 import reprlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -34,29 +44,54 @@ from uuid import NAMESPACE_URL, uuid5
 import orjson
 
 from exchange.errors import ItemRejected, MalformedPayload, UsageError
-from exchange.model import Category, Event, ItemError, Kind, Point, first_problem, from_millis, to_millis
+from exchange.model import (
+    SCHEDULE_DAYS,
+    Category,
+    Event,
+    ItemError,
+    Kind,
+    Lane,
+    LineString,
+    Point,
+    first_problem,
+    from_millis,
+    to_millis,
+)
 from feeds.city import city_event, parse_time, text_problem
+from feeds.city_values import schedule_windows
 from feeds.items import FeedItem, Snapshot, digest, field_at, load_json
 
 __all__ = [
     "CC0_LICENSE",
-    "DEFAULT_DURATION",
+    "DEFAULT_HORIZON",
     "REVERSE_SUFFIX",
+    "WORK_ZONE_CATEGORIES",
     "WZDX_KEY",
     "WZDX_VERSION",
+    "Occurrence",
     "feed_version",
     "line_direction",
+    "losses_for",
+    "open_end",
     "parse_wzdx",
+    "problems_for",
     "render_wzdx",
     "road_event_field",
+    "schedule_occurrences",
+    "work_zone_losses",
+    "work_zone_problems",
+    "wzdx_document",
     "wzdx_item_to_event",
 ]
 
 WZDX_VERSION = "4.2"
 #: the only licence WZDx 4.2 allows in ``feed_info.license``
 CC0_LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"
-#: an event without an end is published as lasting this long, with ``is_end_date_verified: false``
-DEFAULT_DURATION = timedelta(days=14)
+#: how far ahead a recurring event's occurrences are published, and how long an event without an end
+#: is said to last (from its start, or from the feed's day once started), with ``is_end_date_verified: false``
+DEFAULT_HORIZON = timedelta(days=14)
+#: the categories a work zone feed carries
+WORK_ZONE_CATEGORIES = frozenset({Category.CONSTRUCTION, Category.ROAD_CLOSED})
 #: id suffix of the opposite-direction feature of a ``BOTH_DIRECTIONS`` event
 REVERSE_SUFFIX = ":reverse"
 #: ``event.attributes`` key holding what a WZDx road event carried beyond the common fields
@@ -73,6 +108,16 @@ _VEHICLE_IMPACTS = frozenset({
     "some-lanes-closed-merge-right", "all-lanes-open-shift-left", "all-lanes-open-shift-right",
     "some-lanes-closed-split", "flagging", "temporary-traffic-signal", "unknown",
 })
+_LANE_STATUSES = frozenset({
+    "open", "closed", "shift-left", "shift-right", "merge-left", "merge-right", "alternating-flow",
+})
+_WORK_TYPES = frozenset({
+    "maintenance", "minor-road-defect-repair", "roadside-work", "overhead-work", "below-road-work", "barrier-work",
+    "surface-work", "painting", "roadway-relocation", "roadway-creation",
+})
+#: schedule windows this close are one occurrence: 23:59 to the next day's 00:00 is how an
+#: overnight window is written (feeds.city_values.schedule_problems)
+_TOUCHING = timedelta(minutes=1)
 _LOCATION_METHODS = frozenset({"channel-device-method", "sign-method", "junction-method", "other", "unknown"})
 _WORK_ZONE_TYPES = frozenset({"static", "moving", "planned-moving-area"})
 _LANE_TYPES = frozenset({
@@ -173,10 +218,41 @@ def _vehicle_impact(event: Event, kept: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def _wzdx_lanes(event: Event) -> list[dict[str, Any]] | None:
-    details = event.details
-    if event.category is Category.ROAD_CLOSED or details is None or not details.lanes:
+def _source_lanes(kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The WZDx lanes an imported road event listed (order, type, status), when WZDx 4.2 can carry them."""
+    original = kept.get("lanes")
+    if not isinstance(original, list) or not original or not all(
+        isinstance(lane, Mapping) and isinstance(lane.get("order"), int) and not isinstance(lane.get("order"), bool)
+        and lane.get("type", "general") in _LANE_TYPES and lane.get("status") in _LANE_STATUSES
+        for lane in original
+    ):
         return None
+    return [{"order": lane["order"], "type": lane.get("type", "general"), "status": lane["status"]}
+            for lane in sorted(original, key=lambda lane: int(lane["order"]))]
+
+
+def _read_as(lanes: list[dict[str, Any]]) -> list[Lane] | None:
+    """What the WZDx reader made of ``lanes`` (CIFS lanes), None when it refuses them."""
+    try:
+        return [Lane.model_validate(lane) for lane in _lanes(lanes)[0] or []]
+    except (ItemRejected, ValueError):
+        return None
+
+
+def _wzdx_lanes(event: Event, kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The lanes published: the source's own WZDx lanes while the event still says what they said
+    (they keep what CIFS lanes cannot: merge-left, shift-right, exit-ramp ...; an operator's change
+    wins), else the event's CIFS lanes; none for a closed road unless the source listed them closed."""
+    details = event.details
+    if details is None:
+        return None
+    original = _source_lanes(kept)
+    if event.category is Category.ROAD_CLOSED:
+        return original if original and all(lane["status"] != "open" for lane in original) else None
+    if not details.lanes:
+        return None
+    if original is not None and _read_as(original) == sorted(details.lanes, key=lambda lane: lane.order):
+        return original
     lanes = []
     for rank, lane in enumerate(sorted(details.lanes, key=lambda lane: lane.order), start=1):
         kind = "general" if lane.type.upper() == "LANE" else lane.type.lower().replace("_", "-")
@@ -188,15 +264,152 @@ def _wzdx_lanes(event: Event) -> list[dict[str, Any]] | None:
     return lanes
 
 
+def _types_of_work(kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The source's ``types_of_work``, the entries WZDx 4.2 can carry."""
+    found = kept.get("types_of_work")
+    if not isinstance(found, list):
+        return None
+    kinds = []
+    for work in found:
+        if isinstance(work, Mapping) and work.get("type_name") in _WORK_TYPES:
+            kind: dict[str, Any] = {"type_name": work["type_name"]}
+            if isinstance(work.get("is_architectural_change"), bool):
+                kind["is_architectural_change"] = work["is_architectural_change"]
+            kinds.append(kind)
+    return kinds or None
+
+
 def _attribute_time(value: Any) -> datetime | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return from_millis(value)
     return None
 
 
-def _features(event: Event, source_id: str, generated: datetime) -> list[dict[str, Any]]:
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def open_end(start: datetime, generated: datetime, horizon: timedelta = DEFAULT_HORIZON) -> datetime:
+    """The end published for an event that has none: ``horizon`` after its start, or after the day
+    the feed is generated (UTC midnight) once it has started; never in the past, and the same all
+    day, so the feed does not change at every publication.
+
+    >>> open_end(datetime(2026, 3, 2, 15, 0, tzinfo=UTC), datetime(2026, 11, 27, 13, 5, tzinfo=UTC)).isoformat()
+    '2026-12-11T00:00:00+00:00'
+    >>> open_end(datetime(2026, 12, 1, 8, 0, tzinfo=UTC), datetime(2026, 11, 27, 13, 5, tzinfo=UTC)).isoformat()
+    '2026-12-15T08:00:00+00:00'
+    """
+    day = _aware(generated).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(_aware(start), day) + horizon
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One time a recurring event is in effect: UTC instants, and its scheduled local start as
+    ``YYYY-MM-DDTHH:MM`` (the id suffix: stable when the event's start or end clips it)."""
+
+    start: datetime
+    end: datetime
+    key: str
+
+
+def schedule_occurrences(
+    schedule: Mapping[str, str], *, zone: tzinfo, start: datetime | None, end: datetime | None,
+    window_start: datetime, window_end: datetime,
+) -> list[Occurrence]:
+    """The occurrences of a weekly schedule (``day -> 'HH:MM-HH:MM[,...]'``, hours in ``zone``)
+    overlapping ``[window_start, window_end)``, clipped to the event's ``[start, end]`` (not to the
+    window: one in progress keeps its start).
+
+    Windows that overlap or touch (``everyday`` with a day's own hours; ``22:00-23:59`` then the next
+    day's ``00:00-06:00``, how an overnight window is written) are one occurrence.
+
+    >>> weekly = {"tuesday": "22:00-23:59", "wednesday": "00:00-06:00"}
+    >>> [(o.key, o.end.isoformat()) for o in schedule_occurrences(weekly, zone=UTC, start=None, end=None,
+    ...     window_start=datetime(2026, 12, 1, tzinfo=UTC), window_end=datetime(2026, 12, 8, tzinfo=UTC))]
+    [('2026-12-01T22:00', '2026-12-02T06:00:00+00:00')]
+    """
+    low = max(window_start, start) if start is not None else window_start
+    high = min(window_end, end) if end is not None else window_end
+    if high <= low:
+        return []
+    spans: list[tuple[datetime, datetime, str]] = []
+    day = low.astimezone(zone).date() - timedelta(days=1)  # yesterday's window may still run
+    while day <= high.astimezone(zone).date():
+        for name in ("everyday", SCHEDULE_DAYS[1 + day.weekday()]):
+            hours = schedule.get(name)
+            for begin_min, end_min in schedule_windows(name, hours) if hours else ():
+                begin = datetime(day.year, day.month, day.day, begin_min // 60, begin_min % 60, tzinfo=zone)
+                until = datetime(day.year, day.month, day.day, end_min // 60, end_min % 60, tzinfo=zone)
+                spans.append((begin.astimezone(UTC), until.astimezone(UTC), begin.strftime("%Y-%m-%dT%H:%M")))
+        day += timedelta(days=1)
+    spans.sort()
+    merged: list[list[Any]] = []
+    for begin, until, key in spans:
+        if merged and begin - merged[-1][1] <= _TOUCHING:
+            merged[-1][1] = max(merged[-1][1], until)
+        else:
+            merged.append([begin, until, key])
+    found = []
+    for begin, until, key in merged:
+        if until <= window_start or begin >= window_end:
+            continue
+        # clipped to the event only: an occurrence in progress keeps its real start
+        begin = max(begin, start) if start is not None else begin
+        until = min(until, end) if end is not None else until
+        if until.replace(microsecond=0) > begin.replace(microsecond=0):  # the feed writes seconds
+            found.append(Occurrence(begin, until, key))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """The time of one road event an event becomes, and whether the source vouches for its ends."""
+
+    start: datetime
+    end: datetime
+    start_verified: bool
+    end_verified: bool
+    key: str | None  # the occurrence's id suffix; None for an event without schedule
+
+
+def _spans(event: Event, generated: datetime, zone: tzinfo | None, horizon: timedelta) -> list[_Span]:
+    details = event.details
+    created = _attribute_time(event.attributes.get(_CREATED_KEY))
+    start = _aware(event.start_time or created or generated)
+    start_verified = event.start_time is not None and details is not None and details.start_date_verified
+    end = event.end_time
+    end_verified = end is not None and details is not None and details.end_date_verified
+    if end is None or end.replace(microsecond=0) <= start.replace(microsecond=0):  # written to the second
+        end, end_verified = open_end(start, generated, horizon), False
+    if details is None or not details.schedule:
+        return [_Span(start, end, start_verified, end_verified, None)]
+    if zone is None:  # a wiring mistake: hours read in UTC would publish every night hours off
+        raise UsageError(f"{event.id}: a schedule's hours are local times; render it with the city's zone")
+    generated = _aware(generated)
+    return [
+        _Span(found.start, found.end, start_verified and found.start == start, end_verified and found.end == end,
+              found.key)
+        for found in schedule_occurrences(details.schedule, zone=zone, start=start, end=end,
+                                          window_start=generated, window_end=generated + horizon)
+    ]
+
+
+def _event_source(event: Event) -> dict[str, str] | None:
+    """The data source an imported WZDx road event named (its id and organisation), kept on output."""
+    source_id = _wzdx_attributes(event).get("data_source_id")
+    reference = event.details.reference if event.details is not None else None
+    if isinstance(source_id, str) and source_id and reference is not None and reference.reference == source_id:
+        return {"data_source_id": source_id, "organization_name": reference.name or source_id}
+    return None
+
+
+def _features(
+    event: Event, source_id: str, generated: datetime, zone: tzinfo | None, horizon: timedelta
+) -> list[dict[str, Any]]:
     if not event.street:
         return []
+    spans = _spans(event, generated, zone, horizon)
     kept = _wzdx_attributes(event)
     if isinstance(event.geometry, Point):
         lon, lat = event.geometry.coordinates
@@ -205,15 +418,14 @@ def _features(event: Event, source_id: str, generated: datetime) -> list[dict[st
         forward = [(round(lon, 6), round(lat, 6)) for lon, lat in event.geometry.coordinates]
     created = _attribute_time(event.attributes.get(_CREATED_KEY))
     updated = _attribute_time(event.attributes.get(_UPDATED_KEY))
-    start = event.start_time or created or generated
-    end = event.end_time
-    end_verified = bool(event.details.end_date_verified) if event.details is not None and end is not None else False
-    if end is None or end.replace(microsecond=0) <= start.replace(microsecond=0):  # written to the second
-        end, end_verified = start + DEFAULT_DURATION, False
     details = event.details
     description = details.description if details is not None and details.description else None
+    start_position = details is not None and details.start_position_verified
+    end_position = details is not None and details.end_position_verified
     location_method = kept.get("location_method")
-    lanes = _wzdx_lanes(event)
+    lanes = _wzdx_lanes(event, kept)
+    work = _types_of_work(kept)
+    speed = kept.get("reduced_speed_limit_kph")
     both = event.direction == "BOTH_DIRECTIONS" and len(forward) > 1
 
     features = []
@@ -221,57 +433,89 @@ def _features(event: Event, source_id: str, generated: datetime) -> list[dict[st
         line = forward[::-1] if reverse else forward
         direction = line_direction(line) if len(line) > 1 else "unknown"
         if not both and kept.get("direction") in _DIRECTIONS:
-            direction = str(kept["direction"])
-        core: dict[str, Any] = {
-            "event_type": "work-zone",
-            "data_source_id": source_id,
-            "road_names": [event.street],
-            "direction": direction,
-            "description": description or event.type.replace("_", " ").capitalize(),
-        }
-        if isinstance(kept.get("name"), str) and kept["name"]:
-            core["name"] = kept["name"]
-        if created is not None:
-            core["creation_date"] = _utc(created)
-        if updated is not None:
-            core["update_date"] = _utc(updated)
-        properties: dict[str, Any] = {
-            "core_details": core,
-            "start_date": _utc(start),
-            "end_date": _utc(end),
-            "is_start_date_verified": False,
-            "is_end_date_verified": end_verified,
-            "is_start_position_verified": False,
-            "is_end_position_verified": False,
-            "location_method": location_method if location_method in _LOCATION_METHODS else "unknown",
-            "vehicle_impact": _vehicle_impact(event, kept),
-        }
-        if kept.get("work_zone_type") in _WORK_ZONE_TYPES:
-            properties["work_zone_type"] = kept["work_zone_type"]
-        if not both:
-            for key in _KEPT_STRINGS:
-                if isinstance(kept.get(key), str) and kept[key]:
-                    properties[key] = kept[key]
-            for key in _KEPT_NUMBERS:
-                value = kept.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                    properties[key] = value
-        if lanes is not None:
-            properties["lanes"] = lanes
+            direction = str(kept["direction"])  # the source's signed direction
+        base = event.id + (REVERSE_SUFFIX if reverse else "")
+        ids = [base if span.key is None else f"{base}#{span.key}" for span in spans]
         if len(line) > 1:
             geometry = {"type": "LineString", "coordinates": [list(p) for p in line]}
         else:  # a point work zone: MultiPoint start and end at the same place
             geometry = {"type": "MultiPoint", "coordinates": [list(line[0]), list(line[0])]}
-        features.append({
-            "id": event.id + (REVERSE_SUFFIX if reverse else ""),
-            "type": "Feature",
-            "properties": properties,
-            "geometry": geometry,
-        })
+        for index, span in enumerate(spans):
+            core: dict[str, Any] = {
+                "event_type": "work-zone",
+                "data_source_id": source_id,
+                "road_names": [event.street],
+                "direction": direction,
+                "description": description or event.type.replace("_", " ").capitalize(),
+            }
+            if isinstance(kept.get("name"), str) and kept["name"]:
+                core["name"] = kept["name"]
+            if created is not None:
+                core["creation_date"] = _utc(created)
+            if updated is not None:
+                core["update_date"] = _utc(updated)
+            if span.key is not None:  # occurrences of one schedule, as WZDx's recurring example links them
+                related = [{"type": "first-occurrence", "id": ids[0]}] if index else []
+                if index + 1 < len(ids):
+                    related.append({"type": "next-occurrence", "id": ids[index + 1]})
+                if related:
+                    core["related_road_events"] = related
+            properties: dict[str, Any] = {
+                "core_details": core,
+                "start_date": _utc(span.start),
+                "end_date": _utc(span.end),
+                "is_start_date_verified": span.start_verified,
+                "is_end_date_verified": span.end_verified,
+                # the reversed line starts where the drawn one ends
+                "is_start_position_verified": end_position if reverse else start_position,
+                "is_end_position_verified": start_position if reverse else end_position,
+                "location_method": location_method if location_method in _LOCATION_METHODS else "unknown",
+                "vehicle_impact": _vehicle_impact(event, kept),
+            }
+            if kept.get("work_zone_type") in _WORK_ZONE_TYPES:
+                properties["work_zone_type"] = kept["work_zone_type"]
+            if not both:
+                for key in _KEPT_STRINGS:
+                    if isinstance(kept.get(key), str) and kept[key]:
+                        properties[key] = kept[key]
+                for key in _KEPT_NUMBERS:
+                    value = kept.get(key)
+                    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                        properties[key] = value
+            if isinstance(speed, int | float) and not isinstance(speed, bool) and speed >= 0:
+                properties["reduced_speed_limit_kph"] = speed
+            if work is not None:
+                properties["types_of_work"] = work
+            if lanes is not None:
+                properties["lanes"] = lanes
+            features.append({"id": ids[index], "type": "Feature", "properties": properties, "geometry": geometry})
     return features
 
 
-def render_wzdx(events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime) -> bytes:
+def wzdx_document(
+    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> dict[str, Any]:
+    """:func:`render_wzdx`'s document before it is written (``feeds.cwz`` builds CWZ from it)."""
+    info, own_source = _feed_info(feed_info, generated)
+    listed = {str(source["data_source_id"]) for source in info["data_sources"]}
+    features: list[dict[str, Any]] = []
+    for event in events:
+        if event.category not in WORK_ZONE_CATEGORIES:
+            continue
+        source = _event_source(event)
+        if source is not None and source["data_source_id"] not in listed:
+            info["data_sources"].append(source)  # business rule 4: every data_source_id is listed
+            listed.add(source["data_source_id"])
+        features.extend(_features(event, source["data_source_id"] if source else own_source, generated, zone,
+                                  horizon))
+    return {"feed_info": info, "type": "FeatureCollection", "features": features}
+
+
+def render_wzdx(
+    events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> bytes:
     """A WZDx 4.2 WorkZoneFeed (GeoJSON ``FeatureCollection``) of the closures and road works.
 
     Parameters
@@ -283,30 +527,107 @@ def render_wzdx(events: Sequence[Event], *, feed_info: Mapping[str, Any], genera
         organization_name, ...}``) or ``data_source_id``/``organization_name`` (default: a UUID
         derived from the publisher, and the publisher); optional ``license`` (only the CC0 URL),
         ``contact_name``, ``contact_email``, ``update_frequency``. Every road event names the first
-        data source. Other keys are ignored (the mapping may carry settings of other feeds).
+        data source, except one imported from a WZDx feed, which keeps its own (listed after ours).
+        Other keys are ignored (the mapping may carry settings of other feeds).
     generated
-        The feed's ``update_date``.
+        The feed's ``update_date``, and the start of the horizon.
+    zone
+        The city's time zone: a schedule's hours are local times (required when an event has one).
+    horizon
+        How far ahead a recurring event's occurrences are published, and how long after its start
+        (or after the feed's day, once started) an event without an end is said to last.
 
     Notes
     -----
     ``ROAD_CLOSED`` is ``all-lanes-closed``; ``CONSTRUCTION`` is ``some-lanes-closed`` when its lanes
     or lane impact close a lane, ``all-lanes-open`` when they close none, else ``unknown`` (an
-    imported WZDx impact is kept). An event without a start starts at its creation time (else at
-    ``generated``); one without an end lasts :data:`DEFAULT_DURATION` with
-    ``is_end_date_verified: false``. ``location_method`` is ``unknown`` unless the event came from
-    a WZDx feed that said otherwise. Start dates and positions are never claimed verified.
+    imported WZDx impact, lanes, types of work, reduced speed limit and data source are kept). An
+    event without a start starts at its creation time (else at ``generated``); one without an end
+    ends at :func:`open_end` with ``is_end_date_verified: false``. A recurring event (a weekly
+    schedule) is one road event per occurrence overlapping ``[generated, generated + horizon)``,
+    id ``<event id>#<local start YYYY-MM-DDTHH:MM>``, linked by ``related_road_events``
+    (``first-occurrence``, ``next-occurrence``, as WZDx's recurring example); none when no occurrence
+    falls there. ``direction`` is the source's signed direction when it has one, else the quadrant of
+    the line's bearing (:func:`line_direction`). ``location_method`` is ``unknown`` unless the event
+    came from a WZDx feed that said otherwise. The four verified flags are the event's
+    (``CityDetails``): true only on the source's evidence.
 
     Raises
     ------
     UsageError
-        A ``feed_info`` without publisher, with a licence other than CC0, or with bad ``data_sources``.
+        A ``feed_info`` without publisher, with a licence other than CC0, or with bad ``data_sources``;
+        an event with a schedule and no ``zone``.
     """
-    info, source_id = _feed_info(feed_info, generated)
-    features: list[dict[str, Any]] = []
-    for event in events:
-        if event.category in (Category.CONSTRUCTION, Category.ROAD_CLOSED):
-            features.extend(_features(event, source_id, generated))
-    return orjson.dumps({"feed_info": info, "type": "FeatureCollection", "features": features})
+    return orjson.dumps(wzdx_document(events, feed_info=feed_info, generated=generated, zone=zone, horizon=horizon))
+
+
+# --------------------------------------------------------------------------- what WZDx carries
+
+
+def work_zone_problems(event: Event, target: str) -> list[str]:
+    """Why a work zone feed (``target``: "WZDx", "CWZ") cannot carry ``event``; empty when it can."""
+    problems = []
+    if event.category not in WORK_ZONE_CATEGORIES:
+        problems.append(f"not a work zone: {target} carries closures and road works only, not {event.category.value}")
+    if not event.street:
+        problems.append(f"no street: {target} core_details.road_names requires one")
+    return problems
+
+
+def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
+    """What a work zone feed built by :func:`wzdx_document` (``target``: "WZDx", "CWZ") loses or
+    approximates of ``event``, one short sentence each; what only one of them loses is theirs to add."""
+    if work_zone_problems(event, target):
+        return []
+    details = event.details
+    kept = _wzdx_attributes(event)
+    days = f"{horizon.days} days" if horizon.days != 1 else "1 day"
+    losses = []
+    if details is not None and details.schedule:
+        losses.append(f"recurring schedule published as one road event per occurrence in the next {days} "
+                      f"({target} has no schedule pattern)")
+    if event.end_time is None:
+        losses.append(f"no end: published as ending {days} after its start (or after today, once started), "
+                      "end not verified")
+    if event.start_time is None:
+        losses.append("no start: published as starting when it was created (or when the feed is generated)")
+    line = isinstance(event.geometry, LineString)
+    if event.direction == "BOTH_DIRECTIONS" and line:
+        losses.append("both directions published as two road events, each direction the quadrant of its line's "
+                      f"bearing ({target} has one direction per road event)")
+    elif kept.get("direction") in _DIRECTIONS:
+        losses.append(f"direction {kept['direction']} is the source's")
+    elif isinstance(event.geometry, LineString):
+        found = line_direction([(lon, lat) for lon, lat in event.geometry.coordinates])
+        losses.append(f"direction {found} is the quadrant of the line's bearing (first to last point); "
+                      "the source signs none")
+    else:
+        losses.append("direction unknown: a point has no bearing and the source signs none")
+    if event.subtype:
+        losses.append(f"Waze subtype {event.subtype} is not carried ({target} has a vehicle impact, no subtype)")
+    if details is not None:
+        if details.lane_impact is not None and not details.lanes and event.category is Category.CONSTRUCTION:
+            losses.append(f"lane impact ({details.lane_impact.total_closed_lanes} closed on the "
+                          f"{details.lane_impact.roadside.lower()}) carried only as vehicle_impact ({target} lists "
+                          "lanes, not counts)")
+        if details.lanes and event.category is Category.ROAD_CLOSED:
+            losses.append("lanes are not listed: the road is closed (all-lanes-closed)")
+        if details.parent_event:
+            losses.append(f"parent event {details.parent_event} is not carried")
+    return losses
+
+
+def problems_for(event: Event) -> list[str]:
+    """Why WZDx cannot carry ``event`` (then it is held back from WZDx only); empty when it can."""
+    return work_zone_problems(event, "WZDx")
+
+
+def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:
+    """What WZDx loses or approximates of ``event`` when it carries it, one short sentence each."""
+    losses = work_zone_losses(event, "WZDx", horizon=horizon)
+    if losses and isinstance(event.geometry, Point):
+        losses.append("a point work zone published as a MultiPoint of its one position twice (WZDx 4.2 has no Point)")
+    return losses
 
 
 # --------------------------------------------------------------------------- reading
@@ -462,6 +783,44 @@ def _string(value: Any, field: str) -> str | None:
     return value.strip() or None
 
 
+#: the members of a road event's lanes and types of work kept to publish them again, and their types
+_LANE_MEMBERS: Mapping[str, type] = {"order": int, "type": str, "status": str}
+_WORK_MEMBERS: Mapping[str, type] = {"type_name": str, "is_architectural_change": bool}
+#: a kept whole number fits in 32 bits (a lane order beyond is nonsense, and the store takes 64 at most)
+_KEPT_INT = 2**31
+
+
+def _kept_value(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and -_KEPT_INT < value < _KEPT_INT
+    if isinstance(value, str):
+        return kind is str and text_problem(value, controls=False) is None
+    return isinstance(value, kind)
+
+
+def _kept_entries(listed: Any, members: Mapping[str, type]) -> list[dict[str, Any]] | None:
+    """A list of objects with only ``members`` of their type (None when it is not a list)."""
+    if not isinstance(listed, list):
+        return None
+    return [{name: entry[name] for name, kind in members.items() if _kept_value(entry.get(name), kind)}
+            for entry in listed if isinstance(entry, Mapping)]
+
+
+#: the verified flags of a WZDx 4.1+/CWZ road event -> the deprecated 4.0 accuracy field saying the same
+_VERIFIED = {
+    "is_start_date_verified": "start_date_accuracy",
+    "is_end_date_verified": "end_date_accuracy",
+    "is_start_position_verified": "beginning_accuracy",
+    "is_end_position_verified": "ending_accuracy",
+}
+
+
+def _verified(properties: Mapping[str, Any], flag: str, accuracy: str) -> bool:
+    """What the source says of one verified flag: only a boolean ``true`` (or 4.0's ``verified``) is evidence."""
+    value = properties.get(flag)
+    return value if isinstance(value, bool) else properties.get(accuracy) == "verified"
+
+
 def road_event_field(item: FeedItem, name: str) -> Any:
     """The field ``name`` of one road event (a source's ``match_key``): a property (dots reach into
     objects: ``core_details.name``), else a member of the feature itself (``id``)."""
@@ -506,9 +865,7 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
         impact = properties.get("vehicle_impact")
         closed = impact == "all-lanes-closed"
         lanes, lane_impact = (None, None) if closed else _lanes(properties.get("lanes"))
-        verified = properties.get("is_end_date_verified")
-        if not isinstance(verified, bool):
-            verified = properties.get("end_date_accuracy") == "verified"
+        verified = {flag: _verified(properties, flag, accuracy) for flag, accuracy in _VERIFIED.items()}
 
         attributes: dict[str, Any] = {}
         for field, key in (("creation_date", _CREATED_KEY), ("update_date", _UPDATED_KEY)):
@@ -524,10 +881,16 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
         for key in ("vehicle_impact", "location_method", "work_zone_type", *_KEPT_STRINGS):
             if isinstance(properties.get(key), str):
                 kept[key] = properties[key]
-        for key in _KEPT_NUMBERS:
+        for key in (*_KEPT_NUMBERS, "reduced_speed_limit_kph"):
             value = properties.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 kept[key] = value
+        # as the source wrote them (CIFS lanes cannot say merge-left), only the members published: a bad
+        # value elsewhere in them (a lane's restrictions) is dropped, as in any field not mapped
+        for key, members in (("lanes", _LANE_MEMBERS), ("types_of_work", _WORK_MEMBERS)):
+            entries = _kept_entries(properties.get(key), members)
+            if entries is not None:
+                kept[key] = entries
         attributes[WZDX_KEY] = kept
 
         source = feature.get("_data_source")
@@ -538,7 +901,7 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
                 reference["name"] = str(source["organization_name"])
         description = _string(core.get("description"), "core_details.description") or _string(
             core.get("name"), "core_details.name")
-        return city_event(
+        event = city_event(
             namespace,
             item.source_id,
             type="ROAD_CLOSED" if closed else "CONSTRUCTION",
@@ -553,10 +916,15 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             lanes=lanes,
             lane_impact=lane_impact,
             reference=reference,
-            end_date_verified=verified,
+            end_date_verified=verified["is_end_date_verified"],
             attributes=attributes,
             digest=item.digest,
         )
+        if event.details is not None:
+            event.details.start_date_verified = verified["is_start_date_verified"]
+            event.details.start_position_verified = verified["is_start_position_verified"]
+            event.details.end_position_verified = verified["is_end_position_verified"]
+        return event
     except ItemRejected as exc:
         exc.source_id, exc.kind = item.source_id, item.kind.value
         raise

@@ -26,7 +26,7 @@ import shapely
 from geo.names import name_similarity, normalize_street
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 
-__all__ = ["PointMatches", "match_points", "point_candidates"]
+__all__ = ["PointMatches", "match_points", "point_candidates", "road_names_at"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -250,3 +250,25 @@ def match_points(
             "invalid coordinates (NaN or out of range)" if not valid[i] else f"no road within {radius_m:g} m"
         )
     return result
+
+
+def road_names_at(network: RoadNetwork, lon: FloatArray, lat: FloatArray, *, radius_m: float) -> list[str | None]:
+    """The name of the road nearest each WGS84 point within ``radius_m``; None where no road is that
+    near, or where the nearest one has no name (a ramp: a farther named road is not the road there).
+
+    >>> from geo.types import WayInput
+    >>> from geo.network import build_network
+    >>> net = build_network({1: (-84.100, 37.150), 2: (-84.100, 37.160)}, [WayInput(1, [1, 2], {"name": "I-75"})])
+    >>> road_names_at(net, np.array([-84.1001, -84.2]), np.array([37.155, 37.155]), radius_m=50.0)
+    ['I-75', None]
+    """
+    x, y = network.frame.to_metric(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+    found = point_candidates(network, x, y, radius_m)
+    names: list[str | None] = [None] * len(x)
+    decided = np.zeros(len(x), dtype=bool)
+    for pair in np.argsort(found.distance, kind="stable"):
+        point = int(found.point[pair])
+        if not decided[point]:
+            decided[point] = True
+            names[point] = network.edge_name(int(found.edge[pair])) or None
+    return names

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from exchange.config import CATALOGUE_FEEDS, CC0_URL, Config
 from exchange.publications import FEEDS
 from exchange.schema import downloads, publications
+from exchange.targets import off_feeds
 from tests.support.serving import PLAIN, bodies, publish, running, wait_for
 from tests.support.webdata import DemoSite, demo_site
 
@@ -70,8 +71,9 @@ def test_every_published_feed_is_a_dcat_dataset_with_a_distribution(site: DemoSi
     catalogs = list(graph.subjects(RDF.type, DCAT.Catalog))
     assert catalogs == [URIRef(f"{url}/feeds")]
     found = datasets_by_url(graph)
-    assert set(found) == {f"{url}/feeds/{name}" for name in FEEDS}
-    for name in FEEDS:
+    published = [name for name in FEEDS if name not in off_feeds(site.config)]
+    assert set(found) == {f"{url}/feeds/{name}" for name in published}
+    for name in published:
         dataset, distribution = found[f"{url}/feeds/{name}"]
         row = rows[name]
         assert (catalogs[0], DCAT.dataset, dataset) in graph
@@ -92,10 +94,11 @@ def test_every_published_feed_is_a_dcat_dataset_with_a_distribution(site: DemoSi
         size = graph.value(distribution, DCAT.byteSize)
         assert isinstance(size, Literal) and size.toPython() == len(row.body)
         assert str(graph.value(distribution, DCAT.downloadURL)) == f"{url}/feeds/{name}"
-    licence = {name: str(graph.value(found[f"{url}/feeds/{name}"][0], DCT.license)) for name in FEEDS}
+    licence = {name: str(graph.value(found[f"{url}/feeds/{name}"][0], DCT.license))
+               for name in ("cifs.xml", "cifs.json", "wzdx.geojson")}
     assert licence == {"cifs.xml": "https://opendatacommons.org/licenses/by/1-0/", "cifs.json": CC0_URL,
                        "wzdx.geojson": CC0_URL}, "the CIFS licence is the city's choice; WZDx allows only CC0"
-    titles = {name: str(graph.value(found[f"{url}/feeds/{name}"][0], DCT.title)) for name in FEEDS}
+    titles = {name: str(graph.value(found[f"{url}/feeds/{name}"][0], DCT.title)) for name in published}
     assert titles["cifs.xml"] == "Closures for navigation apps"
 
 
@@ -123,7 +126,10 @@ def test_json_and_html_for_scripts_and_people(site: DemoSite) -> None:
     assert document["publisher"] == {"name": "Demo City of West Oakland", "url": "https://oakland.example.org"}
     assert document["contact"]["email"] == "traffic@oakland.example.org"
     feeds = {feed["name"]: feed for feed in document["feeds"]}
-    assert set(feeds) == set(FEEDS)
+    off = off_feeds(site.config)
+    assert set(feeds) == set(FEEDS) - set(off)
+    assert document["off"] == off and off["cwz.geojson"].startswith("cwz: off: "), "the demo's CWZ is off: why"
+    assert "cwz.geojson is not published: cwz: off: " in page.text
     for name, feed in feeds.items():
         assert feed["url"] == f"{url}/feeds/{name}" and feed["access"] == "open"
         assert feed["bytes"] == len(rows[name].body) and feed["events"] == rows[name].events == 3
@@ -190,7 +196,7 @@ def test_restricted_feeds_listed_on_request_without_what_partners_keep(site: Dem
         page = httpx.get(f"{url}/feeds").text
     graph = graph_of(response)
     found = datasets_by_url(graph)
-    assert set(found) == {f"{url}/feeds/{name}" for name in FEEDS}
+    assert set(found) == {f"{url}/feeds/{name}" for name in FEEDS if name not in off_feeds(config)}
     for dataset, distribution in found.values():
         assert str(graph.value(dataset, DCT.accessRights)) == f"{EU}/access-right/RESTRICTED"
         assert graph.value(dataset, DCT.issued) is not None and graph.value(dataset, DCT.title) is not None

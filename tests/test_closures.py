@@ -125,7 +125,7 @@ def test_publish_out_validate_and_inspect_feed(cli: Cli, tmp_path: Path, testdat
     out = tmp_path / "feeds"
     published = cli("--config", str(DEMO), "publish", "--out", str(out))
     assert published.code == 0, published
-    assert sorted(p.name for p in out.iterdir()) == ["cifs.json", "cifs.xml", "wzdx.geojson"]
+    assert sorted(p.name for p in out.iterdir()) == ["cifs.json", "cifs.xml", "datex2.xml", "wzdx.geojson"]
     assert closure_id in (out / "cifs.json").read_text()
     for name in ("cifs.xml", "wzdx.geojson"):
         checked = cli("validate", str(out / name))

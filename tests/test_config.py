@@ -10,6 +10,7 @@ from exchange.config import (
     CatalogueConfig,
     CatalogueFeedConfig,
     Config,
+    Datex2Settings,
     ExportConfig,
     HttpConfig,
     LifecycleConfig,
@@ -39,7 +40,7 @@ def test_example_and_demo_configs_load(data_dir: Path) -> None:
 @pytest.mark.parametrize(
     "model", [Config, LifecycleConfig, NetworkConfig, PublishConfig, ServeConfig, NotifyConfig, HttpConfig,
               RetentionConfig, SourceConfig, WazeFeedSettings, CatalogueConfig, CatalogueFeedConfig, ExportConfig,
-              WebConfig]
+              WebConfig, Datex2Settings]
 )
 def test_every_setting_is_documented_in_the_example(model: type) -> None:
     text = EXAMPLE.read_text()
@@ -49,7 +50,7 @@ def test_every_setting_is_documented_in_the_example(model: type) -> None:
         section = {"sources": "sources", "database": "database", "lifecycle": "lifecycle", "network": "network",
                    "centerline": "network.centerline", "publish": "publish", "serve": "serve",
                    "notify": "notify", "http": "http", "retention": "retention", "catalogue": "catalogue", "web": "web",
-                   "export": "export", "feeds": 'catalogue.feeds."cifs.xml"'}.get(name)
+                   "export": "export", "feeds": 'catalogue.feeds."cifs.xml"', "datex2": "publish.datex2"}.get(name)
         if section:
             assert re.search(rf"^#? ?\[\[?{re.escape(section)}\]\]?$", text, re.MULTILINE), f"no [{section}]"
             continue

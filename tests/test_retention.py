@@ -79,7 +79,7 @@ def fill(engine: Engine) -> dict[str, int]:
             {"city_event_id": "city:city:closed-long-ago", "crowd_event_id": "waze:alert:confirms-ended-closure",
              "linked_ms": ago(41), "how": "road-closed-alert"},
         ])
-        conn.execute(insert(published_events).values(event_id="city:city:still-published", version={},
+        conn.execute(insert(published_events).values(event_id="city:city:still-published", target="cifs", version={},
                                                      published_ms=ago(380)))
         for days, status in ((40, "published"), (39, "unchanged"), (35, "unchanged")):
             conn.execute(insert(publish_runs).values(at_ms=ago(days), status=status, events=1, held_back=0))

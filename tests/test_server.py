@@ -67,7 +67,7 @@ def test_publication_row_renders_once_and_deterministically() -> None:
     assert publication_row("cifs.xml", body + b" ", "x", 3, 0)["etag"] != row["etag"]
     with pytest.raises(ValueError, match="unknown feed"):
         publication_row("cifs.csv", body, "text/csv", 1, 0)
-    assert set(FEEDS) == {"cifs.xml", "cifs.json", "wzdx.geojson"}
+    assert set(FEEDS) == {"cifs.xml", "cifs.json", "wzdx.geojson", "datex2.xml", "cwz.geojson"}
 
 
 def test_header_helpers() -> None:
@@ -96,7 +96,9 @@ def test_feeds_validators_gzip_and_head(engine: Engine) -> None:
             assert response.headers["content-length"] == str(len(content[name]))
             assert "content-encoding" not in response.headers
         assert FEED_CONTENT_TYPES == {"cifs.xml": "application/xml; charset=utf-8", "cifs.json": "application/json",
-                                      "wzdx.geojson": "application/geo+json"}
+                                      "wzdx.geojson": "application/geo+json",
+                                      "datex2.xml": "application/xml; charset=utf-8",
+                                      "cwz.geojson": "application/geo+json"}
 
         path, etag = "/feeds/cifs.xml", etags["cifs.xml"]
         last_modified = formatdate(published_ms // 1000, usegmt=True)

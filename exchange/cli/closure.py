@@ -43,6 +43,11 @@ DESCRIPTION = typer.Option(help="Short description (Waze shows about 40 characte
 SCHEDULE = typer.Option(help="Active hours, repeatable: DAY=HH:MM-HH:MM[,HH:MM-HH:MM] with DAY everyday or "
                         "monday..sunday.")
 LANES = typer.Option("--lane-impact", help='Partial closure: "CLOSED_LANES:LEFT|MIDDLE|RIGHT", e.g. "1:RIGHT".')
+VERIFIED_START = typer.Option(
+    "--verified-start", help="The start is confirmed (a crew on site, a signed order): WZDx/CWZ "
+    "is_start_date_verified. Never assumed.")
+VERIFIED_END = typer.Option(
+    "--verified-end", help="The end is confirmed: WZDx/CWZ is_end_date_verified. Never assumed; `closure end` is.")
 OPERATOR = typer.Option(help="Who makes the change, recorded with the revision. Default: $USER.")
 ID = typer.Argument(metavar="ID", help="The closure's id, as `closure add` printed.")
 
@@ -171,6 +176,8 @@ def closure_add(
     description: Annotated[str | None, DESCRIPTION] = None,
     schedule: Annotated[list[str] | None, SCHEDULE] = None,
     lane_impact: Annotated[str | None, LANES] = None,
+    verified_start: Annotated[bool, VERIFIED_START] = False,
+    verified_end: Annotated[bool, VERIFIED_END] = False,
     operator: Annotated[str | None, OPERATOR] = None,
 ) -> None:
     """Add a closure; prints only its new id on stdout.
@@ -191,7 +198,7 @@ def closure_add(
     spec = ClosureInput(
         street=street, points=points, type=kind, subtype=subtype, direction=direction, start=start, end=end,
         description=description, schedule=_schedule(schedule), lane_impact=_lane_impact(lane_impact),
-        operator=_operator(operator),
+        operator=_operator(operator), verified_start=verified_start, verified_end=verified_end,
     )
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
     also = (created.opposite.id,) if created.opposite is not None else ()
@@ -213,6 +220,16 @@ def closure_update(
     description: Annotated[str | None, DESCRIPTION] = None,
     schedule: Annotated[list[str] | None, SCHEDULE] = None,
     lane_impact: Annotated[str | None, LANES] = None,
+    verified_start: Annotated[
+        bool | None,
+        typer.Option("--verified-start/--unverified-start", help="The start is confirmed, or no longer. Default: "
+                     "kept, except a changed start is unverified."),
+    ] = None,
+    verified_end: Annotated[
+        bool | None,
+        typer.Option("--verified-end/--unverified-end", help="The end is confirmed, or no longer. Default: kept, "
+                     "except a changed end is unverified."),
+    ] = None,
     clear: Annotated[
         list[Clearable] | None,
         typer.Option("--clear", metavar="FIELD", help="Remove an optional field, repeatable: start, end, subtype, "
@@ -241,6 +258,7 @@ def closure_update(
             "street": street, "type": kind, "subtype": subtype, "direction": direction, "start": start,
             "end": end, "description": description, "schedule": _schedule(schedule),
             "lane_impact": _lane_impact(lane_impact), "points": _points(polyline, start_point, end_point),
+            "verified_start": verified_start, "verified_end": verified_end,
         }.items() if value is not None
     }
     cleared = [field.name for field in clear or ()]

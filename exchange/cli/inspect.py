@@ -304,9 +304,17 @@ def inspect_sources(
 def inspect_feed(
     fmt: Annotated[RecordFormat, typer.Option("--format", "-f", help="table, json, jsonl, csv.")]
     = RecordFormat.table,
+    target: Annotated[str | None, typer.Option(
+        "--target", "-t", help="cifs, wzdx, datex2 or cwz: the compile report of the last publication for that "
+        "target (what it held back and why, what it lost or approximated of each event).")] = None,
 ) -> None:
     """The Waze acceptance lint of every event that belongs in the feeds, what the last publish held
-    back and why, and the feed's success share.
+    back and why, and the feed's success share; with --target, that target's compile report.
+
+    The compile report lists every event the last publication rendered for the target: "outcome" is
+    published, "previous version" (a newer one is held back) or "held back"; "held_back" says why;
+    "losses" what the target could not carry of it or approximated (one sentence each). The event's
+    id is the same in every target (CIFS incident id, WZDx/CWZ feature id, DATEX II situation id).
 
     Blocking findings are reasons Waze would reject the event (no street or a house number in it;
     for a full closure, a ROAD_CLOSED without a lane impact: length outside 30 m - 20 km, more than
@@ -318,6 +326,9 @@ def inspect_feed(
     still be served). An event whose stored row cannot be read is left out with a warning on stderr
     (publish holds it back).
     """
+    if target is not None:
+        _compile_report(target, fmt)
+        return
     from exchange.confirm import observed_share
     from exchange.model import to_millis
     from exchange.publish import eligible_events, held_back_now
@@ -362,3 +373,36 @@ def inspect_feed(
     if live:
         print(f"Waze shows {seen} of the {live} published closure(s) in effect ({seen / live:.0%} observed in the "
               f"inbound feed; the lint predicts {share:.0%})", file=sys.stderr)
+
+
+def _compile_report(name: str, fmt: RecordFormat) -> None:
+    """``inspect feed --target``: one record per event the target's last publication rendered or held back."""
+    from exchange.publish import compile_report
+    from exchange.targets import TARGETS
+
+    if name not in TARGETS:
+        raise UsageError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+    at, report = compile_report(context.engine())
+    part = report.get(name)
+    if at is None or part is None:
+        print(f"{name}: no publication has been rendered yet (run `exchange publish`)", file=sys.stderr)
+        return
+    when = datetime.fromtimestamp(at / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    if part.get("status") == "off":
+        print(f"{name}: off: {part.get('reason')} (publication of {when})", file=sys.stderr)
+        return
+    held: dict[str, str] = part.get("held_back") or {}
+    losses: dict[str, list[str]] = part.get("losses") or {}
+    joined = fmt in (RecordFormat.table, RecordFormat.csv)
+    records = []
+    for event_id in sorted(set(held) | set(losses) | set(part.get("carried") or ())):
+        reason = held.get(event_id)
+        outcome = ("previous version" if reason.startswith("newer version") else "held back") if reason else \
+            "published"
+        lost = losses.get(event_id, [])
+        records.append({"id": event_id, "outcome": outcome, "held_back": reason,
+                        "losses": ("; ".join(lost) or None) if joined else lost})
+    write_records(records, fmt, columns=("id", "outcome", "held_back", "losses"), title=f"{name} compile report")
+    failed = f"; failed: {part.get('reason')}" if part.get("status") == "failed" else ""
+    print(f"{name}: publication of {when}: {part.get('events', 0)} event(s), {len(held)} held back, "
+          f"{len(losses)} with losses{failed}", file=sys.stderr)

@@ -321,7 +321,7 @@ def test_a_valid_event_publishes_alone(valid: Event) -> None:
     for shape in ("wrapped", "flat"):
         json = render_cifs_json([valid], zone=zone, generated=GENERATED, shape=shape)
         assert errors_only(validate_cifs_json(json)) == [], json.decode()
-    wzdx = render_wzdx([valid], feed_info={"publisher": "Demo City"}, generated=GENERATED)
+    wzdx = render_wzdx([valid], feed_info={"publisher": "Demo City"}, generated=GENERATED, zone=zone)
     assert validate_wzdx(wzdx) == [], wzdx.decode()
     if valid.category.value in ("ROAD_CLOSED", "CONSTRUCTION"):
         assert b'"features":[{' in wzdx

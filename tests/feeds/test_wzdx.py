@@ -243,8 +243,12 @@ def test_feed_info_and_road_event_fields() -> None:
     }
     assert properties["start_date"] == "2026-07-12T13:00:00Z" and properties["end_date"] == "2026-07-14T22:00:00Z"
     assert properties["vehicle_impact"] == "all-lanes-closed" and properties["location_method"] == "unknown"
-    assert properties["is_end_date_verified"] is True
+    # a city event's end is verified only on the source's evidence (issue 16): this one has none
+    assert properties["is_end_date_verified"] is False and properties["is_start_date_verified"] is False
     assert properties["is_start_position_verified"] is False and properties["is_end_position_verified"] is False
+    vouched = street_event(end_date_verified=True)
+    assert features(render_wzdx([vouched], feed_info=info, generated=GENERATED))[0]["properties"][
+        "is_end_date_verified"] is True
     bare = orjson.loads(render_wzdx([], feed_info={**FEED_INFO, "url": "https://x.org"}, generated=GENERATED))
     assert "license" not in bare["feed_info"] and "url" not in bare["feed_info"]
 

@@ -34,6 +34,8 @@ def bodies(n: int, size: int = 50) -> dict[str, bytes]:
         "cifs.xml": b'<?xml version="1.0"?><incidents>' + b"<incident id='%d'/>" % n * (size + n) + b"</incidents>",
         "cifs.json": json.dumps({"publication": n, "incidents": [{"id": i} for i in range(size + n)]}).encode(),
         "wzdx.geojson": json.dumps({"type": "FeatureCollection", "n": n, "features": [None] * (size + n)}).encode(),
+        "datex2.xml": b'<?xml version="1.0"?><payload>' + b"<situation id='%d'/>" % n * (size + n) + b"</payload>",
+        "cwz.geojson": json.dumps({"type": "FeatureCollection", "cwz": n, "features": [None] * (size + n)}).encode(),
     }
 
 
