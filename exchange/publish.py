@@ -61,10 +61,11 @@ from typing import Any, NoReturn
 
 import orjson
 from sqlalchemy import Connection, Engine, delete, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from exchange.bulk import Bulk, dumps
 from exchange.config import Config
-from exchange.db import writing
+from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
 from exchange.model import Event, Status, from_millis
 from exchange.publications import publication_row, save_publications
@@ -248,7 +249,27 @@ def publish(
     earlier: the daemon's clock passes its interval, so that no publication outlives ``max_age_s``
     between two of its ticks (``/health/sources`` calls an older feed stale). ``targets``: the targets
     to publish instead of the configured ones.
+
+    A store error (a write refused, the connection lost) is a failed publish like any other: the
+    publication is one transaction, so the last good feeds stay served; the run is recorded as
+    failed when the store takes that write, and :class:`PublishFailed` says why in one line.
     """
+    try:
+        return _publish(engine, config, out_dir=out_dir, placement=placement, renew_within_s=renew_within_s,
+                        targets=targets)
+    except SQLAlchemyError as exc:
+        message = f"the store refused the publication: {db_error_message(exc)}"
+        try:
+            _record(engine, now_ms(), PublishResult(status="failed"), message)
+        except SQLAlchemyError:  # the store is gone altogether: the log line is the record
+            log.warning("cannot record the failed publish run: %s", message)
+        raise PublishFailed(f"{message}; the last good feeds stay served") from exc
+
+
+def _publish(
+    engine: Engine, config: Config, *, out_dir: Path | None, placement: Any, renew_within_s: int,
+    targets: Sequence[Target] | None,
+) -> PublishResult:
     from feeds.lint import feed_success_share, lint_event
 
     at = now_ms()

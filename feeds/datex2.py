@@ -163,7 +163,7 @@ def _start_of(event: Event) -> datetime | None:
 
 
 def problems_for(event: Event) -> list[str]:
-    """Why ``event`` cannot be carried validly in DATEX II; empty when it can.
+    r"""Why ``event`` cannot be carried validly in DATEX II; empty when it can.
 
     >>> from exchange.model import Category, Kind, Point
     >>> jam = Event(id="waze:jam:1", source="waze", kind=Kind.JAM, source_id="1", origin="crowd",
@@ -171,6 +171,7 @@ def problems_for(event: Event) -> list[str]:
     >>> print(*problems_for(jam), sep="\n")
     crowd data is never published in DATEX II (city events only)
     Waze type JAM has no DATEX II record here (closures, road works and accidents only)
+    no start time: DATEX II validity needs an overallStartTime
     """
     found: list[str] = []
     if event.origin != Origin.CITY:
