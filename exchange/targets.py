@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from exchange.config import Config
 from exchange.model import Event, SourceRef
+from exchange.validation import OfficialSchemas
 
 if TYPE_CHECKING:
     from feeds.cifs import Attribution
@@ -57,16 +58,6 @@ Renderer = Callable[[Sequence[Event], Config, datetime], dict[str, bytes]]
 #: the document problems of rendered feeds that make them invalid, one ``"<feed>: <location>: <message>"`` each
 Checker = Callable[[Mapping[str, bytes], "OfficialSchemas"], list[str]]
 EventStatement = Callable[[Event], list[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class OfficialSchemas:
-    """The official schemas found under ``publish.schema_dir`` (None: not given, or not there)."""
-
-    datex2: Any = None  # lxml.etree.XMLSchema of DATEXII_3_D2Payload.xsd or DATEXII_3_MessageContainer.xsd
-    datex2_from: Path | None = None
-    cwz: Any = None  # jsonschema validator of the CWZ 1.0 WorkZoneFeed.json
-    cwz_from: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from jsonschema import Draft7Validator, FormatChecker
@@ -34,10 +35,8 @@ from feeds.problems import Problem
 from feeds.wzdx import WZDX_VERSION, feed_version
 from feeds.xmlsafe import parse_untrusted
 
-if TYPE_CHECKING:
-    from exchange.targets import OfficialSchemas
-
 __all__ = [
+    "OfficialSchemas",
     "check_cwz_document",
     "check_datex2_document",
     "checks_run",
@@ -51,6 +50,16 @@ __all__ = [
     "validate_wzdx",
     "wzdx_validator",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class OfficialSchemas:
+    """The official schemas found under ``publish.schema_dir`` (None: not given, or not there)."""
+
+    datex2: Any = None  # lxml.etree.XMLSchema of DATEXII_3_D2Payload.xsd or DATEXII_3_MessageContainer.xsd
+    datex2_from: Path | None = None
+    cwz: Any = None  # jsonschema validator of the CWZ 1.0 WorkZoneFeed.json
+    cwz_from: Path | None = None
 
 _XSD_LOCK = threading.Lock()
 _TIME_FIELDS = ("start_date", "end_date")
