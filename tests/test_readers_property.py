@@ -121,8 +121,9 @@ _CIFS = TESTDATA / "cifs" / "london_on_cifs_example.xml"
 _WZDX = TESTDATA / "wzdx" / "cdot_prod_wzdx_v42_20230522.json"
 
 
-def _cifs_variants(data: st.DataObject) -> bytes:
-    root = etree.fromstring(_CIFS.read_bytes())
+def _xml_variants(path: Path, data: st.DataObject) -> bytes:
+    """A real XML document with some elements' text replaced, some dropped, some ids changed."""
+    root = etree.fromstring(path.read_bytes())
     elements = [element for element in root.iter() if isinstance(element.tag, str)][1:]
     for _ in range(data.draw(st.integers(1, 4))):
         element = data.draw(st.sampled_from(elements))
@@ -145,7 +146,16 @@ def cifs_file(testdata: Path) -> Path:
 @SETTINGS
 @given(st.data())
 def test_cifs_reader(cifs_file: Path, data: st.DataObject) -> None:
-    _read_all(_source("cifs"), _cifs_variants(data))
+    _read_all(_source("cifs"), _xml_variants(_CIFS, data))
+
+
+_DATEX2 = TESTDATA / "datex2" / "samples" / "svv_GetSituations_Datex3.xml"
+
+
+@SETTINGS
+@given(st.data())
+def test_datex2_reader(testdata: Path, data: st.DataObject) -> None:
+    _read_all(_source("datex2"), _xml_variants(_DATEX2, data))
 
 
 @pytest.fixture(scope="module")
