@@ -449,3 +449,7 @@ def test_the_daemon_logs_no_partner_or_operator_token(config_path: Path, upstrea
     assert "/feeds/cifs.xml" in text and "/api/events" in text, "the access log was on"
     forms = {form for token in (minted["partner"], minted["operator"]) for form in encodings(token)}
     assert sorted(form for form in forms if form in text) == [], text
+    # the same run polled the sources with their tokens in the query and the path, and failed some
+    assert all(f"exchange.daemon: {name}: " in text for name in SOURCES), text
+    check_targets(upstream[1])
+    assert leaks(text) == [], text
