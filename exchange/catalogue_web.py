@@ -34,6 +34,7 @@ from exchange.config import CATALOGUE_FEEDS, Config
 from exchange.cors import OPEN_READ, PREFLIGHT
 from exchange.db import db_error_message
 from exchange.errors import ExchangeError
+from exchange.http_headers import weighted
 from exchange.schema import downloads, events, published_events
 from exchange.targets import off_feeds
 
@@ -72,18 +73,7 @@ def choose_rendering(accept: str | None) -> str | None:
     """
     if accept is None or not accept.strip():
         return "html"
-    ranges: list[tuple[str, float]] = []
-    for part in accept.split(","):
-        kind, _, params = part.partition(";")
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        ranges.append((kind.strip().lower(), q))
+    ranges = weighted(accept)
     best: tuple[float, int, int, str] | None = None
     for order, (media, rendering) in enumerate(_MEDIA):
         main = media.split("/")[0]

@@ -78,6 +78,7 @@ from exchange.config import Config
 from exchange.cors import OPEN_READ, PREFLIGHT, as_headers
 from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
+from exchange.http_headers import weighted
 from exchange.metrics import ANONYMOUS_PARTNER, UNKNOWN_PARTNER, RequestMetrics, ServerMetrics
 from exchange.partners import ANONYMOUS, hash_token
 from exchange.publications import FEEDS
@@ -126,17 +127,7 @@ def accepts_gzip(value: str) -> bool:
     """
     gzip_q: float | None = None
     star_q: float | None = None
-    for part in value.split(","):
-        coding, _, params = part.partition(";")
-        coding = coding.strip().lower()
-        q = 1.0
-        for param in params.split(";"):
-            key, _, number = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(number)
-                except ValueError:
-                    q = 0.0
+    for coding, q in weighted(value):
         if coding in ("gzip", "x-gzip"):
             gzip_q = q if gzip_q is None else max(gzip_q, q)
         elif coding == "*":
