@@ -676,7 +676,8 @@ def parse_wzdx(data: bytes) -> Snapshot:
         raise MalformedPayload("a WZDx device feed (field devices), not a work zone feed")
 
     sources: dict[str, str] = {}
-    for source in info.get("data_sources") or []:
+    listed = info.get("data_sources")
+    for source in listed if isinstance(listed, list) else []:  # a malformed list names no source
         if isinstance(source, Mapping) and source.get("data_source_id"):
             sources[str(source["data_source_id"])] = str(source.get("organization_name") or "")
     update = info.get("update_date")

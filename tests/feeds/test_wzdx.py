@@ -331,3 +331,9 @@ def test_the_wzdx_source_adapter(testdata: Path) -> None:
     snapshot = source.read(fetched.body)
     event = source.convert(snapshot.items[0])
     assert event.id.startswith("wzdx:city:") and len(snapshot.items) == 87
+
+
+def test_a_data_sources_member_that_is_not_a_list_names_no_source() -> None:
+    """Found by bench/fuzz_readers.py: ``"data_sources": 1`` in feed_info was a TypeError traceback."""
+    document = {"feed_info": {"version": "4.2", "data_sources": 1}, "type": "FeatureCollection", "features": []}
+    assert parse_wzdx(orjson.dumps(document)).items == []
