@@ -11,12 +11,15 @@ then points the link at it with one ``rename`` (atomic on POSIX), then removes t
 the previous one (a reader that opened a file of it keeps reading it). When a file cannot be
 written (a full disk), the new set is removed, the link still points at the old set, and the
 error says so. A real directory found where the link belongs (written by a release before this
-one) becomes the first set, once.
+one) is moved beside the sets, kept, and the move is logged; a symbolic link the sink did not make is
+refused. One writer at a time (a lock file in the sets' directory).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +30,8 @@ from pathlib import Path
 from exchange.errors import ExchangeError, UsageError
 
 __all__ = ["FileSink"]
+
+log = logging.getLogger("exchange.sinks")
 
 
 class FileSink:
@@ -58,6 +63,22 @@ class FileSink:
                 raise UsageError(f"a gzip sink needs the compressed body of {name!r}")
         try:
             self.sets.mkdir(parents=True, exist_ok=True)
+            lock = os.open(self.sets / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise ExchangeError(f"cannot write the feeds to {self.directory}: {exc.strerror or exc}") from exc
+        try:
+            # one writer at a time (the daemon's out_dir and a `publish --out` by hand): each removes
+            # the sets older than the previous one, which must never be another writer's new set
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._push_locked(feeds, gzipped, mtime_ms)
+        finally:
+            os.close(lock)  # releases the lock
+
+    def _push_locked(
+        self, feeds: Mapping[str, bytes], gzipped: Mapping[str, bytes] | None, mtime_ms: int | None
+    ) -> None:
+        try:
+            self._check_link()
             self._adopt_legacy_directory()
             new = Path(tempfile.mkdtemp(dir=self.sets, prefix=time.strftime("set-%Y%m%dT%H%M%S-")))
         except OSError as exc:
@@ -102,10 +123,24 @@ class FileSink:
         link.replace(self.directory)
         _fsync_directory(self.directory.parent)
 
+    def _check_link(self) -> None:
+        """A symbolic link this sink did not make (a city's own ``feeds -> site``) is not replaced."""
+        if self.directory.is_symlink():
+            target = self.directory.parent / self.directory.readlink()
+            if target.parent.resolve() != self.sets.resolve():
+                raise ExchangeError(
+                    f"{self.directory} is a symbolic link to {target}, not one this sink made: point "
+                    "publish.out_dir (or --out) at a path of its own"
+                )
+
     def _adopt_legacy_directory(self) -> None:
-        """A real directory where the link belongs (an earlier release's files) becomes the first set."""
+        """A real directory where the link belongs (an earlier release's files) becomes a set that is
+        kept, so nothing the city put there is deleted; it is said once."""
         if self.directory.is_dir() and not self.directory.is_symlink():
-            self.directory.rename(self.sets / time.strftime("set-%Y%m%dT%H%M%S-adopted"))
+            adopted = self.sets / time.strftime("adopted-%Y%m%dT%H%M%S")
+            self.directory.rename(adopted)
+            log.warning("%s is now a link to each publication's set of files; what it held was moved to %s "
+                        "(kept: move back what is not a feed)", self.directory, adopted)
 
     def _remove_old_sets(self, keep: set[str]) -> None:
         for entry in self.sets.iterdir():

@@ -51,7 +51,25 @@ except ExchangeError as exc:
     assert "cannot write the feeds to" in failed.stdout and "the previous set of files stays in place" in failed.stdout
     assert _publication_of(target) == {1}
     assert sorted(p.name for p in target.iterdir()) == ["cifs.json", "cifs.xml", "wzdx.geojson"]
-    assert len(list((tmp_path / ".feeds.sets").iterdir())) == 1, "the partial set is removed"
+    assert len(list((tmp_path / ".feeds.sets").glob("set-*"))) == 1, "the partial set is removed"
+
+
+def test_concurrent_writers_never_leave_the_link_dangling(tmp_path: Path) -> None:
+    """Trial finding: four `publish --out DIR` at once deleted each other's new sets; DIR pointed at
+    a removed set (or none was left) while every run exited 0."""
+    target = tmp_path / "feeds"
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from adapters.sinks import FileSink
+from tests.test_file_sink_sets import _set
+for n in range(15):
+    FileSink({str(target)!r}).push(_set(int(sys.argv[1]) * 100 + n))
+"""
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(w)]) for w in range(4)]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    assert len(_publication_of(target)) == 1 and (target / "cifs.xml").is_file()
 
 
 def test_readers_see_one_publication_or_the_next(tmp_path: Path) -> None:
@@ -77,15 +95,26 @@ def test_readers_see_one_publication_or_the_next(tmp_path: Path) -> None:
     reader.join()
     assert not mixed
     assert _publication_of(target) == {29}
-    assert len(list((tmp_path / ".feeds.sets").iterdir())) <= 2, "older sets are removed"
+    assert len(list((tmp_path / ".feeds.sets").glob("set-*"))) <= 2, "older sets are removed"
 
 
-def test_an_earlier_release_directory_is_adopted(tmp_path: Path) -> None:
+def test_an_earlier_release_directory_is_adopted_and_kept(tmp_path: Path) -> None:
+    """Trial finding: a file the city kept in DIR (index.html) was deleted after two publications."""
     target = tmp_path / "feeds"
     target.mkdir()
     (target / "cifs.xml").write_bytes(b"old")
-    FileSink(target).push(_set(1))
-    assert target.is_symlink() and _publication_of(target) == {1}
+    (target / "index.html").write_bytes(b"mine")
+    for n in (1, 2, 3):
+        FileSink(target).push(_set(n))
+    assert target.is_symlink() and _publication_of(target) == {3}
+    kept = [p for p in (tmp_path / ".feeds.sets").iterdir() if p.name.startswith("adopted-")]
+    assert len(kept) == 1 and (kept[0] / "index.html").read_bytes() == b"mine"
+    # a link the city made itself is not replaced
+    (tmp_path / "site").mkdir()
+    (tmp_path / "www").symlink_to(tmp_path / "site")
+    with pytest.raises(ExchangeError, match=r"is a symbolic link to .*site, not one this sink made"):
+        FileSink(tmp_path / "www").push(_set(1))
+    assert (tmp_path / "www").resolve() == (tmp_path / "site").resolve()
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ExchangeError, match=r"^cannot write the feeds to .*a-file/x: Not a directory$"):
         FileSink(tmp_path / "a-file" / "x").push(_set(1))
