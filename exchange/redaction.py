@@ -169,8 +169,17 @@ def redact_query_tokens(text: str) -> str:
 
     >>> redact_query_tokens("/login?next=/map%3Ftoken%3Ds3cret%26a%3D1")
     '/login?next=/map%3Ftoken%3D***%26a%3D1'
+
+    OAuth's ``access_token``, API keys, a ``=`` percent-encoded, and a token-shaped path segment:
+
+    >>> redact_query_tokens("/api/events?access_token=abc&api_key=def"), redact_query_tokens("/x?token%3Dabc")
+    ('/api/events?access_token=***&api_key=***', '/x?token%3D***')
+    >>> redact_query_tokens('"GET /feeds/Up2e41bWq0J8Kk3n4Xr5Ts6Vu7Wx8Yz9Ab0Cd1Ef2G HTTP/1.1" 404')
+    '"GET /feeds/*** HTTP/1.1" 404'
     """
-    return _QUERY_TOKEN.sub(r"\1" + MASK, text) if "=" in text else text
+    if "=" in text or "%3" in text:
+        text = _QUERY_TOKEN.sub(r"\1" + MASK, text)
+    return _PATH_TOKEN.sub(MASK, text) if "/" in text else text
 
 
 def redact(text: str) -> str:
@@ -291,8 +300,19 @@ def _hex(byte: int) -> str:
 
 
 #: ``token=`` in a query, its name in any case and any percent-encoding of its letters
+def _any_case(word: str) -> str:
+    return "".join(f"(?:{_char_pattern(char)}|{_char_pattern(char.upper())})" for char in word)
+
+
+#: query parameters that carry credentials by convention (ours is ``token``; clients also send OAuth's
+#: ``access_token`` and API keys), their names in any case and any percent-encoding
+_SECRET_PARAMETERS = ("access_token", "token", "api_key", "apikey", "key")
 _QUERY_TOKEN = re.compile(
     r"((?:^|[?&;]|%3[Ff]|%26)"
-    + "".join(f"(?:{_char_pattern(char)}|{_char_pattern(char.upper())})" for char in "token")
+    + "(?:" + "|".join(_any_case(name) for name in _SECRET_PARAMETERS) + ")"
     + r"(?:=|%3[Dd]))(?:[^&\s\"'%]|%(?!26))*"
 )
+#: a URL path segment shaped like one of our tokens (43 URL-safe characters; 32 or more here): a
+#: partner who puts the token in the path (``/feeds/<token>``, Waze's own URL style) is answered 404,
+#: and the access log must not keep it. Event ids hold ':' and are not caught.
+_PATH_TOKEN = re.compile(r"(?<=/)[A-Za-z0-9_-]{32,}(?=[/?#\s\"']|$)")
