@@ -70,6 +70,12 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc(record.created)
 
+    def format(self, record: logging.LogRecord) -> str:
+        # upstream text (a Waze street, a rejected id) is shown, never obeyed by the terminal
+        from exchange.output import terminal_safe
+
+        return terminal_safe(super().format(record))
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line: time, level, logger, message (and exc_info, stack_info)."""

@@ -166,8 +166,10 @@ def write_records(
     if fmt is Format.csv:
         writer = csv.writer(out)
         writer.writerow(columns)
+        # to a file or a pipe the data goes as it is; to a terminal its control characters are shown
+        shown = _csv_value if not out.isatty() else lambda value: _terminal_cell(_csv_value(value))
         for record in records:
-            writer.writerow(_csv_value(record.get(c)) for c in columns)
+            writer.writerow(shown(record.get(c)) for c in columns)
             count += 1
         return count
     if fmt is Format.jsonl:
@@ -300,6 +302,10 @@ def csv_safe(value: Any) -> Any:
 
 
 _FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
+def _terminal_cell(value: Any) -> Any:
+    return terminal_safe(value) if isinstance(value, str) else value
 
 
 def _csv_value(value: Any) -> Any:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
+from pathlib import Path
 
 from exchange.output import Format, write_records
+from tests.support.helpers import Run
 
 
 def test_csv_cells_that_start_a_formula_get_an_apostrophe_numbers_stay() -> None:
@@ -35,3 +38,37 @@ def test_tables_show_control_characters_and_never_read_markup() -> None:
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "\\x1b]0;pwned\\x07\\x1b[2J" in text and "\\u202eevil" in text
     assert "[red]Oak[/red]" in text and "[/]" in text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_csv_to_a_terminal_shows_control_characters_to_a_file_keeps_them() -> None:
+    """Trial finding: `inspect events --format csv` and the export wrote a Waze street's ESC]0;… raw, so
+    printing the CSV on a terminal ran it. To a file or pipe the data stays as it came."""
+    rows = [{"street": "Main\x1b]0;PWNED\x07 St"}]
+    shown, kept = _Terminal(), io.StringIO()
+    write_records(rows, Format.csv, columns=["street"], out=shown)
+    write_records(rows, Format.csv, columns=["street"], out=kept)
+    assert "\x1b" not in shown.getvalue() and "\\x1b]0;PWNED\\x07" in shown.getvalue()
+    assert "\x1b]0;PWNED\x07" in kept.getvalue()
+
+
+def test_rejections_and_log_lines_show_control_characters(cli: Callable[..., Run], tmp_path: Path) -> None:
+    """Trial finding: a Waze uuid holding ``ESC]0;PWNED BEL ESC[2J`` with a bad location reached the
+    terminal raw through `sync`'s "rejected alert ..." lines."""
+    import logging
+
+    from exchange.logs import TextFormatter
+    from tests.support.helpers import alert, feed
+
+    poll = tmp_path / "poll.json"
+    poll.write_bytes(feed(alerts=[alert("bad\x1b]0;PWNED\x07\x1b[2J", location={"x": 500, "y": 500}),
+                                  alert("good")]))
+    result = cli("replay", str(poll))
+    assert result.code == 0 and "rejected alert bad\\x1b]0;PWNED\\x07\\x1b[2J" in result.err
+    assert "\x1b" not in result.err and "\x07" not in result.err
+    record = logging.LogRecord("exchange.sync", logging.WARNING, "", 0, "street %s", ("Oak\x1b[2J",), None)
+    assert "Oak\\x1b[2J" in TextFormatter().format(record)

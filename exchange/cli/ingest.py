@@ -11,7 +11,7 @@ import typer
 from exchange.cli import context
 from exchange.config import Config
 from exchange.errors import ExchangeError, NotFound, UsageError
-from exchange.output import RunFormat, write_records
+from exchange.output import RunFormat, terminal_safe, write_records
 
 __all__ = ["replay", "run", "sync"]
 
@@ -65,9 +65,9 @@ def sync(
 
 
 def _report(result: Any) -> None:
-    print(result.summary(), file=sys.stderr)
-    for error in result.item_errors[:5]:
-        print(f"  rejected {error.kind} {error.source_id}: {error.reason}", file=sys.stderr)
+    print(terminal_safe(result.summary()), file=sys.stderr)
+    for error in result.item_errors[:5]:  # ids and reasons quote the upstream: shown, never obeyed
+        print(terminal_safe(f"  rejected {error.kind} {error.source_id}: {error.reason}"), file=sys.stderr)
     if len(result.item_errors) > 5:
         print(f"  ... and {len(result.item_errors) - 5} more (exchange inspect runs --format json)", file=sys.stderr)
 
@@ -113,8 +113,9 @@ def replay(
         if context.state.verbose or len(files) == 1:
             _report(result)
         elif result.item_errors:
-            print(f"{path.name}: {len(result.item_errors)} item(s) rejected, e.g. "
-                  f"{result.item_errors[0].source_id}: {result.item_errors[0].reason}", file=sys.stderr)
+            print(terminal_safe(f"{path.name}: {len(result.item_errors)} item(s) rejected, e.g. "
+                                f"{result.item_errors[0].source_id}: {result.item_errors[0].reason}"),
+                  file=sys.stderr)
     summary = ", ".join(f"{value} {key}" for key, value in totals.items())
     print(f"replayed {len(files) - failures} of {len(files)} file(s) into {source.name}: {summary}", file=sys.stderr)
     if failures:

@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="exchange")
     except ExchangeError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        from exchange.output import terminal_safe
+
+        print(f"error: {terminal_safe(exc.message)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
