@@ -93,6 +93,8 @@ class Daemon:
         self._running_lock = threading.Lock()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        self._wake = threading.Event()  # the signal, when there is no server to wait on
+        self._uvicorn: Any = None  # the feed server, once made (a signal during its start-up stops it)
         self._lock_file: IO[str] | None = None
         self.workers = ThreadPoolExecutor(len(self.sources) + 1, thread_name_prefix="exchange-job")
         self._registered = False
@@ -227,6 +229,16 @@ class Daemon:
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT."""
+        # ours from the start: polls begin before uvicorn installs its handlers (it restores these after),
+        # and a SIGTERM in between would otherwise kill the process (exit -15) mid-transaction
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> None:
         self._lock_sqlite_store()
         enabled = list(self.sources.values())
         # The network's arrays and indexes live for the whole run: keep them out of every future
@@ -238,13 +250,13 @@ class Daemon:
 
         # bound before any poll: a busy port is a one-line error at once, not after a round of polls
         sock = listen(self.serve.host, self.serve.port) if self.serve is not None else None
-        self.scheduler.start()
         try:
+            self.scheduler.start()
             if self.serve is not None and sock is not None:
                 with sock:
                     self._serve(self.serve, sock)
-            else:
-                self._wait_for_signal()
+            elif not self._stopping.is_set():
+                self._wake.wait()
         finally:
             self.stop("shutting down")
 
@@ -284,19 +296,11 @@ class Daemon:
 
         self._lock_file = lock_for_daemon(self.engine)  # held, and so locked, until the process ends
 
-    def _wait_for_signal(self) -> None:
-        wake = threading.Event()
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            self._begin_stop(f"signal {signal.Signals(signum).name}")
-            wake.set()
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            wake.wait()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._begin_stop(f"signal {signal.Signals(signum).name}")
+        self._wake.set()
+        if self._uvicorn is not None:  # still starting up: uvicorn's own handlers are not in place yet
+            self._uvicorn.should_exit = True
 
     def _serve(self, options: ServeOptions, sock: socket.socket) -> None:
         import uvicorn
@@ -316,6 +320,9 @@ class Daemon:
             uv_config, lambda: log.info("serving %s/feeds/ (%s)", url, mode),
             lambda sig: self._begin_stop(f"signal {signal.Signals(sig).name}"),
         )
+        self._uvicorn = server
+        if self._stopping.is_set():  # asked to stop before the server came up
+            return
         server.run(sockets=[sock])
         if not server.started and not self._stopping.is_set():
             raise ExchangeError("the feed server did not start (see the log above)")

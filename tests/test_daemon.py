@@ -58,3 +58,26 @@ def test_the_daemon_dispatches_and_watches() -> None:
     assert set(jobs) == {"dispatch", "watch"}
     assert jobs["dispatch"].trigger.interval.total_seconds() == DISPATCH_EVERY_S
     assert jobs["dispatch"].max_instances == 1 and jobs["dispatch"].coalesce
+
+
+def test_a_sigterm_while_the_server_starts_is_a_clean_stop(tmp_path: Path) -> None:
+    """CI finding: polls begin before uvicorn installs its signal handlers; a SIGTERM in between
+    killed the daemon (exit -15) instead of stopping it. Here SIGTERM comes as soon as the daemon
+    says it is polling, before the server has started, several times over."""
+    snapshot = tmp_path / "feed.json"
+    snapshot.write_bytes(feed(0, alerts=[alert("a1")]))
+    config = tmp_path / "exchange.toml"
+    config.write_text(f'[[sources]]\nname = "area"\nurl = "{snapshot}"\ninterval_s = 5\njitter_s = 0\n')
+    env = {**os.environ, "EXCHANGE_DATA_DIR": str(tmp_path / "data"), "EXCHANGE_CONFIG": str(config)}
+    for _ in range(3):
+        with subprocess.Popen([sys.executable, "-m", "exchange", "run", "--port", "0"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as daemon:
+            assert daemon.stderr is not None
+            seen = b""
+            while b"exchange.daemon: polling" not in seen:
+                line = daemon.stderr.readline()
+                assert line, seen
+                seen += line
+            daemon.send_signal(signal.SIGTERM)
+            rest = daemon.stderr.read()
+            assert daemon.wait(timeout=60) == 0, seen + rest
