@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, quote_plus, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from adapters.base import Fetched, Watermark
 from adapters.deadline import Guard
@@ -361,7 +361,11 @@ def _redirect_target(
         raise UpstreamRefused(f"{shown} redirected to a {there.scheme or 'relative'}: URL; only http(s) is followed")
     if here.scheme == "https" and there.scheme == "http":
         raise UpstreamRefused(f"{shown} redirected from https to http; refused")
-    same_host = (here.hostname or "").lower() == (there.hostname or "").lower()
+    # the same server: the same host and port (http to https moves the default port with it); another
+    # port of one host may be another service, so it is another host here
+    same_host = (here.hostname or "").lower() == (there.hostname or "").lower() and (
+        _port(here) == _port(there) or ((here.scheme, there.scheme) == ("http", "https")
+        and here.port is None and there.port is None))
     if same_host:
         return target, True
     allowed = {host.lower() for host in policy.allow_redirect_hosts}
@@ -375,6 +379,10 @@ def _redirect_target(
         raise UpstreamRefused(f"{shown} redirected to another host ({there.hostname}) with the token in the path; "
                               "refused")
     return urlunsplit((there.scheme, there.netloc, there.path, urlencode(kept), "")), False
+
+
+def _port(parts: SplitResult) -> int | None:
+    return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def _transport_problem(exc: Exception) -> tuple[str, bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,7 +104,8 @@ class HttpSource(Source):
         if "{token}" in self.settings.url:
             if token is None:
                 raise ConfigError(f"source {self.name!r}: the url has {{token}} but token_env is not set")
-            return self.settings.url.replace("{token}", token)
+            # encoded: a token holding '+', '&', '/' or '=' must reach the upstream as it is, in a query or a path
+            return self.settings.url.replace("{token}", quote(token, safe=""))
         return self.settings.url
 
     @property

@@ -216,6 +216,11 @@ def test_redirects_on_the_same_host_are_followed_elsewhere_only_when_allowed(ser
     with pytest.raises(UpstreamRefused, match="with the token in the path"):
         fetch_url(f"{url}/feed", Watermark(), allowed, secrets=["s3cret"])
 
+    # trial finding: another port of the same host was taken for the same server, the token carried there
+    script.answers, script.paths, script.requests = [_redirecting("http://127.0.0.1:9/feed?token=s3cret")], [], []
+    with pytest.raises(UpstreamRefused, match=r"redirected to another host \(127\.0\.0\.1\)"):
+        fetch_url(f"{url}/feed?token=s3cret", Watermark(), FAST, secrets=["s3cret"])
+
 
 @pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/feed", "gopher://x/"])
 def test_a_redirect_to_another_scheme_is_refused(server: tuple[str, Script], location: str) -> None:
@@ -263,3 +268,10 @@ def test_every_httpx_error_is_one_line(error: str) -> None:
     with pytest.raises((UpstreamUnavailable, UpstreamRefused)) as caught:
         fetch_url("https://feed.example/x", Watermark(), HttpPolicy(retries=0), transport=httpx.MockTransport(handler))
     assert "\n" not in str(caught.value) and "feed.example" in str(caught.value)
+
+
+def test_the_token_is_encoded_where_it_goes_in_the_url() -> None:
+    """Trial finding: ``{token}`` was put in the URL as it was: '+' became a space, '&' split the
+    parameter and '/' added a path segment."""
+    source = WazeFeedAdapter("w", {"url": "https://feed.example/{token}/x?token={token}", "token_env": "T"})
+    assert source.url("S3cr+t/Tok=en&x") == "https://feed.example/S3cr%2Bt%2FTok%3Den%26x/x?token=S3cr%2Bt%2FTok%3Den%26x"
