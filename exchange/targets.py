@@ -24,6 +24,7 @@ Official schemas the city obtained (``publish.schema_dir``) are read here, once
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,8 @@ __all__ = [
     "off_targets",
     "official_schemas",
 ]
+
+log = logging.getLogger("exchange.targets")
 
 Renderer = Callable[[Sequence[Event], Config, datetime], dict[str, bytes]]
 #: the document problems of rendered feeds that make them invalid, one ``"<feed>: <location>: <message>"`` each
@@ -305,8 +308,15 @@ def _official_schemas(schema_dir: Path) -> OfficialSchemas:
     datex2_root = next((schema_dir / "datex2" / name for name in DATEX2_ROOTS
                         if (schema_dir / "datex2" / name).is_file()), None)
     cwz_root = schema_dir / "cwz" / CWZ_ROOT
+    if datex2_root is None:  # said once per process, not ignored: the city believes it is checked
+        log.warning("publish.schema_dir: no %s in %s; DATEX II is checked with the project's own rules only",
+                    " or ".join(DATEX2_ROOTS), schema_dir / "datex2")
+    if not cwz_root.is_file():
+        log.warning("publish.schema_dir: no %s in %s; CWZ is checked with the WZDx 4.2 schemas and the CWZ "
+                    "differences only", CWZ_ROOT, schema_dir / "cwz")
     return OfficialSchemas(
         datex2=load_xsd(datex2_root) if datex2_root is not None else None, datex2_from=datex2_root,
         cwz=load_cwz_validator(cwz_root) if cwz_root.is_file() else None,
         cwz_from=cwz_root if cwz_root.is_file() else None,
+        looked_in=schema_dir,
     )

@@ -60,6 +60,8 @@ class OfficialSchemas:
     datex2_from: Path | None = None
     cwz: Any = None  # jsonschema validator of the CWZ 1.0 WorkZoneFeed.json
     cwz_from: Path | None = None
+    looked_in: Path | None = None  # publish.schema_dir, when given (a missing schema there is said, not ignored)
+
 
 _XSD_LOCK = threading.Lock()
 _TIME_FIELDS = ("start_date", "end_date")
@@ -414,16 +416,20 @@ def checks_run(kind: str, schemas: OfficialSchemas | None = None) -> list[str]:
         return ["CIFS rules (no official JSON schema exists)"]
     if kind == "wzdx":
         return ["official WZDx 4.2 schemas", "WZDx business rules"]
+    looked_in = schemas.looked_in if schemas is not None else None
     if kind == "datex2":
-        found = ["own structural rules"]
         if schemas is not None and schemas.datex2 is not None:
-            found.append(f"official XSD from {schemas.datex2_from}")
-        return found
+            return ["own structural rules", f"official XSD from {schemas.datex2_from}"]
+        if looked_in is not None:
+            return [f"own structural rules only: no DATEXII_3_D2Payload.xsd or DATEXII_3_MessageContainer.xsd "
+                    f"in {looked_in / 'datex2'}"]
+        return ["own structural rules only (not the full DATEX II schema: set publish.schema_dir for it)"]
     if kind == "cwz":
-        found = ["WZDx 4.2 schemas + CWZ differences"]
         if schemas is not None and schemas.cwz is not None:
-            found.append(f"official CWZ schemas from {schemas.cwz_from}")
-        return found
+            return ["WZDx 4.2 schemas + CWZ differences", f"official CWZ schemas from {schemas.cwz_from}"]
+        if looked_in is not None:
+            return [f"WZDx 4.2 schemas + CWZ differences only: no WorkZoneFeed.json in {looked_in / 'cwz'}"]
+        return ["WZDx 4.2 schemas + CWZ differences"]
     return []
 
 

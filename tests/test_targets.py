@@ -303,7 +303,15 @@ def test_validate_reads_datex2_and_cwz_and_says_which_checks_ran(
         assert code == 0, err
         assert f": {kind}: valid (checked: " in err and official in err, err
     code, _out, err = run_cli("validate", str(tmp_path / "datex2.xml"))
-    assert code == 0 and "(checked: own structural rules)" in err, err
+    assert code == 0 and "(checked: own structural rules only (not the full DATEX II schema: set " \
+        "publish.schema_dir for it))" in err, err
+    # trial finding: a schema_dir without the schemas was ignored without a word
+    empty = tmp_path / "empty.toml"
+    empty.write_text(f'data_dir = "{tmp_path / "data"}"\n[publish]\nschema_dir = "{tmp_path / "nothing"}"\n',
+                     encoding="utf-8")
+    code, _out, err = run_cli("--config", str(empty), "validate", str(tmp_path / "datex2.xml"))
+    assert code == 0 and f"own structural rules only: no DATEXII_3_D2Payload.xsd or " \
+        f"DATEXII_3_MessageContainer.xsd in {tmp_path / 'nothing' / 'datex2'}" in err, err
 
     broken = datex2.replace(b"<sit:situationRecord", b"<sit:situationRecordX", 1)
     assert validate_feed(broken)[1], "a broken document fails the own rules"
