@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from exchange.config import CC0_URL, Config
+from exchange.config import CC0_URL, ODBL_URL, Config
 from exchange.output import iso
 
 __all__ = [
@@ -231,7 +231,7 @@ def catalogue_header(config: Config, *, uri: str, landing_page: str, links: Mapp
         title=settings.title or f"{publisher} traffic feeds",
         description=settings.description,
         publisher=Agent(publisher, settings.publisher_url or publish.source_url),
-        license=settings.license,
+        license=catalogue_license(config),
         keywords=tuple(settings.keywords),
         contact_name=settings.contact_name or publish.contact_name,
         contact_email=settings.contact_email or publish.contact_email,
@@ -269,7 +269,7 @@ def feed_catalogue(
             uri=f"{home}#dataset-{facts.name}",
             title=own.title if own and own.title else title,
             description=own.description if own and own.description else description,
-            license=_feed_license(facts.name, own.license if own else None, settings.license),
+            license=_feed_license(facts.name, own.license if own else None, config),
             distributions=(Distribution(
                 uri=f"{home}#distribution-{facts.name}", title=facts.name, url=url, media_type=facts.media_type,
                 byte_size=None if restricted else facts.byte_size, downloadable=not restricted,
@@ -319,9 +319,10 @@ def export_catalogue(
         description=f"{what} recorded by {publisher}, {described}, each with its times, status and "
         f"geometry (WGS84).{crowd_note}",
         # the city cannot license Waze's data, even when Waze consents to its republication
-        license=None if crowd else config.catalogue.license,
-        rights=("Holds Waze crowd reports, republished with Waze's consent under Waze's terms, not under the "
-                f"city's licence ({config.catalogue.license}), which covers the city's own events.") if crowd else None,
+        license=None if crowd else catalogue_license(config),
+        rights=(f"Holds Waze crowd reports, republished with Waze's consent under Waze's terms, not under the "
+                f"city's licence ({catalogue_license(config)}), which covers the city's own events."
+                if crowd else None),
         distributions=tuple(
             Distribution(uri=f"{uri}#distribution-{file.name}", title=file.name, url=file.url,
                          media_type=file.media_type, byte_size=file.byte_size)
@@ -340,11 +341,24 @@ def export_catalogue(
     return replace(header, title=dataset.title, description=dataset.description)
 
 
-def _feed_license(feed: str, own: str | None, default: str) -> str:
-    """WZDx and CWZ allow CC0 only, whatever the catalogue's default licence is."""
-    if feed.startswith(("wzdx.", "cwz.")):
+def catalogue_license(config: Config) -> str:
+    """``catalogue.license``, else ODbL when a [network] places the closures on OpenStreetMap, else CC0.
+
+    >>> catalogue_license(Config()).endswith("zero/1.0/")
+    True
+    """
+    if config.catalogue.license is not None:
+        return config.catalogue.license
+    return ODBL_URL if config.network is not None else CC0_URL
+
+
+def _feed_license(feed: str, own: str | None, config: Config) -> str:
+    """A feed's own licence, else the catalogue's; WZDx and CWZ name CC0 only when the city declared
+    its closures CC0 (publish.license): the only licence those formats allow, not a default."""
+    declared = config.publish.license
+    if feed.startswith(("wzdx.", "cwz.")) and declared is not None and declared.rstrip("/") == CC0_URL.rstrip("/"):
         return CC0_URL
-    return own or default
+    return own or catalogue_license(config)
 
 
 def media_type(content_type: str) -> str:

@@ -131,6 +131,8 @@ class NetworkConfig(BaseModel):
     )
 
 
+#: Open Database License 1.0: OpenStreetMap's, and so that of closures placed on its roads
+ODBL_URL = "https://opendatacommons.org/licenses/odbl/1-0/"
 CC0_URL = "https://creativecommons.org/publicdomain/zero/1.0/"
 
 
@@ -279,10 +281,11 @@ class CatalogueConfig(BaseModel):
     publisher_url: str | None = Field(
         default=None, pattern=r"^https?://", description="The publisher's home page (foaf:homepage)."
     )
-    license: str = Field(
-        default=CC0_URL, pattern=r"^https?://",
-        description="Licence URL of the catalogue and of every feed without its own (catalogue.feeds). The WZDx "
-        f"feed is always CC0 ({CC0_URL}): WZDx allows no other licence.",
+    license: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="Licence URL of the catalogue and of every feed without its own (catalogue.feeds). Default: "
+        f"{ODBL_URL} when a [network] places the closures on OpenStreetMap (the geometry is ODbL-derived), "
+        f"else CC0 ({CC0_URL}). The WZDx and CWZ feeds are listed as CC0 only when publish.license is CC0.",
     )
     keywords: list[str] = Field(
         default_factory=lambda: ["road closures", "roadworks", "traffic", "WZDx", "CIFS"],

@@ -261,17 +261,17 @@ def off_targets(config: Config) -> dict[str, str]:
         if name not in config.publish.targets:
             off[name] = "not in publish.targets"
         elif name == "cwz":
-            reason = _cwz_off_reason(config.publish.license)
+            reason = _cwz_off_reason(config.publish.license, config.network is not None)
             if reason is not None:
                 off[name] = reason
     return off
 
 
-def _cwz_off_reason(license_url: str | None) -> str | None:
+def _cwz_off_reason(license_url: str | None, on_openstreetmap: bool) -> str | None:
     """Why CWZ cannot be published under this licence (CWZ 1.0 allows only CC0), or None."""
     from feeds.cwz import cwz_enabled
 
-    enabled, reason = cwz_enabled(license_url)
+    enabled, reason = cwz_enabled(license_url, on_openstreetmap=on_openstreetmap)
     return None if enabled else reason.removeprefix("CWZ feed off: ")
 
 

@@ -70,19 +70,24 @@ _ADDED_PRESENCE_DEFINITIONS = frozenset({"mobile-equipment-in-work-zone-not-movi
 _ADDED_PRESENCE_METHODS = frozenset({"other"})
 
 
-def cwz_enabled(license: str | None) -> tuple[bool, str]:
-    """Whether the CWZ feed may be published under ``publish.license``, and why (one line).
+def cwz_enabled(license: str | None, *, on_openstreetmap: bool = True) -> tuple[bool, str]:
+    """Whether the CWZ feed may be published under ``publish.license``, and why (one line);
+    ``on_openstreetmap``: the closures are placed on an OpenStreetMap network (a [network] section).
 
     >>> cwz_enabled("https://creativecommons.org/publicdomain/zero/1.0/")[0]
     True
     >>> print(cwz_enabled(None)[1])  # doctest: +ELLIPSIS
     CWZ feed off: publish.license is not CC0 (not set); CWZ allows only CC0. Closures routed on OpenStreetMap ...
+    >>> print(cwz_enabled(None, on_openstreetmap=False)[1])
+    CWZ feed off: publish.license is not CC0 (not set); CWZ allows only CC0
     """
     if license is not None and license.rstrip("/") == CC0_LICENSE.rstrip("/"):
         return True, f"CWZ feed on: publish.license is CC0 ({CC0_LICENSE})"
     shown = "not set" if license is None else repr(license)
-    return False, (f"CWZ feed off: publish.license is not CC0 ({shown}); CWZ allows only CC0. Closures routed on "
-                   "OpenStreetMap carry ODbL-derived geometry and cannot be declared CC0")
+    why = f"CWZ feed off: publish.license is not CC0 ({shown}); CWZ allows only CC0"
+    if on_openstreetmap:
+        why += ". Closures routed on OpenStreetMap carry ODbL-derived geometry and cannot be declared CC0"
+    return False, why
 
 
 # --------------------------------------------------------------------------- rendering
