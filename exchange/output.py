@@ -286,22 +286,24 @@ def _shown_escape(match: re.Match[str]) -> str:
 
 
 def csv_safe(value: Any) -> Any:
-    r"""A CSV cell that a spreadsheet will not run: text starting with ``=``, ``+``, ``-``, ``@``, TAB
-    or CR gets a leading apostrophe (OWASP "CSV injection"); numbers, also written as text
-    (``-122.300788``), stay as they are so the file stays machine-readable.
+    r"""A CSV cell that a spreadsheet will not run: text starting with ``=``, ``+``, ``-``, ``@``, TAB,
+    CR or LF gets a leading apostrophe (OWASP "CSV injection"); plain decimal numbers, also written as
+    text (``-122.300788``), stay as they are so the file stays machine-readable.
 
     >>> csv_safe("=HYPERLINK(\"http://x\")"), csv_safe("-122.300788"), csv_safe(-1), csv_safe("@SUM(A1)")
     ('\'=HYPERLINK("http://x")', '-122.300788', -1, "'@SUM(A1)")
+    >>> csv_safe("\t1"), csv_safe("-inf"), csv_safe("-1_000"), csv_safe("\n=1+2"), csv_safe("-1e-3")
+    ("'\t1", "'-inf", "'-1_000", "'\n=1+2", '-1e-3')
     """
-    if isinstance(value, str) and value and value[0] in _FORMULA_STARTS:
-        try:
-            float(value)
-        except ValueError:
-            return "'" + value
+    if isinstance(value, str) and value and value[0] in _FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
     return value
 
 
-_FORMULA_STARTS = frozenset("=+-@\t\r")
+_FORMULA_STARTS = frozenset("=+-@\t\r\n")
+#: a plain decimal number (what a spreadsheet reads as one and runs nothing): ``-1``, ``+2.5``, ``-1e-3``;
+#: not ``-inf``, ``-1_000`` or other digits, which Python's float() also takes
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def _terminal_cell(value: Any) -> Any:
