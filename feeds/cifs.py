@@ -255,6 +255,8 @@ def incident_fields(event: Event, zone: tzinfo, attribution: Attribution | None 
     fields: Record = {"id": _clean(event.id)}
     created = _first_time(event, CREATED_KEY, FIRST_REVISION_KEY)
     updated = _first_time(event, LAST_REVISION_KEY, UPDATED_KEY)
+    if created is not None and updated is not None and updated < created:
+        updated = created  # a source created in the future of our clock (EXCHANGE_NOW, replays): never before it
     if created is not None:
         fields["creationtime"] = format_time(created, zone)
     if updated is not None:

@@ -322,3 +322,16 @@ def test_what_cifs_loses_is_said_in_one_sentence_each(testdata: Path) -> None:
     crowd_type = closure(type="WEATHERHAZARD", subtype="HAZARD_WEATHER_ICE")
     assert losses_for(crowd_type)[:2] == ["type WEATHERHAZARD is published as CIFS type HAZARD",
                                           "subtype HAZARD_WEATHER_ICE has no CIFS equivalent and is left out"]
+
+
+def test_updatetime_is_never_before_creationtime() -> None:
+    """Trial finding: DiaLog under EXCHANGE_NOW=2023-06-05 had creationtime 2023-09-05 (the source's)
+    and updatetime 2023-06-05 (our last revision): an update before the creation."""
+    from feeds.cifs import CREATED_KEY, LAST_REVISION_KEY, incident_fields
+
+    event = closure()
+    created_ms, revised_ms = 1_693_893_600_000, 1_685_955_600_000  # 2023-09-05T06:00Z, 2023-06-05T09:00Z
+    event = event.model_copy(update={"attributes": {**event.attributes, CREATED_KEY: created_ms,
+                                                     LAST_REVISION_KEY: revised_ms}})
+    fields = incident_fields(event, PARIS)
+    assert fields["creationtime"] == fields["updatetime"] == "2023-09-05T08:00:00+02:00"
