@@ -16,7 +16,7 @@ Reading another agency's DATEX II is :mod:`feeds.datex2_read`.
 
 Ids and versions are stable across publications without a store of their own: the situation and
 its record take the event's id; the record's ``version`` is the event's last update time in epoch
-seconds (the store's last revision, which publishing puts in ``attributes`` with
+milliseconds (the store's last revision, which publishing puts in ``attributes`` with
 :func:`feeds.cifs.with_revision_times`; else the source's update time, else its creation time),
 so it grows with every change and stays put while nothing changes. An event with none of these
 (rendered without the store) gets a fingerprint of what is published of it (it changes when the
@@ -228,7 +228,7 @@ def _published_text(text: str) -> str:
 
 
 def record_version(event: Event) -> str:
-    """The record's ``version``: the last update time in epoch seconds (the store's last revision,
+    """The record's ``version``: the last update time in epoch milliseconds (the store's last revision,
     else the source's update time, else the creation time), or, without any, a fingerprint of the
     published content.
 
@@ -237,11 +237,11 @@ def record_version(event: Event) -> str:
     ...               category=Category.ACCIDENT, type="ACCIDENT", geometry=Point(coordinates=(2.35, 48.85)),
     ...               attributes={"_updated_ms": 1780000000000})
     >>> record_version(event)
-    '1780000000'
+    '1780000000000'
     """
     when = _updated(event) or _created(event)
-    if when is not None:
-        return str(int(when.timestamp()))
+    if when is not None:  # milliseconds: two revisions within one second (a sync and an edit) are two versions
+        return str(round(when.timestamp() * 1000))
     content = event.model_dump(mode="json", include={
         "type", "subtype", "geometry", "street", "direction", "start_time", "end_time", "status", "details",
     })

@@ -133,7 +133,7 @@ def test_closures_lanes_schedules_points_and_accidents_round_trip(tmp_path: Path
     periods = nightly.findall(".//com:validPeriod", NS)
     assert [p.findtext(".//com:applicableDay", namespaces=NS) for p in periods] == [None, "tuesday", "thursday"]
     assert nightly.findtext(".//loc:posList", namespaces=NS).startswith("37.809578 -122.300788 ")  # lat lon
-    assert nightly.get("version") == "1772450000"  # the update time, in seconds
+    assert nightly.get("version") == "1772450000000"  # the update time, in milliseconds
     lane = by_id["city:city:lane"]
     assert [n.text for n in lane.iterfind(".//loc:laneNumber", NS)] == ["1", "2"]  # from the verge
     assert by_id["city:city:crash"].get(f"{{{NS['xsi']}}}type") == "sit:Accident"
