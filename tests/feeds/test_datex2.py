@@ -159,7 +159,7 @@ def test_ids_and_versions_are_stable_and_an_ended_record_keeps_its_end() -> None
     assert record_version(stamped) == "1772460000000"  # the source's update time
     published = with_revision_times(stamped, 1772400000000, 1772470000000)  # as publishing reads the store
     bumped = with_revision_times(stamped, 1772400000000, 1772480000000)
-    assert record_version(published) == "1772470000" and int(record_version(bumped)) > int(record_version(published))
+    assert record_version(published) == "1772470000000" and int(record_version(bumped)) > int(record_version(published))
     record = etree.fromstring(render_datex2([published], settings=SETTINGS, zone=OAKLAND, generated=GENERATED))
     assert record.findtext(".//sit:situationRecordCreationTime", namespaces=NS) == "2026-03-01T13:20:00-08:00"
     ended = event.model_copy(update={"status": Status.ENDED})
