@@ -33,7 +33,7 @@ from exchange.errors import MalformedPayload
 from feeds.cifs import check_cifs_rules
 from feeds.problems import Problem
 from feeds.wzdx import WZDX_VERSION, feed_version
-from feeds.xmlsafe import parse_untrusted
+from feeds.xmlsafe import looks_like_xml, parse_untrusted
 
 __all__ = [
     "OfficialSchemas",
@@ -389,7 +389,7 @@ def validate_feed(data: bytes, schemas: OfficialSchemas | None = None) -> tuple[
         (with one problem).
     """
     head = data.lstrip()[:1]
-    if head == b"<":
+    if looks_like_xml(data):
         if _DATEX2_NAMESPACE in data[:8192]:  # the root's namespaces are declared up front
             return "datex2", check_datex2_document(data, schemas)
         return "cifs-xml", validate_cifs_xml(data)

@@ -71,7 +71,7 @@ from feeds.city import (
 )
 from feeds.items import FeedItem, Snapshot, digest, load_json
 from feeds.problems import Problem
-from feeds.xmlsafe import parse_untrusted
+from feeds.xmlsafe import looks_like_xml, parse_untrusted
 
 __all__ = [
     "CREATED_KEY",
@@ -507,7 +507,7 @@ def parse_cifs(data: bytes, *, zone: tzinfo) -> Snapshot:
         Neither XML nor JSON, broken, DOCTYPE/ENTITY declarations, or not an ``<incidents>`` feed.
     """
     head = data.lstrip()[:1]
-    if head == b"<":
+    if looks_like_xml(data):
         root = _xml_root(data)
         records: list[tuple[Record | None, str]] = list(_xml_records(root))
         timestamp: Any = root.get("timestamp")

@@ -13,7 +13,7 @@ from lxml import etree
 
 from exchange.errors import MalformedPayload
 
-__all__ = ["REFUSED", "declares_a_dtd", "parse_untrusted", "safe_parser"]
+__all__ = ["REFUSED", "declares_a_dtd", "looks_like_xml", "parse_untrusted", "safe_parser"]
 
 REFUSED = "XML with a DOCTYPE or ENTITY declaration is refused (entities are never expanded)"
 
@@ -22,6 +22,26 @@ def safe_parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
     )
+
+
+_XML_STARTS = (
+    b"\xef\xbb\xbf",  # UTF-8 byte order mark
+    b"\xff\xfe", b"\xfe\xff",  # UTF-16 (and UTF-32 LE) byte order marks
+    b"\x00\x00\xfe\xff",  # UTF-32 BE byte order mark
+    b"<\x00", b"\x00<",  # UTF-16 without a mark, LE and BE ("<\x00\x00\x00", UTF-32 LE, starts the same)
+    b"\x00\x00\x00<",  # UTF-32 BE without a mark
+)
+
+
+def looks_like_xml(data: bytes) -> bool:
+    """Whether ``data`` starts as an XML document does, in any encoding XML allows (a byte order
+    mark, or "<" in UTF-8, UTF-16 or UTF-32): the parser then reads the encoding.
+
+    >>> looks_like_xml(b"  <incidents/>"), looks_like_xml("<a/>".encode("utf-16")), looks_like_xml(b"{}")
+    (True, True, False)
+    """
+    stripped = data.lstrip()
+    return stripped[:1] == b"<" or data.startswith(_XML_STARTS)
 
 
 def declares_a_dtd(tree: etree._ElementTree) -> bool:
