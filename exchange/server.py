@@ -86,7 +86,7 @@ from exchange.redaction import install_log_redaction
 from exchange.runtime import now_ms
 from exchange.schema import downloads, operators, partners, publications
 from exchange.targets import off_feeds
-from exchange.web_auth import OperatorAccess, login_routes, offered_tokens
+from exchange.web_auth import OperatorAccess, login_routes, may_carry_token, offered_tokens
 from exchange.webmap import map_routes
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class FeedServer:
         """
         try:
             with self.engine.connect() as conn:
-                self._load_partners(conn)
+                self._load_tokens(conn)
                 changed = self._load_publications(conn)
         except (SQLAlchemyError, ExchangeError) as exc:
             message = db_error_message(exc)
@@ -278,16 +278,18 @@ class FeedServer:
         log.info("serving %s", ", ".join(f"{f.name} {f.etag} ({f.events} events)" for f in feeds.values()) or "nothing")
         return True
 
-    def _load_partners(self, conn: Connection) -> None:
+    def _load_tokens(self, conn: Connection) -> None:
+        """The active partners' and operators' tokens; one read of each table."""
         self._tokens = _active_tokens(conn, partners)
-        self._operator_tokens = _active_tokens(conn, operators)
-        self._operator_sessions = {
+        sessions = {
             name: (token_hash, signed_out_ms)
             for name, token_hash, signed_out_ms in conn.execute(
                 select(operators.c.name, operators.c.token_hash, operators.c.signed_out_ms)
                 .where(operators.c.revoked_ms.is_(None))
             )
         }
+        self._operator_tokens = tuple((token_hash.encode("ascii"), name) for name, (token_hash, _) in sessions.items())
+        self._operator_sessions = sessions
 
     # ------------------------------------------------------------------ tokens
 
@@ -461,7 +463,7 @@ class _FeedEndpoint:
 
         partner = ANONYMOUS
         query = scope.get("query_string", b"")
-        if server.require_token or authorization or header_token or b"=" in query:
+        if server.require_token or authorization or header_token or may_carry_token(query):
             offered = offered_tokens(authorization, header_token, query)
             found = server.partner_for(offered)
             if found is not None:

@@ -59,6 +59,7 @@ __all__ = [
     "OPEN_ACCESS",
     "OperatorAccess",
     "login_routes",
+    "may_carry_token",
     "offered_tokens",
     "require_operator",
 ]
@@ -207,6 +208,16 @@ class OperatorAccess:
         return response
 
 
+def may_carry_token(query: bytes) -> bool:
+    """Whether a query string may hold ``token=``: written plainly, or with its name percent-encoded
+    (parse_qs decodes names: ``%74oken=`` is ``token=``). A cheap test before parsing, on every poll.
+
+    >>> may_carry_token(b"format=1"), may_carry_token(b"token=x"), may_carry_token(b"%74oken=x")
+    (False, True, True)
+    """
+    return b"=" in query and (b"token" in query or b"%" in query)
+
+
 def offered_tokens(authorization: str | None, header_token: str | None, query: bytes) -> list[str]:
     """Every token a request offers: Bearer, Basic (password; user name free), header, query (feeds only)."""
     found: list[str] = []
@@ -226,7 +237,7 @@ def offered_tokens(authorization: str | None, header_token: str | None, query: b
                 found.append(password)
     if header_token:
         found.append(header_token.strip())
-    if query and b"=" in query:  # parse_qs decodes the names: %74oken= is token= too
+    if may_carry_token(query):
         found.extend(t for t in parse_qs(query.decode("latin-1")).get("token", []) if t)
     return found
 
