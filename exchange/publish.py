@@ -359,8 +359,12 @@ def _publish(
     if out is not None:
         from adapters.sinks import FileSink
 
-        FileSink(Path(out)).push({row["feed"]: row["body"] for row in rows},
-                                 gzipped={row["feed"]: row["body_gzip"] for row in rows})
+        # the sink writes whole sets: every feed served now, so a target that was refused keeps its
+        # last good file (``rows`` holds only the feeds this run published)
+        with engine.connect() as conn:
+            served = conn.execute(select(publications.c.feed, publications.c.body, publications.c.body_gzip)).all()
+        FileSink(Path(out)).push({row.feed: bytes(row.body) for row in served},
+                                 gzipped={row.feed: bytes(row.body_gzip) for row in served})
     return result
 
 

@@ -112,10 +112,12 @@ def test_an_event_one_target_cannot_carry_is_held_back_from_that_target_only(sto
 
 
 def test_the_guard_trips_per_target_and_the_others_still_publish(store: Engine, config: Config,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
     streets = {f"{n}th Street" for n in range(5, 10)}
     for street in sorted(streets):
         closure(store, config, street)
+    config.publish.out_dir = tmp_path / "www"
     assert publish(store, config, targets=[CIFS, WZDX]).status == "published"
     before = served(store)
     with store.connect() as conn:
@@ -129,6 +131,9 @@ def test_the_guard_trips_per_target_and_the_others_still_publish(store: Engine, 
     now = served(store)
     assert now["wzdx.geojson"] == before["wzdx.geojson"], "the last good WZDx stays served"
     assert now["cifs.xml"] != before["cifs.xml"], "CIFS published anew"
+    # the file sink writes whole sets: the refused target's last good file is in the new set too
+    assert {path.name: path.read_bytes() for path in (tmp_path / "www").iterdir()} == {
+        name: bytes(body) for name, body in now.items()}
     with store.connect() as conn:
         assert conn.execute(select(publications.c.published_ms)
                             .where(publications.c.feed == "wzdx.geojson")).scalar_one() == wzdx_published_ms
