@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import orjson
 
+from exchange.output import terminal_safe
 from exchange.redaction import install_log_redaction
 
 __all__ = [
@@ -72,8 +73,6 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         # upstream text (a Waze street, a rejected id) is shown, never obeyed by the terminal
-        from exchange.output import terminal_safe
-
         return terminal_safe(super().format(record))
 
 
