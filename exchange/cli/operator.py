@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
 from exchange.cli import context
+from exchange.cli.tokens import issue, revoke
 from exchange.output import DocumentFormat, Format, in_zone, iso, write_records
 
 __all__ = ["operator_app"]
@@ -32,14 +32,7 @@ def operator_add(
     """
     from exchange.operators import add_operator
 
-    engine = context.engine()
-    try:
-        token = add_operator(engine, name)
-    finally:
-        engine.dispose()
-    print(token)
-    print(f"added operator {name!r}. The token above cannot be shown again: hand it over now. "
-          "Lost? `exchange operator revoke` then `add` issues a new one.", file=sys.stderr)
+    issue("operator", add_operator, name)
 
 
 @operator_app.command("list")
@@ -75,13 +68,4 @@ def operator_revoke(
     """Refuse the operator's token: running servers apply it within a second (their refresh period)."""
     from exchange.operators import revoke_operator
 
-    engine = context.engine()
-    try:
-        revoked = revoke_operator(engine, name)
-    finally:
-        engine.dispose()
-    if revoked:
-        print(f"revoked operator {name!r}; running servers refuse its token within their refresh period",
-              file=sys.stderr)
-    else:
-        print(f"operator {name!r} was already revoked", file=sys.stderr)
+    revoke("operator", revoke_operator, name)

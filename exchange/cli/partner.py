@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
 from exchange.cli import context
+from exchange.cli.tokens import issue, revoke
 from exchange.output import DocumentFormat, Format, in_zone, iso, write_records
 
 __all__ = ["partner_app"]
@@ -30,14 +30,7 @@ def partner_add(
     """
     from exchange.partners import add_partner
 
-    engine = context.engine()
-    try:
-        token = add_partner(engine, name)
-    finally:
-        engine.dispose()  # no pooled connection outlives the command (matters in-process, on PostgreSQL)
-    print(token)
-    print(f"added partner {name!r}. The token above cannot be shown again: hand it over now. "
-          "Lost? `exchange partner revoke` then `add` issues a new one.", file=sys.stderr)
+    issue("partner", add_partner, name)
 
 
 @partner_app.command("list")
@@ -89,13 +82,4 @@ def partner_revoke(
     """Refuse the partner's token. Running servers apply it within their --refresh-s; history is kept."""
     from exchange.partners import revoke_partner
 
-    engine = context.engine()
-    try:
-        revoked = revoke_partner(engine, name)
-    finally:
-        engine.dispose()
-    if revoked:
-        print(f"revoked partner {name!r}; running servers refuse its token within their refresh period",
-              file=sys.stderr)
-    else:
-        print(f"partner {name!r} was already revoked", file=sys.stderr)
+    revoke("partner", revoke_partner, name)
