@@ -105,7 +105,7 @@ class OperatorAccess:
     def session_cookie(self, name: str, token: str, issued_ms: int) -> str:
         return f"{name}.{issued_ms}.{_mac(hash_token(token), name, issued_ms)}"
 
-    def session_operator(self, cookie: str, now: int | None = None) -> str | None:
+    def session_operator(self, cookie: str) -> str | None:
         """The operator a sign-in cookie names, if it is still good (see the module's text)."""
         parts = cookie.rsplit(".", 2)  # the name may hold dots; the time and the MAC do not
         if len(parts) != 3 or not parts[1].isdigit():
@@ -116,7 +116,7 @@ class OperatorAccess:
         if session is None:
             return None
         token_hash, signed_out_ms = session
-        at = now_ms() if now is None else now
+        at = now_ms()
         if not at - _COOKIE_MAX_AGE_S * 1000 <= issued_ms <= at + 60_000:  # a minute of clock skew
             return None
         if signed_out_ms is not None and issued_ms <= signed_out_ms:
