@@ -45,6 +45,7 @@ __all__ = [
     "RealJam",
     "RealReports",
     "cluster_id_stability",
+    "duplicate_oracle",
     "duplicate_scores",
     "jam_scores",
     "make_alerts",
@@ -410,11 +411,13 @@ class RealReport:
 
 @dataclass
 class RealReports:
-    """Reports sorted by time, and the hard-negative pairs ``(incident_a, incident_b, kind)``."""
+    """Reports sorted by time, the hard-negative pairs ``(incident_a, incident_b, kind)`` and, per
+    incident, where and when it happened (``places``: directed edge, offset, start time in seconds)."""
 
     reports: list[RealReport]
     incidents: int
     close_pairs: list[tuple[int, int, str]] = field(default_factory=list)
+    places: list[tuple[int, float, float]] = field(default_factory=list)
 
     @property
     def true_labels(self) -> list[int]:
@@ -434,6 +437,7 @@ def make_reports(geometry: EdgeGeometry, n_incidents: int, model: NoiseModel, *,
     rng = np.random.default_rng(seed)
     reports: list[RealReport] = []
     pairs: list[tuple[int, int, str]] = []
+    places: list[tuple[int, float, float]] = []
     count = 0
     turn = 0
 
@@ -441,6 +445,7 @@ def make_reports(geometry: EdgeGeometry, n_incidents: int, model: NoiseModel, *,
         nonlocal count
         incident = count
         count += 1
+        places.append((edge, offset, t0))
         for _ in range(int(rng.choice(len(REPORTS_P), p=REPORTS_P)) + 1):
             place = geometry.advance(edge, offset, float(rng.uniform(-REPORT_SPREAD_M, REPORT_SPREAD_M)))
             on_edge, at = place if place is not None else (edge, offset)
@@ -473,7 +478,7 @@ def make_reports(geometry: EdgeGeometry, n_incidents: int, model: NoiseModel, *,
                 pairs.append((base, add(place[0], place[1], category, t0 + jitter), kind))
                 break
     reports.sort(key=lambda r: r.time_s)
-    return RealReports(reports, count, pairs)
+    return RealReports(reports, count, pairs, places)
 
 
 # --------------------------------------------------------------------------- references (no project matcher inside)
@@ -524,6 +529,40 @@ def _best(point: IntArray, edge: IntArray, cost: FloatArray, n: int) -> IntArray
         first = np.concatenate(([True], point[order][1:] != point[order][:-1]))
         result[point[order][first]] = edge[order][first]
     return result
+
+
+def duplicate_oracle(geometry: EdgeGeometry, made: RealReports, window_s: float, radius_m: float = 150.0) -> IntArray:
+    """The ceiling of duplicate clustering: knows every incident (its place, direction of travel and start
+    time) and each report's true direction of travel, but sees the report's noisy position.
+
+    Each report goes to the nearest incident (straight line from its noisy position to the incident's
+    point) of its family, travelling its way (bearings within 90 degrees) and started at most
+    ``window_s`` before it; reports with none within ``radius_m`` stay alone. What it still fuses or
+    splits, the noise decides: no clusterer that sees the same positions can tell those apart.
+    """
+    rows = made.reports
+    place = [geometry.point_at(edge, offset) for edge, offset, _t0 in made.places]
+    centre_x, centre_y = np.array([p[0] for p in place]), np.array([p[1] for p in place])
+    centre_bearing = np.array([p[2] for p in place])
+    start = np.array([t0 for _e, _o, t0 in made.places])
+    family = np.array([FAMILY[r.category] for r in rows], dtype=object)
+    incident_family = np.empty(made.incidents, dtype=object)
+    incident_family[[r.incident for r in rows]] = family
+    x, y = _metric(geometry, [r.lon for r in rows], [r.lat for r in rows])
+    true_bearing = np.array([geometry.point_at(r.edge, r.offset_m)[2] for r in rows])
+    time_s = np.array([r.time_s for r in rows])
+    report, incident = shapely.STRtree(shapely.points(centre_x, centre_y)).query(
+        shapely.points(x, y), predicate="dwithin", distance=radius_m)
+    report, incident = report.astype(np.int64), incident.astype(np.int64)
+    lag = time_s[report] - start[incident]
+    fits = (family[report] == incident_family[incident]) & (lag >= -1e-6) & (lag <= window_s + 1e-6)
+    fits &= _angle(centre_bearing[incident], true_bearing[report]) <= 90.0
+    report, incident = report[fits], incident[fits]
+    distance = np.hypot(x[report] - centre_x[incident], y[report] - centre_y[incident])
+    labels = _best(report, incident, distance, len(rows))
+    alone = labels < 0
+    labels[alone] = made.incidents + np.flatnonzero(alone)
+    return labels
 
 
 def naive_clusters(x: FloatArray, y: FloatArray, time_s: FloatArray, family: Sequence[str], heading: FloatArray,
