@@ -6,7 +6,9 @@ is numpy over arrays of (alert, candidate) pairs. The score is a log-likelihood:
 
 * distance: Gaussian, ``-0.5 (d / sigma)^2``;
 * heading: von Mises-like, ``kappa (cos(magvar - bearing) - 1)``, skipped when magvar is unknown
-  (Waze sends 0 for about 10 % of alerts, which is read as unknown);
+  (Waze sends 0 for about 10 % of alerts, which is read as unknown); distance and heading are
+  scored together on each segment of the road within reach and the best segment counts, so on a
+  bend the heading is compared with the part of the road the alert may lie on, not only the nearest;
 * street name: 0 when the alert's street is one of the edge's names, down to ``-name_weight``
   when unrelated; a named alert on an unnamed edge costs half of that;
 * road class: a small penalty when Waze's ``roadType`` contradicts the edge's OSM class.
@@ -72,6 +74,26 @@ class Candidates:
 
 def point_candidates(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m: float) -> Candidates:
     """Every directed edge within ``radius_m`` of each metric point, projected, nearest segment per link."""
+    pairs = _segment_pairs(network, x, y, radius_m)
+    nearest = pairs.nearest_of_link
+    return _per_direction(network, pairs.point[nearest], pairs.link[nearest], pairs.distance[nearest],
+                          pairs.along[nearest], pairs.bearing[nearest])
+
+
+@dataclass
+class _SegmentPairs:
+    """(point, segment) pairs within reach, sorted by point, link and distance: the first pair of each
+    (point, link) group is the link's nearest segment (``nearest_of_link``)."""
+
+    point: IntArray
+    link: IntArray
+    distance: FloatArray
+    along: FloatArray
+    bearing: FloatArray
+    nearest_of_link: npt.NDArray[np.bool_]
+
+
+def _segment_pairs(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m: float) -> _SegmentPairs:
     segments = network.segments()
     points = shapely.points(x, y)
     points[~(np.isfinite(x) & np.isfinite(y))] = None  # GEOS refuses NaN points; None finds nothing
@@ -87,15 +109,16 @@ def point_candidates(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_
     link = segments["link"][segment]
     along = segments["offset"][segment] + t * length
     bearing = bearing_deg(direction[:, 0], direction[:, 1])
-
-    # nearest segment of each link per point
     order = np.lexsort((distance, link, point))
-    point, link, distance, along, bearing = point[order], link[order], distance[order], along[order], bearing[order]
+    point, link = point[order], link[order]
     first = np.ones(len(point), dtype=bool)
     first[1:] = (point[1:] != point[:-1]) | (link[1:] != link[:-1])
-    point, link, distance, along, bearing = point[first], link[first], distance[first], along[first], bearing[first]
+    return _SegmentPairs(point, link, distance[order], along[order], bearing[order], first)
 
-    # one candidate per allowed direction of each link
+
+def _per_direction(network: RoadNetwork, point: IntArray, link: IntArray, distance: FloatArray, along: FloatArray,
+                   bearing: FloatArray) -> Candidates:
+    """One candidate per allowed direction of each (point, link): the forward edges, then the backward."""
     table = network.link_edges()
     link_len = network.link_len[link]
     forward, backward = table[link, 0], table[link, 1]
@@ -107,6 +130,33 @@ def point_candidates(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_
         offset=np.concatenate((along[has_f], (link_len - along)[has_b])),
         bearing=np.concatenate((bearing[has_f], (bearing[has_b] + 180.0) % 360.0)),
     )
+
+
+def _position_and_heading_fit(network: RoadNetwork, pairs: _SegmentPairs, headings: FloatArray | None,
+                              sigma_m: float, kappa: float) -> FloatArray:
+    """Distance and heading log-likelihood of each candidate of ``_per_direction``, the best over its
+    link's segments within reach.
+
+    Scoring the heading against the nearest segment only fails on a bend: 15 m of noise moves the point
+    next to a part of the road that runs 60 degrees off, and the reverse direction of the road fits the
+    heading as well there as the right one. The alert lies somewhere near its noisy position, so each
+    direction is scored where along the link position and heading fit it best together.
+    """
+    fit = -0.5 * (pairs.distance / sigma_m) ** 2
+    forward_fit, backward_fit = fit, fit.copy()
+    if headings is not None:
+        heading = np.asarray(headings, dtype=np.float64)[pairs.point]
+        known = np.isfinite(heading) & (heading != 0.0)
+        cosine = np.cos(np.radians(heading_difference(heading[known], pairs.bearing[known])))
+        forward_fit[known] += kappa * (cosine - 1.0)
+        backward_fit[known] += kappa * (-cosine - 1.0)
+    starts = np.flatnonzero(pairs.nearest_of_link)
+    if not len(starts):
+        return np.zeros(0)
+    best_forward, best_backward = np.maximum.reduceat(forward_fit, starts), np.maximum.reduceat(backward_fit, starts)
+    table = network.link_edges()
+    link = pairs.link[starts]
+    return np.concatenate((best_forward[table[link, 0] >= 0], best_backward[table[link, 1] >= 0]))
 
 
 def _name_scores(
@@ -220,13 +270,11 @@ def match_points(
     x, y = network.frame.to_metric(np.where(valid, lon, 0.0), np.where(valid, lat, 0.0))
     x[~valid] = np.nan
     y[~valid] = np.nan
-    candidates = point_candidates(network, x, y, radius_m)
-    score = -0.5 * (candidates.distance / sigma_m) ** 2
-    if heading is not None:
-        headings = np.asarray(heading, dtype=np.float64)[candidates.point]
-        known = np.isfinite(headings) & (headings != 0.0)
-        delta = np.radians(heading_difference(headings[known], candidates.bearing[known]))
-        score[known] += kappa * (np.cos(delta) - 1.0)
+    pairs = _segment_pairs(network, x, y, radius_m)
+    nearest = pairs.nearest_of_link
+    candidates = _per_direction(network, pairs.point[nearest], pairs.link[nearest], pairs.distance[nearest],
+                                pairs.along[nearest], pairs.bearing[nearest])
+    score = _position_and_heading_fit(network, pairs, heading, sigma_m, kappa)
     if streets is not None:
         score += _name_scores(network, candidates, streets, name_weight, unnamed_weight)
     score += _class_scores(network, candidates, road_type)
