@@ -376,7 +376,8 @@ def duplicates_step(network: RoadNetwork, geometry: EdgeGeometry, model: str, n:
         except ImportError as exc:
             out["dbscan"] = {"skipped": f"not installed ({exc})"}
     log(f"    duplicates {model}: ours F1 {out['ours']['f1']:.4f} fused {out['ours']['fused']:.3f} "
-        f"{out['ours']['fused_by_kind']}; oracle F1 {out['oracle']['f1']:.4f} fused {out['oracle']['fused']:.3f}; naive F1 {out['naive']['f1']:.4f} fused {out['naive']['fused']:.3f}"
+        f"{out['ours']['fused_by_kind']}; oracle F1 {out['oracle']['f1']:.4f} fused {out['oracle']['fused']:.3f}"
+        f"; naive F1 {out['naive']['f1']:.4f} fused {out['naive']['fused']:.3f}"
         + (f"; DBSCAN F1 {out['dbscan']['f1']:.4f} fused {out['dbscan']['fused']:.3f}" if "f1" in out.get(
             "dbscan", {}) else ""))
     return out

@@ -73,6 +73,8 @@ REPORTS_P = (0.25, 0.25, 0.2, 0.15, 0.1, 0.05)
 MID_BLOCK_M = 20.0
 #: the oracle accepts an edge whose bearing is within this of the true heading
 ORACLE_BEARING_DEG = 45.0
+#: ... at the nearest point or anywhere within this along the edge (one GPS sigma of model B)
+ORACLE_ALONG_M = 15.0
 #: Waze roadType for an OSM highway class (a code whose classes in ``geo.match`` include it)
 _ROAD_TYPES = {
     "motorway": 3, "trunk": 6, "primary": 2, "secondary": 2, "tertiary": 2, "residential": 1, "unclassified": 1,
@@ -226,6 +228,25 @@ class EdgeGeometry:
             return None
         best = np.flatnonzero(opposite)[int(np.argmin(found.distance[opposite]))]
         return int(found.edge[best]), float(found.offset[best])
+
+    def bearing_near(self, edge: IntArray, offset: FloatArray, heading: FloatArray,
+                     along_m: float = 0.0) -> FloatArray:
+        """Per (edge, offset): of the edge's bearings within ``along_m`` (default ``ORACLE_ALONG_M``) of
+        the offset, sampled every 2.5 m as 2 m chords, the one nearest ``heading``."""
+        along_m = along_m or ORACLE_ALONG_M
+        lines, length = self.lines[edge], self.length[edge]
+        best = np.full(len(edge), np.nan)
+        best_angle = np.full(len(edge), np.inf)
+        for shift in np.arange(-along_m, along_m + 1e-9, 2.5):
+            at = np.clip(offset + shift, 0.0, length)
+            before = shapely.line_interpolate_point(lines, np.maximum(at - 1.0, 0.0))
+            after = shapely.line_interpolate_point(lines, np.minimum(at + 1.0, length))
+            dx, dy = shapely.get_x(after) - shapely.get_x(before), shapely.get_y(after) - shapely.get_y(before)
+            bearing = _bearing(dx, dy)
+            angle = _angle(bearing, heading)
+            better = angle < best_angle
+            best[better], best_angle[better] = bearing[better], angle[better]
+        return best
 
     def candidates(self, x: FloatArray, y: FloatArray, radius_m: float) -> _Candidates:
         """Every (point, directed edge) pair within ``radius_m``: distance, offset and bearing there."""
@@ -488,13 +509,15 @@ def oracle(geometry: EdgeGeometry, alerts: Sequence[RealAlert], radius_m: float 
     """The ceiling: knows each alert's true heading and street but sees only the noisy position.
 
     Picks the nearest edge that carries the alert's street name (an unnamed alert: an unnamed edge)
-    and whose bearing at the nearest point is within 45 degrees of the true heading; when none is
-    within ``radius_m``, the nearest edge with such a bearing.
+    and whose bearing near the nearest point (within ``ORACLE_ALONG_M`` along the edge: on a bend the
+    noisy position lies next to a part of the road that runs another way) is within 45 degrees of the
+    true heading; when none is within ``radius_m``, the nearest edge with such a bearing.
     """
     x, y = _metric(geometry, [a.lon for a in alerts], [a.lat for a in alerts])
     found = geometry.candidates(x, y, radius_m)
     heading = np.array([a.true_heading for a in alerts])
-    bearing_ok = _angle(found.bearing, heading[found.point]) <= ORACLE_BEARING_DEG
+    bearing_ok = _angle(geometry.bearing_near(found.edge, found.offset, heading[found.point]),
+                        heading[found.point]) <= ORACLE_BEARING_DEG
     name_ok = np.array([
         (alerts[p].street in geometry.names[e]) if alerts[p].street else not geometry.names[e]
         for p, e in zip(found.point.tolist(), found.edge.tolist(), strict=True)
