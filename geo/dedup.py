@@ -10,7 +10,9 @@ Reports of one incident share
   late), so an incident and a new one at the same place an hour later stay apart;
 * a direction of travel: the report's heading, or its one-way street's direction; a report of
   unknown direction (Waze heading 0 on a two-way street, or next to the other carriageway) joins
-  either direction, but stays alone where reports of both directions are near it;
+  either direction. Where reports of both directions are near it, it sits out the merge and then
+  joins the cluster it most likely belongs to only when no cluster of another direction passes the
+  merge test for it (else it stays alone: joining either could fuse the incidents on the two sides);
 * a place: clusters merge while their centres are close *for their size*. The centre of n reports
   is known to sigma / sqrt(n), so under 8 m GPS noise two clusters of four reports 30 m apart are two
   incidents where two single reports 30 m apart may well be one.
@@ -227,13 +229,19 @@ def cluster_reports(
     # a report of unknown direction with neighbours of both directions around it could belong to
     # an incident on either side of the street, and joining one would fuse it with the other
     loose = np.flatnonzero(~certain & finite)
+    torn = np.zeros(n, dtype=bool)
     if len(loose):
         li, lj = space_time.pairs(loose, _TORN_REACH * radius_m, both_ways=True)
-        torn = _torn(n, li[certain[lj]], lj[certain[lj]], direction, max_heading_deg)
+        li, lj = li[certain[lj]], lj[certain[lj]]
+        torn = _torn(n, li, lj, direction, max_heading_deg)
         keep = ~torn[i] & ~torn[j]
         i, j = i[keep], j[keep]
     root = _merge(_State(x, y, time_s, direction, variance, window_s, max_heading_deg), i, j, merge_threshold)
     labels = _detach_contested(root, i, j, x, y, time_s, variance, window_s, merge_threshold)
+    if torn.any():
+        pick = torn[li]
+        labels = _attach_torn(labels, li[pick], lj[pick], x, y, time_s, direction, variance, window_s,
+                              max_heading_deg, merge_threshold)
     order: dict[int, int] = {}
     return np.array([order.setdefault(label, len(order)) for label in labels.tolist()], dtype=np.int64)
 
@@ -303,6 +311,55 @@ def _torn(n: int, loose: IntArray, neighbour: IntArray, direction: FloatArray,
     reference[loose] = direction[neighbour]  # one neighbour's direction per loose report
     torn[loose[heading_difference(direction[neighbour], reference[loose]) > max_heading_deg]] = True
     return torn
+
+
+def _attach_torn(labels: IntArray, torn: IntArray, neighbour: IntArray, x: FloatArray, y: FloatArray,
+                 time_s: FloatArray, direction: FloatArray, variance: float, window_s: float,
+                 max_heading_deg: float, threshold: float) -> IntArray:
+    """Labels after each report of unknown direction that sat out the merge (``torn``: pairs of it
+    and its neighbours of known direction) joins the neighbouring cluster that takes it cheapest,
+    when that passes the merge test and no cluster of another direction (mean directions more than
+    ``max_heading_deg`` apart) does. Where both directions could take it, it stays alone: it is as
+    likely to come from the incident on the other side of the street, and joining would fuse the
+    two."""
+    labels = labels.copy()
+    if len(torn) == 0:
+        return labels
+    base = int(labels.max()) + 1
+    key = np.unique(torn * base + labels[neighbour])  # each (report, neighbouring cluster) once
+    report, cluster = key // base, key % base
+    size = np.bincount(labels).astype(np.float64)
+    m = len(size)
+    centre_x = np.bincount(labels, x, m) / np.maximum(size, 1.0)
+    centre_y = np.bincount(labels, y, m) / np.maximum(size, 1.0)
+    certain = np.isfinite(direction)
+    radians = np.radians(np.where(certain, direction, 0.0))
+    east = np.bincount(labels, np.where(certain, np.sin(radians), 0.0), m)
+    north = np.bincount(labels, np.where(certain, np.cos(radians), 0.0), m)
+    first = np.full(m, np.inf)
+    np.minimum.at(first, labels, time_s)
+    last = np.full(m, -np.inf)
+    np.maximum.at(last, labels, time_s)
+    h = size[cluster] / (size[cluster] + 1.0)
+    distance2 = (x[report] - centre_x[cluster]) ** 2 + (y[report] - centre_y[cluster]) ** 2
+    cost = distance2 * h / (2.0 * variance) - np.log(h)
+    fits = np.maximum(last[cluster], time_s[report]) - np.minimum(first[cluster], time_s[report]) <= window_s
+    cost[~fits] = np.inf
+    order = np.lexsort((cluster, cost, report))  # per report, cheapest first
+    report, cluster, cost = report[order], cluster[order], cost[order]
+    head = np.ones(len(report), dtype=bool)
+    head[1:] = report[1:] != report[:-1]
+    start = np.flatnonzero(head)
+    best = np.repeat(cluster[start], np.diff(np.append(start, len(report))))
+    cos_max = math.cos(math.radians(max_heading_deg))
+    dot = east[cluster] * east[best] + north[cluster] * north[best]
+    other = dot < cos_max * np.hypot(east[cluster], north[cluster]) * np.hypot(east[best], north[best])
+    rival = np.full(len(labels), np.inf)  # per report: the cheapest cluster of another direction
+    np.minimum.at(rival, report[other], cost[other])
+    chosen = report[start]
+    join = (cost[start] < threshold) & (rival[chosen] >= threshold)
+    labels[chosen[join]] = cluster[start][join]
+    return labels
 
 
 class _State:
