@@ -402,32 +402,35 @@ class _Transitions:
         visited: list[tuple[int, ...]] = []
         reach: list[float] = []
         edge_v, twin, jitter, beta = self.edge_v, self.twin, self.jitter, self.beta
+        route, link_of, hypot = self.route, self.link, math.hypot
+        before, prior_scores = previous.states, previous.scores
+        prior_visited, prior_reach = previous.visited, previous.reach
         # best predecessors first: a transition costs >= 0, so the rest are skipped once beaten
-        order = sorted((index for index, score in enumerate(previous.scores) if score > -math.inf),
-                       key=lambda index: -previous.scores[index])
+        order = sorted((index for index, score in enumerate(prior_scores) if score > -math.inf),
+                       key=lambda index: -prior_scores[index])
         for b in states:
             best, best_from, best_link = -math.inf, -1, []
             for index in order:
-                prior = previous.scores[index] + b.emission
+                prior = prior_scores[index] + b.emission
                 if prior <= best:
                     break
-                moved = self.route(previous.states[index], b, straight)
+                a = before[index]
+                moved = route(a, b, straight)
                 if moved is None:
                     continue
-                a = previous.states[index]
-                score = prior - abs(moved[0] - math.hypot(b.x - a.x, b.y - a.y)) / beta
+                score = prior - abs(moved[0] - hypot(b.x - a.x, b.y - a.y)) / beta
                 if score <= best:
                     continue
-                link = self.link(b, moved[1], moved[2])
+                link = link_of(b, moved[1], moved[2])
                 if link:
                     # a jam is a simple path: no U-turn, no loop around a block, no spur and back
-                    seen = previous.visited[index]
+                    seen = prior_visited[index]
                     ahead = [edge_v[edge] for edge in link]
-                    if (link[0] == twin[previous.states[index].edge] or any(node in seen for node in ahead)
+                    if (link[0] == twin[a.edge] or any(node in seen for node in ahead)
                             or len(set(ahead)) < len(ahead)):
                         # (the last: the route passes the far end of b's edge, then b's edge comes back to it)
                         continue
-                elif b.offset < previous.reach[index] - jitter:
+                elif b.offset < prior_reach[index] - jitter:
                     # the line may wobble back within its noise of the furthest point it reached
                     # on an edge, not walk backwards along it (drawn against a one-way street)
                     continue
