@@ -42,8 +42,9 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
-reported. A part that starts again on an edge the previous part holds has not left it (a knot of
-short edges, more than a point's best candidates, split the line): the two are one simple path.
+reported. A part that starts again at a junction the previous part passed has not left it (a
+knot of short edges, more than a point's best candidates, split the line): the two are one simple
+path, the previous part's detour beyond that junction dropped.
 
 Candidates for all points of all lines come from one bulk spatial query (``point_candidates``).
 """
@@ -627,14 +628,17 @@ def _rejoin(transitions: _Transitions, before: _Piece, after: _Piece) -> bool:
 
     A part ends where no candidate of the next points can be reached; in a knot of short edges (a
     few edges within the noise of a junction, more than a point's best candidates can hold) that
-    happens without the line leaving the road: the next part starts on an edge the previous one
-    holds. A jam is a simple path, so the two are one path: ``before`` up to that edge, then
-    ``after`` from it (the latest edge of ``after`` that ``before`` holds: what ``after`` ran through
-    before it is the noise that split the line). Parts that share no edge stay apart (a gap).
+    happens without the line leaving the road: the next part starts at a junction the previous one
+    passed. A jam is a simple path, so the two are one path: ``before`` up to that junction, then
+    ``after`` from it (the latest edge of ``after`` leaving a junction of ``before``: what either ran
+    through beyond it is the noise that split the line). Parts that share no junction stay apart (a
+    gap), and so do two whose join would not be a simple path.
     """
-    where = {edge: k for k, edge in enumerate(before.edges)}
+    # the junctions ``before`` passes, each at the index of the edge that leaves it
+    where = {transitions.u_list[edge]: k for k, edge in enumerate(before.edges)}
+    where[transitions.edge_v[before.edges[-1]]] = len(before.edges)
     for j in range(len(after.edges) - 1, -1, -1):
-        i = where.get(after.edges[j])
+        i = where.get(transitions.u_list[after.edges[j]])
         if i is None:
             continue
         edges = before.edges[:i] + after.edges[j:]

@@ -68,3 +68,12 @@ def test_the_share_of_mid_block_ends_is_the_sources() -> None:
         odds = _mid_block_odds(TRANSITIONS, _pieces(ends, noise), noise)
         estimated = 1.0 / (1.0 + math.exp(odds))
         assert abs(estimated - share) < 0.06, (share, estimated)
+
+
+def test_a_part_that_starts_again_at_a_junction_of_the_path_joins_it() -> None:
+    # the first part ran on to junction 4, the second leaves junction 2 down the spur: the first
+    # part's run beyond junction 2 was noise
+    before = _Piece([0, 1, 2, 3], _chain_of([0, 1, 2, 3]), 0, 3)
+    after = _Piece([7], _chain_of([7, 7]), 4, 5)
+    assert _rejoin(TRANSITIONS, before, after)
+    assert before.edges == [0, 1, 7]
