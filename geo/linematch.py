@@ -3,10 +3,13 @@
 In the manner of Newson & Krumm (2009): the hidden states of each line point are the directed
 edges within reach; emission scores distance (Gaussian) and heading against the line's own
 direction, taken as a chord over a few noise widths (neighbouring points of a dense line are closer
-than their noise); transitions score ``|route distance - straight distance|`` (exponential). Route
-distances come from a bounded Dijkstra over the directed graph, so one-way streets and the
-opposite carriageway are respected, and consecutive points far apart (Waze keeps a vertex every
-~74 m, skipping junctions) are joined by as many edges as the route takes.
+than their noise); transitions score ``|route distance - straight distance|`` (exponential), both
+between the two states' places on their edges: the raw points' straight line also carries their
+noise across the road, so the steps of a dense noisy line look longer than the path (8 m of noise
+makes a true 5 m step look 14 m), and a detour round a triangle of short edges fits them better
+than the road itself. Route distances come from a bounded Dijkstra over the directed graph, so
+one-way streets and the opposite carriageway are respected, and consecutive points far apart (Waze
+keeps a vertex every ~74 m, skipping junctions) are joined by as many edges as the route takes.
 
 The emission's noise is ``sigma_m`` (GPS-like lines), or the line's own where the line is clearly
 more precise (a Waze line lies 3-4 m off OpenStreetMap): the RMS of its points' distances to their
@@ -24,17 +27,24 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   3.5 noise widths: a noisy point is matched to whichever edge of the junction lies nearest, so its
   offset there is its whole distance from the junction) is noise across that junction and
   dropped, unless the path fits the line's points on that edge better ending at the edge's far
-  junction (a short edge: all those points weigh in, with the Gaussian of the line's noise); the
-  noise is the line's own (the RMS of its points' distances to the path, pooled with a prior of
-  5 m, at least 3 m), so a line cut mid-block keeps its end edges. Ending at the far junction
-  makes the near one a junction inside the path; where no other point of the line lies near it, a
-  dense line would have shown one, so that ending pays a log-odds penalty. Once an end edge is
-  dropped, the next one is judged the same way with the extreme point projected onto it (the
-  Viterbi path may carry a noisy end point across a short edge onto the next).
+  junction (a short edge: all those points weigh in, with the Gaussian of the line's noise) or
+  somewhere along the edge (a mid-block end, anywhere on the edge alike). The noise is the line's
+  own (the RMS of its points' distances to the path, at least 3 m), pooled with the typical noise
+  of the call's lines: they come from one source, and a line of a few points cannot tell its
+  noise (a call of a few lines is pooled with 5 m in turn). How often a source ends its lines
+  mid-block is its own too (Waze cuts jams where the traffic slows, a line drawn from junction to
+  junction never): that share is estimated from the ends of the call's lines
+  (expectation-maximisation) and weighs the mid-block end. Ending beyond the near junction makes
+  it a junction inside the path; where no other point of the line lies near it, a dense line would
+  have shown one, so that ending pays a log-odds penalty. Once an end edge is dropped, the next
+  one is judged the same way with the extreme point projected onto it (the Viterbi path may carry
+  a noisy end point across a short edge onto the next).
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
-reported.
+reported. A part that starts again at a junction the previous part passed has not left it (a
+knot of short edges, more than a point's best candidates, split the line): the two are one simple
+path, the previous part's detour beyond that junction dropped.
 
 Candidates for all points of all lines come from one bulk spatial query (``point_candidates``).
 """
@@ -87,6 +97,8 @@ class _State:
     offset: float
     emission: float
     distance: float
+    x: float  # where on the edge (metric)
+    y: float
 
 
 class _Router:
@@ -203,20 +215,45 @@ def match_lines(
     kept = order[(np.arange(len(order)) - first < max_candidates)
                  & (emission[order] > emission[order[first]] - _UNLIKELY) | group]
     per_point: list[list[_State]] = [[] for _ in range(len(x))]
-    for point, edge, offset, score, distance in zip(candidates.point[kept].tolist(), candidates.edge[kept].tolist(),
-                                                    candidates.offset[kept].tolist(), emission[kept].tolist(),
-                                                    candidates.distance[kept].tolist(), strict=True):
-        per_point[point].append(_State(edge, offset, score, distance))
+    on_x, on_y = _on_edge(network, candidates.edge[kept], candidates.offset[kept])
+    for point, edge, offset, score, distance, px, py in zip(
+            candidates.point[kept].tolist(), candidates.edge[kept].tolist(), candidates.offset[kept].tolist(),
+            emission[kept].tolist(), candidates.distance[kept].tolist(), on_x.tolist(), on_y.tolist(), strict=True):
+        per_point[point].append(_State(edge, offset, score, distance, px, py))
 
     transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m, 3.0 * sigma_m)
+    matched: list[tuple[int, list[_Piece]]] = []
     for i, result in enumerate(results):
         s, e = int(starts[i]), int(starts[i + 1])
         if e - s < 2:
             result.reason = "a line needs at least 2 points"
             continue
         transitions.jitter = 3.0 * float(noise[i])
-        _viterbi(transitions, x[s:e], y[s:e], per_point[s:e], result)
+        pieces = _viterbi(transitions, x[s:e], y[s:e], per_point[s:e], result)
+        if pieces:
+            matched.append((i, pieces))
+    typical = _typical_noise([[state.distance for piece in pieces for state in piece.chain] for _i, pieces in matched])
+    mid_block = _mid_block_odds(transitions, [piece for _i, pieces in matched for piece in pieces], typical)
+    for i, pieces in matched:
+        s, e = int(starts[i]), int(starts[i + 1])
+        _finish(transitions, x[s:e], y[s:e], pieces, results[i], typical, mid_block)
     return results
+
+
+def _on_edge(network: RoadNetwork, edge: npt.NDArray[np.int64], offset: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The metric position ``offset`` metres along each directed ``edge``."""
+    segments = network.segments()
+    link = network.edge_link[edge]
+    along = np.where(network.edge_forward[edge], offset, network.link_len[link] - offset)
+    # the segments lie link after link, each link's in order: one global key orders them all
+    seg_len = segments["len"]
+    seg_start = np.cumsum(seg_len) - seg_len
+    first = np.searchsorted(segments["link"], link, side="left")
+    last = np.searchsorted(segments["link"], link, side="right") - 1
+    seg = np.clip(np.searchsorted(seg_start, seg_start[first] + along, side="right") - 1, first, last)
+    t = np.clip((along - segments["offset"][seg]) / np.maximum(seg_len[seg], 1e-12), 0.0, 1.0)[:, None]
+    on = segments["p0"][seg] + (segments["p1"][seg] - segments["p0"][seg]) * t
+    return on[:, 0], on[:, 1]
 
 
 def _line_noise(candidates: Candidates, along: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64],
@@ -277,7 +314,8 @@ _UNLIKELY = 8.0
 #: on it decide): the radius 2-D noise exceeds this rarely (3.5 noise widths)
 _SLIVER_TAIL = 0.002
 #: a line of a few points cannot tell its own noise: its distances are pooled with this many
-#: samples of this noise (metres), between Waze's few metres off OpenStreetMap and GPS's 8 m
+#: samples of its source's typical noise (``_typical_noise``), and a call's few lines with this many
+#: of this noise (metres), between Waze's few metres off OpenStreetMap and GPS's 8 m
 _PRIOR_SAMPLES = 2
 _PRIOR_NOISE_M = 5.0
 #: the least noise assumed of a line (metres): Waze draws its lines on its own map, a few metres
@@ -365,31 +403,35 @@ class _Transitions:
         visited: list[tuple[int, ...]] = []
         reach: list[float] = []
         edge_v, twin, jitter, beta = self.edge_v, self.twin, self.jitter, self.beta
+        route, link_of, hypot = self.route, self.link, math.hypot
+        before, prior_scores = previous.states, previous.scores
+        prior_visited, prior_reach = previous.visited, previous.reach
         # best predecessors first: a transition costs >= 0, so the rest are skipped once beaten
-        order = sorted((index for index, score in enumerate(previous.scores) if score > -math.inf),
-                       key=lambda index: -previous.scores[index])
+        order = sorted((index for index, score in enumerate(prior_scores) if score > -math.inf),
+                       key=lambda index: -prior_scores[index])
         for b in states:
             best, best_from, best_link = -math.inf, -1, []
             for index in order:
-                prior = previous.scores[index] + b.emission
+                prior = prior_scores[index] + b.emission
                 if prior <= best:
                     break
-                moved = self.route(previous.states[index], b, straight)
+                a = before[index]
+                moved = route(a, b, straight)
                 if moved is None:
                     continue
-                score = prior - abs(moved[0] - straight) / beta
+                score = prior - abs(moved[0] - hypot(b.x - a.x, b.y - a.y)) / beta
                 if score <= best:
                     continue
-                link = self.link(b, moved[1], moved[2])
+                link = link_of(b, moved[1], moved[2])
                 if link:
                     # a jam is a simple path: no U-turn, no loop around a block, no spur and back
-                    seen = previous.visited[index]
+                    seen = prior_visited[index]
                     ahead = [edge_v[edge] for edge in link]
-                    if (link[0] == twin[previous.states[index].edge] or any(node in seen for node in ahead)
+                    if (link[0] == twin[a.edge] or any(node in seen for node in ahead)
                             or len(set(ahead)) < len(ahead)):
                         # (the last: the route passes the far end of b's edge, then b's edge comes back to it)
                         continue
-                elif b.offset < previous.reach[index] - jitter:
+                elif b.offset < prior_reach[index] - jitter:
                     # the line may wobble back within its noise of the furthest point it reached
                     # on an edge, not walk backwards along it (drawn against a one-way street)
                     continue
@@ -405,30 +447,72 @@ class _Transitions:
         return _Layer(point, states, scores, visited, reach, back, links)
 
 
-def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, seen: bool = True) -> bool:
+def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, seen: bool = True,
+                   mid_block: float = math.inf) -> bool:
     """Whether the points matched to an end edge show that the path runs along it.
 
     ``past`` is how far each point lies along the edge beyond the junction it shares with the rest
     of the path, ``lateral`` its distance to the edge, the line's extreme point last. An extreme
-    point past the noise radius is coverage (Waze cuts jams mid-block too). Nearer, two ends compete
-    by likelihood under the line's noise: the path stops at the near junction (each point on the
-    edge is then a noisy copy of it, so its whole distance from it counts) or at the far junction
-    (the extreme point is that junction's copy). With one point this is "the nearer junction"; every
-    further point the line has on a short edge adds its evidence, where one point cannot tell two
-    junctions a few metres apart. Ending at the far junction makes the near one a turn of the path
-    inside the line: where no other point of the line comes near it (``seen`` false), that path pays
-    ``_UNSEEN_JUNCTION``.
+    point past the noise radius is coverage (Waze cuts jams mid-block too). Nearer, three ends
+    compete by likelihood under the line's noise: the path stops at the near junction (each point on
+    the edge is then a noisy copy of it, so its whole distance from it counts), at the far junction
+    (the extreme point is that junction's copy), or somewhere along the edge (``_mid_block_cost``,
+    plus ``mid_block``: the log-odds of a source's line end at a junction against one mid-block).
+    With one point this is "the nearer junction" or a clear way along; every further point the line
+    has on a short edge adds its evidence, where one point cannot tell two junctions a few metres
+    apart. Ending beyond the near junction makes it a turn of the path inside the line: where no
+    other point of the line comes near it (``seen`` false), that path pays ``_UNSEEN_JUNCTION``.
     """
     if past[-1] >= _noise_radius() * noise:
         return True
     scale = 2.0 * noise * noise
     at_near_junction = sum(a * a + d * d for a, d in zip(past, lateral, strict=True)) / scale
-    at_far_junction = (sum(d * d for d in lateral) + (length - past[-1]) ** 2) / scale
-    return at_far_junction + (0.0 if seen else _UNSEEN_JUNCTION) < at_near_junction
+    along = sum(d * d for d in lateral) / scale
+    at_far_junction = along + (length - past[-1]) ** 2 / scale
+    ends_inside = along + _mid_block_cost(past[-1], length, noise) + mid_block
+    return min(at_far_junction, ends_inside) + (0.0 if seen else _UNSEEN_JUNCTION) < at_near_junction
+
+
+def _mid_block_cost(past: float, length: float, noise: float) -> float:
+    """-log of the extreme point's along-edge density where the line ends anywhere on the edge (1/length a
+    metre), relative to its density at a junction (in ``_end_edge_kept``'s units; its lateral part aside)."""
+    spread = noise * math.sqrt(2.0)
+    inside = 0.5 * (math.erf((length - past) / spread) + math.erf(past / spread))
+    return math.log(length / (math.sqrt(2.0 * math.pi) * noise)) - math.log(max(inside, 1e-12))
+
+
+def _mid_block_odds(transitions: _Transitions, pieces: list[_Piece], typical: float) -> float:
+    """The log-odds of a line end at a junction against one mid-block, from the ends of a call's lines.
+
+    How often a source cuts its lines mid-block is the source's own (Waze cuts jams where the traffic
+    slows; a line drawn from junction to junction never), so it is estimated from the call's line ends
+    by expectation-maximisation: each end's extreme point weighs the two (a junction's noisy copy, or a
+    place anywhere along its edge), and the share is their mean, pooled with ``_PRIOR_SAMPLES`` ends
+    at junctions (a call of a few lines says little).
+    """
+    odds: list[float] = []  # per end: log(likelihood at a junction / likelihood mid-block)
+    for piece in pieces:
+        noise = _noise([state.distance for state in piece.chain], typical)
+        scale = 2.0 * noise * noise
+        for state, at_start in ((piece.chain[0], True), (piece.chain[-1], False)):
+            length = transitions.edge_len[state.edge]
+            if length <= 0.0:
+                continue
+            past = min(max(length - state.offset if at_start else state.offset, 0.0), length)
+            junction = min(past, length - past) ** 2 / scale
+            odds.append(_mid_block_cost(past, length, noise) - junction)
+    if not odds:
+        return math.inf
+    weights = np.clip(np.asarray(odds), -50.0, 50.0)
+    share = 0.5
+    for _ in range(50):
+        posterior = 1.0 / (1.0 + (1.0 - share) / share * np.exp(weights))
+        share = min(max(float(posterior.sum()) / (len(odds) + _PRIOR_SAMPLES), 1e-4), 0.5)
+    return math.log((1.0 - share) / share)
 
 
 def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], x: FloatArray, y: FloatArray,
-              extreme: int, noise: float, *, at_start: bool) -> tuple[list[int], bool]:
+              extreme: int, noise: float, mid_block: float, *, at_start: bool) -> tuple[list[int], bool]:
     """Drop the end edges the line only grazes (``_end_edge_kept``), one after the other.
 
     ``chain`` is the matched states from the line's extreme point inwards. An end edge is judged by
@@ -459,7 +543,8 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
         if past[-1] >= _noise_radius() * noise:
             break  # coverage: no need to look for the junction's points
         junction = coords[-1] if at_start else coords[0]
-        if _end_edge_kept(past, lateral, length, noise, _seen(junction, x, y, extreme, _SEEN_WIDTHS * noise)):
+        if _end_edge_kept(past, lateral, length, noise, _seen(junction, x, y, extreme, _SEEN_WIDTHS * noise),
+                          mid_block):
             break
         edges = edges[1:] if at_start else edges[:-1]
         peeled = True
@@ -501,23 +586,79 @@ def _noise_radius() -> float:
     return math.sqrt(-2.0 * math.log(_SLIVER_TAIL))
 
 
-def _noise(distances: list[float]) -> float:
-    """The line's own noise: the RMS of its points' distances to the path, pooled with a prior.
+def _typical_noise(lines: list[list[float]]) -> float:
+    """The noise of the source of a call's lines: the median of their own (``_noise``), pooled with the prior.
+
+    The lines of one call come from one source (a feed, a closure), and one source has one noise; a
+    short line's own estimate is a handful of samples (the RMS of seven falls below 0.56 of the
+    truth one time in twenty: chi-square, 7 degrees of freedom), so the source's typical noise is
+    each line's prior. A call with a few lines tells little of its source: their median is pooled
+    with ``_PRIOR_NOISE_M`` as a line is.
+    """
+    if not lines:
+        return _PRIOR_NOISE_M
+    median = float(np.median([_noise(distances, _PRIOR_NOISE_M) for distances in lines]))
+    n = len(lines)
+    return math.sqrt((n * median**2 + _PRIOR_SAMPLES * _PRIOR_NOISE_M**2) / (n + _PRIOR_SAMPLES))
+
+
+def _noise(distances: list[float], prior: float) -> float:
+    """The line's own noise: the RMS of its points' distances to the path, pooled with ``prior``.
 
     Each distance is one lateral noise sample. A line of four points that happen to lie close to
     the road has not shown that its end point is as close: the prior keeps a short line's estimate
     from collapsing (the median of a few distances, used before, often came out at half the noise).
     """
-    total = sum(d * d for d in distances) + _PRIOR_SAMPLES * _PRIOR_NOISE_M**2
+    total = sum(d * d for d in distances) + _PRIOR_SAMPLES * prior**2
     return max(_MIN_NOISE_M, math.sqrt(total / (len(distances) + _PRIOR_SAMPLES)))
 
 
+@dataclass(slots=True)
+class _Piece:
+    """A connected part of a line's path: its edges, its matched states in travel order, its end points."""
+
+    edges: list[int]
+    chain: list[_State]
+    first: int
+    last: int
+
+
+def _rejoin(transitions: _Transitions, before: _Piece, after: _Piece) -> bool:
+    """Append ``after`` to ``before`` where it starts again on the path ``before`` already took.
+
+    A part ends where no candidate of the next points can be reached; in a knot of short edges (a
+    few edges within the noise of a junction, more than a point's best candidates can hold) that
+    happens without the line leaving the road: the next part starts at a junction the previous one
+    passed. A jam is a simple path, so the two are one path: ``before`` up to that junction, then
+    ``after`` from it (the latest edge of ``after`` leaving a junction of ``before``: what either ran
+    through beyond it is the noise that split the line). Parts that share no junction stay apart (a
+    gap), and so do two whose join would not be a simple path.
+    """
+    # the junctions ``before`` passes, each at the index of the edge that leaves it
+    where = {transitions.u_list[edge]: k for k, edge in enumerate(before.edges)}
+    where[transitions.edge_v[before.edges[-1]]] = len(before.edges)
+    for j in range(len(after.edges) - 1, -1, -1):
+        i = where.get(transitions.u_list[after.edges[j]])
+        if i is None:
+            continue
+        edges = before.edges[:i] + after.edges[j:]
+        nodes = [transitions.u_list[edge] for edge in edges] + [transitions.edge_v[edges[-1]]]
+        if len(set(nodes)) < len(nodes):
+            return False
+        before.edges = edges
+        before.chain = before.chain + after.chain
+        before.last = after.last
+        return True
+    return False
+
+
 def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
-             result: LineMatch) -> None:
+             result: LineMatch) -> list[_Piece]:
+    """The connected parts of the line's most likely path (untrimmed); sets ``covered_fraction``."""
     usable = [t for t, column in enumerate(states) if column]
     if not usable:
         result.reason = "no road near the line"
-        return
+        return []
     step = np.hypot(np.diff(x), np.diff(y))
     total = float(np.nansum(step))
 
@@ -547,9 +688,9 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
         position += 1
 
     kept = [layers for layers in parts if len(layers) >= 2] or parts[:1]
-    distances: list[float] = []
+    pieces: list[_Piece] = []
     covered = 0.0
-    for number, layers in enumerate(kept):
+    for layers in kept:
         choice = int(np.argmax(layers[-1].scores))
         path: list[int] = []
         chain: list[_State] = []
@@ -560,25 +701,36 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
                 choice = layer.back[choice]
         path.insert(0, chain[-1].edge)
         edges = [edge for k, edge in enumerate(path) if k == 0 or edge != path[k - 1]]
-        first, last = chain[-1], chain[0]
-        start_offset, end_offset = first.offset, last.offset
+        piece = _Piece(edges, chain[::-1], layers[0].point, layers[-1].point)
+        covered += float(np.nansum(step[layers[0].point : layers[-1].point]))
+        if not (pieces and _rejoin(transitions, pieces[-1], piece)):
+            pieces.append(piece)
+    result.covered_fraction = min(1.0, covered / total) if total > 0 else 0.0
+    return pieces
+
+
+def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, pieces: list[_Piece], result: LineMatch,
+            typical: float, mid_block: float) -> None:
+    """Trim the parts' end edges (``_trim_end``) and fill in ``result``."""
+    distances: list[float] = []
+    for number, piece in enumerate(pieces):
+        edges, chain = piece.edges, piece.chain
+        start_offset, end_offset = chain[0].offset, chain[-1].offset
         # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
         # The points on an end edge, the line's extreme point last, go to ``_end_edge_kept``.
-        noise = _noise([state.distance for state in chain])
-        edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, layers[0].point, noise, at_start=True)
+        noise = _noise([state.distance for state in chain], typical)
+        edges, peeled = _trim_end(transitions, edges, chain, x, y, piece.first, noise, mid_block, at_start=True)
         if peeled:
             start_offset = 0.0
-        edges, peeled = _trim_end(transitions, edges, chain, x, y, layers[-1].point, noise, at_start=False)
+        edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, piece.last, noise, mid_block, at_start=False)
         if peeled:
             end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
         distances.extend(state.distance for state in chain)
-        covered += float(np.nansum(step[layers[0].point : layers[-1].point]))
         if number == 0:
             result.start_offset_m = start_offset
         result.end_offset_m = end_offset
     result.edges = [edge for part in result.parts for edge in part]
-    result.covered_fraction = min(1.0, covered / total) if total > 0 else 0.0
     result.distance_m = float(np.mean(distances))
     result.confidence = float(math.exp(-0.5 * (result.distance_m / 8.0) ** 2)) * result.covered_fraction
     if len(result.parts) > 1:
