@@ -682,8 +682,11 @@ def jam_scores(geometry: EdgeGeometry, jams: Sequence[RealJam], paths: Sequence[
         if not path:
             errors["nothing matched"] += 1
             continue
-        nodes = [int(geometry.u[e]) for e in path] + [int(geometry.v[path[-1]])]
-        if len(nodes) != len(set(nodes)):
+        # a loop: the path enters a junction more often than the true path does (a true path may start on
+        # a self-loop edge, a roundabout mapped as one way from a junction back to itself)
+        visits = Counter([int(geometry.u[e]) for e in path] + [int(geometry.v[path[-1]])])
+        truth_visits = Counter([int(geometry.u[e]) for e in jam.edges] + [int(geometry.v[jam.edges[-1]])])
+        if any(count > max(1, truth_visits[node]) for node, count in visits.items()):
             errors["loop"] += 1
         extra = found - truth
         if path[0] in extra or path[-1] in extra:
