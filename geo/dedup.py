@@ -526,9 +526,10 @@ def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
     holds a candidate pair with it, within the time window and of a compatible direction) that
     takes it cheapest, when that passes the merge test and costs less than staying (the test
     against its own cluster's centre without it; the threshold when it is alone). All reports move
-    at once, then the centres follow; at most ``_REFINE_ROUNDS`` rounds, fewer when nothing moves,
-    and a report moves once at most (two reports that each fit the other's cluster would otherwise
-    swap back and forth).
+    at once (but one at most into each cluster, so the time window and direction checked hold), then
+    the centres follow; at most ``_REFINE_ROUNDS`` rounds, fewer when nothing moves, and a report
+    moves once at most (two reports that each fit the other's cluster would otherwise swap back and
+    forth).
     The labels stay cluster ids: when a cluster's root report moves, the rest keep its label."""
     n = len(label)
     label = label.copy()
@@ -575,9 +576,13 @@ def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
         report, other, join, stay = report[order], other[order], join[order], stay[order]
         head = np.ones(len(report), dtype=bool)
         head[1:] = report[1:] != report[:-1]
-        move = head & (join < stay) & (join < threshold) & ~moved[report]
-        if not move.any():
+        move = np.flatnonzero(head & (join < stay) & (join < threshold) & ~moved[report])
+        if len(move) == 0:
             break
+        move = move[np.lexsort((report[move], join[move], other[move]))]  # per cluster, cheapest first
+        single = np.ones(len(move), dtype=bool)
+        single[1:] = other[move][1:] != other[move][:-1]
+        move = move[single]  # one report joins a cluster per round: its time window and direction hold
         label[report[move]] = other[move]
         moved[report[move]] = True
     return label

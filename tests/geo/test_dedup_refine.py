@@ -39,3 +39,18 @@ def test_the_root_report_moves_and_its_cluster_keeps_the_label() -> None:
     state = _state([45.0, 0.0, 2.0, -2.0, 58.0, 60.0, 62.0], [90.0] * 7)
     label = np.array([0, 0, 0, 0, 4, 4, 4])
     assert _refine(state, label, *_pairs(7), threshold=3.75).tolist() == [4, 0, 0, 0, 4, 4, 4]
+
+
+def test_two_reports_do_not_join_one_cluster_at_once_beyond_its_time_window() -> None:
+    """A report from 850 s before and one from 850 s after a cluster each fit it (and the window of
+    1200 s) alone, not both together: one moves, the other stays where it was."""
+    x = [-2.0, 0.0, 2.0, 45.0, 118.0, 120.0, 122.0, 75.0, 58.0, 60.0, 62.0]
+    time_s = [0.0] * 4 + [1700.0] * 4 + [850.0] * 3
+    state = _State(np.asarray(x), np.zeros(11), np.asarray(time_s), np.full(11, 90.0),
+                   variance=100.0, window_s=1200.0, max_heading_deg=70.0)
+    label = np.array([0] * 4 + [4] * 4 + [8] * 3)
+    result = _refine(state, label, *_pairs(11), threshold=3.75)
+    joined = [k for k in (3, 7) if result[k] == 8]
+    assert len(joined) == 1
+    members = np.flatnonzero(result == 8)
+    assert np.ptp(np.asarray(time_s)[members]) <= 1200.0
