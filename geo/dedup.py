@@ -21,9 +21,12 @@ The merge test is a likelihood ratio. Each report lies at its incident's place p
 variance ``s2`` along the road (GPS noise sigma^2, estimated from how far the reports lie from their
 roads, plus the incident's own extent). Clusters a and b (na, nb reports, centres d apart) merge,
 cheapest first, while ``d^2 h / (2 s2) - log h < merge_threshold`` with ``h = na nb / (na + nb)``
-(the log-odds of "one incident" against "two", up to a constant). Afterwards a report that is about
-as likely to belong to a neighbouring cluster as to its own leaves its cluster: such a report
-between two close incidents would otherwise fuse them.
+(the log-odds of "one incident" against "two", up to a constant). The greedy merge fixes each
+report's cluster early, before the centres are known; a few Lloyd rounds along the road follow:
+each report moves to the neighbouring cluster (direction, time window) that takes it cheaper than
+its own does without it (the same test; staying alone costs the threshold), and the centres are
+estimated again. Last, a report that is about as likely to belong to a neighbouring cluster as to
+its own leaves its cluster: such a report between two close incidents would otherwise fuse them.
 
 Candidates come from one STRtree over the reports placed by family and slice of time. Merging runs
 in rounds, in numpy: every two neighbouring clusters that are each other's cheapest merge merge (6-7
@@ -236,7 +239,9 @@ def cluster_reports(
         torn = _torn(n, li, lj, direction, max_heading_deg)
         keep = ~torn[i] & ~torn[j]
         i, j = i[keep], j[keep]
-    root = _merge(_State(x, y, time_s, direction, variance, window_s, max_heading_deg), i, j, merge_threshold)
+    state = _State(x, y, time_s, direction, variance, window_s, max_heading_deg)
+    root = _merge(state, i, j, merge_threshold)
+    root = _refine(state, root, i, j, merge_threshold)
     labels = _detach_contested(root, i, j, x, y, time_s, variance, window_s, merge_threshold)
     if torn.any():
         pick = torn[li]
@@ -512,6 +517,79 @@ def _greedy(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
                 else:
                     push(heap, (c, other, a, version[other], version_a))
     return np.array([_find(parent, k) for k in label.tolist()], dtype=np.int64)
+
+
+def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold: float) -> IntArray:
+    """Cluster roots after Lloyd rounds on the merged clusters (``label``: root report per report).
+
+    Each round, from the current centres: each report moves to the neighbouring cluster (one that
+    holds a candidate pair with it, within the time window and of a compatible direction) that
+    takes it cheapest, when that passes the merge test and costs less than staying (the test
+    against its own cluster's centre without it; the threshold when it is alone). All reports move
+    at once (but one at most into each cluster, so the time window and direction checked hold), then
+    the centres follow; at most ``_REFINE_ROUNDS`` rounds, fewer when nothing moves, and a report
+    moves once at most (two reports that each fit the other's cluster would otherwise swap back and
+    forth).
+    The labels stay cluster ids: when a cluster's root report moves, the rest keep its label."""
+    n = len(label)
+    label = label.copy()
+    report_all = np.concatenate((i, j))
+    neighbour_all = np.concatenate((j, i))
+    moved = np.zeros(n, dtype=bool)
+    for _round in range(_REFINE_ROUNDS):
+        size = np.bincount(label, minlength=n).astype(np.float64)
+        sum_x = np.bincount(label, state.x, n)
+        sum_y = np.bincount(label, state.y, n)
+        east = np.bincount(label, state.east, n)
+        north = np.bincount(label, state.north, n)
+        first = np.full(n, np.inf)
+        np.minimum.at(first, label, state.time_s)
+        last = np.full(n, -np.inf)
+        np.maximum.at(last, label, state.time_s)
+        own_all = label[report_all]
+        other_all = label[neighbour_all]
+        keep = other_all != own_all
+        key = np.unique(report_all[keep] * n + other_all[keep])
+        report, other = key // n, key % n
+        if len(report) == 0:
+            break
+        m = size[other]
+        h = m / (m + 1.0)
+        dx = state.x[report] - sum_x[other] / m
+        dy = state.y[report] - sum_y[other] / m
+        join = (dx * dx + dy * dy) * h * state.scale - np.log(h)
+        fits = np.maximum(last[other], state.time_s[report]) - np.minimum(first[other], state.time_s[report])
+        ok = fits <= state.window_s
+        re, rn = state.east[report], state.north[report]
+        eo, no = east[other], north[other]
+        ok &= (re * eo + rn * no) >= state.cos_max * np.hypot(re, rn) * np.hypot(eo, no)
+        join[~ok] = np.inf
+        own = label[report]
+        rest = size[own] - 1.0
+        safe = np.maximum(rest, 1.0)
+        rx = (sum_x[own] - state.x[report]) / safe
+        ry = (sum_y[own] - state.y[report]) / safe
+        ho = rest / (rest + 1.0)
+        stay = np.where(rest > 0, ((state.x[report] - rx) ** 2 + (state.y[report] - ry) ** 2) * ho * state.scale
+                        - np.log(np.maximum(ho, 1e-12)), threshold)
+        order = np.lexsort((other, join, report))
+        report, other, join, stay = report[order], other[order], join[order], stay[order]
+        head = np.ones(len(report), dtype=bool)
+        head[1:] = report[1:] != report[:-1]
+        move = np.flatnonzero(head & (join < stay) & (join < threshold) & ~moved[report])
+        if len(move) == 0:
+            break
+        move = move[np.lexsort((report[move], join[move], other[move]))]  # per cluster, cheapest first
+        single = np.ones(len(move), dtype=bool)
+        single[1:] = other[move][1:] != other[move][:-1]
+        move = move[single]  # one report joins a cluster per round: its time window and direction hold
+        label[report[move]] = other[move]
+        moved[report[move]] = True
+    return label
+
+
+#: Lloyd rounds after the merge (on the issue 12 networks nearly all moves happen in the first)
+_REFINE_ROUNDS = 3
 
 
 def _detach_contested(root: IntArray, i: IntArray, j: IntArray, x: FloatArray, y: FloatArray, time_s: FloatArray,
