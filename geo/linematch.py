@@ -34,11 +34,21 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   noise (a call of a few lines is pooled with 5 m in turn). How often a source ends its lines
   mid-block is its own too (Waze cuts jams where the traffic slows, a line drawn from junction to
   junction never): that share is estimated from the ends of the call's lines
-  (expectation-maximisation) and weighs the mid-block end. Ending beyond the near junction makes
-  it a junction inside the path; where no other point of the line lies near it, a dense line would
-  have shown one, so that ending pays a log-odds penalty. Once an end edge is dropped, the next
-  one is judged the same way with the extreme point projected onto it (the Viterbi path may carry
-  a noisy end point across a short edge onto the next).
+  (expectation-maximisation) and weighs the mid-block end. The line's point next to its extreme
+  one weighs in too: a jam line is drawn from its path's shape (Waze sends its map's shape points,
+  some dropped), so that point copies the vertex before the path's end, or one further back where
+  vertices were dropped (each kept with the share of the path's vertices the line has). Ending at
+  the far junction puts the near junction and the end edge's vertices before the rest: a next
+  point close to the extreme one is what a short end edge looks like (one point alone cannot tell
+  two junctions a few metres apart), one far back along the path a path ending at the near
+  junction (``_junction_evidence``). Once an end edge is dropped, the next one is judged the same
+  way with the extreme point projected onto it (the Viterbi path may carry a noisy end point
+  across a short edge onto the next).
+* an end the Viterbi path stops at a junction (the extreme point matched back onto the edge before
+  it, or onto the side of a crossing road) is judged the same way against each edge beyond that
+  junction (``_extend_end``): the edge whose far end or inside best explains the extreme point is
+  added where it wins, its prior shared among the junction's ways on (a path that goes on takes one
+  of them).
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
@@ -329,13 +339,9 @@ _PRECISE_M = 4.2
 _PRECISE_ALONG_M = 6.0
 #: an edge "along" the line: its bearing within this of the line's direction (degrees)
 _ALONG_DEG = 45.0
-#: a junction inside the path that no point of a line comes near is evidence against that path (log-odds):
-#: the vertices of a dense line follow the path's own, so a path that turns at a junction the line shows
-#: no point near is likelier to end before it; a sparse line (Waze keeps a vertex every ~74 m) pays it
-#: on short end edges only where its extreme point cannot tell the two junctions apart anyway
-_UNSEEN_JUNCTION = 2.0
-#: "near" a junction: within this many noise widths (95 % of 2-D noise lies within 2.45)
-_SEEN_WIDTHS = 2.5
+#: the path's vertices the line's point next to its extreme one may copy: within its distance of the
+#: extreme point along the path and this many noise widths more (further back, it is no copy)
+_VERTEX_REACH_WIDTHS = 6.5
 
 #: junctions of its path a state remembers to keep the path simple (a GPS trace may pass a place twice)
 _MEMORY = 16
@@ -368,6 +374,19 @@ class _Transitions:
         self.router = router
         self.u_list = u_list
         self.beta = beta
+        self.into: tuple[list[int], list[int]] | None = None
+
+    def neighbours(self, node: int, *, incoming: bool) -> list[int]:
+        """The directed edges leaving ``node`` (or entering it)."""
+        if incoming:
+            if self.into is None:
+                order = np.argsort(np.asarray(self.edge_v), kind="stable")
+                ptr = np.searchsorted(np.asarray(self.edge_v)[order], np.arange(len(self.router.ptr)))
+                self.into = (ptr.tolist(), order.tolist())
+            ptr_list, edge_list = self.into
+        else:
+            ptr_list, edge_list = self.router.ptr, self.router.out
+        return edge_list[ptr_list[node]:ptr_list[node + 1]]
 
     def route(self, a: _State, b: _State, straight: float) -> tuple[float, int, int] | None:
         """The route length from ``a`` to ``b`` and the junctions it connects (-1, -1 along one edge)."""
@@ -447,8 +466,8 @@ class _Transitions:
         return _Layer(point, states, scores, visited, reach, back, links)
 
 
-def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, seen: bool = True,
-                   mid_block: float = math.inf) -> bool:
+def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, evidence: float = 0.0,
+                   mid_block: float = math.inf, prior: float = 0.0) -> bool:
     """Whether the points matched to an end edge show that the path runs along it.
 
     ``past`` is how far each point lies along the edge beyond the junction it shares with the rest
@@ -460,8 +479,9 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     plus ``mid_block``: the log-odds of a source's line end at a junction against one mid-block).
     With one point this is "the nearer junction" or a clear way along; every further point the line
     has on a short edge adds its evidence, where one point cannot tell two junctions a few metres
-    apart. Ending beyond the near junction makes it a turn of the path inside the line: where no
-    other point of the line comes near it (``seen`` false), that path pays ``_UNSEEN_JUNCTION``.
+    apart. ``evidence`` is the log-odds the line's other points give the far end against the near
+    junction (``_junction_evidence``), ``prior`` the far end's prior log-odds against (an edge added
+    beyond the path's end: one of the junction's ways on).
     """
     if past[-1] >= _noise_radius() * noise:
         return True
@@ -470,7 +490,7 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     along = sum(d * d for d in lateral) / scale
     at_far_junction = along + (length - past[-1]) ** 2 / scale
     ends_inside = along + _mid_block_cost(past[-1], length, noise) + mid_block
-    return min(at_far_junction, ends_inside) + (0.0 if seen else _UNSEEN_JUNCTION) < at_near_junction
+    return min(at_far_junction, ends_inside) + prior - evidence < at_near_junction
 
 
 def _mid_block_cost(past: float, length: float, noise: float) -> float:
@@ -512,7 +532,7 @@ def _mid_block_odds(transitions: _Transitions, pieces: list[_Piece], typical: fl
 
 
 def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], x: FloatArray, y: FloatArray,
-              extreme: int, noise: float, mid_block: float, *, at_start: bool) -> tuple[list[int], bool]:
+              extreme: int, noise: float, mid_block: float, kept: float, *, at_start: bool) -> tuple[list[int], bool]:
     """Drop the end edges the line only grazes (``_end_edge_kept``), one after the other.
 
     ``chain`` is the matched states from the line's extreme point inwards. An end edge is judged by
@@ -542,13 +562,59 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
             lateral.append(distance)
         if past[-1] >= _noise_radius() * noise:
             break  # coverage: no need to look for the junction's points
-        junction = coords[-1] if at_start else coords[0]
-        if _end_edge_kept(past, lateral, length, noise, _seen(junction, x, y, extreme, _SEEN_WIDTHS * noise),
-                          mid_block):
+        rest = edges[1:] if at_start else edges[:-1]
+        evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, rest,
+                                      coords[1:] if at_start else coords[-2::-1], at_start=at_start)
+        if _end_edge_kept(past, lateral, length, noise, evidence, mid_block):
             break
         edges = edges[1:] if at_start else edges[:-1]
         peeled = True
     return edges, peeled
+
+
+def _extend_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: FloatArray, extreme: int,
+                noise: float, mid_block: float, kept: float, *, at_start: bool) -> tuple[list[int], bool]:
+    """Add the edge beyond the path's end junction that the line's extreme point shows (``_end_edge_kept``).
+
+    The Viterbi path may stop at a junction the line passes: a noisy extreme point a few metres past
+    it lies as near the edge before it (a step back within the noise) or a crossing road. Where the
+    extreme point lies within the noise radius of that junction, the edge beyond it that best explains
+    the point (at its far end or inside it) is judged as an end edge of the path would be, the prior of
+    going on shared among the junction's ways on (no U-turn, no junction of the path twice).
+    """
+    network = transitions.network
+    edge = edges[0] if at_start else edges[-1]
+    node = transitions.u_list[edge] if at_start else transitions.edge_v[edge]
+    coords = network.edge_coords(edge)
+    junction = coords[0] if at_start else coords[-1]
+    px, py = float(x[extreme]), float(y[extreme])
+    if math.hypot(px - junction[0], py - junction[1]) >= _noise_radius() * noise:
+        return edges, False
+    nodes = {transitions.u_list[e] for e in edges} | {transitions.edge_v[edges[-1]]}
+    options = [f for f in transitions.neighbours(node, incoming=at_start)
+               if f != transitions.twin[edge]
+               and (transitions.u_list[f] if at_start else transitions.edge_v[f]) not in nodes]
+    if not options:
+        return edges, False
+    scale = 2.0 * noise * noise
+    best, best_cost = -1, math.inf
+    for f in options:
+        length = transitions.edge_len[f]
+        offset, distance = _project(network.edge_coords(f), px, py)
+        past = length - offset if at_start else offset
+        cost = distance * distance / scale + min((length - past) ** 2 / scale,
+                                                  _mid_block_cost(past, length, noise) + mid_block)
+        if cost < best_cost:
+            best, best_cost, best_past, best_lateral = f, cost, past, distance
+    if best < 0:
+        return edges, False
+    shape = network.edge_coords(best)
+    evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, edges,
+                                  shape[1:] if at_start else shape[-2::-1], at_start=at_start)
+    if not _end_edge_kept([best_past], [best_lateral], transitions.edge_len[best], noise, evidence, mid_block,
+                          math.log(len(options))):
+        return edges, False
+    return ([best, *edges] if at_start else [*edges, best]), True
 
 
 def _project(coords: FloatArray, px: float, py: float) -> tuple[float, float]:
@@ -568,11 +634,49 @@ def _project(coords: FloatArray, px: float, py: float) -> tuple[float, float]:
     return best_offset, best
 
 
-def _seen(junction: FloatArray, x: FloatArray, y: FloatArray, extreme: int, radius: float) -> bool:
-    """Whether a point of the line other than its extreme one lies within ``radius`` of ``junction``."""
-    near = np.hypot(x - junction[0], y - junction[1]) < radius
-    near[extreme] = False
-    return bool(near.any())
+def _path_vertices(transitions: _Transitions, edges: list[int], reach: float, *, at_start: bool) -> FloatArray:
+    """The shape vertices of a path within ``reach`` metres along it from one of its ends (and those of
+    the edge that reaches there), the end junction itself left out."""
+    parts: list[FloatArray] = []
+    along = 0.0
+    for edge in edges if at_start else reversed(edges):
+        coords = transitions.network.edge_coords(edge)
+        parts.append(coords[1:] if at_start else coords[-2::-1])
+        along += transitions.edge_len[edge]
+        if along > reach:
+            break
+    return np.concatenate(parts) if parts else np.empty((0, 2))
+
+
+def _junction_evidence(transitions: _Transitions, x: FloatArray, y: FloatArray, extreme: int, noise: float,
+                       kept: float, path: list[int], far: FloatArray, *, at_start: bool) -> float:
+    """The log-odds that the line's point next to its extreme one gives a path ending at the far end
+    of an end edge against one ending at its near junction.
+
+    A jam line is drawn from its path's shape (Waze sends the shape points of its map, some dropped):
+    its points are noisy copies of the path's vertices in order, a share ``kept`` of them. The extreme
+    point is the copy of the path's end; the next point the copy of the vertex before it, or of one
+    further back where vertices were dropped (each kept with probability ``kept``). Ending at the far
+    end puts the end edge's vertices and its near junction (``far``, from the end inwards) before the
+    vertices of the rest of the path (``path``): a point next to the extreme one and close to it is what a short end
+    edge looks like, one far back along the path what a path ending at the near junction does.
+    """
+    inward = extreme + 1 if at_start else extreme - 1
+    if kept <= 0.0 or not 0 <= inward < len(x) or not math.isfinite(float(x[inward])):
+        return 0.0
+    px, py = float(x[inward]), float(y[inward])
+    # the vertices that point may copy lie within its distance of the extreme point, and its noise
+    reach = math.hypot(px - float(x[extreme]), py - float(y[extreme])) + _VERTEX_REACH_WIDTHS * noise
+    near = _path_vertices(transitions, path, reach if math.isfinite(reach) else 0.0, at_start=at_start)
+
+    def likelihood(vertices: FloatArray) -> float:
+        if not len(vertices):
+            return _SLIVER_TAIL
+        squared = (vertices[:, 0] - px) ** 2 + (vertices[:, 1] - py) ** 2
+        weight = kept * (1.0 - kept) ** np.arange(len(vertices))
+        return float(np.sum(weight * np.exp(-0.5 * squared / (noise * noise)))) + _SLIVER_TAIL
+
+    return math.log(likelihood(np.concatenate((far, near))) / likelihood(near))
 
 
 def _noise_radius() -> float:
@@ -719,12 +823,27 @@ def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, pieces: lis
         # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
         # The points on an end edge, the line's extreme point last, go to ``_end_edge_kept``.
         noise = _noise([state.distance for state in chain], typical)
-        edges, peeled = _trim_end(transitions, edges, chain, x, y, piece.first, noise, mid_block, at_start=True)
+        # the share of its path's vertices the line keeps (all of them: a line drawn from the map's shape);
+        # a line with more points than that path has vertices (and one more for an end edge the path
+        # may lack at either end) is not drawn from them (a trace, a resampled line): 0, no evidence
+        vertices = 1 + sum(len(transitions.network.edge_coords(edge)) - 1 for edge in edges)
+        points = piece.last - piece.first + 1
+        kept = min(1.0, points / vertices) if points <= vertices + 2 else 0.0
+        edges, peeled = _trim_end(transitions, edges, chain, x, y, piece.first, noise, mid_block, kept, at_start=True)
         if peeled:
             start_offset = 0.0
-        edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, piece.last, noise, mid_block, at_start=False)
+        if not peeled:
+            edges, grown = _extend_end(transitions, edges, x, y, piece.first, noise, mid_block, kept, at_start=True)
+            if grown:
+                start_offset = 0.0
+        edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, piece.last, noise, mid_block, kept,
+                                  at_start=False)
         if peeled:
             end_offset = transitions.edge_len[edges[-1]]
+        else:
+            edges, grown = _extend_end(transitions, edges, x, y, piece.last, noise, mid_block, kept, at_start=False)
+            if grown:
+                end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
         distances.extend(state.distance for state in chain)
         if number == 0:
