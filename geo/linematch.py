@@ -34,21 +34,17 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   noise (a call of a few lines is pooled with 5 m in turn). How often a source ends its lines
   mid-block is its own too (Waze cuts jams where the traffic slows, a line drawn from junction to
   junction never): that share is estimated from the ends of the call's lines
-  (expectation-maximisation) and weighs the mid-block end. The line's point next to its extreme
-  one weighs in too: a jam line is drawn from its path's shape (Waze sends its map's shape points,
-  some dropped), so that point copies the vertex before the path's end, or one further back where
-  vertices were dropped (each kept with the share of the path's vertices the line has). Ending at
-  the far junction puts the near junction and the end edge's vertices before the rest: a next
-  point close to the extreme one is what a short end edge looks like (one point alone cannot tell
-  two junctions a few metres apart), one far back along the path a path ending at the near
-  junction (``_junction_evidence``). Once an end edge is dropped, the next one is judged the same
-  way with the extreme point projected onto it (the Viterbi path may carry a noisy end point
-  across a short edge onto the next).
-* an end the Viterbi path stops at a junction (the extreme point matched back onto the edge before
-  it, or onto the side of a crossing road) is judged the same way against each edge beyond that
-  junction (``_extend_end``): the edge whose far end or inside best explains the extreme point is
-  added where it wins, its prior shared among the junction's ways on (a path that goes on takes one
-  of them).
+  (expectation-maximisation) and weighs the mid-block end. The line's points next to its extreme
+  one weigh in too: a jam line is drawn from its path's shape (Waze sends its map's shape points,
+  some dropped), so they are noisy copies of the path's vertices before its end, in order, some
+  skipped where vertices were dropped (each kept with the share of the path's vertices the line
+  has; a line with more points than its path has vertices is no such copy and says nothing here).
+  Ending at the far junction puts the near junction and the end edge's vertices before the rest:
+  the next points line up with the one path or the other (one point alone cannot tell two
+  junctions a few metres apart; the line's next points sit on the near junction where the edge
+  is short and real), a likelihood ratio over their alignments (``_junction_evidence``). Once an
+  end edge is dropped, the next one is judged the same way with the extreme point projected onto
+  it (the Viterbi path may carry a noisy end point across a short edge onto the next).
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
@@ -342,6 +338,8 @@ _ALONG_DEG = 45.0
 #: the path's vertices the line's point next to its extreme one may copy: within its distance of the
 #: extreme point along the path and this many noise widths more (further back, it is no copy)
 _VERTEX_REACH_WIDTHS = 6.5
+#: the line's points next to its extreme one that weigh its end as copies of the path's vertices
+_INWARD_POINTS = 3
 
 #: junctions of its path a state remembers to keep the path simple (a GPS trace may pass a place twice)
 _MEMORY = 16
@@ -374,19 +372,6 @@ class _Transitions:
         self.router = router
         self.u_list = u_list
         self.beta = beta
-        self.into: tuple[list[int], list[int]] | None = None
-
-    def neighbours(self, node: int, *, incoming: bool) -> list[int]:
-        """The directed edges leaving ``node`` (or entering it)."""
-        if incoming:
-            if self.into is None:
-                order = np.argsort(np.asarray(self.edge_v), kind="stable")
-                ptr = np.searchsorted(np.asarray(self.edge_v)[order], np.arange(len(self.router.ptr)))
-                self.into = (ptr.tolist(), order.tolist())
-            ptr_list, edge_list = self.into
-        else:
-            ptr_list, edge_list = self.router.ptr, self.router.out
-        return edge_list[ptr_list[node]:ptr_list[node + 1]]
 
     def route(self, a: _State, b: _State, straight: float) -> tuple[float, int, int] | None:
         """The route length from ``a`` to ``b`` and the junctions it connects (-1, -1 along one edge)."""
@@ -467,7 +452,7 @@ class _Transitions:
 
 
 def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, evidence: float = 0.0,
-                   mid_block: float = math.inf, prior: float = 0.0) -> bool:
+                   mid_block: float = math.inf) -> bool:
     """Whether the points matched to an end edge show that the path runs along it.
 
     ``past`` is how far each point lies along the edge beyond the junction it shares with the rest
@@ -480,8 +465,7 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     With one point this is "the nearer junction" or a clear way along; every further point the line
     has on a short edge adds its evidence, where one point cannot tell two junctions a few metres
     apart. ``evidence`` is the log-odds the line's other points give the far end against the near
-    junction (``_junction_evidence``), ``prior`` the far end's prior log-odds against (an edge added
-    beyond the path's end: one of the junction's ways on).
+    junction (``_junction_evidence``).
     """
     if past[-1] >= _noise_radius() * noise:
         return True
@@ -490,7 +474,7 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     along = sum(d * d for d in lateral) / scale
     at_far_junction = along + (length - past[-1]) ** 2 / scale
     ends_inside = along + _mid_block_cost(past[-1], length, noise) + mid_block
-    return min(at_far_junction, ends_inside) + prior - evidence < at_near_junction
+    return min(at_far_junction, ends_inside) - evidence < at_near_junction
 
 
 def _mid_block_cost(past: float, length: float, noise: float) -> float:
@@ -572,51 +556,6 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
     return edges, peeled
 
 
-def _extend_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: FloatArray, extreme: int,
-                noise: float, mid_block: float, kept: float, *, at_start: bool) -> tuple[list[int], bool]:
-    """Add the edge beyond the path's end junction that the line's extreme point shows (``_end_edge_kept``).
-
-    The Viterbi path may stop at a junction the line passes: a noisy extreme point a few metres past
-    it lies as near the edge before it (a step back within the noise) or a crossing road. Where the
-    extreme point lies within the noise radius of that junction, the edge beyond it that best explains
-    the point (at its far end or inside it) is judged as an end edge of the path would be, the prior of
-    going on shared among the junction's ways on (no U-turn, no junction of the path twice).
-    """
-    network = transitions.network
-    edge = edges[0] if at_start else edges[-1]
-    node = transitions.u_list[edge] if at_start else transitions.edge_v[edge]
-    coords = network.edge_coords(edge)
-    junction = coords[0] if at_start else coords[-1]
-    px, py = float(x[extreme]), float(y[extreme])
-    if math.hypot(px - junction[0], py - junction[1]) >= _noise_radius() * noise:
-        return edges, False
-    nodes = {transitions.u_list[e] for e in edges} | {transitions.edge_v[edges[-1]]}
-    options = [f for f in transitions.neighbours(node, incoming=at_start)
-               if f != transitions.twin[edge]
-               and (transitions.u_list[f] if at_start else transitions.edge_v[f]) not in nodes]
-    if not options:
-        return edges, False
-    scale = 2.0 * noise * noise
-    best, best_cost = -1, math.inf
-    for f in options:
-        length = transitions.edge_len[f]
-        offset, distance = _project(network.edge_coords(f), px, py)
-        past = length - offset if at_start else offset
-        cost = distance * distance / scale + min((length - past) ** 2 / scale,
-                                                  _mid_block_cost(past, length, noise) + mid_block)
-        if cost < best_cost:
-            best, best_cost, best_past, best_lateral = f, cost, past, distance
-    if best < 0:
-        return edges, False
-    shape = network.edge_coords(best)
-    evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, edges,
-                                  shape[1:] if at_start else shape[-2::-1], at_start=at_start)
-    if not _end_edge_kept([best_past], [best_lateral], transitions.edge_len[best], noise, evidence, mid_block,
-                          math.log(len(options))):
-        return edges, False
-    return ([best, *edges] if at_start else [*edges, best]), True
-
-
 def _project(coords: FloatArray, px: float, py: float) -> tuple[float, float]:
     """The offset along a polyline of its point nearest (px, py), and the distance to it (a few vertices:
     plain Python beats numpy's per-call cost)."""
@@ -650,33 +589,47 @@ def _path_vertices(transitions: _Transitions, edges: list[int], reach: float, *,
 
 def _junction_evidence(transitions: _Transitions, x: FloatArray, y: FloatArray, extreme: int, noise: float,
                        kept: float, path: list[int], far: FloatArray, *, at_start: bool) -> float:
-    """The log-odds that the line's point next to its extreme one gives a path ending at the far end
-    of an end edge against one ending at its near junction.
+    """The log-odds the line's points next to its extreme one give a path ending at the far end of an
+    end edge against one ending at its near junction.
 
     A jam line is drawn from its path's shape (Waze sends the shape points of its map, some dropped):
     its points are noisy copies of the path's vertices in order, a share ``kept`` of them. The extreme
-    point is the copy of the path's end; the next point the copy of the vertex before it, or of one
-    further back where vertices were dropped (each kept with probability ``kept``). Ending at the far
-    end puts the end edge's vertices and its near junction (``far``, from the end inwards) before the
-    vertices of the rest of the path (``path``): a point next to the extreme one and close to it is what a short end
-    edge looks like, one far back along the path what a path ending at the near junction does.
+    point is the copy of the path's end; the next ``_INWARD_POINTS`` copy the vertices before it, in
+    order, some skipped (``_alignment``). Ending at the far end puts the end edge's vertices and its
+    near junction (``far``, from the end inwards) before those of the rest of the path (``path``):
+    points that line up with the one sequence and not the other tell which end the line has.
     """
-    inward = extreme + 1 if at_start else extreme - 1
-    if kept <= 0.0 or not 0 <= inward < len(x) or not math.isfinite(float(x[inward])):
+    step = 1 if at_start else -1
+    inward = [extreme + step * k for k in range(1, _INWARD_POINTS + 1) if 0 <= extreme + step * k < len(x)]
+    inward = [i for i in inward if math.isfinite(float(x[i]))]
+    if kept <= 0.0 or not inward:
         return 0.0
-    px, py = float(x[inward]), float(y[inward])
-    # the vertices that point may copy lie within its distance of the extreme point, and its noise
-    reach = math.hypot(px - float(x[extreme]), py - float(y[extreme])) + _VERTEX_REACH_WIDTHS * noise
+    px, py = x[inward], y[inward]
+    # the vertices those points may copy lie within their distance of the extreme point, and their noise
+    reach = float(np.max(np.hypot(px - x[extreme], py - y[extreme]))) + _VERTEX_REACH_WIDTHS * noise
     near = _path_vertices(transitions, path, reach if math.isfinite(reach) else 0.0, at_start=at_start)
+    return math.log(_alignment(px, py, np.concatenate((far, near)), noise, kept)
+                    / _alignment(px, py, near, noise, kept))
 
-    def likelihood(vertices: FloatArray) -> float:
-        if not len(vertices):
-            return _SLIVER_TAIL
-        squared = (vertices[:, 0] - px) ** 2 + (vertices[:, 1] - py) ** 2
-        weight = kept * (1.0 - kept) ** np.arange(len(vertices))
-        return float(np.sum(weight * np.exp(-0.5 * squared / (noise * noise)))) + _SLIVER_TAIL
 
-    return math.log(likelihood(np.concatenate((far, near))) / likelihood(near))
+def _alignment(px: FloatArray, py: FloatArray, vertices: FloatArray, noise: float, kept: float) -> float:
+    """The likelihood of points as noisy copies of a path's vertices in order (each vertex kept with
+    probability ``kept``; a point may copy none, at the noise's tail density): a forward pass over the
+    vertices, from the end inwards (the path's end is the extreme point's, before the first)."""
+    count = len(vertices)
+    if count == 0:
+        return float(_SLIVER_TAIL ** len(px))
+    squared = (px[:, None] - vertices[None, :, 0]) ** 2 + (py[:, None] - vertices[None, :, 1]) ** 2
+    copy = np.exp(-0.5 * squared / (noise * noise))
+    gap = np.arange(count)[None, :] - np.arange(count)[:, None]  # vertices on from j' to j
+    skip = np.where(gap > 0, kept * (1.0 - kept) ** np.maximum(gap - 1, 0), 0.0)
+    first = kept * (1.0 - kept) ** np.arange(count)
+    start = 1.0  # no point has copied a vertex yet
+    forward = np.zeros(count)
+    for i in range(len(px)):
+        forward = forward * _SLIVER_TAIL + (start * first + forward @ skip) * copy[i]
+        start *= _SLIVER_TAIL
+    return start + float(forward.sum())
 
 
 def _noise_radius() -> float:
@@ -832,18 +785,10 @@ def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, pieces: lis
         edges, peeled = _trim_end(transitions, edges, chain, x, y, piece.first, noise, mid_block, kept, at_start=True)
         if peeled:
             start_offset = 0.0
-        if not peeled:
-            edges, grown = _extend_end(transitions, edges, x, y, piece.first, noise, mid_block, kept, at_start=True)
-            if grown:
-                start_offset = 0.0
         edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, piece.last, noise, mid_block, kept,
                                   at_start=False)
         if peeled:
             end_offset = transitions.edge_len[edges[-1]]
-        else:
-            edges, grown = _extend_end(transitions, edges, x, y, piece.last, noise, mid_block, kept, at_start=False)
-            if grown:
-                end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
         distances.extend(state.distance for state in chain)
         if number == 0:
