@@ -45,6 +45,11 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   is short and real), a likelihood ratio over their alignments (``_junction_evidence``). Once an
   end edge is dropped, the next one is judged the same way with the extreme point projected onto
   it (the Viterbi path may carry a noisy end point across a short edge onto the next).
+* an end the Viterbi path stops at a junction (the extreme point matched back onto the edge before
+  it, or onto the side of a crossing road: the heading of a one-sided chord cuts across a turn onto
+  a short end edge) is judged the same way against the edges on from that junction among the
+  extreme point's candidates (``_extend_end``): the one whose far end or inside best explains the
+  extreme point is added where it wins, its prior shared among the junction's ways on.
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
@@ -242,7 +247,7 @@ def match_lines(
     mid_block = _mid_block_odds(transitions, [piece for _i, pieces in matched for piece in pieces], typical)
     for i, pieces in matched:
         s, e = int(starts[i]), int(starts[i + 1])
-        _finish(transitions, x[s:e], y[s:e], pieces, results[i], typical, mid_block)
+        _finish(transitions, x[s:e], y[s:e], per_point[s:e], pieces, results[i], typical, mid_block)
     return results
 
 
@@ -291,6 +296,18 @@ def _line_noise(candidates: Candidates, along: npt.NDArray[np.bool_], starts: np
     return np.where(precise, nearest_any, sigma_m)
 
 
+def _chord_headings(xs: FloatArray, ys: FloatArray, window_m: float) -> FloatArray:
+    """``_line_headings`` of one line of at least 2 points."""
+    n = len(xs)
+    along = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))))
+    along = np.nan_to_num(along, nan=0.0)
+    behind = np.searchsorted(along, along - window_m, side="right") - 1
+    ahead = np.searchsorted(along, along + window_m, side="left")
+    behind = np.clip(np.minimum(behind, np.arange(n) - 1), 0, n - 1)
+    ahead = np.clip(np.maximum(ahead, np.arange(n) + 1), 0, n - 1)
+    return bearing_deg(xs[ahead] - xs[behind], ys[ahead] - ys[behind])
+
+
 def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], window_m: float) -> FloatArray:
     """The line's own direction at each point: the chord from ``window_m`` behind to ``window_m`` ahead.
 
@@ -298,18 +315,35 @@ def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], 
     points anywhere; a chord over a few noise widths points along the road.
     """
     heading = np.full(len(x), np.nan)
-    for i in range(len(starts) - 1):
-        s, e = int(starts[i]), int(starts[i + 1])
-        if e - s < 2:
-            continue
-        xs, ys = x[s:e], y[s:e]
-        along = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))))
-        along = np.nan_to_num(along, nan=0.0)
-        behind = np.searchsorted(along, along - window_m, side="right") - 1
-        ahead = np.searchsorted(along, along + window_m, side="left")
-        behind = np.clip(np.minimum(behind, np.arange(e - s) - 1), 0, e - s - 1)
-        ahead = np.clip(np.maximum(ahead, np.arange(e - s) + 1), 0, e - s - 1)
-        heading[s:e] = bearing_deg(xs[ahead] - xs[behind], ys[ahead] - ys[behind])
+    counts = np.diff(starts)
+    line = np.repeat(np.arange(len(counts)), counts)
+    step = np.zeros(len(x))
+    if len(x) > 1:
+        step[1:] = np.hypot(np.diff(x), np.diff(y))
+    step[starts[:-1][counts > 0]] = 0.0
+    broken = np.isnan(step)
+    if broken.any():  # a line with an invalid point: its distances along stop there (one line at a time)
+        for i in np.unique(line[broken]).tolist():
+            s, e = int(starts[i]), int(starts[i + 1])
+            heading[s:e] = _chord_headings(x[s:e], y[s:e], window_m)
+    whole = (counts >= 2) & ~np.bincount(line[broken], minlength=len(counts)).astype(bool)
+    if not whole.any():
+        return heading
+    # all the other lines at once: their distances along, each line shifted past the one before by
+    # more than its length and the window, so that no search leaves its line
+    total = np.cumsum(np.where(broken, 0.0, step))
+    along = total - np.repeat(total[starts[:-1]], counts)
+    room = float(along.max()) + 2.0 * window_m + 1.0
+    key = along + line * room
+    first = np.repeat(starts[:-1], counts)
+    size = np.repeat(counts, counts)
+    local = np.arange(len(x)) - first
+    behind = np.searchsorted(key, key - window_m, side="right") - 1 - first
+    ahead = np.searchsorted(key, key + window_m, side="left") - first
+    behind = np.clip(np.minimum(behind, local - 1), 0, size - 1) + first
+    ahead = np.clip(np.maximum(ahead, local + 1), 0, size - 1) + first
+    use = whole[line]
+    heading[use] = bearing_deg(x[ahead[use]] - x[behind[use]], y[ahead[use]] - y[behind[use]])
     return heading
 
 
@@ -372,6 +406,28 @@ class _Transitions:
         self.router = router
         self.u_list = u_list
         self.beta = beta
+        self.into: tuple[list[int], list[int]] | None = None
+        self.vertex_count = np.diff(network.link_coord_ptr)[network.edge_link].tolist()
+        self.shapes: dict[int, list[list[float]]] = {}
+
+    def neighbours(self, node: int, *, incoming: bool) -> list[int]:
+        """The directed edges leaving ``node`` (or entering it)."""
+        if incoming:
+            if self.into is None:
+                order = np.argsort(np.asarray(self.edge_v), kind="stable")
+                ptr = np.searchsorted(np.asarray(self.edge_v)[order], np.arange(len(self.router.ptr)))
+                self.into = (ptr.tolist(), order.tolist())
+            ptr_list, edge_list = self.into
+        else:
+            ptr_list, edge_list = self.router.ptr, self.router.out
+        return edge_list[ptr_list[node]:ptr_list[node + 1]]
+
+    def shape(self, edge: int) -> list[list[float]]:
+        """The edge's vertices in travel order (metric), as Python lists."""
+        shape = self.shapes.get(edge)
+        if shape is None:
+            shape = self.shapes[edge] = self.network.edge_coords(edge).tolist()
+        return shape
 
     def route(self, a: _State, b: _State, straight: float) -> tuple[float, int, int] | None:
         """The route length from ``a`` to ``b`` and the junctions it connects (-1, -1 along one edge)."""
@@ -452,7 +508,7 @@ class _Transitions:
 
 
 def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, evidence: float = 0.0,
-                   mid_block: float = math.inf) -> bool:
+                   mid_block: float = math.inf, prior: float = 0.0) -> bool:
     """Whether the points matched to an end edge show that the path runs along it.
 
     ``past`` is how far each point lies along the edge beyond the junction it shares with the rest
@@ -465,7 +521,8 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     With one point this is "the nearer junction" or a clear way along; every further point the line
     has on a short edge adds its evidence, where one point cannot tell two junctions a few metres
     apart. ``evidence`` is the log-odds the line's other points give the far end against the near
-    junction (``_junction_evidence``).
+    junction (``_junction_evidence``), ``prior`` the far end's prior log-odds against (an edge added
+    beyond the path's end: one of the junction's ways on).
     """
     if past[-1] >= _noise_radius() * noise:
         return True
@@ -474,7 +531,7 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     along = sum(d * d for d in lateral) / scale
     at_far_junction = along + (length - past[-1]) ** 2 / scale
     ends_inside = along + _mid_block_cost(past[-1], length, noise) + mid_block
-    return min(at_far_junction, ends_inside) - evidence < at_near_junction
+    return min(at_far_junction, ends_inside) + prior - evidence < at_near_junction
 
 
 def _mid_block_cost(past: float, length: float, noise: float) -> float:
@@ -539,16 +596,16 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
         lateral = [state.distance for state in reversed(on)]
         if on and on[0] is chain[0] and past[-1] >= _noise_radius() * noise:
             break  # the extreme point lies well along the edge: coverage
-        coords = transitions.network.edge_coords(edge)
+        shape = transitions.shape(edge)
         if not on or on[0] is not chain[0]:
-            offset, distance = _project(coords, float(x[extreme]), float(y[extreme]))
+            offset, distance = _project(shape, float(x[extreme]), float(y[extreme]))
             past.append(length - offset if at_start else offset)
             lateral.append(distance)
         if past[-1] >= _noise_radius() * noise:
             break  # coverage: no need to look for the junction's points
         rest = edges[1:] if at_start else edges[:-1]
         evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, rest,
-                                      coords[1:] if at_start else coords[-2::-1], at_start=at_start)
+                                      shape[1:] if at_start else shape[-2::-1], at_start=at_start)
         if _end_edge_kept(past, lateral, length, noise, evidence, mid_block):
             break
         edges = edges[1:] if at_start else edges[:-1]
@@ -556,10 +613,55 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
     return edges, peeled
 
 
-def _project(coords: FloatArray, px: float, py: float) -> tuple[float, float]:
+def _extend_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: FloatArray, extreme: int,
+                candidates: list[_State], noise: float, mid_block: float, kept: float, *,
+                at_start: bool) -> tuple[list[int], bool]:
+    """Add the edge beyond the path's end junction that the line's extreme point shows (``_end_edge_kept``).
+
+    The Viterbi path may stop at a junction the line passes: a noisy extreme point a few metres past
+    it lies as near the edge before it (a step back within the noise) or a crossing road. Where the
+    extreme point lies within the noise radius of that junction, the edge beyond it that best explains
+    the point (at its far end or inside it) is judged as an end edge of the path would be, the prior of
+    going on shared among the junction's ways on (no U-turn, no junction of the path twice).
+    """
+    edge = edges[0] if at_start else edges[-1]
+    node = transitions.u_list[edge] if at_start else transitions.edge_v[edge]
+    junction = transitions.shape(edge)[0 if at_start else -1]
+    px, py = float(x[extreme]), float(y[extreme])
+    if math.hypot(px - junction[0], py - junction[1]) >= _noise_radius() * noise:
+        return edges, False
+    nodes = {transitions.u_list[e] for e in edges} | {transitions.edge_v[edges[-1]]}
+    ways = [f for f in transitions.neighbours(node, incoming=at_start) if f != transitions.twin[edge]
+            and (transitions.u_list[f] if at_start else transitions.edge_v[f]) not in nodes]
+    near = {state.edge for state in candidates}
+    options = [f for f in ways if f in near]
+    if not options:
+        return edges, False
+    scale = 2.0 * noise * noise
+    best, best_cost = -1, math.inf
+    for f in options:
+        length = transitions.edge_len[f]
+        offset, distance = _project(transitions.shape(f), px, py)
+        past = length - offset if at_start else offset
+        cost = distance * distance / scale + min((length - past) ** 2 / scale,
+                                                  _mid_block_cost(past, length, noise) + mid_block)
+        if cost < best_cost:
+            best, best_cost, best_past, best_lateral = f, cost, past, distance
+    if best < 0:
+        return edges, False
+    beyond = transitions.shape(best)
+    evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, edges,
+                                  beyond[1:] if at_start else beyond[-2::-1], at_start=at_start)
+    if not _end_edge_kept([best_past], [best_lateral], transitions.edge_len[best], noise, evidence, mid_block,
+                          math.log(len(ways))):
+        return edges, False
+    return ([best, *edges] if at_start else [*edges, best]), True
+
+
+def _project(coords: FloatArray | list[list[float]], px: float, py: float) -> tuple[float, float]:
     """The offset along a polyline of its point nearest (px, py), and the distance to it (a few vertices:
     plain Python beats numpy's per-call cost)."""
-    points = coords.tolist()
+    points = coords.tolist() if isinstance(coords, np.ndarray) else coords
     best, best_offset, before = math.inf, 0.0, 0.0
     for (ax, ay), (bx, by) in itertools.pairwise(points):
         dx, dy = bx - ax, by - ay
@@ -573,22 +675,23 @@ def _project(coords: FloatArray, px: float, py: float) -> tuple[float, float]:
     return best_offset, best
 
 
-def _path_vertices(transitions: _Transitions, edges: list[int], reach: float, *, at_start: bool) -> FloatArray:
+def _path_vertices(transitions: _Transitions, edges: list[int], reach: float, *,
+                   at_start: bool) -> list[list[float]]:
     """The shape vertices of a path within ``reach`` metres along it from one of its ends (and those of
-    the edge that reaches there), the end junction itself left out."""
-    parts: list[FloatArray] = []
+    the edge that reaches there), from that end on, the end junction itself left out."""
+    vertices: list[list[float]] = []
     along = 0.0
     for edge in edges if at_start else reversed(edges):
-        coords = transitions.network.edge_coords(edge)
-        parts.append(coords[1:] if at_start else coords[-2::-1])
+        shape = transitions.shape(edge)
+        vertices.extend(shape[1:] if at_start else shape[-2::-1])
         along += transitions.edge_len[edge]
         if along > reach:
             break
-    return np.concatenate(parts) if parts else np.empty((0, 2))
+    return vertices
 
 
 def _junction_evidence(transitions: _Transitions, x: FloatArray, y: FloatArray, extreme: int, noise: float,
-                       kept: float, path: list[int], far: FloatArray, *, at_start: bool) -> float:
+                       kept: float, path: list[int], far: list[list[float]], *, at_start: bool) -> float:
     """The log-odds the line's points next to its extreme one give a path ending at the far end of an
     end edge against one ending at its near junction.
 
@@ -600,36 +703,48 @@ def _junction_evidence(transitions: _Transitions, x: FloatArray, y: FloatArray, 
     points that line up with the one sequence and not the other tell which end the line has.
     """
     step = 1 if at_start else -1
-    inward = [extreme + step * k for k in range(1, _INWARD_POINTS + 1) if 0 <= extreme + step * k < len(x)]
-    inward = [i for i in inward if math.isfinite(float(x[i]))]
-    if kept <= 0.0 or not inward:
+    points = [(float(x[i]), float(y[i])) for i in range(extreme + step, extreme + step * (_INWARD_POINTS + 1), step)
+              if 0 <= i < len(x) and math.isfinite(float(x[i]))]
+    if kept <= 0.0 or not points:
         return 0.0
-    px, py = x[inward], y[inward]
+    ex, ey = float(x[extreme]), float(y[extreme])
     # the vertices those points may copy lie within their distance of the extreme point, and their noise
-    reach = float(np.max(np.hypot(px - x[extreme], py - y[extreme]))) + _VERTEX_REACH_WIDTHS * noise
+    reach = max(math.hypot(px - ex, py - ey) for px, py in points) + _VERTEX_REACH_WIDTHS * noise
     near = _path_vertices(transitions, path, reach if math.isfinite(reach) else 0.0, at_start=at_start)
-    return math.log(_alignment(px, py, np.concatenate((far, near)), noise, kept)
-                    / _alignment(px, py, near, noise, kept))
+    through, ending = _alignment(points, far, near, noise, kept)
+    return math.log(through / ending)
 
 
-def _alignment(px: FloatArray, py: FloatArray, vertices: FloatArray, noise: float, kept: float) -> float:
-    """The likelihood of points as noisy copies of a path's vertices in order (each vertex kept with
-    probability ``kept``; a point may copy none, at the noise's tail density): a forward pass over the
-    vertices, from the end inwards (the path's end is the extreme point's, before the first)."""
-    count = len(vertices)
-    if count == 0:
-        return float(_SLIVER_TAIL ** len(px))
-    squared = (px[:, None] - vertices[None, :, 0]) ** 2 + (py[:, None] - vertices[None, :, 1]) ** 2
-    copy = np.exp(-0.5 * squared / (noise * noise))
-    gap = np.arange(count)[None, :] - np.arange(count)[:, None]  # vertices on from j' to j
-    skip = np.where(gap > 0, kept * (1.0 - kept) ** np.maximum(gap - 1, 0), 0.0)
-    first = kept * (1.0 - kept) ** np.arange(count)
-    start = 1.0  # no point has copied a vertex yet
-    forward = np.zeros(count)
-    for i in range(len(px)):
-        forward = forward * _SLIVER_TAIL + (start * first + forward @ skip) * copy[i]
-        start *= _SLIVER_TAIL
-    return start + float(forward.sum())
+def _alignment(points: list[tuple[float, float]], far: list[list[float]], near: list[list[float]], noise: float,
+               kept: float) -> tuple[float, float]:
+    """The likelihoods of points as noisy copies of a path's vertices in order, the path's ``far``
+    vertices then its ``near`` ones, and its ``near`` ones alone (each vertex kept with probability
+    ``kept``; a point may copy none, at the noise's tail density): forward passes over the vertices,
+    from the end inwards (the path's end is the extreme point's, before the first; a few points and
+    vertices: plain Python beats numpy's per-call cost)."""
+    scale = 0.5 / (noise * noise)
+    dropped, tail, exp = 1.0 - kept, _SLIVER_TAIL, math.exp
+    vertices = far + near
+    copies = []
+    for px, py in points:
+        row = []
+        for vx, vy in vertices:
+            exponent = ((px - vx) ** 2 + (py - vy) ** 2) * scale
+            row.append(kept * exp(-exponent) if exponent < 50.0 else 0.0)
+        copies.append(row)
+    likelihoods = []
+    for skip in (0, len(far)):
+        start = 1.0  # no point has copied a vertex yet
+        forward = [0.0] * (len(vertices) - skip)
+        for row in copies:
+            carry = start  # what may go on to the next vertex: kept there with probability ``kept``
+            for j, copy in enumerate(row[skip:]):
+                before = forward[j]
+                forward[j] = before * tail + carry * copy
+                carry = carry * dropped + before
+            start *= tail
+        likelihoods.append(start + sum(forward))
+    return likelihoods[0], likelihoods[1]
 
 
 def _noise_radius() -> float:
@@ -766,7 +881,8 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
     return pieces
 
 
-def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, pieces: list[_Piece], result: LineMatch,
+def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
+            pieces: list[_Piece], result: LineMatch,
             typical: float, mid_block: float) -> None:
     """Trim the parts' end edges (``_trim_end``) and fill in ``result``."""
     distances: list[float] = []
@@ -779,16 +895,26 @@ def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, pieces: lis
         # the share of its path's vertices the line keeps (all of them: a line drawn from the map's shape);
         # a line with more points than that path has vertices (and one more for an end edge the path
         # may lack at either end) is not drawn from them (a trace, a resampled line): 0, no evidence
-        vertices = 1 + sum(len(transitions.network.edge_coords(edge)) - 1 for edge in edges)
+        vertices = 1 + sum(transitions.vertex_count[edge] - 1 for edge in edges)
         points = piece.last - piece.first + 1
         kept = min(1.0, points / vertices) if points <= vertices + 2 else 0.0
         edges, peeled = _trim_end(transitions, edges, chain, x, y, piece.first, noise, mid_block, kept, at_start=True)
         if peeled:
             start_offset = 0.0
+        else:
+            edges, grown = _extend_end(transitions, edges, x, y, piece.first, states[piece.first], noise, mid_block,
+                                       kept, at_start=True)
+            if grown:
+                start_offset = 0.0
         edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, piece.last, noise, mid_block, kept,
                                   at_start=False)
         if peeled:
             end_offset = transitions.edge_len[edges[-1]]
+        else:
+            edges, grown = _extend_end(transitions, edges, x, y, piece.last, states[piece.last], noise, mid_block,
+                                       kept, at_start=False)
+            if grown:
+                end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
         distances.extend(state.distance for state in chain)
         if number == 0:
