@@ -725,6 +725,7 @@ def _alignment(points: list[tuple[float, float]], far: list[list[float]], near: 
     scale = 0.5 / (noise * noise)
     dropped, tail, exp = 1.0 - kept, _SLIVER_TAIL, math.exp
     vertices = far + near
+    count, skip = len(vertices), len(far)
     copies = []
     for px, py in points:
         row = []
@@ -732,19 +733,23 @@ def _alignment(points: list[tuple[float, float]], far: list[list[float]], near: 
             exponent = ((px - vx) ** 2 + (py - vy) ** 2) * scale
             row.append(kept * exp(-exponent) if exponent < 50.0 else 0.0)
         copies.append(row)
-    likelihoods = []
-    for skip in (0, len(far)):
+    # the path through the far end (all vertices), then the path ending at the near junction (``near`` only)
+    through = ending = 0.0
+    for first in (0, skip):
         start = 1.0  # no point has copied a vertex yet
-        forward = [0.0] * (len(vertices) - skip)
+        forward = [0.0] * count
         for row in copies:
             carry = start  # what may go on to the next vertex: kept there with probability ``kept``
-            for j, copy in enumerate(row[skip:]):
+            for j in range(first, count):
                 before = forward[j]
-                forward[j] = before * tail + carry * copy
+                forward[j] = before * tail + carry * row[j]
                 carry = carry * dropped + before
             start *= tail
-        likelihoods.append(start + sum(forward))
-    return likelihoods[0], likelihoods[1]
+        if first == 0:
+            through = start + sum(forward)
+        else:
+            ending = start + sum(forward)
+    return through, ending
 
 
 def _noise_radius() -> float:
