@@ -8,7 +8,9 @@ there, otherwise what the caller asked for.
 
 Each of two points snaps to the street's segment nearest it, and the travel order of the points
 decides the direction: from A to B and from B to A close opposite sides of a two-way street. A
-closure drawn against a one-way street is reversed to follow it, with a ``note`` saying so.
+closure drawn against a one-way street is reversed to follow it, with a ``note`` saying so. A
+rough line is matched as a jam line is (``geo.linematch``); the edges its ends reach beyond the
+named street (noise across a crossing, the end of a crossover) are not closed.
 
 Divided roads. Waze, "Road closure information"
 (https://developers.google.com/waze/data-feed/road-closure-information), section "2. Structure
@@ -187,6 +189,9 @@ def _drawn_path(
     """The path along ``street`` through the points, or why there is none."""
     if len(points) > 2:
         matched, backwards = match_lines(network, [points, points[::-1].copy()])
+        # the closure is of the named street: an end edge the line's noise took onto a crossing street is not
+        matched.edges, backwards.edges = _street_ends(network, matched.edges, street), _street_ends(
+            network, backwards.edges, street)
         proof = drawn_backwards(network, matched, backwards, street)
         if proof is not None and proof.kind == "one-way":
             return _Drawn(backwards.edges, reversed=True, note=proof.note)
@@ -271,6 +276,12 @@ def _closure_route(network: RoadNetwork, path: list[int], direction: str, note: 
         note=note,
         bearing_deg=_bearing(network, path),
     )
+
+
+def _street_ends(network: RoadNetwork, edges: list[int], street: str) -> list[int]:
+    """``edges`` without the end edges off ``street`` (all of them where none is on it)."""
+    on = [k for k, edge in enumerate(edges) if _on_street(network, edge, street)]
+    return edges[on[0] : on[-1] + 1] if on else edges
 
 
 def _on_street(network: RoadNetwork, edge: int, street: str) -> bool:

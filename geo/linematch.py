@@ -34,11 +34,22 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   noise (a call of a few lines is pooled with 5 m in turn). How often a source ends its lines
   mid-block is its own too (Waze cuts jams where the traffic slows, a line drawn from junction to
   junction never): that share is estimated from the ends of the call's lines
-  (expectation-maximisation) and weighs the mid-block end. Ending beyond the near junction makes
-  it a junction inside the path; where no other point of the line lies near it, a dense line would
-  have shown one, so that ending pays a log-odds penalty. Once an end edge is dropped, the next
-  one is judged the same way with the extreme point projected onto it (the Viterbi path may carry
-  a noisy end point across a short edge onto the next).
+  (expectation-maximisation) and weighs the mid-block end. The line's points next to its extreme
+  one weigh in too: a jam line is drawn from its path's shape (Waze sends its map's shape points,
+  some dropped), so they are noisy copies of the path's vertices before its end, in order, some
+  skipped where vertices were dropped (each kept with the share of the path's vertices the line
+  has; a line with more points than its path has vertices is no such copy and says nothing here).
+  Ending at the far junction puts the near junction and the end edge's vertices before the rest:
+  the next points line up with the one path or the other (one point alone cannot tell two
+  junctions a few metres apart; the line's next points sit on the near junction where the edge
+  is short and real), a likelihood ratio over their alignments (``_junction_evidence``). Once an
+  end edge is dropped, the next one is judged the same way with the extreme point projected onto
+  it (the Viterbi path may carry a noisy end point across a short edge onto the next).
+* an end the Viterbi path stops at a junction (the extreme point matched back onto the edge before
+  it, or onto the side of a crossing road: the heading of a one-sided chord cuts across a turn onto
+  a short end edge) is judged the same way against the edges on from that junction among the
+  extreme point's candidates (``_extend_end``): the one whose far end or inside best explains the
+  extreme point is added where it wins, its prior shared among the junction's ways on.
 
 Where no candidate of a point can be reached from the previous point (a gap, a stretch off the
 network, a disconnected part), the line is split and matching starts again; each part is
@@ -236,7 +247,7 @@ def match_lines(
     mid_block = _mid_block_odds(transitions, [piece for _i, pieces in matched for piece in pieces], typical)
     for i, pieces in matched:
         s, e = int(starts[i]), int(starts[i + 1])
-        _finish(transitions, x[s:e], y[s:e], pieces, results[i], typical, mid_block)
+        _finish(transitions, x[s:e], y[s:e], per_point[s:e], pieces, results[i], typical, mid_block)
     return results
 
 
@@ -285,6 +296,18 @@ def _line_noise(candidates: Candidates, along: npt.NDArray[np.bool_], starts: np
     return np.where(precise, nearest_any, sigma_m)
 
 
+def _chord_headings(xs: FloatArray, ys: FloatArray, window_m: float) -> FloatArray:
+    """``_line_headings`` of one line of at least 2 points."""
+    n = len(xs)
+    along = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))))
+    along = np.nan_to_num(along, nan=0.0)
+    behind = np.searchsorted(along, along - window_m, side="right") - 1
+    ahead = np.searchsorted(along, along + window_m, side="left")
+    behind = np.clip(np.minimum(behind, np.arange(n) - 1), 0, n - 1)
+    ahead = np.clip(np.maximum(ahead, np.arange(n) + 1), 0, n - 1)
+    return bearing_deg(xs[ahead] - xs[behind], ys[ahead] - ys[behind])
+
+
 def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], window_m: float) -> FloatArray:
     """The line's own direction at each point: the chord from ``window_m`` behind to ``window_m`` ahead.
 
@@ -292,18 +315,35 @@ def _line_headings(x: FloatArray, y: FloatArray, starts: npt.NDArray[np.int64], 
     points anywhere; a chord over a few noise widths points along the road.
     """
     heading = np.full(len(x), np.nan)
-    for i in range(len(starts) - 1):
-        s, e = int(starts[i]), int(starts[i + 1])
-        if e - s < 2:
-            continue
-        xs, ys = x[s:e], y[s:e]
-        along = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))))
-        along = np.nan_to_num(along, nan=0.0)
-        behind = np.searchsorted(along, along - window_m, side="right") - 1
-        ahead = np.searchsorted(along, along + window_m, side="left")
-        behind = np.clip(np.minimum(behind, np.arange(e - s) - 1), 0, e - s - 1)
-        ahead = np.clip(np.maximum(ahead, np.arange(e - s) + 1), 0, e - s - 1)
-        heading[s:e] = bearing_deg(xs[ahead] - xs[behind], ys[ahead] - ys[behind])
+    counts = np.diff(starts)
+    line = np.repeat(np.arange(len(counts)), counts)
+    step = np.zeros(len(x))
+    if len(x) > 1:
+        step[1:] = np.hypot(np.diff(x), np.diff(y))
+    step[starts[:-1][counts > 0]] = 0.0
+    broken = np.isnan(step)
+    if broken.any():  # a line with an invalid point: its distances along stop there (one line at a time)
+        for i in np.unique(line[broken]).tolist():
+            s, e = int(starts[i]), int(starts[i + 1])
+            heading[s:e] = _chord_headings(x[s:e], y[s:e], window_m)
+    whole = (counts >= 2) & ~np.bincount(line[broken], minlength=len(counts)).astype(bool)
+    if not whole.any():
+        return heading
+    # all the other lines at once: their distances along, each line shifted past the one before by
+    # more than its length and the window, so that no search leaves its line
+    total = np.cumsum(np.where(broken, 0.0, step))
+    along = total - np.repeat(total[starts[:-1]], counts)
+    room = float(along.max()) + 2.0 * window_m + 1.0
+    key = along + line * room
+    first = np.repeat(starts[:-1], counts)
+    size = np.repeat(counts, counts)
+    local = np.arange(len(x)) - first
+    behind = np.searchsorted(key, key - window_m, side="right") - 1 - first
+    ahead = np.searchsorted(key, key + window_m, side="left") - first
+    behind = np.clip(np.minimum(behind, local - 1), 0, size - 1) + first
+    ahead = np.clip(np.maximum(ahead, local + 1), 0, size - 1) + first
+    use = whole[line]
+    heading[use] = bearing_deg(x[ahead[use]] - x[behind[use]], y[ahead[use]] - y[behind[use]])
     return heading
 
 
@@ -329,13 +369,11 @@ _PRECISE_M = 4.2
 _PRECISE_ALONG_M = 6.0
 #: an edge "along" the line: its bearing within this of the line's direction (degrees)
 _ALONG_DEG = 45.0
-#: a junction inside the path that no point of a line comes near is evidence against that path (log-odds):
-#: the vertices of a dense line follow the path's own, so a path that turns at a junction the line shows
-#: no point near is likelier to end before it; a sparse line (Waze keeps a vertex every ~74 m) pays it
-#: on short end edges only where its extreme point cannot tell the two junctions apart anyway
-_UNSEEN_JUNCTION = 2.0
-#: "near" a junction: within this many noise widths (95 % of 2-D noise lies within 2.45)
-_SEEN_WIDTHS = 2.5
+#: the path's vertices the line's point next to its extreme one may copy: within its distance of the
+#: extreme point along the path and this many noise widths more (further back, it is no copy)
+_VERTEX_REACH_WIDTHS = 6.5
+#: the line's points next to its extreme one that weigh its end as copies of the path's vertices
+_INWARD_POINTS = 3
 
 #: junctions of its path a state remembers to keep the path simple (a GPS trace may pass a place twice)
 _MEMORY = 16
@@ -368,6 +406,28 @@ class _Transitions:
         self.router = router
         self.u_list = u_list
         self.beta = beta
+        self.into: tuple[list[int], list[int]] | None = None
+        self.vertex_count = np.diff(network.link_coord_ptr)[network.edge_link].tolist()
+        self.shapes: dict[int, list[list[float]]] = {}
+
+    def neighbours(self, node: int, *, incoming: bool) -> list[int]:
+        """The directed edges leaving ``node`` (or entering it)."""
+        if incoming:
+            if self.into is None:
+                order = np.argsort(np.asarray(self.edge_v), kind="stable")
+                ptr = np.searchsorted(np.asarray(self.edge_v)[order], np.arange(len(self.router.ptr)))
+                self.into = (ptr.tolist(), order.tolist())
+            ptr_list, edge_list = self.into
+        else:
+            ptr_list, edge_list = self.router.ptr, self.router.out
+        return edge_list[ptr_list[node]:ptr_list[node + 1]]
+
+    def shape(self, edge: int) -> list[list[float]]:
+        """The edge's vertices in travel order (metric), as Python lists."""
+        shape = self.shapes.get(edge)
+        if shape is None:
+            shape = self.shapes[edge] = self.network.edge_coords(edge).tolist()
+        return shape
 
     def route(self, a: _State, b: _State, straight: float) -> tuple[float, int, int] | None:
         """The route length from ``a`` to ``b`` and the junctions it connects (-1, -1 along one edge)."""
@@ -447,8 +507,8 @@ class _Transitions:
         return _Layer(point, states, scores, visited, reach, back, links)
 
 
-def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, seen: bool = True,
-                   mid_block: float = math.inf) -> bool:
+def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise: float, evidence: float = 0.0,
+                   mid_block: float = math.inf, prior: float = 0.0) -> bool:
     """Whether the points matched to an end edge show that the path runs along it.
 
     ``past`` is how far each point lies along the edge beyond the junction it shares with the rest
@@ -460,8 +520,9 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     plus ``mid_block``: the log-odds of a source's line end at a junction against one mid-block).
     With one point this is "the nearer junction" or a clear way along; every further point the line
     has on a short edge adds its evidence, where one point cannot tell two junctions a few metres
-    apart. Ending beyond the near junction makes it a turn of the path inside the line: where no
-    other point of the line comes near it (``seen`` false), that path pays ``_UNSEEN_JUNCTION``.
+    apart. ``evidence`` is the log-odds the line's other points give the far end against the near
+    junction (``_junction_evidence``), ``prior`` the far end's prior log-odds against (an edge added
+    beyond the path's end: one of the junction's ways on).
     """
     if past[-1] >= _noise_radius() * noise:
         return True
@@ -470,7 +531,7 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     along = sum(d * d for d in lateral) / scale
     at_far_junction = along + (length - past[-1]) ** 2 / scale
     ends_inside = along + _mid_block_cost(past[-1], length, noise) + mid_block
-    return min(at_far_junction, ends_inside) + (0.0 if seen else _UNSEEN_JUNCTION) < at_near_junction
+    return min(at_far_junction, ends_inside) + prior - evidence < at_near_junction
 
 
 def _mid_block_cost(past: float, length: float, noise: float) -> float:
@@ -512,7 +573,7 @@ def _mid_block_odds(transitions: _Transitions, pieces: list[_Piece], typical: fl
 
 
 def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], x: FloatArray, y: FloatArray,
-              extreme: int, noise: float, mid_block: float, *, at_start: bool) -> tuple[list[int], bool]:
+              extreme: int, noise: float, mid_block: float, kept: float, *, at_start: bool) -> tuple[list[int], bool]:
     """Drop the end edges the line only grazes (``_end_edge_kept``), one after the other.
 
     ``chain`` is the matched states from the line's extreme point inwards. An end edge is judged by
@@ -535,26 +596,72 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
         lateral = [state.distance for state in reversed(on)]
         if on and on[0] is chain[0] and past[-1] >= _noise_radius() * noise:
             break  # the extreme point lies well along the edge: coverage
-        coords = transitions.network.edge_coords(edge)
+        shape = transitions.shape(edge)
         if not on or on[0] is not chain[0]:
-            offset, distance = _project(coords, float(x[extreme]), float(y[extreme]))
+            offset, distance = _project(shape, float(x[extreme]), float(y[extreme]))
             past.append(length - offset if at_start else offset)
             lateral.append(distance)
         if past[-1] >= _noise_radius() * noise:
             break  # coverage: no need to look for the junction's points
-        junction = coords[-1] if at_start else coords[0]
-        if _end_edge_kept(past, lateral, length, noise, _seen(junction, x, y, extreme, _SEEN_WIDTHS * noise),
-                          mid_block):
+        rest = edges[1:] if at_start else edges[:-1]
+        evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, rest,
+                                      shape[1:] if at_start else shape[-2::-1], at_start=at_start)
+        if _end_edge_kept(past, lateral, length, noise, evidence, mid_block):
             break
         edges = edges[1:] if at_start else edges[:-1]
         peeled = True
     return edges, peeled
 
 
-def _project(coords: FloatArray, px: float, py: float) -> tuple[float, float]:
+def _extend_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: FloatArray, extreme: int,
+                candidates: list[_State], noise: float, mid_block: float, kept: float, *,
+                at_start: bool) -> tuple[list[int], bool]:
+    """Add the edge beyond the path's end junction that the line's extreme point shows (``_end_edge_kept``).
+
+    The Viterbi path may stop at a junction the line passes: a noisy extreme point a few metres past
+    it lies as near the edge before it (a step back within the noise) or a crossing road. Where the
+    extreme point lies within the noise radius of that junction, the edge beyond it that best explains
+    the point (at its far end or inside it) is judged as an end edge of the path would be, the prior of
+    going on shared among the junction's ways on (no U-turn, no junction of the path twice).
+    """
+    edge = edges[0] if at_start else edges[-1]
+    node = transitions.u_list[edge] if at_start else transitions.edge_v[edge]
+    junction = transitions.shape(edge)[0 if at_start else -1]
+    px, py = float(x[extreme]), float(y[extreme])
+    if math.hypot(px - junction[0], py - junction[1]) >= _noise_radius() * noise:
+        return edges, False
+    nodes = {transitions.u_list[e] for e in edges} | {transitions.edge_v[edges[-1]]}
+    ways = [f for f in transitions.neighbours(node, incoming=at_start) if f != transitions.twin[edge]
+            and (transitions.u_list[f] if at_start else transitions.edge_v[f]) not in nodes]
+    near = {state.edge for state in candidates}
+    options = [f for f in ways if f in near]
+    if not options:
+        return edges, False
+    scale = 2.0 * noise * noise
+    best, best_cost = -1, math.inf
+    for f in options:
+        length = transitions.edge_len[f]
+        offset, distance = _project(transitions.shape(f), px, py)
+        past = length - offset if at_start else offset
+        cost = distance * distance / scale + min((length - past) ** 2 / scale,
+                                                  _mid_block_cost(past, length, noise) + mid_block)
+        if cost < best_cost:
+            best, best_cost, best_past, best_lateral = f, cost, past, distance
+    if best < 0:
+        return edges, False
+    beyond = transitions.shape(best)
+    evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, edges,
+                                  beyond[1:] if at_start else beyond[-2::-1], at_start=at_start)
+    if not _end_edge_kept([best_past], [best_lateral], transitions.edge_len[best], noise, evidence, mid_block,
+                          math.log(len(ways))):
+        return edges, False
+    return ([best, *edges] if at_start else [*edges, best]), True
+
+
+def _project(coords: FloatArray | list[list[float]], px: float, py: float) -> tuple[float, float]:
     """The offset along a polyline of its point nearest (px, py), and the distance to it (a few vertices:
     plain Python beats numpy's per-call cost)."""
-    points = coords.tolist()
+    points = coords.tolist() if isinstance(coords, np.ndarray) else coords
     best, best_offset, before = math.inf, 0.0, 0.0
     for (ax, ay), (bx, by) in itertools.pairwise(points):
         dx, dy = bx - ax, by - ay
@@ -568,11 +675,81 @@ def _project(coords: FloatArray, px: float, py: float) -> tuple[float, float]:
     return best_offset, best
 
 
-def _seen(junction: FloatArray, x: FloatArray, y: FloatArray, extreme: int, radius: float) -> bool:
-    """Whether a point of the line other than its extreme one lies within ``radius`` of ``junction``."""
-    near = np.hypot(x - junction[0], y - junction[1]) < radius
-    near[extreme] = False
-    return bool(near.any())
+def _path_vertices(transitions: _Transitions, edges: list[int], reach: float, *,
+                   at_start: bool) -> list[list[float]]:
+    """The shape vertices of a path within ``reach`` metres along it from one of its ends (and those of
+    the edge that reaches there), from that end on, the end junction itself left out."""
+    vertices: list[list[float]] = []
+    along = 0.0
+    for edge in edges if at_start else reversed(edges):
+        shape = transitions.shape(edge)
+        vertices.extend(shape[1:] if at_start else shape[-2::-1])
+        along += transitions.edge_len[edge]
+        if along > reach:
+            break
+    return vertices
+
+
+def _junction_evidence(transitions: _Transitions, x: FloatArray, y: FloatArray, extreme: int, noise: float,
+                       kept: float, path: list[int], far: list[list[float]], *, at_start: bool) -> float:
+    """The log-odds the line's points next to its extreme one give a path ending at the far end of an
+    end edge against one ending at its near junction.
+
+    A jam line is drawn from its path's shape (Waze sends the shape points of its map, some dropped):
+    its points are noisy copies of the path's vertices in order, a share ``kept`` of them. The extreme
+    point is the copy of the path's end; the next ``_INWARD_POINTS`` copy the vertices before it, in
+    order, some skipped (``_alignment``). Ending at the far end puts the end edge's vertices and its
+    near junction (``far``, from the end inwards) before those of the rest of the path (``path``):
+    points that line up with the one sequence and not the other tell which end the line has.
+    """
+    step = 1 if at_start else -1
+    points = [(float(x[i]), float(y[i])) for i in range(extreme + step, extreme + step * (_INWARD_POINTS + 1), step)
+              if 0 <= i < len(x) and math.isfinite(float(x[i]))]
+    if kept <= 0.0 or not points:
+        return 0.0
+    ex, ey = float(x[extreme]), float(y[extreme])
+    # the vertices those points may copy lie within their distance of the extreme point, and their noise
+    reach = max(math.hypot(px - ex, py - ey) for px, py in points) + _VERTEX_REACH_WIDTHS * noise
+    near = _path_vertices(transitions, path, reach if math.isfinite(reach) else 0.0, at_start=at_start)
+    through, ending = _alignment(points, far, near, noise, kept)
+    return math.log(through / ending)
+
+
+def _alignment(points: list[tuple[float, float]], far: list[list[float]], near: list[list[float]], noise: float,
+               kept: float) -> tuple[float, float]:
+    """The likelihoods of points as noisy copies of a path's vertices in order, the path's ``far``
+    vertices then its ``near`` ones, and its ``near`` ones alone (each vertex kept with probability
+    ``kept``; a point may copy none, at the noise's tail density): forward passes over the vertices,
+    from the end inwards (the path's end is the extreme point's, before the first; a few points and
+    vertices: plain Python beats numpy's per-call cost)."""
+    scale = 0.5 / (noise * noise)
+    dropped, tail, exp = 1.0 - kept, _SLIVER_TAIL, math.exp
+    vertices = far + near
+    count, skip = len(vertices), len(far)
+    copies = []
+    for px, py in points:
+        row = []
+        for vx, vy in vertices:
+            exponent = ((px - vx) ** 2 + (py - vy) ** 2) * scale
+            row.append(kept * exp(-exponent) if exponent < 50.0 else 0.0)
+        copies.append(row)
+    # the path through the far end (all vertices), then the path ending at the near junction (``near`` only)
+    through = ending = 0.0
+    for first in (0, skip):
+        start = 1.0  # no point has copied a vertex yet
+        forward = [0.0] * count
+        for row in copies:
+            carry = start  # what may go on to the next vertex: kept there with probability ``kept``
+            for j in range(first, count):
+                before = forward[j]
+                forward[j] = before * tail + carry * row[j]
+                carry = carry * dropped + before
+            start *= tail
+        if first == 0:
+            through = start + sum(forward)
+        else:
+            ending = start + sum(forward)
+    return through, ending
 
 
 def _noise_radius() -> float:
@@ -709,7 +886,8 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
     return pieces
 
 
-def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, pieces: list[_Piece], result: LineMatch,
+def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
+            pieces: list[_Piece], result: LineMatch,
             typical: float, mid_block: float) -> None:
     """Trim the parts' end edges (``_trim_end``) and fill in ``result``."""
     distances: list[float] = []
@@ -719,12 +897,29 @@ def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, pieces: lis
         # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
         # The points on an end edge, the line's extreme point last, go to ``_end_edge_kept``.
         noise = _noise([state.distance for state in chain], typical)
-        edges, peeled = _trim_end(transitions, edges, chain, x, y, piece.first, noise, mid_block, at_start=True)
+        # the share of its path's vertices the line keeps (all of them: a line drawn from the map's shape);
+        # a line with more points than that path has vertices (and one more for an end edge the path
+        # may lack at either end) is not drawn from them (a trace, a resampled line): 0, no evidence
+        vertices = 1 + sum(transitions.vertex_count[edge] - 1 for edge in edges)
+        points = piece.last - piece.first + 1
+        kept = min(1.0, points / vertices) if points <= vertices + 2 else 0.0
+        edges, peeled = _trim_end(transitions, edges, chain, x, y, piece.first, noise, mid_block, kept, at_start=True)
         if peeled:
             start_offset = 0.0
-        edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, piece.last, noise, mid_block, at_start=False)
+        else:
+            edges, grown = _extend_end(transitions, edges, x, y, piece.first, states[piece.first], noise, mid_block,
+                                       kept, at_start=True)
+            if grown:
+                start_offset = 0.0
+        edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, piece.last, noise, mid_block, kept,
+                                  at_start=False)
         if peeled:
             end_offset = transitions.edge_len[edges[-1]]
+        else:
+            edges, grown = _extend_end(transitions, edges, x, y, piece.last, states[piece.last], noise, mid_block,
+                                       kept, at_start=False)
+            if grown:
+                end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
         distances.extend(state.distance for state in chain)
         if number == 0:

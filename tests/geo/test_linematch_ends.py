@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from geo.linematch import _mid_block_odds, _Piece, _rejoin, _State
+from geo.linematch import _alignment, _mid_block_odds, _Piece, _rejoin, _State
 
 
 def _state(edge: int, offset: float, distance: float = 2.0) -> _State:
@@ -77,3 +77,25 @@ def test_a_part_that_starts_again_at_a_junction_of_the_path_joins_it() -> None:
     after = _Piece([7], _chain_of([7, 7]), 4, 5)
     assert _rejoin(TRANSITIONS, before, after)
     assert before.edges == [0, 1, 7]
+
+
+def _evidence(points: list[tuple[float, float]], kept: float) -> float:
+    """The log-odds of the far end: a 10 m end edge from (0, 0) to (0, 10), the rest of the path's
+    vertices 30 m apart back from (0, 0) (the near junction)."""
+    far = [[0.0, 0.0]]  # the end edge's vertices before its far end (the extreme point's copy): its near junction
+    near = [[0.0, -30.0 * k] for k in range(1, 6)]
+    through, ending = _alignment(points, far, near, 8.0, kept)
+    return math.log(through / ending)
+
+
+def test_the_points_next_to_the_extreme_one_tell_a_short_end_edge() -> None:
+    # a line drawn from the path's shape: the point next to the extreme one copies the near junction
+    # when the path runs on along the short edge, the vertex 30 m back when it ends at that junction
+    assert _evidence([(1.0, 2.0), (-2.0, -31.0), (1.0, -59.0)], 1.0) > 3.0
+    assert _evidence([(1.0, -28.0), (-2.0, -61.0), (1.0, -89.0)], 1.0) < -3.0
+    # a line that keeps one vertex in three may have skipped the near junction: the same points say less
+    for points in ([(1.0, 2.0), (-2.0, -31.0), (1.0, -59.0)], [(1.0, -28.0), (-2.0, -61.0), (1.0, -89.0)]):
+        dense, thinned = _evidence(points, 1.0), _evidence(points, 1.0 / 3.0)
+        assert 0.0 < abs(thinned) < abs(dense) and thinned * dense > 0.0, (dense, thinned)
+    # points far from every vertex copy none: no evidence
+    assert abs(_evidence([(200.0, 0.0)], 1.0)) < 1e-9
