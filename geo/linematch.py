@@ -67,6 +67,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -102,8 +103,10 @@ class LineMatch:
         return bool(self.edges)
 
 
-@dataclass(slots=True)
-class _State:
+class _State(NamedTuple):
+    """A candidate place of a line point: a tuple, as there are many (cheap to make, not tracked by the
+    garbage collector)."""
+
     edge: int
     offset: float
     emission: float
@@ -225,29 +228,38 @@ def match_lines(
     first = np.maximum.accumulate(np.where(group, np.arange(len(order)), 0))
     kept = order[(np.arange(len(order)) - first < max_candidates)
                  & (emission[order] > emission[order[first]] - _UNLIKELY) | group]
-    per_point: list[list[_State]] = [[] for _ in range(len(x))]
     on_x, on_y = _on_edge(network, candidates.edge[kept], candidates.offset[kept])
-    for point, edge, offset, score, distance, px, py in zip(
-            candidates.point[kept].tolist(), candidates.edge[kept].tolist(), candidates.offset[kept].tolist(),
-            emission[kept].tolist(), candidates.distance[kept].tolist(), on_x.tolist(), on_y.tolist(), strict=True):
-        per_point[point].append(_State(edge, offset, score, distance, px, py))
+    columns = [candidates.edge[kept].tolist(), candidates.offset[kept].tolist(), emission[kept].tolist(),
+               candidates.distance[kept].tolist(), on_x.tolist(), on_y.tolist()]
+    # ``kept`` runs point after point: each point's states are one slice
+    bounds = np.searchsorted(candidates.point[kept], np.arange(len(x) + 1)).tolist()
+
+    def states_of(s: int, e: int) -> list[list[_State]]:
+        """The states of points ``s`` to ``e``, made line by line: made all at once, they would all live
+        through the call, and the garbage collector would walk them again and again."""
+        made = list(map(tuple.__new__, itertools.repeat(_State),
+                        zip(*(column[bounds[s]:bounds[e]] for column in columns))))
+        return [made[a - bounds[s]:b - bounds[s]] for a, b in itertools.pairwise(bounds[s:e + 1])]
 
     transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m, 3.0 * sigma_m)
-    matched: list[tuple[int, list[_Piece]]] = []
+    # per matched line: its parts, and the states of their extreme points (``_extend_end`` looks at them)
+    matched: list[tuple[int, list[_Piece], dict[int, list[_State]]]] = []
     for i, result in enumerate(results):
         s, e = int(starts[i]), int(starts[i + 1])
         if e - s < 2:
             result.reason = "a line needs at least 2 points"
             continue
         transitions.jitter = 3.0 * float(noise[i])
-        pieces = _viterbi(transitions, x[s:e], y[s:e], per_point[s:e], result)
+        states = states_of(s, e)
+        pieces = _viterbi(transitions, x[s:e], y[s:e], states, result)
         if pieces:
-            matched.append((i, pieces))
-    typical = _typical_noise([[state.distance for piece in pieces for state in piece.chain] for _i, pieces in matched])
-    mid_block = _mid_block_odds(transitions, [piece for _i, pieces in matched for piece in pieces], typical)
-    for i, pieces in matched:
+            matched.append((i, pieces, {t: states[t] for piece in pieces for t in (piece.first, piece.last)}))
+    typical = _typical_noise([[state.distance for piece in pieces for state in piece.chain]
+                              for _i, pieces, _ends in matched])
+    mid_block = _mid_block_odds(transitions, [piece for _i, pieces, _ends in matched for piece in pieces], typical)
+    for i, pieces, ends in matched:
         s, e = int(starts[i]), int(starts[i + 1])
-        _finish(transitions, x[s:e], y[s:e], per_point[s:e], pieces, results[i], typical, mid_block)
+        _finish(transitions, x[s:e], y[s:e], ends, pieces, results[i], typical, mid_block)
     return results
 
 
@@ -429,79 +441,88 @@ class _Transitions:
             shape = self.shapes[edge] = self.network.edge_coords(edge).tolist()
         return shape
 
-    def route(self, a: _State, b: _State, straight: float) -> tuple[float, int, int] | None:
-        """The route length from ``a`` to ``b`` and the junctions it connects (-1, -1 along one edge)."""
-        if a.edge == b.edge and b.offset >= a.offset - self.jitter:
-            # noise moves consecutive points of a dense line back a little: a step backwards along
-            # the edge, costed as such, rather than a loop around the block
-            return b.offset - a.offset, -1, -1
-        rest = self.edge_len[a.edge] - a.offset
-        bound = straight * 2.0 + 4.0 * self.beta + 50.0
-        if rest + b.offset > bound:
-            return None
-        start, goal = self.edge_v[a.edge], self.u_list[b.edge]
-        if start == goal:
-            return rest + b.offset, start, goal
-        between = self.router.search(start, bound - rest - b.offset).get(goal)
-        if between is None or rest + between + b.offset > bound:
-            return None
-        return rest + between + b.offset, start, goal
-
-    def link(self, b: _State, start: int, goal: int) -> list[int]:
-        """The edges a route adds to the path, ``b``'s edge last."""
-        if start < 0:
-            return []
-        if start == goal:
-            return [b.edge]
-        return [*self.router.path(start, goal, self.u_list), b.edge]
-
     def step(self, previous: _Layer, point: int, states: list[_State], straight: float) -> _Layer | None:
-        """The next column, or None when no state of ``point`` is reachable from ``previous``."""
+        """The next column, or None when no state of ``point`` is reachable from ``previous``.
+
+        A transition's route runs along one edge, or from the end of ``a``'s edge through a bounded
+        Dijkstra to the start of ``b``'s; it is scored by ``|route - straight|`` between the states'
+        places. This is the hot loop of line matching (a state per candidate, a pair per two): what
+        depends on the predecessor alone is taken out of the pair loop, and the route is computed
+        in line (a call per pair costs more than its arithmetic).
+        """
         scores: list[float] = []
         back: list[int] = []
         links: list[list[int]] = []
         visited: list[tuple[int, ...]] = []
         reach: list[float] = []
-        edge_v, twin, jitter, beta = self.edge_v, self.twin, self.jitter, self.beta
-        route, link_of, hypot = self.route, self.link, math.hypot
-        before, prior_scores = previous.states, previous.scores
-        prior_visited, prior_reach = previous.visited, previous.reach
-        # best predecessors first: a transition costs >= 0, so the rest are skipped once beaten
-        order = sorted((index for index, score in enumerate(prior_scores) if score > -math.inf),
-                       key=lambda index: -prior_scores[index])
-        for b in states:
-            best, best_from, best_link = -math.inf, -1, []
-            for index in order:
-                prior = prior_scores[index] + b.emission
+        edge_v, u_list, twin, edge_len = self.edge_v, self.u_list, self.twin, self.edge_len
+        jitter, beta, hypot = self.jitter, self.beta, math.hypot
+        cache, search, path = self.router.cache, self.router.search, self.router.path
+        prior_scores, prior_visited, prior_reach = previous.scores, previous.visited, previous.reach
+        # a route longer than this is no step between consecutive points of the line
+        bound = straight * 2.0 + 4.0 * beta + 50.0
+        # best predecessors first: a transition costs >= 0, so the rest are skipped once beaten (the
+        # unreachable ones, -inf, last; a stable sort: equal scores keep their order)
+        order = sorted(range(len(prior_scores)), key=prior_scores.__getitem__, reverse=True)
+        before = [(index, prior_scores[index], a_edge, a_offset, edge_len[a_edge] - a_offset, edge_v[a_edge], ax, ay)
+                  for index in order for a_edge, a_offset, _, _, ax, ay in (previous.states[index],)]
+        for b_edge, b_offset, b_emission, _, bx, by in states:
+            best, best_from, best_link, best_ahead = -math.inf, -1, [], []
+            goal = u_list[b_edge]
+            for index, score_a, a_edge, a_offset, rest, start, ax, ay in before:
+                prior = score_a + b_emission
                 if prior <= best:
                     break
-                a = before[index]
-                moved = route(a, b, straight)
-                if moved is None:
-                    continue
-                score = prior - abs(moved[0] - hypot(b.x - a.x, b.y - a.y)) / beta
+                if a_edge == b_edge and b_offset >= a_offset - jitter:
+                    # noise moves consecutive points of a dense line back a little: a step backwards
+                    # along the edge, costed as such, rather than a loop around the block
+                    moved, along = b_offset - a_offset, True
+                else:
+                    moved, along = rest + b_offset, False
+                    if moved > bound:
+                        continue
+                    if start != goal:
+                        need = bound - rest - b_offset
+                        cached = cache.get(start)
+                        dist = cached[1] if cached is not None and cached[0] >= need else search(start, need)
+                        between = dist.get(goal)
+                        if between is None:
+                            continue
+                        moved = rest + between + b_offset
+                        if moved > bound:
+                            continue
+                score = prior - abs(moved - hypot(bx - ax, by - ay)) / beta
                 if score <= best:
                     continue
-                link = link_of(b, moved[1], moved[2])
-                if link:
+                if not along:
+                    # the edges the route adds to the path, b's edge last
+                    link = [*path(start, goal, u_list), b_edge] if start != goal else [b_edge]
                     # a jam is a simple path: no U-turn, no loop around a block, no spur and back
                     seen = prior_visited[index]
                     ahead = [edge_v[edge] for edge in link]
-                    if (link[0] == twin[a.edge] or any(node in seen for node in ahead)
-                            or len(set(ahead)) < len(ahead)):
+                    nodes = set(ahead)
+                    if link[0] == twin[a_edge] or len(nodes) < len(ahead) or not nodes.isdisjoint(seen):
                         # (the last: the route passes the far end of b's edge, then b's edge comes back to it)
                         continue
-                elif b.offset < prior_reach[index] - jitter:
+                elif b_offset < prior_reach[index] - jitter:
                     # the line may wobble back within its noise of the furthest point it reached
                     # on an edge, not walk backwards along it (drawn against a one-way street)
                     continue
-                best, best_from, best_link = score, index, link
+                else:
+                    link, ahead = [], []
+                best, best_from, best_link, best_ahead = score, index, link, ahead
             scores.append(best)
             back.append(best_from)
             links.append(best_link)
-            recent = previous.visited[best_from] if best_from >= 0 else ()
-            visited.append((*recent, *(edge_v[edge] for edge in best_link))[-_MEMORY:] if best_link else recent)
-            reach.append(max(b.offset, previous.reach[best_from]) if best_from >= 0 and not best_link else b.offset)
+            if best_from < 0:
+                visited.append(())
+                reach.append(b_offset)
+            elif best_link:
+                visited.append((*prior_visited[best_from], *best_ahead)[-_MEMORY:])
+                reach.append(b_offset)
+            else:
+                visited.append(prior_visited[best_from])
+                reach.append(max(b_offset, prior_reach[best_from]))
         if max(scores) == -math.inf:
             return None
         return _Layer(point, states, scores, visited, reach, back, links)
@@ -837,6 +858,7 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
         result.reason = "no road near the line"
         return []
     step = np.hypot(np.diff(x), np.diff(y))
+    xs, ys = x.tolist(), y.tolist()  # one point at a time: Python floats are cheaper
     total = float(np.nansum(step))
 
     def start(t: int) -> _Layer:
@@ -849,12 +871,12 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
         t = usable[position]
         layers = parts[-1]
         previous = layers[-1]
-        straight = float(math.hypot(x[t] - x[previous.point], y[t] - y[previous.point]))
+        straight = math.hypot(xs[t] - xs[previous.point], ys[t] - ys[previous.point])
         layer = transitions.step(previous, t, states[t], straight)
         if layer is None and position + 1 < len(usable):
             # one outlier point must not split the line: try to step over it
             skip = usable[position + 1]
-            straight = float(math.hypot(x[skip] - x[previous.point], y[skip] - y[previous.point]))
+            straight = math.hypot(xs[skip] - xs[previous.point], ys[skip] - ys[previous.point])
             layer = transitions.step(previous, skip, states[skip], straight)
             if layer is not None:
                 position += 1
@@ -886,10 +908,10 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
     return pieces
 
 
-def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
+def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, states: dict[int, list[_State]],
             pieces: list[_Piece], result: LineMatch,
             typical: float, mid_block: float) -> None:
-    """Trim the parts' end edges (``_trim_end``) and fill in ``result``."""
+    """Trim the parts' end edges (``_trim_end``) and fill in ``result`` (``states``: those of the parts' extreme points)."""
     distances: list[float] = []
     for number, piece in enumerate(pieces):
         edges, chain = piece.edges, piece.chain
