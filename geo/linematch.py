@@ -238,7 +238,7 @@ def match_lines(
         """The states of points ``s`` to ``e``, made line by line: made all at once, they would all live
         through the call, and the garbage collector would walk them again and again."""
         made = list(map(tuple.__new__, itertools.repeat(_State),
-                        zip(*(column[bounds[s]:bounds[e]] for column in columns))))
+                        zip(*(column[bounds[s]:bounds[e]] for column in columns), strict=True)))
         return [made[a - bounds[s]:b - bounds[s]] for a, b in itertools.pairwise(bounds[s:e + 1])]
 
     transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m, 3.0 * sigma_m)
@@ -911,7 +911,9 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
 def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, states: dict[int, list[_State]],
             pieces: list[_Piece], result: LineMatch,
             typical: float, mid_block: float) -> None:
-    """Trim the parts' end edges (``_trim_end``) and fill in ``result`` (``states``: those of the parts' extreme points)."""
+    """Trim the parts' end edges (``_trim_end``) and fill in ``result``.
+
+    ``states`` holds the candidates of the parts' extreme points (``_extend_end`` looks at them)."""
     distances: list[float] = []
     for number, piece in enumerate(pieces):
         edges, chain = piece.edges, piece.chain
