@@ -387,6 +387,9 @@ _VERTEX_REACH_WIDTHS = 6.5
 #: the line's points next to its extreme one that weigh its end as copies of the path's vertices
 _INWARD_POINTS = 3
 
+#: what a step along one edge adds to the path (shared: read only)
+_NO_EDGES: Sequence[int] = ()
+
 #: junctions of its path a state remembers to keep the path simple (a GPS trace may pass a place twice)
 _MEMORY = 16
 
@@ -401,7 +404,7 @@ class _Layer:
     visited: list[tuple[int, ...]]
     reach: list[float]
     back: list[int] | None = None
-    links: list[list[int]] | None = None
+    links: list[Sequence[int]] | None = None
 
 
 class _Transitions:
@@ -452,7 +455,7 @@ class _Transitions:
         """
         scores: list[float] = []
         back: list[int] = []
-        links: list[list[int]] = []
+        links: list[Sequence[int]] = []
         visited: list[tuple[int, ...]] = []
         reach: list[float] = []
         edge_v, u_list, twin, edge_len = self.edge_v, self.u_list, self.twin, self.edge_len
@@ -467,7 +470,7 @@ class _Transitions:
         before = [(index, prior_scores[index], a_edge, a_offset, edge_len[a_edge] - a_offset, edge_v[a_edge], ax, ay)
                   for index in order for a_edge, a_offset, _, _, ax, ay in (previous.states[index],)]
         for b_edge, b_offset, b_emission, _, bx, by in states:
-            best, best_from, best_link, best_ahead = -math.inf, -1, [], []
+            best, best_from, best_link, best_ahead = -math.inf, -1, _NO_EDGES, _NO_EDGES
             goal = u_list[b_edge]
             for index, score_a, a_edge, a_offset, rest, start, ax, ay in before:
                 prior = score_a + b_emission
@@ -496,10 +499,10 @@ class _Transitions:
                     continue
                 if not along:
                     # the edges the route adds to the path, b's edge last
-                    link = [*path(start, goal, u_list), b_edge] if start != goal else [b_edge]
+                    link: Sequence[int] = [*path(start, goal, u_list), b_edge] if start != goal else [b_edge]
                     # a jam is a simple path: no U-turn, no loop around a block, no spur and back
                     seen = prior_visited[index]
-                    ahead = [edge_v[edge] for edge in link]
+                    ahead: Sequence[int] = [edge_v[edge] for edge in link]
                     nodes = set(ahead)
                     if link[0] == twin[a_edge] or len(nodes) < len(ahead) or not nodes.isdisjoint(seen):
                         # (the last: the route passes the far end of b's edge, then b's edge comes back to it)
@@ -509,7 +512,7 @@ class _Transitions:
                     # on an edge, not walk backwards along it (drawn against a one-way street)
                     continue
                 else:
-                    link, ahead = [], []
+                    link, ahead = _NO_EDGES, _NO_EDGES
                 best, best_from, best_link, best_ahead = score, index, link, ahead
             scores.append(best)
             back.append(best_from)
@@ -522,8 +525,9 @@ class _Transitions:
                 reach.append(b_offset)
             else:
                 visited.append(prior_visited[best_from])
-                reach.append(max(b_offset, prior_reach[best_from]))
-        if max(scores) == -math.inf:
+                furthest = prior_reach[best_from]
+                reach.append(furthest if furthest > b_offset else b_offset)
+        if max(back) < 0:  # no state reached
             return None
         return _Layer(point, states, scores, visited, reach, back, links)
 
