@@ -104,8 +104,7 @@ class LineMatch:
 
 
 class _State(NamedTuple):
-    """A candidate place of a line point: a tuple, as there are many (cheap to make, not tracked by the
-    garbage collector)."""
+    """A candidate place of a line point: a named tuple, as there are many (made in bulk from columns)."""
 
     edge: int
     offset: float
