@@ -42,6 +42,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -242,11 +243,10 @@ def cluster_reports(
     state = _State(x, y, time_s, direction, variance, window_s, max_heading_deg)
     root = _merge(state, i, j, merge_threshold)
     root = _refine(state, root, i, j, merge_threshold)
-    labels = _detach_contested(root, i, j, x, y, time_s, variance, window_s, merge_threshold)
+    labels = _detach_contested(state, root, i, j, merge_threshold)
     if torn.any():
         pick = torn[li]
-        labels = _attach_torn(labels, li[pick], lj[pick], x, y, time_s, direction, variance, window_s,
-                              max_heading_deg, merge_threshold)
+        labels = _attach_torn(state, labels, li[pick], lj[pick], merge_threshold)
     order: dict[int, int] = {}
     return np.array([order.setdefault(label, len(order)) for label in labels.tolist()], dtype=np.int64)
 
@@ -318,9 +318,7 @@ def _torn(n: int, loose: IntArray, neighbour: IntArray, direction: FloatArray,
     return torn
 
 
-def _attach_torn(labels: IntArray, torn: IntArray, neighbour: IntArray, x: FloatArray, y: FloatArray,
-                 time_s: FloatArray, direction: FloatArray, variance: float, window_s: float,
-                 max_heading_deg: float, threshold: float) -> IntArray:
+def _attach_torn(state: _State, labels: IntArray, torn: IntArray, neighbour: IntArray, threshold: float) -> IntArray:
     """Labels after each report of unknown direction that sat out the merge (``torn``: pairs of it
     and its neighbours of known direction) joins the neighbouring cluster that takes it cheapest,
     when that passes the merge test and no cluster of another direction (mean directions more than
@@ -333,22 +331,16 @@ def _attach_torn(labels: IntArray, torn: IntArray, neighbour: IntArray, x: Float
     base = int(labels.max()) + 1
     key = np.unique(torn * base + labels[neighbour])  # each (report, neighbouring cluster) once
     report, cluster = key // base, key % base
-    size = np.bincount(labels).astype(np.float64)
-    m = len(size)
-    centre_x = np.bincount(labels, x, m) / np.maximum(size, 1.0)
-    centre_y = np.bincount(labels, y, m) / np.maximum(size, 1.0)
-    certain = np.isfinite(direction)
-    radians = np.radians(np.where(certain, direction, 0.0))
-    east = np.bincount(labels, np.where(certain, np.sin(radians), 0.0), m)
-    north = np.bincount(labels, np.where(certain, np.cos(radians), 0.0), m)
-    first = np.full(m, np.inf)
-    np.minimum.at(first, labels, time_s)
-    last = np.full(m, -np.inf)
-    np.maximum.at(last, labels, time_s)
+    state.tally(labels)
+    size, east, north = state.size, state.sum_east, state.sum_north
+    centre_x = state.sum_x / np.maximum(size, 1.0)
+    centre_y = state.sum_y / np.maximum(size, 1.0)
+    x, y, time_s = state.x, state.y, state.time_s
     h = size[cluster] / (size[cluster] + 1.0)
     distance2 = (x[report] - centre_x[cluster]) ** 2 + (y[report] - centre_y[cluster]) ** 2
-    cost = distance2 * h / (2.0 * variance) - np.log(h)
-    fits = np.maximum(last[cluster], time_s[report]) - np.minimum(first[cluster], time_s[report]) <= window_s
+    cost = distance2 * h / (2.0 * state.variance) - np.log(h)
+    fits = (np.maximum(state.last[cluster], time_s[report]) - np.minimum(state.first[cluster], time_s[report])
+            <= state.window_s)
     cost[~fits] = np.inf
     order = np.lexsort((cluster, cost, report))  # per report, cheapest first
     report, cluster, cost = report[order], cluster[order], cost[order]
@@ -356,9 +348,7 @@ def _attach_torn(labels: IntArray, torn: IntArray, neighbour: IntArray, x: Float
     head[1:] = report[1:] != report[:-1]
     start = np.flatnonzero(head)
     best = np.repeat(cluster[start], np.diff(np.append(start, len(report))))
-    cos_max = math.cos(math.radians(max_heading_deg))
-    dot = east[cluster] * east[best] + north[cluster] * north[best]
-    other = dot < cos_max * np.hypot(east[cluster], north[cluster]) * np.hypot(east[best], north[best])
+    other = state.apart(east[cluster], north[cluster], east[best], north[best])
     rival = np.full(len(labels), np.inf)  # per report: the cheapest cluster of another direction
     np.minimum.at(rival, report[other], cost[other])
     chosen = report[start]
@@ -379,17 +369,15 @@ class _State:
         self.x, self.y, self.time_s = x, y, time_s
         self.east = np.where(certain, np.sin(radians), 0.0)
         self.north = np.where(certain, np.cos(radians), 0.0)
+        self.variance = variance
         self.scale = 1.0 / (2.0 * variance)
         self.window_s = window_s
         self.cos_max = math.cos(math.radians(max_heading_deg))
 
-    def costs(self, label: IntArray, i: IntArray, j: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
-        """The clusters (lo < hi) holding a candidate pair, each pair once, and their merge test
-        (infinite where the time window or the directions forbid the merge)."""
-        n = len(label)
-        lo, hi = np.minimum(label[i], label[j]), np.maximum(label[i], label[j])
-        key = np.unique(lo[lo != hi] * n + hi[lo != hi])
-        lo, hi = key // n, key % n
+    def tally(self, label: IntArray) -> None:
+        """Each cluster's totals (``label``: its id per report; arrays indexed by id): size, sums of
+        positions and of direction vectors, first and last time."""
+        n = max(len(label), int(label.max()) + 1 if len(label) else 0)
         self.size = np.bincount(label, minlength=n).astype(np.float64)
         self.sum_x = np.bincount(label, self.x, n)
         self.sum_y = np.bincount(label, self.y, n)
@@ -399,16 +387,30 @@ class _State:
         np.minimum.at(self.first, label, self.time_s)
         self.last = np.full(n, -np.inf)
         np.maximum.at(self.last, label, self.time_s)
+
+    def apart(self, east_a: npt.NDArray[Any], north_a: npt.NDArray[Any], east_b: npt.NDArray[Any],
+              north_b: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+        """Whether two (sums of) directions of travel are more than ``max_heading_deg`` apart (never
+        when either is unknown: a zero vector)."""
+        apart: npt.NDArray[np.bool_] = (east_a * east_b + north_a * north_b
+                                        < self.cos_max * np.hypot(east_a, north_a) * np.hypot(east_b, north_b))
+        return apart
+
+    def costs(self, label: IntArray, i: IntArray, j: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
+        """The clusters (lo < hi) holding a candidate pair, each pair once, and their merge test
+        (infinite where the time window or the directions forbid the merge)."""
+        n = len(label)
+        lo, hi = np.minimum(label[i], label[j]), np.maximum(label[i], label[j])
+        key = np.unique(lo[lo != hi] * n + hi[lo != hi])
+        lo, hi = key // n, key % n
+        self.tally(label)
         size_lo, size_hi = self.size[lo], self.size[hi]
         dx = self.sum_x[lo] / size_lo - self.sum_x[hi] / size_hi
         dy = self.sum_y[lo] / size_lo - self.sum_y[hi] / size_hi
         h = size_lo * size_hi / (size_lo + size_hi)
         cost = (dx * dx + dy * dy) * h * self.scale - np.log(h)
         span = np.maximum(self.last[lo], self.last[hi]) - np.minimum(self.first[lo], self.first[hi])
-        east_lo, north_lo, east_hi, north_hi = (self.sum_east[lo], self.sum_north[lo], self.sum_east[hi],
-                                                self.sum_north[hi])
-        apart = (east_lo * east_hi + north_lo * north_hi
-                 < self.cos_max * np.hypot(east_lo, north_lo) * np.hypot(east_hi, north_hi))
+        apart = self.apart(self.sum_east[lo], self.sum_north[lo], self.sum_east[hi], self.sum_north[hi])
         cost[(span > self.window_s) | apart] = np.inf
         return lo, hi, cost
 
@@ -537,15 +539,8 @@ def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
     neighbour_all = np.concatenate((j, i))
     moved = np.zeros(n, dtype=bool)
     for _round in range(_REFINE_ROUNDS):
-        size = np.bincount(label, minlength=n).astype(np.float64)
-        sum_x = np.bincount(label, state.x, n)
-        sum_y = np.bincount(label, state.y, n)
-        east = np.bincount(label, state.east, n)
-        north = np.bincount(label, state.north, n)
-        first = np.full(n, np.inf)
-        np.minimum.at(first, label, state.time_s)
-        last = np.full(n, -np.inf)
-        np.maximum.at(last, label, state.time_s)
+        state.tally(label)
+        size, sum_x, sum_y, first, last = state.size, state.sum_x, state.sum_y, state.first, state.last
         own_all = label[report_all]
         other_all = label[neighbour_all]
         keep = other_all != own_all
@@ -560,9 +555,7 @@ def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
         join = (dx * dx + dy * dy) * h * state.scale - np.log(h)
         fits = np.maximum(last[other], state.time_s[report]) - np.minimum(first[other], state.time_s[report])
         ok = fits <= state.window_s
-        re, rn = state.east[report], state.north[report]
-        eo, no = east[other], north[other]
-        ok &= (re * eo + rn * no) >= state.cos_max * np.hypot(re, rn) * np.hypot(eo, no)
+        ok &= ~state.apart(state.east[report], state.north[report], state.sum_east[other], state.sum_north[other])
         join[~ok] = np.inf
         own = label[report]
         rest = size[own] - 1.0
@@ -592,33 +585,30 @@ def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
 _REFINE_ROUNDS = 3
 
 
-def _detach_contested(root: IntArray, i: IntArray, j: IntArray, x: FloatArray, y: FloatArray, time_s: FloatArray,
-                      variance: float, window_s: float, threshold: float) -> IntArray:
+def _detach_contested(state: _State, root: IntArray, i: IntArray, j: IntArray, threshold: float) -> IntArray:
     """Labels after taking out of its cluster each report that a neighbouring cluster of two or
     more reports would take (merge test below ``threshold``) at a cost not more than
     ``_CONTEST_MARGIN`` above that of staying (its own cluster's centre without it)."""
     n = len(root)
-    size = np.bincount(root, minlength=n).astype(np.float64)
-    centre_x = np.bincount(root, x, n) / np.maximum(size, 1.0)
-    centre_y = np.bincount(root, y, n) / np.maximum(size, 1.0)
-    first = np.full(n, np.inf)
-    np.minimum.at(first, root, time_s)
-    last = np.full(n, -np.inf)
-    np.maximum.at(last, root, time_s)
+    x, y, time_s = state.x, state.y, state.time_s
+    state.tally(root)
+    size, first, last = state.size, state.first, state.last
+    centre_x = state.sum_x / np.maximum(size, 1.0)
+    centre_y = state.sum_y / np.maximum(size, 1.0)
     report = np.concatenate((i, j))
     other = root[np.concatenate((j, i))]
     own = root[report]
     keep = (other != own) & (size[own] >= 2) & (size[other] >= 2)
     report, other, own = report[keep], other[keep], own[keep]
-    scale = 1.0 / (2.0 * variance)
     h_other = size[other] / (size[other] + 1.0)
-    join = ((x[report] - centre_x[other]) ** 2 + (y[report] - centre_y[other]) ** 2) * h_other * scale - np.log(h_other)
+    join = (((x[report] - centre_x[other]) ** 2 + (y[report] - centre_y[other]) ** 2) * h_other * state.scale
+            - np.log(h_other))
     rest = size[own] - 1.0
     rest_x = (centre_x[own] * size[own] - x[report]) / rest
     rest_y = (centre_y[own] * size[own] - y[report]) / rest
     h_own = rest / size[own]
-    stay = ((x[report] - rest_x) ** 2 + (y[report] - rest_y) ** 2) * h_own * scale - np.log(h_own)
-    fits = np.maximum(last[other], time_s[report]) - np.minimum(first[other], time_s[report]) <= window_s
+    stay = ((x[report] - rest_x) ** 2 + (y[report] - rest_y) ** 2) * h_own * state.scale - np.log(h_own)
+    fits = np.maximum(last[other], time_s[report]) - np.minimum(first[other], time_s[report]) <= state.window_s
     contested = (join < threshold) & (join - stay < _CONTEST_MARGIN) & fits
     labels = root.copy()
     labels[report[contested]] = n + report[contested]  # alone (a label no cluster has, even for its root)
