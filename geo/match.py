@@ -74,10 +74,7 @@ class Candidates:
 
 def point_candidates(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m: float) -> Candidates:
     """Every directed edge within ``radius_m`` of each metric point, projected, nearest segment per link."""
-    pairs = _segment_pairs(network, x, y, radius_m)
-    nearest = pairs.nearest_of_link
-    return _per_direction(network, pairs.point[nearest], pairs.link[nearest], pairs.distance[nearest],
-                          pairs.along[nearest], pairs.bearing[nearest])
+    return _nearest_per_direction(network, _segment_pairs(network, x, y, radius_m))
 
 
 @dataclass
@@ -116,9 +113,12 @@ def _segment_pairs(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m:
     return _SegmentPairs(point, link, distance[order], along[order], bearing[order], first)
 
 
-def _per_direction(network: RoadNetwork, point: IntArray, link: IntArray, distance: FloatArray, along: FloatArray,
-                   bearing: FloatArray) -> Candidates:
-    """One candidate per allowed direction of each (point, link): the forward edges, then the backward."""
+def _nearest_per_direction(network: RoadNetwork, pairs: _SegmentPairs) -> Candidates:
+    """One candidate per allowed direction of each (point, link), at the link's nearest segment: the
+    forward edges, then the backward."""
+    nearest = pairs.nearest_of_link
+    point, link, distance = pairs.point[nearest], pairs.link[nearest], pairs.distance[nearest]
+    along, bearing = pairs.along[nearest], pairs.bearing[nearest]
     table = network.link_edges()
     link_len = network.link_len[link]
     forward, backward = table[link, 0], table[link, 1]
@@ -134,7 +134,7 @@ def _per_direction(network: RoadNetwork, point: IntArray, link: IntArray, distan
 
 def _position_and_heading_fit(network: RoadNetwork, pairs: _SegmentPairs, headings: FloatArray | None,
                               sigma_m: float, kappa: float) -> FloatArray:
-    """Distance and heading log-likelihood of each candidate of ``_per_direction``, the best over its
+    """Distance and heading log-likelihood of each candidate of ``_nearest_per_direction``, the best over its
     link's segments within reach.
 
     Scoring the heading against the nearest segment only fails on a bend: 15 m of noise moves the point
@@ -271,9 +271,7 @@ def match_points(
     x[~valid] = np.nan
     y[~valid] = np.nan
     pairs = _segment_pairs(network, x, y, radius_m)
-    nearest = pairs.nearest_of_link
-    candidates = _per_direction(network, pairs.point[nearest], pairs.link[nearest], pairs.distance[nearest],
-                                pairs.along[nearest], pairs.bearing[nearest])
+    candidates = _nearest_per_direction(network, pairs)
     score = _position_and_heading_fit(network, pairs, heading, sigma_m, kappa)
     if streets is not None:
         score += _name_scores(network, candidates, streets, name_weight, unnamed_weight)
