@@ -553,9 +553,13 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     scale = 2.0 * noise * noise
     at_near_junction = sum(a * a + d * d for a, d in zip(past, lateral, strict=True)) / scale
     along = sum(d * d for d in lateral) / scale
-    at_far_junction = along + (length - past[-1]) ** 2 / scale
-    ends_inside = along + _mid_block_cost(past[-1], length, noise) + mid_block
-    return min(at_far_junction, ends_inside) + prior - evidence < at_near_junction
+    return along + _beyond_near_cost(past[-1], length, noise, mid_block) + prior - evidence < at_near_junction
+
+
+def _beyond_near_cost(past: float, length: float, noise: float, mid_block: float) -> float:
+    """The along-edge cost (``_end_edge_kept``'s units) of a line whose extreme point lies ``past`` metres
+    beyond an edge's near junction ending at the edge's far junction or inside it, whichever fits better."""
+    return min((length - past) ** 2 / (2.0 * noise * noise), _mid_block_cost(past, length, noise) + mid_block)
 
 
 def _mid_block_cost(past: float, length: float, noise: float) -> float:
@@ -667,8 +671,7 @@ def _extend_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: F
         length = transitions.edge_len[f]
         offset, distance = _project(transitions.shape(f), px, py)
         past = length - offset if at_start else offset
-        cost = distance * distance / scale + min((length - past) ** 2 / scale,
-                                                  _mid_block_cost(past, length, noise) + mid_block)
+        cost = distance * distance / scale + _beyond_near_cost(past, length, noise, mid_block)
         if cost < best_cost:
             best, best_cost, best_past, best_lateral = f, cost, past, distance
     if best < 0:
