@@ -41,9 +41,9 @@ from feeds.problems import errors_only
 from feeds.wzdx import parse_wzdx, wzdx_item_to_event
 from geo.network import build_network
 from geo.types import WayInput
+from tests.support.closures import LINE
 
 PARIS = ZoneInfo("Europe/Paris")
-LINE = [(-122.300788, 37.809578), (-122.302087, 37.810233)]
 
 
 @pytest.fixture

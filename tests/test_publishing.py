@@ -29,16 +29,9 @@ from exchange.validation import validate_cifs_xml, validate_wzdx
 from feeds.wzdx import parse_wzdx, wzdx_item_to_event
 from geo.network import build_network
 from geo.types import WayInput
+from tests.support.closures import LINE, T0, T0_MS, frozen_config
 
-T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-T0_MS = int(T0.timestamp() * 1000)
-LINE = [(-122.300788, 37.809578), (-122.302087, 37.810233)]
-
-
-@pytest.fixture
-def config(monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS))
-    return Config()
+config = pytest.fixture(frozen_config)
 
 
 @pytest.fixture

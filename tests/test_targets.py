@@ -8,7 +8,6 @@ import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -26,19 +25,12 @@ from exchange.targets import CIFS, DATEX2, WZDX, Target, off_feeds
 from exchange.validation import checks_run, validate_feed
 from feeds.datex2 import render_datex2
 from feeds.wzdx import render_wzdx
+from tests.support.closures import LINE, T0, T0_MS, frozen_config
 from tests.support.helpers import Run
 from tests.support.serving import running
 from tests.support.webdata import run_cli
 
-T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-T0_MS = int(T0.timestamp() * 1000)
-LINE = [(-122.300788, 37.809578), (-122.302087, 37.810233)]
-
-
-@pytest.fixture
-def config(monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS))
-    return Config()
+config = pytest.fixture(frozen_config)
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from exchange.config import Config
 from exchange.model import Category, Event, Kind, Origin, Point
 from exchange.schema import events, publish_runs
 from exchange.store import EVENT_COLUMNS, event_to_row, event_values
+from tests.support.closures import LINE
 from tests.support.helpers import Run
 
 NOW_MS = 1_772_463_600_000  # 2026-03-02T15:00:00Z
-LINE = [(-122.300788, 37.809578), (-122.302087, 37.810233)]
 #: 9999-12-31T23:59:59-12:00: no date in the year 9999 for UTC
 YEAR_10000_MS = 253_402_300_799_000 + 12 * 3_600_000
 

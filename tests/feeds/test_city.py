@@ -21,11 +21,11 @@ from feeds.cifs import check_cifs_rules, parse_cifs, render_cifs_json, render_ci
 from feeds.city import city_event, parse_time, schedule_problems
 from feeds.problems import errors_only
 from feeds.wzdx import parse_wzdx, render_wzdx
+from tests.support.closures import LINE
 
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 PARIS = ZoneInfo("Europe/Paris")
 GENERATED = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
-LINE = [(-122.300788, 37.809578), (-122.302087, 37.810233)]
 
 
 def event(source_id: str = "E-1", **overrides: Any) -> Event:
