@@ -175,6 +175,20 @@ def served(engine: Engine) -> Iterator[httpx.Client]:
         yield http
 
 
+def kept_then_republished(engine: Engine, http: httpx.Client, before_wire: dict[str, tuple[bytes, str]],
+                          city: Callable[..., Run]) -> None:
+    """After a publish failed behind a committed sync: the publications rows and the wire are as
+    before; once the trigger is dropped, a publish serves the four closures."""
+    assert last_run(engine, sync_runs).status == "ok", "the sync itself is committed before the publish"
+    assert stored_publications(engine) == before_wire, "publications rows moved without the rest of the publish"
+    time.sleep(0.2)
+    assert wire(http) == before_wire
+    drop_trigger(engine, "published_events")
+    assert city("publish").code == 0
+    wait_for(lambda: serves_new(http, before_wire["cifs.xml"][1]), what="the new publication")
+    assert len(descriptions(wire(http)["cifs.xml"][0])) == 4
+
+
 def first_publication(city: Callable[..., Run], engine: Engine, http: httpx.Client) -> dict[str, tuple[bytes, str]]:
     """Sync and publish the city's first export; wait until the server serves it."""
     result = city("sync")
@@ -318,15 +332,7 @@ def test_a_publish_whose_store_write_fails_keeps_the_last_publication(
         install_trigger(engine, "published_events", "INSERT" if engine.dialect.name == "sqlite" else "INSERT OR UPDATE")
         failed = city("sync")  # see test_..._is_a_one_line_error_... below
         assert failed.code == 1 and "injected fault" in failed.err and "Traceback" not in failed.err
-        assert last_run(engine, sync_runs).status == "ok", "the sync itself is committed before the publish"
-        assert stored_publications(engine) == before_wire, "publications rows moved without the rest of the publish"
-        time.sleep(0.2)
-        assert wire(http) == before_wire
-
-        drop_trigger(engine, "published_events")
-        assert city("publish").code == 0
-        wait_for(lambda: serves_new(http, before_wire["cifs.xml"][1]), what="the new publication")
-        assert len(descriptions(wire(http)["cifs.xml"][0])) == 4
+        kept_then_republished(engine, http, before_wire, city)
 
 
 def test_a_publish_that_cannot_render_its_closures_keeps_the_feeds_and_records_the_failure(
@@ -422,14 +428,7 @@ def test_a_postgresql_connection_killed_mid_publish_keeps_the_last_publication(
             failed = pg_city("sync")
             assert failed.code == 1 and "Traceback" not in failed.err, failed
             assert re.search(r"server closed the connection|terminating connection", failed.err), failed.err
-            assert last_run(engine, sync_runs).status == "ok", "the sync itself is committed before the publish"
-            assert stored_publications(engine) == before_wire
-            time.sleep(0.2)
-            assert wire(http) == before_wire
-            drop_trigger(engine, "published_events")
-            assert pg_city("publish").code == 0
-            wait_for(lambda: serves_new(http, before_wire["cifs.xml"][1]), what="the new publication")
-            assert len(descriptions(wire(http)["cifs.xml"][0])) == 4
+            kept_then_republished(engine, http, before_wire, pg_city)
     finally:
         engine.dispose()
 
