@@ -241,6 +241,10 @@ def match_lines(
         return [made[a - bounds[s]:b - bounds[s]] for a, b in itertools.pairwise(bounds[s:e + 1])]
 
     transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), beta_m, 3.0 * sigma_m)
+    # one point at a time from here: Python floats are cheaper than numpy's scalars; ``along`` is the
+    # distance along the lines (an invalid point's steps count nothing)
+    xs, ys = x.tolist(), y.tolist()
+    along = np.concatenate(([0.0], np.cumsum(np.nan_to_num(np.hypot(np.diff(x), np.diff(y)), nan=0.0)))).tolist()
     # per matched line: its parts, and the states of their extreme points (``_extend_end`` looks at them)
     matched: list[tuple[int, list[_Piece], dict[int, list[_State]]]] = []
     for i, result in enumerate(results):
@@ -250,7 +254,7 @@ def match_lines(
             continue
         transitions.jitter = 3.0 * float(noise[i])
         states = states_of(s, e)
-        pieces = _viterbi(transitions, x[s:e], y[s:e], states, result)
+        pieces = _viterbi(transitions, xs[s:e], ys[s:e], along[s:e], states, result)
         if pieces:
             matched.append((i, pieces, {t: states[t] for piece in pieces for t in (piece.first, piece.last)}))
     typical = _typical_noise([[state.distance for piece in pieces for state in piece.chain]
@@ -258,7 +262,7 @@ def match_lines(
     mid_block = _mid_block_odds(transitions, [piece for _i, pieces, _ends in matched for piece in pieces], typical)
     for i, pieces, ends in matched:
         s, e = int(starts[i]), int(starts[i + 1])
-        _finish(transitions, x[s:e], y[s:e], ends, pieces, results[i], typical, mid_block)
+        _finish(transitions, xs[s:e], ys[s:e], ends, pieces, results[i], typical, mid_block)
     return results
 
 
@@ -466,15 +470,17 @@ class _Transitions:
         # best predecessors first: a transition costs >= 0, so the rest are skipped once beaten (the
         # unreachable ones, -inf, last; a stable sort: equal scores keep their order)
         order = sorted(range(len(prior_scores)), key=prior_scores.__getitem__, reverse=True)
-        before = [(index, prior_scores[index], a_edge, a_offset, edge_len[a_edge] - a_offset, edge_v[a_edge], ax, ay)
-                  for index in order for a_edge, a_offset, _, _, ax, ay in (previous.states[index],)]
+        before = [(index, prior_scores[index], a_edge, a_offset, edge_len[a_edge] - a_offset, edge_v[a_edge], ax, ay,
+                   twin[a_edge]) for index in order for a_edge, a_offset, _, _, ax, ay in (previous.states[index],)]
         for b_edge, b_offset, b_emission, _, bx, by in states:
             best, best_from, best_link, best_ahead = -math.inf, -1, _NO_EDGES, _NO_EDGES
             goal = u_list[b_edge]
-            for index, score_a, a_edge, a_offset, rest, start, ax, ay in before:
+            for index, score_a, a_edge, a_offset, rest, start, ax, ay, back_edge in before:
                 prior = score_a + b_emission
                 if prior <= best:
                     break
+                if b_edge == back_edge:
+                    continue  # a U-turn (the opposite direction of a two-way road is the nearest state of many points)
                 if a_edge == b_edge and b_offset >= a_offset - jitter:
                     # noise moves consecutive points of a dense line back a little: a step backwards
                     # along the edge, costed as such, rather than a loop around the block
@@ -600,7 +606,7 @@ def _mid_block_odds(transitions: _Transitions, pieces: list[_Piece], typical: fl
     return math.log((1.0 - share) / share)
 
 
-def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], x: FloatArray, y: FloatArray,
+def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], x: list[float], y: list[float],
               extreme: int, noise: float, mid_block: float, kept: float, *, at_start: bool) -> tuple[list[int], bool]:
     """Drop the end edges the line only grazes (``_end_edge_kept``), one after the other.
 
@@ -641,7 +647,7 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
     return edges, peeled
 
 
-def _extend_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: FloatArray, extreme: int,
+def _extend_end(transitions: _Transitions, edges: list[int], x: list[float], y: list[float], extreme: int,
                 candidates: list[_State], noise: float, mid_block: float, kept: float, *,
                 at_start: bool) -> tuple[list[int], bool]:
     """Add the edge beyond the path's end junction that the line's extreme point shows (``_end_edge_kept``).
@@ -717,7 +723,7 @@ def _path_vertices(transitions: _Transitions, edges: list[int], reach: float, *,
     return vertices
 
 
-def _junction_evidence(transitions: _Transitions, x: FloatArray, y: FloatArray, extreme: int, noise: float,
+def _junction_evidence(transitions: _Transitions, x: list[float], y: list[float], extreme: int, noise: float,
                        kept: float, path: list[int], far: list[list[float]], *, at_start: bool) -> float:
     """The log-odds the line's points next to its extreme one give a path ending at the far end of an
     end edge against one ending at its near junction.
@@ -856,16 +862,16 @@ def _rejoin(transitions: _Transitions, before: _Piece, after: _Piece) -> bool:
     return False
 
 
-def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: list[list[_State]],
-             result: LineMatch) -> list[_Piece]:
-    """The connected parts of the line's most likely path (untrimmed); sets ``covered_fraction``."""
+def _viterbi(transitions: _Transitions, xs: list[float], ys: list[float], along: list[float],
+             states: list[list[_State]], result: LineMatch) -> list[_Piece]:
+    """The connected parts of the line's most likely path (untrimmed); sets ``covered_fraction``.
+
+    ``along`` is the distance along the line at each point."""
     usable = [t for t, column in enumerate(states) if column]
     if not usable:
         result.reason = "no road near the line"
         return []
-    step = np.hypot(np.diff(x), np.diff(y))
-    xs, ys = x.tolist(), y.tolist()  # one point at a time: Python floats are cheaper
-    total = float(np.nansum(step))
+    total = along[-1] - along[0]
 
     def start(t: int) -> _Layer:
         ahead: list[tuple[int, ...]] = [(transitions.edge_v[s.edge],) for s in states[t]]
@@ -896,7 +902,8 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
     pieces: list[_Piece] = []
     covered = 0.0
     for layers in kept:
-        choice = int(np.argmax(layers[-1].scores))
+        scores = layers[-1].scores
+        choice = max(range(len(scores)), key=scores.__getitem__)  # the first best, as numpy's argmax
         path: list[int] = []
         chain: list[_State] = []
         for layer in reversed(layers):
@@ -907,14 +914,14 @@ def _viterbi(transitions: _Transitions, x: FloatArray, y: FloatArray, states: li
         path.insert(0, chain[-1].edge)
         edges = [edge for k, edge in enumerate(path) if k == 0 or edge != path[k - 1]]
         piece = _Piece(edges, chain[::-1], layers[0].point, layers[-1].point)
-        covered += float(np.nansum(step[layers[0].point : layers[-1].point]))
+        covered += along[layers[-1].point] - along[layers[0].point]
         if not (pieces and _rejoin(transitions, pieces[-1], piece)):
             pieces.append(piece)
     result.covered_fraction = min(1.0, covered / total) if total > 0 else 0.0
     return pieces
 
 
-def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, states: dict[int, list[_State]],
+def _finish(transitions: _Transitions, x: list[float], y: list[float], states: dict[int, list[_State]],
             pieces: list[_Piece], result: LineMatch,
             typical: float, mid_block: float) -> None:
     """Trim the parts' end edges (``_trim_end``) and fill in ``result``.
@@ -956,7 +963,7 @@ def _finish(transitions: _Transitions, x: FloatArray, y: FloatArray, states: dic
             result.start_offset_m = start_offset
         result.end_offset_m = end_offset
     result.edges = [edge for part in result.parts for edge in part]
-    result.distance_m = float(np.mean(distances))
+    result.distance_m = sum(distances) / len(distances)
     result.confidence = float(math.exp(-0.5 * (result.distance_m / 8.0) ** 2)) * result.covered_fraction
     if len(result.parts) > 1:
         result.reason = f"split into {len(result.parts)} parts (gap, detour or disconnected network)"
