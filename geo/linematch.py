@@ -72,7 +72,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from geo.match import Candidates, point_candidates
+from geo.match import Candidates, best_first, point_candidates
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 
 __all__ = ["LineMatch", "match_lines"]
@@ -220,16 +220,15 @@ def match_lines(
     weight[(starts[1:] - 1)[has_points & (noise < sigma_m)]] = 0.0
     emission += kappa * weight[candidates.point] * (np.cos(np.radians(delta)) - 1.0)
     # each point's best candidates, best first: at most max_candidates, none _UNLIKELY below its best
-    order = np.lexsort((-emission, candidates.point))
+    order = best_first(candidates.point, emission)
     point_sorted = candidates.point[order]
     group = np.ones(len(order), dtype=bool)
     group[1:] = point_sorted[1:] != point_sorted[:-1]
     first = np.maximum.accumulate(np.where(group, np.arange(len(order)), 0))
     kept = order[(np.arange(len(order)) - first < max_candidates)
                  & (emission[order] > emission[order[first]] - _UNLIKELY) | group]
-    on_x, on_y = _on_edge(network, candidates.edge[kept], candidates.offset[kept])
     columns = [candidates.edge[kept].tolist(), candidates.offset[kept].tolist(), emission[kept].tolist(),
-               candidates.distance[kept].tolist(), on_x.tolist(), on_y.tolist()]
+               candidates.distance[kept].tolist(), candidates.x[kept].tolist(), candidates.y[kept].tolist()]
     # ``kept`` runs point after point: each point's states are one slice
     bounds = np.searchsorted(candidates.point[kept], np.arange(len(x) + 1)).tolist()
 
@@ -264,22 +263,6 @@ def match_lines(
         s, e = int(starts[i]), int(starts[i + 1])
         _finish(transitions, xs[s:e], ys[s:e], ends, pieces, results[i], typical, mid_block)
     return results
-
-
-def _on_edge(network: RoadNetwork, edge: npt.NDArray[np.int64], offset: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The metric position ``offset`` metres along each directed ``edge``."""
-    segments = network.segments()
-    link = network.edge_link[edge]
-    along = np.where(network.edge_forward[edge], offset, network.link_len[link] - offset)
-    # the segments lie link after link, each link's in order: one global key orders them all
-    seg_len = segments["len"]
-    seg_start = np.cumsum(seg_len) - seg_len
-    first = np.searchsorted(segments["link"], link, side="left")
-    last = np.searchsorted(segments["link"], link, side="right") - 1
-    seg = np.clip(np.searchsorted(seg_start, seg_start[first] + along, side="right") - 1, first, last)
-    t = np.clip((along - segments["offset"][seg]) / np.maximum(seg_len[seg], 1e-12), 0.0, 1.0)[:, None]
-    on = segments["p0"][seg] + (segments["p1"][seg] - segments["p0"][seg]) * t
-    return on[:, 0], on[:, 1]
 
 
 def _line_noise(candidates: Candidates, along: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64],

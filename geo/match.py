@@ -28,7 +28,7 @@ import shapely
 from geo.names import name_similarity, normalize_street
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 
-__all__ = ["PointMatches", "match_points", "point_candidates", "road_names_at"]
+__all__ = ["PointMatches", "best_first", "match_points", "point_candidates", "road_names_at"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -70,11 +70,30 @@ class Candidates:
     distance: FloatArray
     offset: FloatArray
     bearing: FloatArray
+    x: FloatArray  # the place on the edge nearest the point (metric)
+    y: FloatArray
 
 
 def point_candidates(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m: float) -> Candidates:
     """Every directed edge within ``radius_m`` of each metric point, projected, nearest segment per link."""
     return _nearest_per_direction(network, _segment_pairs(network, x, y, radius_m))
+
+
+def best_first(point: IntArray, score: FloatArray) -> IntArray:
+    """The order of (point, candidate) pairs by point, each point's best candidate first (equals in their
+    order); ``score`` a log-likelihood, at most 0.
+
+    One float key orders them: the point, then the score in its fraction's place (told apart down to
+    about 1e-7 for a million points; scores below ``-_KEY_SPAN`` sort as equals). Candidates come
+    nearly sorted by point, which a stable sort exploits: ten times faster than a lexsort.
+    """
+    key = point * _KEY_SPAN + np.clip(-score, 0.0, _KEY_SPAN - 1.0)
+    order: IntArray = np.argsort(key, kind="stable")
+    return order
+
+
+#: the range of scores ``best_first`` tells apart: hundreds of units below any candidate within reach
+_KEY_SPAN = 1024.0
 
 
 @dataclass
@@ -88,6 +107,7 @@ class _SegmentPairs:
     distance: FloatArray
     along: FloatArray
     bearing: FloatArray
+    place: FloatArray  # (pairs, 2): the place on the segment nearest the point
     link_start: npt.NDArray[np.bool_]
     nearest: IntArray
     nearest_bearing: FloatArray
@@ -107,10 +127,11 @@ def _segment_pairs(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m:
     length = segments["len"][segment]
     px = np.column_stack((x[point], y[point]))
     t = np.clip(((px - p0) * direction).sum(axis=1) / np.maximum(length * length, 1e-12), 0.0, 1.0)
-    distance = np.hypot(*(px - p0 - direction * t[:, None]).T)
+    place = p0 + direction * t[:, None]
+    distance = np.hypot(*(px - place).T)
     within = distance <= radius_m
-    point, segment, distance, t, direction, length = (
-        point[within], segment[within], distance[within], t[within], direction[within], length[within])
+    point, segment, distance, t, direction, length, place = (
+        point[within], segment[within], distance[within], t[within], direction[within], length[within], place[within])
     link = segments["link"][segment]
     link_start = np.ones(len(point), dtype=bool)
     link_start[1:] = (point[1:] != point[:-1]) | (link[1:] != link[:-1])
@@ -126,7 +147,7 @@ def _segment_pairs(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m:
     unit = direction / np.maximum(length, 1e-12)[:, None]
     mean = np.add.reduceat(unit[closest], np.flatnonzero(first_closest), axis=0) if len(closest) else unit[nearest]
     return _SegmentPairs(point, link, distance, segments["offset"][segment] + t * length,
-                         bearing_deg(direction[:, 0], direction[:, 1]), link_start, nearest,
+                         bearing_deg(direction[:, 0], direction[:, 1]), place, link_start, nearest,
                          bearing_deg(mean[:, 0], mean[:, 1]))
 
 
@@ -135,7 +156,7 @@ def _nearest_per_direction(network: RoadNetwork, pairs: _SegmentPairs) -> Candid
     forward edges, then the backward."""
     nearest = pairs.nearest
     point, link, distance = pairs.point[nearest], pairs.link[nearest], pairs.distance[nearest]
-    along, bearing = pairs.along[nearest], pairs.nearest_bearing
+    along, bearing, place = pairs.along[nearest], pairs.nearest_bearing, pairs.place[nearest]
     table = network.link_edges()
     link_len = network.link_len[link]
     forward, backward = table[link, 0], table[link, 1]
@@ -146,6 +167,8 @@ def _nearest_per_direction(network: RoadNetwork, pairs: _SegmentPairs) -> Candid
         distance=np.concatenate((distance[has_f], distance[has_b])),
         offset=np.concatenate((along[has_f], (link_len - along)[has_b])),
         bearing=np.concatenate((bearing[has_f], (bearing[has_b] + 180.0) % 360.0)),
+        x=np.concatenate((place[has_f, 0], place[has_b, 0])),
+        y=np.concatenate((place[has_f, 1], place[has_b, 1])),
     )
 
 
@@ -295,7 +318,7 @@ def match_points(
     score += _class_scores(network, candidates, road_type)
 
     if len(score):
-        order = np.lexsort((-score, candidates.point))
+        order = best_first(candidates.point, score)
         point = candidates.point[order]
         starts = np.flatnonzero(np.concatenate(([True], point[1:] != point[:-1])))
         best = order[starts]
