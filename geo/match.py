@@ -122,16 +122,17 @@ def _segment_pairs(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m:
     # one integer key sorts pairs by point and segment (a lexsort on floats took a third of the matching)
     order = np.argsort(point * len(segments["len"]) + segment, kind="stable")
     point, segment = point[order], segment[order]
-    p0 = segments["p0"][segment]
-    direction = segments["p1"][segment] - p0
-    length = segments["len"][segment]
-    px = np.column_stack((x[point], y[point]))
-    t = np.clip(((px - p0) * direction).sum(axis=1) / np.maximum(length * length, 1e-12), 0.0, 1.0)
-    place = p0 + direction * t[:, None]
-    distance = np.hypot(*(px - place).T)
-    within = distance <= radius_m
-    point, segment, distance, t, direction, length, place = (
-        point[within], segment[within], distance[within], t[within], direction[within], length[within], place[within])
+    # the point's offset from the segment's start, then from its nearest place on the segment (columns:
+    # a few passes over the pairs)
+    dx, dy = segments["dx"][segment], segments["dy"][segment]
+    ax, ay = x[point] - segments["x0"][segment], y[point] - segments["y0"][segment]
+    t = np.clip((ax * dx + ay * dy) * segments["inverse_square"][segment], 0.0, 1.0)
+    ax -= dx * t
+    ay -= dy * t
+    distance = np.hypot(ax, ay)
+    within = np.flatnonzero(distance <= radius_m)
+    point, segment, distance, t = point[within], segment[within], distance[within], t[within]
+    place = np.column_stack((x[point] - ax[within], y[point] - ay[within]))
     link = segments["link"][segment]
     link_start = np.ones(len(point), dtype=bool)
     link_start[1:] = (point[1:] != point[:-1]) | (link[1:] != link[:-1])
@@ -143,12 +144,18 @@ def _segment_pairs(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m:
     first_closest = np.ones(len(closest), dtype=bool)
     first_closest[1:] = group[closest][1:] != group[closest][:-1]
     nearest = closest[first_closest]
+    bearing = segments["bearing"][segment]
     # a point nearest a bend's vertex is as near both its segments: the road's direction there is their mean
-    unit = direction / np.maximum(length, 1e-12)[:, None]
-    mean = np.add.reduceat(unit[closest], np.flatnonzero(first_closest), axis=0) if len(closest) else unit[nearest]
-    return _SegmentPairs(point, link, distance, segments["offset"][segment] + t * length,
-                         bearing_deg(direction[:, 0], direction[:, 1]), place, link_start, nearest,
-                         bearing_deg(mean[:, 0], mean[:, 1]))
+    nearest_bearing = bearing[nearest]
+    tied = np.flatnonzero(np.diff(np.flatnonzero(first_closest), append=len(closest)) > 1)
+    if len(tied):
+        ends = np.flatnonzero(first_closest)
+        angle = np.radians(90.0 - bearing[closest])
+        east, north = np.add.reduceat(np.cos(angle), ends), np.add.reduceat(np.sin(angle), ends)
+        nearest_bearing[tied] = bearing_deg(east[tied], north[tied])
+    length = segments["len"][segment]
+    return _SegmentPairs(point, link, distance, segments["offset"][segment] + t * length, bearing, place, link_start,
+                         nearest, nearest_bearing)
 
 
 def _nearest_per_direction(network: RoadNetwork, pairs: _SegmentPairs) -> Candidates:

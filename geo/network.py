@@ -276,7 +276,15 @@ class RoadNetwork:
             link_first_segment = np.concatenate(([0], np.cumsum(counts)[:-1]))
             before = np.where(link_first_segment > 0, cumulative[link_first_segment - 1], 0.0)
             seg_offset = cumulative - seg_len - np.repeat(before, counts)
-            self._cache["segments"] = {"link": seg_link, "p0": p0, "p1": p1, "len": seg_len, "offset": seg_offset}
+            direction = p1 - p0
+            self._cache["segments"] = {
+                "link": seg_link, "p0": p0, "p1": p1, "len": seg_len, "offset": seg_offset,
+                # what point matching gathers per (point, segment) pair, as columns
+                "x0": p0[:, 0].copy(), "y0": p0[:, 1].copy(),
+                "dx": direction[:, 0].copy(), "dy": direction[:, 1].copy(),
+                "inverse_square": 1.0 / np.maximum(seg_len * seg_len, 1e-12),
+                "bearing": bearing_deg(direction[:, 0], direction[:, 1]),
+            }
         segments: dict[str, Any] = self._cache["segments"]
         return segments
 
