@@ -75,6 +75,27 @@ def test_dense_noisy_lines_give_simple_paths_without_u_turns() -> None:
     assert float(np.mean(scores)) >= 0.95, np.mean(scores)
 
 
+def test_an_invalid_point_leaves_its_line_and_the_others_in_the_call_as_they_were() -> None:
+    """A NaN or out-of-range point (a feed's glitch) is skipped: its neighbours' headings cannot be measured
+    across it, and their candidates must still be ordered and kept per point, as must every other line's."""
+    _city, network = city_and_network()
+    rng = np.random.default_rng(5)
+    paths = _straight_paths(network, 3, 60.0, 12)
+    lines = [_lonlat(network, xy + rng.normal(0.0, 3.0, xy.shape))
+             for xy in (_resample(_polyline(network, path), 25.0) for path in paths)]
+    clean = match_lines(network, lines)
+    broken = [line.copy() for line in lines]
+    broken[3][4] = np.nan
+    broken[7][2] = (500.0, 95.0)
+    # a line of one good point and a NaN: the good point's heading cannot be measured (a NaN score)
+    glitched = match_lines(network, [np.array([lines[0][0], [np.nan, np.nan]]), *broken])[1:]
+    for i, (path, before, after) in enumerate(zip(paths, clean, glitched, strict=True)):
+        assert after.edges == path, (i, after.edges, path, after.reason)
+        if i not in (3, 7):
+            assert (after.edges, after.start_offset_m, after.end_offset_m) == (
+                before.edges, before.start_offset_m, before.end_offset_m)
+
+
 def _lines_into_end_edges(network: Any, paths: list[list[int]], spacing_m: float, into_m: float) -> list[Any]:
     """Noiseless lines along ``paths`` with a point every ``spacing_m``, starting and ending ``into_m``
     into their first and last edges (measured from the junction the path crosses there)."""
