@@ -267,7 +267,13 @@ def match_lines(
     typical = _typical_noise([[state.distance for piece in pieces for state in piece.chain]
                               for _i, pieces, _ends in matched])
     mid_block = _mid_block_odds(transitions, [piece for _i, pieces, _ends in matched for piece in pieces], typical)
-    shares = [[_vertex_share(transitions, piece) for piece in pieces] for _i, pieces, _ends in matched]
+    # the vertex of its edge each part's first and last point lies nearest, all parts at once
+    extremes = [state for _i, pieces, _ends in matched for piece in pieces
+                for state in (piece.chain[0], piece.chain[-1])]
+    nearest = _nearest_vertex(network, np.array([state.edge for state in extremes], dtype=np.int64),
+                              np.array([state.offset for state in extremes])).tolist()
+    pairs = iter(zip(nearest[0::2], nearest[1::2], strict=True))
+    shares = [[_vertex_share(transitions, piece, *next(pairs)) for piece in pieces] for _i, pieces, _ends in matched]
     source_share = _source_share([share for line in shares for share in line])
     for (i, pieces, ends), line in zip(matched, shares, strict=True):
         s, e = int(starts[i]), int(starts[i + 1])
@@ -280,6 +286,24 @@ def match_lines(
 def _on_edge(network: RoadNetwork, edge: npt.NDArray[np.int64], offset: FloatArray) -> tuple[FloatArray, FloatArray]:
     """The metric position ``offset`` metres along each directed ``edge``."""
     segments = network.segments()
+    seg, t, _first, _last = _segment_at(network, edge, offset)
+    on = segments["p0"][seg] + (segments["p1"][seg] - segments["p0"][seg]) * t[:, None]
+    return on[:, 0], on[:, 1]
+
+
+def _nearest_vertex(network: RoadNetwork, edge: npt.NDArray[np.int64],
+                    offset: FloatArray) -> npt.NDArray[np.int64]:
+    """The vertex of each directed ``edge`` nearest the place ``offset`` metres along it (its index in travel order)."""
+    seg, t, first, last = _segment_at(network, edge, offset)
+    index = seg - first + (t > 0.5)
+    return np.where(network.edge_forward[edge], index, last - first + 1 - index)
+
+
+def _segment_at(network: RoadNetwork, edge: npt.NDArray[np.int64], offset: FloatArray) -> tuple[
+        npt.NDArray[np.int64], FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The segment of its link each place ``offset`` metres along a directed ``edge`` lies on, how far along
+    that segment (0-1), and the link's first and last segments."""
+    segments = network.segments()
     link = network.edge_link[edge]
     along = np.where(network.edge_forward[edge], offset, network.link_len[link] - offset)
     # the segments lie link after link, each link's in order: one global key orders them all
@@ -288,9 +312,8 @@ def _on_edge(network: RoadNetwork, edge: npt.NDArray[np.int64], offset: FloatArr
     first = np.searchsorted(segments["link"], link, side="left")
     last = np.searchsorted(segments["link"], link, side="right") - 1
     seg = np.clip(np.searchsorted(seg_start, seg_start[first] + along, side="right") - 1, first, last)
-    t = np.clip((along - segments["offset"][seg]) / np.maximum(seg_len[seg], 1e-12), 0.0, 1.0)[:, None]
-    on = segments["p0"][seg] + (segments["p1"][seg] - segments["p0"][seg]) * t
-    return on[:, 0], on[:, 1]
+    t = np.clip((along - segments["offset"][seg]) / np.maximum(seg_len[seg], 1e-12), 0.0, 1.0)
+    return seg, t, first, last
 
 
 def _line_noise(candidates: Candidates, along: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64],
@@ -627,24 +650,14 @@ def _mid_block_odds(transitions: _Transitions, pieces: list[_Piece], typical: fl
     return math.log((1.0 - share) / share)
 
 
-def _vertex_share(transitions: _Transitions, piece: _Piece) -> float:
-    """The share of its path's vertices a part of a line keeps: its points over the path's vertices
-    from the one nearest its first point's place to the one nearest its last's (its extreme points are
-    their copies; the Viterbi path's end edges may run on beyond them); 0 for a part with more points
-    than two beyond those vertices (a trace, a resampled line: no copy of them)."""
+def _vertex_share(transitions: _Transitions, piece: _Piece, first_vertex: int, last_vertex: int) -> float:
+    """The share of its path's vertices a part of a line keeps: its points over the path's vertices from
+    the one nearest its first point's place (``first_vertex`` of its edge, in travel order) to the one
+    nearest its last's (``last_vertex``): its extreme points are their copies, and the Viterbi path's end
+    edges may run on beyond them. 0 for a part with more points than two beyond those vertices (a trace,
+    a resampled line: no copy of them)."""
     vertices = 1 + sum(transitions.vertex_count[edge] - 1 for edge in piece.edges)
-    for state, at_start in ((piece.chain[0], True), (piece.chain[-1], False)):
-        shape = transitions.shape(state.edge)
-        nearest, along = 0, 0.0
-        for k, ((ax, ay), (bx, by)) in enumerate(itertools.pairwise(shape), start=1):
-            step = math.hypot(bx - ax, by - ay)
-            if along + step >= state.offset:  # the place lies on this segment: one of its two ends
-                nearest = k if along + step - state.offset < state.offset - along else k - 1
-                break
-            along += step
-        else:
-            nearest = len(shape) - 1
-        vertices -= nearest if at_start else len(shape) - 1 - nearest
+    vertices -= first_vertex + transitions.vertex_count[piece.chain[-1].edge] - 1 - last_vertex
     points = piece.last - piece.first + 1
     return min(1.0, points / vertices) if points <= vertices + 2 else 0.0
 
@@ -693,8 +706,7 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
         if _covered(past[-1], length, noise):
             break  # no need to look for the junction's points
         rest = edges[1:] if at_start else edges[:-1]
-        evidence = _way_evidence(transitions, x, y, extreme, noise, kept, rest, edge, at_start=at_start)
-        if _end_edge_kept(past, lateral, length, noise, evidence, mid_block):
+        if _way_kept(transitions, x, y, extreme, noise, kept, rest, edge, past, lateral, mid_block, at_start=at_start):
             break
         edges = edges[1:] if at_start else edges[:-1]
         peeled = True
@@ -712,14 +724,15 @@ def _extend_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: F
     the point (``_way_on``) is judged as an end edge of the path would be, the prior of going on shared
     among the junction's ways on.
     """
-    found = _way_on(transitions, edges, float(x[extreme]), float(y[extreme]), candidates, noise, mid_block,
-                    at_start=at_start)
+    end = edges[0] if at_start else edges[-1]
+    junction = transitions.shape(end)[0 if at_start else -1]
+    found = _way_on(transitions, edges, junction, float(x[extreme]), float(y[extreme]), candidates, noise,
+                    mid_block, at_start=at_start)
     if found is None:
         return edges, False
     best, past, lateral, ways = found
-    if not _end_edge_kept([past], [lateral], transitions.edge_len[best], noise,
-                          _way_evidence(transitions, x, y, extreme, noise, kept, edges, best, at_start=at_start),
-                          mid_block, math.log(ways)):
+    if not _way_kept(transitions, x, y, extreme, noise, kept, edges, best, [past], [lateral], mid_block,
+                     math.log(ways), at_start=at_start):
         return edges, False
     return ([best, *edges] if at_start else [*edges, best]), True
 
@@ -739,31 +752,30 @@ def _switch_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: F
         return edges, False
     end = edges[0] if at_start else edges[-1]
     rest = edges[1:] if at_start else edges[:-1]
-    found = _way_on(transitions, rest, float(x[extreme]), float(y[extreme]), candidates, noise, mid_block,
-                    at_start=at_start, also=end)
+    junction = transitions.shape(end)[-1 if at_start else 0]
+    found = _way_on(transitions, rest, junction, float(x[extreme]), float(y[extreme]), candidates, noise,
+                    mid_block, at_start=at_start, also=end)
     if found is None or found[0] == end:
         return edges, False
     best, past, lateral, _ways = found
-    if not _end_edge_kept([past], [lateral], transitions.edge_len[best], noise,
-                          _way_evidence(transitions, x, y, extreme, noise, kept, rest, best, at_start=at_start),
-                          mid_block):
+    if not _way_kept(transitions, x, y, extreme, noise, kept, rest, best, [past], [lateral], mid_block,
+                     at_start=at_start):
         return edges, False
     return ([best, *rest] if at_start else [*rest, best]), True
 
 
-def _way_on(transitions: _Transitions, edges: list[int], px: float, py: float, candidates: list[_State],
-            noise: float, mid_block: float, *, at_start: bool,
+def _way_on(transitions: _Transitions, edges: list[int], junction: list[float], px: float, py: float,
+            candidates: list[_State], noise: float, mid_block: float, *, at_start: bool,
             also: int | None = None) -> tuple[int, float, float, int] | None:
-    """The edge on from the path's end junction that best explains the extreme point (px, py), at its far
-    end or inside it: among the point's candidates (and ``also``) and the junction's ways on (no U-turn,
-    no junction of the path twice). Returns the edge, how far along it beyond the junction the point
-    lies, its distance to it, and the number of ways on; None where the point lies beyond the
-    junction's noise radius or no way on is a candidate."""
-    edge = edges[0] if at_start else edges[-1]
-    node = transitions.u_list[edge] if at_start else transitions.edge_v[edge]
-    junction = transitions.shape(edge)[0 if at_start else -1]
+    """The edge on from the path's end junction (at ``junction``) that best explains the extreme point
+    (px, py), at its far end or inside it: among the point's candidates (and ``also``) and the junction's
+    ways on (no U-turn, no junction of the path twice). Returns the edge, how far along it beyond the
+    junction the point lies, its distance to it, and the number of ways on; None where the point lies
+    beyond the junction's noise radius or no way on is a candidate."""
     if math.hypot(px - junction[0], py - junction[1]) >= _noise_radius() * noise:
         return None
+    edge = edges[0] if at_start else edges[-1]
+    node = transitions.u_list[edge] if at_start else transitions.edge_v[edge]
     nodes = {transitions.u_list[e] for e in edges} | {transitions.edge_v[edges[-1]]}
     ways = [f for f in transitions.neighbours(node, incoming=at_start) if f != transitions.twin[edge]
             and (transitions.u_list[f] if at_start else transitions.edge_v[f]) not in nodes]
@@ -782,12 +794,21 @@ def _way_on(transitions: _Transitions, edges: list[int], px: float, py: float, c
     return found
 
 
-def _way_evidence(transitions: _Transitions, x: FloatArray, y: FloatArray, extreme: int, noise: float,
-                  kept: float, edges: list[int], way: int, *, at_start: bool) -> float:
-    """``_junction_evidence`` for the path ``edges`` going on along ``way`` at its end."""
+def _way_kept(transitions: _Transitions, x: FloatArray, y: FloatArray, extreme: int, noise: float, kept: float,
+              path: list[int], way: int, past: list[float], lateral: list[float], mid_block: float,
+              prior: float = 0.0, *, at_start: bool) -> bool:
+    """``_end_edge_kept`` for ``way`` as the end edge of ``path``, the line's next points heard
+    (``_junction_evidence``) where they can change the answer: they lower the far end's odds by no
+    more than the way's vertices before its far end all dropped would (its alignments include
+    those of the path ending at the near junction, each such vertex skipped)."""
     shape = transitions.shape(way)
-    return _junction_evidence(transitions, x, y, extreme, noise, kept, edges,
-                              shape[1:] if at_start else shape[-2::-1], at_start=at_start)
+    length = transitions.edge_len[way]
+    least = (len(shape) - 1) * math.log(1.0 - kept) if kept < 1.0 else -math.inf
+    if _end_edge_kept(past, lateral, length, noise, least, mid_block, prior):
+        return True
+    evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, path,
+                                  shape[1:] if at_start else shape[-2::-1], at_start=at_start)
+    return _end_edge_kept(past, lateral, length, noise, evidence, mid_block, prior)
 
 
 def _project(coords: FloatArray | list[list[float]], px: float, py: float) -> tuple[float, float]:

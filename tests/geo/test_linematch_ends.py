@@ -13,6 +13,7 @@ from geo.linematch import (
     _alignment,
     _end_edge_kept,
     _mid_block_odds,
+    _nearest_vertex,
     _Piece,
     _rejoin,
     _source_share,
@@ -20,6 +21,7 @@ from geo.linematch import (
     _switch_end,
     _vertex_share,
 )
+from tests.support.synthetic import city_and_network
 
 
 def _state(edge: int, offset: float, distance: float = 2.0) -> _State:
@@ -113,21 +115,37 @@ def test_the_points_next_to_the_extreme_one_tell_a_short_end_edge() -> None:
 
 
 # a straight road along x, junctions every 100 m (edge k from x = 100 k to 100 k + 100), two vertices an edge
-STRAIGHT: Any = SimpleNamespace(vertex_count=[2] * 4,
-                                shape=lambda edge: [[100.0 * edge, 0.0], [100.0 * edge + 100.0, 0.0]])
+STRAIGHT: Any = SimpleNamespace(vertex_count=[2] * 4)
+
+
+def test_the_vertex_nearest_a_place_on_an_edge() -> None:
+    network = city_and_network()[1]
+    edge = next(e for e in range(network.edge_count) if len(network.edge_coords(e)) >= 3)
+    coords = network.edge_coords(edge)
+    along = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(coords, axis=0).T))))
+    # just before and just after each vertex, and a metre short of half way to the next
+    offsets = np.concatenate((np.maximum(along - 0.2, 0.0), np.minimum(along + 0.2, along[-1]),
+                              along[:-1] + 0.5 * np.diff(along) - 1.0))
+    expected = np.concatenate((np.arange(len(along)), np.arange(len(along)), np.arange(len(along) - 1)))
+    twin = network.twin(edge)
+    assert _nearest_vertex(network, np.full(len(offsets), edge), offsets).tolist() == expected.tolist()
+    if twin >= 0:  # the same places from the other direction
+        flipped = _nearest_vertex(network, np.full(len(offsets), twin), along[-1] - offsets)
+        assert flipped.tolist() == (len(along) - 1 - expected).tolist()
 
 
 def test_a_line_that_keeps_every_vertex_keeps_them_all_though_its_path_runs_on() -> None:
     # four points, copies of the junctions at x = 0, 100, 200, 300; the path runs on along edge 3, the
     # last point matched 4 m into it: the vertex at x = 400 is none the line dropped
+    # (the vertex nearest the last point's place is edge 3's first)
     running_on = _Piece([0, 1, 2, 3], [_state(0, 2.0), _state(1, 1.0), _state(2, 1.0), _state(3, 4.0)], 0, 3)
-    assert _vertex_share(STRAIGHT, running_on) == 1.0
+    assert _vertex_share(STRAIGHT, running_on, 0, 0) == 1.0
     # a line that dropped the junction at x = 200 and ends at x = 400
     thinned = _Piece([0, 1, 2, 3], [_state(0, 2.0), _state(1, 1.0), _state(3, 97.0)], 0, 2)
-    assert _vertex_share(STRAIGHT, thinned) == 3.0 / 5.0
+    assert _vertex_share(STRAIGHT, thinned, 0, 1) == 3.0 / 5.0
     # more points than vertices: a trace, no copy of them
     trace = _Piece([0, 1], [_state(0, 5.0 * k) for k in range(20)] + [_state(1, 5.0 * k) for k in range(20)], 0, 39)
-    assert _vertex_share(STRAIGHT, trace) == 0.0
+    assert _vertex_share(STRAIGHT, trace, 0, 1) == 0.0
     # the source's share is its lines': a few paths running on along a spurious end edge do not lower it
     assert _source_share([1.0, 1.0, 0.8, 1.0, 5.0 / 6.0]) == 1.0
     assert _source_share([0.3, 0.25, 0.4]) == 0.3
