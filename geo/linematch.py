@@ -657,7 +657,12 @@ def _vertex_share(transitions: _Transitions, piece: _Piece, first_vertex: int, l
     edges may run on beyond them. 0 for a part with more points than two beyond those vertices (a trace,
     a resampled line: no copy of them)."""
     vertices = 1 + sum(transitions.vertex_count[edge] - 1 for edge in piece.edges)
-    vertices -= first_vertex + transitions.vertex_count[piece.chain[-1].edge] - 1 - last_vertex
+    first, last = piece.chain[0].edge, piece.chain[-1].edge
+    # (a part rejoined at a junction may have dropped the edge its first point lies on: all its vertices count)
+    if first == piece.edges[0]:
+        vertices -= first_vertex
+    if last == piece.edges[-1]:
+        vertices -= transitions.vertex_count[last] - 1 - last_vertex
     points = piece.last - piece.first + 1
     return min(1.0, points / vertices) if points <= vertices + 2 else 0.0
 
