@@ -586,12 +586,19 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     junction (``_junction_evidence``), ``prior`` the far end's prior log-odds against (an edge added
     beyond the path's end: one of the junction's ways on).
     """
+    return _end_edge_odds(past, lateral, length, noise, mid_block, prior) + evidence > 0.0
+
+
+def _end_edge_odds(past: list[float], lateral: list[float], length: float, noise: float, mid_block: float,
+                   prior: float) -> float:
+    """The log-odds of ``_end_edge_kept``'s path along the end edge against its ending at the near junction,
+    the line's next points aside (infinite where the edge is covered)."""
     if _covered(past[-1], length, noise):
-        return True
+        return math.inf
     scale = 2.0 * noise * noise
     at_near_junction = sum(a * a + d * d for a, d in zip(past, lateral, strict=True)) / scale
     along = sum(d * d for d in lateral) / scale
-    return along + _beyond_near_cost(past[-1], length, noise, mid_block) + prior - evidence < at_near_junction
+    return at_near_junction - along - _beyond_near_cost(past[-1], length, noise, mid_block) - prior
 
 
 def _covered(past: float, length: float, noise: float) -> bool:
@@ -730,9 +737,10 @@ def _extend_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: F
     among the junction's ways on.
     """
     end = edges[0] if at_start else edges[-1]
-    junction = transitions.shape(end)[0 if at_start else -1]
-    found = _way_on(transitions, edges, junction, float(x[extreme]), float(y[extreme]), candidates, noise,
-                    mid_block, at_start=at_start)
+    px, py = float(x[extreme]), float(y[extreme])
+    if not _near(transitions.shape(end)[0 if at_start else -1], px, py, noise):
+        return edges, False
+    found = _way_on(transitions, edges, px, py, candidates, noise, mid_block, at_start=at_start)
     if found is None:
         return edges, False
     best, past, lateral, ways = found
@@ -753,13 +761,12 @@ def _switch_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: F
     beside it. The way that best explains the extreme point (``_way_on``, the end edge among the
     ways) replaces the end edge where it is kept as an end edge (no prior: the path goes on).
     """
-    if len(edges) < 2:
-        return edges, False
     end = edges[0] if at_start else edges[-1]
+    px, py = float(x[extreme]), float(y[extreme])
+    if len(edges) < 2 or not _near(transitions.shape(end)[-1 if at_start else 0], px, py, noise):
+        return edges, False
     rest = edges[1:] if at_start else edges[:-1]
-    junction = transitions.shape(end)[-1 if at_start else 0]
-    found = _way_on(transitions, rest, junction, float(x[extreme]), float(y[extreme]), candidates, noise,
-                    mid_block, at_start=at_start, also=end)
+    found = _way_on(transitions, rest, px, py, candidates, noise, mid_block, at_start=at_start, also=end)
     if found is None or found[0] == end:
         return edges, False
     best, past, lateral, _ways = found
@@ -769,16 +776,19 @@ def _switch_end(transitions: _Transitions, edges: list[int], x: FloatArray, y: F
     return ([best, *rest] if at_start else [*rest, best]), True
 
 
-def _way_on(transitions: _Transitions, edges: list[int], junction: list[float], px: float, py: float,
-            candidates: list[_State], noise: float, mid_block: float, *, at_start: bool,
+def _near(junction: list[float], px: float, py: float, noise: float) -> bool:
+    """Whether the point (px, py) lies within the junction's noise radius."""
+    return math.hypot(px - junction[0], py - junction[1]) < _noise_radius() * noise
+
+
+def _way_on(transitions: _Transitions, edges: list[int], px: float, py: float, candidates: list[_State],
+            noise: float, mid_block: float, *, at_start: bool,
             also: int | None = None) -> tuple[int, float, float, int] | None:
-    """The edge on from the path's end junction (at ``junction``) that best explains the extreme point
-    (px, py), at its far end or inside it: among the point's candidates (and ``also``) and the junction's
-    ways on (no U-turn, no junction of the path twice). Returns the edge, how far along it beyond the
-    junction the point lies, its distance to it, and the number of ways on; None where the point lies
-    beyond the junction's noise radius or no way on is a candidate."""
-    if math.hypot(px - junction[0], py - junction[1]) >= _noise_radius() * noise:
-        return None
+    """The edge on from the path's end junction that best explains the extreme point (px, py) near it
+    (``_near``), at its far end or inside it: among the point's candidates (and ``also``) and the
+    junction's ways on (no U-turn, no junction of the path twice). Returns the edge, how far along it
+    beyond the junction the point lies, its distance to it, and the number of ways on; None where no
+    way on is a candidate."""
     edge = edges[0] if at_start else edges[-1]
     node = transitions.u_list[edge] if at_start else transitions.edge_v[edge]
     nodes = {transitions.u_list[e] for e in edges} | {transitions.edge_v[edges[-1]]}
@@ -807,13 +817,13 @@ def _way_kept(transitions: _Transitions, x: FloatArray, y: FloatArray, extreme: 
     more than the way's vertices before its far end all dropped would (its alignments include
     those of the path ending at the near junction, each such vertex skipped)."""
     shape = transitions.shape(way)
-    length = transitions.edge_len[way]
+    odds = _end_edge_odds(past, lateral, transitions.edge_len[way], noise, mid_block, prior)
     least = (len(shape) - 1) * math.log(1.0 - kept) if kept < 1.0 else -math.inf
-    if _end_edge_kept(past, lateral, length, noise, least, mid_block, prior):
+    if odds == math.inf or odds + least > 0.0:
         return True
     evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, path,
                                   shape[1:] if at_start else shape[-2::-1], at_start=at_start)
-    return _end_edge_kept(past, lateral, length, noise, evidence, mid_block, prior)
+    return odds + evidence > 0.0
 
 
 def _project(coords: FloatArray | list[list[float]], px: float, py: float) -> tuple[float, float]:
