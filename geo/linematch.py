@@ -23,28 +23,39 @@ Real lines are noisy and Waze's are sparse, so the path is kept to what a jam is
   line reached there: a step backwards, costed as such, not a loop around the block;
 * the path is simple: no U-turn onto the twin edge, no junction entered twice (a state remembers
   the last junctions of its path), so no spur down a side street and back, no loop;
-* an end edge the line enters by less than the radius the noise reaches around a junction (about
-  3.5 noise widths: a noisy point is matched to whichever edge of the junction lies nearest, so its
-  offset there is its whole distance from the junction) is noise across that junction and
-  dropped, unless the path fits the line's points on that edge better ending at the edge's far
-  junction (a short edge: all those points weigh in, with the Gaussian of the line's noise) or
-  somewhere along the edge (a mid-block end, anywhere on the edge alike). The noise is the line's
-  own (the RMS of its points' distances to the path, at least 3 m), pooled with the typical noise
-  of the call's lines: they come from one source, and a line of a few points cannot tell its
-  noise (a call of a few lines is pooled with 5 m in turn). How often a source ends its lines
-  mid-block is its own too (Waze cuts jams where the traffic slows, a line drawn from junction to
-  junction never): that share is estimated from the ends of the call's lines
+* an end edge may be noise across the junction before it (a noisy point is matched to whichever
+  edge of the junction lies nearest, so its offset there is its whole distance from the junction).
+  Unless the line's extreme point lies beyond the radius the noise reaches around that junction
+  (about 3.5 noise widths) and within the one around the edge's far junction (then it is that
+  junction's copy), the end edge is dropped where the path fits the line's points on it better
+  ending at the near junction than at the edge's far junction (a short edge: all those points weigh
+  in, with the Gaussian of the line's noise) or somewhere along the edge (a mid-block end, anywhere
+  on the edge alike). A point well inside a long edge is no proof of coverage: a source that ends
+  its lines at junctions puts one there by its noise's tail, and the next points tell (below).
+  The noise is the line's own (the RMS of its points' distances to the path, at least 3 m), pooled
+  with the typical noise of the call's lines: they come from one source, and a line of a few points
+  cannot tell its noise (a call of a few lines is pooled with 5 m in turn). How often a source ends
+  its lines mid-block is its own too (Waze cuts jams where the traffic slows, a line drawn from
+  junction to junction never): that share is estimated from the ends of the call's lines
   (expectation-maximisation) and weighs the mid-block end. The line's points next to its extreme
   one weigh in too: a jam line is drawn from its path's shape (Waze sends its map's shape points,
   some dropped), so they are noisy copies of the path's vertices before its end, in order, some
-  skipped where vertices were dropped (each kept with the share of the path's vertices the line
-  has; a line with more points than its path has vertices is no such copy and says nothing here).
-  Ending at the far junction puts the near junction and the end edge's vertices before the rest:
-  the next points line up with the one path or the other (one point alone cannot tell two
+  skipped where vertices were dropped, each kept with the share of their paths' vertices the call's
+  lines keep (their median): which vertices a line keeps is its source's way (Waze drops shape
+  points by distance, a line drawn vertex by vertex keeps them all), and a line's own share,
+  measured on the path whose end edges are in question, counts a spurious end edge's vertex as one
+  it dropped (a line with more points than its path has vertices is no such copy and says nothing
+  here). Ending at the far junction puts the near junction and the end edge's vertices before the
+  rest: the next points line up with the one path or the other (one point alone cannot tell two
   junctions a few metres apart; the line's next points sit on the near junction where the edge
   is short and real), a likelihood ratio over their alignments (``_junction_evidence``). Once an
   end edge is dropped, the next one is judged the same way with the extreme point projected onto
   it (the Viterbi path may carry a noisy end point across a short edge onto the next).
+* an end edge kept says that the path goes on from the junction before it, not which way: where the
+  extreme point lies within that junction's noise radius, the way on that best explains it (at its
+  far end or inside it) takes the end edge's place where it is kept as an end edge would be
+  (``_switch_end``): the Viterbi path took the way the point's position and one-sided heading fit,
+  and the short way on whose far end is the point's copy may lie beside it.
 * an end the Viterbi path stops at a junction (the extreme point matched back onto the edge before
   it, or onto the side of a crossing road: the heading of a one-sided chord cuts across a turn onto
   a short end edge) is judged the same way against the edges on from that junction among the
@@ -259,10 +270,45 @@ def match_lines(
     typical = _typical_noise([[state.distance for piece in pieces for state in piece.chain]
                               for _i, pieces, _ends in matched])
     mid_block = _mid_block_odds(transitions, [piece for _i, pieces, _ends in matched for piece in pieces], typical)
-    for i, pieces, ends in matched:
+    # the vertex of its edge each part's first and last point lies nearest, all parts at once
+    extremes = [state for _i, pieces, _ends in matched for piece in pieces
+                for state in (piece.chain[0], piece.chain[-1])]
+    nearest = _nearest_vertex(network, np.array([state.edge for state in extremes], dtype=np.int64),
+                              np.array([state.offset for state in extremes])).tolist()
+    pairs = iter(zip(nearest[0::2], nearest[1::2], strict=True))
+    shares = [[_vertex_share(transitions, piece, *next(pairs)) for piece in pieces] for _i, pieces, _ends in matched]
+    source_share = _source_share([share for line in shares for share in line])
+    for (i, pieces, ends), line in zip(matched, shares, strict=True):
         s, e = int(starts[i]), int(starts[i + 1])
-        _finish(transitions, xs[s:e], ys[s:e], ends, pieces, results[i], typical, mid_block)
+        # a line with more points than its path has vertices is no copy of them (``_vertex_share``: 0)
+        _finish(transitions, xs[s:e], ys[s:e], ends, pieces, results[i], typical, mid_block,
+                [source_share if share > 0.0 else 0.0 for share in line])
     return results
+
+
+def _nearest_vertex(network: RoadNetwork, edge: npt.NDArray[np.int64],
+                    offset: FloatArray) -> npt.NDArray[np.int64]:
+    """The vertex of each directed ``edge`` nearest the place ``offset`` metres along it (its index in travel order)."""
+    seg, t, first, last = _segment_at(network, edge, offset)
+    index = seg - first + (t > 0.5)
+    return np.where(network.edge_forward[edge], index, last - first + 1 - index)
+
+
+def _segment_at(network: RoadNetwork, edge: npt.NDArray[np.int64], offset: FloatArray) -> tuple[
+        npt.NDArray[np.int64], FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The segment of its link each place ``offset`` metres along a directed ``edge`` lies on, how far along
+    that segment (0-1), and the link's first and last segments."""
+    segments = network.segments()
+    link = network.edge_link[edge]
+    along = np.where(network.edge_forward[edge], offset, network.link_len[link] - offset)
+    # the segments lie link after link, each link's in order: one global key orders them all
+    seg_len = segments["len"]
+    seg_start = np.cumsum(seg_len) - seg_len
+    first = np.searchsorted(segments["link"], link, side="left")
+    last = np.searchsorted(segments["link"], link, side="right") - 1
+    seg = np.clip(np.searchsorted(seg_start, seg_start[first] + along, side="right") - 1, first, last)
+    t = np.clip((along - segments["offset"][seg]) / np.maximum(seg_len[seg], 1e-12), 0.0, 1.0)
+    return seg, t, first, last
 
 
 def _line_noise(candidates: Candidates, along: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64],
@@ -526,7 +572,7 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
 
     ``past`` is how far each point lies along the edge beyond the junction it shares with the rest
     of the path, ``lateral`` its distance to the edge, the line's extreme point last. An extreme
-    point past the noise radius is coverage (Waze cuts jams mid-block too). Nearer, three ends
+    point that is the far junction's copy is coverage (``_covered``). Elsewhere, three ends
     compete by likelihood under the line's noise: the path stops at the near junction (each point on
     the edge is then a noisy copy of it, so its whole distance from it counts), at the far junction
     (the extreme point is that junction's copy), or somewhere along the edge (``_mid_block_cost``,
@@ -537,12 +583,31 @@ def _end_edge_kept(past: list[float], lateral: list[float], length: float, noise
     junction (``_junction_evidence``), ``prior`` the far end's prior log-odds against (an edge added
     beyond the path's end: one of the junction's ways on).
     """
-    if past[-1] >= _noise_radius() * noise:
-        return True
+    return _end_edge_odds(past, lateral, length, noise, mid_block, prior) + evidence > 0.0
+
+
+def _end_edge_odds(past: list[float], lateral: list[float], length: float, noise: float, mid_block: float,
+                   prior: float) -> float:
+    """The log-odds of ``_end_edge_kept``'s path along the end edge against its ending at the near junction,
+    the line's next points aside (infinite where the edge is covered)."""
+    if _covered(past[-1], length, noise):
+        return math.inf
     scale = 2.0 * noise * noise
     at_near_junction = sum(a * a + d * d for a, d in zip(past, lateral, strict=True)) / scale
     along = sum(d * d for d in lateral) / scale
-    return along + _beyond_near_cost(past[-1], length, noise, mid_block) + prior - evidence < at_near_junction
+    return at_near_junction - along - _beyond_near_cost(past[-1], length, noise, mid_block) - prior
+
+
+def _covered(past: float, length: float, noise: float) -> bool:
+    """Whether an extreme point ``past`` metres beyond an end edge's near junction is the copy of its far
+    junction: beyond the near junction's noise radius and within the far one's.
+
+    Only there is the near junction out of the question whatever the line's other points say; a point
+    well inside a long edge is a mid-block end or the near junction's copy by the noise's tail, and
+    which is for the source's mid-block odds and the line's next points to tell (``_end_edge_kept``).
+    """
+    radius = _noise_radius() * noise
+    return past >= radius and length - past < radius
 
 
 def _beyond_near_cost(past: float, length: float, noise: float, mid_block: float) -> float:
@@ -589,6 +654,35 @@ def _mid_block_odds(transitions: _Transitions, pieces: list[_Piece], typical: fl
     return math.log((1.0 - share) / share)
 
 
+def _vertex_share(transitions: _Transitions, piece: _Piece, first_vertex: int, last_vertex: int) -> float:
+    """The share of its path's vertices a part of a line keeps: its points over the path's vertices from
+    the one nearest its first point's place (``first_vertex`` of its edge, in travel order) to the one
+    nearest its last's (``last_vertex``): its extreme points are their copies, and the Viterbi path's end
+    edges may run on beyond them. 0 for a part with more points than two beyond those vertices (a trace,
+    a resampled line: no copy of them)."""
+    vertices = 1 + sum(transitions.vertex_count[edge] - 1 for edge in piece.edges)
+    first, last = piece.chain[0].edge, piece.chain[-1].edge
+    # (a part rejoined at a junction may have dropped the edge its first point lies on: all its vertices count)
+    if first == piece.edges[0]:
+        vertices -= first_vertex
+    if last == piece.edges[-1]:
+        vertices -= transitions.vertex_count[last] - 1 - last_vertex
+    points = piece.last - piece.first + 1
+    return min(1.0, points / vertices) if points <= vertices + 2 else 0.0
+
+
+def _source_share(shares: list[float]) -> float:
+    """The share of their paths' vertices the lines of a call keep: the median of their own (``_vertex_share``).
+
+    Which vertices a line keeps is its source's way (Waze drops its map's shape points by distance, a
+    line drawn vertex by vertex keeps them all), so the call's lines tell it. A line's own share is
+    measured on its untrimmed path, whose end edges are the question: a line that keeps every vertex
+    and whose path runs on along a spurious end edge looks as if it had dropped one (n of n + 1),
+    and judged by that share, it would let the end edge stand for the vertex it "dropped".
+    """
+    return float(np.median(shares)) if shares else 0.0
+
+
 def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], x: list[float], y: list[float],
               extreme: int, noise: float, mid_block: float, kept: float, *, at_start: bool) -> tuple[list[int], bool]:
     """Drop the end edges the line only grazes (``_end_edge_kept``), one after the other.
@@ -611,19 +705,17 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
             break  # the extreme point lies on an edge already judged (cannot happen: kept for safety)
         past = [length - state.offset if at_start else state.offset for state in reversed(on)]
         lateral = [state.distance for state in reversed(on)]
-        if on and on[0] is chain[0] and past[-1] >= _noise_radius() * noise:
-            break  # the extreme point lies well along the edge: coverage
+        if on and on[0] is chain[0] and _covered(past[-1], length, noise):
+            break
         shape = transitions.shape(edge)
         if not on or on[0] is not chain[0]:
-            offset, distance = _project(shape, float(x[extreme]), float(y[extreme]))
+            offset, distance = _project(shape, x[extreme], y[extreme])
             past.append(length - offset if at_start else offset)
             lateral.append(distance)
-        if past[-1] >= _noise_radius() * noise:
-            break  # coverage: no need to look for the junction's points
+        if _covered(past[-1], length, noise):
+            break  # no need to look for the junction's points
         rest = edges[1:] if at_start else edges[:-1]
-        evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, rest,
-                                      shape[1:] if at_start else shape[-2::-1], at_start=at_start)
-        if _end_edge_kept(past, lateral, length, noise, evidence, mid_block):
+        if _way_kept(transitions, x, y, extreme, noise, kept, rest, edge, past, lateral, mid_block, at_start=at_start):
             break
         edges = edges[1:] if at_start else edges[:-1]
         peeled = True
@@ -638,40 +730,97 @@ def _extend_end(transitions: _Transitions, edges: list[int], x: list[float], y: 
     The Viterbi path may stop at a junction the line passes: a noisy extreme point a few metres past
     it lies as near the edge before it (a step back within the noise) or a crossing road. Where the
     extreme point lies within the noise radius of that junction, the edge beyond it that best explains
-    the point (at its far end or inside it) is judged as an end edge of the path would be, the prior of
-    going on shared among the junction's ways on (no U-turn, no junction of the path twice).
+    the point (``_way_on``) is judged as an end edge of the path would be, the prior of going on shared
+    among the junction's ways on.
     """
+    end = edges[0] if at_start else edges[-1]
+    px, py = x[extreme], y[extreme]
+    if not _near(transitions.shape(end)[0 if at_start else -1], px, py, noise):
+        return edges, False
+    found = _way_on(transitions, edges, px, py, candidates, noise, mid_block, at_start=at_start)
+    if found is None:
+        return edges, False
+    best, past, lateral, ways = found
+    if not _way_kept(transitions, x, y, extreme, noise, kept, edges, best, [past], [lateral], mid_block,
+                     math.log(ways), at_start=at_start):
+        return edges, False
+    return ([best, *edges] if at_start else [*edges, best]), True
+
+
+def _switch_end(transitions: _Transitions, edges: list[int], x: list[float], y: list[float], extreme: int,
+                candidates: list[_State], noise: float, mid_block: float, kept: float, *,
+                at_start: bool) -> tuple[list[int], bool]:
+    """Put in place of the end edge the way on from its near junction that explains the line's end better.
+
+    An end edge kept (``_trim_end``) says the path goes on from that junction, not which way: where
+    the extreme point lies within the junction's noise radius, the Viterbi path took the way its
+    position and one-sided heading fit, and a short way on whose far end is the point's copy may lie
+    beside it. The way that best explains the extreme point (``_way_on``, the end edge among the
+    ways) replaces the end edge where it is kept as an end edge (no prior: the path goes on).
+    """
+    end = edges[0] if at_start else edges[-1]
+    px, py = x[extreme], y[extreme]
+    if len(edges) < 2 or not _near(transitions.shape(end)[-1 if at_start else 0], px, py, noise):
+        return edges, False
+    rest = edges[1:] if at_start else edges[:-1]
+    found = _way_on(transitions, rest, px, py, candidates, noise, mid_block, at_start=at_start, also=end)
+    if found is None or found[0] == end:
+        return edges, False
+    best, past, lateral, _ways = found
+    if not _way_kept(transitions, x, y, extreme, noise, kept, rest, best, [past], [lateral], mid_block,
+                     at_start=at_start):
+        return edges, False
+    return ([best, *rest] if at_start else [*rest, best]), True
+
+
+def _near(junction: list[float], px: float, py: float, noise: float) -> bool:
+    """Whether the point (px, py) lies within the junction's noise radius."""
+    return math.hypot(px - junction[0], py - junction[1]) < _noise_radius() * noise
+
+
+def _way_on(transitions: _Transitions, edges: list[int], px: float, py: float, candidates: list[_State],
+            noise: float, mid_block: float, *, at_start: bool,
+            also: int | None = None) -> tuple[int, float, float, int] | None:
+    """The edge on from the path's end junction that best explains the extreme point (px, py) near it
+    (``_near``), at its far end or inside it: among the point's candidates (and ``also``) and the
+    junction's ways on (no U-turn, no junction of the path twice). Returns the edge, how far along it
+    beyond the junction the point lies, its distance to it, and the number of ways on; None where no
+    way on is a candidate."""
     edge = edges[0] if at_start else edges[-1]
     node = transitions.u_list[edge] if at_start else transitions.edge_v[edge]
-    junction = transitions.shape(edge)[0 if at_start else -1]
-    px, py = float(x[extreme]), float(y[extreme])
-    if math.hypot(px - junction[0], py - junction[1]) >= _noise_radius() * noise:
-        return edges, False
     nodes = {transitions.u_list[e] for e in edges} | {transitions.edge_v[edges[-1]]}
     ways = [f for f in transitions.neighbours(node, incoming=at_start) if f != transitions.twin[edge]
             and (transitions.u_list[f] if at_start else transitions.edge_v[f]) not in nodes]
     near = {state.edge for state in candidates}
-    options = [f for f in ways if f in near]
-    if not options:
-        return edges, False
     scale = 2.0 * noise * noise
-    best, best_cost = -1, math.inf
-    for f in options:
+    found, best_cost = None, math.inf
+    for f in ways:
+        if f not in near and f != also:
+            continue
         length = transitions.edge_len[f]
         offset, distance = _project(transitions.shape(f), px, py)
         past = length - offset if at_start else offset
         cost = distance * distance / scale + _beyond_near_cost(past, length, noise, mid_block)
         if cost < best_cost:
-            best, best_cost, best_past, best_lateral = f, cost, past, distance
-    if best < 0:
-        return edges, False
-    beyond = transitions.shape(best)
-    evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, edges,
-                                  beyond[1:] if at_start else beyond[-2::-1], at_start=at_start)
-    if not _end_edge_kept([best_past], [best_lateral], transitions.edge_len[best], noise, evidence, mid_block,
-                          math.log(len(ways))):
-        return edges, False
-    return ([best, *edges] if at_start else [*edges, best]), True
+            found, best_cost = (f, past, distance, len(ways)), cost
+    return found
+
+
+def _way_kept(transitions: _Transitions, x: list[float], y: list[float], extreme: int, noise: float, kept: float,
+              path: list[int], way: int, past: list[float], lateral: list[float], mid_block: float,
+              prior: float = 0.0, *, at_start: bool) -> bool:
+    """``_end_edge_kept`` for ``way`` as the end edge of ``path``, the line's next points heard
+    (``_junction_evidence``) where they can change the answer: they lower the far end's odds by no
+    more than the way's vertices before its far end all dropped would (its alignments include
+    those of the path ending at the near junction, each such vertex skipped)."""
+    shape = transitions.shape(way)
+    odds = _end_edge_odds(past, lateral, transitions.edge_len[way], noise, mid_block, prior)
+    least = (len(shape) - 1) * math.log(1.0 - kept) if kept < 1.0 else -math.inf
+    if odds == math.inf or odds + least > 0.0:
+        return True
+    evidence = _junction_evidence(transitions, x, y, extreme, noise, kept, path,
+                                  shape[1:] if at_start else shape[-2::-1], at_start=at_start)
+    return odds + evidence > 0.0
 
 
 def _project(coords: FloatArray | list[list[float]], px: float, py: float) -> tuple[float, float]:
@@ -719,11 +868,11 @@ def _junction_evidence(transitions: _Transitions, x: list[float], y: list[float]
     points that line up with the one sequence and not the other tell which end the line has.
     """
     step = 1 if at_start else -1
-    points = [(float(x[i]), float(y[i])) for i in range(extreme + step, extreme + step * (_INWARD_POINTS + 1), step)
-              if 0 <= i < len(x) and math.isfinite(float(x[i]))]
+    points = [(x[i], y[i]) for i in range(extreme + step, extreme + step * (_INWARD_POINTS + 1), step)
+              if 0 <= i < len(x) and math.isfinite(x[i])]
     if kept <= 0.0 or not points:
         return 0.0
-    ex, ey = float(x[extreme]), float(y[extreme])
+    ex, ey = x[extreme], y[extreme]
     # the vertices those points may copy lie within their distance of the extreme point, and their noise
     reach = max(math.hypot(px - ex, py - ey) for px, py in points) + _VERTEX_REACH_WIDTHS * noise
     near = _path_vertices(transitions, path, reach if math.isfinite(reach) else 0.0, at_start=at_start)
@@ -904,12 +1053,31 @@ def _viterbi(transitions: _Transitions, xs: list[float], ys: list[float], along:
     return pieces
 
 
+def _settle_end(transitions: _Transitions, edges: list[int], chain: list[_State], x: list[float], y: list[float],
+                extreme: int, candidates: list[_State], noise: float, mid_block: float, kept: float, *,
+                at_start: bool) -> tuple[list[int], bool]:
+    """Judge one end of a part's path: drop the end edges the line only grazes (``_trim_end``); else put
+    in the end edge's place the way on that explains the end better (``_switch_end``), or add the edge
+    the path stopped short of (``_extend_end``). Returns the edges and whether the end changed (it
+    then lies at a junction)."""
+    edges, changed = _trim_end(transitions, edges, chain, x, y, extreme, noise, mid_block, kept, at_start=at_start)
+    if not changed:
+        edges, changed = _switch_end(transitions, edges, x, y, extreme, candidates, noise, mid_block, kept,
+                                     at_start=at_start)
+    if not changed:
+        edges, changed = _extend_end(transitions, edges, x, y, extreme, candidates, noise, mid_block, kept,
+                                     at_start=at_start)
+    return edges, changed
+
+
 def _finish(transitions: _Transitions, x: list[float], y: list[float], states: dict[int, list[_State]],
             pieces: list[_Piece], result: LineMatch,
-            typical: float, mid_block: float) -> None:
-    """Trim the parts' end edges (``_trim_end``) and fill in ``result``.
+            typical: float, mid_block: float, shares: list[float]) -> None:
+    """Judge the parts' ends (``_settle_end``) and fill in ``result``.
 
-    ``states`` holds the candidates of the parts' extreme points (``_extend_end`` looks at them)."""
+    ``states`` holds the candidates of the parts' extreme points (``_switch_end`` and ``_extend_end``
+    look at them),
+    ``shares`` the share of its path's vertices each part keeps (``_source_share``; 0: no copy of them)."""
     distances: list[float] = []
     for number, piece in enumerate(pieces):
         edges, chain = piece.edges, piece.chain
@@ -917,29 +1085,15 @@ def _finish(transitions: _Transitions, x: list[float], y: list[float], states: d
         # Jams and closures cover whole segments; a sliver at an end is GPS noise across a junction.
         # The points on an end edge, the line's extreme point last, go to ``_end_edge_kept``.
         noise = _noise([state.distance for state in chain], typical)
-        # the share of its path's vertices the line keeps (all of them: a line drawn from the map's shape);
-        # a line with more points than that path has vertices (and one more for an end edge the path
-        # may lack at either end) is not drawn from them (a trace, a resampled line): 0, no evidence
-        vertices = 1 + sum(transitions.vertex_count[edge] - 1 for edge in edges)
-        points = piece.last - piece.first + 1
-        kept = min(1.0, points / vertices) if points <= vertices + 2 else 0.0
-        edges, peeled = _trim_end(transitions, edges, chain, x, y, piece.first, noise, mid_block, kept, at_start=True)
-        if peeled:
+        kept = shares[number]
+        edges, changed = _settle_end(transitions, edges, chain, x, y, piece.first, states[piece.first], noise,
+                                     mid_block, kept, at_start=True)
+        if changed:
             start_offset = 0.0
-        else:
-            edges, grown = _extend_end(transitions, edges, x, y, piece.first, states[piece.first], noise, mid_block,
-                                       kept, at_start=True)
-            if grown:
-                start_offset = 0.0
-        edges, peeled = _trim_end(transitions, edges, chain[::-1], x, y, piece.last, noise, mid_block, kept,
-                                  at_start=False)
-        if peeled:
+        edges, changed = _settle_end(transitions, edges, chain[::-1], x, y, piece.last, states[piece.last], noise,
+                                     mid_block, kept, at_start=False)
+        if changed:
             end_offset = transitions.edge_len[edges[-1]]
-        else:
-            edges, grown = _extend_end(transitions, edges, x, y, piece.last, states[piece.last], noise, mid_block,
-                                       kept, at_start=False)
-            if grown:
-                end_offset = transitions.edge_len[edges[-1]]
         result.parts.append(edges)
         distances.extend(state.distance for state in chain)
         if number == 0:

@@ -1,4 +1,5 @@
-"""The path-level rules of ``geo.linematch``: parts rejoined, a source's share of mid-block ends."""
+"""The path-level rules of ``geo.linematch``: parts rejoined, a source's share of mid-block ends, the
+share of its paths' vertices a source keeps, and the end edges judged by them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from geo.linematch import _alignment, _mid_block_odds, _Piece, _rejoin, _State
+from geo.linematch import (
+    _alignment,
+    _end_edge_kept,
+    _mid_block_odds,
+    _nearest_vertex,
+    _Piece,
+    _rejoin,
+    _source_share,
+    _State,
+    _switch_end,
+    _vertex_share,
+)
+from tests.support.synthetic import city_and_network
 
 
 def _state(edge: int, offset: float, distance: float = 2.0) -> _State:
@@ -99,3 +112,83 @@ def test_the_points_next_to_the_extreme_one_tell_a_short_end_edge() -> None:
         assert 0.0 < abs(thinned) < abs(dense) and thinned * dense > 0.0, (dense, thinned)
     # points far from every vertex copy none: no evidence
     assert abs(_evidence([(200.0, 0.0)], 1.0)) < 1e-9
+
+
+# a straight road along x, junctions every 100 m (edge k from x = 100 k to 100 k + 100), two vertices an edge
+STRAIGHT: Any = SimpleNamespace(vertex_count=[2] * 4)
+
+
+def test_the_vertex_nearest_a_place_on_an_edge() -> None:
+    network = city_and_network()[1]
+    edge = next(e for e in range(network.edge_count) if len(network.edge_coords(e)) >= 3)
+    coords = network.edge_coords(edge)
+    along = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(coords, axis=0).T))))
+    # just before and just after each vertex, and a metre short of half way to the next
+    offsets = np.concatenate((np.maximum(along - 0.2, 0.0), np.minimum(along + 0.2, along[-1]),
+                              along[:-1] + 0.5 * np.diff(along) - 1.0))
+    expected = np.concatenate((np.arange(len(along)), np.arange(len(along)), np.arange(len(along) - 1)))
+    twin = network.twin(edge)
+    assert _nearest_vertex(network, np.full(len(offsets), edge), offsets).tolist() == expected.tolist()
+    if twin >= 0:  # the same places from the other direction
+        flipped = _nearest_vertex(network, np.full(len(offsets), twin), along[-1] - offsets)
+        assert flipped.tolist() == (len(along) - 1 - expected).tolist()
+
+
+def test_a_line_that_keeps_every_vertex_keeps_them_all_though_its_path_runs_on() -> None:
+    # four points, copies of the junctions at x = 0, 100, 200, 300; the path runs on along edge 3, the
+    # last point matched 4 m into it: the vertex at x = 400 is none the line dropped
+    # (the vertex nearest the last point's place is edge 3's first)
+    running_on = _Piece([0, 1, 2, 3], [_state(0, 2.0), _state(1, 1.0), _state(2, 1.0), _state(3, 4.0)], 0, 3)
+    assert _vertex_share(STRAIGHT, running_on, 0, 0) == 1.0
+    # a line that dropped the junction at x = 200 and ends at x = 400
+    thinned = _Piece([0, 1, 2, 3], [_state(0, 2.0), _state(1, 1.0), _state(3, 97.0)], 0, 2)
+    assert _vertex_share(STRAIGHT, thinned, 0, 1) == 3.0 / 5.0
+    # more points than vertices: a trace, no copy of them
+    trace = _Piece([0, 1], [_state(0, 5.0 * k) for k in range(20)] + [_state(1, 5.0 * k) for k in range(20)], 0, 39)
+    assert _vertex_share(STRAIGHT, trace, 0, 1) == 0.0
+    # the source's share is its lines': a few paths running on along a spurious end edge do not lower it
+    assert _source_share([1.0, 1.0, 0.8, 1.0, 5.0 / 6.0]) == 1.0
+    assert _source_share([0.3, 0.25, 0.4]) == 0.3
+
+
+def test_a_point_well_inside_a_long_end_edge_is_weighed_not_taken_for_coverage() -> None:
+    # noise 6 m: the noise radius is 21 m; the extreme point lies 25 m into a 100 m end edge
+    never_mid_block, often_mid_block = 9.0, 0.0
+    # a source that ends its lines at junctions, and the next points copy the path's vertices before
+    # the near junction: the point is that junction's copy, far out in the noise's tail
+    assert not _end_edge_kept([25.0], [1.0], 100.0, 6.0, -5.0, never_mid_block)
+    # a source that often ends its lines mid-block: a mid-block end
+    assert _end_edge_kept([25.0], [1.0], 100.0, 6.0, 0.0, often_mid_block)
+    # the far junction's copy is coverage whatever the next points say
+    assert _end_edge_kept([97.0], [1.0], 100.0, 6.0, -5.0, never_mid_block)
+
+
+# a road from the south (edges 0, 1: junctions 0 -> 1 -> 2), then from junction 2 at (0, 0) a 60 m
+# way on north (edge 2) and a 10 m way on east (edge 3)
+_SHAPES = [[[0.0, -200.0], [0.0, -100.0]], [[0.0, -100.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 60.0]],
+           [[0.0, 0.0], [10.0, 0.0]]]
+_U, _V = [0, 1, 2, 2], [1, 2, 3, 4]
+FORK: Any = SimpleNamespace(
+    u_list=_U, edge_v=_V, twin=[-1] * 4, edge_len=[100.0, 100.0, 60.0, 10.0], vertex_count=[2] * 4,
+    shape=lambda edge: _SHAPES[edge],
+    neighbours=lambda node, incoming: [e for e in range(4) if (_V[e] if incoming else _U[e]) == node])
+
+
+def _switched(points: list[tuple[float, float]]) -> tuple[list[int], bool]:
+    """The path 0, 1, 2 (north) with its end judged against the ways on from junction 2 (a line that keeps
+    every vertex, noise 4 m, a source that ends its lines at junctions)."""
+    x = np.array([p[0] for p in points])
+    y = np.array([p[1] for p in points])
+    candidates = [_State(2, 1.0, 0.0, 5.0, 0.0, 1.0), _State(3, 5.0, 0.0, 3.0, 5.0, 0.0)]
+    return _switch_end(FORK, [0, 1, 2], x, y, len(points) - 1, candidates, 4.0, 9.0, 1.0, at_start=False)
+
+
+def test_the_way_on_that_explains_the_end_takes_the_end_edges_place() -> None:
+    # the last point lies 7 m from junction 2 and 4 m from the far end of the short way east; the one
+    # before it copies junction 2: the line ends at the far end of the short way, not on the long one
+    assert _switched([(0.5, -200.0), (-0.5, -100.0), (1.0, 1.0), (7.0, 2.5)]) == ([0, 1, 3], True)
+    # the point before the last lies 100 m back (no copy of junction 2): the last one copies junction 2
+    # and the end edge is no better replaced by the short way (trimming it is ``_trim_end``'s)
+    assert _switched([(0.5, -200.0), (-0.5, -100.0), (1.0, 1.0)]) == ([0, 1, 2], False)
+    # a last point well along the long way is beyond junction 2's noise: the end edge stands
+    assert _switched([(0.5, -200.0), (-0.5, -100.0), (1.0, 1.0), (0.5, 40.0)]) == ([0, 1, 2], False)
