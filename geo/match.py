@@ -13,6 +13,10 @@ is numpy over arrays of (alert, candidate) pairs. The score is a log-likelihood:
   when unrelated; a named alert on an unnamed edge costs half of that;
 * road class: a small penalty when Waze's ``roadType`` contradicts the edge's OSM class.
 
+An alert naming a street the network has, which none of its candidates carries, is looked for
+twice as far (Waze's positions downtown may lie 50 m or more off their street) and moved there only
+where that street wins the same score.
+
 The confidence is the best candidate's share of the probability over all candidates.
 """
 
@@ -212,11 +216,14 @@ def _position_and_heading_fit(network: RoadNetwork, pairs: _SegmentPairs, headin
 
 def _name_scores(
     network: RoadNetwork, candidates: Candidates, streets: Sequence[str | None], weight: float, unnamed_weight: float
-) -> FloatArray:
+) -> tuple[FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """The name term of each candidate (relative to the alert's best-fitting candidate), whether the
+    candidate carries the alert's street exactly (as the network spells it, normalized), and whether
+    each alert names a street the network has."""
     numbers, _per_link = network.name_ids()
     score = np.zeros(len(candidates.edge))
     if weight == 0.0:
-        return score
+        return score, np.zeros(len(candidates.edge), dtype=bool), np.zeros(len(streets), dtype=bool)
     link = network.edge_link[candidates.edge]
     named = network.name_table()[0][link]
     wanted = np.full(len(streets), -2, dtype=np.int64)  # -2: no street given
@@ -229,7 +236,7 @@ def _name_scores(
     asked = wanted[candidates.point]
     given = asked != -2
     if not given.any():
-        return score
+        return score, np.zeros(len(candidates.edge), dtype=bool), wanted >= 0
     if unnamed_weight:
         # the alert names no street although the feed names streets: most such alerts lie on
         # unnamed roads (ramps, service roads), so a named edge is a little less likely
@@ -251,7 +258,7 @@ def _name_scores(
     best_fit = np.full(len(streets), -np.inf)
     np.maximum.at(best_fit, candidates.point, score)
     relative: FloatArray = score - best_fit[candidates.point]
-    return relative
+    return relative, exact, wanted >= 0
 
 
 def _class_scores(network: RoadNetwork, candidates: Candidates, road_type: IntArray | None) -> FloatArray:
@@ -307,7 +314,47 @@ def match_points(
     """
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
-    n = len(lon)
+    valid = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
+    x, y = network.frame.to_metric(np.where(valid, lon, 0.0), np.where(valid, lat, 0.0))
+    x[~valid] = np.nan
+    y[~valid] = np.nan
+    weights = (sigma_m, kappa, name_weight, unnamed_weight)
+    result, named_nearby = _match(network, x, y, heading, streets, road_type, radius_m, weights)
+    # an alert naming a street the network has but none of its candidates carries: Waze's position
+    # downtown may lie 50 m or more off its street; look for the street twice as far, and take what is
+    # found there only where it carries that street (the name outweighs the distance, as near)
+    far = np.flatnonzero(~named_nearby & valid)
+    if len(far):
+        pick = far.tolist()
+        found, named = _match(network, x[far], y[far], None if heading is None else np.asarray(heading)[far],
+                              None if streets is None else [streets[i] for i in pick],
+                              None if road_type is None else np.asarray(road_type)[far], _FAR_STREET * radius_m,
+                              weights, chosen_named=True)
+        take = named & (found.edge >= 0)
+        for field in ("edge", "offset_m", "distance_m", "confidence"):
+            getattr(result, field)[far[take]] = getattr(found, field)[take]
+        for i in far[take].tolist():
+            result.reason[i] = None
+    for i in np.flatnonzero(result.edge < 0):
+        result.reason[i] = (
+            "invalid coordinates (NaN or out of range)" if not valid[i] else f"no road within {radius_m:g} m"
+        )
+    return result
+
+
+#: how much farther than ``radius_m`` an alert's named street is looked for when none near carries it
+_FAR_STREET = 2.0
+
+
+def _match(network: RoadNetwork, x: FloatArray, y: FloatArray, heading: FloatArray | None,
+           streets: Sequence[str | None] | None, road_type: IntArray | None, radius_m: float,
+           weights: tuple[float, float, float, float], *,
+           chosen_named: bool = False) -> tuple[PointMatches, npt.NDArray[np.bool_]]:
+    """``match_points`` on metric points (NaN: invalid) within ``radius_m``, and per point whether its
+    street is found: among its candidates, or (``chosen_named``) on the candidate chosen. A point that
+    names no street, or one the network does not know, counts as found."""
+    sigma_m, kappa, name_weight, unnamed_weight = weights
+    n = len(x)
     result = PointMatches(
         edge=np.full(n, -1, dtype=np.int64),
         offset_m=np.full(n, np.nan),
@@ -315,17 +362,17 @@ def match_points(
         confidence=np.zeros(n),
         reason=[None] * n,
     )
+    named_found = np.ones(n, dtype=bool)
     if n == 0:
-        return result
-    valid = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
-    x, y = network.frame.to_metric(np.where(valid, lon, 0.0), np.where(valid, lat, 0.0))
-    x[~valid] = np.nan
-    y[~valid] = np.nan
+        return result, named_found
     pairs = _segment_pairs(network, x, y, radius_m)
     candidates = _nearest_per_direction(network, pairs)
     score = _position_and_heading_fit(network, pairs, heading, sigma_m, kappa)
+    exact = np.zeros(len(score), dtype=bool)
     if streets is not None:
-        score += _name_scores(network, candidates, streets, name_weight, unnamed_weight)
+        names, exact, known = _name_scores(network, candidates, streets, name_weight, unnamed_weight)
+        score += names
+        named_found = ~known
     score += _class_scores(network, candidates, road_type)
 
     if len(score):
@@ -335,18 +382,18 @@ def match_points(
         best = order[starts]
         # softmax share of the best candidate within each point's group
         top = np.repeat(score[best], np.diff(np.concatenate((starts, [len(order)]))))
-        weights = np.exp(score[order] - top)
-        totals = np.add.reduceat(weights, starts)
+        weights_of = np.exp(score[order] - top)
+        totals = np.add.reduceat(weights_of, starts)
         chosen = candidates.point[best]
         result.edge[chosen] = candidates.edge[best]
         result.offset_m[chosen] = candidates.offset[best]
         result.distance_m[chosen] = candidates.distance[best]
         result.confidence[chosen] = 1.0 / totals
-    for i in np.flatnonzero(result.edge < 0):
-        result.reason[i] = (
-            "invalid coordinates (NaN or out of range)" if not valid[i] else f"no road within {radius_m:g} m"
-        )
-    return result
+        if chosen_named:
+            named_found[chosen[exact[best]]] = True
+        else:
+            named_found[candidates.point[exact]] = True
+    return result, named_found
 
 
 def road_names_at(network: RoadNetwork, lon: FloatArray, lat: FloatArray, *, radius_m: float) -> list[str | None]:

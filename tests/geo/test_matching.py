@@ -184,3 +184,34 @@ def test_batch_contract_empty_in_empty_out() -> None:
     empty = Reports(x=np.array([]), y=np.array([]), time_s=np.array([]), family=[], edge=np.array([], dtype=np.int64),
                     offset=np.array([]), heading=np.array([]))
     assert len(cluster_reports(empty, network)) == 0
+
+
+def _parallel_streets() -> RoadNetwork:
+    """Three one-way streets, west to east: 'Blake Street', 'Market Street' 70 m south of it, and 'Far
+    Street' 170 m further south."""
+    from geo.network import build_network
+    from geo.types import WayInput
+
+    north, south, far = 39.7500, 39.7500 - 70 / 111_000, 39.7500 - 240 / 111_000
+    nodes = {1: (-105.000, north), 2: (-104.996, north), 3: (-105.000, south), 4: (-104.996, south),
+             5: (-105.000, far), 6: (-104.996, far)}
+    return build_network(nodes, [WayInput(1, [1, 2], {"name": "Blake Street", "highway": "residential", "oneway": "yes"}),
+                                 WayInput(2, [3, 4], {"name": "Market Street", "highway": "residential", "oneway": "yes"}),
+                                 WayInput(3, [5, 6], {"name": "Far Street", "highway": "residential", "oneway": "yes"})])
+
+
+def test_an_alert_far_off_its_named_street_is_looked_for_farther() -> None:
+    """Waze positions downtown may lie 50 m or more off the street they name: where no road within the
+    radius carries that street, it is looked for twice as far, and taken only there."""
+    network = _parallel_streets()
+    blake, market = (next(e for e in range(network.edge_count) if network.edge_name(e) == name) for name in
+                     ("Blake Street", "Market Street"))
+    lat = 39.7500 - 45 / 111_000  # 45 m south of Blake Street, 25 m north of Market Street
+    lon = np.array([-104.998] * 4)
+    lats = np.array([lat] * 4)
+    found = match_points(network, lon, lats, heading=np.full(4, 90.0), radius_m=40.0,
+                         streets=["Blake Street", None, "Unknown Road", "Far Street"])
+    assert found.edge.tolist()[:3] == [blake, market, market]  # an unknown name: no search farther
+    # 'Far Street' lies 195 m off, beyond twice the radius: the alert stays on the road near it
+    assert found.edge[3] == market
+    assert found.reason == [None] * 4
