@@ -195,9 +195,10 @@ def _parallel_streets() -> RoadNetwork:
     north, south, far = 39.7500, 39.7500 - 70 / 111_000, 39.7500 - 240 / 111_000
     nodes = {1: (-105.000, north), 2: (-104.996, north), 3: (-105.000, south), 4: (-104.996, south),
              5: (-105.000, far), 6: (-104.996, far)}
-    return build_network(nodes, [WayInput(1, [1, 2], {"name": "Blake Street", "highway": "residential", "oneway": "yes"}),
-                                 WayInput(2, [3, 4], {"name": "Market Street", "highway": "residential", "oneway": "yes"}),
-                                 WayInput(3, [5, 6], {"name": "Far Street", "highway": "residential", "oneway": "yes"})])
+    streets = ("Blake Street", "Market Street", "Far Street")
+    return build_network(nodes, [WayInput(k + 1, [2 * k + 1, 2 * k + 2],
+                                          {"name": name, "highway": "residential", "oneway": "yes"})
+                                 for k, name in enumerate(streets)])
 
 
 def test_an_alert_far_off_its_named_street_is_looked_for_farther() -> None:
