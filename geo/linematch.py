@@ -66,7 +66,8 @@ Where no candidate of a point can be reached from the previous point (a gap, a s
 network, a disconnected part), the line is split and matching starts again; each part is
 reported. A part that starts again at a junction the previous part passed has not left it (a
 knot of short edges, more than a point's best candidates, split the line): the two are one simple
-path, the previous part's detour beyond that junction dropped.
+path, the previous part's detour beyond that junction dropped. Parts are joined so again once their
+ends are judged (an end edge judged away, a self-loop at the line's start, may have kept them apart).
 
 Candidates for all points of all lines come from one bulk spatial query (``point_candidates``).
 """
@@ -966,32 +967,38 @@ class _Piece:
 
 
 def _rejoin(transitions: _Transitions, before: _Piece, after: _Piece) -> bool:
-    """Append ``after`` to ``before`` where it starts again on the path ``before`` already took.
+    """Append ``after`` to ``before`` where it starts again on the path ``before`` already took (``_joined``).
 
     A part ends where no candidate of the next points can be reached; in a knot of short edges (a
     few edges within the noise of a junction, more than a point's best candidates can hold) that
     happens without the line leaving the road: the next part starts at a junction the previous one
-    passed. A jam is a simple path, so the two are one path: ``before`` up to that junction, then
-    ``after`` from it (the latest edge of ``after`` leaving a junction of ``before``: what either ran
-    through beyond it is the noise that split the line). Parts that share no junction stay apart (a
-    gap), and so do two whose join would not be a simple path.
+    passed. A jam is a simple path, so the two are one path.
     """
+    edges = _joined(transitions, before.edges, after.edges)
+    if edges is None:
+        return False
+    before.edges = edges
+    before.chain = before.chain + after.chain
+    before.last = after.last
+    return True
+
+
+def _joined(transitions: _Transitions, before: list[int], after: list[int]) -> list[int] | None:
+    """``before`` up to the junction where ``after`` starts again on its path, then ``after`` from it (the
+    latest edge of ``after`` leaving a junction of ``before``: what either ran through beyond it is the
+    noise that split the line); None for parts that share no junction (a gap) or whose join would not
+    be a simple path."""
     # the junctions ``before`` passes, each at the index of the edge that leaves it
-    where = {transitions.u_list[edge]: k for k, edge in enumerate(before.edges)}
-    where[transitions.edge_v[before.edges[-1]]] = len(before.edges)
-    for j in range(len(after.edges) - 1, -1, -1):
-        i = where.get(transitions.u_list[after.edges[j]])
+    where = {transitions.u_list[edge]: k for k, edge in enumerate(before)}
+    where[transitions.edge_v[before[-1]]] = len(before)
+    for j in range(len(after) - 1, -1, -1):
+        i = where.get(transitions.u_list[after[j]])
         if i is None:
             continue
-        edges = before.edges[:i] + after.edges[j:]
+        edges = before[:i] + after[j:]
         nodes = [transitions.u_list[edge] for edge in edges] + [transitions.edge_v[edges[-1]]]
-        if len(set(nodes)) < len(nodes):
-            return False
-        before.edges = edges
-        before.chain = before.chain + after.chain
-        before.last = after.last
-        return True
-    return False
+        return edges if len(set(nodes)) == len(nodes) else None
+    return None
 
 
 def _viterbi(transitions: _Transitions, xs: list[float], ys: list[float], along: list[float],
@@ -1099,6 +1106,16 @@ def _finish(transitions: _Transitions, x: list[float], y: list[float], states: d
         if number == 0:
             result.start_offset_m = start_offset
         result.end_offset_m = end_offset
+    # an end judged away may have been what kept two parts apart (a self-loop at the line's start makes
+    # any join of the untrimmed parts loop): parts that now start again on the path before are one
+    joined: list[list[int]] = []
+    for part in result.parts:
+        merged = _joined(transitions, joined[-1], part) if joined else None
+        if merged is None:
+            joined.append(part)
+        else:
+            joined[-1] = merged
+    result.parts = joined
     result.edges = [edge for part in result.parts for edge in part]
     result.distance_m = sum(distances) / len(distances)
     result.confidence = float(math.exp(-0.5 * (result.distance_m / 8.0) ** 2)) * result.covered_fraction

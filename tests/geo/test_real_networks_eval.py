@@ -171,6 +171,21 @@ def test_duplicates(network: str, model: str, gate: str) -> None:
         assert scores["stability"] >= 0.99 - SLACK, scores
 
 
+def test_no_two_parts_of_a_jam_could_be_one_path() -> None:
+    """A line split where noise in a knot of short edges broke the Viterbi chain comes back whole once its
+    ends are judged: no result keeps two consecutive parts that ``_joined`` makes one simple path (a
+    self-loop at a line's start, trimmed later, used to keep them apart; 1,000 jams on Denver)."""
+    from geo.linematch import _joined, _Router, _Transitions
+
+    network, geometry = network_of("denver")
+    made = make_jams(geometry, 1000, MODELS["A"], seed=1202)
+    transitions = _Transitions(network, _Router(network), network.edge_u.tolist(), 12.0, 24.0)
+    results = match_lines(network, [j.line for j in made], radius_m=35.0)
+    for result in results:
+        for before, after in zip(result.parts, result.parts[1:], strict=False):
+            assert _joined(transitions, before, after) is None, result.parts
+
+
 def test_kit_truth_is_consistent() -> None:
     """The generators' truth is what the network says: jams are connected paths, alerts lie on their edge."""
     network, geometry = network_of("synthetic")
