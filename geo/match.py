@@ -301,7 +301,8 @@ def match_points(
     road_type
         Waze ``roadType`` codes, or None.
     radius_m
-        Candidate edges must lie within this distance (metres).
+        Candidate edges must lie within this distance (metres); twice that for an alert whose named
+        street lies beyond it (taken only where that street wins).
     sigma_m, kappa, name_weight
         Weights of the distance, heading and name terms (see the module docstring). ``sigma_m`` is
         the spread of GPS positions across the road (Waze alerts: 8-15 m per axis; a point 35 m off
@@ -333,8 +334,6 @@ def match_points(
         take = named & (found.edge >= 0)
         for field in ("edge", "offset_m", "distance_m", "confidence"):
             getattr(result, field)[far[take]] = getattr(found, field)[take]
-        for i in far[take].tolist():
-            result.reason[i] = None
     for i in np.flatnonzero(result.edge < 0):
         result.reason[i] = (
             "invalid coordinates (NaN or out of range)" if not valid[i] else f"no road within {radius_m:g} m"
