@@ -428,28 +428,40 @@ STATUSES = (PLANNED, Status.ACTIVE.value, Status.ENDED.value, Status.CANCELLED.v
 
 
 def shown_status(row: Any, at_ms: int) -> str:
-    """The status people and scripts see: the stored one, or ``planned`` for a city event stored as
-    active whose start is after ``at_ms``. Crowd reports are never planned: they report what is.
+    """The status people and scripts see: the stored one, or, for a city event stored as active,
+    ``planned`` while its start is after ``at_ms`` and ``ended`` once its end has passed (the feeds
+    have left it out since; its source has not ended it). Crowd reports are neither: they report what is.
 
-    >>> shown_status({"status": "active", "origin": "city", "start_ms": 2_000}, 1_000)
+    >>> shown_status({"status": "active", "origin": "city", "start_ms": 2_000, "end_ms": None}, 1_000)
     'planned'
-    >>> shown_status({"status": "active", "origin": "city", "start_ms": 1_000}, 1_000)
+    >>> shown_status({"status": "active", "origin": "city", "start_ms": 1_000, "end_ms": 3_000}, 1_000)
     'active'
+    >>> shown_status({"status": "active", "origin": "city", "start_ms": 1_000, "end_ms": 3_000}, 3_000)
+    'ended'
     """
     m = row._mapping if hasattr(row, "_mapping") else row
-    start = m["start_ms"]
-    if m["status"] == Status.ACTIVE.value and m["origin"] == "city" and start is not None and start > at_ms:
+    if m["status"] != Status.ACTIVE.value or m["origin"] != "city":
+        return str(m["status"])
+    start, end = m["start_ms"], m["end_ms"]
+    if start is not None and start > at_ms:
         return PLANNED
-    return str(m["status"])
+    if end is not None and end <= at_ms:
+        return Status.ENDED.value
+    return Status.ACTIVE.value
 
 
 def _status_condition(status: str, at_ms: int) -> ColumnElement[bool]:
     """The rows whose :func:`shown_status` is ``status``."""
-    if status not in (PLANNED, Status.ACTIVE.value):
-        return events.c.status == status
-    not_started = and_(events.c.origin == "city", events.c.start_ms.is_not(None), events.c.start_ms > at_ms)
-    started = or_(events.c.origin != "city", events.c.start_ms.is_(None), events.c.start_ms <= at_ms)
-    return and_(events.c.status == Status.ACTIVE.value, not_started if status == PLANNED else started)
+    stored_active, city = events.c.status == Status.ACTIVE.value, events.c.origin == "city"
+    not_started = and_(events.c.start_ms.is_not(None), events.c.start_ms > at_ms)
+    over = and_(events.c.end_ms.is_not(None), events.c.end_ms <= at_ms)
+    if status == PLANNED:
+        return and_(stored_active, city, not_started)
+    if status == Status.ACTIVE.value:
+        return and_(stored_active, or_(~city, and_(~not_started, ~over)))
+    if status == Status.ENDED.value:
+        return or_(events.c.status == status, and_(stored_active, city, ~not_started, over))
+    return events.c.status == status
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,9 +110,11 @@ def ms(text: str | None) -> int | None:
 
 
 def shown(row: dict[str, Any], at_ms: int) -> str:
-    start = row["start_ms"]
+    start, end = row["start_ms"], row["end_ms"]
     if row["status"] == "active" and row["origin"] == "city" and start is not None and start > at_ms:
         return "planned"
+    if row["status"] == "active" and row["origin"] == "city" and end is not None and end <= at_ms:
+        return "ended"
     return str(row["status"])
 
 

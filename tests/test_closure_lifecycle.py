@@ -205,6 +205,11 @@ def test_planned_is_a_status_of_its_own(store_cli: Cli, clock: Any) -> None:
     assert listed("--status", "planned") == []
     assert listed("--status", "active") == sorted([(planned, "active"), (started, "active")])
     assert inspected("active") == [planned, started]  # the latest start first
+    clock(49)  # both have passed their end: ended to people and scripts, though no one ended them
+    assert listed() == sorted([(planned, "ended"), (started, "ended")])
+    assert listed("--status", "active") == [] and inspected("active") == []
+    assert sorted(inspected("ended")) == sorted([planned, started])
+    assert event(cli, started)["status"] == "ended"
 
 
 def test_a_failed_publish_after_a_change_is_a_warning(cli: Cli, clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:

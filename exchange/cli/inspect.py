@@ -355,7 +355,8 @@ def inspect_feed(
         records.append({
             "id": event.id, "street": event.street,
             "status": shown_status({"status": event.status.value, "origin": event.origin.value,
-                                    "start_ms": to_millis(event.start_time) if event.start_time else None}, at),
+                                    "start_ms": to_millis(event.start_time) if event.start_time else None,
+                                    "end_ms": to_millis(event.end_time) if event.end_time else None}, at),
             "held_back": held.get(event.id),
             "blocking": "; ".join(p.message for p in found if p.severity == "error") or None,
             "warnings": "; ".join(p.message for p in found if p.severity != "error") or None,
