@@ -92,7 +92,8 @@ class EventProperties(BaseModel):
     city: str | None
     direction: str | None
     status: Literal["planned", "active", "ended", "cancelled"] = Field(
-        description="planned: a city event that has not started yet")
+        description="planned: a city event that has not started yet; ended: ended, or a city event whose end "
+                    "has passed")
     start: str | None
     end: str | None
     updated: str = Field(description="when the store last changed it")
@@ -363,7 +364,8 @@ def api_router(config: Config | None = None) -> APIRouter:
                                              + ", ".join(_CATEGORIES))] = [],  # noqa: B006 - FastAPI copies it
         origin: Annotated[Literal["crowd", "city"] | None, Query()] = None,
         status: Annotated[Literal["planned", "active", "ended", "cancelled"] | None, Query(
-            description="planned: a city event not started yet; active: active and started")] = None,
+            description="planned: a city event not started yet; active: started and not over; ended: ended, or a "
+                        "city event whose end has passed")] = None,
         since: Annotated[str | None, Query(description="changed at or after: ISO 8601 (UTC without an offset) "
                                            "or epoch milliseconds")] = None,
         until: Annotated[str | None, Query(description="changed before: ISO 8601 or epoch milliseconds")] = None,

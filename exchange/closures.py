@@ -361,9 +361,12 @@ def update_closure(
     current = stored.event
     stored_opposite = _readable(opposite) if opposite is not None else None
     at = now_ms()
-    closed = current.status is not Status.ACTIVE
+    # an active closure whose end has passed is ended as people see it (``shown_status``), and is reopened so
+    over = current.status is Status.ACTIVE and current.end_time is not None and to_millis(current.end_time) <= at
+    closed = current.status is not Status.ACTIVE or over
     if closed and not reopen:
-        raise UsageError(f"closure {closure_id} is {current.status.value}: changing it would not bring it back "
+        status = f"{Status.ENDED.value} (its end has passed)" if over else current.status.value
+        raise UsageError(f"closure {closure_id} is {status}: changing it would not bring it back "
                          "to the feeds; give --reopen to make it active again with the change")
     if not changes and not clear and not closed:
         return Outcome(_readable(named).event, None, f"closure {closure_id} is neither ended nor cancelled; "

@@ -429,8 +429,9 @@ STATUSES = (PLANNED, Status.ACTIVE.value, Status.ENDED.value, Status.CANCELLED.v
 
 def shown_status(row: Any, at_ms: int) -> str:
     """The status people and scripts see: the stored one, or, for a city event stored as active,
-    ``planned`` while its start is after ``at_ms`` and ``ended`` once its end has passed (the feeds
-    have left it out since; its source has not ended it). Crowd reports are neither: they report what is.
+    ``planned`` while its start is after ``at_ms`` and ``ended`` once its end has passed (no one ended
+    it; the feeds carry it with its end time for ``keep_ended_h``, as one ended). Crowd reports are
+    neither: they report what is.
 
     >>> shown_status({"status": "active", "origin": "city", "start_ms": 2_000, "end_ms": None}, 1_000)
     'planned'
@@ -468,8 +469,9 @@ def _status_condition(status: str, at_ms: int) -> ColumnElement[bool]:
 class EventFilter:
     """What ``inspect events`` may filter on; ``None`` means any.
 
-    ``status`` is one of :data:`STATUSES`: ``planned`` is an active city event that starts after
-    ``at_ms`` (default: now, ``EXCHANGE_NOW`` pins it), and ``active`` then means active and started.
+    ``status`` is one of :data:`STATUSES`, as :func:`shown_status` shows them at ``at_ms`` (default: now,
+    ``EXCHANGE_NOW`` pins it): ``planned`` is an active city event that starts after it, ``ended`` also
+    one whose end has passed, and ``active`` then means started and not over.
     """
 
     source: str | None = None

@@ -210,6 +210,14 @@ def test_planned_is_a_status_of_its_own(store_cli: Cli, clock: Any) -> None:
     assert listed("--status", "active") == [] and inspected("active") == []
     assert sorted(inspected("ended")) == sorted([planned, started])
     assert event(cli, started)["status"] == "ended"
+    # and it is ended to the closure commands: a change needs --reopen, which clears the past end
+    refused = run(cli, "closure", "update", started, "--description", "still here")
+    assert refused.code == 2 and "ended (its end has passed)" in refused.err and "--reopen" in refused.err, refused
+    reopened = run(cli, "closure", "update", started, "--reopen")
+    assert reopened.code == 0, reopened
+    record = event(cli, started)
+    assert record["status"] == "active" and record["end_time"] is None
+    assert actions(cli, started)[-1] == "reopened"
 
 
 def test_a_failed_publish_after_a_change_is_a_warning(cli: Cli, clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -315,8 +315,8 @@ def closure_cancel(
 def closure_list(
     status: Annotated[
         str | None,
-        typer.Option(help="planned (active, not started yet), active (and started), ended or cancelled. "
-                     "Default: all."),
+        typer.Option(help="planned (not started yet), active (started, not over), ended (or its end has "
+                     "passed) or cancelled. Default: all."),
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json, jsonl, geojson, csv.")] = Format.table,
 ) -> None:

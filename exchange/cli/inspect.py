@@ -73,8 +73,8 @@ def inspect_events(
     category: Annotated[str | None, typer.Option(help="ACCIDENT, JAM, HAZARD, ROAD_CLOSED, CONSTRUCTION, ...")] = None,
     status: Annotated[
         str | None,
-        typer.Option(help="planned (a city event not started yet), active (and started), ended or cancelled. "
-                     "Default: all."),
+        typer.Option(help="planned (a city event not started yet), active (started, not over), ended (or a "
+                     "city event's end has passed) or cancelled. Default: all."),
     ] = None,
     street: Annotated[str | None, typer.Option(help="Case-insensitive part of the street name.")] = None,
     bbox: Annotated[str | None, typer.Option(help="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT (WGS84).")] = None,
@@ -131,7 +131,8 @@ def inspect_events(
 
 
 def _record(row: Mapping[str, Any], at_ms: int) -> dict[str, Any]:
-    """The event's record with the status it shows now (``planned`` for a city event not started yet)."""
+    """The event's record with the status it shows now (``shown_status``: ``planned`` for a city event not
+    started yet, ``ended`` for one whose end has passed)."""
     from exchange.store import shown_status
 
     return {**event_record(row), "status": shown_status(row, at_ms)}
