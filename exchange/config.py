@@ -118,7 +118,8 @@ class NetworkConfig(BaseModel):
     )
     point_radius_m: float = Field(
         default=50.0, gt=0, le=500,
-        description="Alerts match edges within this distance (Waze positions downtown are often 30 m or more off).",
+        description="Alerts match edges within this distance (Waze positions downtown are often 30 m or more off); "
+                    "an alert naming a street no edge this near carries is looked for twice as far.",
     )
     line_radius_m: float = Field(default=35.0, gt=0, le=500, description="Jam points look this far for edges.")
     cluster_radius_m: float = Field(

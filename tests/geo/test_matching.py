@@ -216,3 +216,13 @@ def test_an_alert_far_off_its_named_street_is_looked_for_farther() -> None:
     # 'Far Street' lies 195 m off, beyond twice the radius: the alert stays on the road near it
     assert found.edge[3] == market
     assert found.reason == [None] * 4
+
+
+def test_a_named_street_found_farther_is_taken_only_where_it_wins() -> None:
+    """Searched twice as far, the alert's street must win there: a nearer road of another name found in
+    the wider search does not take an alert that had none within the radius."""
+    network = _parallel_streets()
+    north_of_blake = 39.7500 + 60 / 111_000  # 60 m north of Blake Street, 130 m from Market Street
+    found = match_points(network, np.array([-104.998]), np.array([north_of_blake]), heading=np.array([90.0]),
+                         radius_m=40.0, streets=["Market Street"])
+    assert found.edge.tolist() == [-1] and found.reason == ["no road within 40 m"]
