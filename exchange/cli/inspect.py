@@ -141,7 +141,8 @@ def _record(row: Mapping[str, Any], at_ms: int) -> dict[str, Any]:
 @inspect_app.command("event")
 def inspect_event(
     event_id: Annotated[str, typer.Argument(metavar="ID", help="Event id, e.g. waze:alert:<uuid>.")],
-    fmt: Annotated[DocumentFormat, typer.Option("--format", "-f", help="table for people; json: a list of one object, as every list.")]
+    fmt: Annotated[DocumentFormat, typer.Option("--format", "-f",
+                                                help="table for people; json: a list of the one event.")]
     = DocumentFormat.table,
 ) -> None:
     """One event in full, with its revisions (what changed, when) and the sources that see it.
