@@ -70,7 +70,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange.api import api_router, docs_router
 from exchange.catalogue_web import catalogue_routes
@@ -664,5 +664,33 @@ def create_app(
     app.state.operator_access = operator_access
     app.include_router(api_router(config))  # /api/*: the events API behind the operator map (operators only)
     app.include_router(docs_router())  # /docs: Swagger UI from files in the package
+    app.add_middleware(_HeadLikeGet)
     app.state.metrics = metrics
     return app
+
+
+#: the routes FastAPI serves (the others are Starlette's, which answer HEAD on a GET route themselves)
+_FASTAPI_PATHS = re.compile(r"/(api/|docs(/|$)|openapi\.json$)")
+
+
+class _HeadLikeGet:
+    """HEAD on the FastAPI routes (``/api/*``, ``/docs``, ``/openapi.json``) answered as their GET without
+    the body: FastAPI answers 405 to HEAD on a GET route, and a monitor's or a proxy's HEAD is a GET
+    that wants the headers only (RFC 9110, 9.3.2). Authorization and errors are the GET's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD" or not _FASTAPI_PATHS.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

@@ -363,6 +363,18 @@ def test_operators_only(url: str, tokens: dict[str, str], site: DemoSite) -> Non
 # --------------------------------------------------------------------------- stats
 
 
+def test_head_is_the_get_without_its_body(api: httpx.Client, url: str) -> None:
+    """A monitor's or a proxy's HEAD gets the GET's status and headers, no body (FastAPI alone answers 405)."""
+    for path, params in (("/api/events", {"limit": "5"}), ("/api/stats", {}), ("/docs", {}), ("/openapi.json", {})):
+        get, head = api.get(path, params=params), api.head(path, params=params)
+        assert (get.status_code, head.status_code) == (200, 200), (path, head)
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"], path
+        assert head.headers["content-length"] == str(len(get.content)), path
+    with httpx.Client(base_url=url, timeout=30) as anonymous:
+        assert anonymous.head("/api/events").status_code == anonymous.get("/api/events").status_code == 401
+    assert api.head("/api/events/nope:no-such-event").status_code == 404
+
+
 def test_stats_count_what_the_store_holds(api: httpx.Client, site: DemoSite, stored: dict[str, dict[str, Any]]) -> None:
     began = {eid: row["start_ms"] if row["start_ms"] is not None else row["first_seen_ms"]
              for eid, row in stored.items()}
