@@ -249,6 +249,19 @@ def _invalid(name: str, value: Any, message: str) -> NoReturn:
                                    "input": value}])
 
 
+#: the query parameters that may be given more than once (every value counts)
+_REPEATABLE = frozenset({"category"})
+
+
+def _given_once(request: Request) -> None:
+    """A parameter other than a repeatable one given twice is a 422 naming it: FastAPI would take the
+    last silently, and ``status=active&status=ended`` asks what no answer gives."""
+    names = [name for name, _value in request.query_params.multi_items() if name not in _REPEATABLE]
+    for name in dict.fromkeys(names):
+        if names.count(name) > 1:
+            _invalid(name, request.query_params.getlist(name), "given more than once; give it once")
+
+
 def _bbox(value: str) -> tuple[float, float, float, float]:
     try:
         parts = tuple(float(part) for part in value.split(","))
@@ -337,7 +350,7 @@ def api_router(config: Config | None = None) -> APIRouter:
         prefix="/api",
         tags=["events"],
         # HTTPBearer only documents the scheme (Swagger UI's Authorize); require_operator decides
-        dependencies=[Depends(require_operator), Security(HTTPBearer(auto_error=False))],
+        dependencies=[Depends(require_operator), Security(HTTPBearer(auto_error=False)), Depends(_given_once)],
         responses=_ERRORS,
     )
 

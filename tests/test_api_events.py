@@ -275,6 +275,20 @@ def test_a_bad_parameter_is_a_422_naming_it(api: httpx.Client, params: dict[str,
     assert problems[0]["msg"]
 
 
+@pytest.mark.parametrize(("path", "params", "name"), [
+    ("/api/events", [("status", "active"), ("status", "ended")], "status"),
+    ("/api/events", [("limit", "5"), ("category", "jam"), ("limit", "9")], "limit"),
+    ("/api/stats", [("since", "2026-11-01T00:00:00"), ("since", "2026-11-02T00:00:00")], "since"),
+])
+def test_a_parameter_given_twice_is_a_422_naming_it(api: httpx.Client, path: str, params: list[tuple[str, str]],
+                                                   name: str) -> None:
+    response = api.get(path, params=params)
+    assert response.status_code == 422, response.text
+    assert [problem["loc"] for problem in response.json()["detail"]] == [["query", name]]
+    # categories may be repeated: each counts
+    assert api.get("/api/events", params=[("category", "jam"), ("category", "hazard")]).status_code == 200
+
+
 def test_a_huge_bad_cursor_is_not_echoed_whole(api: httpx.Client) -> None:
     response = api.get("/api/events", params={"cursor": "A" * 60_000})
     assert response.status_code == 422 and len(response.content) < 2000
