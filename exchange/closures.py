@@ -41,6 +41,7 @@ from exchange.store import (
     StoredEvent,
     Unreadable,
     diff_rows,
+    event_status,
     event_to_row,
     event_values,
     insert_revisions,
@@ -361,8 +362,8 @@ def update_closure(
     current = stored.event
     stored_opposite = _readable(opposite) if opposite is not None else None
     at = now_ms()
-    # an active closure whose end has passed is ended as people see it (``shown_status``), and is reopened so
-    over = current.status is Status.ACTIVE and current.end_time is not None and to_millis(current.end_time) <= at
+    # an active closure whose end has passed is ended as people see it, and is reopened so
+    over = current.status is Status.ACTIVE and event_status(current, at) == Status.ENDED.value
     closed = current.status is not Status.ACTIVE or over
     if closed and not reopen:
         status = f"{Status.ENDED.value} (its end has passed)" if over else current.status.value

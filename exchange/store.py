@@ -34,6 +34,7 @@ __all__ = [
     "count_events",
     "crowd_revision",
     "diff_rows",
+    "event_status",
     "event_to_row",
     "event_values",
     "get_event",
@@ -449,6 +450,13 @@ def shown_status(row: Any, at_ms: int) -> str:
     if end is not None and end <= at_ms:
         return Status.ENDED.value
     return Status.ACTIVE.value
+
+
+def event_status(event: Event, at_ms: int) -> str:
+    """:func:`shown_status` of an event as the model holds it."""
+    return shown_status({"status": event.status.value, "origin": event.origin.value,
+                         "start_ms": to_millis(event.start_time) if event.start_time else None,
+                         "end_ms": to_millis(event.end_time) if event.end_time else None}, at_ms)
 
 
 def _status_condition(status: str, at_ms: int) -> ColumnElement[bool]:

@@ -332,10 +332,9 @@ def inspect_feed(
         _compile_report(target, fmt)
         return
     from exchange.confirm import observed_share
-    from exchange.model import to_millis
     from exchange.publish import eligible_events, held_back_now
     from exchange.runtime import now_ms
-    from exchange.store import shown_status
+    from exchange.store import event_status
     from feeds.lint import feed_success_share, lint_event
 
     config = context.state.config
@@ -356,9 +355,7 @@ def inspect_feed(
         findings.append(found)
         records.append({
             "id": event.id, "street": event.street,
-            "status": shown_status({"status": event.status.value, "origin": event.origin.value,
-                                    "start_ms": to_millis(event.start_time) if event.start_time else None,
-                                    "end_ms": to_millis(event.end_time) if event.end_time else None}, at),
+            "status": event_status(event, at),
             "held_back": held.get(event.id),
             "blocking": "; ".join(p.message for p in found if p.severity == "error") or None,
             "warnings": "; ".join(p.message for p in found if p.severity != "error") or None,
