@@ -290,15 +290,6 @@ def match_lines(
 def _nearest_vertex(network: RoadNetwork, edge: npt.NDArray[np.int64],
                     offset: FloatArray) -> npt.NDArray[np.int64]:
     """The vertex of each directed ``edge`` nearest the place ``offset`` metres along it (its index in travel order)."""
-    seg, t, first, last = _segment_at(network, edge, offset)
-    index = seg - first + (t > 0.5)
-    return np.where(network.edge_forward[edge], index, last - first + 1 - index)
-
-
-def _segment_at(network: RoadNetwork, edge: npt.NDArray[np.int64], offset: FloatArray) -> tuple[
-        npt.NDArray[np.int64], FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """The segment of its link each place ``offset`` metres along a directed ``edge`` lies on, how far along
-    that segment (0-1), and the link's first and last segments."""
     segments = network.segments()
     link = network.edge_link[edge]
     along = np.where(network.edge_forward[edge], offset, network.link_len[link] - offset)
@@ -309,7 +300,9 @@ def _segment_at(network: RoadNetwork, edge: npt.NDArray[np.int64], offset: Float
     last = np.searchsorted(segments["link"], link, side="right") - 1
     seg = np.clip(np.searchsorted(seg_start, seg_start[first] + along, side="right") - 1, first, last)
     t = np.clip((along - segments["offset"][seg]) / np.maximum(seg_len[seg], 1e-12), 0.0, 1.0)
-    return seg, t, first, last
+    index = seg - first + (t > 0.5)
+    nearest: npt.NDArray[np.int64] = np.where(network.edge_forward[edge], index, last - first + 1 - index)
+    return nearest
 
 
 def _line_noise(candidates: Candidates, along: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64],
@@ -539,7 +532,7 @@ class _Transitions:
                     seen = prior_visited[index]
                     ahead: Sequence[int] = [edge_v[edge] for edge in link]
                     nodes = set(ahead)
-                    if link[0] == twin[a_edge] or len(nodes) < len(ahead) or not nodes.isdisjoint(seen):
+                    if link[0] == back_edge or len(nodes) < len(ahead) or not nodes.isdisjoint(seen):
                         # (the last: the route passes the far end of b's edge, then b's edge comes back to it)
                         continue
                 elif b_offset < prior_reach[index] - jitter:

@@ -146,8 +146,8 @@ def _segment_pairs(network: RoadNetwork, x: FloatArray, y: FloatArray, radius_m:
     link_start[1:] = (point[1:] != point[:-1]) | (link[1:] != link[:-1])
     group = np.cumsum(link_start) - 1
     # each group's nearest pair (the first of equals): the first of its pairs at its least distance
-    least = np.full(int(group[-1]) + 1 if len(group) else 0, np.inf)
-    np.minimum.at(least, group, distance)
+    starts = np.flatnonzero(link_start)
+    least = np.minimum.reduceat(distance, starts) if len(starts) else distance
     closest = np.flatnonzero(distance == least[group])
     first_closest = np.ones(len(closest), dtype=bool)
     first_closest[1:] = group[closest][1:] != group[closest][:-1]
@@ -319,18 +319,17 @@ def match_points(
     x, y = network.frame.to_metric(np.where(valid, lon, 0.0), np.where(valid, lat, 0.0))
     x[~valid] = np.nan
     y[~valid] = np.nan
-    weights = (sigma_m, kappa, name_weight, unnamed_weight)
-    result, named_nearby = _match(network, x, y, heading, streets, road_type, radius_m, weights)
+    scoring = (sigma_m, kappa, name_weight, unnamed_weight)
+    result, named_nearby = _match(network, x, y, heading, streets, road_type, radius_m, scoring)
     # an alert naming a street the network has but none of its candidates carries: Waze's position
     # downtown may lie 50 m or more off its street; look for the street twice as far, and take what is
     # found there only where it carries that street (the name outweighs the distance, as near)
     far = np.flatnonzero(~named_nearby & valid)
     if len(far):
-        pick = far.tolist()
         found, named = _match(network, x[far], y[far], None if heading is None else np.asarray(heading)[far],
-                              None if streets is None else [streets[i] for i in pick],
+                              None if streets is None else [streets[i] for i in far.tolist()],
                               None if road_type is None else np.asarray(road_type)[far], _FAR_STREET * radius_m,
-                              weights, chosen_named=True)
+                              scoring, chosen_named=True)
         take = named & (found.edge >= 0)
         for field in ("edge", "offset_m", "distance_m", "confidence"):
             getattr(result, field)[far[take]] = getattr(found, field)[take]
@@ -347,12 +346,12 @@ _FAR_STREET = 2.0
 
 def _match(network: RoadNetwork, x: FloatArray, y: FloatArray, heading: FloatArray | None,
            streets: Sequence[str | None] | None, road_type: IntArray | None, radius_m: float,
-           weights: tuple[float, float, float, float], *,
+           scoring: tuple[float, float, float, float], *,
            chosen_named: bool = False) -> tuple[PointMatches, npt.NDArray[np.bool_]]:
     """``match_points`` on metric points (NaN: invalid) within ``radius_m``, and per point whether its
     street is found: among its candidates, or (``chosen_named``) on the candidate chosen. A point that
     names no street, or one the network does not know, counts as found."""
-    sigma_m, kappa, name_weight, unnamed_weight = weights
+    sigma_m, kappa, name_weight, unnamed_weight = scoring
     n = len(x)
     result = PointMatches(
         edge=np.full(n, -1, dtype=np.int64),
@@ -381,8 +380,8 @@ def _match(network: RoadNetwork, x: FloatArray, y: FloatArray, heading: FloatArr
         best = order[starts]
         # softmax share of the best candidate within each point's group
         top = np.repeat(score[best], np.diff(np.concatenate((starts, [len(order)]))))
-        weights_of = np.exp(score[order] - top)
-        totals = np.add.reduceat(weights_of, starts)
+        weights = np.exp(score[order] - top)
+        totals = np.add.reduceat(weights, starts)
         chosen = candidates.point[best]
         result.edge[chosen] = candidates.edge[best]
         result.offset_m[chosen] = candidates.offset[best]
