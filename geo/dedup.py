@@ -528,7 +528,8 @@ def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
     holds a candidate pair with it, within the time window and of a compatible direction) that
     takes it cheapest, when that passes the merge test and costs less than staying (the test
     against its own cluster's centre without it; the threshold when it is alone). All reports move
-    at once (but one at most into each cluster, so the time window and direction checked hold), then
+    at once (but one at most into each cluster, so the time window and direction checked hold, and
+    none into a lone report's cluster that report leaves, which would leave it alone), then
     the centres follow; at most ``_REFINE_ROUNDS`` rounds, fewer when nothing moves, and a report
     moves once at most (two reports that each fit the other's cluster would otherwise swap back and
     forth).
@@ -576,6 +577,8 @@ def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
         single = np.ones(len(move), dtype=bool)
         single[1:] = other[move][1:] != other[move][:-1]
         move = move[single]  # one report joins a cluster per round: its time window and direction hold
+        emptied = label[report[move]][size[label[report[move]]] == 1.0]
+        move = move[~np.isin(other[move], emptied)]  # nor one whose only report leaves it
         label[report[move]] = other[move]
         moved[report[move]] = True
     return label

@@ -54,3 +54,12 @@ def test_two_reports_do_not_join_one_cluster_at_once_beyond_its_time_window() ->
     assert len(joined) == 1
     members = np.flatnonzero(result == 8)
     assert np.ptp(np.asarray(time_s)[members]) <= 1200.0
+
+
+def test_a_report_does_not_move_into_a_lone_report_that_leaves_in_the_same_round() -> None:
+    """A cluster at 0 with one report out at 20 m, a lone report at 26 m: the lone report joins the
+    cluster while the outlying report, nearer the lone one, would move to it. Moving both at once
+    left the outlying report alone, split from its incident; it stays, and all end in one cluster."""
+    state = _state([0.0, 0.0, 0.0, 0.0, 20.0, 26.0], [90.0] * 6)
+    label = np.array([0, 0, 0, 0, 0, 5])
+    assert _refine(state, label, *_pairs(6), threshold=3.75).tolist() == [0] * 6
