@@ -598,12 +598,15 @@ def create_app(
             "feeds": {
                 name: ({"off": server.off[name]} if name in server.off else None) if (feed := feeds.get(name)) is None
                 else {
-                    "etag": feed.etag,
                     "published": _iso(feed.published_ms),
                     "published_ms": feed.published_ms,
-                    "events": feed.events,
-                    "bytes": len(feed.body),
-                    "gzip_bytes": len(feed.body_gzip),
+                    # what the feeds hold is for partners when they need a token (as in the catalogue)
+                    **({} if server.require_token else {
+                        "etag": feed.etag,
+                        "events": feed.events,
+                        "bytes": len(feed.body),
+                        "gzip_bytes": len(feed.body_gzip),
+                    }),
                 }
                 for name in FEEDS
             },

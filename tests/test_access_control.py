@@ -29,7 +29,7 @@ OPEN = {
     "/feeds/catalog.html": "the catalogue",
     "/feeds/catalog.json": "the catalogue",
     "/feeds/catalog.jsonld": "the catalogue",
-    "/health": "a load balancer's readiness check: feed ETags and sizes, no event",
+    "/health": "a load balancer's readiness check: when each feed was published, no event",
     "/health/sources": "monitoring: source states, no event",
     "/metrics": "monitoring: counts, no event (nginx keeps it inside)",
     "/openapi.json": "the API's schema, no data",

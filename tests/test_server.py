@@ -198,7 +198,11 @@ def test_tokens_revocation_and_counts(engine: Engine, store_cli: Callable[..., R
         assert http.get(path, headers={"Authorization": f"Bearer {token}", "If-None-Match": ok.headers["etag"]}
                         ).status_code == 304
         assert http.get("/feeds/cifs.json", headers={"X-Partner-Token": token}).status_code == 200
-        assert http.get("/health").status_code == 200, "health needs no token"
+        health = http.get("/health")
+        assert health.status_code == 200, "health needs no token"
+        feed = health.json()["feeds"]["cifs.xml"]
+        assert feed == {"published": feed["published"], "published_ms": feed["published_ms"]}, \
+            "no ETag, event count or size of a partner-only feed to anyone without a token"
 
         # five 200s and one 304 of cifs.xml; refused polls are not counted (no '-' row)
         expected = {("acme", "cifs.xml"): (5, 1), ("acme", "cifs.json"): (1, 0)}
