@@ -124,8 +124,8 @@ class NetworkConfig(BaseModel):
     line_radius_m: float = Field(default=35.0, gt=0, le=500, description="Jam points look this far for edges.")
     cluster_radius_m: float = Field(
         default=25.0, gt=0, le=500,
-        description="The largest spread of one incident's reports: their GPS noise is estimated from each batch and "
-        "capped here.",
+        description="The spread of one incident's reports where a batch is too small to estimate their GPS noise "
+        "(fewer than 20 matched); estimated from each batch otherwise, up to twice this.",
     )
     cluster_window_min: float = Field(
         default=30.0, gt=0, le=1440, description="Reports of one incident are at most this many minutes apart."

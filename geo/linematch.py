@@ -77,6 +77,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -204,7 +205,40 @@ def match_lines(
         Weight of the heading term (line direction vs edge bearing).
     max_candidates
         Best candidates kept per point.
+
+    A call of at least 10 lines whose points lie clearly farther from their matched paths than
+    ``sigma_m`` allows (their mean distance is 0.8 sigma) is matched again with its own noise.
     """
+    results = _match_lines(network, lines, radius_m, sigma_m, beta_m, kappa, max_candidates)
+    noisier = _call_sigma(results, sigma_m)
+    if noisier is not None:  # lines noisier than sigma_m: a noisy point held to 8 m pulls the path off its road
+        results = _match_lines(network, lines, radius_m, noisier, beta_m, kappa, max_candidates)
+    return results
+
+
+def _call_sigma(results: Sequence[LineMatch], sigma_m: float) -> float | None:
+    """The noise of a call's lines, when it is clearly more than ``sigma_m``: else None.
+
+    A matched line's ``distance_m`` is its points' mean distance from the path: 0.8 sigma for
+    Gaussian noise across the road. Its median over the call is within 5 % of the true noise from
+    5 to 15 m on the issue 12 networks (Waze's own lines: about 3 m).
+    """
+    distances = [result.distance_m for result in results if result.matched and math.isfinite(result.distance_m)]
+    if len(distances) < _NOISE_MIN_LINES:
+        return None
+    sigma = statistics.median(distances) / 0.8
+    return sigma if sigma > _NOISE_MARGIN * sigma_m else None
+
+
+#: fewer matched lines than this: their noise is not estimated
+_NOISE_MIN_LINES = 10
+#: a call whose noise is estimated at more than this times ``sigma_m`` is matched again with it
+_NOISE_MARGIN = 1.15
+
+
+def _match_lines(network: RoadNetwork, lines: Sequence[FloatArray], radius_m: float, sigma_m: float, beta_m: float,
+                 kappa: float, max_candidates: int) -> list[LineMatch]:
+    """``match_lines`` with the given noise."""
     counts = [len(line) for line in lines]
     results = [LineMatch() for _ in lines]
     if not lines or sum(counts) == 0:

@@ -308,6 +308,8 @@ def match_points(
         the spread of GPS positions across the road (Waze alerts: 8-15 m per axis; a point 35 m off
         its street is common); a street name Waze sends is trusted more than a metre-scale
         preference for the nearer road, so a wrong name costs as much as being about 2.4 sigma farther.
+        A batch of at least 30 alerts whose positions are clearly noisier (their median distance from
+        the matched roads says so) is matched again with its own spread.
 
     Returns
     -------
@@ -321,6 +323,10 @@ def match_points(
     y[~valid] = np.nan
     scoring = (sigma_m, kappa, name_weight, unnamed_weight)
     result, named_nearby = _match(network, x, y, heading, streets, road_type, radius_m, scoring)
+    noisier = _batch_sigma(result.distance_m, sigma_m)
+    if noisier is not None:  # positions noisier than sigma_m: distance overruled heading and name
+        scoring = (noisier, kappa, name_weight, unnamed_weight)
+        result, named_nearby = _match(network, x, y, heading, streets, road_type, radius_m, scoring)
     # an alert naming a street the network has but none of its candidates carries: Waze's position
     # downtown may lie 50 m or more off its street; look for the street twice as far, and take what is
     # found there only where it carries that street (the name outweighs the distance, as near)
@@ -342,6 +348,27 @@ def match_points(
 
 #: how much farther than ``radius_m`` an alert's named street is looked for when none near carries it
 _FAR_STREET = 2.0
+
+
+def _batch_sigma(distance_m: FloatArray, sigma_m: float) -> float | None:
+    """The GPS noise of a batch, when it is clearly more than ``sigma_m``: else None.
+
+    A point's distance from the road it lies on is half-normal, with median 0.6745 sigma; measured on
+    the matched roads it comes within 5 % of the true sigma from 4 to 30 m on the issue 12 networks.
+    At least ``_NOISE_MIN_POINTS`` matched points, and more than ``_NOISE_MARGIN`` times ``sigma_m``:
+    a quiet batch never makes the distance outweigh a street name more than ``sigma_m`` lets it.
+    """
+    matched = distance_m[np.isfinite(distance_m)]
+    if len(matched) < _NOISE_MIN_POINTS:
+        return None
+    sigma = float(np.median(matched)) / 0.6745
+    return sigma if sigma > _NOISE_MARGIN * sigma_m else None
+
+
+#: fewer matched points than this: their noise is not estimated
+_NOISE_MIN_POINTS = 30
+#: a batch whose noise is estimated at more than this times ``sigma_m`` is matched again with it
+_NOISE_MARGIN = 1.15
 
 
 def _match(network: RoadNetwork, x: FloatArray, y: FloatArray, heading: FloatArray | None,

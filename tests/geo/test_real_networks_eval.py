@@ -19,12 +19,14 @@ import numpy as np
 import pytest
 
 from adapters.osm import read_osm_pbf, read_osmnx_graphml
+from geo import dedup
 from geo.dedup import CATEGORY_FAMILY, Reports, assign_cluster_ids, cluster_reports
 from geo.linematch import match_lines
 from geo.match import match_points
 from geo.network import RoadNetwork, build_network
 from tests.support.paths import TESTDATA
 from tests.support.realnet import (
+    HEAVIER,
     MODELS,
     EdgeGeometry,
     NoiseModel,
@@ -212,3 +214,77 @@ def test_kit_truth_is_consistent() -> None:
 def test_truth_needs_the_data(testdata: Path) -> None:
     """The real networks come from ../shared/testdata (with CI=true a missing folder fails here)."""
     assert (testdata / "match/denver_mappymatch/osmnx_drive_graph.graphml").exists()
+
+
+@pytest.mark.parametrize("network", ["helsinki", "synthetic"])
+def test_points_under_noise_heavier_than_the_models(network: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model H, 25 m of GPS noise per axis (heavier than the issue's): the batch's own noise is
+    estimated and used, which keeps the matcher near the oracle (0.003-0.006 below it at the benchmark,
+    within 0.02 here); with the fixed 14 m the distance overrules heading and street and it
+    falls 0.01-0.03 behind."""
+    from geo import match
+
+    road_network, geometry = network_of(network)
+    alerts = make_alerts(geometry, 2 * ALERTS, HEAVIER, seed=34)
+    lon, lat = np.array([a.lon for a in alerts]), np.array([a.lat for a in alerts])
+    magvar = np.array([a.magvar for a in alerts])
+
+    def overall() -> float:
+        found = match_points(road_network, lon, lat, heading=magvar, streets=[a.street for a in alerts],
+                             road_type=np.array([a.road_type for a in alerts], dtype=np.int64))
+        return float(point_scores(geometry, alerts, found.edge)["overall"])
+
+    ceiling = point_scores(geometry, alerts, oracle(geometry, alerts))["overall"]
+    adaptive = overall()
+    monkeypatch.setattr(match, "_NOISE_MARGIN", float("inf"))
+    fixed = overall()
+    assert adaptive >= ceiling - 0.02, (adaptive, ceiling)
+    assert adaptive > fixed + 0.005, (adaptive, fixed)
+
+
+@pytest.mark.parametrize("network", ["denver", "helsinki"])
+def test_duplicates_under_noise_heavier_than_the_models(network: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model H, 25 m of GPS noise per axis: the batch's estimated spread (up to twice ``radius_m``) keeps one
+    incident's reports together; capped at ``radius_m`` itself it split them (F1 0.82 against 0.89 on
+    1,500 incidents)."""
+    road_network, geometry = network_of(network)
+    made = make_reports(geometry, 3 * INCIDENTS, HEAVIER, seed=35)
+    rows = made.reports
+    lon, lat = np.array([r.lon for r in rows]), np.array([r.lat for r in rows])
+    magvar = np.array([r.magvar for r in rows])
+    matched = match_points(road_network, lon, lat, heading=magvar, streets=[r.street for r in rows],
+                           road_type=np.array([r.road_type for r in rows], dtype=np.int64))
+    x, y = road_network.frame.to_metric(lon, lat)
+    reports = Reports(x=np.asarray(x), y=np.asarray(y), time_s=np.array([r.time_s for r in rows]),
+                      family=[CATEGORY_FAMILY[r.category] for r in rows], edge=matched.edge,
+                      offset=matched.offset_m, heading=magvar)
+
+    def f1() -> float:
+        return float(duplicate_scores(made, cluster_reports(reports, road_network).tolist())["f1"])
+
+    estimated = f1()
+    monkeypatch.setattr(dedup, "_SPREAD_CAP", 1.0)
+    capped = f1()
+    assert estimated >= 0.85, estimated
+    assert estimated > capped + 0.03, (estimated, capped)
+
+
+@pytest.mark.parametrize("network", ["denver", "helsinki"])
+def test_jams_under_noise_heavier_than_the_models(network: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model H, jam lines with 15 m of noise on every vertex: the call's own noise is estimated and
+    used; held to the default 8 m the matcher follows noisy points off the road (0.925 and 0.948
+    against 0.949 and 0.966 here)."""
+    from geo import linematch
+
+    road_network, geometry = network_of(network)
+    made = make_jams(geometry, 2 * JAMS, HEAVIER, seed=36)
+
+    def jaccard() -> float:
+        return float(jam_scores(geometry, made, [r.edges for r in match_lines(road_network, [j.line for j in made])])[
+            "jaccard"])
+
+    estimated = jaccard()
+    monkeypatch.setattr(linematch, "_NOISE_MARGIN", float("inf"))
+    fixed = jaccard()
+    assert estimated >= 0.93, estimated
+    assert estimated > fixed + 0.005, (estimated, fixed)
