@@ -34,6 +34,7 @@ from exchange.errors import ItemRejected, NotFound, UnreadableEvent, UsageError
 from exchange.model import CityDetails, Event, LineString, RoadMatch, Status, from_millis, to_millis
 from exchange.placement import Placement
 from exchange.runtime import now_ms
+from exchange.same_closure import CITY_EVENTS_LOCK, relink
 from exchange.schema import events
 from exchange.store import (
     EVENT_COLUMNS,
@@ -592,11 +593,12 @@ def _columns(
 
 def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None) -> None:
     """Store the changes, each with a revision naming the operator, in one transaction (so a divided
-    road's pair never changes by halves)."""
+    road's pair never changes by halves), and link the city's closures again: an imported closure the
+    operator's stands for leaves the feeds, or comes back once the operator's is changed or withdrawn."""
     if not writes:
         return
     at = now_ms()
-    with writing(engine) as conn:
+    with writing(engine, CITY_EVENTS_LOCK) as conn:
         db = Bulk(conn)
         for write in writes:
             changes: dict[str, Any] | None = None
@@ -614,6 +616,7 @@ def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None) -> N
             insert_revisions(db, [write.event_id], write.action, at_ms=at,
                              changes=None if changes is None else [changes], operator=operator)
         link_confirmations(conn, at)
+        relink(conn, at_ms=at, run_id=None)
 
 
 def _points(event: Event) -> list[tuple[float, float]]:

@@ -6,17 +6,22 @@ closure when
 * (a) both sources configure a ``match_key`` and the events' values under it are equal (trimmed,
   case-sensitive: ``feeds.city_fields.match_id_of``). A shared id is trusted as the closure's
   identity, whatever the type, road and times say; or
-* (b) they have the same ``type``, their times overlap (start to end; no start: already started;
-  no end: open), and they close the same directed road edges (``road_match``, with a road network
-  configured): the edges both close are at least :data:`MIN_EDGE_OVERLAP` of the edges either
-  closes (the Jaccard index of the two sets). A BOTH_DIRECTIONS closure closes its edges in both
-  directions.
+* (b) they have the same ``type``, their times overlap, the one published is closed (nearly) as
+  soon as the other from now on, and they close the same directed road edges (``road_match``, with a road
+  network configured): the edges both close are at least :data:`MIN_EDGE_OVERLAP` of the edges
+  either closes (the Jaccard index of the two sets). A BOTH_DIRECTIONS closure closes its edges in
+  both directions.
 
 Why the edges either closes, and not those of the smaller closure: the event folded away leaves
 the feeds, and only the road the published one closes stays closed. Measured against the smaller,
 a one-block closure would be "the same" as a ten-block one around it, and folding the long one
 into the short one would drop nine blocks from the feeds; measured against both, at most a fifth
-of the road the two close is closed by one of them alone.
+of the road the two close is closed by one of them alone. Times likewise at the start
+(:func:`starts_in_time`): the published one starts no later than the other, from now on (no start,
+or one already past: now), give or take a fifth of the other's remaining time; an operator's
+closure tonight from 22:00 to 05:00 on a road an imported street fair closes all day is two
+closures, and folding the fair into it would take the road's daytime closure out of every feed.
+At the end nothing is lost: once the published one is over, the other goes out again (``publish``).
 
 Of the events that are one closure, the first in rank is published; each other one is linked to
 it (``events.same_as``) and left out of the feeds, keeping its own status. The rank: closures typed
@@ -35,8 +40,7 @@ The links are recomputed after every poll of a city source, in its transaction (
 an event that no longer matches the one published in its place (times moved, re-routed, that one
 ended) is published again, or folded into another. An event that ends or is cancelled while folded
 keeps its link: it was never in the feeds as itself, and does not enter them as an ended closure.
-A change an operator makes to a closure (``exchange closure``) is linked at the next poll of a city
-source.
+A change an operator makes to a closure (``exchange closure``) is linked in its own transaction.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from exchange.schema import events
 from exchange.store import insert_revisions
 
 __all__ = [
+    "CITY_EVENTS_LOCK",
     "MIN_EDGE_OVERLAP",
     "Candidate",
     "Reporter",
@@ -66,8 +71,14 @@ __all__ = [
     "reporters",
     "same_closure",
     "same_closures",
+    "starts_in_time",
     "times_overlap",
 ]
+
+#: the lock every writer that relinks takes first (PostgreSQL): relinking one closure reported by two
+#: sources writes the other source's events too, and two writers doing so at once would wait for
+#: each other's rows (the polls of city sources, an operator's closure commands)
+CITY_EVENTS_LOCK = "city-events"
 
 #: two events close the same road when the edges both close are at least this share of the edges either closes
 MIN_EDGE_OVERLAP = 0.8
@@ -109,8 +120,8 @@ class Candidate:
 # --------------------------------------------------------------------------- which events are one closure
 
 
-def same_closures(candidates: Iterable[Candidate]) -> dict[str, str]:
-    """The id of each event to fold away -> the id of the event published in its place.
+def same_closures(candidates: Iterable[Candidate], *, at_ms: int = 0) -> dict[str, str]:
+    """The id of each event to fold away -> the id of the event published in its place, at ``at_ms``.
 
     In rank order, each event is folded into the first published event it is the same closure as,
     or published. Only the published events sharing its match id or one of its edges are compared:
@@ -126,7 +137,8 @@ def same_closures(candidates: Iterable[Candidate]) -> dict[str, str]:
             nearby = set(by_match_id.get(candidate.match_id, ())) if candidate.match_id is not None else set()
             for edge in candidate.edges:
                 nearby.update(by_edge.get(edge, ()))
-            target = next((published[i] for i in sorted(nearby) if same_closure(candidate, published[i])), None)
+            target = next((published[i] for i in sorted(nearby) if same_closure(candidate, published[i], at_ms=at_ms)),
+                          None)
             if target is not None:
                 folded[candidate.id] = target.id
                 continue
@@ -139,14 +151,17 @@ def same_closures(candidates: Iterable[Candidate]) -> dict[str, str]:
     return folded
 
 
-def same_closure(a: Candidate, b: Candidate) -> bool:
-    """Whether two events of different sources are one closure: a shared match id, or the same
-    type on the same road at overlapping times."""
-    if _source(a) == _source(b):
+def same_closure(folded: Candidate, published: Candidate, *, at_ms: int = 0) -> bool:
+    """Whether two events of different sources are one closure, the first to be folded into the
+    second: a shared match id, or the same type on the same road at overlapping times, the second
+    closing it (nearly) as soon as the first from ``at_ms`` on."""
+    if _source(folded) == _source(published):
         return False
-    if a.match_id is not None and a.match_id == b.match_id:
+    if folded.match_id is not None and folded.match_id == published.match_id:
         return True
-    return a.type == b.type and times_overlap(a, b) and edge_overlap(a.edges, b.edges) >= MIN_EDGE_OVERLAP
+    return (folded.type == published.type and times_overlap(folded, published)
+            and starts_in_time(published, folded, at_ms=at_ms)
+            and edge_overlap(folded.edges, published.edges) >= MIN_EDGE_OVERLAP)
 
 
 def _source(candidate: Candidate) -> str | None:
@@ -171,6 +186,25 @@ def times_overlap(a: Candidate, b: Candidate) -> bool:
     a_end = a.end_ms if a.end_ms is not None else math.inf
     b_end = b.end_ms if b.end_ms is not None else math.inf
     return a_start < b_end and b_start < a_end
+
+
+def starts_in_time(published: Candidate, folded: Candidate, *, at_ms: int) -> bool:
+    """Whether ``published`` closes the road (nearly) as soon as ``folded`` does, from ``at_ms`` on:
+    it starts no later than :data:`TIME_SLACK` of the other's remaining time after the other's start
+    (a start not given, or past: ``at_ms``; an open end leaves no slack).
+
+    >>> night = Candidate("op", None, "ROAD_CLOSED", None, frozenset(), 22, 29)
+    >>> fair = Candidate("fair", Reporter("csv", 0), "ROAD_CLOSED", None, frozenset(), None, None)
+    >>> starts_in_time(night, fair, at_ms=10), starts_in_time(fair, night, at_ms=10)
+    (False, True)
+    """
+    start = max(folded.start_ms if folded.start_ms is not None else at_ms, at_ms)
+    slack = TIME_SLACK * max(folded.end_ms - start, 0) if folded.end_ms is not None else 0.0
+    return max(published.start_ms if published.start_ms is not None else at_ms, at_ms) <= start + slack
+
+
+#: the share of the folded closure's remaining time the published one may start after it
+TIME_SLACK = 0.2
 
 
 def closed_edges(edges: Iterable[Sequence[int]], direction: str | None) -> frozenset[Edge]:
@@ -199,7 +233,7 @@ def relink(conn: Connection, *, at_ms: int, run_id: int | None) -> tuple[int, in
     )
     sources = reporters(db, [row[0] for row in rows])
     candidates = [candidate for row in rows if (candidate := _candidate(row, sources.get(row[0]))) is not None]
-    wanted = same_closures(candidates)
+    wanted = same_closures(candidates, at_ms=at_ms)
     changes = {row[0]: (row[7], wanted.get(row[0])) for row in rows if row[7] != wanted.get(row[0])}
     db.update(events, ("same_as",), "id", [(new, eid) for eid, (_old, new) in changes.items()])
     linked = [eid for eid, (_old, new) in changes.items() if new is not None]

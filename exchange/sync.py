@@ -35,7 +35,7 @@ from exchange.db import db_error_message, take_turns, writing
 from exchange.errors import ExchangeError, FetchError, FetchStopped, InternalError, ItemRejected, StoreError
 from exchange.model import Event, ItemError, Kind, Origin, Status, event_id, from_millis, shown_text
 from exchange.runtime import collector_paused, fault_point, now_ms, stop_requested
-from exchange.same_closure import relink
+from exchange.same_closure import CITY_EVENTS_LOCK, relink
 from exchange.schema import events, sightings, sources, sync_runs
 from exchange.store import (
     EVENT_COLUMNS,
@@ -60,10 +60,6 @@ SUSPECT_NOTE = "suspect feed"
 
 #: how many of the ids listed twice in one snapshot the run's message names
 DUPLICATES_SHOWN = 5
-#: the lock every reconciliation of a city source takes first (PostgreSQL): relinking one closure
-#: reported by two sources writes the other source's events too, and two polls doing so at once
-#: would wait for each other's rows
-CITY_EVENTS_LOCK = "city-events"
 
 @dataclass
 class SyncResult:

@@ -16,7 +16,7 @@ from lxml import etree
 from sqlalchemy import Engine, select
 
 from adapters import build_source
-from exchange.closures import ClosureInput, add_closure
+from exchange.closures import ClosureInput, add_closure, cancel_closure
 from exchange.config import Config, NetworkConfig
 from exchange.config_file import load_config
 from exchange.cycle import sync_then_publish
@@ -98,16 +98,32 @@ def test_a_closure_of_both_directions_closes_its_edges_both_ways() -> None:
 
 
 @pytest.mark.parametrize(("first", "second", "same"), [
-    ((0, 10), (5, 20), True),
+    ((0, 10), (5, 20), True),  # from 10 on, the other goes out again (publish)
+    ((4, 20), (0, 20), True),  # starts within a fifth of the other's time
+    ((6, 20), (0, 20), False),  # folding would take 0 to 6 out of the feeds
     ((0, 10), (10, 20), False),  # one ends as the other starts
     ((None, 10), (5, None), True),  # no start: already started; no end: open
+    ((5, None), (None, 10), False),  # the other closes the road before it
     ((20, None), (None, 10), False),
 ])
-def test_times_must_overlap(first: tuple[int | None, int | None], second: tuple[int | None, int | None],
-                            same: bool) -> None:
+def test_the_published_closure_must_start_in_time(
+        first: tuple[int | None, int | None], second: tuple[int | None, int | None], same: bool) -> None:
     a = candidate("c", "permits", 10, start=first[0], end=first[1])
     b = candidate("g", "gis", start=second[0], end=second[1])
     assert same_closures([a, b]) == ({"g": "c"} if same else {})
+
+
+def test_an_operators_night_closure_does_not_take_the_days_closure_out_of_the_feeds() -> None:
+    """A street fair closes the road since March with no end; an operator closes it tonight 22:00
+    to 05:00: two closures, both published. What started before now does not count: at 10 the
+    fair and a permit from 0 to 100 both close the road, and the permit stands for the fair."""
+    fair = candidate("fair", "csv", start=-1_000, end=None)
+    night = candidate("night", None, start=22, end=29)
+    assert same_closures([fair, night], at_ms=10) == {}
+    permit = candidate("permit", "permits", 10, start=0, end=100)
+    fair_until = candidate("fair", "csv", start=-1_000, end=100)
+    assert same_closures([fair_until, permit], at_ms=10) == {"fair": "permit"}
+    assert same_closures([fair_until, permit], at_ms=-500) == {}, "before 0, only the fair closes the road"
 
 
 def test_an_event_is_folded_only_into_a_published_one_it_matches_itself() -> None:
@@ -338,6 +354,40 @@ def test_an_imported_report_is_folded_into_the_operators_closure_of_the_same_roa
     assert json.loads(shown.out)[0]["same_closure_as"] == {"id": typed.id, "source": None, "priority": None}
     table = store_cli("--config", str(config.path), "inspect", "event", "gis:city:GIS-7")
     assert f"same closure as {typed.id}, published in its place (typed by an operator)" in " ".join(table.out.split())
+
+
+def test_an_operators_night_closure_leaves_the_days_imported_closure_in_the_feeds(
+    engine: Engine, city: City,
+) -> None:
+    """The GIS layer closes 9th Street since 08:00 with no end (it is 09:00); an operator closes the
+    same road tonight from 22:00 to 05:00. Folding the GIS closure into tonight's would leave 9th
+    Street open in every feed until 22:00: both are published."""
+    night = add_closure(engine, ClosureInput(
+        street="9th Street", points=NINTH, start="2026-03-02T22:00:00-08:00", end="2026-03-03T05:00:00-08:00",
+        direction="BOTH_DIRECTIONS", description="Night paving", operator="dispatch"),
+        zone=ZoneInfo("America/Los_Angeles"), placement=city.placement)
+    city.export()
+    city.poll(engine, "city-gis")
+    assert links(engine) == {}
+    assert published(engine) == {night.id, "gis:city:GIS-7", "gis:city:GIS-8", "gis:city:GIS-9"}
+
+
+def test_an_operators_change_relinks_at_once(engine: Engine, city: City) -> None:
+    """The operator's closure stands for the GIS one; cancelling it brings the GIS one back without
+    waiting for the next poll (and ``inspect`` no longer names a withdrawn closure)."""
+    typed = add_closure(engine, ClosureInput(
+        street="9th Street", points=NINTH, start="2026-03-02T07:00:00-08:00", end="2026-03-04T17:00:00-08:00",
+        direction="BOTH_DIRECTIONS", description="Water main break", operator="dispatch"),
+        zone=ZoneInfo("America/Los_Angeles"), placement=city.placement)
+    city.export()
+    city.poll(engine, "city-gis")
+    assert links(engine) == {"gis:city:GIS-7": typed.id}
+    cancel_closure(engine, typed.id, operator="dispatch")
+    assert links(engine) == {}
+    with engine.connect() as conn:
+        actions = [row.action for row in conn.execute(
+            select(revisions.c.action).where(revisions.c.event_id == "gis:city:GIS-7").order_by(revisions.c.id))]
+    assert actions[-1] == "unlinked"
 
 
 def test_a_match_key_configured_later_links_what_is_already_stored(engine: Engine, city: City) -> None:
