@@ -117,8 +117,8 @@ def _cwz_losses(event: Event) -> list[str]:
 
 
 def attribution(config: Config) -> Attribution:
-    """Who the CIFS ``<source>`` names for events that carry none: the city for its operators'
-    closures, each city source (its ``publisher``, else its name) for its imports."""
+    """Who the CIFS ``<source>`` (and the WZDx/CWZ data source) names for events that carry none: the
+    city for its operators' closures, each city source (its ``publisher``, else its name) for its imports."""
     from adapters import build_source
     from feeds.cifs import Attribution
 
@@ -182,7 +182,8 @@ def _render_wzdx(chosen: Sequence[Event], config: Config, generated: datetime) -
     from feeds.wzdx import render_wzdx
 
     # the city's zone: a schedule's hours are local times, published as one road event per occurrence
-    return {"wzdx.geojson": render_wzdx(chosen, feed_info=feed_info(config), generated=generated, zone=config.zone)}
+    return {"wzdx.geojson": render_wzdx(chosen, feed_info=feed_info(config), generated=generated, zone=config.zone,
+                                        attribution=attribution(config))}
 
 
 def _check_wzdx(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[str]:
@@ -235,7 +236,8 @@ DATEX2 = Target("datex2", {"datex2.xml": "application/xml; charset=utf-8"}, _ren
 def _render_cwz(chosen: Sequence[Event], config: Config, generated: datetime) -> dict[str, bytes]:
     from feeds.cwz import render_cwz
 
-    return {"cwz.geojson": render_cwz(chosen, feed_info=feed_info(config), generated=generated, zone=config.zone)}
+    return {"cwz.geojson": render_cwz(chosen, feed_info=feed_info(config), generated=generated, zone=config.zone,
+                                      attribution=attribution(config))}
 
 
 def _check_cwz(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str]:

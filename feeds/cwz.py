@@ -31,6 +31,7 @@ import orjson
 
 from exchange.errors import UsageError
 from exchange.model import Category, Event
+from feeds.cifs import Attribution
 from feeds.problems import Problem
 from feeds.wzdx import (
     CC0_LICENSE,
@@ -119,7 +120,7 @@ def _cwz_feature(feature: dict[str, Any]) -> dict[str, Any]:
 
 def render_cwz(
     events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
-    horizon: timedelta = DEFAULT_HORIZON,
+    horizon: timedelta = DEFAULT_HORIZON, attribution: Attribution | None = None,
 ) -> bytes:
     """A CWZ 1.0 WorkZoneFeed of the closures and road works: :func:`feeds.wzdx.render_wzdx`'s
     road events (the same ids, occurrences and flags) with what CWZ changed.
@@ -137,7 +138,8 @@ def render_cwz(
     enabled, reason = cwz_enabled(feed_info.get("license"))
     if not enabled:
         raise UsageError(reason)
-    document = wzdx_document(events, feed_info=feed_info, generated=generated, zone=zone, horizon=horizon)
+    document = wzdx_document(events, feed_info=feed_info, generated=generated, zone=zone, horizon=horizon,
+                             attribution=attribution)
     info = document["feed_info"]
     info["version"] = CWZ_VERSION
     frequency = feed_info.get("update_frequency")

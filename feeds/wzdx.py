@@ -57,6 +57,7 @@ from exchange.model import (
     from_millis,
     to_millis,
 )
+from feeds.cifs import Attribution
 from feeds.city import city_event, parse_time, text_problem
 from feeds.city_values import schedule_windows
 from feeds.items import FeedItem, Snapshot, digest, field_at, load_json
@@ -404,6 +405,21 @@ def _event_source(event: Event) -> dict[str, str] | None:
     return None
 
 
+def _attributed_source(event: Event, attribution: Attribution | None) -> dict[str, str] | None:
+    """The data source of an import that names none in WZDx terms, as the CIFS ``<source>`` names it
+    (:class:`feeds.cifs.Attribution`): its publisher's, else its city source's; never the city's own
+    (None: an operator's closure, which the feed's first data source names). An import of a source
+    not configured any more is named by its id namespace."""
+    if attribution is None:
+        return None
+    reference = attribution.source_of(event)
+    if reference is None:
+        return {"data_source_id": event.source, "organization_name": event.source} if event.digest else None
+    if reference == attribution.own:
+        return None
+    return {"data_source_id": reference.reference, "organization_name": reference.name or reference.reference}
+
+
 def _features(
     event: Event, source_id: str, generated: datetime, zone: tzinfo | None, horizon: timedelta
 ) -> list[dict[str, Any]]:
@@ -494,7 +510,7 @@ def _features(
 
 def wzdx_document(
     events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
-    horizon: timedelta = DEFAULT_HORIZON,
+    horizon: timedelta = DEFAULT_HORIZON, attribution: Attribution | None = None,
 ) -> dict[str, Any]:
     """:func:`render_wzdx`'s document before it is written (``feeds.cwz`` builds CWZ from it)."""
     info, own_source = _feed_info(feed_info, generated)
@@ -503,7 +519,7 @@ def wzdx_document(
     for event in events:
         if event.category not in WORK_ZONE_CATEGORIES:
             continue
-        source = _event_source(event)
+        source = _event_source(event) or _attributed_source(event, attribution)
         if source is not None and source["data_source_id"] not in listed:
             info["data_sources"].append(source)  # business rule 4: every data_source_id is listed
             listed.add(source["data_source_id"])
@@ -514,7 +530,7 @@ def wzdx_document(
 
 def render_wzdx(
     events: Sequence[Event], *, feed_info: Mapping[str, Any], generated: datetime, zone: tzinfo | None = None,
-    horizon: timedelta = DEFAULT_HORIZON,
+    horizon: timedelta = DEFAULT_HORIZON, attribution: Attribution | None = None,
 ) -> bytes:
     """A WZDx 4.2 WorkZoneFeed (GeoJSON ``FeatureCollection``) of the closures and road works.
 
@@ -526,8 +542,9 @@ def render_wzdx(
         ``publisher`` (required); either ``data_sources`` (a list of ``{data_source_id,
         organization_name, ...}``) or ``data_source_id``/``organization_name`` (default: a UUID
         derived from the publisher, and the publisher); optional ``license`` (only the CC0 URL),
-        ``contact_name``, ``contact_email``, ``update_frequency``. Every road event names the first
-        data source, except one imported from a WZDx feed, which keeps its own (listed after ours).
+        ``contact_name``, ``contact_email``, ``update_frequency``. An operator's closure names the
+        first data source; an import its own (a WZDx feed's data source, else as ``attribution``
+        names its CIFS ``<source>``: its publisher, else its city source), listed after ours.
         Other keys are ignored (the mapping may carry settings of other feeds).
     generated
         The feed's ``update_date``, and the start of the horizon.
@@ -558,7 +575,8 @@ def render_wzdx(
         A ``feed_info`` without publisher, with a licence other than CC0, or with bad ``data_sources``;
         an event with a schedule and no ``zone``.
     """
-    return orjson.dumps(wzdx_document(events, feed_info=feed_info, generated=generated, zone=zone, horizon=horizon))
+    return orjson.dumps(wzdx_document(events, feed_info=feed_info, generated=generated, zone=zone, horizon=horizon,
+                                      attribution=attribution))
 
 
 # --------------------------------------------------------------------------- what WZDx carries

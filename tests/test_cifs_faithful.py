@@ -6,6 +6,7 @@ each imported through its city source into a store and published as ``exchange p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +39,7 @@ from feeds.cifs import (
 )
 from feeds.city import city_event
 from feeds.problems import errors_only
-from feeds.wzdx import parse_wzdx, wzdx_item_to_event
+from feeds.wzdx import REVERSE_SUFFIX, parse_wzdx, wzdx_item_to_event
 from geo.network import build_network
 from geo.types import WayInput
 from tests.support.closures import LINE
@@ -71,6 +72,16 @@ def served_incidents(engine: Engine) -> dict[str, etree._Element]:
     return {str(incident.get("id")): incident for incident in etree.fromstring(body).iter("incident")}
 
 
+def wzdx_sources(engine: Engine) -> dict[str, dict[str, str]]:
+    """Per WZDx road event (its id without an occurrence suffix): the data source it names."""
+    with engine.connect() as conn:
+        body = conn.execute(select(publications.c.body).where(publications.c.feed == "wzdx.geojson")).scalar_one()
+    document = json.loads(body)
+    listed = {source["data_source_id"]: source for source in document["feed_info"]["data_sources"]}
+    return {feature["id"].split("#")[0].removesuffix(REVERSE_SUFFIX):
+            listed[feature["properties"]["core_details"]["data_source_id"]] for feature in document["features"]}
+
+
 def source_block(incident: etree._Element) -> dict[str, str]:
     return {child.tag: child.text or "" for child in incident.find("source")}  # type: ignore[union-attr]
 
@@ -101,17 +112,25 @@ def test_dialog_cifs_imported_and_published_gives_the_same_incidents(
 
     originals = list(etree.parse(str(path)).getroot().iter("incident"))
     assert set(published) == {str(incident.get("id")) for incident in originals}
+    in_wzdx, credited = wzdx_sources(store), 0
     for original in originals:
         out = published[str(original.get("id"))]
         for field in ("type", "subtype", "street", "description", "direction"):
             assert out.findtext(field) == original.findtext(field), field
         assert source_block(out) == source_block(original)
+        named = in_wzdx.get("cifs:city:" + str(original.get("id")))  # work zones with an occurrence in 14 days
+        if named is not None:  # credited in WZDx to whom CIFS credits it, never to the city
+            sent_source = source_block(original)
+            assert (named["data_source_id"], named["organization_name"]) == (
+                sent_source["reference"], sent_source.get("name") or sent_source["reference"])
+            credited += 1
         assert schedule_of(out) == schedule_of(original)
         for field in ("starttime", "endtime", "creationtime"):
             assert instant(out.findtext(field)) == instant(original.findtext(field)), field
         sent = [float(value) for value in (original.findtext("polyline") or "").split()]
         got = [float(value) for value in (out.findtext("polyline") or "").split()]
         assert len(got) == len(sent) and max(abs(a - b) for a, b in zip(got, sent, strict=True)) <= 1e-6
+    assert credited >= 3
 
 
 # --------------------------------------------------------------------------- <source>, creationtime, updatetime
@@ -132,6 +151,7 @@ def test_an_operator_closure_names_the_city_and_is_dated_by_its_revisions(
     incident = served_incidents(store)[closure.id]
     assert source_block(incident) == {"reference": "oakland-dot", "name": "City of Oakland",
                                       "url": "https://data.oaklandca.gov/closures"}
+    assert wzdx_sources(store)[closure.id]["organization_name"] == "City of Oakland"
     assert instant(incident.findtext("creationtime")) == datetime.fromisoformat("2026-03-02T09:00:00+00:00")
     assert instant(incident.findtext("updatetime")) == datetime.fromisoformat("2026-03-02T11:30:00+00:00")
 
@@ -152,6 +172,9 @@ def test_an_import_names_its_city_source_not_the_city(
     assert publish(store, config).status == "published"
     incident = served_incidents(store)["mel:city:W-1"]
     assert source_block(incident) == {"reference": "metropole-works", "name": "Métropole Européenne de Lille"}
+    # and so in WZDx: the data source is the city source's, never the city's (found in a cold trial)
+    assert wzdx_sources(store)["mel:city:W-1"] == {"data_source_id": "metropole-works",
+                                                   "organization_name": "Métropole Européenne de Lille"}
     # the source gave no creation time: the first revision dates it
     assert instant(incident.findtext("creationtime")) == datetime.fromisoformat("2026-03-02T09:00:00+00:00")
 
