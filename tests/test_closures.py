@@ -110,6 +110,18 @@ def test_road_closed_needs_a_start(cli: Cli) -> None:
     assert result.code == 2 and "start" in result.err
 
 
+def test_the_times_understood_are_said_and_a_past_end_is_warned_of(cli: Cli) -> None:
+    """A week's typo on a night shift: saved (a past closure may be on record), but said on stderr."""
+    day = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%d")
+    result = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+                 "--start", f"{day}T01:00", "--end", f"{day}T05:00")
+    assert result.code == 0 and result.out.count("\n") == 1, result
+    assert f"closed from {day}T01:00-0" in result.err and "(America/Los_Angeles)" in result.err
+    assert "warning: its end" in result.err and "already past" in result.err and "not published" in result.err
+    ahead = add(cli)
+    assert ahead.code == 0 and "closed from" in ahead.err and "warning" not in ahead.err, ahead
+
+
 def test_local_times_read_in_the_city_zone(cli: Cli) -> None:
     start = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT08:00:00")
     result = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,

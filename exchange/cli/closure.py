@@ -202,7 +202,24 @@ def closure_add(
     )
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
     also = (created.opposite.id,) if created.opposite is not None else ()
+    _say_times(created.event, config.zone)
     _done(config, engine, created.event.id, Outcome(created.event, "created", created.note, also))
+
+
+def _say_times(event: Any, zone: Any) -> None:
+    """The times as understood, in the city's zone (a ``Z`` typed out of habit is another hour there),
+    and a warning when the end is already past: such a closure is stored as ended, never published."""
+    from exchange.model import to_millis
+    from exchange.runtime import now_ms
+
+    def local(moment: Any) -> str:
+        return moment.astimezone(zone).isoformat(timespec="minutes") if moment is not None else "open"
+
+    start = local(event.start_time) if event.start_time is not None else "now"
+    print(f"closed from {start} to {local(event.end_time)} ({zone})", file=sys.stderr)
+    if event.end_time is not None and to_millis(event.end_time) <= now_ms():
+        print(f"warning: its end {local(event.end_time)} is already past: stored as ended, it is not published "
+              "(a typo? `closure update ID --start ... --end ... --reopen` mends it)", file=sys.stderr)
 
 
 @closure_app.command("update")
