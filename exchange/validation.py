@@ -106,6 +106,34 @@ def wzdx_validator() -> Draft7Validator:
     return Draft7Validator(root, registry=registry)
 
 
+@cache
+def wzdx_device_validator() -> Draft7Validator:
+    """A draft-07 validator of WZDx 4.2 ``DeviceFeed.json`` (field devices: arrow boards, cameras, ...)."""
+    registry, _root = _wzdx_schemas()
+    device_feed = orjson.loads((_schemas() / "wzdx" / WZDX_VERSION / "DeviceFeed.json").read_bytes())
+    return Draft7Validator(device_feed, registry=registry)
+
+
+def _is_device_feed(document: Any) -> bool:
+    """A WZDx device feed: every feature is a field device (its core details name a ``device_type``)."""
+    features = document.get("features") if isinstance(document, dict) else None
+    return bool(features) and isinstance(features, list) and all(
+        isinstance(feature, dict) and isinstance(feature.get("properties"), dict)
+        and isinstance(feature["properties"].get("core_details"), dict)
+        and "device_type" in feature["properties"]["core_details"]
+        for feature in features
+    )
+
+
+def _validate_wzdx_device_document(document: Any) -> list[Problem]:
+    version = feed_version(document)
+    if version != WZDX_VERSION:
+        return [Problem("$.feed_info.version", f"WZDx version {version!r}: this validator checks WZDx {WZDX_VERSION} "
+                                                "only")]
+    found = [e for error in wzdx_device_validator().iter_errors(document) for e in _schema_errors(error)]
+    return [Problem(json_path(path), message) for path, message in _unique(found)]
+
+
 def _inline_refs(node: Any, document: Mapping[str, Any], documents: Mapping[str, Any], depth: int = 0) -> Any:
     """``node`` with every ``$ref`` replaced by its target (draft-07 ignores a ``$ref``'s siblings)."""
     if depth > 64:
@@ -385,7 +413,8 @@ def validate_feed(data: bytes, schemas: OfficialSchemas | None = None) -> tuple[
     Returns
     -------
     (kind, problems)
-        ``kind`` is ``"cifs-xml"``, ``"cifs-json"``, ``"wzdx"``, ``"datex2"``, ``"cwz"`` or ``"unknown"``
+        ``kind`` is ``"cifs-xml"``, ``"cifs-json"``, ``"wzdx"``, ``"wzdx-device"``, ``"datex2"``, ``"cwz"`` or
+        ``"unknown"``
         (with one problem).
     """
     head = data.lstrip()[:1]
@@ -402,6 +431,8 @@ def validate_feed(data: bytes, schemas: OfficialSchemas | None = None) -> tuple[
     if _is_wzdx(document):
         if feed_version(document) == CWZ_VERSION:
             return "cwz", check_cwz_document(data, schemas)
+        if _is_device_feed(document):
+            return "wzdx-device", _validate_wzdx_device_document(document)
         return "wzdx", _validate_wzdx_document(document)
     if isinstance(document, list) or (isinstance(document, dict) and ({"incidents", "incident"} & document.keys())):
         return "cifs-json", check_cifs_rules(data)
@@ -416,6 +447,8 @@ def checks_run(kind: str, schemas: OfficialSchemas | None = None) -> list[str]:
         return ["CIFS rules (no official JSON schema exists)"]
     if kind == "wzdx":
         return ["official WZDx 4.2 schemas", "WZDx business rules"]
+    if kind == "wzdx-device":
+        return ["official WZDx 4.2 DeviceFeed schema (a field device feed: read by no source, checked only)"]
     looked_in = schemas.looked_in if schemas is not None else None
     if kind == "datex2":
         if schemas is not None and schemas.datex2 is not None:

@@ -276,3 +276,15 @@ def test_the_fast_validator_agrees_with_jsonschema(testdata: Path) -> None:
         broken = json.loads(path.read_bytes())
         broken["features"][0]["properties"]["core_details"]["direction"] = "sideways"
         assert not _fast_validator().is_valid(broken) and not wzdx_validator().is_valid(broken), path.name
+
+
+@pytest.mark.parametrize("name", ["arrow_board_ok_example.geojson", "camera_error_example.geojson"])
+def test_a_wzdx_device_feed_is_checked_against_the_device_feed_schema(testdata: Path, name: str) -> None:
+    """Field device feeds (arrow boards, cameras) are WZDx too: checked against ``DeviceFeed.json``,
+    not reported as a broken work zone feed (found in a cold trial: 7 errors, exit 1)."""
+    data = (testdata / "wzdx" / "examples" / name).read_bytes()
+    assert validate_feed(data) == ("wzdx-device", [])
+    broken = json.loads(data)
+    del broken["features"][0]["properties"]["core_details"]["device_status"]
+    kind, problems = validate_feed(json.dumps(broken).encode())
+    assert kind == "wzdx-device" and problems and "device_status" in problems[0].message, problems
