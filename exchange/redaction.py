@@ -277,9 +277,18 @@ def _attach(target: logging.Filterer) -> None:
 
 def _compile(values: Iterable[str]) -> re.Pattern[str] | None:
     """A pattern matching each value raw, percent-encoded (once or twice, any hex case, ``+`` for a
-    space) or any mix of those, longest value first."""
-    alternatives = ["".join(_char_pattern(char) for char in value) for value in sorted(values, key=len, reverse=True)]
+    space) or any mix of those, longest value first. A value shorter than ``_SHORT_SECRET`` is matched
+    only where no letter or digit adjoins it: a test token ``x`` masked inside every word would make
+    the log unreadable ("ne***t poll") and tell where the letter x stood."""
+    alternatives = []
+    for value in sorted(values, key=len, reverse=True):
+        pattern = "".join(_char_pattern(char) for char in value)
+        alternatives.append(f"(?<![A-Za-z0-9]){pattern}(?![A-Za-z0-9])" if len(value) < _SHORT_SECRET else pattern)
     return re.compile("|".join(alternatives)) if alternatives else None
+
+
+#: secrets shorter than this are masked only where they stand alone
+_SHORT_SECRET = 8
 
 
 def _char_pattern(char: str) -> str:

@@ -378,6 +378,21 @@ def test_the_filter_masks_every_encoding_and_keeps_a_clean_record(restore_loggin
         del os.environ["EXCHANGE_TEST_REDACTION_TOKEN"]
 
 
+def test_a_short_secret_is_masked_where_it_stands_alone_not_inside_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test token ``x`` masked inside every word made the daemon's log read "ne***t poll in 60s"
+    (found in a cold trial); standing alone it is still masked."""
+    from exchange import redaction
+    from exchange.redaction import redact, register_secret
+
+    monkeypatch.setattr(redaction, "_registry", redaction._Registry())  # these two stay out of other tests
+
+    register_secret("x")
+    register_secret("pw-1")
+    assert redact("next poll in 60s for source taxi") == "next poll in 60s for source taxi"
+    assert redact("GET /feed?a=1 Bearer x") == "GET /feed?a=1 Bearer ***"
+    assert redact("http://h/p/x?k=pw-1&n=pw-12") == "http://h/p/***?k=***&n=pw-12"
+
+
 def test_a_child_logger_is_masked_by_the_handler(restore_logging: None) -> None:
     """A filter on a logger does not see its children's records; the one on the handler does."""
     import io
