@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -183,8 +184,10 @@ def run(
         typer.Option("--tokens/--no-tokens", help="Require a partner token for the feeds. Default: serve.tokens."),
     ] = None,
     access_log: Annotated[
-        bool, typer.Option("--access-log/--no-access-log", help="Log every feed request (tokens redacted).")
-    ] = False,
+        bool | None,
+        typer.Option("--access-log/--no-access-log",
+                     help="Log every request (tokens redacted). Default: only with -v, as `exchange serve`."),
+    ] = None,
 ) -> None:
     """Run as a daemon until SIGTERM or Ctrl-C: poll, publish, tell, and serve the feeds.
 
@@ -208,6 +211,10 @@ def run(
     if serve:
         chosen = config.serve
         options = ServeOptions(host=host or chosen.host, port=chosen.port if port is None else port,
-                               tokens=chosen.tokens if tokens is None else tokens, access_log=access_log)
+                               tokens=chosen.tokens if tokens is None else tokens,
+                               access_log=context.state.verbose > 0 if access_log is None else access_log)
+        if options.access_log:  # uvicorn's access lines are INFO, which the CLI's set-up hides without -v
+            access = logging.getLogger("uvicorn.access")
+            access.setLevel(min(access.level or logging.WARNING, logging.INFO))
     run_daemon(config, context.engine(), context.placement(), options)
 
