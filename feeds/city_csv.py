@@ -30,6 +30,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import warnings
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Annotated, Any, Literal
@@ -283,7 +284,9 @@ def parse_wkt(text: str, field: str = "wkt") -> list[Position]:
     if "\x00" in body:  # GEOS would stop reading there
         raise ItemRejected(_not_wkt(text, field))
     try:
-        geometry = shapely.from_wkt(body)
+        with warnings.catch_warnings():  # numpy's RuntimeWarning on a text GEOS cannot read: the rejection says it
+            warnings.simplefilter("ignore", RuntimeWarning)
+            geometry = shapely.from_wkt(body)
     except shapely.errors.GEOSException as exc:
         raise ItemRejected(_unreadable_wkt(text, body, srid, str(exc), field)) from None
     kind = str(geometry.geom_type).upper()
