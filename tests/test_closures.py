@@ -216,3 +216,16 @@ def test_points_off_the_map_and_an_end_before_the_start_read_plainly(cli: Cli) -
     assert early.code == 2, early
     offsets = {part[-6:] for part in early.err.split() if part[:4].isdigit() and part[-6] in "+-"}
     assert len(offsets) == 1, early.err  # both times in the city's zone
+
+
+def test_typos_in_inspect_and_update_options_are_one_line_usage_errors(cli: Cli) -> None:
+    """Found in a cold trial: a misspelt category listed no event and exited 0; `--clear street`
+    printed click's three-line usage block."""
+    typo = cli("--config", str(DEMO), "inspect", "events", "--category", "ROAD_CLOSD")
+    assert typo.code == 2 and typo.err.strip().count("\n") == 0 and "ROAD_CLOSED" in typo.err, typo
+    assert cli("--config", str(DEMO), "inspect", "events", "--category", "road_closed").code == 0
+    closure_id = add(cli).out.strip()
+    clear = cli("--config", str(DEMO), "closure", "update", closure_id, "--clear", "street")
+    assert clear.code == 2 and clear.err.strip().startswith("error: --clear: 'street' is not one of start"), clear
+    assert clear.err.strip().count("\n") == 0
+    assert cli("--config", str(DEMO), "closure", "update", closure_id, "--clear", "lane-impact").code == 0

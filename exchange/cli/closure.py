@@ -41,7 +41,8 @@ START = typer.Option(help="ISO 8601 start; without an offset it is read in the c
 END = typer.Option(help="ISO 8601 end; without an offset, city time. Leave out for an open end.")
 DESCRIPTION = typer.Option(help="Short description (Waze shows about 40 characters).")
 SCHEDULE = typer.Option(help="Active hours, repeatable: DAY=HH:MM-HH:MM[,HH:MM-HH:MM] with DAY everyday or "
-                        "monday..sunday.")
+                        "monday..sunday; a night runs past midnight as two days (friday=22:00-23:59 "
+                        "saturday=00:00-05:00). In `update`, the whole schedule: give every day again.")
 LANES = typer.Option("--lane-impact", help='Partial closure: "CLOSED_LANES:LEFT|MIDDLE|RIGHT", e.g. "1:RIGHT".')
 VERIFIED_START = typer.Option(
     "--verified-start", help="The start is confirmed (a crew on site, a signed order): WZDx/CWZ "
@@ -61,6 +62,15 @@ class Clearable(StrEnum):
     description = "description"
     schedule = "schedule"
     lane_impact = "lane-impact"
+
+
+def _clearable(value: str) -> Clearable:
+    """A ``--clear`` field; one usage line naming the fields for any other (as every bad option)."""
+    try:
+        return Clearable(value)
+    except ValueError:
+        raise UsageError(f"--clear: {value!r} is not one of {', '.join(field.value for field in Clearable)} "
+                         "(a required field cannot be cleared)") from None
 
 
 def _operator(value: str | None) -> str:
@@ -248,7 +258,7 @@ def closure_update(
                      "except a changed end is unverified."),
     ] = None,
     clear: Annotated[
-        list[Clearable] | None,
+        list[str] | None,
         typer.Option("--clear", metavar="FIELD", help="Remove an optional field, repeatable: start, end, subtype, "
                      "description, schedule, lane-impact."),
     ] = None,
@@ -278,7 +288,7 @@ def closure_update(
             "verified_start": verified_start, "verified_end": verified_end,
         }.items() if value is not None
     }
-    cleared = [field.name for field in clear or ()]
+    cleared = [_clearable(field).name for field in clear or ()]
     if not changes and not cleared and not reopen:
         raise UsageError("nothing to change: give at least one option")
     config, engine, placement = context.state.config, context.engine(), context.placement()

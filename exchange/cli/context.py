@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exchange.config import Config
-from exchange.errors import ExchangeError, NotFound
+from exchange.errors import ExchangeError, NotFound, UsageError
 from exchange.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -108,3 +108,17 @@ def read_input(path: Path) -> bytes:
 def skipped(item: Unreadable) -> None:
     """A stored event a list cannot show: one line on stderr with its id and why, and the list goes on."""
     print(item.warning(), file=sys.stderr)
+
+
+def category_option(value: str | None) -> str | None:
+    """A ``--category`` as stored (upper case); a usage error naming the known ones for any other
+    (a typo would otherwise match nothing and print no event, silently)."""
+    if value is None:
+        return None
+    from exchange.model import Category
+
+    known = [category.value for category in Category]
+    if value.upper() not in known:
+        raise UsageError(f"--category: {value!r} is not one of {', '.join(known)}")
+    return value.upper()
+

@@ -113,13 +113,7 @@ def export_command(
 
     if base_url is not None and not re.match(r"^https?://", base_url):
         raise UsageError(f"--base-url: {base_url!r} is not an http(s) URL")
-    if category is not None:
-        from exchange.model import Category
-
-        known = [c.value for c in Category]
-        if category.upper() not in known:
-            raise UsageError(f"--category: {category!r} is not one of {', '.join(known)}")
-        category = category.upper()
+    category = context.category_option(category)
     config = context.state.config
     zone = config.zone
     request = Export(

@@ -102,6 +102,7 @@ def inspect_events(
         raise UsageError(f"--kind: {kind!r} is not one of alert, jam, irregularity, city")
     if status and status not in STATUSES:
         raise UsageError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    category = context.category_option(category)
     at = now_ms()
     where = EventFilter(
         source=source, kind=kind, category=category, status=status, street=street,
