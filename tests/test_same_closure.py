@@ -21,7 +21,7 @@ from exchange.config import Config, NetworkConfig
 from exchange.config_file import load_config
 from exchange.cycle import sync_then_publish
 from exchange.errors import ConfigError
-from exchange.model import Kind
+from exchange.model import Event, Kind
 from exchange.placement import Placement
 from exchange.same_closure import Candidate, Reporter, closed_edges, same_closures
 from exchange.schema import events, publications, revisions, sync_runs
@@ -356,16 +356,21 @@ def test_an_imported_report_is_folded_into_the_operators_closure_of_the_same_roa
     assert f"same closure as {typed.id}, published in its place (typed by an operator)" in " ".join(table.out.split())
 
 
+def ninth_street_closure(engine: Engine, city: City, start: str, end: str) -> Event:
+    """An operator's closure of 9th Street, both directions."""
+    return add_closure(engine, ClosureInput(
+        street="9th Street", points=NINTH, start=start, end=end, direction="BOTH_DIRECTIONS",
+        description="Water main break", operator="dispatch"), zone=ZoneInfo("America/Los_Angeles"),
+        placement=city.placement)
+
+
 def test_an_operators_night_closure_leaves_the_days_imported_closure_in_the_feeds(
     engine: Engine, city: City,
 ) -> None:
     """The GIS layer closes 9th Street since 08:00 with no end (it is 09:00); an operator closes the
     same road tonight from 22:00 to 05:00. Folding the GIS closure into tonight's would leave 9th
     Street open in every feed until 22:00: both are published."""
-    night = add_closure(engine, ClosureInput(
-        street="9th Street", points=NINTH, start="2026-03-02T22:00:00-08:00", end="2026-03-03T05:00:00-08:00",
-        direction="BOTH_DIRECTIONS", description="Night paving", operator="dispatch"),
-        zone=ZoneInfo("America/Los_Angeles"), placement=city.placement)
+    night = ninth_street_closure(engine, city, "2026-03-02T22:00:00-08:00", "2026-03-03T05:00:00-08:00")
     city.export()
     city.poll(engine, "city-gis")
     assert links(engine) == {}
@@ -375,10 +380,7 @@ def test_an_operators_night_closure_leaves_the_days_imported_closure_in_the_feed
 def test_an_operators_change_relinks_at_once(engine: Engine, city: City) -> None:
     """The operator's closure stands for the GIS one; cancelling it brings the GIS one back without
     waiting for the next poll (and ``inspect`` no longer names a withdrawn closure)."""
-    typed = add_closure(engine, ClosureInput(
-        street="9th Street", points=NINTH, start="2026-03-02T07:00:00-08:00", end="2026-03-04T17:00:00-08:00",
-        direction="BOTH_DIRECTIONS", description="Water main break", operator="dispatch"),
-        zone=ZoneInfo("America/Los_Angeles"), placement=city.placement)
+    typed = ninth_street_closure(engine, city, "2026-03-02T07:00:00-08:00", "2026-03-04T17:00:00-08:00")
     city.export()
     city.poll(engine, "city-gis")
     assert links(engine) == {"gis:city:GIS-7": typed.id}

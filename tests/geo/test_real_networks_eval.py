@@ -30,6 +30,7 @@ from tests.support.realnet import (
     MODELS,
     EdgeGeometry,
     NoiseModel,
+    RealReports,
     cluster_id_stability,
     duplicate_oracle,
     duplicate_scores,
@@ -82,22 +83,31 @@ def jams(name: str, model: str) -> dict[str, Any]:
     return jam_scores(geometry, made, [r.edges for r in match_lines(network, [j.line for j in made])])
 
 
-@cache
-def duplicates(name: str, model: str) -> dict[str, Any]:
-    network, geometry = network_of(name)
-    made = make_reports(geometry, INCIDENTS, MODELS[model], seed=33)
+def matched_reports(network: RoadNetwork, made: RealReports) -> Reports:
+    """The reports as the exchange clusters them: matched to the network first."""
     rows = made.reports
     lon, lat = np.array([r.lon for r in rows]), np.array([r.lat for r in rows])
     magvar = np.array([r.magvar for r in rows])
     matched = match_points(network, lon, lat, heading=magvar, streets=[r.street for r in rows],
                            road_type=np.array([r.road_type for r in rows], dtype=np.int64))
     x, y = network.frame.to_metric(lon, lat)
+    return Reports(x=np.asarray(x), y=np.asarray(y), time_s=np.array([r.time_s for r in rows]),
+                   family=[CATEGORY_FAMILY[r.category] for r in rows], edge=matched.edge, offset=matched.offset_m,
+                   heading=magvar)
+
+
+@cache
+def duplicates(name: str, model: str) -> dict[str, Any]:
+    network, geometry = network_of(name)
+    made = make_reports(geometry, INCIDENTS, MODELS[model], seed=33)
+    rows = made.reports
+    every = matched_reports(network, made)
 
     def labels(subset: list[int]) -> np.ndarray:
         return cluster_reports(Reports(
-            x=np.asarray(x)[subset], y=np.asarray(y)[subset], time_s=np.array([rows[k].time_s for k in subset]),
-            family=[CATEGORY_FAMILY[rows[k].category] for k in subset], edge=matched.edge[subset],
-            offset=matched.offset_m[subset], heading=magvar[subset]), network)
+            x=every.x[subset], y=every.y[subset], time_s=every.time_s[subset],
+            family=[every.family[k] for k in subset], edge=every.edge[subset], offset=every.offset[subset],
+            heading=every.heading[subset]), network)
 
     remembered: dict[str, str] = {}
 
@@ -249,15 +259,7 @@ def test_duplicates_under_noise_heavier_than_the_models(network: str, monkeypatc
     1,500 incidents)."""
     road_network, geometry = network_of(network)
     made = make_reports(geometry, 3 * INCIDENTS, HEAVIER, seed=35)
-    rows = made.reports
-    lon, lat = np.array([r.lon for r in rows]), np.array([r.lat for r in rows])
-    magvar = np.array([r.magvar for r in rows])
-    matched = match_points(road_network, lon, lat, heading=magvar, streets=[r.street for r in rows],
-                           road_type=np.array([r.road_type for r in rows], dtype=np.int64))
-    x, y = road_network.frame.to_metric(lon, lat)
-    reports = Reports(x=np.asarray(x), y=np.asarray(y), time_s=np.array([r.time_s for r in rows]),
-                      family=[CATEGORY_FAMILY[r.category] for r in rows], edge=matched.edge,
-                      offset=matched.offset_m, heading=magvar)
+    reports = matched_reports(road_network, made)
 
     def f1() -> float:
         return float(duplicate_scores(made, cluster_reports(reports, road_network).tolist())["f1"])
