@@ -228,8 +228,8 @@ SAMPLES = {
     "cifs/icone/icone_cdot_20230522.xml": ("cifs-xml", None),
     "cifs/icone/icone_incidents_extended_2020-08-21.xml": ("cifs-xml", None),
     "wzdx/cdot_prod_wzdx_v42_20230522.json": ("wzdx", 0),
-    "wzdx/examples/arrow_board_ok_example.geojson": ("wzdx", None),
-    "wzdx/examples/camera_error_example.geojson": ("wzdx", None),
+    "wzdx/examples/arrow_board_ok_example.geojson": ("wzdx-device", 0),  # field devices: the DeviceFeed schema
+    "wzdx/examples/camera_error_example.geojson": ("wzdx-device", 0),
     **{f"wzdx/examples/scenario{n}.geojson": ("wzdx", 0) for n in (
         "1_simple_linestring_example", "1_simple_multipoint_example", "2_laneshift_linestring_example",
         "3_shoulder_bidirectional_linestring_example", "4_detour_linestring_example",
