@@ -204,7 +204,7 @@ def _render_datex2(chosen: Sequence[Event], config: Config, generated: datetime)
     from feeds.datex2 import render_datex2
 
     return {"datex2.xml": render_datex2(chosen, settings=config.publish.datex2, zone=config.zone,
-                                        generated=generated)}
+                                        generated=generated, attribution=attribution(config))}
 
 
 def _check_datex2(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str]:

@@ -40,7 +40,7 @@ from lxml import etree
 
 from exchange.errors import MalformedPayload
 from exchange.model import SCHEDULE_DAYS, Event, LineString, Origin, from_millis
-from feeds.cifs import CREATED_KEY, FIRST_REVISION_KEY, LAST_REVISION_KEY, UPDATED_KEY, format_time
+from feeds.cifs import CREATED_KEY, FIRST_REVISION_KEY, LAST_REVISION_KEY, UPDATED_KEY, Attribution, format_time
 from feeds.city import PUBLISHED_DECIMALS
 from feeds.problems import Problem
 from feeds.xmlsafe import parse_untrusted
@@ -347,7 +347,8 @@ def _location(writer: _Writer, record: etree._Element, event: Event) -> None:
         writer.sub(coordinates, "loc", "longitude", f"{lon:.{PUBLISHED_DECIMALS}f}")
 
 
-def _record(writer: _Writer, situation: etree._Element, event: Event, kind: RecordType) -> None:
+def _record(writer: _Writer, situation: etree._Element, event: Event, kind: RecordType,
+            attribution: Attribution | None) -> None:
     start = _start_of(event)
     assert start is not None  # problems_for holds back an event without one
     record = writer.typed(situation, "sit", "situationRecord", f"sit:{kind.xsi_type}")
@@ -361,7 +362,8 @@ def _record(writer: _Writer, situation: etree._Element, event: Event, kind: Reco
     if kind.severity:
         writer.sub(record, "sit", "severity", kind.severity)
     details = event.details
-    reference = details.reference if details is not None else None
+    reference = (attribution.source_of(event) if attribution is not None
+                 else details.reference if details is not None else None)
     if reference is not None:
         source = writer.sub(record, "sit", "source")
         writer.sub(source, "com", "sourceIdentification", _published_text(reference.reference))
@@ -399,7 +401,8 @@ def _record(writer: _Writer, situation: etree._Element, event: Event, kind: Reco
 
 
 def render_datex2(
-    events: Sequence[Event], *, settings: Datex2Identity, zone: tzinfo, generated: datetime
+    events: Sequence[Event], *, settings: Datex2Identity, zone: tzinfo, generated: datetime,
+    attribution: Attribution | None = None,
 ) -> bytes:
     """A DATEX II 3.5 ``d2:payload`` (``sit:SituationPublication``), UTF-8 with an XML declaration.
 
@@ -415,6 +418,10 @@ def render_datex2(
         The city's time zone: every time is written with its offset.
     generated
         The ``publicationTime``. A record whose event has no creation time is created at its start.
+    attribution
+        Who a record's ``source`` names when the event carries no source of its own, as the CIFS
+        ``<source>`` (:class:`feeds.cifs.Attribution`): the city for an operator's closure, its city
+        source for an import; without it, only an event's own source is written.
     """
     writer = _Writer(settings.language, zone)
     root = etree.Element(f"{{{NS['d2']}}}payload", nsmap=NS)
@@ -433,7 +440,7 @@ def render_datex2(
         header = writer.sub(situation, "sit", "headerInformation")
         writer.sub(header, "com", "confidentiality", "noRestriction")
         writer.sub(header, "com", "informationStatus", "real")
-        _record(writer, situation, event, kind)
+        _record(writer, situation, event, kind, attribution)
     body = etree.tostring(root, xml_declaration=False, encoding="UTF-8", pretty_print=True)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
 

@@ -82,6 +82,15 @@ def wzdx_sources(engine: Engine) -> dict[str, dict[str, str]]:
             listed[feature["properties"]["core_details"]["data_source_id"]] for feature in document["features"]}
 
 
+def datex2_sources(engine: Engine) -> dict[str, str | None]:
+    """Per DATEX II situation (its id): the ``sourceIdentification`` of its record, None when it has none."""
+    with engine.connect() as conn:
+        body = conn.execute(select(publications.c.body).where(publications.c.feed == "datex2.xml")).scalar_one()
+    return {str(situation.get("id")): next((el.text for el in situation.iter() if isinstance(el.tag, str)
+                                            and etree.QName(el).localname == "sourceIdentification"), None)
+            for situation in etree.fromstring(body).iter("{*}situation")}
+
+
 def source_block(incident: etree._Element) -> dict[str, str]:
     return {child.tag: child.text or "" for child in incident.find("source")}  # type: ignore[union-attr]
 
@@ -152,6 +161,7 @@ def test_an_operator_closure_names_the_city_and_is_dated_by_its_revisions(
     assert source_block(incident) == {"reference": "oakland-dot", "name": "City of Oakland",
                                       "url": "https://data.oaklandca.gov/closures"}
     assert wzdx_sources(store)[closure.id]["organization_name"] == "City of Oakland"
+    assert datex2_sources(store)[closure.id] == "oakland-dot"
     assert instant(incident.findtext("creationtime")) == datetime.fromisoformat("2026-03-02T09:00:00+00:00")
     assert instant(incident.findtext("updatetime")) == datetime.fromisoformat("2026-03-02T11:30:00+00:00")
 
@@ -175,6 +185,7 @@ def test_an_import_names_its_city_source_not_the_city(
     # and so in WZDx: the data source is the city source's, never the city's (found in a cold trial)
     assert wzdx_sources(store)["mel:city:W-1"] == {"data_source_id": "metropole-works",
                                                    "organization_name": "Métropole Européenne de Lille"}
+    assert datex2_sources(store)["mel:city:W-1"] == "metropole-works"
     # the source gave no creation time: the first revision dates it
     assert instant(incident.findtext("creationtime")) == datetime.fromisoformat("2026-03-02T09:00:00+00:00")
 
