@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,7 +61,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, or_, select
+from sqlalchemy import Connection, Engine, delete, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from exchange.bulk import Bulk, dumps
@@ -255,8 +256,9 @@ def publish(
     failed when the store takes that write, and :class:`PublishFailed` says why in one line.
     """
     try:
-        return _publish(engine, config, out_dir=out_dir, placement=placement, renew_within_s=renew_within_s,
-                        targets=targets)
+        with _ONE_AT_A_TIME:  # the daemon's start-up publish and a sync's: the later one reads what the other wrote
+            return _publish(engine, config, out_dir=out_dir, placement=placement, renew_within_s=renew_within_s,
+                            targets=targets)
     except SQLAlchemyError as exc:
         message = f"the store refused the publication: {db_error_message(exc)}"
         try:
@@ -264,6 +266,11 @@ def publish(
         except SQLAlchemyError:  # the store is gone altogether: the log line is the record
             log.warning("cannot record the failed publish run: %s", message)
         raise PublishFailed(f"{message}; the last good feeds stay served") from exc
+
+
+#: publish runs of one process take turns (:func:`publish`); across processes, ``_store`` drops a run
+#: that a newer one overtook
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def _publish(
@@ -671,8 +678,16 @@ def _current_publication(engine: Engine, runs: Sequence[_Run], at: int, max_age_
 def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[str], runs: Sequence[_Run],
            eligible: set[str], result: PublishResult) -> None:
     """One transaction: the new feeds of the targets that publish (the feeds of targets now off are
-    withdrawn), each target's published versions, and the run."""
+    withdrawn), each target's published versions, and the run. A run made before the publication now
+    stored (another process published while this one rendered) stores nothing but itself: its feeds
+    would take the newer ones' content back (a start-up publish of an empty store after the first
+    sync's, say), and it is recorded as unchanged."""
     with writing(engine, lock="publish") as conn:
+        newest = conn.execute(select(func.max(publications.c.published_ms))).scalar()
+        if newest is not None and newest > at:
+            result.status = "unchanged"
+            _insert_run(conn, at, result, message=f"superseded: a publication made at {newest} was stored first")
+            return
         save_publications(conn, rows)
         if gone:
             conn.execute(delete(publications).where(publications.c.feed.in_(gone)))

@@ -261,3 +261,22 @@ def store_read(engine: Engine, event_id: str) -> list[Any]:
         geometry = conn.execute(select(events.c.geometry).where(events.c.id == event_id)).scalar_one()
     found = orjson.loads(geometry) if isinstance(geometry, (str, bytes)) else geometry
     return list(found["coordinates"])
+
+
+def test_a_publish_run_overtaken_by_a_newer_one_stores_nothing(
+    engine: Engine, config: Config, closures: list[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in a cold trial: on a first start the daemon's start-up publish (made from the empty store)
+    was saved after the first sync's (3 events) and replaced it: partners got an empty feed for a
+    minute. A run made before the publication now stored keeps that publication and is recorded as
+    unchanged, superseded."""
+    before = served(engine)
+    monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS - 60_000))  # made a minute before what is served
+    monkeypatch.setattr(publishing, "eligible_events",
+                        lambda *_args, **_kwargs: publishing.Eligible([], []))  # it read the store empty
+    result = publish(engine, config)
+    assert result.status == "unchanged"
+    assert served(engine) == before and len(incidents(engine)) == len(closures)
+    with engine.connect() as conn:
+        last = conn.execute(select(publish_runs).order_by(publish_runs.c.id.desc()).limit(1)).one()
+    assert last.status == "unchanged" and last.message.startswith("superseded: a publication made at")
