@@ -50,7 +50,7 @@ from exchange.store import (
 )
 from feeds.city import city_event, text_problem
 from geo.closure import ClosureRoute, route_closure
-from geo.names import normalize_street
+from geo.names import normalize_street, numbered_apart
 
 __all__ = [
     "CLEARABLE",
@@ -209,9 +209,14 @@ def _line_bearing(event: Event) -> float | None:
 
 
 def _renamed(spec: ClosureInput, route: ClosureRoute) -> str | None:
-    """The road's own name when the one given only resembles it ("8th Stret"): Waze matches names."""
+    """The road's own name when the one given only resembles it ("9th Stret"): Waze matches names. A
+    name of another number or compass side ("8th Street" for 9th Street's points) is refused: the
+    street or the points are wrong, and either way the closure would go out where it was not meant."""
     if not route.streets or any(normalize_street(name) == normalize_street(spec.street) for name in route.streets):
         return None
+    if all(numbered_apart(spec.street, name) for name in route.streets):
+        raise UsageError(f"street: the points run along {route.streets[0]!r}, not {spec.street!r}; check the "
+                         "street or the points")
     return f"street {spec.street!r} taken as {route.streets[0]!r}, the road's name there"
 
 

@@ -15,7 +15,8 @@ import unicodedata
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-__all__ = ["DIFFERENT_STREETS", "SAME_STREET", "has_house_number", "name_similarity", "normalize_street"]
+__all__ = ["DIFFERENT_STREETS", "SAME_STREET", "has_house_number", "name_similarity", "normalize_street",
+           "numbered_apart"]
 
 #: two names at least this similar (:func:`name_similarity`) are one street
 SAME_STREET = 0.8
@@ -62,9 +63,23 @@ def name_similarity(a: str, b: str) -> float:
     if left == right:
         return 1.0
     ratio = SequenceMatcher(None, left, right, autojunk=False).ratio()
-    if _DIGITS.findall(left) != _DIGITS.findall(right) or _compass_conflict(left.split(), right.split()):
+    if _numbered_apart(left, right):
         return min(ratio, DIFFERENT_STREETS)
     return ratio
+
+
+def numbered_apart(a: str, b: str) -> bool:
+    """Whether two names differ in a number or a compass word: other streets, however alike they read.
+
+    >>> numbered_apart("8th Street", "9th St"), numbered_apart("9th Stret", "9th Street")
+    (True, False)
+    """
+    return _numbered_apart(normalize_street(a), normalize_street(b))
+
+
+def _numbered_apart(left: str, right: str) -> bool:
+    return bool(left and right) and (_DIGITS.findall(left) != _DIGITS.findall(right)
+                                     or _compass_conflict(left.split(), right.split()))
 
 
 #: the similarity at most of two names that differ in a number or a compass word

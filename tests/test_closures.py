@@ -229,3 +229,16 @@ def test_typos_in_inspect_and_update_options_are_one_line_usage_errors(cli: Cli)
     assert clear.code == 2 and clear.err.strip().startswith("error: --clear: 'street' is not one of start"), clear
     assert clear.err.strip().count("\n") == 0
     assert cli("--config", str(DEMO), "closure", "update", closure_id, "--clear", "lane-impact").code == 0
+
+
+def test_a_street_of_another_number_than_the_road_drawn_is_refused(cli: Cli) -> None:
+    """Found in a cold trial: "8th Street" on 9th Street's points was taken as 9th Street. A misspelling
+    is still taken as the road's name ("9th Stret"); another number is a wrong street or wrong points."""
+    along = "37.808933 -122.299509 37.809578 -122.300788 37.809911 -122.301448"  # three points of 9th Street
+    wrong = add(cli, street="8th Street", polyline=along)
+    assert wrong.code == 2 and "the points run along '9th Street', not '8th Street'" in wrong.err, wrong
+    assert add(cli, street="8th Street").code == 2, "two points are routed along the street named: none there"
+    typo = add(cli, street="9th Stret", polyline=along)
+    assert typo.code == 0 and "taken as '9th Street'" in typo.err, typo
+    moved = cli("--config", str(DEMO), "closure", "update", typo.out.strip(), "--street", "7th Street")
+    assert moved.code == 2 and "not '7th Street'" in moved.err, moved
