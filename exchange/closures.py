@@ -144,7 +144,23 @@ def _event(
         raise UsageError(exc.message) from exc
     if event.details is not None:
         event.details.start_date_verified = spec.verified_start
+        _check_schedule_meets_dates(event, zone)
     return event
+
+
+def _check_schedule_meets_dates(event: Event, zone: tzinfo) -> None:
+    """A weekly schedule none of whose hours falls between the start and the end closes nothing: WZDx
+    would carry no road event and CIFS a closure that never applies (a Monday window on a Friday
+    night). Refused, naming the dates."""
+    from feeds.wzdx import schedule_occurrences
+
+    schedule, start, end = event.details.schedule if event.details else None, event.start_time, event.end_time
+    if not schedule or start is None or end is None:
+        return
+    if not schedule_occurrences(schedule, zone=zone, start=start, end=end, window_start=start, window_end=end):
+        start_text, end_text = (moment.astimezone(zone).isoformat(timespec="minutes") for moment in (start, end))
+        raise UsageError(f"schedule: none of its hours falls between the start and the end ({start_text} to "
+                         f"{end_text})")
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def test_bad_input_exits_2_with_one_line_naming_the_field(cli: Cli, case: str) -
 
 def test_a_good_closure_after_refusals_is_the_only_one_stored(cli: Cli) -> None:
     assert cli(*_args("--start", "2026-03-08T02:30")).code == 2
-    added = cli(*_args("--start", "2026-03-08T03:00", "--end", "2026-03-09T02:30",
+    added = cli(*_args("--start", "2026-03-08T03:00", "--end", "2026-03-10T02:30",  # takes in Monday night
                        "--schedule", "monday=22:00-23:59", "--schedule", "tuesday=00:00-06:00",
                        "--street", "9th Street", "--description", "Rue de l'Église\tnight work"))
     assert added.code == 0, added

@@ -242,3 +242,15 @@ def test_a_street_of_another_number_than_the_road_drawn_is_refused(cli: Cli) -> 
     assert typo.code == 0 and "taken as '9th Street'" in typo.err, typo
     moved = cli("--config", str(DEMO), "closure", "update", typo.out.strip(), "--street", "7th Street")
     assert moved.code == 2 and "not '7th Street'" in moved.err, moved
+
+
+def test_a_schedule_that_never_meets_the_dates_is_refused(cli: Cli) -> None:
+    """Found in a cold trial: Friday 22:00 to Saturday 05:00 with a Monday window was stored, carried
+    by CIFS, and missing from WZDx while publish said it went out."""
+    friday = datetime(2031, 3, 7)  # a Friday
+    night = ["--start", f"{friday:%Y-%m-%d}T22:00", "--end", f"{friday + timedelta(days=1):%Y-%m-%d}T05:00"]
+    base = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH, *night]
+    never = cli(*base, "--schedule", "monday=22:00-23:59")
+    assert never.code == 2 and never.err.startswith("error: schedule: none of its hours falls between"), never
+    fits = cli(*base, "--schedule", "friday=22:00-23:59", "--schedule", "saturday=00:00-05:00")
+    assert fits.code == 0, fits
