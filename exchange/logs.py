@@ -10,7 +10,8 @@ Two formats (``log_format`` in the config, ``--log-format`` or ``$EXCHANGE_LOG_F
 Levels: our own loggers (``exchange``, ``adapters``, ``feeds``, ``geo``) and any other library's
 follow ``log_level``; the chatty third parties (APScheduler's "Running job" / "executed
 successfully", httpx's line per request, httpcore, uvicorn's access and start-up lines, Alembic's
-migration steps) stay at WARNING. ``-v`` shows our DEBUG lines and their INFO lines; ``-vv``, or
+migration steps) stay at WARNING. ``-v`` shows our DEBUG lines and their INFO lines (but for
+APScheduler's two lines per job run: the daemon runs one every second); ``-vv``, or
 ``log_level = "DEBUG"``, shows everything at DEBUG.
 
 The handler writes to whatever ``sys.stderr`` is when a record is emitted, never to a stream saved
@@ -35,6 +36,7 @@ from exchange.redaction import install_log_redaction
 
 __all__ = [
     "FORMATS",
+    "JOB_RUNS_LOGGER",
     "OWN_LOGGERS",
     "THIRD_PARTY_LOGGERS",
     "JsonFormatter",
@@ -49,8 +51,10 @@ FORMATS = ("text", "json")
 OWN_LOGGERS = ("exchange", "adapters", "feeds", "geo")
 
 #: libraries whose INFO lines are noise for an operator: WARNING unless ``-v`` (INFO) or ``-vv`` (DEBUG)
-THIRD_PARTY_LOGGERS = ("apscheduler", "httpx", "httpcore", "uvicorn", "uvicorn.access", "uvicorn.error",
-                       "uvicorn.asgi", "alembic")
+#: APScheduler's "Running job" / "executed successfully" lines: only with ``-vv``
+JOB_RUNS_LOGGER = "apscheduler.executors.default"
+THIRD_PARTY_LOGGERS = ("apscheduler", JOB_RUNS_LOGGER, "httpx", "httpcore", "uvicorn", "uvicorn.access",
+                       "uvicorn.error", "uvicorn.asgi", "alembic")
 
 
 def _utc(created: float) -> str:
@@ -141,6 +145,8 @@ def setup_logging(level: str = "INFO", verbose: int = 0, log_format: str = "text
     for name in THIRD_PARTY_LOGGERS:
         third = logging.DEBUG if everything else logging.INFO if verbose else max(chosen, logging.WARNING)
         logging.getLogger(name).setLevel(third)
+    # two lines a second from the daemon's one-second dispatch job would bury the rest of -v
+    logging.getLogger(JOB_RUNS_LOGGER).setLevel(logging.DEBUG if everything else max(chosen, logging.WARNING))
     # after the handler: the filter goes on it (and on every logger)
     install_log_redaction()
 

@@ -64,8 +64,8 @@ def _root(
         typer.Option(
             "--verbose", "-v", count=True,
             help="More log output on stderr: -v shows traffic-exchange's DEBUG lines and the libraries' INFO "
-            "lines (httpx requests, APScheduler jobs, uvicorn's access log); -vv (or log_level DEBUG) everything "
-            "at DEBUG. Without it, the libraries log only warnings and errors.",
+            "lines (httpx requests, uvicorn's access log); -vv (or log_level DEBUG) everything at DEBUG, "
+            "APScheduler's job runs too. Without it, the libraries log only warnings and errors.",
         ),
     ] = 0,
     log_format: Annotated[
