@@ -272,8 +272,8 @@ class CatalogueConfig(BaseModel):
         default=None, min_length=1, description="The catalogue's title. Default: \"<publish.publisher> traffic feeds\"."
     )
     description: str = Field(
-        default="Road closures and roadworks published by the city, as Waze CIFS (XML and JSON) and WZDx "
-        "GeoJSON feeds, updated as they change.",
+        default="Road closures and roadworks published by the city, as Waze CIFS (XML and JSON), WZDx GeoJSON "
+        "and DATEX II feeds (and Connected Work Zones when the licence allows), updated as they change.",
         min_length=1, description="The catalogue's description.",
     )
     publisher_name: str | None = Field(

@@ -4,7 +4,8 @@ and what it keeps."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
@@ -103,9 +104,7 @@ def db_copy(
     report = copy_store(context.state.config.database_url, to, force=force, batch_rows=batch_rows, sample=sample,
                         progress=progress)
     if fmt is DocumentFormat.json:
-        import orjson
-
-        sys.stdout.write(orjson.dumps(report.as_record(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        _write_object(report.as_record())
     else:
         from exchange.output import Format, write_records
 
@@ -166,7 +165,7 @@ def db_prune(
                   "cutoffs": {name: iso(ms) for name, ms in result.cutoffs.items()},
                   "batches": result.batches, "seconds": round(result.seconds, 3),
                   "reusable_bytes": result.reusable_bytes, "vacuum": vacuumed}
-        write_records([record], Format.json, columns=())
+        _write_object(record)
     else:
         zone = config.zone
         verb = "would delete" if dry_run else "deleted"
@@ -182,4 +181,11 @@ def db_prune(
     elif result.reusable_bytes and not dry_run:
         print(f"{result.reusable_bytes / 1_048_576:.1f} MB of free pages are reused by new rows; "
               "--vacuum gives them back to the disk", file=sys.stderr)
+
+
+def _write_object(record: Mapping[str, Any]) -> None:
+    """``--format json``: one JSON object on stdout, as the commands' ``--help`` says."""
+    import orjson
+
+    sys.stdout.write(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode() + "\n")
 
