@@ -158,9 +158,8 @@ def _check_schedule_meets_dates(event: Event, zone: tzinfo) -> None:
     if not schedule or start is None or end is None:
         return
     if not schedule_occurrences(schedule, zone=zone, start=start, end=end, window_start=start, window_end=end):
-        start_text, end_text = (moment.astimezone(zone).isoformat(timespec="minutes") for moment in (start, end))
-        raise UsageError(f"schedule: none of its hours falls between the start and the end ({start_text} to "
-                         f"{end_text})")
+        raise UsageError(f"schedule: none of its hours falls between the start and the end ({_when(start, zone)} "
+                         f"to {_when(end, zone)})")
 
 
 @dataclass(frozen=True)

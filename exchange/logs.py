@@ -43,6 +43,7 @@ __all__ = [
     "TextFormatter",
     "installed_handler",
     "setup_logging",
+    "show_access_log",
 ]
 
 FORMATS = ("text", "json")
@@ -149,6 +150,13 @@ def setup_logging(level: str = "INFO", verbose: int = 0, log_format: str = "text
     logging.getLogger(JOB_RUNS_LOGGER).setLevel(logging.DEBUG if everything else max(chosen, logging.WARNING))
     # after the handler: the filter goes on it (and on every logger)
     install_log_redaction()
+
+
+def show_access_log() -> None:
+    """Show uvicorn's access lines, asked for without ``-v``: they are INFO, which :func:`setup_logging`
+    keeps the third parties above."""
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(min(access.level or logging.WARNING, logging.INFO))
 
 
 def installed_handler() -> logging.StreamHandler | None:  # type: ignore[type-arg]

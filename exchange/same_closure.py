@@ -198,9 +198,14 @@ def starts_in_time(published: Candidate, folded: Candidate, *, at_ms: int) -> bo
     >>> starts_in_time(night, fair, at_ms=10), starts_in_time(fair, night, at_ms=10)
     (False, True)
     """
-    start = max(folded.start_ms if folded.start_ms is not None else at_ms, at_ms)
+    start = _from_now(folded.start_ms, at_ms)
     slack = TIME_SLACK * max(folded.end_ms - start, 0) if folded.end_ms is not None else 0.0
-    return max(published.start_ms if published.start_ms is not None else at_ms, at_ms) <= start + slack
+    return _from_now(published.start_ms, at_ms) <= start + slack
+
+
+def _from_now(start_ms: int | None, at_ms: int) -> int:
+    """When a closure starts as far as the feeds go from ``at_ms`` on: a start not given, or past, is now."""
+    return at_ms if start_ms is None else max(start_ms, at_ms)
 
 
 #: the share of the folded closure's remaining time the published one may start after it

@@ -362,8 +362,7 @@ def _record(writer: _Writer, situation: etree._Element, event: Event, kind: Reco
     if kind.severity:
         writer.sub(record, "sit", "severity", kind.severity)
     details = event.details
-    reference = (attribution.source_of(event) if attribution is not None
-                 else details.reference if details is not None else None)
+    reference = (attribution or Attribution()).source_of(event)  # without one: the event's own source only
     if reference is not None:
         source = writer.sub(record, "sit", "source")
         writer.sub(source, "com", "sourceIdentification", _published_text(reference.reference))

@@ -581,8 +581,8 @@ def _refine(state: _State, label: IntArray, i: IntArray, j: IntArray, threshold:
         single = np.ones(len(move), dtype=bool)
         single[1:] = other[move][1:] != other[move][:-1]
         move = move[single]  # one report joins a cluster per round: its time window and direction hold
-        emptied = label[report[move]][size[label[report[move]]] == 1.0]
-        move = move[~np.isin(other[move], emptied)]  # nor one whose only report leaves it
+        leaving = label[report[move]]
+        move = move[~np.isin(other[move], leaving[size[leaving] == 1.0])]  # nor one whose only report leaves it
         label[report[move]] = other[move]
         moved[report[move]] = True
     return label

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ import typer
 from exchange.cli import context
 from exchange.config import Config
 from exchange.errors import ExchangeError, NotFound, UsageError
+from exchange.logs import show_access_log
 from exchange.output import RunFormat, terminal_safe, write_records
 
 __all__ = ["replay", "run", "sync"]
@@ -214,8 +214,7 @@ def run(
         options = ServeOptions(host=host or chosen.host, port=chosen.port if port is None else port,
                                tokens=chosen.tokens if tokens is None else tokens,
                                access_log=context.state.verbose > 0 if access_log is None else access_log)
-        if options.access_log:  # uvicorn's access lines are INFO, which the CLI's set-up hides without -v
-            access = logging.getLogger("uvicorn.access")
-            access.setLevel(min(access.level or logging.WARNING, logging.INFO))
+        if options.access_log:
+            show_access_log()
     run_daemon(config, context.engine(), context.placement(), options)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import sys
@@ -14,6 +13,7 @@ import typer
 
 from exchange.cli import context
 from exchange.errors import ExchangeError
+from exchange.logs import show_access_log
 from exchange.serving import listen, listening_url, uvicorn_server
 
 if TYPE_CHECKING:
@@ -117,8 +117,8 @@ def _run_uvicorn(engine: Any, sock: socket.socket, tokens: bool, refresh_s: floa
     config = state.config
     url = listening_url(sock)
     mode = "tokens required" if tokens else "no tokens"
-    if access_log:  # asked for: uvicorn's access lines are INFO, which the CLI's set-up hides without -v
-        logging.getLogger("uvicorn.access").setLevel(min(logging.getLogger("uvicorn.access").level, logging.INFO))
+    if access_log:
+        show_access_log()
     uvicorn_options: dict[str, Any] = {
         # keep the CLI's logging set-up (exchange.logs: format, level from the config and -v): no
         # config of uvicorn's own, and no level it would set on its loggers
@@ -170,7 +170,7 @@ def worker_app() -> Starlette:
     settings = json.loads(os.environ[_WORKER_SETTINGS])
     context.setup_logging(settings["log_level"], settings["verbose"], log_format=settings["log_format"])
     if settings["access_log"]:
-        logging.getLogger("uvicorn.access").setLevel(min(logging.getLogger("uvicorn.access").level, logging.INFO))
+        show_access_log()
     register_url_password(settings["database_url"])
     engine = open_store(settings["database_url"])
     return create_app(engine, require_token=settings["require_token"], refresh_s=settings["refresh_s"],
