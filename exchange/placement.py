@@ -8,7 +8,7 @@ into coordinate arrays, calls the batch matchers once per poll, and turns the re
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,10 +105,28 @@ class Placement:
         """Set ``road_match`` on every event (in place), points and lines each in one batch."""
         points = [event for event in events if event.geometry.type == "Point"]
         lines = [event for event in events if isinstance(event.geometry, LineString)]
-        if points:
-            self._match_points(points)
-        if lines:
-            self._match_lines(lines)
+        self._isolated(points, self._match_points)
+        self._isolated([event for event in lines if event.origin is Origin.CITY], self.place_city_lines)
+        self._isolated([event for event in lines if event.origin is not Origin.CITY], self._match_crowd_lines)
+
+    def _isolated(self, events: list[Event], place: Callable[[list[Event]], None]) -> None:
+        """``place`` the events in one batch; where that raises (a geometry fault some event's shape
+        trips), each event alone, so that only the events that trip it go unmatched, with the error as
+        their reason, and a poll is never lost to one of its items."""
+        if not events:
+            return
+        try:
+            place(events)
+            return
+        except Exception as error:  # any fault: isolated below
+            log.error("matching %d event(s) in one batch failed (%s: %s); matching them one at a time",
+                      len(events), type(error).__name__, error)
+        for event in events:
+            try:
+                place([event])
+            except Exception as error:
+                log.error("matching %s failed: %s: %s", event.id, type(error).__name__, error)
+                event.road_match = RoadMatch(reason=f"matching failed ({type(error).__name__}: {error})")
 
     def _match_points(self, events: list[Event]) -> None:
         lon = np.array([e.geometry.coordinates[0] for e in events], dtype=np.float64)
@@ -131,13 +149,9 @@ class Placement:
             else:
                 event.road_match = RoadMatch(reason=_why(bool(swapped[i]), bool(outside[i]), result.reason[i]))
 
-    def _match_lines(self, events: list[Event]) -> None:
-        city = [event for event in events if event.origin is Origin.CITY]
-        if city:
-            self.place_city_lines(city)
-        crowd = [event for event in events if event.origin is not Origin.CITY]
+    def _match_crowd_lines(self, crowd: list[Event]) -> None:
         lines = [np.asarray(e.geometry.coordinates, dtype=np.float64) for e in crowd]
-        results = match_lines(self.network, lines, radius_m=self.settings.line_radius_m) if lines else []
+        results = match_lines(self.network, lines, radius_m=self.settings.line_radius_m)
         for event, line, result in zip(crowd, lines, results, strict=True):
             if result.matched:
                 event.road_match = RoadMatch(

@@ -687,7 +687,7 @@ def _vertex_share(transitions: _Transitions, piece: _Piece, first_vertex: int, l
     the one nearest its first point's place (``first_vertex`` of its edge, in travel order) to the one
     nearest its last's (``last_vertex``): its extreme points are their copies, and the Viterbi path's end
     edges may run on beyond them. 0 for a part with more points than two beyond those vertices (a trace,
-    a resampled line: no copy of them)."""
+    a resampled line: no copy of them) or whose last point lies nearer an earlier vertex than its first's."""
     vertices = 1 + sum(transitions.vertex_count[edge] - 1 for edge in piece.edges)
     first, last = piece.chain[0].edge, piece.chain[-1].edge
     # (a part rejoined at a junction may have dropped the edge its first point lies on: all its vertices count)
@@ -696,6 +696,8 @@ def _vertex_share(transitions: _Transitions, piece: _Piece, first_vertex: int, l
     if last == piece.edges[-1]:
         vertices -= transitions.vertex_count[last] - 1 - last_vertex
     points = piece.last - piece.first + 1
+    if vertices < 1:  # its points step back within one edge (noise along the road): no copy of its vertices
+        return 0.0
     return min(1.0, points / vertices) if points <= vertices + 2 else 0.0
 
 

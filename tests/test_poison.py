@@ -15,21 +15,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from sqlalchemy import Engine, String, select
 
+import exchange.placement as placement_module
 from adapters.base import Source, Watermark
 from adapters.waze import WazeFeedAdapter
-from exchange.config import LifecycleConfig
+from exchange.config import LifecycleConfig, NetworkConfig
 from exchange.errors import InternalError
 from exchange.model import ItemError
+from exchange.placement import Placement
 from exchange.schema import events, sync_runs
 from exchange.sync import Reconciler, SyncResult, ingest_payload, sync_source
 from feeds.city_values import INT32, JSON_INT, TEXT_COLUMNS, check_nesting, check_storable
 from feeds.items import digest, dumps_lenient, load_json
 from tests.adapters.test_city_sources import CSV_WKT, GEOJSON, HEADER, build, closure, write_csv
 from tests.support.helpers import BASE_MS, QuietHandler, Run, alert, feed, http_server, jam
+from tests.support.paths import OSM
 from tests.test_sync import dump
 
 LIFECYCLE = LifecycleConfig()
@@ -380,6 +384,40 @@ def test_an_unexpected_exception_converting_one_item_rejects_that_item_only(
     assert (result.status, result.new, result.rejected) == ("ok", 2, 1)
     assert result.item_errors == [ItemError(kind="alert", source_id="bad", step="convert",
                                             reason="cannot be converted: KeyError: 'nobody expected this\\nat all'")]
+
+
+def test_a_geometry_fault_one_jam_trips_leaves_only_that_jam_unmatched(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fault in the line matcher that one jam's shape trips (as a noisy line once divided by zero) fails
+    # the batch; the poll's other jams are still matched, the tripping one goes unmatched with the error
+    placement = Placement.for_file(OSM, NetworkConfig(path=OSM))
+    network = placement.network
+    lines = []  # three 7th Street blocks as Waze would draw them
+    for edge in [e for e in range(network.edge_count) if network.edge_name(e) == "7th Street"][:3]:
+        xy = np.asarray(network.edge_coords(edge))
+        lon, lat = network.frame.to_lonlat(xy[:, 0], xy[:, 1])
+        lines.append([{"x": round(float(x), 6), "y": round(float(y), 6)} for x, y in zip(lon, lat, strict=True)])
+    trap = lines[1][1]["x"]
+    real_match = placement_module.match_lines
+
+    def fragile(network: Any, lines: Any, **options: Any) -> Any:
+        if any(round(float(line[1][0]), 6) == trap for line in lines):
+            raise ZeroDivisionError("division by zero")
+        return real_match(network, lines, **options)
+
+    monkeypatch.setattr(placement_module, "match_lines", fragile)
+    point = lines[0][0]
+    jams = [jam(k + 1, line=line) for k, line in enumerate(lines)]
+    result = ingest_payload(engine, waze(), feed(0, alerts=[alert("a1", location=point)], jams=jams),
+                            LIFECYCLE, placement=placement)
+    assert (result.status, result.new, result.rejected) == ("ok", 4, 0)
+    with engine.connect() as conn:
+        matches = {row.id: row.road_match for row in conn.execute(select(events.c.id, events.c.road_match))}
+    assert matches["waze:jam:2"]["reason"] == "matching failed (ZeroDivisionError: division by zero)"
+    assert "edges" not in matches["waze:jam:2"] or not matches["waze:jam:2"]["edges"]
+    for matched in ("waze:jam:1", "waze:jam:3", "waze:alert:a1"):
+        assert matches[matched]["edges"], matches[matched]
 
 
 def test_the_cli_says_one_error_line_and_exits_1(

@@ -146,6 +146,10 @@ def test_a_line_that_keeps_every_vertex_keeps_them_all_though_its_path_runs_on()
     # more points than vertices: a trace, no copy of them
     trace = _Piece([0, 1], [_state(0, 5.0 * k) for k in range(20)] + [_state(1, 5.0 * k) for k in range(20)], 0, 39)
     assert _vertex_share(STRAIGHT, trace, 0, 1) == 0.0
+    # two points on one edge, the second a few metres behind the first across its middle vertex (noise
+    # along the road): no copy of its vertices in order (this divided by zero)
+    stepped_back = _Piece([1], [_state(1, 53.0), _state(1, 47.0)], 0, 1)
+    assert _vertex_share(SimpleNamespace(vertex_count=[2, 3]), stepped_back, 1, 0) == 0.0
     # the source's share is its lines': a few paths running on along a spurious end edge do not lower it
     assert _source_share([1.0, 1.0, 0.8, 1.0, 5.0 / 6.0]) == 1.0
     assert _source_share([0.3, 0.25, 0.4]) == 0.3
