@@ -206,34 +206,43 @@ def match_lines(
     max_candidates
         Best candidates kept per point.
 
-    A call of at least 10 lines whose points lie clearly farther from their matched paths than
-    ``sigma_m`` allows (their mean distance is 0.8 sigma) is matched again with its own noise.
+    A call of at least 10 lines is matched with its own noise where that clearly differs from
+    ``sigma_m`` (``_call_sigma``), measured on an even sample of its lines (``_PILOT_LINES`` to twice
+    as many; a smaller call is its own sample, kept as it is when its noise is ``sigma_m``'s). Noisier
+    lines held to ``sigma_m`` pull paths off their roads; quieter ones let a point far off the line's
+    road stand on a nearer junction, and the line's end is then judged with the noise that point
+    made up (Waze's own lines, about 3 m: Jaccard 0.970 to 0.979 on the Cambridge centerline).
     """
-    results = _match_lines(network, lines, radius_m, sigma_m, beta_m, kappa, max_candidates)
-    noisier = _call_sigma(results, sigma_m)
-    if noisier is not None:  # lines noisier than sigma_m: a noisy point held to 8 m pulls the path off its road
-        results = _match_lines(network, lines, radius_m, noisier, beta_m, kappa, max_candidates)
-    return results
+    if len(lines) < _NOISE_MIN_LINES:
+        return _match_lines(network, lines, radius_m, sigma_m, beta_m, kappa, max_candidates)
+    step = max(1, len(lines) // _PILOT_LINES)
+    sample = _match_lines(network, lines[::step], radius_m, sigma_m, beta_m, kappa, max_candidates)
+    own = _call_sigma(sample, sigma_m)
+    if own is None and step == 1:
+        return sample
+    return _match_lines(network, lines, radius_m, own or sigma_m, beta_m, kappa, max_candidates)
 
 
 def _call_sigma(results: Sequence[LineMatch], sigma_m: float) -> float | None:
-    """The noise of a call's lines, when it is clearly more than ``sigma_m``: else None.
+    """The noise of a call's lines, when it clearly differs from ``sigma_m``: else None.
 
     A matched line's ``distance_m`` is its points' mean distance from the path: 0.8 sigma for
     Gaussian noise across the road. Its median over the call is within 5 % of the true noise from
-    5 to 15 m on the issue 12 networks (Waze's own lines: about 3 m).
+    5 to 15 m on the issue 12 networks; at least ``_MIN_NOISE_M`` (Waze's own lines: about 3 m).
     """
     distances = [result.distance_m for result in results if result.matched and math.isfinite(result.distance_m)]
     if len(distances) < _NOISE_MIN_LINES:
         return None
-    sigma = statistics.median(distances) / 0.8
-    return sigma if sigma > _NOISE_MARGIN * sigma_m else None
+    sigma = max(statistics.median(distances) / 0.8, _MIN_NOISE_M)
+    return sigma if sigma > _NOISE_MARGIN * sigma_m or sigma * _NOISE_MARGIN < sigma_m else None
 
 
 #: fewer matched lines than this: their noise is not estimated
 _NOISE_MIN_LINES = 10
-#: a call whose noise is estimated at more than this times ``sigma_m`` is matched again with it
+#: a call whose noise is estimated at more than this times ``sigma_m``, or less than its share, is matched with it
 _NOISE_MARGIN = 1.15
+#: about this many lines of a call are matched first to measure its noise
+_PILOT_LINES = 64
 
 
 def _match_lines(network: RoadNetwork, lines: Sequence[FloatArray], radius_m: float, sigma_m: float, beta_m: float,

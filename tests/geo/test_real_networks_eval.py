@@ -125,8 +125,8 @@ def duplicates(name: str, model: str) -> dict[str, Any]:
 # Measured on the current code (commit of this file) where it misses a gate: (network, model, gate) -> value
 MEASURED_SHORT: dict[tuple[str, str, str], str] = {
     ("denver", "A", "clean_paths"): "2 spurious end edges in 120 jams",
-    ("denver", "C", "clean_paths"): "3 spurious end edges, 2 detours in 120 jams",
-    ("helsinki", "C", "clean_paths"): "1 spurious end edge, 2 detours in 120 jams",
+    ("denver", "C", "clean_paths"): "2 spurious end edges, 2 detours in 120 jams",
+    ("helsinki", "C", "clean_paths"): "1 spurious end edge, 1 detour in 120 jams",
     ("denver", "B", "fused"): "0.136 (the duplicate oracle, knowing the incidents, fuses 0.091 here)",
     ("helsinki", "B", "fused"): "0.122 (the duplicate oracle fuses 0.024 here, 0.052 on 1,500 incidents)",
     ("synthetic", "B", "fused"): "0.143 (the duplicate oracle fuses 0.122 here)",
@@ -269,6 +269,26 @@ def test_duplicates_under_noise_heavier_than_the_models(network: str, monkeypatc
     capped = f1()
     assert estimated >= 0.85, estimated
     assert estimated > capped + 0.03, (estimated, capped)
+
+
+def test_jams_quieter_than_the_default_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model C, Waze's own lines with 3 m of noise: the call's noise is measured and used; held to the
+    default 8 m a point far off its road may stand on the wrong one and the end is judged by it (on
+    1,000 jams: +0.001 to +0.003 on Denver and Helsinki at eleven seeds of twelve, +0.006 on Cambridge)."""
+    from geo import linematch
+
+    made = {name: make_jams(network_of(name)[1], 5 * JAMS, MODELS["C"], seed=37) for name in ("denver", "helsinki")}
+
+    def jaccard() -> dict[str, float]:
+        return {name: float(jam_scores(network_of(name)[1], jams, [
+            r.edges for r in match_lines(network_of(name)[0], [j.line for j in jams])])["jaccard"])
+            for name, jams in made.items()}
+
+    measured = jaccard()
+    monkeypatch.setattr(linematch, "_NOISE_MARGIN", float("inf"))
+    held = jaccard()
+    assert all(measured[name] >= held[name] for name in made), (measured, held)
+    assert sum(measured.values()) > sum(held.values()) + 0.001, (measured, held)
 
 
 @pytest.mark.parametrize("network", ["denver", "helsinki"])
