@@ -436,7 +436,7 @@ class _Run:
     def cannot(self, event: Event) -> str:
         """Why the target cannot carry ``event`` validly ('' when it can)."""
         try:
-            reasons = self.target.problems_for(event)
+            reasons = self.target.problems_for(event, self.config.zone)
         except Exception as exc:  # a fault in one event's statement holds back that event only
             reasons = [f"cannot be checked: {type(exc).__name__}: {exc}"]
         return f"{self.target.name} cannot carry it: {'; '.join(reasons)}" if reasons else ""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +61,8 @@ Renderer = Callable[[Sequence[Event], Config, datetime], dict[str, bytes]]
 #: the document problems of rendered feeds that make them invalid, one ``"<feed>: <location>: <message>"`` each
 Checker = Callable[[Mapping[str, bytes], "OfficialSchemas"], list[str]]
 EventStatement = Callable[[Event], list[str]]
+#: why a target cannot carry an event, with the city's zone (a weekly schedule's hours are the city's)
+ProblemStatement = Callable[[Event, tzinfo], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +73,14 @@ class Target:
     feeds: Mapping[str, str]  # feed name -> media type
     render: Renderer
     check: Checker
-    problems_for: EventStatement
+    problems_for: ProblemStatement
     losses_for: EventStatement
     #: publish.hold_back_failing applies (the Waze acceptance lint is about what Waze accepts)
     waze_lint: bool = False
 
 
-def _cifs_problems(event: Event) -> list[str]:
+def _cifs_problems(event: Event, zone: tzinfo) -> list[str]:
+    """CIFS writes a weekly schedule as it is: one that never meets its dates goes out as its source has it."""
     from feeds.cifs import problems_for
 
     return problems_for(event)
@@ -89,10 +92,10 @@ def _cifs_losses(event: Event) -> list[str]:
     return losses_for(event)
 
 
-def _wzdx_problems(event: Event) -> list[str]:
+def _wzdx_problems(event: Event, zone: tzinfo) -> list[str]:
     from feeds.wzdx import problems_for
 
-    return problems_for(event)
+    return problems_for(event, zone)
 
 
 def _wzdx_losses(event: Event) -> list[str]:
@@ -101,10 +104,10 @@ def _wzdx_losses(event: Event) -> list[str]:
     return losses_for(event)
 
 
-def _cwz_problems(event: Event) -> list[str]:
+def _cwz_problems(event: Event, zone: tzinfo) -> list[str]:
     from feeds.cwz import problems_for
 
-    return problems_for(event)
+    return problems_for(event, zone)
 
 
 def _cwz_losses(event: Event) -> list[str]:
@@ -214,7 +217,7 @@ def _check_datex2(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[
             if p.severity == "error"]
 
 
-def _datex2_problems(event: Event) -> list[str]:
+def _datex2_problems(event: Event, zone: tzinfo) -> list[str]:
     from feeds.datex2 import problems_for
 
     return problems_for(event)

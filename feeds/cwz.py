@@ -302,9 +302,9 @@ def check_cwz(document: bytes, *, wzdx_check: Callable[[bytes], list[Problem]] |
 # --------------------------------------------------------------------------- what CWZ carries
 
 
-def problems_for(event: Event) -> list[str]:
+def problems_for(event: Event, zone: tzinfo | None = None) -> list[str]:
     """Why CWZ cannot carry ``event`` (held back from CWZ only): what no work zone feed can carry."""
-    return work_zone_problems(event, "CWZ")
+    return work_zone_problems(event, "CWZ", zone)
 
 
 def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:

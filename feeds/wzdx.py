@@ -582,13 +582,22 @@ def render_wzdx(
 # --------------------------------------------------------------------------- what WZDx carries
 
 
-def work_zone_problems(event: Event, target: str) -> list[str]:
-    """Why a work zone feed (``target``: "WZDx", "CWZ") cannot carry ``event``; empty when it can."""
+def work_zone_problems(event: Event, target: str, zone: tzinfo | None = None) -> list[str]:
+    """Why a work zone feed (``target``: "WZDx", "CWZ") cannot carry ``event``; empty when it can.
+
+    With the city's ``zone``, a weekly schedule none of whose hours falls between the event's start and
+    end is one: it becomes no road event at all (an operator's is refused at entry; an import may
+    carry one, as DiaLog's CIFS does)."""
     problems = []
     if event.category not in WORK_ZONE_CATEGORIES:
         problems.append(f"not a work zone: {target} carries closures and road works only, not {event.category.value}")
     if not event.street:
         problems.append(f"no street: {target} core_details.road_names requires one")
+    schedule, start, end = event.details.schedule if event.details else None, event.start_time, event.end_time
+    if zone is not None and schedule and start is not None and end is not None and not schedule_occurrences(
+            schedule, zone=zone, start=start, end=end, window_start=start, window_end=end):
+        problems.append("schedule: none of its hours falls between the start and the end, so it never applies "
+                        f"({target} would carry no road event)")
     return problems
 
 
@@ -635,9 +644,10 @@ def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_
     return losses
 
 
-def problems_for(event: Event) -> list[str]:
-    """Why WZDx cannot carry ``event`` (then it is held back from WZDx only); empty when it can."""
-    return work_zone_problems(event, "WZDx")
+def problems_for(event: Event, zone: tzinfo | None = None) -> list[str]:
+    """Why WZDx cannot carry ``event`` (then it is held back from WZDx only); empty when it can
+    (``work_zone_problems``: the schedule is judged only with the city's ``zone``)."""
+    return work_zone_problems(event, "WZDx", zone)
 
 
 def losses_for(event: Event, *, horizon: timedelta = DEFAULT_HORIZON) -> list[str]:

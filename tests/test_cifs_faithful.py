@@ -116,8 +116,18 @@ def test_dialog_cifs_imported_and_published_gives_the_same_incidents(
     config = config_with([{"name": "dialog", "kind": "cifs", "url": str(path)}])
     result = ingest_file(store, config, path)
     assert (result.new, result.item_errors) == (7, [])
-    assert publish(store, config).status == "published"
+    published_run = publish(store, config)
+    assert published_run.status == "published"
     published = {ident.removeprefix("cifs:city:"): incident for ident, incident in served_incidents(store).items()}
+    # two of DiaLog's incidents run Saturday 10:00 to Monday 12:00 on Tuesday and Thursday mornings: CIFS
+    # carries them as sent, WZDx holds them back (they would make no road event) and says so
+    never = {"cifs:city:" + str(incident.get("id")) for incident in etree.parse(str(path)).getroot().iter("incident")
+             if str(incident.get("id")).endswith("044b619f225d")}
+    assert len(never) == 2
+    assert published_run.targets["wzdx"]["held_back"] == dict.fromkeys(
+        never, "held back: wzdx cannot carry it: schedule: none of its hours falls between the start and the end, "
+        "so it never applies (WZDx would carry no road event)")
+    assert published_run.targets["cifs"]["held_back"] == {}
 
     originals = list(etree.parse(str(path)).getroot().iter("incident"))
     assert set(published) == {str(incident.get("id")) for incident in originals}

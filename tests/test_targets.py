@@ -8,6 +8,7 @@ import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import tzinfo
 from pathlib import Path
 
 import httpx
@@ -52,7 +53,7 @@ def closure(engine: Engine, config: Config, street: str, **given: object) -> str
 def refusing(target: Target, streets: set[str]) -> Target:
     """``target``, made unable to carry the events on ``streets`` (what a stricter format would refuse)."""
 
-    def problems_for(event: Event) -> list[str]:
+    def problems_for(event: Event, zone: tzinfo) -> list[str]:
         return [f"{target.name} refuses {event.street}"] if event.street in streets else []
 
     return dataclasses.replace(target, problems_for=problems_for)
