@@ -22,12 +22,14 @@ event:
   given, so the same findings are warnings;
 * blocking for every ONE_DIRECTION line whose source signs a direction (WZDx ``northbound``,
   ``eastbound``, ...: the direction the traffic flows, not a heading) when its overall bearing
-  (first to last point: the point order is the closed travel direction) is more than
-  :data:`AGAINST_DIRECTION_DEG` off that direction's nominal heading, and no road network
-  placed it: "drawn against its stated direction". Publishing holds it back even when
-  ``publish.hold_back_failing`` is off (``Problem.holds_back``); it is never reversed on its
-  bearing alone. Placed on a network it is a warning: the network reverses a line only when
-  the roads prove it was drawn backwards (:mod:`geo.imported`);
+  (first to last point: the point order is the closed travel direction), as published, is more
+  than :data:`AGAINST_DIRECTION_DEG` off that direction's nominal heading: "drawn against its
+  stated direction", or, where the road network reversed it to follow a one-way road
+  (:mod:`geo.imported`), "the road network reverses it ... against the direction its source
+  signs". Publishing holds it back even when ``publish.hold_back_failing`` is off
+  (``Problem.holds_back``); it is never reversed on its bearing alone, and a network proves a
+  line's order only on a one-way road or carriageway (on a two-way street it is held back as
+  without a network);
 * warning only: how placing it on the network changed the line (``road_match.note``: reversed,
   routed, extended to whole segments); a ROAD_CLOSED with a lane impact (``lane_impact``, or a lane list with an open
   lane): Waze asks for ROAD_CLOSED only when every lane is closed, a partial closure is a lane
@@ -51,6 +53,7 @@ import numpy as np
 
 from exchange.model import Category, Event, LineString
 from feeds.problems import Problem, Severity, has_errors
+from geo.closure import REVERSED
 from geo.crs import MetricFrame
 from geo.imported import NO_LONGER_ROUTABLE, NOT_ON_A_ROAD
 from geo.names import SAME_STREET, has_house_number, name_similarity
@@ -144,9 +147,7 @@ def _signed_direction(event: Event) -> str | None:
     return direction if isinstance(direction, str) and direction in SIGNED_HEADINGS else None
 
 
-def _direction_problems(
-    event: Event, points: list[tuple[float, float]], where: str, network: RoadNetwork | None
-) -> list[Problem]:
+def _direction_problems(event: Event, points: list[tuple[float, float]], where: str) -> list[Problem]:
     """A ONE_DIRECTION line drawn against (or across) the direction its source signs."""
     if event.direction != "ONE_DIRECTION":
         return []
@@ -156,10 +157,15 @@ def _direction_problems(
         return []
     off = float(heading_difference(np.array([bearing]), np.array([SIGNED_HEADINGS[signed]]))[0])
     if off > AGAINST_DIRECTION_DEG:
-        message = f"drawn against its stated direction ({signed}, heading {bearing:.0f} degrees)"
-        if network is not None and event.road_match is not None and event.road_match.edges:
-            # placed on the network, which reverses a line only when the roads prove it was drawn backwards
-            return [Problem(where, f"{message}; the road network places it as drawn", "warning")]
+        # Published so, it would close the other direction's traffic. The network settles a line's order
+        # only on a one-way road or carriageway; a two-way street proves nothing, and a line the network
+        # reversed against what its source signs is a disagreement between the two: held back either way.
+        note = event.road_match.note if event.road_match is not None else None
+        if note is not None and REVERSED in note:
+            message = (f"the road network reverses it (heading {bearing:.0f} degrees) against the direction its source "
+                       f"signs ({signed}): the source and the network's one-way road disagree")
+        else:
+            message = f"drawn against its stated direction ({signed}, heading {bearing:.0f} degrees)"
         return [Problem(where, message, "error", holds_back=True)]
     if off > DISAGREES_DEG:
         return [Problem(
@@ -321,7 +327,7 @@ def lint_event(event: Event, network: RoadNetwork | None = None, now: datetime |
                 where, f"polyline is {length / 1000:.1f} km long; Waze takes at most {MAX_LENGTH_M / 1000:.0f} km: "
                 "split it", strict,
             ))
-    found.extend(_direction_problems(event, points, where, network))
+    found.extend(_direction_problems(event, points, where))
     placed = event.road_match is not None and bool(event.road_match.edges)
     if len(points) == 2 and not placed:
         length = polyline_length_m(points)

@@ -41,11 +41,13 @@ from geo.match import Candidates, point_candidates
 from geo.names import SAME_STREET, name_similarity
 from geo.network import EdgeKey, RoadNetwork, bearing_deg, heading_difference
 
-__all__ = ["OPPOSITE_RADIUS_M", "Backwards", "ClosureRoute", "drawn_backwards", "route_closure"]
+__all__ = ["OPPOSITE_RADIUS_M", "REVERSED", "Backwards", "ClosureRoute", "drawn_backwards", "route_closure"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
+#: what the note of a line the network reversed says (``feeds.lint`` reads it)
+REVERSED = "reversed to follow"
 #: the reversed line must cover at least this share of itself to prove anything
 _PROOF_COVERAGE = 0.8
 #: the line as drawn explains less than this share of itself: it cannot follow the road that way
@@ -165,11 +167,11 @@ def drawn_backwards(
     road = street or network.edge_name(backwards.edges[0]) or "the road"
     if not as_drawn.matched or as_drawn.covered_fraction < _FAILED_COVERAGE:
         return Backwards("one-way",
-                         f"drawn against one-way {road!r}: reversed to follow it (the road network proves it)")
+                         f"drawn against one-way {road!r}: {REVERSED} it (the road network proves it)")
     closer = as_drawn.distance_m - backwards.distance_m
     if closer >= _CARRIAGEWAY_GAP_M and backwards.distance_m <= _CARRIAGEWAY_RATIO * as_drawn.distance_m:
         return Backwards("carriageway", (
-            f"drawn on one carriageway of {road!r} in the direction of the other: reversed to follow the carriageway "
+            f"drawn on one carriageway of {road!r} in the direction of the other: {REVERSED} the carriageway "
             f"it lies on ({backwards.distance_m:.0f} m from it, {as_drawn.distance_m:.0f} m from the other)"))
     return None
 

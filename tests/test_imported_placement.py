@@ -216,3 +216,64 @@ def test_a_line_of_both_directions_on_one_carriageway_says_it_closes_that_one(oa
     chord = oakland.edge_lonlat(west[0])[[0, -1]]
     lone = place_lines(oakland, [LineToPlace(chord, "7th Street", False, True)])[0]
     assert lone.one_way and "one-way there: only its direction of travel is closed" in lone.note
+
+
+#: West Oakland points of one-way (westbound) 7th Street and two-way 9th Street, both drawn eastward
+SEVENTH_EASTWARD = [(-122.3083331, 37.8083586), (-122.3072762, 37.808163), (-122.3062215, 37.8081276),
+                    (-122.3052541, 37.8080744), (-122.3041555, 37.8078303), (-122.3031427, 37.8075048)]
+NINTH_EASTWARD = [(-122.3033067, 37.810848), (-122.3020872, 37.8102333), (-122.3014477, 37.8099109),
+                  (-122.300788, 37.8095784), (-122.2995085, 37.8089334)]
+
+
+def _work_zone(ident: str, street: str, direction: str, points: list[tuple[float, float]]) -> dict[str, Any]:
+    return {"id": ident, "type": "Feature", "geometry": {"type": "LineString", "coordinates": points},
+            "properties": {"core_details": {"event_type": "work-zone", "data_source_id": "ds1",
+                                            "road_names": [street], "direction": direction},
+                           "start_date": "2026-03-02T16:00:00Z", "end_date": "2030-03-09T00:00:00Z",
+                           "is_start_date_verified": True, "is_end_date_verified": False,
+                           "is_start_position_verified": False, "is_end_position_verified": False,
+                           "location_method": "channel-device-method", "vehicle_impact": "all-lanes-closed"}}
+
+
+def test_a_line_against_its_signed_direction_is_held_back_unless_the_network_turns_it_to_agree(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Found in a cold trial: with a network, a line drawn against the direction its source signs went out
+    as drawn (Waze closed the other side of two-way 9th Street), and one the network reversed kept a label
+    its new order contradicted. The network settles the order only on a one-way road."""
+    document = {"feed_info": {"publisher": "Test DOT", "version": "4.2", "update_date": "2026-03-02T12:00:00Z",
+                              "data_sources": [{"data_source_id": "ds1", "organization_name": "Test DOT"}]},
+                "type": "FeatureCollection", "features": [
+                    _work_zone("drawn-backwards", "7th Street", "westbound", SEVENTH_EASTWARD),  # reversed: agrees
+                    _work_zone("network-disagrees", "7th Street", "eastbound", SEVENTH_EASTWARD),
+                    _work_zone("two-way-against", "9th Street", "westbound", NINTH_EASTWARD),
+                    _work_zone("two-way-along", "9th Street", "eastbound", NINTH_EASTWARD),
+                ]}
+    (tmp_path / "dot.geojson").write_text(json.dumps(document))
+    config = tmp_path / "exchange.toml"
+    config.write_text(f"""
+timezone = "America/Los_Angeles"
+[network]
+path = {json.dumps(str(OSM))}
+[[sources]]
+name = "dot"
+kind = "wzdx"
+url = {json.dumps(str(tmp_path / "dot.geojson"))}
+""")
+    assert (run := cli("--config", str(config), "sync")).code == 0, run
+    published = cli("--config", str(config), "publish", "--out", str(tmp_path / "feeds"))
+    assert published.code == 0, published
+    wzdx = json.loads((tmp_path / "feeds" / "wzdx.geojson").read_text())
+    out = {feature["id"].split(":")[-1]: feature for feature in wzdx["features"]}
+    assert set(out) == {"drawn-backwards", "two-way-along"}, published.err
+    line = out["drawn-backwards"]["geometry"]["coordinates"]
+    assert line[0][0] > line[-1][0] and out["drawn-backwards"]["properties"]["core_details"]["direction"] == "westbound"
+    cifs = (tmp_path / "feeds" / "cifs.xml").read_text()
+    assert "drawn-backwards" in cifs and "two-way-along" in cifs, "held back everywhere, CIFS included"
+    assert "two-way-against" not in cifs and "network-disagrees" not in cifs
+    report = cli("--config", str(config), "inspect", "feed", "--target", "wzdx", "--format", "json")
+    assert report.code == 0, report
+    held = {record["id"]: record["held_back"] for record in json.loads(report.out) if record["outcome"] == "held back"}
+    assert "drawn against its stated direction (westbound" in held["wzdx:city:two-way-against"], held
+    assert "the road network reverses it" in held["wzdx:city:network-disagrees"], held
+    assert "against the direction its source signs (eastbound)" in held["wzdx:city:network-disagrees"], held

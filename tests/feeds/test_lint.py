@@ -265,16 +265,22 @@ def test_a_line_across_its_signed_direction_is_a_warning_to_check() -> None:
     assert direction_findings(lint_event(signed("northbound", north_east))) == []  # 52 degrees off
 
 
-def test_with_a_network_a_line_placed_against_its_direction_is_only_a_warning(network: RoadNetwork) -> None:
+def test_with_a_network_a_line_placed_against_its_direction_is_still_held_back(network: RoadNetwork) -> None:
+    # a network proves a line's order only on a one-way road: placed as drawn (a two-way street), it closes
+    # the other side of the road from the one its source signs (found in a cold trial)
     placed = signed("westbound", EASTWARD).model_copy(
         update={"road_match": RoadMatch(edges=network.edge_keys([0]), confidence=1.0)})
     found = direction_findings(lint_event(placed, network))
-    assert [(p.severity, p.holds_back) for p in found] == [("warning", False)]
-    assert found[0].message == ("drawn against its stated direction (westbound, heading 92 degrees); the road "
-                                "network places it as drawn")
-    # a network that does not place the line (it lies elsewhere) proves nothing: held back as without one
-    unplaced = direction_findings(lint_event(signed("westbound", EASTWARD), network))
-    assert [(p.severity, p.holds_back) for p in unplaced] == [("error", True)]
+    assert found == [Problem("event city:city:L-1", "drawn against its stated direction (westbound, heading 92 "
+                                                    "degrees)", "error", holds_back=True)]
+    # reversed by the network to follow a one-way road, against what its source signs: the two disagree
+    turned = signed("eastbound", EASTWARD[::-1]).model_copy(update={"road_match": RoadMatch(
+        edges=network.edge_keys([0]), confidence=1.0,
+        note="drawn against one-way '1st Street': reversed to follow it (the road network proves it)")})
+    found = direction_findings(lint_event(turned, network))
+    assert [(p.severity, p.holds_back) for p in found] == [("error", True)]
+    assert found[0].message == ("the road network reverses it (heading 272 degrees) against the direction its "
+                                "source signs (eastbound): the source and the network's one-way road disagree")
 
 
 @pytest.mark.parametrize("direction", ["inner-loop", "unknown", None])
