@@ -71,7 +71,7 @@ from exchange.errors import ExchangeError
 from exchange.model import Event, Status, from_millis
 from exchange.publications import publication_row, save_publications
 from exchange.runtime import collector_paused, now_ms
-from exchange.schema import events, publications, publish_runs, published_events
+from exchange.schema import events, publications, publish_runs, published_events, revisions
 from exchange.store import Unreadable, read_event, read_rows, select_events
 from exchange.targets import (
     OfficialSchemas,
@@ -128,6 +128,8 @@ class PublishResult:
     #: target name -> its part of the run: status, events, held_back, losses (the compile report)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     off: dict[str, str] = field(default_factory=dict)  # target name -> why it is not published
+    #: why a run that found something new stored nothing (another process's newer publication)
+    superseded: str | None = None
 
     def warnings(self) -> list[str]:
         """One line per event whose stored row cannot be read: its id, why, and what goes out instead."""
@@ -145,6 +147,8 @@ class PublishResult:
 
     def summary(self) -> str:
         held = f", {len(self.held_back)} held back" if self.held_back else ""
+        if self.superseded is not None:
+            return f"publish: {self.status}: {self.superseded}; the stored publication stays served"
         return (f"publish: {self.status}: {self.events} event(s){held}; "
                 f"{self.success_share:.0%} pass the Waze acceptance lint")
 
@@ -288,6 +292,7 @@ def _publish(
         raise PublishFailed("nothing to publish: every target is off ("
                             + "; ".join(f"{name}: {reason}" for name, reason in off.items()) + ")")
     schemas = official_schemas(settings.schema_dir)
+    read_revision = _last_revision(engine)  # before the events: a change after it is one this run may miss
     eligible = eligible_events(engine, at_ms=at, keep_ended_ms=round(settings.keep_ended_h * 3_600_000))
     chosen, unreadable = eligible.events, eligible.unreadable
     network = placement.network if placement is not None else None
@@ -358,7 +363,8 @@ def _publish(
             for row in rows:
                 row["content_digest"] = digests[row["feed"]]
             gone = list(off_feeds(config)) if targets is None else []
-            _store(engine, at, rows, gone, [run for run in runs if run.failed is None], eligible.ids, result)
+            _store(engine, at, rows, gone, [run for run in runs if run.failed is None], eligible.ids, result,
+                   read_revision)
             for run in failed:  # the others went out: a warning, for the daemon's log and the CLI's exit code
                 log.warning("%s: %s; its last good feeds stay served", run.target.name, run.failed)
     result.feeds = {row["feed"]: row["body"] for row in rows}
@@ -676,24 +682,42 @@ def _current_publication(engine: Engine, runs: Sequence[_Run], at: int, max_age_
 
 
 def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[str], runs: Sequence[_Run],
-           eligible: set[str], result: PublishResult) -> None:
+           eligible: set[str], result: PublishResult, read_revision: int) -> None:
     """One transaction: the new feeds of the targets that publish (the feeds of targets now off are
-    withdrawn), each target's published versions, and the run. A run made before the publication now
-    stored (another process published while this one rendered) stores nothing but itself: its feeds
-    would take the newer ones' content back (a start-up publish of an empty store after the first
-    sync's, say), and it is recorded as unchanged."""
+    withdrawn), each target's published versions, and the run.
+
+    A run made before the publication now stored (another process published while this one rendered)
+    stores nothing but itself when the events changed after it read them: its feeds would take the
+    newer ones' content back (a start-up publish of an empty store after the first sync's, say), and
+    it is recorded as unchanged. Where nothing changed since it read them, it holds the store's latest
+    word whatever the clocks say (a host a minute behind the daemon's must not leave an operator's
+    closure out): it is stored, dated just after the stored one so that ``Last-Modified`` never goes
+    back."""
     with writing(engine, lock="publish") as conn:
         newest = conn.execute(select(func.max(publications.c.published_ms))).scalar()
         if newest is not None and newest > at:
-            result.status = "unchanged"
-            _insert_run(conn, at, result, message=f"superseded: a publication made at {newest} was stored first")
-            return
+            if _last_revision(conn) != read_revision:
+                result.status = "unchanged"
+                result.superseded = (f"superseded: the events changed after this run read them, and a publication "
+                                     f"dated {newest} was stored first")
+                _insert_run(conn, at, result, message=result.superseded)
+                return
+            for row in rows:
+                row["published_ms"] = newest + 1
         save_publications(conn, rows)
         if gone:
             conn.execute(delete(publications).where(publications.c.feed.in_(gone)))
         for run in runs:
             _remember(conn, at, run, eligible)
         _insert_run(conn, at, result)
+
+
+def _last_revision(connectable: Engine | Connection) -> int:
+    """The newest revision's id: every change of a city event writes one, in the same transaction."""
+    if isinstance(connectable, Engine):
+        with connectable.connect() as conn:
+            return _last_revision(conn)
+    return int(connectable.execute(select(func.max(revisions.c.id))).scalar() or 0)
 
 
 def _remember(conn: Connection, at: int, run: _Run, eligible: set[str]) -> None:

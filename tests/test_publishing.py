@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 from lxml import etree
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 import exchange.publish as publishing
 from exchange.bulk import Bulk
@@ -22,7 +22,7 @@ from exchange.closures import ClosureInput, add_closure
 from exchange.config import Config
 from exchange.model import Event
 from exchange.publish import PublishFailed, held_back_now, publish
-from exchange.schema import events, publications, publish_runs
+from exchange.schema import events, publications, publish_runs, revisions
 from exchange.store import EVENT_COLUMNS, event_to_row, event_values
 from exchange.targets import Target
 from exchange.validation import validate_cifs_xml, validate_wzdx
@@ -268,15 +268,42 @@ def test_a_publish_run_overtaken_by_a_newer_one_stores_nothing(
 ) -> None:
     """Found in a cold trial: on a first start the daemon's start-up publish (made from the empty store)
     was saved after the first sync's (3 events) and replaced it: partners got an empty feed for a
-    minute. A run made before the publication now stored keeps that publication and is recorded as
-    unchanged, superseded."""
+    minute. A run made before the publication now stored, from events that changed since it read
+    them, keeps that publication and is recorded as unchanged, superseded."""
     before = served(engine)
     monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS - 60_000))  # made a minute before what is served
-    monkeypatch.setattr(publishing, "eligible_events",
-                        lambda *_args, **_kwargs: publishing.Eligible([], []))  # it read the store empty
+
+    def read_empty_then_a_sync_writes(*_args: Any, **_kwargs: Any) -> Any:
+        with engine.begin() as conn:  # the first sync commits after this run read the store
+            conn.execute(insert(revisions).values(event_id=closures[0], at_ms=T0_MS, action="updated"))
+        return publishing.Eligible([], [])
+
+    monkeypatch.setattr(publishing, "eligible_events", read_empty_then_a_sync_writes)
     result = publish(engine, config)
     assert result.status == "unchanged"
+    assert result.summary().startswith("publish: unchanged: superseded: the events changed after this run read them")
     assert served(engine) == before and len(incidents(engine)) == len(closures)
     with engine.connect() as conn:
         last = conn.execute(select(publish_runs).order_by(publish_runs.c.id.desc()).limit(1)).one()
-    assert last.status == "unchanged" and last.message.startswith("superseded: a publication made at")
+    assert last.status == "unchanged" and last.message.startswith(
+        "superseded: the events changed after this run read them, and a publication dated")
+
+
+def test_a_host_whose_clock_is_behind_still_publishes_what_it_changed(
+    engine: Engine, config: Config, closures: list[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in a cold trial: a closure added on a host a minute behind the one that published last was
+    left out ("publish: unchanged"): the run was dropped as older than the stored publication. Nothing
+    changed since it read the events, so it is the store's latest word: stored, dated just after the
+    stored publication (Last-Modified never goes back)."""
+    with engine.connect() as conn:
+        newest = conn.execute(select(func.max(publications.c.published_ms))).scalar_one()
+    monkeypatch.setenv("EXCHANGE_NOW", str(newest - 60_000))
+    added = add_closure(engine, ClosureInput(street="10th Street", points=LINE, start="2026-03-02T08:00:00-08:00",
+                                             end="2026-03-09T08:00:00-08:00", description="Works 10"),
+                        zone=config.zone, placement=None).id
+    assert publish(engine, config).status == "published"
+    assert added in incidents(engine) and len(incidents(engine)) == len(closures) + 1
+    with engine.connect() as conn:
+        dates = set(conn.execute(select(publications.c.published_ms)).scalars())
+    assert dates == {newest + 1}
