@@ -557,9 +557,14 @@ def list_runs(conn: Connection, *, source: str | None = None, limit: int | None 
     return list(conn.execute(query))
 
 
-def list_sources(conn: Connection) -> list[Any]:
+def list_sources(conn: Connection, at_ms: int) -> list[Any]:
+    """The sources the store knows, each with the events it lists now that are active at ``at_ms`` as
+    ``inspect events`` shows them (a listed closure whose end has passed is ended, one not started yet
+    planned)."""
     counts = (
         select(sightings.c.source_name, func.count().label("active_events"))
+        .join(events, events.c.id == sightings.c.event_id)
+        .where(_status_condition(Status.ACTIVE.value, at_ms))
         .group_by(sightings.c.source_name)
         .subquery()
     )

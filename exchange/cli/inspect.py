@@ -265,7 +265,8 @@ def inspect_sources(
     = RecordFormat.table,
 ) -> None:
     """Every source: its health (OK, Stale, Offline, SchemaError, Suspect) and since when, where it
-    reads, its active events, its newest snapshot.
+    reads, its active events (those it lists now that `inspect events --status active` shows: a listed
+    closure whose end has passed is ended, one not started yet planned), its newest snapshot.
 
     Offline: its newest poll could not fetch. SchemaError: it fetched what cannot be read. Suspect:
     far fewer items than usual. Stale: no poll succeeded for three intervals, or (the Waze feed, or
@@ -278,9 +279,10 @@ def inspect_sources(
 
     config = context.state.config
     engine = context.engine()
+    at = now_ms()
     with engine.connect() as conn:
-        rows = list_sources(conn)
-        report = read_health(conn, config, now_ms())
+        rows = list_sources(conn, at)
+        report = read_health(conn, config, at)
     health = {h.name: h for h in report.sources}
     zone = config.zone
     records = []

@@ -255,6 +255,23 @@ def test_bad_rows_are_rejected_with_their_field_while_good_rows_are_stored(engin
     assert sorted(error["reason"] for error in run_errors(engine, result.run_id)) == sorted(reasons)
 
 
+def test_a_source_counts_the_events_it_lists_that_are_active_now(engine: Engine, tmp_path: Path) -> None:
+    """Found in a cold trial: ``inspect sources`` said 83 active events for CDOT's 2023 work zones, all
+    ended by their dates (``inspect events --status active``: none)."""
+    from exchange.store import EventFilter, iter_events, list_sources
+
+    path = write_csv(tmp_path / "closures.csv", [
+        HEADER, closure("over", end="2026-03-03 17:00"), closure("running"), closure("later", start="2026-03-20 08:00",
+                                                                                    end="2026-03-27 17:00"),
+    ])
+    assert ingest(engine, build(CSV_WKT, url=str(path))).new == 3
+    at = millis("2026-03-05T12:00:00-07:00")
+    with engine.connect() as conn:
+        counted = {row.name: row.active_events for row in list_sources(conn, at)}
+        shown = [row.source_id for row in iter_events(conn, EventFilter(status="active", at_ms=at))]
+    assert counted == {"city-csv": 1} and shown == ["running"]
+
+
 def test_bad_polylines_and_numbers_are_rejected(engine: Engine, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "closures.csv", [
         ["id", "street", "start", "polyline"],
