@@ -262,6 +262,25 @@ def _given_once(request: Request) -> None:
             _invalid(name, request.query_params.getlist(name), "given more than once; give it once")
 
 
+def _known_only(request: Request) -> None:
+    """A parameter the endpoint does not take is a 422 naming it: ``stauts=active`` would otherwise be
+    ignored and list every event."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known: set[str] = set()
+    pending = [dependant]
+    while pending:  # the endpoint's own parameters and its dependencies'
+        current = pending.pop()
+        known.update(param.alias for param in current.query_params)
+        pending.extend(current.dependencies)
+    for name in dict.fromkeys(request.query_params):
+        if name not in known:
+            takes = ", ".join(sorted(known)) or "none"
+            _invalid(name, request.query_params.get(name), f"not a parameter of this endpoint (it takes: {takes})")
+
+
 def _bbox(value: str) -> tuple[float, float, float, float]:
     try:
         parts = tuple(float(part) for part in value.split(","))
@@ -278,6 +297,8 @@ def _bbox(value: str) -> tuple[float, float, float, float]:
 def _categories(values: list[str]) -> tuple[str, ...]:
     found: list[str] = []
     for value in values:
+        if not value.replace(",", "").strip():  # as an empty status is refused
+            _invalid("category", value, f"empty; give one or more of {', '.join(_CATEGORIES)}")
         for part in value.split(","):
             name = part.strip().upper()
             if not name:
@@ -350,7 +371,8 @@ def api_router(config: Config | None = None) -> APIRouter:
         prefix="/api",
         tags=["events"],
         # HTTPBearer only documents the scheme (Swagger UI's Authorize); require_operator decides
-        dependencies=[Depends(require_operator), Security(HTTPBearer(auto_error=False)), Depends(_given_once)],
+        dependencies=[Depends(require_operator), Security(HTTPBearer(auto_error=False)), Depends(_given_once),
+                      Depends(_known_only)],
         responses=_ERRORS,
     )
 

@@ -266,6 +266,9 @@ def test_a_cursor_keeps_its_filters_page_by_page(api: httpx.Client, stored: dict
     ({"cursor": "WzEsMl0"}, "cursor"),  # [1,2]: JSON, but not a position
     ({"cursor": "WzE4NDQ2NzQ0MDczNzA5NTUxNjE1LCJhIl0"}, "cursor"),  # [2**64-1,"a"]: beyond a BIGINT
     ({"since": "2026-11-28T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, "since"),  # as /api/stats refuses it
+    ({"stauts": "active"}, "stauts"),  # a misspelt parameter listed every event (found in a cold trial)
+    ({"category": ""}, "category"),  # as an empty status is refused
+    ({"category": " , "}, "category"),
 ])
 def test_a_bad_parameter_is_a_422_naming_it(api: httpx.Client, params: dict[str, str], name: str) -> None:
     response = api.get("/api/events", params=params)
@@ -287,6 +290,14 @@ def test_a_parameter_given_twice_is_a_422_naming_it(api: httpx.Client, path: str
     assert [problem["loc"] for problem in response.json()["detail"]] == [["query", name]]
     # categories may be repeated: each counts
     assert api.get("/api/events", params=[("category", "jam"), ("category", "hazard")]).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/stats", "/api/events/waze:alert:nope"])
+def test_a_parameter_an_endpoint_does_not_take_is_a_422_naming_it(api: httpx.Client, path: str) -> None:
+    response = api.get(path, params={"limit": "5"})
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["query", "limit"] and "not a parameter of this endpoint" in problem["msg"]
 
 
 def test_a_huge_bad_cursor_is_not_echoed_whole(api: httpx.Client) -> None:
