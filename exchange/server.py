@@ -430,6 +430,8 @@ _UNAUTHORIZED: Headers = [
 ]
 _PREFLIGHT: Headers = as_headers(PREFLIGHT)
 _UNAUTHORIZED_BODY = b"a partner token is required: Authorization: Bearer <token>, X-Partner-Token, or ?token=\n"
+#: a token was offered but is no active partner's (mistyped, revoked): the partner should know it is not missing
+_INVALID_TOKEN_BODY = b"the partner token given is not valid (unknown or revoked); ask the city for a current one\n"
 _UNPUBLISHED_BODY = b"this feed has not been published yet\n"
 
 
@@ -470,7 +472,7 @@ class _FeedEndpoint:
                 partner = found
             elif server.require_token:
                 self.observe(self.feed, 401, UNKNOWN_PARTNER if offered else ANONYMOUS_PARTNER, download=False)
-                await _send(send, 401, _UNAUTHORIZED, _UNAUTHORIZED_BODY)
+                await _send(send, 401, _UNAUTHORIZED, _INVALID_TOKEN_BODY if offered else _UNAUTHORIZED_BODY)
                 return
         shown = ANONYMOUS_PARTNER if partner == ANONYMOUS else partner  # its name, never a token
 
