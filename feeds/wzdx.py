@@ -290,18 +290,25 @@ def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def open_end(start: datetime, generated: datetime, horizon: timedelta = DEFAULT_HORIZON) -> datetime:
+def open_end(start: datetime, generated: datetime, horizon: timedelta = DEFAULT_HORIZON,
+             zone: tzinfo = UTC) -> datetime:
     """The end published for an event that has none: ``horizon`` after its start, or after the day
-    the feed is generated (UTC midnight) once it has started; never in the past, and the same all
-    day, so the feed does not change at every publication.
+    the feed is generated (midnight in the city's ``zone``) once it has started; never in the past,
+    and the same all day, so the feed does not change at every publication.
 
     >>> open_end(datetime(2026, 3, 2, 15, 0, tzinfo=UTC), datetime(2026, 11, 27, 13, 5, tzinfo=UTC)).isoformat()
     '2026-12-11T00:00:00+00:00'
     >>> open_end(datetime(2026, 12, 1, 8, 0, tzinfo=UTC), datetime(2026, 11, 27, 13, 5, tzinfo=UTC)).isoformat()
     '2026-12-15T08:00:00+00:00'
+    >>> from zoneinfo import ZoneInfo
+    >>> open_end(datetime(2026, 3, 2, 15, 0, tzinfo=UTC), datetime(2026, 11, 27, 13, 5, tzinfo=UTC),
+    ...          zone=ZoneInfo("America/Los_Angeles")).astimezone(UTC).isoformat()
+    '2026-12-11T08:00:00+00:00'
     """
-    day = _aware(generated).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return max(_aware(start), day) + horizon
+    local = _aware(generated).astimezone(zone)
+    midnight = datetime(local.year, local.month, local.day)  # the wall clock: the horizon in days, across DST too
+    day_end = (midnight + horizon).replace(tzinfo=zone)
+    return max(_aware(start) + horizon, day_end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +389,7 @@ def _spans(event: Event, generated: datetime, zone: tzinfo | None, horizon: time
     end = event.end_time
     end_verified = end is not None and details is not None and details.end_date_verified
     if end is None or end.replace(microsecond=0) <= start.replace(microsecond=0):  # written to the second
-        end, end_verified = open_end(start, generated, horizon), False
+        end, end_verified = open_end(start, generated, horizon, zone or UTC), False
     if details is None or not details.schedule:
         return [_Span(start, end, start_verified, end_verified, None)]
     if zone is None:  # a wiring mistake: hours read in UTC would publish every night hours off

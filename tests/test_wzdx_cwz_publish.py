@@ -75,7 +75,8 @@ def test_the_demo_wzdx_has_no_past_end_and_keeps_a_weekly_schedule(
     found = document["features"]
     assert all(utc(f["properties"]["end_date"]) > TUESDAY for f in found)  # every demo event is active
     demo = [f for f in found if f["id"].startswith("city:city:demo-")]
-    assert demo and {f["properties"]["end_date"] for f in demo} == {"2026-12-15T00:00:00Z"}
+    # open ends: 14 days after the day of publication, midnight in the city (Los Angeles), not in UTC
+    assert demo and {f["properties"]["end_date"] for f in demo} == {"2026-12-15T08:00:00Z"}
     assert not any(f["properties"]["is_end_date_verified"] for f in demo)
 
     nights = [f for f in found if f["id"].startswith(f"{nightly}#")]
