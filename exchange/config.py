@@ -425,7 +425,8 @@ class SourceConfig(BaseModel):
     """One ``[[sources]]`` entry. ``kind`` picks the adapter; the keys not declared here are the adapter's own."""
 
     model_config = ConfigDict(extra="allow")
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$", description="Unique name, used on the CLI.")
+    name: str = Field(description="Unique name, used on the CLI: lowercase letters, digits, '_', '.', '-' "
+                                  "(first a letter or digit), at most 100 characters.")
     kind: str = Field(
         default="waze-feed",
         description="Adapter name (waze-feed, csv, geojson, arcgis, wzdx, cifs, datex2) or a dotted path to a Source "
@@ -460,10 +461,22 @@ class SourceConfig(BaseModel):
         "(a tie goes to the source name first in alphabetical order). Closures typed by an operator come first.",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _a_source_name(cls, value: str) -> str:
+        if not _SOURCE_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a source name: lowercase letters, digits, '_', '.', '-' (first a "
+                             "letter or digit), at most 100 characters")
+        return value
+
     @property
     def settings(self) -> dict[str, Any]:
         """The keys that belong to the adapter."""
         return dict(self.model_extra or {})
+
+
+#: what a source name may be (it is typed on the command line and is part of stored event ids' sources)
+_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
 
 class Config(BaseModel):

@@ -176,6 +176,11 @@ def redact_query_tokens(text: str) -> str:
     ('/api/events?access_token=***&api_key=***', '/x?token%3D***')
     >>> redact_query_tokens('"GET /feeds/Up2e41bWq0J8Kk3n4Xr5Ts6Vu7Wx8Yz9Ab0Cd1Ef2G HTTP/1.1" 404')
     '"GET /feeds/*** HTTP/1.1" 404'
+
+    A message going on after the URL keeps its colon; a colon inside the value is masked with it:
+
+    >>> redact_query_tokens("cannot read http://dot.example/wz?key=s3cret: no answer"), redact_query_tokens("?key=a:b")
+    ('cannot read http://dot.example/wz?key=***: no answer', '?key=***')
     """
     if "=" in text or "%3" in text:
         text = _QUERY_TOKEN.sub(r"\1" + MASK, text)
@@ -319,7 +324,8 @@ _SECRET_PARAMETERS = ("access_token", "token", "api_key", "apikey", "key")
 _QUERY_TOKEN = re.compile(
     r"((?:^|[?&;]|%3[Ff]|%26)"
     + "(?:" + "|".join(_any_case(name) for name in _SECRET_PARAMETERS) + ")"
-    + r"(?:=|%3[Dd]))(?:[^&\s\"'%]|%(?!26))*"
+    # a ':' ends the value where a message goes on after it ("cannot read URL?key=...: no answer")
+    + r"(?:=|%3[Dd]))(?:[^&\s\"'%:]|:(?=[^&\s\"'])|%(?!26))*"
 )
 #: a URL path segment shaped like one of our tokens (43 URL-safe characters; 32 or more here): a
 #: partner who puts the token in the path (``/feeds/<token>``, Waze's own URL style) is answered 404,

@@ -173,3 +173,13 @@ def test_a_nul_character_is_a_config_error(tmp_path: Path) -> None:
     path.write_text('data_dir = "\\u0000x"\n[publish]\nout_dir = "ok"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"data_dir: contains a NUL character"):
         load_config(path)
+
+
+def test_a_bad_source_name_is_said_in_words(tmp_path: Path) -> None:
+    """Found in a cold trial: the error quoted the name's regular expression."""
+    path = tmp_path / "exchange.toml"
+    path.write_text('[[sources]]\nname = "Waze North"\nurl = "https://example.org/feed"\n')
+    config, problems = check_config(path)
+    assert config is None and [str(problem) for problem in problems] == [
+        "sources[0].name: 'Waze North' is not a source name: lowercase letters, digits, '_', '.', '-' (first a "
+        "letter or digit), at most 100 characters (source 'Waze North')"]
