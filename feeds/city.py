@@ -255,7 +255,8 @@ def city_event(
       store's id and operator columns.
     * **Geometry**: a ROAD_CLOSED or CONSTRUCTION needs 2 points distinct at the published
       precision (6 decimals); another type may have one point with a direction, and so may road
-      works a field device reports at its position (``point_device``: iCone arrow boards).
+      works a source gives at one position on purpose (``point_device``: an iCone arrow board, a
+      WZDx work zone at one position, a DATEX II point location).
     * **Description**: HTML left in it becomes plain text (:func:`~feeds.city_values.plain_text`:
       ``<br/>`` a line break, ``&amp;`` "&").
 
@@ -310,8 +311,9 @@ def city_event(
     if distinct < 2:
         # CIFS accepts one point with a direction for an incident, but Waze closes roads by their
         # extent: a closure needs a line (formats.md §2.2 and §5, item 6), and road works drawn as
-        # a line that collapsed are a drawing error. Road works a field device reports at its
-        # position (an iCone arrow board: ``point_device``) are a point on purpose.
+        # a line that collapsed are a drawing error (a CSV row, an operator's). Road works a source
+        # gives at one position (``point_device``: an iCone arrow board, a WZDx point work zone, a
+        # DATEX II point location) are a point on purpose.
         # Points are told apart as the feeds write them, to 6 decimals (about 0.1 m).
         if kind_type == "ROAD_CLOSED" or (kind_type == "CONSTRUCTION" and not point_device) or not points:
             raise ItemRejected(f"polyline: {len(points)} point(s), {distinct} distinct; a {kind_type} needs at least "

@@ -608,6 +608,7 @@ def datex2_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             subtype=subtype,
             street=street,
             coordinates=coordinates,
+            point_device=True,  # a point location of road works is one on purpose; a closure still needs a line
             zone=zone,
             direction=direction,
             start=validity.get("start"),

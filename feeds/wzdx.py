@@ -944,6 +944,9 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             subtype="ROAD_CLOSED_CONSTRUCTION" if closed else None,
             street=street,
             coordinates=coordinates,
+            # a work zone drawn at one position (CDOT's LineString of one position twice, the MultiPoint a
+            # WZDx point work zone is written as) is a point work zone; a full closure still needs a line
+            point_device=not closed,
             zone=zone,
             direction="ONE_DIRECTION",
             start=_string(properties.get("start_date"), "start_date"),

@@ -88,9 +88,12 @@ def test_cdot_feed_imports_every_line_and_re_exports_valid(testdata: Path) -> No
     assert len(snapshot.items) == 87 and snapshot.errors == []
     assert snapshot.end_ms == round(datetime(2023, 5, 22, 23, 40, 6, tzinfo=UTC).timestamp() * 1000)
     events, rejected = convert_all(snapshot)
-    assert set(rejected) == CDOT_ZERO_LENGTH and len(events) == 83
-    assert all("2 point(s), 1 distinct" in reason for reason in rejected.values())
-    assert Counter(e.type for e in events) == {"CONSTRUCTION": 78, "ROAD_CLOSED": 5}
+    # four work zones drawn at one position (a LineString of one position twice) are point work zones,
+    # as a WZDx MultiPoint or an iCone arrow board is (they were refused as lines of one place)
+    assert rejected == {} and len(events) == 87
+    points = {e.source_id for e in events if e.geometry.type == "Point"}
+    assert points == CDOT_ZERO_LENGTH
+    assert Counter(e.type for e in events) == {"CONSTRUCTION": 82, "ROAD_CLOSED": 5}
     assert all(e.direction == "ONE_DIRECTION" for e in events)
 
     first = next(e for e in events if e.source_id == "098bd70a-4e9e-5a78-8bb5-c62cbabd485a")
@@ -113,7 +116,9 @@ def test_cdot_feed_imports_every_line_and_re_exports_valid(testdata: Path) -> No
     out = render_wzdx(events, feed_info={**FEED_INFO, "license": CC0_LICENSE}, generated=GENERATED)
     assert validate_wzdx(out) == []
     written = features(out)
-    assert len(written) == 83
+    assert len(written) == 87
+    assert {f["geometry"]["type"] for f in written if f["id"].removeprefix("wzdx:city:") in CDOT_ZERO_LENGTH} == {
+        "MultiPoint"}
     by_id = {f["id"]: f for f in written}
     again = by_id["wzdx:city:098bd70a-4e9e-5a78-8bb5-c62cbabd485a"]["properties"]
     assert again["core_details"]["direction"] == "eastbound" and again["vehicle_impact"] == "some-lanes-closed"
@@ -123,7 +128,9 @@ def test_cdot_feed_imports_every_line_and_re_exports_valid(testdata: Path) -> No
     assert again["location_method"] == "channel-device-method" and again["beginning_milepost"] == 87.0
 
     cifs = render_cifs_xml(events, zone=DENVER, generated=GENERATED)
-    assert validate_cifs_xml(cifs) == []
+    found = validate_cifs_xml(cifs)  # the point work zones: valid, one point (Waze asks for two: a warning)
+    assert {p.severity for p in found} == {"warning"} and len(found) == len(CDOT_ZERO_LENGTH)
+    assert all("polyline: one point" in p.message for p in found)
     assert b"2023-05-22T00:00:00-06:00" in cifs  # UTC in, the city's offset out
 
 

@@ -141,7 +141,7 @@ def test_a_wzdx_feed_passed_through_keeps_what_it_said(testdata: Path) -> None:
     assert validate_wzdx(out) == []
     document = orjson.loads(out)
     by_id = {f["id"].removeprefix("wzdx:city:"): f for f in document["features"]}
-    assert len(by_id) == len(events) == 83
+    assert len(by_id) == len(events) == 87
     cdot_source = source["feed_info"]["data_sources"][0]
     assert {"data_source_id": cdot_source["data_source_id"], "organization_name": "CDOT"} in document[
         "feed_info"]["data_sources"]
@@ -157,7 +157,7 @@ def test_a_wzdx_feed_passed_through_keeps_what_it_said(testdata: Path) -> None:
         for key in ("data_source_id", "direction", "road_names", "name"):
             assert after["core_details"].get(key) == before["core_details"].get(key), (original["id"], key)
         compared += 1
-    assert compared == 83
+    assert compared == 87
 
 
 def test_a_cifs_import_is_not_verified(testdata: Path) -> None:
