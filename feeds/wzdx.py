@@ -72,6 +72,7 @@ __all__ = [
     "Occurrence",
     "feed_version",
     "line_direction",
+    "name_direction",
     "losses_for",
     "open_end",
     "parse_wzdx",
@@ -166,6 +167,29 @@ def line_direction(coordinates: Sequence[Position]) -> str:
         return "unknown"
     bearing = math.degrees(math.atan2(dx, dy)) % 360.0
     return ("northbound", "eastbound", "southbound", "westbound")[int(((bearing + 45.0) % 360.0) // 90.0)]
+
+
+def name_direction(street: str | None) -> str | None:
+    """The direction of travel a route's name signs ("I-75 N", "SR-37 SB", "US 160 Eastbound"), or None.
+
+    Only a route number followed by a direction counts: "W 7th St" and "North Street" name a part of a
+    street or the street itself, not a direction of travel.
+
+    >>> name_direction("I-75 N"), name_direction("SR-37 SB"), name_direction("US 160 eastbound")
+    ('northbound', 'southbound', 'eastbound')
+    >>> name_direction("W 7th St"), name_direction("North Street"), name_direction("I-70"), name_direction(None)
+    (None, None, None, None)
+    """
+    found = _ROUTE_DIRECTION.fullmatch(street.strip()) if street else None
+    return _NAMED_DIRECTIONS[found.group(1)[0].upper()] if found else None
+
+
+_ROUTE_DIRECTION = re.compile(
+    r"[A-Za-z]{1,10}(?:[- ]?[A-Za-z]{1,10})?[- ]?\d{1,4}[A-Za-z]?\s+"
+    r"(N|S|E|W|NB|SB|EB|WB|North|South|East|West|Northbound|Southbound|Eastbound|Westbound)",
+    re.IGNORECASE,
+)
+_NAMED_DIRECTIONS = {"N": "northbound", "S": "southbound", "E": "eastbound", "W": "westbound"}
 
 
 def _feed_info(feed_info: Mapping[str, Any], generated: datetime) -> tuple[dict[str, Any], str]:
@@ -457,6 +481,8 @@ def _features(
         direction = line_direction(line) if len(line) > 1 else "unknown"
         if not both and kept.get("direction") in _DIRECTIONS:
             direction = str(kept["direction"])  # the source's signed direction
+        elif not both and (named := name_direction(event.street)) is not None:
+            direction = named  # "I-75 N" runs north wherever its line bends
         base = event.id + (REVERSE_SUFFIX if reverse else "")
         ids = [base if span.key is None else f"{base}#{span.key}" for span in spans]
         if len(line) > 1:
@@ -631,6 +657,8 @@ def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_
                       f"bearing ({target} has one direction per road event)")
     elif kept.get("direction") in _DIRECTIONS:
         losses.append(f"direction {kept['direction']} is the source's")
+    elif (named := name_direction(event.street)) is not None:
+        losses.append(f"direction {named} is read from the road name {event.street!r}; the source signs none")
     elif isinstance(event.geometry, LineString):
         found = line_direction([(lon, lat) for lon, lat in event.geometry.coordinates])
         losses.append(f"direction {found} is the quadrant of the line's bearing (first to last point); "

@@ -224,6 +224,15 @@ def test_each_of_the_92_icone_incidents_is_published_or_rejected_with_one_line(
               if len((incident.findtext("polyline") or "").split()) == 2}
     assert {incident.findtext("street") for incident in points.values()} == {"I-69 N", "SR-37 SB"}
     assert {incident.findtext("direction") for incident in points.values()} == {"ONE_DIRECTION"}
+    # WZDx reads the direction of travel from the route's name (found in a cold trial: "I-75 N" went out
+    # westbound, the quadrant of its line, and the points "unknown")
+    with store.connect() as conn:
+        wzdx = orjson.loads(conn.execute(select(publications.c.body).where(publications.c.feed == "wzdx.geojson"))
+                            .scalar_one())
+    directions = {f["id"].removeprefix("cifs:city:"): f["properties"]["core_details"]["direction"]
+                  for f in wzdx["features"]}
+    assert directions["1245"] == "northbound"
+    assert {directions[ident] for ident in points} == {"northbound", "southbound"}
     # iCone's own creation time is kept; the update time is the store's last revision
     first = served["1245"]
     assert instant(first.findtext("creationtime")) == datetime.fromisoformat("2019-11-05T01:22:20+00:00")
