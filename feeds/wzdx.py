@@ -31,6 +31,7 @@ only way besides an operator's word that they are true. Creation and update time
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import reprlib
@@ -53,6 +54,7 @@ from exchange.model import (
     Lane,
     LineString,
     Point,
+    event_id,
     first_problem,
     from_millis,
     to_millis,
@@ -72,8 +74,8 @@ __all__ = [
     "Occurrence",
     "feed_version",
     "line_direction",
-    "name_direction",
     "losses_for",
+    "name_direction",
     "open_end",
     "parse_wzdx",
     "problems_for",
@@ -287,6 +289,16 @@ def _wzdx_lanes(event: Event, kept: Mapping[str, Any]) -> list[dict[str, Any]] |
             "status": "closed" if lane.status in _CLOSED_CIFS else "open",
         })
     return lanes
+
+
+def _source_related(event: Event, kept: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The source's ``related_road_events``, their ids the events this broker made of the road events named
+    (one namespace, so the same road event is the same id here)."""
+    listed = kept.get("related_road_events")
+    if not isinstance(listed, list):
+        return []
+    return [{"type": entry["type"], "id": event_id(event.source, Kind.CITY, entry["id"])} for entry in listed
+            if entry.get("type") in _RELATED_TYPES and isinstance(entry.get("id"), str) and entry["id"].strip()]
 
 
 def _types_of_work(kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -509,6 +521,8 @@ def _features(
                     related.append({"type": "next-occurrence", "id": ids[index + 1]})
                 if related:
                     core["related_road_events"] = related
+            elif not both and (linked := _source_related(event, kept)):
+                core["related_road_events"] = linked
             properties: dict[str, Any] = {
                 "core_details": core,
                 "start_date": _utc(span.start),
@@ -537,6 +551,8 @@ def _features(
                 properties["types_of_work"] = work
             if lanes is not None:
                 properties["lanes"] = lanes
+            if isinstance(kept.get("worker_presence"), dict):
+                properties["worker_presence"] = kept["worker_presence"]
             features.append({"id": ids[index], "type": "Feature", "properties": properties, "geometry": geometry})
     return features
 
@@ -667,6 +683,10 @@ def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_
         losses.append("direction unknown: a point has no bearing and the source signs none")
     if event.subtype:
         losses.append(f"Waze subtype {event.subtype} is not carried ({target} has a vehicle impact, no subtype)")
+    if kept.get("related_road_events") and ((details is not None and details.schedule) or (
+            event.direction == "BOTH_DIRECTIONS" and line)):
+        losses.append("the source's related road events are not carried: this event goes out as several road events "
+                      "linked by the broker")
     if details is not None:
         if details.lane_impact is not None and not details.lanes and event.category is Category.CONSTRUCTION:
             losses.append(f"lane impact ({details.lane_impact.total_closed_lanes} closed on the "
@@ -850,6 +870,16 @@ def _string(value: Any, field: str) -> str | None:
 #: the members of a road event's lanes and types of work kept to publish them again, and their types
 _LANE_MEMBERS: Mapping[str, type] = {"order": int, "type": str, "status": str}
 _WORK_MEMBERS: Mapping[str, type] = {"type_name": str, "is_architectural_change": bool}
+_RELATED_MEMBERS: Mapping[str, type] = {"type": str, "id": str}
+_RELATED_TYPES = frozenset({"first-in-sequence", "next-in-sequence", "first-occurrence", "next-occurrence",
+                            "related-work-zone", "related-detour", "planned-moving-operation",
+                            "active-moving-operation"})
+_PRESENCE_METHODS = frozenset({"camera-monitoring", "arrow-board-present", "cones-present",
+                               "maintenance-vehicle-present", "wearables-present", "mobile-device-present",
+                               "check-in-app", "check-in-verbal", "scheduled"})
+_PRESENCE_DEFINITIONS = frozenset({"workers-in-work-zone-working", "workers-in-work-zone-not-working",
+                                   "mobile-equipment-in-work-zone-moving", "mobile-equipment-in-work-zone-not-moving",
+                                   "fixed-equipment-in-work-zone", "humans-behind-barrier", "humans-in-right-of-way"})
 #: a kept whole number fits in 32 bits (a lane order beyond is nonsense, and the store takes 64 at most)
 _KEPT_INT = 2**31
 
@@ -860,6 +890,25 @@ def _kept_value(value: Any, kind: type) -> bool:
     if isinstance(value, str):
         return kind is str and text_problem(value, controls=False) is None
     return isinstance(value, kind)
+
+
+def _worker_presence(value: Any) -> dict[str, Any] | None:
+    """What WZDx 4.2 can carry of a road event's ``worker_presence`` (None without ``are_workers_present``)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("are_workers_present"), bool):
+        return None
+    kept: dict[str, Any] = {"are_workers_present": value["are_workers_present"]}
+    if value.get("method") in _PRESENCE_METHODS:
+        kept["method"] = value["method"]
+    if value.get("confidence") in ("low", "medium", "high"):
+        kept["confidence"] = value["confidence"]
+    confirmed = value.get("worker_presence_last_confirmed_date")
+    if isinstance(confirmed, str) and _kept_value(confirmed, str):
+        with contextlib.suppress(ValueError):
+            kept["worker_presence_last_confirmed_date"] = _utc(datetime.fromisoformat(confirmed.replace("Z", "+00:00")))
+    definition = value.get("definition")
+    if isinstance(definition, list):
+        kept["definition"] = list(dict.fromkeys(d for d in definition if d in _PRESENCE_DEFINITIONS))
+    return kept
 
 
 def _kept_entries(listed: Any, members: Mapping[str, type]) -> list[dict[str, Any]] | None:
@@ -899,16 +948,18 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
     ``ROAD_CLOSED_CONSTRUCTION``; any other impact → ``CONSTRUCTION`` without subtype, with CIFS
     ``lanes`` (order from 0, left first) and a ``lane_impact`` when lanes are listed and some are
     closed (``merge-left``/``merge-right`` lanes count as closed). The geometry's points in order
-    (LineString or MultiPoint) are the polyline, ``ONE_DIRECTION`` (a line whose points are all
-    one place, as CDOT sends for point work zones, is rejected by ``city_event``: the broker
-    publishes lines only). ``road_names[0]`` is the street, ``description`` (else ``name``) the description; the data
-    source is the reference.
+    (LineString or MultiPoint) are the polyline, ``ONE_DIRECTION`` (a work zone whose points are all
+    one place, as CDOT sends for point work zones, is a point; a full closure needs a line).
+    ``road_names[0]`` is the street, ``description`` (else ``name``) the description; the data
+    source is the reference. What WZDx publishes again is kept under ``attributes["wzdx"]``: the
+    signed direction, lanes, types of work, mileposts, cross streets, worker presence and the
+    source's related road events (their ids made this broker's ids of the same road events).
 
     Raises
     ------
     ItemRejected
-        A detour, no road name, a geometry that is not a LineString/MultiPoint or has fewer than
-        2 distinct points, bad times, ...
+        A detour, no road name, a geometry that is not a LineString/MultiPoint, a full closure
+        with fewer than 2 distinct points, bad times, ...
     """
     feature = item.record
     try:
@@ -955,6 +1006,12 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             entries = _kept_entries(properties.get(key), members)
             if entries is not None:
                 kept[key] = entries
+        related = _kept_entries(core.get("related_road_events"), _RELATED_MEMBERS)
+        if related:
+            kept["related_road_events"] = related
+        presence = _worker_presence(properties.get("worker_presence"))
+        if presence is not None:
+            kept["worker_presence"] = presence
         attributes[WZDX_KEY] = kept
 
         source = feature.get("_data_source")

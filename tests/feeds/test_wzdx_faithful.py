@@ -295,3 +295,21 @@ def test_a_bad_value_in_a_lane_member_not_published_is_dropped_not_the_road_even
     lanes = features(render_wzdx([event], feed_info=FEED_INFO, generated=SUNDAY, zone=DENVER))[0]["properties"]["lanes"]
     assert lanes == [{"order": 1, "type": "general", "status": "open"}, {"order": 2, "type": "general",
                                                                           "status": "closed"}]
+
+
+def test_the_sources_related_road_events_and_worker_presence_pass_through(testdata: Path) -> None:
+    """Found in a cold trial: WZDx's recurring example lost its first/next-occurrence links, and worker
+    presence was dropped, with nothing in the compile report."""
+    data = (testdata / "wzdx" / "examples" / "scenario5_recurring_linestring_example.geojson").read_bytes()
+    events = [wzdx_item_to_event(item, "dot", DENVER) for item in parse_wzdx(data).items]
+    out = render_wzdx(events, feed_info={**FEED_INFO, "license": CC0_LICENSE}, generated=SUNDAY, zone=DENVER)
+    assert validate_wzdx(out) == []
+    source = {f["id"]: f["properties"] for f in json.loads(data)["features"]}
+    written = {f["id"].removeprefix("dot:city:"): f["properties"] for f in features(out)}
+    assert set(written) == set(source)
+    for ident, properties in source.items():
+        expected = [{"type": r["type"], "id": "dot:city:" + r["id"]} for r in properties["core_details"].get(
+            "related_road_events", [])]
+        assert written[ident]["core_details"].get("related_road_events", []) == expected, ident
+        assert written[ident].get("worker_presence") == properties.get("worker_presence"), ident
+    assert sum("worker_presence" in properties for properties in written.values()) >= 1
