@@ -275,10 +275,16 @@ class _Writer:
         return format_time(when, self.zone)
 
 
-def _clock(text: str) -> str:
-    """``HH:MM`` as an ``xs:time``."""
+def _clock(text: str, *, end: bool = False) -> str:
+    """``HH:MM`` as an ``xs:time``; a window's end at ``23:59`` (how a schedule writes "to midnight") is
+    the day's last second, so an overnight pair of windows leaves no minute open at midnight.
+
+    >>> _clock("22:00"), _clock("23:59", end=True), _clock("23:59")
+    ('22:00:00', '23:59:59', '23:59:00')
+    """
     hours, minutes = text.strip().split(":")
-    return time(int(hours), int(minutes)).isoformat(timespec="seconds")
+    second = 59 if end and (int(hours), int(minutes)) == (23, 59) else 0
+    return time(int(hours), int(minutes), second).isoformat(timespec="seconds")
 
 
 def _validity(writer: _Writer, record: etree._Element, event: Event, start: datetime) -> None:
@@ -300,7 +306,7 @@ def _validity(writer: _Writer, record: etree._Element, event: Event, start: date
             times = writer.sub(valid, "com", "recurringTimePeriodOfDay")
             times.set(XSI_TYPE, "com:TimePeriodOfDay")
             writer.sub(times, "com", "startTimeOfPeriod", _clock(begin))
-            writer.sub(times, "com", "endTimeOfPeriod", _clock(end))
+            writer.sub(times, "com", "endTimeOfPeriod", _clock(end, end=True))
         if day != "everyday":
             writer.sub(writer.sub(valid, "com", "recurringDayWeekMonthPeriod"), "com", "applicableDay", day)
 

@@ -132,6 +132,8 @@ def test_closures_lanes_schedules_points_and_accidents_round_trip(tmp_path: Path
     assert nightly.findtext("sit:applicableForTrafficDirection", namespaces=NS) == "aligned"
     periods = nightly.findall(".//com:validPeriod", NS)
     assert [p.findtext(".//com:applicableDay", namespaces=NS) for p in periods] == [None, "tuesday", "thursday"]
+    # "to midnight" (23:59) ends at the day's last second: no minute open before the next day's 00:00 window
+    assert periods[1].findtext(".//com:endTimeOfPeriod", namespaces=NS) == "23:59:59"
     assert nightly.findtext(".//loc:posList", namespaces=NS).startswith("37.809578 -122.300788 ")  # lat lon
     assert nightly.get("version") == "1772450000000"  # the update time, in milliseconds
     lane = by_id["city:city:lane"]
