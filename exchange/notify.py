@@ -10,7 +10,8 @@ Waze still does not show, and tells each new fact **once**:
 
 "Once" holds across restarts and across instances sharing one store: a fact is claimed by
 inserting its key into the ``notifications`` table, and only the process whose insert succeeds
-logs it and POSTs it. A POST that fails (the receiver is down, answers an error) is sent again
+logs it and POSTs it. A problem told before a webhook was configured (in the log only) is told
+once more when one is, while it goes on. A POST that fails (the receiver is down, answers an error) is sent again
 at the first watch a minute or more later (a watch follows every poll, and runs every minute), by
 whichever instance watches first, until it is taken or a day has passed.
 
@@ -118,17 +119,24 @@ class Watcher:
         """A state worth telling: a problem not told yet, or OK again after one."""
         if health.since_ms is None:  # never polled or published: a new install, nothing has gone wrong yet
             return None
-        told = conn.execute(
-            select(notifications.c.state).where(notifications.c.kind == kind, notifications.c.subject == health.name)
+        last = conn.execute(
+            select(notifications.c.state, notifications.c.body)
+            .where(notifications.c.kind == kind, notifications.c.subject == health.name)
             .order_by(notifications.c.sent_ms.desc()).limit(1)
-        ).scalar_one_or_none()
-        if told == health.state or (health.state is State.OK and told is None):
-            return None  # not a change: the same state again (its since may have moved), or OK all along
+        ).one_or_none()
+        told, posted = (last.state, last.body is not None) if last is not None else (None, False)
         since = iso(health.since_ms)
         text = f"{kind} {health.name} is {health.state} since {since}: {health.detail}"
-        return Notice(f"{kind}:{health.name}:{health.state}:{health.since_ms}", kind, health.name, text,
-                      state=str(health.state), since_ms=health.since_ms, detail=health.detail,
-                      problem=health.state is not State.OK)
+        key = f"{kind}:{health.name}:{health.state}:{health.since_ms}"
+        if told == health.state:
+            # told in the log only, before a webhook was set up: the webhook hears of a problem still going on
+            if posted or health.state is State.OK or self.config.notify.webhook_url is None:
+                return None  # not a change: the same state again (its since may have moved)
+            key, text = f"{key}:webhook", f"{text} (going on since before the webhook was set up)"
+        elif health.state is State.OK and told is None:
+            return None  # OK all along
+        return Notice(key, kind, health.name, text, state=str(health.state), since_ms=health.since_ms,
+                      detail=health.detail, problem=health.state is not State.OK)
 
     def _claim(self, notice: Notice, now_ms: int) -> bool:
         webhook = self.config.notify.webhook_url is not None

@@ -211,3 +211,27 @@ def test_the_same_state_again_is_not_told_again(engine: Engine) -> None:
     assert [n.state for n in watcher.check(NOW)] == ["Offline"]
     _store_runs(engine, ("waze", 2, "ok", None), ("waze", 1, "failed", "fetch"))
     assert watcher.check(NOW) == [], "a new Offline spell right after, the OK between unseen: not a change"
+
+
+def test_a_webhook_set_up_during_an_outage_hears_of_it_once(engine: Engine) -> None:
+    """Found in a cold trial: a source Offline since before the webhook was configured was told in the log
+    only, and the webhook never heard of it, restart after restart."""
+    received: list[str] = []
+
+    def hook(request: httpx.Request) -> httpx.Response:
+        import json
+
+        received.append(json.loads(request.content)["text"])
+        return httpx.Response(204)
+
+    sources = [{"name": "waze", "url": "x"}]
+    _store_runs(engine, ("waze", 2, "failed", "fetch"))
+    assert [n.state for n in Watcher(engine, Config.model_validate({"sources": sources})).check(NOW)] == ["Offline"]
+    with_hook = Config.model_validate({"sources": sources, "notify": {"webhook_url": "http://hooks.invalid/x"}})
+    first, second = (Watcher(engine, with_hook, transport=httpx.MockTransport(hook)) for _ in range(2))
+    told = first.check(NOW + MIN) + second.check(NOW + MIN)
+    assert [(n.subject, n.state) for n in told] == [("waze", "Offline")]
+    assert len(received) == 1 and received[0].endswith("(going on since before the webhook was set up)")
+    assert first.check(NOW + 2 * MIN) == [] and len(received) == 1, "once"
+    _store_runs(engine, ("waze", 0, "ok", None))
+    assert [n.state for n in first.check(NOW + 3 * MIN)] == ["OK"] and len(received) == 2
