@@ -69,6 +69,7 @@ from exchange.config import Config
 from exchange.db import db_error_message, writing
 from exchange.errors import ExchangeError
 from exchange.model import Event, Status, from_millis
+from exchange.output import iso
 from exchange.publications import publication_row, save_publications
 from exchange.runtime import collector_paused, now_ms
 from exchange.schema import events, publications, publish_runs, published_events, revisions
@@ -283,7 +284,8 @@ def _publish(
 ) -> PublishResult:
     from feeds.lint import feed_success_share, lint_event
 
-    at = now_ms()
+    # never dated before the stored publication: a host whose clock is behind must not date its feeds back
+    at = max(now_ms(), _newest_publication(engine) + 1)
     generated = datetime.fromtimestamp(at / 1000, tz=UTC)
     settings = config.publish
     off = off_targets(config) if targets is None else {}
@@ -699,7 +701,7 @@ def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[s
             if _last_revision(conn) != read_revision:
                 result.status = "unchanged"
                 result.superseded = (f"superseded: the events changed after this run read them, and a publication "
-                                     f"dated {newest} was stored first")
+                                     f"dated {iso(newest)} was stored first")
                 _insert_run(conn, at, result, message=result.superseded)
                 return
             for row in rows:
@@ -710,6 +712,12 @@ def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[s
         for run in runs:
             _remember(conn, at, run, eligible)
         _insert_run(conn, at, result)
+
+
+def _newest_publication(engine: Engine) -> int:
+    """When the stored publication was made (epoch ms; 0 before the first)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.max(publications.c.published_ms))).scalar() or 0)
 
 
 def _last_revision(connectable: Engine | Connection) -> int:

@@ -127,9 +127,12 @@ class OperatorAccess:
         """The operator, or HTTP 401 with a Bearer challenge (the API's way)."""
         name = self.operator(request)
         if name is None:
+            offered = offered_tokens(request.headers.get("authorization"), None, b"")
             raise HTTPException(
                 status_code=401,
-                detail="an operator token is required: Authorization: Bearer <token>, HTTP Basic with the "
+                # a mistyped or revoked token is told apart from a missing one
+                detail="the operator token given is not valid (unknown or revoked)" if offered else
+                "an operator token is required: Authorization: Bearer <token>, HTTP Basic with the "
                 "token as password, or sign in at /login",
                 headers={"WWW-Authenticate": f'Bearer realm="{_REALM}"', "Cache-Control": "no-store"},
             )

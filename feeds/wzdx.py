@@ -574,7 +574,23 @@ def wzdx_document(
             listed.add(source["data_source_id"])
         features.extend(_features(event, source["data_source_id"] if source else own_source, generated, zone,
                                   horizon))
+    _drop_dangling_links(features)
     return {"feed_info": info, "type": "FeatureCollection", "features": features}
+
+
+def _drop_dangling_links(features: list[dict[str, Any]]) -> None:
+    """Leave out the related road events that are not in the document (a source's detour, which is not
+    imported; a related road event refused or held back): a partner following one would find nothing."""
+    present = {feature["id"] for feature in features}
+    for feature in features:
+        core = feature["properties"]["core_details"]
+        related = core.get("related_road_events")
+        if related:
+            kept = [link for link in related if link["id"] in present]
+            if kept:
+                core["related_road_events"] = kept
+            else:
+                del core["related_road_events"]
 
 
 def render_wzdx(
@@ -683,10 +699,13 @@ def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_
         losses.append("direction unknown: a point has no bearing and the source signs none")
     if event.subtype:
         losses.append(f"Waze subtype {event.subtype} is not carried ({target} has a vehicle impact, no subtype)")
-    if kept.get("related_road_events") and ((details is not None and details.schedule) or (
-            event.direction == "BOTH_DIRECTIONS" and line)):
+    related = kept.get("related_road_events") or []
+    if related and ((details is not None and details.schedule) or (event.direction == "BOTH_DIRECTIONS" and line)):
         losses.append("the source's related road events are not carried: this event goes out as several road events "
                       "linked by the broker")
+    elif any(isinstance(link, dict) and link.get("type") == "related-detour" for link in related):
+        losses.append("the source's related detour is not carried (detours are not imported); a related road event "
+                      "not published is left out too")
     if details is not None:
         if details.lane_impact is not None and not details.lanes and event.category is Category.CONSTRUCTION:
             losses.append(f"lane impact ({details.lane_impact.total_closed_lanes} closed on the "

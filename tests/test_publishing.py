@@ -274,8 +274,9 @@ def test_a_publish_run_overtaken_by_a_newer_one_stores_nothing(
     monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS - 60_000))  # made a minute before what is served
 
     def read_empty_then_a_sync_writes(*_args: Any, **_kwargs: Any) -> Any:
-        with engine.begin() as conn:  # the first sync commits after this run read the store
+        with engine.begin() as conn:  # the first sync commits after this run read the store, and publishes
             conn.execute(insert(revisions).values(event_id=closures[0], at_ms=T0_MS, action="updated"))
+            conn.execute(update(publications).values(published_ms=T0_MS + 60_000))
         return publishing.Eligible([], [])
 
     monkeypatch.setattr(publishing, "eligible_events", read_empty_then_a_sync_writes)
@@ -307,3 +308,6 @@ def test_a_host_whose_clock_is_behind_still_publishes_what_it_changed(
     with engine.connect() as conn:
         dates = set(conn.execute(select(publications.c.published_ms)).scalars())
     assert dates == {newest + 1}
+    generated = etree.fromstring(served(engine)["cifs.xml"]).get("timestamp")
+    assert datetime.fromisoformat(generated) >= datetime.fromtimestamp(newest / 1000, tz=UTC).replace(microsecond=0), \
+        "the feeds' own date does not go back either"

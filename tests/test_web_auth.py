@@ -60,6 +60,10 @@ def test_sign_in_by_form_bearer_basic_and_revocation(engine: Engine, store_cli: 
         assert _signed_in(http, auth=("anyone", token))
         assert not _signed_in(http)
         assert not _signed_in(http, headers={"Authorization": "Bearer wrong"})
+        # a wrong token is told apart from a missing one (found in a cold trial)
+        assert http.get("/api/events", headers={"Authorization": "Bearer wrong"}).json()["detail"] == (
+            "the operator token given is not valid (unknown or revoked)")
+        assert http.get("/api/events").json()["detail"].startswith("an operator token is required")
         assert not _signed_in(http, headers={"Authorization": f"Bearer {partner_token}"}), \
             "a partner token polls feeds; it does not open the map"
         assert not _signed_in(http, params={"token": token}), "a token in a URL is never read"

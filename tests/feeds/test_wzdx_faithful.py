@@ -313,3 +313,22 @@ def test_the_sources_related_road_events_and_worker_presence_pass_through(testda
         assert written[ident]["core_details"].get("related_road_events", []) == expected, ident
         assert written[ident].get("worker_presence") == properties.get("worker_presence"), ident
     assert sum("worker_presence" in properties for properties in written.values()) >= 1
+
+
+def test_a_link_to_a_road_event_not_in_the_feed_is_left_out_and_said(testdata: Path) -> None:
+    """Found in a cold trial: WZDx's detour example kept its work zone's link to the detour, which is not
+    imported, so the link pointed at nothing in the feed."""
+    data = (testdata / "wzdx" / "examples" / "scenario4_detour_linestring_example.geojson").read_bytes()
+    events = []
+    for item in parse_wzdx(data).items:
+        with contextlib.suppress(ItemRejected):  # the detours
+            events.append(wzdx_item_to_event(item, "dot", DENVER))
+    linked = [e for e in events if any(link.get("type") == "related-detour"
+                                       for link in e.attributes["wzdx"].get("related_road_events", []))]
+    assert linked, "the example's work zone names its detour"
+    out = render_wzdx(events, feed_info={**FEED_INFO, "license": CC0_LICENSE}, generated=SUNDAY, zone=DENVER)
+    assert validate_wzdx(out) == []
+    ids = {f["id"] for f in features(out)}
+    for feature in features(out):
+        assert all(link["id"] in ids for link in feature["properties"]["core_details"].get("related_road_events", []))
+    assert any("related detour is not carried" in loss for loss in wzdx.losses_for(linked[0]))
