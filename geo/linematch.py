@@ -242,7 +242,7 @@ _NOISE_MIN_LINES = 10
 #: a call whose noise is estimated at more than this times ``sigma_m``, or less than its share, is matched with it
 _NOISE_MARGIN = 1.15
 #: about this many lines of a call are matched first to measure its noise
-_PILOT_LINES = 64
+_PILOT_LINES = 32
 
 
 def _match_lines(network: RoadNetwork, lines: Sequence[FloatArray], radius_m: float, sigma_m: float, beta_m: float,
