@@ -154,18 +154,23 @@ def test_the_lint_names_the_true_reason(oakland: RoadNetwork) -> None:
 
 def _config(tmp_path: Path, csv_path: Path, network: Path = OSM) -> Path:
     """A city with one CSV source of closures (namespace ``works``) on ``network``."""
+    return _city(tmp_path, f"""name = "city-csv"
+kind = "csv"
+url = {json.dumps(str(csv_path))}
+namespace = "works"
+geometry = {{ type = "wkt", column = "wkt" }}
+mapping = {{ id = "id" }}""", network)
+
+
+def _city(tmp_path: Path, source: str, network: Path = OSM) -> Path:
+    """A city in Oakland on ``network`` with the one source ``source`` (its TOML keys)."""
     path = tmp_path / "exchange.toml"
     path.write_text(f"""
 timezone = "America/Los_Angeles"
 [network]
 path = {json.dumps(str(network))}
 [[sources]]
-name = "city-csv"
-kind = "csv"
-url = {json.dumps(str(csv_path))}
-namespace = "works"
-geometry = {{ type = "wkt", column = "wkt" }}
-mapping = {{ id = "id" }}
+{source}
 """)
     return path
 
@@ -250,16 +255,7 @@ def test_a_line_against_its_signed_direction_is_held_back_unless_the_network_tur
                     _work_zone("two-way-along", "9th Street", "eastbound", NINTH_EASTWARD),
                 ]}
     (tmp_path / "dot.geojson").write_text(json.dumps(document))
-    config = tmp_path / "exchange.toml"
-    config.write_text(f"""
-timezone = "America/Los_Angeles"
-[network]
-path = {json.dumps(str(OSM))}
-[[sources]]
-name = "dot"
-kind = "wzdx"
-url = {json.dumps(str(tmp_path / "dot.geojson"))}
-""")
+    config = _city(tmp_path, f'name = "dot"\nkind = "wzdx"\nurl = {json.dumps(str(tmp_path / "dot.geojson"))}')
     assert (run := cli("--config", str(config), "sync")).code == 0, run
     published = cli("--config", str(config), "publish", "--out", str(tmp_path / "feeds"))
     assert published.code == 0, published
