@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from exchange.errors import NotFound
 
 __all__ = [
+    "SOURCE_NAME",
     "CatalogueConfig",
     "CatalogueFeedConfig",
     "Config",
@@ -464,7 +465,7 @@ class SourceConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _a_source_name(cls, value: str) -> str:
-        if not _SOURCE_NAME.fullmatch(value):
+        if not SOURCE_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a source name: lowercase letters, digits, '_', '.', '-' (first a "
                              "letter or digit), at most 100 characters")
         return value
@@ -476,7 +477,7 @@ class SourceConfig(BaseModel):
 
 
 #: what a source name may be (it is typed on the command line and is part of stored event ids' sources)
-_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
 
 class Config(BaseModel):

@@ -47,7 +47,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from exchange.config import Config
+from exchange.config import SOURCE_NAME, Config
 from exchange.confirm import NOT_PUBLISHED, NOT_SEEN, NOT_STARTED, SEEN, TRAFFIC_FLOWING, WAZE_ENDED, waze_status
 from exchange.db import db_error_message
 from exchange.errors import ExchangeError
@@ -89,12 +89,11 @@ CLOSURE_STATES = (NOT_STARTED, NOT_PUBLISHED, NOT_SEEN, SEEN, TRAFFIC_FLOWING)
 DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 # what a label value may be: a source name as the config allows it, a status word
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-_WORD = re.compile(r"^[a-z][a-z-]{0,39}$")
+_WORD = re.compile(r"[a-z][a-z-]{0,39}")
 
 
 def _safe(value: Any, pattern: re.Pattern[str]) -> str | None:
-    return value if isinstance(value, str) and pattern.match(value) else None
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
 
 
 class Tally:
@@ -244,7 +243,8 @@ class StoreCollector(Collector):
                                        f"1 for the {kind}'s health state now (OK, Stale, Offline, SchemaError, "
                                        "Suspect), 0 for the others", labels=[kind, "state"])
             for item in items:
-                if (kind == "feed" and item.name not in FEEDS) or (kind == "source" and not _safe(item.name, _NAME)):
+                unknown = item.name not in FEEDS if kind == "feed" else not _safe(item.name, SOURCE_NAME)
+                if unknown:
                     continue
                 for state in HealthState:
                     family.add_metric([item.name, str(state)], 1 if item.state is state else 0)
@@ -265,7 +265,7 @@ class StoreCollector(Collector):
         changes: dict[str, list[int]] = {}
         last_success: dict[str, int] = {}
         for (source, outcome), row in runs:
-            source, outcome = _safe(source, _NAME), _safe(outcome, _WORD)
+            source, outcome = _safe(source, SOURCE_NAME), _safe(outcome, _WORD)
             if source is None or outcome is None:
                 continue
             count, millis = row[0], row[1]
@@ -276,7 +276,7 @@ class StoreCollector(Collector):
             changes[source] = [a + b for a, b in zip(changes.get(source, [0] * len(sums)), sums, strict=True)]
             if outcome != "failed" and finished:
                 last_success[source] = max(last_success.get(source, 0), int(finished))
-        names = sorted({name for name in known if _safe(name, _NAME)} | {source for source, _ in by_outcome})
+        names = sorted({name for name in known if _safe(name, SOURCE_NAME)} | {source for source, _ in by_outcome})
         for source in names:
             outcomes = sorted(set(SYNC_OUTCOMES) | {outcome for name, outcome in by_outcome if name == source})
             for outcome in outcomes:

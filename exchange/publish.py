@@ -284,8 +284,10 @@ def _publish(
 ) -> PublishResult:
     from feeds.lint import feed_success_share, lint_event
 
-    # never dated before the stored publication: a host whose clock is behind must not date its feeds back
-    at = max(now_ms(), _newest_publication(engine) + 1)
+    with engine.connect() as conn:
+        # never dated before the stored publication: a host whose clock is behind must not date its feeds back
+        at = max(now_ms(), _newest_publication(conn) + 1)
+        read_revision = _last_revision(conn)  # before the events: a change after it is one this run may miss
     generated = datetime.fromtimestamp(at / 1000, tz=UTC)
     settings = config.publish
     off = off_targets(config) if targets is None else {}
@@ -294,7 +296,6 @@ def _publish(
         raise PublishFailed("nothing to publish: every target is off ("
                             + "; ".join(f"{name}: {reason}" for name, reason in off.items()) + ")")
     schemas = official_schemas(settings.schema_dir)
-    read_revision = _last_revision(engine)  # before the events: a change after it is one this run may miss
     eligible = eligible_events(engine, at_ms=at, keep_ended_ms=round(settings.keep_ended_h * 3_600_000))
     chosen, unreadable = eligible.events, eligible.unreadable
     network = placement.network if placement is not None else None
@@ -696,8 +697,8 @@ def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[s
     closure out): it is stored, dated just after the stored one so that ``Last-Modified`` never goes
     back."""
     with writing(engine, lock="publish") as conn:
-        newest = conn.execute(select(func.max(publications.c.published_ms))).scalar()
-        if newest is not None and newest > at:
+        newest = _newest_publication(conn)
+        if newest > at:
             if _last_revision(conn) != read_revision:
                 result.status = "unchanged"
                 result.superseded = (f"superseded: the events changed after this run read them, and a publication "
@@ -714,18 +715,14 @@ def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[s
         _insert_run(conn, at, result)
 
 
-def _newest_publication(engine: Engine) -> int:
+def _newest_publication(conn: Connection) -> int:
     """When the stored publication was made (epoch ms; 0 before the first)."""
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.max(publications.c.published_ms))).scalar() or 0)
+    return int(conn.execute(select(func.max(publications.c.published_ms))).scalar() or 0)
 
 
-def _last_revision(connectable: Engine | Connection) -> int:
+def _last_revision(conn: Connection) -> int:
     """The newest revision's id: every change of a city event writes one, in the same transaction."""
-    if isinstance(connectable, Engine):
-        with connectable.connect() as conn:
-            return _last_revision(conn)
-    return int(connectable.execute(select(func.max(revisions.c.id))).scalar() or 0)
+    return int(conn.execute(select(func.max(revisions.c.id))).scalar() or 0)
 
 
 def _remember(conn: Connection, at: int, run: _Run, eligible: set[str]) -> None:
