@@ -291,6 +291,18 @@ def _wzdx_lanes(event: Event, kept: Mapping[str, Any]) -> list[dict[str, Any]] |
     return lanes
 
 
+def _stated_direction(event: Event, kept: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The direction of travel the source states, and whence (for the compile report): its signed
+    ``direction``, else the one its route's name signs ("I-75 N" runs north wherever its line bends);
+    None when neither says (the line's bearing decides)."""
+    if kept.get("direction") in _DIRECTIONS:
+        return str(kept["direction"]), "is the source's"
+    named = name_direction(event.street)
+    if named is not None:
+        return named, f"is read from the road name {event.street!r}; the source signs none"
+    return None
+
+
 def _source_related(event: Event, kept: Mapping[str, Any]) -> list[dict[str, str]]:
     """The source's ``related_road_events``, their ids the events this broker made of the road events named
     (one namespace, so the same road event is the same id here)."""
@@ -490,11 +502,8 @@ def _features(
     features = []
     for reverse in (False, True) if both else (False,):
         line = forward[::-1] if reverse else forward
-        direction = line_direction(line) if len(line) > 1 else "unknown"
-        if not both and kept.get("direction") in _DIRECTIONS:
-            direction = str(kept["direction"])  # the source's signed direction
-        elif not both and (named := name_direction(event.street)) is not None:
-            direction = named  # "I-75 N" runs north wherever its line bends
+        stated = None if both else _stated_direction(event, kept)
+        direction = stated[0] if stated else line_direction(line) if len(line) > 1 else "unknown"
         base = event.id + (REVERSE_SUFFIX if reverse else "")
         ids = [base if span.key is None else f"{base}#{span.key}" for span in spans]
         if len(line) > 1:
@@ -687,10 +696,8 @@ def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_
     if event.direction == "BOTH_DIRECTIONS" and line:
         losses.append("both directions published as two road events, each direction the quadrant of its line's "
                       f"bearing ({target} has one direction per road event)")
-    elif kept.get("direction") in _DIRECTIONS:
-        losses.append(f"direction {kept['direction']} is the source's")
-    elif (named := name_direction(event.street)) is not None:
-        losses.append(f"direction {named} is read from the road name {event.street!r}; the source signs none")
+    elif (stated := _stated_direction(event, kept)) is not None:
+        losses.append(f"direction {stated[0]} {stated[1]}")
     elif isinstance(event.geometry, LineString):
         found = line_direction([(lon, lat) for lon, lat in event.geometry.coordinates])
         losses.append(f"direction {found} is the quadrant of the line's bearing (first to last point); "
