@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from exchange.errors import ConfigError, ExchangeError, MalformedPayload, NotFound, UsageError
 from exchange.model import first_problem
-from feeds.xmlsafe import declares_a_dtd
+from feeds.xmlsafe import declares_a_dtd, syntax_error_text
 from geo.network import NodeTable
 from geo.types import WayInput
 
@@ -819,7 +819,7 @@ def _check_document(document: etree._ElementTree | etree._Element | None, path: 
 
 
 def _xml_error(path: Path, exc: etree.XMLSyntaxError) -> MalformedPayload:
-    return MalformedPayload(f"{path.name}: malformed XML at line {exc.lineno}: {_one_line(exc.msg or exc)}")
+    return MalformedPayload(f"{path.name}: malformed XML {syntax_error_text(exc)}")
 
 
 def _one_line(value: object) -> str:

@@ -112,7 +112,7 @@ def load_json(data: bytes) -> tuple[Any, bool]:
         return loads_lenient(data), False
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise MalformedPayload(f"malformed JSON{where}: {detail}") from exc
     except RecursionError as exc:
         raise MalformedPayload("malformed JSON: nested too deeply") from exc

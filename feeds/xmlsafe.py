@@ -7,13 +7,14 @@ declarations ignored: an external entity or a billion-laughs expansion never get
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lxml import etree
 
 from exchange.errors import MalformedPayload
 
-__all__ = ["REFUSED", "declares_a_dtd", "looks_like_xml", "parse_untrusted", "safe_parser"]
+__all__ = ["REFUSED", "declares_a_dtd", "looks_like_xml", "parse_untrusted", "safe_parser", "syntax_error_text"]
 
 REFUSED = "XML with a DOCTYPE or ENTITY declaration is refused (entities are never expanded)"
 
@@ -65,7 +66,19 @@ def parse_untrusted(data: bytes) -> etree._Element:
     try:
         root = etree.fromstring(data, parser=safe_parser())
     except etree.XMLSyntaxError as exc:
-        raise MalformedPayload(f"malformed XML: {exc.msg} (line {exc.lineno})") from exc
+        raise MalformedPayload(f"malformed XML {syntax_error_text(exc)}") from exc
     if declares_a_dtd(root.getroottree()):
         raise MalformedPayload(REFUSED)
     return root
+
+
+def syntax_error_text(exc: etree.XMLSyntaxError) -> str:
+    """``at line L, column C: what`` for a parse error, on one line. libxml2 ends its message with
+    the position as well; it is said once, in front."""
+    line, column = exc.position if exc.position else (exc.lineno, 0)
+    message = str(exc.msg or exc).strip().splitlines()
+    what = _TRAILING_POSITION.sub("", message[0]) if message else "unreadable"
+    return f"at line {line}, column {column}: {what}" if column else f"at line {line}: {what}"
+
+
+_TRAILING_POSITION = re.compile(r",? line \d+, column \d+$")

@@ -77,3 +77,11 @@ def test_unsafe_or_broken_xml_is_refused(payload: bytes, message: str) -> None:
 def test_json_and_xml_are_told_apart_by_content() -> None:
     assert read_waze_snapshot(b' \n{"alerts": []}').kinds_present
     assert read_waze_snapshot(json.dumps({"jams": []}).encode()).kinds_present
+
+
+def test_broken_xml_names_its_place_once() -> None:
+    with pytest.raises(MalformedPayload) as caught:
+        read_waze_snapshot(b"<rss><channel>\n<item>\n</rss>")
+    message = str(caught.value)
+    assert message.startswith("malformed XML at line 3, column ")
+    assert message.count("line 3") == 1, message
