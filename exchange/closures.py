@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, select, update
 
 from exchange.bulk import Bulk, loads
 from exchange.confirm import link_confirmations
 from exchange.db import writing
-from exchange.errors import ItemRejected, NotFound, UnreadableEvent, UsageError
+from exchange.errors import ItemRejected, NotFound, StoreError, UnreadableEvent, UsageError
 from exchange.model import CityDetails, Event, LineString, RoadMatch, Status, from_millis, to_millis
 from exchange.placement import Placement
 from exchange.runtime import now_ms
@@ -370,7 +370,18 @@ def update_closure(
     Either closure of a divided road's pair changes both: their fields are the first's with the
     changes, each keeps its own line unless it is moved (street or points), and a move routes both
     directions again. A change that would end the pairing, or make a single closure a pair, is refused.
+
+    A closure changed by somebody else between this reading and writing it is read again and the
+    change worked out anew (``_again``): an update racing a cancel never brings the closure back.
     """
+    return _again(closure_id, lambda: _update(engine, closure_id, changes, zone=zone, placement=placement,
+                                              operator=operator, clear=clear, reopen=reopen))
+
+
+def _update(
+    engine: Engine, closure_id: str, changes: Mapping[str, Any], *, zone: tzinfo, placement: Placement | None,
+    operator: str | None, clear: Sequence[str], reopen: bool,
+) -> Outcome:
     unknown = sorted(set(clear) - set(CLEARABLE))
     if unknown:
         raise UsageError(f"cannot clear {', '.join(unknown)} (only {', '.join(CLEARABLE)})")
@@ -505,7 +516,14 @@ def cancel_closure(engine: Engine, closure_id: str, *, operator: str | None) -> 
 def _apply(
     engine: Engine, closure_id: str, operator: str | None, step: Callable[[Found], tuple[Outcome, _Write | None]],
 ) -> Outcome:
-    """``step`` on the closure and on its pair's other one, if any: written in one transaction."""
+    """``step`` on the closure and on its pair's other one, if any: written in one transaction (read
+    again and done anew when another command changed them meanwhile: ``_again``)."""
+    return _again(closure_id, lambda: _step_once(engine, closure_id, operator, step))
+
+
+def _step_once(
+    engine: Engine, closure_id: str, operator: str | None, step: Callable[[Found], tuple[Outcome, _Write | None]],
+) -> Outcome:
     named, other = _with_other(engine, closure_id)
     outcome, write = step(named)
     if other is None:
@@ -619,6 +637,7 @@ def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None) -> N
         return
     at = now_ms()
     with writing(engine, CITY_EVENTS_LOCK) as conn:
+        _unchanged_since_read(conn, writes)
         db = Bulk(conn)
         for write in writes:
             changes: dict[str, Any] | None = None
@@ -637,6 +656,39 @@ def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None) -> N
                              changes=None if changes is None else [changes], operator=operator)
         link_confirmations(conn, at)
         relink(conn, at_ms=at, run_id=None)
+
+
+class _ChangedMeanwhile(Exception):
+    """A closure changed (or appeared) between a command reading it and writing its change."""
+
+
+def _unchanged_since_read(conn: Connection, writes: Sequence[_Write]) -> None:
+    """Raise ``_ChangedMeanwhile`` when a closure's stored row is no longer the one its change was worked
+    out from. Only what a change rewrites is compared: the Waze status and cluster columns the daemon
+    keeps up to date are not, and a change leaves them alone."""
+    for write in writes:
+        stored = conn.execute(select(*(events.c[name] for name in UPDATE_COLUMNS))
+                              .where(events.c.id == write.event_id)).first()
+        if write.row is None and stored is None:
+            continue
+        if write.row is None or stored is None or tuple(stored) != tuple(write.row[name] for name in UPDATE_COLUMNS):
+            raise _ChangedMeanwhile(write.event_id)
+
+
+def _again(closure_id: str, operation: Callable[[], Outcome]) -> Outcome:
+    """``operation`` (read, work out the change, commit), done anew while another command changes the
+    closure between its reading and its writing; the last attempt's refusal, if any, is the answer."""
+    for _attempt in range(_ATTEMPTS):
+        try:
+            return operation()
+        except _ChangedMeanwhile:
+            continue
+    raise StoreError(f"closure {closure_id} kept changing while this command ran ({_ATTEMPTS} attempts); "
+                     "nothing was changed: look at it (`closure list`) and try again")
+
+
+#: how often a command reads a closure again that others keep changing under it
+_ATTEMPTS = 5
 
 
 def _points(event: Event) -> list[tuple[float, float]]:
