@@ -184,8 +184,8 @@ class Eligible:
 
 def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> Eligible:
     """City events that belong in the feeds now: not cancelled, not ended more than ``keep_ended_ms``
-    ago, and not linked to the same closure from another source published in their place (``same_as``)
-    while that one is in effect."""
+    ago (nor before they were first stored), and not linked to the same closure from another source
+    published in their place (``same_as``) while that one is in effect."""
     instead = events.alias("instead")
     in_effect = select(instead.c.id).where(
         instead.c.id == events.c.same_as, instead.c.status == Status.ACTIVE.value,
@@ -195,6 +195,8 @@ def eligible_events(engine: Engine, *, at_ms: int, keep_ended_ms: int) -> Eligib
         events.c.origin == "city",
         events.c.status != Status.CANCELLED.value,
         or_(events.c.end_ms.is_(None), events.c.end_ms > at_ms - keep_ended_ms),
+        # over before it was stored (typed or imported with a past end): no partner saw it to see it end
+        or_(events.c.end_ms.is_(None), events.c.end_ms >= events.c.first_seen_ms),
         # once the event published in its place is over, its source's longer report goes out
         or_(events.c.same_as.is_(None), ~in_effect),
     ).order_by(events.c.id)

@@ -8,7 +8,7 @@ SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +22,7 @@ from exchange.schema import revisions
 from exchange.store import load_event
 
 ZONE = ZoneInfo("America/Los_Angeles")
+Between: TypeAlias = Callable[[Callable[[], Any]], None]
 LINE = [(-122.300788, 37.809578), (-122.302087, 37.810233)]
 
 
@@ -34,7 +35,7 @@ def closure_id(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def between(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Callable[[], Any]], None]]:
+def between(monkeypatch: pytest.MonkeyPatch) -> Iterator[Between]:
     """``between(other)`` runs ``other`` once, just before the next closure change is written."""
     pending: list[Callable[[], Any]] = []
     real_commit = closures._commit
@@ -57,7 +58,7 @@ def status(engine: Engine, closure_id: str) -> tuple[Status, str | None]:
 
 
 def test_an_update_racing_a_cancel_does_not_bring_the_closure_back(engine: Engine, closure_id: str,
-                                                                   between: Callable[[Callable[[], Any]], None]) -> None:
+                                                                   between: Between) -> None:
     between(lambda: cancel_closure(engine, closure_id, operator="bea"))
     with pytest.raises(UsageError, match="is cancelled"):
         update_closure(engine, closure_id, {"description": "race"}, zone=ZONE, placement=None, operator="ana")
@@ -65,7 +66,7 @@ def test_an_update_racing_a_cancel_does_not_bring_the_closure_back(engine: Engin
 
 
 def test_an_update_racing_an_end_does_not_undo_it(engine: Engine, closure_id: str,
-                                                  between: Callable[[Callable[[], Any]], None]) -> None:
+                                                  between: Between) -> None:
     between(lambda: end_closure(engine, closure_id, operator="bea", zone=ZONE))
     with pytest.raises(UsageError, match="is ended"):
         update_closure(engine, closure_id, {"description": "race"}, zone=ZONE, placement=None, operator="ana")
@@ -73,7 +74,7 @@ def test_an_update_racing_an_end_does_not_undo_it(engine: Engine, closure_id: st
 
 
 def test_a_cancel_racing_an_update_keeps_both(engine: Engine, closure_id: str,
-                                              between: Callable[[Callable[[], Any]], None]) -> None:
+                                              between: Between) -> None:
     between(lambda: update_closure(engine, closure_id, {"description": "Water main and valve"}, zone=ZONE,
                                    placement=None, operator="ana"))
     cancel_closure(engine, closure_id, operator="bea")
@@ -85,7 +86,7 @@ def test_a_cancel_racing_an_update_keeps_both(engine: Engine, closure_id: str,
 
 
 def test_two_updates_of_different_fields_both_hold(engine: Engine, closure_id: str,
-                                                   between: Callable[[Callable[[], Any]], None]) -> None:
+                                                   between: Between) -> None:
     between(lambda: update_closure(engine, closure_id, {"description": "Water main and valve"}, zone=ZONE,
                                    placement=None, operator="ana"))
     update_closure(engine, closure_id, {"end": "2026-03-06T17:00:00-08:00"}, zone=ZONE, placement=None,

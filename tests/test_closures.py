@@ -110,8 +110,9 @@ def test_road_closed_needs_a_start(cli: Cli) -> None:
     assert result.code == 2 and "start" in result.err
 
 
-def test_the_times_understood_are_said_and_a_past_end_is_warned_of(cli: Cli) -> None:
-    """A week's typo on a night shift: saved (a past closure may be on record), but said on stderr."""
+def test_the_times_understood_are_said_and_a_past_end_is_warned_of(cli: Cli, tmp_path: Path) -> None:
+    """A week's typo on a night shift: saved (a past closure may be on record), but said on stderr, and
+    never published: no partner saw it to see it end."""
     day = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%d")
     result = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
                  "--start", f"{day}T01:00", "--end", f"{day}T05:00")
@@ -120,6 +121,20 @@ def test_the_times_understood_are_said_and_a_past_end_is_warned_of(cli: Cli) -> 
     assert "warning: its end" in result.err and "already past" in result.err and "not published" in result.err
     ahead = add(cli)
     assert ahead.code == 0 and "closed from" in ahead.err and "warning" not in ahead.err, ahead
+    # ended two hours ago, within the hours an ended closure stays in the feeds: not published either
+    past = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+               "--start", _time(-5), "--end", _time(-2))
+    assert past.code == 0 and "not published" in past.err, past
+    past_id, ahead_id = past.out.strip(), ahead.out.strip()
+    out = tmp_path / "feeds"
+    assert cli("--config", str(DEMO), "publish", "--out", str(out)).code == 0
+    for feed in ("cifs.xml", "wzdx.geojson", "datex2.xml"):
+        body = (out / feed).read_text()
+        assert ahead_id in body and past_id not in body, feed
+    # a closure already published and changed to end in the past is ended, and said so
+    changed = cli("--config", str(DEMO), "closure", "update", ahead_id, "--start", f"{day}T01:00", "--end",
+                  f"{day}T05:00", "--reopen")
+    assert changed.code == 0 and "already past: it is ended now" in changed.err, changed
 
 
 def test_local_times_read_in_the_city_zone(cli: Cli) -> None:

@@ -212,13 +212,14 @@ def closure_add(
     )
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
     also = (created.opposite.id,) if created.opposite is not None else ()
-    _say_times(created.event, config.zone)
+    _say_times(created.event, config.zone, added=True)
     _done(config, engine, created.event.id, Outcome(created.event, "created", created.note, also))
 
 
-def _say_times(event: Any, zone: Any) -> None:
+def _say_times(event: Any, zone: Any, *, added: bool) -> None:
     """The times as understood, in the city's zone (a ``Z`` typed out of habit is another hour there),
-    and a warning when the end is already past: such a closure is stored as ended, never published."""
+    and a warning when the end is already past: a closure added so is stored as ended and never
+    published; one changed so is ended (the feeds say so for ``publish.keep_ended_h``)."""
     from exchange.model import to_millis
     from exchange.runtime import now_ms
 
@@ -228,7 +229,8 @@ def _say_times(event: Any, zone: Any) -> None:
     start = local(event.start_time) if event.start_time is not None else "now"
     print(f"closed from {start} to {local(event.end_time)} ({zone})", file=sys.stderr)
     if event.end_time is not None and to_millis(event.end_time) <= now_ms():
-        print(f"warning: its end {local(event.end_time)} is already past: stored as ended, it is not published "
+        what = "stored as ended, it is not published" if added else "it is ended now"
+        print(f"warning: its end {local(event.end_time)} is already past: {what} "
               "(a typo? `closure update ID --start ... --end ... --reopen` mends it)", file=sys.stderr)
 
 
@@ -294,6 +296,8 @@ def closure_update(
     config, engine, placement = context.state.config, context.engine(), context.placement()
     outcome = update_closure(engine, closure_id, changes, zone=config.zone, placement=placement,
                              operator=_operator(operator), clear=cleared, reopen=reopen)
+    if outcome.event is not None and outcome.action is not None and ({"start", "end"} & changes.keys() or reopen):
+        _say_times(outcome.event, config.zone, added=False)
     _done(config, engine, closure_id, outcome)
 
 
