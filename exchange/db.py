@@ -19,12 +19,12 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from exchange.errors import ExchangeError, SchemaOutdated, StoreError
+from exchange.errors import ConfigError, ExchangeError, SchemaOutdated, StoreError
 from exchange.schema import SCHEMA_REVISION
 
 __all__ = [
-    "current_revision", "db_error_message", "normalize_url", "open_store", "redact_url", "take_turns", "upgrade",
-    "writing",
+    "STORE_BACKENDS", "current_revision", "db_error_message", "normalize_url", "open_store", "raw_engine", "redact_url",
+    "store_backend", "take_turns", "upgrade", "writing",
 ]
 
 
@@ -73,17 +73,11 @@ def open_store(url: str, *, auto_upgrade: bool | None = None) -> Engine:
         Create or upgrade the schema when behind. Defaults to True for SQLite, False otherwise.
     """
     url = normalize_url(url)
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"invalid database URL {url!r}") from exc
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
-    except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from exc
+    is_sqlite = store_backend(url) == "sqlite"
+    database = make_url(url).database
+    if is_sqlite and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = raw_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -93,6 +87,36 @@ def open_store(url: str, *, auto_upgrade: bool | None = None) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+#: the databases a store may live in (``store_backend``)
+STORE_BACKENDS = ("postgresql", "sqlite")
+
+
+def store_backend(url: str) -> str:
+    """The backend of a store's URL: ``postgresql`` or ``sqlite``; ``ConfigError`` for anything else.
+
+    >>> store_backend("postgresql+psycopg://exchange@db/exchange"), store_backend("sqlite:///exchange.db")
+    ('postgresql', 'sqlite')
+    """
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise ConfigError("the database URL cannot be read as one (e.g. postgresql://exchange@db.internal/exchange, "
+                          "sqlite:////var/lib/traffic-exchange/exchange.db)") from None
+    if backend not in STORE_BACKENDS:
+        raise ConfigError(f"database {redact_url(url)}: only postgresql:// and sqlite:/// stores are supported")
+    return backend
+
+
+def raw_engine(url: str, **options: Any) -> Engine:
+    """An engine on a store's URL that checks nothing of its schema (``open_store`` does)."""
+    url = normalize_url(url)
+    store_backend(url)
+    try:
+        return create_engine(url, **options)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from exc
 
 
 def _check_schema(engine: Engine, url: str, auto_upgrade: bool) -> None:

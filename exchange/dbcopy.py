@@ -44,7 +44,6 @@ from sqlalchemy import (
     Table,
     Text,
     cast,
-    create_engine,
     func,
     insert,
     inspect,
@@ -53,7 +52,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from exchange.db import (
     current_revision,
@@ -61,10 +60,12 @@ from exchange.db import (
     db_error_message,
     normalize_url,
     open_store,
+    raw_engine,
     redact_url,
+    store_backend,
     writing,
 )
-from exchange.errors import ExchangeError, NotFound, SchemaOutdated, StoreError, UsageError
+from exchange.errors import ConfigError, ExchangeError, NotFound, SchemaOutdated, StoreError, UsageError
 from exchange.runtime import fault_point
 from exchange.schema import SCHEMA_REVISION, metadata
 
@@ -171,7 +172,7 @@ def copy_store(
     # shown as given (postgresql://, not the driver's name), the password masked
     source_shown, target_shown = redact_url(source_url), redact_url(target_url)
     source_url, target_url = normalize_url(source_url), normalize_url(target_url)
-    _check_url(target_url, target_shown)
+    _check_url(target_url)
     source = _open_source(source_url, source_shown)
     holder = daemon_running(source)
     if holder is not None:
@@ -182,7 +183,7 @@ def copy_store(
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        target_raw = _raw_engine(target_url)
+        target_raw = raw_engine(target_url)
         try:
             if _same_store(source, target_raw, target_shown):
                 raise UsageError(f"{target_shown} is the store being copied; give another database")
@@ -204,32 +205,22 @@ def copy_store(
 # --- checks before anything is written -----------------------------------------------------------
 
 
-def _check_url(url: str, shown: str) -> None:
+def _check_url(url: str) -> None:
     try:
-        backend = make_url(url).get_backend_name()
-    except ArgumentError:
-        raise UsageError("--to is not a database URL (e.g. postgresql://exchange@db.internal/exchange)") from None
-    if backend not in ("sqlite", "postgresql"):
-        raise UsageError(f"--to {shown}: only postgresql:// and sqlite:/// stores are supported")
-
-
-def _raw_engine(url: str) -> Engine:
-    """An engine that checks nothing (no schema check, no upgrade): for looking before writing."""
-    try:
-        return create_engine(url)
-    except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from exc
+        store_backend(url)
+    except ConfigError as exc:
+        raise UsageError(f"--to: {exc}") from None
 
 
 def _open_source(url: str, shown: str) -> Engine:
     """The store to copy, as it is: at the code's revision, never upgraded or created here."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
+    if store_backend(url) == "sqlite":
+        database = make_url(url).database
+        if not database or database == ":memory:":
             raise UsageError("the store to copy is an in-memory SQLite database: there is nothing to copy")
-        if not Path(parsed.database).is_file():
+        if not Path(database).is_file():
             raise NotFound(f"the store {shown} does not exist: there is nothing to copy")
-    raw = _raw_engine(url)
+    raw = raw_engine(url)
     try:
         revision = current_revision(raw)
     finally:

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 from exchange.db import current_revision, normalize_url, open_store
 from exchange.errors import SchemaOutdated, StoreError
 from exchange.schema import SCHEMA_REVISION, metadata
+from tests.support.helpers import Cli
 
 
 def test_sqlite_creates_its_schema(tmp_path: Path) -> None:
@@ -44,6 +45,21 @@ def test_migrations_build_exactly_the_declared_schema(store_url: str) -> None:
 def test_unreachable_database_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="cannot open database"):
         open_store("postgresql://nobody@127.0.0.1:9/none?connect_timeout=2")
+
+
+@pytest.mark.parametrize("command", [("db", "status"), ("db", "upgrade"), ("closure", "list"),
+                                     ("db", "copy", "--to", "sqlite:///elsewhere.db")])
+@pytest.mark.parametrize(("url", "message"), [
+    ("mysql://exchange:secret@db/exchange", "database mysql://exchange:***@db/exchange: only postgresql:// and "
+                                            "sqlite:/// stores are supported"),
+    ("exchange.db", "the database URL cannot be read as one (e.g. postgresql://"),
+])
+def test_a_store_url_of_another_kind_is_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...],
+                                                 url: str, message: str) -> None:
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", url)
+    result = cli(*command)
+    assert result.code == 2 and result.err.startswith(f"error: {message}") and result.err.count("\n") == 1, result
+    assert "secret" not in result.err and "Traceback" not in result.err
 
 
 def test_postgres_urls_select_psycopg() -> None:

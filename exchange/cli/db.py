@@ -30,13 +30,11 @@ def db_upgrade() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Print the schema revision of the store and the one the code needs."""
-    from sqlalchemy import create_engine
-
-    from exchange.db import current_revision, normalize_url, redact_url
+    from exchange.db import current_revision, normalize_url, raw_engine, redact_url
     from exchange.schema import SCHEMA_REVISION
 
     url = normalize_url(context.state.config.database_url)
-    revision = current_revision(create_engine(url))
+    revision = current_revision(raw_engine(url))
     print(f"{redact_url(url)}: schema {revision or 'absent'}, code needs {SCHEMA_REVISION}")
     if revision != SCHEMA_REVISION:
         raise typer.Exit(1)
