@@ -177,13 +177,18 @@ def redact_query_tokens(text: str) -> str:
     >>> redact_query_tokens('"GET /feeds/Up2e41bWq0J8Kk3n4Xr5Ts6Vu7Wx8Yz9Ab0Cd1Ef2G HTTP/1.1" 404')
     '"GET /feeds/*** HTTP/1.1" 404'
 
+    A token-shaped value under any other name (a partner's typo) is masked as well:
+
+    >>> redact_query_tokens('"GET /feeds/cifs.xml?t0ken=Up2e41bWq0J8Kk3n4Xr5Ts6Vu7Wx8Yz9Ab0Cd1Ef2G&a=1 HTTP/1.1" 401')
+    '"GET /feeds/cifs.xml?t0ken=***&a=1 HTTP/1.1" 401'
+
     A message going on after the URL keeps its colon; a colon inside the value is masked with it:
 
     >>> redact_query_tokens("cannot read http://dot.example/wz?key=s3cret: no answer"), redact_query_tokens("?key=a:b")
     ('cannot read http://dot.example/wz?key=***: no answer', '?key=***')
     """
     if "=" in text or "%3" in text:
-        text = _QUERY_TOKEN.sub(r"\1" + MASK, text)
+        text = _SHAPED_VALUE.sub(MASK, _QUERY_TOKEN.sub(r"\1" + MASK, text))
     return _PATH_TOKEN.sub(MASK, text) if "/" in text else text
 
 
@@ -331,3 +336,6 @@ _QUERY_TOKEN = re.compile(
 #: partner who puts the token in the path (``/feeds/<token>``, Waze's own URL style) is answered 404,
 #: and the access log must not keep it. Event ids hold ':' and are not caught.
 _PATH_TOKEN = re.compile(r"(?<=/)[A-Za-z0-9_-]{32,}(?=[/?#\s\"']|$)")
+#: a query value shaped so, whatever its parameter's name (``?x=<token>``, ``?t0ken=<token>``: a partner's
+#: typo is answered 401, and the access log must not keep the token it carried)
+_SHAPED_VALUE = re.compile(r"(?:(?<==)|(?<=%3[Dd]))[A-Za-z0-9_-]{32,}(?=[&;#\s\"']|%26|$)")

@@ -419,7 +419,8 @@ def test_the_daemon_logs_no_partner_or_operator_token(config_path: Path, upstrea
                                                       tmp_path: Path) -> None:
     """``exchange run`` at DEBUG with the access log: partner and operator tokens in every form the
     server accepts (Bearer, Basic, X-Partner-Token, ?token=, the percent-encoded ?%74oken= that was
-    logged in clear (issue 17), the sign-in form and its cookie), refused ones too: none in stderr."""
+    logged in clear (issue 17), a misspelt ?t0ken=, the sign-in form and its cookie), refused ones
+    too: none in stderr."""
     import httpx
 
     env = {**os.environ, "EXCHANGE_CONFIG": str(config_path), "EXCHANGE_DATA_DIR": str(tmp_path / "data")}
@@ -451,6 +452,8 @@ def test_the_daemon_logs_no_partner_or_operator_token(config_path: Path, upstrea
                 http.get("/feeds/cifs.xml", headers={"X-Partner-Token": token})
                 http.get(f"/feeds/cifs.xml?token={quote(token, safe='')}")
                 http.get(f"/feeds/cifs.xml?%74oken={quote(token, safe='')}&TO%4BEN={quote(token, safe='')}")
+                # a misspelt name (answered 401) still carries the token
+                http.get(f"/feeds/cifs.xml?t0ken={quote(token, safe='')}&x={quote(token, safe='')}")
                 http.get("/api/events", headers={"Authorization": f"Bearer {token}"})
                 http.get(f"/map?token={quote(token, safe='')}")
                 http.post("/login", data={"token": token, "next": "/map"})
