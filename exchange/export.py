@@ -22,6 +22,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,9 +32,11 @@ from sqlalchemy import Connection, Engine, case, func, or_, select
 from exchange.catalogue import ExportFile, export_catalogue, to_jsonld
 from exchange.config import Config
 from exchange.errors import ExchangeError, NotFound, UsageError
+from exchange.model import Event, from_millis
 from exchange.output import Format, event_record, iso, write_records
 from exchange.schema import events
 from exchange.store import STATUSES, EventFilter, Unreadable, read_rows, readable, select_events, shown_status
+from feeds.wzdx import schedule_occurrences
 
 __all__ = ["CATALOGUE_NAME", "CSV_NAME", "GEOJSON_NAME", "Export", "ExportDone", "export_events"]
 
@@ -44,7 +47,7 @@ CATALOGUE_NAME = "catalog.jsonld"
 #: the CSV's columns: what a spreadsheet user needs; the GeoJSON carries every property
 CITY_COLUMNS = (
     "id", "source", "origin", "category", "type", "subtype", "status", "street", "city", "country", "direction",
-    "start_time", "end_time", "first_seen", "updated", "description", "same_as", "wkt",
+    "start_time", "end_time", "schedule", "first_seen", "updated", "description", "same_as", "wkt",
 )
 CROWD_COLUMNS = ("reliability", "confidence", "thumbs_up", "speed_kmh", "delay_s", "level", "length_m")
 
@@ -106,7 +109,8 @@ def export_events(
         # read once and kept: both files must hold the same events, and a second query could see a
         # sync's changes (a city's history is thousands of events; with crowd events, more memory)
         records = [_record(item.row, at_ms, export.include_crowd)
-                   for item in readable(read_rows(conn, _query(export, at_ms)), left_out)]
+                   for item in readable(read_rows(conn, _query(export, at_ms)), left_out)
+                   if _scheduled_in_period(item.event, export, config.zone)]
     _prepare(export.out_dir)
     columns = (*CITY_COLUMNS, *CROWD_COLUMNS) if export.include_crowd else CITY_COLUMNS
     sizes = {
@@ -160,12 +164,32 @@ def _query(export: Export, at_ms: int) -> Any:
     if not export.include_crowd:
         query = query.where(events.c.origin == "city")
     begins = func.coalesce(events.c.start_ms, events.c.first_seen_ms)
-    ends = func.coalesce(events.c.end_ms, case((events.c.status.in_(("ended", "cancelled")), events.c.updated_ms)))
+    # a cancelled event was in effect until it was cancelled (its last change), if it had started by then
+    cancelled = events.c.status == "cancelled"
+    withdrawn = case((events.c.end_ms < events.c.updated_ms, events.c.end_ms), else_=events.c.updated_ms)
+    ends = case((cancelled, withdrawn), else_=func.coalesce(
+        events.c.end_ms, case((events.c.status == "ended", events.c.updated_ms))))
     if export.to_ms is not None:
         query = query.where(begins < export.to_ms)
     if export.from_ms is not None:
         query = query.where(or_(ends.is_(None), ends >= export.from_ms))
+    if export.from_ms is not None or export.to_ms is not None:
+        query = query.where(or_(~cancelled, withdrawn > begins))  # cancelled before it began: never in effect
     return query.order_by(begins, events.c.id)  # oldest first: a history reads forwards
+
+
+def _scheduled_in_period(event: Event, export: Export, zone: tzinfo) -> bool:
+    """Whether a weekly schedule, if the event has one, is in effect at some time of the export's period
+    (a closure of Friday and Saturday nights is not in effect on a Tuesday)."""
+    schedule = event.details.schedule if event.details else None
+    if not schedule or (export.from_ms is None and export.to_ms is None):
+        return True
+    low = from_millis(export.from_ms) if export.from_ms is not None else event.start_time
+    high = from_millis(export.to_ms) if export.to_ms is not None else event.end_time
+    if low is None or high is None:
+        return True  # an open-ended period of an open-ended event: its schedule meets it some week
+    return bool(schedule_occurrences(schedule, zone=zone, start=event.start_time, end=event.end_time,
+                                     window_start=low, window_end=high))
 
 
 def _known_source(conn: Connection, source: str) -> None:
@@ -184,6 +208,8 @@ def _record(row: Mapping[str, Any], at_ms: int, crowd: bool) -> dict[str, Any]:
     record["status"] = shown_status(row, at_ms)
     details = record.get("details") or {}
     record["description"] = details.get("description") if isinstance(details, dict) else None
+    schedule = details.get("schedule") if isinstance(details, dict) else None
+    record["schedule"] = "; ".join(f"{day} {hours}" for day, hours in schedule.items()) if schedule else None
     if isinstance(details, dict) and "operator" in details:
         # who typed it is staff information, not open data
         record["details"] = {key: value for key, value in details.items() if key != "operator"}

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from rdflib import RDF, Graph, Literal, Namespace
@@ -144,3 +146,33 @@ def test_help_says_what_is_written_and_what_crowd_data_needs(site: DemoSite) -> 
     assert code == 0
     for expected in ("events.csv", "events.geojson", "catalog.jsonld", "Waze's written consent", "Exit codes"):
         assert expected in " ".join(out.split())
+
+
+def test_a_closure_is_exported_for_the_times_it_was_in_effect(tmp_path: Path) -> None:
+    """A closure called off before it began was never in effect; one of Friday and Saturday nights is not in
+    effect on a Tuesday. The CSV says the schedule."""
+    zone = ZoneInfo("America/Los_Angeles")
+    today = datetime.now(zone).date()
+    monday = today + timedelta(days=7 - today.weekday())  # next week's, 1 to 7 days ahead
+
+    def at(day: int, clock: str) -> str:
+        return f"{(monday + timedelta(days=day)).isoformat()}T{clock}"
+
+    ninth = ("--street", "9th Street", "--polyline", "37.809578 -122.300788 37.810233 -122.302087")
+    with demo_site(tmp_path / "site", polls=1) as site:
+        code, out, err = site.cli("closure", "add", *ninth, "--start", at(0, "08:00"), "--end", at(2, "17:00"))
+        assert code == 0, err
+        called_off = out.strip()
+        assert site.cli("closure", "cancel", called_off)[0] == 0
+        code, out, err = site.cli("closure", "add", *ninth, "--start", at(0, "00:00"), "--end", at(7, "00:00"),
+                                  "--schedule", "friday=22:00-23:59", "--schedule", "saturday=00:00-05:00")
+        assert code == 0, err
+        nights = out.strip()
+        tuesday, _, _ = exported(site, tmp_path / "tuesday", "--from", at(1, "00:00"), "--to", at(2, "00:00"))
+        assert {called_off, nights}.isdisjoint(row["id"] for row in tuesday)
+        friday, _, _ = exported(site, tmp_path / "friday", "--from", at(4, "23:00"), "--to", at(5, "01:00"))
+        assert called_off not in {row["id"] for row in friday}
+        assert next(row for row in friday if row["id"] == nights)["schedule"] == (
+            "friday 22:00-23:59; saturday 00:00-05:00")
+        everything, _, _ = exported(site, tmp_path / "all")
+        assert {called_off, nights} <= {row["id"] for row in everything}  # the history keeps what was called off
