@@ -107,21 +107,26 @@ class CenterlineMapping(BaseModel):
         Properties for the street name, the route number, and other names (``alt_name``, joined
         with ``;``).
     ``road_class``
-        Property holding an OSM ``highway`` value; ``default_class`` where it is absent or empty.
-        The city's own class vocabulary must be mapped to OSM values before reading.
+        Property holding an OSM ``highway`` value (``highway``, as an OSM export names it);
+        ``default_class`` where it is absent or empty. The city's own class vocabulary must be mapped
+        to OSM values before reading. ``None``: every road is ``default_class``.
     ``oneway``
-        Property telling the direction of travel, case-insensitive: ``FT``/``yes``/``true``/``1``
-        (along the digitised direction) -> ``oneway=yes``; ``TF``/``-1``/``reverse`` (against it)
-        -> ``oneway=-1``; ``B``/``no``/``both``/``0``/``false``/empty/null -> ``oneway=no``. Any
-        other value leaves the tag out (two-way, ``geo``'s default). ``None``: no ``oneway`` tag.
+        Property telling the direction of travel (``oneway``), case-insensitive: ``FT``/``yes``/
+        ``true``/``1`` (along the digitised direction) -> ``oneway=yes``; ``TF``/``-1``/``reverse``
+        (against it) -> ``oneway=-1``; ``B``/``no``/``both``/``0``/``false``/empty/null/absent ->
+        ``oneway=no``. Any other value leaves the tag out (two-way, ``geo``'s default). ``None``:
+        no ``oneway`` tag.
+
+    The defaults read an OSM export as it is: a file with ``highway`` and ``oneway`` properties keeps
+    its classes and one-way streets without a mapping.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
     name: str = "name"
-    road_class: str | None = None
-    oneway: str | None = None
+    road_class: str | None = "highway"
+    oneway: str | None = "oneway"
     alt_names: list[str] = []
     ref: str | None = None
     default_class: str = "residential"

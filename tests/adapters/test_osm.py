@@ -23,6 +23,7 @@ from adapters.osm import (
     read_road_network,
 )
 from exchange.errors import ConfigError, MalformedPayload, NotFound, UsageError
+from geo.network import build_network
 
 CAMBRIDGE_MAPPING = CenterlineMapping(id="id", road_class="highway", oneway="oneway", name="name", ref="ref")
 
@@ -125,9 +126,19 @@ def test_cambridge_centerline(testdata: Path) -> None:
 
 def test_cambridge_by_feature_index(testdata: Path) -> None:
     path = testdata / "match" / "cambridge_waze_osm" / "osm_elements.geojson"
-    data = read_road_network(path, mapping={"road_class": "highway"})
+    data = read_road_network(path, mapping={"oneway": None})
     assert [way.id for way in data.ways] == list(range(89))
     assert all("oneway" not in way.tags and "source:id" not in way.tags for way in data.ways)
+
+
+def test_an_osm_export_keeps_its_classes_and_one_way_streets_without_a_mapping(testdata: Path) -> None:
+    """No ``[network.centerline]``: the ``highway`` and ``oneway`` properties an OSM export has are read."""
+    data = read_road_network(testdata / "match" / "cambridge_waze_osm" / "osm_elements.geojson")
+    classes = Counter(way.tags["highway"] for way in data.ways)
+    assert classes["primary"] > 0 and classes["residential"] < len(data.ways), classes
+    assert sum(way.tags.get("oneway") == "yes" for way in data.ways) == 45
+    network = build_network(data.nodes, data.ways)
+    assert network.summary()["directed_edges"] == 133
 
 
 def test_denver_graphml(testdata: Path) -> None:
