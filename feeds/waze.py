@@ -22,7 +22,7 @@ import hashlib
 import math
 import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exchange.errors import ItemRejected, MalformedPayload
@@ -145,7 +145,24 @@ def _snapshot_from_document(document: Mapping[str, Any]) -> WazeSnapshot:
                 )
                 continue
             snapshot.items.append(FeedItem(kind, _source_id(kind, record), digest(record), record))
+    _tell_derived_apart(snapshot.items)
     return snapshot
+
+
+def _tell_derived_apart(items: list[FeedItem]) -> None:
+    """Number the second and later of different records whose derived ids are one (``h-...-2``): two jams
+    without ids on one line at one time, differing in level or speed, are two items, not one listed
+    twice. A record repeated as it is keeps the id, and is folded as a duplicate."""
+    seen: dict[str, list[str]] = {}
+    for index, item in enumerate(items):
+        if not item.source_id.startswith("h-"):
+            continue
+        digests = seen.setdefault(item.source_id, [])
+        if item.digest not in digests:
+            digests.append(item.digest)
+        number = digests.index(item.digest) + 1
+        if number > 1:
+            items[index] = replace(item, source_id=f"{item.source_id}-{number}")
 
 
 def _envelope_millis(document: Mapping[str, Any], key: str) -> int | None:

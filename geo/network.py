@@ -338,6 +338,11 @@ class RoadNetwork:
         found: str = self._cache["fingerprint"]
         return found
 
+    def lonlat_bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of the network's roads, in degrees."""
+        lon, lat = self.frame.to_lonlat(self.coords[:, 0], self.coords[:, 1])
+        return float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat))
+
     def summary(self) -> dict[str, Any]:
         classes: dict[str, int] = {}
         for name in self.link_class:

@@ -64,6 +64,15 @@ def test_match_reports_bad_geometry_per_item(cli: Cli, testdata: Path, tmp_path:
     assert "at least 2" in records["2"]["unmatched"]
 
 
+def test_match_says_when_the_network_is_of_another_city(cli: Cli, testdata: Path) -> None:
+    boston = testdata / "waze_feed" / "boston_cambridge_minimal_2018-10-16.json"
+    result = cli("match", "--network", str(OSM), str(boston))
+    assert result.code == 0, result
+    assert "warning: no item matched a road: the feed lies around 42." in result.err
+    assert "is it the network of the feed's city?" in result.err
+    assert "warning" not in cli("match", "--network", str(OSM), str(POLLS[0])).err
+
+
 def test_match_errors(cli: Cli, tmp_path: Path) -> None:
     assert cli("match", str(POLLS[0])).code == 2  # no network anywhere
     missing = cli("match", "--network", str(tmp_path / "none.osm"), str(POLLS[0]))

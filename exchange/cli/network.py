@@ -146,4 +146,25 @@ def match(
     matched = sum(1 for e in parsed.events if e.road_match and e.road_match.edges)
     print(f"matched {matched} of {len(parsed.events) + len(parsed.errors)} item(s); "
           f"{len(set(clusters.values()))} cluster(s) of {len(clusters)} alert(s)", file=sys.stderr)
+    if parsed.events and matched == 0:
+        print(f"warning: {_elsewhere(parsed.events, placement.network.lonlat_bounds())}", file=sys.stderr)
+
+
+def _elsewhere(events: Any, bounds: tuple[float, float, float, float]) -> str:
+    """Why nothing matched, where that is the network: the feed's middle and the network's extent."""
+    from statistics import median
+
+    places = [point for event in events for point in _points_of(event.geometry)]
+    west, south, east, north = bounds
+    lon, lat = median(p[0] for p in places), median(p[1] for p in places)
+    where = f"the feed lies around {lat:.4f},{lon:.4f} (lat,lon) and the network covers {south:.4f},{west:.4f} " \
+            f"to {north:.4f},{east:.4f}"
+    if west <= lon <= east and south <= lat <= north:
+        return f"no item matched a road, though {where}: are its roads of the classes the feed reports on?"
+    return f"no item matched a road: {where}; is it the network of the feed's city?"
+
+
+def _points_of(geometry: Any) -> list[tuple[float, float]]:
+    coordinates = geometry.coordinates
+    return [tuple(coordinates)] if geometry.type == "Point" else [tuple(point) for point in coordinates]
 

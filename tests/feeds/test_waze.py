@@ -95,6 +95,21 @@ def test_derived_alert_id_follows_location_to_six_decimals() -> None:
     assert near.events[0].id == same.events[0].id != moved.events[0].id
 
 
+def test_jams_without_ids_on_one_line_are_told_apart_and_keep_their_ids() -> None:
+    """Two jams without ids on one line at one time, differing in level: two items (the first keeps the
+    derived id, the second is numbered); a record listed twice as it is stays one id."""
+    def unnamed(level: int) -> dict[str, object]:
+        record = jam(0, level=level, pubMillis=1_700_000_000_000)
+        del record["uuid"], record["id"]
+        return record
+
+    first = read_waze_snapshot(feed(jams=[unnamed(1), unnamed(3), unnamed(1)]))
+    ids = [item.source_id for item in first.items]
+    assert ids[0] == ids[2] and ids[1] == f"{ids[0]}-2" and ids[0].startswith("h-")
+    again = read_waze_snapshot(feed(1, jams=[unnamed(1), unnamed(3)]))
+    assert [item.source_id for item in again.items] == ids[:2]
+
+
 def test_loose_values_are_coerced() -> None:
     parsed = parse_waze_feed(feed(
         alerts=[
