@@ -14,6 +14,7 @@ is not safe to share between threads, so XSD validation holds a lock.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -347,7 +348,25 @@ def _business_rules(document: Mapping[str, Any]) -> list[Problem]:
             except (TypeError, ValueError):
                 pass  # reported above
         problems.extend(_lane_problems(properties.get("lanes"), f"{where}.properties.lanes"))
+        problems.extend(_place_problems(feature.get("geometry"), f"{where}.geometry.coordinates"))
     return problems
+
+
+def _place_problems(geometry: Any, where: str) -> list[Problem]:
+    """The first position of a feature's geometry that is no place on Earth (the schema checks only
+    that positions are numbers): ``[200, 95]``, or latitude and longitude swapped beyond 90."""
+    if not isinstance(geometry, Mapping):
+        return []
+    coordinates = geometry.get("coordinates")
+    positions = [(f"{where}", coordinates)] if geometry.get("type") == "Point" else [
+        (f"{where}[{index}]", position) for index, position in enumerate(coordinates or [])
+    ] if isinstance(coordinates, list) else []
+    for path, position in positions:
+        if (isinstance(position, list) and len(position) >= 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in position[:2])
+                and not (-180.0 <= position[0] <= 180.0 and -90.0 <= position[1] <= 90.0)):
+            return [Problem(path, f"{position[:2]} is no place on Earth: [longitude -180..180, latitude -90..90]")]
+    return []
 
 
 def _lane_problems(lanes: Any, where: str) -> list[Problem]:
@@ -421,6 +440,11 @@ def validate_feed(data: bytes, schemas: OfficialSchemas | None = None) -> tuple[
     if looks_like_xml(data):
         if _DATEX2_NAMESPACE in data[:8192]:  # the root's namespaces are declared up front
             return "datex2", check_datex2_document(data, schemas)
+        root = _ROOT_ELEMENT.search(data[:8192])
+        if root is not None and root.group(1).split(b":")[-1] != b"incidents":
+            name = root.group(1).decode("utf-8", "replace")
+            return "unknown", [Problem("document", f"XML whose root is <{name}>: not a CIFS feed (<incidents>) nor "
+                                                   "a DATEX II document")]
         return "cifs-xml", validate_cifs_xml(data)
     if head not in (b"{", b"["):
         return "unknown", [Problem("document", "neither XML nor JSON: not a CIFS, WZDx, CWZ or DATEX II feed")]
@@ -437,6 +461,10 @@ def validate_feed(data: bytes, schemas: OfficialSchemas | None = None) -> tuple[
     if isinstance(document, list) or (isinstance(document, dict) and ({"incidents", "incident"} & document.keys())):
         return "cifs-json", check_cifs_rules(data)
     return "unknown", [Problem("$", "JSON that is neither CIFS ('incidents') nor WZDx/CWZ ('feed_info', 'features')")]
+
+
+#: the first element's name, past the XML declaration, comments and a DOCTYPE
+_ROOT_ELEMENT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
 
 
 def checks_run(kind: str, schemas: OfficialSchemas | None = None) -> list[str]:

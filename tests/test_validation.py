@@ -191,7 +191,9 @@ def test_business_rules(testdata: Path) -> None:
     features[2]["id"] = features[3]["id"]
     features[3]["properties"]["lanes"][0]["order"] = 7
     features[4]["properties"]["end_date"] = features[4]["properties"]["start_date"]
+    features[2]["geometry"]["coordinates"][1] = [200.0, 95.0]
     problems = {p.location: p.message for p in validate_wzdx(orjson.dumps(document))}
+    assert "no place on Earth" in problems["$.features[2].geometry.coordinates[1]"]
     assert "'nobody' is not a data_source_id" in problems["$.features[0].properties.core_details.data_source_id"]
     assert "not UTC" in problems["$.features[1].properties.start_date"]
     assert "duplicate id" in problems["$.features[3].id"]
@@ -288,3 +290,8 @@ def test_a_wzdx_device_feed_is_checked_against_the_device_feed_schema(testdata: 
     del broken["features"][0]["properties"]["core_details"]["device_status"]
     kind, problems = validate_feed(json.dumps(broken).encode())
     assert kind == "wzdx-device" and problems and "device_status" in problems[0].message, problems
+
+
+def test_xml_of_another_kind_is_named_by_its_root(testdata: Path) -> None:
+    kind, problems = validate_feed((testdata / "cifs" / "cifsv2.xsd").read_bytes())
+    assert kind == "unknown" and "root is <xs:schema>: not a CIFS feed" in problems[0].message
