@@ -448,6 +448,9 @@ def _update(
         opposite_event = built.opposite or _unmoved(spec, stored_opposite.event, zone)
         revised.append(_revised(opposite_event, stored_opposite, changes, moved=moved, closed=closed, at=at,
                                 zone=zone))
+    if not any(_changes_something(write) for _outcome, write in revised):
+        said = "nothing changed: the closure already says so"
+        return Outcome(_readable(named).event, None, f"{built.note}; {said}" if built.note else said)
     _commit(engine, [write for _outcome, write in revised], operator)
     if named is not first:
         revised.reverse()
@@ -656,6 +659,15 @@ def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None) -> N
                              changes=None if changes is None else [changes], operator=operator)
         link_confirmations(conn, at)
         relink(conn, at_ms=at, run_id=None)
+
+
+def _changes_something(write: _Write) -> bool:
+    """Whether a change of a stored closure differs from it in what a revision records (a misspelt
+    street that resolves to the name it has, the description it has, is no change)."""
+    if write.row is None or not isinstance(write.change, Event):
+        return True
+    stored = tuple(write.row[name] for name in EVENT_COLUMNS)
+    return bool(diff_rows(stored, event_to_row(write.change, now_ms=0)))
 
 
 class _ChangedMeanwhile(Exception):

@@ -62,6 +62,10 @@ def test_update_end_and_list(cli: Cli) -> None:
     changed = cli("--config", str(DEMO), "closure", "update", closure_id, "--description", "Water main",
                   "--operator", "bob")
     assert changed.code == 0, changed
+    # the same again, a street misspelt to the name it has: no revision, nothing published
+    same = cli("--config", str(DEMO), "closure", "update", closure_id, "--description", "Water main",
+               "--street", "9th Stret", "--operator", "bob")
+    assert same.code == 0 and "nothing changed" in same.err and "publish" not in same.err, same
     ended = cli("--config", str(DEMO), "closure", "end", closure_id, "--operator", "carol")
     assert ended.code == 0, ended
     record = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
