@@ -28,6 +28,7 @@ from sqlalchemy import Engine, select
 
 from exchange.bulk import Bulk, dumps, loads
 from exchange.db import writing
+from exchange.errors import ConfigError
 from exchange.model import Event, RoadMatch, Status
 from exchange.runtime import now_ms
 from exchange.schema import events, meta
@@ -83,9 +84,13 @@ def reroute_if_network_changed(engine: Engine, placement: Placement) -> list[Rer
     return reroute_live(engine, placement)
 
 
-def reroute_live(engine: Engine, placement: Placement) -> list[Rerouted]:
+def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -> list[Rerouted]:
     """Place every active city event again on ``placement``'s network, store what changed, and
-    remember the network; one :class:`Rerouted` per event, in id order."""
+    remember the network; one :class:`Rerouted` per event, in id order.
+
+    A network that places none of the live events that had a road (at least two) is taken for the
+    wrong file (another city's extract) and refused with ``ConfigError``, nothing changed, unless
+    ``force``: stripping every closure of its road is not what a refreshed extract does."""
     at = now_ms()
     query = select_events().where(events.c.origin == "city", events.c.status == Status.ACTIVE.value)
     stored: list[tuple[Any, Event]] = []
@@ -115,6 +120,8 @@ def reroute_live(engine: Engine, placement: Placement) -> list[Rerouted]:
                 diffs.append(changes)
                 updates.append((*event_values(new_row, UPDATE_COLUMNS), after.id))
         report.append(outcome)
+    if not force:
+        _refuse_a_network_of_elsewhere(stored, report, placement)
     network = placement.network
     remembered = {"fingerprint": network.fingerprint(), "path": str(placement.settings.path),
                   "directed_edges": network.edge_count}
@@ -127,6 +134,21 @@ def reroute_live(engine: Engine, placement: Placement) -> list[Rerouted]:
         conn.execute(meta.delete().where(meta.c.key == NETWORK_KEY))
         conn.execute(meta.insert().values(key=NETWORK_KEY, value=remembered, updated_ms=at))
     return report
+
+
+def _refuse_a_network_of_elsewhere(stored: Sequence[tuple[Any, Event]], report: Sequence[Rerouted],
+                                   placement: Placement) -> None:
+    had_a_road = [item for (_row, before), item in zip(stored, report, strict=True)
+                  if before.road_match is not None and before.road_match.edges]
+    if len(had_a_road) >= _ELSEWHERE_LEAST and all(item.outcome == UNROUTABLE for item in had_a_road):
+        raise ConfigError(
+            f"the road network {placement.settings.path} places none of the {len(had_a_road)} live city events "
+            "that had a road (the file of another place?); nothing was changed: correct [network] path, or run "
+            "`exchange network reroute --force` to place them on it anyway")
+
+
+#: live events with a road that a network must all fail to place to be taken for the wrong file
+_ELSEWHERE_LEAST = 2
 
 
 def _forget_lost_edges(db: Bulk, network: RoadNetwork) -> None:

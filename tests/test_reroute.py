@@ -146,3 +146,35 @@ def test_an_event_back_in_its_source_after_a_new_network_is_placed_on_it(
     write_csv(csv_path, [HEADER, row, *others])
     assert cli("--config", str(config), "sync").code == 0  # back: reopened, and placed on the new network
     assert ways() == {902455449} and shown()["status"] != "ended"
+
+
+def test_a_network_of_another_place_is_refused_until_forced(
+    cli: Cli, tmp_path: Path, oakland: RoadNetwork, testdata: Path,
+) -> None:
+    """[network] path pointed at another city's extract: no command strips the live closures of their roads
+    (each says why, exit 2); putting the right file back goes on as before, and --force does it anyway."""
+    original, network_file = _network_copy(tmp_path)
+    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
+    rows = [[f"ninth-{k}", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00",
+             "Works", _wkt(_dense(oakland, [edge]))] for k, edge in enumerate(ninth[:3])]
+    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, *rows]), network_file)
+    assert cli("--config", str(config), "sync").code == 0
+
+    def edges() -> list[Any]:
+        shown = json.loads(cli("--config", str(config), "inspect", "event", "works:city:ninth-0", "--format",
+                               "json").out)[0]
+        return list(shown["road_match"]["edges"])
+
+    placed = edges()
+    assert placed
+    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    refused = cli("--config", str(config), "publish")
+    assert refused.code == 2 and "places none of the 3 live city events that had a road" in refused.err, refused
+    assert "Traceback" not in refused.err and edges() == placed
+    assert cli("--config", str(config), "network", "reroute").code == 2 and edges() == placed
+    network_file.write_bytes(original)
+    assert cli("--config", str(config), "publish").code == 0 and edges() == placed
+    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    forced = cli("--config", str(config), "network", "reroute", "--force", "--format", "json")
+    assert forced.code == 0, forced
+    assert {item["outcome"] for item in json.loads(forced.out)} == {"no longer routable"} and edges() == []

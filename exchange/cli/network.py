@@ -78,6 +78,9 @@ def network_info(
 def network_reroute(
     fmt: Annotated[RecordFormat, typer.Option("--format", "-f", help="table, json, jsonl, csv.")]
     = RecordFormat.table,
+    force: Annotated[bool, typer.Option("--force", help="Place them even on a network that places none of "
+                                                         "those that had a road (taken for the wrong file).")]
+    = False,
 ) -> None:
     """Place every live city event again on the configured network and report each one.
 
@@ -85,13 +88,17 @@ def network_reroute(
     for full closures) or no longer routable (its polyline kept as it was, its edges dropped, and
     the lint flags it). Commands that load the network do this by themselves when the network is
     not the one the store was last placed on (a refreshed extract); this runs it on demand.
+
+    A network that places none of the live events that had a road (two or more) is taken for the
+    wrong file, another place's extract: it is refused with nothing changed (exit 2), here and in
+    every command that loads it, until [network] path is corrected or --force places them anyway.
     """
     from exchange.reroute import describe_reroute, reroute_live
 
     placement = context.placement(reroute=False)
     if placement is None:
         raise UsageError("no road network is configured: add a [network] section to the config")
-    report = reroute_live(context.engine(), placement)
+    report = reroute_live(context.engine(), placement, force=force)
     write_records((item.as_record() for item in report), fmt, columns=("id", "street", "outcome", "detail"))
     print(describe_reroute(report)[0], file=sys.stderr)
 
