@@ -273,3 +273,11 @@ def test_a_schedule_that_never_meets_the_dates_is_refused(cli: Cli) -> None:
     assert never.code == 2 and never.err.startswith("error: schedule: none of its hours falls between"), never
     fits = cli(*base, "--schedule", "friday=22:00-23:59", "--schedule", "saturday=00:00-05:00")
     assert fits.code == 0, fits
+
+
+def test_an_end_given_as_a_day_is_the_end_of_that_day(cli: Cli) -> None:
+    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    result = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+                 "--start", _time(1), "--end", day.isoformat())
+    assert result.code == 0, result
+    assert f"to {(day + timedelta(days=1)).isoformat()}T00:00-0" in result.err, result

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import sys
 import traceback
 from collections.abc import Mapping
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -38,7 +40,8 @@ DIRECTION = typer.Option(help="ONE_DIRECTION (along the polyline) or BOTH_DIRECT
                          "carriageways, as two closures). Default: BOTH_DIRECTIONS.")
 START = typer.Option(help="ISO 8601 start; without an offset it is read in the city's time zone. Required for "
                      "ROAD_CLOSED.")
-END = typer.Option(help="ISO 8601 end; without an offset, city time. Leave out for an open end.")
+END = typer.Option(help="ISO 8601 end; without an offset, city time; a day alone (2026-12-03) is to the end "
+                         "of that day, as `export --to` reads it. Leave out for an open end.")
 DESCRIPTION = typer.Option(help="Short description (Waze shows about 40 characters).")
 SCHEDULE = typer.Option(help="Active hours, repeatable: DAY=HH:MM-HH:MM[,HH:MM-HH:MM] with DAY everyday or "
                         "monday..sunday; a night runs past midnight as two days (friday=22:00-23:59 "
@@ -206,7 +209,8 @@ def closure_add(
         raise UsageError("a closure needs --polyline or --from and --to")
     config, engine, placement = context.state.config, context.engine(), context.placement()
     spec = ClosureInput(
-        street=street, points=points, type=kind, subtype=subtype, direction=direction, start=start, end=end,
+        street=street, points=points, type=kind, subtype=subtype, direction=direction, start=start,
+        end=_whole_day(end),
         description=description, schedule=_schedule(schedule), lane_impact=_lane_impact(lane_impact),
         operator=_operator(operator), verified_start=verified_start, verified_end=verified_end,
     )
@@ -214,6 +218,25 @@ def closure_add(
     also = (created.opposite.id,) if created.opposite is not None else ()
     _say_times(created.event, config.zone, added=True)
     _done(config, engine, created.event.id, Outcome(created.event, "created", created.note, also))
+
+
+def _whole_day(end: str | None) -> str | None:
+    """An end given as a day alone is the end of that day (midnight after it), the way people say "until
+    Friday" and ``export --to`` reads a day; a time is left as it is.
+
+    >>> _whole_day("2026-12-03"), _whole_day("2026-12-31"), _whole_day("2026-12-03T17:00")
+    ('2026-12-04T00:00', '2027-01-01T00:00', '2026-12-03T17:00')
+    """
+    if end is None or not _DAY.fullmatch(end.strip()):
+        return end
+    try:
+        day = date.fromisoformat(end.strip())
+    except ValueError:
+        return end  # not a day of the calendar: the time check says so
+    return (day + timedelta(days=1)).isoformat() + "T00:00" if day < date.max else end
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _say_times(event: Any, zone: Any, *, added: bool) -> None:
@@ -285,7 +308,7 @@ def closure_update(
     changes: dict[str, Any] = {
         key: value for key, value in {
             "street": street, "type": kind, "subtype": subtype, "direction": direction, "start": start,
-            "end": end, "description": description, "schedule": _schedule(schedule),
+            "end": _whole_day(end), "description": description, "schedule": _schedule(schedule),
             "lane_impact": _lane_impact(lane_impact), "points": _points(polyline, start_point, end_point),
             "verified_start": verified_start, "verified_end": verified_end,
         }.items() if value is not None
