@@ -464,6 +464,11 @@ def read_geojson_centerline(path: Path, *, mapping: CenterlineMapping) -> RoadDa
                 way_id = synthetic.next_free(used)
             used.add(way_id)
             ways.append(WayInput(id=way_id, nodes=tuple(refs), tags=dict(tags)))
+    if features and not ways:
+        kinds = sorted({str(f.get("geometry", {}).get("type")) for f in features
+                        if isinstance(f, dict) and isinstance(f.get("geometry"), dict)})
+        raise MalformedPayload(f"{path.name}: no road in it: a road network is LineString features "
+                               f"(this file has {', '.join(kinds) or 'no geometries'})")
     nodes = {node_id: point for point, node_id in node_ids.items()}
     return RoadData(nodes=nodes, ways=ways)
 

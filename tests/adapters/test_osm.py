@@ -511,3 +511,8 @@ def test_input_digest(tmp_path: Path) -> None:
     assert input_digest(path, extra="classes=primary") != first
     path.write_text(SMALL_OSM.replace("Hauptstraße", "Nebenstraße"), encoding="utf-8")
     assert input_digest(path) != first
+
+
+def test_a_geojson_without_lines_says_what_it_has(testdata: Path) -> None:
+    with pytest.raises(MalformedPayload, match=r"downtown_denver.geojson: no road in it: .* \(this file has Polygon\)"):
+        read_road_network(testdata / "match" / "denver_mappymatch" / "downtown_denver.geojson")
