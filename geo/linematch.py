@@ -1012,6 +1012,11 @@ def _rejoin(transitions: _Transitions, before: _Piece, after: _Piece) -> bool:
     happens without the line leaving the road: the next part starts at a junction the previous one
     passed. A jam is a simple path, so the two are one path.
     """
+    turned = _turned_back(transitions, before, after)
+    if turned is not None:
+        before.edges, before.chain = turned
+        before.last = after.last
+        return True
     edges = _joined(transitions, before.edges, after.edges)
     if edges is None:
         return False
@@ -1019,6 +1024,34 @@ def _rejoin(transitions: _Transitions, before: _Piece, after: _Piece) -> bool:
     before.chain = before.chain + after.chain
     before.last = after.last
     return True
+
+
+def _turned_back(transitions: _Transitions, before: _Piece, after: _Piece) -> tuple[list[int], list[_State]] | None:
+    """The two parts as one path where one of them is a point or two running back over the other's end
+    (the other direction of the same road), else None.
+
+    Two points of a line a few metres apart, out of order by their noise, step backwards by more than
+    the noise allows: the first is matched running the other way on the road's twin edge, and the next
+    point cannot follow it without a U-turn. That part is the road the line runs, the other way: its
+    points are put on the twin edges (where the line's other points lie), and the path is the other
+    part's. Two points at most: a longer run the other way is no such noise."""
+    twin = transitions.twin
+    for short, long_part in ((before, after), (after, before)):
+        count = len(short.edges)
+        if len(short.chain) > _TURNED_POINTS or count > len(long_part.edges):
+            continue
+        overlap = long_part.edges[:count] if short is before else long_part.edges[-count:]
+        if [twin[edge] for edge in reversed(short.edges)] != overlap:
+            continue
+        length = transitions.edge_len
+        flipped = [state._replace(edge=twin[state.edge], offset=length[state.edge] - state.offset)
+                   for state in short.chain]
+        return long_part.edges, flipped + after.chain if short is before else before.chain + flipped
+    return None
+
+
+#: the most points a part running back over the next one's road may have (``_turned_back``)
+_TURNED_POINTS = 2
 
 
 def _joined(transitions: _Transitions, before: list[int], after: list[int]) -> list[int] | None:

@@ -198,3 +198,22 @@ def test_projection_onto_an_edge_shape() -> None:
     assert _project(shape, -5.0, 0.0) == (0.0, 5.0)
     offset, distance = _project(shape, 10.0, 30.0)
     assert (round(offset, 6), round(distance, 6)) == (30.0, 10.0)
+
+
+def test_two_first_points_out_of_order_do_not_turn_the_line_round() -> None:
+    """A line's first two points a few metres apart, out of order by their noise (12 m back where the
+    line's own 3 m of noise allow 9): they belong to the road the rest runs along, not to its other
+    direction, and the first edge is kept."""
+    _city, network = city_and_network()
+    rng = np.random.default_rng(3)
+    paths = _straight_paths(network, 3, 60.0, 20)
+    lines = []
+    for path in paths:
+        shape = _polyline(network, path)
+        total = float(np.sum(np.hypot(*np.diff(shape, axis=0).T)))
+        at = np.concatenate(([34.0, 22.0], np.arange(50.0, total, 30.0), [total]))
+        along = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(shape, axis=0).T))))
+        xy = np.column_stack((np.interp(at, along, shape[:, 0]), np.interp(at, along, shape[:, 1])))
+        lines.append(_lonlat(network, xy + rng.normal(0.0, 2.0, xy.shape)))
+    results = match_lines(network, lines)
+    assert [r.edges for r in results] == paths

@@ -34,7 +34,11 @@ def _chain_of(edges: list[int]) -> list[_State]:
 
 # a chain of junctions 0 -> 1 -> ... -> 6, edge k from junction k to k + 1, and a spur 7: 2 -> 9
 TRANSITIONS: Any = SimpleNamespace(u_list=[0, 1, 2, 3, 4, 5, 6, 2], edge_v=[1, 2, 3, 4, 5, 6, 7, 9],
-                                   edge_len=[100.0] * 8)
+                                   edge_len=[100.0] * 8, twin=[-1] * 8)
+# the same chain two-way: edge 8 + k runs edge k's road back, from junction k + 1 to k
+TWO_WAY: Any = SimpleNamespace(u_list=[0, 1, 2, 3, 4, 5, 6, 2, 1, 2, 3, 4, 5, 6, 7, 9],
+                               edge_v=[1, 2, 3, 4, 5, 6, 7, 9, 0, 1, 2, 3, 4, 5, 6, 2],
+                               edge_len=[100.0] * 16, twin=[8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7])
 
 
 def test_a_part_that_starts_again_on_the_path_joins_it() -> None:
@@ -58,6 +62,22 @@ def test_parts_that_share_no_edge_stay_apart() -> None:
     after = _Piece([4, 5], _chain_of([4, 5]), 2, 3)
     assert not _rejoin(TRANSITIONS, before, after)
     assert before.edges == [0, 1]
+
+
+def test_a_first_point_or_two_running_back_are_the_road_the_other_way() -> None:
+    # two points matched on edge 0's twin (the line's first two, out of order), then the line runs
+    # on from junction 0 along edges 0, 1, 2: one path, the two points put on edge 0 where they lie
+    before = _Piece([8], [_state(8, 60.0), _state(8, 72.0)], 0, 1)
+    after = _Piece([0, 1, 2], _chain_of([0, 1, 2]), 2, 4)
+    assert _rejoin(TWO_WAY, before, after)
+    assert before.edges == [0, 1, 2] and before.last == 4
+    assert [(state.edge, state.offset) for state in before.chain[:2]] == [(0, 40.0), (0, 28.0)]
+    # the same at the line's end; three points the other way are no such noise (the knot rule joins
+    # them, dropping what both ran beyond junction 1)
+    before = _Piece([0, 1, 2], _chain_of([0, 1, 2]), 0, 2)
+    assert _rejoin(TWO_WAY, before, _Piece([10], [_state(10, 10.0)], 3, 3)) and before.edges == [0, 1, 2]
+    before = _Piece([8], [_state(8, 50.0), _state(8, 60.0), _state(8, 72.0)], 0, 2)
+    assert _rejoin(TWO_WAY, before, _Piece([0, 1, 2], _chain_of([0, 1, 2]), 3, 5)) and before.edges == [1, 2]
 
 
 def _pieces(ends: list[float], noise: float) -> list[_Piece]:
