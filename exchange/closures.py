@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, update
 
 from exchange.bulk import Bulk, loads
 from exchange.confirm import link_confirmations
@@ -679,11 +679,12 @@ def _unchanged_since_read(conn: Connection, writes: Sequence[_Write]) -> None:
     out from. Only what a change rewrites is compared: the Waze status and cluster columns the daemon
     keeps up to date are not, and a change leaves them alone."""
     for write in writes:
-        stored = conn.execute(select(*(events.c[name] for name in UPDATE_COLUMNS))
-                              .where(events.c.id == write.event_id)).first()
+        # read as the command read it (text that is not UTF-8 included), so that equal means unchanged
+        stored = load_event(conn, write.event_id)
         if write.row is None and stored is None:
             continue
-        if write.row is None or stored is None or tuple(stored) != tuple(write.row[name] for name in UPDATE_COLUMNS):
+        if (write.row is None or stored is None
+                or any(stored.row[name] != write.row[name] for name in UPDATE_COLUMNS)):
             raise _ChangedMeanwhile(write.event_id)
 
 
