@@ -31,7 +31,7 @@ from exchange.bulk import Bulk, loads
 from exchange.confirm import link_confirmations
 from exchange.db import writing
 from exchange.errors import ItemRejected, NotFound, StoreError, UnreadableEvent, UsageError
-from exchange.model import CityDetails, Event, LineString, RoadMatch, Status, from_millis, to_millis
+from exchange.model import CityDetails, Event, RoadMatch, Status, from_millis, to_millis
 from exchange.placement import Placement
 from exchange.runtime import now_ms
 from exchange.same_closure import CITY_EVENTS_LOCK, relink
@@ -220,7 +220,7 @@ def _same_sides(current: Event, built: _Built) -> _Built:
 def _line_bearing(event: Event) -> float | None:
     from feeds.lint import line_bearing_deg
 
-    return line_bearing_deg(_points(event))
+    return line_bearing_deg(event.geometry.positions)
 
 
 def _renamed(spec: ClosureInput, route: ClosureRoute) -> str | None:
@@ -433,7 +433,7 @@ def _update(
             raise UsageError(f"{pair}; to close one direction only, cancel them and add a ONE_DIRECTION closure")
         # each is one-way along its carriageway; moved, both directions are routed again
         fields["direction"] = "BOTH_DIRECTIONS" if moved else current.direction
-    spec = ClosureInput(points=changes.get("points") or _points(current), operator=operator, **fields)
+    spec = ClosureInput(points=changes.get("points") or current.geometry.positions, operator=operator, **fields)
     built = _build(spec, current.source_id, zone, placement if moved else None)
     if stored_opposite is not None and moved and built.opposite is None:
         raise UsageError(f"{pair}, and {spec.street} is not divided where they would move (or there is no road "
@@ -466,7 +466,7 @@ def _update(
 
 def _unmoved(spec: ClosureInput, current: Event, zone: tzinfo) -> Event:
     """The other carriageway's closure with the fields of ``spec``, on its own line and direction."""
-    return _event(spec, current.source_id, zone, _points(current), current.direction or "ONE_DIRECTION")
+    return _event(spec, current.source_id, zone, current.geometry.positions, current.direction or "ONE_DIRECTION")
 
 
 def _revised(
@@ -702,11 +702,3 @@ def _again(closure_id: str, operation: Callable[[], Outcome]) -> Outcome:
 
 #: how often a command reads a closure again that others keep changing under it
 _ATTEMPTS = 5
-
-
-def _points(event: Event) -> list[tuple[float, float]]:
-    geometry = event.geometry
-    if isinstance(geometry, LineString):
-        return [(float(lon), float(lat)) for lon, lat in geometry.coordinates]
-    lon, lat = geometry.coordinates
-    return [(float(lon), float(lat))]

@@ -93,6 +93,12 @@ class Point(BaseModel):
     def _valid(cls, value: Position) -> Position:
         return _check_position(value)
 
+    @property
+    def positions(self) -> list[tuple[float, float]]:
+        """(lon, lat) of each position, as plain floats: one for a point."""
+        lon, lat = self.coordinates
+        return [(float(lon), float(lat))]
+
 
 class LineString(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -105,6 +111,11 @@ class LineString(BaseModel):
         for pos in value:
             _check_position(pos)
         return value
+
+    @property
+    def positions(self) -> list[tuple[float, float]]:
+        """(lon, lat) of each position, as plain floats, in order."""
+        return [(float(lon), float(lat)) for lon, lat in self.coordinates]
 
 
 def event_id(namespace: str, kind: Kind | str, source_id: str) -> str:

@@ -88,9 +88,10 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
     """Place every active city event again on ``placement``'s network, store what changed, and
     remember the network; one :class:`Rerouted` per event, in id order.
 
-    A network that places none of the live events that had a road (at least two) is taken for the
-    wrong file (another city's extract) and refused with ``ConfigError``, nothing changed, unless
-    ``force``: stripping every closure of its road is not what a refreshed extract does."""
+    A network that places none of the live events that had a road (at least two, or one lying outside
+    its extent) is taken for the wrong file (another city's extract) and refused with ``ConfigError``,
+    nothing changed, unless ``force``: stripping every closure of its road is not what a refreshed
+    extract does."""
     at = now_ms()
     query = select_events().where(events.c.origin == "city", events.c.status == Status.ACTIVE.value)
     stored: list[tuple[Any, Event]] = []
@@ -138,16 +139,23 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
 
 def _refuse_a_network_of_elsewhere(stored: Sequence[tuple[Any, Event]], report: Sequence[Rerouted],
                                    placement: Placement) -> None:
-    had_a_road = [item for (_row, before), item in zip(stored, report, strict=True)
+    had_a_road = [(before, item) for (_row, before), item in zip(stored, report, strict=True)
                   if before.road_match is not None and before.road_match.edges]
-    if len(had_a_road) >= _ELSEWHERE_LEAST and all(item.outcome == UNROUTABLE for item in had_a_road):
+    if not had_a_road or any(item.outcome != UNROUTABLE for _before, item in had_a_road):
+        return
+    west, south, east, north = placement.network.lonlat_bounds()
+    inside = any(west <= lon <= east and south <= lat <= north
+                 for before, _item in had_a_road for lon, lat in before.geometry.positions)
+    if len(had_a_road) >= _ELSEWHERE_LEAST or not inside:
+        which = ("does not place the one live city event that had a road, which lies outside it" if len(had_a_road) == 1
+                 else f"places none of the {len(had_a_road)} live city events that had a road")
         raise ConfigError(
-            f"the road network {placement.settings.path} places none of the {len(had_a_road)} live city events "
-            "that had a road (the file of another place?); nothing was changed: correct [network] path, or run "
-            "`exchange network reroute --force` to place them on it anyway")
+            f"the road network {placement.settings.path} {which} (the file of another place?); nothing was "
+            "changed: correct [network] path, or run `exchange network reroute --force` to place them on it anyway")
 
 
-#: live events with a road that a network must all fail to place to be taken for the wrong file
+#: live events with a road that a network must all fail to place to be taken for the wrong file (one
+#: is enough where it lies outside the network's extent)
 _ELSEWHERE_LEAST = 2
 
 

@@ -89,9 +89,10 @@ def network_reroute(
     the lint flags it). Commands that load the network do this by themselves when the network is
     not the one the store was last placed on (a refreshed extract); this runs it on demand.
 
-    A network that places none of the live events that had a road (two or more) is taken for the
-    wrong file, another place's extract: it is refused with nothing changed (exit 2), here and in
-    every command that loads it, until [network] path is corrected or --force places them anyway.
+    A network that places none of the live events that had a road (two or more, or one lying outside
+    it) is taken for the wrong file, another place's extract: it is refused with nothing changed
+    (exit 2), here and in every command that loads it, until [network] path is corrected or --force
+    places them anyway.
     """
     from exchange.reroute import describe_reroute, reroute_live
 
@@ -161,7 +162,7 @@ def _elsewhere(events: Any, bounds: tuple[float, float, float, float]) -> str:
     """Why nothing matched, where that is the network: the feed's middle and the network's extent."""
     from statistics import median
 
-    places = [point for event in events for point in _points_of(event.geometry)]
+    places = [point for event in events for point in event.geometry.positions]
     west, south, east, north = bounds
     lon, lat = median(p[0] for p in places), median(p[1] for p in places)
     where = f"the feed lies around {lat:.4f},{lon:.4f} (lat,lon) and the network covers {south:.4f},{west:.4f} " \
@@ -169,9 +170,3 @@ def _elsewhere(events: Any, bounds: tuple[float, float, float, float]) -> str:
     if west <= lon <= east and south <= lat <= north:
         return f"no item matched a road, though {where}: are its roads of the classes the feed reports on?"
     return f"no item matched a road: {where}; is it the network of the feed's city?"
-
-
-def _points_of(geometry: Any) -> list[tuple[float, float]]:
-    coordinates = geometry.coordinates
-    return [tuple(coordinates)] if geometry.type == "Point" else [tuple(point) for point in coordinates]
-
