@@ -47,6 +47,9 @@ from exchange.store import (
     event_values,
     insert_revisions,
     load_event,
+    read_rows,
+    readable,
+    select_events,
 )
 from feeds.city import city_event, text_problem
 from geo.closure import ClosureRoute, route_closure
@@ -63,6 +66,7 @@ __all__ = [
     "cancel_closure",
     "create_closure",
     "end_closure",
+    "same_closures",
     "update_closure",
 ]
 
@@ -285,6 +289,40 @@ def create_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placemen
     created = [built.event] if built.opposite is None else [built.event, built.opposite]
     _commit(engine, [_Write("created", event.id, None, event) for event in created], spec.operator)
     return Created(built.event, built.note, built.opposite)
+
+
+def same_closures(engine: Engine, event: Event) -> list[str]:
+    """Other live closures of the operators on the same street that overlap ``event`` in time and
+    place (its edges, or its extent without a road network): what a second submission of one closure
+    looks like, for a note. The other carriageway's closure of a pair is not one."""
+    first = event.id.removesuffix(OPPOSITE_SUFFIX)
+    query = select_events().where(
+        events.c.source == event.source, events.c.origin == "city", events.c.status == Status.ACTIVE.value,
+        events.c.street == event.street, events.c.id.not_in((event.id, first, first + OPPOSITE_SUFFIX)),
+    ).order_by(events.c.id)
+    start = event.start_time or from_millis(now_ms())
+    found = []
+    with engine.connect() as conn:
+        for item in readable(read_rows(conn, query), lambda _item: None):
+            other = item.event
+            if (other.end_time is not None and other.end_time <= start) or (
+                    event.end_time is not None and other.start_time is not None and event.end_time <= other.start_time):
+                continue
+            if _same_place(event, other):
+                found.append(other.id)
+    return found
+
+
+def _same_place(event: Event, other: Event) -> bool:
+    edges = {tuple(edge) for edge in event.road_match.edges} if event.road_match else set()
+    theirs = {tuple(edge) for edge in other.road_match.edges} if other.road_match else set()
+    if edges and theirs:
+        return not edges.isdisjoint(theirs)
+    mine, others = event.geometry.positions, other.geometry.positions
+    return (max(lon for lon, _ in mine) >= min(lon for lon, _ in others)
+            and min(lon for lon, _ in mine) <= max(lon for lon, _ in others)
+            and max(lat for _, lat in mine) >= min(lat for _, lat in others)
+            and min(lat for _, lat in mine) <= max(lat for _, lat in others))
 
 
 # -- finding a closure, and its pair on a divided road

@@ -281,3 +281,13 @@ def test_an_end_given_as_a_day_is_the_end_of_that_day(cli: Cli) -> None:
                  "--start", _time(1), "--end", day.isoformat())
     assert result.code == 0, result
     assert f"to {(day + timedelta(days=1)).isoformat()}T00:00-0" in result.err, result
+
+
+def test_a_closure_added_twice_is_noted(cli: Cli) -> None:
+    first = add(cli)
+    assert first.code == 0 and "note:" not in first.err, first
+    second = add(cli)
+    assert second.code == 0, second
+    assert f"note: {first.out.strip()} already closes 9th Street there at these times" in second.err
+    later = add(cli, "--start", _time(60), "--end", _time(70))  # the same road another week: not the same
+    assert later.code == 0 and "note:" not in later.err, later

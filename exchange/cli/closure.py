@@ -202,7 +202,7 @@ def closure_add(
     Example: exchange closure add --street "Main Street" --polyline "40.7 -74.0 40.701 -74.0"
     --type ROAD_CLOSED --subtype ROAD_CLOSED_CONSTRUCTION --start 2026-12-01T08:00:00-05:00
     """
-    from exchange.closures import ClosureInput, Outcome, create_closure
+    from exchange.closures import ClosureInput, Outcome, create_closure, same_closures
 
     points = _points(polyline, start_point, end_point)
     if points is None:
@@ -217,6 +217,10 @@ def closure_add(
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
     also = (created.opposite.id,) if created.opposite is not None else ()
     _say_times(created.event, config.zone, added=True)
+    same = same_closures(engine, created.event)
+    if same:
+        print(f"note: {', '.join(same)} already close{'s' if len(same) == 1 else ''} {created.event.street} there "
+              "at these times (added twice? `closure cancel` the one too many)", file=sys.stderr)
     _done(config, engine, created.event.id, Outcome(created.event, "created", created.note, also))
 
 
