@@ -30,6 +30,9 @@ event:
   (``Problem.holds_back``); it is never reversed on its bearing alone, and a network proves a
   line's order only on a one-way road or carriageway (on a two-way street it is held back as
   without a network);
+* blocking, and held back the same way, for an event more than :data:`FAR_OUTSIDE_KM` outside the
+  road network's extent (any category): a typo in its coordinates, not a road the extract left out
+  (one just off the extract is a warning);
 * warning only: how placing it on the network changed the line (``road_match.note``: reversed,
   routed, extended to whole segments); a ROAD_CLOSED with a lane impact (``lane_impact``, or a lane list with an open
   lane): Waze asks for ROAD_CLOSED only when every lane is closed, a partial closure is a lane
@@ -64,6 +67,7 @@ __all__ = [
     "CHORD_M",
     "CLOSURE_CATEGORIES",
     "DISAGREES_DEG",
+    "FAR_OUTSIDE_KM",
     "JUNCTION_TOLERANCE_M",
     "MAX_DESCRIPTION",
     "MAX_LENGTH_M",
@@ -94,6 +98,9 @@ AGAINST_DIRECTION_DEG = 135.0
 DISAGREES_DEG = 90.0
 #: a two-point line longer than this (metres) is a chord across the map, not the road's shape
 CHORD_M = 200.0
+#: an event this far outside the road network's extent (km) is no road of the city's a smaller extract
+#: left out, but a typo in its coordinates: it blocks where one just off the extract is a warning
+FAR_OUTSIDE_KM = 50.0
 #: the nominal heading of each signed direction (WZDx ``core_details.direction``), degrees clockwise from north
 SIGNED_HEADINGS = {"northbound": 0.0, "eastbound": 90.0, "southbound": 180.0, "westbound": 270.0}
 
@@ -184,6 +191,11 @@ def _network_problems(
         # a line along no road (or whose road is gone) cannot be placed by Waze either; one outside
         # the network's area may lie on roads it does not hold
         lost = match is not None and (match.reason or "").startswith((NOT_ON_A_ROAD, NO_LONGER_ROUTABLE))
+        away = network.km_outside(points)
+        if away > FAR_OUTSIDE_KM:
+            # held back from every target: no feed carries a city's event on another continent
+            return [Problem(where, f"lies {away:,.0f} km outside the road network's area: a coordinate typo "
+                                   "(a sign, lat and lon swapped)?", "error", holds_back=True)]
         return [Problem(where, f"not matched to the road network{why}; street and junction checks skipped",
                         severity if lost else "warning")]
     index = network.edge_index()

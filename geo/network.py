@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -340,8 +340,23 @@ class RoadNetwork:
 
     def lonlat_bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) of the network's roads, in degrees."""
-        lon, lat = self.frame.to_lonlat(self.coords[:, 0], self.coords[:, 1])
-        return float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat))
+        if "lonlat_bounds" not in self._cache:
+            lon, lat = self.frame.to_lonlat(self.coords[:, 0], self.coords[:, 1])
+            self._cache["lonlat_bounds"] = (float(np.min(lon)), float(np.min(lat)), float(np.max(lon)),
+                                            float(np.max(lat)))
+        bounds: tuple[float, float, float, float] = self._cache["lonlat_bounds"]
+        return bounds
+
+    def km_outside(self, positions: Sequence[tuple[float, float]]) -> float:
+        """How far the nearest of ``positions`` (lon, lat) lies outside the network's extent, in km (0 inside;
+        an equirectangular estimate, good to a few per cent at a city's scale)."""
+        west, south, east, north = self.lonlat_bounds()
+        nearest = math.inf
+        for lon, lat in positions:
+            dlat = max(south - lat, 0.0, lat - north)
+            dlon = max(west - lon, 0.0, lon - east)
+            nearest = min(nearest, 111.2 * math.hypot(dlat, dlon * math.cos(math.radians(lat))))
+        return nearest
 
     def summary(self) -> dict[str, Any]:
         classes: dict[str, int] = {}

@@ -249,11 +249,26 @@ def test_a_network_that_does_not_place_a_line_proves_nothing_it_is_held_back(
     engine: Engine, config: Config, testdata: Path,
 ) -> None:
     ids = store_cdot(engine, testdata, [CDOT_AGAINST[0], CDOT_ALONG])
-    network = build_network({1: (-105.0, 39.7), 2: (-105.01, 39.7)},
-                            [WayInput(1, [1, 2], {"highway": "residential", "name": "Somewhere Street"})])
+    # a street a few km from each, placing neither
+    network = build_network({1: (-105.28, 38.96), 2: (-105.29, 38.96), 3: (-107.87, 39.55), 4: (-107.88, 39.55)},
+                            [WayInput(1, [1, 2], {"highway": "residential", "name": "Somewhere Street"}),
+                             WayInput(2, [3, 4], {"highway": "residential", "name": "Elsewhere Street"})])
     result = publish(engine, config, placement=SimpleNamespace(network=network))
     assert list(result.held_back) == [ids[CDOT_AGAINST[0]]] and result.events == 1
     assert ids[CDOT_AGAINST[0]] not in incidents(engine)
+
+
+def test_an_event_far_outside_the_road_network_is_held_back_everywhere(
+    engine: Engine, config: Config, testdata: Path,
+) -> None:
+    """Found in a cold trial: a row of another city's coordinates (a typo) went out in the feeds."""
+    ids = store_cdot(engine, testdata, [CDOT_ALONG])
+    network = build_network({1: (-105.28, 38.96), 2: (-105.29, 38.96)},
+                            [WayInput(1, [1, 2], {"highway": "residential", "name": "Somewhere Street"})])
+    result = publish(engine, config, placement=SimpleNamespace(network=network))
+    reason = result.held_back[ids[CDOT_ALONG]]
+    assert "km outside the road network's area: a coordinate typo" in reason, reason
+    assert ids[CDOT_ALONG] not in incidents(engine)
 
 
 def store_read(engine: Engine, event_id: str) -> list[Any]:
