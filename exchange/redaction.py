@@ -177,10 +177,13 @@ def redact_query_tokens(text: str) -> str:
     >>> redact_query_tokens('"GET /feeds/Up2e41bWq0J8Kk3n4Xr5Ts6Vu7Wx8Yz9Ab0Cd1Ef2G HTTP/1.1" 404')
     '"GET /feeds/*** HTTP/1.1" 404'
 
-    A token-shaped value under any other name (a partner's typo) is masked as well:
+    A token-shaped value under any other name, with none, quoted or cut short (a partner's typo) is
+    masked as well:
 
     >>> redact_query_tokens('"GET /feeds/cifs.xml?t0ken=Up2e41bWq0J8Kk3n4Xr5Ts6Vu7Wx8Yz9Ab0Cd1Ef2G&a=1 HTTP/1.1" 401')
     '"GET /feeds/cifs.xml?t0ken=***&a=1 HTTP/1.1" 401'
+    >>> redact_query_tokens("/feeds/cifs.xml?Up2e41bWq0J8Kk3n4Xr5Ts6V /feeds/cifs.xml?t=%22Up2e41bWq0J8Kk3n4Xr5%22")
+    '/feeds/cifs.xml?*** /feeds/cifs.xml?t=%22***%22'
 
     A message going on after the URL keeps its colon; a colon inside the value is masked with it:
 
@@ -188,7 +191,9 @@ def redact_query_tokens(text: str) -> str:
     ('cannot read http://dot.example/wz?key=***: no answer', '?key=***')
     """
     if "=" in text or "%3" in text:
-        text = _SHAPED_VALUE.sub(MASK, _QUERY_TOKEN.sub(r"\1" + MASK, text))
+        text = _QUERY_TOKEN.sub(r"\1" + MASK, text)
+    if "?" in text:
+        text = _QUERY_STRING.sub(lambda query: _TOKEN_RUN.sub(r"\1" + MASK, query.group()), text)
     return _PATH_TOKEN.sub(MASK, text) if "/" in text else text
 
 
@@ -336,6 +341,9 @@ _QUERY_TOKEN = re.compile(
 #: partner who puts the token in the path (``/feeds/<token>``, Waze's own URL style) is answered 404,
 #: and the access log must not keep it. Event ids hold ':' and are not caught.
 _PATH_TOKEN = re.compile(r"(?<=/)[A-Za-z0-9_-]{32,}(?=[/?#\s\"']|$)")
-#: a query value shaped so, whatever its parameter's name (``?x=<token>``, ``?t0ken=<token>``: a partner's
-#: typo is answered 401, and the access log must not keep the token it carried)
-_SHAPED_VALUE = re.compile(r"(?:(?<==)|(?<=%3[Dd]))[A-Za-z0-9_-]{32,}(?=[&;#\s\"']|%26|$)")
+#: a query string (up to the end of the URL) and, in it, any run of URL-safe characters long enough to be
+#: a token or most of one, whatever surrounds it: ``?x=<token>``, ``?t0ken=<token>``, a bare ``?<token>``,
+#: a quoted ``?t=%22<token>%22``, a token cut short by a copy and paste (a partner's typo is answered
+#: 401, and the access log must not keep the token it carried). Event ids and times are shorter.
+_QUERY_STRING = re.compile(r"\?[^\s\"'#]+")
+_TOKEN_RUN = re.compile(r"(%[0-9A-Fa-f]{2})?(?<!%)(?<!%[0-9A-Fa-f])[A-Za-z0-9_-]{20,}")  # an escape before it stays

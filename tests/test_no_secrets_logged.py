@@ -452,8 +452,12 @@ def test_the_daemon_logs_no_partner_or_operator_token(config_path: Path, upstrea
                 http.get("/feeds/cifs.xml", headers={"X-Partner-Token": token})
                 http.get(f"/feeds/cifs.xml?token={quote(token, safe='')}")
                 http.get(f"/feeds/cifs.xml?%74oken={quote(token, safe='')}&TO%4BEN={quote(token, safe='')}")
-                # a misspelt name (answered 401) still carries the token
+                # a misspelt name (answered 401) still carries the token, as does one with no name, one
+                # quoted, and one cut short by a copy and paste
                 http.get(f"/feeds/cifs.xml?t0ken={quote(token, safe='')}&x={quote(token, safe='')}")
+                http.get(f"/feeds/cifs.xml?{quote(token, safe='')}")
+                http.get(f"/feeds/cifs.xml?t=%22{quote(token, safe='')}%22")
+                http.get(f"/feeds/cifs.xml?t0ken={quote(token[:30], safe='')}")
                 http.get("/api/events", headers={"Authorization": f"Bearer {token}"})
                 http.get(f"/map?token={quote(token, safe='')}")
                 http.post("/login", data={"token": token, "next": "/map"})
@@ -466,6 +470,7 @@ def test_the_daemon_logs_no_partner_or_operator_token(config_path: Path, upstrea
     assert "/feeds/cifs.xml?%74oken=***&TO%4BEN=***" in text, "the percent-encoded names are masked"
     assert "/feeds/cifs.xml" in text and "/api/events" in text, "the access log was on"
     forms = {form for token in (minted["partner"], minted["operator"]) for form in encodings(token)}
+    forms |= {token[:30] for token in (minted["partner"], minted["operator"])}
     assert sorted(form for form in forms if form in text) == [], text
     # the same run polled the sources with their tokens in the query and the path, and failed some
     assert all(f"exchange.daemon: {name}: " in text for name in SOURCES), text
