@@ -19,7 +19,7 @@ Ended and cancelled events are left alone: they are no longer routed to anything
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,10 +88,10 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
     """Place every active city event again on ``placement``'s network, store what changed, and
     remember the network; one :class:`Rerouted` per event, in id order.
 
-    A network that places none of the live events that had a road (at least two, or one lying outside
-    its extent) is taken for the wrong file (another city's extract) and refused with ``ConfigError``,
-    nothing changed, unless ``force``: stripping every closure of its road is not what a refreshed
-    extract does."""
+    A network that does not meet the area of the one the store was placed on before, or that places
+    none of the live events that had a road (at least two, or one lying outside its extent), is taken
+    for the wrong file (another city's extract) and refused with ``ConfigError``, nothing changed,
+    unless ``force``: stripping every closure of its road is not what a refreshed extract does."""
     at = now_ms()
     query = select_events().where(events.c.origin == "city", events.c.status == Status.ACTIVE.value)
     stored: list[tuple[Any, Event]] = []
@@ -121,11 +121,13 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
                 diffs.append(changes)
                 updates.append((*event_values(new_row, UPDATE_COLUMNS), after.id))
         report.append(outcome)
-    if not force:
-        _refuse_a_network_of_elsewhere(stored, report, placement)
     network = placement.network
+    if not force:
+        with engine.connect() as conn:
+            known = conn.execute(select(meta.c.value).where(meta.c.key == NETWORK_KEY)).scalar_one_or_none()
+        _refuse_a_network_of_elsewhere(stored, report, placement, known if isinstance(known, dict) else {})
     remembered = {"fingerprint": network.fingerprint(), "path": str(placement.settings.path),
-                  "directed_edges": network.edge_count}
+                  "directed_edges": network.edge_count, "bounds": list(network.lonlat_bounds())}
     with writing(engine) as conn:
         db = Bulk(conn)
         if updates:
@@ -138,19 +140,28 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
 
 
 def _refuse_a_network_of_elsewhere(stored: Sequence[tuple[Any, Event]], report: Sequence[Rerouted],
-                                   placement: Placement) -> None:
-    had_a_road = [(before, item) for (_row, before), item in zip(stored, report, strict=True)
-                  if before.road_match is not None and before.road_match.edges]
-    if not had_a_road or any(item.outcome != UNROUTABLE for _before, item in had_a_road):
-        return
+                                   placement: Placement, known: Mapping[str, Any]) -> None:
+    """``ConfigError`` for a network of another place: one that does not meet the area of the network the
+    store was placed on before, or that places none of the live events that had a road (two or more, or
+    one lying outside it)."""
     west, south, east, north = placement.network.lonlat_bounds()
-    inside = any(west <= lon <= east and south <= lat <= north
-                 for before, _item in had_a_road for lon, lat in before.geometry.positions)
-    if len(had_a_road) >= _ELSEWHERE_LEAST or not inside:
-        which = ("does not place the one live city event that had a road, which lies outside it" if len(had_a_road) == 1
-                 else f"places none of the {len(had_a_road)} live city events that had a road")
+    why = None
+    had_a_road = [(event, item) for (_row, event), item in zip(stored, report, strict=True)
+                  if event.road_match is not None and event.road_match.edges]
+    if had_a_road and all(item.outcome == UNROUTABLE for _event, item in had_a_road):
+        inside = any(west <= lon <= east and south <= lat <= north
+                     for event, _item in had_a_road for lon, lat in event.geometry.positions)
+        if len(had_a_road) >= _ELSEWHERE_LEAST:
+            why = f"places none of the {len(had_a_road)} live city events that had a road"
+        elif not inside:
+            why = "does not place the one live city event that had a road, which lies outside it"
+    before = known.get("bounds")
+    if why is None and isinstance(before, list) and len(before) == 4 and (
+            before[2] < west or east < before[0] or before[3] < south or north < before[1]):
+        why = f"does not meet the area of the network the store was placed on ({known.get('path', 'before')})"
+    if why is not None:
         raise ConfigError(
-            f"the road network {placement.settings.path} {which} (the file of another place?); nothing was "
+            f"the road network {placement.settings.path} {why} (the file of another place?); nothing was "
             "changed: correct [network] path, or run `exchange network reroute --force` to place them on it anyway")
 
 

@@ -193,3 +193,22 @@ def test_one_live_closure_outside_the_new_network_is_enough_to_refuse_it(
     refused = cli("--config", str(config), "publish")
     assert refused.code == 2, refused
     assert "does not place the one live city event that had a road, which lies outside it" in refused.err
+
+
+def test_a_network_of_another_place_is_refused_with_no_closure_live(
+    cli: Cli, tmp_path: Path, oakland: RoadNetwork, testdata: Path,
+) -> None:
+    """Every closure called off, nothing live to tell: the new network not meeting the old one's area
+    says it is another place's file (closures added on it would be lost on the right one)."""
+    original, network_file = _network_copy(tmp_path)
+    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
+    row = ["ninth", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00", "Works",
+           _wkt(_dense(oakland, ninth[:1]))]
+    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, row]), network_file)
+    assert cli("--config", str(config), "sync").code == 0
+    assert cli("--config", str(config), "closure", "cancel", "works:city:ninth").code == 0
+    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    refused = cli("--config", str(config), "publish")
+    assert refused.code == 2 and "does not meet the area of the network the store was placed on" in refused.err, refused
+    network_file.write_bytes(original)
+    assert cli("--config", str(config), "publish").code == 0
