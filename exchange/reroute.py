@@ -158,11 +158,11 @@ def _refuse_a_network_of_elsewhere(stored: Sequence[tuple[Any, Event]], report: 
     before = known.get("bounds")
     if why is None and isinstance(before, list) and len(before) == 4 and (
             before[2] < west or east < before[0] or before[3] < south or north < before[1]):
-        why = f"does not meet the area of the network the store was placed on ({known.get('path', 'before')})"
+        why = f"does not meet the area of {known.get('path', 'the network')}, which the store was placed on"
     if why is not None:
         raise ConfigError(
-            f"the road network {placement.settings.path} {why} (the file of another place?); nothing was "
-            "changed: correct [network] path, or run `exchange network reroute --force` to place them on it anyway")
+            f"the road network {placement.settings.path} {why}: the file of another place? Nothing was changed: "
+            "correct [network] path, or run `exchange network reroute --force` to place the events on it")
 
 
 #: live events with a road that a network must all fail to place to be taken for the wrong file (one

@@ -209,6 +209,6 @@ def test_a_network_of_another_place_is_refused_with_no_closure_live(
     assert cli("--config", str(config), "closure", "cancel", "works:city:ninth").code == 0
     network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
     refused = cli("--config", str(config), "publish")
-    assert refused.code == 2 and "does not meet the area of the network the store was placed on" in refused.err, refused
+    assert refused.code == 2 and "which the store was placed on: the file of another place?" in refused.err, refused
     network_file.write_bytes(original)
     assert cli("--config", str(config), "publish").code == 0
