@@ -30,6 +30,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import warnings
 from collections.abc import Mapping
 from datetime import tzinfo
@@ -129,10 +130,9 @@ def read_csv_snapshot(body: bytes, settings: CsvFormat) -> Snapshot:
     MalformedPayload
         The file is empty, not in ``settings.encoding``, or its header lacks a required column.
     """
-    try:
-        text = body.decode(settings.encoding)
-    except UnicodeDecodeError as exc:
-        raise MalformedPayload(f"the CSV file is not {settings.encoding} text (byte {exc.start})") from exc
+    # bytes that are not text in the encoding stay in the text as lone surrogates: the rows holding
+    # them are rejected one by one (an Excel export's one accented word), the rest are read
+    text = body.decode(settings.encoding, errors="surrogateescape")
     if not text.strip():
         raise MalformedPayload("the CSV file is empty")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter, strict=True)
@@ -140,6 +140,8 @@ def read_csv_snapshot(body: bytes, settings: CsvFormat) -> Snapshot:
         header = [name.strip() for name in next(reader)]
     except csv.Error as exc:
         raise MalformedPayload(f"the CSV header (row 1) is malformed: {exc}") from exc
+    if any(_UNDECODED.search(name) for name in header):
+        raise MalformedPayload(f"the CSV header (row 1) is not {settings.encoding} text: {_ENCODING_HINT}")
     mapping = settings.mapping
     required = [*mapping.required_fields(), *geometry_columns(settings.geometry)]
     missing = [name for name in dict.fromkeys(required) if name not in header]
@@ -177,6 +179,12 @@ def read_csv_snapshot(body: bytes, settings: CsvFormat) -> Snapshot:
                 (id_cell or "").strip() or None,
             ))
             continue
+        undecoded = next((header[k] for k, cell in enumerate(row) if _UNDECODED.search(cell)), None)
+        if undecoded is not None:
+            shown_id = None if id_cell is None or _UNDECODED.search(id_cell) else id_cell.strip() or None
+            snapshot.errors.append(parse_error(
+                f"row {row_number}: {undecoded}: not {settings.encoding} text: {_ENCODING_HINT}", shown_id))
+            continue
         try:
             source_id = claim_id(id_cell, mapping.id, seen, row_number, unit="row", absent="empty")
         except ItemRejected as exc:
@@ -185,6 +193,11 @@ def read_csv_snapshot(body: bytes, settings: CsvFormat) -> Snapshot:
         fields = {name: row[position] for name, position in index.items()}
         snapshot.items.append(FeedItem(Kind.CITY, source_id, digest(fields), {"row": row_number, "fields": fields}))
     return snapshot
+
+
+#: a byte the encoding could not read, kept by ``surrogateescape``
+_UNDECODED = re.compile("[\udc80-\udcff]")
+_ENCODING_HINT = 'give the file\'s encoding in the source (encoding = "cp1252", as Excel saves in western Europe)'
 
 
 # --------------------------------------------------------------------------- converting one row

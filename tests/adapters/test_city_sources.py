@@ -348,14 +348,29 @@ def test_broken_quotes_reject_their_row_only(tmp_path: Path) -> None:
         (b"", "the CSV file is empty"),
         (b"\xef\xbb\xbf \n\n", "the CSV file is empty"),
         (b"id,road\n1,Main St\n", "lacks the column(s) closure_id, street, wkt (it has: id, road)"),
-        (b"closure_id,street,wkt\n1,Caf\xe9,POINT (0 0)\n", "not utf-8-sig text"),
+        (b"closure_id,stre\xe9t,wkt\n1,Main St,POINT (0 0)\n", "the CSV header (row 1) is not utf-8-sig text"),
     ],
-    ids=["empty", "blank-with-bom", "missing-columns", "latin-1"],
+    ids=["empty", "blank-with-bom", "missing-columns", "latin-1-header"],
 )
 def test_unusable_files_are_refused_whole(tmp_path: Path, body: bytes, message: str) -> None:
     source = build(CSV_WKT, url=str(tmp_path / "c.csv"))
     with pytest.raises(MalformedPayload, match=message.replace("(", r"\(").replace(")", r"\)")):
         source.read(body)
+
+
+def test_a_row_in_another_encoding_is_refused_alone(tmp_path: Path) -> None:
+    """Found in a cold trial: one Latin-1 word (an Excel export's "Fête de rue") refused the whole file."""
+    body = ("closure_id,street,start,wkt\n"
+            "a,Rue de la F\xeate,2026-03-02 08:00,POINT (-104.99 39.74)\n"
+            "b,Elm St,2026-03-02 08:00,POINT (-104.98 39.74)\n").encode("latin-1")
+    snapshot = build(CSV_WKT, url=str(tmp_path / "c.csv")).read(body)
+    assert [item.source_id for item in snapshot.items] == ["b"]
+    assert [error.reason for error in snapshot.errors] == [
+        'row 2: street: not utf-8-sig text: give the file\'s encoding in the source (encoding = "cp1252", as Excel '
+        "saves in western Europe)"]
+    cp1252 = build(CSV_WKT.replace('kind = "csv"', 'kind = "csv"\nencoding = "cp1252"'), url=str(tmp_path / "c.csv"))
+    latin = cp1252.read(body)
+    assert [item.source_id for item in latin.items] == ["a", "b"] and latin.errors == []
 
 
 def test_a_refused_file_changes_nothing_and_is_recorded(engine: Engine, tmp_path: Path) -> None:
