@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from exchange.config import Config, SourceConfig
 from exchange.config_file import Problem, check_config, config_path
-from exchange.errors import ConfigError, ExchangeError, SchemaOutdated
+from exchange.errors import ConfigError, ExchangeError, ItemRejected, SchemaOutdated
 from exchange.redaction import register_source_secrets
 
 __all__ = ["Check", "Report", "run_checks"]
@@ -168,9 +168,24 @@ def reach_source(config: Config, source_config: SourceConfig) -> Check:
         return Check(what, "invalid", exc.message)
     except ExchangeError as exc:
         return Check(what, "failed", exc.message)
+    reasons = [error.reason for error in snapshot.errors] + _conversion_rejects(source, snapshot)
     seconds = round(time.perf_counter() - started, 3)
     facts = {"location": source.location, "bytes": len(body), "items": len(snapshot.items),
-             "rejected": len(snapshot.errors), "seconds": seconds}
-    rejected = f", {len(snapshot.errors)} rejected" if snapshot.errors else ""
+             "rejected": len(reasons), "seconds": seconds}
+    rejected = f", {len(reasons)} rejected (the first: {reasons[0]})" if reasons else ""
     return Check(what, "ok", f"{source.location}: {len(body)} bytes, {len(snapshot.items)} items{rejected} "
                  f"in {seconds:.2f} s", facts)
+
+
+def _conversion_rejects(source: Any, snapshot: Any) -> list[str]:
+    """Why each item a sync would reject when converting it is rejected (a bad date, shape or type):
+    counted with the rows the reading refused, as the sync's summary counts them."""
+    found = []
+    for item in snapshot.items:
+        try:
+            source.convert(item, values_checked=snapshot.values_checked)
+        except ItemRejected as exc:
+            found.append(f"{item.source_id}: {exc.message}")
+        except Exception as exc:  # as the sync: one item's failure is that item's
+            found.append(f"{item.source_id}: cannot be converted: {type(exc).__name__}")
+    return found

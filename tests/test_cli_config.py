@@ -146,3 +146,21 @@ def test_help_explains_the_exit_codes(cli: Cli) -> None:
     run = cli("config", "check", "--help")
     assert run.code == 0 and "Exit 0 when all is well, 2 when the configuration is invalid" in " ".join(
         run.out.split())
+
+
+def test_a_city_source_counts_the_rows_a_sync_would_reject(cli: Cli, tmp_path: Path) -> None:
+    """Found in a cold trial: rows with a bad date or shape were counted only by the sync."""
+    rows = tmp_path / "closures.csv"
+    line = '"LINESTRING (-122.300788 37.809578, -122.302087 37.810233)"'
+    rows.write_text("id,type,street,start,end,wkt\n"
+                    f"ok,ROAD_CLOSED,9th Street,2026-12-01 08:00,2026-12-02 08:00,{line}\n"
+                    f"bad-date,ROAD_CLOSED,9th Street,2026-13-01 08:00,2026-12-02 08:00,{line}\n"
+                    'bad-shape,ROAD_CLOSED,9th Street,2026-12-01 08:00,2026-12-02 08:00,"LINESTRING (x)"\n'
+                    "short,ROAD_CLOSED\n", encoding="utf-8")
+    path = tmp_path / "exchange.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n[[sources]]\nname = "city"\nkind = "csv"\nurl = "{rows}"\n'
+                    'geometry = { type = "wkt", column = "wkt" }\nmapping = { id = "id" }\n', encoding="utf-8")
+    run = cli("-c", str(path), "config", "check")
+    assert run.code == 0, run
+    (line_out,) = [out for out in run.out.splitlines() if out.startswith("source city: ok:")]
+    assert ", 4 items" not in line_out and "3 items, 3 rejected (the first: " in line_out, line_out
