@@ -159,6 +159,9 @@ class Daemon:
             if not self._stopping.is_set():
                 log.error("%s: %s", source_config.name, exc.message)
                 self._back_off(source_config)
+            else:  # said, not recorded: a stop says nothing of the upstream
+                log.info("%s: poll given up for the stop, nothing stored (the next start polls it)",
+                         source_config.name)
         else:
             log.info("%s", cycle.sync.summary())
             if cycle.published is not None:
@@ -281,7 +284,7 @@ class Daemon:
             return
         self._stopping.set()
         request_stop()  # a fetch under way gives up now, even one that trickles
-        log.info("%s: finishing the running jobs, then stopping", why)
+        log.info("%s: stopping: a fetch under way gives up, a write or a publication under way finishes", why)
 
     def _shutdown_scheduler(self) -> None:
         from apscheduler.schedulers import SchedulerNotRunningError

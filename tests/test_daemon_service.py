@@ -212,6 +212,8 @@ def test_the_daemon_polls_serves_tells_stops_and_restarts(tmp_path: Path, upstre
         wait(Upstream.trickling.is_set, 10, "the trickling upstream to be read")
         assert first.stop() < STOP_BOUND_S, "SIGTERM must not wait on an upstream that trickles"
         assert first.process.returncode == 0, "\n".join(first.lines[-20:])
+        assert any("slow: poll given up for the stop, nothing stored" in line for line in first.lines), (
+            "the poll the stop cut short is said")
     assert not [line for line in first.lines if "Traceback" in line]
     logged = [json.loads(line) for line in first.lines if line.startswith("{")]
     assert len(logged) == len(first.lines), "one JSON object per line"
