@@ -50,6 +50,7 @@ from feeds.city_values import (
     text_problem,
 )
 from feeds.items import FeedItem, Snapshot, digest, load_json
+from feeds.xmlsafe import html_page
 
 __all__ = [
     "FeedItem",
@@ -105,6 +106,9 @@ def read_waze_snapshot(data: bytes) -> WazeSnapshot:
     elif head == b"<":
         from feeds.georss import georss_to_document
 
+        page = html_page(data)
+        if page is not None:
+            raise MalformedPayload(f"{page}, not a Waze feed: a login, error or maintenance page at the feed's URL?")
         document = georss_to_document(data)
     elif not head:
         raise MalformedPayload("the payload is empty")

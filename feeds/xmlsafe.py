@@ -14,7 +14,9 @@ from lxml import etree
 
 from exchange.errors import MalformedPayload
 
-__all__ = ["REFUSED", "declares_a_dtd", "looks_like_xml", "parse_untrusted", "safe_parser", "syntax_error_text"]
+__all__ = [
+    "REFUSED", "declares_a_dtd", "html_page", "looks_like_xml", "parse_untrusted", "safe_parser", "syntax_error_text",
+]
 
 REFUSED = "XML with a DOCTYPE or ENTITY declaration is refused (entities are never expanded)"
 
@@ -82,3 +84,23 @@ def syntax_error_text(exc: etree.XMLSyntaxError) -> str:
 
 
 _TRAILING_POSITION = re.compile(r",? line \d+, column \d+$")
+
+
+def html_page(data: bytes) -> str | None:
+    """What an HTML page is, where a feed was expected (a login, error or maintenance page answering
+    200): ``an HTML page ("Maintenance")``; None for anything else.
+
+    >>> html_page(b"<!DOCTYPE html><html><head><title> Down for   maintenance </title>"), html_page(b"<rss/>")
+    ('an HTML page ("Down for maintenance")', None)
+    """
+    head = data[:4096].lstrip().lower()
+    if not head.startswith((b"<!doctype html", b"<html")):
+        return None
+    title = _TITLE.search(data[:65536])
+    if title is None:
+        return "an HTML page"
+    text = " ".join(title.group(1).decode("utf-8", "replace").split())[:80]
+    return f'an HTML page ("{text}")' if text else "an HTML page"
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)

@@ -65,7 +65,8 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
         (XXE, "DOCTYPE or ENTITY"),
         (BILLION_LAUGHS, "DOCTYPE or ENTITY"),
         (SAMPLE.read_bytes()[: len(SAMPLE.read_bytes()) // 2], "malformed XML"),
-        (b"<html><body>Service unavailable</body></html>", "expected <rss><channel>"),
+        (b"<html><head><title>Service unavailable</title></head></html>",
+         r'an HTML page \("Service unavailable"\), not a Waze feed'),
     ],
     ids=["external-entity", "billion-laughs", "truncated", "html-error-page"],
 )
