@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Source, Watermark
@@ -260,7 +260,7 @@ class Reconciler:
             suspect = self._suspect_kinds(counts, state.recent_counts or {})
             # when the events now missing were last seen: the snapshot before this one for Waze,
             # the last poll that read a payload for a city source (its own timestamp may be stale)
-            last_seen = newest if self.source.time_identifies_snapshot else state.last_success_ms
+            last_seen = newest if self.source.time_identifies_snapshot else self._last_listing(state.last_success_ms)
             self._age_missing(items, mine, snapshot.kinds_present - suspect, last_seen)
             self._update_source(counts, state.recent_counts or {}, taken, newest)
             if self.placement is not None:
@@ -463,6 +463,19 @@ class Reconciler:
         insert_revisions(self.db, ids, action, at_ms=self.now, run_id=self.result.run_id, changes=changes)
 
     # -- items missing from the snapshot
+
+    def _last_listing(self, last_success_ms: int | None) -> int | None:
+        """When a city source last read a payload that listed its events: its last good run that was not
+        suspect (a header-only export lists nothing, so what goes missing after it was last listed
+        before it)."""
+        run = self.conn.execute(
+            select(sync_runs.c.started_ms).where(
+                sync_runs.c.source == self.source.name, sync_runs.c.id != self.result.run_id,
+                sync_runs.c.status == "ok",
+                or_(sync_runs.c.message.is_(None), ~sync_runs.c.message.contains(SUSPECT_NOTE)),
+            ).order_by(sync_runs.c.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        return run if run is not None else last_success_ms
 
     def _suspect_kinds(self, counts: dict[str, int], recent: dict[str, list[int]]) -> set[Kind]:
         suspect: set[Kind] = set()

@@ -816,3 +816,30 @@ def test_the_registry_builds_each_city_source(tmp_path: Path) -> None:
         source = build(entry)
         assert isinstance(source, cls) and source.namespace == "city" and source.zone is DENVER
         assert "abc" not in source.location and "u:p" not in source.location
+
+
+def test_a_row_gone_after_suspect_polls_ends_when_it_was_last_listed(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in a cold trial: after header-only exports (suspect, nothing ended) a row missing from the
+    next good ones ended at the last header-only poll's time, not at the last poll that listed it."""
+    rows = [closure(f"C-{k}", end="2099-03-09 17:00") for k in range(1, 4)]
+    path = write_csv(tmp_path / "c.csv", [HEADER, *rows])
+    source = build(CSV_WKT, url=str(path))
+    at = iter(range(1, 20))
+
+    def poll() -> int:
+        when = 1_900_000_000_000 + next(at) * 60_000
+        monkeypatch.setenv("EXCHANGE_NOW", str(when))
+        ingest(engine, source)
+        return when
+
+    poll()
+    listed = poll()
+    write_csv(path, [HEADER])
+    assert [poll(), poll()]  # suspect: nothing ends
+    write_csv(path, [HEADER, *rows[:2]])
+    for _ in range(LIFECYCLE.end_after_missed_polls):
+        poll()
+    gone = stored(engine)["C-3"]
+    assert (gone["status"], gone["end_ms"]) == ("ended", listed)
