@@ -238,3 +238,12 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -
     errors = [process.communicate(timeout=60)[1].decode() for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0, 0], errors
     assert current_revision(create_engine(url)) == SCHEMA_REVISION
+
+
+def test_db_status_of_a_store_not_created_yet_says_so(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", f"sqlite:///{tmp_path / 'new' / 'exchange.db'}")
+    result = cli("db", "status")
+    assert result.code == 1 and "no store yet" in result.out and "unable to open" not in result.out + result.err
+    assert not (tmp_path / "new").exists()
