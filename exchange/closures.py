@@ -52,7 +52,8 @@ from exchange.store import (
     select_events,
 )
 from feeds.city import city_event, text_problem
-from geo.closure import ClosureRoute, route_closure
+from feeds.lint import is_full_closure
+from geo.closure import ClosureRoute, as_drawn, route_closure
 from geo.names import normalize_street, numbered_apart
 
 __all__ = [
@@ -190,6 +191,8 @@ def _build(spec: ClosureInput, source_id: str, zone: tzinfo, placement: Placemen
             raise UsageError("polyline: outside the road network's area (are the coordinates right, lat then lon?)")
         raise UsageError(f"polyline: {route.reason}")
     renamed = _renamed(spec, route)
+    if not is_full_closure(event):  # Waze closes whole segments; works, a lane or a hazard lie where drawn
+        route = as_drawn(placement.network, route, np.asarray(spec.points, dtype=np.float64))
     notes = [note for note in (route.note, renamed, _extended(spec, route)) if note]
     if renamed:
         spec = replace(spec, street=route.streets[0])

@@ -41,7 +41,9 @@ from geo.match import Candidates, point_candidates
 from geo.names import SAME_STREET, name_similarity
 from geo.network import EdgeKey, RoadNetwork, bearing_deg, heading_difference
 
-__all__ = ["OPPOSITE_RADIUS_M", "REVERSED", "Backwards", "ClosureRoute", "drawn_backwards", "route_closure"]
+__all__ = [
+    "OPPOSITE_RADIUS_M", "REVERSED", "Backwards", "ClosureRoute", "as_drawn", "drawn_backwards", "route_closure",
+]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -153,6 +155,39 @@ class Backwards:
 
     kind: str
     note: str
+
+
+def as_drawn(network: RoadNetwork, route: ClosureRoute, points: FloatArray) -> ClosureRoute:
+    """``route`` (and its other carriageway's) cut to the stretch the drawn ``points`` ((n, 2) lon/lat)
+    span along it: a lane closure, works or a hazard lies where it was drawn, along the road; only a
+    full closure goes out junction to junction. The edges stay the ones it lies on."""
+    def cut(part: ClosureRoute) -> ClosureRoute:
+        if len(part.polyline) < 2:
+            return part
+        lx, ly = network.frame.to_metric(part.polyline[:, 0], part.polyline[:, 1])
+        px, py = network.frame.to_metric(points[:, 0], points[:, 1])
+        along = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(lx), np.diff(ly)))))
+        placed = [_along_line(lx, ly, along, float(x), float(y)) for x, y in zip(px, py, strict=True)]
+        low, high = min(placed), max(placed)
+        if high - low < 1.0:
+            return part
+        inner = (along > low) & (along < high)
+        at = np.concatenate(([low], along[inner], [high]))
+        lon, lat = network.frame.to_lonlat(np.interp(at, along, lx), np.interp(at, along, ly))
+        return replace(part, polyline=np.column_stack((lon, lat)), length_m=high - low)
+
+    opposite = cut(route.opposite) if route.opposite is not None else None
+    return replace(cut(route), opposite=opposite)
+
+
+def _along_line(lx: FloatArray, ly: FloatArray, along: FloatArray, px: float, py: float) -> float:
+    """How far along a polyline (metric vertices, cumulative lengths ``along``) its place nearest a point lies."""
+    ax, ay, dx, dy = lx[:-1], ly[:-1], np.diff(lx), np.diff(ly)
+    squared = np.maximum(dx * dx + dy * dy, 1e-12)
+    t = np.clip(((px - ax) * dx + (py - ay) * dy) / squared, 0.0, 1.0)
+    gap = np.hypot(ax + t * dx - px, ay + t * dy - py)
+    k = int(np.argmin(gap))
+    return float(along[k] + t[k] * math.sqrt(float(squared[k])))
 
 
 def drawn_backwards(

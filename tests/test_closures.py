@@ -176,9 +176,10 @@ def test_sync_republishes_when_a_city_source_changed(cli: Cli) -> None:
     assert again.code == 0 and "publish:" not in again.err, "nothing changed: no publication"
 
 
-def _routed(cli: Cli, street: str, start: str, end: str, direction: str = "ONE_DIRECTION") -> dict[str, Any]:
+def _routed(cli: Cli, street: str, start: str, end: str, direction: str = "ONE_DIRECTION",
+            kind: str = "CONSTRUCTION") -> dict[str, Any]:
     result = cli("--config", str(DEMO), "closure", "add", "--street", street, "--from", start, "--to", end,
-                 "--direction", direction, "--type", "CONSTRUCTION", "--start", _time(-1), "--description", "x")
+                 "--direction", direction, "--type", kind, "--start", _time(-1), "--description", "x")
     assert result.code == 0, result
     record: dict[str, Any] = json.loads(cli("--config", str(DEMO), "inspect", "event", result.out.strip(),
                                             "--format", "json").out)[0]
@@ -195,12 +196,18 @@ def test_the_order_of_the_points_decides_the_direction_on_a_two_way_street(cli: 
 
 
 def test_the_segment_holding_the_end_point_is_routed_when_near_the_start(cli: Cli) -> None:
-    record = _routed(cli, "Wood Street", "37.807251 -122.3023", "37.807939 -122.302057", "BOTH_DIRECTIONS")
+    closed = _routed(cli, "Wood Street", "37.807251 -122.3023", "37.807939 -122.302057", "BOTH_DIRECTIONS",
+                     kind="ROAD_CLOSED")
     # Wood Street (way 202455444) past the Goss Street junction (node 53027354) up to 8th Street
-    edges = [tuple(edge) for edge in record["road_match"]["edges"]]
+    edges = [tuple(edge) for edge in closed["road_match"]["edges"]]
     assert edges == [(202455444, 53131081, 53027354), (202455444, 53027354, 667744075)], edges
-    _last_lon, last_lat = record["geometry"]["coordinates"][-1]
-    assert last_lat > 37.807939, record["geometry"]
+    _last_lon, last_lat = closed["geometry"]["coordinates"][-1]
+    assert last_lat > 37.807939, closed["geometry"]  # a full closure: junction to junction
+    # road works on the same stretch lie along the road where drawn, on the same edges
+    works = _routed(cli, "Wood Street", "37.807251 -122.3023", "37.807939 -122.302057", "BOTH_DIRECTIONS")
+    assert [tuple(edge) for edge in works["road_match"]["edges"]] == edges
+    line = works["geometry"]["coordinates"]
+    assert abs(line[0][1] - 37.807251) < 0.00005 and abs(line[-1][1] - 37.807939) < 0.00005, line
 
 
 def test_a_closure_drawn_against_one_way_7th_street_is_reversed_with_a_note(cli: Cli) -> None:
