@@ -443,11 +443,14 @@ def _spans(event: Event, generated: datetime, zone: tzinfo | None, horizon: time
     if zone is None:  # a wiring mistake: hours read in UTC would publish every night hours off
         raise UsageError(f"{event.id}: a schedule's hours are local times; render it with the city's zone")
     generated = _aware(generated)
+    # an event ended during one of its occurrences (its end now or just past: kept in the feeds for a
+    # while, as one without a schedule is) shows that occurrence, cut short at its end
+    window_start = min(generated, _aware(end) - timedelta(seconds=1))
     return [
         _Span(found.start, found.end, start_verified and found.start == start, end_verified and found.end == end,
               found.key)
         for found in schedule_occurrences(details.schedule, zone=zone, start=start, end=end,
-                                          window_start=generated, window_end=generated + horizon)
+                                          window_start=window_start, window_end=generated + horizon)
     ]
 
 

@@ -87,6 +87,17 @@ def test_occurrences_are_clipped_to_the_event_and_one_in_progress_is_kept() -> N
     assert [link["type"] for link in middle] == ["first-occurrence", "next-occurrence"]
 
 
+def test_a_night_closure_ended_during_a_night_shows_that_night_ending_then() -> None:
+    """Found in a cold trial: ended at 02:00 during a 22:00-05:00 night, it left the WZDx feed at once
+    (CIFS and DATEX II carried it with its end); a closure without a schedule stays with its end."""
+    nightly = closure(schedule={"everyday": "22:00-23:59,00:00-05:00"}, end="2026-07-13T02:00:00")
+    at_two = datetime(2026, 7, 13, 7, 0, tzinfo=UTC)  # 02:00 in Chicago, the closure's end
+    for generated in (at_two, at_two + timedelta(hours=3)):
+        found = features(render_wzdx([nightly], feed_info=FEED_INFO, generated=generated, zone=CHICAGO))
+        spans = [(f["properties"]["start_date"], f["properties"]["end_date"]) for f in found]
+        assert spans == [("2026-07-13T03:00:00Z", "2026-07-13T07:00:00Z")], generated
+
+
 def test_both_directions_of_a_recurring_closure_are_two_chains() -> None:
     weekly = closure(schedule={"saturday": "08:00-12:00"}, direction="BOTH_DIRECTIONS")
     found = features(render_wzdx([weekly], feed_info=FEED_INFO, generated=SUNDAY, zone=CHICAGO))
