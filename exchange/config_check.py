@@ -140,7 +140,22 @@ def check_network(config: Config) -> Check:
     if not path.is_file():
         return Check("network", "invalid", f"network.path {path} does not exist" if not path.exists()
                      else f"network.path {path} is not a file")
-    return Check("network", "ok", f"{path} ({path.stat().st_size} bytes)")
+    note = licence_note(config)
+    return Check("network", "ok", f"{path} ({path.stat().st_size} bytes)" + (f"; warning: {note}" if note else ""))
+
+
+def licence_note(config: Config) -> str | None:
+    """What a CC0 ``publish.license`` claims of lines placed on OpenStreetMap (ODbL), or None."""
+    from adapters.osm import is_centerline
+    from feeds.wzdx import CC0_LICENSE
+
+    license_url = config.publish.license
+    if (config.network is None or license_url is None or license_url.rstrip("/") != CC0_LICENSE.rstrip("/")
+            or is_centerline(Path(config.network.path))):
+        return None
+    return ("publish.license declares CC0, but closures are placed on OpenStreetMap (ODbL): the lines routed "
+            "on it are ODbL-derived, which CC0 cannot cover (the WZDx and CWZ feeds say CC0); place them on "
+            "the city's own centerline, or leave publish.license unset")
 
 
 def check_token(source: SourceConfig) -> Check | None:

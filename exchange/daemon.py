@@ -249,6 +249,10 @@ class Daemon:
         gc.freeze()
         log.info("polling %s; publishing every %ss", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled),
                  self.config.publish.interval_s)
+        from exchange.config_check import licence_note
+
+        if (note := licence_note(self.config)) is not None:
+            log.warning("%s", note)
         from exchange.serving import listen
 
         # bound before any poll: a busy port is a one-line error at once, not after a round of polls

@@ -151,3 +151,23 @@ def test_the_cdot_feed_imported_under_cc0_publishes_a_valid_cwz_and_a_faithful_w
             before.get(key) for key in ("lanes", "types_of_work", "vehicle_impact", "end_date")], source_id
         assert after["core_details"]["data_source_id"] == before["core_details"]["data_source_id"]
         assert after["core_details"]["direction"] == before["core_details"]["direction"]
+
+
+def test_cc0_declared_for_lines_placed_on_openstreetmap_is_warned_of(
+    tmp_path: Path, testdata: Path, cli: Callable[..., Run],
+) -> None:
+    """Found in a cold trial: with an OSM network and publish.license CC0, WZDx and CWZ said CC0 for
+    lines routed on OpenStreetMap (ODbL) without a word."""
+    from tests.support.webdata import demo_config_text
+
+    path = tmp_path / "exchange.toml"
+    path.write_text(demo_config_text(tmp_path).replace("[publish]\n", f'[publish]\nlicense = "{CC0_LICENSE}"\n', 1),
+                    encoding="utf-8")
+    checked = cli("--config", str(path), "config", "check", "--offline")
+    assert "network: ok: " in checked.out and "warning: publish.license declares CC0, but closures are placed on " \
+        "OpenStreetMap (ODbL)" in checked.out, checked
+    published = cli("--config", str(path), "publish")
+    assert published.code == 0 and "warning: publish.license declares CC0" in published.err, published
+    (tmp_path / "cdot").mkdir()
+    imported = cli("--config", str(cdot_config(tmp_path / "cdot", testdata)), "config", "check", "--offline")
+    assert "declares CC0" not in imported.out  # no network: the lines are the source's

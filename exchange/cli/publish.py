@@ -30,10 +30,12 @@ def publish_command(
     others go out) and the exit code is 1. A city event whose stored row cannot be read is held back
     (a warning on stderr names it and why); the others go out.
     """
+    from exchange.config_check import licence_note
     from exchange.publish import publish
 
     result = publish(context.engine(), context.state.config, out_dir=out, placement=context.placement())
-    for line in result.warnings():
+    note = licence_note(context.state.config)
+    for line in [*result.warnings(), *([f"warning: {note}"] if note else [])]:
         print(line, file=sys.stderr)
     print(result.summary(), file=sys.stderr)
     for line in result.target_lines():
