@@ -185,6 +185,13 @@ def redact_query_tokens(text: str) -> str:
     >>> redact_query_tokens("/feeds/cifs.xml?Up2e41bWq0J8Kk3n4Xr5Ts6V /feeds/cifs.xml?t=%22Up2e41bWq0J8Kk3n4Xr5%22")
     '/feeds/cifs.xml?*** /feeds/cifs.xml?t=%22***%22'
 
+    In a path, a run that mixes upper and lower case as a token does, whatever is around it; ids stay:
+
+    >>> redact_query_tokens("/feeds/Up2e41bWq0J8Kk3n4Xr5Ts6V.xml /feeds/cifs.xml%3Btoken%3DUp2e41bWq0J8Kk3n4Xr5Ts")
+    '/feeds/***.xml /feeds/cifs.xml%3Btoken%3D***'
+    >>> redact_query_tokens("/api/events/waze:alert:2e2a71c3-b36b-43e3-a3b2-62eef6bcf70e")
+    '/api/events/waze:alert:2e2a71c3-b36b-43e3-a3b2-62eef6bcf70e'
+
     A message going on after the URL keeps its colon; a colon inside the value is masked with it:
 
     >>> redact_query_tokens("cannot read http://dot.example/wz?key=s3cret: no answer"), redact_query_tokens("?key=a:b")
@@ -194,7 +201,20 @@ def redact_query_tokens(text: str) -> str:
         text = _QUERY_TOKEN.sub(r"\1" + MASK, text)
     if "?" in text:
         text = _QUERY_STRING.sub(lambda query: _TOKEN_RUN.sub(r"\1" + MASK, query.group()), text)
-    return _PATH_TOKEN.sub(MASK, text) if "/" in text else text
+    if "/" not in text:
+        return text
+    return _TOKEN_RUN.sub(_mixed_run, _PATH_TOKEN.sub(MASK, text))
+
+
+def _mixed_run(found: re.Match[str]) -> str:
+    """A run of 20 or more URL-safe characters in a path masked when it mixes upper and lower case, as a
+    random token does (``/feeds/<token>.xml``, ``/feeds/cifs.xml;token=<token>``, one cut short); ids
+    (hex, lower case) and file names stay readable."""
+    run = found.group()
+    core = run[3:] if found.group(1) else run
+    if any(c.isupper() for c in core) and any(c.islower() for c in core):
+        return (found.group(1) or "") + MASK
+    return run
 
 
 def redact(text: str) -> str:

@@ -458,6 +458,10 @@ def test_the_daemon_logs_no_partner_or_operator_token(config_path: Path, upstrea
                 http.get(f"/feeds/cifs.xml?{quote(token, safe='')}")
                 http.get(f"/feeds/cifs.xml?t=%22{quote(token, safe='')}%22")
                 http.get(f"/feeds/cifs.xml?t0ken={quote(token[:30], safe='')}")
+                # and in the path, however it is wrapped
+                for path in (f"/feeds/cifs.xml;token={token}", f"/feeds/{token}.xml", f'/feeds/"{token}"',
+                             f"/feeds/{token[:30]}", f"/feeds/cifs.xml,{token}"):
+                    http.get(quote(path, safe="/"))
                 http.get("/api/events", headers={"Authorization": f"Bearer {token}"})
                 http.get(f"/map?token={quote(token, safe='')}")
                 http.post("/login", data={"token": token, "next": "/map"})
