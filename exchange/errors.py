@@ -3,6 +3,7 @@
     ExchangeError                      exit 1 unless a branch says otherwise
     +-- UsageError                     exit 2: bad command-line input
     +-- ConfigError                    exit 2: the configuration file or an EXCHANGE_* variable is invalid
+    |   +-- NetworkElsewhere           the road network is of another place than the store's events
     +-- NotFound                       exit 3: an event, run or source that does not exist
     +-- FetchError                     an upstream could not be read
     |   +-- UpstreamUnavailable        connection refused, timeout, DNS, 5xx after retries, deadline
@@ -34,6 +35,7 @@ __all__ = [
     "InternalError",
     "ItemRejected",
     "MalformedPayload",
+    "NetworkElsewhere",
     "NotFound",
     "PayloadTooLarge",
     "SchemaOutdated",
@@ -61,6 +63,10 @@ class UsageError(ExchangeError, ValueError):
 
 class ConfigError(ExchangeError, ValueError):
     exit_code = 2
+
+
+class NetworkElsewhere(ConfigError):
+    """The configured road network is of another place than the store's events (a wrong file)."""
 
 
 class NotFound(ExchangeError, LookupError):

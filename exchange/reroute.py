@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from exchange.bulk import Bulk, dumps, loads
 from exchange.db import writing
-from exchange.errors import ConfigError
+from exchange.errors import NetworkElsewhere
 from exchange.model import Event, RoadMatch, Status
 from exchange.runtime import now_ms
 from exchange.schema import events, meta
@@ -90,7 +90,7 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
 
     A network that does not meet the area of the one the store was placed on before, or that places
     none of the live events that had a road (at least two, or one lying outside its extent), is taken
-    for the wrong file (another city's extract) and refused with ``ConfigError``, nothing changed,
+    for the wrong file (another city's extract) and refused with ``NetworkElsewhere``, nothing changed,
     unless ``force``: stripping every closure of its road is not what a refreshed extract does."""
     at = now_ms()
     query = select_events().where(events.c.origin == "city", events.c.status == Status.ACTIVE.value)
@@ -125,9 +125,11 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
     if not force:
         with engine.connect() as conn:
             known = conn.execute(select(meta.c.value).where(meta.c.key == NETWORK_KEY)).scalar_one_or_none()
-        _refuse_a_network_of_elsewhere(stored, report, placement, known if isinstance(known, dict) else {})
+            elsewhere = _none_in(conn, network.lonlat_bounds())
+        _refuse_a_network_of_elsewhere(stored, report, placement, known if isinstance(known, dict) else {},
+                                       elsewhere=elsewhere)
     remembered = {"fingerprint": network.fingerprint(), "path": str(placement.settings.path),
-                  "directed_edges": network.edge_count, "bounds": list(network.lonlat_bounds())}
+                  "directed_edges": network.edge_count}
     with writing(engine) as conn:
         db = Bulk(conn)
         if updates:
@@ -139,11 +141,23 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
     return report
 
 
+def _none_in(conn: Any, bounds: tuple[float, float, float, float]) -> int:
+    """How many events the store holds when none of them lies in ``bounds`` (west, south, east, north);
+    0 when one does, or when it holds none."""
+    west, south, east, north = bounds
+    meets = conn.execute(select(events.c.id).where(
+        events.c.max_lon >= west, events.c.min_lon <= east, events.c.max_lat >= south, events.c.min_lat <= north,
+    ).limit(1)).first()
+    if meets is not None:
+        return 0
+    return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+
 def _refuse_a_network_of_elsewhere(stored: Sequence[tuple[Any, Event]], report: Sequence[Rerouted],
-                                   placement: Placement, known: Mapping[str, Any]) -> None:
-    """``ConfigError`` for a network of another place: one that does not meet the area of the network the
-    store was placed on before, or that places none of the live events that had a road (two or more, or
-    one lying outside it)."""
+                                   placement: Placement, known: Mapping[str, Any], *, elsewhere: int) -> None:
+    """``NetworkElsewhere`` for a network of another place: one that places none of the live events that
+    had a road (two or more, or one lying outside it), or whose area holds none of the store's events
+    (``elsewhere``: how many there are, all outside it)."""
     west, south, east, north = placement.network.lonlat_bounds()
     why = None
     had_a_road = [(event, item) for (_row, event), item in zip(stored, report, strict=True)
@@ -155,12 +169,11 @@ def _refuse_a_network_of_elsewhere(stored: Sequence[tuple[Any, Event]], report: 
             why = f"places none of the {len(had_a_road)} live city events that had a road"
         elif not inside:
             why = "does not place the one live city event that had a road, which lies outside it"
-    before = known.get("bounds")
-    if why is None and isinstance(before, list) and len(before) == 4 and (
-            before[2] < west or east < before[0] or before[3] < south or north < before[1]):
-        why = f"does not meet the area of {known.get('path', 'the network')}, which the store was placed on"
+    if why is None and elsewhere:
+        placed_on = f" (placed on {known['path']} before)" if known.get("path") else ""
+        why = f"holds none of the store's {elsewhere} event(s){placed_on} in its area"
     if why is not None:
-        raise ConfigError(
+        raise NetworkElsewhere(
             f"the road network {placement.settings.path} {why}: the file of another place? Nothing was changed: "
             "correct [network] path, or run `exchange network reroute --force` to place the events on it")
 

@@ -194,8 +194,9 @@ def _network_problems(
         away = network.km_outside(points)
         if away > FAR_OUTSIDE_KM:
             # held back from every target: no feed carries a city's event on another continent
-            return [Problem(where, f"lies {away:,.0f} km outside the road network's area: a coordinate typo "
-                                   "(a sign, lat and lon swapped)?", "error", holds_back=True)]
+            return [Problem(where, f"lies {away:,.0f} km outside the road network's area: a coordinate typo (a "
+                                   "sign, lat and lon swapped), or the network of another place?", "error",
+                            holds_back=True)]
         return [Problem(where, f"not matched to the road network{why}; street and junction checks skipped",
                         severity if lost else "warning")]
     index = network.edge_index()

@@ -209,6 +209,67 @@ def test_a_network_of_another_place_is_refused_with_no_closure_live(
     assert cli("--config", str(config), "closure", "cancel", "works:city:ninth").code == 0
     network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
     refused = cli("--config", str(config), "publish")
-    assert refused.code == 2 and "which the store was placed on: the file of another place?" in refused.err, refused
+    assert refused.code == 2 and "holds none of the store's 1 event(s) (placed on " in refused.err, refused
     network_file.write_bytes(original)
     assert cli("--config", str(config), "publish").code == 0
+
+
+def test_a_wrong_network_on_a_new_store_is_not_remembered_against_the_right_one(
+    cli: Cli, tmp_path: Path, oakland: RoadNetwork, testdata: Path,
+) -> None:
+    """Found in a cold trial: an empty store first opened with another place's network refused the right
+    one afterwards (nothing had ever been placed on the wrong one)."""
+    original, network_file = _network_copy(tmp_path)
+    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
+    row = ["ninth", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00", "Works",
+           _wkt(_dense(oakland, ninth[:1]))]
+    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, row]), network_file)
+    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    assert cli("--config", str(config), "publish").code == 0  # an empty store: nothing to tell
+    network_file.write_bytes(original)
+    synced = cli("--config", str(config), "sync")
+    assert synced.code == 0, synced
+    shown = json.loads(cli("--config", str(config), "inspect", "event", "works:city:ninth", "--format", "json").out)
+    assert shown[0]["road_match"]["edges"]
+
+
+def test_the_daemon_serves_on_with_a_network_of_another_place(
+    cli: Cli, tmp_path: Path, oakland: RoadNetwork, testdata: Path,
+) -> None:
+    """Found in a cold trial: `exchange run` refused to start on a wrong network file, taking the feeds
+    offline; it now serves them as last published and says why it places nothing."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    _original, network_file = _network_copy(tmp_path)
+    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
+    rows = [[f"ninth-{k}", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00",
+             "Works", _wkt(_dense(oakland, [edge]))] for k, edge in enumerate(ninth[:2])]
+    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, *rows]), network_file)
+    assert cli("--config", str(config), "sync").code == 0
+    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    err = tmp_path / "run.err"
+    with err.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "exchange", "--config", str(config), "run", "--port",
+                                    str(port)], stdout=subprocess.DEVNULL, stderr=sink)
+    try:
+        deadline, status = time.monotonic() + 40, None
+        while time.monotonic() < deadline and status != 200 and process.poll() is None:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert status == 200, err.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    text = err.read_text()
+    assert process.returncode == 0 and "running without the road network until it is corrected" in text, text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ import typer
 
 from exchange.cli import context
 from exchange.config import Config
-from exchange.errors import ExchangeError, NotFound, UsageError
+from exchange.errors import ExchangeError, NetworkElsewhere, NotFound, UsageError
 from exchange.logs import show_access_log
 from exchange.output import RunFormat, terminal_safe, write_records
 
@@ -216,5 +217,13 @@ def run(
                                access_log=context.state.verbose > 0 if access_log is None else access_log)
         if options.access_log:
             show_access_log()
-    run_daemon(config, context.engine(), context.placement(), options)
+    try:
+        placement = context.placement()
+    except NetworkElsewhere as exc:
+        # the last good feeds stay served: a bad network file must not take them offline
+        logging.getLogger("exchange.daemon").error(
+            "%s; running without the road network until it is corrected (restart then): the feeds are served "
+            "as published, new events are not placed", exc.message)
+        placement = None
+    run_daemon(config, context.engine(), placement, options)
 

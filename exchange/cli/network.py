@@ -90,7 +90,7 @@ def network_reroute(
     not the one the store was last placed on (a refreshed extract); this runs it on demand.
 
     A network that places none of the live events that had a road (two or more, or one lying outside
-    it), or whose area does not meet the one the store was placed on before, is taken for the wrong
+    it), or whose area holds none of the store's events, is taken for the wrong
     file, another place's extract: it is refused with nothing changed (exit 2), here and in every
     command that loads it, until [network] path is corrected or --force places them anyway.
     """
