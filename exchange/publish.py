@@ -362,7 +362,10 @@ def _publish(
             if len(failed) == len(runs):
                 _refuse(engine, at, result, runs)
             result.targets = {run.target.name: run.report(losses=run.failed is None) for run in runs}
-            rows = [publication_row(name, body, run.target.feeds[name], len(run.served), at)
+            # a target whose feeds say what they said (a change only another target carries) keeps its stored
+            # rows: the same bodies and ETags, so its partners are answered 304
+            kept = _still_current(engine, runs, at, max_age_s)
+            rows = [kept.get(name) or publication_row(name, body, run.target.feeds[name], len(run.served), at)
                     for run in runs if run.failed is None for name, body in run.feeds.items()]
             digests = {name: run.digest for run in runs for name in run.target.feeds}
             for row in rows:
@@ -674,6 +677,20 @@ def _content_digest(
 _CLOCK_SLACK_MS = 1_000
 
 
+def _still_current(engine: Engine, runs: Sequence[_Run], at: int, max_age_s: int) -> dict[str, dict[str, Any]]:
+    """Feed -> its stored row, for every target whose stored feeds all say what this run's would and are
+    younger than ``max_age_s``."""
+    with engine.connect() as conn:
+        stored = {row.feed: dict(row._mapping) for row in conn.execute(select(publications))}
+    kept: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        rows = [stored.get(name) for name in run.target.feeds]
+        if all(row is not None and row["content_digest"] == run.digest
+               and at - row["published_ms"] < max_age_s * 1000 - _CLOCK_SLACK_MS for row in rows):
+            kept.update((row["feed"], row) for row in rows if row is not None)
+    return kept
+
+
 def _current_publication(engine: Engine, runs: Sequence[_Run], at: int, max_age_s: int) -> list[dict[str, Any]]:
     """The stored publication when it holds exactly the feeds of these targets, each says the same and is
     younger than ``max_age_s``, else nothing."""
@@ -708,7 +725,8 @@ def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[s
                 _insert_run(conn, at, result, message=result.superseded)
                 return
             for row in rows:
-                row["published_ms"] = newest + 1
+                if row["published_ms"] >= at:  # new ones; a feed kept as it was keeps its time
+                    row["published_ms"] = newest + 1
         save_publications(conn, rows)
         if gone:
             conn.execute(delete(publications).where(publications.c.feed.in_(gone)))

@@ -104,6 +104,27 @@ def test_an_event_one_target_cannot_carry_is_held_back_from_that_target_only(sto
     assert held_back_now(store) == {}, "what a target cannot carry is its scope: in the compile report only"
 
 
+def test_a_change_only_one_target_carries_leaves_the_others_feeds_as_they_were(
+    store: Engine, config: Config, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in a cold trial: a hazard (which WZDx does not carry) changed the WZDx and CWZ ETags, the
+    bodies differing only in their update_date, and every partner downloaded them again."""
+    closure(store, config, "5th Street")
+    assert publish(store, config, targets=[CIFS, WZDX]).status == "published"
+
+    def etags() -> dict[str, tuple[str, int]]:
+        with store.connect() as conn:
+            return {row.feed: (row.etag, row.published_ms) for row in conn.execute(select(publications))}
+
+    before = etags()
+    monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS + 60_000))
+    closure(store, config, "6th Street", type="HAZARD", subtype="HAZARD_ON_ROAD_POT_HOLE")
+    assert publish(store, config, targets=[CIFS, WZDX]).status == "published"
+    after = etags()
+    assert after["wzdx.geojson"] == before["wzdx.geojson"], "WZDx says what it said: the same ETag and time"
+    assert after["cifs.xml"] != before["cifs.xml"] and after["cifs.json"] != before["cifs.json"]
+
+
 def test_the_guard_trips_per_target_and_the_others_still_publish(store: Engine, config: Config,
                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                  tmp_path: Path) -> None:
