@@ -295,13 +295,15 @@ def create_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placemen
 
 
 def same_closures(engine: Engine, event: Event) -> list[str]:
-    """Other live closures of the operators on the same street that overlap ``event`` in time and
-    place (its edges, or its extent without a road network): what a second submission of one closure
-    looks like, for a note. The other carriageway's closure of a pair is not one."""
+    """Other live closures of the operators of the same kind (category, full or lane closure) on the same
+    street that overlap ``event`` in time and place (its edges, or its extent without a road network):
+    what a second submission of one closure looks like, for a note. The other carriageway's closure of
+    a pair is not one."""
     first = event.id.removesuffix(OPPOSITE_SUFFIX)
     query = select_events().where(
         events.c.source == event.source, events.c.origin == "city", events.c.status == Status.ACTIVE.value,
-        events.c.street == event.street, events.c.id.not_in((event.id, first, first + OPPOSITE_SUFFIX)),
+        events.c.street == event.street, events.c.category == event.category.value,
+        events.c.id.not_in((event.id, first, first + OPPOSITE_SUFFIX)),
     ).order_by(events.c.id)
     start = event.start_time or from_millis(now_ms())
     found = []
@@ -311,7 +313,7 @@ def same_closures(engine: Engine, event: Event) -> list[str]:
             if (other.end_time is not None and other.end_time <= start) or (
                     event.end_time is not None and other.start_time is not None and event.end_time <= other.start_time):
                 continue
-            if _same_place(event, other):
+            if is_full_closure(other) == is_full_closure(event) and _same_place(event, other):
                 found.append(other.id)
     return found
 

@@ -295,6 +295,8 @@ def test_a_closure_added_twice_is_noted(cli: Cli) -> None:
     assert first.code == 0 and "note:" not in first.err, first
     second = add(cli)
     assert second.code == 0, second
-    assert f"note: {first.out.strip()} already closes 9th Street there at these times" in second.err
+    assert f"note: {first.out.strip()} already closes 9th Street there at overlapping times" in second.err
     later = add(cli, "--start", _time(60), "--end", _time(70))  # the same road another week: not the same
     assert later.code == 0 and "note:" not in later.err, later
+    lane = add(cli, "--lane-impact", "1:RIGHT")
+    assert lane.code == 0 and "note:" not in lane.err, lane  # one lane closed: not the same closure

@@ -43,9 +43,10 @@ START = typer.Option(help="ISO 8601 start; without an offset it is read in the c
 END = typer.Option(help="ISO 8601 end; without an offset, city time; a day alone (2026-12-03) is to the end "
                          "of that day, as `export --to` reads it. Leave out for an open end.")
 DESCRIPTION = typer.Option(help="Short description (Waze shows about 40 characters).")
-SCHEDULE = typer.Option(help="Active hours, repeatable: DAY=HH:MM-HH:MM[,HH:MM-HH:MM] with DAY everyday or "
-                        "monday..sunday; a night runs past midnight as two days (friday=22:00-23:59 "
-                        "saturday=00:00-05:00). In `update`, the whole schedule: give every day again.")
+SCHEDULE = typer.Option(help="Active hours, one --schedule per day: DAY=HH:MM-HH:MM[,HH:MM-HH:MM] with DAY "
+                        "everyday or monday..sunday; a night runs past midnight as two days (--schedule "
+                        "friday=22:00-23:59 --schedule saturday=00:00-05:00). In `update`, the whole schedule: "
+                        "give every day again.")
 LANES = typer.Option("--lane-impact", help='Partial closure: "CLOSED_LANES:LEFT|MIDDLE|RIGHT", e.g. "1:RIGHT".')
 VERIFIED_START = typer.Option(
     "--verified-start", help="The start is confirmed (a crew on site, a signed order): WZDx/CWZ "
@@ -203,6 +204,7 @@ def closure_add(
     --type ROAD_CLOSED --subtype ROAD_CLOSED_CONSTRUCTION --start 2026-12-01T08:00:00-05:00
     """
     from exchange.closures import ClosureInput, Outcome, create_closure, same_closures
+    from feeds.lint import is_full_closure
 
     points = _points(polyline, start_point, end_point)
     if points is None:
@@ -219,8 +221,9 @@ def closure_add(
     _say_times(created.event, config.zone, added=True)
     same = same_closures(engine, created.event)
     if same:
-        print(f"note: {', '.join(same)} already close{'s' if len(same) == 1 else ''} {created.event.street} there "
-              "at these times (added twice? `closure cancel` the one too many)", file=sys.stderr)
+        verb = "close" if is_full_closure(created.event) else "cover"
+        print(f"note: {', '.join(same)} already {verb}{'s' if len(same) == 1 else ''} {created.event.street} there "
+              "at overlapping times (added twice? `closure cancel` the one too many)", file=sys.stderr)
     _done(config, engine, created.event.id, Outcome(created.event, "created", created.note, also))
 
 
