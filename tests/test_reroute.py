@@ -55,6 +55,21 @@ def oakland(tmp_path_factory: pytest.TempPathFactory) -> RoadNetwork:
     return load_network(OSM, cache_dir=tmp_path_factory.mktemp("networks")).network
 
 
+def _ninth_street_works(tmp_path: Path, oakland: RoadNetwork, count: int) -> tuple[bytes, Path, Path]:
+    """Works on ``count`` 9th Street edges (ids ``ninth-0``...) in a city source on a copy of the extract:
+    (the extract's bytes, the network file the config names, the config)."""
+    original, network_file = _network_copy(tmp_path)
+    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
+    rows = [[f"ninth-{k}", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00",
+             "Works", _wkt(_dense(oakland, [edge]))] for k, edge in enumerate(ninth[:count])]
+    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, *rows]), network_file)
+    return original, network_file, config
+
+
+#: an OSM extract of another place (Bavaria)
+ELSEWHERE = "osm/planet_10.068_48.135_10.071_48.137.osm"
+
+
 def test_a_refreshed_network_reroutes_live_closures_with_a_report(
     cli: Cli, tmp_path: Path, oakland: RoadNetwork,
 ) -> None:
@@ -153,11 +168,7 @@ def test_a_network_of_another_place_is_refused_until_forced(
 ) -> None:
     """[network] path pointed at another city's extract: no command strips the live closures of their roads
     (each says why, exit 2); putting the right file back goes on as before, and --force does it anyway."""
-    original, network_file = _network_copy(tmp_path)
-    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
-    rows = [[f"ninth-{k}", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00",
-             "Works", _wkt(_dense(oakland, [edge]))] for k, edge in enumerate(ninth[:3])]
-    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, *rows]), network_file)
+    original, network_file, config = _ninth_street_works(tmp_path, oakland, 3)
     assert cli("--config", str(config), "sync").code == 0
 
     def edges() -> list[Any]:
@@ -167,14 +178,14 @@ def test_a_network_of_another_place_is_refused_until_forced(
 
     placed = edges()
     assert placed
-    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
     refused = cli("--config", str(config), "publish")
     assert refused.code == 2 and "places none of the 3 live city events that had a road" in refused.err, refused
     assert "Traceback" not in refused.err and edges() == placed
     assert cli("--config", str(config), "network", "reroute").code == 2 and edges() == placed
     network_file.write_bytes(original)
     assert cli("--config", str(config), "publish").code == 0 and edges() == placed
-    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
     forced = cli("--config", str(config), "network", "reroute", "--force", "--format", "json")
     assert forced.code == 0, forced
     assert {item["outcome"] for item in json.loads(forced.out)} == {"no longer routable"} and edges() == []
@@ -183,13 +194,9 @@ def test_a_network_of_another_place_is_refused_until_forced(
 def test_one_live_closure_outside_the_new_network_is_enough_to_refuse_it(
     cli: Cli, tmp_path: Path, oakland: RoadNetwork, testdata: Path,
 ) -> None:
-    _original, network_file = _network_copy(tmp_path)
-    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
-    row = ["ninth", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00", "Works",
-           _wkt(_dense(oakland, ninth[:1]))]
-    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, row]), network_file)
+    _original, network_file, config = _ninth_street_works(tmp_path, oakland, 1)
     assert cli("--config", str(config), "sync").code == 0
-    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
     refused = cli("--config", str(config), "publish")
     assert refused.code == 2, refused
     assert "does not place the one live city event that had a road, which lies outside it" in refused.err
@@ -200,14 +207,10 @@ def test_a_network_of_another_place_is_refused_with_no_closure_live(
 ) -> None:
     """Every closure called off, nothing live to tell: the new network not meeting the old one's area
     says it is another place's file (closures added on it would be lost on the right one)."""
-    original, network_file = _network_copy(tmp_path)
-    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
-    row = ["ninth", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00", "Works",
-           _wkt(_dense(oakland, ninth[:1]))]
-    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, row]), network_file)
+    original, network_file, config = _ninth_street_works(tmp_path, oakland, 1)
     assert cli("--config", str(config), "sync").code == 0
-    assert cli("--config", str(config), "closure", "cancel", "works:city:ninth").code == 0
-    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    assert cli("--config", str(config), "closure", "cancel", "works:city:ninth-0").code == 0
+    network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
     refused = cli("--config", str(config), "publish")
     assert refused.code == 2 and "holds none of the store's 1 event(s) (placed on " in refused.err, refused
     network_file.write_bytes(original)
@@ -219,17 +222,13 @@ def test_a_wrong_network_on_a_new_store_is_not_remembered_against_the_right_one(
 ) -> None:
     """Found in a cold trial: an empty store first opened with another place's network refused the right
     one afterwards (nothing had ever been placed on the wrong one)."""
-    original, network_file = _network_copy(tmp_path)
-    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
-    row = ["ninth", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00", "Works",
-           _wkt(_dense(oakland, ninth[:1]))]
-    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, row]), network_file)
-    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    original, network_file, config = _ninth_street_works(tmp_path, oakland, 1)
+    network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
     assert cli("--config", str(config), "publish").code == 0  # an empty store: nothing to tell
     network_file.write_bytes(original)
     synced = cli("--config", str(config), "sync")
     assert synced.code == 0, synced
-    shown = json.loads(cli("--config", str(config), "inspect", "event", "works:city:ninth", "--format", "json").out)
+    shown = json.loads(cli("--config", str(config), "inspect", "event", "works:city:ninth-0", "--format", "json").out)
     assert shown[0]["road_match"]["edges"]
 
 
@@ -246,13 +245,9 @@ def test_the_daemon_serves_on_with_a_network_of_another_place(
 
     import httpx
 
-    _original, network_file = _network_copy(tmp_path)
-    ninth = [e for e in range(oakland.edge_count) if oakland.edge_name(e) == "9th Street"]
-    rows = [[f"ninth-{k}", "CONSTRUCTION", "9th Street", "BOTH_DIRECTIONS", "2026-03-02 08:00", "2030-03-09 17:00",
-             "Works", _wkt(_dense(oakland, [edge]))] for k, edge in enumerate(ninth[:2])]
-    config = _config(tmp_path, write_csv(tmp_path / "closures.csv", [HEADER, *rows]), network_file)
+    _original, network_file, config = _ninth_street_works(tmp_path, oakland, 2)
     assert cli("--config", str(config), "sync").code == 0
-    network_file.write_bytes((testdata / "osm" / "planet_10.068_48.135_10.071_48.137.osm").read_bytes())
+    network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
