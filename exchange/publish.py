@@ -681,14 +681,16 @@ def _still_current(engine: Engine, runs: Sequence[_Run], at: int, max_age_s: int
     """Feed -> its stored row, for every target whose stored feeds all say what this run's would and are
     younger than ``max_age_s``."""
     with engine.connect() as conn:
-        stored = {row.feed: dict(row._mapping) for row in conn.execute(select(publications))}
-    kept: dict[str, dict[str, Any]] = {}
-    for run in runs:
-        rows = [stored.get(name) for name in run.target.feeds]
-        if all(row is not None and row["content_digest"] == run.digest
-               and at - row["published_ms"] < max_age_s * 1000 - _CLOCK_SLACK_MS for row in rows):
-            kept.update((row["feed"], row) for row in rows if row is not None)
-    return kept
+        stored = {row.feed: row for row in conn.execute(
+            select(publications.c.feed, publications.c.content_digest, publications.c.published_ms))}
+        kept = [name for run in runs if all(
+            (row := stored.get(name)) is not None and row.content_digest == run.digest
+            and at - row.published_ms < max_age_s * 1000 - _CLOCK_SLACK_MS for name in run.target.feeds)
+            for name in run.target.feeds]
+        if not kept:  # the bodies are read only for the feeds kept
+            return {}
+        return {row.feed: dict(row._mapping) for row in conn.execute(
+            select(publications).where(publications.c.feed.in_(kept)))}
 
 
 def _current_publication(engine: Engine, runs: Sequence[_Run], at: int, max_age_s: int) -> list[dict[str, Any]]:
