@@ -42,6 +42,7 @@ from exchange.errors import MalformedPayload
 from exchange.model import SCHEDULE_DAYS, Event, LineString, Origin, from_millis
 from feeds.cifs import CREATED_KEY, FIRST_REVISION_KEY, LAST_REVISION_KEY, UPDATED_KEY, Attribution, format_time
 from feeds.city import PUBLISHED_DECIMALS
+from feeds.lint import is_full_closure
 from feeds.problems import Problem
 from feeds.xmlsafe import parse_untrusted
 
@@ -112,7 +113,7 @@ _CLOSURE = "RoadOrCarriagewayOrLaneManagement"
 #: (Waze type, subtype or None) -> the record it becomes; a ROAD_CLOSED in one direction is a
 #: ``carriagewayClosures`` instead of ``roadClosed`` (:func:`record_type`)
 RECORD_TYPES: dict[tuple[str, str | None], RecordType] = {
-    ("ROAD_CLOSED", None): RecordType(_CLOSURE, "roadClosed"),
+    ("ROAD_CLOSED", None): RecordType(_CLOSURE, "roadClosed"),  # with a lane impact: laneClosures
     ("ROAD_CLOSED", "ROAD_CLOSED_CONSTRUCTION"): RecordType(_CLOSURE, "roadClosed", cause="constructionWork"),
     ("ROAD_CLOSED", "ROAD_CLOSED_EVENT"): RecordType(_CLOSURE, "roadClosed", cause="publicEvent"),
     ("ROAD_CLOSED", "ROAD_CLOSED_HAZARD"): RecordType(_CLOSURE, "roadClosed", cause="obstruction"),
@@ -139,6 +140,11 @@ def record_type(event: Event) -> RecordType | None:
     subtype = event.subtype.upper() if event.subtype else None
     # a subtype with no record of its own is carried by its type's (ROAD_CLOSED), or not at all (HAZARD)
     found = RECORD_TYPES.get((kind, subtype)) or (RECORD_TYPES.get((kind, None)) if kind != "HAZARD" else None)
+    if found is not None and found.detail == "roadClosed" and not is_full_closure(event):
+        # a ROAD_CLOSED with a lane impact closes those lanes (as CIFS and WZDx say), not the road
+        return RecordType(found.xsi_type, "laneClosures", found.cause, found.severity,
+                          "a ROAD_CLOSED with a lane impact closes those lanes: published as laneClosures, it reads "
+                          "back as a lane closure, not ROAD_CLOSED")
     if found is not None and found.detail == "roadClosed" and event.direction == "ONE_DIRECTION":
         return RecordType(found.xsi_type, "carriagewayClosures", found.cause, found.severity, found.approximation)
     return found

@@ -63,6 +63,7 @@ from feeds.cifs import Attribution
 from feeds.city import city_event, parse_time, text_problem
 from feeds.city_values import schedule_windows
 from feeds.items import FeedItem, Snapshot, digest, field_at, load_json
+from feeds.lint import is_full_closure
 
 __all__ = [
     "CC0_LICENSE",
@@ -231,7 +232,7 @@ def _wzdx_attributes(event: Event) -> Mapping[str, Any]:
 
 
 def _vehicle_impact(event: Event, kept: Mapping[str, Any]) -> str:
-    if event.category is Category.ROAD_CLOSED:
+    if is_full_closure(event):  # a ROAD_CLOSED with a lane impact closes those lanes, as CIFS says
         return "all-lanes-closed"
     original = kept.get("vehicle_impact")
     if original in _VEHICLE_IMPACTS and original != "all-lanes-closed":

@@ -92,6 +92,7 @@ def test_update_end_and_list(cli: Cli) -> None:
         (("--street", "X"), "street:"),
         (("--schedule", "funday=08:00-17:00"), "schedule"),
         (("--lane-impact", "two:RIGHT"), "--lane-impact"),
+        (("--lane-impact", "0:RIGHT"), "--lane-impact: '0:RIGHT' closes no lane"),
     ],
 )
 def test_bad_input_is_refused_with_the_field_named(cli: Cli, change: tuple[str, str], message: str) -> None:

@@ -135,6 +135,9 @@ def _lane_impact(value: str | None) -> dict[str, Any] | None:
     count, separator, side = value.partition(":")
     if not separator or not count.strip().isdigit():
         raise UsageError(f"--lane-impact: {value!r} is not CLOSED_LANES:LEFT|MIDDLE|RIGHT")
+    if int(count) == 0:
+        raise UsageError(f"--lane-impact: {value!r} closes no lane: give 1 or more (or no --lane-impact for a "
+                         "closure of every lane)")
     return {"total_closed_lanes": int(count), "roadside": side.strip().upper()}
 
 

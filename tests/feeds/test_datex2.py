@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from lxml import etree
 
@@ -409,3 +410,20 @@ def test_dialogs_regulations_read_as_dialogs_own_cifs_export_reads_them(testdata
         assert isinstance(line, list) and line in (incident.geometry.coordinates, incident.geometry.coordinates[::-1])
         assert closure.details is not None and closure.details.reference is not None
         assert closure.details.reference.reference == "Département de Seine-Saint-Denis"
+
+
+def test_a_road_closed_with_a_lane_impact_says_lanes_closed_in_every_feed(tmp_path: Path, testdata: Path) -> None:
+    """Found in a cold trial: CIFS said one lane closed, WZDx all lanes closed, DATEX II the road closed."""
+    from feeds.wzdx import render_wzdx
+
+    lane = city_event("city", "lane-1", type="ROAD_CLOSED", subtype="ROAD_CLOSED_CONSTRUCTION", street="9th Street",
+                      coordinates=LINE, zone=OAKLAND, start="2026-03-02T08:00:00", direction="ONE_DIRECTION",
+                      lane_impact={"total_closed_lanes": 1, "roadside": "RIGHT"})
+    document = render_datex2([lane], settings=SETTINGS, zone=OAKLAND, generated=GENERATED)
+    root = etree.fromstring(document)
+    management = [e.text for e in root.iter(f"{{{NS['sit']}}}roadOrCarriagewayOrLaneManagementType")]
+    assert management == ["laneClosures"], management
+    validate(document, tmp_path, testdata)
+    (feature,) = orjson.loads(render_wzdx([lane], feed_info={"publisher": "City"}, generated=GENERATED,
+                                          zone=OAKLAND))["features"]
+    assert feature["properties"]["vehicle_impact"] == "some-lanes-closed"
