@@ -470,6 +470,9 @@ def _update(
     if closed and "end" not in changes and current.end_time is not None and to_millis(current.end_time) <= at:
         fields["end"], fields["verified_end"] = None, False  # reopened: it no longer ends when it was ended
     moved = "points" in changes or "street" in changes
+    # a closure turned into a full one (or a lane closure) is placed again: junction to junction (or where drawn)
+    refit = not moved and placement is not None and _full_after(fields, current, zone) != is_full_closure(current)
+    moved = moved or refit
     if stored_opposite is not None:
         pair = f"closures {current.id} and {stored_opposite.event.id} close both carriageways of a divided road"
         if changes.get("direction") == "ONE_DIRECTION":
@@ -486,6 +489,9 @@ def _update(
                          "one carriageway only; cancel it and add a new closure there to close both")
     if stored_opposite is not None and built.opposite is not None:
         built = _same_sides(current, built)
+    if refit and not is_full_closure(built.event):
+        said = "its stretch stays the whole segments it closed: give --polyline to draw the lanes' own"
+        built = replace(built, note=f"{built.note}; {said}" if built.note else said)
     revised = [_revised(built.event, stored, changes, moved=moved, closed=closed, at=at, zone=zone)]
     if stored_opposite is not None:
         opposite_event = built.opposite or _unmoved(spec, stored_opposite.event, zone)
@@ -505,6 +511,16 @@ def _update(
     if moved:  # the route's note names both
         return replace(outcome, also=(other_write.event_id,))
     return _paired(outcome, other_write.event_id, other_outcome)
+
+
+def _full_after(fields: Mapping[str, Any], current: Event, zone: tzinfo) -> bool:
+    """Whether the closure the changed ``fields`` make is a full closure (its lanes, which a change never
+    touches, as they are)."""
+    probe = _event(ClosureInput(points=current.geometry.positions, **fields), current.source_id, zone,
+                   current.geometry.positions, fields.get("direction") or current.direction or "ONE_DIRECTION")
+    if probe.details is not None and current.details is not None:
+        probe.details.lanes = current.details.lanes
+    return is_full_closure(probe)
 
 
 def _unmoved(spec: ClosureInput, current: Event, zone: tzinfo) -> Event:

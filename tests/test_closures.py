@@ -301,3 +301,30 @@ def test_a_closure_added_twice_is_noted(cli: Cli) -> None:
     assert later.code == 0 and "note:" not in later.err, later
     lane = add(cli, "--lane-impact", "1:RIGHT")
     assert lane.code == 0 and "note:" not in lane.err, lane  # one lane closed: not the same closure
+
+
+def test_a_closure_made_full_by_an_update_goes_junction_to_junction(cli: Cli) -> None:
+    """Found in a cold trial: works turned into a ROAD_CLOSED kept its mid-block ends (the lint then
+    blocked it, and it was published all the same)."""
+    mid_block = "37.809700 -122.301030 37.810050 -122.301720"
+    works = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", mid_block,
+                "--type", "CONSTRUCTION", "--start", _time(1), "--end", _time(48))
+    assert works.code == 0, works
+    closure_id = works.out.strip()
+
+    def line() -> list[list[float]]:
+        record = json.loads(cli("--config", str(DEMO), "inspect", "event", closure_id, "--format", "json").out)[0]
+        return list(record["geometry"]["coordinates"])
+
+    drawn = line()
+    assert abs(drawn[0][1] - 37.8097) < 0.00002 and abs(drawn[-1][1] - 37.81005) < 0.00002, drawn
+    full = cli("--config", str(DEMO), "closure", "update", closure_id, "--type", "ROAD_CLOSED", "--subtype",
+               "ROAD_CLOSED_CONSTRUCTION")
+    assert full.code == 0 and "closed junction to junction" in full.err, full
+    extended = line()
+    assert extended[0][1] < drawn[0][1] and extended[-1][1] > drawn[-1][1], extended
+    lane = cli("--config", str(DEMO), "closure", "update", closure_id, "--lane-impact", "1:RIGHT")
+    assert lane.code == 0 and "give --polyline to draw the lanes' own" in lane.err, lane
+    lint = {item["id"]: item for item in json.loads(cli("--config", str(DEMO), "inspect", "feed", "--format",
+                                                         "json").out)}
+    assert not lint[closure_id]["blocking"], lint[closure_id]
