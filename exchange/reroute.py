@@ -130,15 +130,34 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
                                        elsewhere=elsewhere)
     remembered = {"fingerprint": network.fingerprint(), "path": str(placement.settings.path),
                   "directed_edges": network.edge_count}
+    crowd = _unplaced_crowd(engine, placement)
     with writing(engine) as conn:
         db = Bulk(conn)
         if updates:
             db.update(events, UPDATE_COLUMNS, "id", updates)
             insert_revisions(db, [values[-1] for values in updates], "rerouted", at_ms=at, changes=diffs)
+        db.update(events, ("road_match",), "id", crowd)  # a crowd measure: no revision
         _forget_lost_edges(db, network)
         conn.execute(meta.delete().where(meta.c.key == NETWORK_KEY))
         conn.execute(meta.insert().values(key=NETWORK_KEY, value=remembered, updated_ms=at))
     return report
+
+
+def _unplaced_crowd(engine: Engine, placement: Placement) -> list[tuple[Any, ...]]:
+    """(road_match, id) of the live crowd events that had no road (ingested under a network of another
+    place, say) and that this network places: otherwise only their next change would match them."""
+    query = select_events().where(events.c.origin == "crowd", events.c.status == Status.ACTIVE.value)
+    unplaced: list[Event] = []
+    with engine.connect() as conn:
+        for row in read_rows(conn, query):
+            found = read_event(row)
+            if isinstance(found, StoredEvent) and not (found.event.road_match and found.event.road_match.edges):
+                unplaced.append(found.event)
+    if not unplaced:
+        return []
+    placement.match(unplaced)
+    return [(dumps(event.road_match.model_dump(mode="json")), event.id) for event in unplaced
+            if event.road_match is not None and event.road_match.edges]
 
 
 def _none_in(conn: Any, bounds: tuple[float, float, float, float]) -> int:

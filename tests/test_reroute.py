@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +269,31 @@ def test_the_daemon_serves_on_with_a_network_of_another_place(
         process.wait(timeout=30)
     text = err.read_text()
     assert process.returncode == 0 and "running without the road network until it is corrected" in text, text
+
+
+def test_crowd_events_taken_in_under_a_wrong_network_are_placed_once_it_is_right(
+    cli: Cli, tmp_path: Path, testdata: Path,
+) -> None:
+    """Found in a cold trial: Waze alerts taken in while [network] named another place's file kept "outside
+    the road network's area" after the path was corrected (their next change alone would place them)."""
+    from tests.support.paths import POLLS
+    from tests.support.webdata import demo_config_text
+
+    original, network_file = _network_copy(tmp_path)
+    config = tmp_path / "demo.toml"
+    text = demo_config_text(tmp_path)
+    config.write_text(re.sub(r'(?m)^path = .*$', f"path = {json.dumps(str(network_file))}", text, count=1))
+    network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
+    assert cli("--config", str(config), "replay", str(POLLS[0])).code == 0
+
+    def placed() -> tuple[int, int]:
+        shown = json.loads(cli("--config", str(config), "inspect", "events", "--source", "waze", "--kind", "alert",
+                               "--format", "json").out)
+        return sum(bool((e.get("road_match") or {}).get("edges")) for e in shown), len(shown)
+
+    before, alerts = placed()
+    assert alerts > 10 and before == 0
+    network_file.write_bytes(original)
+    assert cli("--config", str(config), "network", "reroute").code == 0
+    after, _ = placed()
+    assert after > alerts * 0.8, (after, alerts)
