@@ -233,11 +233,12 @@ def test_a_wrong_network_on_a_new_store_is_not_remembered_against_the_right_one(
     assert shown[0]["road_match"]["edges"]
 
 
+@pytest.mark.parametrize("wrong", ["another place", "missing"])
 def test_the_daemon_serves_on_with_a_network_of_another_place(
-    cli: Cli, tmp_path: Path, oakland: RoadNetwork, testdata: Path,
+    cli: Cli, tmp_path: Path, oakland: RoadNetwork, testdata: Path, wrong: str,
 ) -> None:
-    """Found in a cold trial: `exchange run` refused to start on a wrong network file, taking the feeds
-    offline; it now serves them as last published and says why it places nothing."""
+    """Found in cold trials: `exchange run` refused to start on a wrong or missing network file, taking
+    the feeds offline; it now serves them as last published and says why it places nothing."""
     import signal
     import socket
     import subprocess
@@ -248,7 +249,10 @@ def test_the_daemon_serves_on_with_a_network_of_another_place(
 
     _original, network_file, config = _ninth_street_works(tmp_path, oakland, 2)
     assert cli("--config", str(config), "sync").code == 0
-    network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
+    if wrong == "missing":
+        network_file.unlink()
+    else:
+        network_file.write_bytes((testdata / ELSEWHERE).read_bytes())
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

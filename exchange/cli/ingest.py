@@ -219,8 +219,8 @@ def run(
             show_access_log()
     try:
         placement = context.placement()
-    except NetworkElsewhere as exc:
-        # the last good feeds stay served: a bad network file must not take them offline
+    except (NetworkElsewhere, NotFound) as exc:
+        # the last good feeds stay served: a wrong or missing network file must not take them offline
         logging.getLogger("exchange.daemon").error(
             "%s; running without the road network until it is corrected (restart then): the feeds are served "
             "as published, new events are not placed", exc.message)
