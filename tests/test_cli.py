@@ -101,6 +101,9 @@ def test_runs_and_sources(cli: Cli, tmp_path: Path) -> None:
     assert runs[0]["status"] == "ok" and runs[0]["new"] == 1
     sources = json.loads(cli("inspect", "sources", "--format", "json").out)
     assert sources[0]["name"] == "waze" and sources[0]["active_events"] == 1
+    unknown = cli("inspect", "runs", "--source", "wase")
+    assert unknown.code == 3 and "no source named 'wase' (configured: waze)" in unknown.err, unknown
+    assert json.loads(cli("inspect", "runs", "--source", "waze", "--format", "json").out)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from exchange.cli import context
-from exchange.errors import UsageError
+from exchange.errors import NotFound, UsageError
 from exchange.output import (
     DocumentFormat,
     Format,
@@ -248,6 +248,9 @@ def inspect_runs(
     engine = context.engine()
     with engine.connect() as conn:
         rows = list_runs(conn, source=source, limit=limit)
+    configured = {entry.name for entry in context.state.config.sources}
+    if source is not None and not rows and source not in configured:
+        raise NotFound(f"--source: no source named {source!r} (configured: {', '.join(sorted(configured)) or 'none'})")
     records = [run_record(row) for row in rows]
     zone = context.state.config.zone
     if fmt is RecordFormat.table:
