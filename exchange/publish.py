@@ -288,7 +288,7 @@ def _publish(
 
     with engine.connect() as conn:
         # never dated before the stored publication: a host whose clock is behind must not date its feeds back
-        at = max(now_ms(), _newest_publication(conn) + 1)
+        at = max(now_ms(), _next_second(_newest_publication(conn)))
         read_revision = _last_revision(conn)  # before the events: a change after it is one this run may miss
     generated = datetime.fromtimestamp(at / 1000, tz=UTC)
     settings = config.publish
@@ -728,13 +728,23 @@ def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[s
                 return
             for row in rows:
                 if row["published_ms"] >= at:  # new ones; a feed kept as it was keeps its time
-                    row["published_ms"] = newest + 1
+                    row["published_ms"] = _next_second(newest)
         save_publications(conn, rows)
         if gone:
             conn.execute(delete(publications).where(publications.c.feed.in_(gone)))
         for run in runs:
             _remember(conn, at, run, eligible)
         _insert_run(conn, at, result)
+
+
+def _next_second(ms: int) -> int:
+    """The first whole second after ``ms``: ``Last-Modified`` has whole seconds, and a feed that changed
+    must not carry the date of the one before (``If-Modified-Since`` would answer 304).
+
+    >>> _next_second(1_700_000_000_400), _next_second(1_700_000_000_000)
+    (1700000001000, 1700000001000)
+    """
+    return (ms // 1000 + 1) * 1000
 
 
 def _newest_publication(conn: Connection) -> int:
