@@ -48,7 +48,7 @@ from exchange.event_views import (
     event_stats,
 )
 from exchange.model import Category
-from exchange.runtime import now_ms
+from exchange.runtime import duration_ms, now_ms
 from exchange.store import Unreadable
 from exchange.web_auth import require_operator
 
@@ -311,8 +311,12 @@ def _categories(values: list[str]) -> tuple[str, ...]:
 
 
 def _instant(name: str, value: str) -> int:
-    """ISO 8601 (UTC when no offset is given) or epoch milliseconds, as epoch milliseconds."""
+    """ISO 8601 (UTC when no offset is given), epoch milliseconds, or a duration back from now (``2h``, as
+    the CLI's ``--since`` takes), as epoch milliseconds."""
     text = value.strip()
+    ago = duration_ms(text)
+    if ago is not None:
+        return max(0, now_ms() - ago)
     try:
         if _EPOCH_MS.fullmatch(text):
             at_ms = int(text)
@@ -322,7 +326,7 @@ def _instant(name: str, value: str) -> int:
                 when = when.replace(tzinfo=UTC)
             at_ms = round(when.timestamp() * 1000)
     except (ValueError, OverflowError):
-        _invalid(name, value, "neither an ISO 8601 time nor epoch milliseconds")
+        _invalid(name, value, "neither an ISO 8601 time, epoch milliseconds nor a duration (30m, 2h, 7d)")
     if not 0 <= at_ms <= _LAST_MS:
         _invalid(name, value, "out of range (1970 to 9999)")
     return at_ms

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ from datetime import datetime
 
 from exchange.errors import ExchangeError
 
-__all__ = ["InjectedFault", "collector_paused", "fault_point", "now_ms", "request_stop", "stop_requested"]
+__all__ = [
+    "InjectedFault", "collector_paused", "duration_ms", "fault_point", "now_ms", "request_stop", "stop_requested",
+]
 
 #: set by SIGTERM/SIGINT in ``exchange run``: long work (a fetch that trickles) gives up at once
 _stop = threading.Event()
@@ -82,3 +85,18 @@ def fault_point(name: str) -> None:
         while True:
             time.sleep(3600)
     raise InjectedFault(f"injected fault at {name}")
+
+
+def duration_ms(text: str) -> int | None:
+    """A duration as people write it (``30m``, ``2h``, ``7d``, ``1w``, ``90s``) in milliseconds; None for
+    anything else.
+
+    >>> duration_ms("2h"), duration_ms(" 30 m"), duration_ms("2026-03-02")
+    (7200000, 1800000, None)
+    """
+    found = _DURATION.fullmatch(text.strip())
+    return int(found.group(1)) * _UNIT_MS[found.group(2)] if found else None
+
+
+_DURATION = re.compile(r"(\d{1,9})\s*([smhdw])")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}

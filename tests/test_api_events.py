@@ -234,6 +234,8 @@ def test_filters(api: httpx.Client, stored: dict[str, dict[str, Any]]) -> None:
               "until": datetime.fromtimestamp(until / 1000, UTC).isoformat(timespec="milliseconds")}
     assert ids(since=since, until=until) == between == ids(**as_iso)
     assert ids(since=until) == expected_ids(stored, lambda r: r["updated_ms"] >= until)
+    # a duration back from now, as the CLI's --since takes (found in a cold trial: 422)
+    assert ids(since="36500d") == expected_ids(stored, lambda r: True)
 
 
 def test_a_cursor_keeps_its_filters_page_by_page(api: httpx.Client, stored: dict[str, dict[str, Any]]) -> None:

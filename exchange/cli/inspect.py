@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -32,14 +31,13 @@ __all__ = ["inspect_app"]
 inspect_app = typer.Typer(help="Show stored events, sync runs, sources and the feed's lint.", no_args_is_help=True)
 
 
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def _parse_since(value: str) -> datetime:
-    match = _DURATION.match(value.strip())
-    if match:
-        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    from exchange.model import from_millis
+    from exchange.runtime import duration_ms, now_ms
+
+    ago = duration_ms(value)
+    if ago is not None:
+        return from_millis(now_ms() - ago)
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
