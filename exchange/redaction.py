@@ -191,6 +191,8 @@ def redact_query_tokens(text: str) -> str:
     '/feeds/***.xml /feeds/cifs.xml%3Btoken%3D***'
     >>> redact_query_tokens("/api/events/waze:alert:2e2a71c3-b36b-43e3-a3b2-62eef6bcf70e")
     '/api/events/waze:alert:2e2a71c3-b36b-43e3-a3b2-62eef6bcf70e'
+    >>> redact_query_tokens("moved to /srv/.www.sets/adopted-20261128T015513")
+    'moved to /srv/.www.sets/adopted-20261128T015513'
 
     A message going on after the URL keeps its colon; a colon inside the value is masked with it:
 
@@ -207,12 +209,12 @@ def redact_query_tokens(text: str) -> str:
 
 
 def _mixed_run(found: re.Match[str]) -> str:
-    """A run of 20 or more URL-safe characters in a path masked when it mixes upper and lower case, as a
-    random token does (``/feeds/<token>.xml``, ``/feeds/cifs.xml;token=<token>``, one cut short); ids
-    (hex, lower case) and file names stay readable."""
+    """A run of 20 or more URL-safe characters in a path masked when it mixes upper and lower case (two of
+    each at least), as a random token does (``/feeds/<token>.xml``, ``/feeds/cifs.xml;token=<token>``, one
+    cut short); ids (hex, lower case), file names and times (``adopted-20261128T015513``) stay readable."""
     run = found.group()
     core = run[3:] if found.group(1) else run
-    if any(c.isupper() for c in core) and any(c.islower() for c in core):
+    if sum(c.isupper() for c in core) >= 2 and sum(c.islower() for c in core) >= 2:
         return (found.group(1) or "") + MASK
     return run
 
