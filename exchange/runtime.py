@@ -19,7 +19,8 @@ from datetime import datetime
 from exchange.errors import ExchangeError
 
 __all__ = [
-    "InjectedFault", "collector_paused", "duration_ms", "fault_point", "now_ms", "request_stop", "stop_requested",
+    "InjectedFault", "collector_paused", "degraded", "duration_ms", "fault_point", "note_degraded", "now_ms",
+    "request_stop", "stop_requested",
 ]
 
 #: set by SIGTERM/SIGINT in ``exchange run``: long work (a fetch that trickles) gives up at once
@@ -100,3 +101,18 @@ def duration_ms(text: str) -> int | None:
 
 _DURATION = re.compile(r"(\d{1,9})\s*([smhdw])")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+#: what this process runs without, and why (``exchange run`` on a network file it cannot use): monitoring
+#: hears of it through ``/health/sources``
+_degraded: dict[str, str] = {}
+
+
+def note_degraded(what: str, why: str) -> None:
+    """Say that this process runs without ``what`` (``network``), and why."""
+    _degraded[what] = why
+
+
+def degraded() -> dict[str, str]:
+    """What this process runs without, and why."""
+    return dict(_degraded)

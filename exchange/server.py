@@ -83,7 +83,7 @@ from exchange.metrics import ANONYMOUS_PARTNER, UNKNOWN_PARTNER, RequestMetrics,
 from exchange.partners import ANONYMOUS, hash_token
 from exchange.publications import FEEDS
 from exchange.redaction import install_log_redaction
-from exchange.runtime import now_ms
+from exchange.runtime import degraded, now_ms
 from exchange.schema import downloads, operators, partners, publications
 from exchange.targets import off_feeds
 from exchange.web_auth import OperatorAccess, login_routes, may_carry_token, offered_tokens
@@ -622,6 +622,7 @@ def create_app(
         problems = report.problems if report is not None else ["the store has not been read yet"]
         if server.refresh_error is not None:
             problems = ["the store is unreachable", *problems]
+        problems = [*degraded().values(), *problems]  # what the daemon runs without (a wrong network file)
         body = {"status": "ok" if not problems else "failing", "problems": problems, **_states(report)}
         return JSONResponse(body, status_code=503 if problems else 200, headers={"cache-control": "no-store"})
 

@@ -268,6 +268,10 @@ def test_the_daemon_serves_on_with_a_network_of_another_place(
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert status == 200, err.read_text()
+        # monitoring hears of it: /health/sources fails with the reason
+        sources = httpx.get(f"http://127.0.0.1:{port}/health/sources", timeout=5)
+        assert sources.status_code == 503 and any(
+            problem.startswith("running without the road network: ") for problem in sources.json()["problems"])
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

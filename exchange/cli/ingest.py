@@ -221,6 +221,9 @@ def run(
         placement = context.placement()
     except (NetworkElsewhere, NotFound) as exc:
         # the last good feeds stay served: a wrong or missing network file must not take them offline
+        from exchange.runtime import note_degraded
+
+        note_degraded("network", f"running without the road network: {exc.message}")
         logging.getLogger("exchange.daemon").error(
             "%s; running without the road network until it is corrected (restart then): the feeds are served "
             "as published, new events are not placed", exc.message)
