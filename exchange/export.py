@@ -47,7 +47,7 @@ CATALOGUE_NAME = "catalog.jsonld"
 #: the CSV's columns: what a spreadsheet user needs; the GeoJSON carries every property
 CITY_COLUMNS = (
     "id", "source", "origin", "category", "type", "subtype", "status", "street", "city", "country", "direction",
-    "start_time", "end_time", "schedule", "first_seen", "updated", "description", "same_as", "wkt",
+    "start_time", "end_time", "schedule", "lane_impact", "first_seen", "updated", "description", "same_as", "wkt",
 )
 CROWD_COLUMNS = ("reliability", "confidence", "thumbs_up", "speed_kmh", "delay_s", "level", "length_m")
 
@@ -210,6 +210,10 @@ def _record(row: Mapping[str, Any], at_ms: int, crowd: bool) -> dict[str, Any]:
     record["description"] = details.get("description") if isinstance(details, dict) else None
     schedule = details.get("schedule") if isinstance(details, dict) else None
     record["schedule"] = "; ".join(f"{day} {hours}" for day, hours in schedule.items()) if schedule else None
+    lanes = details.get("lane_impact") if isinstance(details, dict) else None
+    # the lanes a partial closure closes, as `closure add --lane-impact` takes them ("1:RIGHT"); empty: every lane
+    record["lane_impact"] = (f"{lanes.get('total_closed_lanes')}:{lanes.get('roadside')}"
+                             if isinstance(lanes, dict) else None)
     if isinstance(details, dict) and "operator" in details:
         # who typed it is staff information, not open data
         record["details"] = {key: value for key, value in details.items() if key != "operator"}

@@ -174,5 +174,12 @@ def test_a_closure_is_exported_for_the_times_it_was_in_effect(tmp_path: Path) ->
         assert called_off not in {row["id"] for row in friday}
         assert next(row for row in friday if row["id"] == nights)["schedule"] == (
             "friday 22:00-23:59; saturday 00:00-05:00")
+        code, out, err = site.cli("closure", "add", *ninth, "--type", "CONSTRUCTION", "--lane-impact", "1:RIGHT",
+                                  "--start", at(0, "08:00"), "--end", at(2, "17:00"))
+        assert code == 0, err
+        lane = out.strip()
+        rows, _, _ = exported(site, tmp_path / "lanes")
+        shown = {row["id"]: row["lane_impact"] for row in rows}
+        assert shown[lane] == "1:RIGHT" and shown[nights] == ""
         everything, _, _ = exported(site, tmp_path / "all")
         assert {called_off, nights} <= {row["id"] for row in everything}  # the history keeps what was called off
