@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from geo.linematch import LineMatch, match_lines
+from geo.linematch import LineMatch, match_lines, project_on_line
 from geo.match import Candidates, point_candidates
 from geo.names import SAME_STREET, name_similarity
 from geo.network import EdgeKey, RoadNetwork, bearing_deg, heading_difference
@@ -167,7 +167,8 @@ def as_drawn(network: RoadNetwork, route: ClosureRoute, points: FloatArray) -> C
         lx, ly = network.frame.to_metric(part.polyline[:, 0], part.polyline[:, 1])
         px, py = network.frame.to_metric(points[:, 0], points[:, 1])
         along = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(lx), np.diff(ly)))))
-        placed = [_along_line(lx, ly, along, float(x), float(y)) for x, y in zip(px, py, strict=True)]
+        shape = np.column_stack((lx, ly))
+        placed = [project_on_line(shape, float(x), float(y))[0] for x, y in zip(px, py, strict=True)]
         low, high = min(placed), max(placed)
         if high - low < 1.0:
             return part
@@ -178,16 +179,6 @@ def as_drawn(network: RoadNetwork, route: ClosureRoute, points: FloatArray) -> C
 
     opposite = cut(route.opposite) if route.opposite is not None else None
     return replace(cut(route), opposite=opposite)
-
-
-def _along_line(lx: FloatArray, ly: FloatArray, along: FloatArray, px: float, py: float) -> float:
-    """How far along a polyline (metric vertices, cumulative lengths ``along``) its place nearest a point lies."""
-    ax, ay, dx, dy = lx[:-1], ly[:-1], np.diff(lx), np.diff(ly)
-    squared = np.maximum(dx * dx + dy * dy, 1e-12)
-    t = np.clip(((px - ax) * dx + (py - ay) * dy) / squared, 0.0, 1.0)
-    gap = np.hypot(ax + t * dx - px, ay + t * dy - py)
-    k = int(np.argmin(gap))
-    return float(along[k] + t[k] * math.sqrt(float(squared[k])))
 
 
 def drawn_backwards(

@@ -88,7 +88,7 @@ import numpy.typing as npt
 from geo.match import Candidates, best_first, point_candidates
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 
-__all__ = ["LineMatch", "match_lines"]
+__all__ = ["LineMatch", "match_lines", "project_on_line"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -748,7 +748,7 @@ def _trim_end(transitions: _Transitions, edges: list[int], chain: list[_State], 
             break
         shape = transitions.shape(edge)
         if not on or on[0] is not chain[0]:
-            offset, distance = _project(shape, x[extreme], y[extreme])
+            offset, distance = project_on_line(shape, x[extreme], y[extreme])
             past.append(length - offset if at_start else offset)
             lateral.append(distance)
         if _covered(past[-1], length, noise):
@@ -837,7 +837,7 @@ def _way_on(transitions: _Transitions, edges: list[int], px: float, py: float, c
         if f not in near and f != also:
             continue
         length = transitions.edge_len[f]
-        offset, distance = _project(transitions.shape(f), px, py)
+        offset, distance = project_on_line(transitions.shape(f), px, py)
         past = length - offset if at_start else offset
         cost = distance * distance / scale + _beyond_near_cost(past, length, noise, mid_block)
         if cost < best_cost:
@@ -862,7 +862,7 @@ def _way_kept(transitions: _Transitions, x: list[float], y: list[float], extreme
     return odds + evidence > 0.0
 
 
-def _project(coords: FloatArray | list[list[float]], px: float, py: float) -> tuple[float, float]:
+def project_on_line(coords: FloatArray | list[list[float]], px: float, py: float) -> tuple[float, float]:
     """The offset along a polyline of its point nearest (px, py), and the distance to it (a few vertices:
     plain Python beats numpy's per-call cost)."""
     points = coords.tolist() if isinstance(coords, np.ndarray) else coords

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from geo.linematch import _ALONG_DEG, _line_headings, _line_noise, _project, match_lines
+from geo.linematch import _ALONG_DEG, _line_headings, _line_noise, match_lines, project_on_line
 from geo.match import point_candidates
 from geo.network import RoadNetwork, bearing_deg, heading_difference
 from tests.support.synthetic import city_and_network, jaccard
@@ -192,11 +192,11 @@ def test_a_line_is_matched_with_its_own_noise_only_where_it_is_clearly_precise()
 
 def test_projection_onto_an_edge_shape() -> None:
     shape = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 20.0]])
-    assert _project(shape, 4.0, 3.0) == (4.0, 3.0)
-    offset, distance = _project(shape, 13.0, 15.0)
+    assert project_on_line(shape, 4.0, 3.0) == (4.0, 3.0)
+    offset, distance = project_on_line(shape, 13.0, 15.0)
     assert (round(offset, 6), round(distance, 6)) == (25.0, 3.0)
-    assert _project(shape, -5.0, 0.0) == (0.0, 5.0)
-    offset, distance = _project(shape, 10.0, 30.0)
+    assert project_on_line(shape, -5.0, 0.0) == (0.0, 5.0)
+    offset, distance = project_on_line(shape, 10.0, 30.0)
     assert (round(offset, 6), round(distance, 6)) == (30.0, 10.0)
 
 
