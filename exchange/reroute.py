@@ -88,10 +88,10 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
     """Place every active city event again on ``placement``'s network, store what changed, and
     remember the network; one :class:`Rerouted` per event, in id order.
 
-    A network that does not meet the area of the one the store was placed on before, or that places
-    none of the live events that had a road (at least two, or one lying outside its extent), is taken
-    for the wrong file (another city's extract) and refused with ``NetworkElsewhere``, nothing changed,
-    unless ``force``: stripping every closure of its road is not what a refreshed extract does."""
+    A network that places none of the live events that had a road (at least two, or one lying outside
+    its extent), or whose area holds none of the store's events, is taken for the wrong file (another
+    city's extract) and refused with ``NetworkElsewhere``, nothing changed, unless ``force``: stripping
+    every closure of its road is not what a refreshed extract does."""
     at = now_ms()
     query = select_events().where(events.c.origin == "city", events.c.status == Status.ACTIVE.value)
     stored: list[tuple[Any, Event]] = []
@@ -177,13 +177,12 @@ def _refuse_a_network_of_elsewhere(stored: Sequence[tuple[Any, Event]], report: 
     """``NetworkElsewhere`` for a network of another place: one that places none of the live events that
     had a road (two or more, or one lying outside it), or whose area holds none of the store's events
     (``elsewhere``: how many there are, all outside it)."""
-    west, south, east, north = placement.network.lonlat_bounds()
     why = None
     had_a_road = [(event, item) for (_row, event), item in zip(stored, report, strict=True)
                   if event.road_match is not None and event.road_match.edges]
     if had_a_road and all(item.outcome == UNROUTABLE for _event, item in had_a_road):
-        inside = any(west <= lon <= east and south <= lat <= north
-                     for event, _item in had_a_road for lon, lat in event.geometry.positions)
+        inside = placement.network.km_outside(
+            [place for event, _item in had_a_road for place in event.geometry.positions]) == 0.0
         if len(had_a_road) >= _ELSEWHERE_LEAST:
             why = f"places none of the {len(had_a_road)} live city events that had a road"
         elif not inside:

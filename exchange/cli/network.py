@@ -155,18 +155,18 @@ def match(
     print(f"matched {matched} of {len(parsed.events) + len(parsed.errors)} item(s); "
           f"{len(set(clusters.values()))} cluster(s) of {len(clusters)} alert(s)", file=sys.stderr)
     if parsed.events and matched == 0:
-        print(f"warning: {_elsewhere(parsed.events, placement.network.lonlat_bounds())}", file=sys.stderr)
+        print(f"warning: {_elsewhere(parsed.events, placement.network)}", file=sys.stderr)
 
 
-def _elsewhere(events: Any, bounds: tuple[float, float, float, float]) -> str:
+def _elsewhere(events: Any, network: Any) -> str:
     """Why nothing matched, where that is the network: the feed's middle and the network's extent."""
     from statistics import median
 
     places = [point for event in events for point in event.geometry.positions]
-    west, south, east, north = bounds
+    west, south, east, north = network.lonlat_bounds()
     lon, lat = median(p[0] for p in places), median(p[1] for p in places)
     where = f"the feed lies around {lat:.4f},{lon:.4f} (lat,lon) and the network covers {south:.4f},{west:.4f} " \
             f"to {north:.4f},{east:.4f}"
-    if west <= lon <= east and south <= lat <= north:
+    if network.km_outside([(lon, lat)]) == 0.0:
         return f"no item matched a road, though {where}: are its roads of the classes the feed reports on?"
     return f"no item matched a road: {where}; is it the network of the feed's city?"
