@@ -681,12 +681,10 @@ def _still_current(engine: Engine, runs: Sequence[_Run], at: int, max_age_s: int
     """Feed -> its stored row, for every target whose stored feeds all say what this run's would and are
     younger than ``max_age_s``."""
     with engine.connect() as conn:
-        stored = {row.feed: row for row in conn.execute(
+        stored = {row.feed: dict(row._mapping) for row in conn.execute(
             select(publications.c.feed, publications.c.content_digest, publications.c.published_ms))}
-        kept = [name for run in runs if all(
-            (row := stored.get(name)) is not None and row.content_digest == run.digest
-            and at - row.published_ms < max_age_s * 1000 - _CLOCK_SLACK_MS for name in run.target.feeds)
-            for name in run.target.feeds]
+        kept = [name for run in runs if all(_says_the_same(stored.get(name), run.digest, at, max_age_s)
+                                            for name in run.target.feeds) for name in run.target.feeds]
         if not kept:  # the bodies are read only for the feeds kept
             return {}
         return {row.feed: dict(row._mapping) for row in conn.execute(
@@ -700,9 +698,15 @@ def _current_publication(engine: Engine, runs: Sequence[_Run], at: int, max_age_
         rows = [dict(row._mapping) for row in conn.execute(select(publications))]
     digests = {name: run.digest for run in runs for name in run.target.feeds}
     current = ({row["feed"] for row in rows} == set(digests)
-               and all(row["content_digest"] == digests[row["feed"]] for row in rows)
-               and all(at - row["published_ms"] < max_age_s * 1000 - _CLOCK_SLACK_MS for row in rows))
+               and all(_says_the_same(row, digests[row["feed"]], at, max_age_s) for row in rows))
     return rows if current else []
+
+
+def _says_the_same(row: Mapping[str, Any] | None, digest: str, at: int, max_age_s: int) -> bool:
+    """Whether a stored feed (its ``publications`` row, or None) says what ``digest`` says and is young
+    enough to stay served as it is."""
+    return (row is not None and row["content_digest"] == digest
+            and at - row["published_ms"] < max_age_s * 1000 - _CLOCK_SLACK_MS)
 
 
 def _store(engine: Engine, at: int, rows: list[dict[str, Any]], gone: Sequence[str], runs: Sequence[_Run],
