@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from exchange.config import Config, SourceConfig
 from exchange.config_file import Problem, check_config, config_path
-from exchange.errors import ConfigError, ExchangeError, ItemRejected, SchemaOutdated
+from exchange.errors import ConfigError, ExchangeError, SchemaOutdated
 from exchange.redaction import register_source_secrets
 
 __all__ = ["Check", "Report", "run_checks"]
@@ -193,12 +193,7 @@ def reach_source(config: Config, source_config: SourceConfig) -> Check:
 def _conversion_rejects(source: Any, snapshot: Any) -> list[str]:
     """Why each item a sync would reject when converting it is rejected (a bad date, shape or type):
     counted with the rows the reading refused, as the sync's summary counts them."""
-    found = []
-    for item in snapshot.items:
-        try:
-            source.convert(item, values_checked=snapshot.values_checked)
-        except ItemRejected as exc:
-            found.append(f"{item.source_id}: {exc.message}")
-        except Exception as exc:  # as the sync: one item's failure is that item's
-            found.append(f"{item.source_id}: cannot be converted: {type(exc).__name__}")
-    return found
+    from exchange.sync import convert_item
+
+    converted = ((item, convert_item(source, item, values_checked=snapshot.values_checked)) for item in snapshot.items)
+    return [f"{item.source_id}: {reason}" for item, reason in converted if isinstance(reason, str)]

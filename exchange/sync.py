@@ -51,7 +51,7 @@ from feeds.items import FeedItem, Snapshot
 if TYPE_CHECKING:  # the geometry stack (numpy, shapely, pyproj) loads only when a network is configured
     from exchange.placement import Placement
 
-__all__ = ["SUSPECT_NOTE", "SyncResult", "ingest_payload", "sync_source"]
+__all__ = ["SUSPECT_NOTE", "SyncResult", "convert_item", "ingest_payload", "sync_source"]
 
 log = logging.getLogger("exchange.sync")
 
@@ -331,15 +331,11 @@ class Reconciler:
 
     def _convert(self, item: FeedItem) -> Event | None:
         """The item's event, or ``None`` with an item error: one item's failure never aborts the poll."""
-        try:
-            return self.source.convert(item, values_checked=self.values_checked)
-        except ItemRejected as exc:
-            reason = exc.message
-        except Exception as exc:  # a case no codec foresaw: this item is rejected, the poll goes on
-            reason = f"cannot be converted: {_one_line(exc)}"
-            log.debug("%s: item %s: %s", self.source.name, item.source_id[:200], reason, exc_info=exc)
+        converted = convert_item(self.source, item, values_checked=self.values_checked)
+        if isinstance(converted, Event):
+            return converted
         self.result.item_errors.append(
-            ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=reason)
+            ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=converted)
         )
         return None
 
@@ -651,6 +647,19 @@ def _run_values(result: SyncResult, started_ms: int) -> dict[str, Any]:
 def _insert_run(conn: Connection, source: str, started_ms: int, result: SyncResult) -> int:
     values = _run_values(result, started_ms)
     return int(conn.execute(insert(sync_runs).values(**values).returning(sync_runs.c.id)).scalar_one())
+
+
+def convert_item(source: Source, item: FeedItem, *, values_checked: bool) -> Event | str:
+    """The item's event, or why it is rejected: its codec's reason, or a case no codec foresaw (that item
+    alone is rejected; the debug log keeps the traceback)."""
+    try:
+        return source.convert(item, values_checked=values_checked)
+    except ItemRejected as exc:
+        return exc.message
+    except Exception as exc:
+        reason = f"cannot be converted: {_one_line(exc)}"
+        log.debug("%s: item %s: %s", source.name, item.source_id[:200], reason, exc_info=exc)
+        return reason
 
 
 def _one_line(exc: BaseException) -> str:
