@@ -106,7 +106,7 @@ def check_store(config: Config) -> Check:
     """The store opens and its schema is current (a SQLite file not made yet is created on first use)."""
     from sqlalchemy.engine import make_url
 
-    from exchange.db import open_store, redact_url
+    from exchange.db import open_store, redact_url, sqlite_file
 
     url = config.database_url
     shown = redact_url(url)
@@ -114,13 +114,12 @@ def check_store(config: Config) -> Check:
         parsed = make_url(url)
     except Exception:  # sqlalchemy's ArgumentError and ValueError alike: the URL is the problem
         return Check("store", "invalid", f"database URL {shown} cannot be read")
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        file = Path(parsed.database)
-        if not file.exists():
-            folder = next((p for p in (file.parent, *file.parent.parents) if p.exists()), None)
-            if folder is None or not os.access(folder, os.W_OK):
-                return Check("store", "failed", f"{file} does not exist and {file.parent} cannot be created")
-            return Check("store", "ok", f"{file} does not exist yet: created on first use")
+    file = sqlite_file(parsed)
+    if file is not None and not file.exists():
+        folder = next((p for p in (file.parent, *file.parent.parents) if p.exists()), None)
+        if folder is None or not os.access(folder, os.W_OK):
+            return Check("store", "failed", f"{file} does not exist and {file.parent} cannot be created")
+        return Check("store", "ok", f"{file} does not exist yet: created on first use")
     try:
         engine = open_store(url, auto_upgrade=False)
     except SchemaOutdated as exc:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from exchange.errors import ConfigError, ExchangeError, SchemaOutdated, StoreError
@@ -24,7 +24,7 @@ from exchange.schema import SCHEMA_REVISION
 
 __all__ = [
     "STORE_BACKENDS", "current_revision", "db_error_message", "normalize_url", "open_store", "raw_engine", "redact_url",
-    "store_backend", "take_turns", "upgrade", "writing",
+    "sqlite_file", "store_backend", "take_turns", "upgrade", "writing",
 ]
 
 
@@ -74,9 +74,8 @@ def open_store(url: str, *, auto_upgrade: bool | None = None) -> Engine:
     """
     url = normalize_url(url)
     is_sqlite = store_backend(url) == "sqlite"
-    database = make_url(url).database
-    if is_sqlite and database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if (file := sqlite_file(url)) is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
     engine = raw_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -107,6 +106,15 @@ def store_backend(url: str) -> str:
     if backend not in STORE_BACKENDS:
         raise ConfigError(f"database {redact_url(url)}: only postgresql:// and sqlite:/// stores are supported")
     return backend
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite store's URL names; None for an in-memory one or another backend."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
 
 
 def raw_engine(url: str, **options: Any) -> Engine:
@@ -273,7 +281,5 @@ def daemon_running(engine: Engine) -> str | None:
 
 
 def _daemon_lock_path(engine: Engine) -> Path | None:
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return None
-    return Path(f"{database}.daemon-lock")
+    file = sqlite_file(engine.url)
+    return None if file is None else Path(f"{file}.daemon-lock")

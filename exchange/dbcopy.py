@@ -31,7 +31,6 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -51,7 +50,6 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from exchange.db import (
@@ -62,6 +60,7 @@ from exchange.db import (
     open_store,
     raw_engine,
     redact_url,
+    sqlite_file,
     store_backend,
     writing,
 )
@@ -179,9 +178,8 @@ def copy_store(
         source.dispose()
         raise UsageError(f"`exchange run` ({holder}) is writing to {source_shown}: stop it first, or what it "
                          "writes after the copy is left behind")
-    parsed = make_url(target_url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if (file := sqlite_file(target_url)) is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
     try:
         target_raw = raw_engine(target_url)
         try:
@@ -215,10 +213,10 @@ def _check_url(url: str) -> None:
 def _open_source(url: str, shown: str) -> Engine:
     """The store to copy, as it is: at the code's revision, never upgraded or created here."""
     if store_backend(url) == "sqlite":
-        database = make_url(url).database
-        if not database or database == ":memory:":
+        file = sqlite_file(url)
+        if file is None:
             raise UsageError("the store to copy is an in-memory SQLite database: there is nothing to copy")
-        if not Path(database).is_file():
+        if not file.is_file():
             raise NotFound(f"the store {shown} does not exist: there is nothing to copy")
     raw = raw_engine(url)
     try:
@@ -246,12 +244,12 @@ def _same_store(source: Engine, target: Engine, shown: str) -> bool:
     if source.dialect.name != target.dialect.name:
         return False
     if source.dialect.name == "sqlite":
-        mine, theirs = source.url.database or "", target.url.database or ""
-        if ":memory:" in (mine, theirs) or not mine or not theirs:
+        mine, theirs = sqlite_file(source.url), sqlite_file(target.url)
+        if mine is None or theirs is None:
             return False
-        if Path(mine).exists() and Path(theirs).exists():
-            return Path(mine).samefile(theirs)
-        return Path(mine).resolve() == Path(theirs).resolve()
+        if mine.exists() and theirs.exists():
+            return mine.samefile(theirs)
+        return mine.resolve() == theirs.resolve()
     # PostgreSQL: advisory locks are per database, so a key held by one session that another
     # session cannot take means one database; then the schema (search_path) tells stores apart.
     key = secrets.randbits(62)

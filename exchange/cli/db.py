@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -31,13 +30,13 @@ def db_upgrade() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Print the schema revision of the store and the one the code needs."""
-    from exchange.db import current_revision, normalize_url, raw_engine, redact_url
+    from exchange.db import current_revision, normalize_url, raw_engine, redact_url, sqlite_file, store_backend
     from exchange.schema import SCHEMA_REVISION
 
     url = normalize_url(context.state.config.database_url)
-    missing = _missing_sqlite_file(url)
-    if missing is not None:
-        print(f"{redact_url(url)}: no store yet ({missing} does not exist: the first command that writes, or "
+    file = sqlite_file(url) if store_backend(url) == "sqlite" else None
+    if file is not None and not file.exists():
+        print(f"{redact_url(url)}: no store yet ({file} does not exist: the first command that writes, or "
               f"`exchange db upgrade`, creates it), code needs {SCHEMA_REVISION}")
         raise typer.Exit(1)
     revision = current_revision(raw_engine(url))
@@ -192,15 +191,3 @@ def _write_object(record: Mapping[str, Any]) -> None:
     import orjson
 
     sys.stdout.write(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def _missing_sqlite_file(url: str) -> str | None:
-    """The file of a SQLite store that does not exist yet; None for any other store."""
-    from sqlalchemy.engine import make_url
-
-    from exchange.db import store_backend
-
-    if store_backend(url) != "sqlite":
-        return None
-    database = make_url(url).database
-    return database if database and database != ":memory:" and not Path(database).exists() else None
