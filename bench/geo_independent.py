@@ -32,7 +32,7 @@ from bench.geo_real import PRODUCTION, SOURCES, References, _reference_paths
 from exchange.runtime import collector_paused
 from geo.linematch import match_lines
 from geo.network import build_network
-from tests.support.realnet import EdgeGeometry, RealJam, jam_scores
+from tests.support.realnet import EdgeGeometry, RealJam, _draw_by_length, jam_scores
 
 SEED = 5
 
@@ -75,11 +75,9 @@ def resampled(shape: np.ndarray, spacing_m: float, rng: np.random.Generator) -> 
 
 def make_independent_jams(geometry: EdgeGeometry, n: int, variant: Variant, *, seed: int) -> list[RealJam]:
     rng = np.random.default_rng(seed)
-    weights = np.cumsum(geometry.length)
     jams: list[RealJam] = []
     while len(jams) < n:
-        first = int(min(np.searchsorted(weights, rng.random() * weights[-1], side="right"), geometry.edge_count - 1))
-        path = random_walk(geometry, rng, first, int(rng.integers(EDGES[0], EDGES[1] + 1)))
+        path = random_walk(geometry, rng, _draw_by_length(geometry, rng), int(rng.integers(EDGES[0], EDGES[1] + 1)))
         if len(path) < EDGES[0]:
             continue
         start = float(rng.uniform(0.2, 0.8)) * geometry.length[path[0]] if rng.random() < MID_BLOCK_SHARE else 0.0
