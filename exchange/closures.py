@@ -64,10 +64,10 @@ __all__ = [
     "Created",
     "Outcome",
     "add_closure",
+    "added_twice",
     "cancel_closure",
     "create_closure",
     "end_closure",
-    "same_closures",
     "update_closure",
 ]
 
@@ -294,7 +294,7 @@ def create_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placemen
     return Created(built.event, built.note, built.opposite)
 
 
-def same_closures(engine: Engine, event: Event) -> list[str]:
+def added_twice(engine: Engine, event: Event) -> list[str]:
     """Other live closures of the operators of the same kind (category, full or lane closure) on the same
     street that overlap ``event`` in time and place (its edges, or its extent without a road network):
     what a second submission of one closure looks like, for a note. The other carriageway's closure of

@@ -206,7 +206,7 @@ def closure_add(
     Example: exchange closure add --street "Main Street" --polyline "40.7 -74.0 40.701 -74.0"
     --type ROAD_CLOSED --subtype ROAD_CLOSED_CONSTRUCTION --start 2026-12-01T08:00:00-05:00
     """
-    from exchange.closures import ClosureInput, Outcome, create_closure, same_closures
+    from exchange.closures import ClosureInput, Outcome, added_twice, create_closure
     from feeds.lint import is_full_closure
 
     points = _points(polyline, start_point, end_point)
@@ -222,7 +222,7 @@ def closure_add(
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
     also = (created.opposite.id,) if created.opposite is not None else ()
     _say_times(created.event, config.zone, added=True)
-    same = same_closures(engine, created.event)
+    same = added_twice(engine, created.event)
     if same:
         verb = "close" if is_full_closure(created.event) else "cover"
         print(f"note: {', '.join(same)} already {verb}{'s' if len(same) == 1 else ''} {created.event.street} there "
