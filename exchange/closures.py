@@ -17,7 +17,9 @@ carriageway closed, or open, without anybody having asked for it.
 
 from __future__ import annotations
 
+import random
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
@@ -750,14 +752,17 @@ def _unchanged_since_read(conn: Connection, writes: Sequence[_Write]) -> None:
 def _again(closure_id: str, operation: Callable[[], Outcome]) -> Outcome:
     """``operation`` (read, work out the change, commit), done anew while another command changes the
     closure between its reading and its writing; the last attempt's refusal, if any, is the answer."""
-    for _attempt in range(_ATTEMPTS):
+    for attempt in range(_ATTEMPTS):
         try:
             return operation()
         except _ChangedMeanwhile:
-            continue
+            if attempt + 1 < _ATTEMPTS:  # two commands retrying in step would collide again: wait apart
+                time.sleep(random.uniform(0.0, _BACK_OFF_S * 2 ** attempt))
     raise StoreError(f"closure {closure_id} kept changing while this command ran ({_ATTEMPTS} attempts); "
                      "nothing was changed: look at it (`closure list`) and try again")
 
 
 #: how often a command reads a closure again that others keep changing under it
 _ATTEMPTS = 5
+#: the first wait before reading again, at most (seconds; doubled each attempt, drawn at random below it)
+_BACK_OFF_S = 0.05

@@ -111,6 +111,12 @@ def test_a_closure_that_keeps_changing_is_left_alone_with_a_clear_error(
         real_commit(*args, **kwargs)
 
     monkeypatch.setattr(closures, "_commit", commit)
+    waits: list[float] = []
+    monkeypatch.setattr(closures.time, "sleep", waits.append)
     with pytest.raises(StoreError, match="kept changing while this command ran"):
         cancel_closure(engine, closure_id, operator="bea")
     assert status(engine, closure_id)[0] is Status.ACTIVE
+    # between attempts it waits a random while, longer bounds each time, so two commands retrying
+    # together drift apart; none after the last attempt
+    assert len(waits) == closures._ATTEMPTS - 1
+    assert all(0.0 <= wait <= closures._BACK_OFF_S * 2 ** k for k, wait in enumerate(waits))
