@@ -450,15 +450,16 @@ class RealReports:
         return [r.incident for r in self.reports]
 
 
-def make_reports(geometry: EdgeGeometry, n_incidents: int, model: NoiseModel, *, seed: int) -> RealReports:
+def make_reports(geometry: EdgeGeometry, n_incidents: int, model: NoiseModel, *, seed: int,
+                 spread_m: float = REPORT_SPREAD_M, along_m: tuple[float, float] = ALONG_M) -> RealReports:
     """Incidents (directed edge, offset, time, category) with 1-6 reports each, and hard negatives.
 
-    Each report lies up to ``REPORT_SPREAD_M`` along the road from the incident point (same direction of
+    Each report lies up to ``spread_m`` along the road from the incident point (same direction of
     travel; across a junction onto the straightest next or previous edge), at t0 + U[0, window], with the
     model's position and heading noise. About 30 % of incidents get a distinct partner incident of the
     same family, the kinds taken in turn and skipped where the place has none: ``opposite`` (the other
     direction or carriageway at the same place, t0 +/- 10 min), ``along`` (40-80 m further along the road
-    in the same direction, t0 +/- 10 min), ``later`` (the same place 45-90 minutes later).
+    in the same direction, t0 +/- 10 min; ``along_m``), ``later`` (the same place 45-90 minutes later).
     """
     rng = np.random.default_rng(seed)
     reports: list[RealReport] = []
@@ -473,7 +474,7 @@ def make_reports(geometry: EdgeGeometry, n_incidents: int, model: NoiseModel, *,
         count += 1
         places.append((edge, offset, t0))
         for _ in range(int(rng.choice(len(REPORTS_P), p=REPORTS_P)) + 1):
-            place = geometry.advance(edge, offset, float(rng.uniform(-REPORT_SPREAD_M, REPORT_SPREAD_M)))
+            place = geometry.advance(edge, offset, float(rng.uniform(-spread_m, spread_m)))
             on_edge, at = place if place is not None else (edge, offset)
             alert = _observe(geometry, rng, model, on_edge, at)
             when = t0 + float(rng.uniform(0.0, model.duplicate_window_min * 60.0))
@@ -497,7 +498,7 @@ def make_reports(geometry: EdgeGeometry, n_incidents: int, model: NoiseModel, *,
             if kind == "opposite":
                 place = geometry.opposite_at(edge, offset)
             elif kind == "along":
-                place = geometry.advance(edge, offset, float(rng.uniform(*ALONG_M)))
+                place = geometry.advance(edge, offset, float(rng.uniform(*along_m)))
             else:
                 place, jitter = (edge, offset), float(rng.uniform(*LATER_MIN)) * 60.0
             if place is not None:
