@@ -21,7 +21,10 @@ The merge test is a likelihood ratio. Each report lies at its incident's place p
 variance ``s2`` along the road (GPS noise sigma^2, estimated from how far the reports lie from their
 roads, plus the incident's own extent). Clusters a and b (na, nb reports, centres d apart) merge,
 cheapest first, while ``d^2 h / (2 s2) - log h < merge_threshold`` with ``h = na nb / (na + nb)``
-(the log-odds of "one incident" against "two", up to a constant). The greedy merge fixes each
+(the log-odds of "one incident" against "two", up to a constant). That spread is a floor: where a
+family's clusters turn out wider than it (drivers report a crash as they pass it, 50 m on), that
+family is clustered again with the spread its clusters show, until the two agree; one family's
+spread never widens another's. The greedy merge fixes each
 report's cluster early, before the centres are known; a few Lloyd rounds along the road follow:
 each report moves to the neighbouring cluster (direction, time window) that takes it cheaper than
 its own does without it (the same test; staying alone costs the threshold), and the centres are
