@@ -305,7 +305,8 @@ def _row_counts(conn: Connection, tables: Iterable[Table]) -> dict[str, int]:
     held: dict[str, int] = {}
     for table in tables:
         if conn.execute(select(1).select_from(table).limit(1)).first() is not None:
-            held[table.name] = conn.execute(select(func.count()).select_from(table)).scalar_one()
+            # str(): a table's name is SQLAlchemy's quoted_name, which a JSON report cannot key by
+            held[str(table.name)] = conn.execute(select(func.count()).select_from(table)).scalar_one()
     return held
 
 

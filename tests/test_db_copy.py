@@ -202,6 +202,13 @@ def test_a_sqlite_store_moves_to_postgresql_and_serves_the_same_feeds(
         assert "emptied" in forced.err and PASSWORD not in forced.out + forced.err
         assert "sync_runs" in forced.out and "FAILED" not in forced.out  # the table for people
         assert _counts(theirs) == original.counts
+        # once more, for scripts: the JSON report names what was emptied (it was a traceback, after
+        # the commit, so the script took the copy for failed)
+        as_json = cli("db", "copy", "--to", target, "--force", "--format", "json")
+        assert as_json.code == 0 and "Traceback" not in as_json.err, as_json
+        report = json.loads(as_json.out)
+        assert report["committed"] and report["emptied"]["events"] == original.counts["events"], report
+        assert _counts(theirs) == original.counts
     finally:
         mine.dispose()
         theirs.dispose()
