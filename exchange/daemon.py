@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,8 @@ WATCH_EVERY_S = 60
 DISPATCH_EVERY_S = 1.0
 
 PUBLISH_JOB = "publish"
+#: the start-up publish waits at most this long for the city sources' first polls (seconds)
+FIRST_POLLS_WAIT_S = 120.0
 PRUNE_JOB = "prune"
 
 #: the retention limits are applied this often (by one instance, like every scheduled job)
@@ -99,6 +102,12 @@ class Daemon:
         self.workers = ThreadPoolExecutor(len(self.sources) + 1, thread_name_prefix="exchange-job")
         self._registered = False
         self._store_away = False
+        # The first dispatch publishes too, due or not: a change committed before a crash (or by the CLI
+        # while the daemon was down) would otherwise wait for the publish clock. It waits for the city
+        # sources' polls claimed with it, so a fresh store's feeds are not first published empty.
+        self._started = False
+        self._first_city_polls: set[str] = set()
+        self._first_city_polls_done = threading.Event()
         self.scheduler = _periodic_jobs(self)
 
     # ------------------------------------------------------------------ jobs
@@ -127,6 +136,9 @@ class Daemon:
         if self._store_away:
             self._store_away = False
             log.info("the store is reachable again; polling goes on")
+        if not self._started:
+            self._started = True
+            claimed = self._with_start_up_publish(claimed, idle)
         for job in claimed:
             with self._running_lock:
                 self._running.add(job)
@@ -135,9 +147,25 @@ class Daemon:
             except RuntimeError:  # the pool is shutting down
                 return
 
+    def _with_start_up_publish(self, claimed: list[str], idle: list[str]) -> list[str]:
+        with self._running_lock:
+            self._first_city_polls = {job for job in claimed
+                                      if job in self.sources and self.sources[job].kind != "waze-feed"}
+        if not self._first_city_polls:
+            self._first_city_polls_done.set()
+        return claimed if PUBLISH_JOB in claimed or PUBLISH_JOB not in idle else [*claimed, PUBLISH_JOB]
+
+    def _after_first_city_polls(self) -> None:
+        """Wait (at most ``FIRST_POLLS_WAIT_S``) until the city sources' polls of the first dispatch are over."""
+        deadline = time.monotonic() + FIRST_POLLS_WAIT_S
+        while not self._first_city_polls_done.wait(0.2):
+            if self._stopping.is_set() or time.monotonic() > deadline:
+                return
+
     def _run_job(self, job: str) -> None:
         try:
             if job == PUBLISH_JOB:
+                self._after_first_city_polls()
                 self.republish()
             elif job == PRUNE_JOB:
                 self.prune()
@@ -148,6 +176,10 @@ class Daemon:
         finally:
             with self._running_lock:
                 self._running.discard(job)
+                if job in self._first_city_polls:
+                    self._first_city_polls.discard(job)
+                    if not self._first_city_polls:
+                        self._first_city_polls_done.set()
 
     def poll(self, source_config: SourceConfig) -> None:
         """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""

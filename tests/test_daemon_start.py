@@ -1,0 +1,114 @@
+"""The daemon's first dispatch publishes, due or not: what was committed while it was down (a crash
+mid-publish, a CLI change) goes out at once, and a fresh store's feeds are not first published empty
+while its city sources are being read."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from adapters import build_source
+from exchange.config import Config
+from exchange.cycle import sync_then_publish
+from exchange.daemon import PRUNE_EVERY_MS, PRUNE_JOB, PUBLISH_JOB, Daemon
+from exchange.db import open_store
+from exchange.schedule import claim_due, register
+from exchange.schema import publish_runs
+from exchange.sync import sync_source
+
+HEADER = "id,type,subtype,street,direction,start,description,wkt\n"
+ROWS = [
+    'demo-1,ROAD_CLOSED,ROAD_CLOSED_EVENT,9th Street,BOTH_DIRECTIONS,2026-03-02T15:00:00Z,"Paving",'
+    '"LINESTRING (-122.299509 37.808933, -122.300788 37.809578, -122.301448 37.809911)"\n',
+    'demo-2,ROAD_CLOSED,ROAD_CLOSED_EVENT,Campbell Street,BOTH_DIRECTIONS,2026-03-02T15:00:00Z,"Fair",'
+    '"LINESTRING (-122.299297 37.806325, -122.298941 37.807360)"\n',
+]
+
+
+def _config(url: str, data_dir: Path) -> Config:
+    return Config.model_validate({
+        "data_dir": str(data_dir),
+        "sources": [{"name": "city", "kind": "csv", "url": url, "namespace": "city", "interval_s": 300,
+                     "geometry": {"type": "wkt", "column": "wkt"}, "mapping": {"id": "id"}}],
+    })
+
+
+def _runs(engine: Engine) -> list[tuple[str, int]]:
+    with engine.connect() as conn:
+        return [(row.status, row.events) for row in conn.execute(select(publish_runs).order_by(publish_runs.c.id))]
+
+
+def _first_dispatch(config: Config, engine: Engine) -> None:
+    daemon = Daemon(config, engine)
+    try:
+        daemon.dispatch()
+    finally:
+        daemon.workers.shutdown(wait=True)
+
+
+@pytest.fixture
+def slow_city(tmp_path: Path) -> Iterator[str]:
+    """The city's CSV over HTTP, answered after 1.5 s (a slow upstream, as city IT has them)."""
+    body = (HEADER + ROWS[0] + ROWS[1]).encode()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(1.5)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/closures.csv"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_fresh_store_is_not_first_published_empty(tmp_path: Path, slow_city: str) -> None:
+    config = _config(slow_city, tmp_path / "data")
+    engine = open_store(config.database_url)
+    try:
+        _first_dispatch(config, engine)
+        runs = _runs(engine)
+    finally:
+        engine.dispose()
+    published = [events for status, events in runs if status == "published"]
+    assert published and published[0] == 2, runs  # the clock waited for the city's first poll
+
+
+def test_a_change_committed_while_the_daemon_was_down_is_published_at_start(tmp_path: Path) -> None:
+    rows = tmp_path / "closures.csv"
+    rows.write_text(HEADER + ROWS[0], encoding="utf-8")
+    config = _config(str(rows), tmp_path / "data")
+    source_config = config.sources[0]
+    engine = open_store(config.database_url)
+    try:
+        assert sync_then_publish(engine, config, source_config).published is not None
+        # the second closure is stored but never published (the daemon was killed mid-publish) ...
+        rows.write_text(HEADER + ROWS[0] + ROWS[1], encoding="utf-8")
+        assert sync_source(engine, build_source(source_config, zone=config.zone, http=config.http),
+                           config.lifecycle).new == 1
+        # ... and nothing is due when it starts again: the last instance ran every job just now
+        jobs = {f"source:{source_config.name}": 300_000, PUBLISH_JOB: 300_000, PRUNE_JOB: PRUNE_EVERY_MS}
+        register(engine, jobs)
+        assert set(claim_due(engine, list(jobs), "before:1", {})) == set(jobs)
+        _first_dispatch(config, engine)
+        runs = _runs(engine)
+    finally:
+        engine.dispose()
+    assert runs[-1] == ("published", 2), runs
