@@ -49,13 +49,16 @@ class FileSink:
         self.sets = self.directory.parent / f".{self.directory.name}.sets"
 
     def push(
-        self, feeds: Mapping[str, bytes], *, gzipped: Mapping[str, bytes] | None = None, mtime_ms: int | None = None
+        self, feeds: Mapping[str, bytes], *, gzipped: Mapping[str, bytes] | None = None,
+        mtime_ms: int | Mapping[str, int] | None = None,
     ) -> None:
         """Publish ``feeds`` (and, in ``gzipped``, their compressed bodies) as the new set, all or nothing.
 
-        ``mtime_ms`` (the publication time) becomes the files' mtime, so the web server's
-        ``Last-Modified`` is the publication time, not the write time. A sink with ``gzip=True``
-        needs the compressed body of every feed: it writes bytes, it does not render or compress.
+        ``mtime_ms`` (the publication time, one for all or per feed) becomes the files' mtime, so the
+        web server's ``Last-Modified`` is the publication time, not the write time. A sink with
+        ``gzip=True`` needs the compressed body of every feed: it writes bytes, it does not render or
+        compress. When the set in place holds these very files, nothing is written: a publish that
+        changed nothing leaves the files, their mtimes and the web server's answers as they were.
         """
         for name in feeds:
             _check_name(name)
@@ -75,7 +78,7 @@ class FileSink:
             os.close(lock)  # releases the lock
 
     def _push_locked(
-        self, feeds: Mapping[str, bytes], gzipped: Mapping[str, bytes] | None, mtime_ms: int | None
+        self, feeds: Mapping[str, bytes], gzipped: Mapping[str, bytes] | None, mtime_ms: int | Mapping[str, int] | None
     ) -> None:
         try:
             self._check_link()
@@ -84,11 +87,15 @@ class FileSink:
         except OSError as exc:
             raise ExchangeError(f"cannot write the feeds to {self.directory}: {exc.strerror or exc}") from exc
         previous = self._current()
+        if previous is not None and self._holds(previous, feeds, gzipped):
+            new.rmdir()
+            return
         try:
             for name, body in feeds.items():
+                when = mtime_ms.get(name) if isinstance(mtime_ms, Mapping) else mtime_ms
                 if self.gzip and gzipped is not None:
-                    self._write(new / (name + ".gz"), gzipped[name], mtime_ms)
-                self._write(new / name, body, mtime_ms)
+                    self._write(new / (name + ".gz"), gzipped[name], when)
+                self._write(new / name, body, when)
             new.chmod(0o755)
             _fsync_directory(new)
             self._point_at(new)
@@ -99,6 +106,18 @@ class FileSink:
                 "stays in place"
             ) from exc
         self._remove_old_sets(keep={new.name, previous.name if previous else ""})
+
+    def _holds(self, current: Path, feeds: Mapping[str, bytes], gzipped: Mapping[str, bytes] | None) -> bool:
+        """Whether the set ``current`` holds exactly these files, byte for byte."""
+        wanted = dict(feeds)
+        if self.gzip and gzipped is not None:
+            wanted.update({name + ".gz": gzipped[name] for name in feeds})
+        try:
+            present = {entry.name for entry in current.iterdir()}
+            return present == set(wanted) and all((current / name).read_bytes() == body
+                                                   for name, body in wanted.items())
+        except OSError:
+            return False
 
     def _write(self, target: Path, data: bytes, mtime_ms: int | None) -> None:
         with target.open("wb") as handle:

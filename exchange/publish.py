@@ -383,9 +383,11 @@ def _publish(
         # the sink writes whole sets: every feed served now, so a target that was refused keeps its
         # last good file (``rows`` holds only the feeds this run published)
         with engine.connect() as conn:
-            served = conn.execute(select(publications.c.feed, publications.c.body, publications.c.body_gzip)).all()
+            served = conn.execute(select(publications.c.feed, publications.c.body, publications.c.body_gzip,
+                                         publications.c.published_ms)).all()
         FileSink(Path(out)).push({row.feed: bytes(row.body) for row in served},
-                                 gzipped={row.feed: bytes(row.body_gzip) for row in served})
+                                 gzipped={row.feed: bytes(row.body_gzip) for row in served},
+                                 mtime_ms={row.feed: int(row.published_ms) for row in served})
     return result
 
 

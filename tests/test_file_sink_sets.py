@@ -118,3 +118,21 @@ def test_an_earlier_release_directory_is_adopted_and_kept(tmp_path: Path) -> Non
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ExchangeError, match=r"^cannot write the feeds to .*a-file/x: Not a directory$"):
         FileSink(tmp_path / "a-file" / "x").push(_set(1))
+
+
+def test_the_same_feeds_again_leave_the_set_and_its_times_alone(tmp_path: Path) -> None:
+    """Finding: each publish-clock tick that changed nothing wrote a new set of identical files, with
+    the write time as mtime: nginx's Last-Modified moved every minute and partners polling with
+    If-Modified-Since got the whole feed again. Files carry their feed's publication time."""
+    target, sets = tmp_path / "feeds", tmp_path / ".feeds.sets"
+    published = {name: 1_700_000_000_000 + k * 1000 for k, name in enumerate(_set(1))}
+    FileSink(target).push(_set(1), mtime_ms=published)
+    first = os.path.realpath(target)
+    assert {p.name: p.stat().st_mtime_ns // 1_000_000 for p in target.iterdir()} == published
+
+    FileSink(target).push(_set(1), mtime_ms=1_800_000_000_000)
+    assert os.path.realpath(target) == first and len(list(sets.glob("set-*"))) == 1
+    assert {p.name: p.stat().st_mtime_ns // 1_000_000 for p in target.iterdir()} == published
+
+    FileSink(target).push(_set(2))
+    assert os.path.realpath(target) != first and _publication_of(target) == {2}
