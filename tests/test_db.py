@@ -247,3 +247,30 @@ def test_db_status_of_a_store_not_created_yet_says_so(
     result = cli("db", "status")
     assert result.code == 1 and "no store yet" in result.out and "unable to open" not in result.out + result.err
     assert not (tmp_path / "new").exists()
+
+
+def test_db_upgrade_says_what_it_did(cli: Cli, monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
+    """Finding: on an empty PostgreSQL database `db upgrade` created the schema and said "schema is
+    current"; `db status` showed the driver's URL (postgresql+psycopg://), the other commands the one given."""
+    from exchange.db import upgrade
+
+    older = create_engine(normalize_url(store_url))
+    upgrade(older, "0011")
+    older.dispose()
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", store_url)
+    behind = cli("db", "status")
+    assert behind.code == 1 and behind.out.startswith(f"{store_url.split('://')[0]}://"), behind
+    assert "schema 0011, code needs" in behind.out
+    upgraded = cli("db", "upgrade")
+    assert upgraded.code == 0 and f"revision 0011 to {SCHEMA_REVISION}" in upgraded.err, upgraded
+    again = cli("db", "upgrade")
+    assert again.code == 0 and again.err.startswith("schema is current on"), again
+    assert cli("db", "status").code == 0
+
+
+def test_db_upgrade_of_a_new_store_says_it_created_the_schema(cli: Cli, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    created = cli("db", "upgrade")
+    assert created.code == 0 and created.err.startswith("created the schema on sqlite:///"), created
+    assert created.err.rstrip().endswith(f"revision {SCHEMA_REVISION}")

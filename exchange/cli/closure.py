@@ -37,7 +37,8 @@ TO = typer.Option("--to", help='End point "LAT LON".')
 TYPE = typer.Option("--type", help="CIFS type: ROAD_CLOSED, CONSTRUCTION, HAZARD, ACCIDENT, ...")
 SUBTYPE = typer.Option(help="CIFS subtype consistent with the type, e.g. ROAD_CLOSED_CONSTRUCTION.")
 DIRECTION = typer.Option(help="ONE_DIRECTION (along the polyline) or BOTH_DIRECTIONS (on a divided road: both "
-                         "carriageways, as two closures). Default: BOTH_DIRECTIONS.")
+                         "carriageways, as two closures). `add`: BOTH_DIRECTIONS when not given; `update`: "
+                         "kept when not given.")
 START = typer.Option(help="ISO 8601 start; without an offset it is read in the city's time zone. Required for "
                      "ROAD_CLOSED.")
 END = typer.Option(help="ISO 8601 end; without an offset, city time; a day alone (2026-12-03) is to the end "

@@ -19,28 +19,67 @@ db_app = typer.Typer(help="Manage the store: its schema, and moving it to anothe
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create the schema or bring it to the latest migration (needed on PostgreSQL)."""
-    from exchange.db import open_store, redact_url
+    """Create the schema or bring it to the latest migration (needed on PostgreSQL).
+
+    Says on stderr what it did: created the schema, upgraded it from one revision to the next, or
+    found it current.
+    """
+    from exchange.db import (
+        current_revision,
+        normalize_url,
+        open_store,
+        raw_engine,
+        redact_url,
+        sqlite_file,
+        store_backend,
+    )
 
     url = context.state.config.database_url
-    open_store(url, auto_upgrade=True)
-    print(f"schema is current on {redact_url(url)}", file=sys.stderr)
+    file = sqlite_file(normalize_url(url)) if store_backend(normalize_url(url)) == "sqlite" else None
+    before = None if file is not None and not file.exists() else _revision_of(raw_engine(normalize_url(url)))
+    engine = open_store(url, auto_upgrade=True)
+    try:
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    where = redact_url(url)
+    if before is None:
+        print(f"created the schema on {where}: revision {after}", file=sys.stderr)
+    elif before != after:
+        print(f"upgraded the schema on {where}: revision {before} to {after}", file=sys.stderr)
+    else:
+        print(f"schema is current on {where}: revision {after}", file=sys.stderr)
+
+
+def _revision_of(engine: Any) -> str | None:
+    from exchange.db import current_revision
+
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()
 
 
 @db_app.command("status")
 def db_status() -> None:
-    """Print the schema revision of the store and the one the code needs."""
+    """Print the schema revision of the store and the one the code needs.
+
+    Exit 0 when they are the same; 1 when the store has no schema yet (`exchange db upgrade` makes
+    it) or another revision.
+    """
     from exchange.db import current_revision, normalize_url, raw_engine, redact_url, sqlite_file, store_backend
     from exchange.schema import SCHEMA_REVISION
 
     url = normalize_url(context.state.config.database_url)
     file = sqlite_file(url) if store_backend(url) == "sqlite" else None
     if file is not None and not file.exists():
-        print(f"{redact_url(url)}: no store yet ({file} does not exist: the first command that writes, or "
+        shown = redact_url(context.state.config.database_url)
+        print(f"{shown}: no store yet ({file} does not exist: the first command that writes, or "
               f"`exchange db upgrade`, creates it), code needs {SCHEMA_REVISION}")
         raise typer.Exit(1)
     revision = current_revision(raw_engine(url))
-    print(f"{redact_url(url)}: schema {revision or 'absent'}, code needs {SCHEMA_REVISION}")
+    shown = redact_url(context.state.config.database_url)  # as given, not as the driver takes it
+    print(f"{shown}: schema {revision or 'absent'}, code needs {SCHEMA_REVISION}")
     if revision != SCHEMA_REVISION:
         raise typer.Exit(1)
 

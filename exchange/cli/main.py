@@ -32,7 +32,7 @@ app = typer.Typer(
     name="exchange",
     help="traffic-exchange: a two-way traffic data exchange broker for cities.\n\n"
     "Pulls the Waze partner feed and the city's own sources into a store (sync, replay, run), publishes "
-    "the city's closures as Waze CIFS and WZDx feeds (closure, publish, serve), and shows what it holds "
+    "the city's closures as Waze CIFS, WZDx, DATEX II and CWZ feeds (closure, publish, serve), and shows what it holds "
     "(inspect), and exports their history for an open-data portal (export).",
     no_args_is_help=True,
     add_completion=False,

@@ -73,7 +73,8 @@ def serve(
 ) -> None:
     """Serve the published feeds over HTTP until SIGTERM or Ctrl-C.
 
-    Paths: /feeds/cifs.xml, /feeds/cifs.json, /feeds/wzdx.geojson (what the publish step stored;
+    Paths: /feeds/cifs.xml, /feeds/cifs.json, /feeds/wzdx.geojson, /feeds/datex2.xml, /feeds/cwz.geojson
+    (what the publish step stored, for the targets in publish.targets;
     without tokens readable from any web page: CORS), /feeds (the catalogue: HTML, JSON, and DCAT-AP
     JSON-LD at /feeds/catalog.jsonld for open-data portals; [catalogue] in the config; / leads there),
     /health (for load balancers: 200 while a publication can be served; JSON with every source's and
