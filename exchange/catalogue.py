@@ -206,6 +206,7 @@ class Catalogue:
     datasets: tuple[Dataset, ...] = field(default=())
     links: Mapping[str, str] = field(default_factory=dict)  # rendering -> URL (html, json, jsonld)
     off: Mapping[str, str] = field(default_factory=dict)  # feed -> why it is not published (its target is off)
+    unlisted: str | None = None  # why published feeds are not listed here (they need a partner token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +286,11 @@ def feed_catalogue(
         ))
     links = {"html": home, "json": f"{home}/catalog.json", "jsonld": f"{home}/catalog.jsonld"}
     catalogue = catalogue_header(config, uri=home, landing_page=home, links=links, datasets=datasets)
-    return replace(catalogue, off=dict(off))
+    unlisted = None
+    if restricted and not settings.list_restricted and any(facts.name not in off for facts in feeds):
+        unlisted = ("the feeds here need a partner token, and the publisher lists them only for partners "
+                    "(catalogue.list_restricted is off): ask the publisher for a token and the feeds' addresses")
+    return replace(catalogue, off=dict(off), unlisted=unlisted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,6 +509,7 @@ def to_json(catalogue: Catalogue) -> dict[str, Any]:
         "links": dict(catalogue.links),
         "feeds": [_dataset_json(dataset) for dataset in catalogue.datasets],
         "off": dict(catalogue.off),
+        "unlisted": catalogue.unlisted,
     }
 
 

@@ -34,7 +34,8 @@ def to_html(catalogue: Catalogue) -> str:
     if catalogue.publisher.url:
         publisher = f'<a href="{e(catalogue.publisher.url)}">{publisher}</a>'
     sections = "\n".join(_dataset_html(dataset) for dataset in catalogue.datasets) or (
-        "<p>No feed is listed here.</p>")
+        f"<p>No feed is listed here: {e(catalogue.unlisted)}.</p>" if catalogue.unlisted
+        else "<p>No feed is listed here.</p>")
     sections += "".join(f"\n<p>{e(feed)} is not published: {e(reason)}</p>" for feed, reason in catalogue.off.items())
     alternates = "".join(
         f'<link rel="alternate" type="{kind}" href="{e(catalogue.links[key])}">\n'

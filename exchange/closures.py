@@ -33,7 +33,7 @@ from exchange.bulk import Bulk, loads
 from exchange.confirm import link_confirmations
 from exchange.db import writing
 from exchange.errors import ItemRejected, NotFound, StoreError, UnreadableEvent, UsageError
-from exchange.model import CityDetails, Event, RoadMatch, Status, from_millis, to_millis
+from exchange.model import CIFS_SUBTYPES, CityDetails, Event, RoadMatch, Status, from_millis, to_millis
 from exchange.placement import Placement
 from exchange.runtime import now_ms
 from exchange.same_closure import CITY_EVENTS_LOCK, relink
@@ -469,6 +469,7 @@ def _update(
     }
     fields.update(dict.fromkeys(clear))
     fields.update({key: value for key, value in changes.items() if key != "points"})
+    _subtype_follows_type(changes, fields)
     if closed and "end" not in changes and current.end_time is not None and to_millis(current.end_time) <= at:
         fields["end"], fields["verified_end"] = None, False  # reopened: it no longer ends when it was ended
     moved = "points" in changes or "street" in changes
@@ -513,6 +514,16 @@ def _update(
     if moved:  # the route's note names both
         return replace(outcome, also=(other_write.event_id,))
     return _paired(outcome, other_write.event_id, other_outcome)
+
+
+def _subtype_follows_type(changes: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+    """A new type with the closure's old subtype, which it does not have: say how to go on."""
+    kind, subtype = str(changes.get("type") or "").upper(), fields.get("subtype")
+    if "subtype" in changes or not subtype or kind not in CIFS_SUBTYPES or subtype in CIFS_SUBTYPES[kind]:
+        return
+    allowed = ", ".join(sorted(CIFS_SUBTYPES[kind]))
+    choice = f"give --subtype ({allowed}) or --clear subtype" if allowed else "give --clear subtype (it has none)"
+    raise UsageError(f"the closure's subtype {subtype} does not belong to type {kind}: {choice}")
 
 
 def _full_after(fields: Mapping[str, Any], current: Event, zone: tzinfo) -> bool:

@@ -429,7 +429,8 @@ _UNAUTHORIZED: Headers = [
     (b"cache-control", b"no-store"),
 ]
 _PREFLIGHT: Headers = as_headers(PREFLIGHT)
-_UNAUTHORIZED_BODY = b"a partner token is required: Authorization: Bearer <token>, X-Partner-Token, or ?token=\n"
+_UNAUTHORIZED_BODY = (b"a partner token is required: Authorization: Bearer <token>, X-Partner-Token, ?token=, "
+                      b"or HTTP Basic (the token as the password)\n")
 #: a token was offered but is no active partner's (mistyped, revoked): the partner should know it is not missing
 _INVALID_TOKEN_BODY = b"the partner token given is not valid (unknown or revoked); ask the city for a current one\n"
 _UNPUBLISHED_BODY = b"this feed has not been published yet\n"

@@ -181,7 +181,12 @@ def test_restricted_feeds_send_no_cors_and_stay_out_of_the_catalogue(site: DemoS
         options = httpx.options(f"{url}/feeds/cifs.xml", headers=preflight)
         graph = graph_of(httpx.get(f"{url}/feeds/catalog.jsonld"))
         listing = httpx.get(f"{url}/feeds/catalog.json")
+        page = httpx.get(f"{url}/feeds", headers={"Accept": "text/html"})
     assert (refused.status_code, allowed.status_code) == (401, 200)
+    assert "HTTP Basic" in refused.text  # every way a token is taken, as the WWW-Authenticate header offers
+    # an empty catalogue says why, for the partner who finds it empty
+    assert "No feed is listed here: the feeds here need a partner token" in page.text
+    assert "list_restricted" in listing.json()["unlisted"]
     assert options.status_code == 405
     for response in (refused, allowed, options):
         assert not [name for name in CORS_HEADERS if name in response.headers], response.headers

@@ -281,3 +281,18 @@ def test_a_store_frozen_by_an_end_before_the_start_is_mended_by_cancel(cli: Cli,
     assert run(cli, "publish").code == 1
     assert run(cli, "closure", "cancel", closure_id).code == 0
     assert closure_id not in published_cifs(cli, tmp_path / "feeds")
+
+
+def test_a_new_type_without_the_old_subtype_says_how_to_go_on(cli: Cli, clock: Any) -> None:
+    """Finding: `--type CONSTRUCTION` on a ROAD_CLOSED_CONSTRUCTION closure said only that the subtype does
+    not belong to the type; the operator had to guess `--clear subtype`."""
+    closure_id = add(cli)
+    refused = run(cli, "closure", "update", closure_id, "--type", "CONSTRUCTION")
+    assert refused.code == 2 and "give --clear subtype" in refused.err, refused
+    assert "ROAD_CLOSED_CONSTRUCTION does not belong to type CONSTRUCTION" in refused.err
+    hazard = run(cli, "closure", "update", closure_id, "--type", "HAZARD")
+    assert hazard.code == 2 and "give --subtype (" in hazard.err and "HAZARD_ON_ROAD" in hazard.err, hazard
+    changed = run(cli, "closure", "update", closure_id, "--type", "CONSTRUCTION", "--clear", "subtype")
+    assert changed.code == 0, changed
+    record = event(cli, closure_id)
+    assert record["type"] == "CONSTRUCTION" and record["subtype"] is None

@@ -126,6 +126,10 @@ def test_the_times_understood_are_said_and_a_past_end_is_warned_of(cli: Cli, tmp
     assert "warning: its end" in result.err and "already past" in result.err and "not published" in result.err
     ahead = add(cli)
     assert ahead.code == 0 and "closed from" in ahead.err and "warning" not in ahead.err, ahead
+    # a hazard closes nothing, and a missing end is not "open" (as in "the road is open")
+    hazard = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+                 "--type", "HAZARD", "--subtype", "HAZARD_ON_ROAD_POT_HOLE")
+    assert hazard.code == 0 and "in effect from now with no end set (" in hazard.err, hazard
     # ended two hours ago, within the hours an ended closure stays in the feeds: not published either
     past = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
                "--start", _time(-5), "--end", _time(-2))

@@ -261,7 +261,9 @@ def _say_times(event: Any, zone: Any, *, added: bool) -> None:
         return moment.astimezone(zone).isoformat(timespec="minutes") if moment is not None else "open"
 
     start = local(event.start_time) if event.start_time is not None else "now"
-    print(f"closed from {start} to {local(event.end_time)} ({zone})", file=sys.stderr)
+    verb = "closed" if event.type == "ROAD_CLOSED" else "in effect"  # a hazard closes nothing
+    until = f"to {local(event.end_time)}" if event.end_time is not None else "with no end set"
+    print(f"{verb} from {start} {until} ({zone})", file=sys.stderr)
     if event.end_time is not None and to_millis(event.end_time) <= now_ms():
         what = "stored as ended, it is not published" if added else "it is ended now"
         print(f"warning: its end {local(event.end_time)} is already past: {what} "
