@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -24,19 +25,10 @@ def db_upgrade() -> None:
     Says on stderr what it did: created the schema, upgraded it from one revision to the next, or
     found it current.
     """
-    from exchange.db import (
-        current_revision,
-        normalize_url,
-        open_store,
-        raw_engine,
-        redact_url,
-        sqlite_file,
-        store_backend,
-    )
+    from exchange.db import current_revision, normalize_url, open_store, raw_engine, redact_url
 
     url = context.state.config.database_url
-    file = sqlite_file(normalize_url(url)) if store_backend(normalize_url(url)) == "sqlite" else None
-    before = None if file is not None and not file.exists() else _revision_of(raw_engine(normalize_url(url)))
+    before = None if _not_made_yet(url) is not None else _revision_of(raw_engine(normalize_url(url)))
     engine = open_store(url, auto_upgrade=True)
     try:
         after = current_revision(engine)
@@ -49,6 +41,16 @@ def db_upgrade() -> None:
         print(f"upgraded the schema on {where}: revision {before} to {after}", file=sys.stderr)
     else:
         print(f"schema is current on {where}: revision {after}", file=sys.stderr)
+
+
+def _not_made_yet(url: str) -> Path | None:
+    """The file of a SQLite store that does not exist yet (the URL is checked first: another kind is
+    a one-line error)."""
+    from exchange.db import normalize_url, sqlite_file, store_backend
+
+    url = normalize_url(url)
+    file = sqlite_file(url) if store_backend(url) == "sqlite" else None
+    return file if file is not None and not file.exists() else None
 
 
 def _revision_of(engine: Any) -> str | None:
@@ -67,18 +69,16 @@ def db_status() -> None:
     Exit 0 when they are the same; 1 when the store has no schema yet (`exchange db upgrade` makes
     it) or another revision.
     """
-    from exchange.db import current_revision, normalize_url, raw_engine, redact_url, sqlite_file, store_backend
+    from exchange.db import current_revision, normalize_url, raw_engine, redact_url
     from exchange.schema import SCHEMA_REVISION
 
-    url = normalize_url(context.state.config.database_url)
-    file = sqlite_file(url) if store_backend(url) == "sqlite" else None
-    if file is not None and not file.exists():
-        shown = redact_url(context.state.config.database_url)
+    given = context.state.config.database_url
+    shown = redact_url(given)  # as given, not as the driver takes it
+    if (file := _not_made_yet(given)) is not None:
         print(f"{shown}: no store yet ({file} does not exist: the first command that writes, or "
               f"`exchange db upgrade`, creates it), code needs {SCHEMA_REVISION}")
         raise typer.Exit(1)
-    revision = current_revision(raw_engine(url))
-    shown = redact_url(context.state.config.database_url)  # as given, not as the driver takes it
+    revision = current_revision(raw_engine(normalize_url(given)))
     print(f"{shown}: schema {revision or 'absent'}, code needs {SCHEMA_REVISION}")
     if revision != SCHEMA_REVISION:
         raise typer.Exit(1)
