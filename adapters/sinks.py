@@ -51,7 +51,7 @@ class FileSink:
     def push(
         self, feeds: Mapping[str, bytes], *, gzipped: Mapping[str, bytes] | None = None,
         mtime_ms: int | Mapping[str, int] | None = None,
-    ) -> None:
+    ) -> bool:
         """Publish ``feeds`` (and, in ``gzipped``, their compressed bodies) as the new set, all or nothing.
 
         ``mtime_ms`` (the publication time, one for all or per feed) becomes the files' mtime, so the
@@ -59,6 +59,7 @@ class FileSink:
         ``gzip=True`` needs the compressed body of every feed: it writes bytes, it does not render or
         compress. When the set in place holds these very files, nothing is written: a publish that
         changed nothing leaves the files, their mtimes and the web server's answers as they were.
+        Returns whether a new set was written.
         """
         for name in feeds:
             _check_name(name)
@@ -73,13 +74,13 @@ class FileSink:
             # one writer at a time (the daemon's out_dir and a `publish --out` by hand): each removes
             # the sets older than the previous one, which must never be another writer's new set
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._push_locked(feeds, gzipped, mtime_ms)
+            return self._push_locked(feeds, gzipped, mtime_ms)
         finally:
             os.close(lock)  # releases the lock
 
     def _push_locked(
         self, feeds: Mapping[str, bytes], gzipped: Mapping[str, bytes] | None, mtime_ms: int | Mapping[str, int] | None
-    ) -> None:
+    ) -> bool:
         try:
             self._check_link()
             self._adopt_legacy_directory()
@@ -89,7 +90,7 @@ class FileSink:
         previous = self._current()
         if previous is not None and self._holds(previous, feeds, gzipped):
             new.rmdir()
-            return
+            return False
         try:
             for name, body in feeds.items():
                 when = mtime_ms.get(name) if isinstance(mtime_ms, Mapping) else mtime_ms
@@ -106,6 +107,7 @@ class FileSink:
                 "stays in place"
             ) from exc
         self._remove_old_sets(keep={new.name, previous.name if previous else ""})
+        return True
 
     def _holds(self, current: Path, feeds: Mapping[str, bytes], gzipped: Mapping[str, bytes] | None) -> bool:
         """Whether the set ``current`` holds exactly these files, byte for byte."""

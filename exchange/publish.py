@@ -124,6 +124,8 @@ class PublishResult:
     held_back: dict[str, str] = field(default_factory=dict)  # event id -> what an operator reads
     problems: list[str] = field(default_factory=list)
     feeds: dict[str, bytes] = field(default_factory=dict)
+    #: with an out_dir: whether a new set of files was written there (False: it held these feeds already)
+    files_written: bool | None = None
     success_share: float = 1.0
     unreadable: list[Unreadable] = field(default_factory=list)  # held back too: the stored row cannot be read
     #: target name -> its part of the run: status, events, held_back, losses (the compile report)
@@ -385,7 +387,7 @@ def _publish(
         with engine.connect() as conn:
             served = conn.execute(select(publications.c.feed, publications.c.body, publications.c.body_gzip,
                                          publications.c.published_ms)).all()
-        FileSink(Path(out)).push({row.feed: bytes(row.body) for row in served},
+        result.files_written = FileSink(Path(out)).push({row.feed: bytes(row.body) for row in served},
                                  gzipped={row.feed: bytes(row.body_gzip) for row in served},
                                  mtime_ms={row.feed: int(row.published_ms) for row in served})
     return result

@@ -12,7 +12,8 @@ import pytest
 
 from adapters.sinks import FileSink
 from exchange.errors import ExchangeError
-from tests.support.paths import ROOT
+from tests.support.helpers import Cli
+from tests.support.paths import DEMO, ROOT
 
 
 def _set(n: int, size: int = 1000) -> dict[str, bytes]:
@@ -136,3 +137,14 @@ def test_the_same_feeds_again_leave_the_set_and_its_times_alone(tmp_path: Path) 
 
     FileSink(target).push(_set(2))
     assert os.path.realpath(target) != first and _publication_of(target) == {2}
+
+
+def test_publish_out_again_says_the_files_were_left_as_they_are(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "feeds"
+    first = cli("--config", str(DEMO), "publish", "--out", str(out))
+    assert first.code == 0 and f"wrote {out / 'cifs.xml'}" in first.err, first
+    times = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    again = cli("--config", str(DEMO), "publish", "--out", str(out))
+    assert again.code == 0 and f"{out} already holds these feeds: left as it is" in again.err, again
+    assert "wrote" not in again.err
+    assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == times

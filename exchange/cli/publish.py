@@ -40,7 +40,9 @@ def publish_command(
     print(result.summary(), file=sys.stderr)
     for line in result.target_lines():
         print(f"  {line}", file=sys.stderr)
-    if out is not None:
+    if out is not None and result.files_written is False:
+        print(f"{out} already holds these feeds: left as it is", file=sys.stderr)
+    elif out is not None:
         for name, body in result.feeds.items():
             print(f"wrote {out / name} ({len(body)} bytes)", file=sys.stderr)
     if result.failed_targets:
