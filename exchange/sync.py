@@ -18,6 +18,7 @@ the source's ``match_key`` is kept with its event, and the source's ``priority``
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 from collections import Counter
@@ -463,15 +464,22 @@ class Reconciler:
     def _last_listing(self, last_success_ms: int | None) -> int | None:
         """When a city source last read a payload that listed its events: its last good run that was not
         suspect (a header-only export lists nothing, so what goes missing after it was last listed
-        before it)."""
-        run = self.conn.execute(
-            select(sync_runs.c.started_ms).where(
-                sync_runs.c.source == self.source.name, sync_runs.c.id != self.result.run_id,
-                sync_runs.c.status == "ok",
-                or_(sync_runs.c.message.is_(None), ~sync_runs.c.message.contains(SUSPECT_NOTE)),
-            ).order_by(sync_runs.c.id.desc()).limit(1)
-        ).scalar_one_or_none()
-        return run if run is not None else last_success_ms
+        before it), or a 304 after that run and before the next payload read (it repeats that payload)."""
+        runs = sync_runs.c
+        mine = (runs.source == self.source.name) & (runs.id != self.result.run_id)
+        listing = self.conn.execute(
+            select(runs.id, runs.started_ms).where(
+                mine, runs.status == "ok", or_(runs.message.is_(None), ~runs.message.contains(SUSPECT_NOTE)),
+            ).order_by(runs.id.desc()).limit(1)
+        ).first()
+        if listing is None:
+            return last_success_ms
+        after = self.conn.execute(
+            select(runs.started_ms, runs.status)
+            .where(mine, runs.id > listing.id, runs.status.in_(("ok", "not-modified"))).order_by(runs.id)
+        ).all()
+        repeats = list(itertools.takewhile(lambda run: run.status == "not-modified", after))
+        return int(repeats[-1].started_ms if repeats else listing.started_ms)
 
     def _suspect_kinds(self, counts: dict[str, int], recent: dict[str, list[int]]) -> set[Kind]:
         suspect: set[Kind] = set()

@@ -843,3 +843,40 @@ def test_a_row_gone_after_suspect_polls_ends_when_it_was_last_listed(
         poll()
     gone = stored(engine)["C-3"]
     assert (gone["status"], gone["end_ms"]) == ("ended", listed)
+
+
+def test_a_row_gone_after_not_modified_polls_ends_at_the_last_of_them(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in a cold trial: a 304 repeats the payload read last, so what it listed is still listed;
+    a row removed after 304 polls ended at the last 200 (days before), already past the hours an
+    ended closure stays in the feeds, so it never went out as ended."""
+    rows = [closure(f"C-{k}", end="2099-03-09 17:00") for k in range(1, 4)]
+    path = write_csv(tmp_path / "c.csv", [HEADER, *rows])
+
+    class Conditional(QuietHandler):
+        def do_GET(self) -> None:
+            body = path.read_bytes()
+            tag = f'"{hash(body)}"'
+            if self.headers.get("If-None-Match") == tag:
+                self.answer(304, b"", {"ETag": tag})
+            else:
+                self.answer(200, body, {"ETag": tag, "Content-Type": "text/csv"})
+
+    at = iter(range(1, 20))
+
+    def poll(source: Source) -> tuple[int, str]:
+        when = 1_900_000_000_000 + next(at) * 3_600_000
+        monkeypatch.setenv("EXCHANGE_NOW", str(when))
+        return when, sync_source(engine, source, LIFECYCLE).status
+
+    with http_server(Conditional) as url:
+        source = build(CSV_WKT, url=f"{url}/c.csv")
+        assert poll(source)[1] == "ok"
+        listed, status = poll(source)
+        assert status == "not-modified"
+        write_csv(path, [HEADER, *rows[:2]])
+        for _ in range(LIFECYCLE.end_after_missed_polls):
+            poll(source)
+    gone = stored(engine)["C-3"]
+    assert (gone["status"], gone["end_ms"]) == ("ended", listed)
