@@ -212,3 +212,22 @@ def test_a_polyline_on_one_carriageway_drawn_the_other_way_says_which_it_closes(
         run.err)
     closed = listed(cli)[run.out.strip()]
     assert {way for way, _a, _b in closed["road_match"]["edges"]} == {WESTBOUND}
+
+
+def test_an_update_to_both_directions_follows_the_street_as_an_add_does(cli: Cli) -> None:
+    """Found in a cold trial: `closure update --direction BOTH_DIRECTIONS` stored it as asked, and WZDx sent
+    a closure against a one-way street's traffic (and the other way along one carriageway of a divided
+    road). A one-way street keeps its one direction, said as `add` says it; one carriageway is refused."""
+    one_way = add(cli, "7th Street", ONE_WAY_FROM, ONE_WAY_TO)
+    assert one_way.code == 0, one_way
+    closure_id = one_way.out.strip()
+    widened = cli("--config", str(DEMO), "closure", "update", closure_id, "--direction", "BOTH_DIRECTIONS")
+    assert widened.code == 0 and "one-way there: only its direction of travel is closed" in widened.err, widened
+    assert listed(cli)[closure_id]["direction"] == "ONE_DIRECTION"
+
+    carriageway = add(cli, "7th Street", WEST, EAST, "--direction", "ONE_DIRECTION")
+    assert carriageway.code == 0, carriageway
+    refused = cli("--config", str(DEMO), "closure", "update", carriageway.out.strip(),
+                  "--direction", "BOTH_DIRECTIONS")
+    assert refused.code == 2 and "lies on one carriageway of divided '7th Street'" in refused.err, refused
+    assert listed(cli)[carriageway.out.strip()]["direction"] == "ONE_DIRECTION"
