@@ -664,8 +664,9 @@ def _content_digest(
     ``dumped`` keeps each event's content across the targets of a run, which mostly serve the same
     objects (keyed by the object's id; the event is kept with it, so that no id is reused)."""
     digest = hashlib.sha256()
-    named = attribution(config)  # the sources a CIFS <source> names
-    sources = {namespace: ref.model_dump() for namespace, ref in named.by_namespace.items()}
+    named = attribution(config)  # the sources a CIFS <source> names: those of the events served
+    present = {event.source for event in served}
+    sources = {namespace: ref.model_dump() for namespace, ref in named.by_namespace.items() if namespace in present}
     # every publish setting: what a renderer reads of them is its own business
     digest.update(orjson.dumps([target, config.timezone, config.publish.model_dump(mode="json"), sources]))
     for event in served:

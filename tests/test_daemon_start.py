@@ -112,3 +112,27 @@ def test_a_change_committed_while_the_daemon_was_down_is_published_at_start(tmp_
     finally:
         engine.dispose()
     assert runs[-1] == ("published", 2), runs
+
+
+def test_a_source_added_to_the_config_changes_no_feed_until_it_brings_an_event(tmp_path: Path) -> None:
+    """Found in a cold trial: a source added to the config whose rows were all over when stored made a new
+    publication (every ETag changed, partners downloaded all again) though the feeds said the same."""
+    rows, past = tmp_path / "closures.csv", tmp_path / "past.csv"
+    rows.write_text(HEADER + ROWS[0], encoding="utf-8")
+    past.write_text("id,type,subtype,street,direction,start,end,description,wkt\n"
+                    'fair-2019,ROAD_CLOSED,ROAD_CLOSED_EVENT,Campbell Street,BOTH_DIRECTIONS,2019-03-02T15:00:00Z,'
+                    '2019-03-03T15:00:00Z,"Fair","LINESTRING (-122.299297 37.806325, -122.298941 37.807360)"\n',
+                    encoding="utf-8")
+    config = _config(str(rows), tmp_path / "data")
+    engine = open_store(config.database_url)
+    try:
+        assert sync_then_publish(engine, config, config.sources[0]).published is not None
+        grown = Config.model_validate({**config.model_dump(mode="json"), "sources": [
+            *config.model_dump(mode="json")["sources"],
+            {"name": "archive", "kind": "csv", "url": str(past), "namespace": "archive",
+             "geometry": {"type": "wkt", "column": "wkt"}, "mapping": {"id": "id"}}]})
+        cycle = sync_then_publish(engine, grown, grown.sources[1])
+        assert cycle.sync.new == 1, cycle.sync
+        assert cycle.published is not None and cycle.published.status == "unchanged", cycle.published.summary()
+    finally:
+        engine.dispose()
