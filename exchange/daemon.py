@@ -267,6 +267,7 @@ class Daemon:
         # ours from the start: polls begin before uvicorn installs its handlers (it restores these after),
         # and a SIGTERM in between would otherwise kill the process (exit -15) mid-transaction
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)  # its default ends the process
         try:
             self._run()
         finally:
@@ -334,6 +335,11 @@ class Daemon:
         from exchange.db import lock_for_daemon
 
         self._lock_file = lock_for_daemon(self.engine)  # held, and so locked, until the process ends
+
+    def _on_hangup(self, _signum: int, _frame: FrameType | None) -> None:
+        """SIGHUP asks many daemons to read their configuration again; this one reads it once, at start."""
+        log.warning("SIGHUP: the configuration is read once, at start; restart to apply a change "
+                    "(systemctl restart traffic-exchange); running on as configured")
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._begin_stop(f"signal {signal.Signals(signum).name}")

@@ -41,11 +41,16 @@ def test_daemon_polls_and_stops_on_sigterm(tmp_path: Path) -> None:
             assert {run["source"]: run["status"] for run in runs} == {"area": "ok", "dead": "failed"}, (
                 runs, listing.stderr)
             assert daemon.poll() is None, "a failing source must not kill the daemon"
+            # a SIGHUP (a reload, to many daemons) is said to change nothing, and the daemon runs on
+            daemon.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
+            assert daemon.poll() is None, "SIGHUP ended the daemon (its default action)"
         finally:
             daemon.send_signal(signal.SIGTERM)
             _, err = daemon.communicate(timeout=20)
     assert daemon.returncode == 0, err
     assert b"Traceback" not in err
+    assert b"SIGHUP: the configuration is read once, at start" in err
 
 
 def test_the_daemon_dispatches_and_watches() -> None:

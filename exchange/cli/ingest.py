@@ -204,6 +204,7 @@ def run(
     feed is stale), /metrics, and for city staff the operator map (/map) and the events API (/api/*,
     /docs) are served on serve.host:serve.port (see `exchange serve --help`). SIGTERM stops within
     about 25 s at worst (a fetch gives up at once, even while an upstream trickles), and exits 0.
+    The configuration is read once, at start: restart to apply a change (SIGHUP only logs that).
     The log format is a root option: `exchange --log-format json run`.
     """
     from exchange.daemon import ServeOptions, run_daemon
