@@ -231,3 +231,26 @@ def test_tables_fit_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert "attributes left out to fit 80 columns" in capsys.readouterr().err
     wide = table(200)
     assert any('{"nested":[1,2]}' in line for line in wide), "nested values as JSON, not Python reprs"
+
+
+def test_inspect_sources_says_a_disabled_source_is_disabled_and_counts_repeats_as_success(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in a cold trial: a disabled source was "not in the config", and `last_success` skipped the
+    polls that brought no new data (a 304, the same snapshot again), unlike /health and /metrics."""
+    snapshot = tmp_path / "feed.json"
+    snapshot.write_bytes(feed(0, alerts=[alert("a1")]))
+    config = tmp_path / "exchange.toml"
+    entry = f'[[sources]]\nname = "area"\nurl = "{snapshot}"\n'
+    config.write_text(entry)
+    monkeypatch.setenv("EXCHANGE_NOW", "2026-03-02T15:00:00Z")
+    assert cli("--config", str(config), "sync").code == 0
+    monkeypatch.setenv("EXCHANGE_NOW", "2026-03-02T15:05:00Z")
+    again = cli("--config", str(config), "sync")
+    assert again.code == 0 and "duplicate" in again.err, again
+    (record,) = json.loads(cli("--config", str(config), "inspect", "sources", "--format", "json").out)
+    assert record["last_success"] == "2026-03-02T15:05:00.000Z", record
+
+    config.write_text(entry + "enabled = false\n")
+    (record,) = json.loads(cli("--config", str(config), "inspect", "sources", "--format", "json").out)
+    assert record["detail"].startswith("disabled in the config: not polled; its 1 live event(s)"), record

@@ -271,8 +271,10 @@ def inspect_sources(
 
     Offline: its newest poll could not fetch. SchemaError: it fetched what cannot be read. Suspect:
     far fewer items than usual. Stale: no poll succeeded for three intervals, or (the Waze feed, or
-    stale_after_s) the same data for too long. Sources of the config that never synced are listed
-    too; sources the store knows but the config no longer names have no state.
+    stale_after_s) the same data for too long. `last_success` is the start of its last poll that did not
+    fail (a 304 or the same snapshot again included), as /health says it. Sources of the config that
+    never synced are listed too; a disabled one is said to be; sources the store knows but the config
+    no longer names have no state.
     """
     from exchange.health import read_health
     from exchange.runtime import now_ms
@@ -296,11 +298,21 @@ def inspect_sources(
     known = {record["name"] for record in records}
     records += [{"name": name, "kind": config.source(name).kind, "active_events": 0} for name in health
                 if name not in known]
+    disabled = {source.name for source in config.sources if not source.enabled}
+    shown_zone = zone if fmt is RecordFormat.table else None
     for record in records:
         found = health.get(record["name"])
         record["state"] = str(found.state) if found else None
-        record["since"] = iso(found.since_ms, zone if fmt is RecordFormat.table else None) if found else None
-        record["detail"] = found.detail if found else "not in the config"
+        record["since"] = iso(found.since_ms, shown_zone) if found else None
+        if found is not None and found.last_success_ms is not None:  # as /health says it: 304s and repeats too
+            record["last_success"] = iso(found.last_success_ms, shown_zone)
+        if found is not None:
+            record["detail"] = found.detail
+        elif record["name"] in disabled:
+            record["detail"] = (f"disabled in the config: not polled; its {record.get('active_events', 0)} live "
+                                "event(s) stay as they are (published, for a city source) until enabled or ended")
+        else:
+            record["detail"] = "not in the config"
     title = in_zone("sources", zone) if fmt is RecordFormat.table else "sources"
     write_records(records, fmt, columns=("name", "kind", "state", "since", "active_events", "newest_snapshot",
                                          "last_success", "detail", "location"), title=title)
