@@ -282,6 +282,9 @@ class Daemon:
         gc.freeze()
         log.info("polling %s; publishing every %ss", ", ".join(f"{s.name} every {s.interval_s}s" for s in enabled),
                  self.config.publish.interval_s)
+        if disabled := [source.name for source in self.config.sources if not source.enabled]:
+            log.info("not polling %s (disabled in the config): their live events stay as they are",
+                     ", ".join(disabled))
         from exchange.config_check import licence_note
 
         if (note := licence_note(self.config)) is not None:
