@@ -206,7 +206,7 @@ class Catalogue:
     datasets: tuple[Dataset, ...] = field(default=())
     links: Mapping[str, str] = field(default_factory=dict)  # rendering -> URL (html, json, jsonld)
     off: Mapping[str, str] = field(default_factory=dict)  # feed -> why it is not published (its target is off)
-    unlisted: str | None = None  # why published feeds are not listed here (they need a partner token)
+    unlisted: str | None = None  # why no feed is listed here (none published yet, or they need a token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +287,9 @@ def feed_catalogue(
     links = {"html": home, "json": f"{home}/catalog.json", "jsonld": f"{home}/catalog.jsonld"}
     catalogue = catalogue_header(config, uri=home, landing_page=home, links=links, datasets=datasets)
     unlisted = None
-    if restricted and not settings.list_restricted and any(facts.name not in off for facts in feeds):
+    if not any(facts.name not in off for facts in feeds):
+        unlisted = "nothing has been published here yet"
+    elif restricted and not settings.list_restricted:
         unlisted = ("the feeds here need a partner token, and the publisher lists them only for partners "
                     "(catalogue.list_restricted is off): ask the publisher for a token and the feeds' addresses")
     return replace(catalogue, off=dict(off), unlisted=unlisted)

@@ -240,6 +240,20 @@ def test_first_publication_is_kept_across_publications(tmp_path: Path) -> None:
         engine.dispose()
 
 
+def test_a_store_that_published_nothing_yet_says_so(tmp_path: Path) -> None:
+    from exchange.db import open_store
+
+    engine = open_store(f"sqlite:///{tmp_path / 'exchange.db'}", auto_upgrade=True)
+    try:
+        with running(engine, require_token=False, config=Config()) as url:
+            listing = httpx.get(f"{url}/feeds/catalog.json").json()
+            page = httpx.get(f"{url}/feeds", headers={"Accept": "text/html"}).text
+    finally:
+        engine.dispose()
+    assert listing["feeds"] == [] and listing["unlisted"] == "nothing has been published here yet"
+    assert "No feed is listed here: nothing has been published here yet." in page
+
+
 def test_migration_0011_dates_a_stored_publication_by_its_oldest_run(tmp_path: Path) -> None:
     from sqlalchemy import create_engine
 
