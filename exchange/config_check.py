@@ -77,7 +77,8 @@ def run_checks(path: Path | None, *, offline: bool = False) -> Report:
         if not source.enabled:
             checks.append(Check(f"source {source.name}", "skipped", "disabled"))
         elif offline:
-            checks.append(check_token(source) or Check(f"source {source.name}", "skipped", "--offline"))
+            checks.append(check_token(source) or check_url(source)
+                          or Check(f"source {source.name}", "skipped", "--offline"))
         else:
             checks.append(check_token(source) or reach_source(config, source))
     return Report(path, [], checks)
@@ -160,6 +161,21 @@ def check_token(source: SourceConfig) -> Check | None:
     for key, value in source.settings.items():
         if key.endswith("_env") and isinstance(value, str) and not os.environ.get(value):
             return Check(f"source {source.name}", "invalid", f"environment variable {value} ({key}) is not set")
+    return None
+
+
+def check_url(source: SourceConfig) -> Check | None:
+    """A source whose adapter reads a URL and has none (None when it has one, or reads none)."""
+    if source.settings.get("url"):
+        return None
+    from adapters import build_source
+
+    try:
+        built = build_source(source)
+    except ExchangeError as exc:
+        return Check(f"source {source.name}", "invalid", exc.message)
+    if hasattr(built.settings, "url") and not built.settings.url:
+        return Check(f"source {source.name}", "invalid", "no url: set it in its [[sources]] entry")
     return None
 
 

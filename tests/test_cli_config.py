@@ -120,6 +120,13 @@ def test_offline_does_not_fetch(cli: Cli, tmp_path: Path, upstream: tuple[str, t
     assert run.err.endswith("check(s) passed (sources not reached: --offline)\n")
 
 
+def test_offline_finds_a_source_without_a_url(cli: Cli) -> None:
+    """Found in a cold trial: the embedded defaults (a Waze source with no url) were "valid" offline,
+    and `sync` then failed on it: a missing url needs no network to see."""
+    run = cli("config", "check", "--offline")
+    assert run.code == 2 and "source waze: invalid: no url: set it in its [[sources]] entry" in run.out, run
+
+
 def test_a_missing_token_variable_is_named(
     cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
