@@ -335,3 +335,13 @@ def test_the_text_published_is_the_text_entered() -> None:
     assert "<street>Rue de l'Église</street>" in xml and "🚧 — 道路工事" in xml
     assert "<starttime>2026-10-25T01:59:59+02:00</starttime>" in xml
     assert "<endtime>2026-10-25T03:00:00+01:00</endtime>" in xml
+
+
+def test_a_point_repeated_at_once_is_dropped() -> None:
+    """iCone doubles vertices (`41.424992,-81.862112,41.424992,-81.862112,...`): the repeat, a zero-length
+    segment, is dropped; a point the line comes back to later stays, and so does one a hair apart (DiaLog's
+    9-decimal vertices are kept as given)."""
+    a, b, c = (-81.862112, 41.424992), (-81.898686, 41.414105), (-81.92174, 41.40456)
+    near = (b[0] + 1e-8, b[1])
+    found = event(coordinates=[a, a, b, near, c, b])
+    assert list(found.geometry.coordinates) == [a, b, near, c, b]

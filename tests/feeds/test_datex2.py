@@ -25,6 +25,7 @@ from feeds.datex2 import MAX_TEXT, NS, check_datex2, losses_for, problems_for, r
 from feeds.datex2_read import datex2_item_to_event, parse_datex2
 from feeds.items import Snapshot
 from feeds.wzdx import parse_wzdx, wzdx_item_to_event
+from tests.support.helpers import as_published
 from tests.support.paths import ROOT
 
 OAKLAND, PARIS = ZoneInfo("America/Los_Angeles"), ZoneInfo("Europe/Paris")
@@ -95,7 +96,8 @@ def same(original: Event, read: Event) -> None:
     assert (read.start_time, read.end_time) == (original.start_time, original.end_time)
     assert read.geometry.type == original.geometry.type
     got = [read.geometry.coordinates] if isinstance(read.geometry, Point) else read.geometry.coordinates
-    want = [original.geometry.coordinates] if isinstance(original.geometry, Point) else original.geometry.coordinates
+    given = [original.geometry.coordinates] if isinstance(original.geometry, Point) else original.geometry.coordinates
+    want = as_published(given)
     assert len(got) == len(want)
     assert all(abs(a - b) <= 1e-6 for p, q in zip(got, want, strict=True) for a, b in zip(p, q, strict=True))
     assert original.details is not None and read.details is not None

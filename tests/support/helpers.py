@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -134,3 +134,12 @@ def http_server(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | Non
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+def as_published(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """A line as the feeds carry it, to 6 decimals: two vertices a hair apart (DiaLog writes 9 decimals)
+    become one point repeated, which a reader drops; the points themselves are kept as given."""
+    def rounded(point: tuple[float, float]) -> tuple[float, float]:
+        return round(point[0], 6), round(point[1], 6)
+
+    return [point for k, point in enumerate(points) if k == 0 or rounded(point) != rounded(points[k - 1])]
