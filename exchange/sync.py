@@ -34,7 +34,7 @@ from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations, observe_waze
 from exchange.db import db_error_message, take_turns, writing
 from exchange.errors import ExchangeError, FetchError, FetchStopped, InternalError, ItemRejected, StoreError
-from exchange.model import Event, ItemError, Kind, Origin, Status, event_id, from_millis, shown_text
+from exchange.model import Event, ItemError, Kind, Origin, Status, event_id, from_millis, shown_text, to_millis
 from exchange.runtime import collector_paused, fault_point, now_ms, stop_requested
 from exchange.same_closure import CITY_EVENTS_LOCK, relink
 from exchange.schema import events, sightings, sources, sync_runs
@@ -78,6 +78,8 @@ class SyncResult:
     message: str | None = None
     #: city events linked to, or unlinked from, the same closure another source reports (not a column of the run)
     relinked: int = 0
+    #: new city events whose end had passed when they were read: stored, never published (not a column)
+    already_over: int = 0
 
     def counts(self) -> dict[str, int]:
         return {
@@ -87,6 +89,8 @@ class SyncResult:
 
     def summary(self) -> str:
         parts = ", ".join(f"{value} {name}" for name, value in self.counts().items())
+        if self.already_over:
+            parts += f"; {self.already_over} of the new already over when read: stored, never published"
         note = f" ({self.message})" if self.message else ""
         return f"{self.source}: {self.status}: {parts}{note}"
 
@@ -376,6 +380,9 @@ class Reconciler:
                     event.end_time = from_millis(taken) if taken is not None else None
                 inserts.append(event)
                 result.new += 1
+                if (not history and event.end_time is not None and eid.split(":", 2)[1] == Kind.CITY.value
+                        and to_millis(event.end_time) < self.now):
+                    result.already_over += 1
             elif history:
                 result.unchanged += 1
                 continue

@@ -133,6 +133,8 @@ def test_a_source_added_to_the_config_changes_no_feed_until_it_brings_an_event(t
              "geometry": {"type": "wkt", "column": "wkt"}, "mapping": {"id": "id"}}]})
         cycle = sync_then_publish(engine, grown, grown.sources[1])
         assert cycle.sync.new == 1, cycle.sync
+        # over before it was read: stored for the record, never published, and the sync says so
+        assert "1 of the new already over when read: stored, never published" in cycle.sync.summary()
         assert cycle.published is not None and cycle.published.status == "unchanged", cycle.published.summary()
     finally:
         engine.dispose()
