@@ -108,7 +108,7 @@ class EventProperties(BaseModel):
     match_reason: str | None = Field(description="why it is unmatched or only partly matched")
     waze_status: str | None = Field(
         description="city closures: what the inbound Waze feed shows of it (seen in Waze, not seen yet, traffic "
-        "flowing, not published, not started, ended)")
+        "flowing, not published, not started, between its windows, ended)")
     held_back: str | None = Field(description="city events: why its current version is not in the feeds")
     published: bool = Field(description="a version of it is in the feeds partners poll")
     lint_problems: int = Field(description="Waze acceptance lint findings (errors and warnings); 0 for crowd reports")
@@ -388,7 +388,7 @@ def api_router(config: Config | None = None) -> APIRouter:
             lint_network = network.get()
             with engine.connect() as conn:
                 yield conn, Facts.read(conn, at_ms=now_ms(), network=lint_network,
-                                       unseen_after_min=settings.publish.waze_unseen_after_min)
+                                       unseen_after_min=settings.publish.waze_unseen_after_min, zone=settings.zone)
         except (SQLAlchemyError, ExchangeError) as exc:
             log.error("events API: cannot read the store: %s", db_error_message(exc))
             raise HTTPException(503, "the store cannot be read now; try again",

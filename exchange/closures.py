@@ -292,7 +292,7 @@ def create_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placemen
     other carriageway's closure on a divided road closed in both directions (stored with it)."""
     built = _build(spec, secrets.token_hex(6), zone, placement)
     created = [built.event] if built.opposite is None else [built.event, built.opposite]
-    _commit(engine, [_Write("created", event.id, None, event) for event in created], spec.operator)
+    _commit(engine, [_Write("created", event.id, None, event) for event in created], spec.operator, zone)
     return Created(built.event, built.note, built.opposite)
 
 
@@ -509,7 +509,7 @@ def _update(
     if not any(_changes_something(write) for _outcome, write in revised):
         said = "nothing changed: the closure already says so"
         return Outcome(_readable(named).event, None, f"{built.note}; {said}" if built.note else said)
-    _commit(engine, [write for _outcome, write in revised], operator)
+    _commit(engine, [write for _outcome, write in revised], operator, zone)
     if named is not first:
         revised.reverse()
     (outcome, _write), *rest = revised
@@ -710,7 +710,7 @@ def _columns(
     return Outcome(None, action, note), _Write(action, found.row["id"], found.row, values)
 
 
-def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None) -> None:
+def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None, zone: tzinfo | None = None) -> None:
     """Store the changes, each with a revision naming the operator, in one transaction (so a divided
     road's pair never changes by halves), and link the city's closures again: an imported closure the
     operator's stands for leaves the feeds, or comes back once the operator's is changed or withdrawn."""
@@ -735,7 +735,7 @@ def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None) -> N
                 changes = diff_rows(tuple(write.row[c] for c in EVENT_COLUMNS), new_row)
             insert_revisions(db, [write.event_id], write.action, at_ms=at,
                              changes=None if changes is None else [changes], operator=operator)
-        link_confirmations(conn, at)
+        link_confirmations(conn, at, zone)
         relink(conn, at_ms=at, run_id=None)
 
 

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
 from exchange.bulk import Bulk, dumps, loads
+from exchange.model import from_millis, to_millis
 from exchange.schema import confirmations, events, published_events, sources
 
 __all__ = [
@@ -52,6 +54,28 @@ __all__ = [
 
 NOT_STARTED, NOT_PUBLISHED, NOT_SEEN = "not started", "not published", "not seen yet"
 SEEN, TRAFFIC_FLOWING, WAZE_ENDED = "seen in Waze", "traffic flowing", "ended"
+#: a closure with a weekly schedule between two of its windows: Waze is expected to show nothing
+BETWEEN_WINDOWS = "between its windows"
+
+
+def window_at(details: Any, *, start_ms: int | None, end_ms: int | None, at_ms: int,
+              zone: tzinfo | None) -> tuple[bool, int | None]:
+    """Whether a closure is within a window of its weekly schedule at ``at_ms``, and when that window
+    began (else when the next one begins, None when none is left). Without a schedule (or a zone to
+    read its hours in) it is in effect all along: (True, None)."""
+    from feeds.wzdx import schedule_occurrences
+
+    schedule = (loads(details) or {}).get("schedule") if not isinstance(details, Mapping) else details.get("schedule")
+    if not schedule or zone is None:
+        return True, None
+    start, end = (from_millis(start_ms) if start_ms is not None else None), (
+        from_millis(end_ms) if end_ms is not None else None)
+    at = from_millis(at_ms)
+    ahead = schedule_occurrences(schedule, zone=zone, start=start, end=end, window_start=at,
+                                 window_end=at + timedelta(days=8))
+    if ahead and ahead[0].start <= at:
+        return True, to_millis(ahead[0].start)
+    return False, to_millis(ahead[0].start) if ahead else None
 
 Segment = tuple[int, int, int]
 
@@ -77,9 +101,14 @@ class _Closure:
     last_seen: int | None
     flowing_since: int | None
     evidence: dict[str, Any]
+    details: Any = None
 
-    def in_effect(self, at_ms: int) -> bool:
-        return (self.start_ms is None or self.start_ms <= at_ms) and (self.end_ms is None or self.end_ms > at_ms)
+    def in_effect(self, at_ms: int, zone: tzinfo | None) -> bool:
+        """Started, not ended, and within a window of its schedule if it has one (a night closure says
+        nothing of the day's traffic, and a Waze closure by day is not its)."""
+        if not ((self.start_ms is None or self.start_ms <= at_ms) and (self.end_ms is None or self.end_ms > at_ms)):
+            return False
+        return window_at(self.details, start_ms=self.start_ms, end_ms=self.end_ms, at_ms=at_ms, zone=zone)[0]
 
     def lies_on(self, edges: Sequence[Segment]) -> bool:
         """The jam runs on its segments, in its direction when it closes one direction only."""
@@ -108,15 +137,15 @@ class _Jam:
 def _closures(db: Bulk) -> list[_Closure]:
     rows = db.fetch(
         "SELECT id, start_ms, end_ms, direction, road_match, visible_in_waze_since_ms, waze_last_seen_ms, "
-        "waze_flowing_since_ms, waze_evidence FROM events WHERE origin = 'city' AND category = 'ROAD_CLOSED' "
+        "waze_flowing_since_ms, waze_evidence, details FROM events WHERE origin = 'city' AND category = 'ROAD_CLOSED' "
         "AND status = 'active' AND road_match IS NOT NULL"
     )
     found = []
-    for eid, start, end, direction, match, seen, last, flowing, evidence in rows:
+    for eid, start, end, direction, match, seen, last, flowing, evidence, details in rows:
         edges = _edges(match)
         if edges:
             found.append(_Closure(eid, start, end, direction == "ONE_DIRECTION", set(edges), _undirected(edges),
-                                  seen, last, flowing, loads(evidence) or {}))
+                                  seen, last, flowing, loads(evidence) or {}, details))
     return found
 
 
@@ -148,12 +177,13 @@ def _reports(db: Bulk) -> tuple[list[_Report], list[_Jam]]:
     return [report for report in reports if report.segments], moving
 
 
-def observe_waze(conn: Connection, observed_ms: int, *, linked_ms: int | None = None) -> int:
+def observe_waze(conn: Connection, observed_ms: int, *, zone: tzinfo | None, linked_ms: int | None = None) -> int:
     """Read the inbound Waze feed as it is now (the poll of ``observed_ms``) back against every live
-    city closure: link the reports that confirm one, and update what it shows (seen since, last
-    seen, traffic flowing, the evidence). Returns how many links are new."""
+    city closure in effect (``zone``: the city's, for weekly schedules): link the reports that confirm
+    one, and update what it shows (seen since, last seen, traffic flowing, the evidence). Returns how
+    many links are new."""
     db = Bulk(conn)
-    closures = [closure for closure in _closures(db) if closure.in_effect(observed_ms)]
+    closures = [closure for closure in _closures(db) if closure.in_effect(observed_ms, zone)]
     if not closures:
         return 0
     reports, moving = _reports(db)
@@ -199,11 +229,11 @@ def _flowing(closure: _Closure, flowing: list[_Jam], observed_ms: int) -> None:
     }
 
 
-def link_confirmations(conn: Connection, now_ms: int) -> int:
+def link_confirmations(conn: Connection, now_ms: int, zone: tzinfo | None) -> int:
     """:func:`observe_waze` after a change of city events (an operator's, a city source's poll):
     what the Waze feed already shows, as of its last poll (not later than ``now_ms``)."""
     newest = conn.execute(select(func.max(sources.c.newest_snapshot_ms)).where(sources.c.kind == "waze-feed")).scalar()
-    return observe_waze(conn, min(now_ms, newest) if newest is not None else now_ms, linked_ms=now_ms)
+    return observe_waze(conn, min(now_ms, newest) if newest is not None else now_ms, zone=zone, linked_ms=now_ms)
 
 
 def unconfirmed_closure_ids(conn: Connection, now_ms: int) -> list[str]:
@@ -283,6 +313,8 @@ class WazeStatus:
             return f"published {at}, not seen in Waze yet" if at else "published, not seen in Waze yet"
         if self.state == NOT_STARTED:
             return f"not started yet (starts {at})" if at else "not started yet"
+        if self.state == BETWEEN_WINDOWS:
+            return f"between the windows of its schedule (next {at})" if at else "between the windows of its schedule"
         if self.state == NOT_PUBLISHED:
             return f"not published: {self.reason}" if self.reason else "not published"
         return f"ended {at}" if at else "ended"
@@ -298,7 +330,7 @@ class WazeStatus:
 
 
 def late_closures(conn: Connection, now_ms: int, unseen_after_min: int,
-                  held: Mapping[str, str]) -> list[tuple[str, WazeStatus]]:
+                  held: Mapping[str, str], zone: tzinfo | None) -> list[tuple[str, WazeStatus]]:
     """The published city closures in effect that Waze should show by now and does not."""
     query = select(events).where(
         events.c.origin == "city", events.c.category == "ROAD_CLOSED", events.c.status == "active",
@@ -308,7 +340,7 @@ def late_closures(conn: Connection, now_ms: int, unseen_after_min: int,
     found = []
     for row in conn.execute(query):
         status = waze_status(row, now_ms=now_ms, first_published_ms=published.get(row.id), held_back=held.get(row.id),
-                             unseen_after_min=unseen_after_min)
+                             unseen_after_min=unseen_after_min, zone=zone)
         if status is not None and status.unseen_minutes is not None:
             found.append((row.id, status))
     return found
@@ -316,8 +348,10 @@ def late_closures(conn: Connection, now_ms: int, unseen_after_min: int,
 
 def waze_status(
     row: Any, *, now_ms: int, first_published_ms: int | None, held_back: str | None, unseen_after_min: int,
+    zone: tzinfo | None,
 ) -> WazeStatus | None:
-    """The Waze status of a city ROAD_CLOSED (None for any other event), from its stored row."""
+    """The Waze status of a city ROAD_CLOSED (None for any other event), from its stored row; ``zone``
+    (the city's) reads a weekly schedule's hours: between its windows nothing is expected of Waze."""
     m = row._mapping if hasattr(row, "_mapping") else row
     if m["origin"] != "city" or m["category"] != "ROAD_CLOSED":
         return None
@@ -326,6 +360,9 @@ def waze_status(
         return WazeStatus(WAZE_ENDED, end if m["status"] != "cancelled" else None)
     if start is not None and start > now_ms:
         return WazeStatus(NOT_STARTED, start)
+    within, window_ms = window_at(m["details"], start_ms=start, end_ms=end, at_ms=now_ms, zone=zone)
+    if not within:
+        return WazeStatus(BETWEEN_WINDOWS, window_ms)
     evidence = loads(m["waze_evidence"]) or {}
     if m["waze_flowing_since_ms"] is not None:
         return WazeStatus(TRAFFIC_FLOWING, m["waze_flowing_since_ms"], m["waze_last_seen_ms"], evidence)
@@ -333,8 +370,10 @@ def waze_status(
         return WazeStatus(SEEN, m["visible_in_waze_since_ms"], m["waze_last_seen_ms"], evidence)
     if first_published_ms is None or (held_back is not None and not held_back.startswith("newer version")):
         return WazeStatus(NOT_PUBLISHED, reason=held_back or "not in the last publication")
-    # the clock of "not seen yet" starts when it went out, or when it started if it went out before
-    early = start is not None and start > first_published_ms
-    minutes = int((now_ms - (start if early and start is not None else first_published_ms)) // 60_000)
+    # the clock of "not seen yet" starts when it went out, or when it (its window, for a scheduled one)
+    # began if it went out before
+    began = window_ms if window_ms is not None else start
+    early = began is not None and began > first_published_ms
+    minutes = int((now_ms - (began if early and began is not None else first_published_ms)) // 60_000)
     return WazeStatus(NOT_SEEN, first_published_ms, unseen_minutes=minutes if minutes >= unseen_after_min else None,
                       published_before_start=early)

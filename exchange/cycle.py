@@ -71,7 +71,7 @@ def _warn_late(engine: Engine, config: Config, interval_s: int) -> None:
 
     delay = config.publish.waze_unseen_after_min
     with engine.connect() as conn:
-        late = late_closures(conn, now_ms(), delay, held_back_now(engine))
+        late = late_closures(conn, now_ms(), delay, held_back_now(engine), config.zone)
     for closure_id, status in late:
         assert status.unseen_minutes is not None
         if status.unseen_minutes * 60 < delay * 60 + interval_s:

@@ -21,7 +21,7 @@ import binascii
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -148,14 +148,17 @@ class Facts:
     held_back: Mapping[str, str]
     network: RoadNetwork | None
     unseen_after_min: int
+    zone: tzinfo | None = None  # the city's: a weekly schedule's hours
 
     @classmethod
-    def read(cls, conn: Connection, *, at_ms: int, network: RoadNetwork | None, unseen_after_min: int) -> Facts:
-        return cls(at_ms, first_published(conn), held_back_in(conn), network, unseen_after_min)
+    def read(cls, conn: Connection, *, at_ms: int, network: RoadNetwork | None, unseen_after_min: int,
+             zone: tzinfo | None) -> Facts:
+        return cls(at_ms, first_published(conn), held_back_in(conn), network, unseen_after_min, zone)
 
     def waze(self, row: Mapping[str, Any]) -> WazeStatus | None:
         return waze_status(row, now_ms=self.at_ms, first_published_ms=self.first_published.get(row["id"]),
-                           held_back=self.held_back.get(row["id"]), unseen_after_min=self.unseen_after_min)
+                           held_back=self.held_back.get(row["id"]), unseen_after_min=self.unseen_after_min,
+                           zone=self.zone)
 
     def lint(self, stored: StoredEvent) -> list[Problem]:
         """The Waze acceptance lint of a city event (crowd reports are never published: none)."""

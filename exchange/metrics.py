@@ -29,6 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import tzinfo
 from typing import Any
 
 from prometheus_client import (
@@ -48,7 +49,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from exchange.config import SOURCE_NAME, Config
-from exchange.confirm import NOT_PUBLISHED, NOT_SEEN, NOT_STARTED, SEEN, TRAFFIC_FLOWING, WAZE_ENDED, waze_status
+from exchange.confirm import (
+    BETWEEN_WINDOWS,
+    NOT_PUBLISHED,
+    NOT_SEEN,
+    NOT_STARTED,
+    SEEN,
+    TRAFFIC_FLOWING,
+    WAZE_ENDED,
+    waze_status,
+)
 from exchange.db import db_error_message
 from exchange.errors import ExchangeError
 from exchange.health import HealthReport, read_health
@@ -84,7 +94,7 @@ SYNC_OUTCOMES = ("ok", "not-modified", "duplicate", "history", "failed")
 ITEM_CHANGES = ("fetched", "new", "updated", "unchanged", "ended", "rejected")
 FEED_OUTCOMES = ("published", "unchanged", "failed", "held")
 #: the Waze states of a closure in effect or coming (an ended one is no longer counted)
-CLOSURE_STATES = (NOT_STARTED, NOT_PUBLISHED, NOT_SEEN, SEEN, TRAFFIC_FLOWING)
+CLOSURE_STATES = (NOT_STARTED, BETWEEN_WINDOWS, NOT_PUBLISHED, NOT_SEEN, SEEN, TRAFFIC_FLOWING)
 #: upper bounds of the sync duration histogram, seconds (a poll takes well under a second to minutes)
 DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -222,7 +232,7 @@ class StoreCollector(Collector):
             closures = conn.execute(
                 select(events.c.id, events.c.origin, events.c.category, events.c.status, events.c.start_ms,
                        events.c.end_ms, events.c.waze_evidence, events.c.waze_flowing_since_ms,
-                       events.c.visible_in_waze_since_ms, events.c.waze_last_seen_ms,
+                       events.c.visible_in_waze_since_ms, events.c.waze_last_seen_ms, events.c.details,
                        func.coalesce(published_events.c.first_published_ms, published_events.c.published_ms))
                 .select_from(events.outerjoin(published_events, and_(  # what Waze was sent: the CIFS target
                     published_events.c.event_id == events.c.id, published_events.c.target == "cifs")))
@@ -232,7 +242,8 @@ class StoreCollector(Collector):
             health = read_health(conn, self.config, at)
         held = held_back_now(self.engine)
         return [*self._sync_families(known, runs.items()), *self._publish_families(generations, published, held),
-                *self._closure_families(closures, held, at, self.config.publish.waze_unseen_after_min),
+                *self._closure_families(closures, held, at, self.config.publish.waze_unseen_after_min,
+                                        self.config.zone),
                 *self._health_families(health)]
 
     @staticmethod
@@ -317,14 +328,15 @@ class StoreCollector(Collector):
         return [runs, last, held_back]
 
     @staticmethod
-    def _closure_families(rows: Iterable[Any], held: dict[str, str], at: int, unseen_after_min: int) -> list[Metric]:
+    def _closure_families(rows: Iterable[Any], held: dict[str, str], at: int, unseen_after_min: int,
+                          zone: tzinfo) -> list[Metric]:
         states = dict.fromkeys(CLOSURE_STATES, 0)
         oldest_unseen_ms = late = 0
         for row in rows:
             m = row._mapping
             first = row[-1]
             status = waze_status(m, now_ms=at, first_published_ms=first, held_back=held.get(row.id),
-                                 unseen_after_min=0)
+                                 unseen_after_min=0, zone=zone)
             if status is None or status.state == WAZE_ENDED:
                 continue
             states[status.state] = states.get(status.state, 0) + 1

@@ -104,7 +104,7 @@ class Watcher:
             report = read_health(conn, self.config, now_ms)
             found = [n for h in report.sources if (n := self._state_notice(conn, "source", h)) is not None]
             found += [n for h in report.feeds if (n := self._state_notice(conn, "feed", h)) is not None]
-            late = late_closures(conn, now_ms, self.config.publish.waze_unseen_after_min, held)
+            late = late_closures(conn, now_ms, self.config.publish.waze_unseen_after_min, held, self.config.zone)
         for event_id, reason in sorted(held.items()):
             digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
             found.append(Notice(f"held-back:{event_id}:{digest}", "held-back", event_id,

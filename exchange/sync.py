@@ -272,9 +272,9 @@ class Reconciler:
                 self._cluster()
                 if self.source.time_identifies_snapshot and taken is not None:
                     # a Waze poll is observed at its snapshot's time (a replay of March says March)
-                    observe_waze(self.conn, taken, linked_ms=self.now)
+                    observe_waze(self.conn, taken, zone=self.source.zone, linked_ms=self.now)
                 else:
-                    link_confirmations(self.conn, self.now)
+                    link_confirmations(self.conn, self.now, self.source.zone)
             if city:
                 self._relink()
         result.rejected = len(result.item_errors)

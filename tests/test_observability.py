@@ -295,8 +295,8 @@ def test_closures_by_waze_status(cli: Callable[..., Run], data_dir: Path) -> Non
         engine.dispose()
     states = {dict(labels)["waze_status"]: count for (name, labels), count in samples.items()
               if name == "exchange_closures"}
-    assert states == {"not started": 1, "not published": 0, "not seen yet": 1, "seen in Waze": 0,
-                      "traffic flowing": 0}, states
+    assert states == {"not started": 1, "between its windows": 0, "not published": 0, "not seen yet": 1,
+                      "seen in Waze": 0, "traffic flowing": 0}, states
     assert 0 <= value(samples, "exchange_closure_oldest_unseen_seconds") < 60
     assert value(samples, "exchange_closures_late") == 0  # out for less than publish.waze_unseen_after_min
     assert value(samples, "exchange_feed_generations_total", outcome="published") >= 1

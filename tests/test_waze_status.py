@@ -156,3 +156,30 @@ def test_the_daemons_waze_poll_warns_once_when_a_closure_is_late(cli: Cli, tmp_p
     assert f"closure {closure} was published 61 minutes ago, still not seen in Waze" in first.err
     at(BASE_MS + 65 * MINUTE)  # the next polls: said once, not every two minutes
     assert "still not seen in Waze" not in cli("--config", str(DEMO), "sync", "waze").err
+
+
+def test_a_night_closure_by_day_expects_nothing_of_waze(cli: Cli, tmp_path: Path, at: Any) -> None:
+    """Found in a cold trial: a closure of Monday nights only was "seen in Waze" from a Waze closure at
+    midday (which then hid from `--unconfirmed-closures`), read day traffic as flowing through it, and
+    was "late" from its first start on through every day in between. Between the windows of its schedule
+    nothing is expected: 07:00 on a Monday, its window opens at 22:00."""
+    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
+            "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights"]
+    added = cli(*args)
+    assert added.code == 0, added
+    closure = added.out.strip()
+    _poll(cli, tmp_path, 0, alerts=[_closed("by-day", BASE_MS - MINUTE)])
+    record = _event(cli, closure)
+    assert record["confirmations"] == [], "a Waze closure by day is not the night closure's"
+    assert record["waze"]["state"] == "between its windows"
+    assert record["waze"]["since"] == "2026-03-03T06:00:00.000Z"  # Monday 22:00 in Oakland
+    unconfirmed = cli("--config", str(DEMO), "inspect", "events", "--unconfirmed-closures", "--format", "json")
+    assert [e["id"] for e in json.loads(unconfirmed.out)] == ["waze:alert:by-day"], unconfirmed
+    at(BASE_MS + 180 * MINUTE)
+    quiet = cli("--config", str(DEMO), "closure", "list")
+    assert quiet.code == 0 and "still not seen in Waze" not in quiet.err, quiet
+    # in its window, unseen for more than the delay: late, counted from the window's start
+    at(BASE_MS + (15 * 60 + 70) * MINUTE)  # Monday 23:10 in Oakland
+    late = cli("--config", str(DEMO), "closure", "list")
+    assert f"warning: closure {closure} started 70 minutes ago (published before), still not seen" in late.err, late

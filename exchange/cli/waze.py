@@ -30,7 +30,7 @@ def waze_fields(engine: Engine, rows: Sequence[Any], held: dict[str, str], now_m
     for row in rows:
         m = row._mapping if hasattr(row, "_mapping") else row
         status = waze_status(m, now_ms=now_ms, first_published_ms=published.get(m["id"]), held_back=held.get(m["id"]),
-                             unseen_after_min=config.publish.waze_unseen_after_min)
+                             unseen_after_min=config.publish.waze_unseen_after_min, zone=config.zone)
         values.append(_shown(status, config.zone if table else None))
         warning = status.warning(m["id"]) if status is not None else None
         if warning:
