@@ -95,6 +95,8 @@ CC0_LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"
 #: how far ahead a recurring event's occurrences are published, and how long an event without an end
 #: is said to last (from its start, or from the feed's day once started), with ``is_end_date_verified: false``
 DEFAULT_HORIZON = timedelta(days=14)
+#: an event with no occurrence left shows its last one when that began at most this long before
+_LAST_OCCURRENCE_WITHIN = timedelta(days=8)
 #: the categories a work zone feed carries
 WORK_ZONE_CATEGORIES = frozenset({Category.CONSTRUCTION, Category.ROAD_CLOSED})
 #: id suffix of the opposite-direction feature of a ``BOTH_DIRECTIONS`` event
@@ -444,14 +446,18 @@ def _spans(event: Event, generated: datetime, zone: tzinfo | None, horizon: time
     if zone is None:  # a wiring mistake: hours read in UTC would publish every night hours off
         raise UsageError(f"{event.id}: a schedule's hours are local times; render it with the city's zone")
     generated = _aware(generated)
-    # an event ended during one of its occurrences (its end now or just past: kept in the feeds for a
-    # while, as one without a schedule is) shows that occurrence, cut short at its end
-    window_start = min(generated, _aware(end) - timedelta(seconds=1))
+    found = schedule_occurrences(details.schedule, zone=zone, start=start, end=end, window_start=generated,
+                                 window_end=generated + horizon)
+    if not found:
+        # none in effect or ahead (its end came, or its last occurrence is over before its end): its last
+        # occurrence stays while the event is in the feeds, as one without a schedule stays with its end
+        until = min(_aware(end), generated)
+        found = schedule_occurrences(details.schedule, zone=zone, start=start, end=end,
+                                     window_start=until - _LAST_OCCURRENCE_WITHIN, window_end=until)[-1:]
     return [
-        _Span(found.start, found.end, start_verified and found.start == start, end_verified and found.end == end,
-              found.key)
-        for found in schedule_occurrences(details.schedule, zone=zone, start=start, end=end,
-                                          window_start=window_start, window_end=generated + horizon)
+        _Span(occurrence.start, occurrence.end, start_verified and occurrence.start == start,
+              end_verified and occurrence.end == end, occurrence.key)
+        for occurrence in found
     ]
 
 

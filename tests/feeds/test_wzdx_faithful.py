@@ -98,6 +98,24 @@ def test_a_night_closure_ended_during_a_night_shows_that_night_ending_then() -> 
         assert spans == [("2026-07-13T03:00:00Z", "2026-07-13T07:00:00Z")], generated
 
 
+def test_a_night_closure_over_after_its_last_night_keeps_that_night_while_it_is_kept() -> None:
+    """Found in a cold trial: a closure of Thursday nights ending Saturday 05:00 (its last night over on
+    Friday 05:00) left WZDx as soon as that night ended, while CIFS and DATEX II carried it (ended, for
+    keep_ended_h): a WZDx partner never saw it end. With no night left, its last night stays."""
+    thursdays = closure(schedule={"thursday": "22:00-23:59", "friday": "00:00-05:00"}, start="2026-07-09T22:00:00",
+                        end="2026-07-18T05:00:00")
+    for generated in (datetime(2026, 7, 17, 12, 0, tzinfo=UTC), datetime(2026, 7, 18, 10, 30, tzinfo=UTC)):
+        found = features(render_wzdx([thursdays], feed_info=FEED_INFO, generated=generated, zone=CHICAGO))
+        spans = [(f["properties"]["start_date"], f["properties"]["end_date"]) for f in found]
+        assert spans == [("2026-07-17T03:00:00Z", "2026-07-17T10:00:00Z")], (generated, spans)
+    # a night closure with nights ahead shows those, not the one just over
+    ongoing = closure(schedule={"thursday": "22:00-23:59", "friday": "00:00-05:00"}, start="2026-07-09T22:00:00",
+                      end="2026-07-31T05:00:00")
+    found = features(render_wzdx([ongoing], feed_info=FEED_INFO, generated=datetime(2026, 7, 17, 12, 0, tzinfo=UTC),
+                                 zone=CHICAGO))
+    assert [f["properties"]["start_date"] for f in found] == ["2026-07-24T03:00:00Z", "2026-07-31T03:00:00Z"]
+
+
 def test_both_directions_of_a_recurring_closure_are_two_chains() -> None:
     weekly = closure(schedule={"saturday": "08:00-12:00"}, direction="BOTH_DIRECTIONS")
     found = features(render_wzdx([weekly], feed_info=FEED_INFO, generated=SUNDAY, zone=CHICAGO))
