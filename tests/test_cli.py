@@ -251,6 +251,9 @@ def test_inspect_sources_says_a_disabled_source_is_disabled_and_counts_repeats_a
     (record,) = json.loads(cli("--config", str(config), "inspect", "sources", "--format", "json").out)
     assert record["last_success"] == "2026-03-02T15:05:00.000Z", record
 
-    config.write_text(entry + "enabled = false\n")
-    (record,) = json.loads(cli("--config", str(config), "inspect", "sources", "--format", "json").out)
-    assert record["detail"].startswith("disabled in the config: not polled; its 1 live event(s)"), record
+    never = f'[[sources]]\nname = "never"\nurl = "{snapshot}"\nenabled = false\n'  # a source never synced
+    config.write_text(entry + "enabled = false\n" + never)
+    records = json.loads(cli("--config", str(config), "inspect", "sources", "--format", "json").out)
+    details = {record["name"]: record["detail"] for record in records}
+    assert details == {"area": "disabled in the config: not polled; 1 live event(s) kept as they are",
+                       "never": "disabled in the config: not polled; 0 live event(s) kept as they are"}, records

@@ -296,9 +296,9 @@ def inspect_sources(
             record["last_success"] = iso(row.last_success_ms, zone)
         records.append(record)
     known = {record["name"] for record in records}
-    records += [{"name": name, "kind": config.source(name).kind, "active_events": 0} for name in health
-                if name not in known]
     disabled = {source.name for source in config.sources if not source.enabled}
+    records += [{"name": name, "kind": config.source(name).kind, "active_events": 0}
+                for name in [*health, *sorted(disabled)] if name not in known]
     shown_zone = zone if fmt is RecordFormat.table else None
     for record in records:
         found = health.get(record["name"])
@@ -309,8 +309,8 @@ def inspect_sources(
         if found is not None:
             record["detail"] = found.detail
         elif record["name"] in disabled:
-            record["detail"] = (f"disabled in the config: not polled; its {record.get('active_events', 0)} live "
-                                "event(s) stay as they are (published, for a city source) until enabled or ended")
+            record["detail"] = (f"disabled in the config: not polled; {record.get('active_events', 0)} live "
+                                "event(s) kept as they are")
         else:
             record["detail"] = "not in the config"
     title = in_zone("sources", zone) if fmt is RecordFormat.table else "sources"
