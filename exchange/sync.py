@@ -560,7 +560,9 @@ class Reconciler:
         ending = [eid for eid in lapsed if eid not in still_seen]
         if not ending:
             return
-        starts = dict(self.db.where_in("SELECT id, start_ms FROM events WHERE", "id", ending))
+        times = {eid: (start, end) for eid, start, end in
+                 self.db.where_in("SELECT id, start_ms, end_ms FROM events WHERE", "id", ending)}
+        starts = {eid: start for eid, (start, _end) in times.items()}
         ends = {eid: missing_since.get(eid, self.now) for eid in ending}
         # an event that goes before it starts never happened: cancelled, never an end before its start
         called_off = {eid for eid in ending if starts.get(eid) is not None and starts[eid] >= ends[eid]}
@@ -569,7 +571,9 @@ class Reconciler:
                        [("ended", ends[eid], self.now, eid) for eid in ended])
         self.db.update(events, ("status", "updated_ms"), "id", [("cancelled", self.now, eid) for eid in called_off])
         self.db.many("DELETE FROM sightings WHERE event_id=?", [(eid,) for eid in ending])
-        self._revisions(ended, "ended", [{"status": ["active", "ended"]}] * len(ended))
+        self._revisions(ended, "ended", [{"status": ["active", "ended"], **(
+            {"end_ms": [times[eid][1], ends[eid]]} if eid in times and times[eid][1] != ends[eid] else {})}
+            for eid in ended])
         self._revisions(sorted(called_off), "cancelled", [{"status": ["active", "cancelled"]}] * len(called_off))
         self.result.ended += len(ending)
 

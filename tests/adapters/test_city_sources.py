@@ -36,7 +36,7 @@ from exchange.errors import (
     UpstreamUnavailable,
 )
 from exchange.model import Kind
-from exchange.schema import events, sources, sync_runs
+from exchange.schema import events, revisions, sources, sync_runs
 from exchange.sync import SyncResult, ingest_payload, sync_source
 from tests.support.helpers import BASE_MS, QuietHandler, http_server
 
@@ -880,3 +880,7 @@ def test_a_row_gone_after_not_modified_polls_ends_at_the_last_of_them(
             poll(source)
     gone = stored(engine)["C-3"]
     assert (gone["status"], gone["end_ms"]) == ("ended", listed)
+    with engine.connect() as conn:  # the revision says the end moved, as an operator's end does
+        changes = conn.execute(select(revisions.c.changes).where(
+            revisions.c.event_id == gone["id"], revisions.c.action == "ended")).scalar_one()
+    assert changes["status"] == ["active", "ended"] and changes["end_ms"][1] == listed, changes
