@@ -59,7 +59,9 @@ class Report:
     def as_record(self) -> dict[str, Any]:
         return {
             "config": str(self.config) if self.config else None,
-            "valid": not self.problems,
+            # valid as `exchange` reads it: no problem in the file and no check that found it invalid
+            # (a token variable not set, a source without a url); a failed fetch leaves it valid
+            "valid": self.exit_code != 2,
             "exit_code": self.exit_code,
             "problems": [{"location": p.location, "message": p.message, "source": p.source} for p in self.problems],
             "checks": [asdict(check) for check in self.checks],

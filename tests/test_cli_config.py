@@ -125,6 +125,8 @@ def test_offline_finds_a_source_without_a_url(cli: Cli) -> None:
     and `sync` then failed on it: a missing url needs no network to see."""
     run = cli("config", "check", "--offline")
     assert run.code == 2 and "source waze: invalid: no url: set it in its [[sources]] entry" in run.out, run
+    report = json.loads(cli("config", "check", "--offline", "--format", "json").out)
+    assert report["valid"] is False and report["exit_code"] == 2, report  # it said valid, exit code 2
 
 
 def test_a_missing_token_variable_is_named(
