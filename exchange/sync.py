@@ -571,8 +571,11 @@ class Reconciler:
                        [("ended", ends[eid], self.now, eid) for eid in ended])
         self.db.update(events, ("status", "updated_ms"), "id", [("cancelled", self.now, eid) for eid in called_off])
         self.db.many("DELETE FROM sightings WHERE event_id=?", [(eid,) for eid in ending])
+        # a city event's revision names the end it moved, as an operator's end does; a crowd event's stays
+        # compact (what an operator follows: its status), as its revisions are most of a store
         self._revisions(ended, "ended", [{"status": ["active", "ended"], **(
-            {"end_ms": [times[eid][1], ends[eid]]} if eid in times and times[eid][1] != ends[eid] else {})}
+            {"end_ms": [times[eid][1], ends[eid]]}
+            if eid.split(":", 2)[1] == Kind.CITY.value and eid in times and times[eid][1] != ends[eid] else {})}
             for eid in ended])
         self._revisions(sorted(called_off), "cancelled", [{"status": ["active", "cancelled"]}] * len(called_off))
         self.result.ended += len(ending)
