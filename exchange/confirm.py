@@ -263,10 +263,11 @@ def first_published(conn: Connection) -> dict[str, int]:
     return {eid: first if first is not None else last for eid, first, last in rows}
 
 
-def observed_share(conn: Connection, now_ms: int) -> tuple[int, int]:
-    """(seen, live): of the published city ROAD_CLOSED in effect now, how many Waze shows (seen in
-    Waze, no traffic flowing through since)."""
-    live = select(events.c.visible_in_waze_since_ms, events.c.waze_flowing_since_ms).join(
+def observed_share(conn: Connection, now_ms: int, zone: tzinfo | None) -> tuple[int, int]:
+    """(seen, live): of the published city ROAD_CLOSED in effect now (within a window of its schedule,
+    ``zone`` reading its hours), how many Waze shows (seen in Waze, no traffic flowing through since)."""
+    live = select(events.c.visible_in_waze_since_ms, events.c.waze_flowing_since_ms, events.c.start_ms,
+                  events.c.end_ms, events.c.details).join(
         published_events, published_events.c.event_id == events.c.id,
     ).where(
         published_events.c.target == "cifs",  # what Waze was sent
@@ -274,8 +275,10 @@ def observed_share(conn: Connection, now_ms: int) -> tuple[int, int]:
         or_(events.c.start_ms.is_(None), events.c.start_ms <= now_ms),
         or_(events.c.end_ms.is_(None), events.c.end_ms > now_ms),
     )
-    rows = conn.execute(live).all()
-    return sum(1 for seen, flowing in rows if seen is not None and flowing is None), len(rows)
+    rows = [row for row in conn.execute(live)
+            if window_at(row.details, start_ms=row.start_ms, end_ms=row.end_ms, at_ms=now_ms, zone=zone)[0]]
+    return sum(1 for row in rows if row.visible_in_waze_since_ms is not None and row.waze_flowing_since_ms is None), (
+        len(rows))
 
 
 # --------------------------------------------------------------------------- the status shown

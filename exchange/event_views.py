@@ -340,7 +340,7 @@ def event_stats(conn: Connection, since_ms: int, until_ms: int, facts: Facts) ->
         select(confirmations.c.how, func.count()).where(
             confirmations.c.linked_ms >= since_ms, confirmations.c.linked_ms < until_ms,
         ).group_by(confirmations.c.how)).all())
-    seen, live = observed_share(conn, facts.at_ms)
+    seen, live = observed_share(conn, facts.at_ms, facts.zone)
     return {
         "since": iso(since_ms),
         "until": iso(until_ms),

@@ -179,6 +179,8 @@ def test_a_night_closure_by_day_expects_nothing_of_waze(cli: Cli, tmp_path: Path
     at(BASE_MS + 180 * MINUTE)
     quiet = cli("--config", str(DEMO), "closure", "list")
     assert quiet.code == 0 and "still not seen in Waze" not in quiet.err, quiet
+    feed_lint = cli("--config", str(DEMO), "inspect", "feed")  # by day it is not a closure Waze should show
+    assert "published closure(s) in effect" not in feed_lint.err, feed_lint
     # in its window, unseen for more than the delay: late, counted from the window's start
     at(BASE_MS + (15 * 60 + 70) * MINUTE)  # Monday 23:10 in Oakland
     late = cli("--config", str(DEMO), "closure", "list")

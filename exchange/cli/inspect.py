@@ -385,7 +385,7 @@ def inspect_feed(
           f"{' (below the ~80% Waze reportedly needs)' if chosen and share < 0.8 else ''}"
           f"{f'; {held_here} held back by the last publish' if held_here else ''}{unreadable}", file=sys.stderr)
     with engine.connect() as conn:
-        seen, live = observed_share(conn, at)
+        seen, live = observed_share(conn, at, context.state.config.zone)
     if live:
         print(f"Waze shows {seen} of the {live} published closure(s) in effect ({seen / live:.0%} observed in the "
               f"inbound feed; the lint predicts {share:.0%})", file=sys.stderr)
