@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import numpy as np
@@ -296,11 +296,11 @@ def create_closure(engine: Engine, spec: ClosureInput, *, zone: tzinfo, placemen
     return Created(built.event, built.note, built.opposite)
 
 
-def added_twice(engine: Engine, event: Event) -> list[str]:
+def added_twice(engine: Engine, event: Event, zone: tzinfo) -> list[str]:
     """Other live closures of the operators of the same kind (category, full or lane closure) on the same
-    street that overlap ``event`` in time and place (its edges, or its extent without a road network):
-    what a second submission of one closure looks like, for a note. The other carriageway's closure of
-    a pair is not one."""
+    street that overlap ``event`` in time (their schedules' windows too, hours in ``zone``) and place (its
+    edges, or its extent without a road network): what a second submission of one closure looks like,
+    for a note. The other carriageway's closure of a pair is not one."""
     first = event.id.removesuffix(OPPOSITE_SUFFIX)
     query = select_events().where(
         events.c.source == event.source, events.c.origin == "city", events.c.status == Status.ACTIVE.value,
@@ -315,9 +315,31 @@ def added_twice(engine: Engine, event: Event) -> list[str]:
             if (other.end_time is not None and other.end_time <= start) or (
                     event.end_time is not None and other.start_time is not None and event.end_time <= other.start_time):
                 continue
-            if is_full_closure(other) == is_full_closure(event) and _same_place(event, other):
+            if (is_full_closure(other) == is_full_closure(event) and _same_place(event, other)
+                    and _windows_meet(event, other, zone)):
                 found.append(other.id)
     return found
+
+
+def _windows_meet(event: Event, other: Event, zone: tzinfo) -> bool:
+    """Whether two closures whose periods overlap are in effect at some same time: a closure of Monday
+    nights and one of Saturday nights on one street are two closures, not one added twice. Looked for
+    in the first two weeks they share (their schedules repeat weekly)."""
+    from feeds.wzdx import schedule_occurrences
+
+    schedules = [e.details.schedule if e.details else None for e in (event, other)]
+    if not any(schedules):
+        return True
+    starts = [e.start_time for e in (event, other) if e.start_time is not None]
+    low = max(starts) if starts else from_millis(now_ms())
+    ends = [e.end_time for e in (event, other) if e.end_time is not None]
+    high = min([*ends, low + timedelta(days=14)])
+    spans = [schedule_occurrences(schedule, zone=zone, start=low, end=high, window_start=low, window_end=high)
+             if schedule else None for schedule in schedules]
+    mine, theirs = spans
+    if mine is None or theirs is None:  # one is in effect all along: the other's windows meet it
+        return bool(mine or theirs)
+    return any(a.start < b.end and b.start < a.end for a in mine for b in theirs)
 
 
 def _same_place(event: Event, other: Event) -> bool:

@@ -307,6 +307,19 @@ def test_a_closure_added_twice_is_noted(cli: Cli) -> None:
     assert lane.code == 0 and "note:" not in lane.err, lane  # one lane closed: not the same closure
 
 
+def test_closures_of_other_hours_on_one_street_are_not_added_twice(cli: Cli) -> None:
+    """Found in a cold trial: a closure of Wednesday and Saturday nights was "added twice?" beside one of
+    Monday nights: their periods overlap, their windows never meet."""
+    nights = add(cli, "--schedule", "everyday=00:00-06:00")
+    assert nights.code == 0, nights
+    days = add(cli, "--schedule", "everyday=12:00-18:00")
+    assert days.code == 0 and "note:" not in days.err, days
+    dawn = add(cli, "--schedule", "everyday=05:00-07:00")
+    assert dawn.code == 0 and f"note: {nights.out.strip()} already closes 9th Street" in dawn.err, dawn
+    always = add(cli)  # in effect all along: it meets every window
+    assert always.code == 0 and nights.out.strip() in always.err and days.out.strip() in always.err, always
+
+
 def test_a_closure_made_full_by_an_update_goes_junction_to_junction(cli: Cli) -> None:
     """Found in a cold trial: works turned into a ROAD_CLOSED kept its mid-block ends (the lint then
     blocked it, and it was published all the same)."""

@@ -223,7 +223,7 @@ def closure_add(
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
     also = (created.opposite.id,) if created.opposite is not None else ()
     _say_times(created.event, config.zone, added=True)
-    same = added_twice(engine, created.event)
+    same = added_twice(engine, created.event, config.zone)
     if same:
         verb = "close" if is_full_closure(created.event) else "cover"
         print(f"note: {', '.join(same)} already {verb}{'s' if len(same) == 1 else ''} {created.event.street} there "
