@@ -494,13 +494,13 @@ def _update(
     _subtype_follows_type(changes, fields)
     if closed and "end" not in changes and current.end_time is not None and to_millis(current.end_time) <= at:
         fields["end"], fields["verified_end"] = None, False  # reopened: it no longer ends when it was ended
-    moved = "points" in changes or "street" in changes
+    relocated = "points" in changes or "street" in changes
     # a closure turned into a full one (or a lane closure) is placed again: junction to junction (or where drawn);
     # one given other directions too: one-way streets and divided roads decide what it can close, as for `add`
     redirected = changes.get("direction", current.direction) != current.direction
-    refull = _full_after(fields, current, zone) != is_full_closure(current)
-    refit = not moved and placement is not None and (redirected or refull)
-    moved = moved or refit
+    refull = not relocated and placement is not None and _full_after(fields, current, zone) != is_full_closure(current)
+    refit = not relocated and placement is not None and (redirected or refull)
+    moved = relocated or refit
     if stored_opposite is not None:
         pair = f"closures {current.id} and {stored_opposite.event.id} close both carriageways of a divided road"
         if changes.get("direction") == "ONE_DIRECTION":
@@ -513,14 +513,14 @@ def _update(
         raise UsageError(f"{pair}, and {spec.street} is not divided where they would move (or there is no road "
                          "network to route them); cancel them and add a new closure there")
     if stored_opposite is None and built.opposite is not None:
-        if redirected and not ("points" in changes or "street" in changes):
+        if redirected and not relocated:
             raise UsageError(f"closure {closure_id} lies on one carriageway of divided {spec.street!r}: closing both "
                              "directions takes a closure of each; cancel it and add a BOTH_DIRECTIONS closure there")
         raise UsageError(f"{spec.street!r} is a divided road where closure {closure_id} would move: it would close "
                          "one carriageway only; cancel it and add a new closure there to close both")
     if stored_opposite is not None and built.opposite is not None:
         built = _same_sides(current, built)
-    if refit and refull and not is_full_closure(built.event):
+    if refull and not is_full_closure(built.event):
         said = "its stretch stays the whole segments it closed: give --polyline to draw the lanes' own"
         built = replace(built, note=f"{built.note}; {said}" if built.note else said)
     revised = [_revised(built.event, stored, changes, moved=moved, closed=closed, at=at, zone=zone)]

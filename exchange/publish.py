@@ -387,9 +387,9 @@ def _publish(
         with engine.connect() as conn:
             served = conn.execute(select(publications.c.feed, publications.c.body, publications.c.body_gzip,
                                          publications.c.published_ms)).all()
-        result.files_written = FileSink(Path(out)).push({row.feed: bytes(row.body) for row in served},
-                                 gzipped={row.feed: bytes(row.body_gzip) for row in served},
-                                 mtime_ms={row.feed: int(row.published_ms) for row in served})
+        result.files_written = FileSink(Path(out)).push(
+            {row.feed: bytes(row.body) for row in served}, gzipped={row.feed: bytes(row.body_gzip) for row in served},
+            mtime_ms={row.feed: int(row.published_ms) for row in served})
     return result
 
 

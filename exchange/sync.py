@@ -380,7 +380,7 @@ class Reconciler:
                     event.end_time = from_millis(taken) if taken is not None else None
                 inserts.append(event)
                 result.new += 1
-                if (not history and event.end_time is not None and eid.split(":", 2)[1] == Kind.CITY.value
+                if (not history and event.end_time is not None and _kind_of(eid) == Kind.CITY.value
                         and to_millis(event.end_time) < self.now):
                     result.already_over += 1
             elif history:
@@ -521,7 +521,7 @@ class Reconciler:
         missing: list[str] = []
         lapsed: list[str] = []
         for eid, missed in mine.items():
-            if eid in items or eid.split(":", 2)[1] not in wanted:
+            if eid in items or _kind_of(eid) not in wanted:
                 continue
             missing.append(eid)
             if missed + 1 >= limit:
@@ -575,7 +575,7 @@ class Reconciler:
         # compact (what an operator follows: its status), as its revisions are most of a store
         self._revisions(ended, "ended", [{"status": ["active", "ended"], **(
             {"end_ms": [times[eid][1], ends[eid]]}
-            if eid.split(":", 2)[1] == Kind.CITY.value and eid in times and times[eid][1] != ends[eid] else {})}
+            if _kind_of(eid) == Kind.CITY.value and eid in times and times[eid][1] != ends[eid] else {})}
             for eid in ended])
         self._revisions(sorted(called_off), "cancelled", [{"status": ["active", "cancelled"]}] * len(called_off))
         self.result.ended += len(ending)
@@ -624,6 +624,12 @@ class Reconciler:
 
 
 # --------------------------------------------------------------------------- bookkeeping
+
+
+def _kind_of(event_id: str) -> str:
+    """The kind an event id names (``namespace:kind:source id``): alert, jam, irregularity, city."""
+    return event_id.split(":", 2)[1]
+
 
 
 def _ensure_source(conn: Connection, source: Source, at_ms: int) -> None:

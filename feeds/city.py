@@ -128,10 +128,6 @@ def _check_point(lon: float, lat: float, field: str) -> None:
         raise ItemRejected(f"{field}: longitude {lon} out of range [-180, 180]")
 
 
-def _as_published(point: tuple[float, float]) -> tuple[float, float]:
-    return _published(point[0]), _published(point[1])
-
-
 def _published(value: float) -> float:
     """A coordinate as the feeds write it (6 decimals), read back."""
     return float(f"{value:.{PUBLISHED_DECIMALS}f}")
@@ -311,7 +307,7 @@ def city_event(
         if _published(lat) < ANTARCTIC:
             raise ItemRejected(f"polyline point {position + 1}: latitude {lat} is south of {ANTARCTIC:g}° "
                                "(Antarctica); is the polyline lon-first? CIFS is 'lat lon'")
-    distinct = len({_as_published(point) for point in points})
+    distinct = len({(_published(lon), _published(lat)) for lon, lat in points})
     if distinct < 2:
         # CIFS accepts one point with a direction for an incident, but Waze closes roads by their
         # extent: a closure needs a line (formats.md §2.2 and §5, item 6), and road works drawn as

@@ -228,16 +228,14 @@ def cluster_reports(
     direction = _travel_direction(network, reports, edge_bearing, carriageway_m)
     certain = np.isfinite(direction)
     assumed = _along_variance(reports, x, y, radius_m, extent_m)
-    spread = np.full(n, assumed)
 
     def clustered(spread: FloatArray) -> IntArray:
         return _clustered(x, y, finite, family, time_s, direction, certain, spread, radius_m=radius_m,
                           window_s=window_s, max_heading_deg=max_heading_deg, merge_threshold=merge_threshold)
 
-    labels = clustered(spread)
+    labels = clustered(np.full(n, assumed))
     if network is not None and np.count_nonzero(reports.edge >= 0) >= _MIN_SPREAD_REPORTS:
-        labels = _with_own_spread(x, y, family, labels, spread, assumed, (_SPREAD_CAP * radius_m) ** 2 / 2.0,
-                                  clustered)
+        labels = _with_own_spread(x, y, family, labels, assumed, (_SPREAD_CAP * radius_m) ** 2 / 2.0, clustered)
     order: dict[int, int] = {}
     return np.array([order.setdefault(label, len(order)) for label in labels.tolist()], dtype=np.int64)
 
@@ -278,8 +276,7 @@ def _clustered(x: FloatArray, y: FloatArray, finite: npt.NDArray[np.bool_], fami
 
 
 def _with_own_spread(x: FloatArray, y: FloatArray, family: npt.NDArray[np.object_], labels: IntArray,
-                     spread: FloatArray, assumed: float, cap: float,
-                     clustered: Callable[[FloatArray], IntArray]) -> IntArray:
+                     assumed: float, cap: float, clustered: Callable[[FloatArray], IntArray]) -> IntArray:
     """Labels after clustering again, family by family, with the spread the clusters found show.
 
     The spread assumed (GPS noise plus ``extent_m``) is a floor: reports of one incident may lie
@@ -289,7 +286,7 @@ def _with_own_spread(x: FloatArray, y: FloatArray, family: npt.NDArray[np.object
     two agree (at most ``_SPREAD_ROUNDS`` times, never beyond ``cap``). Family by family, so a
     string of jam reports along a congested street does not widen the crashes beside it.
     """
-    spread = spread.copy()
+    spread = np.full(len(x), assumed)
     for _round in range(_SPREAD_ROUNDS):
         changed = False
         for name in np.unique(family).tolist():
