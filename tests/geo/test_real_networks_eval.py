@@ -252,6 +252,11 @@ def test_points_under_noise_heavier_than_the_models(network: str, monkeypatch: p
     assert adaptive > fixed + 0.005, (adaptive, fixed)
 
 
+def clustered_f1(road_network: RoadNetwork, made: RealReports, reports: Reports) -> float:
+    """Pairwise F1 of ``cluster_reports`` on ``made``'s reports (``reports``: as :func:`matched_reports` gives them)."""
+    return float(duplicate_scores(made, cluster_reports(reports, road_network).tolist())["f1"])
+
+
 @pytest.mark.parametrize("network", ["denver", "helsinki"])
 def test_duplicates_under_noise_heavier_than_the_models(network: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Model H, 25 m of GPS noise per axis: the batch's estimated spread (up to twice ``radius_m``) keeps one
@@ -260,13 +265,9 @@ def test_duplicates_under_noise_heavier_than_the_models(network: str, monkeypatc
     road_network, geometry = network_of(network)
     made = make_reports(geometry, 3 * INCIDENTS, HEAVIER, seed=35)
     reports = matched_reports(road_network, made)
-
-    def f1() -> float:
-        return float(duplicate_scores(made, cluster_reports(reports, road_network).tolist())["f1"])
-
-    estimated = f1()
+    estimated = clustered_f1(road_network, made, reports)
     monkeypatch.setattr(dedup, "_SPREAD_CAP", 1.0)
-    capped = f1()
+    capped = clustered_f1(road_network, made, reports)
     assert estimated >= 0.85, estimated
     assert estimated > capped + 0.03, (estimated, capped)
 
@@ -281,13 +282,9 @@ def test_duplicates_spread_wider_than_the_models(network: str, model: str, monke
     road_network, geometry = network_of(network)
     made = make_reports(geometry, 2 * INCIDENTS, MODELS[model], seed=34, spread_m=50.0, along_m=(110.0, 150.0))
     reports = matched_reports(road_network, made)
-
-    def f1() -> float:
-        return float(duplicate_scores(made, cluster_reports(reports, road_network).tolist())["f1"])
-
-    own_spread = f1()
+    own_spread = clustered_f1(road_network, made, reports)
     monkeypatch.setattr(dedup, "_SPREAD_ROUNDS", 0)
-    assumed_spread = f1()
+    assumed_spread = clustered_f1(road_network, made, reports)
     assert own_spread >= 0.89, own_spread
     assert own_spread > assumed_spread + 0.1, (own_spread, assumed_spread)
 
