@@ -236,19 +236,24 @@ def link_confirmations(conn: Connection, now_ms: int, zone: tzinfo | None) -> in
     return observe_waze(conn, min(now_ms, newest) if newest is not None else now_ms, zone=zone, linked_ms=now_ms)
 
 
-def unconfirmed_closure_ids(conn: Connection, now_ms: int) -> list[str]:
-    """Active Waze ROAD_CLOSED alerts linked to no city closure in effect now (none at all, or only
-    closures the city has ended or cancelled: a Waze closure that persists after the city's ended)."""
+def unconfirmed_closure_ids(conn: Connection, now_ms: int, zone: tzinfo | None) -> list[str]:
+    """Active Waze ROAD_CLOSED alerts linked to no city closure in effect now (none at all, only
+    closures the city has ended or cancelled: a Waze closure that persists after the city's ended,
+    or only night closures read by day: ``zone`` reads their schedules' hours)."""
     city = events.alias("city")
-    live = select(confirmations.c.crowd_event_id).join(city, city.c.id == confirmations.c.city_event_id).where(
+    linked = select(confirmations.c.crowd_event_id, city.c.start_ms, city.c.end_ms, city.c.details).join(
+        city, city.c.id == confirmations.c.city_event_id,
+    ).where(
         city.c.status == "active", or_(city.c.end_ms.is_(None), city.c.end_ms > now_ms),
         or_(city.c.start_ms.is_(None), city.c.start_ms <= now_ms),
     )
+    live = {row.crowd_event_id for row in conn.execute(linked)
+            if window_at(row.details, start_ms=row.start_ms, end_ms=row.end_ms, at_ms=now_ms, zone=zone)[0]}
     query = select(events.c.id).where(and_(
         events.c.origin == "crowd", events.c.kind == "alert", events.c.category == "ROAD_CLOSED",
-        events.c.status == "active", events.c.id.not_in(live),
+        events.c.status == "active",
     ))
-    return list(conn.execute(query).scalars())
+    return [eid for eid in conn.execute(query).scalars() if eid not in live]
 
 
 def confirmations_of(conn: Connection, city_event_id: str) -> Iterable[Any]:

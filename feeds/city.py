@@ -74,6 +74,7 @@ __all__ = [
     "EARLIEST",
     "LATEST",
     "PUBLISHED_DECIMALS",
+    "ROAD_NUMBER_KEY",
     "TIME_RANGE",
     "check_text",
     "city_event",
@@ -88,6 +89,8 @@ DIRECTIONS = ("ONE_DIRECTION", "BOTH_DIRECTIONS")
 MIN_PARENT_EVENT = 3
 #: the decimals of a published coordinate (CIFS polyline, WZDx geometry)
 PUBLISHED_DECIMALS = 6
+#: ``event.attributes`` key of the road's number beside its name (DATEX II ``roadNumber``, NPRA's ``E16``)
+ROAD_NUMBER_KEY = "road_number"
 #: no road closure lies south of this latitude: the CIFS rules take it for a lon-first polyline
 ANTARCTIC = -60.0
 _CATEGORY = {

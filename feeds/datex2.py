@@ -41,7 +41,7 @@ from lxml import etree
 from exchange.errors import MalformedPayload
 from exchange.model import SCHEDULE_DAYS, Event, LineString, Origin, from_millis
 from feeds.cifs import CREATED_KEY, FIRST_REVISION_KEY, LAST_REVISION_KEY, UPDATED_KEY, Attribution, format_time
-from feeds.city import PUBLISHED_DECIMALS
+from feeds.city import PUBLISHED_DECIMALS, ROAD_NUMBER_KEY
 from feeds.lint import is_full_closure
 from feeds.problems import Problem
 from feeds.xmlsafe import parse_untrusted
@@ -344,7 +344,10 @@ def _location(writer: _Writer, record: etree._Element, event: Event) -> None:
         writer.sub(description, "loc", "positionOnCarriageway", _ROADSIDE[details.lane_impact.roadside])
     _lanes(writer, description, event)
     if event.street:
-        writer.sub(writer.sub(description, "loc", "roadInformation"), "loc", "roadName", _published_text(event.street))
+        road = writer.sub(description, "loc", "roadInformation")
+        writer.sub(road, "loc", "roadName", _published_text(event.street))
+        if isinstance(number := event.attributes.get(ROAD_NUMBER_KEY), str) and number:
+            writer.sub(road, "loc", "roadNumber", _published_text(number))
     if len(description) == 0:
         location.remove(description)
     if isinstance(event.geometry, LineString):

@@ -47,7 +47,7 @@ from lxml import etree
 from exchange.errors import ItemRejected, MalformedPayload
 from exchange.model import SCHEDULE_DAYS, Event, ItemError, Kind, first_problem, to_millis
 from feeds.cifs import CREATED_KEY, UPDATED_KEY
-from feeds.city import city_event, parse_time, text_problem
+from feeds.city import ROAD_NUMBER_KEY, city_event, parse_time, text_problem
 from feeds.datex2 import (
     child,
     child_text,
@@ -587,6 +587,8 @@ def datex2_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
                 attributes[key] = to_millis(when)
         if record.get("version"):
             attributes["datex2_version"] = record["version"]
+        if location.get("road_number") and location["road_number"] != street:
+            attributes[ROAD_NUMBER_KEY] = location["road_number"]
         if location.get("location_description"):
             attributes["location_description"] = location["location_description"]
         source = record.get("source") or {}

@@ -60,7 +60,7 @@ from exchange.model import (
     to_millis,
 )
 from feeds.cifs import Attribution
-from feeds.city import city_event, parse_time, text_problem
+from feeds.city import ROAD_NUMBER_KEY, city_event, parse_time, text_problem
 from feeds.city_values import schedule_windows
 from feeds.items import FeedItem, Snapshot, digest, field_at, load_json
 from feeds.lint import is_full_closure
@@ -226,6 +226,17 @@ def _feed_info(feed_info: Mapping[str, Any], generated: datetime) -> tuple[dict[
         if feed_info.get(key) is not None:
             info[key] = feed_info[key]
     return info, str(sources[0]["data_source_id"])
+
+
+def _road_names(street: str, event: Event, kept: Mapping[str, Any]) -> list[str]:
+    """The street first, then the other names its source gave the road (a WZDx feed's further
+    ``road_names``, a DATEX II ``roadNumber``)."""
+    names = [street]
+    others = kept.get("road_names")
+    for name in [*(others if isinstance(others, list) else ()), event.attributes.get(ROAD_NUMBER_KEY)]:
+        if isinstance(name, str) and name.strip() and name.strip() not in names:
+            names.append(name.strip())
+    return names
 
 
 def _wzdx_attributes(event: Event) -> Mapping[str, Any]:
@@ -524,7 +535,7 @@ def _features(
             core: dict[str, Any] = {
                 "event_type": "work-zone",
                 "data_source_id": source_id,
-                "road_names": [event.street],
+                "road_names": _road_names(event.street, event, kept),
                 "direction": direction,
                 "description": description or event.type.replace("_", " ").capitalize(),
             }

@@ -185,3 +185,25 @@ def test_a_night_closure_by_day_expects_nothing_of_waze(cli: Cli, tmp_path: Path
     at(BASE_MS + (15 * 60 + 70) * MINUTE)  # Monday 23:10 in Oakland
     late = cli("--config", str(DEMO), "closure", "list")
     assert f"warning: closure {closure} started 70 minutes ago (published before), still not seen" in late.err, late
+
+
+def test_a_waze_closure_linked_at_night_is_unconfirmed_by_day(cli: Cli, tmp_path: Path, at: Any) -> None:
+    """A Waze closure linked to a night closure in its window and still listed the next midday is on no
+    city closure in effect then: `--unconfirmed-closures` lists it (it hid behind the night's link)."""
+    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
+            "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights"]
+    added = cli(*args)
+    assert added.code == 0, added
+    closure = added.out.strip()
+    night_ms = BASE_MS + (15 * 60 + 10) * MINUTE  # Monday 22:10 in Oakland
+    at(night_ms)
+    _poll(cli, tmp_path, (night_ms - BASE_MS) // (2 * MINUTE), alerts=[_closed("stays", night_ms - MINUTE)])
+    assert [c["crowd_event_id"] for c in _event(cli, closure)["confirmations"]] == ["waze:alert:stays"]
+    unconfirmed = cli("--config", str(DEMO), "inspect", "events", "--unconfirmed-closures", "--format", "json")
+    assert json.loads(unconfirmed.out) == [], unconfirmed
+    midday_ms = BASE_MS + 29 * 60 * MINUTE  # Tuesday 12:00 in Oakland
+    at(midday_ms)
+    _poll(cli, tmp_path, (midday_ms - BASE_MS) // (2 * MINUTE), alerts=[_closed("stays", night_ms - MINUTE)])
+    unconfirmed = cli("--config", str(DEMO), "inspect", "events", "--unconfirmed-closures", "--format", "json")
+    assert [e["id"] for e in json.loads(unconfirmed.out)] == ["waze:alert:stays"], unconfirmed

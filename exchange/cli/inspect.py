@@ -88,7 +88,8 @@ def inspect_events(
     unconfirmed_closures: Annotated[
         bool,
         typer.Option("--unconfirmed-closures", help="Only Waze ROAD_CLOSED reports on no city closure in effect "
-                     "(none, or one the city has ended: Waze still shows it closed)."),
+                     "(none, one the city has ended: Waze still shows it closed, or a night closure "
+                     "by day)."),
     ] = False,
 ) -> None:
     """List stored events, newest first. Machine formats print every match unless --limit is given."""
@@ -109,7 +110,7 @@ def inspect_events(
     engine = context.engine()
     with engine.connect() as conn:
         if unconfirmed_closures:
-            where = dataclasses.replace(where, ids=unconfirmed_closure_ids(conn, at))
+            where = dataclasses.replace(where, ids=unconfirmed_closure_ids(conn, at, context.state.config.zone))
         if fmt is Format.table:
             shown = limit or TABLE_LIMIT
             total = count_events(conn, where)

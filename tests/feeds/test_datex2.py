@@ -267,6 +267,26 @@ def test_every_real_sample_is_read_or_refused_with_one_line(testdata: Path) -> N
                                       "(only closures, road works and accidents)"]
 
 
+def test_npras_road_number_goes_on_beside_the_road_name(tmp_path: Path, testdata: Path) -> None:
+    """NPRA names its road works "Tyinvegen" and numbers the road E16: the number was dropped on reading
+    (the name wins); it goes out again as DATEX II ``roadNumber`` and as WZDx's second road name."""
+    from feeds.wzdx import render_wzdx
+
+    snapshot = parse_datex2((testdata / SAMPLES / "svv_GetSituations_Datex3.xml").read_bytes(), zone=PARIS)
+    (works,), _ = convert_all(snapshot, PARIS)
+    assert (works.street, works.attributes.get("road_number")) == ("Tyinvegen", "E16")
+    document = render_datex2([works], settings=SETTINGS, zone=PARIS, generated=GENERATED)
+    validate(document, tmp_path, testdata)
+    road = etree.fromstring(document).find(".//loc:roadInformation", NS)
+    assert road is not None
+    assert [(etree.QName(child).localname, child.text) for child in road] == [
+        ("roadName", "Tyinvegen"), ("roadNumber", "E16")]
+    (back,), _ = convert_all(parse_datex2(document, zone=PARIS), PARIS)
+    assert (back.street, back.attributes.get("road_number")) == ("Tyinvegen", "E16")
+    wzdx = orjson.loads(render_wzdx([works], feed_info={"publisher": "NPRA"}, generated=GENERATED, zone=PARIS))
+    assert {tuple(f["properties"]["core_details"]["road_names"]) for f in wzdx["features"]} == {("Tyinvegen", "E16")}
+
+
 def test_one_bad_record_is_rejected_and_the_rest_read() -> None:
     document = render_datex2(rich_events()[:3], settings=SETTINGS, zone=OAKLAND, generated=GENERATED)
     root = etree.fromstring(document)

@@ -156,6 +156,9 @@ def test_multipoint_geometry_is_the_polyline(testdata: Path) -> None:
     assert [list(p) for p in event.geometry.coordinates] == raw["geometry"]["coordinates"]
     assert event.street == raw["properties"]["core_details"]["road_names"][0]
     assert event.attributes[WZDX_KEY]["road_names"] == ["I-80", "I-35"]
+    # both go out again (only the first did)
+    (out,) = features(render_wzdx([event], feed_info=FEED_INFO, generated=GENERATED))
+    assert out["properties"]["core_details"]["road_names"] == ["I-80", "I-35"]
 
 
 def test_wzdx_3_is_refused_naming_the_version() -> None:
