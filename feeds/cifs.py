@@ -66,6 +66,7 @@ from feeds.city import (
     city_event,
     parse_polyline,
     parse_time,
+    published_points,
     schedule_problems,
     text_problem,
 )
@@ -239,7 +240,7 @@ def _first_time(event: Event, *keys: str) -> datetime | None:
 
 def _polyline_text(event: Event) -> str:
     points = [event.geometry.coordinates] if isinstance(event.geometry, Point) else event.geometry.coordinates
-    return " ".join(f"{lat:.{PUBLISHED_DECIMALS}f} {lon:.{PUBLISHED_DECIMALS}f}" for lon, lat in points)
+    return " ".join(f"{lat} {lon}" for lon, lat in published_points(points))
 
 
 def incident_fields(event: Event, zone: tzinfo, attribution: Attribution | None = None) -> Record:

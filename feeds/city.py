@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -80,6 +80,7 @@ __all__ = [
     "city_event",
     "parse_polyline",
     "parse_time",
+    "published_points",
     "schedule_problems",
     "text_problem",
 ]
@@ -134,6 +135,18 @@ def _check_point(lon: float, lat: float, field: str) -> None:
 def _published(value: float) -> float:
     """A coordinate as the feeds write it (6 decimals), read back."""
     return float(f"{value:.{PUBLISHED_DECIMALS}f}")
+
+
+def published_points(points: Iterable[Sequence[float]]) -> list[tuple[str, str]]:
+    """A line's ``(lon, lat)`` as the feeds write them, to 6 decimals, a point repeated at once left out:
+    vertices a hair apart (DiaLog writes 9 decimals) are one point as published, and a zero-length
+    segment in a feed is what readers stumble on."""
+    written: list[tuple[str, str]] = []
+    for lon, lat in points:
+        place = (f"{lon:.{PUBLISHED_DECIMALS}f}", f"{lat:.{PUBLISHED_DECIMALS}f}")
+        if not written or place != written[-1]:
+            written.append(place)
+    return written
 
 
 # --------------------------------------------------------------------------- lanes, source

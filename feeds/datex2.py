@@ -41,7 +41,7 @@ from lxml import etree
 from exchange.errors import MalformedPayload
 from exchange.model import SCHEDULE_DAYS, Event, LineString, Origin, from_millis
 from feeds.cifs import CREATED_KEY, FIRST_REVISION_KEY, LAST_REVISION_KEY, UPDATED_KEY, Attribution, format_time
-from feeds.city import PUBLISHED_DECIMALS, ROAD_NUMBER_KEY
+from feeds.city import PUBLISHED_DECIMALS, ROAD_NUMBER_KEY, published_points
 from feeds.lint import is_full_closure
 from feeds.problems import Problem
 from feeds.xmlsafe import parse_untrusted
@@ -353,8 +353,7 @@ def _location(writer: _Writer, record: etree._Element, event: Event) -> None:
     if isinstance(event.geometry, LineString):
         line = writer.sub(location, "loc", "gmlLineString", srsDimension="2", srsName=WGS84)
         writer.sub(line, "loc", "posList", " ".join(
-            f"{lat:.{PUBLISHED_DECIMALS}f} {lon:.{PUBLISHED_DECIMALS}f}" for lon, lat in event.geometry.coordinates
-        ))
+            f"{lat} {lon}" for lon, lat in published_points(event.geometry.coordinates)))
     else:
         lon, lat = event.geometry.coordinates
         coordinates = writer.sub(writer.sub(location, "loc", "pointByCoordinates"), "loc", "pointCoordinates")

@@ -60,7 +60,7 @@ from exchange.model import (
     to_millis,
 )
 from feeds.cifs import Attribution
-from feeds.city import ROAD_NUMBER_KEY, city_event, parse_time, text_problem
+from feeds.city import ROAD_NUMBER_KEY, city_event, parse_time, published_points, text_problem
 from feeds.city_values import schedule_windows
 from feeds.items import FeedItem, Snapshot, digest, field_at, load_json
 from feeds.lint import is_full_closure
@@ -507,7 +507,7 @@ def _features(
         lon, lat = event.geometry.coordinates
         forward: list[Position] = [(round(lon, 6), round(lat, 6))]
     else:
-        forward = [(round(lon, 6), round(lat, 6)) for lon, lat in event.geometry.coordinates]
+        forward = [(float(lon), float(lat)) for lon, lat in published_points(event.geometry.coordinates)]
     created = _attribute_time(event.attributes.get(_CREATED_KEY))
     updated = _attribute_time(event.attributes.get(_UPDATED_KEY))
     details = event.details

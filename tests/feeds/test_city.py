@@ -345,3 +345,29 @@ def test_a_point_repeated_at_once_is_dropped() -> None:
     near = (b[0] + 1e-8, b[1])
     found = event(coordinates=[a, a, b, near, c, b])
     assert list(found.geometry.coordinates) == [a, b, near, c, b]
+
+
+def test_vertices_a_hair_apart_go_out_once() -> None:
+    """DiaLog's 9-decimal vertices a hair apart are kept as given but are one point at the feeds' 6
+    decimals: every feed writes it once (a repeated point is a zero-length segment to its readers)."""
+    from lxml import etree
+
+    from exchange.config import Datex2Settings
+    from feeds.datex2 import NS, render_datex2
+
+    a, b, c = (-122.300788, 37.809578), (-122.301448, 37.809911), (-122.302087, 37.810233)
+    near = (b[0] + 1e-8, b[1] - 1e-8)
+    found = event(coordinates=[a, b, near, c])
+    assert list(found.geometry.coordinates) == [a, b, near, c]
+    want = [(f"{lat:.6f}", f"{lon:.6f}") for lon, lat in (a, b, c)]
+    cifs = render_cifs_xml([found], zone=LOS_ANGELES, generated=GENERATED).decode()
+    polyline = cifs.split("<polyline>")[1].split("</polyline>")[0].split()
+    assert list(zip(polyline[::2], polyline[1::2], strict=True)) == want
+    forward, backward = json.loads(render_wzdx([found], feed_info={"publisher": "City"}, generated=GENERATED,
+                                               zone=LOS_ANGELES))["features"]
+    assert forward["geometry"]["coordinates"] == [[float(lon), float(lat)] for lat, lon in want]
+    assert backward["geometry"]["coordinates"] == forward["geometry"]["coordinates"][::-1]
+    datex2 = render_datex2([found], settings=Datex2Settings(country="us", national_identifier="city"),
+                           zone=LOS_ANGELES, generated=GENERATED)
+    pos = etree.fromstring(datex2).findtext(".//loc:posList", namespaces=NS).split()
+    assert list(zip(pos[::2], pos[1::2], strict=True)) == want
