@@ -43,6 +43,7 @@ from feeds.wzdx import REVERSE_SUFFIX, parse_wzdx, wzdx_item_to_event
 from geo.network import build_network
 from geo.types import WayInput
 from tests.support.closures import LINE
+from tests.support.helpers import as_published
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -146,7 +147,9 @@ def test_dialog_cifs_imported_and_published_gives_the_same_incidents(
         assert schedule_of(out) == schedule_of(original)
         for field in ("starttime", "endtime", "creationtime"):
             assert instant(out.findtext(field)) == instant(original.findtext(field)), field
-        sent = [float(value) for value in (original.findtext("polyline") or "").split()]
+        values = [float(value) for value in (original.findtext("polyline") or "").split()]
+        # DiaLog's 9-decimal vertices a hair apart go out once, as one point at 6 decimals
+        sent = [value for point in as_published(list(zip(values[::2], values[1::2], strict=True))) for value in point]
         got = [float(value) for value in (out.findtext("polyline") or "").split()]
         assert len(got) == len(sent) and max(abs(a - b) for a, b in zip(got, sent, strict=True)) <= 1e-6
     assert credited >= 3
