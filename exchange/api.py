@@ -48,6 +48,7 @@ from exchange.event_views import (
     event_stats,
 )
 from exchange.model import Category
+from exchange.output import iso
 from exchange.runtime import duration_ms, now_ms
 from exchange.store import Unreadable
 from exchange.web_auth import require_operator
@@ -128,6 +129,8 @@ class EventCollection(BaseModel):
     features: list[EventFeature]
     count: int = Field(description="the number of features in this page")
     next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
+    as_of: str = Field(description="when the walk's first page was read: an event that changes while you page "
+                                   "moves ahead of the cursor, so after the last page ask since=as_of for them")
 
 
 class Revision(BaseModel):
@@ -405,9 +408,10 @@ def api_router(config: Config | None = None) -> APIRouter:
         status: Annotated[Literal["planned", "active", "ended", "cancelled"] | None, Query(
             description="planned: a city event not started yet; active: started and not over; ended: ended, or a "
                         "city event whose end has passed")] = None,
-        since: Annotated[str | None, Query(description="changed at or after: ISO 8601 (UTC without an offset) "
-                                           "or epoch milliseconds")] = None,
-        until: Annotated[str | None, Query(description="changed before: ISO 8601 or epoch milliseconds")] = None,
+        since: Annotated[str | None, Query(description="changed at or after: ISO 8601 (UTC without an offset), "
+                                           "epoch milliseconds or a duration back from now (30m, 2h, 7d)")] = None,
+        until: Annotated[str | None, Query(description="changed before: ISO 8601, epoch milliseconds or a "
+                                           "duration back from now")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> dict[str, Any]:
@@ -434,7 +438,7 @@ def api_router(config: Config | None = None) -> APIRouter:
         with reading(request) as (conn, facts):
             page = event_page(conn, query, facts)
         return {"type": "FeatureCollection", "features": page.features, "count": len(page.features),
-                "next_cursor": page.next_cursor}
+                "next_cursor": page.next_cursor, "as_of": iso(page.as_of_ms)}
 
     @router.get(
         "/events/{event_id:path}", response_model=EventDetail, summary="One event in full",

@@ -10,8 +10,9 @@ here once.
 
 Paging is keyset paging on (``updated_ms`` descending, ``id``): a cursor names the last event of a
 page, so a page never repeats or skips an event because others were inserted before it. An event
-that changes while a client pages moves to the front (its ``updated_ms`` is new): the walk in
-progress does not see it again, the next one from the first page does.
+that changes while a client pages moves to the front (its ``updated_ms`` is new), ahead of the walk:
+every page carries the walk's ``as_of`` (when its first page was read, kept in the cursor), and what
+changed meanwhile is what ``since=as_of`` lists after the last page.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
     "HOUR_MS",
     "MAX_STATS_WINDOW_MS",
     "BadCursor",
+    "Cursor",
     "EventQuery",
     "Facts",
     "city_links",
@@ -78,17 +80,26 @@ class BadCursor(ValueError):
     """A paging cursor this server did not make (or made for nothing it can read)."""
 
 
-def encode_cursor(updated_ms: int, event_id: str) -> str:
-    """The opaque cursor after an event: where the next page starts.
+def encode_cursor(updated_ms: int, event_id: str, as_of_ms: int) -> str:
+    """The opaque cursor after an event: where the next page starts, and when the walk began.
 
-    >>> decode_cursor(encode_cursor(1772463600000, "waze:alert:a1"))
-    (1772463600000, 'waze:alert:a1')
+    >>> decode_cursor(encode_cursor(1772463600000, "waze:alert:a1", 1772467200000))
+    Cursor(updated_ms=1772463600000, event_id='waze:alert:a1', as_of_ms=1772467200000)
     """
-    return base64.urlsafe_b64encode(orjson.dumps([updated_ms, event_id])).decode("ascii").rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps([updated_ms, event_id, as_of_ms])).decode("ascii").rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    """(updated_ms, id) of the event a cursor names; :class:`BadCursor` when it is not one of ours."""
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The last event of a page (``updated_ms``, ``event_id``) and the walk's ``as_of``."""
+
+    updated_ms: int
+    event_id: str
+    as_of_ms: int | None  # None: a cursor of a server before as_of
+
+
+def decode_cursor(cursor: str) -> Cursor:
+    """What a cursor names; :class:`BadCursor` when it is not one of ours."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = orjson.loads(raw)
@@ -96,11 +107,16 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise BadCursor("not a cursor this server returned") from None
     match value:
         # what a stored row can hold: a BIGINT time, an id without NUL (PostgreSQL text refuses it)
-        case [int() as updated_ms, str() as event_id] if (
-            not isinstance(updated_ms, bool) and 0 <= updated_ms < 2**63 and event_id and "\x00" not in event_id
+        case [int() as updated_ms, str() as event_id, *rest] if (
+            _is_time(updated_ms) and event_id and "\x00" not in event_id
+            and (rest == [] or (len(rest) == 1 and _is_time(rest[0])))
         ):
-            return updated_ms, event_id
+            return Cursor(updated_ms, event_id, rest[0] if rest else None)
     raise BadCursor("not a cursor this server returned")
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +124,7 @@ class EventQuery:
     """What ``GET /api/events`` selects; empty or None means any.
 
     ``since_ms`` and ``until_ms`` bound the time the event last changed (``updated_ms``): since is
-    inclusive, until exclusive. ``after`` is the (updated_ms, id) of the last event of the previous page.
+    inclusive, until exclusive. ``after`` is the cursor of the previous page.
     """
 
     bbox: tuple[float, float, float, float] | None = None
@@ -118,7 +134,7 @@ class EventQuery:
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int = 500
-    after: tuple[int, str] | None = None
+    after: Cursor | None = None
 
     def statement(self, at_ms: int) -> Select[Any]:
         """The events selected, in page order, one more than ``limit`` (whether a next page exists)."""
@@ -133,7 +149,7 @@ class EventQuery:
         if self.until_ms is not None:
             statement = statement.where(events.c.updated_ms < self.until_ms)
         if self.after is not None:
-            updated_ms, event_id = self.after
+            updated_ms, event_id = self.after.updated_ms, self.after.event_id
             statement = statement.where(or_(events.c.updated_ms < updated_ms,
                                             and_(events.c.updated_ms == updated_ms, events.c.id > event_id)))
         return statement.order_by(events.c.updated_ms.desc(), events.c.id).limit(self.limit + 1)
@@ -292,6 +308,7 @@ def _linked(event_id: str, reporter: Reporter | None) -> dict[str, Any]:
 class Page:
     features: list[dict[str, Any]]
     next_cursor: str | None
+    as_of_ms: int  # when the walk's first page was read
     skipped: int  # rows that cannot be read, left out (the log names them)
 
 
@@ -311,9 +328,10 @@ def event_page(conn: Connection, query: EventQuery, facts: Facts) -> Page:
         else:
             features.append(event_feature(item, facts))
     last = rows[-1] if more else None
+    as_of = query.after.as_of_ms if query.after is not None and query.after.as_of_ms is not None else facts.at_ms
     # the last row read, readable or not, is where the next page starts
-    cursor = encode_cursor(int(last._mapping["updated_ms"]), str(last._mapping["id"])) if last is not None else None
-    return Page(features, cursor, skipped)
+    cursor = encode_cursor(int(last._mapping["updated_ms"]), str(last._mapping["id"]), as_of) if last else None
+    return Page(features, cursor, as_of, skipped)
 
 
 # --------------------------------------------------------------------------- stats
