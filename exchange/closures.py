@@ -594,7 +594,7 @@ def _revised(
 
 
 def end_closure(
-    engine: Engine, closure_id: str, *, operator: str | None, cancel: bool = False, zone: tzinfo | None = None,
+    engine: Engine, closure_id: str, *, operator: str | None, zone: tzinfo, cancel: bool = False,
 ) -> Outcome:
     """End a closure now: it stays in the feeds with its end time for a while.
 
@@ -604,40 +604,43 @@ def end_closure(
     divided road, the other carriageway's closure is ended with it.
     """
     if cancel:
-        return cancel_closure(engine, closure_id, operator=operator)
+        return cancel_closure(engine, closure_id, operator=operator, zone=zone)
     at = now_ms()
-    return _apply(engine, closure_id, operator, lambda found: _ending(found, at, zone))
+    return _apply(engine, closure_id, operator, zone, lambda found: _ending(found, at, zone))
 
 
-def cancel_closure(engine: Engine, closure_id: str, *, operator: str | None) -> Outcome:
+def cancel_closure(engine: Engine, closure_id: str, *, operator: str | None, zone: tzinfo) -> Outcome:
     """Withdraw a closure, whatever its state: it leaves the feeds at once. Cancelling a cancelled
     one changes nothing. A closure whose stored row cannot be read is cancelled all the same (only
-    its status changes). On a divided road, the other carriageway's closure is cancelled with it."""
-    return _apply(engine, closure_id, operator, _cancelling)
+    its status changes). On a divided road, the other carriageway's closure is cancelled with it.
+    ``zone``: the city's, as for every change (the Waze feed is read again against closures in a window)."""
+    return _apply(engine, closure_id, operator, zone, _cancelling)
 
 
 def _apply(
-    engine: Engine, closure_id: str, operator: str | None, step: Callable[[Found], tuple[Outcome, _Write | None]],
+    engine: Engine, closure_id: str, operator: str | None, zone: tzinfo,
+    step: Callable[[Found], tuple[Outcome, _Write | None]],
 ) -> Outcome:
     """``step`` on the closure and on its pair's other one, if any: written in one transaction (read
     again and done anew when another command changed them meanwhile: ``_again``)."""
-    return _again(closure_id, lambda: _step_once(engine, closure_id, operator, step))
+    return _again(closure_id, lambda: _step_once(engine, closure_id, operator, zone, step))
 
 
 def _step_once(
-    engine: Engine, closure_id: str, operator: str | None, step: Callable[[Found], tuple[Outcome, _Write | None]],
+    engine: Engine, closure_id: str, operator: str | None, zone: tzinfo,
+    step: Callable[[Found], tuple[Outcome, _Write | None]],
 ) -> Outcome:
     named, other = _with_other(engine, closure_id)
     outcome, write = step(named)
     if other is None:
-        _commit(engine, [write] if write is not None else [], operator)
+        _commit(engine, [write] if write is not None else [], operator, zone)
         return outcome
     other_outcome, other_write = step(other)
-    _commit(engine, [change for change in (write, other_write) if change is not None], operator)
+    _commit(engine, [change for change in (write, other_write) if change is not None], operator, zone)
     return _paired(outcome, other.id if isinstance(other, Unreadable) else other.event.id, other_outcome)
 
 
-def _ending(found: Found, at: int, zone: tzinfo | None) -> tuple[Outcome, _Write | None]:
+def _ending(found: Found, at: int, zone: tzinfo) -> tuple[Outcome, _Write | None]:
     if isinstance(found, Unreadable):
         return _ending_unreadable(found, at)
     current, row, closure_id = found.event, found.row, found.event.id
@@ -732,10 +735,11 @@ def _columns(
     return Outcome(None, action, note), _Write(action, found.row["id"], found.row, values)
 
 
-def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None, zone: tzinfo | None = None) -> None:
+def _commit(engine: Engine, writes: Sequence[_Write], operator: str | None, zone: tzinfo) -> None:
     """Store the changes, each with a revision naming the operator, in one transaction (so a divided
     road's pair never changes by halves), and link the city's closures again: an imported closure the
-    operator's stands for leaves the feeds, or comes back once the operator's is changed or withdrawn."""
+    operator's stands for leaves the feeds, or comes back once the operator's is changed or withdrawn;
+    the Waze feed is read again against every closure in effect (``zone`` reads schedules' hours)."""
     if not writes:
         return
     at = now_ms()

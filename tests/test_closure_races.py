@@ -59,7 +59,7 @@ def status(engine: Engine, closure_id: str) -> tuple[Status, str | None]:
 
 def test_an_update_racing_a_cancel_does_not_bring_the_closure_back(engine: Engine, closure_id: str,
                                                                    between: Between) -> None:
-    between(lambda: cancel_closure(engine, closure_id, operator="bea"))
+    between(lambda: cancel_closure(engine, closure_id, operator="bea", zone=ZONE))
     with pytest.raises(UsageError, match="is cancelled"):
         update_closure(engine, closure_id, {"description": "race"}, zone=ZONE, placement=None, operator="ana")
     assert status(engine, closure_id) == (Status.CANCELLED, "Water main")
@@ -77,7 +77,7 @@ def test_a_cancel_racing_an_update_keeps_both(engine: Engine, closure_id: str,
                                               between: Between) -> None:
     between(lambda: update_closure(engine, closure_id, {"description": "Water main and valve"}, zone=ZONE,
                                    placement=None, operator="ana"))
-    cancel_closure(engine, closure_id, operator="bea")
+    cancel_closure(engine, closure_id, operator="bea", zone=ZONE)
     assert status(engine, closure_id) == (Status.CANCELLED, "Water main and valve")
     with engine.connect() as conn:
         written = conn.execute(select(revisions.c.action, revisions.c.operator)
@@ -114,7 +114,7 @@ def test_a_closure_that_keeps_changing_is_left_alone_with_a_clear_error(
     waits: list[float] = []
     monkeypatch.setattr(closures.time, "sleep", waits.append)
     with pytest.raises(StoreError, match="kept changing while this command ran"):
-        cancel_closure(engine, closure_id, operator="bea")
+        cancel_closure(engine, closure_id, operator="bea", zone=ZONE)
     assert status(engine, closure_id)[0] is Status.ACTIVE
     # between attempts it waits a random while, longer bounds each time, so two commands retrying
     # together drift apart; none after the last attempt

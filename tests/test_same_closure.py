@@ -384,7 +384,7 @@ def test_an_operators_change_relinks_at_once(engine: Engine, city: City) -> None
     city.export()
     city.poll(engine, "city-gis")
     assert links(engine) == {"gis:city:GIS-7": typed.id}
-    cancel_closure(engine, typed.id, operator="dispatch")
+    cancel_closure(engine, typed.id, operator="dispatch", zone=ZoneInfo("America/Los_Angeles"))
     assert links(engine) == {}
     with engine.connect() as conn:
         actions = [row.action for row in conn.execute(

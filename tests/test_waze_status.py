@@ -207,3 +207,23 @@ def test_a_waze_closure_linked_at_night_is_unconfirmed_by_day(cli: Cli, tmp_path
     _poll(cli, tmp_path, (midday_ms - BASE_MS) // (2 * MINUTE), alerts=[_closed("stays", night_ms - MINUTE)])
     unconfirmed = cli("--config", str(DEMO), "inspect", "events", "--unconfirmed-closures", "--format", "json")
     assert [e["id"] for e in json.loads(unconfirmed.out)] == ["waze:alert:stays"], unconfirmed
+
+
+@pytest.mark.parametrize("command", ["end", "cancel"])
+def test_ending_another_closure_by_day_links_nothing_to_a_night_closure(
+    cli: Cli, tmp_path: Path, at: Any, command: str,
+) -> None:
+    """Found in review: `closure end` and `cancel` read the Waze feed again without the city's zone, as
+    if every schedule ran all day: ending any closure by day linked a Waze closure by day to a night one."""
+    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
+            "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights"]
+    night = cli(*args).out.strip()
+    _poll(cli, tmp_path, 0, alerts=[_closed("by-day", BASE_MS - MINUTE)])
+    other = _closure(cli, BASE_MS - 5 * MINUTE, street="Campbell Street",
+                     polyline="37.806325 -122.299297 37.807360 -122.298941")
+    done = cli("--config", str(DEMO), "closure", command, other)
+    assert done.code == 0, done
+    record = _event(cli, night)
+    assert record["confirmations"] == [] and record["visible_in_waze_since"] is None, record
+    assert record["waze"]["state"] == "between its windows"

@@ -374,7 +374,7 @@ def closure_cancel(
     from exchange.closures import cancel_closure
 
     config, engine = context.state.config, context.engine()
-    outcome = cancel_closure(engine, closure_id, operator=_operator(operator))
+    outcome = cancel_closure(engine, closure_id, operator=_operator(operator), zone=config.zone)
     _done(config, engine, closure_id, outcome)
 
 
