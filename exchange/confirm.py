@@ -77,6 +77,12 @@ def window_at(details: Any, *, start_ms: int | None, end_ms: int | None, at_ms: 
         return True, to_millis(ahead[0].start)
     return False, to_millis(ahead[0].start) if ahead else None
 
+def seen_in_window(last_seen_ms: int | None, window_ms: int | None) -> bool:
+    """Whether what Waze showed of a closure counts now: always without a schedule (``window_ms`` None),
+    else only when it was last shown within the current window (each night is seen, or late, anew)."""
+    return window_ms is None or (last_seen_ms is not None and last_seen_ms >= window_ms)
+
+
 Segment = tuple[int, int, int]
 
 
@@ -105,10 +111,19 @@ class _Closure:
 
     def in_effect(self, at_ms: int, zone: tzinfo | None) -> bool:
         """Started, not ended, and within a window of its schedule if it has one (a night closure says
-        nothing of the day's traffic, and a Waze closure by day is not its)."""
+        nothing of the day's traffic, and a Waze closure by day is not its). What Waze showed in an
+        earlier window is forgotten: each window is seen (or late) on its own."""
         if not ((self.start_ms is None or self.start_ms <= at_ms) and (self.end_ms is None or self.end_ms > at_ms)):
             return False
-        return window_at(self.details, start_ms=self.start_ms, end_ms=self.end_ms, at_ms=at_ms, zone=zone)[0]
+        within, window_ms = window_at(self.details, start_ms=self.start_ms, end_ms=self.end_ms, at_ms=at_ms, zone=zone)
+        if within and not seen_in_window(self.last_seen, window_ms):
+            self.seen_since = self.last_seen = self.flowing_since = None
+            self.evidence = {}
+        return within
+
+    def shown(self) -> tuple[int | None, int | None, int | None, dict[str, Any]]:
+        """What Waze showed of it, as stored: seen since, last seen, flowing since, the evidence."""
+        return self.seen_since, self.last_seen, self.flowing_since, self.evidence
 
     def lies_on(self, edges: Sequence[Segment]) -> bool:
         """The jam runs on its segments, in its direction when it closes one direction only."""
@@ -183,7 +198,9 @@ def observe_waze(conn: Connection, observed_ms: int, *, zone: tzinfo | None, lin
     one, and update what it shows (seen since, last seen, traffic flowing, the evidence). Returns how
     many links are new."""
     db = Bulk(conn)
-    closures = [closure for closure in _closures(db) if closure.in_effect(observed_ms, zone)]
+    every = _closures(db)
+    stored = {closure.id: closure.shown() for closure in every}
+    closures = [closure for closure in every if closure.in_effect(observed_ms, zone)]
     if not closures:
         return 0
     reports, moving = _reports(db)
@@ -195,14 +212,14 @@ def observe_waze(conn: Connection, observed_ms: int, *, zone: tzinfo | None, lin
                    and (closure.end_ms is None or report.at_ms is None or report.at_ms <= closure.end_ms)]
         new.extend((closure.id, report.id, linked_ms or observed_ms, report.how) for report in showing
                    if (closure.id, report.id) not in known)
-        before = (closure.seen_since, closure.last_seen, closure.flowing_since, closure.evidence)
+        before = stored[closure.id]
         if showing:
             _seen(closure, showing, observed_ms)
         elif closure.seen_since is not None:
             flowing = [jam for jam in moving if closure.lies_on(jam.edges)]
             if flowing:
                 _flowing(closure, flowing, observed_ms)
-        if (closure.seen_since, closure.last_seen, closure.flowing_since, closure.evidence) != before:
+        if closure.shown() != before:
             changed.append((closure.seen_since, closure.last_seen, closure.flowing_since, dumps(closure.evidence),
                             closure.id))
     db.insert(confirmations, ("city_event_id", "crowd_event_id", "linked_ms", "how"), new)
@@ -271,8 +288,8 @@ def first_published(conn: Connection) -> dict[str, int]:
 def observed_share(conn: Connection, now_ms: int, zone: tzinfo | None) -> tuple[int, int]:
     """(seen, live): of the published city ROAD_CLOSED in effect now (within a window of its schedule,
     ``zone`` reading its hours), how many Waze shows (seen in Waze, no traffic flowing through since)."""
-    live = select(events.c.visible_in_waze_since_ms, events.c.waze_flowing_since_ms, events.c.start_ms,
-                  events.c.end_ms, events.c.details).join(
+    live = select(events.c.visible_in_waze_since_ms, events.c.waze_flowing_since_ms, events.c.waze_last_seen_ms,
+                  events.c.start_ms, events.c.end_ms, events.c.details).join(
         published_events, published_events.c.event_id == events.c.id,
     ).where(
         published_events.c.target == "cifs",  # what Waze was sent
@@ -280,10 +297,14 @@ def observed_share(conn: Connection, now_ms: int, zone: tzinfo | None) -> tuple[
         or_(events.c.start_ms.is_(None), events.c.start_ms <= now_ms),
         or_(events.c.end_ms.is_(None), events.c.end_ms > now_ms),
     )
-    rows = [row for row in conn.execute(live)
-            if window_at(row.details, start_ms=row.start_ms, end_ms=row.end_ms, at_ms=now_ms, zone=zone)[0]]
-    return sum(1 for row in rows if row.visible_in_waze_since_ms is not None and row.waze_flowing_since_ms is None), (
-        len(rows))
+    seen = in_effect = 0
+    for row in conn.execute(live):
+        within, window_ms = window_at(row.details, start_ms=row.start_ms, end_ms=row.end_ms, at_ms=now_ms, zone=zone)
+        if within:
+            in_effect += 1
+            seen += (row.visible_in_waze_since_ms is not None and row.waze_flowing_since_ms is None
+                     and seen_in_window(row.waze_last_seen_ms, window_ms))
+    return seen, in_effect
 
 
 # --------------------------------------------------------------------------- the status shown
@@ -322,7 +343,8 @@ class WazeStatus:
         if self.state == NOT_STARTED:
             return f"not started yet (starts {at})" if at else "not started yet"
         if self.state == BETWEEN_WINDOWS:
-            return f"between the windows of its schedule (next {at})" if at else "between the windows of its schedule"
+            return (f"between the windows of its schedule (next {at})" if at
+                    else "between the windows of its schedule: none left before its end")
         if self.state == NOT_PUBLISHED:
             return f"not published: {self.reason}" if self.reason else "not published"
         return f"ended {at}" if at else "ended"
@@ -340,9 +362,8 @@ class WazeStatus:
 def late_closures(conn: Connection, now_ms: int, unseen_after_min: int,
                   held: Mapping[str, str], zone: tzinfo | None) -> list[tuple[str, WazeStatus]]:
     """The published city closures in effect that Waze should show by now and does not."""
-    query = select(events).where(
+    query = select(events).where(  # seen ones too: a scheduled closure seen last night may be late tonight
         events.c.origin == "city", events.c.category == "ROAD_CLOSED", events.c.status == "active",
-        events.c.visible_in_waze_since_ms.is_(None),
     )
     published = first_published(conn)
     found = []
@@ -371,10 +392,11 @@ def waze_status(
     within, window_ms = window_at(m["details"], start_ms=start, end_ms=end, at_ms=now_ms, zone=zone)
     if not within:
         return WazeStatus(BETWEEN_WINDOWS, window_ms)
+    shown = seen_in_window(m["waze_last_seen_ms"], window_ms)  # an earlier night's sighting is not tonight's
     evidence = loads(m["waze_evidence"]) or {}
-    if m["waze_flowing_since_ms"] is not None:
+    if shown and m["waze_flowing_since_ms"] is not None:
         return WazeStatus(TRAFFIC_FLOWING, m["waze_flowing_since_ms"], m["waze_last_seen_ms"], evidence)
-    if m["visible_in_waze_since_ms"] is not None:
+    if shown and m["visible_in_waze_since_ms"] is not None:
         return WazeStatus(SEEN, m["visible_in_waze_since_ms"], m["waze_last_seen_ms"], evidence)
     if first_published_ms is None or (held_back is not None and not held_back.startswith("newer version")):
         return WazeStatus(NOT_PUBLISHED, reason=held_back or "not in the last publication")

@@ -227,3 +227,33 @@ def test_ending_another_closure_by_day_links_nothing_to_a_night_closure(
     record = _event(cli, night)
     assert record["confirmations"] == [] and record["visible_in_waze_since"] is None, record
     assert record["waze"]["state"] == "between its windows"
+
+
+def test_a_night_closure_seen_last_week_is_late_tonight_when_waze_does_not_show_it(
+    cli: Cli, tmp_path: Path, at: Any,
+) -> None:
+    """Found in review: once Waze had shown a night closure, every later night said "seen in Waze since"
+    the first one, and never late. Each window is seen, or late, on its own."""
+    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
+            "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights"]
+    closure = cli(*args).out.strip()
+    first_night = BASE_MS + (15 * 60 + 10) * MINUTE  # Monday 22:10 in Oakland
+    at(first_night)
+    _poll(cli, tmp_path, (first_night - BASE_MS) // (2 * MINUTE), alerts=[_closed("shown", first_night - MINUTE)])
+    assert _event(cli, closure)["waze"]["state"] == "seen in Waze"
+    next_night = BASE_MS + (7 * 24 * 60 + 14 * 60 + 90) * MINUTE  # next Monday 23:30 (PDT since Sunday)
+    assert _iso(next_night) == "2026-03-10T06:30:00Z"
+    at(next_night)
+    elsewhere = _closed("elsewhere", next_night - MINUTE, location=ELSEWHERE, street="Wood Street")
+    _poll(cli, tmp_path, (next_night - BASE_MS) // (2 * MINUTE), alerts=[elsewhere])
+    record = _event(cli, closure)
+    assert record["waze"]["state"] == "not seen yet", record["waze"]
+    late = cli("--config", str(DEMO), "closure", "list")
+    assert f"warning: closure {closure} started 90 minutes ago (published before), still not seen" in late.err, late
+    feed_lint = cli("--config", str(DEMO), "inspect", "feed")
+    assert "Waze shows 0 of the 1 published closure(s) in effect" in feed_lint.err, feed_lint
+    # shown again tonight: seen since tonight's sighting, not last week's
+    _poll(cli, tmp_path, (next_night - BASE_MS) // (2 * MINUTE) + 1, alerts=[elsewhere, _closed("again", next_night)])
+    record = _event(cli, closure)
+    assert (record["waze"]["state"], record["waze"]["since"]) == ("seen in Waze", "2026-03-10T06:30:00.000Z")
