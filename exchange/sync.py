@@ -563,7 +563,9 @@ class Reconciler:
         times = {eid: (start, end) for eid, start, end in
                  self.db.where_in("SELECT id, start_ms, end_ms FROM events WHERE", "id", ending)}
         starts = {eid: start for eid, (start, _end) in times.items()}
-        ends = {eid: missing_since.get(eid, self.now) for eid in ending}
+        # gone from the source after its own end: that end stands (the last listing is later)
+        ends = {eid: min(missing_since.get(eid, self.now), end) if (end := times.get(eid, (None, None))[1]) is not None
+                else missing_since.get(eid, self.now) for eid in ending}
         # an event that goes before it starts never happened: cancelled, never an end before its start
         called_off = {eid for eid in ending if starts.get(eid) is not None and starts[eid] >= ends[eid]}
         ended = [eid for eid in ending if eid not in called_off]

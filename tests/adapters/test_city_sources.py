@@ -845,6 +845,30 @@ def test_a_row_gone_after_suspect_polls_ends_when_it_was_last_listed(
     assert (gone["status"], gone["end_ms"]) == ("ended", listed)
 
 
+def test_a_row_gone_after_its_own_end_keeps_that_end(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in review: a row still listed after its own end, then dropped, ended at its last listing,
+    later than its source said (and stayed in the feeds `keep_ended_h` longer): its own end stands."""
+    rows = [closure("C-1", end="2099-03-09 17:00"), closure("C-3", start="2030-03-16 08:00", end="2030-03-17 12:00")]
+    path = write_csv(tmp_path / "c.csv", [HEADER, *rows])
+    source = build(CSV_WKT, url=str(path))
+    at = iter(range(1, 20))
+
+    def poll() -> None:  # hourly from 2030-03-17 18:46Z, after C-3's end (12:00 in Denver, 18:00Z)
+        monkeypatch.setenv("EXCHANGE_NOW", str(1_900_000_000_000 + next(at) * 3_600_000))
+        ingest(engine, source)
+
+    for _ in range(4):
+        poll()
+    own_end = stored(engine)["C-3"]["end_ms"]
+    write_csv(path, [HEADER, *rows[:1]])
+    for _ in range(LIFECYCLE.end_after_missed_polls):
+        poll()
+    gone = stored(engine)["C-3"]
+    assert (gone["status"], gone["end_ms"]) == ("ended", own_end)
+
+
 def test_a_row_gone_after_not_modified_polls_ends_at_the_last_of_them(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
