@@ -65,17 +65,33 @@ def window_at(details: Any, *, start_ms: int | None, end_ms: int | None, at_ms: 
     read its hours in) it is in effect all along: (True, None)."""
     from feeds.wzdx import schedule_occurrences
 
-    schedule = (loads(details) or {}).get("schedule") if not isinstance(details, Mapping) else details.get("schedule")
+    schedule = _schedule_of(details)
     if not schedule or zone is None:
         return True, None
     start, end = (from_millis(start_ms) if start_ms is not None else None), (
         from_millis(end_ms) if end_ms is not None else None)
     at = from_millis(at_ms)
-    ahead = schedule_occurrences(schedule, zone=zone, start=start, end=end, window_start=at,
-                                 window_end=at + timedelta(days=8))
+    try:
+        ahead = schedule_occurrences(schedule, zone=zone, start=start, end=end, window_start=at,
+                                     window_end=at + timedelta(days=8))
+    except ValueError:  # a stored schedule that cannot be read: in effect, as without one
+        return True, None
     if ahead and ahead[0].start <= at:
         return True, to_millis(ahead[0].start)
     return False, to_millis(ahead[0].start) if ahead else None
+
+def _schedule_of(details: Any) -> Mapping[str, str] | None:
+    """The weekly schedule of a stored ``details`` (JSON text or decoded), None when it has none or it
+    cannot be read (one unreadable row never stops the others' reading)."""
+    try:
+        decoded = details if isinstance(details, Mapping) else loads(details)
+    except ValueError:
+        return None
+    schedule = decoded.get("schedule") if isinstance(decoded, Mapping) else None
+    if not isinstance(schedule, Mapping) or not all(isinstance(v, str) for v in schedule.values()):
+        return None
+    return schedule
+
 
 def seen_in_window(last_seen_ms: int | None, window_ms: int | None) -> bool:
     """Whether what Waze showed of a closure counts now: always without a schedule (``window_ms`` None),

@@ -257,3 +257,16 @@ def test_a_night_closure_seen_last_week_is_late_tonight_when_waze_does_not_show_
     _poll(cli, tmp_path, (next_night - BASE_MS) // (2 * MINUTE) + 1, alerts=[elsewhere, _closed("again", next_night)])
     record = _event(cli, closure)
     assert (record["waze"]["state"], record["waze"]["since"]) == ("seen in Waze", "2026-03-10T06:30:00.000Z")
+
+
+@pytest.mark.parametrize("details", ['{"schedule": ["monday"]}', "{not json", '{"schedule": {"monday": 5}}', "[1, 2]",
+                                     {"schedule": "monday"}])
+def test_a_stored_schedule_that_cannot_be_read_is_read_as_none(details: Any) -> None:
+    """Found in review: every reader of the Waze status (a Waze sync, `closure list`, /metrics) reads
+    each closure's schedule; one unreadable stored `details` raised and stopped them all."""
+    from zoneinfo import ZoneInfo
+
+    from exchange.confirm import window_at
+
+    assert window_at(details, start_ms=0, end_ms=None, at_ms=BASE_MS, zone=ZoneInfo("America/Los_Angeles")) == (
+        True, None)
