@@ -229,11 +229,12 @@ def cluster_reports(
     certain = np.isfinite(direction)
     assumed = _along_variance(reports, x, y, radius_m, extent_m)
 
-    def clustered(spread: FloatArray) -> IntArray:
-        return _clustered(x, y, finite, family, time_s, direction, certain, spread, radius_m=radius_m,
-                          window_s=window_s, max_heading_deg=max_heading_deg, merge_threshold=merge_threshold)
+    def clustered(spread: FloatArray, rows: IntArray) -> IntArray:
+        return _clustered(x[rows], y[rows], finite[rows], family[rows], time_s[rows], direction[rows], certain[rows],
+                          spread[rows], radius_m=radius_m, window_s=window_s, max_heading_deg=max_heading_deg,
+                          merge_threshold=merge_threshold)
 
-    labels = clustered(np.full(n, assumed))
+    labels = clustered(np.full(n, assumed), np.arange(n))
     if network is not None and np.count_nonzero(reports.edge >= 0) >= _MIN_SPREAD_REPORTS:
         labels = _with_own_spread(x, y, family, labels, assumed, (_SPREAD_CAP * radius_m) ** 2 / 2.0, clustered)
     order: dict[int, int] = {}
@@ -276,7 +277,7 @@ def _clustered(x: FloatArray, y: FloatArray, finite: npt.NDArray[np.bool_], fami
 
 
 def _with_own_spread(x: FloatArray, y: FloatArray, family: npt.NDArray[np.object_], labels: IntArray,
-                     assumed: float, cap: float, clustered: Callable[[FloatArray], IntArray]) -> IntArray:
+                     assumed: float, cap: float, clustered: Callable[[FloatArray, IntArray], IntArray]) -> IntArray:
     """Labels after clustering again, family by family, with the spread the clusters found show.
 
     The spread assumed (GPS noise plus ``extent_m``) is a floor: reports of one incident may lie
@@ -284,11 +285,12 @@ def _with_own_spread(x: FloatArray, y: FloatArray, family: npt.NDArray[np.object
     test that assumes less splits every incident. Where a family's clusters of two or more
     reports are wider than assumed, that family is clustered again with their spread, until the
     two agree (at most ``_SPREAD_ROUNDS`` times, never beyond ``cap``). Family by family, so a
-    string of jam reports along a congested street does not widen the crashes beside it.
+    string of jam reports along a congested street does not widen the crashes beside it; only the
+    families whose spread moved are clustered again (no cluster spans two families).
     """
     spread = np.full(len(x), assumed)
     for _round in range(_SPREAD_ROUNDS):
-        changed = False
+        again = np.zeros(len(x), dtype=bool)
         for name in np.unique(family).tolist():
             members = family == name
             within = _within_variance(x[members], y[members], labels[members])
@@ -298,10 +300,12 @@ def _with_own_spread(x: FloatArray, y: FloatArray, family: npt.NDArray[np.object
             now = float(spread[members][0])
             if abs(measured - now) > _SPREAD_SETTLED * now:
                 spread[members] = measured
-                changed = True
-        if not changed:
+                again |= members
+        if not again.any():
             break
-        labels = clustered(spread)
+        rows = np.flatnonzero(again)
+        labels = labels.copy()
+        labels[rows] = clustered(spread, rows) + int(labels.max()) + 1  # apart from the labels kept
     return labels
 
 
