@@ -9,8 +9,10 @@ the portal publishes the files at a known address.
 Which events: those of the city (crowd events only with ``include_crowd``, which the config must
 allow: the Waze partner terms do not allow republishing crowd data without Waze's consent) that
 were in effect at some time in the period: from their start (or first sighting) to their end (or,
-ended or cancelled without an end, their last update; open-ended ones are still in effect). The
-filters of ``inspect events`` apply (category, source namespace, status as shown now).
+ended or cancelled without an end, their last update; open-ended ones are still in effect); with no
+period at all, the whole history, closures called off before they began included. A cancelled
+event's ``cancelled_at`` says when it was called off (its ``end_time`` is the end it had been
+given). The filters of ``inspect events`` apply (category, source namespace, status as shown now).
 
 Both files are written from one read of the store, so they hold the same events; each is written
 to a temporary file renamed into place, so a portal fetching them never reads half a file.
@@ -47,7 +49,8 @@ CATALOGUE_NAME = "catalog.jsonld"
 #: the CSV's columns: what a spreadsheet user needs; the GeoJSON carries every property
 CITY_COLUMNS = (
     "id", "source", "origin", "category", "type", "subtype", "status", "street", "city", "country", "direction",
-    "start_time", "end_time", "schedule", "lane_impact", "first_seen", "updated", "description", "same_as", "wkt",
+    "start_time", "end_time", "cancelled_at", "schedule", "lane_impact", "first_seen", "updated", "description",
+    "same_as", "wkt",
 )
 CROWD_COLUMNS = ("reliability", "confidence", "thumbs_up", "speed_kmh", "delay_s", "level", "length_m")
 
@@ -206,6 +209,8 @@ def _record(row: Mapping[str, Any], at_ms: int, crowd: bool) -> dict[str, Any]:
     record = event_record(row)
     geometry = record.pop("geometry")
     record["status"] = shown_status(row, at_ms)
+    # a cancelled event's end_time is the end it had been given: when it was called off is its last change
+    record["cancelled_at"] = iso(row["updated_ms"]) if row["status"] == "cancelled" else None
     details = record.get("details") or {}
     record["description"] = details.get("description") if isinstance(details, dict) else None
     schedule = details.get("schedule") if isinstance(details, dict) else None

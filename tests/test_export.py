@@ -183,3 +183,8 @@ def test_a_closure_is_exported_for_the_times_it_was_in_effect(tmp_path: Path) ->
         assert shown[lane] == "1:RIGHT" and shown[nights] == ""
         everything, _, _ = exported(site, tmp_path / "all")
         assert {called_off, nights} <= {row["id"] for row in everything}  # the history keeps what was called off
+        # found in a cold trial: its end_time is the end it had been given; when it was called off is said
+        withdrawn = next(row for row in everything if row["id"] == called_off)
+        assert withdrawn["status"] == "cancelled" and withdrawn["end_time"] > withdrawn["start_time"]
+        assert withdrawn["cancelled_at"] and withdrawn["cancelled_at"] < withdrawn["start_time"], withdrawn
+        assert next(row for row in everything if row["id"] == nights)["cancelled_at"] == ""

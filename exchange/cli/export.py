@@ -102,8 +102,9 @@ def export_command(
     (DCAT-AP JSON-LD describing the two files: title, publisher, licence, period, coverage, sizes;
     from the [catalogue] section of the config). An event is exported when it was in effect at some
     time between --from and --to: from its start to its end, or to when it was cancelled (open-ended
-    events are still in effect); a weekly schedule only in its hours. Crowd (Waze) events only with
-    --include-crowd.
+    events are still in effect); a weekly schedule only in its hours. With neither --from nor --to,
+    the whole history, closures called off before they began included; a cancelled event's
+    cancelled_at says when it was called off. Crowd (Waze) events only with --include-crowd.
 
     Prints a JSON summary on stdout (events, files, bytes); messages go to stderr. A stored event
     that cannot be read is left out with a warning. Exit codes: 0 done, 1 the store or the directory
