@@ -290,8 +290,9 @@ def feed_catalogue(
     if not any(facts.name not in off for facts in feeds):
         unlisted = "nothing has been published here yet"
     elif restricted and not settings.list_restricted:
-        unlisted = ("the feeds here need a partner token, and the publisher lists them only for partners "
-                    "(catalogue.list_restricted is off): ask the publisher for a token and the feeds' addresses")
+        unlisted = ("the feeds here need a partner token and the publisher does not list them here "
+                    "(catalogue.list_restricted is off), not even to partners: ask the publisher for a token "
+                    "and the feeds' addresses")
     return replace(catalogue, off=dict(off), unlisted=unlisted)
 
 

@@ -195,7 +195,9 @@ def catalogue_routes(
         return endpoint
 
     async def home(request: Request) -> Response:
-        return RedirectResponse(str(request.url_for("catalogue")), status_code=302)
+        # never built from the request's Host: the public address when set, else a path on this host
+        base = (config.catalogue.base_url or "").rstrip("/") or request.scope.get("root_path", "")
+        return RedirectResponse(f"{base}/feeds", status_code=302)
 
     methods = ["GET", "OPTIONS"]
     return [

@@ -144,7 +144,7 @@ def test_json_and_html_for_scripts_and_people(site: DemoSite) -> None:
                      'href="/map"', 'href="/docs"', '<script type="application/ld+json">'):
         assert expected in page.text
     assert refused.status_code == 406
-    assert home.status_code == 302 and home.headers["location"] == f"{url}/feeds"
+    assert home.status_code == 302 and home.headers["location"] == "/feeds"  # never from the Host header
 
 
 def test_open_feeds_answer_cors_and_its_preflight(site: DemoSite) -> None:
@@ -186,7 +186,7 @@ def test_restricted_feeds_send_no_cors_and_stay_out_of_the_catalogue(site: DemoS
     assert "HTTP Basic" in refused.text  # every way a token is taken, as the WWW-Authenticate header offers
     # an empty catalogue says why, for the partner who finds it empty
     assert "No feed is listed here: the feeds here need a partner token" in page.text
-    assert "list_restricted" in listing.json()["unlisted"]
+    assert "list_restricted" in listing.json()["unlisted"] and "not even to partners" in listing.json()["unlisted"]
     assert options.status_code == 405
     for response in (refused, allowed, options):
         assert not [name for name in CORS_HEADERS if name in response.headers], response.headers
@@ -215,6 +215,16 @@ def test_restricted_feeds_listed_on_request_without_what_partners_keep(site: Dem
         assert not {"bytes", "events", "downloads"} & set(feed)
     for document in (response.text, str(listing), page):
         assert "token" not in document.lower() and "acme" not in document
+
+
+def test_home_leads_to_the_public_catalogue_never_to_the_requests_host(site: DemoSite) -> None:
+    """Found in a cold trial: `/` redirected to the request's Host (`Host: evil.example` led there)."""
+    public = site.config.model_copy(update={"catalogue": site.config.catalogue.model_copy(
+        update={"base_url": "https://data.oakland.example.org/traffic/"})})
+    for config, expected in ((site.config, "/feeds"), (public, "https://data.oakland.example.org/traffic/feeds")):
+        with running(site.engine, require_token=False, config=config) as url:
+            home = httpx.get(f"{url}/", headers={"Host": "evil.example"})
+        assert (home.status_code, home.headers["location"]) == (302, expected)
 
 
 def test_the_config_knows_every_feed() -> None:
