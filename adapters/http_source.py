@@ -110,6 +110,8 @@ class HttpSource(Source):
 
     @property
     def location(self) -> str:
+        if not self.settings.url:  # refused when fetched (`url`); said as nothing until then
+            return ""
         return redact_location(self.settings.url.replace("{token}", "***"))
 
     def fetch(self, watermark: Watermark) -> Fetched:

@@ -257,3 +257,10 @@ def test_inspect_sources_says_a_disabled_source_is_disabled_and_counts_repeats_a
     details = {record["name"]: record["detail"] for record in records}
     assert details == {"area": "disabled in the config: not polled; 1 live event(s) kept as they are",
                        "never": "disabled in the config: not polled; 0 live event(s) kept as they are"}, records
+    # found in a cold trial: a source never synced had no namespace or location (what the config says)
+    never_record = next(record for record in records if record["name"] == "never")
+    assert (never_record["namespace"], never_record["location"]) == ("waze", str(snapshot)), never_record
+    assert set(never_record) == set(records[0]), "one shape for every source"
+    # every source disabled: said so, not "no sources configured"
+    refused = cli("--config", str(config), "sync")
+    assert refused.code == 2 and "every source is disabled in the config (area, never)" in refused.err, refused

@@ -35,6 +35,10 @@ def sync(
 
     config = context.state.config
     chosen = [config.source(name) for name in sources] if sources else [s for s in config.sources if s.enabled]
+    if not chosen and config.sources:
+        names = ", ".join(source.name for source in config.sources)
+        raise UsageError(f"every source is disabled in the config ({names}): enable one, or name it "
+                         "(`exchange sync NAME` syncs a disabled source once)")
     if not chosen:
         raise UsageError("no sources configured; add a [[sources]] entry or pass --config")
     engine = context.engine()

@@ -7,12 +7,12 @@ import json
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from exchange.cli import context
-from exchange.errors import NotFound, UsageError
+from exchange.errors import ExchangeError, NotFound, UsageError
 from exchange.output import (
     DocumentFormat,
     Format,
@@ -25,6 +25,9 @@ from exchange.output import (
     source_record,
     write_records,
 )
+
+if TYPE_CHECKING:
+    from exchange.config import Config
 
 __all__ = ["inspect_app"]
 
@@ -298,8 +301,7 @@ def inspect_sources(
         records.append(record)
     known = {record["name"] for record in records}
     disabled = {source.name for source in config.sources if not source.enabled}
-    records += [{"name": name, "kind": config.source(name).kind, "active_events": 0}
-                for name in [*health, *sorted(disabled)] if name not in known]
+    records += [_never_synced(config, name) for name in [*health, *sorted(disabled)] if name not in known]
     shown_zone = zone if fmt is RecordFormat.table else None
     for record in records:
         found = health.get(record["name"])
@@ -317,6 +319,21 @@ def inspect_sources(
     title = in_zone("sources", zone) if fmt is RecordFormat.table else "sources"
     write_records(records, fmt, columns=("name", "kind", "state", "since", "active_events", "newest_snapshot",
                                          "last_success", "detail", "location"), title=title)
+
+
+def _never_synced(config: Config, name: str) -> dict[str, Any]:
+    """The record of a configured source the store has not heard of yet: what the config says of it."""
+    from adapters import build_source
+
+    entry = config.source(name)
+    record: dict[str, Any] = {"name": name, "kind": entry.kind, "namespace": None, "location": None,
+                              "active_events": 0, "newest_snapshot": None, "last_success": None, "etag": None}
+    try:
+        source = build_source(entry, zone=config.zone)
+    except (ExchangeError, ValueError):  # `config check` names what is wrong with it
+        return record
+    record["namespace"], record["location"] = source.namespace, source.location or None
+    return record
 
 
 @inspect_app.command("feed")
