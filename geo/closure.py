@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -234,7 +235,7 @@ def _drawn_path(
     end = _snap(network, float(x[-1]), float(y[-1]), street, snap_radius_m)
     if not start.edges or not end.edges:
         which = "start" if not start.edges else "end"
-        return f"no segment of {street!r} within {snap_radius_m:g} m of the {which} point"
+        return f"no segment of {street!r} within {snap_radius_m:g} m of the {which} point{_house_number_hint(street)}"
     found = _route(network, start, end, street)
     if any(network.twin(edge) < 0 for edge in start.edges + end.edges):
         # one-way there: a closure drawn against the street's direction follows it, reversed
@@ -417,3 +418,16 @@ def _route(
                     back[target] = state
                     heapq.heappush(heap, (total, target))
     return None
+
+
+_HOUSE_NUMBER = re.compile(r"(\d+[A-Za-z]?)\s+(?=\S*[^\W\d_])")
+
+
+def _house_number_hint(street: str) -> str:
+    """What to try when a street name starts with what reads as a house number ("1200 9th Street").
+
+    >>> _house_number_hint("1200 9th Street"), _house_number_hint("9th Street")
+    (" (is '1200' a house number? the street's name alone is matched)", '')
+    """
+    found = _HOUSE_NUMBER.match(street.strip())
+    return f" (is {found.group(1)!r} a house number? the street's name alone is matched)" if found else ""

@@ -131,3 +131,20 @@ def test_a_repeated_schedule_day_adds_windows_and_a_bad_id_is_one_line(cli: Cli)
     bad = cli("--config", str(DEMO), "closure", "end", "city:city:\udcff")
     assert bad.code == 2 and bad.err.startswith("error: closure id is not valid UTF-8 text"), bad
     assert bad.err.count("\n") == 1
+
+
+def test_a_house_number_in_the_street_is_named_with_or_without_a_network(cli: Cli, tmp_path: Path) -> None:
+    """Found in a cold trial: with a network, "1200 9th Street" was "no segment of '1200 9th Street' within
+    50 m", the house number unnamed; without one it was published with only "0% pass the lint"."""
+    refused = cli(*_args("--street", "1200 9th Street"))
+    assert refused.code == 2 and "(is '1200' a house number? the street's name alone is matched)" in refused.err
+    bare = tmp_path / "bare.toml"
+    bare.write_text('timezone = "America/Los_Angeles"\n')
+    args = _args("--street", "1200 9th Street")
+    args[args.index("--config") + 1] = str(bare)
+    added = cli(*args)
+    assert added.code == 0, added
+    assert ("warning: Waze would refuse it: street '1200 9th Street' carries a house number; give the street "
+            "name only") in added.err
+    plain = cli(*[*args[:5], "9th Street", *args[6:]])
+    assert plain.code == 0 and "Waze would refuse it" not in plain.err, plain

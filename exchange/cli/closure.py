@@ -13,7 +13,7 @@ import re
 import sys
 import traceback
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -223,6 +223,7 @@ def closure_add(
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
     also = (created.opposite.id,) if created.opposite is not None else ()
     _say_times(created.event, config.zone, added=True)
+    _say_blocking(created.event, placement)
     same = added_twice(engine, created.event, config.zone)
     if same:
         verb = "close" if is_full_closure(created.event) else "cover"
@@ -268,6 +269,18 @@ def _say_times(event: Any, zone: Any, *, added: bool) -> None:
         what = "stored as ended, it is not published" if added else "it is ended now"
         print(f"warning: its end {local(event.end_time)} is already past: {what} "
               "(a typo? `closure update ID --start ... --end ... --reopen` mends it)", file=sys.stderr)
+
+
+def _say_blocking(event: Any, placement: Any) -> None:
+    """What Waze would refuse in the closure (the acceptance lint's blocking findings), said at once: the
+    publication's summary counts the feed's share only."""
+    from exchange.runtime import now_ms
+    from feeds.lint import lint_event
+    from feeds.problems import errors_only
+
+    network = placement.network if placement is not None else None
+    for problem in errors_only(lint_event(event, network, datetime.fromtimestamp(now_ms() / 1000, UTC))):
+        print(f"warning: Waze would refuse it: {problem.message}", file=sys.stderr)
 
 
 @closure_app.command("update")
@@ -334,6 +347,8 @@ def closure_update(
                              operator=_operator(operator), clear=cleared, reopen=reopen)
     if outcome.event is not None and outcome.action is not None and ({"start", "end"} & changes.keys() or reopen):
         _say_times(outcome.event, config.zone, added=False)
+    if outcome.event is not None and outcome.changed:
+        _say_blocking(outcome.event, placement)
     _done(config, engine, closure_id, outcome)
 
 
