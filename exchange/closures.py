@@ -30,7 +30,7 @@ import orjson
 from sqlalchemy import Connection, Engine, update
 
 from exchange.bulk import Bulk, loads
-from exchange.confirm import link_confirmations
+from exchange.confirm import link_confirmations, undirected
 from exchange.db import writing
 from exchange.errors import ItemRejected, NotFound, StoreError, UnreadableEvent, UsageError
 from exchange.model import CIFS_SUBTYPES, CityDetails, Event, RoadMatch, Status, from_millis, to_millis
@@ -343,9 +343,12 @@ def _windows_meet(event: Event, other: Event, zone: tzinfo) -> bool:
 
 
 def _same_place(event: Event, other: Event) -> bool:
-    edges = {tuple(edge) for edge in event.road_match.edges} if event.road_match else set()
-    theirs = {tuple(edge) for edge in other.road_match.edges} if other.road_match else set()
+    edges = {(way, a, b) for way, a, b in event.road_match.edges} if event.road_match else set()
+    theirs = {(way, a, b) for way, a, b in other.road_match.edges} if other.road_match else set()
     if edges and theirs:
+        if event.direction == "BOTH_DIRECTIONS" or other.direction == "BOTH_DIRECTIONS":
+            # a closure of both directions covers one of either direction there, however it was drawn
+            return not undirected(edges).isdisjoint(undirected(theirs))
         return not edges.isdisjoint(theirs)
     mine, others = event.geometry.positions, other.geometry.positions
     return (max(lon for lon, _ in mine) >= min(lon for lon, _ in others)

@@ -49,6 +49,7 @@ __all__ = [
     "observe_waze",
     "observed_share",
     "unconfirmed_closure_ids",
+    "undirected",
     "waze_status",
 ]
 
@@ -107,7 +108,8 @@ def _edges(road_match: Any) -> list[Segment]:
     return [(int(way), int(a), int(b)) for way, a, b in match.get("edges") or []]
 
 
-def _undirected(edges: Iterable[Segment]) -> set[Segment]:
+def undirected(edges: Iterable[Segment]) -> set[Segment]:
+    """Road segments as (way, node, node) whatever the direction they are travelled in."""
     return {(way, min(a, b), max(a, b)) for way, a, b in edges}
 
 
@@ -145,7 +147,7 @@ class _Closure:
         """The jam runs on its segments, in its direction when it closes one direction only."""
         if self.one_direction:
             return bool(self.edges & set(edges))
-        return bool(self.segments & _undirected(edges))
+        return bool(self.segments & undirected(edges))
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +177,7 @@ def _closures(db: Bulk) -> list[_Closure]:
     for eid, start, end, direction, match, seen, last, flowing, evidence, details in rows:
         edges = _edges(match)
         if edges:
-            found.append(_Closure(eid, start, end, direction == "ONE_DIRECTION", set(edges), _undirected(edges),
+            found.append(_Closure(eid, start, end, direction == "ONE_DIRECTION", set(edges), undirected(edges),
                                   seen, last, flowing, loads(evidence) or {}, details))
     return found
 
@@ -192,7 +194,7 @@ def _reports(db: Bulk) -> tuple[list[_Report], list[_Jam]]:
         "SELECT id, source_id, source, start_ms, road_match FROM events WHERE origin = 'crowd' AND kind = 'alert' "
         f"AND category = 'ROAD_CLOSED' AND status = 'active' AND {_IN_THE_FEED}"
     )
-    reports = [_Report(eid, "road-closed-alert", start, frozenset(_undirected(_edges(match))))
+    reports = [_Report(eid, "road-closed-alert", start, frozenset(undirected(_edges(match))))
                for eid, _sid, _ns, start, match in alerts]
     closed_alerts = {(namespace, sid) for _eid, sid, namespace, _start, _match in alerts}
     jams = db.fetch(
@@ -202,7 +204,7 @@ def _reports(db: Bulk) -> tuple[list[_Report], list[_Jam]]:
     moving: list[_Jam] = []
     for eid, namespace, blocking, level, speed, start, match in jams:
         if level == 5 and blocking is not None and (namespace, blocking) in closed_alerts:
-            reports.append(_Report(eid, "blocked-jam", start, frozenset(_undirected(_edges(match)))))
+            reports.append(_Report(eid, "blocked-jam", start, frozenset(undirected(_edges(match)))))
         elif level != 5:
             moving.append(_Jam(eid, start, level, speed, tuple(_edges(match))))
     return [report for report in reports if report.segments], moving

@@ -305,6 +305,11 @@ def test_a_closure_added_twice_is_noted(cli: Cli) -> None:
     assert later.code == 0 and "note:" not in later.err, later
     lane = add(cli, "--lane-impact", "1:RIGHT")
     assert lane.code == 0 and "note:" not in lane.err, lane  # one lane closed: not the same closure
+    # found in a cold trial: one direction of a road closed both ways there, drawn the other way round
+    reversed_line = " ".join(reversed([" ".join(pair) for pair in zip(NINTH.split()[::2], NINTH.split()[1::2],
+                                                                       strict=True)]))
+    one_way = add(cli, "--direction", "ONE_DIRECTION", polyline=reversed_line)
+    assert one_way.code == 0 and f"note: {first.out.strip()}" in one_way.err, one_way
 
 
 def test_closures_of_other_hours_on_one_street_are_not_added_twice(cli: Cli) -> None:
