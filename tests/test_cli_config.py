@@ -117,7 +117,7 @@ def test_offline_does_not_fetch(cli: Cli, tmp_path: Path, upstream: tuple[str, t
     run = cli("-c", str(_config(tmp_path, url)), "config", "check", "--offline")
     assert run.code == 0, run
     assert "source waze: skipped: --offline" in run.out.splitlines() and handler.hits == []
-    assert run.err.endswith("check(s) passed (sources not reached: --offline)\n")
+    assert run.err.endswith("valid; 2 check(s) passed, 2 skipped (sources not reached: --offline)\n"), run.err
 
 
 def test_offline_finds_a_source_without_a_url(cli: Cli) -> None:

@@ -78,7 +78,9 @@ def check(
     elif failed:
         print(f"{where}: {failed} of {len(report.checks)} check(s) did not pass", file=sys.stderr)
     else:
-        print(f"{where}: valid; {len(report.checks)} check(s) passed"
-              f"{' (sources not reached: --offline)' if offline else ''}", file=sys.stderr)
+        skipped = sum(1 for item in report.checks if item.status == "skipped")
+        print(f"{where}: valid; {len(report.checks) - skipped} check(s) passed"
+              f"{f', {skipped} skipped' if skipped else ''}{' (sources not reached: --offline)' if offline else ''}",
+              file=sys.stderr)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
