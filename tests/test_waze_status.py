@@ -50,6 +50,15 @@ def _closure(cli: Cli, start_ms: int, end_ms: int | None = None, street: str = "
     return run.out.strip()
 
 
+def _night_closure(cli: Cli) -> str:
+    """A closure of 9th Street on Monday nights (22:00-23:59 in Oakland), from an hour before the polls."""
+    added = cli("--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
+                "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
+                "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights")
+    assert added.code == 0, added
+    return added.out.strip()
+
+
 def _poll(cli: Cli, tmp_path: Path, number: int, **arrays: Any) -> None:
     path = tmp_path / f"poll-{number:03d}.json"
     path.write_bytes(feed(number, alerts=arrays.get("alerts", []), jams=arrays.get("jams", [])))
@@ -163,12 +172,7 @@ def test_a_night_closure_by_day_expects_nothing_of_waze(cli: Cli, tmp_path: Path
     midday (which then hid from `--unconfirmed-closures`), read day traffic as flowing through it, and
     was "late" from its first start on through every day in between. Between the windows of its schedule
     nothing is expected: 07:00 on a Monday, its window opens at 22:00."""
-    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
-            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
-            "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights"]
-    added = cli(*args)
-    assert added.code == 0, added
-    closure = added.out.strip()
+    closure = _night_closure(cli)
     _poll(cli, tmp_path, 0, alerts=[_closed("by-day", BASE_MS - MINUTE)])
     record = _event(cli, closure)
     assert record["confirmations"] == [], "a Waze closure by day is not the night closure's"
@@ -190,12 +194,7 @@ def test_a_night_closure_by_day_expects_nothing_of_waze(cli: Cli, tmp_path: Path
 def test_a_waze_closure_linked_at_night_is_unconfirmed_by_day(cli: Cli, tmp_path: Path, at: Any) -> None:
     """A Waze closure linked to a night closure in its window and still listed the next midday is on no
     city closure in effect then: `--unconfirmed-closures` lists it (it hid behind the night's link)."""
-    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
-            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
-            "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights"]
-    added = cli(*args)
-    assert added.code == 0, added
-    closure = added.out.strip()
+    closure = _night_closure(cli)
     night_ms = BASE_MS + (15 * 60 + 10) * MINUTE  # Monday 22:10 in Oakland
     at(night_ms)
     _poll(cli, tmp_path, (night_ms - BASE_MS) // (2 * MINUTE), alerts=[_closed("stays", night_ms - MINUTE)])
@@ -215,10 +214,7 @@ def test_ending_another_closure_by_day_links_nothing_to_a_night_closure(
 ) -> None:
     """Found in review: `closure end` and `cancel` read the Waze feed again without the city's zone, as
     if every schedule ran all day: ending any closure by day linked a Waze closure by day to a night one."""
-    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
-            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
-            "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights"]
-    night = cli(*args).out.strip()
+    night = _night_closure(cli)
     _poll(cli, tmp_path, 0, alerts=[_closed("by-day", BASE_MS - MINUTE)])
     other = _closure(cli, BASE_MS - 5 * MINUTE, street="Campbell Street",
                      polyline="37.806325 -122.299297 37.807360 -122.298941")
@@ -234,10 +230,7 @@ def test_a_night_closure_seen_last_week_is_late_tonight_when_waze_does_not_show_
 ) -> None:
     """Found in review: once Waze had shown a night closure, every later night said "seen in Waze since"
     the first one, and never late. Each window is seen, or late, on its own."""
-    args = ["--config", str(DEMO), "closure", "add", "--street", "9th Street", "--polyline", NINTH,
-            "--type", "ROAD_CLOSED", "--subtype", "ROAD_CLOSED_CONSTRUCTION", "--direction", "BOTH_DIRECTIONS",
-            "--start", _iso(BASE_MS - 60 * MINUTE), "--schedule", "monday=22:00-23:59", "--description", "Nights"]
-    closure = cli(*args).out.strip()
+    closure = _night_closure(cli)
     first_night = BASE_MS + (15 * 60 + 10) * MINUTE  # Monday 22:10 in Oakland
     at(first_night)
     _poll(cli, tmp_path, (first_night - BASE_MS) // (2 * MINUTE), alerts=[_closed("shown", first_night - MINUTE)])
