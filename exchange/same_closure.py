@@ -10,7 +10,10 @@ closure when
   soon as the other from now on, and they close the same directed road edges (``road_match``, with a road
   network configured): the edges both close are at least :data:`MIN_EDGE_OVERLAP` of the edges
   either closes (the Jaccard index of the two sets). A BOTH_DIRECTIONS closure closes its edges in
-  both directions.
+  both directions, and covers a closure of one direction there: that one is measured against the
+  published one's edges in its own direction. Closures that one other source gives together for
+  a closure of both directions (a WZDx feed's pair, one road event per direction) are measured
+  together; the one folded is linked to the first of them in rank.
 
 Why the edges either closes, and not those of the smaller closure: the event folded away leaves
 the feeds, and only the road the published one closes stays closed. Measured against the smaller,
@@ -138,7 +141,7 @@ def same_closures(candidates: Iterable[Candidate], *, at_ms: int = 0) -> dict[st
             for edge in candidate.edges:
                 nearby.update(by_edge.get(edge, ()))
             target = next((published[i] for i in sorted(nearby) if same_closure(candidate, published[i], at_ms=at_ms)),
-                          None)
+                          None) or _pair_closing(candidate, [published[i] for i in sorted(nearby)], at_ms=at_ms)
             if target is not None:
                 folded[candidate.id] = target.id
                 continue
@@ -159,9 +162,38 @@ def same_closure(folded: Candidate, published: Candidate, *, at_ms: int = 0) -> 
         return False
     if folded.match_id is not None and folded.match_id == published.match_id:
         return True
+    return (_in_step(folded, published, at_ms=at_ms)
+            and edge_overlap(folded.edges, _as_closed_for(folded, published.edges)) >= MIN_EDGE_OVERLAP)
+
+
+def _in_step(folded: Candidate, published: Candidate, *, at_ms: int) -> bool:
     return (folded.type == published.type and times_overlap(folded, published)
-            and starts_in_time(published, folded, at_ms=at_ms)
-            and edge_overlap(folded.edges, published.edges) >= MIN_EDGE_OVERLAP)
+            and starts_in_time(published, folded, at_ms=at_ms))
+
+
+def _as_closed_for(folded: Candidate, edges: frozenset[Edge]) -> frozenset[Edge]:
+    """The edges of a published closure that a closure of one direction is measured against: without
+    the other direction of the road it closes (a closure of both directions covers one of either; a
+    WZDx feed gives one road event per direction)."""
+    against = {(way, end, start) for way, start, end in folded.edges}
+    if against & folded.edges:  # it closes both directions itself
+        return edges
+    return edges - against
+
+
+def _pair_closing(folded: Candidate, nearby: Sequence[Candidate], *, at_ms: int) -> Candidate | None:
+    """The first in rank of the closures one other source gives together for the road ``folded``
+    closes (a WZDx pair, one road event per direction, for a closure of both directions), when they
+    close it together as :func:`same_closure` asks of one; else None."""
+    by_source: dict[str | None, list[Candidate]] = defaultdict(list)
+    for candidate in nearby:
+        if _source(candidate) != _source(folded) and _in_step(folded, candidate, at_ms=at_ms):
+            by_source[_source(candidate)].append(candidate)
+    for together in by_source.values():
+        closed = frozenset().union(*(candidate.edges for candidate in together))
+        if len(together) > 1 and edge_overlap(folded.edges, closed) >= MIN_EDGE_OVERLAP:
+            return min(together, key=lambda candidate: candidate.rank)
+    return None
 
 
 def _source(candidate: Candidate) -> str | None:

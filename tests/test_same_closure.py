@@ -93,8 +93,25 @@ def test_a_closure_of_both_directions_closes_its_edges_both_ways() -> None:
     west = [(7, 3, 2), (7, 2, 1)]
     both_east = candidate("c", "permits", 10, edges=east, direction="BOTH_DIRECTIONS")
     assert same_closures([both_east, candidate("g", "gis", edges=west, direction="BOTH_DIRECTIONS")]) == {"g": "c"}
-    # one direction is not both: folding either way would drop a direction from the feeds
-    assert same_closures([both_east, candidate("g", "gis", edges=east)]) == {}
+    # one direction is covered by a closure of both (found in a cold trial: a WZDx feed gives one road event
+    # per direction, each published beside the city's closure of both); a closure of both is not one of
+    # one direction: folding it away would drop the other direction from the feeds
+    assert same_closures([both_east, candidate("g", "gis", edges=west)]) == {"g": "c"}
+    assert same_closures([both_east, candidate("g", "gis", 20, edges=east)]) == {}
+    # the pair together is: a closure of both folded into the first of them
+    pair = [candidate("w", "wzdx", 20, edges=west), candidate("e", "wzdx", 20, edges=east)]
+    assert same_closures([both_east, *pair]) == {"c": "e"}
+    assert same_closures([both_east, pair[0]]) == {}, "half of it only"
+    # a pair of one source is two closures to that source: never folded into each other
+    assert same_closures(pair) == {}
+
+
+def test_one_direction_of_a_closure_of_both_on_a_one_way_street_is_the_same_closure() -> None:
+    """On a one-way street a closure of both directions closes edges the network does not have (the
+    other way): one of the one direction there is the same closure."""
+    one_way = [(9, 1, 2), (9, 2, 3)]
+    both = candidate("c", "permits", 10, edges=one_way, direction="BOTH_DIRECTIONS")
+    assert same_closures([both, candidate("g", "gis", edges=one_way)]) == {"g": "c"}
 
 
 @pytest.mark.parametrize(("first", "second", "same"), [
@@ -300,6 +317,20 @@ def test_one_closure_from_a_csv_and_a_geojson_source_is_published_once(
         "id": "permits:city:C-101", "source": "city-permits", "priority": 10}
     table = store_cli("--config", str(config.path), "inspect", "event", "permits:city:C-100")
     assert "also reported by gis:city:GIS-7 (source city-gis, priority 0)" in " ".join(table.out.split())
+
+
+def test_a_closure_given_as_one_event_per_direction_is_one_closure(engine: Engine, city: City) -> None:
+    """Found in a cold trial: a WZDx feed gives a closure of both directions as one road event per
+    direction; each was published beside the city's closure of both (three Waze closures for one)."""
+    halves = gis_features()
+    ninth = halves.pop("GIS-7")
+    halves["GIS_7"] = {**ninth, "direction": "ONE_DIRECTION"}  # drawn westward
+    halves["GIS_7E"] = {**ninth, "direction": "ONE_DIRECTION", "line": list(NINTH)}
+    city.export(features=halves)
+    city.poll(engine, "city-gis", "city-permits")
+    assert {key: value for key, value in links(engine).items() if key.startswith("gis:city:GIS_7")} == {
+        "gis:city:GIS_7": "permits:city:C-100", "gis:city:GIS_7E": "permits:city:C-100"}
+    assert "permits:city:C-100" in published(engine) and not {"gis:city:GIS_7", "gis:city:GIS_7E"} & published(engine)
 
 
 def test_the_link_is_dropped_when_the_times_part_or_one_ends(engine: Engine, city: City) -> None:
