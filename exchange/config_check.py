@@ -203,6 +203,9 @@ def reach_source(config: Config, source_config: SourceConfig) -> Check:
     facts = {"location": source.location, "bytes": len(body), "items": len(snapshot.items),
              "rejected": len(reasons), "seconds": seconds}
     rejected = f", {len(reasons)} rejected (the first: {reasons[0]})" if reasons else ""
+    if reasons and len(reasons) >= len(snapshot.items) + len(snapshot.errors):
+        return Check(what, "failed", f"{source.location}: every one of its {len(reasons)} items is rejected (the "
+                     f"first: {reasons[0]}): has the source's format or its field names changed?", facts)
     return Check(what, "ok", f"{source.location}: {len(body)} bytes, {len(snapshot.items)} items{rejected} "
                  f"in {seconds:.2f} s", facts)
 

@@ -6,7 +6,8 @@ A source is
   past the deadline), or the store could not take what it sent;
 - **SchemaError** when its newest poll fetched a payload that could not be read;
 - **Suspect** when its newest poll held far fewer items than usual (the lifecycle's suspect
-  rule: nothing of that kind was ended);
+  rule: nothing of that kind was ended), or every item it held was rejected (its format or
+  field names changed);
 - **Stale** when no poll succeeded for three intervals (nobody polls it: the daemon is down or
   stuck), or when it brought no new data for longer than ``stale_after_s`` (by default 15
   minutes for the Waze feed, whose snapshot moves every two; a city file may rightly stay the

@@ -278,6 +278,12 @@ class Reconciler:
             if city:
                 self._relink()
         result.rejected = len(result.item_errors)
+        if not history and result.fetched and result.rejected >= result.fetched:
+            # one bad item is rejected alone; all of them is the source's format or field names changing
+            message = (f"{SUSPECT_NOTE}: every one of its {result.fetched} items was rejected (the first: "
+                       f"{result.item_errors[0].reason}); has its format or its field names changed?")
+            self._note(message)
+            log.warning("%s: %s", self.source.name, message)
         self.conn.execute(
             update(sync_runs).where(sync_runs.c.id == result.run_id).values(**_run_values(result, self.now))
         )

@@ -204,17 +204,28 @@ def event_from_fields(
             digest=digest,
         )
     except ItemRejected as exc:
-        raise ItemRejected(_column_named(exc.message, mapping), source_id=source_id, kind=Kind.CITY.value) from exc
+        raise ItemRejected(_column_named(exc.message, mapping, fields), source_id=source_id,
+                           kind=Kind.CITY.value) from exc
     except ValueError as exc:  # pydantic's ValidationError, should the model refuse what city_event let pass
         raise ItemRejected(first_problem(exc), source_id=source_id, kind=Kind.CITY.value) from exc
 
 
-def _column_named(message: str, mapping: CityFieldMapping) -> str:
-    """``start: ...`` -> ``begin (start): ...`` when the mapping reads start from ``begin``."""
+def _column_named(message: str, mapping: CityFieldMapping, fields: Mapping[str, Any]) -> str:
+    """``start: ...`` -> ``begin (start): ...`` when the mapping reads start from ``begin``; a field the
+    record does not have at all is said so, with those it has (a layer whose fields were renamed).
+
+    >>> mapping = CityFieldMapping(id="OBJECTID", street="STREET")
+    >>> _column_named("street: '' is too short", mapping, {"ST_NAME": "Main", "ID": 1})
+    "no field 'STREET' (street) in the record; it has: ID, ST_NAME"
+    """
     head, sep, rest = message.partition(":")
     canonical = head.split(".", 1)[0].split("[", 1)[0]
     if sep and canonical in MAPPED_FIELDS:
         column = getattr(mapping, canonical)
+        if column is not None and column not in fields:
+            names = sorted(map(str, fields))
+            listed = ", ".join(names[:15]) + (f", ... ({len(names)} fields)" if len(names) > 15 else "")
+            return f"no field {column!r} ({canonical}) in the record; it has: {listed or 'none'}"
         if column is not None and column != canonical:
             return f"{column} ({head}){sep}{rest}"
     return message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,10 +30,11 @@ intervl_s = 60
 class _Upstream(QuietHandler):
     status = 200
     hits: list[str]
+    alerts: tuple[dict[str, Any], ...] = (alert("a-1"), alert("a-2"))
 
     def do_GET(self) -> None:
         self.hits.append(self.path)
-        self.answer(self.status, feed(0, alerts=[alert("a-1"), alert("a-2")], jams=[]) if self.status == 200 else b"")
+        self.answer(self.status, feed(0, alerts=list(self.alerts), jams=[]) if self.status == 200 else b"")
 
 
 @pytest.fixture
@@ -109,6 +111,18 @@ def test_a_source_answering_500_fails_the_check_naming_it(
     report = json.loads(cli("-c", str(path), "config", "check", "-f", "json").out)
     (source,) = [check for check in report["checks"] if check["what"] == "source waze"]
     assert report["exit_code"] == 1 and source["status"] == "failed" and "HTTP 500" in source["detail"]
+
+
+def test_a_source_whose_every_item_is_rejected_fails_the_check(
+    cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]],
+) -> None:
+    """Found in a cold trial: a layer whose fields were renamed was "ok: 5 items, 5 rejected" (exit 0)."""
+    url, handler = upstream
+    handler.alerts = (alert("a-1", location={"x": 999.0, "y": 40.0}), alert("a-2", location={"x": 999.0, "y": 40.0}))
+    run = cli("-c", str(_config(tmp_path, url)), "config", "check")
+    assert run.code == 1, run
+    (line,) = [line for line in run.out.splitlines() if line.startswith("source waze: failed: ")]
+    assert "every one of its 2 items is rejected (the first: " in line and "field names changed?" in line
 
 
 def test_offline_does_not_fetch(cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]]) -> None:

@@ -274,11 +274,11 @@ def inspect_sources(
     closure whose end has passed is ended, one not started yet planned), its newest snapshot.
 
     Offline: its newest poll could not fetch. SchemaError: it fetched what cannot be read. Suspect:
-    far fewer items than usual. Stale: no poll succeeded for three intervals, or (the Waze feed, or
-    stale_after_s) the same data for too long. `last_success` is the start of its last poll that did not
-    fail (a 304 or the same snapshot again included), as /health says it. Sources of the config that
-    never synced are listed too; a disabled one is said to be; sources the store knows but the config
-    no longer names have no state.
+    far fewer items than usual, or every item rejected. Stale: no poll succeeded for three intervals,
+    or (the Waze feed, or stale_after_s) the same data for too long. `last_success` is the start of
+    its last poll that did not fail (a 304 or the same snapshot again included), as /health says it.
+    Sources of the config that never synced are listed too; a disabled one is said to be; sources the
+    store knows but the config no longer names have no state.
     """
     from exchange.health import read_health
     from exchange.runtime import now_ms

@@ -703,6 +703,35 @@ def test_arcgis_pages_until_the_transfer_limit_is_no_longer_exceeded(
     assert TOKEN not in location and etag is None
 
 
+def test_a_layer_whose_fields_were_renamed_is_suspect_and_named(
+    engine: Engine, layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in a cold trial: after STREET became ST_NAME every feature was rejected ("STREET (street): ''
+    is too short") and the source read as healthy. The field missing is named, with those the record
+    has, and a poll whose every item is rejected is suspect: nothing ends, health says why."""
+    from exchange.config import Config
+    from exchange.health import State, read_health
+
+    url, script = layer
+    script.answers = [(200, esri_page(range(1, 4)))]
+    source = arcgis(url, monkeypatch)
+    assert sync_source(engine, source, LIFECYCLE).new == 3
+    renamed = json.loads(esri_page(range(1, 4)))
+    for feature in renamed["features"]:
+        feature["properties"]["ST_NAME"] = feature["properties"].pop("STREET")
+    script.answers = [(200, json.dumps(renamed).encode())]
+    result = sync_source(engine, source, LIFECYCLE)
+    assert (result.status, result.rejected) == ("ok", 3), result
+    assert result.item_errors[0].reason == (
+        "feature 0: no field 'STREET' (street) in the record; it has: OBJECTID, START_DATE, ST_NAME, closure_id")
+    assert result.message is not None and "every one of its 3 items was rejected" in result.message
+    assert {row["status"] for row in stored(engine).values()} == {"active"}
+    config = Config.model_validate(tomllib.loads(ARCGIS.format(url=url, page_size=2, max_pages=100)))
+    with engine.connect() as conn:
+        (health,) = read_health(conn, config, BASE_MS + 60_000).sources
+    assert health.state is State.SUSPECT and "field names changed" in health.detail, health
+
+
 def test_arcgis_offset_follows_what_the_server_sent(layer: tuple[str, Layer], monkeypatch: pytest.MonkeyPatch) -> None:
     url, script = layer  # the server's maxRecordCount (2) is below the page size asked for (5)
     script.answers = [(200, esri_page(range(1, 3), more="top")), (200, esri_page(range(3, 5), more="top")),
