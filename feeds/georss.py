@@ -82,11 +82,14 @@ def _record(item: etree._Element) -> dict[str, Any]:
 
 
 def _points(text: str) -> list[dict[str, Any]]:
-    """``"lat lon lat lon ..."`` into ``[{"x": lon, "y": lat}, ...]``; odd leftovers are kept as text."""
+    """``"lat lon lat lon ..."`` into ``[{"x": lon, "y": lat}, ...]``; an odd leftover (a latitude with
+    no longitude) is kept as a point without ``x``, so that the item is rejected naming it."""
     values = text.replace(",", " ").split()
     points: list[dict[str, Any]] = []
     for lat, lon in zip(values[0::2], values[1::2], strict=False):
         points.append({"x": _scalar(lon), "y": _scalar(lat)})
+    if len(values) % 2:
+        points.append({"y": _scalar(values[-1])})
     return points
 
 

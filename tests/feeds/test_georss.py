@@ -49,6 +49,21 @@ def test_georss_points_are_lat_first() -> None:
     assert events["waze:irregularity:55"].start_time is not None
 
 
+def test_a_line_with_a_coordinate_left_over_is_rejected_alone() -> None:
+    """Found in a cold trial: an odd number of values in `georss:line` lost its last one silently."""
+    data = b"""<rss version="2.0" xmlns:georss="http://www.georss.org/georss" xmlns:linqmap="http://www.linqmap.com">
+    <channel><linqmap:endTimeMillis>1772463660000</linqmap:endTimeMillis>
+    <item><title>jam</title><linqmap:uuid>111</linqmap:uuid>
+      <georss:line>37.80 -122.28 37.81 -122.27 37.82</georss:line></item>
+    <item><title>jam</title><linqmap:uuid>222</linqmap:uuid>
+      <georss:line>37.80 -122.28 37.81 -122.27</georss:line></item>
+    </channel></rss>"""
+    parsed = parse_waze_feed(data)
+    assert [event.id for event in parsed.events] == ["waze:jam:222"]
+    (error,) = parsed.errors
+    assert error.source_id == "111" and "line" in error.reason and "\n" not in error.reason, error
+
+
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <rss version="2.0"><channel><item><title>alert</title><street>&xxe;</street></item></channel></rss>"""
