@@ -387,6 +387,27 @@ def test_an_imported_report_is_folded_into_the_operators_closure_of_the_same_roa
     assert f"same closure as {typed.id}, published in its place (typed by an operator)" in " ".join(table.out.split())
 
 
+def test_the_operator_is_told_what_another_sources_report_of_the_same_closure_does(
+    engine: Engine, city: City, store_cli: Callable[..., Run],
+) -> None:
+    """Found in a cold trial: an operator's closure took the GIS layer's report of the same road out of
+    the feeds, and ending it brought that report back, both unsaid."""
+    city.export()
+    config = city.poll(engine, "city-gis")
+    polyline = " ".join(f"{lat} {lon}" for lon, lat in NINTH)
+    added = store_cli("--config", str(config.path), "closure", "add", "--street", "9th Street", "--polyline",
+                      polyline, "--direction", "BOTH_DIRECTIONS", "--start", "2026-03-02T07:00", "--end",
+                      "2026-03-04T17:00", "--description", "Water main break")
+    assert added.code == 0, added
+    assert ("note: gis:city:GIS-7 (source gis) reports the same closure: it leaves the feeds, this one goes out "
+            "in its place") in added.err
+    ended = store_cli("--config", str(config.path), "closure", "end", added.out.strip())
+    assert ended.code == 0, ended
+    assert ("note: gis:city:GIS-7 (source gis) still reports this closure: it goes out again "
+            "(`exchange inspect event gis:city:GIS-7`)") in ended.err
+    assert "gis:city:GIS-7" in published(engine)
+
+
 def ninth_street_closure(engine: Engine, city: City, start: str, end: str) -> Event:
     """An operator's closure of 9th Street, both directions."""
     return add_closure(engine, ClosureInput(

@@ -170,14 +170,40 @@ def _after_change(config: Any, engine: Any, closure_ids: tuple[str, ...]) -> Non
             print(f"warning: closure {closure_id} is saved but held back from the feeds: {reason}", file=sys.stderr)
 
 
-def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome) -> None:
+def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome,
+          stood_for: Mapping[str, str] | None = None) -> None:
     """The id on stdout, a note on stderr (on a divided road it names the other carriageway's closure,
-    changed with it), and the publication when something changed."""
+    changed with it; what other sources report of the same closure, now left out of the feeds or
+    going out again: ``stood_for`` is what it stood for before), and the publication when something
+    changed."""
     print(closure_id, flush=True)
     if outcome.note:
         print(outcome.note, file=sys.stderr)
     if outcome.changed:
+        now = _stands_for(engine, closure_id)
+        for eid, source in now.items():
+            if eid not in (stood_for or {}):
+                print(f"note: {eid} (source {source}) reports the same closure: it leaves the feeds, this one goes "
+                      "out in its place", file=sys.stderr)
+        for eid, source in (stood_for or {}).items():
+            if eid not in now:
+                print(f"note: {eid} (source {source}) still reports this closure: it goes out again "
+                      f"(`exchange inspect event {eid}`)", file=sys.stderr)
         _after_change(config, engine, (closure_id, *outcome.also))
+
+
+def _stands_for(engine: Any, closure_id: str) -> dict[str, str]:
+    """The live events of other sources folded into the closure or its divided road's pair (id -> source)."""
+    from sqlalchemy import select
+
+    from exchange.closures import OPPOSITE_SUFFIX
+    from exchange.schema import events
+
+    first = closure_id.removesuffix(OPPOSITE_SUFFIX)
+    query = select(events.c.id, events.c.source).where(
+        events.c.same_as.in_((first, first + OPPOSITE_SUFFIX)), events.c.status == "active")
+    with engine.connect() as conn:
+        return {str(row.id): str(row.source) for row in conn.execute(query.order_by(events.c.id))}
 
 
 @closure_app.command("add")
@@ -343,13 +369,14 @@ def closure_update(
     if not changes and not cleared and not reopen:
         raise UsageError("nothing to change: give at least one option")
     config, engine, placement = context.state.config, context.engine(), context.placement()
+    stood_for = _stands_for(engine, closure_id)
     outcome = update_closure(engine, closure_id, changes, zone=config.zone, placement=placement,
                              operator=_operator(operator), clear=cleared, reopen=reopen)
     if outcome.event is not None and outcome.action is not None and ({"start", "end"} & changes.keys() or reopen):
         _say_times(outcome.event, config.zone, added=False)
     if outcome.event is not None and outcome.changed:
         _say_blocking(outcome.event, placement)
-    _done(config, engine, closure_id, outcome)
+    _done(config, engine, closure_id, outcome, stood_for)
 
 
 @closure_app.command("end")
@@ -371,8 +398,9 @@ def closure_end(
     from exchange.closures import end_closure
 
     config, engine = context.state.config, context.engine()
+    stood_for = _stands_for(engine, closure_id)
     outcome = end_closure(engine, closure_id, operator=_operator(operator), cancel=cancel, zone=config.zone)
-    _done(config, engine, closure_id, outcome)
+    _done(config, engine, closure_id, outcome, stood_for)
 
 
 @closure_app.command("cancel")
@@ -389,8 +417,9 @@ def closure_cancel(
     from exchange.closures import cancel_closure
 
     config, engine = context.state.config, context.engine()
+    stood_for = _stands_for(engine, closure_id)
     outcome = cancel_closure(engine, closure_id, operator=_operator(operator), zone=config.zone)
-    _done(config, engine, closure_id, outcome)
+    _done(config, engine, closure_id, outcome, stood_for)
 
 
 @closure_app.command("list")
