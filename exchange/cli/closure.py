@@ -198,7 +198,10 @@ def _stands_for(engine: Any, closure_id: str) -> dict[str, str]:
 
     from exchange.closures import OPPOSITE_SUFFIX
     from exchange.schema import events
+    from feeds.city import text_problem
 
+    if text_problem(closure_id, controls=False) is not None:
+        return {}  # no closure has such an id: the command itself says what is wrong with it
     first = closure_id.removesuffix(OPPOSITE_SUFFIX)
     query = select(events.c.id, events.c.source).where(
         events.c.same_as.in_((first, first + OPPOSITE_SUFFIX)), events.c.status == "active")
