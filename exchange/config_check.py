@@ -198,22 +198,28 @@ def reach_source(config: Config, source_config: SourceConfig) -> Check:
         return Check(what, "invalid", exc.message)
     except ExchangeError as exc:
         return Check(what, "failed", exc.message)
-    reasons = [error.reason for error in snapshot.errors] + _conversion_rejects(source, snapshot)
+    reasons, skipped = _conversion_rejects(source, snapshot)
+    reasons = [error.reason for error in snapshot.errors if not error.out_of_scope] + reasons
+    skipped += sum(1 for error in snapshot.errors if error.out_of_scope)
     seconds = round(time.perf_counter() - started, 3)
     facts = {"location": source.location, "bytes": len(body), "items": len(snapshot.items),
              "rejected": len(reasons), "seconds": seconds}
     rejected = f", {len(reasons)} rejected (the first: {reasons[0]})" if reasons else ""
-    if reasons and len(reasons) >= len(snapshot.items) + len(snapshot.errors):
+    rejected += f", {skipped} of kinds not read" if skipped else ""
+    if reasons and len(reasons) >= len(snapshot.items) + len(snapshot.errors) - skipped:
         return Check(what, "failed", f"{source.location}: every one of its {len(reasons)} items is rejected (the "
                      f"first: {reasons[0]}): has the source's format or its field names changed?", facts)
     return Check(what, "ok", f"{source.location}: {len(body)} bytes, {len(snapshot.items)} items{rejected} "
                  f"in {seconds:.2f} s", facts)
 
 
-def _conversion_rejects(source: Any, snapshot: Any) -> list[str]:
+def _conversion_rejects(source: Any, snapshot: Any) -> tuple[list[str], int]:
     """Why each item a sync would reject when converting it is rejected (a bad date, shape or type):
-    counted with the rows the reading refused, as the sync's summary counts them."""
-    from exchange.sync import convert_item
+    counted with the rows the reading refused, as the sync's summary counts them; and how many are of a
+    kind the reader does not take (a weather record in a DATEX II feed: not read, not broken)."""
+    from exchange.sync import OutOfScope, convert_item
 
-    converted = ((item, convert_item(source, item, values_checked=snapshot.values_checked)) for item in snapshot.items)
-    return [f"{item.source_id}: {reason}" for item, reason in converted if isinstance(reason, str)]
+    converted = [(item, convert_item(source, item, values_checked=snapshot.values_checked)) for item in snapshot.items]
+    reasons = [f"{item.source_id}: {reason}" for item, reason in converted
+               if isinstance(reason, str) and not isinstance(reason, OutOfScope)]
+    return reasons, sum(1 for _item, reason in converted if isinstance(reason, OutOfScope))

@@ -33,6 +33,7 @@ __all__ = [
     "FetchError",
     "FetchStopped",
     "InternalError",
+    "ItemOutOfScope",
     "ItemRejected",
     "MalformedPayload",
     "NetworkElsewhere",
@@ -108,6 +109,11 @@ class ItemRejected(ExchangeError, ValueError):
         super().__init__(reason)
         self.source_id = source_id
         self.kind = kind
+
+
+class ItemOutOfScope(ItemRejected):
+    """One item of a kind the reader does not take (a detour, a weather record): not read, and not a
+    sign that the feed is broken (a feed of nothing else is not suspect)."""
 
 
 class StoreError(ExchangeError):

@@ -299,6 +299,7 @@ class ItemError(BaseModel):
     source_id: str | None = None
     step: str = Field(description="pipeline step that refused it: parse, convert, store")
     reason: str
+    out_of_scope: bool = Field(default=False, description="of a kind the reader does not take (not a broken item)")
 
     @field_validator("source_id")
     @classmethod

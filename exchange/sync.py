@@ -33,7 +33,15 @@ from exchange.bulk import Bulk, loads
 from exchange.config import LifecycleConfig
 from exchange.confirm import link_confirmations, observe_waze
 from exchange.db import db_error_message, take_turns, writing
-from exchange.errors import ExchangeError, FetchError, FetchStopped, InternalError, ItemRejected, StoreError
+from exchange.errors import (
+    ExchangeError,
+    FetchError,
+    FetchStopped,
+    InternalError,
+    ItemOutOfScope,
+    ItemRejected,
+    StoreError,
+)
 from exchange.model import Event, ItemError, Kind, Origin, Status, event_id, from_millis, shown_text, to_millis
 from exchange.runtime import collector_paused, fault_point, now_ms, stop_requested
 from exchange.same_closure import CITY_EVENTS_LOCK, relink
@@ -278,10 +286,12 @@ class Reconciler:
             if city:
                 self._relink()
         result.rejected = len(result.item_errors)
-        if not history and result.fetched and result.rejected >= result.fetched:
+        broken = [error for error in result.item_errors if not error.out_of_scope]
+        taken = result.fetched - (result.rejected - len(broken))  # items of the kinds this source reads
+        if not history and broken and len(broken) >= taken:
             # one bad item is rejected alone; all of them is the source's format or field names changing
-            message = (f"{SUSPECT_NOTE}: every one of its {result.fetched} items was rejected (the first: "
-                       f"{result.item_errors[0].reason}); has its format or its field names changed?")
+            message = (f"{SUSPECT_NOTE}: every one of its {taken} items was rejected (the first: "
+                       f"{broken[0].reason}); has its format or its field names changed?")
             self._note(message)
             log.warning("%s: %s", self.source.name, message)
         self.conn.execute(
@@ -345,9 +355,8 @@ class Reconciler:
         converted = convert_item(self.source, item, values_checked=self.values_checked)
         if isinstance(converted, Event):
             return converted
-        self.result.item_errors.append(
-            ItemError(kind=item.kind.value, source_id=item.source_id, step="convert", reason=converted)
-        )
+        self.result.item_errors.append(ItemError(kind=item.kind.value, source_id=item.source_id, step="convert",
+                                                 reason=converted, out_of_scope=isinstance(converted, OutOfScope)))
         return None
 
     def _match_id(self, item: FeedItem) -> str | None:
@@ -685,11 +694,20 @@ def _insert_run(conn: Connection, source: str, started_ms: int, result: SyncResu
     return int(conn.execute(insert(sync_runs).values(**values).returning(sync_runs.c.id)).scalar_one())
 
 
+class OutOfScope(str):
+    """The reason an item of a kind the reader does not take is not read (:class:`ItemOutOfScope`)."""
+
+    __slots__ = ()
+
+
 def convert_item(source: Source, item: FeedItem, *, values_checked: bool) -> Event | str:
-    """The item's event, or why it is rejected: its codec's reason, or a case no codec foresaw (that item
-    alone is rejected; the debug log keeps the traceback)."""
+    """The item's event, or why it is rejected: its codec's reason (an :class:`OutOfScope` one for an
+    item of a kind not taken), or a case no codec foresaw (that item alone is rejected; the debug log
+    keeps the traceback)."""
     try:
         return source.convert(item, values_checked=values_checked)
+    except ItemOutOfScope as exc:
+        return OutOfScope(exc.message)
     except ItemRejected as exc:
         return exc.message
     except Exception as exc:

@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 from lxml import etree
 
-from exchange.errors import ItemRejected, MalformedPayload
+from exchange.errors import ItemOutOfScope, ItemRejected, MalformedPayload
 from exchange.model import SCHEDULE_DAYS, Event, ItemError, Kind, first_problem, to_millis
 from feeds.cifs import CREATED_KEY, UPDATED_KEY
 from feeds.city import ROAD_NUMBER_KEY, city_event, parse_time, text_problem
@@ -409,9 +409,9 @@ def _regulation_type(record: Mapping[str, Any]) -> tuple[str, str | None]:
     regulation, restriction = record.get("regulation") or "(untyped)", record.get("restriction")
     if regulation != "AccessRestriction" or restriction != "noEntry":
         shown = f"{regulation} ({restriction})" if restriction else regulation
-        raise ItemRejected(f"a {shown} regulation is not a road closure (not read)")
+        raise ItemOutOfScope(f"a {shown} regulation is not a road closure (not read)")
     if record.get("vehicle_conditions"):
-        raise ItemRejected(f"a no-entry regulation for some vehicles only ({record['vehicle_conditions']} vehicle "
+        raise ItemOutOfScope(f"a no-entry regulation for some vehicles only ({record['vehicle_conditions']} vehicle "
                            "condition(s)) is not a closure to all traffic (not read)")
     return "ROAD_CLOSED", None
 
@@ -426,7 +426,7 @@ def _waze_type(record: Mapping[str, Any]) -> tuple[str, str | None]:
             return "ROAD_CLOSED", _CAUSE_SUBTYPES.get(record.get("cause") or "")
         if management in _LANE_CLOSURES:
             return "HAZARD", "HAZARD_ON_ROAD_LANE_CLOSED"
-        raise ItemRejected(f"a {management} management is not a closure (not read)")
+        raise ItemOutOfScope(f"a {management} management is not a closure (not read)")
     if kind in ("ConstructionWorks", "MaintenanceWorks"):
         return "CONSTRUCTION", None
     if kind == "Accident":
@@ -434,7 +434,7 @@ def _waze_type(record: Mapping[str, Any]) -> tuple[str, str | None]:
         if severity in ("high", "highest") or "seriousInjuryOrFatalAccident" in record.get("accident_types", []):
             return "ACCIDENT", "ACCIDENT_MAJOR"
         return "ACCIDENT", "ACCIDENT_MINOR" if severity in ("low", "lowest") else None
-    raise ItemRejected(f"a {kind} record is not read (only closures, road works and accidents)")
+    raise ItemOutOfScope(f"a {kind} record is not read (only closures, road works and accidents)")
 
 
 def _numbers(text: str, field: str) -> list[float]:

@@ -840,11 +840,13 @@ def parse_wzdx(data: bytes) -> Snapshot:
         core = _core(feature)
         if core.get("event_type") == "detour":
             reason = f"{where}: detour road event skipped (a detour is the route around a work zone, not a closure)"
-            snapshot.errors.append(ItemError(kind=city, source_id=ident, step="parse", reason=reason))
+            snapshot.errors.append(ItemError(kind=city, source_id=ident, step="parse", reason=reason,
+                                             out_of_scope=True))
             continue
         if "device_type" in core:
             reason = f"{where}: a field device, not a road event"
-            snapshot.errors.append(ItemError(kind=city, source_id=ident, step="parse", reason=reason))
+            snapshot.errors.append(ItemError(kind=city, source_id=ident, step="parse", reason=reason,
+                                             out_of_scope=True))
             continue
         record = dict(feature)
         source_id = core.get("data_source_id")

@@ -116,3 +116,21 @@ def test_travel_time_locations_fail_the_poll_in_one_line(cli: Cli, tmp_path: Pat
             assert conn.execute(select(func.count()).select_from(event_rows)).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_a_feed_of_records_not_read_is_not_suspect(cli: Cli, tmp_path: Path, testdata: Path) -> None:
+    """Found in a cold trial: Fintraffic's feed (a ferry notice, a public event: records of kinds not read)
+    was "suspect: every one of its items was rejected" and `config check` failed it. Items of a kind the
+    reader does not take are not read, and say nothing of the feed's health."""
+    path = write_config(tmp_path, testdata)
+    (tmp_path / "datex2.xml").write_bytes(
+        (testdata / "datex2" / "samples" / "fintraffic_GUID50456943.xml").read_bytes())
+    result = cli("--config", str(path), "sync", "mel", "--format", "json")
+    assert result.code == 0, result
+    (run,) = json.loads(result.out)
+    assert run["rejected"] >= 1 and "suspect" not in (run["message"] or ""), run
+    sources = json.loads(cli("--config", str(path), "inspect", "sources", "--format", "json").out)
+    assert next(source for source in sources if source["name"] == "mel")["state"] == "OK", sources
+    checked = cli("--config", str(path), "config", "check")
+    (line,) = [line for line in checked.out.splitlines() if line.startswith("source mel:")]
+    assert line.startswith("source mel: ok: ") and "of kinds not read" in line, checked
