@@ -390,22 +390,26 @@ def test_an_imported_report_is_folded_into_the_operators_closure_of_the_same_roa
 def test_the_operator_is_told_what_another_sources_report_of_the_same_closure_does(
     engine: Engine, city: City, store_cli: Callable[..., Run],
 ) -> None:
-    """Found in a cold trial: an operator's closure took the GIS layer's report of the same road out of
-    the feeds, and ending it brought that report back, both unsaid."""
+    """Found in cold trials: an operator's closure took the permits' report of the same road out of the
+    feeds, and ending it brought that report back, both unsaid; then the GIS layer's report, already out
+    of the feeds (folded into the permit's), was named as leaving and coming back too."""
     city.export()
-    config = city.poll(engine, "city-gis")
+    config = city.poll(engine, "city-gis", "city-permits")
+    assert links(engine)["gis:city:GIS-7"] == "permits:city:C-100"
     polyline = " ".join(f"{lat} {lon}" for lon, lat in NINTH)
     added = store_cli("--config", str(config.path), "closure", "add", "--street", "9th Street", "--polyline",
                       polyline, "--direction", "BOTH_DIRECTIONS", "--start", "2026-03-02T07:00", "--end",
-                      "2026-03-04T17:00", "--description", "Water main break")
+                      "2026-03-20T17:00", "--description", "Water main break")
     assert added.code == 0, added
-    assert ("note: gis:city:GIS-7 (source gis) reports the same closure: it leaves the feeds, this one goes out "
-            "in its place") in added.err
+    notes = [line for line in added.err.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: permits:city:C-100 (source city-permits) reports the same closure: it leaves the "
+                     "feeds, this one goes out in its place"], added.err
     ended = store_cli("--config", str(config.path), "closure", "end", added.out.strip())
     assert ended.code == 0, ended
-    assert ("note: gis:city:GIS-7 (source gis) still reports this closure: it goes out again "
-            "(`exchange inspect event gis:city:GIS-7`)") in ended.err
-    assert "gis:city:GIS-7" in published(engine)
+    notes = [line for line in ended.err.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: permits:city:C-100 (source city-permits) still reports this closure: it goes out again "
+                     "(`exchange inspect event permits:city:C-100`)"], ended.err
+    assert "permits:city:C-100" in published(engine) and links(engine)["gis:city:GIS-7"] == "permits:city:C-100"
 
 
 def ninth_street_closure(engine: Engine, city: City, start: str, end: str) -> Event:

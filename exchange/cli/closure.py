@@ -171,42 +171,54 @@ def _after_change(config: Any, engine: Any, closure_ids: tuple[str, ...]) -> Non
 
 
 def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome,
-          stood_for: Mapping[str, str] | None = None) -> None:
+          links_before: Mapping[str, str | None] | None = None) -> None:
     """The id on stdout, a note on stderr (on a divided road it names the other carriageway's closure,
-    changed with it; what other sources report of the same closure, now left out of the feeds or
-    going out again: ``stood_for`` is what it stood for before), and the publication when something
-    changed."""
+    changed with it; another source's report of the same closure that leaves the feeds for it, or goes
+    out again: ``links_before`` is :func:`_city_links` before the change), and the publication when
+    something changed."""
     print(closure_id, flush=True)
     if outcome.note:
         print(outcome.note, file=sys.stderr)
     if outcome.changed:
-        now = _stands_for(engine, closure_id)
-        for eid, source in now.items():
-            if eid not in (stood_for or {}):
-                print(f"note: {eid} (source {source}) reports the same closure: it leaves the feeds, this one goes "
-                      "out in its place", file=sys.stderr)
-        for eid, source in (stood_for or {}).items():
-            if eid not in now:
-                print(f"note: {eid} (source {source}) still reports this closure: it goes out again "
-                      f"(`exchange inspect event {eid}`)", file=sys.stderr)
+        _say_relinked(engine, closure_id, links_before or {})
         _after_change(config, engine, (closure_id, *outcome.also))
 
 
-def _stands_for(engine: Any, closure_id: str) -> dict[str, str]:
-    """The live events of other sources folded into the closure or its divided road's pair (id -> source)."""
+def _city_links(engine: Any) -> dict[str, str | None]:
+    """Every live city event's link (the event published in its place, None when it is published)."""
     from sqlalchemy import select
 
-    from exchange.closures import OPPOSITE_SUFFIX
     from exchange.schema import events
-    from feeds.city import text_problem
 
-    if text_problem(closure_id, controls=False) is not None:
-        return {}  # no closure has such an id: the command itself says what is wrong with it
-    first = closure_id.removesuffix(OPPOSITE_SUFFIX)
-    query = select(events.c.id, events.c.source).where(
-        events.c.same_as.in_((first, first + OPPOSITE_SUFFIX)), events.c.status == "active")
+    query = select(events.c.id, events.c.same_as).where(events.c.origin == "city", events.c.status == "active")
     with engine.connect() as conn:
-        return {str(row.id): str(row.source) for row in conn.execute(query.order_by(events.c.id))}
+        return {str(row.id): row.same_as for row in conn.execute(query)}
+
+
+def _say_relinked(engine: Any, closure_id: str, before: Mapping[str, str | None]) -> None:
+    """Name the reports of other sources the change took out of the feeds (now folded into this closure)
+    or brought back (no longer folded into it), with their source."""
+    from exchange.bulk import Bulk
+    from exchange.closures import OPPOSITE_SUFFIX
+    from exchange.same_closure import reporters
+
+    first = closure_id.removesuffix(OPPOSITE_SUFFIX)
+    mine = {first, first + OPPOSITE_SUFFIX}
+    after = _city_links(engine)
+    leaving = [eid for eid, link in after.items() if link in mine and before.get(eid, "new") is None]
+    back = [eid for eid, link in before.items() if link in mine and eid in after and after[eid] is None]
+    if not leaving and not back:
+        return
+    with engine.connect() as conn:
+        sources = reporters(Bulk(conn), [*leaving, *back])
+    for eid in sorted(leaving):
+        source = sources[eid].source if eid in sources else "?"
+        print(f"note: {eid} (source {source}) reports the same closure: it leaves the feeds, this one goes out "
+              "in its place", file=sys.stderr)
+    for eid in sorted(back):
+        source = sources[eid].source if eid in sources else "?"
+        print(f"note: {eid} (source {source}) still reports this closure: it goes out again "
+              f"(`exchange inspect event {eid}`)", file=sys.stderr)
 
 
 @closure_app.command("add")
@@ -249,6 +261,7 @@ def closure_add(
         description=description, schedule=_schedule(schedule), lane_impact=_lane_impact(lane_impact),
         operator=_operator(operator), verified_start=verified_start, verified_end=verified_end,
     )
+    links_before = _city_links(engine)
     created = create_closure(engine, spec, zone=config.zone, placement=placement)
     also = (created.opposite.id,) if created.opposite is not None else ()
     _say_times(created.event, config.zone, added=True)
@@ -258,7 +271,7 @@ def closure_add(
         verb = "close" if is_full_closure(created.event) else "cover"
         print(f"note: {', '.join(same)} already {verb}{'s' if len(same) == 1 else ''} {created.event.street} there "
               "at overlapping times (added twice? `closure cancel` the one too many)", file=sys.stderr)
-    _done(config, engine, created.event.id, Outcome(created.event, "created", created.note, also))
+    _done(config, engine, created.event.id, Outcome(created.event, "created", created.note, also), links_before)
 
 
 def _whole_day(end: str | None) -> str | None:
@@ -372,14 +385,14 @@ def closure_update(
     if not changes and not cleared and not reopen:
         raise UsageError("nothing to change: give at least one option")
     config, engine, placement = context.state.config, context.engine(), context.placement()
-    stood_for = _stands_for(engine, closure_id)
+    links_before = _city_links(engine)
     outcome = update_closure(engine, closure_id, changes, zone=config.zone, placement=placement,
                              operator=_operator(operator), clear=cleared, reopen=reopen)
     if outcome.event is not None and outcome.action is not None and ({"start", "end"} & changes.keys() or reopen):
         _say_times(outcome.event, config.zone, added=False)
     if outcome.event is not None and outcome.changed:
         _say_blocking(outcome.event, placement)
-    _done(config, engine, closure_id, outcome, stood_for)
+    _done(config, engine, closure_id, outcome, links_before)
 
 
 @closure_app.command("end")
@@ -401,9 +414,9 @@ def closure_end(
     from exchange.closures import end_closure
 
     config, engine = context.state.config, context.engine()
-    stood_for = _stands_for(engine, closure_id)
+    links_before = _city_links(engine)
     outcome = end_closure(engine, closure_id, operator=_operator(operator), cancel=cancel, zone=config.zone)
-    _done(config, engine, closure_id, outcome, stood_for)
+    _done(config, engine, closure_id, outcome, links_before)
 
 
 @closure_app.command("cancel")
@@ -420,9 +433,9 @@ def closure_cancel(
     from exchange.closures import cancel_closure
 
     config, engine = context.state.config, context.engine()
-    stood_for = _stands_for(engine, closure_id)
+    links_before = _city_links(engine)
     outcome = cancel_closure(engine, closure_id, operator=_operator(operator), zone=config.zone)
-    _done(config, engine, closure_id, outcome, stood_for)
+    _done(config, engine, closure_id, outcome, links_before)
 
 
 @closure_app.command("list")
