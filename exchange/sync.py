@@ -129,12 +129,12 @@ def sync_source(
         # same bytes would be, so a removal behind a caching server still ends on time
         result = SyncResult(source=source.name, status="not-modified")
         with writing(engine, lock=f"source:{source.name}") as conn:
-            _ensure_source(conn, source, started)
+            reranked = _ensure_source(conn, source, started)
             result.run_id = _insert_run(conn, source.name, started, result)
             if not source.time_identifies_snapshot:
                 reconciler = Reconciler(conn, source, lifecycle, started, placement)
                 reconciler.result = result
-                reconciler.miss_again()
+                reconciler.miss_again(relink=reranked)
                 conn.execute(update(sync_runs).where(sync_runs.c.id == result.run_id)
                              .values(**_run_values(result, started)))
         return result
@@ -548,8 +548,10 @@ class Reconciler:
         if lapsed:
             self._end(lapsed, limit)
 
-    def miss_again(self) -> None:
-        """A 304: one more missed poll for the events the last payload already did not list."""
+    def miss_again(self, *, relink: bool = False) -> None:
+        """A 304: one more missed poll for the events the last payload already did not list; the links
+        to the same closure are recomputed when something ends, or when ``relink`` (the source's
+        priority changed in the config since its last poll)."""
         limit = self.lifecycle.end_after_missed_polls
         rows = self.db.fetch("SELECT event_id, missed FROM sightings WHERE source_name = ? AND missed >= 1",
                              (self.source.name,))
@@ -557,7 +559,7 @@ class Reconciler:
         self.db.where_in("UPDATE sightings SET missed = missed + 1 WHERE source_name = ? AND", "event_id", still,
                          (self.source.name,), rows=False)
         lapsed = [eid for eid, missed in rows if missed + 1 >= limit]
-        if lapsed:  # only city feeds are missed again: what ends may have been published in another's place
+        if lapsed or relink:  # only city feeds are missed again: what ends may have been published in another's place
             take_turns(self.conn, CITY_EVENTS_LOCK)
             self._end(lapsed, limit)
             self._relink()
@@ -649,8 +651,10 @@ def _kind_of(event_id: str) -> str:
 
 
 
-def _ensure_source(conn: Connection, source: Source, at_ms: int) -> None:
-    exists = conn.execute(select(sources.c.name).where(sources.c.name == source.name)).first()
+def _ensure_source(conn: Connection, source: Source, at_ms: int) -> bool:
+    """The source's row as the config says it now; whether its priority changed (the links to the same
+    closure then rank anew)."""
+    exists = conn.execute(select(sources.c.name, sources.c.priority).where(sources.c.name == source.name)).first()
     if exists is None:
         conn.execute(
             insert(sources).values(
@@ -663,6 +667,7 @@ def _ensure_source(conn: Connection, source: Source, at_ms: int) -> None:
             update(sources).where(sources.c.name == source.name)
             .values(kind=source.kind, namespace=source.namespace, location=source.location, priority=source.priority)
         )
+    return exists is not None and exists.priority != source.priority
 
 
 def _load_watermark(engine: Engine, name: str) -> Watermark:

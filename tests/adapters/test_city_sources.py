@@ -898,6 +898,40 @@ def test_a_row_gone_after_its_own_end_keeps_that_end(
     assert (gone["status"], gone["end_ms"]) == ("ended", own_end)
 
 
+def test_a_priority_changed_in_the_config_ranks_anew_on_a_not_modified_poll(
+    engine: Engine, tmp_path: Path,
+) -> None:
+    """Found in a cold trial: a source's priority raised in the config was stored at its next poll, a 304,
+    but the closure both sources report kept going out from the other one until some later change."""
+    from exchange.schema import events as stored_events
+
+    entry = CSV_WKT.replace('name = "city-csv"', 'name = "{name}"').replace(
+        'url = "{url}"', 'url = "{url}"\nnamespace = "{name}"\nmatch_key = "closure_id"\npriority = {priority}')
+    permits = write_csv(tmp_path / "permits.csv", [HEADER, closure("C-1")])
+    works = write_csv(tmp_path / "works.csv", [HEADER, closure("C-1")])
+
+    class Conditional(QuietHandler):
+        def do_GET(self) -> None:
+            tag = '"works-1"'
+            if self.headers.get("If-None-Match") == tag:
+                self.answer(304, b"", {"ETag": tag})
+            else:
+                self.answer(200, works.read_bytes(), {"ETag": tag, "Content-Type": "text/csv"})
+
+    def same_as() -> dict[str, str | None]:
+        with engine.connect() as conn:
+            return dict(conn.execute(select(stored_events.c.id, stored_events.c.same_as)).all())
+
+    with http_server(Conditional) as url:
+        assert sync_source(engine, build(entry, name="a-permits", url=str(permits), priority=0), LIFECYCLE).new == 1
+        works_source = build(entry, name="b-works", url=f"{url}/works.csv", priority=0)
+        assert sync_source(engine, works_source, LIFECYCLE).new == 1
+        assert same_as() == {"a-permits:city:C-1": None, "b-works:city:C-1": "a-permits:city:C-1"}
+        result = sync_source(engine, build(entry, name="b-works", url=f"{url}/works.csv", priority=10), LIFECYCLE)
+    assert (result.status, result.relinked) == ("not-modified", 2), result
+    assert same_as() == {"a-permits:city:C-1": "b-works:city:C-1", "b-works:city:C-1": None}
+
+
 def test_a_row_gone_after_not_modified_polls_ends_at_the_last_of_them(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
