@@ -210,7 +210,7 @@ class PublishConfig(BaseModel):
     schema_dir: Path | None = Field(
         default=None,
         description="A directory of official schemas the city obtained (they do not ship): "
-        "datex2/DATEXII_3_D2Payload.xsd (or DATEXII_3_MessageContainer.xsd) with the XSDs it includes, and "
+        "datex2/DATEXII_3_MessageContainer.xsd (else DATEXII_3_D2Payload.xsd) with the XSDs it includes, and "
         "cwz/ with the CWZ 1.0 JSON schemas. When set, datex2.xml and cwz.geojson are also checked against them.",
     )
 

@@ -300,8 +300,9 @@ def official_schemas(schema_dir: Path | None) -> OfficialSchemas:
     return _official_schemas(schema_dir.expanduser().resolve()) if schema_dir is not None else OfficialSchemas()
 
 
-#: the DATEX II 3.x roots looked for in ``<schema_dir>/datex2``, in order
-DATEX2_ROOTS = ("DATEXII_3_D2Payload.xsd", "DATEXII_3_MessageContainer.xsd")
+#: the DATEX II 3.x roots looked for in ``<schema_dir>/datex2``, in order: the message container imports the
+#: payload schema, so it checks both a ``d2:payload`` (ours) and a ``messageContainer`` (NPRA's, Fintraffic's)
+DATEX2_ROOTS = ("DATEXII_3_MessageContainer.xsd", "DATEXII_3_D2Payload.xsd")
 #: the CWZ 1.0 feed schema looked for in ``<schema_dir>/cwz`` (with the schemas it refers to beside it)
 CWZ_ROOT = "WorkZoneFeed.json"
 

@@ -482,7 +482,7 @@ def checks_run(kind: str, schemas: OfficialSchemas | None = None) -> list[str]:
         if schemas is not None and schemas.datex2 is not None:
             return ["own structural rules", f"official XSD from {schemas.datex2_from}"]
         if looked_in is not None:
-            return [f"own structural rules only: no DATEXII_3_D2Payload.xsd or DATEXII_3_MessageContainer.xsd "
+            return [f"own structural rules only: no DATEXII_3_MessageContainer.xsd or DATEXII_3_D2Payload.xsd "
                     f"in {looked_in / 'datex2'}"]
         return ["own structural rules only (not the full DATEX II schema: set publish.schema_dir for it)"]
     if kind == "cwz":

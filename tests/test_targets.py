@@ -321,6 +321,10 @@ def test_validate_reads_datex2_and_cwz_and_says_which_checks_ran(
         code, _out, err = run_cli("--config", str(config_path), "validate", str(tmp_path / name))
         assert code == 0, err
         assert f": {kind}: valid (checked: " in err and official in err, err
+    # found in a cold trial: a real messageContainer (NPRA's) failed the official XSD (the payload one was read)
+    npra = testdata / "datex2" / "samples" / "derived" / "svv_GetSituations_Datex3.targetClass-fixed.xml"
+    code, _out, err = run_cli("--config", str(config_path), "validate", str(npra))
+    assert code == 0 and ": datex2: valid (checked: " in err, err
     code, _out, err = run_cli("validate", str(tmp_path / "datex2.xml"))
     assert code == 0 and "(checked: own structural rules only (not the full DATEX II schema: set " \
         "publish.schema_dir for it))" in err, err
@@ -329,8 +333,8 @@ def test_validate_reads_datex2_and_cwz_and_says_which_checks_ran(
     empty.write_text(f'data_dir = "{tmp_path / "data"}"\n[publish]\nschema_dir = "{tmp_path / "nothing"}"\n',
                      encoding="utf-8")
     code, _out, err = run_cli("--config", str(empty), "validate", str(tmp_path / "datex2.xml"))
-    assert code == 0 and f"own structural rules only: no DATEXII_3_D2Payload.xsd or " \
-        f"DATEXII_3_MessageContainer.xsd in {tmp_path / 'nothing' / 'datex2'}" in err, err
+    assert code == 0 and f"own structural rules only: no DATEXII_3_MessageContainer.xsd or " \
+        f"DATEXII_3_D2Payload.xsd in {tmp_path / 'nothing' / 'datex2'}" in err, err
 
     broken = datex2.replace(b"<sit:situationRecord", b"<sit:situationRecordX", 1)
     assert validate_feed(broken)[1], "a broken document fails the own rules"
