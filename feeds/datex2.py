@@ -204,8 +204,11 @@ def losses_for(event: Event) -> list[str]:
     if details is not None:
         if details.lanes:
             found.append("lanes are numbered from the verge as DATEX II counts them, assuming right-hand traffic")
-            if any(lane.type.upper() != "LANE" for lane in details.lanes):
-                found.append("lane types are not carried (DATEX II lists the closed lanes by number)")
+            if any(lane.type.upper() not in ("LANE", *_NOT_TRAFFIC_LANES) for lane in details.lanes):
+                found.append("lane types other than shoulders, cycle lanes and medians are not carried (DATEX II "
+                             "lists the closed traffic lanes by number)")
+            if any(lane.type.upper() in ("SIDEWALK", "PARKING") and lane.status in _CLOSED for lane in details.lanes):
+                found.append("a closed sidewalk or parking lane is not carried (no DATEX II lane use for it)")
             if any(lane.status not in _PLAIN_STATUSES for lane in details.lanes):
                 found.append("lane statuses are carried as open or closed only (CIFS spellings are not kept)")
         if details.parent_event:
@@ -317,19 +320,31 @@ def _validity(writer: _Writer, record: etree._Element, event: Event, start: date
             writer.sub(writer.sub(valid, "com", "recurringDayWeekMonthPeriod"), "com", "applicableDay", day)
 
 
+#: CIFS lane types (WZDx's, upper-cased) that are no traffic lane: DATEX II counts none of them in
+#: ``originalNumberOfLanes`` ("hard shoulder should not be counted") and names a closed one by its use
+_NOT_TRAFFIC_LANES = {"SHOULDER": "hardShoulder", "BIKE_LANE": "cycleLane", "MEDIAN": "centralReservation",
+                      "SIDEWALK": None, "PARKING": None}
+
+
 def _lanes(writer: _Writer, description: etree._Element, event: Event) -> None:
     details = event.details
     if details is None or not details.lanes:
         return
-    # CIFS counts lanes from the left from 0; DATEX II from the verge (the right, in right-hand
-    # traffic) from 1: lane ``order`` of ``count`` is DATEX II lane ``count - order``
-    count = max(lane.order for lane in details.lanes) + 1
+    # CIFS counts lanes from the left from 0; DATEX II counts the traffic lanes from the verge (the
+    # right, in right-hand traffic) from 1: the rightmost traffic lane is lane 1
+    ordered = sorted(details.lanes, key=lambda lane: -lane.order)  # from the verge
+    traffic = [lane for lane in ordered if lane.type.upper() not in _NOT_TRAFFIC_LANES]
     carriageway = writer.sub(description, "loc", "carriageway")
     writer.sub(carriageway, "loc", "carriageway", "mainCarriageway")
-    writer.sub(carriageway, "loc", "originalNumberOfLanes", str(count))
-    for lane in sorted(details.lanes, key=lambda lane: -lane.order):
-        if lane.status in _CLOSED:
-            writer.sub(writer.sub(carriageway, "loc", "lane"), "loc", "laneNumber", str(count - lane.order))
+    if traffic:
+        writer.sub(carriageway, "loc", "originalNumberOfLanes", str(len(traffic)))
+    for lane in ordered:
+        if lane.status not in _CLOSED:
+            continue
+        if lane in traffic:
+            writer.sub(writer.sub(carriageway, "loc", "lane"), "loc", "laneNumber", str(traffic.index(lane) + 1))
+        elif usage := _NOT_TRAFFIC_LANES[lane.type.upper()]:
+            writer.sub(writer.sub(carriageway, "loc", "lane"), "loc", "laneUsage", usage)
 
 
 def _location(writer: _Writer, record: etree._Element, event: Event) -> None:

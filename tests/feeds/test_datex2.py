@@ -287,6 +287,24 @@ def test_npras_road_number_goes_on_beside_the_road_name(tmp_path: Path, testdata
     assert {tuple(f["properties"]["core_details"]["road_names"]) for f in wzdx["features"]} == {("Tyinvegen", "E16")}
 
 
+def test_shoulders_are_not_counted_as_traffic_lanes(tmp_path: Path, testdata: Path) -> None:
+    """Found in a cold trial: CDOT's I-25 work zone (shoulder closed, one lane open, shoulder closed) went out
+    as two of three lanes closed. DATEX II counts traffic lanes only ("hard shoulder should not be counted")
+    from the verge, and names a closed shoulder by its use."""
+    lanes = [{"order": 0, "type": "SHOULDER", "status": "CLOSED"}, {"order": 1, "type": "LANE", "status": "OPEN"},
+             {"order": 2, "type": "LANE", "status": "CLOSED"}, {"order": 3, "type": "SHOULDER", "status": "CLOSED"}]
+    works = city_event("city", "i25", type="CONSTRUCTION", coordinates=LINE, direction="ONE_DIRECTION",
+                       start="2026-03-02T08:00:00", street="I-25", zone=OAKLAND, lanes=lanes)
+    document = render_datex2([works], settings=SETTINGS, zone=OAKLAND, generated=GENERATED)
+    validate(document, tmp_path, testdata)
+    carriageway = etree.fromstring(document).find(".//loc:carriageway", NS)
+    assert carriageway is not None
+    assert carriageway.findtext("loc:originalNumberOfLanes", namespaces=NS) == "2"
+    closed = [(lane.findtext("loc:laneNumber", namespaces=NS), lane.findtext("loc:laneUsage", namespaces=NS))
+              for lane in carriageway.findall("loc:lane", NS)]
+    assert closed == [(None, "hardShoulder"), ("1", None), (None, "hardShoulder")]  # from the verge
+
+
 def test_one_bad_record_is_rejected_and_the_rest_read() -> None:
     document = render_datex2(rich_events()[:3], settings=SETTINGS, zone=OAKLAND, generated=GENERATED)
     root = etree.fromstring(document)
