@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, tzinfo
 from typing import Any, Protocol
@@ -44,6 +44,7 @@ from feeds.cifs import CREATED_KEY, FIRST_REVISION_KEY, LAST_REVISION_KEY, UPDAT
 from feeds.city import PUBLISHED_DECIMALS, ROAD_NUMBER_KEY, published_points
 from feeds.lint import is_full_closure
 from feeds.problems import Problem
+from feeds.wzdx import WZDX_KEY, restrictions_of
 from feeds.xmlsafe import parse_untrusted
 
 __all__ = [
@@ -215,6 +216,12 @@ def losses_for(event: Event) -> list[str]:
             found.append("the parent event is not carried (DATEX II has no parent id)")
         if details.description and len(details.description) > MAX_TEXT:
             found.append(f"the description is cut to {MAX_TEXT} characters")
+    kept = event.attributes.get(WZDX_KEY)
+    lanes = kept.get("lanes") if isinstance(kept, Mapping) else None
+    if isinstance(kept, Mapping) and (restrictions_of(kept.get("restrictions")) or any(
+            isinstance(lane, Mapping) and restrictions_of(lane.get("restrictions")) for lane in lanes or ())):
+        found.append("its WZDx restrictions (local access only, a reduced width, height or weight, ...) are not "
+                     "carried")
     if event.street and len(event.street) > MAX_TEXT:
         found.append(f"the street name is cut to {MAX_TEXT} characters")
     return found

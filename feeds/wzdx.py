@@ -81,6 +81,7 @@ __all__ = [
     "parse_wzdx",
     "problems_for",
     "render_wzdx",
+    "restrictions_of",
     "road_event_field",
     "schedule_occurrences",
     "work_zone_losses",
@@ -268,7 +269,9 @@ def _source_lanes(kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         for lane in original
     ):
         return None
-    return [{"order": lane["order"], "type": lane.get("type", "general"), "status": lane["status"]}
+    return [{"order": lane["order"], "type": lane.get("type", "general"), "status": lane["status"],
+             **({"restrictions": restrictions_of(lane["restrictions"])} if restrictions_of(lane.get("restrictions"))
+                else {})}
             for lane in sorted(original, key=lambda lane: int(lane["order"]))]
 
 
@@ -581,6 +584,8 @@ def _features(
                 properties["types_of_work"] = work
             if lanes is not None:
                 properties["lanes"] = lanes
+            if restrictions := restrictions_of(kept.get("restrictions")):
+                properties["restrictions"] = restrictions
             if isinstance(kept.get("worker_presence"), dict):
                 properties["worker_presence"] = kept["worker_presence"]
             features.append({"id": ids[index], "type": "Feature", "properties": properties, "geometry": geometry})
@@ -918,6 +923,13 @@ def _string(value: Any, field: str) -> str | None:
 
 #: the members of a road event's lanes and types of work kept to publish them again, and their types
 _LANE_MEMBERS: Mapping[str, type] = {"order": int, "type": str, "status": str}
+#: WZDx 4.2 RestrictionType and UnitOfMeasurement
+_RESTRICTION_TYPES = frozenset({
+    "no-trucks", "travel-peak-hours-only", "hov-3", "hov-2", "no-parking", "reduced-width", "reduced-height",
+    "reduced-length", "reduced-weight", "axle-load-limit", "gross-weight-limit", "towing-prohibited",
+    "permitted-oversize-loads-prohibited", "local-access-only", "no-passing",
+})
+_UNITS = frozenset({"feet", "inches", "centimeters", "pounds", "tons", "kilograms"})
 _WORK_MEMBERS: Mapping[str, type] = {"type_name": str, "is_architectural_change": bool}
 _RELATED_MEMBERS: Mapping[str, type] = {"type": str, "id": str}
 _RELATED_TYPES = frozenset({"first-in-sequence", "next-in-sequence", "first-occurrence", "next-occurrence",
@@ -939,6 +951,29 @@ def _kept_value(value: Any, kind: type) -> bool:
     if isinstance(value, str):
         return kind is str and text_problem(value, controls=False) is None
     return isinstance(value, kind)
+
+
+def restrictions_of(value: Any) -> list[dict[str, Any]]:
+    """The WZDx 4.2 restrictions in ``value`` (a road event's or a lane's ``restrictions``) that WZDx 4.2
+    can carry: a known type, and a value only with its unit.
+
+    >>> restrictions_of([{"type": "reduced-width", "value": 16, "unit": "feet"}, {"type": "no-such"}, "x"])
+    [{'type': 'reduced-width', 'value': 16, 'unit': 'feet'}]
+    """
+    kept = []
+    for entry in value if isinstance(value, list) else ():
+        if not isinstance(entry, Mapping) or entry.get("type") not in _RESTRICTION_TYPES:
+            continue
+        restriction: dict[str, Any] = {"type": entry["type"]}
+        amount, unit = entry.get("value"), entry.get("unit")
+        if isinstance(amount, int | float) and not isinstance(amount, bool) and math.isfinite(amount):
+            if unit not in _UNITS:
+                continue  # a value without its unit says nothing
+            restriction["value"] = amount
+        if unit in _UNITS:
+            restriction["unit"] = unit
+        kept.append(restriction)
+    return kept
 
 
 def _worker_presence(value: Any) -> dict[str, Any] | None:
@@ -1055,6 +1090,13 @@ def wzdx_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             entries = _kept_entries(properties.get(key), members)
             if entries is not None:
                 kept[key] = entries
+        if kept.get("lanes") and isinstance(properties.get("lanes"), list):
+            for entry, lane in zip(kept["lanes"], (lane for lane in properties["lanes"] if isinstance(lane, Mapping)),
+                                   strict=True):
+                if lane_restrictions := restrictions_of(lane.get("restrictions")):
+                    entry["restrictions"] = lane_restrictions
+        if restrictions := restrictions_of(properties.get("restrictions")):
+            kept["restrictions"] = restrictions
         related = _kept_entries(core.get("related_road_events"), _RELATED_MEMBERS)
         if related:
             kept["related_road_events"] = related

@@ -149,6 +149,30 @@ def test_official_examples(testdata: Path, name: str) -> None:
     assert validate_cifs_xml(render_cifs_xml(events, zone=CHICAGO, generated=GENERATED)) == []
 
 
+def test_restrictions_go_out_as_the_source_gave_them(testdata: Path) -> None:
+    """Found in a cold trial: a road event's and its lanes' restrictions (local access only, a reduced width
+    or weight) were dropped from the WZDx and CWZ feeds silently; DATEX II, which cannot carry them, says so."""
+    from feeds.datex2 import losses_for
+
+    for name in ("scenario6_multi_lane_closure_linestring_example.geojson",
+                 "scenario8_local_access_only_bidirectional_linestring_example.geojson"):
+        source = orjson.loads((testdata / "wzdx" / "examples" / name).read_bytes())
+        events, rejected = convert_all(parse_wzdx(orjson.dumps(source)), CHICAGO)
+        assert rejected == {}
+        out = render_wzdx(events, feed_info=FEED_INFO, generated=GENERATED)
+        assert validate_wzdx(out) == []
+        written = {feature["id"]: feature["properties"] for feature in features(out)}
+        for original in source["features"]:
+            given = original["properties"]
+            ours = next(props for fid, props in written.items() if fid.endswith(original["id"]))
+            assert ours.get("restrictions") == given.get("restrictions"), (name, original["id"])
+            if given.get("lanes") and ours.get("lanes"):
+                assert [lane.get("restrictions") for lane in ours["lanes"]] == [
+                    lane.get("restrictions") for lane in given["lanes"]], (name, original["id"])
+        restricted = [event for event in events if "restrictions" in str(event.attributes)]
+        assert restricted and all("restrictions" in " ".join(losses_for(event)) for event in restricted)
+
+
 def test_multipoint_geometry_is_the_polyline(testdata: Path) -> None:
     data = (testdata / "wzdx" / "examples" / "scenario1_simple_multipoint_example.geojson").read_bytes()
     raw = orjson.loads(data)["features"][0]
