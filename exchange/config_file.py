@@ -162,6 +162,11 @@ def environment_overrides() -> tuple[dict[str, Any], dict[tuple[str, ...], str]]
             flat[FLAT_VARIABLES[rest]] = name
             continue
         keys = tuple(part.lower() for part in rest.split("__"))
+        if keys[0] == "sources" and len(keys) > 1 and os.environ[name]:
+            # a list has no keys to reach one entry by: pydantic-settings would say "sources: not a valid list"
+            raise ConfigError(f"environment variable {name}: a [[sources]] entry cannot be set one key at a time; "
+                              "set the whole list as JSON in EXCHANGE_SOURCES, or edit the file (a source's token "
+                              "goes in the variable its token_env names)")
         if keys[0] in Config.model_fields and keys[0] != "path":
             origins[keys] = name
     source = EnvSettingsSource(

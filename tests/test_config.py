@@ -84,6 +84,21 @@ def test_nested_environment_override_is_validated(data_dir: Path, monkeypatch: p
                                     "valid number, unable to parse string as a number")
 
 
+def test_a_source_key_from_the_environment_is_named_by_its_variable(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found in a cold trial: EXCHANGE_SOURCES__2__URL=x said "sources: Input should be a valid list"."""
+    path = tmp_path / "exchange.toml"
+    path.write_text('[[sources]]\nname = "waze"\nurl = "https://example.org/feed"\n')
+    monkeypatch.setenv("EXCHANGE_SOURCES__2__URL", "x")
+    with pytest.raises(ConfigError, match=r"^environment variable EXCHANGE_SOURCES__2__URL: a \[\[sources\]\] entry "
+                                          r"cannot be set one key at a time; set the whole list as JSON"):
+        load_config(path)
+    monkeypatch.delenv("EXCHANGE_SOURCES__2__URL")
+    monkeypatch.setenv("EXCHANGE_SOURCES", '[{"name": "other", "url": "https://example.org/other"}]')
+    assert [source.name for source in load_config(path).sources] == ["other"]
+
+
 def test_an_environment_error_is_not_blamed_on_the_file(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
