@@ -27,10 +27,12 @@ from geo.network import RoadNetwork
 if TYPE_CHECKING:
     from adapters.osm import CenterlineMapping
 
-__all__ = ["AlertRow", "Placement", "reader_options"]
+__all__ = ["OUTSIDE_THE_NETWORK", "AlertRow", "Placement", "reader_options"]
 
 log = logging.getLogger("exchange.placement")
 
+#: the match reason of an event beyond the network's area
+OUTSIDE_THE_NETWORK = "outside the road network's area"
 #: how far outside the network's bounding box a point may lie and still be looked up (degrees, ~1 km)
 _AREA_MARGIN_DEG = 0.01
 
@@ -253,5 +255,5 @@ def _why(swapped: bool, outside: bool, reason: str | None) -> str:
     if swapped:
         return "coordinates look swapped (lat/lon): they fall in the network's area only when exchanged"
     if outside:
-        return "outside the road network's area"
+        return OUTSIDE_THE_NETWORK
     return reason or "no match"

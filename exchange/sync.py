@@ -66,6 +66,8 @@ log = logging.getLogger("exchange.sync")
 
 #: how a run's message says the poll held far fewer items than usual (the source's health reads it)
 SUSPECT_NOTE = "suspect feed"
+#: a poll placing at least this many events, none in the network's area, is warned of
+_OFF_THE_NETWORK_AT_LEAST = 10
 
 #: how many of the ids listed twice in one snapshot the run's message names
 DUPLICATES_SHOWN = 5
@@ -420,7 +422,9 @@ class Reconciler:
                 reset_sightings.append(eid)
 
         if self.placement is not None:
-            self.placement.match([*inserts, *changed.values()])
+            placed = [*inserts, *changed.values()]
+            self.placement.match(placed)
+            self._say_if_off_the_network(placed)
         if inserts:
             rows = [{**event_to_row(event, now_ms=self.now), "match_id": match_ids[event.id]} for event in inserts]
             self.db.insert(events, EVENT_COLUMNS, (event_values(row, EVENT_COLUMNS) for row in rows))
@@ -477,6 +481,19 @@ class Reconciler:
         self.db.update(events, UPDATE_COLUMNS, "id", updates)
         self._revisions(revised, action, diffs)
         self.result.updated += len(changed)
+
+    def _say_if_off_the_network(self, placed: list[Event]) -> None:
+        """Warn when none of a poll's many new or changed events lies in the road network's area: the
+        network configured is most likely not this source's city (each event alone only says so)."""
+        from exchange.placement import OUTSIDE_THE_NETWORK
+
+        outside = sum(1 for event in placed if event.road_match is not None
+                      and event.road_match.reason == OUTSIDE_THE_NETWORK)
+        if outside >= _OFF_THE_NETWORK_AT_LEAST and outside == len(placed):
+            message = (f"none of its {outside} new or changed events lies in the road network's area: is [network] "
+                       "the network of this source's city?")
+            self._note(message)
+            log.warning("%s: %s", self.source.name, message)
 
     def _revisions(self, ids: list[str], action: str, changes: list[Any] | None = None) -> None:
         insert_revisions(self.db, ids, action, at_ms=self.now, run_id=self.result.run_id, changes=changes)

@@ -264,3 +264,26 @@ def test_inspect_sources_says_a_disabled_source_is_disabled_and_counts_repeats_a
     # every source disabled: said so, not "no sources configured"
     refused = cli("--config", str(config), "sync")
     assert refused.code == 2 and "every source is disabled in the config (area, never)" in refused.err, refused
+
+
+def test_a_network_far_from_every_event_is_warned_of(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in a cold trial: the Helsinki extract configured for New York's Waze feed was accepted in
+    silence; each of 3,536 events only said "outside the road network's area"."""
+    from tests.support.paths import OSM
+
+    new_york = [alert(f"ny-{k}", location={"x": -73.98 + k * 0.001, "y": 40.75}, street="W 34th St")
+                for k in range(12)]
+    snapshot = tmp_path / "feed.json"
+    snapshot.write_bytes(feed(0, alerts=new_york))
+    config = tmp_path / "exchange.toml"
+    config.write_text(f'[network]\npath = "{OSM}"\n[[sources]]\nname = "area"\nurl = "{snapshot}"\n')
+    monkeypatch.setenv("EXCHANGE_NOW", "2026-03-02T15:00:00Z")
+    run = cli("--config", str(config), "sync")
+    assert run.code == 0, run
+    assert ("none of its 12 new or changed events lies in the road network's area: is [network] the network of "
+            "this source's city?") in run.err, run.err
+    oakland = tmp_path / "oakland.json"
+    oakland.write_bytes(feed(1, alerts=[alert(f"oak-{k}") for k in range(12)]))
+    config.write_text(f'[network]\npath = "{OSM}"\n[[sources]]\nname = "area"\nurl = "{oakland}"\n')
+    monkeypatch.setenv("EXCHANGE_NOW", "2026-03-02T15:02:00Z")
+    assert "road network's area" not in cli("--config", str(config), "sync").err
