@@ -37,10 +37,11 @@ class Cycle:
 
 def sync_then_publish(
     engine: Engine, config: Config, source_config: SourceConfig, placement: Placement | None = None,
-    *, warn_late: bool = True,
+    *, warn_late: bool = True, publish_changes: bool = True,
 ) -> Cycle:
     """Sync one source (its failure raises, recorded as a failed run); then, when it changed city
-    events, publish. A failed publication does not undo the sync: it is in ``publish_error``.
+    events (and ``publish_changes``), publish. A failed publication does not undo the sync: it is in
+    ``publish_error``.
 
     After a Waze poll, ``warn_late`` logs the closures Waze still does not show (the daemon's watch
     tells them itself, once)."""
@@ -52,7 +53,7 @@ def sync_then_publish(
         if placement is not None and warn_late:
             _warn_late(engine, config, source_config.interval_s)
         return cycle
-    if not (result.new or result.updated or result.ended or result.relinked):
+    if not publish_changes or not (result.new or result.updated or result.ended or result.relinked):
         return cycle
     from exchange.publish import publish
 

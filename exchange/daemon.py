@@ -87,6 +87,9 @@ class Daemon:
     def __init__(self, config: Config, engine: Engine, placement: Placement | None = None,
                  serve: ServeOptions | None = None, stop_timeout_s: float = 20.0) -> None:
         self.config, self.engine, self.placement, self.serve = config, engine, placement, serve
+        # a configured network that could not be loaded: nothing is published until a restart with it (the
+        # wrong-place guard and the routing need it), the feeds stay as last published
+        self.network_missing = config.network is not None and placement is None
         self.stop_timeout_s = stop_timeout_s
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self.sources = {f"source:{s.name}": s for s in config.sources if s.enabled}
@@ -186,7 +189,8 @@ class Daemon:
         if self._stopping.is_set():
             return
         try:
-            cycle = sync_then_publish(self.engine, self.config, source_config, self.placement, warn_late=False)
+            cycle = sync_then_publish(self.engine, self.config, source_config, self.placement, warn_late=False,
+                                      publish_changes=not self.network_missing)
         except ExchangeError as exc:
             if not self._stopping.is_set():
                 log.error("%s: %s", source_config.name, exc.message)
@@ -208,6 +212,10 @@ class Daemon:
         from exchange.publish import publish
 
         if self._stopping.is_set():
+            return
+        if self.network_missing:
+            log.warning("publish: not published, the road network could not be loaded: the feeds stay as last "
+                        "published until a restart with [network] right")
             return
         try:
             result = publish(self.engine, self.config, placement=self.placement,
