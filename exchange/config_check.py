@@ -75,6 +75,8 @@ def run_checks(path: Path | None, *, offline: bool = False) -> Report:
     if config is None:
         return Report(path, problems, [])
     checks = [check_http(config), check_store(config), check_network(config)]
+    if config.publish.out_dir is not None:
+        checks.append(check_out_dir(config.publish.out_dir))
     for source in config.sources:
         if not source.enabled:
             checks.append(Check(f"source {source.name}", "skipped", "disabled"))
@@ -103,6 +105,19 @@ def check_http(config: Config) -> Check:
              next((name for name in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(name)), "certifi"))
     route = f"proxy from {proxy}" if proxy else "no proxy"
     return Check("http", "ok", f"{route}, CA certificates from {trust}")
+
+
+def check_out_dir(out_dir: Path) -> Check:
+    """Whether the feeds can be written where ``publish.out_dir`` says (by whoever runs the check: run
+    it as the service's user); nothing is written."""
+    directory = out_dir.expanduser()
+    existing = next((folder for folder in (directory, *directory.parents) if folder.exists()), None)
+    if existing is None or not existing.is_dir():
+        return Check("out_dir", "failed", f"{directory}: {existing or 'its parent'} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == directory else f" (where {directory} would be made)"
+        return Check("out_dir", "failed", f"{directory}: {existing}{made} cannot be written by this user")
+    return Check("out_dir", "ok", f"{directory}: writable" + ("" if existing == directory else " (to be made)"))
 
 
 def check_store(config: Config) -> Check:

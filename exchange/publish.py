@@ -71,7 +71,7 @@ from exchange.errors import ExchangeError
 from exchange.model import Event, Status, from_millis
 from exchange.output import iso
 from exchange.publications import publication_row, save_publications
-from exchange.runtime import collector_paused, now_ms
+from exchange.runtime import clear_degraded, collector_paused, note_degraded, now_ms
 from exchange.schema import events, publications, publish_runs, published_events, revisions
 from exchange.store import Unreadable, read_event, read_rows, select_events
 from exchange.targets import (
@@ -387,9 +387,15 @@ def _publish(
         with engine.connect() as conn:
             served = conn.execute(select(publications.c.feed, publications.c.body, publications.c.body_gzip,
                                          publications.c.published_ms)).all()
-        result.files_written = FileSink(Path(out)).push(
-            {row.feed: bytes(row.body) for row in served}, gzipped={row.feed: bytes(row.body_gzip) for row in served},
-            mtime_ms={row.feed: int(row.published_ms) for row in served})
+        try:
+            result.files_written = FileSink(Path(out)).push(
+                {row.feed: bytes(row.body) for row in served},
+                gzipped={row.feed: bytes(row.body_gzip) for row in served},
+                mtime_ms={row.feed: int(row.published_ms) for row in served})
+        except ExchangeError as exc:  # monitoring hears of it (/health/sources) until a set is written again
+            note_degraded("out_dir", exc.message)
+            raise
+        clear_degraded("out_dir")
     return result
 
 

@@ -19,8 +19,8 @@ from datetime import datetime
 from exchange.errors import ExchangeError
 
 __all__ = [
-    "InjectedFault", "collector_paused", "degraded", "duration_ms", "fault_point", "note_degraded", "now_ms",
-    "request_stop", "stop_requested",
+    "InjectedFault", "clear_degraded", "collector_paused", "degraded", "duration_ms", "fault_point",
+    "note_degraded", "now_ms", "request_stop", "stop_requested",
 ]
 
 #: set by SIGTERM/SIGINT in ``exchange run``: long work (a fetch that trickles) gives up at once
@@ -111,6 +111,11 @@ _degraded: dict[str, str] = {}
 def note_degraded(what: str, why: str) -> None:
     """Say that this process runs without ``what`` (``network``), and why."""
     _degraded[what] = why
+
+
+def clear_degraded(what: str) -> None:
+    """``what`` works again (the feeds' directory is writable again)."""
+    _degraded.pop(what, None)
 
 
 def degraded() -> dict[str, str]:

@@ -148,3 +148,23 @@ def test_publish_out_again_says_the_files_were_left_as_they_are(cli: Cli, tmp_pa
     assert again.code == 0 and f"{out} already holds these feeds: left as it is" in again.err, again
     assert "wrote" not in again.err
     assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == times
+
+
+def test_a_directory_the_feeds_cannot_be_written_to_is_told_to_monitoring_and_config_check(
+    cli: Cli, tmp_path: Path,
+) -> None:
+    """Found in a cold trial: with `publish.out_dir` unwritable the log said so, but `/health/sources` was
+    200 and `config check` passed: a city serving the files from nginx served stale feeds, monitoring green.
+    (Run as root here, so "unwritable" is a path under a file: the same refusal.)"""
+    from exchange.config_check import check_out_dir
+    from exchange.runtime import degraded
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert check_out_dir(blocker / "feeds").status == "failed"
+    assert check_out_dir(tmp_path / "new" / "feeds").status == "ok"
+    failed = cli("--config", str(DEMO), "publish", "--out", str(blocker / "feeds"))
+    assert failed.code == 1 and "cannot write the feeds to" in failed.err, failed
+    assert "cannot write the feeds to" in degraded().get("out_dir", ""), degraded()
+    written = cli("--config", str(DEMO), "publish", "--out", str(tmp_path / "feeds"))
+    assert written.code == 0 and "out_dir" not in degraded(), written
