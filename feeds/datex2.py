@@ -217,11 +217,14 @@ def losses_for(event: Event) -> list[str]:
         if details.description and len(details.description) > MAX_TEXT:
             found.append(f"the description is cut to {MAX_TEXT} characters")
     kept = event.attributes.get(WZDX_KEY)
-    lanes = kept.get("lanes") if isinstance(kept, Mapping) else None
-    if isinstance(kept, Mapping) and (restrictions_of(kept.get("restrictions")) or any(
-            isinstance(lane, Mapping) and restrictions_of(lane.get("restrictions")) for lane in lanes or ())):
-        found.append("its WZDx restrictions (local access only, a reduced width, height or weight, ...) are not "
-                     "carried")
+    if isinstance(kept, Mapping):
+        lanes = [lane for lane in kept.get("lanes") or () if isinstance(lane, Mapping)]
+        restrictions = [*restrictions_of(kept.get("restrictions")),
+                        *(each for lane in lanes for each in restrictions_of(lane.get("restrictions")))]
+        named = dict.fromkeys(" ".join(str(part) for part in (each["type"], each.get("value"), each.get("unit"))
+                                       if part is not None) for each in restrictions)
+        if named:
+            found.append(f"its WZDx restrictions are not carried: {', '.join(named)}")
     if event.street and len(event.street) > MAX_TEXT:
         found.append(f"the street name is cut to {MAX_TEXT} characters")
     return found
