@@ -112,6 +112,8 @@ class EventProperties(BaseModel):
         "flowing, not published, not started, between its windows, ended)")
     held_back: str | None = Field(description="city events: why its current version is not in the feeds")
     published: bool = Field(description="a version of it is in the feeds partners poll")
+    same_as: str | None = Field(default=None, description="city events: the same closure reported by another "
+                                "source, published in its place (this one stays out of the feeds)")
     lint_problems: int = Field(description="Waze acceptance lint findings (errors and warnings); 0 for crowd reports")
 
 

@@ -224,6 +224,7 @@ def event_feature(stored: StoredEvent, facts: Facts, lint: Sequence[Problem] | N
         "waze_status": waze.state if waze is not None else None,
         "held_back": facts.held_back.get(row["id"]) if city else None,
         "published": city and row["id"] in facts.first_published,
+        "same_as": row["same_as"] if city else None,
         "lint_problems": len(lint),
     }
     return {"type": "Feature", "id": row["id"], "geometry": row["geometry"], "properties": properties}

@@ -274,6 +274,48 @@ def test_the_operator_map_in_a_browser(server: tuple[str, str], site: tuple[Demo
         context.close()
 
 
+def test_a_closure_another_source_reports_says_which_goes_out(
+    server: tuple[str, str], site: tuple[DemoSite, str], browser: Any,
+) -> None:
+    """Found in a cold trial: two reports of one closure showed as two identical cards, one without "In the
+    feeds" and no reason; the panel never said which one goes out. And Escape did not close the panel,
+    nor did closing it give the focus back to the closure that opened it."""
+    from sqlalchemy import select, update
+
+    from exchange.schema import events
+
+    url, token = server
+    demo, closure_id = site
+    with demo.engine.begin() as conn:
+        other = conn.execute(select(events.c.id).where(events.c.origin == "city", events.c.id != closure_id,
+                                                      events.c.status == "active").order_by(events.c.id)).scalar()
+        assert other is not None
+        conn.execute(update(events).where(events.c.id == other).values(same_as=closure_id))
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(f"{url}/map")
+        page.fill("#token", token)
+        page.click("form[action='/login'] button[type=submit]")
+        page.wait_for_url(f"{url}/map")
+        card = page.locator(f'#closures button.closure[data-event-id="{other}"]')
+        card.wait_for()
+        assert f"Out of the feeds: {closure_id} goes out in its place" in (card.text_content() or "")
+        card.click()
+        page.wait_for_function("id => document.getElementById('detail-body').dataset.eventId === id", arg=other)
+        banner = page.locator("#detail .banner.same")
+        banner.wait_for()
+        assert f"The same closure as {closure_id}" in (banner.text_content() or "")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#detail", state="hidden")
+        assert page.evaluate("() => document.activeElement.dataset.eventId") == other
+    finally:
+        context.close()
+        with demo.engine.begin() as conn:
+            conn.execute(update(events).where(events.c.id == other).values(same_as=None))
+
+
 def _click_event(page: Any, event_id: str) -> str:
     """Click an event's path with the mouse, at a spot of it nothing is drawn over; without one (a report
     on top all along it), the keyboard: Enter on the focused path. Returns how."""

@@ -532,6 +532,7 @@
       const button = el("button", { type: "button", class: "closure", "data-event-id": id },
         el("span", { class: "closure-title", text: title(p) }), status);
       if (p.held_back) button.append(el("span", { class: "chip held", text: `Held back: ${p.held_back}` }));
+      else if (p.same_as) button.append(el("span", { class: "chip same", text: `Out of the feeds: ${p.same_as} goes out in its place` }));
       else if (p.published) button.append(el("span", { class: "chip published", text: "In the feeds" }));
       if (p.lint_problems) {
         button.append(el("span", { class: "chip lint",
@@ -547,11 +548,18 @@
 
   const detail = document.getElementById("detail");
   const detailBody = document.getElementById("detail-body");
-  document.getElementById("detail-close").addEventListener("click", () => {
+  function closeDetail() {
+    // focus goes back to what opened the panel (a closure in the list, a feature on the map)
+    const opener = state.selected ? document.querySelector(`[data-event-id="${CSS.escape(state.selected)}"]`) : null;
     state.selected = null;
     detail.hidden = true;
     highlight();
     map.invalidateSize();
+    if (opener) opener.focus();
+  }
+  document.getElementById("detail-close").addEventListener("click", closeDetail);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !detail.hidden) closeDetail();
   });
 
   function highlight() {
@@ -608,8 +616,18 @@
       el("p", { class: "detail-sub", text: [p.origin === "city" ? `City event (${p.source})` : `Waze ${p.kind}`,
         p.status, p.city].filter(Boolean).join(" · ") }),
     ];
+    const instead = p.same_closure_as && typeof p.same_closure_as === "object" ? p.same_closure_as : null;
     if (p.held_back) parts.push(el("p", { class: "banner held", text: `Held back from the feeds: ${p.held_back}` }));
-    else if (p.origin === "city" && p.published) parts.push(el("p", { class: "banner ok", text: "In the feeds." }));
+    else if (instead || p.same_as) {
+      const who = instead ? `${instead.id} (${instead.source ? `source ${instead.source}` : "typed by an operator"})`
+        : p.same_as;
+      parts.push(el("p", { class: "banner same", text: `The same closure as ${who}, published in its place: this one stays out of the feeds.` }));
+    } else if (p.origin === "city" && p.published) parts.push(el("p", { class: "banner ok", text: "In the feeds." }));
+    const also = Array.isArray(p.also_reported_by) ? p.also_reported_by : [];
+    if (also.length) {
+      parts.push(el("p", { class: "detail-sub", text: `Also reported by ${also.map((a) =>
+        `${a.id} (${a.source ? `source ${a.source}` : "typed by an operator"})`).join(", ")}: left out of the feeds for this one.` }));
+    }
 
     parts.push(facts([
       ["Category", words(p.category)], ["Type", p.type], ["Subtype", p.subtype], ["Street", p.street],
