@@ -237,6 +237,8 @@ class FeedServer:
         self._counts: dict[tuple[str, str], list[int]] = {}
         self.refreshed_ms: int | None = None
         self.refresh_error: str | None = None
+        #: the download counts could not be written at the last flush (said once per outage)
+        self.counts_failing = False
 
     # ------------------------------------------------------------------ reading the store (worker threads)
 
@@ -359,9 +361,15 @@ class FeedServer:
             await run_in_threadpool(self.write_counts, pending)
         except (SQLAlchemyError, ExchangeError) as exc:
             self.restore_counts(pending)
-            message = db_error_message(exc)
-            log.warning("cannot write download and poll counts (kept for the next try while the server "
-                        "runs): %s", message)
+            # said once per outage, not at every flush (720 lines an hour): the store's own state is in /health
+            if not self.counts_failing:
+                log.warning("cannot write download and poll counts (kept for the next try while the server "
+                            "runs; said once until they are written again): %s", db_error_message(exc))
+            self.counts_failing = True
+            return
+        if self.counts_failing:
+            log.info("download and poll counts written again")
+        self.counts_failing = False
 
     # ------------------------------------------------------------------ lifecycle
 
