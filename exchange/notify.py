@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,8 @@ class Watcher:
     engine: Engine
     config: Config
     transport: httpx.BaseTransport | None = None
-    sent: list[Notice] = field(default_factory=list)
+    #: the last notices delivered (a daemon runs for months: only the latest are kept)
+    sent: deque[Notice] = field(default_factory=lambda: deque(maxlen=100))
 
     def check(self, now_ms: int) -> list[Notice]:
         """Tell every new fact, and POST again what the webhook has not taken yet; the facts this process told."""
