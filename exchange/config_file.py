@@ -135,12 +135,28 @@ def check_config(path: Path | None) -> tuple[Config | None, list[Problem]]:
         config = Config.model_validate(merged)
     except ValidationError as exc:
         problems.extend(_problems(exc, Config, (), merged, environment, origins))
+        # the model's own check of names runs only once every field is valid: said with the others
+        said = {problem.message for problem in problems}
+        problems.extend(problem for problem in _names_used_twice(merged.get("sources")) if problem.message not in said)
     problems.extend(_adapter_problems(merged.get("sources"), environment, origins))
     if problems or config is None:
         return None, problems
     config.path = path
     register_config_secrets(config)  # the tokens its sources name are masked in every log line
     return config, []
+
+
+def _names_used_twice(sources: Any) -> list[Problem]:
+    """A ``[[sources]]`` name given to two entries, where the second one is."""
+    seen: set[str] = set()
+    found = []
+    for index, entry in enumerate(sources if isinstance(sources, list) else ()):
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        if isinstance(name, str) and name in seen:
+            found.append(Problem(f"sources[{index}].name", f"source name {name!r} is used twice"))
+        if isinstance(name, str):
+            seen.add(name)
+    return found
 
 
 def environment_overrides() -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:

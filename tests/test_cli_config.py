@@ -125,6 +125,16 @@ def test_a_source_whose_every_item_is_rejected_fails_the_check(
     assert "every one of its 2 items is rejected (the first: " in line and "field names changed?" in line
 
 
+def test_a_name_used_twice_is_listed_with_the_other_mistakes(cli: Cli, tmp_path: Path) -> None:
+    """Found in a cold trial: two sources named alike were reported only once every other mistake was mended."""
+    path = tmp_path / "exchange.toml"
+    path.write_text(THREE_MISTAKES + '[[sources]]\nname = "waze"\nurl = "https://example.org/other"\n')
+    run = cli("-c", str(path), "config", "check")
+    assert run.code == 2, run
+    assert "sources[1].name: source name 'waze' is used twice" in run.out.splitlines(), run.out
+    assert run.err == f"{path}: 4 problem(s); nothing else was checked\n"
+
+
 def test_offline_does_not_fetch(cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]]) -> None:
     url, handler = upstream
     handler.status = 500
