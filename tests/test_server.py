@@ -176,6 +176,7 @@ def test_tokens_revocation_and_counts(engine: Engine, store_cli: Callable[..., R
     assert added.code == 0, added
     token = added.out.strip()
     assert len(token) >= 40 and added.out == token + "\n" and "cannot be shown again" in added.err
+    assert "take it within their refresh period" in added.err  # a new token is refused for up to a second
     assert token not in json.dumps(store_cli("partner", "list", "--format", "json").out)
 
     refresh_s = 0.1

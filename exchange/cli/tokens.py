@@ -20,8 +20,9 @@ def issue(noun: str, add: Callable[[Engine, str], str], name: str) -> None:
     finally:
         engine.dispose()  # no pooled connection outlives the command (matters in-process, on PostgreSQL)
     print(token)
-    print(f"added {noun} {name!r}. The token above cannot be shown again: hand it over now. "
-          f"Lost? `exchange {noun} revoke` then `add` issues a new one.", file=sys.stderr)
+    print(f"added {noun} {name!r}. The token above cannot be shown again: hand it over now. Running servers "
+          f"take it within their refresh period (a second). Lost? `exchange {noun} revoke` then `add` issues a "
+          "new one.", file=sys.stderr)
 
 
 def revoke(noun: str, revoke_token: Callable[[Engine, str], bool], name: str) -> None:
