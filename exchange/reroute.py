@@ -75,11 +75,15 @@ class Rerouted:
 
 def reroute_if_network_changed(engine: Engine, placement: Placement) -> list[Rerouted] | None:
     """Re-route every live city event when ``placement``'s network is not the one the store was last
-    placed on; None when it is the same network (nothing done)."""
+    placed on, or when one of them was stored while no network could be loaded (a daemon that ran
+    without its missing file); None when neither (nothing done)."""
     fingerprint = placement.network.fingerprint()
     with engine.connect() as conn:
         known = conn.execute(select(meta.c.value).where(meta.c.key == NETWORK_KEY)).scalar_one_or_none()
-    if isinstance(known, dict) and known.get("fingerprint") == fingerprint:
+        unplaced = conn.execute(select(events.c.id).where(
+            events.c.origin == "city", events.c.status == Status.ACTIVE.value, events.c.road_match.is_(None),
+        ).limit(1)).first()
+    if isinstance(known, dict) and known.get("fingerprint") == fingerprint and unplaced is None:
         return None
     return reroute_live(engine, placement)
 
