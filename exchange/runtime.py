@@ -20,7 +20,7 @@ from exchange.errors import ExchangeError
 
 __all__ = [
     "InjectedFault", "clear_degraded", "collector_paused", "degraded", "duration_ms", "fault_point",
-    "note_degraded", "now_ms", "request_stop", "stop_requested",
+    "note_degraded", "now_ms", "pinned_now_problem", "request_stop", "stop_requested",
 ]
 
 #: set by SIGTERM/SIGINT in ``exchange run``: long work (a fetch that trickles) gives up at once
@@ -50,6 +50,28 @@ def now_ms() -> int:
             return int(pinned)
         return round(datetime.fromisoformat(pinned).timestamp() * 1000)
     return time.time_ns() // 1_000_000
+
+
+def pinned_now_problem() -> str | None:
+    """What is wrong with ``EXCHANGE_NOW``, when it is set and is not a time :func:`now_ms` can read
+    (the CLI refuses it in one line before anything reads the clock).
+
+    >>> import os; os.environ["EXCHANGE_NOW"] = "yesterday"; print(pinned_now_problem()[:60])
+    environment variable EXCHANGE_NOW: 'yesterday' is neither an
+    >>> del os.environ["EXCHANGE_NOW"]; pinned_now_problem() is None
+    True
+    """
+    pinned = os.environ.get("EXCHANGE_NOW")
+    if not pinned:
+        return None
+    try:
+        at = int(pinned) if pinned.isdigit() else round(datetime.fromisoformat(pinned).timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
+        at = -1
+    if 0 <= at < 253_402_300_800_000:  # up to the year 9999
+        return None
+    return (f"environment variable EXCHANGE_NOW: {pinned[:40]!r} is neither an ISO 8601 time (2026-03-02T15:00:00Z) "
+            "nor epoch milliseconds")
 
 
 @contextmanager

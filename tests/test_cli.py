@@ -287,3 +287,12 @@ def test_a_network_far_from_every_event_is_warned_of(cli: Cli, tmp_path: Path, m
     config.write_text(f'[network]\npath = "{OSM}"\n[[sources]]\nname = "area"\nurl = "{oakland}"\n')
     monkeypatch.setenv("EXCHANGE_NOW", "2026-03-02T15:02:00Z")
     assert "road network's area" not in cli("--config", str(config), "sync").err
+
+
+@pytest.mark.parametrize("pinned", ["yesterday", "2026-13-01", "1e20", "-5"])
+def test_a_bad_pinned_clock_is_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch, pinned: str) -> None:
+    """Found in a cold trial: `EXCHANGE_NOW=yesterday exchange inspect events` gave a traceback."""
+    monkeypatch.setenv("EXCHANGE_NOW", pinned)
+    run = cli("--config", str(DEMO), "inspect", "events", "--limit", "1")
+    assert run.code == 2 and run.err.startswith("error: environment variable EXCHANGE_NOW: "), run
+    assert run.err.count("\n") == 1 and "Traceback" not in run.err

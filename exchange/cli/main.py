@@ -80,7 +80,13 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
+    from exchange.errors import UsageError
+    from exchange.runtime import pinned_now_problem
+
     state.reset(config, verbose, log_format.value if log_format is not None else None)
+    problem = pinned_now_problem()
+    if problem is not None:
+        raise UsageError(problem)
 
 
 app.command()(ingest.sync)
