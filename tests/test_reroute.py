@@ -308,7 +308,7 @@ def test_a_closure_changed_while_no_network_was_loaded_is_placed_once_it_is(
     """Found in a cold trial: a city row changed while the daemon ran without its (missing) network file was
     stored with no road; the restart with the same network placed nothing (nothing had changed in it), so
     the closure went out unplaced until `network reroute` by hand."""
-    _original, network_file, config = _ninth_street_works(tmp_path, oakland, 1)
+    _original, _network_file, config = _ninth_street_works(tmp_path, oakland, 1)
     assert cli("--config", str(config), "sync").code == 0
     text = config.read_text()
     bare = tmp_path / "bare.toml"  # the same sources, no network: as a daemon runs when its file is missing
