@@ -417,7 +417,8 @@ def parse_time(value: str | datetime | None, field: str, zone: tzinfo) -> dateti
         try:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise ItemRejected(f"{field}: {value!r} is not an ISO 8601 time (2026-12-01T08:00:00-05:00)") from None
+            raise ItemRejected(f"{field}: {value!r} is not an ISO 8601 time (2026-12-01T08:00, the city's time, "
+                               "or with an offset: 2026-12-01T16:00:00Z)") from None
         shown = repr(value)
     else:
         raise ItemRejected(f"{field}: expected an ISO 8601 time, got {type(value).__name__}")

@@ -326,7 +326,8 @@ geometry = {{ type = "street_points" }}
             source.convert(item)
         messages.append(caught.value.message)
     assert messages == [
-        "row 2: begin (start): 'soon' is not an ISO 8601 time (2026-12-01T08:00:00-05:00)",
+        "row 2: begin (start): 'soon' is not an ISO 8601 time (2026-12-01T08:00, the city's time, or with an offset: "
+        "2026-12-01T16:00:00Z)",
         "row 3: from_lon: 'west' is not a number",
     ]
 
