@@ -478,6 +478,8 @@ def closure_list(
         if fmt is Format.table:
             record["start_time"] = iso(row["start_ms"], config.zone)
             record["end_time"] = iso(row["end_ms"], config.zone)
+            if row["same_as"] and not record["held_back"]:  # machine formats have same_as itself
+                record["held_back"] = f"left out: the same closure as {row['same_as']} goes out in its place"
         records.append(record)
     if fmt is Format.table:
         title = in_zone(title, config.zone)
