@@ -243,7 +243,7 @@ def _write_table(
 #: table columns of free text, folded over lines when the terminal is narrow
 _TEXT = frozenset({
     "street", "description", "message", "blocking", "warnings", "location", "value", "changes", "held_back",
-    "waze", "mismatches",
+    "waze", "mismatches", "losses", "detail",
 })
 #: table columns never broken over lines
 _UNBROKEN = frozenset({

@@ -72,3 +72,16 @@ def test_rejections_and_log_lines_show_control_characters(cli: Callable[..., Run
     assert "\x1b" not in result.err and "\x07" not in result.err
     record = logging.LogRecord("exchange.sync", logging.WARNING, "", 0, "street %s", ("Oak\x1b[2J",), None)
     assert "Oak\\x1b[2J" in TextFormatter().format(record)
+
+
+def test_a_long_loss_or_detail_folds_instead_of_being_cut() -> None:
+    """Found in a cold trial: `inspect feed --target datex2` cut its losses with an ellipsis, so the
+    restrictions it names never showed (and no note said so)."""
+    loss = ("its WZDx restrictions are not carried: reduced-width 16 feet, reduced-weight 156000 pounds; lanes are "
+            "numbered from the verge as DATEX II counts them, assuming right-hand traffic")
+    out = io.StringIO()
+    write_records([{"id": "city:city:wz-6", "outcome": "published", "held_back": None, "losses": loss}], Format.table,
+                  columns=["id", "outcome", "held_back", "losses"], out=out)
+    shown = " ".join(out.getvalue().split())
+    assert "…" not in out.getvalue()
+    assert all(word in shown for word in ("reduced-width", "156000", "right-hand")), out.getvalue()
