@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,6 +39,7 @@ __all__ = [
     "ServeConfig",
     "SourceConfig",
     "WebConfig",
+    "names_used_twice",
 ]
 
 DEFAULT_DATA_DIR = Path("~/.local/share/traffic-exchange")
@@ -480,6 +482,22 @@ class SourceConfig(BaseModel):
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
 
+def names_used_twice(names: Sequence[object]) -> list[tuple[int, str]]:
+    """(position, name) of each ``[[sources]]`` name already given to an earlier entry.
+
+    >>> names_used_twice(["waze", "city", "waze", None])
+    [(2, 'waze')]
+    """
+    seen: set[str] = set()
+    found = []
+    for index, name in enumerate(names):
+        if isinstance(name, str):
+            if name in seen:
+                found.append((index, name))
+            seen.add(name)
+    return found
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     timezone: str = Field(default="UTC", description="IANA time zone of the city, e.g. America/New_York.")
@@ -513,11 +531,9 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Config:
-        seen: set[str] = set()
-        for source in self.sources:
-            if source.name in seen:
-                raise ValueError(f"source name {source.name!r} is used twice")
-            seen.add(source.name)
+        twice = names_used_twice([source.name for source in self.sources])
+        if twice:
+            raise ValueError(f"source name {twice[0][1]!r} is used twice")
         return self
 
     @property

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import EnvSettingsSource, SettingsError
 
 from adapters import adapter_class
-from exchange.config import Config, SourceConfig
+from exchange.config import Config, SourceConfig, names_used_twice
 from exchange.errors import ConfigError
 from exchange.redaction import register_config_secrets
 
@@ -137,26 +137,19 @@ def check_config(path: Path | None) -> tuple[Config | None, list[Problem]]:
         problems.extend(_problems(exc, Config, (), merged, environment, origins))
         # the model's own check of names runs only once every field is valid: said with the others
         said = {problem.message for problem in problems}
-        problems.extend(problem for problem in _names_used_twice(merged.get("sources")) if problem.message not in said)
+        entries = merged.get("sources")
+        names = [entry.get("name") if isinstance(entry, Mapping) else None
+                 for entry in (entries if isinstance(entries, list) else ())]
+        for index, name in names_used_twice(names):
+            twice = Problem(f"sources[{index}].name", f"source name {name!r} is used twice")
+            if twice.message not in said:
+                problems.append(twice)
     problems.extend(_adapter_problems(merged.get("sources"), environment, origins))
     if problems or config is None:
         return None, problems
     config.path = path
     register_config_secrets(config)  # the tokens its sources name are masked in every log line
     return config, []
-
-
-def _names_used_twice(sources: Any) -> list[Problem]:
-    """A ``[[sources]]`` name given to two entries, where the second one is."""
-    seen: set[str] = set()
-    found = []
-    for index, entry in enumerate(sources if isinstance(sources, list) else ()):
-        name = entry.get("name") if isinstance(entry, Mapping) else None
-        if isinstance(name, str) and name in seen:
-            found.append(Problem(f"sources[{index}].name", f"source name {name!r} is used twice"))
-        if isinstance(name, str):
-            seen.add(name)
-    return found
 
 
 def environment_overrides() -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
