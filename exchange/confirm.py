@@ -81,6 +81,7 @@ def window_at(details: Any, *, start_ms: int | None, end_ms: int | None, at_ms: 
         return True, to_millis(ahead[0].start)
     return False, to_millis(ahead[0].start) if ahead else None
 
+
 def _schedule_of(details: Any) -> Mapping[str, str] | None:
     """The weekly schedule of a stored ``details`` (JSON text or decoded), None when it has none or it
     cannot be read (one unreadable row never stops the others' reading)."""

@@ -53,7 +53,7 @@ def sync_then_publish(
         if placement is not None and warn_late:
             _warn_late(engine, config, source_config.interval_s)
         return cycle
-    if not publish_changes or not (result.new or result.updated or result.ended or result.relinked):
+    if not publish_changes or not result.changed:
         return cycle
     from exchange.publish import publish
 

@@ -200,8 +200,7 @@ class Daemon:
                          source_config.name)
         else:
             log.info("%s", cycle.sync.summary())
-            changed = cycle.sync.new or cycle.sync.updated or cycle.sync.ended or cycle.sync.relinked
-            if self.network_missing and changed and source_config.kind != "waze-feed":
+            if self.network_missing and cycle.sync.changed and source_config.kind != "waze-feed":
                 log.warning("%s: its changes are not published: the road network could not be loaded (the feeds "
                             "stay as last published until a restart with [network] right)", source_config.name)
             if cycle.published is not None:

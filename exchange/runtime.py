@@ -45,11 +45,12 @@ def now_ms() -> int:
     True
     """
     pinned = os.environ.get("EXCHANGE_NOW")
-    if pinned:
-        if pinned.isdigit():
-            return int(pinned)
-        return round(datetime.fromisoformat(pinned).timestamp() * 1000)
-    return time.time_ns() // 1_000_000
+    return _pinned_ms(pinned) if pinned else time.time_ns() // 1_000_000
+
+
+def _pinned_ms(pinned: str) -> int:
+    """``EXCHANGE_NOW`` as epoch milliseconds: digits are milliseconds, anything else ISO 8601."""
+    return int(pinned) if pinned.isdigit() else round(datetime.fromisoformat(pinned).timestamp() * 1000)
 
 
 def pinned_now_problem() -> str | None:
@@ -65,7 +66,7 @@ def pinned_now_problem() -> str | None:
     if not pinned:
         return None
     try:
-        at = int(pinned) if pinned.isdigit() else round(datetime.fromisoformat(pinned).timestamp() * 1000)
+        at = _pinned_ms(pinned)
     except (ValueError, OverflowError, OSError):
         at = -1
     if 0 <= at < 253_402_300_800_000:  # up to the year 9999

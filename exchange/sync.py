@@ -91,6 +91,11 @@ class SyncResult:
     #: new city events whose end had passed when they were read: stored, never published (not a column)
     already_over: int = 0
 
+    @property
+    def changed(self) -> bool:
+        """Whether the poll changed what the feeds carry (events new, updated, ended or linked anew)."""
+        return bool(self.new or self.updated or self.ended or self.relinked)
+
     def counts(self) -> dict[str, int]:
         return {
             "fetched": self.fetched, "new": self.new, "updated": self.updated,
@@ -289,10 +294,10 @@ class Reconciler:
                 self._relink()
         result.rejected = len(result.item_errors)
         broken = [error for error in result.item_errors if not error.out_of_scope]
-        taken = result.fetched - (result.rejected - len(broken))  # items of the kinds this source reads
-        if not history and broken and len(broken) >= taken:
+        read_kinds = result.fetched - (result.rejected - len(broken))  # items of the kinds this source reads
+        if not history and broken and len(broken) >= read_kinds:
             # one bad item is rejected alone; all of them is the source's format or field names changing
-            message = (f"{SUSPECT_NOTE}: every one of its {taken} items was rejected (the first: "
+            message = (f"{SUSPECT_NOTE}: every one of its {read_kinds} items was rejected (the first: "
                        f"{broken[0].reason}); has its format or its field names changed?")
             self._note(message)
             log.warning("%s: %s", self.source.name, message)
@@ -597,9 +602,13 @@ class Reconciler:
         times = {eid: (start, end) for eid, start, end in
                  self.db.where_in("SELECT id, start_ms, end_ms FROM events WHERE", "id", ending)}
         starts = {eid: start for eid, (start, _end) in times.items()}
-        # gone from the source after its own end: that end stands (the last listing is later)
-        ends = {eid: min(missing_since.get(eid, self.now), end) if (end := times.get(eid, (None, None))[1]) is not None
-                else missing_since.get(eid, self.now) for eid in ending}
+
+        def end_of(eid: str) -> int:
+            """When it went missing; gone from the source after its own end, that end stands."""
+            gone, own = missing_since.get(eid, self.now), times.get(eid, (None, None))[1]
+            return gone if own is None else min(gone, own)
+
+        ends = {eid: end_of(eid) for eid in ending}
         # an event that goes before it starts never happened: cancelled, never an end before its start
         called_off = {eid for eid in ending if starts.get(eid) is not None and starts[eid] >= ends[eid]}
         ended = [eid for eid in ending if eid not in called_off]
@@ -665,7 +674,6 @@ class Reconciler:
 def _kind_of(event_id: str) -> str:
     """The kind an event id names (``namespace:kind:source id``): alert, jam, irregularity, city."""
     return event_id.split(":", 2)[1]
-
 
 
 def _ensure_source(conn: Connection, source: Source, at_ms: int) -> bool:

@@ -412,7 +412,7 @@ def _regulation_type(record: Mapping[str, Any]) -> tuple[str, str | None]:
         raise ItemOutOfScope(f"a {shown} regulation is not a road closure (not read)")
     if record.get("vehicle_conditions"):
         raise ItemOutOfScope(f"a no-entry regulation for some vehicles only ({record['vehicle_conditions']} vehicle "
-                           "condition(s)) is not a closure to all traffic (not read)")
+                             "condition(s)) is not a closure to all traffic (not read)")
     return "ROAD_CLOSED", None
 
 

@@ -269,10 +269,13 @@ def _source_lanes(kept: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         for lane in original
     ):
         return None
-    return [{"order": lane["order"], "type": lane.get("type", "general"), "status": lane["status"],
-             **({"restrictions": restrictions_of(lane["restrictions"])} if restrictions_of(lane.get("restrictions"))
-                else {})}
-            for lane in sorted(original, key=lambda lane: int(lane["order"]))]
+    lanes = []
+    for lane in sorted(original, key=lambda lane: int(lane["order"])):
+        written = {"order": lane["order"], "type": lane.get("type", "general"), "status": lane["status"]}
+        if restrictions := restrictions_of(lane.get("restrictions")):
+            written["restrictions"] = restrictions
+        lanes.append(written)
+    return lanes
 
 
 def _read_as(lanes: list[dict[str, Any]]) -> list[Lane] | None:

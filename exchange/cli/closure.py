@@ -13,7 +13,7 @@ import re
 import sys
 import traceback
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -316,12 +316,13 @@ def _say_times(event: Any, zone: Any, *, added: bool) -> None:
 def _say_blocking(event: Any, placement: Any) -> None:
     """What Waze would refuse in the closure (the acceptance lint's blocking findings), said at once: the
     publication's summary counts the feed's share only."""
+    from exchange.model import from_millis
     from exchange.runtime import now_ms
     from feeds.lint import lint_event
     from feeds.problems import errors_only
 
     network = placement.network if placement is not None else None
-    for problem in errors_only(lint_event(event, network, datetime.fromtimestamp(now_ms() / 1000, UTC))):
+    for problem in errors_only(lint_event(event, network, from_millis(now_ms()))):
         print(f"warning: Waze would refuse it: {problem.message}", file=sys.stderr)
 
 
