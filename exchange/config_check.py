@@ -201,6 +201,7 @@ def reach_source(config: Config, source_config: SourceConfig) -> Check:
     from adapters import build_source
     from adapters.base import Watermark
     from exchange.runtime import stop_requested
+    from exchange.sync import every_item_rejected
 
     what = f"source {source_config.name}"
     register_source_secrets(source_config)
@@ -221,9 +222,9 @@ def reach_source(config: Config, source_config: SourceConfig) -> Check:
              "rejected": len(reasons), "seconds": seconds}
     rejected = f", {len(reasons)} rejected (the first: {reasons[0]})" if reasons else ""
     rejected += f", {skipped} of kinds not read" if skipped else ""
-    if reasons and len(reasons) >= len(snapshot.items) + len(snapshot.errors) - skipped:
-        return Check(what, "failed", f"{source.location}: every one of its {len(reasons)} items is rejected (the "
-                     f"first: {reasons[0]}): has the source's format or its field names changed?", facts)
+    every_one = every_item_rejected(reasons, len(snapshot.items) + len(snapshot.errors) - skipped)
+    if every_one:
+        return Check(what, "failed", f"{source.location}: {every_one}", facts)
     return Check(what, "ok", f"{source.location}: {len(body)} bytes, {len(snapshot.items)} items{rejected} "
                  f"in {seconds:.2f} s", facts)
 

@@ -104,6 +104,9 @@ class SyncResult:
 
     def summary(self) -> str:
         parts = ", ".join(f"{value} {name}" for name, value in self.counts().items())
+        skipped = sum(1 for error in self.item_errors if error.out_of_scope)
+        if skipped:
+            parts += f" ({skipped} of them of a kind this source does not read)"
         if self.already_over:
             parts += f"; {self.already_over} of the new already over when read: stored, never published"
         note = f" ({self.message})" if self.message else ""
@@ -295,10 +298,9 @@ class Reconciler:
         result.rejected = len(result.item_errors)
         broken = [error for error in result.item_errors if not error.out_of_scope]
         read_kinds = result.fetched - (result.rejected - len(broken))  # items of the kinds this source reads
-        if not history and broken and len(broken) >= read_kinds:
-            # one bad item is rejected alone; all of them is the source's format or field names changing
-            message = (f"{SUSPECT_NOTE}: every one of its {read_kinds} items was rejected (the first: "
-                       f"{broken[0].reason}); has its format or its field names changed?")
+        every_one = every_item_rejected([error.reason for error in broken], read_kinds)
+        if not history and every_one:
+            message = f"{SUSPECT_NOTE}: {every_one}"
             self._note(message)
             log.warning("%s: %s", self.source.name, message)
         self.conn.execute(
@@ -728,6 +730,16 @@ class OutOfScope(str):
     """The reason an item of a kind the reader does not take is not read (:class:`ItemOutOfScope`)."""
 
     __slots__ = ()
+
+
+def every_item_rejected(reasons: list[str], read: int) -> str | None:
+    """What to say of a poll in which every item of the kinds the source reads was rejected (``reasons``,
+    of ``read`` items), or None. One bad item is rejected alone; all of them is the source's format or
+    its field names changing, which the sync notes and ``config check`` fails."""
+    if not reasons or len(reasons) < read:
+        return None
+    return (f"every one of its {read} items was rejected (the first: {reasons[0]}); "
+            "has its format or its field names changed?")
 
 
 def convert_item(source: Source, item: FeedItem, *, values_checked: bool) -> Event | str:

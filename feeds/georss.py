@@ -28,6 +28,9 @@ _RSS_ELEMENTS = frozenset({"title", "link", "description", "guid", "pubDate", "c
 _KIND_KEY = {"alert": "alerts", "jam": "jams", "traffic": "jams", "irregularity": "irregularities"}
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
 _MAX_INT_DIGITS = 18
+#: The envelope key under which items of a kind the feed does not carry are listed, by their title,
+#: so that they are counted as skipped rather than vanishing unseen.
+OTHER_ITEMS = "_other_items"
 
 
 def georss_to_document(data: bytes) -> dict[str, Any]:
@@ -53,12 +56,16 @@ def georss_to_document(data: bytes) -> dict[str, Any]:
         if built:
             document["endTimeMillis"] = _rfc822_millis(built)
 
+    others: list[str] = []
     for item in channel.iterfind("item"):
-        kind = (item.findtext("title") or "").strip().lower()
-        key = _KIND_KEY.get(kind)
+        title = (item.findtext("title") or "").strip()
+        key = _KIND_KEY.get(title.lower())
         if key is None:
-            continue  # an item we do not know is not ours to reject or to keep
+            others.append(title)  # not ours to reject or to keep, but counted as skipped
+            continue
         document[key].append(_record(item))
+    if others:
+        document[OTHER_ITEMS] = others
     return document
 
 
@@ -83,7 +90,8 @@ def _record(item: etree._Element) -> dict[str, Any]:
 
 def _points(text: str) -> list[dict[str, Any]]:
     """``"lat lon lat lon ..."`` into ``[{"x": lon, "y": lat}, ...]``; an odd leftover (a latitude with
-    no longitude) is kept as a point without ``x``, so that the item is rejected naming it."""
+    no longitude) is kept as a point without ``x`` (the longitude), so that the item is rejected
+    naming it."""
     values = text.replace(",", " ").split()
     points: list[dict[str, Any]] = []
     for lat, lon in zip(values[0::2], values[1::2], strict=False):

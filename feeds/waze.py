@@ -101,21 +101,26 @@ def read_waze_snapshot(data: bytes) -> WazeSnapshot:
     """
     head = data.lstrip()[:1]
     checked = False
+    other_items: list[ItemError] = []
     if head in (b"{", b"["):
         document, checked = _load_json(data)
     elif head == b"<":
-        from feeds.georss import georss_to_document
+        from feeds.georss import OTHER_ITEMS, georss_to_document
 
         page = html_page(data)
         if page is not None:
             raise MalformedPayload(f"{page}, not a Waze feed: a login, error or maintenance page at the feed's URL?")
         document = georss_to_document(data)
+        other_items = [ItemError(step="parse", out_of_scope=True,
+                                 reason=f"a GeoRSS item titled {title[:40]!r} is not an alert, jam or irregularity")
+                       for title in document.pop(OTHER_ITEMS, [])]
     elif not head:
         raise MalformedPayload("the payload is empty")
     else:
         raise MalformedPayload("the payload is neither JSON nor XML")
     snapshot = _snapshot_from_document(document)
     snapshot.values_checked = checked
+    snapshot.errors.extend(other_items)
     return snapshot
 
 
@@ -422,7 +427,9 @@ def _position(value: Any, name: str) -> tuple[float, float]:
     lon = _as_float(value.get("x"), f"{name}.x")
     lat = _as_float(value.get("y"), f"{name}.y")
     if lon is None or lat is None:
-        raise ItemRejected(f"no geometry: '{name}' lacks x or y")
+        axes = (("x (longitude)", lon), ("y (latitude)", lat))
+        missing = " and ".join(axis for axis, number in axes if number is None)
+        raise ItemRejected(f"no geometry: '{name}' lacks {missing}")
     if not -180.0 <= lon <= 180.0:
         raise ItemRejected(f"longitude {lon} out of range [-180, 180] in '{name}'")
     if not -90.0 <= lat <= 90.0:

@@ -122,7 +122,7 @@ def test_a_source_whose_every_item_is_rejected_fails_the_check(
     run = cli("-c", str(_config(tmp_path, url)), "config", "check")
     assert run.code == 1, run
     (line,) = [line for line in run.out.splitlines() if line.startswith("source waze: failed: ")]
-    assert "every one of its 2 items is rejected (the first: " in line and "field names changed?" in line
+    assert "every one of its 2 items was rejected (the first: " in line and "field names changed?" in line
 
 
 def test_a_name_used_twice_is_listed_with_the_other_mistakes(cli: Cli, tmp_path: Path) -> None:

@@ -73,8 +73,9 @@ def sync(
 def _report(result: Any) -> None:
     print(terminal_safe(result.summary()), file=sys.stderr)
     for error in result.item_errors[:5]:  # ids and reasons quote the upstream: shown, never obeyed
-        shown = error.source_id if error.source_id is not None else "(no id)"
-        print(terminal_safe(f"  rejected {error.kind} {shown}: {error.reason}"), file=sys.stderr)
+        verb = "skipped" if error.out_of_scope else "rejected"
+        shown = " ".join(part for part in (error.kind, error.source_id or "(no id)") if part)
+        print(terminal_safe(f"  {verb} {shown}: {error.reason}"), file=sys.stderr)
     if len(result.item_errors) > 5:
         print(f"  ... and {len(result.item_errors) - 5} more (exchange inspect runs --format json)", file=sys.stderr)
 

@@ -62,6 +62,21 @@ def test_a_line_with_a_coordinate_left_over_is_rejected_alone() -> None:
     assert [event.id for event in parsed.events] == ["waze:jam:222"]
     (error,) = parsed.errors
     assert error.source_id == "111" and "line" in error.reason and "\n" not in error.reason, error
+    assert "lacks x (longitude)" in error.reason, error
+
+
+def test_items_of_other_kinds_are_counted_as_skipped() -> None:
+    """Found in a review: an item titled neither alert, jam nor irregularity vanished uncounted."""
+    data = b"""<rss version="2.0" xmlns:georss="http://www.georss.org/georss" xmlns:linqmap="http://www.linqmap.com">
+    <channel><linqmap:endTimeMillis>1772463660000</linqmap:endTimeMillis>
+    <item><title>Road works bulletin</title><linqmap:uuid>x1</linqmap:uuid></item>
+    <item><title>alert</title><linqmap:uuid>u1</linqmap:uuid><linqmap:type>HAZARD</linqmap:type>
+      <georss:point>37.8093 -122.2841</georss:point></item>
+    </channel></rss>"""
+    parsed = parse_waze_feed(data)
+    assert [event.id for event in parsed.events] == ["waze:alert:u1"]
+    (skipped,) = parsed.errors
+    assert skipped.out_of_scope and "'Road works bulletin'" in skipped.reason, skipped
 
 
 XXE = b"""<?xml version="1.0"?>

@@ -70,7 +70,7 @@ def test_a_family_spread_wide_does_not_widen_another(crashes_and_jams: tuple[Roa
     clustered = dedup._clustered
 
     def recorded(*args: Any, **kwargs: Any) -> np.ndarray:
-        spreads.append(args[7])
+        spreads.append(args[8])  # the spread, after the edge bearings
         return clustered(*args, **kwargs)
 
     monkeypatch.setattr(dedup, "_clustered", recorded)
@@ -80,3 +80,19 @@ def test_a_family_spread_wide_does_not_widen_another(crashes_and_jams: tuple[Roa
     # the crashes are clustered once, with the spread assumed; only the jams again, with their own
     assert len(first) == 250 and len(spreads) > 1 and all(len(later) == 100 for later in spreads[1:])
     assert np.all(last > 4 * first[150:])
+
+
+def test_heavy_tailed_noise_widens_the_spread_assumed() -> None:
+    """Found by a second generator: a tenth of the positions 40 m off their road (an urban canyon)
+    and the rest 3 m off. The median distance saw only the quiet nine tenths (sigma 4.4 m) and the
+    merge test split the far reports off their incidents; their root mean square counts them."""
+    n = 100
+    across = np.where(np.arange(n) % 10 == 0, 40.0, 3.0)
+    reports = Reports(x=np.zeros(n), y=across, time_s=np.zeros(n), family=["crash"] * n,
+                      edge=np.zeros(n, dtype=np.int64), offset=np.zeros(n), heading=np.full(n, 90.0))
+    variance = dedup._along_variance(reports, np.zeros(n), np.zeros(n), radius_m=25.0, extent_m=30.0)
+    assert variance == pytest.approx(0.9 * 3.0**2 + 0.1 * 40.0**2 + 30.0**2 / 12.0)
+    quiet = Reports(x=np.zeros(n), y=np.full(n, 3.0), time_s=np.zeros(n), family=["crash"] * n,
+                    edge=np.zeros(n, dtype=np.int64), offset=np.zeros(n), heading=np.full(n, 90.0))
+    assert dedup._along_variance(quiet, np.zeros(n), np.zeros(n), radius_m=25.0, extent_m=30.0) == pytest.approx(
+        (3.0 / 0.6745) ** 2 + 30.0**2 / 12.0)  # all alike: the median's half-normal reading, as before
