@@ -581,6 +581,8 @@ def _revised(
     details = current.details or CityDetails()
     if not moved:
         event.road_match = current.road_match
+    # an import keeps its source's namespace: it was built as an operator's closure is
+    event.id, event.source = current.id, current.source
     event.city, event.country, event.attributes, event.digest = (
         current.city, current.country, current.attributes, current.digest)
     if event.details is not None:

@@ -211,6 +211,11 @@ def _ingest(
 # --------------------------------------------------------------------------- reconciliation
 
 
+#: stored statuses an operator's ``closure end`` or ``cancel`` leaves
+_CALLED_OFF = frozenset({Status.ENDED.value, Status.CANCELLED.value})
+_STATUS, _END_MS = EVENT_COLUMNS.index("status"), EVENT_COLUMNS.index("end_ms")
+
+
 class _Stored(NamedTuple):
     """What the reconciliation reads of a stored event."""
 
@@ -390,6 +395,7 @@ class Reconciler:
         inserts: list[Event] = []
         changed: dict[str, Event] = {}
         reopened: list[str] = []
+        called_off: set[str] = set()
         new_sightings: list[str] = []
         reset_sightings: list[str] = []
         match_ids = {eid: self._match_id(item) for eid, item in items.items()}
@@ -414,6 +420,8 @@ class Reconciler:
                 event = self._convert(item)
                 if event is not None:  # a rejected new version still shows the event is alive
                     changed[eid] = event
+                    if previous.status in _CALLED_OFF and eid in mine and _kind_of(eid) == Kind.CITY.value:
+                        called_off.add(eid)  # by an operator, while its source lists it: that holds
             elif previous.status in ("ended", "cancelled") and eid not in mine:
                 # back in a source that had lost it (ending removed its sightings); an event an
                 # operator ended or cancelled while its source still lists it stays so
@@ -437,7 +445,7 @@ class Reconciler:
             self.db.insert(events, EVENT_COLUMNS, (event_values(row, EVENT_COLUMNS) for row in rows))
             self._revisions([event.id for event in inserts], "history" if history else "created")
         if changed:
-            self._update_changed(changed)
+            self._update_changed(changed, called_off=called_off)
         if reopened:
             self._reopen({eid: items[eid] for eid in reopened})
         if not history:  # a match id follows its record, and the source's match_key, which may have changed
@@ -461,8 +469,13 @@ class Reconciler:
             event.status = Status.ACTIVE
         self._update_changed(back, "reopened")
 
-    def _update_changed(self, changed: dict[str, Event], action: str = "updated") -> None:
+    def _update_changed(self, changed: dict[str, Event], action: str = "updated",
+                        called_off: set[str] | frozenset[str] = frozenset()) -> None:
         """Write the new versions of stored events, each with a revision of what changed.
+
+        An event in ``called_off`` (an operator ended or cancelled it while its source still lists
+        it) takes the source's new version but keeps its status and its end: the source's next edit
+        of a description must not put a closure the city called off back into the feeds.
 
         A crowd report's revision records what an operator follows, not its measures
         (:func:`~exchange.store.crowd_revision`): an update of its speed, delay, thumbs-up or a
@@ -478,6 +491,8 @@ class Reconciler:
         diffs: list[dict[str, Any]] = []
         for eid, event in changed.items():
             new_row = event_to_row(event, now_ms=self.now)
+            if eid in called_off:
+                new_row["status"], new_row["end_ms"] = old_rows[eid][_STATUS], old_rows[eid][_END_MS]
             changes = diff_rows(old_rows[eid], new_row)
             if event.origin is Origin.CROWD:
                 changes = crowd_revision(changes)

@@ -488,3 +488,24 @@ def test_once_the_published_one_is_over_the_longer_report_goes_out(
     publish(engine, config, placement=city.placement)
     assert links(engine)["gis:city:GIS-8"] == "permits:city:C-101"
     assert {"gis:city:GIS-8", "permits:city:C-101"} <= published(engine)
+
+
+def test_an_imported_closure_the_operator_cancels_stays_out_when_its_source_edits_it(
+    engine: Engine, city: City, store_cli: Callable[..., Run],
+) -> None:
+    """Found in a cold trial: `closure cancel` of an imported closure exited 0, and the next edit of its
+    row in the source (any field) put it back in the feeds, unsaid. The cancel holds while the source
+    lists it, and the command says what the source's changes still do."""
+    city.export()
+    config = city.poll(engine, "city-permits")
+    assert "permits:city:C-102" in published(engine)
+    cancelled = store_cli("--config", str(config.path), "closure", "cancel", "permits:city:C-102")
+    assert cancelled.code == 0, cancelled
+    assert "note: source city-permits still lists it: it stays cancelled while listed" in cancelled.err, cancelled.err
+    city.export(rows=permit_rows(**{"C-102": {"description": "Lane closed: sewer repair, phase 2"}}))
+    city.poll(engine, "city-permits")
+    assert "permits:city:C-102" not in published(engine)
+    updated = store_cli("--config", str(config.path), "closure", "update", "permits:city:C-101",
+                        "--description", "Street fair (moved)")
+    assert updated.code == 0, updated
+    assert "note: source city-permits lists it: the next change of its row there replaces" in updated.err, updated.err

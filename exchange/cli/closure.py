@@ -180,8 +180,30 @@ def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome,
     if outcome.note:
         print(outcome.note, file=sys.stderr)
     if outcome.changed:
+        _say_imported(engine, closure_id, outcome.action)
         _say_relinked(engine, closure_id, links_before or {})
         _after_change(config, engine, (closure_id, *outcome.also))
+
+
+def _say_imported(engine: Any, closure_id: str, action: str | None) -> None:
+    """For a closure a city source lists: what that source's next change of its row does to this one."""
+    from sqlalchemy import select
+
+    from exchange.schema import sightings
+
+    with engine.connect() as conn:
+        listing = sorted(conn.execute(select(sightings.c.source_name).where(sightings.c.event_id == closure_id))
+                         .scalars())
+    if not listing:
+        return
+    named = f"source{'s' if len(listing) > 1 else ''} {', '.join(listing)}"
+    if action in ("ended", "cancelled"):
+        print(f"note: {named} still list{'s' if len(listing) == 1 else ''} it: it stays {action} while listed "
+              "(a change of its row there is taken, but not its status or end); `closure update --reopen` brings "
+              "it back", file=sys.stderr)
+    else:
+        print(f"note: {named} list{'s' if len(listing) == 1 else ''} it: the next change of its row there replaces "
+              "what the row gives (change it there too)", file=sys.stderr)
 
 
 def _city_links(engine: Any) -> dict[str, str | None]:

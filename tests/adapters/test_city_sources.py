@@ -429,6 +429,33 @@ def test_rows_back_in_their_source_come_back_with_their_own_end(engine: Engine, 
     assert (back["C-9"]["status"], back["C-9"]["end_ms"]) == ("active", ends["C-9"])
 
 
+def test_an_operator_calling_off_an_import_holds_when_its_source_edits_the_row(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found in a cold trial: a cancelled import went back into the feeds at its source's next edit of
+    any field. The source's new version is taken (its description), the operator's status and end kept."""
+    from exchange.closures import cancel_closure, end_closure
+
+    rows = [closure("C-1", end="2099-03-09 17:00"), closure("C-2", end="2099-03-09 17:00"), closure("C-3")]
+    path = write_csv(tmp_path / "c.csv", [HEADER, *rows])
+    source = build(CSV_WKT, url=str(path))
+    ingest(engine, source)
+    ids = {key: row["id"] for key, row in stored(engine).items()}
+    cancel_closure(engine, ids["C-1"], operator="dispatch", zone=DENVER)
+    end_closure(engine, ids["C-2"], operator="dispatch", zone=DENVER)
+    called_off = {key: (row["status"], row["end_ms"]) for key, row in stored(engine).items()}
+    edited = [closure(key, end="2099-03-09 17:00", description="Water main, route B") for key in ("C-1", "C-2")]
+    write_csv(path, [HEADER, *edited, closure("C-3", description="Sewer")])
+    result = ingest(engine, source)
+    assert (result.updated, result.unchanged) == (3, 0)
+    after = stored(engine)
+    assert (after["C-1"]["status"], after["C-1"]["end_ms"]) == called_off["C-1"] == ("cancelled", called_off["C-1"][1])
+    assert (after["C-2"]["status"], after["C-2"]["end_ms"]) == called_off["C-2"]
+    assert called_off["C-2"][0] == "ended"
+    assert all(after[key]["details"]["description"] == "Water main, route B" for key in ("C-1", "C-2"))
+    assert (after["C-3"]["status"], after["C-3"]["details"]["description"]) == ("active", "Sewer")
+
+
 def test_special_characters_are_stored_intact(engine: Engine, tmp_path: Path) -> None:
     street = "O'Connell & \"Sons\" <Bypass> Straße"
     description = 'Fermé: <b>café</b> & crème brûlée ]]> "quoted", it\'s <![CDATA[x]]> ñ 日本'
