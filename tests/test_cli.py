@@ -117,13 +117,17 @@ def test_runs_and_sources(cli: Cli, tmp_path: Path) -> None:
         (("inspect", "events", "--limit", "0"), 2, "--limit"),
         (("replay", "/nonexistent/poll.json"), 3, "does not exist"),
         (("sync", "nosuchsource"), 3, "unknown source 'nosuchsource'"),
-        (("frobnicate",), 2, "No such command"),
+        (("frobnicate",), 2, "No such command 'frobnicate' (see `exchange --help`)"),
+        (("sync", "--bogus"), 2, "No such option: --bogus (see `exchange sync --help`)"),
+        (("closure", "add"), 2, "Missing option '--street'"),
     ],
 )
 def test_errors_are_one_line_with_their_exit_code(cli: Cli, args: tuple[str, ...], code: int, message: str) -> None:
+    """Usage errors too (found in a cold trial: click printed them as four lines)."""
     result = cli(*args)
     assert result.code == code, result
     assert message in result.err and "Traceback" not in result.err
+    assert result.err.startswith("error: ") and len(result.err.splitlines()) == 1, result.err
 
 
 def test_unreadable_feeds_fail_and_change_nothing(cli: Cli, tmp_path: Path) -> None:

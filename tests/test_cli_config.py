@@ -98,6 +98,18 @@ def test_a_reachable_source_is_ok_with_bytes_and_items(
     assert not (tmp_path / "data" / "exchange.db").exists(), "a check stores nothing"
 
 
+def test_the_check_logs_in_the_format_asked_for(
+    cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]]
+) -> None:
+    """Found in a cold trial: `--log-format json` (and $EXCHANGE_LOG_FORMAT) gave JSON lines to every command
+    but `config check`, whose requests a log shipper then could not read."""
+    url, _handler = upstream
+    run = cli("--log-format", "json", "-v", "-c", str(_config(tmp_path, url)), "config", "check")
+    assert run.code == 0, run
+    logged = [json.loads(line) for line in run.err.splitlines() if line.startswith("{")]
+    assert any(entry["logger"] == "httpx" and "HTTP Request" in entry["message"] for entry in logged), run.err
+
+
 def test_a_source_answering_500_fails_the_check_naming_it(
     cli: Cli, tmp_path: Path, upstream: tuple[str, type[_Upstream]]
 ) -> None:

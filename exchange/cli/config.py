@@ -56,13 +56,13 @@ def check(
     the source's deadline_s).
 
     Exit 0 when all is well, 2 when the configuration is invalid (an unset token variable, an
-    unusable CA bundle or proxy, a missing network file count), 1 when a source or the store
+    unusable CA bundle or proxy, a missing network file), 1 when a source or the store
     cannot be reached or read. Run it after every change to the file, and before `exchange run`.
     """
     from exchange.config_check import run_checks
 
     # quiet by default (-v for the requests made); set up before any config is read, since it may not be valid
-    context.setup_logging("WARNING", context.state.verbose)
+    context.setup_logging("WARNING", context.state.verbose, log_format=context.state.log_format or "text")
     report = run_checks(context.state.config_path, offline=offline)
     if fmt is CheckFormat.json:
         sys.stdout.write(orjson.dumps(report.as_record(), option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, Any
 
 import typer
 
@@ -106,11 +106,25 @@ app.add_typer(operator.operator_app, name="operator")
 app.add_typer(config.config_app, name="config")
 
 
+def _show_usage_error(self: Any, file: IO[Any] | None = None) -> None:
+    """A usage error as one line, as every other error: what is wrong, and where help is."""
+    from exchange.output import terminal_safe
+
+    message = str(self.format_message()).replace(": Value error, ", ": ").rstrip(".")
+    where = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
+    print(f"error: {terminal_safe(message)}{where}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: an ExchangeError becomes one line on stderr and its exit code.
 
-    Usage errors are typer's (exit 2); any other exception is a bug and keeps its traceback.
+    A usage error (an unknown option or command, a bad value for an option) is one line too, exit 2;
+    any other exception is a bug and keeps its traceback.
     """
+    # click prints a usage error as four lines; typer may carry its own copy of click, whose UsageError
+    # is found through the one exception class typer exports
+    usage_error = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "UsageError")
+    usage_error.show = _show_usage_error  # type: ignore[attr-defined]
     try:
         app(args=argv, prog_name="exchange")
     except ExchangeError as exc:
