@@ -196,6 +196,7 @@ class Daemon:
                 log.error("%s: %s", source_config.name, exc.message)
                 self._back_off(source_config)
             else:  # said, not recorded: a stop says nothing of the upstream
+                self._due_again(source_config)
                 log.info("%s: poll given up for the stop, nothing stored (the next start polls it)",
                          source_config.name)
         else:
@@ -254,6 +255,16 @@ class Daemon:
             self.watcher.check(now_ms())
         finally:
             self._watch_lock.release()
+
+    def _due_again(self, source_config: SourceConfig) -> None:
+        """A poll given up for the stop is due at once: the next start polls it, not an interval (or a
+        failing source's back-off) after the claim that never polled."""
+        from exchange.schedule import postpone
+
+        try:
+            postpone(self.engine, f"source:{source_config.name}", 0)
+        except Exception as exc:  # the store is away: the claim's due time stands
+            log.debug("cannot make %s due again: %s", source_config.name, exc)
 
     def _back_off(self, source_config: SourceConfig) -> None:
         from exchange.schedule import postpone

@@ -214,6 +214,8 @@ def test_the_daemon_polls_serves_tells_stops_and_restarts(tmp_path: Path, upstre
         assert first.process.returncode == 0, "\n".join(first.lines[-20:])
         assert any("slow: poll given up for the stop, nothing stored" in line for line in first.lines), (
             "the poll the stop cut short is said")
+        # and due at once (found in a cold trial: the next start waited its hour-long interval)
+        assert count(store, "SELECT next_due_ms FROM schedule WHERE job = 'source:slow'") <= time.time() * 1000
     assert not [line for line in first.lines if "Traceback" in line]
     logged = [json.loads(line) for line in first.lines if line.startswith("{")]
     assert len(logged) == len(first.lines), "one JSON object per line"
