@@ -93,6 +93,24 @@ def test_inspect_event_shows_revisions(cli: Cli, tmp_path: Path) -> None:
     assert table.code == 0 and 'street: "7th Street" -> "8th Street"' in table.out
 
 
+def test_inspect_event_tables_show_changes_whole_and_times_as_times(cli: Cli) -> None:
+    """Found in a cold trial: a revision's changes were cut at 80 characters mid-word (a new description never
+    showed), times were epoch milliseconds under a title naming the zone, and the geometry was cut mid-number."""
+    added = cli("closure", "add", "--street", "Main Street", "--polyline", "40.7 -74.0 40.701 -74.0 40.702 -74.001",
+                "--start", "2026-12-01T08:00:00-05:00")
+    assert added.code == 0, added
+    closure_id = added.out.strip()
+    longer = "Water main, then valves and hydrants: detour via Elm Street and Oak Avenue for the whole duration"
+    updated = cli("closure", "update", closure_id, "--start", "2026-12-02T08:00:00-05:00", "--description", longer)
+    assert updated.code == 0, updated
+    table = cli("inspect", "event", closure_id)
+    assert table.code == 0, table
+    flat = " ".join(table.out.split())  # the table folds long text over lines
+    assert "start_ms: 2026-12-01 13:00:00 -> 2026-12-02 13:00:00" in flat, flat
+    assert f'details.description: null -> "{longer}"' in flat, flat
+    assert "LineString of 3 points, [-74.0,40.7] to [-74.001,40.702]" in flat, flat
+
+
 def test_runs_and_sources(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "p.json"
     path.write_bytes(feed(0, alerts=[alert("a1")]))

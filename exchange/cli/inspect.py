@@ -202,14 +202,14 @@ def inspect_event(
         record["also_reported_by"] = "; ".join(
             f"also reported by {link['id']} ({_reported(link)})" for link in record["also_reported_by"]) or None
     fields = [{"field": key, "value": value} for key, value in record.items() if key not in ("attributes", "geometry")]
-    geometry = record["geometry"]
-    fields.append({"field": "geometry", "value": f"{geometry['type']} {as_text(geometry['coordinates'])[:120]}"})
-    fields.extend({"field": f"attributes.{key}", "value": as_text(value)[:160]}
+    fields.append({"field": "geometry", "value": _geometry_text(record["geometry"])})
+    fields.extend({"field": f"attributes.{key}", "value": _cut(as_text(value))}
                   for key, value in (record["attributes"] or {}).items())
     write_records(fields, Format.table, columns=("field", "value"), title=in_zone(event_id, zone))
     revision_rows = [
         {"at": iso(r.at_ms, zone), "action": r.action, "operator": r.operator,
-         "changes": "; ".join(f"{k}: {_json(v[0])} -> {_json(v[1])}"[:80] for k, v in (r.changes or {}).items())}
+         "changes": "; ".join(f"{key}: {_change_text(key, old, zone)} -> {_change_text(key, new, zone)}"
+                              for key, old, new in _changed_parts(r.changes or {}))}
         for r in history
     ]
     write_records(revision_rows, Format.table, columns=("at", "action", "operator", "changes"),
@@ -235,6 +235,45 @@ def _millis(text: str | None) -> int | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+#: a value longer than this is cut, visibly, in the event table (``--format json`` has it whole)
+_SHOWN_CHARACTERS = 240
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARACTERS else f"{text[:_SHOWN_CHARACTERS - 1]}…"
+
+
+def _geometry_text(geometry: Any) -> str:
+    """A geometry for people: a point's position, a line's number of points and its ends."""
+    if not isinstance(geometry, Mapping) or not isinstance(geometry.get("coordinates"), list):
+        return _cut(as_text(geometry))
+    coordinates = geometry["coordinates"]
+    if geometry.get("type") != "LineString" or len(coordinates) < 2:
+        return f"{geometry.get('type')} {as_text(coordinates)}"
+    return f"LineString of {len(coordinates)} points, {as_text(coordinates[0])} to {as_text(coordinates[-1])}"
+
+
+def _changed_parts(changes: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """A revision's changes field by field; of an object (``details``), only its keys that changed."""
+    parts: list[tuple[str, Any, Any]] = []
+    for key, (old, new) in changes.items():
+        if isinstance(old, Mapping) and isinstance(new, Mapping) and key != "geometry":
+            parts.extend((f"{key}.{name}", old.get(name), new.get(name))
+                         for name in dict.fromkeys([*old, *new]) if old.get(name) != new.get(name))
+        else:
+            parts.append((key, old, new))
+    return parts
+
+
+def _change_text(key: str, value: Any, zone: Any) -> str:
+    """One side of a revision's change: times (``*_ms``) in the city's zone, a geometry summed up."""
+    if key.endswith("_ms") and isinstance(value, int) and not isinstance(value, bool):
+        return iso(value, zone) or ""
+    if key == "geometry":
+        return _geometry_text(value)
+    return _cut(_json(value))
 
 
 @inspect_app.command("runs")
