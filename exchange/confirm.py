@@ -366,7 +366,7 @@ class WazeStatus:
                     else "between the windows of its schedule: none left before its end")
         if self.state == NOT_PUBLISHED:
             return f"not published: {self.reason}" if self.reason else "not published"
-        return f"ended {at}" if at else "ended"
+        return f"ended {at}" if at else "cancelled: out of the feeds"  # a cancelled one has no end to give
 
     def warning(self, closure_id: str) -> str | None:
         """"published N minutes ago, still not seen in Waze", when it is late; else None."""

@@ -498,13 +498,15 @@ def test_an_imported_closure_the_operator_cancels_stays_out_when_its_source_edit
     lists it, and the command says what the source's changes still do."""
     city.export()
     config = city.poll(engine, "city-permits")
-    assert "permits:city:C-102" in published(engine)
-    cancelled = store_cli("--config", str(config.path), "closure", "cancel", "permits:city:C-102")
+    assert "permits:city:C-100" in published(engine)
+    cancelled = store_cli("--config", str(config.path), "closure", "cancel", "permits:city:C-100")
     assert cancelled.code == 0, cancelled
     assert "note: source city-permits still lists it: it stays cancelled while listed" in cancelled.err, cancelled.err
-    city.export(rows=permit_rows(**{"C-102": {"description": "Lane closed: sewer repair, phase 2"}}))
+    listed = store_cli("--config", str(config.path), "closure", "list", "--status", "cancelled")
+    assert "cancelled: out of" in listed.out, listed.out  # its Waze status (folded in the table): was "ended"
+    city.export(rows=permit_rows(**{"C-100": {"description": "Utility work & paving, phase 2"}}))
     city.poll(engine, "city-permits")
-    assert "permits:city:C-102" not in published(engine)
+    assert "permits:city:C-100" not in published(engine)
     updated = store_cli("--config", str(config.path), "closure", "update", "permits:city:C-101",
                         "--description", "Street fair (moved)")
     assert updated.code == 0, updated

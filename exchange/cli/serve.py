@@ -79,7 +79,8 @@ def serve(
     JSON-LD at /feeds/catalog.jsonld for open-data portals; [catalogue] in the config; / leads there),
     /health (for load balancers: 200 while a publication can be served; JSON with every source's and
     feed's state), /health/sources (for monitoring: 503 while a required source is Offline or
-    SchemaError or a feed is older than publish.max_age_s) and /metrics (Prometheus; keep it off the
+    SchemaError, a feed is older than publish.max_age_s, the store is unreachable, the daemon runs
+    without its road network or cannot write publish.out_dir) and /metrics (Prometheus; keep it off the
     internet). ETag / Last-Modified revalidation and
     gzip are built in. Tokens go in `Authorization: Bearer`, `X-Partner-Token`, `?token=` or HTTP
     Basic (the password). Downloads (200 with the body) and polls (304 or HEAD) per partner and
