@@ -114,6 +114,15 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def finish(results: dict[str, Any], table: str, out: Path) -> None:
+    """The tables on stdout with the run's wall time (``results["wall_s"]``), every figure as JSON in ``out``."""
+    print(table)
+    print(f"\nWall time {results['wall_s']:.0f} s.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    log(f"written to {out}")
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     """Value and wall time of ``fn()``; garbage of earlier steps is collected first, so that a full
     collection it would trigger is not charged to this step."""

@@ -42,7 +42,7 @@ from adapters.osm import (
     read_osm_xml,
     read_osmnx_graphml,
 )
-from bench.geo_bench import best_of, fmt, log, machine, timed
+from bench.geo_bench import best_of, finish, fmt, log, machine, timed
 from bench.references import LeuvenMatcher, MappyMatcher, network_pieces, osmnx_graph, osmnx_nearest, trim_ends
 from exchange.config import NetworkConfig
 from exchange.runtime import collector_paused
@@ -652,11 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         if limits is not None:
             limits.unregister()
     results["wall_s"] = time.perf_counter() - started
-    print(report(results))
-    print(f"\nWall time {results['wall_s']:.0f} s.")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    log(f"written to {args.out}")
+    finish(results, report(results), args.out)
     return 0
 
 

@@ -32,7 +32,6 @@ duplicates with the reviewer's gentler variants. Markdown on stdout, progress on
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -45,7 +44,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from bench.geo_bench import log, machine
+from bench.geo_bench import finish, log, machine
 from bench.geo_real import PRODUCTION, SOURCES
 from geo.dedup import CATEGORY_FAMILY, Reports, cluster_reports
 from geo.match import match_points
@@ -493,11 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                     row["sensitivity"].setdefault(noise, {})[model.label] = d
                 log(f"  duplicates {noise}, {model.label}: F1 ours {d['ours']['f1']:.3f} naive {d['naive']['f1']:.3f}")
     results["wall_s"] = time.perf_counter() - started
-    print(report(results))
-    print(f"\nWall time {results['wall_s']:.0f} s.")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    log(f"written to {args.out}")
+    finish(results, report(results), args.out)
     return 0
 
 
