@@ -31,9 +31,10 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import FrameType
 from typing import IO, Any
 
@@ -142,13 +143,18 @@ class Daemon:
         if not self._started:
             self._started = True
             claimed = self._with_start_up_publish(claimed, idle)
-        for job in claimed:
+        for position, job in enumerate(claimed):
             with self._running_lock:
                 self._running.add(job)
             try:
-                self.workers.submit(self._run_job, job)
-            except RuntimeError:  # the pool is shutting down
+                future = self.workers.submit(self._run_job, job)
+            except RuntimeError:  # the pool is shutting down: what was claimed and not started is due again
+                for left in claimed[position:]:
+                    if left in self.sources:
+                        self._due_again(self.sources[left])
                 return
+            if job in self.sources:  # cancelled by the stop before it started: due again, as one given up
+                future.add_done_callback(partial(self._due_again_if_cancelled, self.sources[job]))
 
     def _with_start_up_publish(self, claimed: list[str], idle: list[str]) -> list[str]:
         with self._running_lock:
@@ -186,7 +192,8 @@ class Daemon:
 
     def poll(self, source_config: SourceConfig) -> None:
         """One scheduled poll; a failure is already recorded as a failed run, so it is only logged here."""
-        if self._stopping.is_set():
+        if self._stopping.is_set():  # claimed, then the stop came first: the next start polls it
+            self._due_again(source_config)
             return
         try:
             cycle = sync_then_publish(self.engine, self.config, source_config, self.placement, warn_late=False,
@@ -255,6 +262,10 @@ class Daemon:
             self.watcher.check(now_ms())
         finally:
             self._watch_lock.release()
+
+    def _due_again_if_cancelled(self, source_config: SourceConfig, done: Future[None]) -> None:
+        if done.cancelled():
+            self._due_again(source_config)
 
     def _due_again(self, source_config: SourceConfig) -> None:
         """A poll given up for the stop is due at once: the next start polls it, not an interval (or a

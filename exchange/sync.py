@@ -22,6 +22,7 @@ import itertools
 import logging
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -214,6 +215,18 @@ def _ingest(
 #: stored statuses an operator's ``closure end`` or ``cancel`` leaves
 _CALLED_OFF = frozenset({Status.ENDED.value, Status.CANCELLED.value})
 _STATUS, _END_MS = EVENT_COLUMNS.index("status"), EVENT_COLUMNS.index("end_ms")
+
+
+def _hold_called_off(new_row: dict[str, Any], old_row: Sequence[Any]) -> None:
+    """The source's new version of an event an operator called off, with the operator's decision kept:
+    cancelled stays cancelled; ended stays ended at the operator's end, unless the source now starts
+    it at or after that end (then it never started: cancelled, as ``closure end`` does before a start)."""
+    status, ended_at = old_row[_STATUS], old_row[_END_MS]
+    if status == Status.ENDED.value and not (new_row["start_ms"] is not None and ended_at is not None
+                                             and new_row["start_ms"] >= ended_at):
+        new_row["status"], new_row["end_ms"] = status, ended_at
+    else:
+        new_row["status"] = Status.CANCELLED.value
 
 
 class _Stored(NamedTuple):
@@ -474,8 +487,9 @@ class Reconciler:
         """Write the new versions of stored events, each with a revision of what changed.
 
         An event in ``called_off`` (an operator ended or cancelled it while its source still lists
-        it) takes the source's new version but keeps its status and its end: the source's next edit
-        of a description must not put a closure the city called off back into the feeds.
+        it) takes the source's new version with the operator's decision kept (:func:`_hold_called_off`):
+        the source's next edit of a description must not put a closure the city called off back into
+        the feeds.
 
         A crowd report's revision records what an operator follows, not its measures
         (:func:`~exchange.store.crowd_revision`): an update of its speed, delay, thumbs-up or a
@@ -492,7 +506,7 @@ class Reconciler:
         for eid, event in changed.items():
             new_row = event_to_row(event, now_ms=self.now)
             if eid in called_off:
-                new_row["status"], new_row["end_ms"] = old_rows[eid][_STATUS], old_rows[eid][_END_MS]
+                _hold_called_off(new_row, old_rows[eid])
             changes = diff_rows(old_rows[eid], new_row)
             if event.origin is Origin.CROWD:
                 changes = crowd_revision(changes)
@@ -616,8 +630,14 @@ class Reconciler:
         ending = [eid for eid in lapsed if eid not in still_seen]
         if not ending:
             return
-        times = {eid: (start, end) for eid, start, end in
-                 self.db.where_in("SELECT id, start_ms, end_ms FROM events WHERE", "id", ending)}
+        stored = self.db.where_in("SELECT id, start_ms, end_ms, status FROM events WHERE", "id", ending)
+        # ended or cancelled by an operator while listed: that stands, and its sightings stay, so that
+        # the row coming back to its source does not reopen it
+        called_off_before = {eid for eid, _start, _end, status in stored if status in _CALLED_OFF}
+        ending = [eid for eid in ending if eid not in called_off_before]
+        if not ending:
+            return
+        times = {eid: (start, end) for eid, start, end, _status in stored}
         starts = {eid: start for eid, (start, _end) in times.items()}
 
         def end_of(eid: str) -> int:

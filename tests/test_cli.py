@@ -111,6 +111,20 @@ def test_inspect_event_tables_show_changes_whole_and_times_as_times(cli: Cli) ->
     assert "LineString of 3 points, [-74.0,40.7] to [-74.001,40.702]" in flat, flat
 
 
+def test_a_revisions_numbers_are_shown_as_times_only_for_the_events_times() -> None:
+    """Found in a review: any key ending in `_ms` was read as a time, so an upstream attribute of microseconds
+    stopped `inspect event` with a traceback, and a duration showed as a date in 1970."""
+    from zoneinfo import ZoneInfo
+
+    from exchange.cli.inspect import _change_text
+
+    zone = ZoneInfo("America/Denver")
+    assert _change_text("attributes.edit_ms", 1764590000000000, zone) == "1764590000000000"
+    assert _change_text("attributes.duration_ms", 5400000, zone) == "5400000"
+    assert _change_text("start_ms", 1764590000000, zone) == "2025-12-01 04:53:20"
+    assert _change_text("end_ms", 10**18, zone) == str(10**18)  # no calendar holds it: the number, no traceback
+
+
 def test_runs_and_sources(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "p.json"
     path.write_bytes(feed(0, alerts=[alert("a1")]))

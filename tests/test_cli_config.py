@@ -108,6 +108,10 @@ def test_the_check_logs_in_the_format_asked_for(
     assert run.code == 0, run
     logged = [json.loads(line) for line in run.err.splitlines() if line.startswith("{")]
     assert any(entry["logger"] == "httpx" and "HTTP Request" in entry["message"] for entry in logged), run.err
+    path = _config(tmp_path, url)  # and the file's log_format, as every other command reads it
+    path.write_text('log_format = "json"\n' + path.read_text(encoding="utf-8"), encoding="utf-8")
+    run = cli("-v", "-c", str(path), "config", "check")
+    assert run.code == 0 and any(line.startswith('{"time"') for line in run.err.splitlines()), run.err
 
 
 def test_a_source_answering_500_fails_the_check_naming_it(

@@ -138,3 +138,23 @@ def test_a_source_added_to_the_config_changes_no_feed_until_it_brings_an_event(t
         assert cycle.published is not None and cycle.published.status == "unchanged", cycle.published.summary()
     finally:
         engine.dispose()
+
+
+def test_a_poll_claimed_when_the_stop_comes_is_due_again(tmp_path: Path) -> None:
+    """Found in a review: a poll claimed just before the stop, that never started, waited its whole
+    interval after the next start (the claim had set its next due time)."""
+    from exchange.schema import schedule
+
+    config = _config("http://127.0.0.1:9/closures.csv", tmp_path)
+    engine = open_store(config.database_url)
+    register(engine, {"source:city": 300_000})
+    assert claim_due(engine, ["source:city"], "me", {"source:city": 0}) == ["source:city"]
+    daemon = Daemon(config, engine)
+    try:
+        daemon._stopping.set()  # as a stop does (not request_stop: that is for the whole process)
+        daemon._run_job("source:city")
+    finally:
+        daemon.workers.shutdown(wait=True)
+    with engine.connect() as conn:
+        due = conn.execute(select(schedule.c.next_due_ms).where(schedule.c.job == "source:city")).scalar_one()
+    assert due <= time.time() * 1000

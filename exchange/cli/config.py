@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -62,7 +63,7 @@ def check(
     from exchange.config_check import run_checks
 
     # quiet by default (-v for the requests made); set up before any config is read, since it may not be valid
-    context.setup_logging("WARNING", context.state.verbose, log_format=context.state.log_format or "text")
+    context.setup_logging("WARNING", context.state.verbose, log_format=_log_format(context.state.config_path))
     report = run_checks(context.state.config_path, offline=offline)
     if fmt is CheckFormat.json:
         sys.stdout.write(orjson.dumps(report.as_record(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -84,3 +85,19 @@ def check(
               file=sys.stderr)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
+
+
+def _log_format(path: Path | None) -> str:
+    """``--log-format``, else the file's ``log_format`` when the file can be read at all (the check runs on
+    configurations that do not validate), else text."""
+    import tomllib
+
+    from exchange.logs import FORMATS
+
+    if context.state.log_format:
+        return context.state.log_format
+    try:
+        value = tomllib.loads(path.read_text(encoding="utf-8")).get("log_format") if path is not None else None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "text"
+    return value if isinstance(value, str) and value in FORMATS else "text"

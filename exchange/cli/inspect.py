@@ -255,6 +255,11 @@ def _geometry_text(geometry: Any) -> str:
     return f"LineString of {len(coordinates)} points, {as_text(coordinates[0])} to {as_text(coordinates[-1])}"
 
 
+#: the events table's columns holding times (epoch milliseconds) that a revision may record
+_TIME_COLUMNS = frozenset({"start_ms", "end_ms", "visible_in_waze_since_ms", "waze_last_seen_ms",
+                           "waze_flowing_since_ms"})
+
+
 def _changed_parts(changes: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """A revision's changes field by field; of an object (``details``), only its keys that changed."""
     parts: list[tuple[str, Any, Any]] = []
@@ -268,9 +273,13 @@ def _changed_parts(changes: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
 
 
 def _change_text(key: str, value: Any, zone: Any) -> str:
-    """One side of a revision's change: times (``*_ms``) in the city's zone, a geometry summed up."""
-    if key.endswith("_ms") and isinstance(value, int) and not isinstance(value, bool):
-        return iso(value, zone) or ""
+    """One side of a revision's change: the event's times (``start_ms``, ...) in the city's zone, a
+    geometry summed up. An attribute is the source's, whatever its name says: shown as it is."""
+    if key in _TIME_COLUMNS and isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return iso(value, zone) or ""
+        except (ValueError, OverflowError, OSError):  # a time no calendar holds: its number, as stored
+            return str(value)
     if key == "geometry":
         return _geometry_text(value)
     return _cut(_json(value))

@@ -456,6 +456,34 @@ def test_an_operator_calling_off_an_import_holds_when_its_source_edits_the_row(
     assert (after["C-3"]["status"], after["C-3"]["details"]["description"]) == ("active", "Sewer")
 
 
+def test_an_operators_call_off_holds_when_the_row_leaves_and_comes_back_or_moves_its_start(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found in a review: a cancelled import whose row left its source was ended (back in the feeds as
+    ended), and an ended one whose source moved its start past the operator's end was published ending
+    before it started."""
+    from exchange.closures import cancel_closure, end_closure
+
+    rows = [closure("C-1", end="2099-03-09 17:00"), closure("C-2", end="2099-03-09 17:00"), closure("C-3")]
+    path = write_csv(tmp_path / "c.csv", [HEADER, *rows])
+    source = build(CSV_WKT, url=str(path))
+    ingest(engine, source)
+    ids = {key: row["id"] for key, row in stored(engine).items()}
+    cancel_closure(engine, ids["C-1"], operator="dispatch", zone=DENVER)
+    end_closure(engine, ids["C-2"], operator="dispatch", zone=DENVER)
+    write_csv(path, [HEADER, rows[1], rows[2]])  # C-1 leaves its source
+    for _ in range(LIFECYCLE.end_after_missed_polls + 1):
+        ingest(engine, source)
+    assert stored(engine)["C-1"]["status"] == "cancelled"
+    moved = closure("C-2", start="2099-01-01 08:00", end="2099-03-09 17:00")  # starts after the operator's end
+    write_csv(path, [HEADER, rows[0], moved, rows[2]])  # and C-1 comes back
+    ingest(engine, source)
+    after = stored(engine)
+    assert after["C-1"]["status"] == "cancelled"
+    assert after["C-2"]["status"] == "cancelled", "an end before its start is no closure"
+    assert after["C-3"]["status"] == "active"
+
+
 def test_special_characters_are_stored_intact(engine: Engine, tmp_path: Path) -> None:
     street = "O'Connell & \"Sons\" <Bypass> Straße"
     description = 'Fermé: <b>café</b> & crème brûlée ]]> "quoted", it\'s <![CDATA[x]]> ñ 日本'
