@@ -34,6 +34,7 @@ from exchange.confirm import link_confirmations, undirected
 from exchange.db import writing
 from exchange.errors import ItemRejected, NotFound, StoreError, UnreadableEvent, UsageError
 from exchange.model import CIFS_SUBTYPES, CityDetails, Event, RoadMatch, Status, from_millis, to_millis
+from exchange.overrides import overrides_after
 from exchange.placement import Placement
 from exchange.runtime import now_ms
 from exchange.same_closure import CITY_EVENTS_LOCK, relink
@@ -589,6 +590,10 @@ def _revised(
         event.details.lanes = details.lanes
         event.details.parent_event = details.parent_event
         event.details.reference = details.reference
+        if current.digest:  # an import: what the operator changes is kept through its source's next versions
+            after = event_to_row(event, now_ms=at)
+            overrides_after(event_to_row(current, now_ms=at), after)
+            event.details.overridden = after["details"].get("overridden")
     if closed:
         if event.end_time is not None and to_millis(event.end_time) <= at:
             raise UsageError(f"end: {_when(event.end_time, zone)} is past; a reopened closure needs an end in the "

@@ -218,6 +218,9 @@ class CityDetails(BaseModel):
     start_date_verified: bool = False
     start_position_verified: bool = False
     end_position_verified: bool = False
+    overridden: dict[str, Any] | None = Field(
+        default=None, description="an import's fields an operator changed -> the source's value then "
+        "(exchange.overrides: kept through the source's versions that leave them as they were)")
 
 
 class Event(BaseModel):

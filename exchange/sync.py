@@ -44,6 +44,7 @@ from exchange.errors import (
     StoreError,
 )
 from exchange.model import Event, ItemError, Kind, Origin, Status, event_id, from_millis, shown_text, to_millis
+from exchange.overrides import details_of, keep_overrides, row_of
 from exchange.runtime import collector_paused, fault_point, now_ms, stop_requested
 from exchange.same_closure import CITY_EVENTS_LOCK, relink
 from exchange.schema import events, sightings, sources, sync_runs
@@ -225,6 +226,9 @@ def _hold_called_off(new_row: dict[str, Any], old_row: Sequence[Any]) -> None:
     if status == Status.ENDED.value and not (new_row["start_ms"] is not None and ended_at is not None
                                              and new_row["start_ms"] >= ended_at):
         new_row["status"], new_row["end_ms"] = status, ended_at
+        if new_row["details"] is not None:  # the operator's end is as verified as the operator said
+            old_details = details_of(row_of(EVENT_COLUMNS, old_row))
+            new_row["details"]["end_date_verified"] = bool(old_details.get("end_date_verified"))
     else:
         new_row["status"] = Status.CANCELLED.value
 
@@ -501,10 +505,15 @@ class Reconciler:
             for row in self.db.where_in(f"SELECT {','.join(EVENT_COLUMNS)} FROM events WHERE", "id", list(changed))
         }
         updates: list[tuple[Any, ...]] = []
+        overruled: list[str] = []  # an operator's changes of an import that the source's new version replaced
         revised: list[str] = []
         diffs: list[dict[str, Any]] = []
         for eid, event in changed.items():
             new_row = event_to_row(event, now_ms=self.now)
+            if event.origin is Origin.CITY:
+                replaced = keep_overrides(new_row, row_of(EVENT_COLUMNS, old_rows[eid]))
+                if replaced:
+                    overruled.append(f"{eid} ({', '.join(replaced)})")
             if eid in called_off:
                 _hold_called_off(new_row, old_rows[eid])
             changes = diff_rows(old_rows[eid], new_row)
@@ -517,6 +526,11 @@ class Reconciler:
         self.db.update(events, UPDATE_COLUMNS, "id", updates)
         self._revisions(revised, action, diffs)
         self.result.updated += len(changed)
+        if overruled:
+            message = (f"the source changed what an operator had changed of {len(overruled)} closure(s), its new "
+                       f"value now stands: {'; '.join(overruled[:3])}{' ...' if len(overruled) > 3 else ''}")
+            self._note(message)
+            log.warning("%s: %s", self.source.name, message)
 
     def _say_if_off_the_network(self, placed: list[Event]) -> None:
         """Warn when none of a poll's many new or changed events lies in the road network's area: the

@@ -510,4 +510,5 @@ def test_an_imported_closure_the_operator_cancels_stays_out_when_its_source_edit
     updated = store_cli("--config", str(config.path), "closure", "update", "permits:city:C-101",
                         "--description", "Street fair (moved)")
     assert updated.code == 0, updated
-    assert "note: source city-permits lists it: the next change of its row there replaces" in updated.err, updated.err
+    assert "note: source city-permits lists it: a changed time, description or schedule holds until the source " \
+        "changes that field" in updated.err, updated.err

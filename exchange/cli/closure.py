@@ -202,8 +202,9 @@ def _say_imported(engine: Any, closure_id: str, action: str | None) -> None:
               "(a change of its row there is taken, but not its status or end); `closure update --reopen` brings "
               "it back", file=sys.stderr)
     else:
-        print(f"note: {named} list{'s' if len(listing) == 1 else ''} it: the next change of its row there replaces "
-              "what the row gives (change it there too)", file=sys.stderr)
+        print(f"note: {named} list{'s' if len(listing) == 1 else ''} it: a changed time, description or schedule "
+              "holds until the source changes that field; another street, points, type, direction or lanes last "
+              "until its next edit of the row (change it there too)", file=sys.stderr)
 
 
 def _city_links(engine: Any) -> dict[str, str | None]:

@@ -484,6 +484,41 @@ def test_an_operators_call_off_holds_when_the_row_leaves_and_comes_back_or_moves
     assert after["C-3"]["status"] == "active"
 
 
+def test_an_operators_edit_of_an_import_holds_until_its_source_changes_that_field(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found in a cold trial: a neighbour that bumped only its version time (here: another column of the row)
+    undid the operator's new description and end at its next poll, unsaid. A field the source leaves as it
+    was keeps the operator's value; one it changes takes the source's, and the run says so."""
+    from exchange.closures import end_closure, update_closure
+
+    rows = [closure("C-1", end="2099-03-09 17:00"), closure("C-2", end="2099-03-09 17:00")]
+    path = write_csv(tmp_path / "c.csv", [HEADER, *rows])
+    source = build(CSV_WKT, url=str(path))
+    ingest(engine, source)
+    ids = {key: row["id"] for key, row in stored(engine).items()}
+    update_closure(engine, ids["C-1"], {"description": "Water main (city)", "end": "2099-03-10T12:00"},
+                   zone=DENVER, placement=None, operator="dispatch")
+    end_closure(engine, ids["C-2"], operator="dispatch", zone=DENVER)
+    edited = stored(engine)["C-1"]
+    write_csv(path, [HEADER, closure("C-1", end="2099-03-09 17:00", street="Colfax Avenue"),
+                     closure("C-2", end="2099-03-09 17:00", description="Water main, phase 2")])
+    result = ingest(engine, source)
+    assert result.message is None or "operator" not in result.message, result.message
+    kept = stored(engine)
+    assert kept["C-1"]["street"] == "Colfax Avenue", "the source's change is taken"
+    assert (kept["C-1"]["details"]["description"], kept["C-1"]["end_ms"]) == ("Water main (city)", edited["end_ms"])
+    assert kept["C-2"]["details"]["end_date_verified"] is True, "the operator's end stays as verified as it was"
+    write_csv(path, [HEADER, closure("C-1", end="2099-03-12 17:00", street="Colfax Avenue"), rows[1]])
+    result = ingest(engine, source)
+    assert result.message is not None and "the source changed what an operator had changed of 1 closure" in \
+        result.message and "end_ms" in result.message, result.message
+    after = stored(engine)["C-1"]
+    assert after["end_ms"] == millis("2099-03-12T17:00:00-06:00"), "the source's new end stands"
+    assert after["details"]["description"] == "Water main (city)", "the description the source left stays the city's"
+    assert after["details"]["overridden"] == {"details.description": "Water main"}
+
+
 def test_special_characters_are_stored_intact(engine: Engine, tmp_path: Path) -> None:
     street = "O'Connell & \"Sons\" <Bypass> Straße"
     description = 'Fermé: <b>café</b> & crème brûlée ]]> "quoted", it\'s <![CDATA[x]]> ñ 日本'
