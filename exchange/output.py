@@ -7,6 +7,7 @@ starts printing at once and holds little in memory.
 from __future__ import annotations
 
 import csv
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -206,7 +207,7 @@ def _write_table(
     from rich.text import Text
 
     rows = [[terminal_safe(as_text(record.get(c))) for c in columns] for record in records]
-    console = Console(file=out, width=200 if not out.isatty() else None)
+    console = Console(file=out, width=_table_width(out))
     natural = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
     least = [natural[i] if c in _UNBROKEN else min(natural[i], 10 if c in _TEXT else 5) for i, c in enumerate(columns)]
     shown = list(range(len(columns)))
@@ -238,6 +239,14 @@ def _write_table(
     if note:
         print(note, file=sys.stderr)
     return len(rows)
+
+
+def _table_width(out: IO[str]) -> int | None:
+    """The terminal's width (None: rich asks it); piped, ``$COLUMNS`` when set, else 200."""
+    if out.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) >= 40 else 200
 
 
 #: table columns of free text, folded over lines when the terminal is narrow

@@ -80,9 +80,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own EXCHANGE_DATA_DIR, and no stray EXCHANGE_* from the caller's shell."""
+    """Every test gets its own EXCHANGE_DATA_DIR, and no stray EXCHANGE_* (or a COLUMNS that would narrow
+    the tables) from the caller's shell."""
     for name in list(os.environ):
-        if name.startswith("EXCHANGE_"):
+        if name.startswith("EXCHANGE_") or name == "COLUMNS":
             monkeypatch.delenv(name)
     target = tmp_path / "data"
     monkeypatch.setenv("EXCHANGE_DATA_DIR", str(target))

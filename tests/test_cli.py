@@ -267,6 +267,10 @@ def test_tables_fit_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert "attributes left out to fit 80 columns" in capsys.readouterr().err
     wide = table(200)
     assert any('{"nested":[1,2]}' in line for line in wide), "nested values as JSON, not Python reprs"
+    piped = io.StringIO()  # found in a cold trial: piped, `COLUMNS=80 exchange closure list` was 200 wide
+    monkeypatch.setenv("COLUMNS", "80")
+    write_records(records, Format.table, out=piped, columns=("id", "category", "start_time", "street"))
+    assert max(map(len, piped.getvalue().splitlines())) <= 80, piped.getvalue()
 
 
 def test_inspect_sources_says_a_disabled_source_is_disabled_and_counts_repeats_as_success(
