@@ -429,11 +429,8 @@ def test_rows_back_in_their_source_come_back_with_their_own_end(engine: Engine, 
     assert (back["C-9"]["status"], back["C-9"]["end_ms"]) == ("active", ends["C-9"])
 
 
-def test_an_operator_calling_off_an_import_holds_when_its_source_edits_the_row(
-    engine: Engine, tmp_path: Path
-) -> None:
-    """Found in a cold trial: a cancelled import went back into the feeds at its source's next edit of
-    any field. The source's new version is taken (its description), the operator's status and end kept."""
+def called_off_imports(engine: Engine, tmp_path: Path) -> tuple[Path, Source, list[list[str]]]:
+    """Three imported closures, C-1 cancelled and C-2 ended by an operator; the export, its source, its rows."""
     from exchange.closures import cancel_closure, end_closure
 
     rows = [closure("C-1", end="2099-03-09 17:00"), closure("C-2", end="2099-03-09 17:00"), closure("C-3")]
@@ -443,6 +440,15 @@ def test_an_operator_calling_off_an_import_holds_when_its_source_edits_the_row(
     ids = {key: row["id"] for key, row in stored(engine).items()}
     cancel_closure(engine, ids["C-1"], operator="dispatch", zone=DENVER)
     end_closure(engine, ids["C-2"], operator="dispatch", zone=DENVER)
+    return path, source, rows
+
+
+def test_an_operator_calling_off_an_import_holds_when_its_source_edits_the_row(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found in a cold trial: a cancelled import went back into the feeds at its source's next edit of
+    any field. The source's new version is taken (its description), the operator's status and end kept."""
+    path, source, _rows = called_off_imports(engine, tmp_path)
     called_off = {key: (row["status"], row["end_ms"]) for key, row in stored(engine).items()}
     edited = [closure(key, end="2099-03-09 17:00", description="Water main, route B") for key in ("C-1", "C-2")]
     write_csv(path, [HEADER, *edited, closure("C-3", description="Sewer")])
@@ -462,15 +468,7 @@ def test_an_operators_call_off_holds_when_the_row_leaves_and_comes_back_or_moves
     """Found in a review: a cancelled import whose row left its source was ended (back in the feeds as
     ended), and an ended one whose source moved its start past the operator's end was published ending
     before it started."""
-    from exchange.closures import cancel_closure, end_closure
-
-    rows = [closure("C-1", end="2099-03-09 17:00"), closure("C-2", end="2099-03-09 17:00"), closure("C-3")]
-    path = write_csv(tmp_path / "c.csv", [HEADER, *rows])
-    source = build(CSV_WKT, url=str(path))
-    ingest(engine, source)
-    ids = {key: row["id"] for key, row in stored(engine).items()}
-    cancel_closure(engine, ids["C-1"], operator="dispatch", zone=DENVER)
-    end_closure(engine, ids["C-2"], operator="dispatch", zone=DENVER)
+    path, source, rows = called_off_imports(engine, tmp_path)
     write_csv(path, [HEADER, rows[1], rows[2]])  # C-1 leaves its source
     for _ in range(LIFECYCLE.end_after_missed_polls + 1):
         ingest(engine, source)
