@@ -160,7 +160,8 @@ class PublishResult:
         it is off or failed."""
         lines = []
         for name, part in self.targets.items():
-            with_losses = f", {part['with_losses']} with losses" if part.get("with_losses") else ""
+            with_losses = f", {part['not_yet']} not in the feed yet" if part.get("not_yet") else ""
+            with_losses += f", {part['with_losses']} with losses" if part.get("with_losses") else ""
             failed = f"; failed: {part['reason']}" if part.get("status") == "failed" else ""
             lines.append(f"{name}: {part.get('events', 0)} event(s), {len(part.get('held_back') or {})} held back"
                          f"{with_losses}{failed}")
@@ -306,7 +307,7 @@ def _publish(
     findings = {event.id: lint_event(event, network, generated) for event in chosen}
     result = PublishResult(status="published", success_share=feed_success_share(list(findings.values())),
                            unreadable=unreadable, off=off)
-    runs = [_Run(engine, target, config, schemas) for target in chosen_targets]
+    runs = [_Run(engine, target, config, schemas, generated) for target in chosen_targets]
     for run in runs:
         for event in chosen:
             # the findings that always hold back (a line drawn against its signed direction), the other
@@ -431,10 +432,12 @@ def _held_back(runs: Sequence[_Run]) -> dict[str, str]:
 class _Run:
     """One target's part of a publish run: what it holds back, serves and publishes."""
 
-    def __init__(self, engine: Engine, target: Target, config: Config, schemas: OfficialSchemas) -> None:
+    def __init__(self, engine: Engine, target: Target, config: Config, schemas: OfficialSchemas,
+                 generated: datetime) -> None:
         self.target = target
         self.config = config
         self.schemas = schemas
+        self.generated = generated
         self.previous = _PublishedVersions(engine, target.name)
         self.held: dict[str, HeldBack] = {}
         self.cannot_carry: dict[str, str] = {}  # event id -> why the target cannot carry it (problems_for)
@@ -477,6 +480,21 @@ class _Run:
                 found[event.id] = lost
         return found
 
+    def absent(self) -> dict[str, str]:
+        """Event id -> why the feeds generated now leave out an event this target carries (a schedule whose
+        first occurrence lies beyond a work zone feed's horizon)."""
+        if self.target.absent_for is None:
+            return {}
+        found: dict[str, str] = {}
+        for event in self.served:
+            try:
+                reason = self.target.absent_for(event, self.generated, self.config.zone)
+            except Exception as exc:
+                reason = f"cannot be told: {type(exc).__name__}: {exc}"
+            if reason:
+                found[event.id] = reason
+        return found
+
     def report(self, losses: bool) -> dict[str, Any]:
         fresh = {event.id for event in self.served} - set(self.held)
         found: dict[str, Any] = {
@@ -485,11 +503,14 @@ class _Run:
         }
         if self.failed:
             found["reason"] = self.failed
-        lost = self.losses()
+        lost, absent = self.losses(), self.absent()
         found["with_losses"] = len(lost)
+        if absent:
+            found["not_yet"] = len(absent)
         if losses:  # stored with the runs that render (an unchanged run says the same as the last one)
             found["losses"] = lost
             found["carried"] = sorted(event.id for event in self.served)
+            found["absent"] = absent
         return found
 
 

@@ -63,6 +63,8 @@ Checker = Callable[[Mapping[str, bytes], "OfficialSchemas"], list[str]]
 EventStatement = Callable[[Event], list[str]]
 #: why a target cannot carry an event, with the city's zone (a weekly schedule's hours are the city's)
 ProblemStatement = Callable[[Event, tzinfo], list[str]]
+#: why a feed generated at that time leaves out an event it carries (None: it is in it)
+AbsenceStatement = Callable[[Event, datetime, tzinfo], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class Target:
     losses_for: EventStatement
     #: publish.hold_back_failing applies (the Waze acceptance lint is about what Waze accepts)
     waze_lint: bool = False
+    absent_for: AbsenceStatement | None = None
 
 
 def _cifs_problems(event: Event, zone: tzinfo) -> list[str]:
@@ -196,8 +199,14 @@ def _check_wzdx(feeds: Mapping[str, bytes], _schemas: OfficialSchemas) -> list[s
             if p.severity == "error"]
 
 
+def _work_zone_absence(event: Event, generated: datetime, zone: tzinfo) -> str | None:
+    from feeds.wzdx import absent_now
+
+    return absent_now(event, generated, zone)
+
+
 WZDX = Target("wzdx", {"wzdx.geojson": "application/geo+json"}, _render_wzdx, _check_wzdx, _wzdx_problems,
-              _wzdx_losses)
+              _wzdx_losses, absent_for=_work_zone_absence)
 
 
 # --------------------------------------------------------------------------- datex2
@@ -250,7 +259,8 @@ def _check_cwz(feeds: Mapping[str, bytes], schemas: OfficialSchemas) -> list[str
             if p.severity == "error"]
 
 
-CWZ = Target("cwz", {"cwz.geojson": "application/geo+json"}, _render_cwz, _check_cwz, _cwz_problems, _cwz_losses)
+CWZ = Target("cwz", {"cwz.geojson": "application/geo+json"}, _render_cwz, _check_cwz, _cwz_problems, _cwz_losses,
+             absent_for=_work_zone_absence)
 
 #: every target ``publish.targets`` may name, in the order they are published and reported
 TARGETS: Mapping[str, Target] = {target.name: target for target in (CIFS, WZDX, DATEX2, CWZ)}

@@ -73,6 +73,7 @@ __all__ = [
     "WZDX_KEY",
     "WZDX_VERSION",
     "Occurrence",
+    "absent_now",
     "feed_version",
     "line_direction",
     "losses_for",
@@ -752,6 +753,17 @@ def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_
         if details.parent_event:
             losses.append(f"parent event {details.parent_event} is not carried")
     return losses
+
+
+def absent_now(event: Event, generated: datetime, zone: tzinfo, horizon: timedelta = DEFAULT_HORIZON) -> str | None:
+    """Why a work zone feed generated at ``generated`` has no road event of ``event`` it carries: a weekly
+    schedule with no occurrence yet within the horizon (it goes out that long before its first). None
+    when the feed has it."""
+    if not (event.details is not None and event.details.schedule) or _spans(event, generated, zone, horizon):
+        return None
+    days = f"{horizon.days} days" if horizon.days != 1 else "1 day"
+    return (f"not in the feed yet: its schedule has no occurrence in the next {days} (it goes out {days} before "
+            "its first)")
 
 
 def problems_for(event: Event, zone: tzinfo | None = None) -> list[str]:

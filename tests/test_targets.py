@@ -398,3 +398,21 @@ def test_published_versions_update_per_event_and_target_in_bulk(engine: Engine) 
         stamped = dict(conn.execute(select(published_events.c.target, published_events.c.published_ms)
                                     .group_by(published_events.c.target, published_events.c.published_ms)).all())
     assert stamped == {"cifs": 1, "wzdx": 2}
+
+
+def test_a_schedule_beyond_the_work_zone_horizon_is_reported_not_in_the_feed_yet(store: Engine,
+                                                                                  config: Config) -> None:
+    """Found in two cold trials: a night closure whose first occurrence lies more than 14 days ahead is in
+    CIFS and DATEX II but not yet in WZDx (it goes out 14 days before), and the compile report said
+    "published"."""
+    later = closure(store, config, "8th Street", start="2026-04-06T00:00:00-07:00",
+                    end="2026-04-20T00:00:00-07:00", schedule={"monday": "21:00-23:59"})
+    soon = closure(store, config, "7th Street", schedule={"monday": "21:00-23:59"})
+    result = publish(store, config)
+    assert "wzdx: 2 event(s), 0 held back, 1 not in the feed yet" in result.target_lines()[1], result.target_lines()
+    _at, report = compile_report(store)
+    assert later not in {eid.split("#")[0] for eid in wzdx_ids(store)} and later in cifs_ids(store)
+    assert report["wzdx"]["absent"] == {later: "not in the feed yet: its schedule has no occurrence in the next "
+                                               "14 days (it goes out 14 days before its first)"}
+    assert soon in report["wzdx"]["carried"] and soon not in report["wzdx"]["absent"]
+    assert report["cifs"].get("absent", {}) == {}

@@ -474,17 +474,19 @@ def _compile_report(name: str, fmt: RecordFormat) -> None:
         print(f"{name}: off: {part.get('reason')} (publication of {when})", file=sys.stderr)
         return
     held: dict[str, str] = part.get("held_back") or {}
+    absent: dict[str, str] = part.get("absent") or {}
     losses: dict[str, list[str]] = part.get("losses") or {}
     joined = fmt in (RecordFormat.table, RecordFormat.csv)
     records = []
     for event_id in sorted(set(held) | set(losses) | set(part.get("carried") or ())):
         reason = held.get(event_id)
         outcome = ("previous version" if reason.startswith("newer version") else "held back") if reason else \
-            "published"
-        lost = losses.get(event_id, [])
+            "not in the feed yet" if event_id in absent else "published"
+        lost = [absent[event_id], *losses.get(event_id, [])] if event_id in absent else losses.get(event_id, [])
         records.append({"id": event_id, "outcome": outcome, "held_back": reason,
                         "losses": ("; ".join(lost) or None) if joined else lost})
     write_records(records, fmt, columns=("id", "outcome", "held_back", "losses"), title=f"{name} compile report")
     failed = f"; failed: {part.get('reason')}" if part.get("status") == "failed" else ""
-    print(f"{name}: publication of {when}: {part.get('events', 0)} event(s), {len(held)} held back, "
+    not_yet = f", {len(absent)} not in the feed yet" if absent else ""
+    print(f"{name}: publication of {when}: {part.get('events', 0)} event(s), {len(held)} held back{not_yet}, "
           f"{len(losses)} with losses{failed}", file=sys.stderr)
