@@ -286,9 +286,11 @@ class _Writer:
         element.set(XSI_TYPE, xsi_type)
         return element
 
-    def multilingual(self, parent: etree._Element, prefix: str, name: str, text: str) -> None:
+    def multilingual(self, parent: etree._Element, prefix: str, name: str, text: str,
+                     language: str | None = None) -> None:
+        """A text in ``language``, else in the publication's."""
         values = self.sub(self.sub(parent, prefix, name), "com", "values")
-        self.sub(values, "com", "value", _published_text(text), lang=self.language)
+        self.sub(values, "com", "value", _published_text(text), lang=language or self.language)
 
     def time(self, when: datetime) -> str:
         return format_time(when, self.zone)
@@ -415,7 +417,7 @@ def _record(writer: _Writer, situation: etree._Element, event: Event, kind: Reco
         writer.sub(writer.sub(record, "sit", "cause"), "sit", "causeType", kind.cause)
     if details is not None and details.description:
         comment = writer.sub(record, "sit", "generalPublicComment")
-        writer.multilingual(comment, "sit", "comment", details.description)
+        writer.multilingual(comment, "sit", "comment", details.description, _description_language(event))
         writer.sub(comment, "sit", "commentType", "description")
     if reference is not None and reference.url:
         writer.sub(writer.sub(record, "sit", "urlLink"), "com", "urlLinkAddress", _published_text(reference.url))
@@ -721,14 +723,36 @@ def roadside_of(position: str | None) -> str | None:
     return None
 
 
+#: the attribute keeping the language an imported DATEX II description was written in
+DESCRIPTION_LANGUAGE_KEY = "datex2_description_lang"
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+
+
+def _description_language(event: Event) -> str | None:
+    """The language a DATEX II import's description was written in, while it is the source's own (an
+    operator's new description is in the city's); None: the publication's."""
+    declared = event.attributes.get(DESCRIPTION_LANGUAGE_KEY)
+    overridden = event.details.overridden if event.details is not None else None
+    if not isinstance(declared, str) or not _LANGUAGE.fullmatch(declared) or (
+            overridden and "details.description" in overridden):
+        return None
+    return declared
+
+
 def text_value(element: etree._Element | None, language: str | None = None) -> str | None:
     """A multilingual string's value: the one in ``language`` when given and present, else the first."""
+    return text_and_language(element, language)[0]
+
+
+def text_and_language(element: etree._Element | None, language: str | None = None) -> tuple[str | None, str | None]:
+    """:func:`text_value`, and the ``lang`` its value declares (None when it declares none)."""
     if element is None:
-        return None
+        return None, None
     values = list(element.iter(f"{{{NS['com']}}}value")) or [
         value for value in element.iter() if local_name(value) == "value"
     ]
     chosen = next((value for value in values if language and value.get("lang") == language), None)
     chosen = chosen if chosen is not None else (values[0] if values else None)
     text = (chosen.text or "").strip() if chosen is not None else ""
-    return text or None
+    declared = (chosen.get("lang") or "").strip() if chosen is not None else ""
+    return text or None, declared or None

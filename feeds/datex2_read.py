@@ -49,12 +49,14 @@ from exchange.model import SCHEDULE_DAYS, Event, ItemError, Kind, first_problem,
 from feeds.cifs import CREATED_KEY, UPDATED_KEY
 from feeds.city import ROAD_NUMBER_KEY, city_event, parse_time, text_problem
 from feeds.datex2 import (
+    DESCRIPTION_LANGUAGE_KEY,
     child,
     child_text,
     children,
     local_name,
     publications,
     roadside_of,
+    text_and_language,
     text_value,
     xsi_type,
 )
@@ -177,6 +179,7 @@ def _validity_record(validity: etree._Element | None) -> Record:
 
 def _record(element: etree._Element, situation_id: str, language: str | None) -> Record:
     """One ``situationRecord`` as a plain dict (what the converter and the digest see)."""
+    description, description_lang = text_and_language(child(element, "generalPublicComment", "comment"), language)
     record: Record = {
         "id": (element.get("id") or "").strip(),
         "situation": situation_id,
@@ -187,7 +190,8 @@ def _record(element: etree._Element, situation_id: str, language: str | None) ->
         "severity": child_text(element, "severity"),
         "validity": _validity_record(child(element, "validity")),
         "cause": child_text(element, "cause", "causeType"),
-        "description": text_value(child(element, "generalPublicComment", "comment"), language),
+        "description": description,
+        "description_lang": description_lang or language if description else None,
         "management": child_text(element, "roadOrCarriagewayOrLaneManagementType"),
         "directions": [item.text.strip() for item in children(element, "applicableForTrafficDirection") if item.text],
         "accident_types": [item.text.strip() for item in children(element, "accidentType") if item.text],
@@ -591,6 +595,8 @@ def datex2_item_to_event(item: FeedItem, namespace: str, zone: tzinfo) -> Event:
             attributes[ROAD_NUMBER_KEY] = location["road_number"]
         if location.get("location_description"):
             attributes["location_description"] = location["location_description"]
+        if record.get("description_lang"):  # republished in it, not in the city's language
+            attributes[DESCRIPTION_LANGUAGE_KEY] = record["description_lang"]
         source = record.get("source") or {}
         reference = None
         if regulation and record.get("authority"):

@@ -287,6 +287,24 @@ def test_npras_road_number_goes_on_beside_the_road_name(tmp_path: Path, testdata
     assert {tuple(f["properties"]["core_details"]["road_names"]) for f in wzdx["features"]} == {("Tyinvegen", "E16")}
 
 
+def test_an_imported_description_goes_out_in_its_own_language(tmp_path: Path, testdata: Path) -> None:
+    """Found in a cold trial: NPRA's Norwegian comment went out tagged with the city's language (here
+    English); a description the city wrote instead is in the city's."""
+    snapshot = parse_datex2((testdata / SAMPLES / "svv_GetSituations_Datex3.xml").read_bytes(), zone=PARIS)
+    (works,), _ = convert_all(snapshot, PARIS)
+    assert works.details is not None and works.details.description
+
+    def comment_languages(event: Event) -> set[str | None]:
+        document = render_datex2([event], settings=SETTINGS, zone=PARIS, generated=GENERATED)
+        validate(document, tmp_path, testdata)
+        return {value.get("lang") for value in etree.fromstring(document).iterfind(".//sit:comment//com:value", NS)}
+
+    assert comment_languages(works) == {"no"}
+    works.details.overridden = {"details.description": works.details.description}
+    works.details.description = "Road works, one lane open"
+    assert comment_languages(works) == {"en"}
+
+
 def test_shoulders_are_not_counted_as_traffic_lanes(tmp_path: Path, testdata: Path) -> None:
     """Found in a cold trial: CDOT's I-25 work zone (shoulder closed, one lane open, shoulder closed) went out
     as two of three lanes closed. DATEX II counts traffic lanes only ("hard shoulder should not be counted")
