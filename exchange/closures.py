@@ -497,7 +497,13 @@ def _update(
     fields.update({key: value for key, value in changes.items() if key != "points"})
     _subtype_follows_type(changes, fields)
     if closed and "end" not in changes and current.end_time is not None and to_millis(current.end_time) <= at:
-        fields["end"], fields["verified_end"] = None, False  # reopened: it no longer ends when it was ended
+        # reopened: it no longer ends when it was ended; an import ends when its source says, if that is ahead
+        source_end = (details.overridden or {}).get("end_ms")
+        if isinstance(source_end, int) and source_end > at:
+            fields["end"] = from_millis(source_end).astimezone(zone)
+            fields["verified_end"] = bool((details.overridden or {}).get("details.end_date_verified"))
+        else:
+            fields["end"], fields["verified_end"] = None, False
     relocated = "points" in changes or "street" in changes
     # a closure turned into a full one (or a lane closure) is placed again: junction to junction (or where drawn);
     # one given other directions too: one-way streets and divided roads decide what it can close, as for `add`
@@ -573,6 +579,15 @@ def _unmoved(spec: ClosureInput, current: Event, zone: tzinfo) -> Event:
     return _event(spec, current.source_id, zone, current.geometry.positions, current.direction or "ONE_DIRECTION")
 
 
+def _record_overrides(current: Event, changed: Event, at: int) -> None:
+    """For an import (it has its source's digest): what the operator changed of it is kept through its
+    source's next versions that leave those fields as they were (``exchange.overrides``)."""
+    if current.digest and changed.details is not None:
+        after = event_to_row(changed, now_ms=at)
+        overrides_after(event_to_row(current, now_ms=at), after)
+        changed.details.overridden = after["details"].get("overridden")
+
+
 def _revised(
     event: Event, stored: StoredEvent, changes: Mapping[str, Any], *, moved: bool, closed: bool, at: int,
     zone: tzinfo,
@@ -590,10 +605,9 @@ def _revised(
         event.details.lanes = details.lanes
         event.details.parent_event = details.parent_event
         event.details.reference = details.reference
-        if current.digest:  # an import: what the operator changes is kept through its source's next versions
-            after = event_to_row(event, now_ms=at)
-            overrides_after(event_to_row(current, now_ms=at), after)
-            event.details.overridden = after["details"].get("overridden")
+        _record_overrides(current, event, at)
+    if not moved and "direction" not in changes:  # an import may sign none; "kept when not given"
+        event.direction = current.direction
     if closed:
         if event.end_time is not None and to_millis(event.end_time) <= at:
             raise UsageError(f"end: {_when(event.end_time, zone)} is past; a reopened closure needs an end in the "
@@ -671,6 +685,7 @@ def _ending(found: Found, at: int, zone: tzinfo) -> tuple[Outcome, _Write | None
         ended.end_time = from_millis(at)
         if ended.details is not None:  # the operator says it is over: evidence for the end (WZDx/CWZ)
             ended.details.end_date_verified = True
+            _record_overrides(current, ended, at)  # an import: its source's end, for a reopen
     else:
         kept = f"closure {closure_id} had already ended at {_when(current.end_time, zone)}; that end is kept"
     return Outcome(ended, "ended", kept), _revision(row, ended, "ended")

@@ -46,9 +46,13 @@ def overrides_after(before: Mapping[str, Any], after: dict[str, Any]) -> None:
         details.pop("overridden", None)
 
 
-def keep_overrides(new_row: dict[str, Any], old_row: Mapping[str, Any]) -> list[str]:
+def keep_overrides(new_row: dict[str, Any], old_row: Mapping[str, Any], *, called_off: bool = False) -> list[str]:
     """The source's new version (``new_row``) with the operator's values kept where the source did not
-    change the field; the fields the source did change, whose operator's value it replaced."""
+    change the field; the fields the source did change to another value than the operator's, whose
+    operator's value it replaced (named as the commands name them: ``end``, ``description``).
+
+    Of a closure the operator ended or cancelled (``called_off``) the end is the operator's whatever the
+    source says; the source's latest end is kept as its value, for ``closure update --reopen``."""
     overridden: Mapping[str, Any] = details_of(old_row).get("overridden") or {}
     if not overridden or new_row.get("details") is None:
         return []
@@ -56,14 +60,24 @@ def keep_overrides(new_row: dict[str, Any], old_row: Mapping[str, Any]) -> list[
     for key, source_value in overridden.items():
         if key not in OVERRIDABLE:
             continue
-        if _value(new_row, key) == source_value:
-            _set(new_row, key, _value(old_row, key))
+        offered, operators = _value(new_row, key), _value(old_row, key)
+        if called_off and key in _ENDING:
+            kept[key] = offered
+            _set(new_row, key, operators)
+        elif offered == source_value:
+            _set(new_row, key, operators)
             kept[key] = source_value
-        else:
-            replaced.append(key)
+        elif offered != operators:  # the source changed it, to something else than the operator's
+            replaced.append(SHOWN[key])
     if kept:
         new_row["details"]["overridden"] = kept
     return replaced
+
+
+#: the fields as the commands name them
+SHOWN = {"start_ms": "start", "end_ms": "end", "details.description": "description", "details.schedule": "schedule",
+         "details.start_date_verified": "verified start", "details.end_date_verified": "verified end"}
+_ENDING = frozenset({"end_ms", "details.end_date_verified"})
 
 
 def details_of(row: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -511,7 +511,7 @@ class Reconciler:
         for eid, event in changed.items():
             new_row = event_to_row(event, now_ms=self.now)
             if event.origin is Origin.CITY:
-                replaced = keep_overrides(new_row, row_of(EVENT_COLUMNS, old_rows[eid]))
+                replaced = keep_overrides(new_row, row_of(EVENT_COLUMNS, old_rows[eid]), called_off=eid in called_off)
                 if replaced:
                     overruled.append(f"{eid} ({', '.join(replaced)})")
             if eid in called_off:

@@ -54,6 +54,7 @@ from exchange.model import (
     Lane,
     LineString,
     Point,
+    Status,
     event_id,
     first_problem,
     from_millis,
@@ -691,15 +692,17 @@ def work_zone_problems(event: Event, target: str, zone: tzinfo | None = None) ->
 
     With the city's ``zone``, a weekly schedule none of whose hours falls between the event's start and
     end is one: it becomes no road event at all (an operator's is refused at entry; an import may
-    carry one, as DiaLog's CIFS does)."""
+    carry one, as DiaLog's CIFS does). Not once it is ended or cancelled: an end before its schedule's
+    first window takes it out of the feed, and an end is never held back (the last version would stay
+    served with windows that no longer come)."""
     problems = []
     if event.category not in WORK_ZONE_CATEGORIES:
         problems.append(f"not a work zone: {target} carries closures and road works only, not {event.category.value}")
     if not event.street:
         problems.append(f"no street: {target} core_details.road_names requires one")
     schedule, start, end = event.details.schedule if event.details else None, event.start_time, event.end_time
-    if zone is not None and schedule and start is not None and end is not None and not schedule_occurrences(
-            schedule, zone=zone, start=start, end=end, window_start=start, window_end=end):
+    if zone is not None and schedule and start is not None and end is not None and event.status is Status.ACTIVE \
+            and not schedule_occurrences(schedule, zone=zone, start=start, end=end, window_start=start, window_end=end):
         problems.append("schedule: none of its hours falls between the start and the end, so it never applies "
                         f"({target} would carry no road event)")
     return problems
@@ -761,6 +764,8 @@ def absent_now(event: Event, generated: datetime, zone: tzinfo, horizon: timedel
     when the feed has it."""
     if not (event.details is not None and event.details.schedule) or _spans(event, generated, zone, horizon):
         return None
+    if event.status is not Status.ACTIVE or (event.end_time is not None and event.end_time <= generated):
+        return "not in the feed: it ended before its schedule's next window"
     days = f"{horizon.days} days" if horizon.days != 1 else "1 day"
     return (f"not in the feed yet: its schedule has no occurrence in the next {days} (it goes out {days} before "
             "its first)")

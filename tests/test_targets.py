@@ -416,3 +416,24 @@ def test_a_schedule_beyond_the_work_zone_horizon_is_reported_not_in_the_feed_yet
                                                "14 days (it goes out 14 days before its first)"}
     assert soon in report["wzdx"]["carried"] and soon not in report["wzdx"]["absent"]
     assert report["cifs"].get("absent", {}) == {}
+
+
+def test_a_closure_ended_before_its_schedules_first_window_leaves_wzdx(store: Engine, config: Config,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in a cold trial: ending a Wednesday-night closure on Monday held it back from WZDx ("its
+    schedule never applies"), so the guard kept the last WZDx feed, with the windows that no longer
+    come, and froze every other change. An end is never held back: it leaves the feed."""
+    from exchange.closures import end_closure
+
+    nightly = closure(store, config, "8th Street", start="2026-03-01T00:00:00+00:00", end="2026-03-20T00:00:00+00:00",
+                      schedule={"wednesday": "21:00-23:59"})
+    publish(store, config)
+    assert nightly in {eid.split("#")[0] for eid in wzdx_ids(store)}
+    end_closure(store, nightly, operator="dispatch", zone=config.zone)
+    monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS + 60_000))
+    result = publish(store, config)
+    assert not result.failed_targets, result.target_lines()
+    assert nightly not in {eid.split("#")[0] for eid in wzdx_ids(store)}
+    _at, report = compile_report(store)
+    assert report["wzdx"]["held_back"] == {}
+    assert report["wzdx"]["absent"] == {nightly: "not in the feed: it ended before its schedule's next window"}

@@ -510,11 +510,44 @@ def test_an_operators_edit_of_an_import_holds_until_its_source_changes_that_fiel
     write_csv(path, [HEADER, closure("C-1", end="2099-03-12 17:00", street="Colfax Avenue"), rows[1]])
     result = ingest(engine, source)
     assert result.message is not None and "the source changed what an operator had changed of 1 closure" in \
-        result.message and "end_ms" in result.message, result.message
+        result.message and "(end)" in result.message, result.message
     after = stored(engine)["C-1"]
     assert after["end_ms"] == millis("2099-03-12T17:00:00-06:00"), "the source's new end stands"
     assert after["details"]["description"] == "Water main (city)", "the description the source left stays the city's"
     assert after["details"]["overridden"] == {"details.description": "Water main"}
+
+
+def test_an_update_keeps_an_imports_unsigned_direction_and_a_reopen_its_sources_end(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found in a cold trial: `closure update --description` of an import that signs no direction made it
+    BOTH_DIRECTIONS (a second WZDx road event, gone again at the source's next edit); after `closure end`
+    and `--reopen` the end was left open, and the source's unchanged end was then reported as replacing
+    the operator's; and a source's new end on an ended closure was reported as standing when it did not."""
+    from exchange.closures import end_closure, update_closure
+
+    rows = [closure("C-1", direction="", end="2099-03-09 17:00"), closure("C-2", end="2099-03-09 17:00")]
+    path = write_csv(tmp_path / "c.csv", [HEADER, *rows])
+    source = build(CSV_WKT, url=str(path))
+    ingest(engine, source)
+    ids = {key: row["id"] for key, row in stored(engine).items()}
+    source_end = stored(engine)["C-2"]["end_ms"]
+    update_closure(engine, ids["C-1"], {"description": "Water main (city)"}, zone=DENVER, placement=None,
+                   operator="dispatch")
+    assert stored(engine)["C-1"]["direction"] is None, "kept when not given"
+    end_closure(engine, ids["C-2"], operator="dispatch", zone=DENVER)
+    write_csv(path, [HEADER, rows[0], closure("C-2", end="2099-04-01 17:00")])  # the source moves its end
+    result = ingest(engine, source)
+    assert result.message is None or "operator" not in result.message, result.message
+    assert stored(engine)["C-2"]["status"] == "ended"
+    update_closure(engine, ids["C-2"], {}, zone=DENVER, placement=None, operator="dispatch", reopen=True)
+    reopened = stored(engine)["C-2"]
+    assert (reopened["status"], reopened["end_ms"]) == ("active", millis("2099-04-01T17:00:00-06:00"))
+    assert reopened["end_ms"] != source_end and not (reopened["details"].get("overridden") or {})
+    write_csv(path, [HEADER, closure("C-1", direction="", end="2099-03-09 17:00", street="Colfax Avenue"),
+                     closure("C-2", end="2099-04-01 17:00", street="Colfax Avenue")])
+    result = ingest(engine, source)
+    assert result.message is None or "operator" not in result.message, result.message
 
 
 def test_special_characters_are_stored_intact(engine: Engine, tmp_path: Path) -> None:
