@@ -186,7 +186,7 @@ def _done(config: Any, engine: Any, closure_id: str, outcome: Outcome,
 
 
 def _say_imported(engine: Any, closure_id: str, action: str | None) -> None:
-    """For a closure a city source lists: what that source's next change of its row does to this one."""
+    """For a closure a city source lists: what that source's next change of its record does to this one."""
     from sqlalchemy import select
 
     from exchange.schema import sightings
@@ -199,12 +199,12 @@ def _say_imported(engine: Any, closure_id: str, action: str | None) -> None:
     named = f"source{'s' if len(listing) > 1 else ''} {', '.join(listing)}"
     if action in ("ended", "cancelled"):
         print(f"note: {named} still list{'s' if len(listing) == 1 else ''} it: it stays {action} while listed "
-              "(a change of its row there is taken, but not its status or end); `closure update --reopen` brings "
+              "(a change of its record there is taken, but not its status or end); `closure update --reopen` brings "
               "it back", file=sys.stderr)
     else:
         print(f"note: {named} list{'s' if len(listing) == 1 else ''} it: a changed time, description or schedule "
               "holds until the source changes that field; another street, points, type, direction or lanes last "
-              "until its next edit of the row (change it there too)", file=sys.stderr)
+              "until its next edit of the record (change it there too)", file=sys.stderr)
 
 
 def _city_links(engine: Any) -> dict[str, str | None]:

@@ -13,6 +13,7 @@ from exchange.cli import context
 from exchange.config import Config
 from exchange.errors import ExchangeError, NetworkElsewhere, NotFound, UsageError
 from exchange.logs import show_access_log
+from exchange.model import Kind
 from exchange.output import RunFormat, terminal_safe, write_records
 
 __all__ = ["replay", "run", "sync"]
@@ -74,7 +75,8 @@ def _report(result: Any) -> None:
     print(terminal_safe(result.summary()), file=sys.stderr)
     for error in result.item_errors[:5]:  # ids and reasons quote the upstream: shown, never obeyed
         verb = "skipped" if error.out_of_scope else "rejected"
-        shown = " ".join(part for part in (error.kind, error.source_id or "(no id)") if part)
+        kind = error.kind if error.kind != Kind.CITY.value else None  # a city source's items are all "city"
+        shown = " ".join(part for part in (kind, error.source_id or "(no id)") if part)
         print(terminal_safe(f"  {verb} {shown}: {error.reason}"), file=sys.stderr)
     if len(result.item_errors) > 5:
         print(f"  ... and {len(result.item_errors) - 5} more (exchange inspect runs --format json)", file=sys.stderr)
