@@ -64,7 +64,7 @@ BAD = {
     "lon-first": (("--polyline", "-61.150394 37.809578 -61.151043 37.810233"),
                   "polyline point 1: latitude -61.150394 is south of -60° (Antarctica)"),
     "lane impact": (("--lane-impact", "100:RIGHT"), "lane_impact.total_closed_lanes: Input should be less than"),
-    "roadside": (("--lane-impact", "1:TOP"), "lane_impact.roadside: Input should be"),
+    "roadside": (("--lane-impact", "1:TOP"), "--lane-impact: 'TOP' is not a roadside: LEFT, MIDDLE or RIGHT"),
 }
 
 

@@ -139,7 +139,12 @@ def _lane_impact(value: str | None) -> dict[str, Any] | None:
     if int(count) == 0:
         raise UsageError(f"--lane-impact: {value!r} closes no lane: give 1 or more (or no --lane-impact for a "
                          "closure of every lane)")
+    if side.strip().upper() not in _ROADSIDES:
+        raise UsageError(f"--lane-impact: {side.strip()!r} is not a roadside: LEFT, MIDDLE or RIGHT")
     return {"total_closed_lanes": int(count), "roadside": side.strip().upper()}
+
+
+_ROADSIDES = ("LEFT", "MIDDLE", "RIGHT")
 
 
 def _after_change(config: Any, engine: Any, closure_ids: tuple[str, ...]) -> None:
