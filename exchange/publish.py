@@ -54,7 +54,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -470,29 +470,27 @@ class _Run:
 
     def losses(self) -> dict[str, list[str]]:
         """Event id -> what this target lost or approximated of the version it serves."""
-        found: dict[str, list[str]] = {}
-        for event in self.served:
-            try:
-                lost = self.target.losses_for(event)
-            except Exception as exc:
-                lost = [f"cannot be told: {type(exc).__name__}: {exc}"]
-            if lost:
-                found[event.id] = lost
-        return found
+        return self._told(self.target.losses_for, lambda fault: [fault])
 
     def absent(self) -> dict[str, str]:
         """Event id -> why the feeds generated now leave out an event this target carries (a schedule whose
         first occurrence lies beyond a work zone feed's horizon)."""
-        if self.target.absent_for is None:
+        absent_for = self.target.absent_for
+        if absent_for is None:
             return {}
-        found: dict[str, str] = {}
+        return self._told(lambda event: absent_for(event, self.generated, self.config.zone), str)
+
+    def _told(self, tell: Callable[[Event], Any], fault: Callable[[str], Any]) -> dict[str, Any]:
+        """Event id -> what ``tell`` says of each event served, where it says anything; a fault in one
+        event's statement is that event's answer alone (``fault`` of what went wrong)."""
+        found: dict[str, Any] = {}
         for event in self.served:
             try:
-                reason = self.target.absent_for(event, self.generated, self.config.zone)
+                said = tell(event)
             except Exception as exc:
-                reason = f"cannot be told: {type(exc).__name__}: {exc}"
-            if reason:
-                found[event.id] = reason
+                said = fault(f"cannot be told: {type(exc).__name__}: {exc}")
+            if said:
+                found[event.id] = said
         return found
 
     def report(self, losses: bool) -> dict[str, Any]:
