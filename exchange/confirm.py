@@ -86,7 +86,7 @@ def _schedule_of(details: Any) -> Mapping[str, str] | None:
     """The weekly schedule of a stored ``details`` (JSON text or decoded), None when it has none or it
     cannot be read (one unreadable row never stops the others' reading)."""
     try:
-        decoded = details if isinstance(details, Mapping) else loads(details)
+        decoded = loads(details)
     except ValueError:
         return None
     schedule = decoded.get("schedule") if isinstance(decoded, Mapping) else None

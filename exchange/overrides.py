@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from exchange.bulk import loads
+
 __all__ = ["OVERRIDABLE", "details_of", "keep_overrides", "overrides_after", "row_of"]
 
 #: the fields an operator's change of an imported closure keeps: a column, or ``details.<key>``
@@ -82,11 +84,7 @@ _ENDING = frozenset({"end_ms", "details.end_date_verified"})
 
 def details_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
     """A row's ``details`` as a mapping, as stored (JSON text from a raw query) or as made."""
-    details = row.get("details")
-    if isinstance(details, str | bytes):
-        from exchange.bulk import loads
-
-        details = loads(details)
+    details = loads(row.get("details"))
     return details if isinstance(details, Mapping) else {}
 
 

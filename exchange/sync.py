@@ -22,7 +22,7 @@ import itertools
 import logging
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -213,22 +213,20 @@ def _ingest(
 # --------------------------------------------------------------------------- reconciliation
 
 
-#: stored statuses an operator's ``closure end`` or ``cancel`` leaves
+#: the stored statuses of an event called off: ended or cancelled (by an operator, or by its source leaving it)
 _CALLED_OFF = frozenset({Status.ENDED.value, Status.CANCELLED.value})
-_STATUS, _END_MS = EVENT_COLUMNS.index("status"), EVENT_COLUMNS.index("end_ms")
 
 
-def _hold_called_off(new_row: dict[str, Any], old_row: Sequence[Any]) -> None:
+def _hold_called_off(new_row: dict[str, Any], old_row: Mapping[str, Any]) -> None:
     """The source's new version of an event an operator called off, with the operator's decision kept:
     cancelled stays cancelled; ended stays ended at the operator's end, unless the source now starts
     it at or after that end (then it never started: cancelled, as ``closure end`` does before a start)."""
-    status, ended_at = old_row[_STATUS], old_row[_END_MS]
+    status, ended_at = old_row["status"], old_row["end_ms"]
     if status == Status.ENDED.value and not (new_row["start_ms"] is not None and ended_at is not None
                                              and new_row["start_ms"] >= ended_at):
         new_row["status"], new_row["end_ms"] = status, ended_at
         if new_row["details"] is not None:  # the operator's end is as verified as the operator said
-            old_details = details_of(row_of(EVENT_COLUMNS, old_row))
-            new_row["details"]["end_date_verified"] = bool(old_details.get("end_date_verified"))
+            new_row["details"]["end_date_verified"] = bool(details_of(old_row).get("end_date_verified"))
     else:
         new_row["status"] = Status.CANCELLED.value
 
@@ -439,7 +437,7 @@ class Reconciler:
                     changed[eid] = event
                     if previous.status in _CALLED_OFF and eid in mine and _kind_of(eid) == Kind.CITY.value:
                         called_off.add(eid)  # by an operator, while its source lists it: that holds
-            elif previous.status in ("ended", "cancelled") and eid not in mine:
+            elif previous.status in _CALLED_OFF and eid not in mine:
                 # back in a source that had lost it (ending removed its sightings); an event an
                 # operator ended or cancelled while its source still lists it stays so
                 reopened.append(eid)
@@ -511,11 +509,12 @@ class Reconciler:
         for eid, event in changed.items():
             new_row = event_to_row(event, now_ms=self.now)
             if event.origin is Origin.CITY:
-                replaced = keep_overrides(new_row, row_of(EVENT_COLUMNS, old_rows[eid]), called_off=eid in called_off)
+                old_row = row_of(EVENT_COLUMNS, old_rows[eid])
+                replaced = keep_overrides(new_row, old_row, called_off=eid in called_off)
                 if replaced:
                     overruled.append(f"{eid} ({', '.join(replaced)})")
-            if eid in called_off:
-                _hold_called_off(new_row, old_rows[eid])
+                if eid in called_off:
+                    _hold_called_off(new_row, old_row)
             changes = diff_rows(old_rows[eid], new_row)
             if event.origin is Origin.CROWD:
                 changes = crowd_revision(changes)
