@@ -715,7 +715,7 @@ def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_
         return []
     details = event.details
     kept = _wzdx_attributes(event)
-    days = f"{horizon.days} days" if horizon.days != 1 else "1 day"
+    days = _days(horizon)
     losses = []
     if details is not None and details.schedule:
         losses.append(f"recurring schedule published as one road event per occurrence in the next {days} "
@@ -758,6 +758,11 @@ def work_zone_losses(event: Event, target: str, *, horizon: timedelta = DEFAULT_
     return losses
 
 
+def _days(horizon: timedelta) -> str:
+    """The horizon as people say it: "14 days", "1 day"."""
+    return f"{horizon.days} days" if horizon.days != 1 else "1 day"
+
+
 def absent_now(event: Event, generated: datetime, zone: tzinfo, horizon: timedelta = DEFAULT_HORIZON) -> str | None:
     """Why a work zone feed generated at ``generated`` has no road event of ``event`` it carries: a weekly
     schedule with no occurrence yet within the horizon (it goes out that long before its first). None
@@ -766,7 +771,7 @@ def absent_now(event: Event, generated: datetime, zone: tzinfo, horizon: timedel
         return None
     if event.status is not Status.ACTIVE or (event.end_time is not None and event.end_time <= generated):
         return "not in the feed: it ended before its schedule's next window"
-    days = f"{horizon.days} days" if horizon.days != 1 else "1 day"
+    days = _days(horizon)
     return (f"not in the feed yet: its schedule has no occurrence in the next {days} (it goes out {days} before "
             "its first)")
 
