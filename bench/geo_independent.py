@@ -28,10 +28,9 @@ from typing import Any
 import numpy as np
 
 from bench.geo_bench import log, machine
-from bench.geo_real import PRODUCTION, SOURCES, References, _reference_paths
+from bench.geo_real import PRODUCTION, SOURCES, References, _reference_paths, built_networks
 from exchange.runtime import collector_paused
 from geo.linematch import match_lines
-from geo.network import build_network
 from tests.support.realnet import EdgeGeometry, RealJam, _draw_by_length, jam_scores
 
 SEED = 5
@@ -143,13 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log(f"machine: {machine()}")
     rows: dict[str, dict[str, Any]] = {}
-    for source in (s for s in SOURCES if s.name in args.networks):
+    for source, network in built_networks(args.networks):
         log(source.label)
-        data = source.load()
-        if data is None:
-            log("  skipped: no data")
-            continue
-        network = build_network(data.nodes, data.ways)
         geometry = EdgeGeometry(network)
         refs = References(network, args.leuven_jams > 0)
         rows[source.name] = {variant.label: run_variant(geometry, refs, variant, args.jams, args.leuven_jams)

@@ -27,7 +27,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,17 @@ SOURCES = [
     Source("bavarian", "Bavarian extract (OSM XML)", False,
            lambda: read_osm_xml(TESTDATA / "osm/planet_10.068_48.135_10.071_48.137.osm")),
 ]
+
+
+def built_networks(names: Sequence[str]) -> Iterator[tuple[Source, RoadNetwork]]:
+    """The road networks of the named sources, in ``SOURCES`` order, built as the exchange builds them;
+    a source without its data is said on stderr and left out."""
+    for source in (s for s in SOURCES if s.name in names):
+        data = source.load()
+        if data is None:
+            log(f"{source.label}: skipped, no data")
+            continue
+        yield source, build_network(data.nodes, data.ways)
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,10 @@ import numpy as np
 import shapely
 
 from bench.geo_bench import finish, log, machine
-from bench.geo_real import PRODUCTION, SOURCES
+from bench.geo_real import PRODUCTION, SOURCES, built_networks
 from geo.dedup import CATEGORY_FAMILY, Reports, cluster_reports
 from geo.match import match_points
-from geo.network import RoadNetwork, build_network, heading_difference
+from geo.network import RoadNetwork, heading_difference
 from tests.support.realnet import EdgeGeometry, _bearing, _best, naive_clusters
 from tests.support.synthetic import fused_fraction, pairwise_f1
 
@@ -466,12 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "production": PRODUCTION.model_dump(mode="json")}}
     log(f"machine: {results['machine']}")
     started = time.perf_counter()
-    for source in (s for s in SOURCES if s.name in args.networks):
-        data = source.load()
-        if data is None:
-            log(f"{source.label}: skipped, no data")
-            continue
-        network = build_network(data.nodes, data.ways)
+    for source, network in built_networks(args.networks):
         geometry = ReporterGeometry(network)
         log(f"{source.label}: {network.edge_count} directed edges, {network.link_count} links")
         row: dict[str, Any] = {"label": source.label, "edges": network.edge_count, "points": {}, "duplicates": {},

@@ -19,9 +19,8 @@ import time
 from typing import Any
 
 from bench.geo_bench import log, machine
-from bench.geo_real import ALL_MODELS, PRODUCTION, SOURCES, _prepare, _stability
+from bench.geo_real import ALL_MODELS, PRODUCTION, SOURCES, _prepare, _stability, built_networks
 from geo.dedup import Reports, cluster_reports
-from geo.network import build_network
 from tests.support.realnet import EdgeGeometry, duplicate_oracle, duplicate_scores, make_reports, naive_clusters
 
 SEED = 1203
@@ -29,12 +28,7 @@ SEED = 1203
 
 def run(networks: list[str], spreads: list[float], incidents: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for source in (s for s in SOURCES if s.name in networks):
-        data = source.load()
-        if data is None:
-            log(f"{source.label}: no data")
-            continue
-        network = build_network(data.nodes, data.ways)
+    for source, network in built_networks(networks):
         geometry = EdgeGeometry(network)
 
         def ours(batch: Reports, network: Any = network) -> Any:
