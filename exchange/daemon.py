@@ -64,6 +64,9 @@ PUBLISH_JOB = "publish"
 #: the start-up publish waits at most this long for the city sources' first polls (seconds)
 FIRST_POLLS_WAIT_S = 120.0
 PRUNE_JOB = "prune"
+#: at most this long after a start, what the store says of a source or feed the daemon has not run yet is
+#: not told (it is from before the start; the first poll or publish is under way): seconds
+SETTLE_MAX_S = 600.0
 
 #: the retention limits are applied this often (by one instance, like every scheduled job)
 PRUNE_EVERY_MS = 24 * 3_600_000
@@ -96,6 +99,10 @@ class Daemon:
         self.sources = {f"source:{s.name}": s for s in config.sources if s.enabled}
         self.watcher = Watcher(engine, config)
         self._watch_lock = threading.Lock()
+        self._watch_again = threading.Event()
+        # the jobs whose first run here is not over: the store's word on them is from before this start
+        self._settling = {*self.sources, PUBLISH_JOB}
+        self._settle_by = time.monotonic() + SETTLE_MAX_S
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -185,6 +192,7 @@ class Daemon:
         finally:
             with self._running_lock:
                 self._running.discard(job)
+                self._settling.discard(job)
                 if job in self._first_city_polls:
                     self._first_city_polls.discard(job)
                     if not self._first_city_polls:
@@ -215,6 +223,8 @@ class Daemon:
                 log.info("%s", cycle.published.summary())
             if cycle.publish_error is not None:
                 log.error("publish after %s: %s", source_config.name, cycle.publish_error)
+        with self._running_lock:
+            self._settling.discard(f"source:{source_config.name}")
         self.watch()
 
     def republish(self) -> None:
@@ -256,12 +266,29 @@ class Daemon:
 
     def watch(self) -> None:
         """Tell what changed (source and feed states, held-back events, closures Waze does not show)."""
-        if self._stopping.is_set() or not self._watch_lock.acquire(blocking=False):
-            return  # a watch is under way: it sees this change too
-        try:
-            self.watcher.check(now_ms())
-        finally:
-            self._watch_lock.release()
+        self._watch_again.set()
+        while self._watch_again.is_set() and not self._stopping.is_set():
+            if not self._watch_lock.acquire(blocking=False):
+                return  # the watch under way read the store before this change: it runs once more
+            try:
+                self._watch_again.clear()
+                self.watcher.check(now_ms(), self._settling_now())
+            finally:
+                self._watch_lock.release()
+
+    def _settling_now(self) -> frozenset[str]:
+        """What the watch keeps quiet about: the sources (and, until the start-up publish, the feeds)
+        this daemon has not run yet, for at most ``SETTLE_MAX_S`` after its start."""
+        from exchange.publications import FEEDS
+
+        with self._running_lock:
+            if time.monotonic() > self._settle_by:
+                self._settling.clear()
+            quiet = set(self._settling)
+        if PUBLISH_JOB in quiet:
+            quiet.discard(PUBLISH_JOB)
+            quiet.update(f"feed:{name}" for name in FEEDS)
+        return frozenset(quiet)
 
     def _due_again_if_cancelled(self, source_config: SourceConfig, done: Future[None]) -> None:
         if done.cancelled():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -81,10 +82,15 @@ class Watcher:
     #: the last notices delivered (a daemon runs for months: only the latest are kept)
     sent: deque[Notice] = field(default_factory=lambda: deque(maxlen=100))
 
-    def check(self, now_ms: int) -> list[Notice]:
-        """Tell every new fact, and POST again what the webhook has not taken yet; the facts this process told."""
+    def check(self, now_ms: int, settling: Collection[str] = ()) -> list[Notice]:
+        """Tell every new fact, and POST again what the webhook has not taken yet; the facts this process told.
+
+        ``settling``: sources and feeds (``source:NAME``, ``feed:NAME``) whose state in the store is from
+        before a start and about to be renewed (the daemon's first poll of them is under way): their state
+        is not told yet, so a restart after a night down does not page "Stale" and then "OK" seconds later.
+        """
         try:
-            found = self.notices(now_ms)
+            found = self.notices(now_ms, settling)
         except (SQLAlchemyError, OSError) as exc:
             message = db_error_message(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
             log.error("cannot read the health from the store: %s", message)
@@ -97,15 +103,15 @@ class Watcher:
         self._retry(now_ms)
         return told
 
-    def notices(self, now_ms: int) -> list[Notice]:
+    def notices(self, now_ms: int, settling: Collection[str] = ()) -> list[Notice]:
         from exchange.confirm import late_closures
         from exchange.publish import held_back_now
 
         held = held_back_now(self.engine)
         with self.engine.connect() as conn:
             report = read_health(conn, self.config, now_ms)
-            found = [n for h in report.sources if (n := self._state_notice(conn, "source", h)) is not None]
-            found += [n for h in report.feeds if (n := self._state_notice(conn, "feed", h)) is not None]
+            found = [n for kind, states in (("source", report.sources), ("feed", report.feeds)) for h in states
+                     if f"{kind}:{h.name}" not in settling and (n := self._state_notice(conn, kind, h)) is not None]
             late = late_closures(conn, now_ms, self.config.publish.waze_unseen_after_min, held, self.config.zone)
         for event_id, reason in sorted(held.items()):
             digest = hashlib.sha256(reason.encode()).hexdigest()[:16]

@@ -11,15 +11,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from adapters import build_source
 from exchange.config import Config
 from exchange.cycle import sync_then_publish
 from exchange.daemon import PRUNE_EVERY_MS, PRUNE_JOB, PUBLISH_JOB, Daemon
 from exchange.db import open_store
+from exchange.notify import Watcher
+from exchange.runtime import now_ms
 from exchange.schedule import claim_due, register
-from exchange.schema import publish_runs
+from exchange.schema import notifications, publications, publish_runs, schedule, sync_runs
 from exchange.sync import sync_source
 
 HEADER = "id,type,subtype,street,direction,start,description,wkt\n"
@@ -158,3 +160,65 @@ def test_a_poll_claimed_when_the_stop_comes_is_due_again(tmp_path: Path) -> None
     with engine.connect() as conn:
         due = conn.execute(select(schedule.c.next_due_ms).where(schedule.c.job == "source:city")).scalar_one()
     assert due <= time.time() * 1000
+
+
+def test_a_restart_after_a_night_down_does_not_page_stale_then_ok(tmp_path: Path, slow_city: str) -> None:
+    """Last polled and published two hours ago, every source and feed reads Stale in the store until the
+    daemon's first runs renew them. The quick source's poll ends first and the watch follows it: it used to
+    tell "source city is Stale" (and the feeds), and "OK" once the slow poll was in, paging city IT twice
+    for a restart."""
+    rows = tmp_path / "quick.csv"
+    rows.write_text(HEADER + ROWS[0], encoding="utf-8")
+    config = Config.model_validate({
+        "data_dir": str(tmp_path / "data"),
+        "sources": [{"name": name, "kind": "csv", "url": url, "namespace": name, "interval_s": 300,
+                     "geometry": {"type": "wkt", "column": "wkt"}, "mapping": {"id": "id"}}
+                    for name, url in (("quick", str(rows)), ("city", slow_city))],
+    })
+    engine = open_store(config.database_url)
+    try:
+        _first_dispatch(config, engine)
+        night = 2 * 3_600_000
+        with engine.begin() as conn:
+            conn.execute(update(sync_runs).values(started_ms=sync_runs.c.started_ms - night,
+                                                  finished_ms=sync_runs.c.finished_ms - night))
+            conn.execute(update(publications).values(published_ms=publications.c.published_ms - night))
+            conn.execute(update(schedule).values(next_due_ms=schedule.c.next_due_ms - night))
+        assert Watcher(engine, config).notices(now_ms()), "the store says Stale before the restart"
+        _first_dispatch(config, engine)
+        with engine.connect() as conn:
+            told = conn.execute(select(notifications.c.text)).scalars().all()
+        assert Watcher(engine, config).notices(now_ms()) == []
+    finally:
+        engine.dispose()
+    assert told == [], told
+
+
+def test_a_change_during_a_watch_is_watched_again(tmp_path: Path) -> None:
+    """A poll that ends while a watch is reading the store asks for a watch: the one under way runs once more
+    (it read the store before the poll's change), instead of the change waiting for the next minute."""
+    rows = tmp_path / "closures.csv"
+    rows.write_text(HEADER + ROWS[0], encoding="utf-8")
+    daemon = Daemon(_config(str(rows), tmp_path / "data"), open_store(_config(str(rows), tmp_path / "data")
+                                                                       .database_url))
+    reading, go_on, calls = threading.Event(), threading.Event(), []
+
+    def check(now: int, settling: object = ()) -> list[object]:
+        calls.append(now)
+        if len(calls) == 1:
+            reading.set()
+            go_on.wait(5)
+        return []
+
+    daemon.watcher.check = check  # type: ignore[method-assign]
+    try:
+        first = threading.Thread(target=daemon.watch)
+        first.start()
+        assert reading.wait(5)
+        daemon.watch()  # the lock is taken: returns at once, and asks for one more
+        go_on.set()
+        first.join(5)
+    finally:
+        daemon.workers.shutdown(wait=True)
+        daemon.engine.dispose()
+    assert len(calls) == 2, calls
