@@ -151,6 +151,7 @@ def test_runs_and_sources(cli: Cli, tmp_path: Path) -> None:
         (("sync", "nosuchsource"), 3, "unknown source 'nosuchsource'"),
         (("frobnicate",), 2, "No such command 'frobnicate' (see `exchange --help`)"),
         (("sync", "--bogus"), 2, "No such option: --bogus (see `exchange sync --help`)"),
+        (("--config",), 2, "Option '--config' requires an argument (see `exchange --help`)"),
         (("closure", "add"), 2, "Missing option '--street'"),
     ],
 )

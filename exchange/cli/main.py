@@ -111,7 +111,8 @@ def _show_usage_error(self: Any, file: IO[Any] | None = None) -> None:
     from exchange.output import terminal_safe
 
     message = str(self.format_message()).replace(": Value error, ", ": ").rstrip(".")
-    where = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
+    # no context yet: the error is in the root options (``exchange --config`` without its value)
+    where = f" (see `{self.ctx.command_path if self.ctx is not None else 'exchange'} --help`)"
     print(f"error: {terminal_safe(message)}{where}", file=file or sys.stderr)
 
 
