@@ -339,11 +339,28 @@ def _shown(naive: datetime) -> str:
     return naive.isoformat(timespec="seconds" if naive.second or naive.microsecond else "minutes")
 
 
-def _transition(naive: datetime, zone: tzinfo, before: timedelta, after: timedelta) -> tuple[str, str]:
-    """The wall clock just before and just after the offset change around ``naive``: ("02:00", "03:00").
+def wall_clock_instant(naive: datetime, zone: tzinfo) -> datetime:
+    """The instant (UTC) the clocks in ``zone`` pass ``naive``, for times that recur (a weekly schedule's
+    hours), where refusing as :func:`local_time` does is no answer.
+
+    In a DST gap that is the change itself: a window ``00:00-02:30`` on the night the clocks jump from
+    02:00 to 03:00 ends at the jump (zoneinfo's own reading, the offset from before the change, would
+    end it at 03:30, half an hour late). Shown twice (a fold): the first time.
+    """
+    early, late = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+    before, after = early.utcoffset(), late.utcoffset()
+    if before is None or after is None or before == after:
+        return early.astimezone(UTC)
+    if early.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
+        return early.astimezone(UTC)
+    return _change_instant(naive, zone, before, after)
+
+
+def _change_instant(naive: datetime, zone: tzinfo, before: timedelta, after: timedelta) -> datetime:
+    """The instant (UTC, to the second) of the offset change around ``naive``.
 
     The change lies between ``naive - max(offsets)`` and ``naive - min(offsets)`` (UTC); it is
-    found to the second by bisection.
+    found by bisection.
     """
     low = (naive - max(before, after)).replace(tzinfo=UTC)
     high = (naive - min(before, after)).replace(tzinfo=UTC)
@@ -353,7 +370,12 @@ def _transition(naive: datetime, zone: tzinfo, before: timedelta, after: timedel
             low = middle
         else:
             high = middle
-    change = high.replace(microsecond=0)
+    return high.replace(microsecond=0)
+
+
+def _transition(naive: datetime, zone: tzinfo, before: timedelta, after: timedelta) -> tuple[str, str]:
+    """The wall clock just before and just after the offset change around ``naive``: ("02:00", "03:00")."""
+    change = _change_instant(naive, zone, before, after)
     was, became = (change + before).replace(tzinfo=None), (change + after).replace(tzinfo=None)
     if was.date() != became.date():  # a change of a day or more (Samoa skipped 2011-12-30)
         return _shown(was), _shown(became)

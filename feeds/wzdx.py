@@ -62,7 +62,7 @@ from exchange.model import (
 )
 from feeds.cifs import Attribution
 from feeds.city import ROAD_NUMBER_KEY, city_event, parse_time, published_points, text_problem
-from feeds.city_values import schedule_windows
+from feeds.city_values import schedule_windows, wall_clock_instant
 from feeds.items import FeedItem, Snapshot, digest, field_at, load_json
 from feeds.lint import is_full_closure
 
@@ -417,9 +417,10 @@ def schedule_occurrences(
         for name in ("everyday", SCHEDULE_DAYS[1 + day.weekday()]):
             hours = schedule.get(name)
             for begin_min, end_min in schedule_windows(name, hours) if hours else ():
-                begin = datetime(day.year, day.month, day.day, begin_min // 60, begin_min % 60, tzinfo=zone)
-                until = datetime(day.year, day.month, day.day, end_min // 60, end_min % 60, tzinfo=zone)
-                spans.append((begin.astimezone(UTC), until.astimezone(UTC), begin.strftime("%Y-%m-%dT%H:%M")))
+                begin = datetime(day.year, day.month, day.day, begin_min // 60, begin_min % 60)
+                until = datetime(day.year, day.month, day.day, end_min // 60, end_min % 60)
+                spans.append((wall_clock_instant(begin, zone), wall_clock_instant(until, zone),
+                               begin.strftime("%Y-%m-%dT%H:%M")))
         day += timedelta(days=1)
     spans.sort()
     merged: list[list[Any]] = []

@@ -75,6 +75,23 @@ def test_a_weekly_night_closure_is_one_linked_road_event_per_night_in_the_horizo
         render_wzdx([nightly], feed_info=FEED_INFO, generated=SUNDAY)
 
 
+def test_a_window_across_the_spring_gap_ends_when_the_clocks_pass_its_end() -> None:
+    """Chicago jumps from 02:00 to 03:00 on 2027-03-14: a Sunday window 00:00-02:30 ends at the jump (08:00Z),
+    not at 03:30 CDT (zoneinfo's reading of 02:30, half an hour late), one 02:30-05:00 starts at the jump,
+    and one wholly in the gap does not happen. The Sunday after is an ordinary night."""
+    from feeds.wzdx import schedule_occurrences
+
+    def spans(hours: str) -> list[tuple[str, str]]:
+        return [(o.start.isoformat(), o.end.isoformat()) for o in schedule_occurrences(
+            {"sunday": hours}, zone=CHICAGO, start=None, end=None,
+            window_start=datetime(2027, 3, 13, tzinfo=UTC), window_end=datetime(2027, 3, 22, 12, tzinfo=UTC))]
+
+    assert spans("00:00-02:30") == [("2027-03-14T06:00:00+00:00", "2027-03-14T08:00:00+00:00"),
+                                    ("2027-03-21T05:00:00+00:00", "2027-03-21T07:30:00+00:00")]
+    assert spans("02:30-05:00")[0] == ("2027-03-14T08:00:00+00:00", "2027-03-14T10:00:00+00:00")
+    assert spans("02:10-02:50") == [("2027-03-21T07:10:00+00:00", "2027-03-21T07:50:00+00:00")]
+
+
 def test_occurrences_are_clipped_to_the_event_and_one_in_progress_is_kept() -> None:
     # everyday 07:00-09:00 local; now is 08:00 local on the 12th; the event ends on the 14th at 08:30
     daily = closure(schedule={"everyday": "07:00-09:00"}, end="2026-07-14T08:30:00")
