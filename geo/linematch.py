@@ -1102,6 +1102,15 @@ def _viterbi(transitions: _Transitions, xs: list[float], ys: list[float], along:
             layer = transitions.step(previous, skip, states[skip], straight)
             if layer is not None:
                 position += 1
+        if layer is None and position + 1 == len(usable) and len(layers) >= 2:
+            # the line's last point, with nothing after it to step over to: the outlier may be the point
+            # before, whose best candidates all lie on a side street it strayed 25 m towards, so that no
+            # state of the last point follows them (a part of the last point alone is dropped below)
+            before = layers[-2]
+            straight = math.hypot(xs[t] - xs[before.point], ys[t] - ys[before.point])
+            layer = transitions.step(before, t, states[t], straight)
+            if layer is not None:
+                layers.pop()
         if layer is None:
             parts.append([start(t)])
         else:
