@@ -6,6 +6,8 @@ Waze still does not show, and tells each new fact **once**:
 
 - a source or feed entering a state other than OK, and its return to OK;
 - an event newly held back from the feeds (or held back for a new reason);
+- a target the last publish refused as a whole (the mass hold-back guard, feeds that fail their
+  check): its last good feeds stay served, and its events are not "held back";
 - a closure still not seen in Waze ``publish.waze_unseen_after_min`` minutes after its start.
 
 "Once" holds across restarts and across instances sharing one store: a fact is claimed by
@@ -15,7 +17,7 @@ once more when one is, while it goes on. A POST that fails (the receiver is down
 at the first watch a minute or more later (a watch follows every poll, and runs every minute), by
 whichever instance watches first, until it is taken or a day has passed.
 
-The POST body is one JSON object: ``kind`` (source, feed, held-back, late-closure), ``subject``,
+The POST body is one JSON object: ``kind`` (source, feed, held-back, publish-refused, late-closure), ``subject``,
 ``state`` (for source and feed), ``since`` (ISO 8601), ``detail``, and ``text``, a one-line
 summary, so that Slack, Mattermost and Teams incoming webhooks show it as it is.
 """
@@ -105,11 +107,12 @@ class Watcher:
 
     def notices(self, now_ms: int, settling: Collection[str] = ()) -> list[Notice]:
         from exchange.confirm import late_closures
-        from exchange.publish import held_back_now
+        from exchange.publish import held_back_now, refused_in
 
         held = held_back_now(self.engine)
         with self.engine.connect() as conn:
             report = read_health(conn, self.config, now_ms)
+            refused = refused_in(conn)
             found = [n for kind, states in (("source", report.sources), ("feed", report.feeds)) for h in states
                      if f"{kind}:{h.name}" not in settling and (n := self._state_notice(conn, kind, h)) is not None]
             late = late_closures(conn, now_ms, self.config.publish.waze_unseen_after_min, held, self.config.zone)
@@ -117,6 +120,11 @@ class Watcher:
             digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
             found.append(Notice(f"held-back:{event_id}:{digest}", "held-back", event_id,
                                 f"event {event_id} is held back from the feeds: {reason}", detail=reason))
+        for target, reason in sorted(refused.items()):
+            digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
+            found.append(Notice(f"publish-refused:{target}:{digest}", "publish-refused", target,
+                                f"{target} was not published: {reason}; its last good feeds stay served",
+                                detail=reason))
         for closure_id, status in late:
             text = status.warning(closure_id)
             if text is not None:

@@ -94,6 +94,7 @@ __all__ = [
     "held_back_in",
     "held_back_now",
     "publish",
+    "refused_in",
     "render_feeds",
 ]
 
@@ -235,6 +236,16 @@ def held_back_in(conn: Connection) -> dict[str, str]:
     return {str(key): str(value) for key, value in (found.get("held_back") or {}).items()}
 
 
+def refused_in(conn: Connection) -> dict[str, str]:
+    """Target -> why the last publish run refused it (its last good feeds stay served); empty when none was."""
+    row = conn.execute(select(publish_runs.c.problems).order_by(publish_runs.c.id.desc()).limit(1)).first()
+    targets = row.problems.get("targets") if row is not None and isinstance(row.problems, dict) else None
+    if not isinstance(targets, dict):
+        return {}
+    return {str(name): str(part.get("reason") or "") for name, part in targets.items()
+            if isinstance(part, dict) and part.get("status") == "failed"}
+
+
 def compile_report(engine: Engine) -> tuple[int | None, dict[str, Any]]:
     """(when, per target report) of the last publish run that rendered the feeds: for each target its
     status (published, failed, off), events, what it held back and why, and what it lost or approximated
@@ -362,6 +373,7 @@ def _publish(
                         run.failed = (f"the assembled feeds are invalid, nothing was published ({len(problems)} "
                                       f"problem(s); first: {problems[0]})")
             failed = [run for run in runs if run.failed]
+            result.held_back = _held_back(runs)  # a target may have failed its last check just now
             if len(failed) == len(runs):
                 _refuse(engine, at, result, runs)
             result.targets = {run.target.name: run.report(losses=run.failed is None) for run in runs}
@@ -414,9 +426,14 @@ def _refuse(engine: Engine, at: int, result: PublishResult, runs: Sequence[_Run]
 def _held_back(runs: Sequence[_Run]) -> dict[str, str]:
     """Event id -> what an operator reads: the one description when every target holds it back alike,
     else each target's, named. What a target cannot carry (its ``problems_for``: an accident in WZDx,
-    a hazard in DATEX II) is left to the compile report: it is the target's scope, nothing to mend."""
+    a hazard in DATEX II) is left to the compile report: it is the target's scope, nothing to mend.
+    Nor is what a refused target would have held back: its last good feeds stay served, with the
+    event as it went out then, and "held back" would tell operators the opposite of what partners see
+    (the refusal is the run's warning, and the target's compile report lists them)."""
     said: dict[str, dict[str, str]] = {}
     for run in runs:
+        if run.failed:
+            continue
         for eid, item in run.held.items():
             if run.cannot_carry.get(eid) != item.reason:
                 said.setdefault(eid, {})[run.target.name] = item.describe()

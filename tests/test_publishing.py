@@ -21,6 +21,7 @@ from exchange.bulk import Bulk
 from exchange.closures import ClosureInput, add_closure
 from exchange.config import Config
 from exchange.model import Event
+from exchange.notify import Watcher
 from exchange.publish import PublishFailed, held_back_now, publish
 from exchange.schema import events, publications, publish_runs, revisions
 from exchange.store import EVENT_COLUMNS, event_to_row, event_values
@@ -117,7 +118,12 @@ def test_every_event_failing_publishes_nothing_and_keeps_the_feeds_byte_identica
     assert served(engine) == before
     with engine.connect() as conn:
         last = conn.execute(select(publish_runs).order_by(publish_runs.c.id.desc()).limit(1)).one()
-    assert last.status == "failed" and last.held_back == 5
+    # nothing is held back: the last good feeds, these five events in them, stay served; city IT is told
+    assert last.status == "failed" and last.held_back == 0 and held_back_now(engine) == {}
+    told = [n for n in Watcher(engine, config).notices(T0_MS + 3_600_000) if n.kind != "feed"]  # (feeds are Stale)
+    assert [(n.kind, n.subject) for n in told] == [("publish-refused", name) for name in ("cifs", "datex2", "wzdx")]
+    assert told[0].text.startswith("cifs was not published: 5 of 5 published events would be held back")
+    assert told[0].text.endswith("; its last good feeds stay served")
 
 
 def test_the_guard_lets_a_few_hold_backs_through(

@@ -142,6 +142,9 @@ def test_the_guard_trips_per_target_and_the_others_still_publish(store: Engine, 
     result = publish(store, config, targets=[CIFS, refusing(WZDX, streets)])
     assert result.status == "published" and result.failed_targets == ["wzdx"]
     assert result.targets["wzdx"]["reason"].startswith("5 of 5 published events would be held back or disappear")
+    assert result.targets["wzdx"]["held_back"], "the refused target's compile report names them"
+    # ... but they are not "held back" for operators (the map, inspect, closure list): WZDx still serves them
+    assert result.held_back == {} and held_back_now(store) == {}
     now = served(store)
     assert now["wzdx.geojson"] == before["wzdx.geojson"], "the last good WZDx stays served"
     assert now["cifs.xml"] != before["cifs.xml"], "CIFS published anew"
