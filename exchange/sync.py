@@ -123,7 +123,7 @@ def sync_source(
 ) -> SyncResult:
     """Poll one source and reconcile what it returned."""
     started = now_ms()
-    watermark = _load_watermark(engine, source.name)
+    watermark = _load_watermark(engine, source)
     try:
         fetched = source.fetch(watermark)
     except FetchError as exc:
@@ -745,15 +745,21 @@ def _ensure_source(conn: Connection, source: Source, at_ms: int) -> bool:
     return exists is not None and exists.priority != source.priority
 
 
-def _load_watermark(engine: Engine, name: str) -> Watermark:
+def _load_watermark(engine: Engine, source: Source) -> Watermark:
+    """The validators of the source's last answer, for a conditional fetch; none when the source now
+    reads another URL or file (an ETag or date of one resource says nothing of another: a 304 from the
+    new URL would leave the store as it was, polled "OK", forever)."""
     try:
         with engine.connect() as conn:
             row = conn.execute(
-                select(sources.c.etag, sources.c.last_modified).where(sources.c.name == name)
+                select(sources.c.etag, sources.c.last_modified, sources.c.location)
+                .where(sources.c.name == source.name)
             ).first()
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read the store: {db_error_message(exc)}") from exc
-    return Watermark(row.etag, row.last_modified) if row else Watermark()
+    if row is None or row.location != source.location:
+        return Watermark()
+    return Watermark(row.etag, row.last_modified)
 
 
 def _run_values(result: SyncResult, started_ms: int) -> dict[str, Any]:

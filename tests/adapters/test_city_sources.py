@@ -1093,3 +1093,33 @@ def test_a_row_gone_after_not_modified_polls_ends_at_the_last_of_them(
         changes = conn.execute(select(revisions.c.changes).where(
             revisions.c.event_id == gone["id"], revisions.c.action == "ended")).scalar_one()
     assert changes["status"] == ["active", "ended"] and changes["end_ms"][1] == listed, changes
+
+
+def test_a_source_moved_to_another_url_is_read_there_whatever_the_old_validators_say(
+    engine: Engine, tmp_path: Path,
+) -> None:
+    """Found in a cold trial: the ETag and date of the source's old URL went with the first request to its
+    new one, a server that answers If-Modified-Since by date said 304, and the new URL was never read (polled
+    "OK", not-modified, forever)."""
+    old = write_csv(tmp_path / "old.csv", [HEADER, closure("C-1")])
+    new = write_csv(tmp_path / "new.csv", [HEADER, closure("C-1"), closure("C-2", street="Elm Street")])
+    asked: list[tuple[str, str | None, str | None]] = []
+
+    class ByDate(QuietHandler):
+        def do_GET(self) -> None:
+            asked.append((self.path, self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")))
+            if self.headers.get("If-Modified-Since") or self.headers.get("If-None-Match"):
+                self.answer(304, b"")
+            else:
+                body = (old if self.path == "/old.csv" else new).read_bytes()
+                self.answer(200, body, {"ETag": f'"{self.path}"', "Last-Modified": "Wed, 20 Feb 2019 15:00:00 GMT",
+                                        "Content-Type": "text/csv"})
+
+    with http_server(ByDate) as url:
+        assert sync_source(engine, build(CSV_WKT, url=f"{url}/old.csv"), LIFECYCLE).new == 1
+        assert sync_source(engine, build(CSV_WKT, url=f"{url}/old.csv"), LIFECYCLE).status == "not-modified"
+        moved = sync_source(engine, build(CSV_WKT, url=f"{url}/new.csv"), LIFECYCLE)
+        again = sync_source(engine, build(CSV_WKT, url=f"{url}/new.csv"), LIFECYCLE)
+    assert (moved.status, moved.new) == ("ok", 1), moved
+    assert again.status == "not-modified", "the new URL's own validators are used from then on"
+    assert asked[2] == ("/new.csv", None, None) and asked[3][1] == '"/new.csv"', asked
