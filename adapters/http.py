@@ -432,6 +432,9 @@ def _attempt(
             if received > policy.max_bytes:
                 raise PayloadTooLarge(f"{shown} sent more than the {policy.max_bytes}-byte cap")
             chunks.append(chunk)
+        # a body that ends where the connection closes (HTTP/1.0, no Content-Length) also "ends" where the
+        # watchdog cut it: that is the deadline, not the whole payload
+        guard.check()
         return Fetched(
             body=b"".join(chunks),
             location=shown,

@@ -29,6 +29,7 @@ class _Trickle(QuietHandler):
     interval = 1.0
     headers_too = False
     silent = False
+    close_delimited = False  # HTTP/1.0, no Content-Length: the body ends when the connection closes
     done: threading.Event
 
     def do_GET(self) -> None:
@@ -44,7 +45,8 @@ class _Trickle(QuietHandler):
                     self.wfile.flush()
                 return
             self.send_response(200)
-            self.send_header("Content-Length", "1000")
+            if not self.close_delimited:
+                self.send_header("Content-Length", "1000")
             self.end_headers()
             self.wfile.flush()
             for _ in range(1000):
@@ -83,6 +85,19 @@ def test_a_trickling_body_is_cut_off_at_the_deadline(trickle: tuple[str, type[_T
     assert str(error) == f"cannot read {url}/feed: no complete answer within the 0.9-second deadline (deadline_s)"
     assert not isinstance(error, FetchStopped)
     assert 0.85 < took < 2.0, took
+
+
+def test_a_close_delimited_body_cut_at_the_deadline_is_not_taken_for_the_whole(
+    trickle: tuple[str, type[_Trickle]],
+) -> None:
+    """Found in a cold trial: without a Content-Length (HTTP/1.0, the body ends when the connection closes)
+    the watchdog's cut read as the body's end, and the first 10,000 bytes were parsed: "malformed JSON",
+    the source SchemaError instead of Offline."""
+    url, handler = trickle
+    handler.close_delimited, handler.interval, handler.protocol_version = True, 0.02, "HTTP/1.0"
+    error, took = _timed_fetch(f"{url}/feed", _policy(0.6))
+    assert str(error) == f"cannot read {url}/feed: no complete answer within the 0.6-second deadline (deadline_s)"
+    assert took < 1.6, took
 
 
 def test_trickling_headers_are_cut_off_at_the_deadline(trickle: tuple[str, type[_Trickle]]) -> None:
