@@ -286,6 +286,12 @@ def _known_only(request: Request) -> None:
             _invalid(name, request.query_params.get(name), f"not a parameter of this endpoint (it takes: {takes})")
 
 
+def _not_cached(response: Response) -> None:
+    """An operator's answer is kept by no cache: it holds crowd data, which must not be republished, and
+    is read behind a sign-in a shared cache knows nothing of."""
+    response.headers["Cache-Control"] = "private, no-store"
+
+
 def _bbox(value: str) -> tuple[float, float, float, float]:
     try:
         parts = tuple(float(part) for part in value.split(","))
@@ -381,7 +387,7 @@ def api_router(config: Config | None = None) -> APIRouter:
         tags=["events"],
         # HTTPBearer only documents the scheme (Swagger UI's Authorize); require_operator decides
         dependencies=[Depends(require_operator), Security(HTTPBearer(auto_error=False)), Depends(_given_once),
-                      Depends(_known_only)],
+                      Depends(_known_only), Depends(_not_cached)],
         responses=_ERRORS,
     )
 

@@ -537,3 +537,13 @@ def test_a_store_that_cannot_be_read_is_a_503(tmp_path: Path) -> None:
             assert "events_elsewhere" not in response.text and "no such table" not in response.text
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["/api/events", "/api/stats"])
+def test_an_operators_answer_is_kept_by_no_cache(api: httpx.Client, path: str) -> None:
+    """Found in a cold trial: the API's 200s (crowd data, behind a sign-in) carried no Cache-Control, where
+    /map and the 401s say no-store."""
+    answer = api.get(path)
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "private, no-store", answer.headers
+    event_id = api.get("/api/events", params={"limit": 1}).json()["features"][0]["id"]
+    assert api.get(f"/api/events/{event_id}").headers["Cache-Control"] == "private, no-store"
