@@ -145,7 +145,9 @@ class OperatorAccess:
                             request.query_params.get("next", "/map"))
         return HTMLResponse(
             _FORM.format(next=html.escape(target, quote=True),
-                         message=f'<p class="{kind}">{html.escape(message)}</p>' if message else ""),
+                         message=(f'<p class="{kind}" id="message"{_ROLE.get(kind, "")}>{html.escape(message)}</p>'
+                                  if message else ""),
+                         described=' aria-describedby="message"' if message else ""),
             status_code=status_code,
             headers={
                 # a scheme browsers do not prompt for: the form is the way in, Basic still works when sent
@@ -279,6 +281,9 @@ def _safe_next(target: str) -> str:
     return "/map"
 
 
+#: how a screen reader hears the form's message: an error at once (the focused field would skip past it)
+_ROLE = {"error": ' role="alert"', "note": ' role="status"'}
+
 _FORM = """<!doctype html>
 <html lang="en">
 <head>
@@ -305,7 +310,7 @@ button {{ margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; }}
 <form method="post" action="/login">
 <input type="hidden" name="next" value="{next}">
 <label for="token">Operator token</label>
-<input type="password" id="token" name="token" autocomplete="current-password" required autofocus>
+<input type="password" id="token" name="token" autocomplete="current-password" required autofocus{described}>
 <button type="submit">Sign in</button>
 </form>
 <p class="hint">City IT issues tokens with <code>exchange operator add NAME</code>.

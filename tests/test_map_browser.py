@@ -12,6 +12,7 @@ operator's token.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -381,6 +382,22 @@ def test_the_map_without_a_base_map(site: tuple[DemoSite, str], browser: Any) ->
             page.wait_for_selector(f'path.ev-line[data-event-id="{added.strip()}"]', state="attached")
             assert _drawn(page) == _expected(_api_events(url, token, query))
             assert int(page.locator("#counter").get_attribute("data-shown") or 0) == before + 1
+            # a few events: each a tab stop (with thousands none is, or the zoom and legend are out of reach)
+            shown = int(page.locator("#counter").get_attribute("data-shown") or 0)
+            assert page.locator("#map [data-event-id][tabindex='0']").count() == shown
+
+            # the operator revoked while the page is open: at the next refresh it says so, and only so
+            code, _out, err = demo.cli("operator", "revoke", "map-test-plain")
+            assert code == 0, err
+            deadline = time.monotonic() + 5  # the server takes the revocation in within its refresh (0.2 s)
+            while httpx.get(f"{url}/api/stats", headers={"Authorization": f"Bearer {token}"}).status_code != 401:
+                assert time.monotonic() < deadline, "the revocation never took"
+                time.sleep(0.05)
+            page.clock.fast_forward(61_000)
+            page.wait_for_function("() => document.querySelector('.who').textContent === 'Signed out'")
+            notice = page.text_content("#notice") or ""
+            assert "Your sign-in has ended" in notice and "No events match" not in notice, notice
+            assert _drawn(page) == {"point": set(), "line": set()}
             assert not tiles and not errors, (tiles, errors)
         finally:
             context.close()

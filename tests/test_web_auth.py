@@ -73,6 +73,9 @@ def test_sign_in_by_form_bearer_basic_and_revocation(engine: Engine, store_cli: 
 
         refused = http.post("/login", data={"token": "wrong", "next": "/map"})
         assert refused.status_code == 401 and "not an active operator token" in refused.text
+        # a screen reader hears it (the autofocused field would skip past a plain paragraph): a cold trial
+        assert '<p class="error" id="message" role="alert">' in refused.text
+        assert 'autofocus aria-describedby="message">' in refused.text
         assert "set-cookie" not in refused.headers and "basic" not in refused.headers["www-authenticate"].lower()
 
         accepted = http.post("/login", data={"token": token, "next": "/map?category=JAM"})

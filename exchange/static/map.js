@@ -105,14 +105,33 @@
     timeZone: settings.timezone || "UTC", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
     hour12: false, timeZoneName: "short",
   });
+  // a date of another year says so (a 2019 report replayed, a closure planned for next spring)
+  const yearFormat = new Intl.DateTimeFormat("en-US", {
+    timeZone: settings.timezone || "UTC", year: "numeric", month: "short", day: "numeric", hour: "2-digit",
+    minute: "2-digit", hour12: false, timeZoneName: "short",
+  });
+  const yearOnly = new Intl.DateTimeFormat("en-US", { timeZone: settings.timezone || "UTC", year: "numeric" });
   function when(value) {
     if (!value) return "—";
     const date = new Date(value);
-    return Number.isNaN(date.getTime()) ? String(value) : timeFormat.format(date);
+    if (Number.isNaN(date.getTime())) return String(value);
+    return (yearOnly.format(date) === yearOnly.format(new Date()) ? timeFormat : yearFormat).format(date);
   }
   // the API's sentences carry ISO times (UTC): shown in the city's time like every other time here
   function localTimes(text) {
     return String(text).replace(/\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)/g, when);
+  }
+  // the store's "held back: R", "newer version held back: R", or per target "cifs: held back: R; wzdx: ...",
+  // said once and naming the feeds it is held back from (the others carry it)
+  function heldBack(text) {
+    const parts = String(text).split(/;\s+(?=[a-z0-9]+: (?:newer version )?held back: )/);
+    const said = parts.map((part) => {
+      const named = /^([a-z0-9]+): (newer version )?held back: ([\s\S]*)$/.exec(part);
+      if (named) return `${named[2] ? "newer version " : ""}held back from ${named[1]}: ${named[3]}`;
+      const plain = /^(newer version )?held back: ([\s\S]*)$/.exec(part);
+      return plain ? `${plain[1] || ""}held back from the feeds: ${plain[2]}` : `held back: ${part}`;
+    }).join("; ");
+    return said.charAt(0).toUpperCase() + said.slice(1);
   }
   function words(value) {
     return value ? String(value).replace(/_/g, " ").toLowerCase() : "";
@@ -253,7 +272,10 @@
 
   // ------------------------------------------------------------------ loading
 
-  const state = { features: [], query: "", first: true, loading: null, again: false, selected: null, loadedAt: null };
+  // events drawn as tab stops at most (a few streets' worth); more, and none is
+  const MAX_TAB_STOPS = 150;
+  const state = { features: [], query: "", first: true, loading: null, again: false, selected: null, loadedAt: null,
+    signedOut: false, tabbable: true };
   const counter = document.getElementById("counter");
   const updated = document.getElementById("updated");
 
@@ -298,6 +320,7 @@
         state.loadedAt = new Date();
         setNotice("load", complete ? null : `Only the first ${features.length} events are shown: narrow the filters.`);
         setNotice("auth", null);
+        state.signedOut = false;
         render();
         if (state.first && drawn.getLayers().length) {
           // the legend covers the map's top right corner: keep the events clear of it
@@ -309,7 +332,10 @@
         if (error.status === 401) {
           // signed out, revoked or expired: what the page showed is no longer this browser's to see
           state.features = [];
+          state.signedOut = true;
           render();
+          const who = document.querySelector(".who");
+          if (who) who.textContent = "Signed out";
           setNotice("auth", "Your sign-in has ended: reload the page to sign in again.");
         } else {
           setNotice("load", `Cannot load the events (${error.message}); showing the last ones loaded.`);
@@ -371,7 +397,7 @@
     if (p.matched === false) facts.push(`not placed on a road${p.match_reason ? ` (${p.match_reason})` : ""}`);
     if (p.lint_problems) facts.push(`${p.lint_problems} lint finding${p.lint_problems === 1 ? "" : "s"}`);
     if (facts.length) box.append(el("div", { text: facts.join(" · ") }));
-    if (p.held_back) box.append(el("div", { class: "tip-warn", text: `Held back: ${p.held_back}` }));
+    if (p.held_back) box.append(el("div", { class: "tip-warn", text: heldBack(p.held_back) }));
     return box;
   }
 
@@ -383,7 +409,9 @@
     node.setAttribute("data-category", p.category || "");
     node.setAttribute("data-origin", p.origin || "");
     node.setAttribute("role", "button");
-    node.setAttribute("tabindex", "0");
+    // a tab stop each while a keyboard can walk them; thousands would stand between it and the map's
+    // controls (zoom, legend), so then they are reached by pointer, and the city's closures by their list
+    node.setAttribute("tabindex", state.tabbable ? "0" : "-1");
     node.setAttribute("aria-label", `${title(p)} (${words(p.origin)} ${words(p.kind)}), details`);
     node.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") {
@@ -490,6 +518,7 @@
     const order = (f) => (f.geometry && f.geometry.type === "Point" ? 2 : 0) + (f.properties.origin === "city" ? 1 : 0);
     let points = 0;
     let lines = 0;
+    state.tabbable = shown.length <= MAX_TAB_STOPS;
     for (const f of [...shown].sort((a, b) => order(a) - order(b))) {
       const layer = drawFeature(f);
       if (!layer) continue;
@@ -509,7 +538,8 @@
     map.attributionControl.removeAttribution(WAZE_ATTRIBUTION);
     if (crowd) map.attributionControl.addAttribution(WAZE_ATTRIBUTION);
     renderClosureList(shown);
-    if (!total) setNotice("empty", state.features.length ? "No events in the checked categories." :
+    // signed out, nothing is shown because nothing may be: not because the filters match nothing
+    if (!total && !state.signedOut) setNotice("empty", state.features.length ? "No events in the checked categories." :
       "No events match these filters.");
     else setNotice("empty", null);
     highlight();
@@ -531,7 +561,7 @@
       if (!p.waze_status) status.hidden = true;
       const button = el("button", { type: "button", class: "closure", "data-event-id": id },
         el("span", { class: "closure-title", text: title(p) }), status);
-      if (p.held_back) button.append(el("span", { class: "chip held", text: `Held back: ${p.held_back}` }));
+      if (p.held_back) button.append(el("span", { class: "chip held", text: heldBack(p.held_back) }));
       else if (p.same_as) button.append(el("span", { class: "chip same", text: `Out of the feeds: ${p.same_as} goes out in its place` }));
       else if (p.published) button.append(el("span", { class: "chip published", text: "In the feeds" }));
       if (p.lint_problems) {
@@ -617,7 +647,7 @@
         p.status, p.city].filter(Boolean).join(" · ") }),
     ];
     const instead = p.same_closure_as && typeof p.same_closure_as === "object" ? p.same_closure_as : null;
-    if (p.held_back) parts.push(el("p", { class: "banner held", text: `Held back from the feeds: ${p.held_back}` }));
+    if (p.held_back) parts.push(el("p", { class: "banner held", text: heldBack(p.held_back) }));
     else if (instead || p.same_as) {
       const who = instead ? `${instead.id} (${instead.source ? `source ${instead.source}` : "typed by an operator"})`
         : p.same_as;
