@@ -423,6 +423,9 @@ class Reconciler:
                 if history:
                     event.status = Status.ENDED
                     event.end_time = from_millis(taken) if taken is not None else None
+                    if event.end_time is not None and event.start_time is not None:
+                        # Waze's snapshot time is its minute: an item published seconds into it is later
+                        event.end_time = max(event.end_time, event.start_time)
                 inserts.append(event)
                 result.new += 1
                 if (not history and event.end_time is not None and _kind_of(eid) == Kind.CITY.value
@@ -654,13 +657,18 @@ class Reconciler:
         starts = {eid: start for eid, (start, _end) in times.items()}
 
         def end_of(eid: str) -> int:
-            """When it went missing; gone from the source after its own end, that end stands."""
+            """When it went missing; gone from the source after its own end, that end stands. A crowd
+            report was there while listed, though Waze's snapshot time (its minute) may come seconds
+            before the report's own time: it ends no earlier than it started."""
             gone, own = missing_since.get(eid, self.now), times.get(eid, (None, None))[1]
-            return gone if own is None else min(gone, own)
+            end = gone if own is None else min(gone, own)
+            start = starts.get(eid)
+            return max(end, start) if start is not None and _kind_of(eid) != Kind.CITY.value else end
 
         ends = {eid: end_of(eid) for eid in ending}
-        # an event that goes before it starts never happened: cancelled, never an end before its start
-        called_off = {eid for eid in ending if starts.get(eid) is not None and starts[eid] >= ends[eid]}
+        # a city event that goes before it starts never happened: cancelled, never an end before its start
+        called_off = {eid for eid in ending if starts.get(eid) is not None and starts[eid] >= ends[eid]
+                      and _kind_of(eid) == Kind.CITY.value}
         ended = [eid for eid in ending if eid not in called_off]
         self.db.update(events, ("status", "end_ms", "updated_ms"), "id",
                        [("ended", ends[eid], self.now, eid) for eid in ended])

@@ -158,6 +158,26 @@ def test_an_older_snapshot_is_history_only(engine: Engine) -> None:
     assert status_of(engine)["waze:alert:a1"] == "active"
 
 
+def test_history_never_ends_an_event_before_it_starts(engine: Engine) -> None:
+    """Found in a cold trial: Waze's snapshot time is its minute, and an item published seconds into it
+    starts after it; replayed as history it was stored ending before its start (229 of the Jakarta feed)."""
+    ingest(engine, feed(5, alerts=[alert("a1")]))
+    snapshot_end = BASE_MS + 2 * POLL_MS + 60_000
+    ingest(engine, feed(2, alerts=[alert("late", pubMillis=snapshot_end + 18_985)]))
+    with engine.connect() as conn:
+        start, end, status = conn.execute(select(events.c.start_ms, events.c.end_ms, events.c.status)
+                                          .where(events.c.id == "waze:alert:late")).one()
+    assert (status, end) == ("ended", start), (start, end)
+    # listed, then gone: ended where it went missing, or at its start when that came later
+    ingest(engine, feed(6, alerts=[alert("a1"), alert("fresh", pubMillis=BASE_MS + 6 * POLL_MS + 60_000 + 5_000)]))
+    for poll in (7, 8, 9):
+        ingest(engine, feed(poll, alerts=[alert("a1")]))
+    with engine.connect() as conn:
+        start, end, status = conn.execute(select(events.c.start_ms, events.c.end_ms, events.c.status)
+                                          .where(events.c.id == "waze:alert:fresh")).one()
+    assert status == "ended" and end >= start, (status, start, end)
+
+
 def test_ids_listed_twice_in_one_feed_are_counted_and_the_last_kept(engine: Engine) -> None:
     data = feed(0, alerts=[alert("a1", nThumbsUp=1), alert("a2"), alert("a1", nThumbsUp=2), alert("a1", nThumbsUp=3)],
                 jams=[jam(7, level=1), jam(7, level=4), jam(8)])
