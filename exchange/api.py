@@ -21,7 +21,7 @@ import math
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
@@ -321,9 +321,10 @@ def _categories(values: list[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _instant(name: str, value: str) -> int:
-    """ISO 8601 (UTC when no offset is given), epoch milliseconds, or a duration back from now (``2h``, as
-    the CLI's ``--since`` takes), as epoch milliseconds."""
+def _instant(name: str, value: str, zone: tzinfo) -> int:
+    """ISO 8601 (without an offset: the city's time, ``zone``, as the CLI and the exports read it), epoch
+    milliseconds, or a duration back from now (``2h``, as the CLI's ``--since`` takes), as epoch
+    milliseconds."""
     text = value.strip()
     ago = duration_ms(text)
     if ago is not None:
@@ -334,7 +335,7 @@ def _instant(name: str, value: str) -> int:
         else:
             when = datetime.fromisoformat(text)
             if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
+                when = when.replace(tzinfo=zone)
             at_ms = round(when.timestamp() * 1000)
     except (ValueError, OverflowError):
         _invalid(name, value, "neither an ISO 8601 time, epoch milliseconds nor a duration (30m, 2h, 7d)")
@@ -416,8 +417,9 @@ def api_router(config: Config | None = None) -> APIRouter:
         status: Annotated[Literal["planned", "active", "ended", "cancelled"] | None, Query(
             description="planned: a city event not started yet; active: started and not over; ended: ended, or a "
                         "city event whose end has passed")] = None,
-        since: Annotated[str | None, Query(description="changed at or after: ISO 8601 (UTC without an offset), "
-                                           "epoch milliseconds or a duration back from now (30m, 2h, 7d)")] = None,
+        since: Annotated[str | None, Query(description="changed at or after: ISO 8601 (the city's time without an "
+                                           "offset), epoch milliseconds or a duration back from now (30m, 2h, 7d)")]
+        = None,
         until: Annotated[str | None, Query(description="changed before: ISO 8601, epoch milliseconds or a "
                                            "duration back from now")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
@@ -429,8 +431,8 @@ def api_router(config: Config | None = None) -> APIRouter:
                 after = decode_cursor(cursor)
             except BadCursor as exc:
                 _invalid("cursor", cursor, str(exc))
-        since_ms = _instant("since", since) if since is not None else None
-        until_ms = _instant("until", until) if until is not None else None
+        since_ms = _instant("since", since, settings.zone) if since is not None else None
+        until_ms = _instant("until", until, settings.zone) if until is not None else None
         if since_ms is not None and until_ms is not None and since_ms >= until_ms:
             _invalid("since", since, "must be before until")  # as /api/stats says it
         query = EventQuery(
@@ -477,8 +479,8 @@ def api_router(config: Config | None = None) -> APIRouter:
         """Events by category and by hour (by when each began), confirmations linked in the window;
         and, as of now, the events held back from the feeds and how many published closures Waze shows.
         The window is at most 31 days."""
-        until_ms = _instant("until", until) if until is not None else now_ms()
-        since_ms = _instant("since", since) if since is not None else max(0, until_ms - 24 * HOUR_MS)
+        until_ms = _instant("until", until, settings.zone) if until is not None else now_ms()
+        since_ms = _instant("since", since, settings.zone) if since is not None else max(0, until_ms - 24 * HOUR_MS)
         if since_ms >= until_ms:
             _invalid("since", since, "must be before until")
         if until_ms - since_ms > MAX_STATS_WINDOW_MS:

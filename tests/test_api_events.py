@@ -547,3 +547,14 @@ def test_an_operators_answer_is_kept_by_no_cache(api: httpx.Client, path: str) -
     assert answer.status_code == 200 and answer.headers["Cache-Control"] == "private, no-store", answer.headers
     event_id = api.get("/api/events", params={"limit": 1}).json()["features"][0]["id"]
     assert api.get(f"/api/events/{event_id}").headers["Cache-Control"] == "private, no-store"
+
+
+def test_a_time_without_an_offset_is_the_citys_as_in_the_cli(api: httpx.Client, site: DemoSite) -> None:
+    """Found in a cold trial: ``since=2026-11-28T13:00`` was read as UTC by the API and as the city's time by
+    the CLI (``inspect events --since``, ``closure``, ``export --from``), so one string meant two times."""
+    # half an hour ahead in Oakland: nothing has changed since; read as UTC it was hours ago (every event)
+    ahead = (datetime.now(site.config.zone) + timedelta(minutes=30)).replace(microsecond=0)
+    naive = ahead.replace(tzinfo=None).isoformat()
+    assert all_features(api, since=ahead.isoformat()) == []
+    assert all_features(api, since=naive) == []
+    assert all_features(api, until=naive), "and until then, everything"
