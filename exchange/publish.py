@@ -325,7 +325,11 @@ def _publish(
             # blocking ones only with publish.hold_back_failing, in the targets the Waze lint is about
             blocking = [p.message for p in findings[event.id] if p.severity == "error"
                         and (p.holds_back or (settings.hold_back_failing and run.target.waze_lint))]
-            if blocking and event.status is not Status.ENDED:  # an end is never held back
+            if blocking and event.status is Status.ENDED:
+                # an end is never held back, but it goes out as the last good version with this end: a line
+                # no partner ever saw (held back all along) is not published now that it is over
+                run.ended_blocked[event.id] = "; ".join(blocking)
+            elif blocking:
                 run.held[event.id] = _hold(event.id, "; ".join(blocking), run.previous.ids)
             elif reason := run.cannot(event):
                 run.cannot_carry[event.id] = reason
@@ -335,20 +339,21 @@ def _publish(
         # what the feeds would say if every current version the target can carry passes: when the last
         # publication says exactly that and is young enough, nothing needs rendering at all
         for run in runs:
-            run.served = _serve(chosen, run.held, run.cannot_carry, run, unreadable)
+            run.served = _serve(chosen, run.held, {**run.cannot_carry, **run.ended_blocked}, run, unreadable)
             run.digest = _content_digest(run.served, config, run.target.name, dumped)
         rows = _current_publication(engine, runs, at, max_age_s)
         if not rows:
             refailed = False
             for run in runs:
-                candidates = [e for e in chosen if e.id not in run.held and e.id not in run.cannot_carry]
+                candidates = [e for e in chosen if e.id not in run.held and e.id not in run.cannot_carry
+                              and e.id not in run.ended_blocked]
                 run.feeds, problems = run.checked(candidates, generated)
                 if problems:
-                    failing = {**run.cannot_carry, **_failing(candidates, run)}
+                    failing = {**run.cannot_carry, **run.ended_blocked, **_failing(candidates, run)}
                     run.served = _serve(chosen, run.held, failing, run, unreadable)
                     run.digest = _content_digest(run.served, config, run.target.name, dumped)
                     refailed = True
-                if problems or run.held or run.cannot_carry or unreadable:
+                if problems or run.held or run.cannot_carry or run.ended_blocked or unreadable:
                     run.feeds = {}  # rendered without the held-back events' previous versions: render again
             rows = _current_publication(engine, runs, at, max_age_s) if refailed else []
         for run in runs:
@@ -458,6 +463,9 @@ class _Run:
         self.previous = _PublishedVersions(engine, target.name)
         self.held: dict[str, HeldBack] = {}
         self.cannot_carry: dict[str, str] = {}  # event id -> why the target cannot carry it (problems_for)
+        #: ended events whose current version a finding would hold back: their last good version goes out
+        #: with the end, or nothing
+        self.ended_blocked: dict[str, str] = {}
         self.served: list[Event] = []
         self.digest = ""
         self.feeds: dict[str, bytes] = {}

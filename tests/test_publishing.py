@@ -251,6 +251,27 @@ def test_a_line_drawn_against_its_signed_direction_is_held_back_without_hold_bac
     assert all(p == pytest.approx(tuple(q), abs=1e-6) for p, q in zip(across, stored_across, strict=True))
 
 
+def test_a_line_held_back_all_along_stays_out_when_it_ends(
+    engine: Engine, config: Config, testdata: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in a cold trial: "an end is never held back" put a work zone drawn against its signed direction,
+    held back from every feed all along, in all of them the moment it ended (an operator's `closure end`, or
+    its source dropping it), backwards line and all. An end goes out as the last good version with that
+    end; one no partner ever saw stays out."""
+    ids = store_cdot(engine, testdata, [CDOT_AGAINST[0], CDOT_ALONG])
+    against, along = ids[CDOT_AGAINST[0]], ids[CDOT_ALONG]
+    assert set(publish(engine, config).held_back) == {against}
+    monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS + 60_000))
+    with engine.begin() as conn:
+        conn.execute(events.update().where(events.c.id.in_([against, along]))
+                     .values(status="ended", end_ms=T0_MS, updated_ms=T0_MS + 60_000))
+    result = publish(engine, config)
+    assert set(result.held_back) == {against}, result.held_back
+    wzdx = {f["id"]: f["properties"] for f in orjson.loads(served(engine)["wzdx.geojson"])["features"]}
+    assert against not in wzdx and against not in incidents(engine)
+    assert wzdx[along]["end_date"] == "2026-03-02T15:00:00Z", "an end partners saw start goes out"
+
+
 def test_a_network_that_does_not_place_a_line_proves_nothing_it_is_held_back(
     engine: Engine, config: Config, testdata: Path,
 ) -> None:
