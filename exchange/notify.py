@@ -31,8 +31,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import aliased
 
 from exchange.db import db_error_message, writing
 from exchange.health import Health, State, read_health
@@ -171,7 +172,8 @@ class Watcher:
         return True
 
     def _retry(self, now_ms: int) -> None:
-        """POST again, at most every :data:`RETRY_EVERY_MS`, what the webhook did not take; give up after a day."""
+        """POST again, at most every :data:`RETRY_EVERY_MS`, what the webhook did not take; give up after a day,
+        or once a newer fact about the same subject was told."""
         if self.config.notify.webhook_url is None:
             return
         pending = notifications.c.delivered_ms.is_(None) & notifications.c.body.is_not(None)
@@ -180,6 +182,12 @@ class Watcher:
                 expired = conn.execute(
                     update(notifications).where(pending, notifications.c.sent_ms < now_ms - GIVE_UP_AFTER_MS)
                     .values(delivered_ms=0).returning(notifications.c.text)).scalars().all()
+                # a fact told since about the same subject replaces it: "Offline" sent again after "OK" would
+                # leave the chat saying the source is down when it is up
+                newer = aliased(notifications)
+                conn.execute(update(notifications).where(pending, exists().where(
+                    newer.c.kind == notifications.c.kind, newer.c.subject == notifications.c.subject,
+                    newer.c.sent_ms > notifications.c.sent_ms)).values(delivered_ms=0))
                 due = conn.execute(
                     update(notifications).where(pending, notifications.c.attempt_ms <= now_ms - RETRY_EVERY_MS)
                     .values(attempt_ms=now_ms).returning(notifications.c.key, notifications.c.body)).all()

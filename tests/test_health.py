@@ -205,6 +205,34 @@ def test_a_notice_the_webhook_did_not_take_is_sent_again_until_it_is(engine: Eng
     assert "OK" not in received, "given up after a day (a day later the source is Stale: that one is new)"
 
 
+def test_a_problem_over_before_its_retry_is_not_sent_after_the_recovery(engine: Engine) -> None:
+    """Found in a cold trial: the receiver refused "Offline", took "OK" 40 s later, and then the retry of
+    "Offline" came: the chat's last word said the source was down while it was up."""
+    from exchange.notify import RETRY_EVERY_MS
+
+    up = {"value": False}
+    received: list[str] = []
+
+    def hook(request: httpx.Request) -> httpx.Response:
+        import json
+
+        if not up["value"]:
+            return httpx.Response(500)
+        received.append(json.loads(request.content)["state"])
+        return httpx.Response(200)
+
+    config = Config.model_validate({"sources": [{"name": "waze", "url": "x"}],
+                                    "notify": {"webhook_url": "http://hooks.invalid/x"}})
+    _store_runs(engine, ("waze", 1, "failed", "fetch"))
+    watcher = Watcher(engine, config, transport=httpx.MockTransport(hook))
+    assert [n.state for n in watcher.check(NOW)] == ["Offline"] and received == []
+    up["value"] = True
+    _store_runs(engine, ("waze", 0, "ok", None))
+    assert [n.state for n in watcher.check(NOW + 40_000)] == ["OK"] and received == ["OK"]
+    watcher.check(NOW + 2 * RETRY_EVERY_MS)
+    assert received == ["OK"], "the Offline it replaced is not sent any more"
+
+
 def test_the_same_state_again_is_not_told_again(engine: Engine) -> None:
     config = Config.model_validate({"sources": [{"name": "waze", "url": "x"}]})
     _store_runs(engine, ("waze", 3, "failed", "fetch"))
