@@ -51,6 +51,8 @@ _FEED_SLACK_MS = 30_000
 
 #: a poll that fetched and read its payload (``history``: an older snapshot than one stored)
 _SUCCESS = frozenset({"ok", "not-modified", "duplicate", "history"})
+#: polls that read nothing new: what the source says is still what the last payload read said
+_REPEATS = frozenset({"not-modified", "duplicate"})
 
 
 class State(StrEnum):
@@ -149,9 +151,12 @@ def source_health(source: SourceConfig, runs: Sequence[Run], now_ms: int) -> Hea
         if now_ms - reference > limit:
             what = "the same snapshot" if new_data is not None else "no new data yet"
             return made(State.STALE, reference + limit, f"{what} for {_minutes(now_ms - reference)}")
-    if _suspect(newest):
-        streak = _streak(runs, lambda run: run.status in _SUCCESS and _suspect(run))
-        return made(State.SUSPECT, streak[-1].started_ms, newest.message or "")
+    # a poll that read no new payload (the same snapshot again, a 304) leaves the data as the last read
+    # one was: a suspect snapshot served twice is no recovery
+    last_read = next((run for run in runs if run.status not in _REPEATS), newest)
+    if last_read.status in _SUCCESS and _suspect(last_read):
+        streak = _streak(runs, lambda run: run.status in _REPEATS or (run.status in _SUCCESS and _suspect(run)))
+        return made(State.SUSPECT, streak[-1].started_ms, last_read.message or "")
     return made(State.OK, _ok_since(runs, polled_within, limit), f"last poll {newest.status}")
 
 

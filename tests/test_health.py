@@ -65,6 +65,12 @@ def test_suspect_when_the_newest_poll_held_far_fewer_items() -> None:
     note = "suspect feed, nothing of that kind ended (alert: 2 vs recent median 300)"
     health = source_health(waze(), polls((1, "ok", None, note), (3, "ok", None, note), (5, "ok")), NOW)
     assert health.state is State.SUSPECT and health.since_ms == NOW - 3 * MIN
+    # the same suspect snapshot served again is no recovery (found in a cold trial: Suspect, OK, Suspect)
+    again = source_health(waze(), polls((0, "duplicate"), (1, "ok", None, note), (3, "ok", None, note), (5, "ok")),
+                          NOW)
+    assert again.state is State.SUSPECT and again.since_ms == NOW - 3 * MIN, again
+    recovered = source_health(waze(), polls((0, "ok"), (1, "ok", None, note), (5, "ok")), NOW)
+    assert recovered.state is State.OK
 
 
 def test_stale_when_nobody_polled_for_three_intervals() -> None:
