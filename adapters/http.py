@@ -291,6 +291,7 @@ def _fetch_http(
         attempt = redirects = 0
         while True:
             guard.check()
+            retry_after: float | None = None  # what the upstream asked for, with a 429 or 503
             try:
                 response_or_delay = _attempt(client, url, headers, shown, policy, guard)
             except httpx.DecodingError:
@@ -328,13 +329,15 @@ def _fetch_http(
                 status, retry_after = response_or_delay
                 problem = f"HTTP {status}"
                 if attempt >= policy.retries:
-                    raise UpstreamUnavailable(f"{shown} answered HTTP {status} (after {attempt + 1} attempts)")
+                    raise UpstreamUnavailable(f"{shown} answered HTTP {status} (after {attempt + 1} attempts)",
+                                              retry_after)
                 delay = retry_after if retry_after is not None else _backoff(attempt, policy)
             wait = min(delay, policy.max_backoff_s)
             if wait >= guard.remaining():
                 raise UpstreamUnavailable(
                     f"cannot read {shown}: {problem} (after {attempt + 1} attempts), and the next try in {wait:.3g} s "
-                    f"would pass the {policy.deadline_s:g}-second deadline (deadline_s)"
+                    f"would pass the {policy.deadline_s:g}-second deadline (deadline_s)",
+                    retry_after,
                 )
             sleep(wait)
             attempt += 1

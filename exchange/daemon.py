@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import os
 import signal
 import socket
@@ -209,7 +210,7 @@ class Daemon:
         except ExchangeError as exc:
             if not self._stopping.is_set():
                 log.error("%s: %s", source_config.name, exc.message)
-                self._back_off(source_config)
+                self._back_off(source_config, getattr(exc, "retry_after_s", None))
             else:  # said, not recorded: a stop says nothing of the upstream
                 self._due_again(source_config)
                 log.info("%s: poll given up for the stop, nothing stored (the next start polls it)",
@@ -304,13 +305,16 @@ class Daemon:
         except Exception as exc:  # the store is away: the claim's due time stands
             log.debug("cannot make %s due again: %s", source_config.name, exc)
 
-    def _back_off(self, source_config: SourceConfig) -> None:
+    def _back_off(self, source_config: SourceConfig, retry_after_s: float | None = None) -> None:
+        """The next poll of a failing source later: twice the interval per failure in a row, or when the
+        upstream asked (``Retry-After`` of a 429 or 503) if that is later; ``failing_max_interval_s`` at most."""
         from exchange.schedule import postpone
 
         try:
             with self.engine.connect() as conn:
                 failures = consecutive_failures(conn, source_config.name)
-            delay = min(source_config.interval_s * 2**failures, source_config.failing_max_interval_s)
+            delay = min(max(source_config.interval_s * 2**failures, math.ceil(retry_after_s or 0)),
+                        source_config.failing_max_interval_s)
             if delay <= source_config.interval_s:
                 return
             postpone(self.engine, f"source:{source_config.name}", delay * 1000)

@@ -79,7 +79,11 @@ class FetchError(ExchangeError, OSError):
 
 
 class UpstreamUnavailable(FetchError):
-    pass
+    """``retry_after_s``: how long the upstream asked to be left alone (its ``Retry-After``), when it did."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class FetchStopped(UpstreamUnavailable):

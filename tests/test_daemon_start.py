@@ -23,6 +23,7 @@ from exchange.runtime import now_ms
 from exchange.schedule import claim_due, register
 from exchange.schema import notifications, publications, publish_runs, schedule, sync_runs
 from exchange.sync import sync_source
+from tests.support.helpers import QuietHandler, http_server
 
 HEADER = "id,type,subtype,street,direction,start,description,wkt\n"
 ROWS = [
@@ -222,3 +223,31 @@ def test_a_change_during_a_watch_is_watched_again(tmp_path: Path) -> None:
         daemon.workers.shutdown(wait=True)
         daemon.engine.dispose()
     assert len(calls) == 2, calls
+
+
+def test_a_retry_after_longer_than_the_interval_postpones_the_next_poll(tmp_path: Path) -> None:
+    """Found in a cold trial: a 429 with ``Retry-After: 300`` from an upstream polled every 20 s got the next
+    request 60 s later: the retries honoured it within the fetch, the schedule did not."""
+
+    class TooMany(QuietHandler):
+        def do_GET(self) -> None:
+            self.answer(429, b"slow down", {"Retry-After": "300"})
+
+    with http_server(TooMany) as url:
+        config = Config.model_validate({
+            "data_dir": str(tmp_path / "data"),
+            "sources": [{"name": "city", "kind": "csv", "url": f"{url}/c.csv", "namespace": "city", "interval_s": 20,
+                         "retries": 0, "geometry": {"type": "wkt", "column": "wkt"}, "mapping": {"id": "id"}}],
+        })
+        engine = open_store(config.database_url)
+        daemon = Daemon(config, engine)
+        try:
+            register(engine, {"source:city": 20_000})
+            before = now_ms()
+            daemon.poll(config.sources[0])
+            with engine.connect() as conn:
+                due = conn.execute(select(schedule.c.next_due_ms).where(schedule.c.job == "source:city")).scalar_one()
+        finally:
+            daemon.workers.shutdown(wait=True)
+            engine.dispose()
+    assert due >= before + 300_000, (due - before) / 1000
