@@ -406,7 +406,7 @@ def _publish(
             served = conn.execute(select(publications.c.feed, publications.c.body, publications.c.body_gzip,
                                          publications.c.published_ms)).all()
         try:
-            result.files_written = FileSink(Path(out)).push(
+            result.files_written = FileSink(Path(out), gzip=True).push(
                 {row.feed: bytes(row.body) for row in served},
                 gzipped={row.feed: bytes(row.body_gzip) for row in served},
                 mtime_ms={row.feed: int(row.published_ms) for row in served})

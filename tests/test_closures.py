@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,7 +162,11 @@ def test_publish_out_validate_and_inspect_feed(cli: Cli, tmp_path: Path, testdat
     out = tmp_path / "feeds"
     published = cli("--config", str(DEMO), "publish", "--out", str(out))
     assert published.code == 0, published
-    assert sorted(p.name for p in out.iterdir()) == ["cifs.json", "cifs.xml", "datex2.xml", "wzdx.geojson"]
+    feeds = ["cifs.json", "cifs.xml", "datex2.xml", "wzdx.geojson"]
+    # each with its gzip beside it, for nginx's gzip_static (found in a cold trial: the README said so, and
+    # there were none)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*feeds, *(f"{name}.gz" for name in feeds)])
+    assert gzip.decompress((out / "cifs.xml.gz").read_bytes()) == (out / "cifs.xml").read_bytes()
     assert closure_id in (out / "cifs.json").read_text()
     for name in ("cifs.xml", "wzdx.geojson"):
         checked = cli("validate", str(out / name))
