@@ -120,7 +120,7 @@ class Watcher:
         for event_id, reason in sorted(held.items()):
             digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
             found.append(Notice(f"held-back:{event_id}:{digest}", "held-back", event_id,
-                                f"event {event_id} is held back from the feeds: {reason}", detail=reason))
+                                f"event {event_id}: {reason}", detail=reason))  # the reason says "held back"
         for target, reason in sorted(refused.items()):
             digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
             found.append(Notice(f"publish-refused:{target}:{digest}", "publish-refused", target,

@@ -243,6 +243,10 @@ def test_a_line_drawn_against_its_signed_direction_is_held_back_without_hold_bac
         "held back: drawn against its stated direction (eastbound, heading 274 degrees)"
     )
     assert held_back_now(engine) == result.held_back
+    told = {n.subject: n.text for n in Watcher(engine, config).notices(T0_MS) if n.kind == "held-back"}
+    # said once (a cold trial read "is held back from the feeds: held back: drawn against ...")
+    assert told[ids[CDOT_AGAINST[1]]] == (f"event {ids[CDOT_AGAINST[1]]}: held back: drawn against its stated "
+                                          "direction (eastbound, heading 274 degrees)")
     out = {f["id"]: f for f in orjson.loads(served(engine)["wzdx.geojson"])["features"]}
     assert set(out) == {ids[CDOT_ACROSS], ids[CDOT_ALONG]}  # across its direction: a warning, served as drawn
     across = [tuple(p) for p in out[ids[CDOT_ACROSS]]["geometry"]["coordinates"]]
