@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.base import Fetched, Source, Watermark
 from adapters.http import HttpPolicy, fetch_url, redact_location
@@ -28,6 +28,16 @@ class HttpSourceSettings(BaseModel):
         "by the value of the variable named by token_env.",
     )
     token_env: str | None = Field(default=None, description="Environment variable holding the feed's token or key.")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        """A URL of a scheme nothing reads (``htp://``) is named when the config is read, not at the first poll."""
+        scheme, separator, _rest = value.partition("://")
+        if separator and scheme.lower() not in ("http", "https", "file"):
+            raise ValueError(f"unsupported URL scheme {scheme!r} (http, https or file, or a local path)")
+        return value
+
     namespace: str = Field(
         default="city", pattern=NAMESPACE_PATTERN,
         description="Id namespace: sources that publish the same ids share one, so an id is one event.",

@@ -1123,3 +1123,10 @@ def test_a_source_moved_to_another_url_is_read_there_whatever_the_old_validators
     assert (moved.status, moved.new) == ("ok", 1), moved
     assert again.status == "not-modified", "the new URL's own validators are used from then on"
     assert asked[2] == ("/new.csv", None, None) and asked[3][1] == '"/new.csv"', asked
+
+
+def test_a_url_of_a_scheme_nothing_reads_is_refused_with_the_config() -> None:
+    """Found in a cold trial: ``htp://`` passed ``config check --offline`` and failed at the first poll."""
+    with pytest.raises(ConfigError, match=r"url: unsupported URL scheme 'htp' \(http, https or file"):
+        build(CSV_WKT, url="htp://127.0.0.1/c.csv")
+    assert build(CSV_WKT, url="file:///srv/c.csv").location.endswith("c.csv")
