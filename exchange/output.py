@@ -209,7 +209,8 @@ def _write_table(
     rows = [[terminal_safe(as_text(record.get(c))) for c in columns] for record in records]
     console = Console(file=out, width=_table_width(out))
     natural = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
-    least = [natural[i] if c in _UNBROKEN else min(natural[i], 10 if c in _TEXT else 5) for i, c in enumerate(columns)]
+    least = [natural[i] if c in _UNBROKEN else min(natural[i], _LEAST_TEXT if c in _TEXT else 5)
+             for i, c in enumerate(columns)]
     shown = list(range(len(columns)))
     def budget() -> int:  # the width left for cells: 3 characters between columns, 1 spare
         return console.width - 3 * (len(shown) - 1) - 1
@@ -249,6 +250,9 @@ def _table_width(out: IO[str]) -> int | None:
     return int(columns) if columns.isdigit() and int(columns) >= 40 else 200
 
 
+#: a free-text column narrower than this folds a sentence a word a line (a closure's description over 40
+#: lines): the table leaves a column out instead, and says so
+_LEAST_TEXT = 24
 #: table columns of free text, folded over lines when the terminal is narrow
 _TEXT = frozenset({
     "street", "description", "message", "blocking", "warnings", "location", "value", "changes", "held_back",

@@ -356,3 +356,17 @@ def test_a_closure_made_full_by_an_update_goes_junction_to_junction(cli: Cli) ->
     lint = {item["id"]: item for item in json.loads(cli("--config", str(DEMO), "inspect", "feed", "--format",
                                                          "json").out)}
     assert not lint[closure_id]["blocking"], lint[closure_id]
+
+
+def test_the_list_table_shows_a_long_description_in_a_few_lines(cli: Cli) -> None:
+    """Found in a cold trial: 90 imported work zones with agencies' 400-character descriptions made a table of
+    2,935 lines, the description squeezed to 11 characters and folded a word a line."""
+    long_text = "Between Niwot Road and Lookout Road from Mile Point 311 to Mile Point 310. " * 5
+    closure_id = add(cli, "--description", long_text).out.strip()
+    table = cli("--config", str(DEMO), "closure", "list")
+    assert table.code == 0, table
+    lines = [line for line in table.out.splitlines() if closure_id in line]
+    assert lines and "Mile Point 310. Between" not in table.out.replace("\n", " ")
+    assert len(table.out.splitlines()) <= 12, table.out
+    whole = json.loads(cli("--config", str(DEMO), "closure", "list", "--format", "json").out)
+    assert next(r for r in whole if r["id"] == closure_id)["description"] == long_text.strip()

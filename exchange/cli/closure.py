@@ -467,6 +467,10 @@ def closure_cancel(
     _done(config, engine, closure_id, outcome, links_before)
 
 
+#: characters of a description shown in ``closure list``'s table (the machine formats have it whole)
+_LISTED_DESCRIPTION = 80
+
+
 @closure_app.command("list")
 def closure_list(
     status: Annotated[
@@ -507,6 +511,10 @@ def closure_list(
         if fmt is Format.table:
             record["start_time"] = iso(row["start_ms"], config.zone)
             record["end_time"] = iso(row["end_ms"], config.zone)
+            # a list, one closure a few lines: an agency's 400-character description is `inspect event`'s to show
+            text = record["description"]
+            if text and len(text) > _LISTED_DESCRIPTION:
+                record["description"] = text[:_LISTED_DESCRIPTION - 1].rstrip() + "…"
             if row["same_as"] and not record["held_back"]:  # machine formats have same_as itself
                 record["held_back"] = f"left out: the same closure as {row['same_as']} goes out in its place"
         records.append(record)
