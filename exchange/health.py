@@ -37,11 +37,12 @@ from sqlalchemy import Connection, select
 
 from exchange.config import Config, PublishConfig, SourceConfig
 from exchange.publications import FEEDS
-from exchange.schema import publications, sync_runs
+from exchange.schema import publications, publish_runs, sync_runs
 from exchange.sync import SUSPECT_NOTE
 from exchange.targets import off_feeds
 
-__all__ = ["LOOKBACK_RUNS", "Health", "HealthReport", "State", "feed_health", "read_health", "source_health"]
+__all__ = ["LOOKBACK_RUNS", "Health", "HealthReport", "State", "feed_health", "read_health", "refused_in",
+           "source_health"]
 
 #: how many of a source's newest polls its state is read from
 LOOKBACK_RUNS = 200
@@ -100,12 +101,16 @@ class HealthReport:
     at_ms: int
     sources: list[Health] = field(default_factory=list)
     feeds: list[Health] = field(default_factory=list)
+    #: target -> why the last publish refused it (its last good feeds stay served, young as they may be)
+    refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def problems(self) -> list[str]:
-        """Why ``/health/sources`` answers 503: required sources failing, feeds stale; empty when all is well."""
+        """Why ``/health/sources`` answers 503: required sources failing, feeds stale, a target the last
+        publish refused; empty when all is well."""
         found = [f"source {h.name} is {h.state}: {h.detail}" for h in self.sources if h.required and h.state in FAILING]
         found += [f"feed {h.name} is {h.state}: {h.detail}" for h in self.feeds if h.state is not State.OK]
+        found += [f"{target} was not published: {reason}" for target, reason in self.refused.items()]
         return found
 
     def record(self) -> dict[str, Any]:
@@ -201,7 +206,18 @@ def read_health(conn: Connection, config: Config, now_ms: int) -> HealthReport:
     off = off_feeds(config)  # a feed whose target is off is not "never published": it is not meant to be
     report.feeds.extend(feed_health(name, published.get(name), config.publish, now_ms) for name in FEEDS
                         if name not in off)
+    report.refused.update(refused_in(conn))
     return report
+
+
+def refused_in(conn: Connection) -> dict[str, str]:
+    """Target -> why the last publish run refused it (its last good feeds stay served); empty when none was."""
+    row = conn.execute(select(publish_runs.c.problems).order_by(publish_runs.c.id.desc()).limit(1)).first()
+    targets = row.problems.get("targets") if row is not None and isinstance(row.problems, dict) else None
+    if not isinstance(targets, dict):
+        return {}
+    return {str(name): str(part.get("reason") or "") for name, part in targets.items()
+            if isinstance(part, dict) and part.get("status") == "failed"}
 
 
 class _HealthOf:

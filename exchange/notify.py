@@ -108,12 +108,11 @@ class Watcher:
 
     def notices(self, now_ms: int, settling: Collection[str] = ()) -> list[Notice]:
         from exchange.confirm import late_closures
-        from exchange.publish import held_back_now, refused_in
+        from exchange.publish import held_back_now
 
         held = held_back_now(self.engine)
         with self.engine.connect() as conn:
             report = read_health(conn, self.config, now_ms)
-            refused = refused_in(conn)
             found = [n for kind, states in (("source", report.sources), ("feed", report.feeds)) for h in states
                      if f"{kind}:{h.name}" not in settling and (n := self._state_notice(conn, kind, h)) is not None]
             late = late_closures(conn, now_ms, self.config.publish.waze_unseen_after_min, held, self.config.zone)
@@ -121,7 +120,7 @@ class Watcher:
             digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
             found.append(Notice(f"held-back:{event_id}:{digest}", "held-back", event_id,
                                 f"event {event_id}: {reason}", detail=reason))  # the reason says "held back"
-        for target, reason in sorted(refused.items()):
+        for target, reason in sorted(report.refused.items()):
             digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
             found.append(Notice(f"publish-refused:{target}:{digest}", "publish-refused", target,
                                 f"{target} was not published: {reason}; its last good feeds stay served",

@@ -94,7 +94,6 @@ __all__ = [
     "held_back_in",
     "held_back_now",
     "publish",
-    "refused_in",
     "render_feeds",
 ]
 
@@ -234,16 +233,6 @@ def held_back_in(conn: Connection) -> dict[str, str]:
     row = conn.execute(select(publish_runs.c.problems).order_by(publish_runs.c.id.desc()).limit(1)).first()
     found = row.problems if row is not None and isinstance(row.problems, dict) else {}
     return {str(key): str(value) for key, value in (found.get("held_back") or {}).items()}
-
-
-def refused_in(conn: Connection) -> dict[str, str]:
-    """Target -> why the last publish run refused it (its last good feeds stay served); empty when none was."""
-    row = conn.execute(select(publish_runs.c.problems).order_by(publish_runs.c.id.desc()).limit(1)).first()
-    targets = row.problems.get("targets") if row is not None and isinstance(row.problems, dict) else None
-    if not isinstance(targets, dict):
-        return {}
-    return {str(name): str(part.get("reason") or "") for name, part in targets.items()
-            if isinstance(part, dict) and part.get("status") == "failed"}
 
 
 def compile_report(engine: Engine) -> tuple[int | None, dict[str, Any]]:

@@ -20,6 +20,7 @@ import exchange.publish as publishing
 from exchange.bulk import Bulk
 from exchange.closures import ClosureInput, add_closure
 from exchange.config import Config
+from exchange.health import read_health
 from exchange.model import Event
 from exchange.notify import Watcher
 from exchange.publish import PublishFailed, held_back_now, publish
@@ -124,6 +125,9 @@ def test_every_event_failing_publishes_nothing_and_keeps_the_feeds_byte_identica
     assert [(n.kind, n.subject) for n in told] == [("publish-refused", name) for name in ("cifs", "datex2", "wzdx")]
     assert told[0].text.startswith("cifs was not published: 5 of 5 published events would be held back")
     assert told[0].text.endswith("; its last good feeds stay served")
+    with engine.connect() as conn:  # and /health/sources says so (503) while it lasts, not only once the feed is stale
+        problems = read_health(conn, config, T0_MS).problems
+    assert any(p.startswith("cifs was not published: 5 of 5 published events") for p in problems), problems
 
 
 def test_the_guard_lets_a_few_hold_backs_through(
