@@ -11,6 +11,7 @@ operator's token.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -54,6 +55,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoSite, s
             "--direction", "ONE_DIRECTION", "--start", (now - timedelta(hours=2)).isoformat(),
             "--end", (now + timedelta(days=20)).isoformat(), "--operator", "map-test",
         )  # fmt: skip
+        assert code == 0, err
+        # a second revision: its changes are shown as `inspect event` shows them (a cold trial read raw
+        # epoch milliseconds and whole `details` objects on the map)
+        code, _, err = demo.cli("closure", "update", out.strip(), "--end", (now + timedelta(days=21)).isoformat(),
+                                "--description", "Sewer works", "--operator", "map-test")
         assert code == 0, err
         yield demo, out.strip()
 
@@ -255,6 +261,8 @@ def test_the_operator_map_in_a_browser(server: tuple[str, str], site: tuple[Demo
             assert message in text
         assert "Willow Street" in text and "Waze status" in text and "Road match" in text
         assert "Revisions" in text and "map-test" in text  # the operator who added it
+        assert 'details.description: null → "Sewer works"' in text or 'details.description: — → "Sewer works"' in text
+        assert "end: " in text and not re.search(r"\d{13}", text) and '{"' not in text, text
 
         ARTIFACTS.mkdir(exist_ok=True)
         page.select_option("#origin", "")

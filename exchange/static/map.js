@@ -628,10 +628,25 @@
     return el("section", { class: "detail-section" }, el("h3", { text: heading }), ...children);
   }
 
+  // a revision's changes as `inspect event` shows them: times as times, an object key by key (what moved)
+  function changeValue(field, value) {
+    if (value === null || value === undefined) return "—";
+    if (/_ms$/.test(field) && Number.isFinite(value)) return when(new Date(value).toISOString());
+    return JSON.stringify(value);
+  }
+  function changeLines(field, before, after) {
+    const objects = [before, after].every((v) => v === null || v === undefined || (typeof v === "object" && !Array.isArray(v)));
+    if (objects && (before || after)) {
+      const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])];
+      return keys.filter((k) => JSON.stringify((before || {})[k]) !== JSON.stringify((after || {})[k]))
+        .map((k) => changeLines(`${field}.${k}`, (before || {})[k], (after || {})[k])).flat();
+    }
+    return [`${field.replace(/_ms$/, "")}: ${changeValue(field, before)} → ${changeValue(field, after)}`];
+  }
   function changesText(changes) {
     if (!changes || typeof changes !== "object") return "";
     return Object.entries(changes).map(([field, pair]) => {
-      if (Array.isArray(pair) && pair.length === 2) return `${field}: ${JSON.stringify(pair[0])} → ${JSON.stringify(pair[1])}`;
+      if (Array.isArray(pair) && pair.length === 2) return changeLines(field, pair[0], pair[1]).join("; ");
       return `${field}: ${JSON.stringify(pair)}`;
     }).join("; ");
   }
