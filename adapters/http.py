@@ -308,7 +308,9 @@ def _fetch_http(
                 problem, worth_retrying = _transport_problem(exc)
                 if attempt >= policy.retries or not worth_retrying:
                     after = f" (after {attempt + 1} attempts)" if attempt else ""
-                    raise UpstreamUnavailable(f"cannot reach {shown}: {problem}{after}") from None
+                    # reached, and then its answer broke off or was no HTTP at all
+                    verb = "cannot read" if isinstance(exc, httpx.RemoteProtocolError) else "cannot reach"
+                    raise UpstreamUnavailable(f"{verb} {shown}: {problem}{after}") from None
                 delay = _backoff(attempt, policy)
             except httpx.HTTPError as exc:  # every other httpx error: one line, never a traceback
                 guard.check()
@@ -403,6 +405,8 @@ def _transport_problem(exc: Exception) -> tuple[str, bool]:
         link = link.__cause__ or link.__context__
     if isinstance(exc, httpx.ProxyError):
         return f"ProxyError: the proxy answered {exc}", True
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "its answer broke off, or was not HTTP (RemoteProtocolError)", True
     return type(exc).__name__, True
 
 

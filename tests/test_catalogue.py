@@ -227,6 +227,13 @@ def test_home_leads_to_the_public_catalogue_never_to_the_requests_host(site: Dem
         assert (home.status_code, home.headers["location"]) == (302, expected)
 
 
+def test_the_icon_every_browser_asks_for_is_no_404(site: DemoSite) -> None:
+    """Found in a cold trial: the catalogue page logged a console error for /favicon.ico."""
+    with running(site.engine, require_token=False, config=site.config) as url:
+        icon = httpx.get(f"{url}/favicon.ico")
+    assert (icon.status_code, icon.content) == (204, b"")
+
+
 def test_the_config_knows_every_feed() -> None:
     assert CATALOGUE_FEEDS == FEEDS, "[catalogue.feeds] keys are checked against exchange.config.CATALOGUE_FEEDS"
 

@@ -280,7 +280,8 @@ def test_an_upstream_dying_mid_body_is_a_failed_run_that_changes_nothing(
         assert run.status == "failed" and run.fetched == 0 and "\n" not in run.message, run
         assert "Traceback" not in result.err
         assert [line for line in result.err.splitlines() if line.startswith("error:")] == [
-            f"error: city: cannot reach {upstream}/closures.csv: RemoteProtocolError"]
+            f"error: city: cannot read {upstream}/closures.csv: its answer broke off, or was not HTTP "
+            "(RemoteProtocolError)"]
         assert city("publish").code == 0
         time.sleep(0.2)
         assert wire(http) == before_wire
