@@ -92,6 +92,8 @@ class SyncResult:
     relinked: int = 0
     #: new city events whose end had passed when they were read: stored, never published (not a column)
     already_over: int = 0
+    #: of ``ended``, city events gone from their source before their start: cancelled (not a column)
+    cancelled: int = 0
 
     @property
     def changed(self) -> bool:
@@ -109,6 +111,8 @@ class SyncResult:
         skipped = sum(1 for error in self.item_errors if error.out_of_scope)
         if skipped:
             parts += f" ({skipped} of them of a kind this source does not read)"
+        if self.cancelled:
+            parts += f" (of the ended, {self.cancelled} gone before their start: cancelled)"
         if self.already_over:
             parts += f"; {self.already_over} of the new already over when read: stored, never published"
         note = f" ({self.message})" if self.message else ""
@@ -682,6 +686,7 @@ class Reconciler:
             for eid in ended])
         self._revisions(sorted(called_off), "cancelled", [{"status": ["active", "cancelled"]}] * len(called_off))
         self.result.ended += len(ending)
+        self.result.cancelled += len(called_off)
 
     def _relink(self) -> None:
         """Link each city event that is the same closure as one another source reports and

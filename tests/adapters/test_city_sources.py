@@ -403,10 +403,12 @@ def test_a_planned_row_that_leaves_its_source_is_cancelled_not_ended_before_its_
     source = build(CSV_WKT, url=str(path))
     ingest(engine, source)
     write_csv(path, [HEADER, closure("C-1")])
-    for _ in range(LIFECYCLE.end_after_missed_polls):
-        ingest(engine, source)
+    results = [ingest(engine, source) for _ in range(LIFECYCLE.end_after_missed_polls)]
     gone = stored(engine)["C-9"]
     assert (gone["status"], gone["end_ms"]) == ("cancelled", None)
+    # the run says so (a cold trial read "1 ended" of a closure that never began)
+    assert results[-1].cancelled == 1, results[-1]
+    assert results[-1].summary().endswith("1 ended, 0 rejected (of the ended, 1 gone before their start: cancelled)")
     assert stored(engine)["C-1"]["status"] == "active"
 
 
