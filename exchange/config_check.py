@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from exchange.config import Config, SourceConfig
 from exchange.config_file import Problem, check_config, config_path
 from exchange.errors import ConfigError, ExchangeError, SchemaOutdated
@@ -74,7 +76,10 @@ def run_checks(path: Path | None, *, offline: bool = False) -> Report:
     config, problems = check_config(path)
     if config is None:
         return Report(path, problems, [])
-    checks = [check_http(config), check_store(config), check_network(config)]
+    store = check_store(config)
+    # a store with its schema to compare the network with (not one created on first use, or upgraded then)
+    readable = store.status == "ok" and store.detail.endswith(_SCHEMA_CURRENT)
+    checks = [check_http(config), store, check_network(config, store_readable=readable)]
     if config.publish.out_dir is not None:
         checks.append(check_out_dir(config.publish.out_dir))
     for source in config.sources:
@@ -147,18 +152,53 @@ def check_store(config: Config) -> Check:
     except ExchangeError as exc:
         return Check("store", "failed", exc.message)
     engine.dispose()
-    return Check("store", "ok", f"{shown}: schema current")
+    return Check("store", "ok", f"{shown}: {_SCHEMA_CURRENT}")
 
 
-def check_network(config: Config) -> Check:
+_SCHEMA_CURRENT = "schema current"
+
+
+def check_network(config: Config, *, store_readable: bool = False) -> Check:
+    """The network file is there, loads, and (with a readable store) is of the store's place: a file of
+    another city makes every publish refuse with NetworkElsewhere, which this check should say first."""
     if config.network is None:
         return Check("network", "skipped", "no [network]: events are not matched to roads")
     path = Path(config.network.path).expanduser()
     if not path.is_file():
         return Check("network", "invalid", f"network.path {path} does not exist" if not path.exists()
                      else f"network.path {path} is not a file")
+    elsewhere = _network_elsewhere(config) if store_readable else None
+    if elsewhere is not None:
+        return Check("network", "invalid", elsewhere)
     note = licence_note(config)
     return Check("network", "ok", f"{path} ({path.stat().st_size} bytes)" + (f"; warning: {note}" if note else ""))
+
+
+def _network_elsewhere(config: Config) -> str | None:
+    """Why the network cannot serve this store (it does not load; its area holds none of the store's
+    events), or None. Loading builds the network's cache, as the first run would."""
+    from exchange.db import open_store
+    from exchange.placement import Placement
+    from exchange.reroute import events_elsewhere
+
+    try:
+        placement = Placement.from_config(config)
+        if placement is None:
+            return None
+        engine = open_store(config.database_url, auto_upgrade=False)
+        try:
+            with engine.connect() as conn:
+                elsewhere = events_elsewhere(conn, placement.network.lonlat_bounds())
+        finally:
+            engine.dispose()
+    except ExchangeError as exc:
+        return exc.message
+    except SQLAlchemyError as exc:  # the store was read a moment ago: said, not raised
+        return f"the store cannot be read to compare with the network: {type(exc).__name__}"
+    if not elsewhere:
+        return None
+    return (f"network.path {config.network.path if config.network else ''} holds none of the store's {elsewhere} "
+            "event(s) in its area: the file of another place? (publish would refuse it)")
 
 
 def licence_note(config: Config) -> str | None:

@@ -129,7 +129,7 @@ def reroute_live(engine: Engine, placement: Placement, *, force: bool = False) -
     if not force:
         with engine.connect() as conn:
             known = conn.execute(select(meta.c.value).where(meta.c.key == NETWORK_KEY)).scalar_one_or_none()
-            elsewhere = _none_in(conn, network.lonlat_bounds())
+            elsewhere = events_elsewhere(conn, network.lonlat_bounds())
         _refuse_a_network_of_elsewhere(stored, report, placement, known if isinstance(known, dict) else {},
                                        elsewhere=elsewhere)
     remembered = {"fingerprint": network.fingerprint(), "path": str(placement.settings.path),
@@ -164,7 +164,7 @@ def _unplaced_crowd(engine: Engine, placement: Placement) -> list[tuple[Any, ...
             if event.road_match is not None and event.road_match.edges]
 
 
-def _none_in(conn: Any, bounds: tuple[float, float, float, float]) -> int:
+def events_elsewhere(conn: Any, bounds: tuple[float, float, float, float]) -> int:
     """How many events the store holds when none of them lies in ``bounds`` (west, south, east, north);
     0 when one does, or when it holds none."""
     west, south, east, north = bounds

@@ -213,3 +213,19 @@ def test_a_city_source_counts_the_rows_a_sync_would_reject(cli: Cli, tmp_path: P
     assert run.code == 0, run
     (line_out,) = [out for out in run.out.splitlines() if out.startswith("source city: ok:")]
     assert ", 4 items" not in line_out and "3 items, 3 rejected (the first: " in line_out, line_out
+
+
+def test_a_network_of_another_place_than_the_stores_events_is_invalid(cli: Cli, tmp_path: Path, testdata: Path) -> None:
+    """Found in a cold trial: West Oakland's extract for a store of New York's Waze reports passed the check
+    ("network: ok"), and then every publish refused it and the daemon ran without it."""
+    path = tmp_path / "exchange.toml"
+    network = testdata / "osm" / "West-Oakland.osm.bz2"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n[[sources]]\nname = "waze"\nurl = "http://127.0.0.1:1/x"\n'
+                    f'[network]\npath = "{network}"\n')
+    assert cli("-c", str(path), "config", "check", "--offline").code == 0, "an empty store: nothing to compare"
+    assert cli("-c", str(path), "replay", str(testdata / "waze_feed" / "nyc_full_feed_20190322.json")).code == 0
+    run = cli("-c", str(path), "config", "check", "--offline")
+    assert run.code == 2, run
+    line = next(line for line in run.out.splitlines() if line.startswith("network: "))
+    assert line.startswith(f"network: invalid: network.path {network} holds none of the store's ") and \
+        "event(s) in its area: the file of another place?" in line, line
