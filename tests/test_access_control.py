@@ -38,6 +38,7 @@ OPEN = {
     "/login": "the sign-in form",
     "/logout": "signing out",
     "/static": "the map's script, styles and vendored libraries",
+    "/favicon.ico": "no icon: an empty 204, so browsers log no 404",
 }
 
 
