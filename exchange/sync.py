@@ -742,7 +742,8 @@ def _kind_of(event_id: str) -> str:
 def _ensure_source(conn: Connection, source: Source, at_ms: int) -> bool:
     """The source's row as the config says it now; whether its priority changed (the links to the same
     closure then rank anew)."""
-    exists = conn.execute(select(sources.c.name, sources.c.priority).where(sources.c.name == source.name)).first()
+    exists = conn.execute(select(sources.c.name, sources.c.priority, sources.c.location)
+                          .where(sources.c.name == source.name)).first()
     if exists is None:
         conn.execute(
             insert(sources).values(
@@ -751,9 +752,13 @@ def _ensure_source(conn: Connection, source: Source, at_ms: int) -> bool:
             )
         )
     else:
+        # moved: the old location's validators go with it, whatever this poll did (a failed one too), so
+        # that no later poll sends them to the new one
+        moved = {"etag": None, "last_modified": None} if exists.location != source.location else {}
         conn.execute(
             update(sources).where(sources.c.name == source.name)
-            .values(kind=source.kind, namespace=source.namespace, location=source.location, priority=source.priority)
+            .values(kind=source.kind, namespace=source.namespace, location=source.location, priority=source.priority,
+                    **moved)
         )
     return exists is not None and exists.priority != source.priority
 

@@ -1117,14 +1117,30 @@ def test_a_source_moved_to_another_url_is_read_there_whatever_the_old_validators
                 self.answer(200, body, {"ETag": f'"{self.path}"', "Last-Modified": "Wed, 20 Feb 2019 15:00:00 GMT",
                                         "Content-Type": "text/csv"})
 
-    with http_server(ByDate) as url:
+    down = {"value": False}
+
+    class ByDateOrDown(ByDate):
+        def do_GET(self) -> None:
+            if down["value"] and self.path == "/new.csv":
+                asked.append((self.path, self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")))
+                self.answer(503, b"down")
+            else:
+                super().do_GET()
+
+    with http_server(ByDateOrDown) as url:
         assert sync_source(engine, build(CSV_WKT, url=f"{url}/old.csv"), LIFECYCLE).new == 1
         assert sync_source(engine, build(CSV_WKT, url=f"{url}/old.csv"), LIFECYCLE).status == "not-modified"
+        # the review: the new URL's first poll failing must not bring the old validators back for the second
+        down["value"] = True
+        with pytest.raises(UpstreamUnavailable):
+            sync_source(engine, build(CSV_WKT.replace('url = "{url}"', 'url = "{url}"\nretries = 0'),
+                                      url=f"{url}/new.csv"), LIFECYCLE)
+        down["value"] = False
         moved = sync_source(engine, build(CSV_WKT, url=f"{url}/new.csv"), LIFECYCLE)
         again = sync_source(engine, build(CSV_WKT, url=f"{url}/new.csv"), LIFECYCLE)
-    assert (moved.status, moved.new) == ("ok", 1), moved
+    assert (moved.status, moved.new) == ("ok", 1), (moved, asked)
     assert again.status == "not-modified", "the new URL's own validators are used from then on"
-    assert asked[2] == ("/new.csv", None, None) and asked[3][1] == '"/new.csv"', asked
+    assert asked[-2] == ("/new.csv", None, None) and asked[-1][1] == '"/new.csv"', asked
 
 
 def test_a_url_of_a_scheme_nothing_reads_is_refused_with_the_config() -> None:
