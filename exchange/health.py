@@ -158,9 +158,11 @@ def source_health(source: SourceConfig, runs: Sequence[Run], now_ms: int) -> Hea
             return made(State.STALE, reference + limit, f"{what} for {_minutes(now_ms - reference)}")
     # a poll that read no new payload (the same snapshot again, a 304) leaves the data as the last read
     # one was: a suspect snapshot served twice is no recovery
-    last_read = next((run for run in runs if run.status not in _REPEATS), newest)
+    # (nor does a failed one in between: the data is still the suspect snapshot)
+    last_read = next((run for run in runs if run.status in _SUCCESS and run.status not in _REPEATS), newest)
     if last_read.status in _SUCCESS and _suspect(last_read):
-        streak = _streak(runs, lambda run: run.status in _REPEATS or (run.status in _SUCCESS and _suspect(run)))
+        streak = _streak(runs, lambda run: run.status in _REPEATS or run.status == "failed"
+                         or (run.status in _SUCCESS and _suspect(run)))
         return made(State.SUSPECT, streak[-1].started_ms, last_read.message or "")
     return made(State.OK, _ok_since(runs, polled_within, limit), f"last poll {newest.status}")
 

@@ -69,6 +69,9 @@ def test_suspect_when_the_newest_poll_held_far_fewer_items() -> None:
     again = source_health(waze(), polls((0, "duplicate"), (1, "ok", None, note), (3, "ok", None, note), (5, "ok")),
                           NOW)
     assert again.state is State.SUSPECT and again.since_ms == NOW - 3 * MIN, again
+    between = source_health(waze(), polls((0, "duplicate"), (1, "failed", "fetch"), (2, "ok", None, note), (5, "ok")),
+                            NOW)
+    assert between.state is State.SUSPECT, "a failed poll between reads nothing either (the review)"
     recovered = source_health(waze(), polls((0, "ok"), (1, "ok", None, note), (5, "ok")), NOW)
     assert recovered.state is State.OK
 
