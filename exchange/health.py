@@ -28,7 +28,7 @@ server, ``inspect sources``) sees the same, and a restart forgets nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,8 +41,8 @@ from exchange.schema import publications, publish_runs, sync_runs
 from exchange.sync import SUSPECT_NOTE
 from exchange.targets import off_feeds
 
-__all__ = ["LOOKBACK_RUNS", "Health", "HealthReport", "State", "feed_health", "read_health", "refused_in",
-           "source_health"]
+__all__ = ["LOOKBACK_RUNS", "Health", "HealthReport", "State", "feed_health", "read_health", "refusal_spells",
+           "refused_in", "source_health"]
 
 #: how many of a source's newest polls its state is read from
 LOOKBACK_RUNS = 200
@@ -214,8 +214,63 @@ def read_health(conn: Connection, config: Config, now_ms: int) -> HealthReport:
 
 def refused_in(conn: Connection) -> dict[str, str]:
     """Target -> why the last publish run refused it (its last good feeds stay served); empty when none was."""
-    row = conn.execute(select(publish_runs.c.problems).order_by(publish_runs.c.id.desc()).limit(1)).first()
-    targets = row.problems.get("targets") if row is not None and isinstance(row.problems, dict) else None
+    newest = next(_publish_runs_newest_first(conn), None)
+    return _refused_by(newest[1]) if newest is not None else {}
+
+
+def refusal_spells(conn: Connection, told_refused: Collection[str] = ()) -> dict[str, tuple[bool, int, str]]:
+    """Per target refused by the last publish run, or in ``told_refused`` (last told as refused): whether it
+    still is refused, since when (the first run of the refusal going on, or the run that published it
+    again), and the newest reason. Reads back only as far as that takes (a run's problems can be large)."""
+    runs = _publish_runs_newest_first(conn)
+    newest = next(runs, None)
+    if newest is None:
+        return {}
+    current = _refused_by(newest[1])
+    spells: dict[str, tuple[bool, int, str]] = {}
+    open_streaks = dict.fromkeys(current, newest[0])  # target -> the oldest run of its refusal so far
+    recovering = {target: newest[0] for target in told_refused if target not in current}  # -> the run after
+    for at, problems in runs:
+        if not open_streaks and not recovering:
+            break
+        refused = _refused_by(problems)
+        for target in list(open_streaks):
+            if target in refused:
+                open_streaks[target] = at
+            else:
+                spells[target] = (True, open_streaks.pop(target), current[target])
+        for target in list(recovering):
+            if target in refused:
+                spells[target] = (False, recovering.pop(target), refused[target])
+            else:
+                recovering[target] = at
+    spells.update({target: (True, since, current[target]) for target, since in open_streaks.items()})
+    # refused beyond the runs looked back at: published again by the oldest of them at the latest
+    spells.update({target: (False, since, "") for target, since in recovering.items()})
+    return spells
+
+
+def _publish_runs_newest_first(conn: Connection) -> Iterator[tuple[int, Any]]:
+    """The publish runs (time, problems), newest first, read a few at a time, at most ``LOOKBACK_RUNS``."""
+    last_id: int | None = None
+    for _batch in range(0, LOOKBACK_RUNS, _RUNS_PER_READ):
+        query = select(publish_runs.c.id, publish_runs.c.at_ms, publish_runs.c.problems)
+        if last_id is not None:
+            query = query.where(publish_runs.c.id < last_id)
+        rows = conn.execute(query.order_by(publish_runs.c.id.desc()).limit(_RUNS_PER_READ)).all()
+        for run_id, at, problems in rows:
+            last_id = run_id
+            yield int(at), problems
+        if len(rows) < _RUNS_PER_READ:
+            return
+
+
+#: publish runs read at a time when looking back for a refusal's start or end
+_RUNS_PER_READ = 8
+
+
+def _refused_by(problems: Any) -> dict[str, str]:
+    targets = problems.get("targets") if isinstance(problems, dict) else None
     if not isinstance(targets, dict):
         return {}
     return {str(name): str(part.get("reason") or "") for name, part in targets.items()

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from exchange.db import db_error_message, writing
-from exchange.health import Health, State, read_health
+from exchange.health import Health, State, read_health, refusal_spells
 from exchange.output import iso
 from exchange.runtime import now_ms as now
 from exchange.schema import notifications
@@ -113,6 +113,8 @@ class Watcher:
         held = held_back_now(self.engine)
         with self.engine.connect() as conn:
             report = read_health(conn, self.config, now_ms)
+            told = self._refused_told(conn)
+            spells = refusal_spells(conn, told)
             found = [n for kind, states in (("source", report.sources), ("feed", report.feeds)) for h in states
                      if f"{kind}:{h.name}" not in settling and (n := self._state_notice(conn, kind, h)) is not None]
             late = late_closures(conn, now_ms, self.config.publish.waze_unseen_after_min, held, self.config.zone)
@@ -120,16 +122,38 @@ class Watcher:
             digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
             found.append(Notice(f"held-back:{event_id}:{digest}", "held-back", event_id,
                                 f"event {event_id}: {reason}", detail=reason))  # the reason says "held back"
-        for target, reason in sorted(report.refused.items()):
-            digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
-            found.append(Notice(f"publish-refused:{target}:{digest}", "publish-refused", target,
-                                f"{target} was not published: {reason}; its last good feeds stay served",
-                                detail=reason))
+        for target, (still, since, reason) in sorted(spells.items()):
+            notice = self._refusal_notice(target, still, since, reason, "Refused" if target in told else None)
+            if notice is not None:
+                found.append(notice)
         for closure_id, status in late:
             text = status.warning(closure_id)
             if text is not None:
                 found.append(Notice(f"late-closure:{closure_id}", "late-closure", closure_id, text, detail=text))
         return found
+
+    @staticmethod
+    def _refusal_notice(target: str, still: bool, since: int, reason: str, told: str | None) -> Notice | None:
+        """A target's refusal, once per spell however its wording moves (how many events, which first), and
+        its end once: a publish that carried it again (which also stops a retry of the refusal)."""
+        if still:
+            return Notice(f"publish-refused:{target}:{since}", "publish-refused", target,
+                          f"{target} was not published: {reason}; its last good feeds stay served",
+                          state="Refused", since_ms=since, detail=reason)
+        if told != "Refused":
+            return None
+        return Notice(f"publish-refused:{target}:{since}:published", "publish-refused", target,
+                      f"{target} is published again", state="OK", since_ms=since, problem=False)
+
+    @staticmethod
+    def _refused_told(conn: Connection) -> set[str]:
+        """The targets whose last refusal notice is a refusal (no "published again" told after it)."""
+        last: dict[str, str | None] = {}
+        for subject, state in conn.execute(
+                select(notifications.c.subject, notifications.c.state)
+                .where(notifications.c.kind == "publish-refused").order_by(notifications.c.sent_ms)):
+            last[subject] = state
+        return {subject for subject, state in last.items() if state == "Refused"}
 
     def _state_notice(self, conn: Connection, kind: str, health: Health) -> Notice | None:
         """A state worth telling: a problem not told yet, or OK again after one."""

@@ -129,6 +129,21 @@ def test_every_event_failing_publishes_nothing_and_keeps_the_feeds_byte_identica
         problems = read_health(conn, config, T0_MS).problems
     assert any(p.startswith("cifs was not published: 5 of 5 published events") for p in problems), problems
 
+    # once per spell (the review: each new count or first event was a new notice), and its end once
+    watcher = Watcher(engine, config)
+    assert len(watcher.check(T0_MS + 3_600_000)) >= 3
+    renderer_fails_on(lambda event: event.id != closures[0])  # 4 of 5 now: other words, the same refusal
+    monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS + 2 * 3_600_000))
+    with pytest.raises(PublishFailed, match=r"^4 of 5 published events"):
+        publish(engine, config)
+    assert [n for n in watcher.check(T0_MS + 2 * 3_600_000) if n.kind == "publish-refused"] == []
+    renderer_fails_on(lambda event: False)
+    monkeypatch.setenv("EXCHANGE_NOW", str(T0_MS + 3 * 3_600_000))
+    assert publish(engine, config).status == "published"
+    again = [(n.subject, n.text) for n in watcher.check(T0_MS + 3 * 3_600_000) if n.kind == "publish-refused"]
+    assert again == [(name, f"{name} is published again") for name in ("cifs", "datex2", "wzdx")], again
+    assert [n for n in watcher.check(T0_MS + 3 * 3_600_000 + 1) if n.kind == "publish-refused"] == []
+
 
 def test_the_guard_lets_a_few_hold_backs_through(
     engine: Engine, config: Config, closures: list[str], renderer_fails_on: Any,
