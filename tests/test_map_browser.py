@@ -406,6 +406,19 @@ def test_the_map_without_a_base_map(site: tuple[DemoSite, str], browser: Any) ->
             notice = page.text_content("#notice") or ""
             assert "Your sign-in has ended" in notice and "No events match" not in notice, notice
             assert _drawn(page) == {"point": set(), "line": set()}
+            assert page.locator("form.signout button").is_hidden(), "no Sign out while signed out"
+
+            # signed in again (a new token, as another tab would): the next refresh shows who again (the review)
+            again = add_operator(demo.engine, "map-test-again")
+            context.set_extra_http_headers({"Authorization": f"Bearer {again}"})
+            deadline = time.monotonic() + 5
+            while httpx.get(f"{url}/api/stats", headers={"Authorization": f"Bearer {again}"}).status_code != 200:
+                assert time.monotonic() < deadline, "the new operator never took"
+                time.sleep(0.05)
+            page.clock.fast_forward(61_000)
+            page.wait_for_function("() => document.querySelector('.who').textContent.startsWith('Signed in as')")
+            assert page.locator("form.signout button").is_visible()
+            assert "Your sign-in has ended" not in (page.text_content("#notice") or "")
             assert not tiles and not errors, (tiles, errors)
         finally:
             context.close()

@@ -320,6 +320,7 @@
         state.loadedAt = new Date();
         setNotice("load", complete ? null : `Only the first ${features.length} events are shown: narrow the filters.`);
         setNotice("auth", null);
+        if (state.signedOut) showSignedOut(false);  // signed in again (another tab): the header says who again
         state.signedOut = false;
         render();
         if (state.first && drawn.getLayers().length) {
@@ -334,8 +335,7 @@
           state.features = [];
           state.signedOut = true;
           render();
-          const who = document.querySelector(".who");
-          if (who) who.textContent = "Signed out";
+          showSignedOut(true);
           setNotice("auth", "Your sign-in has ended: reload the page to sign in again.");
         } else {
           setNotice("load", `Cannot load the events (${error.message}); showing the last ones loaded.`);
@@ -350,6 +350,17 @@
       }
     })();
     return state.loading;
+  }
+
+  // the header while signed out: no name, no "Sign out"; as the page came once signed in again
+  const who = document.querySelector(".who");
+  const whoSignedIn = who ? [...who.childNodes].map((node) => node.cloneNode(true)) : [];
+  function showSignedOut(out) {
+    if (!who) return;
+    if (out) who.textContent = "Signed out";
+    else who.replaceChildren(...whoSignedIn.map((node) => node.cloneNode(true)));
+    const button = document.querySelector("form.signout button");
+    if (button) button.hidden = out;
   }
 
   // ------------------------------------------------------------------ drawing
@@ -648,7 +659,7 @@
     return Object.entries(changes).map(([field, pair]) => {
       if (Array.isArray(pair) && pair.length === 2) return changeLines(field, pair[0], pair[1]).join("; ");
       return `${field}: ${JSON.stringify(pair)}`;
-    }).join("; ");
+    }).filter((text) => text).join("; ");
   }
 
   function renderDetail(feature) {
