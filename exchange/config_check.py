@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from exchange.config import Config, SourceConfig
@@ -180,14 +181,17 @@ def _network_elsewhere(config: Config) -> str | None:
     from exchange.db import open_store
     from exchange.placement import Placement
     from exchange.reroute import events_elsewhere
+    from exchange.schema import events
 
     try:
-        placement = Placement.from_config(config)
-        if placement is None:
-            return None
         engine = open_store(config.database_url, auto_upgrade=False)
         try:
             with engine.connect() as conn:
+                if conn.execute(select(events.c.id).limit(1)).first() is None:
+                    return None  # nothing to compare: the network is not loaded (nor its cache built) for it
+                placement = Placement.from_config(config)
+                if placement is None:
+                    return None
                 elsewhere = events_elsewhere(conn, placement.network.lonlat_bounds())
         finally:
             engine.dispose()

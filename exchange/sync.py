@@ -107,12 +107,12 @@ class SyncResult:
         }
 
     def summary(self) -> str:
-        parts = ", ".join(f"{value} {name}" for name, value in self.counts().items())
+        parts = ", ".join(f"{value} {name}" + (f" ({self.cancelled} of them gone before their start: cancelled)"
+                                                if name == "ended" and self.cancelled else "")
+                          for name, value in self.counts().items())
         skipped = sum(1 for error in self.item_errors if error.out_of_scope)
         if skipped:
             parts += f" ({skipped} of them of a kind this source does not read)"
-        if self.cancelled:
-            parts += f" (of the ended, {self.cancelled} gone before their start: cancelled)"
         if self.already_over:
             parts += f"; {self.already_over} of the new already over when read: stored, never published"
         note = f" ({self.message})" if self.message else ""

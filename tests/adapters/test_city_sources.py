@@ -408,7 +408,7 @@ def test_a_planned_row_that_leaves_its_source_is_cancelled_not_ended_before_its_
     assert (gone["status"], gone["end_ms"]) == ("cancelled", None)
     # the run says so (a cold trial read "1 ended" of a closure that never began)
     assert results[-1].cancelled == 1, results[-1]
-    assert results[-1].summary().endswith("1 ended, 0 rejected (of the ended, 1 gone before their start: cancelled)")
+    assert results[-1].summary().endswith("1 ended (1 of them gone before their start: cancelled), 0 rejected")
     assert stored(engine)["C-1"]["status"] == "active"
 
 
