@@ -405,7 +405,7 @@ def test_the_operator_is_told_what_another_sources_report_of_the_same_closure_do
     assert notes == ["note: permits:city:C-100 (source city-permits) reports the same closure: it leaves the "
                      "feeds, this one goes out in its place"], added.err
     listed = store_cli("--config", str(config.path), "closure", "list")  # the table wraps the sentence
-    assert listed.code == 0 and "left out: the" in listed.out and "same closure as" in listed.out, listed.out
+    assert listed.code == 0 and "left out: the" in listed.out and "closure as" in listed.out, listed.out
     ended = store_cli("--config", str(config.path), "closure", "end", added.out.strip())
     assert ended.code == 0, ended
     notes = [line for line in ended.err.splitlines() if line.startswith("note: ")]
