@@ -182,9 +182,10 @@ def test_an_older_snapshot_is_a_poll_without_new_data() -> None:
     assert source_health(waze(), polls((1, "history"), (20, "ok")), NOW).state is State.STALE
 
 
-def test_a_notice_the_webhook_did_not_take_is_sent_again_until_it_is(engine: Engine) -> None:
-    from exchange.notify import GIVE_UP_AFTER_MS, RETRY_EVERY_MS
-
+def _webhook_while_offline(engine: Engine, down_status: int | None) -> tuple[Watcher, dict[str, bool], list[str]]:
+    """A watcher of one source that is Offline, its webhook receiver down (``up``: False) until a test brings
+    it up: down, it refuses the connection (``down_status`` None) or answers that status; up, it keeps the
+    states it is sent (``received``)."""
     up = {"value": False}
     received: list[str] = []
 
@@ -192,14 +193,22 @@ def test_a_notice_the_webhook_did_not_take_is_sent_again_until_it_is(engine: Eng
         import json
 
         if not up["value"]:
-            raise httpx.ConnectError("refused", request=request)
+            if down_status is None:
+                raise httpx.ConnectError("refused", request=request)
+            return httpx.Response(down_status)
         received.append(json.loads(request.content)["state"])
         return httpx.Response(200)
 
     config = Config.model_validate({"sources": [{"name": "waze", "url": "x"}],
                                     "notify": {"webhook_url": "http://hooks.invalid/x"}})
     _store_runs(engine, ("waze", 1, "failed", "fetch"))
-    watcher = Watcher(engine, config, transport=httpx.MockTransport(hook))
+    return Watcher(engine, config, transport=httpx.MockTransport(hook)), up, received
+
+
+def test_a_notice_the_webhook_did_not_take_is_sent_again_until_it_is(engine: Engine) -> None:
+    from exchange.notify import GIVE_UP_AFTER_MS, RETRY_EVERY_MS
+
+    watcher, up, received = _webhook_while_offline(engine, down_status=None)
     assert [n.state for n in watcher.check(NOW)] == ["Offline"] and received == []
     up["value"] = True
     assert watcher.check(NOW + 1_000) == [] and received == [], "not again before a minute"
@@ -219,21 +228,7 @@ def test_a_problem_over_before_its_retry_is_not_sent_after_the_recovery(engine: 
     "Offline" came: the chat's last word said the source was down while it was up."""
     from exchange.notify import RETRY_EVERY_MS
 
-    up = {"value": False}
-    received: list[str] = []
-
-    def hook(request: httpx.Request) -> httpx.Response:
-        import json
-
-        if not up["value"]:
-            return httpx.Response(500)
-        received.append(json.loads(request.content)["state"])
-        return httpx.Response(200)
-
-    config = Config.model_validate({"sources": [{"name": "waze", "url": "x"}],
-                                    "notify": {"webhook_url": "http://hooks.invalid/x"}})
-    _store_runs(engine, ("waze", 1, "failed", "fetch"))
-    watcher = Watcher(engine, config, transport=httpx.MockTransport(hook))
+    watcher, up, received = _webhook_while_offline(engine, down_status=500)
     assert [n.state for n in watcher.check(NOW)] == ["Offline"] and received == []
     up["value"] = True
     _store_runs(engine, ("waze", 0, "ok", None))
