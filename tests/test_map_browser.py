@@ -422,3 +422,26 @@ def test_the_map_without_a_base_map(site: tuple[DemoSite, str], browser: Any) ->
             assert not tiles and not errors, (tiles, errors)
         finally:
             context.close()
+
+
+def test_thousands_of_events_are_no_tab_stops(tmp_path: Path, browser: Any, testdata: Path) -> None:
+    """Found in a cold trial: New York's 3,536 reports were 3,541 tab stops before the zoom and the legend, out
+    of a keyboard's reach. Beyond 150 events drawn, none is a tab stop (the city's closures keep their list)."""
+    with demo_site(tmp_path, "") as demo:
+        code, _out, err = demo.cli("replay", str(testdata / "waze_feed" / "nyc_full_feed_20190322.json"))
+        assert code == 0, err
+        token = add_operator(demo.engine, "map-test-many")
+        with serving(create_app(demo.engine, require_token=False, config=demo.config)) as url:
+            context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {token}"})
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            try:
+                page.goto(f"{url}/map?status=")  # every status: the replayed reports are history
+                page.select_option("#status", "")
+                page.wait_for_function("() => Number(document.getElementById('counter').dataset.shown) > 150")
+                shown = int(page.locator("#counter").get_attribute("data-shown") or 0)
+                assert page.locator("#map [data-event-id][tabindex='0']").count() == 0
+                assert page.locator("#map [data-event-id][tabindex='-1']").count() == shown
+                assert page.locator(".leaflet-control-zoom-in").count() == 1
+            finally:
+                context.close()
