@@ -639,10 +639,13 @@
     return el("section", { class: "detail-section" }, el("h3", { text: heading }), ...children);
   }
 
-  // a revision's changes as `inspect event` shows them: times as times, an object key by key (what moved)
+  // a revision's changes as `inspect event` shows them: the event's times as times (its own columns only:
+  // a source's attribute named *_ms is shown as sent, as the CLI does), an object key by key (what moved)
+  const TIME_FIELDS = new Set(["start_ms", "end_ms", "visible_in_waze_since_ms", "waze_last_seen_ms",
+    "waze_flowing_since_ms"]);
   function changeValue(field, value) {
     if (value === null || value === undefined) return "—";
-    if (/_ms$/.test(field) && Number.isFinite(value)) return when(new Date(value).toISOString());
+    if (TIME_FIELDS.has(field) && Number.isInteger(value)) return when(new Date(value).toISOString());
     return JSON.stringify(value);
   }
   function changeLines(field, before, after) {
@@ -652,7 +655,8 @@
       return keys.filter((k) => JSON.stringify((before || {})[k]) !== JSON.stringify((after || {})[k]))
         .map((k) => changeLines(`${field}.${k}`, (before || {})[k], (after || {})[k])).flat();
     }
-    return [`${field.replace(/_ms$/, "")}: ${changeValue(field, before)} → ${changeValue(field, after)}`];
+    const label = TIME_FIELDS.has(field) ? field.replace(/_ms$/, "") : field;
+    return [`${label}: ${changeValue(field, before)} → ${changeValue(field, after)}`];
   }
   function changesText(changes) {
     if (!changes || typeof changes !== "object") return "";
