@@ -251,18 +251,21 @@ def refusal_spells(conn: Connection, told_refused: Collection[str] = ()) -> dict
 
 
 def _publish_runs_newest_first(conn: Connection) -> Iterator[tuple[int, Any]]:
-    """The publish runs (time, problems), newest first, read a few at a time, at most ``LOOKBACK_RUNS``."""
+    """The publish runs (time, problems), newest first, at most ``LOOKBACK_RUNS``: the newest alone (most
+    readers need no other), then a few at a time."""
     last_id: int | None = None
-    for _batch in range(0, LOOKBACK_RUNS, _RUNS_PER_READ):
+    read, batch = 0, 1
+    while read < LOOKBACK_RUNS:
         query = select(publish_runs.c.id, publish_runs.c.at_ms, publish_runs.c.problems)
         if last_id is not None:
             query = query.where(publish_runs.c.id < last_id)
-        rows = conn.execute(query.order_by(publish_runs.c.id.desc()).limit(_RUNS_PER_READ)).all()
+        rows = conn.execute(query.order_by(publish_runs.c.id.desc()).limit(batch)).all()
         for run_id, at, problems in rows:
             last_id = run_id
             yield int(at), problems
-        if len(rows) < _RUNS_PER_READ:
+        if len(rows) < batch:
             return
+        read, batch = read + batch, _RUNS_PER_READ
 
 
 #: publish runs read at a time when looking back for a refusal's start or end

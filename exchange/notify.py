@@ -114,7 +114,8 @@ class Watcher:
         with self.engine.connect() as conn:
             report = read_health(conn, self.config, now_ms)
             told = self._refused_told(conn)
-            spells = refusal_spells(conn, told)
+            # the look back for a refusal's start or end only when there is one (most watches: none)
+            spells = refusal_spells(conn, told) if told or report.refused else {}
             found = [n for kind, states in (("source", report.sources), ("feed", report.feeds)) for h in states
                      if f"{kind}:{h.name}" not in settling and (n := self._state_notice(conn, kind, h)) is not None]
             late = late_closures(conn, now_ms, self.config.publish.waze_unseen_after_min, held, self.config.zone)
@@ -123,7 +124,7 @@ class Watcher:
             found.append(Notice(f"held-back:{event_id}:{digest}", "held-back", event_id,
                                 f"event {event_id}: {reason}", detail=reason))  # the reason says "held back"
         for target, (still, since, reason) in sorted(spells.items()):
-            notice = self._refusal_notice(target, still, since, reason, "Refused" if target in told else None)
+            notice = self._refusal_notice(target, still, since, reason, told_refused=target in told)
             if notice is not None:
                 found.append(notice)
         for closure_id, status in late:
@@ -133,14 +134,14 @@ class Watcher:
         return found
 
     @staticmethod
-    def _refusal_notice(target: str, still: bool, since: int, reason: str, told: str | None) -> Notice | None:
+    def _refusal_notice(target: str, still: bool, since: int, reason: str, *, told_refused: bool) -> Notice | None:
         """A target's refusal, once per spell however its wording moves (how many events, which first), and
         its end once: a publish that carried it again (which also stops a retry of the refusal)."""
         if still:
             return Notice(f"publish-refused:{target}:{since}", "publish-refused", target,
                           f"{target} was not published: {reason}; its last good feeds stay served",
                           state="Refused", since_ms=since, detail=reason)
-        if told != "Refused":
+        if not told_refused:
             return None
         return Notice(f"publish-refused:{target}:{since}:published", "publish-refused", target,
                       f"{target} is published again", state="OK", since_ms=since, problem=False)
