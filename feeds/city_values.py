@@ -349,10 +349,8 @@ def wall_clock_instant(naive: datetime, zone: tzinfo) -> datetime:
     """
     early, late = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
     before, after = early.utcoffset(), late.utcoffset()
-    if before is None or after is None or before == after:
-        return early.astimezone(UTC)
-    if early.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
-        return early.astimezone(UTC)
+    if before is None or after is None or early.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
+        return early.astimezone(UTC)  # no change near, or a fold: the first time the clocks show it
     return _change_instant(naive, zone, before, after)
 
 
