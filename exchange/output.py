@@ -266,6 +266,11 @@ _UNBROKEN = frozenset({
 })
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: whole, or its start and "…" (a table cell, a field)."""
+    return text if len(text) <= limit else f"{text[:limit - 1].rstrip()}…"
+
+
 def as_text(value: Any) -> str:
     """A value for people: nested values as compact JSON (what ``--format json`` shows), not Python reprs.
 

@@ -21,7 +21,7 @@ import typer
 
 from exchange.cli import context
 from exchange.errors import ExchangeError, ItemRejected, UsageError
-from exchange.output import Format, event_record, in_zone, iso, write_records
+from exchange.output import Format, cut, event_record, in_zone, iso, write_records
 
 if TYPE_CHECKING:
     from exchange.closures import Outcome
@@ -512,9 +512,8 @@ def closure_list(
             record["start_time"] = iso(row["start_ms"], config.zone)
             record["end_time"] = iso(row["end_ms"], config.zone)
             # a list, one closure a few lines: an agency's 400-character description is `inspect event`'s to show
-            text = record["description"]
-            if text and len(text) > _LISTED_DESCRIPTION:
-                record["description"] = text[:_LISTED_DESCRIPTION - 1].rstrip() + "…"
+            if record["description"]:
+                record["description"] = cut(record["description"], _LISTED_DESCRIPTION)
             if row["same_as"] and not record["held_back"]:  # machine formats have same_as itself
                 record["held_back"] = f"left out: the same closure as {row['same_as']} goes out in its place"
         records.append(record)

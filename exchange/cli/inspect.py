@@ -18,6 +18,7 @@ from exchange.output import (
     Format,
     RecordFormat,
     as_text,
+    cut,
     event_record,
     in_zone,
     iso,
@@ -242,7 +243,7 @@ _SHOWN_CHARACTERS = 240
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= _SHOWN_CHARACTERS else f"{text[:_SHOWN_CHARACTERS - 1]}…"
+    return cut(text, _SHOWN_CHARACTERS)
 
 
 def _geometry_text(geometry: Any) -> str:
